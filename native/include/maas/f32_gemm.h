@@ -1,0 +1,55 @@
+// The fp32 GEMM kernel family: C = act(A·B + bias) with B packed once into the kernel's panels.
+// Every member is listed once in src/cpu/f32_gemm.inc; dispatch, the JS list and tests read it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "maas/activation.h"
+#include "maas/isa.h"
+
+namespace maas {
+
+// One call's operands. B is packed (see PackF32B); bias, when present, holds PackedBiasFloats.
+struct F32GemmArgs {
+  size_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;  // m rows of k floats, row stride lda (>= k)
+  size_t lda = 0;
+  const float* b_packed = nullptr;
+  const float* bias = nullptr;  // nullptr: no bias
+  float* c = nullptr;           // m rows of n floats, row stride ldc (>= n)
+  size_t ldc = 0;
+  Activation act = Activation::kLinear;
+  float alpha = 0.f;  // leakyRelu slope, elu scale
+};
+
+// A rectangle of the output: rows [m_begin, m_end) and B panels [p_begin, p_end).
+struct GemmTile {
+  size_t m_begin, m_end, p_begin, p_end;
+};
+
+struct F32GemmKernel {
+  const char* name;
+  Isa isa;
+  uint32_t mr, nr;  // register tile: rows of A, columns of B (the packing panel width)
+  // Floats of scratch one thread needs for a given K (packed A blocks).
+  size_t (*scratch_floats)(size_t k);
+  // Computes one tile. Softmax requires the tile to span every panel. noexcept, no allocation.
+  void (*run)(const F32GemmArgs& args, const GemmTile& tile, float* scratch);
+};
+
+// Kernels in preference order (best first), from f32_gemm.inc.
+const F32GemmKernel* F32GemmKernels(size_t* count) noexcept;
+// The best kernel whose ISA is at most `cap` and that this CPU/OS supports.
+const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept;
+const F32GemmKernel* FindF32Gemm(const char* name) noexcept;
+bool IsaSupported(Isa isa) noexcept;
+
+// Packed B: ceil(n / nr) panels, each k rows of nr floats, zero padded past n.
+inline size_t PackedPanels(size_t n, uint32_t nr) noexcept { return (n + nr - 1) / nr; }
+inline size_t PackedBFloats(size_t k, size_t n, uint32_t nr) noexcept { return PackedPanels(n, nr) * nr * k; }
+inline size_t PackedBiasFloats(size_t n, uint32_t nr) noexcept { return PackedPanels(n, nr) * nr; }
+// w is k rows of n floats (row stride ldw), as Keras and tfjs store a Dense kernel.
+void PackF32B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, float* dst) noexcept;
+void PackF32Bias(const float* bias, size_t n, uint32_t nr, float* dst) noexcept;
+
+}  // namespace maas

@@ -1,0 +1,12 @@
+// Peak-throughput probes: independent FMA chains held in registers, per ISA. The benchmark
+// harness reports every kernel against the peak measured by these in the same run.
+#pragma once
+#include <cstdint>
+
+namespace maas {
+
+// Runs `iterations` rounds of independent FMAs; returns the flops performed (2 per lane per FMA).
+double PeakFmaAvx512(uint64_t iterations) noexcept;
+double PeakFmaAvx2(uint64_t iterations) noexcept;
+
+}  // namespace maas

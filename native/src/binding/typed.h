@@ -1,0 +1,40 @@
+// Small checked accessors for binding arguments: typed arrays (byteOffset honoured, detached and
+// length checked), integers and enums. A wrong argument becomes a coded TypeError.
+#pragma once
+#include <napi.h>
+
+#include <string>
+
+#include "addon.h"
+
+namespace maas::binding {
+
+template <typename T>
+inline Napi::TypedArrayOf<T> ArgTypedArray(const Napi::CallbackInfo& info, size_t index, const char* what,
+                                           napi_typedarray_type type) {
+  Napi::Value v = info[index];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") +
+               (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what, true);
+  }
+  return v.As<Napi::TypedArrayOf<T>>();
+}
+
+inline size_t ArgSize(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  Napi::Value v = info[index];
+  if (!v.IsNumber()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a number for ") + what, true);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != static_cast<double>(static_cast<uint64_t>(d)) || d > 9007199254740991.0) {
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", std::string("expected a non-negative integer for ") + what +
+               " but received " + std::to_string(d), true);
+  }
+  return static_cast<size_t>(d);
+}
+
+inline Activation ArgActivation(const Napi::CallbackInfo& info, size_t index) {
+  const size_t a = ArgSize(info, index, "activation");
+  if (a >= kActivationCount) ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", "activation code out of range", true);
+  return static_cast<Activation>(a);
+}
+
+}  // namespace maas::binding

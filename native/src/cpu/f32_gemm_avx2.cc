@@ -1,0 +1,59 @@
+// fp32 GEMM for AVX2 + FMA3: a 6×16 register tile (12 ymm accumulators), maskload/maskstore tails.
+// Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
+#include <immintrin.h>
+
+#include "f32_gemm_driver.h"
+
+namespace maas {
+namespace {
+
+struct VAvx2 {
+  using R = __m256;
+  static constexpr size_t W = 8;
+  static __m256i Mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static R load_tail(const float* p, size_t n, float fill) {
+    const __m256i m = Mask(n);
+    return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static void store(float* p, R x) { _mm256_storeu_ps(p, x); }
+  static void store_tail(float* p, R x, size_t n) { _mm256_maskstore_ps(p, Mask(n), x); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static R min(R a, R b) { return _mm256_min_ps(a, b); }
+  static R abs(R x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }
+  static R copysign(R mag, R sign) {
+    return _mm256_or_ps(mag, _mm256_and_ps(sign, _mm256_set1_ps(-0.f)));
+  }
+  static R select_pos(R x, R a, R b) { return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, zero(), _CMP_GT_OQ)); }
+  static R round(R x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static R pow2(R n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
+  static float hmax(R x) {
+    __m128 v = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_max_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+  static float hsum(R x) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+  }
+};
+
+}  // namespace
+}  // namespace maas
+
+MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_6x16__avx2_fma, VAvx2, 6, 2)

@@ -1,0 +1,67 @@
+// The fp32 GEMM kernel table built from f32_gemm.inc, selection under an ISA cap, and B packing.
+// Baseline flags only: nothing here may execute an instruction the CPU might lack.
+#include <cstring>
+
+#include "maas/f32_gemm.h"
+
+namespace maas {
+
+#define MAAS_F32_GEMM(name, isa, mr, nr)              \
+  size_t name##_scratch(size_t k);                    \
+  void name##_run(const F32GemmArgs&, const GemmTile&, float*);
+#include "f32_gemm.inc"
+#undef MAAS_F32_GEMM
+
+namespace {
+const F32GemmKernel kKernels[] = {
+#define MAAS_F32_GEMM(name, isa, mr, nr) {#name, Isa::isa, mr, nr, &name##_scratch, &name##_run},
+#include "f32_gemm.inc"
+#undef MAAS_F32_GEMM
+};
+constexpr size_t kKernelCount = sizeof(kKernels) / sizeof(kKernels[0]);
+}  // namespace
+
+bool IsaSupported(Isa isa) noexcept {
+  return static_cast<uint32_t>(isa) <= static_cast<uint32_t>(BestSupportedIsa());
+}
+
+const F32GemmKernel* F32GemmKernels(size_t* count) noexcept {
+  *count = kKernelCount;
+  return kKernels;
+}
+
+const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept {
+  const Isa limit = MinIsa(cap, BestSupportedIsa());
+  for (const F32GemmKernel& k : kKernels) {
+    if (static_cast<uint32_t>(k.isa) <= static_cast<uint32_t>(limit)) return &k;
+  }
+  return nullptr;
+}
+
+const F32GemmKernel* FindF32Gemm(const char* name) noexcept {
+  for (const F32GemmKernel& k : kKernels) {
+    if (std::strcmp(k.name, name) == 0) return &k;
+  }
+  return nullptr;
+}
+
+void PackF32B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, float* dst) noexcept {
+  const size_t panels = PackedPanels(n, nr);
+  for (size_t p = 0; p < panels; ++p) {
+    const size_t col0 = p * nr;
+    const size_t cols = n - col0 < nr ? n - col0 : nr;
+    float* panel = dst + p * k * nr;
+    for (size_t kk = 0; kk < k; ++kk) {
+      std::memcpy(panel + kk * nr, w + kk * ldw + col0, cols * sizeof(float));
+      std::memset(panel + kk * nr + cols, 0, (nr - cols) * sizeof(float));
+    }
+  }
+}
+
+void PackF32Bias(const float* bias, size_t n, uint32_t nr, float* dst) noexcept {
+  const size_t padded = PackedBiasFloats(n, nr);
+  if (bias) std::memcpy(dst, bias, n * sizeof(float));
+  std::memset(dst + (bias ? n : 0), 0, (padded - (bias ? n : 0)) * sizeof(float));
+}
+
+}  // namespace maas

@@ -1,0 +1,213 @@
+// The generic fp32 GEMM driver: cache blocking, A packing, tails and the fused bias+activation
+// epilogue, written once over a vector-traits type V. Each ISA file supplies V and instantiates it.
+//
+// Include only from an ISA translation unit: everything here is in an anonymous namespace so
+// code compiled with one ISA's flags can never be merged into another's by the linker.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "maas/f32_gemm.h"
+
+namespace maas {
+namespace {
+
+inline size_t MinSize(size_t a, size_t b) { return a < b ? a : b; }
+
+// exp(x) for x in float range: 2^n · p(r), r = x − n·ln2 in [−ln2/2, ln2/2], Taylor to r^7
+// (truncation < 1e-8 relative). Inputs are clamped so 2^n stays a normal float.
+template <class V>
+inline typename V::R Exp(typename V::R x) {
+  using R = typename V::R;
+  x = V::min(V::max(x, V::set1(-87.3365402f)), V::set1(88.3762626f));
+  const R n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  R r = V::fmadd(n, V::set1(-0.693359375f), x);  // ln2 split in two for an exact first step
+  r = V::fmadd(n, V::set1(2.12194440e-4f), r);
+  R p = V::set1(1.f / 5040);
+  p = V::fmadd(p, r, V::set1(1.f / 720));
+  p = V::fmadd(p, r, V::set1(1.f / 120));
+  p = V::fmadd(p, r, V::set1(1.f / 24));
+  p = V::fmadd(p, r, V::set1(1.f / 6));
+  p = V::fmadd(p, r, V::set1(0.5f));
+  p = V::fmadd(p, r, V::set1(1.f));
+  p = V::fmadd(p, r, V::set1(1.f));
+  return V::mul(p, V::pow2(n));
+}
+
+// Element-wise activations (softmax is a row pass, see SoftmaxRows).
+template <class V>
+inline typename V::R Activate(Activation act, typename V::R x, float alpha) {
+  using R = typename V::R;
+  switch (act) {
+    case Activation::kRelu:
+      return V::max(x, V::zero());
+    case Activation::kLeakyRelu:
+      return V::select_pos(x, x, V::mul(x, V::set1(alpha)));
+    case Activation::kElu:
+      return V::select_pos(x, x, V::mul(V::set1(alpha), V::sub(Exp<V>(V::min(x, V::zero())), V::set1(1.f))));
+    case Activation::kSigmoid:
+      return V::div(V::set1(1.f), V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), x))));
+    case Activation::kTanh: {
+      // tanh|x| = (1 − e^{−2|x|}) / (1 + e^{−2|x|}), sign restored: no overflow for large |x|.
+      const R t = Exp<V>(V::mul(V::abs(x), V::set1(-2.f)));
+      const R mag = V::div(V::sub(V::set1(1.f), t), V::add(V::set1(1.f), t));
+      return V::copysign(mag, x);
+    }
+    case Activation::kLinear:
+    case Activation::kSoftmax:
+      break;
+  }
+  return x;
+}
+
+// Numerically stable softmax over each of `rows` rows of n floats.
+template <class V>
+void SoftmaxRows(float* c, size_t ldc, size_t rows, size_t n) {
+  using R = typename V::R;
+  constexpr size_t W = V::W;
+  const float neg_inf = -__builtin_huge_valf();
+  for (size_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    R vmax = V::set1(neg_inf);
+    size_t j = 0;
+    for (; j + W <= n; j += W) vmax = V::max(vmax, V::load(row + j));
+    if (j < n) vmax = V::max(vmax, V::load_tail(row + j, n - j, neg_inf));
+    const R mx = V::set1(V::hmax(vmax));
+    R vsum = V::zero();
+    for (j = 0; j + W <= n; j += W) {
+      const R e = Exp<V>(V::sub(V::load(row + j), mx));
+      V::store(row + j, e);
+      vsum = V::add(vsum, e);
+    }
+    if (j < n) {
+      const R e = Exp<V>(V::sub(V::load_tail(row + j, n - j, neg_inf), mx));
+      V::store_tail(row + j, e, n - j);
+      vsum = V::add(vsum, V::load_tail(row + j, n - j, 0.f));
+    }
+    const R inv = V::set1(1.f / V::hsum(vsum));
+    for (j = 0; j + W <= n; j += W) V::store(row + j, V::mul(V::load(row + j), inv));
+    if (j < n) V::store_tail(row + j, V::mul(V::load_tail(row + j, n - j, 0.f), inv), n - j);
+  }
+}
+
+struct Epilogue {
+  const float* bias;  // this panel's nr floats, or nullptr
+  Activation act;     // kLinear for softmax layers: the row pass runs after the last panel
+  float alpha;
+};
+
+template <class V, int kMR, int kNV>
+struct F32GemmDriver {
+  using R = typename V::R;
+  static constexpr size_t kNR = V::W * kNV;
+  static constexpr size_t kKC = 256;       // K block: a KC×NR panel of B stays in L1
+  static constexpr size_t kMC = kMR * 24;  // rows of A packed per block (L2 resident)
+
+  static size_t ScratchFloats(size_t k) { return kMC * kKC > kMR * k ? kMC * kKC : kMR * k; }
+
+  // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
+  // On the last K block the epilogue (bias, activation) runs on registers before the one store.
+  template <int kRows>
+  static void Micro(size_t kc, const float* a, size_t ka, const float* b, float* c, size_t ldc,
+                    size_t cols, bool accumulate, const Epilogue* epi) {
+    R acc[kRows][kNV];
+#pragma GCC unroll 16
+    for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) acc[i][j] = V::zero();
+    for (size_t p = 0; p < kc; ++p) {
+      R bv[kNV];
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
+#pragma GCC unroll 16
+      for (int i = 0; i < kRows; ++i) {
+        const R av = V::set1(a[p * ka + i]);
+#pragma GCC unroll 8
+        for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd(av, bv[j], acc[i][j]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < kRows; ++i) {
+      float* row = c + i * ldc;
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) {
+        const size_t col = j * V::W;
+        if (col >= cols) break;
+        const size_t count = MinSize(V::W, cols - col);
+        R x = acc[i][j];
+        if (accumulate) x = V::add(x, count == V::W ? V::load(row + col) : V::load_tail(row + col, count, 0.f));
+        if (epi) {
+          if (epi->bias) x = V::add(x, V::load(epi->bias + col));  // bias is padded to NR
+          x = Activate<V>(epi->act, x, epi->alpha);
+        }
+        if (count == V::W) V::store(row + col, x); else V::store_tail(row + col, x, count);
+      }
+    }
+  }
+
+  using MicroFn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, bool, const Epilogue*);
+
+  template <size_t... I>
+  static constexpr auto MakeMicroTable(std::index_sequence<I...>) {
+    struct Table { MicroFn fn[kMR]; };
+    return Table{{&Micro<static_cast<int>(I) + 1>...}};
+  }
+
+  // Copies rows×kc of A into micro-panels of kMR rows, k-major: dst[ir·kc + p·kMR + i].
+  static void PackA(const float* a, size_t lda, size_t rows, size_t kc, float* dst) {
+    for (size_t ir = 0; ir < rows; ir += kMR) {
+      const size_t r = MinSize(kMR, rows - ir);
+      float* panel = dst + ir * kc;
+      for (size_t i = 0; i < r; ++i) {
+        const float* src = a + (ir + i) * lda;
+        for (size_t p = 0; p < kc; ++p) panel[p * kMR + i] = src[p];
+      }
+    }
+  }
+
+  static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
+    static constexpr auto micro = MakeMicroTable(std::make_index_sequence<kMR>{});
+    const size_t k = g.k;
+    const size_t m_count = t.m_end - t.m_begin;
+    // With few rows each B panel is used once: stream it over the whole K, no re-reads of C.
+    const size_t kc_block = m_count <= kMR ? k : kKC;
+    const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
+    for (size_t pc = 0; pc < k; pc += kc_block) {
+      const size_t kc = MinSize(kc_block, k - pc);
+      const bool first = pc == 0, last = pc + kc == k;
+      for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
+        const size_t mc = MinSize(kMC, t.m_end - ic);
+        const float* a_block = g.a + ic * g.lda + pc;
+        const bool packed = mc > 1;
+        if (packed) PackA(a_block, g.lda, mc, kc, scratch);
+        for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
+          const size_t col0 = pnl * kNR;
+          const size_t cols = MinSize(kNR, g.n - col0);
+          const float* b = g.b_packed + pnl * k * kNR + pc * kNR;
+          const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.alpha};
+          for (size_t ir = 0; ir < mc; ir += kMR) {
+            const size_t rows = MinSize(kMR, mc - ir);
+            const float* a = packed ? scratch + ir * kc : a_block;
+            micro.fn[rows - 1](kc, a, packed ? kMR : 1, b, g.c + (ic + ir) * g.ldc + col0, g.ldc, cols,
+                               !first, last ? &epi : nullptr);
+          }
+        }
+        if (last && g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + ic * g.ldc, g.ldc, mc, g.n);
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace maas
+
+// Defines the two entry points f32_gemm.inc declares for one kernel.
+#define MAAS_DEFINE_F32_GEMM(name, V, mr, nv)                                                     \
+  namespace maas {                                                                              \
+  static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                              \
+  size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }        \
+  void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) {                          \
+    F32GemmDriver<V, mr, nv>::Run(g, t, s);                                                     \
+  }                                                                                             \
+  }

@@ -1,0 +1,38 @@
+// fp32 GEMM for the x86-64 baseline (no AVX): a 4×8 tile of scalar accumulators.
+// The portable path; the same driver and epilogue as the SIMD kernels, one lane wide.
+#include <cmath>
+
+#include "f32_gemm_driver.h"
+
+namespace maas {
+namespace {
+
+struct VScalar {
+  using R = float;
+  static constexpr size_t W = 1;
+  static R zero() { return 0.f; }
+  static R set1(float x) { return x; }
+  static R load(const float* p) { return *p; }
+  static R load_tail(const float* p, size_t n, float fill) { return n ? *p : fill; }
+  static void store(float* p, R x) { *p = x; }
+  static void store_tail(float* p, R x, size_t n) { if (n) *p = x; }
+  static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
+  static R mul(R a, R b) { return a * b; }
+  static R div(R a, R b) { return a / b; }
+  static R fmadd(R a, R b, R c) { return a * b + c; }
+  static R max(R a, R b) { return a > b ? a : b; }
+  static R min(R a, R b) { return a < b ? a : b; }
+  static R abs(R x) { return std::fabs(x); }
+  static R copysign(R mag, R sign) { return std::copysign(mag, sign); }
+  static R select_pos(R x, R a, R b) { return x > 0.f ? a : b; }
+  static R round(R x) { return std::nearbyint(x); }
+  static R pow2(R n) { return std::ldexp(1.f, static_cast<int>(n)); }
+  static float hmax(R x) { return x; }
+  static float hsum(R x) { return x; }
+};
+
+}  // namespace
+}  // namespace maas
+
+MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_4x8__scalar, VScalar, 4, 8)

@@ -1,0 +1,83 @@
+// CPU feature detection: CPUID leaves 1, 7 and the brand string, checked against XCR0 so an ISA
+// is reported only when the OS also saves its register state. Computed once, immutable.
+#include "maas/isa.h"
+
+#include <cpuid.h>
+#include <cstring>
+
+namespace maas {
+namespace {
+
+uint64_t ReadXcr0() noexcept {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+CpuFeatures Probe() noexcept {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1;
+  const bool fma = (c >> 12) & 1;
+  const bool avx = (c >> 28) & 1;
+  const uint64_t xcr0 = osxsave ? ReadXcr0() : 0;
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;            // SSE + AVX state
+  const bool os_zmm = (xcr0 & 0xE6) == 0xE6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;    // XTILECFG + XTILEDATA
+  if (__get_cpuid_max(0, nullptr) >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    const bool avx2 = (b >> 5) & 1;
+    const bool avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+    const bool avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    f.avx2_fma = avx && avx2 && fma && os_ymm;
+    f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && os_zmm;
+    f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
+    f.amx_int8 = os_amx && ((d >> 25) & 1) && ((d >> 24) & 1);
+    unsigned a1, b1, c1, d1;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    f.avx_vnni = f.avx2_fma && ((a1 >> 4) & 1);
+  }
+  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
+    unsigned regs[12];
+    for (unsigned i = 0; i < 3; ++i) __get_cpuid(0x80000002 + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+    std::memcpy(f.brand, regs, 48);
+    f.brand[48] = 0;
+  }
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& DetectCpu() noexcept {
+  static const CpuFeatures features = Probe();  // immutable after first use
+  return features;
+}
+
+Isa BestSupportedIsa() noexcept {
+  const CpuFeatures& f = DetectCpu();
+  if (f.avx512) return Isa::kAvx512;
+  if (f.avx2_fma) return Isa::kAvx2;
+  return Isa::kScalar;
+}
+
+const char* IsaName(Isa isa) noexcept {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "unknown";
+}
+
+bool ParseIsa(const char* text, Isa* out) noexcept {
+  for (uint32_t i = 0; i < kIsaCount; ++i) {
+    if (std::strcmp(text, IsaName(static_cast<Isa>(i))) == 0) {
+      *out = static_cast<Isa>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace maas
