@@ -1,26 +1,52 @@
 // AVX-512 FMA peak probe: 16 independent zmm accumulator chains, enough to cover two FMA ports
-// at four cycles of latency. Built with AVX-512 flags, called only where dispatch allows.
-#include <immintrin.h>
+// at four cycles of latency. Written in asm so the compiler cannot spill or fold the chains.
+#include <cstdint>
 
 #include "maas/peak.h"
 
 namespace maas {
 
+#define MAAS_FMA16(op)                                                                          \
+  op "%%zmm30, %%zmm31, %%zmm0\n\t" op "%%zmm30, %%zmm31, %%zmm1\n\t" op "%%zmm30, %%zmm31, %%zmm2\n\t"    \
+  op "%%zmm30, %%zmm31, %%zmm3\n\t" op "%%zmm30, %%zmm31, %%zmm4\n\t" op "%%zmm30, %%zmm31, %%zmm5\n\t"    \
+  op "%%zmm30, %%zmm31, %%zmm6\n\t" op "%%zmm30, %%zmm31, %%zmm7\n\t" op "%%zmm30, %%zmm31, %%zmm8\n\t"    \
+  op "%%zmm30, %%zmm31, %%zmm9\n\t" op "%%zmm30, %%zmm31, %%zmm10\n\t" op "%%zmm30, %%zmm31, %%zmm11\n\t"  \
+  op "%%zmm30, %%zmm31, %%zmm12\n\t" op "%%zmm30, %%zmm31, %%zmm13\n\t" op "%%zmm30, %%zmm31, %%zmm14\n\t" \
+  op "%%zmm30, %%zmm31, %%zmm15\n\t"
+
 double PeakFmaAvx512(uint64_t iterations) noexcept {
-  constexpr int kChains = 16;
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i) * 1e-3f);
-  const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
-  for (uint64_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
-  }
-  __m512 sum = acc[0];
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  volatile float sink = _mm512_reduce_add_ps(sum);
-  (void)sink;
-  return 2.0 * 16 * kChains * static_cast<double>(iterations);
+  if (iterations == 0) return 0;
+  const float a = 1e-3f, b = 1e-3f;
+  uint64_t n = iterations;
+  __asm__ volatile(
+      "vbroadcastss %[a], %%zmm30\n\t"
+      "vbroadcastss %[b], %%zmm31\n\t"
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+      "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+      "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+      "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+      "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+      "1:\n\t"
+      MAAS_FMA16("vfmadd231ps ")
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "vzeroupper\n\t"
+      : [n] "+r"(n)
+      : [a] "m"(a), [b] "m"(b)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15", "xmm30", "xmm31", "cc");
+  return 2.0 * 16 * 16 * static_cast<double>(iterations);
 }
 
 }  // namespace maas
