@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/**
+ * The `maas` command line. `maas demo` is what `npm start` runs until the service lands;
+ * `maas info` shows the CPU, the selected kernels and the backends.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runDemo } from './demo.js';
+import { backendInfo } from '../runtime.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer but received '${value}'`);
+  return n;
+}
+
+const program = new Command()
+  .name('maas')
+  .description('Model as a Service: train, quantize and serve dense neural networks')
+  .showHelpAfterError();
+
+program
+  .command('demo')
+  .description('build the example model (100 → 64 relu → 32 relu → 1 sigmoid), predict and time it')
+  .option('--batch <n>', 'rows to predict', positiveInt, 8)
+  .option('--seed <n>', 'seed of the weights and inputs', positiveInt, 42)
+  .action((opts: { batch: number; seed: number }) => runDemo({ ...opts, print: (line) => console.log(line) }));
+
+program
+  .command('info')
+  .description('print the CPU, ISA, kernels and backends as JSON')
+  .action(() => console.log(JSON.stringify(backendInfo(), null, 2)));
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  console.error(e instanceof Error ? `maas: ${e.message}` : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,94 @@
+/**
+ * The one error registry. Every error maas raises has a code (MAAS_ERR_AREA_WHAT), a message that
+ * names the parameter, what was expected and what was received, and a transport-neutral kind that
+ * each protocol adapter maps to its own status in one function.
+ */
+
+/** Transport-neutral error kinds (gRPC-like); adapters map these, never codes. */
+export type ErrorKind =
+  | 'InvalidArgument'
+  | 'FailedPrecondition'
+  | 'NotFound'
+  | 'Unavailable'
+  | 'ResourceExhausted'
+  | 'Unimplemented'
+  | 'Unauthenticated'
+  | 'PermissionDenied'
+  | 'Internal';
+
+interface ErrorEntry {
+  readonly kind: ErrorKind;
+  readonly doc: string;
+}
+
+/** Every code maas raises, from TypeScript or from the addon, with its kind and meaning. */
+export const ERRORS = {
+  MAAS_ERR_ARG_TYPE: { kind: 'InvalidArgument', doc: 'An argument has the wrong type.' },
+  MAAS_ERR_ARG_RANGE: { kind: 'InvalidArgument', doc: 'An argument is outside its allowed range.' },
+  MAAS_ERR_SHAPE_MISMATCH: { kind: 'InvalidArgument', doc: 'A tensor does not have the shape the model or call expects.' },
+  MAAS_ERR_ACTIVATION_UNKNOWN: { kind: 'InvalidArgument', doc: 'An activation name is not one maas implements.' },
+  MAAS_ERR_INITIALIZER_UNKNOWN: { kind: 'InvalidArgument', doc: 'An initializer name is not one maas implements.' },
+  MAAS_ERR_LAYER_CONFIG: { kind: 'InvalidArgument', doc: 'A layer configuration is invalid (units, inputShape, ...).' },
+  MAAS_ERR_MODEL_EMPTY: { kind: 'FailedPrecondition', doc: 'The model has no layers, or its input shape is unknown.' },
+  MAAS_ERR_MODEL_DISPOSED: { kind: 'FailedPrecondition', doc: 'The model (or its native handle) was disposed.' },
+  MAAS_ERR_WEIGHTS_MISMATCH: { kind: 'InvalidArgument', doc: 'Weights given to setWeights do not match the layers.' },
+  MAAS_ERR_ISA_INVALID: { kind: 'InvalidArgument', doc: "An ISA name is not 'scalar', 'avx2' or 'avx512'." },
+  MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },
+  MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },
+  MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
+  MAAS_ERR_PACKED_CORRUPT: { kind: 'InvalidArgument', doc: 'A packed weight buffer failed its header checks.' },
+  MAAS_ERR_PACKED_ISA_ABOVE_CAP: { kind: 'FailedPrecondition', doc: 'A packed buffer targets an ISA above this thread\'s cap.' },
+  MAAS_ERR_NATIVE_INVALID_ARGUMENT: { kind: 'InvalidArgument', doc: 'The addon rejected an argument (a bug above it).' },
+  MAAS_ERR_NATIVE_OUT_OF_MEMORY: { kind: 'ResourceExhausted', doc: 'The addon could not allocate scratch memory.' },
+  MAAS_ERR_NATIVE_INTERNAL: { kind: 'Internal', doc: 'The addon reported an unexpected status.' },
+} as const satisfies Record<string, ErrorEntry>;
+
+/** A registry code. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The error every maas API throws. */
+export class MaasError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MaasError';
+    this.code = code;
+    this.kind = ERRORS[code].kind;
+  }
+}
+
+/** True when `code` is in the registry. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** Re-raises an addon error as a MaasError with the same code (unknown ones become Internal). */
+export function fromNative(error: unknown): MaasError {
+  if (error instanceof MaasError) return error;
+  const err = error as { code?: unknown; message?: unknown };
+  const code = isErrorCode(err?.code) ? err.code : 'MAAS_ERR_NATIVE_INTERNAL';
+  return new MaasError(code, String(err?.message ?? error), { cause: error });
+}
+
+/** Describes a received value for a message: its value when short, and its type. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (ArrayBuffer.isView(value)) return `${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '…' : value}' of type string`;
+  if (typeof value === 'object') return `an object of type ${(value as object).constructor?.name ?? 'Object'}`;
+  return `${String(value)} of type ${typeof value}`;
+}
+
+/** "Expected <expected> for <name> but received <value>": the one shape of argument errors. */
+export function invalidParameter(
+  name: string,
+  expected: string,
+  received: unknown,
+  code: ErrorCode = 'MAAS_ERR_ARG_TYPE',
+): MaasError {
+  return new MaasError(code, `Expected ${expected} for ${name} but received ${describeValue(received)}`);
+}

@@ -1,0 +1,31 @@
+/**
+ * The activations a dense layer fuses into its native epilogue, by tfjs name, with their native
+ * codes and default parameters.
+ */
+import { ACTIVATION_CODES, type ActivationName } from '../native/index.js';
+import { invalidParameter } from '../core/errors.js';
+
+export type { ActivationName };
+
+/** Every activation maas implements, in native code order. */
+export const ACTIVATIONS = Object.keys(ACTIVATION_CODES) as ActivationName[];
+
+/** Default alpha per activation (tfjs: LeakyReLU 0.3, ELU 1). */
+export const DEFAULT_ALPHA: Record<ActivationName, number> = {
+  linear: 0,
+  relu: 0,
+  leakyRelu: 0.3,
+  elu: 1,
+  sigmoid: 0,
+  tanh: 0,
+  softmax: 0,
+};
+
+/** Resolves an activation name (undefined → linear); unknown names are coded errors. */
+export function getActivation(name: string, value: unknown): ActivationName {
+  if (value === undefined || value === null) return 'linear';
+  if (typeof value !== 'string' || !(ACTIVATIONS as string[]).includes(value)) {
+    throw invalidParameter(name, `one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')}`, value, 'MAAS_ERR_ACTIVATION_UNKNOWN');
+  }
+  return value as ActivationName;
+}

@@ -1,0 +1,124 @@
+/**
+ * Dense: y = activation(x·kernel + bias), the one layer kind the native stack runs. Holds its
+ * config and weights in JS (the source of truth); models pack them for the kernels.
+ */
+import { MaasError, invalidParameter } from '../core/errors.js';
+import { checkBoolean, checkFinite, checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
+import { DEFAULT_ALPHA, getActivation, type ActivationName } from './activations.js';
+import { getInitializer, type Initializer, type InitializerIdentifier } from './initializers.js';
+
+/** Dense layer options, named as in tfjs's tf.layers.dense. */
+export interface DenseLayerArgs {
+  /** Output width. */
+  units: number;
+  /** Fused activation; 'linear' when omitted. */
+  activation?: ActivationName;
+  /** Slope for leakyRelu (default 0.3) or scale for elu (default 1). */
+  alpha?: number;
+  /** Whether the layer adds a bias (default true). */
+  useBias?: boolean;
+  /** Input shape without the batch dimension, e.g. [100]; only the first layer needs it. */
+  inputShape?: number[];
+  /** Same as inputShape: [inputDim]. */
+  inputDim?: number;
+  /** Kernel initializer, by name or object (default glorotUniform). */
+  kernelInitializer?: InitializerIdentifier;
+  /** Bias initializer (default zeros). */
+  biasInitializer?: InitializerIdentifier;
+  /** Layer name; unique names are generated when omitted. */
+  name?: string;
+}
+
+const KNOWN = ['units', 'activation', 'alpha', 'useBias', 'inputShape', 'inputDim', 'kernelInitializer', 'biasInitializer', 'name'];
+
+let layerCounter = 0;
+
+/** A fully connected layer. */
+export class Dense {
+  readonly className = 'Dense';
+  readonly name: string;
+  readonly units: number;
+  readonly activation: ActivationName;
+  readonly alpha: number;
+  readonly useBias: boolean;
+  /** The input width from inputShape/inputDim, or null until the layer is built. */
+  inputDim: number | null;
+  private readonly kernelInitializer: Initializer;
+  private readonly biasInitializer: Initializer;
+  /** The kernel [inputDim, units], row-major; null until built. */
+  kernel: Float32Array | null = null;
+  /** The bias [units], or null when useBias is false or before build. */
+  bias: Float32Array | null = null;
+
+  constructor(args: DenseLayerArgs) {
+    if (!isPlainObject(args)) throw invalidParameter('dense(args)', 'an options object with units', args);
+    checkOptions('dense', args, KNOWN);
+    this.units = checkInteger('dense.units', args.units, 1, 1 << 24);
+    this.activation = getActivation('dense.activation', args.activation);
+    this.alpha = args.alpha === undefined ? DEFAULT_ALPHA[this.activation] : checkFinite('dense.alpha', args.alpha);
+    this.useBias = args.useBias === undefined ? true : checkBoolean('dense.useBias', args.useBias);
+    this.inputDim = resolveInputDim(args);
+    this.kernelInitializer = getInitializer('dense.kernelInitializer', args.kernelInitializer, 'glorotUniform');
+    this.biasInitializer = getInitializer('dense.biasInitializer', args.biasInitializer, 'zeros');
+    if (args.name !== undefined && (typeof args.name !== 'string' || args.name.length === 0)) {
+      throw invalidParameter('dense.name', 'a non-empty string', args.name);
+    }
+    this.name = args.name ?? `dense_Dense${++layerCounter}`;
+  }
+
+  /** True once the weights exist. */
+  get built(): boolean {
+    return this.kernel !== null;
+  }
+
+  /** Creates the weights for an input width (a no-op when already built for it). */
+  build(inputDim: number): void {
+    if (this.inputDim !== null && this.inputDim !== inputDim) {
+      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Layer ${this.name} expects inputs of width ${this.inputDim} but the previous layer outputs ${inputDim}`);
+    }
+    this.inputDim = inputDim;
+    if (this.kernel) return;
+    this.kernel = this.kernelInitializer.init(inputDim * this.units, inputDim, this.units);
+    this.bias = this.useBias ? this.biasInitializer.init(this.units, this.units, this.units) : null;
+  }
+
+  /** Number of weights: inputDim·units (+ units with a bias). */
+  countParams(): number {
+    if (this.inputDim === null) return 0;
+    return this.inputDim * this.units + (this.useBias ? this.units : 0);
+  }
+
+  /** The layer's config in tfjs's shape (for summaries and, later, model.json). */
+  getConfig(): Record<string, unknown> {
+    return {
+      name: this.name,
+      units: this.units,
+      activation: this.activation,
+      ...(this.activation === 'leakyRelu' || this.activation === 'elu' ? { alpha: this.alpha } : {}),
+      useBias: this.useBias,
+      kernelInitializer: { className: this.kernelInitializer.className, config: this.kernelInitializer.config },
+      biasInitializer: { className: this.biasInitializer.className, config: this.biasInitializer.config },
+      ...(this.inputDim !== null ? { batchInputShape: [null, this.inputDim] } : {}),
+    };
+  }
+}
+
+function resolveInputDim(args: DenseLayerArgs): number | null {
+  if (args.inputShape !== undefined) {
+    if (!Array.isArray(args.inputShape) || args.inputShape.length !== 1) {
+      throw invalidParameter('dense.inputShape', 'a one-element array [features] (flatten wider inputs first)', args.inputShape, 'MAAS_ERR_LAYER_CONFIG');
+    }
+    const dim = checkInteger('dense.inputShape[0]', args.inputShape[0], 1, 1 << 24);
+    if (args.inputDim !== undefined && args.inputDim !== dim) {
+      throw invalidParameter('dense.inputDim', `${dim} (to agree with inputShape)`, args.inputDim, 'MAAS_ERR_LAYER_CONFIG');
+    }
+    return dim;
+  }
+  if (args.inputDim !== undefined) return checkInteger('dense.inputDim', args.inputDim, 1, 1 << 24);
+  return null;
+}
+
+/** Creates a Dense layer (tfjs: tf.layers.dense). */
+export function dense(args: DenseLayerArgs): Dense {
+  return new Dense(args);
+}

@@ -1,0 +1,228 @@
+/**
+ * Sequential: a stack of Dense layers with tfjs's API (add, predict, summary, getWeights,
+ * setWeights). Prediction packs the weights once into a SharedArrayBuffer and runs the whole
+ * stack in one native call.
+ */
+import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
+import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
+import { checkOptions, isPlainObject } from '../core/validation.js';
+import { Dense } from '../layers/dense.js';
+import { ACTIVATION_CODES, native, type NativeCompiledModel, type NativeLayerSpec } from '../native/index.js';
+
+/** Options of sequential(), as in tfjs. */
+export interface SequentialArgs {
+  layers?: Dense[];
+  name?: string;
+}
+
+/** A model's weights packed for one kernel: shareable with workers as is. */
+export interface PackedModel {
+  /** The packed bytes (header, layer records, weight panels). */
+  readonly buffer: SharedArrayBuffer;
+  /** The kernel the panels are laid out for. */
+  readonly kernel: string;
+}
+
+let modelCounter = 0;
+
+/** A linear stack of dense layers. */
+export class Sequential {
+  readonly name: string;
+  private readonly stack: Dense[] = [];
+  private handle: NativeCompiledModel | null = null;
+  private packedModel: PackedModel | null = null;
+  private disposed = false;
+
+  constructor(args: SequentialArgs = {}) {
+    checkOptions('sequential', args, ['layers', 'name']);
+    this.name = args.name ?? `sequential_${++modelCounter}`;
+    if (args.layers !== undefined) {
+      if (!Array.isArray(args.layers)) throw invalidParameter('sequential.layers', 'an array of layers', args.layers);
+      for (const layer of args.layers) this.add(layer);
+    }
+  }
+
+  /** The layers, first to last. */
+  get layers(): readonly Dense[] {
+    return this.stack;
+  }
+
+  /** [null, inputDim] once the first layer knows its input width. */
+  get inputShape(): [null, number] | null {
+    const dim = this.stack[0]?.inputDim;
+    return dim == null ? null : [null, dim];
+  }
+
+  /** [null, units of the last layer]. */
+  get outputShape(): [null, number] | null {
+    const last = this.stack[this.stack.length - 1];
+    return last ? [null, last.units] : null;
+  }
+
+  /** Appends a layer; builds it at once when the input width is known. */
+  add(layer: Dense): void {
+    this.checkLive();
+    if (!(layer instanceof Dense)) throw invalidParameter('add(layer)', 'a layer made by dense()', layer);
+    if (this.stack.includes(layer)) throw new MaasError('MAAS_ERR_LAYER_CONFIG', `Layer ${layer.name} is already in model ${this.name}`);
+    const prev = this.stack[this.stack.length - 1];
+    if (prev) {
+      layer.build(prev.units);
+    } else if (layer.inputDim === null) {
+      throw new MaasError('MAAS_ERR_LAYER_CONFIG', `The first layer of ${this.name} needs an inputShape (e.g. dense({units, inputShape: [features]}))`);
+    } else {
+      layer.build(layer.inputDim);
+    }
+    this.stack.push(layer);
+    this.invalidate();
+  }
+
+  /** Runs the model on a batch: x is [batch, inputDim] (a Tensor, nested arrays or a Float32Array). */
+  predict(x: TensorLike, options?: { batchSize?: number }): Tensor {
+    const handle = this.compiled();
+    if (options !== undefined) checkOptions('predict options', options, ['batchSize', 'verbose']);
+    const input = toMatrix(x, handle.inputSize, 'x');
+    const out = new Float32Array(input.rows * handle.outputSize);
+    try {
+      handle.predict(input.data, input.rows, out);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return new Tensor(out, [input.rows, handle.outputSize]);
+  }
+
+  /** The weights as tensors, kernel then bias for each layer (copies). */
+  getWeights(): Tensor[] {
+    this.checkLive();
+    const out: Tensor[] = [];
+    for (const layer of this.stack) {
+      out.push(new Tensor(layer.kernel!.slice(), [layer.inputDim!, layer.units]));
+      if (layer.bias) out.push(new Tensor(layer.bias.slice(), [layer.units]));
+    }
+    return out;
+  }
+
+  /** Replaces every weight, in getWeights() order; shapes must match exactly. */
+  setWeights(weights: readonly (Tensor | Float32Array | number[] | number[][])[]): void {
+    this.checkLive();
+    if (!Array.isArray(weights)) throw invalidParameter('setWeights(weights)', 'an array of tensors', weights);
+    const expected = this.stack.reduce((n, l) => n + (l.useBias ? 2 : 1), 0);
+    if (weights.length !== expected) {
+      throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected ${expected} weight tensors for setWeights but received ${weights.length}`);
+    }
+    const staged: { layer: Dense; kernel: Float32Array; bias: Float32Array | null }[] = [];
+    let i = 0;
+    for (const layer of this.stack) {
+      const kernel = weightValues(weights[i++], layer.inputDim! * layer.units, `weights[${i - 1}] (${layer.name} kernel [${layer.inputDim}, ${layer.units}])`);
+      const bias = layer.useBias ? weightValues(weights[i++], layer.units, `weights[${i - 1}] (${layer.name} bias [${layer.units}])`) : null;
+      staged.push({ layer, kernel, bias });
+    }
+    for (const s of staged) {
+      s.layer.kernel = s.kernel;
+      s.layer.bias = s.bias;
+    }
+    this.invalidate();
+  }
+
+  /** Total weight count. */
+  countParams(): number {
+    return this.stack.reduce((n, l) => n + l.countParams(), 0);
+  }
+
+  /** Prints a table of layers, output shapes and parameter counts (tfjs's summary layout). */
+  summary(lineLength = 65, positions = [0.45, 0.85, 1], printFn: (line: string) => void = console.log): void {
+    const cols = positions.map((p) => Math.floor(lineLength * p));
+    const row = (cells: string[]): string => {
+      let line = '';
+      cells.forEach((c, j) => {
+        line = (line + c).slice(0, cols[j]).padEnd(cols[j]!);
+      });
+      return line;
+    };
+    printFn('_'.repeat(lineLength));
+    printFn(row(['Layer (type)', 'Output shape', 'Param #']));
+    printFn('='.repeat(lineLength));
+    this.stack.forEach((layer, j) => {
+      const act = layer.activation === 'linear' ? '' : ` ${layer.activation}`;
+      printFn(row([`${layer.name} (Dense${act})`, `[null,${layer.units}]`, String(layer.countParams())]));
+      printFn(j === this.stack.length - 1 ? '='.repeat(lineLength) : '_'.repeat(lineLength));
+    });
+    const total = this.countParams();
+    printFn(`Total params: ${total}`);
+    printFn(`Trainable params: ${total}`);
+    printFn('Non-trainable params: 0');
+    printFn('_'.repeat(lineLength));
+  }
+
+  /** The weights packed for this thread's kernel, in a SharedArrayBuffer (made once, reused). */
+  packed(): PackedModel {
+    this.checkLive();
+    if (this.packedModel) return this.packedModel;
+    if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
+    const specs: NativeLayerSpec[] = this.stack.map((l) => ({
+      in: l.inputDim!,
+      out: l.units,
+      activation: ACTIVATION_CODES[l.activation],
+      alpha: l.alpha,
+      hasBias: l.useBias,
+    }));
+    try {
+      const bytes = native.packedStackByteLength(specs);
+      const buffer = new SharedArrayBuffer(bytes);
+      const kernel = native.packStack(specs, this.stack.map((l) => l.kernel!), this.stack.map((l) => l.bias), new Uint8Array(buffer));
+      this.packedModel = { buffer, kernel };
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this.packedModel;
+  }
+
+  /** Frees the native handle and packed weights; later calls throw MAAS_ERR_MODEL_DISPOSED. */
+  dispose(): void {
+    this.invalidate();
+    this.disposed = true;
+  }
+
+  private compiled(): NativeCompiledModel {
+    this.checkLive();
+    if (this.handle) return this.handle;
+    const { buffer } = this.packed();
+    try {
+      this.handle = new native.CompiledModel(new Uint8Array(buffer));
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this.handle;
+  }
+
+  private invalidate(): void {
+    this.handle?.dispose();
+    this.handle = null;
+    this.packedModel = null;
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model ${this.name} was disposed`);
+  }
+}
+
+function weightValues(value: unknown, size: number, name: string): Float32Array {
+  let data: Float32Array;
+  if (value instanceof Tensor) data = value.values;
+  else if (value instanceof Float32Array) data = value;
+  else if (Array.isArray(value)) data = Float32Array.from((value as unknown[]).flat(Infinity) as number[]);
+  else if (isPlainObject(value) || typeof value !== 'object' || value === null || typeof (value as { dataSync?: unknown }).dataSync !== 'function') {
+    throw invalidParameter(name, 'a Tensor, Float32Array or nested array', value, 'MAAS_ERR_WEIGHTS_MISMATCH');
+  } else data = Float32Array.from((value as { dataSync(): ArrayLike<number> }).dataSync());
+  if (data.length !== size) {
+    throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected ${size} values for ${name} but received ${data.length}`);
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected finite values for ${name} but index ${i} is ${data[i]}`);
+  }
+  return data.slice();
+}
+
+/** Creates a Sequential model (tfjs: tf.sequential). */
+export function sequential(args?: SequentialArgs): Sequential {
+  return new Sequential(args);
+}

@@ -1,0 +1,130 @@
+/**
+ * The one place that loads the native addon, and its typed raw binding. Everything else imports
+ * from here; nothing here validates user input (src/core does that at the public boundary).
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+
+/** ISA levels the fp32 kernels are built for, lowest first. */
+export type IsaName = 'scalar' | 'avx2' | 'avx512';
+export const ISA_LEVELS: readonly IsaName[] = ['scalar', 'avx2', 'avx512'];
+
+/** Activation codes shared with native/include/maas/activation.h (append only). */
+export const ACTIVATION_CODES = {
+  linear: 0,
+  relu: 1,
+  leakyRelu: 2,
+  elu: 3,
+  sigmoid: 4,
+  tanh: 5,
+  softmax: 6,
+} as const;
+export type ActivationName = keyof typeof ACTIVATION_CODES;
+
+/** One dense layer as the packer sees it. */
+export interface NativeLayerSpec {
+  in: number;
+  out: number;
+  activation: number;
+  alpha: number;
+  hasBias: boolean;
+}
+
+export interface NativeKernelInfo {
+  name: string;
+  isa: IsaName;
+  mr: number;
+  nr: number;
+  supported: boolean;
+}
+
+export interface NativeCpuInfo {
+  brand: string;
+  best: IsaName;
+  cap: IsaName;
+  isa: IsaName;
+  f32Kernel: string;
+  features: { avx2Fma: boolean; avx512: boolean; avx512Vnni: boolean; avxVnni: boolean; amxInt8: boolean };
+  f32Kernels: NativeKernelInfo[];
+  backends: { name: string; compiled: boolean; available: boolean }[];
+  threads: number;
+}
+
+/** A native handle over a packed dense stack; predict writes y synchronously. */
+export interface NativeCompiledModel {
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly kernel: string;
+  readonly disposed: boolean;
+  predict(x: Float32Array, batch: number, y: Float32Array): void;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  cpuInfo(): NativeCpuInfo;
+  setMaxIsa(isa: IsaName): IsaName;
+  setThreads(threads: number): void;
+  getThreads(): number;
+  packedStackByteLength(specs: NativeLayerSpec[], kernel?: string): number;
+  packStack(
+    specs: NativeLayerSpec[],
+    weights: Float32Array[],
+    biases: (Float32Array | null)[],
+    dst: Uint8Array,
+    kernel?: string,
+  ): string;
+  CompiledModel: new (packed: Uint8Array) => NativeCompiledModel;
+  _gemm(
+    kernel: string, x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,
+    m: number, n: number, k: number, activation: number, alpha: number,
+    y: Float32Array, ldy: number, threads: number,
+  ): void;
+  _referenceDense(
+    x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,
+    m: number, n: number, k: number, activation: number, alpha: number,
+    y: Float32Array, ldy: number, magnitude: Float32Array | null,
+  ): void;
+  _peakFma(isa: 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
+}
+
+/** The package root: the nearest folder above this file whose package.json is named maas. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'maas') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('maas: cannot find the package root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** Where the addon is loaded from: MAAS_ADDON_PATH, else the cmake-js build. */
+export function addonPath(): string {
+  return process.env.MAAS_ADDON_PATH ?? join(packageRoot(), 'build', 'Release', 'maas.node');
+}
+
+function load(): NativeBinding {
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new Error(
+      `maas: the native addon is missing at ${path}.\n` +
+        '  Build it with `npm run build:native` (needs cmake >= 3.19 and a C++17 compiler),\n' +
+        '  or point MAAS_ADDON_PATH at a built maas.node.',
+    );
+  }
+  const binding = createRequire(import.meta.url)(path) as NativeBinding;
+  // Intra-op threads: the main thread may use every core; inside a pool worker the pool already
+  // gives parallelism across requests, so one thread each (DESIGN.md decision 3).
+  const fromEnv = Number(process.env.MAAS_THREADS);
+  const threads = Number.isInteger(fromEnv) && fromEnv >= 1 ? fromEnv : isMainThread ? availableParallelism() : 1;
+  binding.setThreads(Math.min(threads, 64));
+  return binding;
+}
+
+/** The loaded addon (one per thread: Node loads it per environment). */
+export const native: NativeBinding = load();
