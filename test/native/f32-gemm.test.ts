@@ -1,0 +1,166 @@
+/**
+ * Every fp32 GEMM kernel on every ISA path this CPU allows, against the double-precision scalar
+ * reference, over the named shape sweep, with every fused activation, strided rows, bias or none,
+ * one and two threads, and guards that catch reads and writes past the ends.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ACTIVATION_CODES, native, type ActivationName, type NativeKernelInfo } from '../../src/native/index.js';
+import { WRITE_GUARD, TEST_SEED, guardedInput, rng, shapeName, stridedMatrix, tailIntact } from '../helpers.js';
+
+/** The sweep STYLE.md names: odd sizes, tails on both sides of every register tile. */
+const SWEEP = [1, 2, 3, 5, 7, 15, 17, 31, 33, 63, 67, 127, 129];
+/** K on both sides of the driver's K block (256) and twice it. */
+const K_AROUND_BLOCK = [255, 256, 257, 511, 513];
+
+/** Unit roundoff of float32. */
+const U32 = 2 ** -24;
+/** A K-term dot product in float32 is within (K + 2)·u·Σ|a·b| of the exact value (FMA rounding, bias). */
+const gemmGamma = (k: number): number => (k + 2) * U32;
+/** How much each activation can amplify an input error. */
+const LIPSCHITZ: Record<ActivationName, (alpha: number) => number> = {
+  linear: () => 1,
+  relu: () => 1,
+  leakyRelu: (a) => Math.max(1, Math.abs(a)),
+  elu: (a) => Math.max(1, Math.abs(a)),
+  sigmoid: () => 0.25,
+  tanh: () => 1,
+  softmax: () => 2,
+};
+/** The vector exp and division add a few ulps of the output, and tanh near 0 an ulp of 1. */
+const ACT_RELATIVE = 8 * U32;
+const ACT_ABSOLUTE = 2 * U32;
+const ALPHA: Record<ActivationName, number> = { linear: 0, relu: 0, leakyRelu: 0.3, elu: 1.3, sigmoid: 0, tanh: 0, softmax: 0 };
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+  act: ActivationName;
+  bias: boolean;
+  lda?: number;
+  ldy?: number;
+  threads?: number;
+  /** Scales inputs so pre-activations cover the nonlinear range of exp-based activations. */
+  scale?: number;
+}
+
+/** Runs one case on `kernel` and the reference; returns a failure description or null. */
+function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null {
+  const r = rng(salt);
+  const lda = c.lda ?? c.k;
+  const ldy = c.ldy ?? c.n;
+  const x = c.lda ? stridedMatrix(r, c.m, c.k, lda, Number.NaN) : guardedInput(r, c.m * c.k);
+  if (c.scale) for (let i = 0; i < x.length; i++) x[i]! *= c.scale;
+  const w = guardedInput(r, c.k * c.n);
+  const bias = c.bias ? guardedInput(r, c.n) : null;
+  const y = stridedMatrix(null, c.m, c.n, ldy, WRITE_GUARD);
+  const want = new Float32Array(c.m * c.n);
+  const mag = new Float32Array(c.m * c.n);
+  const code = ACTIVATION_CODES[c.act];
+  native._gemm(kernel.name, x, lda, w, bias, c.m, c.n, c.k, code, ALPHA[c.act], y, ldy, c.threads ?? 1);
+  native._referenceDense(x, lda, w, bias, c.m, c.n, c.k, code, ALPHA[c.act], want, c.n, mag);
+  const where = `seed ${TEST_SEED}, ${kernel.name}, ${shapeName(c.m, c.n, c.k)} ${c.act}${c.bias ? '+bias' : ''}` +
+    `${c.lda ? ` lda${lda}` : ''}${c.ldy ? ` ldy${ldy}` : ''}${c.threads ? ` threads${c.threads}` : ''}`;
+  if (!tailIntact(y, WRITE_GUARD)) return `${where}: wrote past the end of y`;
+  const lipschitz = LIPSCHITZ[c.act](ALPHA[c.act]);
+  for (let i = 0; i < c.m; i++) {
+    let rowMag = 0;
+    if (c.act === 'softmax') for (let j = 0; j < c.n; j++) rowMag = Math.max(rowMag, mag[i * c.n + j]!);
+    for (let j = 0; j < ldy && i * ldy + j < y.length; j++) {
+      const got = y[i * ldy + j]!;
+      if (j >= c.n) {
+        if (got !== WRITE_GUARD) return `${where}: wrote into the row gap at (${i}, ${j})`;
+        continue;
+      }
+      const ref = want[i * c.n + j]!;
+      const scaleOfError = c.act === 'softmax' ? rowMag : mag[i * c.n + j]!;
+      const tol = lipschitz * gemmGamma(c.k) * scaleOfError + ACT_RELATIVE * Math.abs(ref) + ACT_ABSOLUTE;
+      if (!(Math.abs(got - ref) <= tol)) {
+        return `${where}: first bad coordinate (${i}, ${j}): got ${got}, want ${ref}, |err| ${Math.abs(got - ref)} > tol ${tol}`;
+      }
+    }
+  }
+  return null;
+}
+
+function expectAll(kernel: NativeKernelInfo, cases: Case[], salt: number): void {
+  let checked = 0;
+  for (const c of cases) {
+    const failure = runCase(kernel, c, salt + checked++);
+    if (failure) expect.fail(failure);
+  }
+  expect(checked).toBe(cases.length);
+}
+
+const kernels = native.cpuInfo().f32Kernels;
+
+describe('fp32 GEMM kernel list', () => {
+  it('lists every ISA path once, best first, and the scalar path is always supported', () => {
+    const isas = kernels.map((k) => k.isa);
+    expect(new Set(isas).size).toBe(isas.length);
+    expect(isas[isas.length - 1]).toBe('scalar');
+    expect(kernels.find((k) => k.isa === 'scalar')!.supported).toBe(true);
+    for (const k of kernels) expect(k.name).toMatch(new RegExp(`^f32_gemm_bias_act_${k.mr}x${k.nr}__`));
+  });
+});
+
+for (const kernel of kernels.filter((k) => k.supported)) {
+  describe(kernel.name, () => {
+    beforeAll(() => {
+      native.setThreads(2);
+    });
+
+    it('matches the reference over the full M × N × K sweep (linear, bias)', () => {
+      const cases: Case[] = [];
+      for (const m of SWEEP) for (const n of SWEEP) for (const k of SWEEP) cases.push({ m, n, k, act: 'linear', bias: true });
+      expectAll(kernel, cases, 1000);
+    });
+
+    it('matches the reference with K around the block size, without bias', () => {
+      const cases: Case[] = [];
+      for (const m of [1, 2, kernel.mr, kernel.mr + 1, 3 * kernel.mr + 2, 100]) {
+        for (const n of [1, kernel.nr - 1, kernel.nr + 1, 64]) for (const k of K_AROUND_BLOCK) cases.push({ m, n, k, act: 'linear', bias: false });
+      }
+      expectAll(kernel, cases, 2000);
+    });
+
+    it('fuses every activation', () => {
+      const cases: Case[] = [];
+      for (const act of Object.keys(ACTIVATION_CODES) as ActivationName[]) {
+        for (const m of [1, 3, 15, 17, 67]) for (const n of [1, 5, 17, 33, 67]) for (const k of [1, 7, 33, 129]) {
+          cases.push({ m, n, k, act, bias: true, scale: act === 'linear' || act === 'relu' ? 1 : 3 });
+        }
+      }
+      expectAll(kernel, cases, 3000);
+    });
+
+    it('reads strided rows and writes strided rows without touching the gaps', () => {
+      const cases: Case[] = [];
+      for (const act of ['linear', 'relu', 'softmax'] as ActivationName[]) {
+        for (const m of [1, 7, 31]) for (const n of [3, 33]) for (const k of [5, 63, 257]) cases.push({ m, n, k, act, bias: true, lda: k + 5, ldy: n + 3 });
+      }
+      expectAll(kernel, cases, 4000);
+    });
+
+    it('splits over two threads by rows and by panels with the same results', () => {
+      const cases: Case[] = [];
+      for (const act of ['linear', 'sigmoid', 'softmax'] as ActivationName[]) {
+        for (const m of [1, 2, 29, 200]) for (const n of [7, 200, 513]) cases.push({ m, n, k: 300, act, bias: true, threads: 2 });
+      }
+      expectAll(kernel, cases, 5000);
+    });
+
+    it('softmax stays finite and sums to one for large logits', () => {
+      const m = 9, n = 37, k = 16;
+      const x = new Float32Array(m * k).fill(40);
+      const w = Float32Array.from({ length: k * n }, (_, i) => ((i % 7) - 3) * 0.9);
+      const y = new Float32Array(m * n);
+      native._gemm(kernel.name, x, k, w, null, m, n, k, ACTIVATION_CODES.softmax, 0, y, n, 1);
+      for (let i = 0; i < m; i++) {
+        const row = y.subarray(i * n, (i + 1) * n);
+        expect(row.every(Number.isFinite)).toBe(true);
+        expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      }
+    });
+  });
+}
