@@ -1,0 +1,116 @@
+/**
+ * Lifecycle: the addon loaded in four worker threads at once over one shared packed buffer, a
+ * load/terminate loop with calls in flight, and coded errors from a disposed native handle.
+ */
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { addonPath, native } from '../../src/native/index.js';
+import { dense, initializers, sequential } from '../../src/index.js';
+import { rng } from '../helpers.js';
+
+const WORKER = fileURLToPath(new URL('../fixtures/addon-worker.mjs', import.meta.url));
+
+function modelS() {
+  return sequential({
+    layers: [
+      dense({ units: 64, activation: 'relu', inputShape: [100], kernelInitializer: initializers.glorotUniform({ seed: 1 }) }),
+      dense({ units: 32, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
+      dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 3 }) }),
+    ],
+  });
+}
+
+function startWorker(): Worker {
+  return new Worker(WORKER, { workerData: { addonPath: addonPath() } });
+}
+
+function nextMessage<T>(worker: Worker): Promise<T> {
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+}
+
+describe('the addon in worker threads', () => {
+  it('four workers load it at once and predict over one shared copy of the weights', async () => {
+    const model = modelS();
+    const { buffer } = model.packed();
+    const r = rng(7);
+    const batch = 37;
+    const x = Float32Array.from({ length: batch * 100 }, () => r.normal());
+    const want = model.predict(x).values;
+    const workers = Array.from({ length: 4 }, startWorker);
+    try {
+      const results = await Promise.all(
+        workers.map((w) => {
+          const reply = nextMessage<{ y: Float32Array }>(w);
+          w.postMessage({ kind: 'predict', packed: buffer, x, batch, repeat: 200 });
+          return reply;
+        }),
+      );
+      for (const { y } of results) expect(y).toEqual(want);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  });
+
+  it('survives 25 load / predict / terminate cycles with calls in flight', async () => {
+    const model = modelS();
+    const { buffer } = model.packed();
+    const x = new Float32Array(256 * 100).fill(0.5);
+    for (let i = 0; i < 25; i++) {
+      const w = startWorker();
+      const spinning = nextMessage<{ kind: string }>(w);
+      w.postMessage({ kind: 'spin', packed: buffer, x, batch: 256 });
+      expect((await spinning).kind).toBe('spinning');
+      const code = await w.terminate();
+      expect(code).toBe(1);
+    }
+    // The process, the main thread's addon and the shared buffer are all still fine.
+    expect(model.predict(x.subarray(0, 100)).values[0]).toBeGreaterThan(0);
+  });
+});
+
+describe('native handle errors', () => {
+  const packed = () => new Uint8Array(modelS().packed().buffer);
+
+  it('a disposed CompiledModel throws MAAS_ERR_MODEL_DISPOSED', () => {
+    const handle = new native.CompiledModel(packed());
+    handle.dispose();
+    expect(handle.disposed).toBe(true);
+    expect(() => handle.predict(new Float32Array(100), 1, new Float32Array(1))).toThrowError(
+      expect.objectContaining({ code: 'MAAS_ERR_MODEL_DISPOSED' }),
+    );
+  });
+
+  it('wrong buffer sizes and types are coded TypeErrors, and the handle keeps working', () => {
+    const handle = new native.CompiledModel(packed());
+    expect(() => handle.predict(new Float32Array(99), 1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(() => handle.predict(new Float64Array(100) as never, 1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_ARG_TYPE' }));
+    expect(() => handle.predict(new Float32Array(100), -1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
+    const y = new Float32Array(1);
+    handle.predict(new Float32Array(100), 1, y);
+    expect(Number.isFinite(y[0])).toBe(true);
+  });
+
+  it('a corrupt packed buffer is refused with MAAS_ERR_PACKED_CORRUPT', () => {
+    const bytes = packed();
+    const copy = bytes.slice();
+    copy.fill(0, 0, 128);
+    expect(() => new native.CompiledModel(copy)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
+    expect(() => new native.CompiledModel(bytes.slice(0, 200))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
+  });
+
+  it('a buffer packed for a kernel above the thread cap is refused with MAAS_ERR_PACKED_ISA_ABOVE_CAP', () => {
+    const best = native.cpuInfo().isa;
+    if (best === 'scalar') return expect(best).toBe('scalar'); // nothing above scalar to pack for here
+    const bytes = packed();
+    native.setMaxIsa('scalar');
+    try {
+      expect(() => new native.CompiledModel(bytes)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_ISA_ABOVE_CAP' }));
+    } finally {
+      native.setMaxIsa(best);
+    }
+  });
+});
