@@ -1,0 +1,38 @@
+# The CPU-only fallback build (node-gyp), from the same source list as CMakeLists.txt:
+# native/sources.json. Each ISA group is a static library with its own flags.
+{
+  "variables": {
+    "maas_common_defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
+    "maas_common_cflags": ["-O3", "-fvisibility=hidden", "-fno-math-errno", "-std=c++17", "-fexceptions"]
+  },
+  "target_defaults": {
+    "include_dirs": [
+      "<!(node -p \"require('node-addon-api').include_dir\")",
+      "native/include",
+      "native/src/cpu"
+    ],
+    "defines": ["<@(maas_common_defines)"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+    "cflags_cc": ["<@(maas_common_cflags)"]
+  },
+  "targets": [
+    {
+      "target_name": "maas_avx2",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').avx2.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx2.join(' ')\")"]
+    },
+    {
+      "target_name": "maas_avx512",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').avx512.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx512.join(' ')\")"]
+    },
+    {
+      "target_name": "maas",
+      "sources": ["<!@(node -p \"require('./native/sources.json').baseline.join(' ')\")"],
+      "dependencies": ["maas_avx2", "maas_avx512"]
+    }
+  ]
+}
