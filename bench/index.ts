@@ -1,0 +1,181 @@
+/**
+ * `npm run bench`: the FMA peak, then model S, model L and the GEMM 1024×4096×4096 on maas and
+ * every peer (onnxruntime-node, tfjs wasm and cpu, a naive JS loop), one and two threads, in one
+ * process run. Prints a table and writes bench/RESULTS.md with the date, CPU and command.
+ *
+ *   npm run bench                      # everything (about 5 minutes)
+ *   npm run bench -- --suites S,gemm   # a subset: peak is always measured
+ *   npm run bench -- --budget 0.5      # seconds of timed calls per case
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { dense, sequential, setThreads, backendInfo, type Sequential } from '../src/index.js';
+import { native, packageRoot } from '../src/native/index.js';
+import { time, formatSeconds, type Measurement } from './harness.js';
+import { modelS, modelL, gemm, inputRows, type Workload } from './workloads.js';
+import { buildDenseOnnx, createOrtSession, type DenseSpec } from './peers/onnx.js';
+import { createTfjsPeer } from './peers/tfjs.js';
+import { createNaivePeer } from './peers/naive.js';
+
+interface Args {
+  suites: Set<string>;
+  budget: number;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { suites: new Set(['S', 'L', 'gemm']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--suites') args.suites = new Set(argv[++i]!.split(','));
+    else if (a === '--budget') args.budget = Number(argv[++i]);
+    else if (a === '--out') args.out = argv[++i]!;
+    else throw new Error(`bench: unknown argument ${a} (use --suites S,L,gemm --budget SECONDS --out FILE)`);
+  }
+  return args;
+}
+
+/** Peak GFLOP/s per ISA and thread count, best of three ~0.3 s runs. */
+function measurePeaks(): Map<string, number> {
+  const peaks = new Map<string, number>();
+  const info = native.cpuInfo();
+  setThreads(2);
+  for (const isa of ['avx512', 'avx2'] as const) {
+    if ((isa === 'avx512' && !info.features.avx512) || (isa === 'avx2' && !info.features.avx2Fma)) continue;
+    for (const threads of [1, 2]) {
+      const probe = native._peakFma(isa, 1e6, threads);
+      const iterations = Math.ceil((1e6 * 0.3) / probe.seconds);
+      let best = 0;
+      for (let r = 0; r < 3; r++) {
+        const { flops, seconds } = native._peakFma(isa, iterations, threads);
+        best = Math.max(best, flops / seconds / 1e9);
+      }
+      peaks.set(`${isa}/${threads}`, best);
+    }
+  }
+  return peaks;
+}
+
+interface Row {
+  workload: string;
+  impl: string;
+  threads: number;
+  m: Measurement | null;
+  flops: number;
+  note: string;
+}
+
+/** Estimated GFLOP/s of the slow peers, to skip calls that would take minutes. */
+const SLOW_PEER_GFLOPS: Record<string, number> = { 'tfjs-cpu': 0.7, 'naive-js': 1.0, 'tfjs-wasm': 8 };
+const MAX_CALL_SECONDS = 5;
+
+function ourModel(layers: DenseSpec[]): Sequential {
+  const model = sequential({
+    layers: layers.map((l, i) =>
+      dense({ units: l.out, activation: l.activation, useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) }),
+    ),
+  });
+  model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights, l.bias] : [l.weights])));
+  return model;
+}
+
+async function runWorkload(w: Workload, budget: number, rows: Row[], print: (r: Row) => void): Promise<void> {
+  const ours = ourModel(w.layers);
+  const ort = [await createOrtSession(buildDenseOnnx(w.layers), 1), await createOrtSession(buildDenseOnnx(w.layers), 2)];
+  const naive = createNaivePeer(w.layers);
+  for (const batch of w.batches) {
+    const x = inputRows(batch, w.layers[0]!.in);
+    const flops = 2 * w.macsPerRow * batch;
+    const label = `${w.name}${w.name.startsWith('GEMM') ? '' : ` b${batch}`}`;
+    const add = (impl: string, threads: number, m: Measurement | null, note = ''): void => {
+      const row = { workload: label, impl, threads, m, flops, note };
+      rows.push(row);
+      print(row);
+    };
+    const bw = (m: Measurement): string => (batch === 1 ? `weights ${(w.weightBytes / 1e6).toFixed(0)} MB → ${(w.weightBytes / m.median / 1e9).toFixed(1)} GB/s` : '');
+    for (const threads of [1, 2]) {
+      setThreads(threads);
+      const mine = await time(() => ours.predict(x), { budget });
+      add('maas', threads, mine, bw(mine));
+      const theirs = await time(() => ort[threads - 1]!.run(x, batch), { budget });
+      add('ort-fp32', threads, theirs, bw(theirs));
+    }
+    for (const peer of ['tfjs-wasm', 'tfjs-cpu', 'naive-js'] as const) {
+      const estimate = flops / 1e9 / SLOW_PEER_GFLOPS[peer]!;
+      if (estimate > MAX_CALL_SECONDS) {
+        add(peer, 1, null, `skipped: ≈ ${estimate.toFixed(0)} s per call at ≈ ${SLOW_PEER_GFLOPS[peer]} GFLOP/s`);
+        continue;
+      }
+      const opts = { budget: estimate > 0.5 ? 0 : budget, warmup: estimate > 0.5 ? 1 : 3, minSamples: estimate > 0.5 ? 2 : 5 };
+      if (peer === 'naive-js') {
+        add(peer, 1, await time(() => naive.run(x, batch), opts));
+      } else {
+        const tf = await createTfjsPeer(peer === 'tfjs-wasm' ? 'wasm' : 'cpu', w.layers);
+        add(peer, 1, await time(() => tf.run(x, batch), opts));
+        tf.dispose();
+      }
+    }
+  }
+  ours.dispose();
+  for (const s of ort) await s.release();
+}
+
+function table(rows: Row[], peaks: Map<string, number>, isa: string): string[] {
+  const lines = [
+    '| workload | impl | threads | median latency | GFLOP/s | vs ort-fp32 (same threads) | % of peak | notes |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of rows) {
+    if (!r.m) {
+      lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | – | – | – | – | ${r.note} |`);
+      continue;
+    }
+    const gflops = r.flops / r.m.median / 1e9;
+    const ort = rows.find((o) => o.workload === r.workload && o.impl === 'ort-fp32' && o.threads === r.threads)?.m;
+    const ratio = ort ? `${(ort.median / r.m.median).toFixed(2)}×` : '–';
+    const peak = peaks.get(`${isa}/${r.threads}`);
+    const ofPeak = peak ? `${((100 * gflops) / peak).toFixed(1)}%` : '–';
+    const spread = `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`;
+    lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gflops.toFixed(1)} | ${ratio} | ${ofPeak} | ${[r.note, spread].filter(Boolean).join('; ')} |`);
+  }
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = new Date();
+  const info = backendInfo();
+  const header = [
+    `# maas benchmark results`,
+    '',
+    `- date: ${started.toISOString()}`,
+    `- command: \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\``,
+    `- CPU: ${info.brand.trim() || cpus()[0]?.model} (${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB); maas ISA ${info.isa}, kernel ${info.f32Kernel}`,
+    `- node ${process.version}; onnxruntime-node, @tensorflow/tfjs and tfjs-backend-wasm as installed (see package-lock.json)`,
+    `- latency: one call from a Float32Array to a JS-readable output, median of samples after warm-up`,
+    '',
+  ];
+  console.log(header.join('\n'));
+  const peaks = measurePeaks();
+  const peakLines = ['| peak | threads | GFLOP/s |', '| --- | --- | --- |'];
+  for (const [key, value] of peaks) {
+    const [isa, threads] = key.split('/');
+    peakLines.push(`| fp32 FMA ${isa === 'avx512' ? 'AVX-512 (zmm)' : 'AVX2 (ymm)'} | ${threads} | ${value.toFixed(1)} |`);
+  }
+  console.log(peakLines.join('\n') + '\n');
+  const rows: Row[] = [];
+  const print = (r: Row): void =>
+    console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.flops / r.m.median / 1e9).toFixed(1).padStart(7)} GFLOP/s` : ''}  ${r.note}`);
+  const suites: [string, () => Workload][] = [['S', modelS], ['L', modelL], ['gemm', gemm]];
+  for (const [name, make] of suites) if (args.suites.has(name)) await runWorkload(make(), args.budget, rows, print);
+  const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
+  const doc = [...header, `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
+  writeFileSync(args.out, doc.join('\n'));
+  console.log(`\nwrote ${args.out}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
