@@ -114,3 +114,21 @@ describe('native handle errors', () => {
     }
   });
 });
+
+describe('the intra-op thread pool', () => {
+  it('runs work issued right after a resize (workers start from the generation at creation)', () => {
+    const model = modelS();
+    const x = new Float32Array(1024 * 100).fill(0.25);
+    const want = model.predict(x).values.slice();
+    const threads = native.getThreads();
+    try {
+      for (let i = 0; i < 50; i++) {
+        native.setThreads(1);
+        native.setThreads(2);
+        expect(model.predict(x).values).toEqual(want);
+      }
+    } finally {
+      native.setThreads(threads);
+    }
+  });
+});

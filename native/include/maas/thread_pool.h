@@ -29,7 +29,7 @@ class ThreadPool {
  private:
   void Start(size_t threads);
   void Stop();
-  void WorkerLoop(size_t index);
+  void WorkerLoop(size_t index, uint64_t seen);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;

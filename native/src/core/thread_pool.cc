@@ -25,7 +25,10 @@ void ThreadPool::Start(size_t threads) {
   stopping_ = false;
   if (threads < 1) threads = 1;
   workers_.reserve(threads - 1);
-  for (size_t i = 1; i < threads; ++i) workers_.emplace_back(&ThreadPool::WorkerLoop, this, i);
+  // The generation a worker starts from is read here, not in the new thread: a Run issued before
+  // the thread gets scheduled must still count as new work for it.
+  const uint64_t start = generation_.load(std::memory_order_acquire);
+  for (size_t i = 1; i < threads; ++i) workers_.emplace_back(&ThreadPool::WorkerLoop, this, i, start);
 }
 
 void ThreadPool::Stop() {
@@ -58,8 +61,7 @@ void ThreadPool::Run(size_t nth, Task task, void* ctx) noexcept {
   while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
 }
 
-void ThreadPool::WorkerLoop(size_t index) {
-  uint64_t seen = generation_.load(std::memory_order_acquire);
+void ThreadPool::WorkerLoop(size_t index, uint64_t seen) {
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
     while (generation_.load(std::memory_order_acquire) == seen &&

@@ -108,8 +108,10 @@ struct F32GemmDriver {
 
   // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
   // On the last K block the epilogue (bias, activation) runs on registers before the one store.
-  template <int kRows>
-  static void Micro(size_t kc, const float* a, size_t ka, const float* b, float* c, size_t ldc,
+  // kPacked: a is a packed micro-panel (row i of step p at a[p·kMR + i]); otherwise a points at
+  // row-major A with row stride lda, read in place (no packing pass for narrow B).
+  template <int kRows, bool kPacked>
+  static void Micro(size_t kc, const float* a, size_t lda, const float* b, float* c, size_t ldc,
                     size_t cols, bool accumulate, const Epilogue* epi) {
     R acc[kRows][kNV];
 #pragma GCC unroll 16
@@ -122,7 +124,7 @@ struct F32GemmDriver {
       for (int j = 0; j < kNV; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
 #pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i) {
-        const R av = V::set1(a[p * ka + i]);
+        const R av = V::set1(kPacked ? a[p * kMR + i] : a[i * lda + p]);
 #pragma GCC unroll 8
         for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd(av, bv[j], acc[i][j]);
       }
@@ -148,10 +150,10 @@ struct F32GemmDriver {
 
   using MicroFn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, bool, const Epilogue*);
 
+  struct MicroTable { MicroFn packed[kMR]; MicroFn direct[kMR]; };
   template <size_t... I>
-  static constexpr auto MakeMicroTable(std::index_sequence<I...>) {
-    struct Table { MicroFn fn[kMR]; };
-    return Table{{&Micro<static_cast<int>(I) + 1>...}};
+  static constexpr MicroTable MakeMicroTable(std::index_sequence<I...>) {
+    return MicroTable{{&Micro<static_cast<int>(I) + 1, true>...}, {&Micro<static_cast<int>(I) + 1, false>...}};
   }
 
   // Copies rows×kc of A into micro-panels of kMR rows, k-major: dst[ir·kc + p·kMR + i].
@@ -166,12 +168,53 @@ struct F32GemmDriver {
     }
   }
 
+  // Packing A costs a pass over A per K block; it pays off only when many B panels reuse it.
+  static constexpr size_t kPackMinPanels = 4;
+
+  // Outputs at most this wide run as dot products over K: a register tile would spend most of
+  // its NR columns on padding (a 1-unit regression or sigmoid head is the common case).
+  static constexpr size_t kNarrowN = 4;
+
+  // y[i][j] = act(dot(a_i, w_j) + bias_j) for n <= kNarrowN, vectorized along K. The columns are
+  // first gathered out of the packed panel into scratch so each dot reads contiguous floats.
+  static void RunNarrow(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
+    const size_t k = g.k, n = g.n;
+    for (size_t j = 0; j < n; ++j)
+      for (size_t p = 0; p < k; ++p) scratch[j * k + p] = g.b_packed[p * kNR + j];
+    const Activation act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
+    float out[kNarrowN];
+    for (size_t i = t.m_begin; i < t.m_end; ++i) {
+      const float* a = g.a + i * g.lda;
+      for (size_t j = 0; j < n; ++j) {
+        const float* w = scratch + j * k;
+        R acc0 = V::zero(), acc1 = V::zero();
+        size_t p = 0;
+        for (; p + 2 * V::W <= k; p += 2 * V::W) {
+          acc0 = V::fmadd(V::load(a + p), V::load(w + p), acc0);
+          acc1 = V::fmadd(V::load(a + p + V::W), V::load(w + p + V::W), acc1);
+        }
+        for (; p < k; p += V::W) {
+          const size_t count = MinSize(V::W, k - p);
+          acc0 = V::fmadd(V::load_tail(a + p, count, 0.f), V::load_tail(w + p, count, 0.f), acc0);
+        }
+        out[j] = V::hsum(V::add(acc0, acc1)) + (g.bias ? g.bias[j] : 0.f);
+      }
+      for (size_t j = 0; j < n; j += V::W) {
+        const size_t count = MinSize(V::W, n - j);
+        V::store_tail(g.c + i * g.ldc + j, Activate<V>(act, V::load_tail(out + j, count, 0.f), g.alpha), count);
+      }
+    }
+    if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + t.m_begin * g.ldc, g.ldc, t.m_end - t.m_begin, n);
+  }
+
   static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
-    static constexpr auto micro = MakeMicroTable(std::make_index_sequence<kMR>{});
+    if (g.n <= kNarrowN) return RunNarrow(g, t, scratch);
+    static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kMR>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
     // With few rows each B panel is used once: stream it over the whole K, no re-reads of C.
     const size_t kc_block = m_count <= kMR ? k : kKC;
+    const bool pack = m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels;
     const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
     for (size_t pc = 0; pc < k; pc += kc_block) {
       const size_t kc = MinSize(kc_block, k - pc);
@@ -179,8 +222,7 @@ struct F32GemmDriver {
       for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
         const size_t mc = MinSize(kMC, t.m_end - ic);
         const float* a_block = g.a + ic * g.lda + pc;
-        const bool packed = mc > 1;
-        if (packed) PackA(a_block, g.lda, mc, kc, scratch);
+        if (pack) PackA(a_block, g.lda, mc, kc, scratch);
         for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
           const size_t col0 = pnl * kNR;
           const size_t cols = MinSize(kNR, g.n - col0);
@@ -188,9 +230,12 @@ struct F32GemmDriver {
           const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.alpha};
           for (size_t ir = 0; ir < mc; ir += kMR) {
             const size_t rows = MinSize(kMR, mc - ir);
-            const float* a = packed ? scratch + ir * kc : a_block;
-            micro.fn[rows - 1](kc, a, packed ? kMR : 1, b, g.c + (ic + ir) * g.ldc + col0, g.ldc, cols,
-                               !first, last ? &epi : nullptr);
+            float* c = g.c + (ic + ir) * g.ldc + col0;
+            if (pack) {
+              micro.packed[rows - 1](kc, scratch + ir * kc, 0, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+            } else {
+              micro.direct[rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+            }
           }
         }
         if (last && g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + ic * g.ldc, g.ldc, mc, g.n);
