@@ -27,6 +27,7 @@ struct VAvx2 {
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R fmadd_bcast(const float* p, R b, R acc) { return _mm256_fmadd_ps(_mm256_broadcast_ss(p), b, acc); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R abs(R x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }

@@ -22,6 +22,12 @@ struct VAvx512 {
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static R div(R a, R b) { return _mm512_div_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  // acc += broadcast(*p) · b with the broadcast folded into the FMA's memory operand ({1to16}):
+  // one load+FMA op instead of a separate broadcast op per row.
+  static R fmadd_bcast(const float* p, R b, R acc) {
+    __asm__("vfmadd231ps %[p]%{1to16%}, %[b], %[acc]" : [acc] "+v"(acc) : [b] "v"(b), [p] "m"(*p));
+    return acc;
+  }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R abs(R x) { return _mm512_abs_ps(x); }

@@ -104,7 +104,11 @@ struct F32GemmDriver {
   static constexpr size_t kKC = 256;       // K block: a KC×NR panel of B stays in L1
   static constexpr size_t kMC = kMR * 24;  // rows of A packed per block (L2 resident)
 
-  static size_t ScratchFloats(size_t k) { return kMC * kKC > kMR * k ? kMC * kKC : kMR * k; }
+  // Up to this many rows, each B panel streams once over the whole K (few rows reuse it little,
+  // so it is read sequentially from memory while A and the C tiles stay close).
+  static constexpr size_t kStreamRows = 2 * kMR;
+
+  static size_t ScratchFloats(size_t k) { return kMC * kKC > kStreamRows * k ? kMC * kKC : kStreamRows * k; }
 
   // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
   // On the last K block the epilogue (bias, activation) runs on registers before the one store.
@@ -124,9 +128,9 @@ struct F32GemmDriver {
       for (int j = 0; j < kNV; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
 #pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i) {
-        const R av = V::set1(kPacked ? a[p * kMR + i] : a[i * lda + p]);
+        const float* ai = kPacked ? a + p * kMR + i : a + i * lda + p;
 #pragma GCC unroll 8
-        for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd(av, bv[j], acc[i][j]);
+        for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
       }
     }
 #pragma GCC unroll 16
@@ -156,13 +160,23 @@ struct F32GemmDriver {
     return MicroTable{{&Micro<static_cast<int>(I) + 1, true>...}, {&Micro<static_cast<int>(I) + 1, false>...}};
   }
 
-  // Copies rows×kc of A into micro-panels of kMR rows, k-major: dst[ir·kc + p·kMR + i].
-  static void PackA(const float* a, size_t lda, size_t rows, size_t kc, float* dst) {
-    for (size_t ir = 0; ir < rows; ir += kMR) {
-      const size_t r = MinSize(kMR, rows - ir);
-      float* panel = dst + ir * kc;
-      for (size_t i = 0; i < r; ++i) {
-        const float* src = a + (ir + i) * lda;
+  // Row tiles of a block of mc rows: as few tiles as kMR allows, sizes differing by at most one
+  // (16 rows run as 8 + 8, not 14 + 2, whose 2-row tile would be bound by loads, not FMAs).
+  struct RowTiles {
+    size_t count, base, extra;
+    explicit RowTiles(size_t mc) : count((mc + kMR - 1) / kMR), base(mc / count), extra(mc % count) {}
+    size_t begin(size_t t) const { return t * base + MinSize(t, extra); }
+    size_t rows(size_t t) const { return base + (t < extra ? 1 : 0); }
+  };
+
+  // Copies each row tile of A into a k-major micro-panel: row i of step p at panel[p·kMR + i],
+  // tile t's panel at dst + t·kMR·kc.
+  static void PackA(const float* a, size_t lda, const RowTiles& tiles, size_t kc, float* dst) {
+    for (size_t t = 0; t < tiles.count; ++t) {
+      const size_t r0 = tiles.begin(t);
+      float* panel = dst + t * kMR * kc;
+      for (size_t i = 0; i < tiles.rows(t); ++i) {
+        const float* src = a + (r0 + i) * lda;
         for (size_t p = 0; p < kc; ++p) panel[p * kMR + i] = src[p];
       }
     }
@@ -212,8 +226,7 @@ struct F32GemmDriver {
     static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kMR>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
-    // With few rows each B panel is used once: stream it over the whole K, no re-reads of C.
-    const size_t kc_block = m_count <= kMR ? k : kKC;
+    const size_t kc_block = m_count <= kStreamRows ? k : kKC;
     const bool pack = m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels;
     const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
     for (size_t pc = 0; pc < k; pc += kc_block) {
@@ -222,17 +235,18 @@ struct F32GemmDriver {
       for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
         const size_t mc = MinSize(kMC, t.m_end - ic);
         const float* a_block = g.a + ic * g.lda + pc;
-        if (pack) PackA(a_block, g.lda, mc, kc, scratch);
+        const RowTiles tiles(mc);
+        if (pack) PackA(a_block, g.lda, tiles, kc, scratch);
         for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
           const size_t col0 = pnl * kNR;
           const size_t cols = MinSize(kNR, g.n - col0);
           const float* b = g.b_packed + pnl * k * kNR + pc * kNR;
           const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.alpha};
-          for (size_t ir = 0; ir < mc; ir += kMR) {
-            const size_t rows = MinSize(kMR, mc - ir);
+          for (size_t tile = 0; tile < tiles.count; ++tile) {
+            const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
             if (pack) {
-              micro.packed[rows - 1](kc, scratch + ir * kc, 0, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, 0, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             } else {
               micro.direct[rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             }

@@ -21,6 +21,7 @@ struct VScalar {
   static R mul(R a, R b) { return a * b; }
   static R div(R a, R b) { return a / b; }
   static R fmadd(R a, R b, R c) { return a * b + c; }
+  static R fmadd_bcast(const float* p, R b, R acc) { return *p * b + acc; }
   static R max(R a, R b) { return a > b ? a : b; }
   static R min(R a, R b) { return a < b ? a : b; }
   static R abs(R x) { return std::fabs(x); }
