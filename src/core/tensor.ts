@@ -18,12 +18,13 @@ export class Tensor {
   readonly dtype = 'float32' as const;
 
   constructor(data: Float32Array, shape: readonly number[]) {
-    const size = shape.reduce((a, b) => a * b, 1);
+    let size = 1;
+    for (let i = 0; i < shape.length; i++) size *= shape[i]!;
     if (data.length !== size) {
       throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${size} values for shape [${shape.join(',')}] but received ${data.length}`);
     }
     this.values = data;
-    this.shape = Object.freeze([...shape]);
+    this.shape = shape.slice();
   }
 
   /** Number of elements. */

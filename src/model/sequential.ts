@@ -80,14 +80,18 @@ export class Sequential {
   predict(x: TensorLike, options?: { batchSize?: number }): Tensor {
     const handle = this.compiled();
     if (options !== undefined) checkOptions('predict options', options, ['batchSize', 'verbose']);
-    const input = toMatrix(x, handle.inputSize, 'x');
-    const out = new Float32Array(input.rows * handle.outputSize);
+    // Widths come from the layers, not the handle: a native accessor call costs more than the
+    // whole batch-1 forward pass of a small model.
+    const inputDim = this.stack[0]!.inputDim!;
+    const units = this.stack[this.stack.length - 1]!.units;
+    const input = toMatrix(x, inputDim, 'x');
+    const out = new Float32Array(input.rows * units);
     try {
       handle.predict(input.data, input.rows, out);
     } catch (e) {
       throw fromNative(e);
     }
-    return new Tensor(out, [input.rows, handle.outputSize]);
+    return new Tensor(out, [input.rows, units]);
   }
 
   /** The weights as tensors, kernel then bias for each layer (copies). */

@@ -20,6 +20,23 @@ inline Napi::TypedArrayOf<T> ArgTypedArray(const Napi::CallbackInfo& info, size_
   return v.As<Napi::TypedArrayOf<T>>();
 }
 
+// One napi_get_typedarray_info call for type, length and data: the predict path's fast check.
+template <typename T>
+inline T* ArgTypedData(const Napi::CallbackInfo& info, size_t index, const char* what, napi_typedarray_type type,
+                       size_t* length) {
+  napi_typedarray_type actual;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset;
+  if (index >= info.Length() ||
+      napi_get_typedarray_info(info.Env(), info[index], &actual, length, &data, &buffer, &offset) != napi_ok ||
+      actual != type) {
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") +
+               (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what, true);
+  }
+  return static_cast<T*>(data);
+}
+
 inline size_t ArgSize(const Napi::CallbackInfo& info, size_t index, const char* what) {
   Napi::Value v = info[index];
   if (!v.IsNumber()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a number for ") + what, true);
