@@ -132,3 +132,18 @@ describe('the intra-op thread pool', () => {
     }
   });
 });
+
+describe('MAAS_MAX_ISA', () => {
+  it('caps the selected kernel in a fresh process', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = `const a = require(${JSON.stringify(addonPath())}); console.log(JSON.stringify(a.cpuInfo()))`;
+    for (const cap of ['scalar', 'avx2', 'avx512'] as const) {
+      const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MAAS_MAX_ISA: cap }, encoding: 'utf8' });
+      const info = JSON.parse(out) as { isa: string; best: string; cap: string };
+      const levels = ['scalar', 'avx2', 'avx512'];
+      const expected = levels[Math.min(levels.indexOf(cap), levels.indexOf(info.best))];
+      expect(info.isa).toBe(expected);
+      expect(info.cap).toBe(expected);
+    }
+  });
+});
