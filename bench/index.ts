@@ -170,7 +170,7 @@ async function main(): Promise<void> {
   const suites: [string, () => Workload][] = [['S', modelS], ['L', modelL], ['gemm', gemm]];
   for (const [name, make] of suites) if (args.suites.has(name)) await runWorkload(make(), args.budget, rows, print);
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
-  const doc = [...header, `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
+  const doc = [...header.slice(0, -1), `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
   writeFileSync(args.out, doc.join('\n'));
   console.log(`\nwrote ${args.out}`);
 }
