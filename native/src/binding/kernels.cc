@@ -94,46 +94,67 @@ Napi::Value PackStack(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, kernel.name);
 }
 
+// The operands _gemm and _referenceDense share, read from info[first..first+10]:
+// x, lda, w, bias|null, m, n, k, activation, alpha, y, ldy.
+struct DenseOperands {
+  const float* x;
+  size_t lda;
+  const float* w;
+  const float* bias;  // n floats, or nullptr
+  size_t m, n, k;
+  Activation act;
+  float alpha;
+  float* y;
+  size_t ldy;
+};
+
+DenseOperands ArgDenseOperands(const Napi::CallbackInfo& info, size_t first, const char* fn) {
+  Napi::Env env = info.Env();
+  auto x = ArgTypedArray<float>(info, first, "x", napi_float32_array);
+  auto w = ArgTypedArray<float>(info, first + 2, "w", napi_float32_array);
+  auto y = ArgTypedArray<float>(info, first + 9, "y", napi_float32_array);
+  DenseOperands d{x.Data(), ArgSize(info, first + 1, "lda"), w.Data(), nullptr,
+                  ArgSize(info, first + 4, "m"), ArgSize(info, first + 5, "n"), ArgSize(info, first + 6, "k"),
+                  ArgActivation(info, first + 7), static_cast<float>(info[first + 8].ToNumber().DoubleValue()),
+                  y.Data(), ArgSize(info, first + 10, "ldy")};
+  if (d.m == 0 || d.n == 0 || d.k == 0 || d.lda < d.k || d.ldy < d.n || x.ElementLength() < (d.m - 1) * d.lda + d.k ||
+      w.ElementLength() != d.k * d.n || y.ElementLength() < (d.m - 1) * d.ldy + d.n) {
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": operand sizes do not match m, n, k and strides", true);
+  }
+  if (!info[first + 3].IsNull() && !info[first + 3].IsUndefined()) {
+    auto bias = ArgTypedArray<float>(info, first + 3, "bias", napi_float32_array);
+    if (bias.ElementLength() != d.n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": bias must hold n floats", true);
+    d.bias = bias.Data();
+  }
+  return d;
+}
+
 // _gemm(kernel, x, lda, w, bias|null, m, n, k, act, alpha, y, ldy, threads): one GEMM on a named
 // kernel, weights packed here. A test entry: it allocates, unlike the compiled path.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const F32GemmKernel& kernel = ArgKernel(info, 0);
-  auto x = ArgTypedArray<float>(info, 1, "x", napi_float32_array);
-  const size_t lda = ArgSize(info, 2, "lda");
-  auto w = ArgTypedArray<float>(info, 3, "w", napi_float32_array);
-  const bool has_bias = !info[4].IsNull() && !info[4].IsUndefined();
-  const size_t m = ArgSize(info, 5, "m"), n = ArgSize(info, 6, "n"), k = ArgSize(info, 7, "k");
-  const Activation act = ArgActivation(info, 8);
-  const float alpha = static_cast<float>(info[9].ToNumber().DoubleValue());
-  auto y = ArgTypedArray<float>(info, 10, "y", napi_float32_array);
-  const size_t ldy = ArgSize(info, 11, "ldy");
+  const DenseOperands d = ArgDenseOperands(info, 1, "_gemm");
   const size_t threads = ArgSize(info, 12, "threads");
-  if (m == 0 || n == 0 || k == 0 || lda < k || ldy < n || x.ElementLength() < (m - 1) * lda + k ||
-      w.ElementLength() != k * n || y.ElementLength() < (m - 1) * ldy + n) {
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_gemm: operand sizes do not match m, n, k and strides", true);
-  }
   std::vector<float> bias_padded;
-  if (has_bias) {
-    auto bias = ArgTypedArray<float>(info, 4, "bias", napi_float32_array);
-    if (bias.ElementLength() != n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_gemm: bias must hold n floats", true);
-    bias_padded.resize(PackedBiasFloats(n, kernel.nr));
-    PackF32Bias(bias.Data(), n, kernel.nr, bias_padded.data());
+  if (d.bias) {
+    bias_padded.resize(PackedBiasFloats(d.n, kernel.nr));
+    PackF32Bias(d.bias, d.n, kernel.nr, bias_padded.data());
   }
-  std::vector<float> packed(PackedBFloats(k, n, kernel.nr));
-  PackF32B(w.Data(), n, k, n, kernel.nr, packed.data());
+  std::vector<float> packed(PackedBFloats(d.k, d.n, kernel.nr));
+  PackF32B(d.w, d.n, d.k, d.n, kernel.nr, packed.data());
   ThreadPool& pool = Addon(env)->pool();
   const size_t nth = threads < 1 ? 1 : (threads > pool.size() ? pool.size() : threads);
-  std::vector<float> scratch(kernel.scratch_floats(k) * nth);
+  std::vector<float> scratch(kernel.scratch_floats(d.k) * nth);
   std::vector<float*> per_thread(nth);
-  for (size_t t = 0; t < nth; ++t) per_thread[t] = scratch.data() + t * kernel.scratch_floats(k);
+  for (size_t t = 0; t < nth; ++t) per_thread[t] = scratch.data() + t * kernel.scratch_floats(d.k);
   F32GemmArgs args;
-  args.m = m; args.n = n; args.k = k;
-  args.a = x.Data(); args.lda = lda;
+  args.m = d.m; args.n = d.n; args.k = d.k;
+  args.a = d.x; args.lda = d.lda;
   args.b_packed = packed.data();
-  args.bias = has_bias ? bias_padded.data() : nullptr;
-  args.c = y.Data(); args.ldc = ldy;
-  args.act = act; args.alpha = alpha;
+  args.bias = d.bias ? bias_padded.data() : nullptr;
+  args.c = d.y; args.ldc = d.ldy;
+  args.act = d.act; args.alpha = d.alpha;
   F32GemmParallel(kernel, args, &pool, nth, per_thread.data());
   return env.Undefined();
 }
@@ -141,33 +162,14 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 // _referenceDense(x, lda, w, bias|null, m, n, k, act, alpha, y, ldy, magnitude|null)
 Napi::Value ReferenceDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto x = ArgTypedArray<float>(info, 0, "x", napi_float32_array);
-  const size_t lda = ArgSize(info, 1, "lda");
-  auto w = ArgTypedArray<float>(info, 2, "w", napi_float32_array);
-  const bool has_bias = !info[3].IsNull() && !info[3].IsUndefined();
-  const size_t m = ArgSize(info, 4, "m"), n = ArgSize(info, 5, "n"), k = ArgSize(info, 6, "k");
-  const Activation act = ArgActivation(info, 7);
-  const float alpha = static_cast<float>(info[8].ToNumber().DoubleValue());
-  auto y = ArgTypedArray<float>(info, 9, "y", napi_float32_array);
-  const size_t ldy = ArgSize(info, 10, "ldy");
-  const bool want_mag = !info[11].IsNull() && !info[11].IsUndefined();
-  if (m == 0 || n == 0 || k == 0 || lda < k || ldy < n || x.ElementLength() < (m - 1) * lda + k ||
-      w.ElementLength() != k * n || y.ElementLength() < (m - 1) * ldy + n) {
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: operand sizes do not match m, n, k and strides", true);
-  }
-  const float* bias = nullptr;
-  if (has_bias) {
-    auto b = ArgTypedArray<float>(info, 3, "bias", napi_float32_array);
-    if (b.ElementLength() != n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: bias must hold n floats", true);
-    bias = b.Data();
-  }
+  const DenseOperands d = ArgDenseOperands(info, 0, "_referenceDense");
   float* mag = nullptr;
-  if (want_mag) {
+  if (!info[11].IsNull() && !info[11].IsUndefined()) {
     auto mg = ArgTypedArray<float>(info, 11, "magnitude", napi_float32_array);
-    if (mg.ElementLength() != m * n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: magnitude must hold m*n floats", true);
+    if (mg.ElementLength() != d.m * d.n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: magnitude must hold m*n floats", true);
     mag = mg.Data();
   }
-  ref::F32Dense(x.Data(), lda, w.Data(), bias, m, n, k, act, alpha, y.Data(), ldy, mag);
+  ref::F32Dense(d.x, d.lda, d.w, d.bias, d.m, d.n, d.k, d.act, d.alpha, d.y, d.ldy, mag);
   return env.Undefined();
 }
 
