@@ -64,6 +64,51 @@ export interface NativeCompiledModel {
   dispose(): void;
 }
 
+/** Loss codes shared with native/include/maas/train.h (append only). */
+export const LOSS_CODES = {
+  meanSquaredError: 0,
+  meanAbsoluteError: 1,
+  binaryCrossentropy: 2,
+  categoricalCrossentropy: 3,
+  sparseCategoricalCrossentropy: 4,
+} as const;
+export type LossName = keyof typeof LOSS_CODES;
+
+/** Optimizer codes shared with native/include/maas/train.h (append only). */
+export const OPTIMIZER_CODES = { sgd: 0, adam: 1, adamw: 2, rmsprop: 3 } as const;
+export type OptimizerName = keyof typeof OPTIMIZER_CODES;
+
+/** Optimizer settings as the native trainer reads them. */
+export interface NativeOptimizerConfig {
+  kind: number;
+  learningRate: number;
+  momentum?: number;
+  nesterov?: boolean;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  rho?: number;
+  weightDecay?: number;
+  clipNorm?: number;
+}
+
+/** What a native step reports. */
+export interface NativeStepResult {
+  loss: number;
+  penalty: number;
+  gradNorm: number;
+}
+
+/** A native training step over caller-owned weight arrays (updated in place). */
+export interface NativeTrainer {
+  readonly steps: number;
+  setOptimizer(config: NativeOptimizerConfig): void;
+  step(x: Float32Array, y: Float32Array, batch: number, predictions?: Float32Array): NativeStepResult;
+  gradients(x: Float32Array, y: Float32Array, batch: number): NativeStepResult & { kernels: Float32Array[]; biases: Float32Array[] };
+  evaluate(x: Float32Array, y: Float32Array, batch: number, predictions?: Float32Array): NativeStepResult;
+  dispose(): void;
+}
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
   setMaxIsa(isa: IsaName): IsaName;
@@ -78,6 +123,13 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   CompiledModel: new (packed: Uint8Array) => NativeCompiledModel;
+  Trainer: new (
+    specs: NativeLayerSpec[],
+    kernels: Float32Array[],
+    biases: (Float32Array | null)[],
+    regularizers: { l1: number; l2: number }[],
+    loss: number,
+  ) => NativeTrainer;
   _gemm(
     kernel: string, x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, alpha: number,

@@ -14,6 +14,8 @@ struct F32GemmArgs {
   size_t m = 0, n = 0, k = 0;
   const float* a = nullptr;  // m rows of k floats, row stride lda (>= k)
   size_t lda = 0;
+  // A is stored transposed: A(i, p) = a[p·lda + i], lda >= m (X^T for weight gradients).
+  bool a_transposed = false;
   const float* b_packed = nullptr;
   const float* bias = nullptr;  // nullptr: no bias
   float* c = nullptr;           // m rows of n floats, row stride ldc (>= n)
@@ -51,5 +53,7 @@ inline size_t PackedBiasFloats(size_t n, uint32_t nr) noexcept { return PackedPa
 // w is k rows of n floats (row stride ldw), as Keras and tfjs store a Dense kernel.
 void PackF32B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, float* dst) noexcept;
 void PackF32Bias(const float* bias, size_t n, uint32_t nr, float* dst) noexcept;
+// Packs B = W^T for W of rows×cols (row stride ldw): B is cols×rows, so k = cols, n = rows.
+void PackF32BTransposed(const float* w, size_t ldw, size_t rows, size_t cols, uint32_t nr, float* dst) noexcept;
 
 }  // namespace maas

@@ -42,6 +42,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
                        });
   RegisterCompiledModel(env, exports, this);
   RegisterKernels(env, exports);
+  RegisterTrainer(env, exports);
 }
 
 Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {

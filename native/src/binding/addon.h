@@ -39,5 +39,6 @@ class MaasAddon : public Napi::Addon<MaasAddon> {
 // Registration hooks of the other binding files.
 void RegisterCompiledModel(Napi::Env env, Napi::Object exports, MaasAddon* addon);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
+void RegisterTrainer(Napi::Env env, Napi::Object exports);
 
 }  // namespace maas::binding

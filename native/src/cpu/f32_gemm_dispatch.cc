@@ -58,6 +58,24 @@ void PackF32B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, float
   }
 }
 
+void PackF32BTransposed(const float* w, size_t ldw, size_t rows, size_t cols, uint32_t nr, float* dst) noexcept {
+  // B(kk, j) = W(j, kk): panel p holds B's columns p·nr.. = W's rows p·nr..
+  const size_t k = cols, n = rows;
+  const size_t panels = PackedPanels(n, nr);
+  for (size_t p = 0; p < panels; ++p) {
+    float* panel = dst + p * k * nr;
+    for (size_t j = 0; j < nr; ++j) {
+      const size_t row = p * nr + j;
+      if (row < n) {
+        const float* src = w + row * ldw;
+        for (size_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = src[kk];
+      } else {
+        for (size_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = 0.f;
+      }
+    }
+  }
+}
+
 void PackF32Bias(const float* bias, size_t n, uint32_t nr, float* dst) noexcept {
   const size_t padded = PackedBiasFloats(n, nr);
   if (bias) std::memcpy(dst, bias, n * sizeof(float));

@@ -171,13 +171,21 @@ struct F32GemmDriver {
 
   // Copies each row tile of A into a k-major micro-panel: row i of step p at panel[p·kMR + i],
   // tile t's panel at dst + t·kMR·kc.
-  static void PackA(const float* a, size_t lda, const RowTiles& tiles, size_t kc, float* dst) {
+  // With `transposed`, A(r, p) is a[p·lda + r]: rows of the panel are contiguous in the source.
+  static void PackA(const float* a, size_t lda, bool transposed, const RowTiles& tiles, size_t kc, float* dst) {
     for (size_t t = 0; t < tiles.count; ++t) {
-      const size_t r0 = tiles.begin(t);
+      const size_t r0 = tiles.begin(t), rows = tiles.rows(t);
       float* panel = dst + t * kMR * kc;
-      for (size_t i = 0; i < tiles.rows(t); ++i) {
-        const float* src = a + (r0 + i) * lda;
-        for (size_t p = 0; p < kc; ++p) panel[p * kMR + i] = src[p];
+      if (transposed) {
+        for (size_t p = 0; p < kc; ++p) {
+          const float* src = a + p * lda + r0;
+          for (size_t i = 0; i < rows; ++i) panel[p * kMR + i] = src[i];
+        }
+      } else {
+        for (size_t i = 0; i < rows; ++i) {
+          const float* src = a + (r0 + i) * lda;
+          for (size_t p = 0; p < kc; ++p) panel[p * kMR + i] = src[p];
+        }
       }
     }
   }
@@ -222,21 +230,21 @@ struct F32GemmDriver {
   }
 
   static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
-    if (g.n <= kNarrowN) return RunNarrow(g, t, scratch);
+    if (g.n <= kNarrowN && !g.a_transposed) return RunNarrow(g, t, scratch);
     static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kMR>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
     const size_t kc_block = m_count <= kStreamRows ? k : kKC;
-    const bool pack = m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels;
+    const bool pack = g.a_transposed || (m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels);
     const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
     for (size_t pc = 0; pc < k; pc += kc_block) {
       const size_t kc = MinSize(kc_block, k - pc);
       const bool first = pc == 0, last = pc + kc == k;
       for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
         const size_t mc = MinSize(kMC, t.m_end - ic);
-        const float* a_block = g.a + ic * g.lda + pc;
+        const float* a_block = g.a_transposed ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
         const RowTiles tiles(mc);
-        if (pack) PackA(a_block, g.lda, tiles, kc, scratch);
+        if (pack) PackA(a_block, g.lda, g.a_transposed, tiles, kc, scratch);
         for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
           const size_t col0 = pnl * kNR;
           const size_t cols = MinSize(kNR, g.n - col0);

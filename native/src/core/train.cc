@@ -1,0 +1,378 @@
+// The native training step: forward with stored activations, a fused loss gradient, backward
+// through every layer with GEMMs of the fp32 family (dW = Xᵀ·dZ, dX = dZ·Wᵀ), regularization,
+// global-norm clipping and an in-place optimizer pass. One call per batch; no trip into JS.
+#include "maas/train.h"
+
+#include <cmath>
+#include <new>
+
+namespace maas {
+
+namespace {
+
+constexpr float kProbEpsilon = 1e-7f;  // tfjs's backend epsilon, used to clip probabilities
+
+inline float Sigmoid(float z) { return z >= 0 ? 1.f / (1.f + std::exp(-z)) : std::exp(z) / (1.f + std::exp(z)); }
+
+// dZ = dY ⊙ act'(Y), from the layer's output Y (every activation's derivative is a function of
+// its output); softmax uses its Jacobian row by row. Also sums dZ's columns into db.
+void ActivationBackward(Activation act, float alpha, const float* y, float* dz, size_t rows, size_t cols, float* db) {
+  for (size_t c = 0; c < cols; ++c) db[c] = 0.f;
+  for (size_t i = 0; i < rows; ++i) {
+    const float* yr = y + i * cols;
+    float* d = dz + i * cols;
+    switch (act) {
+      case Activation::kLinear: break;
+      case Activation::kRelu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : 0.f; break;
+      case Activation::kLeakyRelu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : alpha * d[c]; break;
+      case Activation::kElu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : d[c] * (yr[c] + alpha); break;
+      case Activation::kSigmoid: for (size_t c = 0; c < cols; ++c) d[c] *= yr[c] * (1.f - yr[c]); break;
+      case Activation::kTanh: for (size_t c = 0; c < cols; ++c) d[c] *= 1.f - yr[c] * yr[c]; break;
+      case Activation::kSoftmax: {
+        double dot = 0;
+        for (size_t c = 0; c < cols; ++c) dot += static_cast<double>(d[c]) * yr[c];
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] * (d[c] - static_cast<float>(dot));
+        break;
+      }
+    }
+    for (size_t c = 0; c < cols; ++c) db[c] += d[c];
+  }
+}
+
+void SoftmaxRow(float* row, size_t n) {
+  float mx = row[0];
+  for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+  double sum = 0;
+  for (size_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
+  const float inv = static_cast<float>(1.0 / sum);
+  for (size_t j = 0; j < n; ++j) row[j] *= inv;
+}
+
+}  // namespace
+
+Trainer::Trainer(std::vector<TrainLayer> layers, Loss loss, const F32GemmKernel& kernel) noexcept
+    : layers_(std::move(layers)), loss_(loss), kernel_(kernel) {}
+
+Status Trainer::Check() const noexcept {
+  if (layers_.empty() || layers_.size() > kMaxDenseLayers) return Status::kInvalidArgument;
+  if (static_cast<uint32_t>(loss_) >= kLossCount) return Status::kInvalidArgument;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const DenseLayerSpec& s = layers_[l].spec;
+    if (s.in == 0 || s.out == 0 || !layers_[l].kernel || (s.has_bias && !layers_[l].bias)) return Status::kInvalidArgument;
+    if (l > 0 && s.in != layers_[l - 1].spec.out) return Status::kInvalidArgument;
+  }
+  const Activation last = layers_.back().spec.act;
+  const bool categorical = loss_ == Loss::kCategoricalCrossentropy || loss_ == Loss::kSparseCategoricalCrossentropy;
+  if (categorical && last != Activation::kSoftmax) return Status::kInvalidArgument;
+  if (!categorical && last == Activation::kSoftmax && loss_ == Loss::kBinaryCrossentropy) return Status::kInvalidArgument;
+  return Status::kOk;
+}
+
+bool Trainer::FusedLastActivation() const noexcept {
+  const Activation last = layers_.back().spec.act;
+  return (loss_ == Loss::kBinaryCrossentropy && last == Activation::kSigmoid) ||
+         ((loss_ == Loss::kCategoricalCrossentropy || loss_ == Loss::kSparseCategoricalCrossentropy) &&
+          last == Activation::kSoftmax);
+}
+
+Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPool* pool, size_t threads) noexcept {
+  if (pool && threads > pool->size()) threads = pool->size();
+  if (threads < 1) threads = 1;
+  if (threads > 64) threads = 64;
+  size_t max_in = 0, max_out = 0, max_b = 0;
+  for (const TrainLayer& l : layers_) {
+    max_in = l.spec.in > max_in ? l.spec.in : max_in;
+    max_out = l.spec.out > max_out ? l.spec.out : max_out;
+    const size_t fwd = PackedBFloats(l.spec.in, l.spec.out, kernel_.nr);
+    const size_t dw = PackedBFloats(batch, l.spec.out, kernel_.nr);
+    const size_t dx = PackedBFloats(l.spec.out, l.spec.in, kernel_.nr);
+    max_b = fwd > max_b ? fwd : max_b;
+    max_b = dw > max_b ? dw : max_b;
+    max_b = dx > max_b ? dx : max_b;
+  }
+  try {
+    if (grads_.size() != layers_.size()) {
+      grads_.resize(layers_.size());
+      outputs_.resize(layers_.size());
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        grads_[l].kernel.assign(static_cast<size_t>(layers_[l].spec.in) * layers_[l].spec.out, 0.f);
+        grads_[l].bias.assign(layers_[l].spec.out, 0.f);
+      }
+    }
+    if (batch > capacity_) {
+      for (size_t l = 0; l < layers_.size(); ++l) outputs_[l].resize(batch * layers_[l].spec.out);
+      dz_.resize(batch * max_out);
+      dy_.resize(batch * (max_in > max_out ? max_in : max_out));
+      capacity_ = batch;
+    }
+    if (packed_b_.size() < max_b) packed_b_.resize(max_b);
+    if (bias_padded_.size() < PackedBiasFloats(max_out, kernel_.nr)) bias_padded_.resize(PackedBiasFloats(max_out, kernel_.nr));
+    size_t max_k = max_in > max_out ? max_in : max_out;
+    max_k = batch > max_k ? batch : max_k;
+    const size_t per_thread = kernel_.scratch_floats(max_k);
+    if (pack_per_thread_ < per_thread || pack_scratch_.size() < per_thread * threads) {
+      pack_per_thread_ = per_thread;
+      pack_scratch_.resize(per_thread * threads);
+    }
+  } catch (const std::bad_alloc&) {
+    return Status::kOutOfMemory;
+  }
+  float* scratch[64];
+  for (size_t t = 0; t < threads; ++t) scratch[t] = ThreadScratch(t);
+  const float* in = x;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const TrainLayer& layer = layers_[l];
+    PackF32B(layer.kernel, layer.spec.out, layer.spec.in, layer.spec.out, kernel_.nr, packed_b_.data());
+    if (layer.bias) PackF32Bias(layer.bias, layer.spec.out, kernel_.nr, bias_padded_.data());
+    F32GemmArgs g;
+    g.m = batch; g.n = layer.spec.out; g.k = layer.spec.in;
+    g.a = in; g.lda = layer.spec.in;
+    g.b_packed = packed_b_.data();
+    g.bias = layer.bias ? bias_padded_.data() : nullptr;
+    g.c = outputs_[l].data(); g.ldc = layer.spec.out;
+    g.act = (logits_last && l + 1 == layers_.size()) ? Activation::kLinear : layer.spec.act;
+    g.alpha = layer.spec.alpha;
+    F32GemmParallel(kernel_, g, pool, threads, scratch);
+    in = outputs_[l].data();
+  }
+  return Status::kOk;
+}
+
+// The data loss (mean over the batch, and over outputs for the element-wise losses) and, when
+// asked, dL/dZ of the last layer in dz_. A fused last layer holds logits on entry and its
+// probabilities on exit, so callers always find the model's predictions in outputs_.back().
+double Trainer::LossAndOutputGrad(const float* t, size_t batch, bool want_grad) noexcept {
+  const TrainLayer& last = layers_.back();
+  const size_t n = last.spec.out;
+  float* out = outputs_.back().data();
+  float* dz = dz_.data();
+  const double inv_bn = 1.0 / (static_cast<double>(batch) * n), inv_b = 1.0 / static_cast<double>(batch);
+  double loss = 0;
+  const bool fused = FusedLastActivation();
+  switch (loss_) {
+    case Loss::kMeanSquaredError:
+    case Loss::kMeanAbsoluteError:
+      for (size_t i = 0; i < batch * n; ++i) {
+        const float diff = out[i] - t[i];
+        const bool mse = loss_ == Loss::kMeanSquaredError;
+        loss += mse ? static_cast<double>(diff) * diff : std::fabs(diff);
+        if (want_grad) dz[i] = static_cast<float>((mse ? 2.0 * diff : (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0)) * inv_bn);
+      }
+      loss *= inv_bn;
+      break;
+    case Loss::kBinaryCrossentropy:
+      for (size_t i = 0; i < batch * n; ++i) {
+        if (fused) {
+          const float z = out[i];
+          // max(z, 0) − z·t + log(1 + e^{−|z|}): finite for any logit
+          loss += std::fmax(z, 0.f) - z * t[i] + std::log1p(std::exp(-std::fabs(z)));
+          out[i] = Sigmoid(z);
+          if (want_grad) dz[i] = static_cast<float>((out[i] - t[i]) * inv_bn);
+        } else {
+          const float p = std::fmin(std::fmax(out[i], kProbEpsilon), 1.f - kProbEpsilon);
+          loss -= t[i] * std::log(p) + (1.f - t[i]) * std::log(1.f - p);
+          if (want_grad) dz[i] = static_cast<float>((p - t[i]) / (p * (1.f - p)) * inv_bn);
+        }
+      }
+      loss *= inv_bn;
+      break;
+    case Loss::kCategoricalCrossentropy:
+    case Loss::kSparseCategoricalCrossentropy: {
+      const bool sparse = loss_ == Loss::kSparseCategoricalCrossentropy;
+      for (size_t i = 0; i < batch; ++i) {
+        float* z = out + i * n;
+        float mx = z[0];
+        for (size_t j = 1; j < n; ++j) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (size_t j = 0; j < n; ++j) sum += std::exp(static_cast<double>(z[j]) - mx);
+        const double lse = mx + std::log(sum);
+        double t_sum = 0;
+        if (sparse) {
+          const size_t label = static_cast<size_t>(t[i]);
+          loss += lse - z[label];
+          t_sum = 1;
+        } else {
+          for (size_t j = 0; j < n; ++j) {
+            loss += t[i * n + j] * (lse - z[j]);
+            t_sum += t[i * n + j];
+          }
+        }
+        SoftmaxRow(z, n);
+        if (want_grad) {
+          float* d = dz + i * n;
+          for (size_t j = 0; j < n; ++j) {
+            const double target = sparse ? (j == static_cast<size_t>(t[i]) ? 1.0 : 0.0) : t[i * n + j];
+            d[j] = static_cast<float>((z[j] * t_sum - target) * inv_b);
+          }
+        }
+      }
+      loss *= inv_b;
+      break;
+    }
+  }
+  return loss;
+}
+
+void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t threads) noexcept {
+  if (pool && threads > pool->size()) threads = pool->size();
+  threads = threads < 1 ? 1 : (threads > 64 ? 64 : threads);
+  float* scratch[64];
+  for (size_t t = 0; t < threads; ++t) scratch[t] = ThreadScratch(t);
+  const bool fused = FusedLastActivation();
+  for (size_t l = layers_.size(); l-- > 0;) {
+    const TrainLayer& layer = layers_[l];
+    const size_t in = layer.spec.in, out = layer.spec.out;
+    // dz_ holds dL/dY of this layer; turn it into dL/dZ (a fused last layer already did).
+    if (l + 1 == layers_.size() && fused) {
+      float* db = grads_[l].bias.data();
+      for (size_t c = 0; c < out; ++c) db[c] = 0.f;
+      for (size_t i = 0; i < batch; ++i)
+        for (size_t c = 0; c < out; ++c) db[c] += dz_[i * out + c];
+    } else {
+      ActivationBackward(layer.spec.act, layer.spec.alpha, outputs_[l].data(), dz_.data(), batch, out, grads_[l].bias.data());
+    }
+    const float* x_l = l == 0 ? x : outputs_[l - 1].data();
+    // dW = X_lᵀ · dZ: A is X_l read transposed, B is dZ packed into panels.
+    PackF32B(dz_.data(), out, batch, out, kernel_.nr, packed_b_.data());
+    F32GemmArgs gw;
+    gw.m = in; gw.n = out; gw.k = batch;
+    gw.a = x_l; gw.lda = in; gw.a_transposed = true;
+    gw.b_packed = packed_b_.data();
+    gw.c = grads_[l].kernel.data(); gw.ldc = out;
+    F32GemmParallel(kernel_, gw, pool, threads, scratch);
+    if (l == 0) break;
+    // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_.
+    PackF32BTransposed(layer.kernel, out, in, out, kernel_.nr, packed_b_.data());
+    F32GemmArgs gx;
+    gx.m = batch; gx.n = in; gx.k = out;
+    gx.a = dz_.data(); gx.lda = out;
+    gx.b_packed = packed_b_.data();
+    gx.c = dy_.data(); gx.ldc = in;
+    F32GemmParallel(kernel_, gx, pool, threads, scratch);
+    dz_.swap(dy_);
+  }
+}
+
+double Trainer::RegularizeAndNorm(StepResult* out) noexcept {
+  double penalty = 0, norm2 = 0;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const TrainLayer& layer = layers_[l];
+    float* g = grads_[l].kernel.data();
+    const size_t size = grads_[l].kernel.size();
+    if (layer.l1 != 0.f || layer.l2 != 0.f) {
+      for (size_t i = 0; i < size; ++i) {
+        const float w = layer.kernel[i];
+        penalty += static_cast<double>(layer.l2) * w * w + static_cast<double>(layer.l1) * std::fabs(w);
+        g[i] += 2.f * layer.l2 * w + layer.l1 * (w > 0.f ? 1.f : w < 0.f ? -1.f : 0.f);
+      }
+    }
+    for (size_t i = 0; i < size; ++i) norm2 += static_cast<double>(g[i]) * g[i];
+    if (layer.bias) for (float v : grads_[l].bias) norm2 += static_cast<double>(v) * v;
+  }
+  out->penalty = penalty;
+  out->grad_norm = std::sqrt(norm2);
+  return (opt_.clip_norm > 0.f && out->grad_norm > opt_.clip_norm) ? opt_.clip_norm / out->grad_norm : 1.0;
+}
+
+namespace {
+
+// One fused pass over a parameter array, its gradient and its optimizer state.
+void ApplyUpdate(const OptimizerConfig& o, uint64_t step, float scale, float* w, const float* g, std::vector<float>& m,
+                 std::vector<float>& v, size_t size) {
+  const float lr = o.learning_rate;
+  switch (o.kind) {
+    case OptimizerKind::kSgd:
+      if (o.momentum == 0.f) {
+        for (size_t i = 0; i < size; ++i) w[i] -= lr * g[i] * scale;
+      } else {
+        if (m.size() != size) m.assign(size, 0.f);
+        for (size_t i = 0; i < size; ++i) {
+          const float gi = g[i] * scale;
+          m[i] = o.momentum * m[i] + gi;  // tfjs's accumulation
+          w[i] -= lr * (o.nesterov ? gi + o.momentum * m[i] : m[i]);
+        }
+      }
+      break;
+    case OptimizerKind::kAdam:
+    case OptimizerKind::kAdamW: {
+      if (m.size() != size) m.assign(size, 0.f);
+      if (v.size() != size) v.assign(size, 0.f);
+      const float c1 = 1.f - static_cast<float>(std::pow(o.beta1, static_cast<double>(step)));
+      const float c2 = 1.f - static_cast<float>(std::pow(o.beta2, static_cast<double>(step)));
+      const float decay = o.kind == OptimizerKind::kAdamW ? lr * o.weight_decay : 0.f;
+      for (size_t i = 0; i < size; ++i) {
+        const float gi = g[i] * scale;
+        m[i] = o.beta1 * m[i] + (1.f - o.beta1) * gi;
+        v[i] = o.beta2 * v[i] + (1.f - o.beta2) * gi * gi;
+        w[i] -= decay * w[i];
+        w[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + o.epsilon);
+      }
+      break;
+    }
+    case OptimizerKind::kRmsProp:
+      if (v.size() != size) v.assign(size, 0.f);
+      if (o.momentum != 0.f && m.size() != size) m.assign(size, 0.f);
+      for (size_t i = 0; i < size; ++i) {
+        const float gi = g[i] * scale;
+        v[i] = o.rho * v[i] + (1.f - o.rho) * gi * gi;
+        const float delta = lr * gi / std::sqrt(v[i] + o.epsilon);
+        if (o.momentum != 0.f) {
+          m[i] = o.momentum * m[i] + delta;
+          w[i] -= m[i];
+        } else {
+          w[i] -= delta;
+        }
+      }
+      break;
+  }
+}
+
+}  // namespace
+
+void Trainer::Update(double clip_scale) noexcept {
+  const float scale = static_cast<float>(clip_scale);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    LayerGrads& gr = grads_[l];
+    ApplyUpdate(opt_, step_, scale, layers_[l].kernel, gr.kernel.data(), gr.m_kernel, gr.v_kernel, gr.kernel.size());
+    if (layers_[l].bias) ApplyUpdate(opt_, step_, scale, layers_[l].bias, gr.bias.data(), gr.m_bias, gr.v_bias, gr.bias.size());
+  }
+}
+
+Status Trainer::CheckTargets(const float* y, size_t batch) const noexcept {
+  if (loss_ != Loss::kSparseCategoricalCrossentropy) return Status::kOk;
+  const float classes = static_cast<float>(layers_.back().spec.out);
+  for (size_t i = 0; i < batch; ++i) {
+    if (!(y[i] >= 0.f && y[i] < classes) || y[i] != std::floor(y[i])) return Status::kInvalidArgument;
+  }
+  return Status::kOk;
+}
+
+Status Trainer::Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+  if (batch == 0) return Status::kInvalidArgument;
+  MAAS_RETURN_IF_ERROR(Check());
+  MAAS_RETURN_IF_ERROR(CheckTargets(y, batch));
+  MAAS_RETURN_IF_ERROR(Forward(x, batch, FusedLastActivation(), pool, threads));
+  out->loss = LossAndOutputGrad(y, batch, true);
+  Backward(x, batch, pool, threads);
+  return Status::kOk;
+}
+
+Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+  MAAS_RETURN_IF_ERROR(Gradients(x, y, batch, pool, threads, out));
+  const double clip_scale = RegularizeAndNorm(out);
+  out->loss += out->penalty;
+  ++step_;
+  Update(clip_scale);
+  return Status::kOk;
+}
+
+Status Trainer::EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, double* loss) noexcept {
+  if (batch == 0) return Status::kInvalidArgument;
+  MAAS_RETURN_IF_ERROR(Check());
+  MAAS_RETURN_IF_ERROR(CheckTargets(y, batch));
+  MAAS_RETURN_IF_ERROR(Forward(x, batch, FusedLastActivation(), pool, threads));
+  *loss = LossAndOutputGrad(y, batch, false);
+  return Status::kOk;
+}
+
+}  // namespace maas

@@ -1,0 +1,167 @@
+/**
+ * The native backward pass against central finite differences computed in float64 by an
+ * independent JS forward pass, for every activation and every loss, on every ISA path.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { ACTIVATION_CODES, LOSS_CODES, native, type ActivationName, type LossName } from '../../src/native/index.js';
+import { TEST_SEED, rng } from '../helpers.js';
+import type { Random } from '../../src/core/random.js';
+
+/** float32 gradients against float64 differences: absolute floor plus a relative part. */
+const GRAD_ABS_TOL = 2e-4;
+const GRAD_REL_TOL = 2e-3;
+/** Central-difference step in float64. */
+const FD_STEP = 1e-6;
+
+interface RefLayer {
+  in: number;
+  out: number;
+  act: ActivationName;
+  alpha: number;
+  w: Float64Array;
+  b: Float64Array | null;
+}
+
+function activate(act: ActivationName, alpha: number, z: number[]): number[] {
+  switch (act) {
+    case 'linear': return z;
+    case 'relu': return z.map((v) => Math.max(v, 0));
+    case 'leakyRelu': return z.map((v) => (v > 0 ? v : alpha * v));
+    case 'elu': return z.map((v) => (v > 0 ? v : alpha * (Math.exp(v) - 1)));
+    case 'sigmoid': return z.map((v) => 1 / (1 + Math.exp(-v)));
+    case 'tanh': return z.map(Math.tanh);
+    case 'softmax': {
+      const m = Math.max(...z);
+      const e = z.map((v) => Math.exp(v - m));
+      const s = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / s);
+    }
+  }
+}
+
+/** The loss of a float64 forward pass, with tfjs's definitions (mean over batch and outputs). */
+function refLoss(layers: RefLayer[], x: Float32Array, y: Float32Array, batch: number, loss: LossName): number {
+  let total = 0;
+  const out = layers[layers.length - 1]!.out;
+  for (let i = 0; i < batch; i++) {
+    let h = Array.from(x.subarray(i * layers[0]!.in, (i + 1) * layers[0]!.in));
+    for (const l of layers) {
+      const z: number[] = [];
+      for (let j = 0; j < l.out; j++) {
+        let s = l.b ? l.b[j]! : 0;
+        for (let k = 0; k < l.in; k++) s += h[k]! * l.w[k * l.out + j]!;
+        z.push(s);
+      }
+      h = activate(l.act, l.alpha, z);
+    }
+    for (let j = 0; j < out; j++) {
+      const t = loss === 'sparseCategoricalCrossentropy' ? (j === y[i] ? 1 : 0) : y[i * out + j]!;
+      const p = h[j]!;
+      if (loss === 'meanSquaredError') total += (p - t) ** 2 / out;
+      else if (loss === 'meanAbsoluteError') total += Math.abs(p - t) / out;
+      else if (loss === 'binaryCrossentropy') total -= (t * Math.log(p) + (1 - t) * Math.log(1 - p)) / out;
+      else total -= t * Math.log(p);
+    }
+  }
+  return total / batch;
+}
+
+function randomLayers(r: Random, widths: number[], acts: ActivationName[]): RefLayer[] {
+  return acts.map((act, i) => ({
+    in: widths[i]!,
+    out: widths[i + 1]!,
+    act,
+    alpha: act === 'leakyRelu' ? 0.2 : act === 'elu' ? 0.7 : 0,
+    w: Float64Array.from({ length: widths[i]! * widths[i + 1]! }, () => r.uniform(-0.8, 0.8)),
+    b: i % 2 === 0 ? Float64Array.from({ length: widths[i + 1]! }, () => r.uniform(-0.3, 0.3)) : null,
+  }));
+}
+
+function checkGradients(layers: RefLayer[], loss: LossName, r: Random, what: string, batch = 5): void {
+  const out = layers[layers.length - 1]!.out;
+  const x = Float32Array.from({ length: batch * layers[0]!.in }, () => r.uniform(-1.5, 1.5));
+  const y = loss === 'sparseCategoricalCrossentropy'
+    ? Float32Array.from({ length: batch }, () => Math.floor(r.next() * out))
+    : loss === 'categoricalCrossentropy'
+      ? Float32Array.from({ length: batch * out }, (_, i) => (i % out === Math.floor(i / out) % out ? 1 : 0))
+      : Float32Array.from({ length: batch * out }, () => (loss === 'binaryCrossentropy' ? (r.next() < 0.5 ? 1 : 0) : r.uniform(-1, 1)));
+  // float32 copies are what the native trainer sees; the reference uses the same rounded values.
+  const kernels = layers.map((l) => Float32Array.from(l.w));
+  const biases = layers.map((l) => (l.b ? Float32Array.from(l.b) : null));
+  layers.forEach((l, i) => { l.w = Float64Array.from(kernels[i]!); if (l.b) l.b = Float64Array.from(biases[i]!); });
+  const trainer = new native.Trainer(
+    layers.map((l) => ({ in: l.in, out: l.out, activation: ACTIVATION_CODES[l.act], alpha: l.alpha, hasBias: l.b !== null })),
+    kernels, biases, layers.map(() => ({ l1: 0, l2: 0 })), LOSS_CODES[loss],
+  );
+  const got = trainer.gradients(x, y, batch);
+  expect(got.loss).toBeCloseTo(refLoss(layers, x, y, batch, loss), 4);
+  layers.forEach((l, li) => {
+    const params: [Float64Array, Float32Array][] = [[l.w, got.kernels[li]!]];
+    if (l.b) params.push([l.b, got.biases[li]!]);
+    for (const [p, g] of params) {
+      for (let i = 0; i < p.length; i++) {
+        const keep = p[i]!;
+        p[i] = keep + FD_STEP;
+        const up = refLoss(layers, x, y, batch, loss);
+        p[i] = keep - FD_STEP;
+        const down = refLoss(layers, x, y, batch, loss);
+        p[i] = keep;
+        const fd = (up - down) / (2 * FD_STEP);
+        if (!(Math.abs(g[i]! - fd) <= GRAD_ABS_TOL + GRAD_REL_TOL * Math.abs(fd))) {
+          expect.fail(`${what} (seed ${TEST_SEED}): layer ${li} ${p === l.w ? 'kernel' : 'bias'}[${i}]: native ${g[i]} vs finite difference ${fd}`);
+        }
+      }
+    }
+  });
+  trainer.dispose();
+}
+
+const isas = native.cpuInfo().f32Kernels.filter((k) => k.supported).map((k) => k.isa);
+const HIDDEN: ActivationName[] = ['linear', 'relu', 'leakyRelu', 'elu', 'sigmoid', 'tanh', 'softmax'];
+
+describe('backward pass against central finite differences (float64)', () => {
+  const best = native.cpuInfo().isa;
+  afterAll(() => native.setMaxIsa(best));
+
+  for (const isa of isas) {
+    it(`every hidden activation, mse and bce heads, on ${isa}`, () => {
+      native.setMaxIsa(isa);
+      HIDDEN.forEach((act, i) => {
+        checkGradients(randomLayers(rng(100 + i), [6, 9, 7, 3], [act, act, 'linear']), 'meanSquaredError', rng(200 + i), `${act}/mse/${isa}`);
+        checkGradients(randomLayers(rng(300 + i), [6, 9, 1], [act, 'sigmoid']), 'binaryCrossentropy', rng(400 + i), `${act}/bce/${isa}`);
+      });
+    });
+
+    it(`every loss on ${isa}`, () => {
+      native.setMaxIsa(isa);
+      const r = rng(500);
+      checkGradients(randomLayers(r, [5, 8, 4], ['tanh', 'sigmoid']), 'meanSquaredError', r, `mse/${isa}`);
+      checkGradients(randomLayers(r, [5, 8, 4], ['tanh', 'linear']), 'meanAbsoluteError', r, `mae/${isa}`);
+      checkGradients(randomLayers(r, [5, 8, 4], ['relu', 'sigmoid']), 'binaryCrossentropy', r, `bce sigmoid/${isa}`);
+      checkGradients(randomLayers(r, [5, 8, 4], ['elu', 'softmax']), 'categoricalCrossentropy', r, `cce/${isa}`);
+      checkGradients(randomLayers(r, [5, 8, 4], ['leakyRelu', 'softmax']), 'sparseCategoricalCrossentropy', r, `sparse cce/${isa}`);
+    });
+  }
+
+  it('crosses the GEMM block sizes: 260 inputs (rows of dW) and a batch of 300 (K of dW)', () => {
+    const r = rng(600);
+    const scaled = (layers: RefLayer[]) => layers.map((l) => ({ ...l, w: l.w.map((v) => v * 0.1) }));
+    checkGradients(scaled(randomLayers(r, [260, 5, 1], ['tanh', 'sigmoid'])), 'binaryCrossentropy', r, 'wide input', 3);
+    checkGradients(randomLayers(r, [7, 6, 2], ['relu', 'linear']), 'meanSquaredError', r, 'large batch', 300);
+  });
+});
+
+describe('trainer argument checks', () => {
+  it('refuses a categorical loss without a softmax output, and bad labels', () => {
+    const spec = [{ in: 2, out: 3, activation: ACTIVATION_CODES.linear, alpha: 0, hasBias: false }];
+    expect(() => new native.Trainer(spec, [new Float32Array(6)], [null], [{ l1: 0, l2: 0 }], LOSS_CODES.categoricalCrossentropy))
+      .toThrowError(expect.objectContaining({ code: 'MAAS_ERR_LOSS_OUTPUT_MISMATCH' }));
+    const soft = [{ ...spec[0]!, activation: ACTIVATION_CODES.softmax }];
+    const t = new native.Trainer(soft, [new Float32Array(6)], [null], [{ l1: 0, l2: 0 }], LOSS_CODES.sparseCategoricalCrossentropy);
+    t.setOptimizer({ kind: 0, learningRate: 0.1 });
+    expect(() => t.step(new Float32Array(2), Float32Array.of(3), 1)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_NATIVE_INVALID_ARGUMENT' }));
+    expect(() => t.step(new Float32Array(2), Float32Array.of(Number.NaN), 1)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_NATIVE_INVALID_ARGUMENT' }));
+    expect(() => t.step(new Float32Array(3), Float32Array.of(1), 1)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(t.step(new Float32Array(2), Float32Array.of(1), 1).loss).toBeCloseTo(Math.log(3), 5);
+  });
+});
