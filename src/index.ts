@@ -10,3 +10,9 @@ export { tensor, tensor2d, Tensor, type TensorLike, type NestedArray } from './c
 export { MaasError, ERRORS, type ErrorCode, type ErrorKind } from './core/errors.js';
 export { Random } from './core/random.js';
 export { backendInfo, setMaxIsa, setThreads, getThreads, type BackendInfo } from './runtime.js';
+export { regularizers, type Regularizer } from './layers/regularizers.js';
+export { sgd, adam, adamw, rmsprop, Optimizer, type OptimizerName } from './train/optimizers.js';
+export { Callback, History, EarlyStopping, earlyStopping, type CustomCallbackArgs, type Logs } from './train/callbacks.js';
+export { METRIC_NAMES, type MetricName } from './train/metrics.js';
+export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
+export type { LossName } from './native/index.js';

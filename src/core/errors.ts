@@ -32,6 +32,8 @@ export const ERRORS = {
   MAAS_ERR_MODEL_EMPTY: { kind: 'FailedPrecondition', doc: 'The model has no layers, or its input shape is unknown.' },
   MAAS_ERR_MODEL_DISPOSED: { kind: 'FailedPrecondition', doc: 'The model (or its native handle) was disposed.' },
   MAAS_ERR_LOSS_OUTPUT_MISMATCH: { kind: 'InvalidArgument', doc: 'The loss does not fit the output layer (categorical losses need softmax).' },
+  MAAS_ERR_TARGETS_INVALID: { kind: 'InvalidArgument', doc: 'Training targets are not finite, or not class indices for a sparse loss.' },
+  MAAS_ERR_MODEL_NOT_COMPILED: { kind: 'FailedPrecondition', doc: 'fit, evaluate or trainOnBatch was called before compile.' },
   MAAS_ERR_WEIGHTS_MISMATCH: { kind: 'InvalidArgument', doc: 'Weights given to setWeights do not match the layers.' },
   MAAS_ERR_ISA_INVALID: { kind: 'InvalidArgument', doc: "An ISA name is not 'scalar', 'avx2' or 'avx512'." },
   MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },

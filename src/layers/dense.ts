@@ -6,6 +6,7 @@ import { MaasError, invalidParameter } from '../core/errors.js';
 import { checkBoolean, checkFinite, checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { DEFAULT_ALPHA, getActivation, type ActivationName } from './activations.js';
 import { getInitializer, type Initializer, type InitializerIdentifier } from './initializers.js';
+import { getRegularizer, type Regularizer } from './regularizers.js';
 
 /** Dense layer options, named as in tfjs's tf.layers.dense. */
 export interface DenseLayerArgs {
@@ -25,11 +26,13 @@ export interface DenseLayerArgs {
   kernelInitializer?: InitializerIdentifier;
   /** Bias initializer (default zeros). */
   biasInitializer?: InitializerIdentifier;
+  /** Kernel penalty added to the training loss (l1, l2, l1l2). */
+  kernelRegularizer?: Regularizer | 'l1' | 'l2' | 'l1l2';
   /** Layer name; unique names are generated when omitted. */
   name?: string;
 }
 
-const KNOWN = ['units', 'activation', 'alpha', 'useBias', 'inputShape', 'inputDim', 'kernelInitializer', 'biasInitializer', 'name'];
+const KNOWN = ['units', 'activation', 'alpha', 'useBias', 'inputShape', 'inputDim', 'kernelInitializer', 'biasInitializer', 'kernelRegularizer', 'name'];
 
 let layerCounter = 0;
 
@@ -41,6 +44,8 @@ export class Dense {
   readonly activation: ActivationName;
   readonly alpha: number;
   readonly useBias: boolean;
+  /** The kernel's penalty in training, or null. */
+  readonly kernelRegularizer: Regularizer | null;
   /** The input width from inputShape/inputDim, or null until the layer is built. */
   inputDim: number | null;
   private readonly kernelInitializer: Initializer;
@@ -60,6 +65,7 @@ export class Dense {
     this.inputDim = resolveInputDim(args);
     this.kernelInitializer = getInitializer('dense.kernelInitializer', args.kernelInitializer, 'glorotUniform');
     this.biasInitializer = getInitializer('dense.biasInitializer', args.biasInitializer, 'zeros');
+    this.kernelRegularizer = getRegularizer('dense.kernelRegularizer', args.kernelRegularizer);
     if (args.name !== undefined && (typeof args.name !== 'string' || args.name.length === 0)) {
       throw invalidParameter('dense.name', 'a non-empty string', args.name);
     }
@@ -98,6 +104,7 @@ export class Dense {
       useBias: this.useBias,
       kernelInitializer: { className: this.kernelInitializer.className, config: this.kernelInitializer.config },
       biasInitializer: { className: this.biasInitializer.className, config: this.biasInitializer.config },
+      ...(this.kernelRegularizer ? { kernelRegularizer: { className: 'L1L2', config: { l1: this.kernelRegularizer.l1, l2: this.kernelRegularizer.l2 } } } : {}),
       ...(this.inputDim !== null ? { batchInputShape: [null, this.inputDim] } : {}),
     };
   }

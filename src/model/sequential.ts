@@ -5,9 +5,14 @@
  */
 import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
 import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
-import { checkOptions, isPlainObject } from '../core/validation.js';
+import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
-import { ACTIVATION_CODES, native, type NativeCompiledModel, type NativeLayerSpec } from '../native/index.js';
+import { ACTIVATION_CODES, LOSS_CODES, native, type NativeCompiledModel, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
+import type { History } from '../train/callbacks.js';
+import {
+  evaluateDataset, fitDataset, parseCompileArgs, toDataset, toScalars, trainBatch,
+  type CompileArgs, type CompiledConfig, type FitArgs, type TrainingTarget,
+} from '../train/engine.js';
 
 /** Options of sequential(), as in tfjs. */
 export interface SequentialArgs {
@@ -31,7 +36,11 @@ export class Sequential {
   private readonly stack: Dense[] = [];
   private handle: NativeCompiledModel | null = null;
   private packedModel: PackedModel | null = null;
+  private nativeTrainer: NativeTrainer | null = null;
+  private compileConfig: CompiledConfig | null = null;
   private disposed = false;
+  /** Set by a callback (earlyStopping) to end fit after the current epoch. */
+  stopTraining = false;
 
   constructor(args: SequentialArgs = {}) {
     checkOptions('sequential', args, ['layers', 'name']);
@@ -127,6 +136,41 @@ export class Sequential {
     this.invalidate();
   }
 
+  /** Sets the optimizer, loss and metrics for fit/evaluate/trainOnBatch (tfjs's compile). */
+  compile(args: CompileArgs): void {
+    this.checkLive();
+    const config = parseCompileArgs(args);
+    const last = this.stack[this.stack.length - 1];
+    if (!last) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
+    const categorical = config.loss === 'categoricalCrossentropy' || config.loss === 'sparseCategoricalCrossentropy';
+    if (categorical !== (last.activation === 'softmax') && (categorical || config.loss === 'binaryCrossentropy')) {
+      throw new MaasError('MAAS_ERR_LOSS_OUTPUT_MISMATCH',
+        `Expected ${categorical ? 'a softmax output layer' : 'an output layer other than softmax'} for loss '${config.loss}' but the last layer's activation is '${last.activation}'`);
+    }
+    this.compileConfig = config;
+    this.dropTrainer();
+  }
+
+  /** Trains on x and y (tfjs's fit): epochs, batchSize, validationSplit | validationData, shuffle, seed, callbacks, verbose. */
+  async fit(x: TensorLike, y: TensorLike, args: FitArgs = {}): Promise<History> {
+    return fitDataset(this.target(), x, y, args);
+  }
+
+  /** Loss (and metrics) on x and y without updating the model: a scalar Tensor or [loss, ...metrics]. */
+  evaluate(x: TensorLike, y: TensorLike, args: { batchSize?: number } = {}): Tensor | Tensor[] {
+    const o = checkOptions('evaluate', args, ['batchSize', 'verbose']);
+    const target = this.target();
+    const batchSize = o.batchSize === undefined ? 32 : checkInteger('evaluate.batchSize', o.batchSize, 1);
+    return toScalars(evaluateDataset(target, toDataset(x, y, target), batchSize));
+  }
+
+  /** One gradient step on one batch: the loss, or [loss, ...metrics] (tfjs's trainOnBatch). */
+  trainOnBatch(x: TensorLike, y: TensorLike): number | number[] {
+    const target = this.target();
+    const values = Object.values(trainBatch(target, toDataset(x, y, target)));
+    return values.length === 1 ? values[0]! : values;
+  }
+
   /** Total weight count. */
   countParams(): number {
     return this.stack.reduce((n, l) => n + l.countParams(), 0);
@@ -186,6 +230,48 @@ export class Sequential {
     this.disposed = true;
   }
 
+  private target(): TrainingTarget {
+    this.checkLive();
+    const config = this.compileConfig;
+    if (!config) throw new MaasError('MAAS_ERR_MODEL_NOT_COMPILED', `Model ${this.name} must be compiled before training or evaluation: call model.compile({optimizer, loss})`);
+    const model = this;
+    return {
+      inputDim: this.stack[0]!.inputDim!,
+      outputDim: this.stack[this.stack.length - 1]!.units,
+      config,
+      get stopTraining() {
+        return model.stopTraining;
+      },
+      set stopTraining(v: boolean) {
+        model.stopTraining = v;
+      },
+      trainer: () => this.trainer(config),
+      weightsChanged: () => this.invalidateInference(),
+    };
+  }
+
+  /** The native trainer over the layers' own weight arrays (it updates them in place). */
+  private trainer(config: CompiledConfig): NativeTrainer {
+    if (this.nativeTrainer) return this.nativeTrainer;
+    try {
+      this.nativeTrainer = new native.Trainer(
+        this.stack.map((l) => ({ in: l.inputDim!, out: l.units, activation: ACTIVATION_CODES[l.activation], alpha: l.alpha, hasBias: l.useBias })),
+        this.stack.map((l) => l.kernel!),
+        this.stack.map((l) => l.bias),
+        this.stack.map((l) => ({ l1: l.kernelRegularizer?.l1 ?? 0, l2: l.kernelRegularizer?.l2 ?? 0 })),
+        LOSS_CODES[config.loss],
+      );
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return this.nativeTrainer;
+  }
+
+  private dropTrainer(): void {
+    this.nativeTrainer?.dispose();
+    this.nativeTrainer = null;
+  }
+
   private compiled(): NativeCompiledModel {
     this.checkLive();
     if (this.handle) return this.handle;
@@ -198,10 +284,17 @@ export class Sequential {
     return this.handle;
   }
 
-  private invalidate(): void {
+  /** The weights changed in place (training): repack before the next predict. */
+  private invalidateInference(): void {
     this.handle?.dispose();
     this.handle = null;
     this.packedModel = null;
+  }
+
+  /** The layers or weight arrays changed: drop every native view of them. */
+  private invalidate(): void {
+    this.invalidateInference();
+    this.dropTrainer();
   }
 
   private checkLive(): void {

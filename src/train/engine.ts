@@ -1,0 +1,297 @@
+/**
+ * The training loop behind compile/fit/evaluate/trainOnBatch: validates x and y at the boundary,
+ * batches (shuffled with a seed), calls the native step once per batch, accumulates metrics,
+ * runs callbacks, and yields to the event loop so fit never blocks it for long.
+ */
+import { SingleBar, Presets } from 'cli-progress';
+import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
+import { Random, randomSeed } from '../core/random.js';
+import { Tensor, toMatrix } from '../core/tensor.js';
+import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../core/validation.js';
+import { LOSS_CODES, type LossName, type NativeTrainer } from '../native/index.js';
+import { Callback, History, type CustomCallbackArgs, type Logs, type Stoppable } from './callbacks.js';
+import { createMetric, type MetricAccumulator, type MetricName } from './metrics.js';
+import { getOptimizer, type Optimizer } from './optimizers.js';
+
+export const LOSS_NAMES = Object.keys(LOSS_CODES) as LossName[];
+
+/** compile()'s arguments, as in tfjs. */
+export interface CompileArgs {
+  optimizer: Optimizer | 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+  loss: LossName;
+  metrics?: MetricName[] | MetricName;
+}
+
+/** A validated compile configuration. */
+export interface CompiledConfig {
+  optimizer: Optimizer;
+  loss: LossName;
+  metrics: MetricName[];
+}
+
+/** Checks compile() arguments. */
+export function parseCompileArgs(args: unknown): CompiledConfig {
+  const o = checkOptions('compile', args, ['optimizer', 'loss', 'metrics']);
+  if (typeof o.loss !== 'string' || !(LOSS_NAMES as string[]).includes(o.loss)) {
+    throw invalidParameter('compile.loss', `one of ${LOSS_NAMES.map((l) => `'${l}'`).join(', ')}`, o.loss, 'MAAS_ERR_ARG_RANGE');
+  }
+  const metrics = o.metrics === undefined ? [] : Array.isArray(o.metrics) ? o.metrics : [o.metrics];
+  for (const m of metrics) createMetric(m, o.loss as LossName, 1); // validates the name
+  return { optimizer: getOptimizer(o.optimizer), loss: o.loss as LossName, metrics: metrics as MetricName[] };
+}
+
+/** What the engine needs from a model. */
+export interface TrainingTarget extends Stoppable {
+  readonly inputDim: number;
+  readonly outputDim: number;
+  readonly config: CompiledConfig;
+  /** The native trainer over the model's current weight arrays. */
+  trainer(): NativeTrainer;
+  /** Called after weights changed, so inference repacks them. */
+  weightsChanged(): void;
+}
+
+/** x and y as flat rows. */
+export interface Dataset {
+  x: Float32Array;
+  y: Float32Array;
+  rows: number;
+  yWidth: number;
+}
+
+/** Reads and checks x and y: matching rows, the model's widths, finite targets and class indices. */
+export function toDataset(x: unknown, y: unknown, target: Pick<TrainingTarget, 'inputDim' | 'outputDim' | 'config'>): Dataset {
+  const xm = toMatrix(x, target.inputDim, 'x');
+  const sparse = target.config.loss === 'sparseCategoricalCrossentropy';
+  const yWidth = sparse ? 1 : target.outputDim;
+  // Sparse labels may come as a rank-1 vector of class indices, as tfjs takes them.
+  const labels = sparse && Array.isArray(y) && y.every((v) => typeof v === 'number') ? Float32Array.from(y as number[])
+    : sparse && y instanceof Tensor && y.rank === 1 ? y.values : y;
+  const ym = toMatrix(labels, yWidth, 'y');
+  if (ym.rows !== xm.rows) {
+    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected y to have as many rows as x (${xm.rows}) but received ${ym.rows}`);
+  }
+  for (let i = 0; i < ym.data.length; i++) {
+    const v = ym.data[i]!;
+    if (!Number.isFinite(v) || (sparse && (v < 0 || v >= target.outputDim || !Number.isInteger(v)))) {
+      const want = sparse ? `class indices in [0, ${target.outputDim})` : 'finite targets';
+      throw new MaasError('MAAS_ERR_TARGETS_INVALID', `Expected ${want} for y but row ${Math.floor(i / yWidth)} holds ${v}`);
+    }
+  }
+  return { x: xm.data, y: ym.data, rows: xm.rows, yWidth };
+}
+
+/** fit()'s options, as in tfjs. */
+export interface FitArgs {
+  epochs?: number;
+  batchSize?: number;
+  validationSplit?: number;
+  validationData?: [unknown, unknown];
+  shuffle?: boolean;
+  /** Seed of the per-epoch shuffles (reproducible runs); random when omitted. */
+  seed?: number;
+  callbacks?: (Callback | CustomCallbackArgs)[] | Callback | CustomCallbackArgs;
+  /** 0 silent, 1 progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  initialEpoch?: number;
+}
+
+/** Yields to the event loop when this much time passed since the last yield. */
+const YIELD_EVERY_MS = 10;
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function slice(d: Dataset, begin: number, end: number): Dataset {
+  return {
+    x: d.x.subarray(begin * (d.x.length / d.rows), end * (d.x.length / d.rows)),
+    y: d.y.subarray(begin * d.yWidth, end * d.yWidth),
+    rows: end - begin,
+    yWidth: d.yWidth,
+  };
+}
+
+/** Copies rows `order[begin..end)` into the batch buffers (a shuffled batch is one copy). */
+function gather(d: Dataset, order: Uint32Array, begin: number, end: number, bx: Float32Array, by: Float32Array): void {
+  const xw = d.x.length / d.rows;
+  for (let i = begin; i < end; i++) {
+    const r = order[i]!;
+    bx.set(d.x.subarray(r * xw, (r + 1) * xw), (i - begin) * xw);
+    by.set(d.y.subarray(r * d.yWidth, (r + 1) * d.yWidth), (i - begin) * d.yWidth);
+  }
+}
+
+function accumulators(t: TrainingTarget): MetricAccumulator[] {
+  return t.config.metrics.map((m) => createMetric(m, t.config.loss, t.outputDim));
+}
+
+/** Runs the model over a dataset in batches without updating it: loss and metric values. */
+export function evaluateDataset(t: TrainingTarget, d: Dataset, batchSize: number): Logs {
+  const trainer = t.trainer();
+  const metrics = accumulators(t);
+  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
+  const preds = new Float32Array(Math.min(batchSize, d.rows) * t.outputDim);
+  let lossSum = 0;
+  for (let b = 0; b < d.rows; b += batchSize) {
+    const part = slice(d, b, Math.min(d.rows, b + batchSize));
+    const p = preds.subarray(0, part.rows * t.outputDim);
+    let r;
+    try {
+      r = trainer.evaluate(part.x, part.y, part.rows, p);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    lossSum += r.loss * part.rows;
+    for (const m of metrics) m.add(p, part.y, part.rows, t.outputDim, sparse);
+  }
+  const logs: Logs = { loss: lossSum / d.rows };
+  for (const m of metrics) logs[m.name] = m.result();
+  return logs;
+}
+
+/** One native step on one batch; returns the loss and metrics of that batch. */
+export function trainBatch(t: TrainingTarget, d: Dataset): Logs {
+  const trainer = t.trainer();
+  trainer.setOptimizer(t.config.optimizer.toNative());
+  const preds = new Float32Array(d.rows * t.outputDim);
+  let r;
+  try {
+    r = trainer.step(d.x, d.y, d.rows, preds);
+  } catch (e) {
+    throw fromNative(e);
+  }
+  t.weightsChanged();
+  const logs: Logs = { loss: r.loss };
+  for (const m of accumulators(t)) {
+    m.add(preds, d.y, d.rows, t.outputDim, t.config.loss === 'sparseCategoricalCrossentropy');
+    logs[m.name] = m.result();
+  }
+  return logs;
+}
+
+function parseFitArgs(args: unknown) {
+  const o = checkOptions('fit', args, ['epochs', 'batchSize', 'validationSplit', 'validationData', 'shuffle', 'seed', 'callbacks', 'verbose', 'initialEpoch']);
+  const split = o.validationSplit === undefined ? 0 : checkFinite('fit.validationSplit', o.validationSplit);
+  if (split < 0 || split >= 1) throw invalidParameter('fit.validationSplit', 'a number in [0, 1)', o.validationSplit, 'MAAS_ERR_ARG_RANGE');
+  if (o.validationData !== undefined && (!Array.isArray(o.validationData) || o.validationData.length !== 2)) {
+    throw invalidParameter('fit.validationData', 'an array [x, y]', o.validationData);
+  }
+  const callbacks = o.callbacks === undefined ? [] : Array.isArray(o.callbacks) ? o.callbacks : [o.callbacks];
+  return {
+    epochs: o.epochs === undefined ? 1 : checkInteger('fit.epochs', o.epochs, 1),
+    batchSize: o.batchSize === undefined ? 32 : checkInteger('fit.batchSize', o.batchSize, 1),
+    split,
+    validationData: o.validationData as [unknown, unknown] | undefined,
+    shuffle: o.shuffle === undefined ? true : checkBoolean('fit.shuffle', o.shuffle),
+    seed: o.seed === undefined ? randomSeed() : checkInteger('fit.seed', o.seed, 0, 2 ** 32 - 1),
+    callbacks: callbacks as (Callback | CustomCallbackArgs)[],
+    verbose: o.verbose === undefined ? 1 : checkInteger('fit.verbose', o.verbose, 0, 2),
+    initialEpoch: o.initialEpoch === undefined ? 0 : checkInteger('fit.initialEpoch', o.initialEpoch, 0),
+  };
+}
+
+function formatLogs(logs: Logs): string {
+  return Object.entries(logs).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(' ');
+}
+
+/** Trains for `epochs`, awaiting callbacks and yielding to the event loop between batches. */
+export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args: unknown): Promise<History> {
+  const a = parseFitArgs(args);
+  const all = toDataset(x, y, t);
+  let train = all;
+  let validation: Dataset | null = null;
+  if (a.validationData) {
+    validation = toDataset(a.validationData[0], a.validationData[1], t);
+  } else if (a.split > 0) {
+    // As tfjs: the last fraction of the rows, taken before any shuffling.
+    const cut = Math.floor(all.rows * (1 - a.split));
+    if (cut === 0 || cut === all.rows) throw invalidParameter('fit.validationSplit', `a split leaving rows on both sides of ${all.rows}`, a.split, 'MAAS_ERR_ARG_RANGE');
+    train = slice(all, 0, cut);
+    validation = slice(all, cut, all.rows);
+  }
+  const history = new History();
+  const callbacks = a.callbacks;
+  for (const cb of callbacks) if (cb instanceof Callback) cb.setModel(t);
+  const call = async <K extends keyof CustomCallbackArgs>(hook: K, ...params: Parameters<NonNullable<CustomCallbackArgs[K]>>): Promise<void> => {
+    for (const cb of callbacks) {
+      const fn = (cb as CustomCallbackArgs)[hook] as ((...p: unknown[]) => unknown) | undefined;
+      if (fn) await fn.apply(cb, params);
+    }
+  };
+  const rng = new Random(a.seed);
+  const order = Uint32Array.from({ length: train.rows }, (_, i) => i);
+  const bx = new Float32Array(Math.min(a.batchSize, train.rows) * t.inputDim);
+  const by = new Float32Array(Math.min(a.batchSize, train.rows) * train.yWidth);
+  const batches = Math.ceil(train.rows / a.batchSize);
+  const trainer = t.trainer();
+  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
+  const preds = new Float32Array(Math.min(a.batchSize, train.rows) * t.outputDim);
+  const bar = a.verbose === 1 && process.stdout.isTTY ? new SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} | {logs}', hideCursor: true }, Presets.shades_classic) : null;
+  t.stopTraining = false;
+  await call('onTrainBegin');
+  let lastYield = performance.now();
+  for (let epoch = a.initialEpoch; epoch < a.epochs && !t.stopTraining; epoch++) {
+    await call('onEpochBegin', epoch);
+    if (a.shuffle) {
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rng.next() * (i + 1));
+        const tmp = order[i]!;
+        order[i] = order[j]!;
+        order[j] = tmp;
+      }
+    }
+    const metrics = accumulators(t);
+    let lossSum = 0;
+    bar?.start(batches, 0, { epoch: epoch + 1, logs: '' });
+    for (let b = 0; b < batches; b++) {
+      await call('onBatchBegin', b);
+      const begin = b * a.batchSize;
+      const end = Math.min(train.rows, begin + a.batchSize);
+      const rows = end - begin;
+      let bxv: Float32Array, byv: Float32Array;
+      if (a.shuffle) {
+        gather(train, order, begin, end, bx, by);
+        bxv = bx.subarray(0, rows * t.inputDim);
+        byv = by.subarray(0, rows * train.yWidth);
+      } else {
+        const part = slice(train, begin, end);
+        bxv = part.x;
+        byv = part.y;
+      }
+      trainer.setOptimizer(t.config.optimizer.toNative());
+      const p = preds.subarray(0, rows * t.outputDim);
+      let r;
+      try {
+        r = trainer.step(bxv, byv, rows, p);
+      } catch (e) {
+        throw fromNative(e);
+      }
+      lossSum += r.loss * rows;
+      for (const m of metrics) m.add(p, byv, rows, t.outputDim, sparse);
+      bar?.update(b + 1, { logs: `loss=${r.loss.toPrecision(4)}` });
+      await call('onBatchEnd', b, { loss: r.loss, size: rows });
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await nextTick();
+        lastYield = performance.now();
+      }
+    }
+    t.weightsChanged();
+    const logs: Logs = { loss: lossSum / train.rows };
+    for (const m of metrics) logs[m.name] = m.result();
+    if (validation) {
+      const v = evaluateDataset(t, validation, a.batchSize);
+      for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
+    }
+    bar?.update(batches, { logs: formatLogs(logs) });
+    bar?.stop();
+    if (!bar && a.verbose >= 1) console.log(`Epoch ${epoch + 1}/${a.epochs} ${formatLogs(logs)}`);
+    history.record(epoch, logs);
+    await call('onEpochEnd', epoch, logs);
+  }
+  await call('onTrainEnd', history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v[v.length - 1]!])) : {});
+  return history;
+}
+
+/** Scalar tensors in tfjs's evaluate() shape: loss alone, or [loss, ...metrics]. */
+export function toScalars(logs: Logs): Tensor | Tensor[] {
+  const values = Object.values(logs).map((v) => new Tensor(Float32Array.of(v), []));
+  return values.length === 1 ? values[0]! : values;
+}
