@@ -274,6 +274,9 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
       }
     }
     t.weightsChanged();
+    // Every epoch gives the event loop a turn, however fast the epoch was.
+    await nextTick();
+    lastYield = performance.now();
     const logs: Logs = { loss: lossSum / train.rows };
     for (const m of metrics) logs[m.name] = m.result();
     if (validation) {
