@@ -4,7 +4,7 @@
  * process run. Prints a table and writes bench/RESULTS.md with the date, CPU and command.
  *
  *   npm run bench                      # everything (about 5 minutes)
- *   npm run bench -- --suites S,gemm   # a subset: peak is always measured
+ *   npm run bench -- --suites S,gemm   # a subset of S, L, gemm, train: peak is always measured
  *   npm run bench -- --budget 0.5      # seconds of timed calls per case
  */
 import { writeFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { modelS, modelL, gemm, inputRows, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession, type DenseSpec } from './peers/onnx.js';
 import { createTfjsPeer } from './peers/tfjs.js';
 import { createNaivePeer } from './peers/naive.js';
+import { runTrainWorkload, type TrainRow } from './train.js';
 
 interface Args {
   suites: Set<string>;
@@ -25,7 +26,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suites: new Set(['S', 'L', 'gemm']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
+  const args: Args = { suites: new Set(['S', 'L', 'gemm', 'train']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--suites') args.suites = new Set(argv[++i]!.split(','));
@@ -142,6 +143,24 @@ function table(rows: Row[], peaks: Map<string, number>, isa: string): string[] {
   return lines;
 }
 
+function trainTable(rows: TrainRow[], peaks: Map<string, number>, isa: string): string[] {
+  const lines = [
+    '| workload | impl | threads | median step | samples/s | GFLOP/s (3× forward) | vs tfjs-wasm | % of peak | notes |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of rows) {
+    if (!r.m) {
+      lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | – | – | – | – | – | ${r.note} |`);
+      continue;
+    }
+    const wasm = rows.find((o) => o.workload === r.workload && o.impl === 'tfjs-wasm')?.m;
+    const gflops = r.flops / r.m.median / 1e9;
+    const peak = peaks.get(`${isa}/${r.threads}`);
+    lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${(r.batch / r.m.median).toFixed(0)} | ${gflops.toFixed(1)} | ${wasm ? `${(wasm.median / r.m.median).toFixed(1)}×` : '–'} | ${peak ? `${((100 * gflops) / peak).toFixed(1)}%` : '–'} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`);
+  }
+  return lines;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = new Date();
@@ -169,8 +188,16 @@ async function main(): Promise<void> {
     console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.flops / r.m.median / 1e9).toFixed(1).padStart(7)} GFLOP/s` : ''}  ${r.note}`);
   const suites: [string, () => Workload][] = [['S', modelS], ['L', modelL], ['gemm', gemm]];
   for (const [name, make] of suites) if (args.suites.has(name)) await runWorkload(make(), args.budget, rows, print);
+  const trainRows: TrainRow[] = [];
+  if (args.suites.has('train')) {
+    const printTrain = (r: TrainRow): void =>
+      console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.batch / r.m.median).toFixed(0).padStart(9)} samples/s` : ''}  ${r.note}`);
+    await runTrainWorkload(modelS(), [32, 1024], args.budget, trainRows, printTrain);
+    await runTrainWorkload(modelL(), [16, 256], args.budget, trainRows, printTrain);
+  }
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
   const doc = [...header.slice(0, -1), `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
+  if (trainRows.length) doc.push('## Training (adam, one step per call)', '', ...trainTable(trainRows, peaks, info.isa), '');
   writeFileSync(args.out, doc.join('\n'));
   console.log(`\nwrote ${args.out}`);
 }

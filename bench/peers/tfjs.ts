@@ -38,7 +38,8 @@ function loadWasmBackend(): Promise<WasmModule> {
   return wasmModule;
 }
 
-async function activateBackend(backend: TfjsBackend): Promise<void> {
+/** Makes `backend` tfjs's active backend, loading the wasm one first when needed. */
+export async function activateBackend(backend: TfjsBackend): Promise<void> {
   if (backend === 'wasm') await loadWasmBackend();
   if (!(await tf.setBackend(backend))) throw new Error(`tfjs backend '${backend}' failed to initialise`);
   await tf.ready();
