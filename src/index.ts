@@ -16,3 +16,9 @@ export { Callback, History, EarlyStopping, earlyStopping, type CustomCallbackArg
 export { METRIC_NAMES, type MetricName } from './train/metrics.js';
 export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
 export type { LossName } from './native/index.js';
+export { loadModel } from './model/load.js';
+export { loadCsv, parseCsv, type CsvData, type CsvOptions } from './data/csv.js';
+export { Pipeline, prepare, type PreparationOptions, type PreparationReport, type MissingStrategy, type RawRows } from './data/pipeline.js';
+export { StandardScaler, MinMaxScaler, LabelEncoder, OneHotEncoder } from './data/transforms.js';
+export { trainTestSplit, type SplitOptions } from './data/split.js';
+export { isMissing, type Table, type Cell, type ColumnType } from './data/table.js';

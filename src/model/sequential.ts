@@ -9,6 +9,9 @@ import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js
 import { Dense } from '../layers/dense.js';
 import { ACTIVATION_CODES, LOSS_CODES, native, type NativeCompiledModel, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
 import type { History } from '../train/callbacks.js';
+import { writeArtifacts, type ModelArtifacts, type WeightSpec, type WriteHooks } from '../io/artifacts.js';
+import { toTopology } from './topology.js';
+import type { Pipeline, RawRows } from '../data/pipeline.js';
 import {
   evaluateDataset, fitDataset, parseCompileArgs, toDataset, toScalars, trainBatch,
   type CompileArgs, type CompiledConfig, type FitArgs, type TrainingTarget,
@@ -41,6 +44,8 @@ export class Sequential {
   private disposed = false;
   /** Set by a callback (earlyStopping) to end fit after the current epoch. */
   stopTraining = false;
+  /** The fitted preparation pipeline for raw inputs, saved with the model; null when none. */
+  preparation: Pipeline | null = null;
 
   constructor(args: SequentialArgs = {}) {
     checkOptions('sequential', args, ['layers', 'name']);
@@ -101,6 +106,21 @@ export class Sequential {
       throw fromNative(e);
     }
     return new Tensor(out, [input.rows, units]);
+  }
+
+  /** Attaches a fitted preparation pipeline: predictRaw and the service apply it to raw rows. */
+  setPreparation(pipeline: Pipeline | null): void {
+    this.checkLive();
+    if (pipeline && this.stack[0] && pipeline.width !== this.stack[0].inputDim) {
+      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected a pipeline producing ${this.stack[0].inputDim} features but it produces ${pipeline.width}`);
+    }
+    this.preparation = pipeline;
+  }
+
+  /** Predicts from raw rows (records or arrays of column values) through the preparation pipeline. */
+  predictRaw(rows: RawRows): Tensor {
+    if (!this.preparation) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`);
+    return this.predict(this.preparation.transform(rows));
   }
 
   /** The weights as tensors, kernel then bias for each layer (copies). */
@@ -169,6 +189,55 @@ export class Sequential {
     const target = this.target();
     const values = Object.values(trainBatch(target, toDataset(x, y, target)));
     return values.length === 1 ? values[0]! : values;
+  }
+
+  /**
+   * Saves the model into `dir` as tfjs-layers model.json + weights (loadable by tfjs's
+   * loadLayersModel and by loadModel), with the training configuration and signature in the
+   * `maas` extension field. Atomic: a crash mid-save leaves the previous model in `dir` intact.
+   */
+  async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
+    return { modelJson: await writeArtifacts(dir, this.toArtifacts(), hooks) };
+  }
+
+  /** The model as file artifacts: topology, weight specs and bytes, extension field. */
+  toArtifacts(): ModelArtifacts {
+    this.checkLive();
+    if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
+    const specs: WeightSpec[] = [];
+    const parts: Float32Array[] = [];
+    for (const layer of this.stack) {
+      specs.push({ name: `${layer.name}/kernel`, shape: [layer.inputDim!, layer.units], dtype: 'float32' });
+      parts.push(layer.kernel!);
+      if (layer.bias) {
+        specs.push({ name: `${layer.name}/bias`, shape: [layer.units], dtype: 'float32' });
+        parts.push(layer.bias);
+      }
+    }
+    const weightData = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let offset = 0;
+    for (const p of parts) {
+      weightData.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), offset);
+      offset += p.byteLength;
+    }
+    const c = this.compileConfig;
+    return {
+      modelTopology: toTopology(this.name, this.stack),
+      weightSpecs: specs,
+      weightData,
+      generatedBy: 'maas 0.1.0',
+      maas: {
+        formatVersion: 1,
+        signature: {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, this.stack[0]!.inputDim!] }],
+          outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, this.stack[this.stack.length - 1]!.units] }],
+        },
+        weightsSha256: '',
+        ...(c ? { trainingConfig: { loss: c.loss, metrics: c.metrics, optimizer: { name: c.optimizer.name, learningRate: c.optimizer.learningRate, config: c.optimizer.config } } } : {}),
+        ...(this.preparation ? { preparation: this.preparation.toJSON() } : {}),
+      },
+    };
   }
 
   /** Total weight count. */

@@ -1,0 +1,78 @@
+/**
+ * trainTestSplit: a seeded shuffle into train and test rows, optionally stratified so each class
+ * keeps its share in both parts.
+ */
+import { MaasError, invalidParameter } from '../core/errors.js';
+import { Random, randomSeed } from '../core/random.js';
+import { Tensor, tensor, type NestedArray } from '../core/tensor.js';
+import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../core/validation.js';
+
+/** trainTestSplit()'s options. */
+export interface SplitOptions {
+  /** Fraction of rows for the test part (default 0.25, as sklearn). */
+  testSize?: number;
+  seed?: number;
+  /** Keep each class's share of y in both parts (y: class indices or one-hot rows). */
+  stratify?: boolean;
+}
+
+function asTensor(v: Tensor | NestedArray | Float32Array, name: string): Tensor {
+  if (v instanceof Tensor) return v.rank === 1 ? new Tensor(v.values, [v.shape[0]!, 1]) : v;
+  if (v instanceof Float32Array) return new Tensor(v, [v.length, 1]);
+  if (Array.isArray(v)) {
+    const t = tensor(v);
+    return t.rank === 1 ? new Tensor(t.values, [t.shape[0]!, 1]) : t;
+  }
+  throw invalidParameter(name, 'a Tensor, nested arrays or a Float32Array of one value per row', v);
+}
+
+function take(t: Tensor, rows: number[]): Tensor {
+  const width = t.shape[1]!;
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((r, i) => out.set(t.values.subarray(r * width, (r + 1) * width), i * width));
+  return new Tensor(out, [rows.length, width]);
+}
+
+function classOf(y: Tensor, row: number): number {
+  const w = y.shape[1]!;
+  if (w === 1) return y.values[row]!;
+  let best = 0;
+  for (let j = 1; j < w; j++) if (y.values[row * w + j]! > y.values[row * w + best]!) best = j;
+  return best;
+}
+
+/** Splits x and y into train and test rows. */
+export function trainTestSplit(x: Tensor | NestedArray | Float32Array, y: Tensor | NestedArray | Float32Array, options: SplitOptions = {}) {
+  const o = checkOptions('trainTestSplit', options, ['testSize', 'seed', 'stratify']);
+  const testSize = o.testSize === undefined ? 0.25 : checkFinite('trainTestSplit.testSize', o.testSize);
+  if (testSize <= 0 || testSize >= 1) throw invalidParameter('trainTestSplit.testSize', 'a fraction in (0, 1)', testSize, 'MAAS_ERR_ARG_RANGE');
+  const seed = o.seed === undefined ? randomSeed() : checkInteger('trainTestSplit.seed', o.seed, 0, 2 ** 32 - 1);
+  const stratify = o.stratify === undefined ? false : checkBoolean('trainTestSplit.stratify', o.stratify);
+  const xt = asTensor(x, 'x'), yt = asTensor(y, 'y');
+  const rows = xt.shape[0]!;
+  if (yt.shape[0] !== rows) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected y to have as many rows as x (${rows}) but received ${yt.shape[0]}`);
+  const rng = new Random(seed);
+  const shuffle = (a: number[]): number[] => {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.next() * (i + 1));
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  };
+  const groups = new Map<number, number[]>();
+  for (let r = 0; r < rows; r++) {
+    const key = stratify ? classOf(yt, r) : 0;
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push(r);
+  }
+  const train: number[] = [], test: number[] = [];
+  for (const key of [...groups.keys()].sort((a, b) => a - b)) {
+    const members = shuffle(groups.get(key)!);
+    const n = Math.round(members.length * testSize);
+    test.push(...members.slice(0, n));
+    train.push(...members.slice(n));
+  }
+  if (train.length === 0 || test.length === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `A split of ${rows} rows with testSize ${testSize} leaves one side empty`);
+  shuffle(train);
+  shuffle(test);
+  return { xTrain: take(xt, train), xTest: take(xt, test), yTrain: take(yt, train), yTest: take(yt, test) };
+}

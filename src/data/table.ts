@@ -1,0 +1,60 @@
+/**
+ * A minimal column-typed table for data preparation: named columns, each numeric or categorical,
+ * with missing cells as null (empty, NA, NaN, ±Infinity all count as missing).
+ */
+import { MaasError } from '../core/errors.js';
+
+/** One cell: a number, a category, or missing. */
+export type Cell = number | string | null;
+/** A column's type, inferred from its values. */
+export type ColumnType = 'number' | 'string';
+
+/** Rows of cells under named, typed columns. */
+export interface Table {
+  columns: string[];
+  types: ColumnType[];
+  rows: Cell[][];
+}
+
+const MISSING = new Set(['', 'na', 'n/a', 'nan', 'null', 'none', '?', 'inf', '-inf', 'infinity', '-infinity']);
+
+/** True for a cell that counts as missing: null, NaN, ±Infinity or a missing marker string. */
+export function isMissing(v: unknown): boolean {
+  if (v === null || v === undefined) return true;
+  if (typeof v === 'number') return !Number.isFinite(v);
+  return typeof v === 'string' && MISSING.has(v.trim().toLowerCase());
+}
+
+/** Builds a table from raw string (or mixed) rows, inferring each column's type. */
+export function inferTable(columns: string[], raw: unknown[][]): Table {
+  const types: ColumnType[] = columns.map((_, c) =>
+    raw.every((r) => isMissing(r[c]) || (typeof r[c] === 'number') || (typeof r[c] === 'string' && r[c] !== '' && Number.isFinite(Number(r[c])))) ? 'number' : 'string');
+  const rows = raw.map((r, i) => {
+    if (r.length !== columns.length) {
+      throw new MaasError('MAAS_ERR_DATA_FORMAT', `Row ${i + 1} has ${r.length} fields but the header has ${columns.length}`);
+    }
+    return columns.map((_, c) => {
+      const v = r[c];
+      if (isMissing(v)) return null;
+      return types[c] === 'number' ? Number(v) : String(v).trim();
+    });
+  });
+  return { columns, types, rows };
+}
+
+/** The index of a named column, or a coded error listing the columns. */
+export function columnIndex(table: Pick<Table, 'columns'>, name: string): number {
+  const i = table.columns.indexOf(name);
+  if (i < 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected a column named '${name}' but the columns are ${table.columns.map((c) => `'${c}'`).join(', ')}`);
+  return i;
+}
+
+/** A table without one column, and that column's cells. */
+export function splitColumn(table: Table, name: string): { rest: Table; column: Cell[]; type: ColumnType } {
+  const i = columnIndex(table, name);
+  return {
+    rest: { columns: table.columns.filter((_, c) => c !== i), types: table.types.filter((_, c) => c !== i), rows: table.rows.map((r) => r.filter((_, c) => c !== i)) },
+    column: table.rows.map((r) => r[i]!),
+    type: table.types[i]!,
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * The model file format: tfjs-layers `model.json` (topology + weights manifest) plus one weights
+ * file, with maas's extras in a `maas` extension field. Reading and writing files lives here;
+ * turning layers into topology and back lives with the model.
+ *
+ * Writes are atomic: the weights go to a new content-addressed file (`weights.<sha>.bin`), then
+ * `model.json` is replaced by rename, the single commit point. A crash before the rename leaves
+ * the previous model.json and the weights it names untouched.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { MaasError } from '../core/errors.js';
+
+/** One weight tensor's entry in a manifest group. */
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+  quantization?: unknown;
+}
+
+/** tfjs's weightsManifest: groups of files holding weights in order. */
+export type WeightsManifest = { paths: string[]; weights: WeightSpec[] }[];
+
+/** The parsed contents of a model.json and its weights. */
+export interface ModelArtifacts {
+  modelTopology: unknown;
+  weightSpecs: WeightSpec[];
+  weightData: Uint8Array;
+  /** maas's extension field (absent in files written by other tools). */
+  maas?: MaasExtension;
+  format?: string;
+  generatedBy?: string;
+}
+
+/** What maas adds to model.json, under the key "maas". */
+export interface MaasExtension {
+  formatVersion: 1;
+  signature: { inputs: TensorSignature[]; outputs: TensorSignature[] };
+  weightsSha256: string;
+  trainingConfig?: unknown;
+  preparation?: unknown;
+  quantization?: unknown;
+}
+
+/** A named input or output with its datatype and shape (-1 for the batch). */
+export interface TensorSignature {
+  name: string;
+  datatype: 'FP32';
+  shape: number[];
+}
+
+/** Test seam: runs after the new files are written and before the commit rename. */
+export interface WriteHooks {
+  beforeCommit?: () => void | Promise<void>;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes model.json and its weights into `dir` atomically; returns the model.json path. */
+export async function writeArtifacts(dir: string, artifacts: ModelArtifacts, hooks: WriteHooks = {}): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const digest = sha256(artifacts.weightData);
+  const weightsName = `weights.${digest.slice(0, 16)}.bin`;
+  const weightsPath = join(dir, weightsName);
+  const tmpSuffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await writeDurably(weightsPath + tmpSuffix, artifacts.weightData);
+  await rename(weightsPath + tmpSuffix, weightsPath);
+  const json = {
+    format: 'layers-model',
+    generatedBy: artifacts.generatedBy ?? 'maas',
+    convertedBy: null,
+    modelTopology: artifacts.modelTopology,
+    weightsManifest: [{ paths: [`./${weightsName}`], weights: artifacts.weightSpecs }],
+    maas: { ...artifacts.maas!, weightsSha256: digest },
+  };
+  const modelPath = join(dir, 'model.json');
+  await writeDurably(modelPath + tmpSuffix, JSON.stringify(json));
+  try {
+    await hooks.beforeCommit?.();
+    await rename(modelPath + tmpSuffix, modelPath); // the commit point
+  } catch (e) {
+    await rm(modelPath + tmpSuffix, { force: true });
+    throw e;
+  }
+  await syncDirectory(dir);
+  // Weights files no model.json names any more (earlier saves) are garbage now.
+  for (const entry of await readdir(dir)) {
+    if (/^weights\.[0-9a-f]{16}\.bin$/.test(entry) && entry !== weightsName) await rm(join(dir, entry), { force: true });
+  }
+  return modelPath;
+}
+
+/** The model.json a path names: the file itself, or model.json inside a directory. */
+export async function resolveModelJson(path: string): Promise<string> {
+  const full = resolve(path);
+  let info;
+  try {
+    info = await stat(full);
+  } catch {
+    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model directory or model.json at ${path} but nothing is there`);
+  }
+  return info.isDirectory() ? join(full, 'model.json') : full;
+}
+
+/** Reads a tfjs-layers model.json and every weights file its manifest names. */
+export async function readArtifacts(path: string): Promise<ModelArtifacts> {
+  const jsonPath = await resolveModelJson(path);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(await readFile(jsonPath, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    const code = (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT';
+    throw new MaasError(code, `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!parsed.modelTopology) {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a tfjs-layers model.json with a modelTopology in ${basename(jsonPath)}`);
+  }
+  const manifest = (parsed.weightsManifest ?? []) as WeightsManifest;
+  const chunks: Uint8Array[] = [];
+  const weightSpecs: WeightSpec[] = [];
+  for (const group of manifest) {
+    for (const p of group.paths) {
+      const file = join(dirname(jsonPath), p.replace(/^\.\//, ''));
+      try {
+        chunks.push(new Uint8Array(await readFile(file)));
+      } catch (e) {
+        throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    weightSpecs.push(...group.weights);
+  }
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const weightData = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    weightData.set(c, offset);
+    offset += c.length;
+  }
+  const maas = parsed.maas as MaasExtension | undefined;
+  if (maas?.weightsSha256 && sha256(weightData) !== maas.weightsSha256) {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights of ${jsonPath} do not match the SHA-256 recorded in model.json (corrupt or mixed files)`);
+  }
+  return { modelTopology: parsed.modelTopology, weightSpecs, weightData, maas, format: parsed.format as string | undefined };
+}

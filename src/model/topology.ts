@@ -1,0 +1,158 @@
+/**
+ * Keras/tfjs model topology <-> maas layers. Writes a Sequential topology tfjs's loadLayersModel
+ * accepts (snake_case configs, activations tfjs lacks as their own layers); reads Sequential
+ * topologies from tfjs (both the layers-object and the old list form) and Keras chains, folding
+ * activation layers into the Dense before them. Anything else is refused by layer and class.
+ */
+import { MaasError } from '../core/errors.js';
+import type { ActivationName } from '../layers/activations.js';
+import type { Dense } from '../layers/dense.js';
+
+/** A Dense layer as read from a file, ready for dense(). */
+export interface ParsedDense {
+  name: string;
+  units: number;
+  activation: ActivationName;
+  alpha?: number;
+  useBias: boolean;
+  inputDim: number | null;
+  kernelRegularizer: { l1: number; l2: number } | null;
+}
+
+type KerasLayer = { class_name: string; config: Record<string, unknown> };
+
+const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
+  linear: 'linear', relu: 'relu', sigmoid: 'sigmoid', tanh: 'tanh', softmax: 'softmax', elu: 'elu',
+};
+
+function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
+  const cfg = layer.getConfig()[`${which}Initializer`] as { className: string; config: Record<string, unknown> };
+  const { className, config } = cfg;
+  if (['GlorotUniform', 'GlorotNormal', 'HeUniform', 'HeNormal', 'LeCunUniform', 'LeCunNormal'].includes(className)) {
+    return { class_name: className, config: { seed: config.seed ?? null } };
+  }
+  return { class_name: className, config: className === 'Zeros' || className === 'Ones' ? {} : config };
+}
+
+/** Keras layers (snake_case configs) for a stack of Dense layers. */
+export function toTopology(name: string, layers: readonly Dense[]): unknown {
+  const out: KerasLayer[] = [];
+  layers.forEach((layer, i) => {
+    // tfjs has no leakyRelu activation and implements elu only with alpha 1: those become layers.
+    const separate = layer.activation === 'leakyRelu' || (layer.activation === 'elu' && layer.alpha !== 1);
+    out.push({
+      class_name: 'Dense',
+      config: {
+        units: layer.units,
+        activation: separate ? 'linear' : layer.activation,
+        use_bias: layer.useBias,
+        kernel_initializer: initializerJson(layer, 'kernel'),
+        bias_initializer: initializerJson(layer, 'bias'),
+        kernel_regularizer: layer.kernelRegularizer ? { class_name: 'L1L2', config: { l1: layer.kernelRegularizer.l1, l2: layer.kernelRegularizer.l2 } } : null,
+        bias_regularizer: null,
+        activity_regularizer: null,
+        kernel_constraint: null,
+        bias_constraint: null,
+        name: layer.name,
+        trainable: true,
+        ...(i === 0 ? { batch_input_shape: [null, layer.inputDim], dtype: 'float32' } : {}),
+      },
+    });
+    if (separate) {
+      out.push({
+        class_name: layer.activation === 'leakyRelu' ? 'LeakyReLU' : 'ELU',
+        config: { alpha: layer.alpha, name: `${layer.name}_${layer.activation}`, trainable: true },
+      });
+    }
+  });
+  return { class_name: 'Sequential', config: { name, layers: out }, keras_version: 'tfjs-layers 4.22.0', backend: 'tensor_flow.js' };
+}
+
+function refuse(layer: KerasLayer, why: string): never {
+  const name = (layer.config?.name as string) ?? '(unnamed)';
+  throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer '${name}' of class ${layer.class_name} is not supported: ${why}`);
+}
+
+/** The layer list of a topology: tfjs {config: {layers}}, the old list form, or Keras's model_config. */
+function layerList(topology: unknown): KerasLayer[] {
+  let t = topology as Record<string, unknown>;
+  if (t && typeof t === 'object' && 'model_config' in t) t = t.model_config as Record<string, unknown>;
+  const cfg = t?.config;
+  const layers = Array.isArray(cfg) ? cfg : (cfg as Record<string, unknown> | undefined)?.layers;
+  if (!Array.isArray(layers)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'Expected a Sequential model topology with a list of layers');
+  if (t.class_name !== 'Sequential' && t.class_name !== 'Model' && t.class_name !== 'Functional') {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a Sequential model but the topology's class is ${String(t.class_name)}`);
+  }
+  return layers as KerasLayer[];
+}
+
+function inputDimOf(config: Record<string, unknown>): number | null {
+  const shape = (config.batch_input_shape ?? config.batchInputShape) as (number | null)[] | undefined;
+  if (!shape) return null;
+  if (shape.length !== 2 || typeof shape[1] !== 'number') {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a rank-2 input shape [null, features] but the file has [${shape.join(',')}]`);
+  }
+  return shape[1];
+}
+
+/** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
+export function fromTopology(topology: unknown): ParsedDense[] {
+  const out: ParsedDense[] = [];
+  let pendingInput: number | null = null;
+  const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
+    const prev = out[out.length - 1];
+    if (!prev || prev.activation !== 'linear') refuse(layer, 'an activation layer must follow a Dense layer without an activation');
+    prev.activation = act;
+    if (alpha !== undefined) prev.alpha = alpha;
+  };
+  for (const layer of layerList(topology)) {
+    const c = layer.config ?? {};
+    switch (layer.class_name) {
+      case 'InputLayer':
+        pendingInput = inputDimOf(c);
+        break;
+      case 'Dense': {
+        const act = KERAS_ACTIVATIONS[String(c.activation ?? 'linear')];
+        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
+        const reg = c.kernel_regularizer as { config?: { l1?: number; l2?: number } } | null | undefined;
+        out.push({
+          name: String(c.name ?? `dense_${out.length + 1}`),
+          units: Number(c.units),
+          activation: act,
+          useBias: c.use_bias !== false,
+          inputDim: out.length === 0 ? (inputDimOf(c) ?? pendingInput) : null,
+          kernelRegularizer: reg?.config ? { l1: reg.config.l1 ?? 0, l2: reg.config.l2 ?? 0 } : null,
+        });
+        break;
+      }
+      case 'Activation': {
+        const act = KERAS_ACTIVATIONS[String(c.activation)];
+        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
+        foldInto(layer, act);
+        break;
+      }
+      case 'ReLU':
+        if ((c.max_value ?? null) !== null || Number(c.threshold ?? 0) !== 0) refuse(layer, 'ReLU with max_value or threshold');
+        if (Number(c.negative_slope ?? 0) !== 0) foldInto(layer, 'leakyRelu', Number(c.negative_slope));
+        else foldInto(layer, 'relu');
+        break;
+      case 'LeakyReLU':
+        foldInto(layer, 'leakyRelu', Number(c.alpha ?? c.negative_slope ?? 0.3));
+        break;
+      case 'ELU':
+        foldInto(layer, 'elu', Number(c.alpha ?? 1));
+        break;
+      case 'Softmax':
+        if (c.axis !== undefined && c.axis !== -1 && c.axis !== 1) refuse(layer, `softmax over axis ${String(c.axis)}`);
+        foldInto(layer, 'softmax');
+        break;
+      case 'Dropout':
+        break; // identity at inference
+      default:
+        refuse(layer, 'maas runs stacks of Dense layers with fused activations');
+    }
+  }
+  if (out.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The model has no Dense layer');
+  if (out[0]!.inputDim === null) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The first layer has no input shape (batch_input_shape)');
+  return out;
+}
