@@ -11,6 +11,7 @@ namespace maas {
 namespace {
 
 constexpr float kProbEpsilon = 1e-7f;  // tfjs's backend epsilon, used to clip probabilities
+constexpr size_t kNarrowOutputs = 4;   // layers this narrow get their weight gradient transposed
 
 inline float Sigmoid(float z) { return z >= 0 ? 1.f / (1.f + std::exp(-z)) : std::exp(z) / (1.f + std::exp(z)); }
 
@@ -86,6 +87,15 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
     const size_t fwd = PackedBFloats(l.spec.in, l.spec.out, kernel_.nr);
     const size_t dw = PackedBFloats(batch, l.spec.out, kernel_.nr);
     const size_t dx = PackedBFloats(l.spec.out, l.spec.in, kernel_.nr);
+    const size_t dwt = l.spec.out <= kNarrowOutputs ? PackedBFloats(batch, l.spec.in, kernel_.nr) : 0;
+    max_b = dwt > max_b ? dwt : max_b;
+    if (l.spec.out <= kNarrowOutputs && grad_t_.size() < static_cast<size_t>(l.spec.in) * l.spec.out) {
+      try {
+        grad_t_.resize(static_cast<size_t>(l.spec.in) * l.spec.out);
+      } catch (const std::bad_alloc&) {
+        return Status::kOutOfMemory;
+      }
+    }
     max_b = fwd > max_b ? fwd : max_b;
     max_b = dw > max_b ? dw : max_b;
     max_b = dx > max_b ? dx : max_b;
@@ -232,14 +242,29 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
       ActivationBackward(layer.spec.act, layer.spec.alpha, outputs_[l].data(), dz_.data(), batch, out, grads_[l].bias.data());
     }
     const float* x_l = l == 0 ? x : outputs_[l - 1].data();
-    // dW = X_lᵀ · dZ: A is X_l read transposed, B is dZ packed into panels.
-    PackF32B(dz_.data(), out, batch, out, kernel_.nr, packed_b_.data());
-    F32GemmArgs gw;
-    gw.m = in; gw.n = out; gw.k = batch;
-    gw.a = x_l; gw.lda = in; gw.a_transposed = true;
-    gw.b_packed = packed_b_.data();
-    gw.c = grads_[l].kernel.data(); gw.ldc = out;
-    F32GemmParallel(kernel_, gw, pool, threads, scratch);
+    if (out <= kNarrowOutputs) {
+      // A narrow layer (a sigmoid head) would fill one column of each NR-wide tile: compute
+      // dWᵀ = dZᵀ · X_l instead (out rows, in columns: full tiles), then transpose the few rows.
+      PackF32B(x_l, in, batch, in, kernel_.nr, packed_b_.data());
+      F32GemmArgs gt;
+      gt.m = out; gt.n = in; gt.k = batch;
+      gt.a = dz_.data(); gt.lda = out; gt.a_transposed = true;
+      gt.b_packed = packed_b_.data();
+      gt.c = grad_t_.data(); gt.ldc = in;
+      F32GemmParallel(kernel_, gt, pool, threads, scratch);
+      float* gw = grads_[l].kernel.data();
+      for (size_t j = 0; j < out; ++j)
+        for (size_t i = 0; i < in; ++i) gw[i * out + j] = grad_t_[j * in + i];
+    } else {
+      // dW = X_lᵀ · dZ: A is X_l read transposed, B is dZ packed into panels.
+      PackF32B(dz_.data(), out, batch, out, kernel_.nr, packed_b_.data());
+      F32GemmArgs gw;
+      gw.m = in; gw.n = out; gw.k = batch;
+      gw.a = x_l; gw.lda = in; gw.a_transposed = true;
+      gw.b_packed = packed_b_.data();
+      gw.c = grads_[l].kernel.data(); gw.ldc = out;
+      F32GemmParallel(kernel_, gw, pool, threads, scratch);
+    }
     if (l == 0) break;
     // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_.
     PackF32BTransposed(layer.kernel, out, in, out, kernel_.nr, packed_b_.data());

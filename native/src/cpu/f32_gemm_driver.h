@@ -112,8 +112,8 @@ struct F32GemmDriver {
 
   // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
   // On the last K block the epilogue (bias, activation) runs on registers before the one store.
-  // kPacked: a is a packed micro-panel (row i of step p at a[p·kMR + i]); otherwise a points at
-  // row-major A with row stride lda, read in place (no packing pass for narrow B).
+  // kPacked: a is k-major, row i of step p at a[p·lda + i] (a packed micro-panel with lda = kMR,
+  // or transposed A read in place); otherwise a is row-major A with row stride lda, read in place.
   template <int kRows, bool kPacked>
   static void Micro(size_t kc, const float* a, size_t lda, const float* b, float* c, size_t ldc,
                     size_t cols, bool accumulate, const Epilogue* epi) {
@@ -128,7 +128,7 @@ struct F32GemmDriver {
       for (int j = 0; j < kNV; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
 #pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i) {
-        const float* ai = kPacked ? a + p * kMR + i : a + i * lda + p;
+        const float* ai = kPacked ? a + p * lda + i : a + i * lda + p;
 #pragma GCC unroll 8
         for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
       }
@@ -235,7 +235,8 @@ struct F32GemmDriver {
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
     const size_t kc_block = m_count <= kStreamRows ? k : kKC;
-    const bool pack = g.a_transposed || (m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels);
+    // Transposed A is already k-major: the microkernel reads it in place like a packed panel.
+    const bool pack = !g.a_transposed && m_count > 1 && t.p_end - t.p_begin >= kPackMinPanels;
     const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
     for (size_t pc = 0; pc < k; pc += kc_block) {
       const size_t kc = MinSize(kc_block, k - pc);
@@ -254,7 +255,9 @@ struct F32GemmDriver {
             const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
             if (pack) {
-              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, 0, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+            } else if (g.a_transposed) {
+              micro.packed[rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             } else {
               micro.direct[rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             }
