@@ -3,6 +3,7 @@
  * expose out-of-bounds reads (NaN past the end) and writes (a sentinel past the end).
  */
 import { Random } from '../src/core/random.js';
+import { MaasError } from '../src/core/errors.js';
 
 /** The seed of this run: MAAS_TEST_SEED when set, else random and printed so a failure can be replayed. */
 export const TEST_SEED: number = (() => {
@@ -49,4 +50,24 @@ export function tailIntact(view: Float32Array, fill: number): boolean {
 /** "m7n33k129": the shape string failure messages carry. */
 export function shapeName(m: number, n: number, k: number): string {
   return `m${m}n${n}k${k}`;
+}
+
+/** "CODE: message" of the MaasError `fn` throws (or resolves to, when it returns a promise), or 'no error'. */
+export async function errorOf(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+  } catch (e) {
+    return e instanceof MaasError ? `${e.code}: ${e.message}` : `not a MaasError: ${String(e)}`;
+  }
+  return 'no error';
+}
+
+/** The synchronous twin of errorOf, for calls that must throw before returning. */
+export function syncErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof MaasError ? `${e.code}: ${e.message}` : `not a MaasError: ${String(e)}`;
+  }
+  return 'no error';
 }

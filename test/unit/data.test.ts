@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  dense, LabelEncoder, loadCsv, loadModel, MaasError, MinMaxScaler, parseCsv, Pipeline, prepare, sequential, StandardScaler, tensor, trainTestSplit,
+  dense, LabelEncoder, loadCsv, loadModel, MinMaxScaler, parseCsv, Pipeline, prepare, sequential, StandardScaler, tensor, trainTestSplit,
 } from '../../src/index.js';
+import { syncErrorOf } from '../helpers.js';
 
 const CSV = `age,color,income,label
 34,red,52000,yes
@@ -20,15 +21,6 @@ const CSV = `age,color,income,label
 38,,58000,no
 `;
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(MaasError);
-    return `${(e as MaasError).code}: ${(e as MaasError).message}`;
-  }
-  return 'no error';
-};
 
 describe('CSV', () => {
   it('parses a header, infers column types, treats NaN/Infinity/empty as missing, splits the target', async () => {
@@ -44,8 +36,8 @@ describe('CSV', () => {
   });
 
   it('names what is wrong with a malformed file', () => {
-    expect(code(() => parseCsv('a,b\n1,2,3\n'))).toBe('MAAS_ERR_DATA_FORMAT: Row 1 has 3 fields but the header has 2');
-    expect(code(() => parseCsv('a,b\n1,2\n', { target: 'c' }))).toBe("MAAS_ERR_DATA_FORMAT: Expected a column named 'c' but the columns are 'a', 'b'");
+    expect(syncErrorOf(() => parseCsv('a,b\n1,2,3\n'))).toBe('MAAS_ERR_DATA_FORMAT: Row 1 has 3 fields but the header has 2');
+    expect(syncErrorOf(() => parseCsv('a,b\n1,2\n', { target: 'c' }))).toBe("MAAS_ERR_DATA_FORMAT: Expected a column named 'c' but the columns are 'a', 'b'");
   });
 });
 
@@ -66,7 +58,7 @@ describe('cleaning and the pipeline', () => {
     const dropped = prepare(features, { missing: 'drop', scale: 'none' });
     expect(dropped.report.droppedRows).toBe(4);
     expect(dropped.kept).toEqual([0, 3]);
-    expect(code(() => dropped.pipeline.transform([[null, 'red', 1]]))).toBe("MAAS_ERR_DATA_MISSING: Row 0, column 'age' is missing and this pipeline was fitted to drop such rows");
+    expect(syncErrorOf(() => dropped.pipeline.transform([[null, 'red', 1]]))).toBe("MAAS_ERR_DATA_MISSING: Row 0, column 'age' is missing and this pipeline was fitted to drop such rows");
   });
 
   it('scales with statistics from the fit rows only, and applies them to new rows', () => {
@@ -75,7 +67,7 @@ describe('cleaning and the pipeline', () => {
     expect(col0.reduce((a, b) => a + b, 0) / 6).toBeCloseTo(0, 5);
     const again = pipeline.transform([{ age: 34, color: 'red', income: 52000 }]);
     expect(Array.from(again)).toEqual(Array.from(x.subarray(0, 3)));
-    expect(code(() => pipeline.transform([{ age: 34, color: 'purple', income: 1 }]))).toMatch(/^MAAS_ERR_DATA_UNKNOWN_CATEGORY: Row 0, column 'color': 'purple' was not seen in fit/);
+    expect(syncErrorOf(() => pipeline.transform([{ age: 34, color: 'purple', income: 1 }]))).toMatch(/^MAAS_ERR_DATA_UNKNOWN_CATEGORY: Row 0, column 'color': 'purple' was not seen in fit/);
   });
 
   it('standalone scalers and the label encoder', () => {
@@ -88,7 +80,7 @@ describe('cleaning and the pipeline', () => {
     const le = new LabelEncoder().fit(['b', 'a', 'c', 'a']);
     expect(Array.from(le.transform(['c', 'a']))).toEqual([2, 0]);
     expect(le.inverseTransform([1])).toEqual(['b']);
-    expect(code(() => le.transform(['z']))).toMatch(/^MAAS_ERR_DATA_UNKNOWN_CATEGORY: Row 0: 'z' is not one of the 3 classes/);
+    expect(syncErrorOf(() => le.transform(['z']))).toMatch(/^MAAS_ERR_DATA_UNKNOWN_CATEGORY: Row 0: 'z' is not one of the 3 classes/);
   });
 });
 
@@ -128,6 +120,6 @@ describe('a preparation pipeline travels with the model', () => {
     const loaded = await loadModel(dir);
     expect(loaded.preparation).toBeInstanceOf(Pipeline);
     expect(loaded.predictRaw(raw).values).toEqual(viaRaw);
-    expect(code(() => model.setPreparation(prepare(features, { categorical: 'label' }).pipeline))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected a pipeline producing 5 features but it produces 3/);
+    expect(syncErrorOf(() => model.setPreparation(prepare(features, { categorical: 'label' }).pipeline))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected a pipeline producing 5 features but it produces 3/);
   });
 });

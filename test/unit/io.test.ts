@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adam, dense, initializers, loadModel, MaasError, regularizers, sequential, type Sequential } from '../../src/index.js';
+import { adam, dense, initializers, loadModel, regularizers, sequential, type Sequential } from '../../src/index.js';
 import { packageRoot } from '../../src/native/index.js';
-import { rng } from '../helpers.js';
+import { errorOf } from '../helpers.js';
 
 /** tfjs and maas predictions on the same weights (different summation order). */
 const TFJS_TOL = 2e-5;
@@ -119,29 +119,20 @@ describe('atomic writes and broken files', () => {
     expect((await readdir(dir)).filter((f) => f.endsWith('.bin'))).toHaveLength(1);
   });
 
-  const code = async (p: Promise<unknown>): Promise<string> => {
-    try {
-      await p;
-    } catch (e) {
-      expect(e).toBeInstanceOf(MaasError);
-      return `${(e as MaasError).code}: ${(e as MaasError).message}`;
-    }
-    return 'no error';
-  };
 
   it('refuses missing paths, corrupt weights and layers it cannot run, naming them', async () => {
-    expect(await code(loadModel('/nonexistent/maas-model'))).toMatch(/^MAAS_ERR_MODEL_NOT_FOUND: /);
+    expect(await errorOf(() => loadModel('/nonexistent/maas-model'))).toMatch(/^MAAS_ERR_MODEL_NOT_FOUND: /);
     const dir = await temp();
     await model(3).save(dir);
     const bin = (await readdir(dir)).find((f) => f.endsWith('.bin'))!;
     const bytes = await readFile(join(dir, bin));
     bytes[10] ^= 0xff;
     await writeFile(join(dir, bin), bytes);
-    expect(await code(loadModel(dir))).toMatch(/^MAAS_ERR_MODEL_FORMAT: The weights of .* do not match the SHA-256/);
+    expect(await errorOf(() => loadModel(dir))).toMatch(/^MAAS_ERR_MODEL_FORMAT: The weights of .* do not match the SHA-256/);
     const conv = join(await temp(), 'conv');
     await mkdir(conv);
     await writeFile(join(conv, 'model.json'), JSON.stringify({ modelTopology: { class_name: 'Sequential', config: { layers: [{ class_name: 'Conv2D', config: { name: 'conv2d_1', filters: 8 } }] } }, weightsManifest: [] }));
-    expect(await code(loadModel(conv))).toBe("MAAS_ERR_MODEL_FORMAT: Layer 'conv2d_1' of class Conv2D is not supported: maas runs stacks of Dense layers with fused activations");
+    expect(await errorOf(() => loadModel(conv))).toBe("MAAS_ERR_MODEL_FORMAT: Layer 'conv2d_1' of class Conv2D is not supported: maas runs stacks of Dense layers with fused activations");
     expect(existsSync(dir)).toBe(true);
   });
 });

@@ -6,10 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  adam, adamw, dense, earlyStopping, initializers, MaasError, regularizers, rmsprop, sequential, sgd, tensor,
+  adam, adamw, dense, earlyStopping, initializers, regularizers, rmsprop, sequential, sgd, tensor,
   type ActivationName, type LossName, type Optimizer, type Sequential,
 } from '../../src/index.js';
-import { TEST_SEED, rng } from '../helpers.js';
+import { TEST_SEED, errorOf, rng } from '../helpers.js';
 
 /** Weights after 20 float32 steps, two implementations with different summation orders. */
 const TFJS_WEIGHT_TOL = 2e-5;
@@ -236,31 +236,22 @@ describe('fit behaviour', () => {
 
 describe('bad training calls are coded errors', () => {
   const m = sequential({ layers: [dense({ units: 3, activation: 'softmax', inputShape: [2] })] });
-  const code = async (fn: () => unknown): Promise<string> => {
-    try {
-      await fn();
-    } catch (e) {
-      expect(e).toBeInstanceOf(MaasError);
-      return `${(e as MaasError).code}: ${(e as MaasError).message}`;
-    }
-    return 'no error';
-  };
 
   it('before compile, unknown loss or optimizer, loss that does not fit the output', async () => {
-    expect(await code(() => m.trainOnBatch([[1, 2]], [[0, 0, 1]]))).toMatch(/^MAAS_ERR_MODEL_NOT_COMPILED: /);
-    expect(await code(() => m.compile({ optimizer: 'adam', loss: 'hinge' as LossName }))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected one of 'meanSquaredError', .* for compile.loss but received 'hinge'/);
-    expect(await code(() => m.compile({ optimizer: 'adagrad' as 'adam', loss: 'meanSquaredError' }))).toMatch(/^MAAS_ERR_ARG_RANGE: .*compile.optimizer.*'adagrad'/);
-    expect(await code(() => m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' }))).toMatch(/^MAAS_ERR_LOSS_OUTPUT_MISMATCH: /);
+    expect(await errorOf(() => m.trainOnBatch([[1, 2]], [[0, 0, 1]]))).toMatch(/^MAAS_ERR_MODEL_NOT_COMPILED: /);
+    expect(await errorOf(() => m.compile({ optimizer: 'adam', loss: 'hinge' as LossName }))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected one of 'meanSquaredError', .* for compile.loss but received 'hinge'/);
+    expect(await errorOf(() => m.compile({ optimizer: 'adagrad' as 'adam', loss: 'meanSquaredError' }))).toMatch(/^MAAS_ERR_ARG_RANGE: .*compile.optimizer.*'adagrad'/);
+    expect(await errorOf(() => m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' }))).toMatch(/^MAAS_ERR_LOSS_OUTPUT_MISMATCH: /);
   });
 
   it('mismatched rows, wrong feature count, NaN labels, labels outside the classes', async () => {
     m.compile({ optimizer: 'sgd', loss: 'sparseCategoricalCrossentropy' });
-    expect(await code(() => m.fit([[1, 2], [3, 4]], [0], { verbose: 0 }))).toBe('MAAS_ERR_SHAPE_MISMATCH: Expected y to have as many rows as x (2) but received 1');
-    expect(await code(() => m.fit([[1, 2, 3]], [0], { verbose: 0 }))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected x of shape \[batch, 2\]/);
-    expect(await code(() => m.fit([[1, 2]], [Number.NaN], { verbose: 0 }))).toMatch(/^MAAS_ERR_TARGETS_INVALID: Expected class indices in \[0, 3\) for y but row 0 holds NaN/);
-    expect(await code(() => m.fit([[1, 2]], [3], { verbose: 0 }))).toMatch(/^MAAS_ERR_TARGETS_INVALID: /);
-    expect(await code(() => m.fit([[1, 2]], [1], { epochs: 0, verbose: 0 }))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected an integer >= 1 for fit.epochs/);
-    expect(await code(() => m.fit([[1, 2]], [1], { validationSplit: 1.5, verbose: 0 }))).toMatch(/^MAAS_ERR_ARG_RANGE: .*fit.validationSplit/);
+    expect(await errorOf(() => m.fit([[1, 2], [3, 4]], [0], { verbose: 0 }))).toBe('MAAS_ERR_SHAPE_MISMATCH: Expected y to have as many rows as x (2) but received 1');
+    expect(await errorOf(() => m.fit([[1, 2, 3]], [0], { verbose: 0 }))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected x of shape \[batch, 2\]/);
+    expect(await errorOf(() => m.fit([[1, 2]], [Number.NaN], { verbose: 0 }))).toMatch(/^MAAS_ERR_TARGETS_INVALID: Expected class indices in \[0, 3\) for y but row 0 holds NaN/);
+    expect(await errorOf(() => m.fit([[1, 2]], [3], { verbose: 0 }))).toMatch(/^MAAS_ERR_TARGETS_INVALID: /);
+    expect(await errorOf(() => m.fit([[1, 2]], [1], { epochs: 0, verbose: 0 }))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected an integer >= 1 for fit.epochs/);
+    expect(await errorOf(() => m.fit([[1, 2]], [1], { validationSplit: 1.5, verbose: 0 }))).toMatch(/^MAAS_ERR_ARG_RANGE: .*fit.validationSplit/);
     // and the model still trains afterwards
     expect(m.trainOnBatch(tensor([[1, 2]]), [2])).toBeGreaterThan(0);
   });
