@@ -165,3 +165,54 @@ describe('trainer argument checks', () => {
     expect(t.step(new Float32Array(2), Float32Array.of(1), 1).loss).toBeCloseTo(Math.log(3), 5);
   });
 });
+
+describe('optimizer update kernels on every ISA path', () => {
+  const best = native.cpuInfo().isa;
+  afterAll(() => native.setMaxIsa(best));
+  /**
+   * The GEMM kernels round in different orders, so gradients differ by float32 rounding between
+   * ISAs; adam and rmsprop divide by the gradient's running magnitude, which turns that into up
+   * to ~1e-3·lr per step for near-zero gradients. Five steps at lr 0.01: 5e-5.
+   */
+  const CROSS_ISA_TOL = 5e-5;
+  const configs = [
+    { kind: 0, learningRate: 0.05 },
+    { kind: 0, learningRate: 0.05, momentum: 0.9 },
+    { kind: 0, learningRate: 0.05, momentum: 0.9, nesterov: true },
+    { kind: 1, learningRate: 0.01 },
+    { kind: 2, learningRate: 0.01, weightDecay: 0.1 },
+    { kind: 3, learningRate: 0.01 },
+    { kind: 3, learningRate: 0.01, momentum: 0.5 },
+    { kind: 1, learningRate: 0.01, clipNorm: 0.1 },
+  ];
+
+  function train(isa: (typeof isas)[number], config: (typeof configs)[number]): Float32Array[] {
+    native.setMaxIsa(isa);
+    const r = rng(900);
+    // 37 and 3·37 floats: full vectors and a tail on every ISA width
+    const kernels = [Float32Array.from({ length: 3 * 37 }, () => r.uniform(-1, 1)), Float32Array.from({ length: 37 * 2 }, () => r.uniform(-1, 1))];
+    const biases = [Float32Array.from({ length: 37 }, () => r.uniform(-0.1, 0.1)), null];
+    const t = new native.Trainer(
+      [{ in: 3, out: 37, activation: ACTIVATION_CODES.tanh, alpha: 0, hasBias: true }, { in: 37, out: 2, activation: ACTIVATION_CODES.linear, alpha: 0, hasBias: false }],
+      kernels, biases, [{ l1: 0.001, l2: 0.002 }, { l1: 0, l2: 0 }], LOSS_CODES.meanSquaredError,
+    );
+    t.setOptimizer(config);
+    const x = Float32Array.from({ length: 8 * 3 }, () => r.uniform(-2, 2));
+    const y = Float32Array.from({ length: 8 * 2 }, () => r.uniform(-1, 1));
+    for (let i = 0; i < 5; i++) t.step(x, y, 8);
+    t.dispose();
+    return [kernels[0]!, biases[0]!, kernels[1]!];
+  }
+
+  it('every rule gives the same weights on every ISA as on the scalar path', () => {
+    for (const config of configs) {
+      const want = train('scalar', config);
+      for (const isa of isas) {
+        const got = train(isa, config);
+        got.forEach((arr, a) => arr.forEach((v, i) => {
+          if (!(Math.abs(v - want[a]![i]!) <= CROSS_ISA_TOL)) expect.fail(`${JSON.stringify(config)} on ${isa} (seed ${TEST_SEED}): array ${a}[${i}] ${v} vs scalar ${want[a]![i]}`);
+        }));
+      }
+    }
+  });
+});

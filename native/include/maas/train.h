@@ -9,6 +9,7 @@
 
 #include "maas/dense_stack.h"
 #include "maas/f32_gemm.h"
+#include "maas/f32_update.h"
 #include "maas/status.h"
 #include "maas/thread_pool.h"
 
@@ -86,13 +87,14 @@ class Trainer {
   double LossAndOutputGrad(const float* y, size_t batch, bool want_grad) noexcept;
   void Backward(const float* x, size_t batch, ThreadPool* pool, size_t threads) noexcept;
   double RegularizeAndNorm(StepResult* out) noexcept;
-  void Update(double clip_scale) noexcept;
+  void Update(double clip_scale, ThreadPool* pool, size_t threads) noexcept;
   float* ThreadScratch(size_t ith) noexcept { return pack_scratch_.data() + ith * pack_per_thread_; }
   bool FusedLastActivation() const noexcept;
 
   std::vector<TrainLayer> layers_;
   Loss loss_;
   const F32GemmKernel& kernel_;
+  const F32UpdateKernel* update_;
   OptimizerConfig opt_;
   uint64_t step_ = 0;
   std::vector<LayerGrads> grads_;

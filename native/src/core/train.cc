@@ -52,7 +52,7 @@ void SoftmaxRow(float* row, size_t n) {
 }  // namespace
 
 Trainer::Trainer(std::vector<TrainLayer> layers, Loss loss, const F32GemmKernel& kernel) noexcept
-    : layers_(std::move(layers)), loss_(loss), kernel_(kernel) {}
+    : layers_(std::move(layers)), loss_(loss), kernel_(kernel), update_(SelectF32Update(kernel.isa)) {}
 
 Status Trainer::Check() const noexcept {
   if (layers_.empty() || layers_.size() > kMaxDenseLayers) return Status::kInvalidArgument;
@@ -301,65 +301,72 @@ double Trainer::RegularizeAndNorm(StepResult* out) noexcept {
 
 namespace {
 
-// One fused pass over a parameter array, its gradient and its optimizer state.
-void ApplyUpdate(const OptimizerConfig& o, uint64_t step, float scale, float* w, const float* g, std::vector<float>& m,
-                 std::vector<float>& v, size_t size) {
-  const float lr = o.learning_rate;
-  switch (o.kind) {
-    case OptimizerKind::kSgd:
-      if (o.momentum == 0.f) {
-        for (size_t i = 0; i < size; ++i) w[i] -= lr * g[i] * scale;
-      } else {
-        if (m.size() != size) m.assign(size, 0.f);
-        for (size_t i = 0; i < size; ++i) {
-          const float gi = g[i] * scale;
-          m[i] = o.momentum * m[i] + gi;  // tfjs's accumulation
-          w[i] -= lr * (o.nesterov ? gi + o.momentum * m[i] : m[i]);
-        }
-      }
-      break;
-    case OptimizerKind::kAdam:
-    case OptimizerKind::kAdamW: {
-      if (m.size() != size) m.assign(size, 0.f);
-      if (v.size() != size) v.assign(size, 0.f);
-      const float c1 = 1.f - static_cast<float>(std::pow(o.beta1, static_cast<double>(step)));
-      const float c2 = 1.f - static_cast<float>(std::pow(o.beta2, static_cast<double>(step)));
-      const float decay = o.kind == OptimizerKind::kAdamW ? lr * o.weight_decay : 0.f;
-      for (size_t i = 0; i < size; ++i) {
-        const float gi = g[i] * scale;
-        m[i] = o.beta1 * m[i] + (1.f - o.beta1) * gi;
-        v[i] = o.beta2 * v[i] + (1.f - o.beta2) * gi * gi;
-        w[i] -= decay * w[i];
-        w[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + o.epsilon);
-      }
-      break;
-    }
-    case OptimizerKind::kRmsProp:
-      if (v.size() != size) v.assign(size, 0.f);
-      if (o.momentum != 0.f && m.size() != size) m.assign(size, 0.f);
-      for (size_t i = 0; i < size; ++i) {
-        const float gi = g[i] * scale;
-        v[i] = o.rho * v[i] + (1.f - o.rho) * gi * gi;
-        const float delta = lr * gi / std::sqrt(v[i] + o.epsilon);
-        if (o.momentum != 0.f) {
-          m[i] = o.momentum * m[i] + delta;
-          w[i] -= m[i];
-        } else {
-          w[i] -= delta;
-        }
-      }
-      break;
-  }
+struct UpdateJob {
+  const F32UpdateKernel* kernel;
+  const F32UpdateArgs* args;
+  size_t size;
+};
+
+void UpdateTask(void* ctx, size_t ith, size_t nth) {
+  const UpdateJob& job = *static_cast<const UpdateJob*>(ctx);
+  // Split on 64-float boundaries so no two threads share a cache line.
+  const size_t blocks = (job.size + 63) / 64;
+  const size_t begin = blocks * ith / nth * 64, end = blocks * (ith + 1) / nth * 64;
+  job.kernel->run(*job.args, begin, end < job.size ? end : job.size);
 }
+
+// Arrays below this many floats update on the calling thread.
+constexpr size_t kParallelUpdateMin = 1 << 16;
 
 }  // namespace
 
-void Trainer::Update(double clip_scale) noexcept {
-  const float scale = static_cast<float>(clip_scale);
+void Trainer::Update(double clip_scale, ThreadPool* pool, size_t threads) noexcept {
+  const OptimizerConfig& o = opt_;
+  F32UpdateArgs base;
+  base.lr = o.learning_rate;
+  base.scale = static_cast<float>(clip_scale);
+  base.momentum = o.momentum;
+  base.beta1 = o.beta1;
+  base.beta2 = o.beta2;
+  base.epsilon = o.epsilon;
+  base.rho = o.rho;
+  bool needs_m = false, needs_v = false;
+  switch (o.kind) {
+    case OptimizerKind::kSgd:
+      base.rule = o.momentum == 0.f ? UpdateRule::kSgd : (o.nesterov ? UpdateRule::kNesterov : UpdateRule::kMomentum);
+      needs_m = o.momentum != 0.f;
+      break;
+    case OptimizerKind::kAdam:
+    case OptimizerKind::kAdamW:
+      base.rule = UpdateRule::kAdam;
+      base.c1 = 1.f - static_cast<float>(std::pow(o.beta1, static_cast<double>(step_)));
+      base.c2 = 1.f - static_cast<float>(std::pow(o.beta2, static_cast<double>(step_)));
+      base.decay = o.kind == OptimizerKind::kAdamW ? o.learning_rate * o.weight_decay : 0.f;
+      needs_m = needs_v = true;
+      break;
+    case OptimizerKind::kRmsProp:
+      base.rule = o.momentum == 0.f ? UpdateRule::kRmsProp : UpdateRule::kRmsPropMomentum;
+      needs_m = o.momentum != 0.f;
+      needs_v = true;
+      break;
+  }
+  if (pool && threads > pool->size()) threads = pool->size();
+  auto run = [&](float* w, const float* g, std::vector<float>& m, std::vector<float>& v, size_t size) {
+    if (needs_m && m.size() != size) m.assign(size, 0.f);
+    if (needs_v && v.size() != size) v.assign(size, 0.f);
+    F32UpdateArgs a = base;
+    a.w = w;
+    a.g = g;
+    a.m = needs_m ? m.data() : nullptr;
+    a.v = needs_v ? v.data() : nullptr;
+    UpdateJob job{update_, &a, size};
+    if (pool && threads > 1 && size >= kParallelUpdateMin) pool->Run(threads, &UpdateTask, &job);
+    else update_->run(a, 0, size);
+  };
   for (size_t l = 0; l < layers_.size(); ++l) {
     LayerGrads& gr = grads_[l];
-    ApplyUpdate(opt_, step_, scale, layers_[l].kernel, gr.kernel.data(), gr.m_kernel, gr.v_kernel, gr.kernel.size());
-    if (layers_[l].bias) ApplyUpdate(opt_, step_, scale, layers_[l].bias, gr.bias.data(), gr.m_bias, gr.v_bias, gr.bias.size());
+    run(layers_[l].kernel, gr.kernel.data(), gr.m_kernel, gr.v_kernel, gr.kernel.size());
+    if (layers_[l].bias) run(layers_[l].bias, gr.bias.data(), gr.m_bias, gr.v_bias, gr.bias.size());
   }
 }
 
@@ -387,7 +394,7 @@ Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* p
   const double clip_scale = RegularizeAndNorm(out);
   out->loss += out->penalty;
   ++step_;
-  Update(clip_scale);
+  Update(clip_scale, pool, threads);
   return Status::kOk;
 }
 

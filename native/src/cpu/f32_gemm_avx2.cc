@@ -1,8 +1,10 @@
-// fp32 GEMM for AVX2 + FMA3: a 6×16 register tile (12 ymm accumulators), maskload/maskstore tails.
+// fp32 GEMM for AVX2 + FMA3 (a 6×16 register tile, 12 ymm accumulators, maskload/maskstore tails)
+// and the optimizer update pass, both over the AVX2 vector traits below.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
 
 #include "f32_gemm_driver.h"
+#include "f32_update_driver.h"
 
 namespace maas {
 namespace {
@@ -28,6 +30,7 @@ struct VAvx2 {
   static R div(R a, R b) { return _mm256_div_ps(a, b); }
   static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R fmadd_bcast(const float* p, R b, R acc) { return _mm256_fmadd_ps(_mm256_broadcast_ss(p), b, acc); }
+  static R sqrt(R x) { return _mm256_sqrt_ps(x); }
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R abs(R x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }
@@ -58,3 +61,4 @@ struct VAvx2 {
 }  // namespace maas
 
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_6x16__avx2_fma, VAvx2, 6, 2)
+MAAS_DEFINE_F32_UPDATE(f32_update__avx2_fma, VAvx2)

@@ -1,8 +1,10 @@
-// fp32 GEMM for AVX-512F: a 14×32 register tile (28 zmm accumulators), masked tails.
+// fp32 GEMM for AVX-512F (a 14×32 register tile, 28 zmm accumulators, masked tails) and the
+// optimizer update pass, both over the AVX-512 vector traits below.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
 
 #include "f32_gemm_driver.h"
+#include "f32_update_driver.h"
 
 namespace maas {
 namespace {
@@ -28,6 +30,7 @@ struct VAvx512 {
     __asm__("vfmadd231ps %[p]%{1to16%}, %[b], %[acc]" : [acc] "+v"(acc) : [b] "v"(b), [p] "m"(*p));
     return acc;
   }
+  static R sqrt(R x) { return _mm512_sqrt_ps(x); }
   static R max(R a, R b) { return _mm512_max_ps(a, b); }
   static R min(R a, R b) { return _mm512_min_ps(a, b); }
   static R abs(R x) { return _mm512_abs_ps(x); }
@@ -52,3 +55,4 @@ struct VAvx512 {
 }  // namespace maas
 
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_14x32__avx512f, VAvx512, 14, 2)
+MAAS_DEFINE_F32_UPDATE(f32_update__avx512f, VAvx512)

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "maas/f32_gemm.h"
+#include "maas/f32_update.h"
 
 namespace maas {
 
@@ -80,6 +81,31 @@ void PackF32Bias(const float* bias, size_t n, uint32_t nr, float* dst) noexcept 
   const size_t padded = PackedBiasFloats(n, nr);
   if (bias) std::memcpy(dst, bias, n * sizeof(float));
   std::memset(dst + (bias ? n : 0), 0, (padded - (bias ? n : 0)) * sizeof(float));
+}
+
+#define MAAS_F32_UPDATE(name, isa) void name##_run(const F32UpdateArgs&, size_t, size_t);
+#include "f32_update.inc"
+#undef MAAS_F32_UPDATE
+
+namespace {
+const F32UpdateKernel kUpdateKernels[] = {
+#define MAAS_F32_UPDATE(name, isa) {#name, Isa::isa, &name##_run},
+#include "f32_update.inc"
+#undef MAAS_F32_UPDATE
+};
+}  // namespace
+
+const F32UpdateKernel* F32UpdateKernels(size_t* count) noexcept {
+  *count = sizeof(kUpdateKernels) / sizeof(kUpdateKernels[0]);
+  return kUpdateKernels;
+}
+
+const F32UpdateKernel* SelectF32Update(Isa isa) noexcept {
+  const Isa limit = MinIsa(isa, BestSupportedIsa());
+  for (const F32UpdateKernel& k : kUpdateKernels) {
+    if (static_cast<uint32_t>(k.isa) <= static_cast<uint32_t>(limit)) return &k;
+  }
+  return nullptr;
 }
 
 }  // namespace maas

@@ -1,8 +1,10 @@
-// fp32 GEMM for the x86-64 baseline (no AVX): a 4×8 tile of scalar accumulators.
+// fp32 GEMM for the x86-64 baseline (no AVX), a 4×8 tile of scalar accumulators, and the
+// optimizer update pass.
 // The portable path; the same driver and epilogue as the SIMD kernels, one lane wide.
 #include <cmath>
 
 #include "f32_gemm_driver.h"
+#include "f32_update_driver.h"
 
 namespace maas {
 namespace {
@@ -22,6 +24,7 @@ struct VScalar {
   static R div(R a, R b) { return a / b; }
   static R fmadd(R a, R b, R c) { return a * b + c; }
   static R fmadd_bcast(const float* p, R b, R acc) { return *p * b + acc; }
+  static R sqrt(R x) { return std::sqrt(x); }
   static R max(R a, R b) { return a > b ? a : b; }
   static R min(R a, R b) { return a < b ? a : b; }
   static R abs(R x) { return std::fabs(x); }
@@ -37,3 +40,4 @@ struct VScalar {
 }  // namespace maas
 
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_4x8__scalar, VScalar, 4, 8)
+MAAS_DEFINE_F32_UPDATE(f32_update__scalar, VScalar)
