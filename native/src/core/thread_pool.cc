@@ -63,12 +63,10 @@ void ThreadPool::Run(size_t nth, Task task, void* ctx) noexcept {
 
 void ThreadPool::WorkerLoop(size_t index, uint64_t seen) {
   for (;;) {
-    // Spin on the generation, reading the clock only every 64 pauses (it is a syscall-free but
-    // not free vDSO call), then fall back to sleeping on the condition variable.
     const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
-    for (unsigned i = 1; generation_.load(std::memory_order_acquire) == seen; ++i) {
+    while (generation_.load(std::memory_order_acquire) == seen &&
+           std::chrono::steady_clock::now() < spin_until) {
       CpuRelax();
-      if ((i & 63) == 0 && std::chrono::steady_clock::now() >= spin_until) break;
     }
     Task task;
     void* ctx;
