@@ -7,7 +7,9 @@
 namespace maas {
 
 namespace {
-constexpr auto kSpinFor = std::chrono::microseconds(50);
+// Long enough to bridge the serial parts of a training step (loss, activation backward, packing),
+// whose length would otherwise turn every parallel region into a futex wake-up on a VM.
+constexpr auto kSpinFor = std::chrono::microseconds(1000);
 inline void CpuRelax() noexcept { __builtin_ia32_pause(); }
 }  // namespace
 
