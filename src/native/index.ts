@@ -48,6 +48,7 @@ export interface NativeCpuInfo {
   cap: IsaName;
   isa: IsaName;
   f32Kernel: string;
+  f32UpdateKernel: string;
   features: { avx2Fma: boolean; avx512: boolean; avx512Vnni: boolean; avxVnni: boolean; amxInt8: boolean };
   f32Kernels: NativeKernelInfo[];
   backends: { name: string; compiled: boolean; available: boolean }[];

@@ -60,29 +60,29 @@ export function sgd(args: CommonOptimizerArgs & { momentum?: number; nesterov?: 
   });
 }
 
+type AdamArgs = CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number };
+
+function adamConfig(name: 'adam' | 'adamw', o: Record<string, unknown>) {
+  return {
+    beta1: unit(`${name}.beta1`, o.beta1, 0.9),
+    beta2: unit(`${name}.beta2`, o.beta2, 0.999),
+    epsilon: positive(`${name}.epsilon`, o.epsilon, 1e-7),
+    clipNorm: clip(`${name}.clipNorm`, o.clipNorm),
+  };
+}
+
 /** Adam (tfjs defaults: lr 0.001, beta1 0.9, beta2 0.999, epsilon 1e-7). */
-export function adam(args: CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number } = {}): Optimizer {
+export function adam(args: AdamArgs = {}): Optimizer {
   const o = checkOptions('adam', args, ['learningRate', 'beta1', 'beta2', 'epsilon', 'clipNorm']);
-  return new Optimizer('adam', positive('adam.learningRate', o.learningRate, 0.001), {
-    beta1: unit('adam.beta1', o.beta1, 0.9),
-    beta2: unit('adam.beta2', o.beta2, 0.999),
-    epsilon: positive('adam.epsilon', o.epsilon, 1e-7),
-    clipNorm: clip('adam.clipNorm', o.clipNorm),
-  });
+  return new Optimizer('adam', positive('adam.learningRate', o.learningRate, 0.001), adamConfig('adam', o));
 }
 
 /** AdamW: Adam with decoupled weight decay (Keras defaults: lr 0.001, weightDecay 0.004). */
-export function adamw(args: CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number } = {}): Optimizer {
+export function adamw(args: AdamArgs & { weightDecay?: number } = {}): Optimizer {
   const o = checkOptions('adamw', args, ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'clipNorm']);
   const wd = o.weightDecay === undefined ? 0.004 : checkFinite('adamw.weightDecay', o.weightDecay);
   if (wd < 0) throw invalidParameter('adamw.weightDecay', 'a number >= 0', o.weightDecay, 'MAAS_ERR_ARG_RANGE');
-  return new Optimizer('adamw', positive('adamw.learningRate', o.learningRate, 0.001), {
-    beta1: unit('adamw.beta1', o.beta1, 0.9),
-    beta2: unit('adamw.beta2', o.beta2, 0.999),
-    epsilon: positive('adamw.epsilon', o.epsilon, 1e-7),
-    weightDecay: wd,
-    clipNorm: clip('adamw.clipNorm', o.clipNorm),
-  });
+  return new Optimizer('adamw', positive('adamw.learningRate', o.learningRate, 0.001), { ...adamConfig('adamw', o), weightDecay: wd });
 }
 
 /** RMSprop, non-centered (tfjs defaults: lr 0.001, rho 0.9, momentum 0, epsilon 1e-7). */

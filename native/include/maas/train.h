@@ -83,6 +83,8 @@ class Trainer {
     std::vector<float> m_kernel, m_bias, v_kernel, v_bias;  // optimizer state
   };
   Status CheckTargets(const float* y, size_t batch) const noexcept;
+  Status ForwardLoss(const float* x, const float* y, size_t batch, bool want_grad, ThreadPool* pool, size_t threads,
+                     double* loss) noexcept;
   Status Forward(const float* x, size_t batch, bool logits_last, ThreadPool* pool, size_t threads) noexcept;
   double LossAndOutputGrad(const float* y, size_t batch, bool want_grad) noexcept;
   void Backward(const float* x, size_t batch, ThreadPool* pool, size_t threads) noexcept;

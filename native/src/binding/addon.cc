@@ -6,6 +6,7 @@
 
 #include "maas/backend.h"
 #include "maas/f32_gemm.h"
+#include "maas/f32_update.h"
 
 namespace maas::binding {
 
@@ -55,6 +56,7 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
   const F32GemmKernel* selected = SelectF32Gemm(isa_cap_);
   out.Set("isa", Napi::String::New(env, IsaName(selected->isa)));
   out.Set("f32Kernel", Napi::String::New(env, selected->name));
+  out.Set("f32UpdateKernel", Napi::String::New(env, SelectF32Update(selected->isa)->name));
   Napi::Object features = Napi::Object::New(env);
   features.Set("avx2Fma", f.avx2_fma);
   features.Set("avx512", f.avx512);

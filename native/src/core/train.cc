@@ -379,12 +379,19 @@ Status Trainer::CheckTargets(const float* y, size_t batch) const noexcept {
   return Status::kOk;
 }
 
-Status Trainer::Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+// Checks, runs the forward pass and computes the loss (and dL/dZ of the last layer when asked).
+Status Trainer::ForwardLoss(const float* x, const float* y, size_t batch, bool want_grad, ThreadPool* pool, size_t threads,
+                            double* loss) noexcept {
   if (batch == 0) return Status::kInvalidArgument;
   MAAS_RETURN_IF_ERROR(Check());
   MAAS_RETURN_IF_ERROR(CheckTargets(y, batch));
   MAAS_RETURN_IF_ERROR(Forward(x, batch, FusedLastActivation(), pool, threads));
-  out->loss = LossAndOutputGrad(y, batch, true);
+  *loss = LossAndOutputGrad(y, batch, want_grad);
+  return Status::kOk;
+}
+
+Status Trainer::Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+  MAAS_RETURN_IF_ERROR(ForwardLoss(x, y, batch, true, pool, threads, &out->loss));
   Backward(x, batch, pool, threads);
   return Status::kOk;
 }
@@ -399,12 +406,7 @@ Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* p
 }
 
 Status Trainer::EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, double* loss) noexcept {
-  if (batch == 0) return Status::kInvalidArgument;
-  MAAS_RETURN_IF_ERROR(Check());
-  MAAS_RETURN_IF_ERROR(CheckTargets(y, batch));
-  MAAS_RETURN_IF_ERROR(Forward(x, batch, FusedLastActivation(), pool, threads));
-  *loss = LossAndOutputGrad(y, batch, false);
-  return Status::kOk;
+  return ForwardLoss(x, y, batch, false, pool, threads, loss);
 }
 
 }  // namespace maas
