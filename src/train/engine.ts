@@ -147,23 +147,30 @@ export function evaluateDataset(t: TrainingTarget, d: Dataset, batchSize: number
   return logs;
 }
 
-/** One native step on one batch; returns the loss and metrics of that batch. */
-export function trainBatch(t: TrainingTarget, d: Dataset): Logs {
+/**
+ * One native step on rows of x and y: sets the optimizer (its learning rate may have changed),
+ * runs the step, feeds the predictions to the metrics. Returns the batch loss.
+ */
+function step(t: TrainingTarget, x: Float32Array, y: Float32Array, rows: number, preds: Float32Array, metrics: MetricAccumulator[]): number {
   const trainer = t.trainer();
   trainer.setOptimizer(t.config.optimizer.toNative());
-  const preds = new Float32Array(d.rows * t.outputDim);
-  let r;
+  const p = preds.subarray(0, rows * t.outputDim);
+  let loss: number;
   try {
-    r = trainer.step(d.x, d.y, d.rows, preds);
+    loss = trainer.step(x, y, rows, p).loss;
   } catch (e) {
     throw fromNative(e);
   }
+  for (const m of metrics) m.add(p, y, rows, t.outputDim, t.config.loss === 'sparseCategoricalCrossentropy');
+  return loss;
+}
+
+/** One native step on one batch; returns the loss and metrics of that batch. */
+export function trainBatch(t: TrainingTarget, d: Dataset): Logs {
+  const metrics = accumulators(t);
+  const logs: Logs = { loss: step(t, d.x, d.y, d.rows, new Float32Array(d.rows * t.outputDim), metrics) };
   t.weightsChanged();
-  const logs: Logs = { loss: r.loss };
-  for (const m of accumulators(t)) {
-    m.add(preds, d.y, d.rows, t.outputDim, t.config.loss === 'sparseCategoricalCrossentropy');
-    logs[m.name] = m.result();
-  }
+  for (const m of metrics) logs[m.name] = m.result();
   return logs;
 }
 
@@ -221,8 +228,6 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
   const bx = new Float32Array(Math.min(a.batchSize, train.rows) * t.inputDim);
   const by = new Float32Array(Math.min(a.batchSize, train.rows) * train.yWidth);
   const batches = Math.ceil(train.rows / a.batchSize);
-  const trainer = t.trainer();
-  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
   const preds = new Float32Array(Math.min(a.batchSize, train.rows) * t.outputDim);
   const bar = a.verbose === 1 && process.stdout.isTTY ? new SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} | {logs}', hideCursor: true }, Presets.shades_classic) : null;
   t.stopTraining = false;
@@ -256,18 +261,10 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
         bxv = part.x;
         byv = part.y;
       }
-      trainer.setOptimizer(t.config.optimizer.toNative());
-      const p = preds.subarray(0, rows * t.outputDim);
-      let r;
-      try {
-        r = trainer.step(bxv, byv, rows, p);
-      } catch (e) {
-        throw fromNative(e);
-      }
-      lossSum += r.loss * rows;
-      for (const m of metrics) m.add(p, byv, rows, t.outputDim, sparse);
-      bar?.update(b + 1, { logs: `loss=${r.loss.toPrecision(4)}` });
-      await call('onBatchEnd', b, { loss: r.loss, size: rows });
+      const loss = step(t, bxv, byv, rows, preds, metrics);
+      lossSum += loss * rows;
+      bar?.update(b + 1, { logs: `loss=${loss.toPrecision(4)}` });
+      await call('onBatchEnd', b, { loss, size: rows });
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await nextTick();
         lastYield = performance.now();
