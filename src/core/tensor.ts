@@ -75,7 +75,7 @@ function nest(data: Float32Array, shape: readonly number[], dim: number, offset:
   return out;
 }
 
-function inferShape(values: unknown, name: string): number[] {
+function inferShape(values: unknown): number[] {
   const shape: number[] = [];
   let cur = values;
   while (Array.isArray(cur)) {
@@ -108,7 +108,7 @@ export function tensor(values: Float32Array | ArrayLike<number> | NestedArray, s
   }
   if (typeof values === 'number') return new Tensor(Float32Array.of(values), shape ?? []);
   if (!Array.isArray(values)) throw invalidParameter(name, 'a Float32Array or nested arrays of numbers', values);
-  const inferred = inferShape(values, name);
+  const inferred = inferShape(values);
   const data = new Float32Array(inferred.reduce((a, b) => a * b, 1));
   flattenInto(values, inferred, 0, data, 0, name);
   return new Tensor(data, shape ?? inferred);
