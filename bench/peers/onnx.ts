@@ -1,7 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { onnxTypes } from '../../src/io/onnx.js';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 
 /** Activation names shared by every benchmark peer (Keras spelling). */
@@ -40,27 +38,9 @@ type NodeObject = { op_type: string; name: string; input: string[]; output: stri
 type TensorObject = { name: string; data_type: number; dims: number[]; raw_data: Uint8Array };
 type ValueInfoObject = ReturnType<typeof floatValueInfo>;
 
-let modelType: protobuf.Type | null = null;
-
-/** Walks up from this module to the package.json whose name is "maas", so the proto is found from src, dist or bench alike. */
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'maas') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('bench/peers/onnx: could not find the maas package root');
-    dir = parent;
-  }
-}
-
-/** Parses proto/onnx.proto once; keepCase keeps the snake_case names used in the objects below. */
+/** The ONNX ModelProto type, from the library's own proto loader. */
 function onnxModelType(): protobuf.Type {
-  if (modelType === null) {
-    const root = new protobuf.Root().loadSync(join(findRepoRoot(), 'proto', 'onnx.proto'), { keepCase: true });
-    modelType = root.lookupType('onnx.ModelProto');
-  }
-  return modelType;
+  return onnxTypes().model;
 }
 
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

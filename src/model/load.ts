@@ -4,7 +4,10 @@
  * pipeline when the file carries them.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { readArtifacts, type WeightSpec } from '../io/artifacts.js';
+import { readArtifacts, resolveModelJson, type WeightSpec } from '../io/artifacts.js';
+import { readOnnx } from '../io/onnx.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { dense } from '../layers/dense.js';
 import { regularizers } from '../layers/regularizers.js';
 import { Pipeline } from '../data/pipeline.js';
@@ -41,9 +44,26 @@ function read(data: Uint8Array, w: Located, expected: number[], what: string): F
   return new Float32Array(data.slice(w.offset, w.offset + size * 4).buffer);
 }
 
-/** Loads a model from a directory holding model.json, or from a model.json path. */
+/** Builds a Sequential from ONNX dense layers. */
+async function loadOnnxModel(path: string): Promise<Sequential> {
+  const layers = await readOnnx(path);
+  const model = new Sequential();
+  for (const l of layers) {
+    model.add(dense({ units: l.out, activation: l.activation, ...(l.alpha !== undefined ? { alpha: l.alpha } : {}), useBias: l.bias !== null, ...(model.layers.length === 0 ? { inputShape: [l.in] } : {}) }));
+  }
+  model.setWeights(layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel])));
+  return model;
+}
+
+/**
+ * Loads a model: a tfjs-layers model.json (or a directory holding one), or an .onnx file (or a
+ * directory holding model.onnx).
+ */
 export async function loadModel(path: string): Promise<Sequential> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadModel(path)', 'a path to a model directory or model.json', path);
+  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json or model.onnx', path);
+  if (path.endsWith('.onnx')) return loadOnnxModel(path);
+  const json = await resolveModelJson(path);
+  if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx'))) return loadOnnxModel(join(dirname(json), 'model.onnx'));
   const artifacts = await readArtifacts(path);
   const parsed = fromTopology(artifacts.modelTopology);
   const located = locate(artifacts.weightSpecs);

@@ -1,0 +1,212 @@
+/**
+ * ONNX import: reads a ModelProto (protobufjs over proto/onnx.proto, written from the published
+ * field numbers) whose graph is a chain of dense layers: Gemm (alpha, beta, transB), MatMul
+ * (+ Add of a bias), Relu, LeakyRelu, Elu, Sigmoid, Tanh, Softmax over the last axis, and the
+ * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
+ * with the node's name and op.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import protobuf from 'protobufjs';
+import { MaasError } from '../core/errors.js';
+import { packageRoot } from '../native/index.js';
+import type { ActivationName } from '../layers/activations.js';
+
+const FLOAT = 1;
+const INT64 = 7;
+const DOUBLE = 11;
+
+interface OnnxTypes {
+  model: protobuf.Type;
+  tensor: protobuf.Type;
+}
+
+let types: OnnxTypes | null = null;
+
+/** The ModelProto and TensorProto types, parsed once from proto/onnx.proto. */
+export function onnxTypes(): OnnxTypes {
+  if (!types) {
+    const root = new protobuf.Root().loadSync(join(packageRoot(), 'proto', 'onnx.proto'), { keepCase: true });
+    types = { model: root.lookupType('onnx.ModelProto'), tensor: root.lookupType('onnx.TensorProto') };
+  }
+  return types;
+}
+
+/** A decoded TensorProto (the fields maas reads). */
+export interface OnnxTensor {
+  name?: string;
+  dims?: (number | { toNumber(): number })[];
+  data_type?: number;
+  raw_data?: Uint8Array;
+  float_data?: number[];
+  double_data?: number[];
+  int64_data?: (number | { toNumber(): number })[];
+}
+
+const num = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
+
+/** A tensor's dims and float32 values (raw_data is little-endian by definition). */
+export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Array } {
+  const dims = (t.dims ?? []).map(num);
+  const type = t.data_type ?? 0;
+  const raw = t.raw_data && t.raw_data.length > 0 ? t.raw_data : null;
+  const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
+  if (type === FLOAT) {
+    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true)) };
+    return { dims, values: Float32Array.from(t.float_data ?? []) };
+  }
+  if (type === DOUBLE) {
+    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true)) };
+    return { dims, values: Float32Array.from(t.double_data ?? []) };
+  }
+  if (type === INT64) {
+    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true))) };
+    return { dims, values: Float32Array.from((t.int64_data ?? []).map(num)) };
+  }
+  throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double and int64 tensors`);
+}
+
+/** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb). */
+export function decodeTensor(bytes: Uint8Array): { dims: number[]; values: Float32Array } {
+  return tensorValues(onnxTypes().tensor.decode(bytes) as unknown as OnnxTensor);
+}
+
+/** One dense layer read from a graph. */
+export interface OnnxDense {
+  name: string;
+  in: number;
+  out: number;
+  kernel: Float32Array;
+  bias: Float32Array | null;
+  activation: ActivationName;
+  alpha?: number;
+}
+
+interface OnnxNode {
+  name?: string;
+  op_type: string;
+  input: string[];
+  output: string[];
+  attribute?: { name: string; f?: number; i?: number | { toNumber(): number }; ints?: (number | { toNumber(): number })[] }[];
+}
+
+function attr(node: OnnxNode, name: string): { f?: number; i?: number } | undefined {
+  const a = node.attribute?.find((x) => x.name === name);
+  return a ? { f: a.f, i: a.i === undefined ? undefined : num(a.i) } : undefined;
+}
+
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
+  return out;
+}
+
+/** Reads a .onnx file into dense layers. */
+export async function readOnnx(path: string): Promise<OnnxDense[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let model: { graph?: { node?: OnnxNode[]; initializer?: OnnxTensor[]; input?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number | { toNumber(): number } }[] } } } }[]; output?: { name: string }[] }; opset_import?: { domain?: string; version?: number | { toNumber(): number } }[] };
+  try {
+    model = onnxTypes().model.decode(bytes) as unknown as typeof model;
+  } catch (e) {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not an ONNX model: ${(e as Error).message}`, { cause: e });
+  }
+  const graph = model.graph;
+  if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
+  const opset = num(model.opset_import?.find((o) => !o.domain)?.version ?? 13);
+  const init = new Map((graph.initializer ?? []).map((t) => [t.name!, tensorValues(t)]));
+  const input = graph.input?.find((i) => !init.has(i.name));
+  if (!input) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph input besides its initializers`);
+  const inputDims = input.type?.tensor_type?.shape?.dim ?? [];
+  let width = inputDims.length === 2 && inputDims[1]?.dim_value !== undefined ? num(inputDims[1].dim_value) : -1;
+  let current = input.name;
+  const layers: OnnxDense[] = [];
+  const refuse = (n: OnnxNode, why: string): never => {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `ONNX node '${n.name ?? n.output[0]}' (${n.op_type}) is not supported: ${why}`);
+  };
+  const weight = (n: OnnxNode, name: string | undefined) => {
+    const w = name === undefined ? undefined : init.get(name);
+    if (!w) refuse(n, `its input '${name}' must be an initializer (a constant weight)`);
+    return w!;
+  };
+  const activate = (n: OnnxNode, act: ActivationName, alpha?: number) => {
+    const last = layers[layers.length - 1];
+    if (!last || last.activation !== 'linear') refuse(n, 'an activation must follow a Gemm or MatMul without one');
+    last!.activation = act;
+    if (alpha !== undefined) last!.alpha = alpha;
+  };
+  for (const n of graph.node) {
+    if (!n.input.includes(current)) refuse(n, `the graph must be a chain from its input; this node does not consume '${current}'`);
+    const other = n.input.find((i) => i !== current && i !== '');
+    switch (n.op_type) {
+      case 'Gemm': {
+        if ((attr(n, 'transA')?.i ?? 0) !== 0 || n.input[0] !== current) refuse(n, 'transA must be 0 with the data as input A');
+        const w = weight(n, n.input[1]);
+        if (w.dims.length !== 2) refuse(n, 'B must be a matrix');
+        const transB = (attr(n, 'transB')?.i ?? 0) !== 0;
+        const [k, out] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+        let kernel = transB ? transpose(w.values, w.dims[0]!, w.dims[1]!) : w.values.slice();
+        const alpha = attr(n, 'alpha')?.f ?? 1;
+        if (alpha !== 1) kernel = kernel.map((v) => v * alpha);
+        let bias: Float32Array | null = null;
+        if (n.input[2]) {
+          const c = weight(n, n.input[2]);
+          if (c.values.length !== out && c.values.length !== 1) refuse(n, `C must broadcast as a row of ${out}`);
+          const beta = attr(n, 'beta')?.f ?? 1;
+          bias = c.values.length === 1 ? new Float32Array(out).fill(c.values[0]! * beta) : c.values.map((v) => v * beta);
+        }
+        layers.push({ name: n.name || n.output[0]!, in: k, out, kernel, bias, activation: 'linear' });
+        width = out;
+        break;
+      }
+      case 'MatMul': {
+        if (n.input[0] !== current) refuse(n, 'the data must be the first operand');
+        const w = weight(n, other);
+        if (w.dims.length !== 2) refuse(n, 'the weight must be a matrix');
+        layers.push({ name: n.name || n.output[0]!, in: w.dims[0]!, out: w.dims[1]!, kernel: w.values.slice(), bias: null, activation: 'linear' });
+        width = w.dims[1]!;
+        break;
+      }
+      case 'Add': {
+        const last = layers[layers.length - 1];
+        const b = weight(n, other);
+        if (!last || last.bias || last.activation !== 'linear' || b.values.length !== last.out) refuse(n, 'only a bias row added right after MatMul is supported');
+        last!.bias = b.values.slice();
+        break;
+      }
+      case 'Relu': activate(n, 'relu'); break;
+      case 'Sigmoid': activate(n, 'sigmoid'); break;
+      case 'Tanh': activate(n, 'tanh'); break;
+      case 'LeakyRelu': activate(n, 'leakyRelu', attr(n, 'alpha')?.f ?? 0.01); break;
+      case 'Elu': activate(n, 'elu', attr(n, 'alpha')?.f ?? 1); break;
+      case 'Softmax': {
+        const axis = attr(n, 'axis')?.i ?? (opset >= 13 ? -1 : 1);
+        if (axis !== -1 && axis !== 1) refuse(n, `softmax over axis ${axis} of a [batch, features] tensor`);
+        activate(n, 'softmax');
+        break;
+      }
+      case 'Identity':
+      case 'Dropout':
+        break;
+      case 'Flatten':
+        if ((attr(n, 'axis')?.i ?? 1) !== 1) refuse(n, 'only Flatten with axis 1 of a [batch, features] tensor');
+        break;
+      case 'Reshape': {
+        const shape = weight(n, n.input[1]);
+        const target = Array.from(shape.values);
+        if (target.length !== 2 || (target[1] !== width && target[1] !== -1)) refuse(n, `only a reshape to [batch, ${width}]`);
+        break;
+      }
+      default:
+        refuse(n, 'maas imports chains of Gemm/MatMul/Add and activations');
+    }
+    current = n.output[0]!;
+  }
+  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul`);
+  if (graph.output?.[0]?.name !== current) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'`);
+  return layers;
+}
