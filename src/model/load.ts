@@ -6,6 +6,8 @@
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { readArtifacts, resolveModelJson, type WeightSpec } from '../io/artifacts.js';
 import { readOnnx } from '../io/onnx.js';
+import { readKerasH5 } from '../io/keras-h5.js';
+import { sgd, adam, adamw, rmsprop } from '../train/optimizers.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { dense } from '../layers/dense.js';
@@ -55,13 +57,75 @@ async function loadOnnxModel(path: string): Promise<Sequential> {
   return model;
 }
 
+const KERAS_LOSSES: Record<string, LossName> = {
+  mean_squared_error: 'meanSquaredError', mse: 'meanSquaredError',
+  mean_absolute_error: 'meanAbsoluteError', mae: 'meanAbsoluteError',
+  binary_crossentropy: 'binaryCrossentropy',
+  categorical_crossentropy: 'categoricalCrossentropy',
+  sparse_categorical_crossentropy: 'sparseCategoricalCrossentropy',
+};
+
+/** Keras's training_config as a compile() call, when every part of it has a maas equivalent. */
+function compileFromKeras(model: Sequential, config: unknown): void {
+  const c = config as { loss?: unknown; optimizer_config?: { class_name?: string; config?: Record<string, number | boolean> } } | null;
+  const loss = typeof c?.loss === 'string' ? KERAS_LOSSES[c.loss] : undefined;
+  const opt = c?.optimizer_config;
+  if (!loss || !opt?.class_name) return;
+  const o = opt.config ?? {};
+  const learningRate = Number(o.learning_rate ?? o.lr);
+  const lr = Number.isFinite(learningRate) && learningRate > 0 ? { learningRate } : {};
+  const optimizer =
+    opt.class_name === 'SGD' ? sgd({ ...lr, momentum: Number(o.momentum ?? 0), nesterov: Boolean(o.nesterov) })
+    : opt.class_name === 'Adam' ? adam({ ...lr, beta1: Number(o.beta_1 ?? 0.9), beta2: Number(o.beta_2 ?? 0.999) })
+    : opt.class_name === 'AdamW' ? adamw({ ...lr, weightDecay: Number(o.weight_decay ?? 0.004) })
+    : opt.class_name === 'RMSprop' ? rmsprop({ ...lr, rho: Number(o.rho ?? 0.9), momentum: Number(o.momentum ?? 0) })
+    : null;
+  if (!optimizer) return;
+  try {
+    model.compile({ optimizer, loss });
+  } catch (e) {
+    if (!(e instanceof MaasError)) throw e; // a loss that does not fit the folded output: leave it uncompiled
+  }
+}
+
+/** Builds a Sequential from a Keras .h5 (whole model, or weights with an architecture JSON). */
+async function loadKerasModel(path: string, architecture?: string): Promise<Sequential> {
+  const data = await readKerasH5(path, architecture);
+  const parsed = fromTopology(data.topology);
+  const model = new Sequential();
+  const weights: Float32Array[] = [];
+  let inputDim = parsed[0]!.inputDim!;
+  for (const p of parsed) {
+    model.add(dense({
+      units: p.units, activation: p.activation, ...(p.alpha !== undefined ? { alpha: p.alpha } : {}), useBias: p.useBias, name: p.name,
+      ...(model.layers.length === 0 ? { inputShape: [p.inputDim!] } : {}),
+    }));
+    const w = data.weights.get(p.name);
+    if (!w || w.length < (p.useBias ? 2 : 1)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
+    if (w[0]!.length !== inputDim * p.units) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s kernel holds ${w[0]!.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`);
+    weights.push(w[0]!);
+    if (p.useBias) weights.push(w[1]!);
+    inputDim = p.units;
+  }
+  model.setWeights(weights);
+  compileFromKeras(model, data.trainingConfig);
+  return model;
+}
+
+/** loadModel()'s options. */
+export interface LoadOptions {
+  /** For a Keras weights-only .h5 (save_weights): the architecture JSON written by to_json. */
+  architecture?: string;
+}
+
 /**
- * Loads a model: a tfjs-layers model.json (or a directory holding one), or an .onnx file (or a
- * directory holding model.onnx).
+ * Loads a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, or an
+ * .onnx file (or a directory holding model.onnx). The format is detected from the path.
  */
-export async function loadModel(path: string): Promise<Sequential> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json or model.onnx', path);
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Sequential> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
   if (path.endsWith('.onnx')) return loadOnnxModel(path);
+  if (/\.(h5|hdf5)$/i.test(path)) return loadKerasModel(path, options.architecture);
   const json = await resolveModelJson(path);
   if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx'))) return loadOnnxModel(join(dirname(json), 'model.onnx'));
   const artifacts = await readArtifacts(path);

@@ -97,6 +97,7 @@ function inputDimOf(config: Record<string, unknown>): number | null {
 
 /** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
 export function fromTopology(topology: unknown): ParsedDense[] {
+  if (topology && typeof topology === 'object' && 'modelTopology' in topology) topology = (topology as { modelTopology: unknown }).modelTopology;
   const out: ParsedDense[] = [];
   let pendingInput: number | null = null;
   const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
@@ -107,6 +108,11 @@ export function fromTopology(topology: unknown): ParsedDense[] {
   };
   for (const layer of layerList(topology)) {
     const c = layer.config ?? {};
+    // A functional model must still be a chain: every layer takes exactly one input.
+    const inbound = (layer as { inbound_nodes?: unknown[][] }).inbound_nodes;
+    if (Array.isArray(inbound) && (inbound.length > 1 || (inbound[0] && inbound[0].length > 1))) {
+      refuse(layer, 'maas runs chains; this layer has more than one input');
+    }
     switch (layer.class_name) {
       case 'InputLayer':
         pendingInput = inputDimOf(c);
@@ -115,12 +121,13 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         const act = KERAS_ACTIVATIONS[String(c.activation ?? 'linear')];
         if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
         const reg = c.kernel_regularizer as { config?: { l1?: number; l2?: number } } | null | undefined;
+        // Keras 1.x spells units output_dim and use_bias bias, and may give input_dim instead of a shape.
         out.push({
           name: String(c.name ?? `dense_${out.length + 1}`),
-          units: Number(c.units),
+          units: Number(c.units ?? c.output_dim),
           activation: act,
-          useBias: c.use_bias !== false,
-          inputDim: out.length === 0 ? (inputDimOf(c) ?? pendingInput) : null,
+          useBias: (c.use_bias ?? c.bias) !== false,
+          inputDim: out.length === 0 ? (inputDimOf(c) ?? (typeof c.input_dim === 'number' ? c.input_dim : null) ?? pendingInput) : null,
           kernelRegularizer: reg?.config ? { l1: reg.config.l1 ?? 0, l2: reg.config.l2 ?? 0 } : null,
         });
         break;
