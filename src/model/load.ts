@@ -16,7 +16,7 @@ import { Pipeline } from '../data/pipeline.js';
 import { Optimizer, type OptimizerName } from '../train/optimizers.js';
 import type { LossName } from '../native/index.js';
 import type { MetricName } from '../train/metrics.js';
-import { fromTopology } from './topology.js';
+import { foldBatchNorm, fromTopology, type ParsedDense } from './topology.js';
 import { Sequential } from './sequential.js';
 
 interface Located {
@@ -44,6 +44,16 @@ function read(data: Uint8Array, w: Located, expected: number[], what: string): F
   if (w.offset + size * 4 > data.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights file is shorter than the manifest says (at ${w.spec.name})`);
   // Copy out: offsets in the file need not be 4-byte aligned, and the model owns its arrays.
   return new Float32Array(data.slice(w.offset, w.offset + size * 4).buffer);
+}
+
+type BatchNormParams = { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array };
+
+/** The layer's kernel and bias, with a following BatchNormalization folded in when there is one. */
+function withBatchNorm(p: ParsedDense, kernel: Float32Array, bias: Float32Array | null,
+                       params: (bn: NonNullable<ParsedDense['batchNorm']>) => BatchNormParams): [Float32Array, Float32Array | null] {
+  if (!p.batchNorm) return [kernel, bias];
+  const folded = foldBatchNorm(kernel, bias, p.units, p.batchNorm, params(p.batchNorm));
+  return [folded.kernel, folded.bias];
 }
 
 /** Builds a Sequential from ONNX dense layers. */
@@ -97,14 +107,25 @@ async function loadKerasModel(path: string, architecture?: string): Promise<Sequ
   let inputDim = parsed[0]!.inputDim!;
   for (const p of parsed) {
     model.add(dense({
-      units: p.units, activation: p.activation, ...(p.alpha !== undefined ? { alpha: p.alpha } : {}), useBias: p.useBias, name: p.name,
+      units: p.units, activation: p.activation, ...(p.alpha !== undefined ? { alpha: p.alpha } : {}), useBias: p.useBias || p.batchNorm !== undefined, name: p.name,
       ...(model.layers.length === 0 ? { inputShape: [p.inputDim!] } : {}),
     }));
     const w = data.weights.get(p.name);
-    if (!w || w.length < (p.useBias ? 2 : 1)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
+    const ownBias = p.useBias;
+    if (!w || w.length < (ownBias ? 2 : 1)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
     if (w[0]!.length !== inputDim * p.units) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s kernel holds ${w[0]!.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`);
-    weights.push(w[0]!);
-    if (p.useBias) weights.push(w[1]!);
+    const [kernel, bias] = withBatchNorm(p, w[0]!, ownBias ? w[1]! : null, (bn) => {
+      // Keras stores gamma (if scale), beta (if center), moving_mean, moving_variance, in that order.
+      const bw = data.weights.get(bn.name) ?? [];
+      let i = 0;
+      const gamma = bn.scale ? bw[i++] : undefined;
+      const beta = bn.center ? bw[i++] : undefined;
+      const mean = bw[i++], variance = bw[i++];
+      if (!mean || !variance) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${bn.name} in ${path}`);
+      return { gamma, beta, mean, variance };
+    });
+    weights.push(kernel);
+    if (bias) weights.push(bias);
     inputDim = p.units;
   }
   model.setWeights(weights);
@@ -145,19 +166,32 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       units: p.units,
       activation: p.activation,
       ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
-      useBias: p.useBias,
+      useBias: p.useBias || p.batchNorm !== undefined,
       name: p.name,
       ...(model.layers.length === 0 ? { inputShape: [p.inputDim!] } : {}),
       ...(p.kernelRegularizer ? { kernelRegularizer: regularizers.l1l2(p.kernelRegularizer) } : {}),
     }));
     const k = find(p.name, 'kernel', index++);
     if (!k) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
-    weights.push(read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`));
+    const kernel = read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`);
+    let bias: Float32Array | null = null;
     if (p.useBias) {
       const b = find(p.name, 'bias', index++);
       if (!b) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No bias weights for layer ${p.name}`);
-      weights.push(read(artifacts.weightData, b, [p.units], `layer ${p.name}'s bias`));
+      bias = read(artifacts.weightData, b, [p.units], `layer ${p.name}'s bias`);
     }
+    if (p.batchNorm) index += (p.batchNorm.scale ? 1 : 0) + (p.batchNorm.center ? 1 : 0) + 2;
+    const [k2, b2] = withBatchNorm(p, kernel, bias, (bn) => {
+      const get = (kind: string) => {
+        const w = byName.get(`${bn.name}/${kind}`);
+        return w ? read(artifacts.weightData, w, [p.units], `${bn.name}/${kind}`) : undefined;
+      };
+      const mean = get('moving_mean'), variance = get('moving_variance');
+      if (!mean || !variance) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${bn.name}`);
+      return { gamma: get('gamma'), beta: get('beta'), mean, variance };
+    });
+    weights.push(k2);
+    if (b2) weights.push(b2);
     inputDim = p.units;
   }
   model.setWeights(weights);

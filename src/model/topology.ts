@@ -17,6 +17,25 @@ export interface ParsedDense {
   useBias: boolean;
   inputDim: number | null;
   kernelRegularizer: { l1: number; l2: number } | null;
+  /** A BatchNormalization layer that followed this Dense before any activation: folded at load. */
+  batchNorm?: BatchNormSpec;
+}
+
+/** A BatchNormalization layer to fold into the Dense before it. */
+export interface BatchNormSpec {
+  name: string;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+}
+
+/** The folded kernel and bias: y = γ·(x·W + b − μ)/√(σ² + ε) + β, per output column. */
+export function foldBatchNorm(kernel: Float32Array, bias: Float32Array | null, units: number, bn: BatchNormSpec,
+                              params: { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array }): { kernel: Float32Array; bias: Float32Array } {
+  const s = Float64Array.from({ length: units }, (_, j) => (params.gamma ? params.gamma[j]! : 1) / Math.sqrt(params.variance[j]! + bn.epsilon));
+  const k = kernel.map((v, i) => v * s[i % units]!);
+  const b = Float32Array.from({ length: units }, (_, j) => ((bias ? bias[j]! : 0) - params.mean[j]!) * s[j]! + (params.beta ? params.beta[j]! : 0));
+  return { kernel: k, bias: b };
 }
 
 type KerasLayer = { class_name: string; config: Record<string, unknown> };
@@ -155,6 +174,16 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         break;
       case 'Dropout':
         break; // identity at inference
+      case 'Flatten':
+        break; // the input is already [batch, features]: a rank-2 batch_input_shape is checked above
+      case 'BatchNormalization': {
+        const prev = out[out.length - 1];
+        const axis = Array.isArray(c.axis) ? (c.axis as number[])[0] : c.axis;
+        if (axis !== undefined && axis !== -1 && axis !== 1) refuse(layer, `normalization over axis ${String(axis)}`);
+        if (!prev || prev.activation !== 'linear' || prev.batchNorm) refuse(layer, 'it can be folded only into a Dense layer without an activation');
+        prev!.batchNorm = { name: String(c.name), epsilon: Number(c.epsilon ?? 1e-3), center: c.center !== false, scale: c.scale !== false };
+        break;
+      }
       default:
         refuse(layer, 'maas runs stacks of Dense layers with fused activations');
     }

@@ -90,6 +90,46 @@ describe('save and load', () => {
     ours.predict(x).values.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(TFJS_TOL));
   });
 
+  it('folds BatchNormalization into the Dense before it, as tfjs predicts', async () => {
+    const dir = await temp();
+    const theirs = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 6, useBias: false, inputShape: [5] }),
+        tf.layers.batchNormalization({ epsilon: 0.01 }),
+        tf.layers.activation({ activation: 'relu' }),
+        tf.layers.dense({ units: 4 }),
+        tf.layers.batchNormalization({ center: false }),
+        tf.layers.dense({ units: 2, activation: 'softmax' }),
+      ],
+    });
+    // non-trivial moving statistics and affine parameters
+    theirs.setWeights(theirs.getWeights().map((w, i) => tf.tensor(Float32Array.from({ length: w.size }, (_, j) => (w.name.includes('variance') ? 0.5 + ((i + j) % 3) : Math.sin(i * 7 + j))), w.shape)));
+    await theirs.save(tf.io.withSaveHandler(async (a) => {
+      await writeFile(join(dir, 'weights.bin'), new Uint8Array(a.weightData as ArrayBuffer));
+      await writeFile(join(dir, 'model.json'), JSON.stringify({ modelTopology: a.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }] }));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    const ours = await loadModel(dir);
+    expect(ours.layers.map((l) => [l.units, l.activation, l.useBias])).toEqual([[6, 'relu', true], [4, 'linear', true], [2, 'softmax', true]]);
+    const want = (theirs.predict(tf.tensor2d(x)) as tf.Tensor).dataSync();
+    ours.predict(x).values.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(TFJS_TOL));
+  });
+
+  it('passes a Flatten of a feature vector through (Keras InputLayer > Flatten > Dense)', async () => {
+    const dir = await temp();
+    const kernel = Float32Array.of(1, 2, 3, 4, 5, 6);
+    await writeFile(join(dir, 'w.bin'), new Uint8Array(kernel.buffer));
+    await writeFile(join(dir, 'model.json'), JSON.stringify({
+      modelTopology: { class_name: 'Model', config: { layers: [
+        { class_name: 'InputLayer', config: { name: 'in', batch_input_shape: [null, 3] }, inbound_nodes: [] },
+        { class_name: 'Flatten', config: { name: 'flat' }, inbound_nodes: [[['in', 0, 0, {}]]] },
+        { class_name: 'Dense', config: { name: 'd', units: 2, activation: 'linear', use_bias: false }, inbound_nodes: [[['flat', 0, 0, {}]]] },
+      ] } },
+      weightsManifest: [{ paths: ['w.bin'], weights: [{ name: 'd/kernel', shape: [3, 2], dtype: 'float32' }] }],
+    }));
+    expect((await loadModel(dir)).predict([[1, 1, 1]]).arraySync()).toEqual([[9, 12]]);
+  });
+
   for (const [name, file] of [['tfjs_examples_abalone', 'model.json'], ['ml5_balance_model1', 'model.json'], ['tfjs_rn_bundle_model_test', 'bundle_model_test.json']] as const) {
     it(`loads the tfjs fixture ${name} and reproduces its expected outputs`, async () => {
       const expected = JSON.parse(await readFile(join(FIXTURES, name, 'expected.json'), 'utf8'));
