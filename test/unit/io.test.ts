@@ -103,7 +103,10 @@ describe('save and load', () => {
       ],
     });
     // non-trivial moving statistics and affine parameters
-    theirs.setWeights(theirs.getWeights().map((w, i) => tf.tensor(Float32Array.from({ length: w.size }, (_, j) => (w.name.includes('variance') ? 0.5 + ((i + j) % 3) : Math.sin(i * 7 + j))), w.shape)));
+    theirs.setWeights(theirs.weights.map((w, i) => {
+      const size = w.shape.reduce((a, b) => a! * b!, 1)!;
+      return tf.tensor(Float32Array.from({ length: size }, (_, j) => (w.name.includes('variance') ? 0.5 + ((i + j) % 3) : Math.sin(i * 7 + j))), w.shape as number[]);
+    }));
     await theirs.save(tf.io.withSaveHandler(async (a) => {
       await writeFile(join(dir, 'weights.bin'), new Uint8Array(a.weightData as ArrayBuffer));
       await writeFile(join(dir, 'model.json'), JSON.stringify({ modelTopology: a.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }] }));
