@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `maas` command line. `maas demo` is what `npm start` runs until the service lands;
- * `maas info` shows the CPU, the selected kernels and the backends.
+ * `maas convert IN OUT` converts between model formats; `maas info` shows the CPU, the selected
+ * kernels and the backends.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './demo.js';
+import { runConvert } from './convert.js';
 import { backendInfo } from '../runtime.js';
 
 function positiveInt(value: string): number {
@@ -24,6 +26,16 @@ program
   .option('--batch <n>', 'rows to predict', positiveInt, 8)
   .option('--seed <n>', 'seed of the weights and inputs', positiveInt, 42)
   .action((opts: { batch: number; seed: number }) => runDemo({ ...opts, print: (line) => console.log(line) }));
+
+program
+  .command('convert')
+  .description('convert a model: IN is model.json (or its directory), .h5 or .onnx; OUT is .onnx or a directory')
+  .argument('<in>', 'the model to read')
+  .argument('<out>', 'where to write it (.onnx, or a directory for model.json + weights)')
+  .option('--architecture <json>', 'the to_json architecture for a Keras weights-only .h5')
+  .action(async (input: string, output: string, opts: { architecture?: string }) => {
+    await runConvert(input, output, { ...opts, print: (line) => console.log(line) });
+  });
 
 program
   .command('info')

@@ -11,6 +11,8 @@ import { ACTIVATION_CODES, LOSS_CODES, native, type NativeCompiledModel, type Na
 import type { History } from '../train/callbacks.js';
 import { writeArtifacts, type ModelArtifacts, type WeightSpec, type WriteHooks } from '../io/artifacts.js';
 import { toTopology } from './topology.js';
+import { buildDenseOnnx } from '../io/onnx-export.js';
+import { writeFile } from 'node:fs/promises';
 import type { Pipeline, RawRows } from '../data/pipeline.js';
 import {
   evaluateDataset, fitDataset, parseCompileArgs, toDataset, toScalars, trainBatch,
@@ -199,6 +201,21 @@ export class Sequential {
   async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
     if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
     return { modelJson: await writeArtifacts(dir, this.toArtifacts(), hooks) };
+  }
+
+  /** The model as ONNX bytes (opset 13): a Gemm per layer (or MatMul + Add) and its activation. */
+  toOnnx(options: { op?: 'gemm' | 'matmul' } = {}): Uint8Array {
+    this.checkLive();
+    if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
+    return buildDenseOnnx(this.stack.map((l) => ({
+      in: l.inputDim!, out: l.units, weights: l.kernel!, bias: l.bias, activation: l.activation, alpha: l.alpha,
+    })), options);
+  }
+
+  /** Writes the model as an .onnx file, for onnxruntime, Triton or any ONNX tool. */
+  async saveOnnx(path: string, options: { op?: 'gemm' | 'matmul' } = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidParameter('saveOnnx(path)', 'a file path', path);
+    await writeFile(path, this.toOnnx(options));
   }
 
   /** The model as file artifacts: topology, weight specs and bytes, extension field. */

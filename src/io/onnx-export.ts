@@ -1,0 +1,147 @@
+/**
+ * ONNX export: a dense stack as an ONNX graph (opset 13): one Gemm per layer, or MatMul + Add,
+ * then the activation node; weights as little-endian raw_data initializers. What maas writes for
+ * onnxruntime or Triton, and what the benchmark feeds onnxruntime.
+ */
+import type protobuf from 'protobufjs';
+import { onnxTypes } from './onnx.js';
+
+/** Activation names shared by every benchmark peer (Keras spelling). */
+export type DenseActivation = 'linear' | 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' | 'tanh' | 'softmax';
+
+/** One dense layer as every peer consumes it: weights are in×out row-major (Keras kernel layout). */
+export type DenseSpec = {
+  weights: Float32Array;
+  bias: Float32Array | null;
+  in: number;
+  out: number;
+  activation: DenseActivation;
+  alpha: number;
+};
+
+/** Which ONNX operators a dense layer is lowered to. */
+export type DenseOnnxOp = 'gemm' | 'matmul';
+
+// Opset 13 is the first where Softmax means "along the last axis" instead of
+// "flatten from axis", which is what Keras softmax does; IR 7 is what ORT
+// expects alongside it.
+const OPSET_VERSION = 13;
+const IR_VERSION = 7;
+const FLOAT = 1;
+const ATTR_FLOAT = 1;
+const ATTR_INT = 2;
+
+type AttributeObject = { name: string; type: number; f?: number; i?: number };
+type NodeObject = { op_type: string; name: string; input: string[]; output: string[]; attribute: AttributeObject[] };
+type TensorObject = { name: string; data_type: number; dims: number[]; raw_data: Uint8Array };
+type ValueInfoObject = ReturnType<typeof floatValueInfo>;
+
+/** The ONNX ModelProto type, from the library's own proto loader. */
+function onnxModelType(): protobuf.Type {
+  return onnxTypes().model;
+}
+
+const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** ONNX raw_data is little-endian by definition, so only a big-endian host needs the slow per-element path. */
+function float32LeBytes(values: Float32Array): Uint8Array {
+  if (hostIsLittleEndian) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
+  return out;
+}
+
+function floatInitializer(name: string, dims: number[], values: Float32Array): TensorObject {
+  return { name, data_type: FLOAT, dims, raw_data: float32LeBytes(values) };
+}
+
+/** A float tensor value whose leading dimension is the symbolic batch "N". */
+function floatValueInfo(name: string, width: number) {
+  const dim = [{ dim_param: 'N' }, { dim_value: width }];
+  return { name, type: { tensor_type: { elem_type: FLOAT, shape: { dim } } } };
+}
+
+function node(op_type: string, input: string[], output: string, attribute: AttributeObject[] = []): NodeObject {
+  return { op_type, name: `${op_type}_${output}`, input, output: [output], attribute };
+}
+
+/** The activation node for one layer, or null when the layer is linear. */
+function activationNode(layer: DenseSpec, input: string, output: string): NodeObject | null {
+  switch (layer.activation) {
+    case 'linear':
+      return null;
+    case 'relu':
+      return node('Relu', [input], output);
+    case 'leakyRelu':
+      return node('LeakyRelu', [input], output, [{ name: 'alpha', type: ATTR_FLOAT, f: layer.alpha }]);
+    case 'elu':
+      return node('Elu', [input], output, [{ name: 'alpha', type: ATTR_FLOAT, f: layer.alpha }]);
+    case 'sigmoid':
+      return node('Sigmoid', [input], output);
+    case 'tanh':
+      return node('Tanh', [input], output);
+    case 'softmax':
+      return node('Softmax', [input], output, [{ name: 'axis', type: ATTR_INT, i: -1 }]);
+  }
+}
+
+/** Nodes computing input·W (+ B) into output, as one Gemm or as MatMul followed by Add. */
+function affineNodes(op: DenseOnnxOp, input: string, w: string, b: string | null, output: string): NodeObject[] {
+  if (op === 'gemm') return [node('Gemm', b === null ? [input, w] : [input, w, b], output)];
+  if (b === null) return [node('MatMul', [input, w], output)];
+  return [node('MatMul', [input, w], `${output}_mm`), node('Add', [`${output}_mm`, b], output)];
+}
+
+function checkLayer(layer: DenseSpec, index: number): void {
+  if (layer.weights.length !== layer.in * layer.out) {
+    throw new Error(`layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`);
+  }
+  if (layer.bias !== null && layer.bias.length !== layer.out) {
+    throw new Error(`layer ${index}: bias has ${layer.bias.length} values, expected ${layer.out}`);
+  }
+}
+
+/** Serialises a graph with input "x" and output "y" into ModelProto bytes. */
+function encodeModel(nodes: NodeObject[], initializer: TensorObject[], input: ValueInfoObject, output: ValueInfoObject): Uint8Array {
+  const type = onnxModelType();
+  const model = type.fromObject({
+    ir_version: IR_VERSION,
+    opset_import: [{ domain: '', version: OPSET_VERSION }],
+    producer_name: 'maas',
+    graph: { name: 'maas_dense', node: nodes, initializer, input: [input], output: [output] },
+  });
+  return type.encode(model).finish();
+}
+
+/** Builds an ONNX model (opset 13) of the dense stack: input "x" [N, in], output "y" [N, out]. */
+export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } = {}): Uint8Array {
+  if (layers.length === 0) throw new Error('buildDenseOnnx: at least one layer is required');
+  const op = opts.op ?? 'gemm';
+  const nodes: NodeObject[] = [];
+  const initializer: TensorObject[] = [];
+  let current = 'x';
+  layers.forEach((layer, i) => {
+    checkLayer(layer, i);
+    const last = i === layers.length - 1;
+    const w = `W${i}`;
+    const b = layer.bias === null ? null : `B${i}`;
+    initializer.push(floatInitializer(w, [layer.in, layer.out], layer.weights));
+    if (layer.bias !== null) initializer.push(floatInitializer(`B${i}`, [layer.out], layer.bias));
+    // The graph output must carry the name "y", so whichever node ends the last layer writes it.
+    const linearOut = last && layer.activation === 'linear' ? 'y' : `z${i}`;
+    nodes.push(...affineNodes(op, current, w, b, linearOut));
+    const act = activationNode(layer, linearOut, last ? 'y' : `h${i}`);
+    if (act !== null) nodes.push(act);
+    current = act === null ? linearOut : act.output[0];
+  });
+  const width = layers[layers.length - 1].out;
+  return encodeModel(nodes, initializer, floatValueInfo('x', layers[0].in), floatValueInfo('y', width));
+}
+
+/** Builds a single-MatMul graph y[M,n] = x[M,k]·W[k,n] for the raw GEMM benchmark. */
+export function buildGemmOnnx(k: number, n: number, weights: Float32Array): Uint8Array {
+  if (weights.length !== k * n) throw new Error(`buildGemmOnnx: weights has ${weights.length} values, expected ${k}×${n}`);
+  const nodes = [node('MatMul', ['x', 'W'], 'y')];
+  return encodeModel(nodes, [floatInitializer('W', [k, n], weights)], floatValueInfo('x', k), floatValueInfo('y', n));
+}
