@@ -1,7 +1,7 @@
 /**
  * ONNX import: reads a ModelProto (protobufjs over proto/onnx.proto, written from the published
  * field numbers) whose graph is a chain of dense layers: Gemm (alpha, beta, transB), MatMul
- * (+ Add of a bias), Relu, LeakyRelu, Elu, Sigmoid, Tanh, Softmax over the last axis, and the
+ * (+ Add of a bias; a Transpose of a constant weight folds), Relu, LeakyRelu, Elu, Sigmoid, Tanh, Softmax over the last axis, and the
  * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
  * with the node's name and op.
  */
@@ -140,6 +140,15 @@ export async function readOnnx(path: string): Promise<OnnxDense[]> {
     if (alpha !== undefined) last!.alpha = alpha;
   };
   for (const n of graph.node) {
+    // A Transpose of a constant (PyTorch exports Linear as Transpose(weight) > MatMul) folds
+    // into a new constant rather than joining the chain.
+    if (n.op_type === 'Transpose' && !n.input.includes(current) && init.has(n.input[0]!)) {
+      const w = init.get(n.input[0]!)!;
+      const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(num);
+      if (w.dims.length !== 2 || (perm && (perm[0] !== 1 || perm[1] !== 0))) refuse(n, 'only the transpose of a constant matrix folds');
+      init.set(n.output[0]!, { dims: [w.dims[1]!, w.dims[0]!], values: transpose(w.values, w.dims[0]!, w.dims[1]!) });
+      continue;
+    }
     if (!n.input.includes(current)) refuse(n, `the graph must be a chain from its input; this node does not consume '${current}'`);
     const other = n.input.find((i) => i !== current && i !== '');
     switch (n.op_type) {

@@ -35,6 +35,14 @@ describe('ONNX import', () => {
     });
   }
 
+  it('onnx_pytorch_converted/test_Linear_no_bias: Transpose(weight) > MatMul reproduces its output', async () => {
+    const dir = join(ONNX_FIXTURES, 'onnx_pytorch_converted', 'test_Linear_no_bias');
+    const model = await loadModel(join(dir, 'model.onnx'));
+    const input = decodeTensor(await readFile(join(dir, 'test_data_set_0', 'input_0.pb')));
+    const output = decodeTensor(await readFile(join(dir, 'test_data_set_0', 'output_0.pb')));
+    model.predict(input.values).values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
+  });
+
   for (const op of ['gemm', 'matmul'] as const) {
     it(`a ${op} graph of every activation loads and matches onnxruntime`, async () => {
       const source = sequential({
