@@ -101,8 +101,17 @@ function transpose(values: Float32Array, rows: number, cols: number): Float32Arr
   return out;
 }
 
-/** Reads a .onnx file into dense layers. */
-export async function readOnnx(path: string): Promise<OnnxDense[]> {
+/** A constant bound to a graph input (dims and float values). */
+export interface OnnxConstant {
+  dims: number[];
+  values: Float32Array;
+}
+
+/**
+ * Reads a .onnx file into dense layers. `constants` binds graph inputs to fixed tensors, for
+ * graphs that take their weights as inputs (as the ONNX backend tests do).
+ */
+export async function readOnnx(path: string, constants: Record<string, OnnxConstant> = {}): Promise<OnnxDense[]> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await readFile(path));
@@ -119,6 +128,7 @@ export async function readOnnx(path: string): Promise<OnnxDense[]> {
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
   const opset = num(model.opset_import?.find((o) => !o.domain)?.version ?? 13);
   const init = new Map((graph.initializer ?? []).map((t) => [t.name!, tensorValues(t)]));
+  for (const [name, c] of Object.entries(constants)) init.set(name, { dims: c.dims, values: c.values });
   const input = graph.input?.find((i) => !init.has(i.name));
   if (!input) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph input besides its initializers`);
   const inputDims = input.type?.tensor_type?.shape?.dim ?? [];

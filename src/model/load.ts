@@ -5,7 +5,7 @@
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { readArtifacts, resolveModelJson, type WeightSpec } from '../io/artifacts.js';
-import { readOnnx } from '../io/onnx.js';
+import { readOnnx, type OnnxConstant } from '../io/onnx.js';
 import { readKerasH5 } from '../io/keras-h5.js';
 import { sgd, adam, adamw, rmsprop } from '../train/optimizers.js';
 import { existsSync } from 'node:fs';
@@ -57,8 +57,8 @@ function withBatchNorm(p: ParsedDense, kernel: Float32Array, bias: Float32Array 
 }
 
 /** Builds a Sequential from ONNX dense layers. */
-async function loadOnnxModel(path: string): Promise<Sequential> {
-  const layers = await readOnnx(path);
+async function loadOnnxModel(path: string, constants?: Record<string, OnnxConstant>): Promise<Sequential> {
+  const layers = await readOnnx(path, constants);
   const model = new Sequential();
   for (const l of layers) {
     model.add(dense({ units: l.out, activation: l.activation, ...(l.alpha !== undefined ? { alpha: l.alpha } : {}), useBias: l.bias !== null, ...(model.layers.length === 0 ? { inputShape: [l.in] } : {}) }));
@@ -137,6 +137,8 @@ async function loadKerasModel(path: string, architecture?: string): Promise<Sequ
 export interface LoadOptions {
   /** For a Keras weights-only .h5 (save_weights): the architecture JSON written by to_json. */
   architecture?: string;
+  /** For an .onnx graph that takes weights as inputs: their values, by input name. */
+  constants?: Record<string, OnnxConstant>;
 }
 
 /**
@@ -145,10 +147,10 @@ export interface LoadOptions {
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Sequential> {
   if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
-  if (path.endsWith('.onnx')) return loadOnnxModel(path);
+  if (path.endsWith('.onnx')) return loadOnnxModel(path, options.constants);
   if (/\.(h5|hdf5)$/i.test(path)) return loadKerasModel(path, options.architecture);
   const json = await resolveModelJson(path);
-  if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx'))) return loadOnnxModel(join(dirname(json), 'model.onnx'));
+  if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx'))) return loadOnnxModel(join(dirname(json), 'model.onnx'), options.constants);
   const artifacts = await readArtifacts(path);
   const parsed = fromTopology(artifacts.modelTopology);
   const located = locate(artifacts.weightSpecs);

@@ -43,6 +43,18 @@ describe('ONNX import', () => {
     model.predict(input.values).values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
   });
 
+  for (const [test, weights] of [['test_gemm_default_vector_bias', ['b', 'c']], ['test_gemm_default_no_bias', ['b']], ['test_gemm_transposeB', ['b', 'c']], ['test_matmul_2d', ['b']]] as const) {
+    it(`onnx_node/${test}: weights bound as constants reproduce the backend test's output`, async () => {
+      const dir = join(ONNX_FIXTURES, 'onnx_node', test);
+      const set = join(dir, 'test_data_set_0');
+      const constants = Object.fromEntries(await Promise.all(weights.map(async (name, i) => [name, decodeTensor(await readFile(join(set, `input_${i + 1}.pb`)))] as const)));
+      const model = await loadModel(join(dir, 'model.onnx'), { constants });
+      const input = decodeTensor(await readFile(join(set, 'input_0.pb')));
+      const output = decodeTensor(await readFile(join(set, 'output_0.pb')));
+      model.predict(input.values).values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
+    });
+  }
+
   for (const op of ['gemm', 'matmul'] as const) {
     it(`a ${op} graph of every activation loads and matches onnxruntime`, async () => {
       const source = sequential({
