@@ -1,19 +1,18 @@
 /**
  * loadModel: reads a tfjs-layers model (ours, or one saved by @tensorflow/tfjs, tfjs-node or a
- * converter) into a Sequential, restoring maas's training configuration and preparation
- * pipeline when the file carries them.
+ * converter), a Keras .h5 or an .onnx chain into a Sequential, restoring maas's training
+ * configuration and preparation pipeline when the file carries them.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { readArtifacts, resolveModelJson, type WeightSpec } from '../io/artifacts.js';
 import { readOnnx, type OnnxConstant } from '../io/onnx.js';
 import { readKerasH5 } from '../io/keras-h5.js';
-import { sgd, adam, adamw, rmsprop } from '../train/optimizers.js';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { dense } from '../layers/dense.js';
 import { regularizers } from '../layers/regularizers.js';
 import { Pipeline } from '../data/pipeline.js';
-import { Optimizer, type OptimizerName } from '../train/optimizers.js';
+import { Optimizer, sgd, adam, adamw, rmsprop, type OptimizerName } from '../train/optimizers.js';
 import type { LossName } from '../native/index.js';
 import type { MetricName } from '../train/metrics.js';
 import { foldBatchNorm, fromTopology, type ParsedDense } from './topology.js';
@@ -48,23 +47,56 @@ function read(data: Uint8Array, w: Located, expected: number[], what: string): F
 
 type BatchNormParams = { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array };
 
-/** The layer's kernel and bias, with a following BatchNormalization folded in when there is one. */
-function withBatchNorm(p: ParsedDense, kernel: Float32Array, bias: Float32Array | null,
-                       params: (bn: NonNullable<ParsedDense['batchNorm']>) => BatchNormParams): [Float32Array, Float32Array | null] {
-  if (!p.batchNorm) return [kernel, bias];
-  const folded = foldBatchNorm(kernel, bias, p.units, p.batchNorm, params(p.batchNorm));
-  return [folded.kernel, folded.bias];
+/** One layer's weights as a file holds them: its own kernel and bias, and a following BatchNormalization's. */
+interface LayerWeights {
+  kernel: Float32Array;
+  bias: Float32Array | null;
+  batchNorm?: BatchNormParams;
+}
+
+/**
+ * The one place a file's layers become a Sequential: creates each Dense, checks its kernel size,
+ * folds a BatchNormalization into it, and sets every weight at once.
+ */
+function buildSequential(parsed: ParsedDense[], weightsOf: (p: ParsedDense, inputDim: number) => LayerWeights): Sequential {
+  const model = new Sequential();
+  const weights: Float32Array[] = [];
+  let inputDim = parsed[0]!.inputDim!;
+  for (const p of parsed) {
+    model.add(dense({
+      units: p.units,
+      activation: p.activation,
+      ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
+      useBias: p.useBias || p.batchNorm !== undefined, // folding always yields a bias
+      name: p.name,
+      ...(model.layers.length === 0 ? { inputShape: [inputDim] } : {}),
+      ...(p.kernelRegularizer ? { kernelRegularizer: regularizers.l1l2(p.kernelRegularizer) } : {}),
+    }));
+    let { kernel, bias, batchNorm } = weightsOf(p, inputDim);
+    if (kernel.length !== inputDim * p.units) {
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s kernel holds ${kernel.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`);
+    }
+    if (p.batchNorm) {
+      if (!batchNorm) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${p.batchNorm.name}`);
+      ({ kernel, bias } = foldBatchNorm(kernel, bias, p.units, p.batchNorm, batchNorm));
+    }
+    weights.push(kernel);
+    if (bias) weights.push(bias);
+    inputDim = p.units;
+  }
+  model.setWeights(weights);
+  return model;
 }
 
 /** Builds a Sequential from ONNX dense layers. */
 async function loadOnnxModel(path: string, constants?: Record<string, OnnxConstant>): Promise<Sequential> {
   const layers = await readOnnx(path, constants);
-  const model = new Sequential();
-  for (const l of layers) {
-    model.add(dense({ units: l.out, activation: l.activation, ...(l.alpha !== undefined ? { alpha: l.alpha } : {}), useBias: l.bias !== null, ...(model.layers.length === 0 ? { inputShape: [l.in] } : {}) }));
-  }
-  model.setWeights(layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel])));
-  return model;
+  const parsed: ParsedDense[] = layers.map((l, i) => ({
+    name: l.name, units: l.out, activation: l.activation, ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
+    useBias: l.bias !== null, inputDim: i === 0 ? l.in : null, kernelRegularizer: null,
+  }));
+  const source = new Map(parsed.map((p, i) => [p, layers[i]!]));
+  return buildSequential(parsed, (p) => ({ kernel: source.get(p)!.kernel, bias: source.get(p)!.bias }));
 }
 
 const KERAS_LOSSES: Record<string, LossName> = {
@@ -101,34 +133,18 @@ function compileFromKeras(model: Sequential, config: unknown): void {
 /** Builds a Sequential from a Keras .h5 (whole model, or weights with an architecture JSON). */
 async function loadKerasModel(path: string, architecture?: string): Promise<Sequential> {
   const data = await readKerasH5(path, architecture);
-  const parsed = fromTopology(data.topology);
-  const model = new Sequential();
-  const weights: Float32Array[] = [];
-  let inputDim = parsed[0]!.inputDim!;
-  for (const p of parsed) {
-    model.add(dense({
-      units: p.units, activation: p.activation, ...(p.alpha !== undefined ? { alpha: p.alpha } : {}), useBias: p.useBias || p.batchNorm !== undefined, name: p.name,
-      ...(model.layers.length === 0 ? { inputShape: [p.inputDim!] } : {}),
-    }));
+  const model = buildSequential(fromTopology(data.topology), (p) => {
     const w = data.weights.get(p.name);
-    const ownBias = p.useBias;
-    if (!w || w.length < (ownBias ? 2 : 1)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
-    if (w[0]!.length !== inputDim * p.units) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s kernel holds ${w[0]!.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`);
-    const [kernel, bias] = withBatchNorm(p, w[0]!, ownBias ? w[1]! : null, (bn) => {
-      // Keras stores gamma (if scale), beta (if center), moving_mean, moving_variance, in that order.
-      const bw = data.weights.get(bn.name) ?? [];
-      let i = 0;
-      const gamma = bn.scale ? bw[i++] : undefined;
-      const beta = bn.center ? bw[i++] : undefined;
-      const mean = bw[i++], variance = bw[i++];
-      if (!mean || !variance) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${bn.name} in ${path}`);
-      return { gamma, beta, mean, variance };
-    });
-    weights.push(kernel);
-    if (bias) weights.push(bias);
-    inputDim = p.units;
-  }
-  model.setWeights(weights);
+    if (!w || w.length < (p.useBias ? 2 : 1)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
+    if (!p.batchNorm) return { kernel: w[0]!, bias: p.useBias ? w[1]! : null };
+    // Keras stores gamma (if scale), beta (if center), moving_mean, moving_variance, in that order.
+    const bw = data.weights.get(p.batchNorm.name) ?? [];
+    let i = 0;
+    const gamma = p.batchNorm.scale ? bw[i++] : undefined;
+    const beta = p.batchNorm.center ? bw[i++] : undefined;
+    const mean = bw[i++], variance = bw[i++];
+    return { kernel: w[0]!, bias: p.useBias ? w[1]! : null, ...(mean && variance ? { batchNorm: { gamma, beta, mean, variance } } : {}) };
+  });
   compileFromKeras(model, data.trainingConfig);
   return model;
 }
@@ -159,20 +175,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const find = (layer: string, kind: string, index: number): Located | undefined =>
     byName.get(`${layer}/${kind}`) ?? located.find((l) => l.spec.name.endsWith(`/${layer}/${kind}`) || l.spec.name.startsWith(`${layer}/${kind}`)) ??
     located[index];
-  const model = new Sequential();
-  const weights: Float32Array[] = [];
   let index = 0;
-  let inputDim = parsed[0]!.inputDim!;
-  for (const p of parsed) {
-    model.add(dense({
-      units: p.units,
-      activation: p.activation,
-      ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
-      useBias: p.useBias || p.batchNorm !== undefined,
-      name: p.name,
-      ...(model.layers.length === 0 ? { inputShape: [p.inputDim!] } : {}),
-      ...(p.kernelRegularizer ? { kernelRegularizer: regularizers.l1l2(p.kernelRegularizer) } : {}),
-    }));
+  const model = buildSequential(parsed, (p, inputDim) => {
     const k = find(p.name, 'kernel', index++);
     if (!k) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
     const kernel = read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`);
@@ -182,21 +186,16 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       if (!b) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No bias weights for layer ${p.name}`);
       bias = read(artifacts.weightData, b, [p.units], `layer ${p.name}'s bias`);
     }
-    if (p.batchNorm) index += (p.batchNorm.scale ? 1 : 0) + (p.batchNorm.center ? 1 : 0) + 2;
-    const [k2, b2] = withBatchNorm(p, kernel, bias, (bn) => {
-      const get = (kind: string) => {
-        const w = byName.get(`${bn.name}/${kind}`);
-        return w ? read(artifacts.weightData, w, [p.units], `${bn.name}/${kind}`) : undefined;
-      };
-      const mean = get('moving_mean'), variance = get('moving_variance');
-      if (!mean || !variance) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${bn.name}`);
-      return { gamma: get('gamma'), beta: get('beta'), mean, variance };
-    });
-    weights.push(k2);
-    if (b2) weights.push(b2);
-    inputDim = p.units;
-  }
-  model.setWeights(weights);
+    const bn = p.batchNorm;
+    if (!bn) return { kernel, bias };
+    index += (bn.scale ? 1 : 0) + (bn.center ? 1 : 0) + 2;
+    const get = (kind: string) => {
+      const w = byName.get(`${bn.name}/${kind}`);
+      return w ? read(artifacts.weightData, w, [p.units], `${bn.name}/${kind}`) : undefined;
+    };
+    const mean = get('moving_mean'), variance = get('moving_variance');
+    return { kernel, bias, ...(mean && variance ? { batchNorm: { gamma: get('gamma'), beta: get('beta'), mean, variance } } : {}) };
+  });
   const ext = artifacts.maas;
   const training = ext?.trainingConfig as { loss: LossName; metrics: MetricName[]; optimizer: { name: OptimizerName; learningRate: number; config: Record<string, unknown> } } | undefined;
   if (training) {
