@@ -5,7 +5,7 @@
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { checkOptions } from '../core/validation.js';
-import { MinMaxScaler, OneHotEncoder, StandardScaler } from './transforms.js';
+import { LabelEncoder, MinMaxScaler, OneHotEncoder, StandardScaler } from './transforms.js';
 import { isMissing, type Cell, type ColumnType, type Table } from './table.js';
 
 /** How missing, NaN and infinite cells are handled. */
@@ -92,7 +92,7 @@ export class Pipeline {
       if (table.types[c] === 'number') return { name, kind: 'number', fill: fill === null ? null : Number(fill) };
       const values = present.map(String);
       return o.categorical === 'label'
-        ? { name, kind: 'label', classes: [...new Set(values)].sort(), fill: fill === null ? null : String(fill) }
+        ? { name, kind: 'label', classes: new LabelEncoder().fit(values).classes, fill: fill === null ? null : String(fill) }
         : { name, kind: 'oneHot', categories: new OneHotEncoder().fit(values).categories, fill: fill === null ? null : String(fill) };
     });
     const unscaled = new Pipeline(plans, { kind: 'none' });
@@ -146,6 +146,9 @@ export class Pipeline {
   private encode(rows: Cell[][]): Float32Array {
     const width = this.width;
     const out = new Float32Array(rows.length * width);
+    // Category -> index, built once per call rather than searched per cell.
+    const index = this.columns.map((plan) =>
+      plan.kind === 'number' ? null : new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k])));
     rows.forEach((row, i) => {
       let offset = i * width;
       this.columns.forEach((plan, c) => {
@@ -159,11 +162,13 @@ export class Pipeline {
           if (!Number.isFinite(n)) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Row ${i}, column '${plan.name}': expected a number but received '${String(v)}'`);
           out[offset++] = n;
         } else if (plan.kind === 'label') {
-          const k = plan.classes.indexOf(String(v));
-          if (k < 0) throw new MaasError('MAAS_ERR_DATA_UNKNOWN_CATEGORY', `Row ${i}, column '${plan.name}': '${String(v)}' was not seen in fit`);
+          const k = index[c]!.get(String(v));
+          if (k === undefined) throw new MaasError('MAAS_ERR_DATA_UNKNOWN_CATEGORY', `Row ${i}, column '${plan.name}': '${String(v)}' was not seen in fit`);
           out[offset++] = k;
         } else {
-          new OneHotEncoder(plan.categories).encodeInto(v, out, offset);
+          // out is zero-filled: set the one hot column; an unseen category stays all zeros
+          const k = index[c]!.get(String(v));
+          if (k !== undefined) out[offset + k] = 1;
           offset += plan.categories.length;
         }
       });

@@ -292,13 +292,7 @@ export class Sequential {
     this.checkLive();
     if (this.packedModel) return this.packedModel;
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    const specs: NativeLayerSpec[] = this.stack.map((l) => ({
-      in: l.inputDim!,
-      out: l.units,
-      activation: ACTIVATION_CODES[l.activation],
-      alpha: l.alpha,
-      hasBias: l.useBias,
-    }));
+    const specs = this.nativeSpecs();
     try {
       const bytes = native.packedStackByteLength(specs);
       const buffer = new SharedArrayBuffer(bytes);
@@ -336,12 +330,17 @@ export class Sequential {
     };
   }
 
+  /** The layers as the addon describes them (packing and training share it). */
+  private nativeSpecs(): NativeLayerSpec[] {
+    return this.stack.map((l) => ({ in: l.inputDim!, out: l.units, activation: ACTIVATION_CODES[l.activation], alpha: l.alpha, hasBias: l.useBias }));
+  }
+
   /** The native trainer over the layers' own weight arrays (it updates them in place). */
   private trainer(config: CompiledConfig): NativeTrainer {
     if (this.nativeTrainer) return this.nativeTrainer;
     try {
       this.nativeTrainer = new native.Trainer(
-        this.stack.map((l) => ({ in: l.inputDim!, out: l.units, activation: ACTIVATION_CODES[l.activation], alpha: l.alpha, hasBias: l.useBias })),
+        this.nativeSpecs(),
         this.stack.map((l) => l.kernel!),
         this.stack.map((l) => l.bias),
         this.stack.map((l) => ({ l1: l.kernelRegularizer?.l1 ?? 0, l2: l.kernelRegularizer?.l2 ?? 0 })),
