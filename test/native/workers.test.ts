@@ -102,9 +102,9 @@ describe('native handle errors', () => {
     expect(() => new native.CompiledModel(bytes.slice(0, 200))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
   });
 
-  it('a buffer packed for a kernel above the thread cap is refused with MAAS_ERR_PACKED_ISA_ABOVE_CAP', () => {
+  // On a CPU without AVX2 nothing packs above the scalar cap: reported as skipped, not passed.
+  it.skipIf(native.cpuInfo().isa === 'scalar')('a buffer packed for a kernel above the thread cap is refused with MAAS_ERR_PACKED_ISA_ABOVE_CAP', () => {
     const best = native.cpuInfo().isa;
-    if (best === 'scalar') return expect(best).toBe('scalar'); // nothing above scalar to pack for here
     const bytes = packed();
     native.setMaxIsa('scalar');
     try {

@@ -37,7 +37,6 @@ class ThreadPool {
   // Each on its own cache line: workers poll generation_ while the caller polls pending_.
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<size_t> pending_{0};
-  alignas(64) char pad_[1] = {0};
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   size_t nth_ = 0;

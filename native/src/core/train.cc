@@ -233,14 +233,8 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
     const TrainLayer& layer = layers_[l];
     const size_t in = layer.spec.in, out = layer.spec.out;
     // dz_ holds dL/dY of this layer; turn it into dL/dZ (a fused last layer already did).
-    if (l + 1 == layers_.size() && fused) {
-      float* db = grads_[l].bias.data();
-      for (size_t c = 0; c < out; ++c) db[c] = 0.f;
-      for (size_t i = 0; i < batch; ++i)
-        for (size_t c = 0; c < out; ++c) db[c] += dz_[i * out + c];
-    } else {
-      ActivationBackward(layer.spec.act, layer.spec.alpha, outputs_[l].data(), dz_.data(), batch, out, grads_[l].bias.data());
-    }
+    const Activation act = l + 1 == layers_.size() && fused ? Activation::kLinear : layer.spec.act;
+    ActivationBackward(act, layer.spec.alpha, outputs_[l].data(), dz_.data(), batch, out, grads_[l].bias.data());
     const float* x_l = l == 0 ? x : outputs_[l - 1].data();
     if (out <= kNarrowOutputs) {
       // A narrow layer (a sigmoid head) would fill one column of each NR-wide tile: compute
