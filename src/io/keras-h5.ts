@@ -30,12 +30,10 @@ function asString(v: unknown): string {
   return String(v);
 }
 
+/** An attribute's string list: h5wasm gives an array (empty layers give an empty numeric array). */
 function asStrings(v: unknown): string[] {
-  if (v === undefined || v === null) return [];
   if (Array.isArray(v)) return v.map(asString);
-  if (typeof v === 'string') return [v];
-  if (ArrayBuffer.isView(v)) return [];
-  return [];
+  return typeof v === 'string' ? [v] : [];
 }
 
 /** Reads a Keras .h5; `architecture` is the to_json file for weights-only saves. */

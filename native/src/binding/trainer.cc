@@ -129,7 +129,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     const size_t batch = ArgSize(info, 2, "batch");
     const TrainLayer& first = trainer_->layer(0);
     const TrainLayer& last = trainer_->layer(trainer_->layer_count() - 1);
-    const size_t y_width = sparse() ? 1 : last.spec.out;
+    const size_t y_width = sparse_loss_ ? 1 : last.spec.out;
     if (batch == 0 || xl != batch * first.spec.in || yl != batch * y_width) {
       ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "expected x of " + std::to_string(batch * first.spec.in) + " and y of " +
                  std::to_string(batch * y_width) + " floats for batch " + std::to_string(batch) + " but received " +
@@ -144,7 +144,6 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return BatchArgs{x, y, batch, preds};
   }
 
-  bool sparse() const { return sparse_loss_; }
 
   Napi::Value Result(Napi::Env env, const BatchArgs& b, const StepResult& r) {
     if (b.predictions) {
