@@ -144,7 +144,6 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return BatchArgs{x, y, batch, preds};
   }
 
-
   Napi::Value Result(Napi::Env env, const BatchArgs& b, const StepResult& r) {
     if (b.predictions) {
       const size_t n = b.batch * trainer_->layer(trainer_->layer_count() - 1).spec.out;
