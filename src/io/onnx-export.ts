@@ -5,11 +5,12 @@
  */
 import type protobuf from 'protobufjs';
 import { onnxTypes } from './onnx.js';
+import { MaasError } from '../core/errors.js';
 
-/** Activation names shared by every benchmark peer (Keras spelling). */
+/** Activation names of an exported layer (Keras spelling). */
 export type DenseActivation = 'linear' | 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' | 'tanh' | 'softmax';
 
-/** One dense layer as every peer consumes it: weights are in×out row-major (Keras kernel layout). */
+/** One dense layer to export: weights are in×out row-major (Keras kernel layout). */
 export type DenseSpec = {
   weights: Float32Array;
   bias: Float32Array | null;
@@ -95,10 +96,10 @@ function affineNodes(op: DenseOnnxOp, input: string, w: string, b: string | null
 
 function checkLayer(layer: DenseSpec, index: number): void {
   if (layer.weights.length !== layer.in * layer.out) {
-    throw new Error(`layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`);
+    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`);
   }
   if (layer.bias !== null && layer.bias.length !== layer.out) {
-    throw new Error(`layer ${index}: bias has ${layer.bias.length} values, expected ${layer.out}`);
+    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: bias has ${layer.bias.length} values, expected ${layer.out}`);
   }
 }
 
@@ -116,7 +117,7 @@ function encodeModel(nodes: NodeObject[], initializer: TensorObject[], input: Va
 
 /** Builds an ONNX model (opset 13) of the dense stack: input "x" [N, in], output "y" [N, out]. */
 export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } = {}): Uint8Array {
-  if (layers.length === 0) throw new Error('buildDenseOnnx: at least one layer is required');
+  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'buildDenseOnnx: at least one layer is required');
   const op = opts.op ?? 'gemm';
   const nodes: NodeObject[] = [];
   const initializer: TensorObject[] = [];
@@ -141,7 +142,7 @@ export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } =
 
 /** Builds a single-MatMul graph y[M,n] = x[M,k]·W[k,n] for the raw GEMM benchmark. */
 export function buildGemmOnnx(k: number, n: number, weights: Float32Array): Uint8Array {
-  if (weights.length !== k * n) throw new Error(`buildGemmOnnx: weights has ${weights.length} values, expected ${k}×${n}`);
+  if (weights.length !== k * n) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `buildGemmOnnx: weights has ${weights.length} values, expected ${k}×${n}`);
   const nodes = [node('MatMul', ['x', 'W'], 'y')];
   return encodeModel(nodes, [floatInitializer('W', [k, n], weights)], floatValueInfo('x', k), floatValueInfo('y', n));
 }
