@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'Unimplemented'
   | 'Unauthenticated'
   | 'PermissionDenied'
+  | 'Cancelled'
   | 'Internal';
 
 interface ErrorEntry {
@@ -46,6 +47,21 @@ export const ERRORS = {
   MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
   MAAS_ERR_PACKED_CORRUPT: { kind: 'InvalidArgument', doc: 'A packed weight buffer failed its header checks.' },
   MAAS_ERR_PACKED_ISA_ABOVE_CAP: { kind: 'FailedPrecondition', doc: 'A packed buffer targets an ISA above this thread\'s cap.' },
+  // Serving. Unknown models keep Triton's message text and status (clients match on them).
+  MAAS_ERR_MODEL_UNKNOWN: { kind: 'InvalidArgument', doc: "No model of that name (or version) is in the repository: Triton's 'Request for unknown model' error." },
+  MAAS_ERR_MODEL_UNAVAILABLE: { kind: 'Unavailable', doc: 'The model exists but no version of it is ready (loading, unloading, or its load failed).' },
+  MAAS_ERR_MODEL_CONFIG: { kind: 'InvalidArgument', doc: "A model's config.json (or a load request's config override) is invalid." },
+  MAAS_ERR_INFER_INPUT: { kind: 'InvalidArgument', doc: 'An inference request names, shapes, types or sizes its input tensors wrongly.' },
+  MAAS_ERR_INFER_OUTPUT: { kind: 'InvalidArgument', doc: 'An inference request asks for an output the model does not have.' },
+  MAAS_ERR_INFER_PARAMETER: { kind: 'InvalidArgument', doc: 'An inference request parameter (priority, timeout, binary_data...) is invalid.' },
+  MAAS_ERR_DATATYPE_UNSUPPORTED: { kind: 'Unimplemented', doc: 'A tensor datatype the model cannot take (BYTES into a numeric model).' },
+  MAAS_ERR_QUEUE_FULL: { kind: 'Unavailable', doc: "The model's queue is at max_queue_size; the request was rejected." },
+  MAAS_ERR_REQUEST_TIMEOUT: { kind: 'Unavailable', doc: 'The request waited in the queue past its timeout.' },
+  MAAS_ERR_REQUEST_CANCELLED: { kind: 'Cancelled', doc: 'The client went away (or cancelled) before the request ran.' },
+  MAAS_ERR_REPOSITORY_CONTROL: { kind: 'Unavailable', doc: 'Load or unload was asked for while the model control mode is not explicit.' },
+  MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
+  MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
+  MAAS_ERR_HTTP_BODY: { kind: 'InvalidArgument', doc: 'A REST body is not valid JSON, or its binary part does not match its header.' },
   MAAS_ERR_NATIVE_INVALID_ARGUMENT: { kind: 'InvalidArgument', doc: 'The addon rejected an argument (a bug above it).' },
   MAAS_ERR_NATIVE_OUT_OF_MEMORY: { kind: 'ResourceExhausted', doc: 'The addon could not allocate scratch memory.' },
   MAAS_ERR_NATIVE_INTERNAL: { kind: 'Internal', doc: 'The addon reported an unexpected status.' },

@@ -1,0 +1,194 @@
+/**
+ * A typed client for the KServe v2 gRPC protocol (Triton has no Node client): every RPC of
+ * inference.GRPCInferenceService, raw tensors by default, and a bidirectional inference stream.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { inferenceService, toWireParameters } from '../protocol/grpc.js';
+import {
+  InferenceServerError, tensorBytes, tensorFromBytes,
+  type InferOptions, type InferResult,
+} from './types.js';
+
+/** Which typed-contents field carries each datatype (typed mode). */
+const CONTENTS_FIELD: Record<string, string> = {
+  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
+  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
+  FP32: 'fp32_contents', FP64: 'fp64_contents',
+};
+
+type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
+
+function clientError(error: grpc.ServiceError): InferenceServerError {
+  const code = error.metadata?.get('maas-error-code')[0];
+  return new InferenceServerError(error.details || error.message, error.code, typeof code === 'string' ? code : undefined);
+}
+
+/** A ModelInferRequest for the wire. */
+export function encodeInferRequest(options: InferOptions): object {
+  const typed = options.typed === true;
+  return {
+    model_name: options.model,
+    model_version: options.version ?? '',
+    id: options.id ?? '',
+    parameters: toWireParameters(options.parameters),
+    inputs: options.inputs.map((t) => {
+      const base = { name: t.name, datatype: t.datatype, shape: t.shape };
+      if (!typed) return base;
+      const field = CONTENTS_FIELD[t.datatype];
+      if (!field) throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
+      const values = Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : v));
+      return { ...base, contents: { [field]: values } };
+    }),
+    outputs: (options.outputs ?? []).map((name) => ({ name })),
+    raw_input_contents: typed ? [] : options.inputs.map((t) => Buffer.from(tensorBytes(t))),
+  };
+}
+
+interface WireResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  outputs: { name: string; datatype: string; shape: number[]; contents?: Record<string, number[]> }[];
+  raw_output_contents: Buffer[];
+}
+
+/** A ModelInferResponse off the wire. */
+export function decodeInferResponse(message: WireResponse): InferResult {
+  return {
+    model: message.model_name,
+    version: message.model_version,
+    ...(message.id ? { id: message.id } : {}),
+    outputs: message.outputs.map((o, i) => ({
+      name: o.name,
+      datatype: o.datatype,
+      shape: o.shape,
+      data: message.raw_output_contents[i]
+        ? tensorFromBytes(message.raw_output_contents[i]!, o.datatype)
+        : Float32Array.from(Object.values(o.contents ?? {})[0] ?? []),
+    })),
+  };
+}
+
+export interface GrpcClientOptions {
+  /** Largest message sent and received (default 2 GiB − 1). */
+  maxMessageBytes?: number;
+  credentials?: grpc.ChannelCredentials;
+}
+
+/** A gRPC client for one server address (host:port). */
+export class GrpcInferenceClient {
+  private readonly client: grpc.Client & Record<string, UnaryMethod>;
+
+  constructor(address: string, options: GrpcClientOptions = {}) {
+    const Service = inferenceService();
+    const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
+    this.client = new Service(address, options.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': limit,
+      'grpc.max_send_message_length': limit,
+    }) as unknown as grpc.Client & Record<string, UnaryMethod>;
+  }
+
+  private call<T>(method: string, request: object, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const callOptions: grpc.CallOptions = options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {};
+      const call = this.client[method]!.call(this.client, request, new grpc.Metadata(), callOptions, (error, value) => (error ? reject(clientError(error)) : resolve(value as T)));
+      if (options.signal) {
+        if (options.signal.aborted) call.cancel();
+        else options.signal.addEventListener('abort', () => call.cancel(), { once: true });
+      }
+    });
+  }
+
+  async serverLive(): Promise<boolean> {
+    return (await this.call<{ live?: boolean }>('ServerLive', {})).live === true;
+  }
+
+  async serverReady(): Promise<boolean> {
+    return (await this.call<{ ready?: boolean }>('ServerReady', {})).ready === true;
+  }
+
+  async modelReady(name: string, version = ''): Promise<boolean> {
+    return (await this.call<{ ready?: boolean }>('ModelReady', { name, version })).ready === true;
+  }
+
+  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+    return this.call('ServerMetadata', {});
+  }
+
+  modelMetadata(name: string, version = ''): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string; datatype: string; shape: number[] }[] }> {
+    return this.call('ModelMetadata', { name, version });
+  }
+
+  async modelConfig(name: string, version = ''): Promise<Record<string, unknown>> {
+    return (await this.call<{ config: Record<string, unknown> }>('ModelConfig', { name, version })).config;
+  }
+
+  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    return (await this.call<{ model_stats: Record<string, unknown>[] }>('ModelStatistics', { name, version })).model_stats;
+  }
+
+  async repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
+    return (await this.call<{ models: { name: string }[] }>('RepositoryIndex', { repository_name: '', ready })).models;
+  }
+
+  /** Loads (or reloads) a model; `config` overrides its config.json. */
+  async loadModel(name: string, options: { config?: object } = {}): Promise<void> {
+    const parameters = options.config ? { config: { string_param: JSON.stringify(options.config) } } : {};
+    await this.call('RepositoryModelLoad', { repository_name: '', model_name: name, parameters });
+  }
+
+  async unloadModel(name: string): Promise<void> {
+    await this.call('RepositoryModelUnload', { repository_name: '', model_name: name, parameters: {} });
+  }
+
+  async infer(options: InferOptions): Promise<InferResult> {
+    return decodeInferResponse(await this.call<WireResponse>('ModelInfer', encodeInferRequest(options), options));
+  }
+
+  /** Opens a ModelStreamInfer stream: send() resolves with the answer to that request (matched by id). */
+  openStream(): InferStream {
+    return new InferStream((this.client as unknown as { ModelStreamInfer: () => grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }> }).ModelStreamInfer());
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** One bidirectional inference stream. Answers may arrive in any order; ids tie them to requests. */
+export class InferStream {
+  private readonly waiting = new Map<string, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
+  private next = 0;
+
+  constructor(private readonly call: grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }>) {
+    call.on('data', (message) => {
+      const id = message.infer_response?.id ?? '';
+      const waiter = this.waiting.get(id);
+      if (!waiter) return;
+      this.waiting.delete(id);
+      if (message.error_message) waiter.reject(new InferenceServerError(message.error_message, grpc.status.UNKNOWN));
+      else waiter.resolve(decodeInferResponse(message.infer_response!));
+    });
+    call.on('error', (error: grpc.ServiceError) => this.failAll(clientError(error)));
+    call.on('end', () => this.failAll(new InferenceServerError('The stream ended before every answer arrived', grpc.status.UNAVAILABLE)));
+  }
+
+  send(options: InferOptions): Promise<InferResult> {
+    const id = options.id ?? `stream-${++this.next}`;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.call.write(encodeInferRequest({ ...options, id }));
+    });
+  }
+
+  /** Half-closes the stream; the server ends it once every answer is sent. */
+  end(): void {
+    this.call.end();
+  }
+
+  private failAll(error: Error): void {
+    for (const waiter of this.waiting.values()) waiter.reject(error);
+    this.waiting.clear();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * A client for the same protocol over REST (fetch): JSON for metadata, and binary tensor data
+ * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
+ */
+import { InferenceServerError, tensorBytes, tensorFromBytes, type InferOptions, type InferResult, type TypedArray } from './types.js';
+
+const HEADER_LENGTH = 'inference-header-content-length';
+
+/** A REST client for one base URL (http://host:port). */
+export class HttpInferenceClient {
+  private readonly base: string;
+
+  constructor(baseUrl: string) {
+    this.base = baseUrl.replace(/\/$/, '');
+  }
+
+  private async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const response = await fetch(this.base + path, {
+      method,
+      signal,
+      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    });
+    if (!response.ok && response.status !== 503) await raise(response);
+    return response;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.request(method, path, body);
+    if (!response.ok) await raise(response);
+    return (await response.json()) as T;
+  }
+
+  async serverLive(): Promise<boolean> {
+    return (await this.request('GET', '/v2/health/live')).status === 200;
+  }
+
+  async serverReady(): Promise<boolean> {
+    return (await this.request('GET', '/v2/health/ready')).status === 200;
+  }
+
+  async modelReady(name: string, version = ''): Promise<boolean> {
+    return (await this.request('GET', `${modelPath(name, version)}/ready`)).status === 200;
+  }
+
+  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+    return this.json('GET', '/v2');
+  }
+
+  modelMetadata(name: string, version = ''): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string; datatype: string; shape: number[] }[] }> {
+    return this.json('GET', modelPath(name, version));
+  }
+
+  modelConfig(name: string, version = ''): Promise<Record<string, unknown>> {
+    return this.json('GET', `${modelPath(name, version)}/config`);
+  }
+
+  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const path = name ? `${modelPath(name, version)}/stats` : '/v2/models/stats';
+    return (await this.json<{ model_stats: Record<string, unknown>[] }>('GET', path)).model_stats;
+  }
+
+  repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
+    return this.json('POST', '/v2/repository/index', { ready });
+  }
+
+  async loadModel(name: string, options: { config?: object } = {}): Promise<void> {
+    await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/load`, options.config ? { parameters: { config: JSON.stringify(options.config) } } : {});
+  }
+
+  async unloadModel(name: string): Promise<void> {
+    await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {});
+  }
+
+  async infer(options: InferOptions): Promise<InferResult> {
+    const typed = options.typed === true;
+    const blobs: Uint8Array[] = [];
+    const inputs = options.inputs.map((t) => {
+      const base = { name: t.name, datatype: t.datatype, shape: t.shape };
+      if (typed) return { ...base, data: Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : v)) };
+      const bytes = tensorBytes(t);
+      blobs.push(bytes);
+      return { ...base, parameters: { binary_data_size: bytes.byteLength } };
+    });
+    const header = Buffer.from(JSON.stringify({
+      ...(options.id ? { id: options.id } : {}),
+      inputs,
+      ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name, parameters: { binary_data: !typed } })) } : {}),
+      parameters: { ...(options.parameters ?? {}), binary_data_output: !typed },
+    }));
+    const body = Buffer.concat([header, ...blobs]);
+    const signal = options.timeoutMs ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]) : options.signal;
+    const response = await fetch(`${this.base}${modelPath(options.model, options.version ?? '')}/infer`, {
+      method: 'POST',
+      body,
+      signal,
+      headers: typed ? { 'content-type': 'application/json' } : { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(header.length) },
+    });
+    if (!response.ok) await raise(response);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const headerLength = Number(response.headers.get(HEADER_LENGTH) ?? bytes.length);
+    const parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, headerLength).toString('utf8')) as {
+      model_name: string; model_version: string; id?: string;
+      outputs: { name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size?: number } }[];
+    };
+    let offset = headerLength;
+    return {
+      model: parsed.model_name,
+      version: parsed.model_version,
+      ...(parsed.id ? { id: parsed.id } : {}),
+      outputs: parsed.outputs.map((o) => {
+        let data: TypedArray;
+        const size = o.parameters?.binary_data_size;
+        if (size !== undefined) {
+          data = tensorFromBytes(bytes.subarray(offset, offset + size), o.datatype);
+          offset += size;
+        } else {
+          data = Float32Array.from(o.data ?? []);
+        }
+        return { name: o.name, datatype: o.datatype, shape: o.shape, data };
+      }),
+    };
+  }
+}
+
+function modelPath(name: string, version: string): string {
+  return `/v2/models/${encodeURIComponent(name)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
+}
+
+async function raise(response: Response): Promise<never> {
+  let message = `HTTP ${response.status}`;
+  try {
+    const body = (await response.json()) as { error?: string };
+    if (body.error) message = body.error;
+  } catch {
+    // not JSON: keep the status line
+  }
+  throw new InferenceServerError(message, response.status);
+}

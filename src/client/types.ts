@@ -1,0 +1,93 @@
+/**
+ * What both client transports (gRPC and REST) take and return: plain typed arrays in, typed
+ * arrays out, and one error type carrying the transport status and maas's error code.
+ */
+
+export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
+
+/** A tensor to send: `data` row-major; FP16/BF16 as Uint16Array bit patterns. */
+export interface ClientTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: TypedArray | number[] | boolean[];
+}
+
+/** A tensor received. */
+export interface ResultTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: TypedArray;
+}
+
+export type ParameterValues = Record<string, boolean | number | string>;
+
+export interface InferOptions {
+  model: string;
+  version?: string;
+  id?: string;
+  inputs: ClientTensor[];
+  /** Output names to return (default: all). */
+  outputs?: string[];
+  /** Request parameters, e.g. {priority: 1, timeout: 5000}. */
+  parameters?: ParameterValues;
+  /** Send typed contents (gRPC) or JSON data (REST) instead of raw bytes. */
+  typed?: boolean;
+  /** Cancels the call: the server drops the request if it has not run. */
+  signal?: AbortSignal;
+  /** Per-call deadline in milliseconds. */
+  timeoutMs?: number;
+}
+
+export interface InferResult {
+  model: string;
+  version: string;
+  id?: string;
+  outputs: ResultTensor[];
+}
+
+/** An error answered by the server (or the transport), with its status. */
+export class InferenceServerError extends Error {
+  constructor(
+    message: string,
+    /** gRPC status code, or HTTP status. */
+    readonly status: number,
+    /** maas's MAAS_ERR_* code when the server sent one. */
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'InferenceServerError';
+  }
+}
+
+/** The typed-array constructor for each fixed-size datatype. */
+export const TYPED_ARRAYS: Record<string, { new (buffer: ArrayBufferLike, offset?: number, length?: number): TypedArray; BYTES_PER_ELEMENT: number }> = {
+  BOOL: Uint8Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array, UINT64: BigUint64Array,
+  INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, INT64: BigInt64Array,
+  FP16: Uint16Array, BF16: Uint16Array, FP32: Float32Array, FP64: Float64Array,
+};
+
+/** A tensor's data as little-endian bytes (a view when it already is a typed array of the right type). */
+export function tensorBytes(tensor: ClientTensor): Uint8Array {
+  const Ctor = TYPED_ARRAYS[tensor.datatype];
+  if (!Ctor) throw new TypeError(`Expected a numeric datatype for ${tensor.name} but received ${tensor.datatype}`);
+  let data = tensor.data as ArrayLike<unknown>;
+  if (!(data instanceof Ctor)) {
+    const typed = new (Ctor as unknown as { new (n: number): TypedArray })(data.length);
+    const big = typed instanceof BigInt64Array || typed instanceof BigUint64Array;
+    for (let i = 0; i < data.length; i++) (typed as unknown as unknown[])[i] = big ? BigInt(data[i] as number) : Number(data[i]);
+    data = typed;
+  }
+  const t = data as TypedArray;
+  return new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
+}
+
+/** Bytes off the wire as a typed array (copied, so alignment never matters). */
+export function tensorFromBytes(bytes: Uint8Array, datatype: string): TypedArray {
+  const Ctor = TYPED_ARRAYS[datatype];
+  if (!Ctor) throw new TypeError(`Cannot decode datatype ${datatype}`);
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new Ctor(copy.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+}

@@ -1,0 +1,94 @@
+/**
+ * InferencePool: a typed facade over piscina. Workers hold light native handles over each model
+ * version's shared packed weights; the pool gives parallelism across executions, each worker runs
+ * `threadsPerWorker` intra-op threads (workers × threads never above the cores by default).
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { MaasError } from '../core/errors.js';
+import { RESULT_HEADER_BYTES, type InferResult, type InferTask, type SharedWeights, type WorkerOptions } from './messages.js';
+
+export type { InferResult, SharedWeights, PackedFormat } from './messages.js';
+
+/** Pool sizing. */
+export interface PoolOptions {
+  /** Worker threads (default: one per core). */
+  workers?: number;
+  /** Native intra-op threads in each worker (default 1). */
+  threadsPerWorker?: number;
+}
+
+/** The worker module: compiled JavaScript next to this file, or the TypeScript source under tsx. */
+function workerEntry(): { filename: string; execArgv: string[] } {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    return { filename: new URL('./worker.ts', here).href, execArgv: ['--import', import.meta.resolve('tsx')] };
+  }
+  return { filename: new URL('./worker.js', here).href, execArgv: [] };
+}
+
+export class InferencePool {
+  readonly workers: number;
+  readonly threadsPerWorker: number;
+  private readonly piscina: Piscina;
+  private readonly live = new Set<string>();
+  private liveEpoch = 0;
+  private liveKeys: string[] = [];
+  private closed = false;
+
+  constructor(options: PoolOptions = {}) {
+    this.workers = options.workers ?? availableParallelism();
+    this.threadsPerWorker = options.threadsPerWorker ?? 1;
+    for (const [name, value] of [['workers', this.workers], ['threadsPerWorker', this.threadsPerWorker]] as const) {
+      if (!Number.isInteger(value) || value < 1 || value > 256) {
+        throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected an integer in [1, 256] for ${name} but received ${value}`);
+      }
+    }
+    const entry = workerEntry();
+    const workerData: WorkerOptions = { threadsPerWorker: this.threadsPerWorker };
+    this.piscina = new Piscina({
+      filename: entry.filename,
+      execArgv: entry.execArgv,
+      minThreads: this.workers,
+      maxThreads: this.workers,
+      idleTimeout: Infinity,
+      workerData,
+      // The batchers above keep their own queues; piscina only holds what is already dispatched.
+      maxQueue: Infinity,
+    });
+  }
+
+  /** Marks a model version's weights as live: workers open handles over them on first use. */
+  attach(weights: SharedWeights): void {
+    this.live.add(weights.key);
+    this.changed();
+  }
+
+  /** Retires a version: each worker drops its handle on its next task, releasing the shared weights. */
+  detach(key: string): void {
+    if (this.live.delete(key)) this.changed();
+  }
+
+  private changed(): void {
+    this.liveEpoch++;
+    this.liveKeys = [...this.live];
+  }
+
+  /** Runs `rows` rows of x (transferred, not copied) through a live model version. */
+  async run(weights: SharedWeights, x: Float32Array, rows: number, outputSize: number): Promise<InferResult> {
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    // Transfer only a buffer x owns whole; a view into someone else's memory is copied first.
+    if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
+    // The live list is a few short strings: always sending it lets every worker retire old handles.
+    const task: InferTask = { weights, x, rows, outputSize, live: this.liveKeys, liveEpoch: this.liveEpoch };
+    const result = (await this.piscina.run(task, { transferList: [x.buffer as ArrayBuffer] })) as ArrayBuffer;
+    return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
+  }
+
+  /** Stops the workers after running tasks finish. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.piscina.close();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The KServe v2 gRPC service definition (proto/grpc_service.proto, Triton's numbering), loaded
+ * once for the server and the client with the same decoding options.
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { packageRoot } from '../native/index.js';
+
+/** snake_case fields as in the .proto; 64-bit integers as numbers; enums as their names. */
+export const PROTO_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: false,
+  arrays: true,
+  objects: true,
+  oneofs: true,
+  includeDirs: [join(packageRoot(), 'proto')],
+};
+
+let service: grpc.ServiceClientConstructor | null = null;
+
+/** The `inference.GRPCInferenceService` client constructor; `.service` is its definition. */
+export function inferenceService(): grpc.ServiceClientConstructor {
+  if (!service) {
+    const definition = protoLoader.loadSync('grpc_service.proto', PROTO_OPTIONS);
+    const inference = grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject;
+    service = inference.GRPCInferenceService as grpc.ServiceClientConstructor;
+  }
+  return service;
+}
+
+/** The wire shape of an InferParameter (oneof parameter_choice). */
+export interface WireParameter {
+  bool_param?: boolean;
+  int64_param?: number;
+  string_param?: string;
+  double_param?: number;
+  uint64_param?: number;
+  parameter_choice?: string;
+}
+
+/** A parameter map from the wire into plain values. */
+export function fromWireParameters(map: Record<string, WireParameter> | undefined): Record<string, boolean | number | string> | undefined {
+  if (!map) return undefined;
+  const out: Record<string, boolean | number | string> = {};
+  let any = false;
+  for (const [key, p] of Object.entries(map)) {
+    const choice = (p.parameter_choice ?? Object.keys(p).find((k) => k.endsWith('_param'))) as keyof WireParameter | undefined;
+    if (!choice) continue;
+    out[key] = p[choice] as boolean | number | string;
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+/** Plain parameter values onto the wire (integers as int64, other numbers as double). */
+export function toWireParameters(map: Record<string, boolean | number | string> | undefined): Record<string, WireParameter> {
+  const out: Record<string, WireParameter> = {};
+  for (const [key, v] of Object.entries(map ?? {})) {
+    if (typeof v === 'boolean') out[key] = { bool_param: v };
+    else if (typeof v === 'string') out[key] = { string_param: v };
+    else if (Number.isInteger(v)) out[key] = { int64_param: v };
+    else out[key] = { double_param: v };
+  }
+  return out;
+}

@@ -1,0 +1,259 @@
+/**
+ * DynamicBatcher: one per model version. Queues requests by priority, forms batches with Triton's
+ * knobs (max_batch_size, preferred_batch_size, max_queue_delay_microseconds, max_queue_size,
+ * per-request timeout and priority), drops requests whose client went away, and keeps at most
+ * `capacity` executions in flight so the queue forms here, where it can be batched.
+ */
+import { MaasError } from '../core/errors.js';
+
+/** The scheduling part of a model config, resolved to plain numbers. */
+export interface BatchingPolicy {
+  /** Rows per execution; 0 means the model takes no batch dimension (one request per execution). */
+  maxBatchSize: number;
+  /** Dynamic batching on: requests are combined up to maxBatchSize. */
+  dynamic: boolean;
+  preferredBatchSizes: number[];
+  maxQueueDelayUs: number;
+  /** Queued requests beyond this are rejected; 0 = unbounded. */
+  maxQueueSize: number;
+  /** A queued request older than this is rejected; 0 = no timeout. */
+  defaultTimeoutUs: number;
+  allowTimeoutOverride: boolean;
+  /** Priority levels 1 (highest) … priorityLevels; 0 = one level. */
+  priorityLevels: number;
+  defaultPriorityLevel: number;
+}
+
+/** How one execution went, as the batcher reports it (for statistics and metrics). */
+export interface Execution {
+  rows: number;
+  requests: number;
+  computeNs: number;
+}
+
+/** Runs one batch: returns rows·outputSize floats and the native compute time. */
+export type Executor = (x: Float32Array, rows: number) => Promise<{ y: Float32Array; computeNs: number }>;
+
+/** Per-request options. */
+export interface SubmitOptions {
+  priority?: number;
+  timeoutUs?: number;
+  signal?: AbortSignal;
+}
+
+/** A request's share of a batch. */
+export interface BatchedResult {
+  /** rows·outputSize floats (a view into the batch output). */
+  y: Float32Array;
+  queueNs: number;
+  computeNs: number;
+  batchRows: number;
+}
+
+interface Pending {
+  x: Float32Array;
+  rows: number;
+  enqueued: bigint;
+  level: number;
+  resolve: (result: BatchedResult) => void;
+  reject: (error: MaasError) => void;
+  timer?: NodeJS.Timeout;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  done: boolean;
+}
+
+export class DynamicBatcher {
+  private readonly queues: Pending[][];
+  private queued = 0;
+  private queuedRows = 0;
+  private inFlight = 0;
+  private delayTimer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly policy: BatchingPolicy,
+    private readonly inputSize: number,
+    private readonly outputSize: number,
+    private readonly capacity: number,
+    private readonly execute: Executor,
+    private readonly onExecuted: (execution: Execution) => void = () => {},
+  ) {
+    this.queues = Array.from({ length: Math.max(1, policy.priorityLevels) }, () => []);
+  }
+
+  /** Requests waiting or running. */
+  get pending(): number {
+    return this.queued + this.inFlight;
+  }
+
+  /** Queues `rows` rows of x; resolves with this request's outputs once its batch ran. */
+  submit(x: Float32Array, rows: number, options: SubmitOptions = {}): Promise<BatchedResult> {
+    const policy = this.policy;
+    if (policy.maxQueueSize > 0 && this.queued >= policy.maxQueueSize) {
+      return Promise.reject(new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`));
+    }
+    const level = this.levelOf(options.priority);
+    const timeoutUs = options.timeoutUs !== undefined && policy.allowTimeoutOverride ? options.timeoutUs : policy.defaultTimeoutUs;
+    return new Promise<BatchedResult>((resolve, reject) => {
+      const request: Pending = { x, rows, enqueued: process.hrtime.bigint(), level, resolve, reject, done: false };
+      if (options.signal) {
+        if (options.signal.aborted) return reject(cancelled());
+        request.signal = options.signal;
+        request.onAbort = () => this.drop(request, cancelled());
+        options.signal.addEventListener('abort', request.onAbort, { once: true });
+      }
+      if (timeoutUs > 0) {
+        request.timer = setTimeout(() => this.drop(request, new MaasError('MAAS_ERR_REQUEST_TIMEOUT', `Request timeout expired (${timeoutUs} µs in the queue)`)), Math.max(1, timeoutUs / 1000));
+      }
+      this.queues[level]!.push(request);
+      this.queued++;
+      this.queuedRows += rows;
+      this.pump();
+    });
+  }
+
+  /** Resolves once nothing is queued or running (for unloading a version). */
+  drained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Rejects everything still queued (the version is going away and nothing may hang). */
+  rejectQueued(error: MaasError): void {
+    for (const queue of this.queues) for (const request of [...queue]) this.drop(request, error);
+  }
+
+  private levelOf(priority: number | undefined): number {
+    const levels = Math.max(1, this.policy.priorityLevels);
+    // Triton: priority 0 (or absent) means the default level; 1 is the highest.
+    const p = priority === undefined || priority === 0 ? this.policy.defaultPriorityLevel || 1 : priority;
+    if (!Number.isInteger(p) || p < 1 || p > levels) {
+      throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected priority in [0, ${levels}] for parameter priority but received ${priority}`);
+    }
+    return p - 1;
+  }
+
+  /** Takes a request out of the queue before it runs and fails it. */
+  private drop(request: Pending, error: MaasError): void {
+    if (request.done) return;
+    const queue = this.queues[request.level]!;
+    const at = queue.indexOf(request);
+    if (at < 0) return; // already in a batch: it runs, and its answer is discarded by the caller
+    queue.splice(at, 1);
+    this.queued--;
+    this.queuedRows -= request.rows;
+    this.settle(request);
+    request.reject(error);
+    this.notifyIdle();
+  }
+
+  private settle(request: Pending): void {
+    request.done = true;
+    if (request.timer) clearTimeout(request.timer);
+    if (request.onAbort) request.signal!.removeEventListener('abort', request.onAbort);
+  }
+
+  /** Dispatches batches while there is capacity and the policy says a batch is ready. */
+  private pump(): void {
+    while (this.inFlight < this.capacity && this.queued > 0) {
+      const rows = this.readyRows();
+      if (rows === 0) return;
+      this.dispatch(this.take(rows));
+    }
+  }
+
+  /** How many rows to send now, or 0 to wait for more (a timer is then armed). */
+  private readyRows(): number {
+    const policy = this.policy;
+    if (!policy.dynamic || policy.maxBatchSize === 0) return this.peek()!.rows;
+    const max = policy.maxBatchSize;
+    if (this.queuedRows >= max) return max;
+    const preferred = policy.preferredBatchSizes.filter((size) => size <= this.queuedRows);
+    if (preferred.length > 0) return Math.max(...preferred);
+    const waitedUs = Number(process.hrtime.bigint() - this.oldest()) / 1000;
+    if (waitedUs >= policy.maxQueueDelayUs) return this.queuedRows;
+    if (!this.delayTimer) {
+      this.delayTimer = setTimeout(() => {
+        this.delayTimer = null;
+        this.pump();
+      }, Math.max(1, (policy.maxQueueDelayUs - waitedUs) / 1000));
+    }
+    return 0;
+  }
+
+  private peek(): Pending | undefined {
+    for (const queue of this.queues) if (queue.length > 0) return queue[0];
+    return undefined;
+  }
+
+  private oldest(): bigint {
+    let oldest = process.hrtime.bigint();
+    for (const queue of this.queues) if (queue.length > 0 && queue[0]!.enqueued < oldest) oldest = queue[0]!.enqueued;
+    return oldest;
+  }
+
+  /** Takes whole requests, highest priority first, until `rows` rows (always at least one request). */
+  private take(rows: number): Pending[] {
+    const batch: Pending[] = [];
+    let taken = 0;
+    for (const queue of this.queues) {
+      while (queue.length > 0 && (batch.length === 0 || taken + queue[0]!.rows <= rows)) {
+        const request = queue.shift()!;
+        batch.push(request);
+        taken += request.rows;
+        this.queued--;
+        this.queuedRows -= request.rows;
+        this.settle(request);
+      }
+      if (taken >= rows) break;
+    }
+    return batch;
+  }
+
+  private dispatch(batch: Pending[]): void {
+    const rows = batch.reduce((sum, r) => sum + r.rows, 0);
+    // A lone request's tensor is sent as it is; a batch is gathered with one copy per request.
+    let x = batch[0]!.x;
+    if (batch.length > 1) {
+      x = new Float32Array(rows * this.inputSize);
+      let at = 0;
+      for (const request of batch) {
+        x.set(request.x, at);
+        at += request.x.length;
+      }
+    }
+    const started = process.hrtime.bigint();
+    this.inFlight++;
+    this.execute(x, rows).then(
+      ({ y, computeNs }) => {
+        let row = 0;
+        for (const request of batch) {
+          const n = request.rows * this.outputSize;
+          request.resolve({ y: y.subarray(row, row + n), queueNs: Number(started - request.enqueued), computeNs, batchRows: rows });
+          row += n;
+        }
+        this.onExecuted({ rows, requests: batch.length, computeNs });
+      },
+      (error: unknown) => {
+        const failure = error instanceof MaasError ? error : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${(error as Error)?.message ?? String(error)}`);
+        for (const request of batch) request.reject(failure);
+      },
+    ).finally(() => {
+      this.inFlight--;
+      this.pump();
+      this.notifyIdle();
+    });
+  }
+
+  private notifyIdle(): void {
+    if (this.pending > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function cancelled(): MaasError {
+  return new MaasError('MAAS_ERR_REQUEST_CANCELLED', 'The request was cancelled: the client went away before it ran');
+}

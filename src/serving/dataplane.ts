@@ -1,0 +1,303 @@
+/**
+ * DataPlane: the protocol-free core of the inference service (KServe v2 / Open Inference
+ * Protocol semantics). The gRPC and REST adapters decode into these types, call one method, and
+ * encode what comes back; they never reach past this file.
+ */
+import { MaasError } from '../core/errors.js';
+import type { ModelConfig } from './repository/config.js';
+import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
+import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
+import { floatsFromRaw, floatsFromValues } from './tensors.js';
+
+/** A request or tensor parameter value. */
+export type ParameterValue = boolean | number | string | bigint;
+export type Parameters = Record<string, ParameterValue>;
+
+/** One input tensor, as an adapter decoded it: raw little-endian bytes, or typed values. */
+export interface InferInput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  raw?: Uint8Array;
+  values?: ArrayLike<unknown>;
+  parameters?: Parameters;
+}
+
+export interface InferRequest {
+  model: string;
+  version?: string;
+  id?: string;
+  parameters?: Parameters;
+  inputs: InferInput[];
+  /** Requested outputs; absent or empty means all. */
+  outputs?: { name: string; parameters?: Parameters }[];
+}
+
+export interface InferOutput {
+  name: string;
+  datatype: 'FP32';
+  shape: number[];
+  data: Float32Array;
+  /** The parameters the client attached to this requested output (binary_data, for REST). */
+  parameters?: Parameters;
+}
+
+export interface InferResponse {
+  model: string;
+  version: string;
+  id?: string;
+  outputs: InferOutput[];
+}
+
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+type DurationStat = { count: number; ns: number };
+
+/** Statistics of one version, as Triton's statistics extension reports them (the same fields in gRPC and JSON). */
+export interface ModelStatisticsEntry {
+  name: string;
+  version: string;
+  last_inference: number;
+  inference_count: number;
+  execution_count: number;
+  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss', DurationStat>;
+  batch_stats: { batch_size: number; compute_input: DurationStat; compute_infer: DurationStat; compute_output: DurationStat }[];
+  memory_usage: { type: string; id: number; byte_size: number }[];
+}
+
+function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {
+  const s: VersionStatistics = served.stats;
+  const copy = (d: DurationStat) => ({ count: d.count, ns: d.ns });
+  return {
+    name: served.model,
+    version: String(served.version),
+    last_inference: s.lastInference,
+    inference_count: s.inferenceCount,
+    execution_count: s.executionCount,
+    inference_stats: {
+      success: copy(s.success), fail: copy(s.fail), queue: copy(s.queue), compute_input: copy(s.computeInput),
+      compute_infer: copy(s.computeInfer), compute_output: copy(s.computeOutput), cache_hit: { count: 0, ns: 0 }, cache_miss: { count: 0, ns: 0 },
+    },
+    batch_stats: [...s.batches].sort((a, b) => a[0] - b[0]).map(([size, b]) => ({
+      batch_size: size, compute_input: copy(b.computeInput), compute_infer: copy(b.computeInfer), compute_output: copy(b.computeOutput),
+    })),
+    // The packed weights, shared by every worker: counted once.
+    memory_usage: [{ type: 'CPU', id: 0, byte_size: served.weights.buffer.byteLength }],
+  };
+}
+
+/** The extensions this server implements (clients feature-detect from this list). */
+export const EXTENSIONS = ['model_repository', 'model_configuration', 'schedule_policy', 'binary_tensor_data', 'parameters', 'statistics'] as const;
+
+export interface DataPlaneOptions {
+  repository: ModelRepository;
+  metrics: ServingMetrics;
+  serverName?: string;
+  serverVersion: string;
+}
+
+export class DataPlane {
+  readonly repository: ModelRepository;
+  readonly metrics: ServingMetrics;
+  private readonly serverName: string;
+  private readonly serverVersion: string;
+  private stopping = false;
+
+  constructor(options: DataPlaneOptions) {
+    this.repository = options.repository;
+    this.metrics = options.metrics;
+    this.serverName = options.serverName ?? 'maas';
+    this.serverVersion = options.serverVersion;
+  }
+
+  /** Marks the server as going away: not ready, new inferences refused. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  live(): boolean {
+    return true;
+  }
+
+  ready(): boolean {
+    return !this.stopping && this.repository.ready;
+  }
+
+  modelReady(name: string, version?: string): boolean {
+    try {
+      this.repository.resolve(name, version);
+      return !this.stopping;
+    } catch (error) {
+      if ((error as MaasError).code === 'MAAS_ERR_MODEL_UNAVAILABLE') return false;
+      throw error;
+    }
+  }
+
+  serverMetadata(): ServerMetadata {
+    return { name: this.serverName, version: this.serverVersion, extensions: [...EXTENSIONS] };
+  }
+
+  modelMetadata(name: string, version?: string): ModelMetadata {
+    const served = this.repository.resolve(name, version);
+    const { config } = served;
+    return {
+      name,
+      versions: this.repository.versionsOf(name),
+      platform: config.platform,
+      inputs: config.input.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
+      outputs: config.output.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
+    };
+  }
+
+  modelConfig(name: string, version?: string): ModelConfig {
+    return this.repository.resolve(name, version).config;
+  }
+
+  /** Statistics for every ready version, one model, or one version. */
+  modelStatistics(name?: string, version?: string): ModelStatisticsEntry[] {
+    if (name && version) return [statisticsEntry(this.repository.resolve(name, version))];
+    if (name) this.repository.resolve(name); // unknown model → Triton's error
+    return this.repository.servedVersions(name || undefined).map(statisticsEntry);
+  }
+
+  repositoryIndex(readyOnly = false): Promise<IndexEntry[]> {
+    return this.repository.index(readyOnly);
+  }
+
+  async loadModel(name: string, parameters: Record<string, unknown> = {}): Promise<void> {
+    this.checkExplicit('load');
+    let config: unknown;
+    if (parameters.config !== undefined) {
+      if (typeof parameters.config !== 'string') throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected a JSON string for load parameter config but received ${typeof parameters.config}`);
+      try {
+        config = JSON.parse(parameters.config);
+      } catch (error) {
+        throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected a JSON model config for load parameter config but parsing failed: ${(error as Error).message}`);
+      }
+    }
+    await this.repository.load(name, config);
+  }
+
+  async unloadModel(name: string): Promise<void> {
+    this.checkExplicit('unload');
+    await this.repository.unload(name);
+  }
+
+  /** Runs one inference request through its model version's batcher. */
+  async infer(request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
+    const started = process.hrtime.bigint();
+    if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    const served = this.repository.resolve(request.model, request.version);
+    try {
+      const { x, rows, batched } = this.inputRows(served, request);
+      const outputs = this.requestedOutputs(served, request);
+      const inputDone = process.hrtime.bigint();
+      const result = await served.batcher.submit(x, rows, {
+        priority: integerParameter(request.parameters, 'priority'),
+        timeoutUs: integerParameter(request.parameters, 'timeout'),
+        signal,
+      });
+      const outputStart = process.hrtime.bigint();
+      const shape = batched ? [rows, served.outputSize] : [served.outputSize];
+      const response: InferResponse = {
+        model: served.model,
+        version: String(served.version),
+        ...(request.id ? { id: request.id } : {}),
+        outputs: outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape, data: result.y, ...(o.parameters ? { parameters: o.parameters } : {}) })),
+      };
+      const done = process.hrtime.bigint();
+      served.stats.recordSuccess(rows, {
+        totalNs: Number(done - started),
+        queueNs: result.queueNs,
+        inputNs: Number(inputDone - started),
+        inferNs: result.computeNs,
+        outputNs: Number(done - outputStart),
+      });
+      return response;
+    } catch (error) {
+      served.stats.recordFailure(failureReason(error), Number(process.hrtime.bigint() - started));
+      throw error;
+    }
+  }
+
+  private checkExplicit(what: string): void {
+    if (this.repository.controlMode !== 'explicit') {
+      throw new MaasError('MAAS_ERR_REPOSITORY_CONTROL', `explicit model ${what} is not allowed if the model control mode is '${this.repository.controlMode}' (start the server with --model-control-mode explicit)`);
+    }
+  }
+
+  /** Checks the request's one input against the config and converts it to float32 rows. */
+  private inputRows(served: ServedVersion, request: InferRequest): { x: Float32Array; rows: number; batched: boolean } {
+    const { config, model, inputSize } = served;
+    const expected = config.input[0]!;
+    if (request.inputs.length !== 1) {
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `expected 1 inputs but got ${request.inputs.length} inputs for model '${model}'`);
+    }
+    const input = request.inputs[0]!;
+    if (input.name !== expected.name) {
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected inference input '${input.name}' for model '${model}', allowed inputs are: ${expected.name}`);
+    }
+    const shape = input.shape;
+    const maxBatch = config.max_batch_size;
+    const batched = shape.length === 2;
+    const rows = batched ? shape[0]! : 1;
+    const shapeOk = (batched || (shape.length === 1 && maxBatch === 0)) && shape[shape.length - 1] === inputSize && Number.isInteger(rows) && rows >= 1 && (maxBatch === 0 || rows <= maxBatch);
+    if (!shapeOk) {
+      const want = maxBatch > 0 ? `[-1,${inputSize}] with a batch of 1 to ${maxBatch}` : `[${inputSize}] or [-1,${inputSize}]`;
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected shape for input '${input.name}' for model '${model}'. Expected ${want}, got [${shape.join(',')}]`);
+    }
+    const what = `input '${input.name}'`;
+    if (input.raw !== undefined && input.values !== undefined) {
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `${what} has both raw and typed contents; send one of them`);
+    }
+    const elements = rows * inputSize;
+    if (input.raw !== undefined) return { x: floatsFromRaw(input.raw, input.datatype, elements, what), rows, batched };
+    if (input.values !== undefined) return { x: floatsFromValues(input.values, input.datatype, elements, what), rows, batched };
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `${what} has no data: expected typed contents or raw bytes for ${elements} elements`);
+  }
+
+  private requestedOutputs(served: ServedVersion, request: InferRequest): { name: string; parameters?: Parameters }[] {
+    const output = served.config.output[0]!;
+    if (!request.outputs || request.outputs.length === 0) return [{ name: output.name }];
+    for (const o of request.outputs) {
+      if (o.name !== output.name) throw new MaasError('MAAS_ERR_INFER_OUTPUT', `unexpected inference output '${o.name}' for model '${served.model}', allowed outputs are: ${output.name}`);
+    }
+    return request.outputs;
+  }
+}
+
+function integerParameter(parameters: Parameters | undefined, name: string): number | undefined {
+  const value = parameters?.[name];
+  if (value === undefined) return undefined;
+  const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected a non-negative integer for parameter ${name} but received ${JSON.stringify(typeof value === 'bigint' ? String(value) : value)}`);
+  }
+  return n;
+}
+
+function failureReason(error: unknown): FailureReason {
+  const code = (error as MaasError).code;
+  if (code === 'MAAS_ERR_QUEUE_FULL' || code === 'MAAS_ERR_REQUEST_TIMEOUT') return 'REJECTED';
+  if (code === 'MAAS_ERR_REQUEST_CANCELLED') return 'CANCELED';
+  if (typeof code === 'string' && code.startsWith('MAAS_ERR_NATIVE')) return 'BACKEND';
+  return 'OTHER';
+}

@@ -1,0 +1,211 @@
+/**
+ * The gRPC adapter: inference.GRPCInferenceService over @grpc/grpc-js. Each handler decodes,
+ * calls the DataPlane once, encodes, and always answers; `toGrpcError` is the one error mapping.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { MaasError, type ErrorKind } from '../../core/errors.js';
+import { fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
+import type { DataPlane, InferInput, InferRequest, InferResponse } from '../dataplane.js';
+
+/** gRPC status per error kind. */
+const STATUS: Record<ErrorKind, grpc.status> = {
+  InvalidArgument: grpc.status.INVALID_ARGUMENT,
+  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
+  NotFound: grpc.status.NOT_FOUND,
+  Unavailable: grpc.status.UNAVAILABLE,
+  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  Unimplemented: grpc.status.UNIMPLEMENTED,
+  Unauthenticated: grpc.status.UNAUTHENTICATED,
+  PermissionDenied: grpc.status.PERMISSION_DENIED,
+  Cancelled: grpc.status.CANCELLED,
+  Internal: grpc.status.INTERNAL,
+};
+
+/** The one mapping from maas errors to gRPC statuses; the code travels in `maas-error-code`. */
+export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (error instanceof MaasError) {
+    metadata.set('maas-error-code', error.code);
+    return { code: STATUS[error.kind], details: error.message, metadata };
+  }
+  return { code: grpc.status.INTERNAL, details: `internal error: ${(error as Error)?.message ?? String(error)}`, metadata };
+}
+
+/** The wire shape of InferTensorContents. */
+interface WireContents {
+  bool_contents?: boolean[];
+  int_contents?: number[];
+  int64_contents?: number[];
+  uint_contents?: number[];
+  uint64_contents?: number[];
+  fp32_contents?: number[];
+  fp64_contents?: number[];
+  bytes_contents?: Buffer[];
+}
+
+interface WireInferRequest {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  parameters?: Record<string, WireParameter>;
+  inputs: { name: string; datatype: string; shape: number[]; parameters?: Record<string, WireParameter>; contents?: WireContents }[];
+  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
+  raw_input_contents: Buffer[];
+}
+
+/** Which typed-contents field carries each datatype. */
+const CONTENTS_FIELD: Record<string, keyof WireContents> = {
+  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
+  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
+  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+};
+
+/** A ModelInferRequest off the wire, as the DataPlane takes it. */
+export function decodeInferRequest(message: WireInferRequest): InferRequest {
+  const raw = message.raw_input_contents ?? [];
+  const inputs = message.inputs ?? [];
+  if (raw.length > 0 && raw.length !== inputs.length) {
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`);
+  }
+  const decoded = inputs.map((input, i): InferInput => {
+    const tensor: InferInput = { name: input.name, datatype: input.datatype, shape: input.shape ?? [], parameters: fromWireParameters(input.parameters) };
+    const contents = input.contents;
+    const typedFields = contents ? (Object.keys(contents) as (keyof WireContents)[]).filter((k) => (contents[k]?.length ?? 0) > 0) : [];
+    if (raw.length > 0) {
+      if (typedFields.length > 0) throw new MaasError('MAAS_ERR_INFER_INPUT', `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`);
+      tensor.raw = raw[i]!;
+    } else if (typedFields.length > 0) {
+      const field = CONTENTS_FIELD[input.datatype];
+      if (typedFields.length !== 1 || typedFields[0] !== field) {
+        throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`);
+      }
+      tensor.values = contents![field]!;
+    } else {
+      // An input with no typed values: zero elements of typed contents (checked against the shape by the DataPlane).
+      tensor.values = [];
+    }
+    return tensor;
+  });
+  return {
+    model: message.model_name,
+    version: message.model_version || undefined,
+    id: message.id || undefined,
+    parameters: fromWireParameters(message.parameters),
+    inputs: decoded,
+    outputs: (message.outputs ?? []).map((o) => ({ name: o.name, parameters: fromWireParameters(o.parameters) })),
+  };
+}
+
+/** A response onto the wire: outputs in raw_output_contents, as Triton (and tritonclient) do. */
+export function encodeInferResponse(response: InferResponse): object {
+  return {
+    model_name: response.model,
+    model_version: response.version,
+    id: response.id ?? '',
+    outputs: response.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+    raw_output_contents: response.outputs.map((o) => Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)),
+  };
+}
+
+type Unary = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A unary handler that always answers, with a mapped error when the work throws. */
+function unary(work: (request: any, call: grpc.ServerUnaryCall<any, any>) => unknown): Unary { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => work(call.request, call))
+      .then((reply) => callback(null, reply), (error: unknown) => callback(toGrpcError(error)));
+  };
+}
+
+/** The repository parameter map (oneof values) as plain values. */
+function repositoryParameters(map: Record<string, Record<string, unknown>> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, p] of Object.entries(map ?? {})) {
+    const choice = (p.parameter_choice as string | undefined) ?? Object.keys(p).find((k) => k.endsWith('_param'));
+    if (choice) out[key] = p[choice];
+  }
+  return out;
+}
+
+/** A cancelled or deadline-exceeded call aborts its request while it is still queued. */
+function abortOnCancel(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort());
+  return controller.signal;
+}
+
+/** Every RPC of the service, bound to one DataPlane. */
+export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.UntypedServiceImplementation {
+  return {
+    ServerLive: unary(() => ({ live: dataplane.live() })),
+    ServerReady: unary(() => ({ ready: dataplane.ready() })),
+    ModelReady: unary((r) => ({ ready: dataplane.modelReady(r.name, r.version || undefined) })),
+    ServerMetadata: unary(() => dataplane.serverMetadata()),
+    ModelMetadata: unary((r) => dataplane.modelMetadata(r.name, r.version || undefined)),
+    ModelConfig: unary((r) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
+    ModelStatistics: unary((r) => ({ model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined) })),
+    RepositoryIndex: unary(async (r) => ({ models: await dataplane.repositoryIndex(Boolean(r.ready)) })),
+    RepositoryModelLoad: unary(async (r) => {
+      await dataplane.loadModel(r.model_name, repositoryParameters(r.parameters));
+      return {};
+    }),
+    RepositoryModelUnload: unary(async (r) => {
+      await dataplane.unloadModel(r.model_name);
+      return {};
+    }),
+    ModelInfer: (call: grpc.ServerUnaryCall<WireInferRequest, object>, callback: grpc.sendUnaryData<object>) => {
+      const signal = abortOnCancel(call);
+      Promise.resolve()
+        .then(() => dataplane.infer(decodeInferRequest(call.request), signal))
+        .then((response) => callback(null, encodeInferResponse(response)), (error: unknown) => callback(toGrpcError(error)));
+    },
+    // Each request answers in order of completion; an error is a message on the stream, not its end.
+    ModelStreamInfer: (call: grpc.ServerDuplexStream<WireInferRequest, object>) => {
+      const signal = abortOnCancel(call);
+      let pending = 0;
+      let ended = false;
+      const finish = () => {
+        if (ended && pending === 0) call.end();
+      };
+      call.on('data', (message: WireInferRequest) => {
+        pending++;
+        Promise.resolve()
+          .then(() => dataplane.infer(decodeInferRequest(message), signal))
+          .then(
+            (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
+            (error: unknown) => call.write({ error_message: (error as Error).message ?? String(error), infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' } }),
+          )
+          .catch((error: unknown) => logger.warn({ err: error }, 'stream write failed'))
+          .finally(() => {
+            pending--;
+            finish();
+          });
+      });
+      call.on('end', () => {
+        ended = true;
+        finish();
+      });
+      call.on('error', (error) => logger.debug({ err: error }, 'stream error'));
+    },
+  };
+}
+
+export interface GrpcServerOptions {
+  host?: string;
+  port: number;
+  /** Largest message accepted and sent (default 2 GiB − 1, as Triton). */
+  maxMessageBytes?: number;
+}
+
+/** Starts the gRPC server; resolves with it and the port it bound (port 0 picks one). */
+export async function startGrpcServer(dataplane: DataPlane, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+  const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit });
+  server.addService(inferenceService().service, grpcHandlers(dataplane, logger));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+  });
+  return { server, port };
+}

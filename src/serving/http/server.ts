@@ -1,0 +1,318 @@
+/**
+ * The REST adapter: the same protocol over HTTP/1.1 (KServe v2 REST with Triton's binary tensor
+ * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
+ * once and encodes; `httpStatus` is the one error mapping.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { MaasError, type ErrorKind } from '../../core/errors.js';
+import type { DataPlane, InferInput, InferRequest, InferResponse, Parameters } from '../dataplane.js';
+
+/** HTTP status per error kind (Triton answers bad requests with 400, unavailable with 503). */
+const STATUS: Record<ErrorKind, number> = {
+  InvalidArgument: 400,
+  FailedPrecondition: 400,
+  NotFound: 404,
+  Unavailable: 503,
+  ResourceExhausted: 429,
+  Unimplemented: 501,
+  Unauthenticated: 401,
+  PermissionDenied: 403,
+  Cancelled: 400,
+  Internal: 500,
+};
+
+/** The one mapping from errors to an HTTP status and `{error}` body. */
+export function httpError(error: unknown): { status: number; body: { error: string } } {
+  if (error instanceof MaasError) return { status: STATUS[error.kind], body: { error: error.message } };
+  return { status: 500, body: { error: `internal error: ${(error as Error)?.message ?? String(error)}` } };
+}
+
+const HEADER_LENGTH = 'inference-header-content-length';
+
+interface Context {
+  method: string;
+  params: string[];
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: () => Promise<Buffer>;
+  signal: AbortSignal;
+}
+
+type Reply = { status?: number; json?: unknown; binary?: { header: unknown; blobs: Uint8Array[] } } | void;
+type Route = { method: 'GET' | 'POST'; pattern: RegExp; handle: (ctx: Context) => Reply | Promise<Reply> };
+
+const NAME = '([^/]+)';
+const VERSION = `(?:/versions/${NAME})?`;
+
+function json(ctx: Context): Promise<Record<string, unknown>> {
+  return ctx.body().then((buffer) => {
+    if (buffer.length === 0) return {};
+    try {
+      const parsed: unknown = JSON.parse(buffer.toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+      return parsed as Record<string, unknown>;
+    } catch (error) {
+      throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected a JSON object as the request body but parsing failed: ${(error as Error).message}`);
+    }
+  });
+}
+
+/** Splits an infer body into its JSON header and binary part (binary tensor data extension). */
+function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<string, unknown>; binary: Buffer } {
+  const declared = req.headers[HEADER_LENGTH];
+  let headerLength = body.length;
+  if (declared !== undefined) {
+    headerLength = Number(declared);
+    if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
+      throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${JSON.stringify(declared)}`);
+    }
+    if (headerLength === 0) {
+      throw new MaasError('MAAS_ERR_HTTP_BODY', 'A raw binary body without a JSON header (Inference-Header-Content-Length: 0) is not supported: send a JSON header naming the input, then its bytes');
+    }
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(body.subarray(0, headerLength).toString('utf8'));
+  } catch (error) {
+    throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected a JSON inference request but parsing failed: ${(error as Error).message}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new MaasError('MAAS_ERR_HTTP_BODY', 'Expected a JSON object as the inference request');
+  return { header: header as Record<string, unknown>, binary: body.subarray(headerLength) };
+}
+
+function parametersOf(value: unknown, what: string): Parameters | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected an object for ${what} but received ${JSON.stringify(value)}`);
+  return value as Parameters;
+}
+
+/** A REST inference request (JSON with optional binary tensors) as the DataPlane takes it. */
+export function decodeInferBody(model: string, version: string | undefined, req: IncomingMessage, body: Buffer): { request: InferRequest; binaryOutputs: boolean } {
+  const { header, binary } = splitInferBody(req, body);
+  if (!Array.isArray(header.inputs)) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an inputs array in the inference request but received ${JSON.stringify(header.inputs)}`);
+  let offset = 0;
+  const inputs = header.inputs.map((raw: Record<string, unknown>, i: number): InferInput => {
+    if (typeof raw !== 'object' || raw === null) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an object for inputs[${i}]`);
+    const { name, datatype, shape, data } = raw;
+    if (typeof name !== 'string' || typeof datatype !== 'string' || !Array.isArray(shape) || !shape.every((d) => Number.isInteger(d))) {
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected inputs[${i}] to have a string name, a string datatype and an integer shape but received ${JSON.stringify({ name, datatype, shape })}`);
+    }
+    const parameters = parametersOf(raw.parameters, `inputs[${i}].parameters`);
+    const input: InferInput = { name, datatype, shape: shape as number[], parameters };
+    const size = parameters?.binary_data_size;
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || offset + size > binary.length) {
+        throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected binary_data_size of input '${name}' within the ${binary.length - offset} bytes left in the body but received ${JSON.stringify(size)}`);
+      }
+      if (data !== undefined) throw new MaasError('MAAS_ERR_INFER_INPUT', `input '${name}' has both binary data and JSON data; send one of them`);
+      input.raw = binary.subarray(offset, offset + size);
+      offset += size;
+    } else {
+      if (!Array.isArray(data)) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected a data array (or binary_data_size) for input '${name}' but received ${JSON.stringify(data)}`);
+      input.values = data;
+    }
+    return input;
+  });
+  if (offset !== binary.length) throw new MaasError('MAAS_ERR_HTTP_BODY', `The body has ${binary.length - offset} bytes of binary data no input claims`);
+  const parameters = parametersOf(header.parameters, 'parameters');
+  const outputs = header.outputs === undefined ? [] : header.outputs;
+  if (!Array.isArray(outputs)) throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected an outputs array but received ${JSON.stringify(outputs)}`);
+  return {
+    request: {
+      model,
+      version,
+      id: typeof header.id === 'string' ? header.id : undefined,
+      parameters,
+      inputs,
+      outputs: outputs.map((o: Record<string, unknown>, i: number) => {
+        if (typeof o?.name !== 'string') throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected a string name for outputs[${i}] but received ${JSON.stringify(o?.name)}`);
+        return { name: o.name, parameters: parametersOf(o.parameters, `outputs[${i}].parameters`) };
+      }),
+    },
+    binaryOutputs: parameters?.binary_data_output === true,
+  };
+}
+
+/** A response as JSON, or as a JSON header plus binary blobs for outputs that asked for binary_data. */
+export function encodeInferResponse(response: InferResponse, binaryOutputs: boolean): Reply {
+  const blobs: Uint8Array[] = [];
+  const outputs = response.outputs.map((o) => {
+    const binary = typeof o.parameters?.binary_data === 'boolean' ? o.parameters.binary_data : binaryOutputs;
+    const base = { name: o.name, datatype: o.datatype, shape: o.shape };
+    if (!binary) return { ...base, data: Array.from(o.data) };
+    blobs.push(new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength));
+    return { ...base, parameters: { binary_data_size: o.data.byteLength } };
+  });
+  const header = { model_name: response.model, model_version: response.version, ...(response.id ? { id: response.id } : {}), outputs };
+  return blobs.length > 0 ? { binary: { header, blobs } } : { json: header };
+}
+
+function routes(dataplane: DataPlane): Route[] {
+  const version = (v: string | undefined) => (v === undefined ? undefined : decodeURIComponent(v));
+  return [
+    { method: 'GET', pattern: /^\/v2\/?$/, handle: () => ({ json: dataplane.serverMetadata() }) },
+    { method: 'GET', pattern: /^\/v2\/health\/live$/, handle: () => ({ status: dataplane.live() ? 200 : 503 }) },
+    { method: 'GET', pattern: /^\/v2\/health\/ready$/, handle: () => ({ status: dataplane.ready() ? 200 : 503 }) },
+    { method: 'GET', pattern: /^\/v2\/models\/stats$/, handle: () => ({ json: { model_stats: dataplane.modelStatistics() } }) },
+    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`), handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, version(v)) }) },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/ready$`),
+      handle: ({ params: [m, v] }) => {
+        const ready = dataplane.modelReady(m!, version(v));
+        return { status: ready ? 200 : 503, json: { name: m, ready } };
+      },
+    },
+    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`), handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, version(v)) }) },
+    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`), handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m!, version(v)) } }) },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
+      handle: async (ctx) => {
+        const [m, v] = ctx.params;
+        const { request, binaryOutputs } = decodeInferBody(m!, version(v), ctx.req, await ctx.body());
+        return encodeInferResponse(await dataplane.infer(request, ctx.signal), binaryOutputs);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v2\/repository\/index$/,
+      handle: async (ctx) => ({ json: await dataplane.repositoryIndex(Boolean((await json(ctx)).ready)) }),
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v2/repository/models/${NAME}/load$`),
+      handle: async (ctx) => {
+        const parameters = ((await json(ctx)).parameters ?? {}) as Record<string, unknown>;
+        await dataplane.loadModel(ctx.params[0]!, parameters);
+        return { json: {} };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v2/repository/models/${NAME}/unload$`),
+      handle: async (ctx) => {
+        await json(ctx);
+        await dataplane.unloadModel(ctx.params[0]!);
+        return { json: {} };
+      },
+    },
+  ];
+}
+
+/** Reads a body up to `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new MaasError('MAAS_ERR_HTTP_BODY', `Expected a body of at most ${limit} bytes but received more`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  if (res.destroyed) return;
+  const status = reply?.status ?? 200;
+  if (reply?.binary) {
+    const header = Buffer.from(JSON.stringify(reply.binary.header));
+    const length = header.length + reply.binary.blobs.reduce((n, b) => n + b.byteLength, 0);
+    res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': length, [HEADER_LENGTH]: header.length });
+    res.write(header);
+    for (const blob of reply.binary.blobs) res.write(blob);
+    res.end();
+    return;
+  }
+  if (reply?.json === undefined) {
+    res.writeHead(status, { 'content-length': 0 });
+    res.end();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify(reply.json));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+export interface HttpServerOptions {
+  host?: string;
+  port: number;
+  maxBodyBytes?: number;
+}
+
+/** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
+export async function startHttpServer(dataplane: DataPlane, logger: Logger, options: HttpServerOptions): Promise<{ server: Server; port: number }> {
+  const table = routes(dataplane);
+  const limit = options.maxBodyBytes ?? 2 ** 31 - 1;
+  const server = createServer((req, res) => {
+    const controller = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) controller.abort(); // the client went away
+    });
+    const path = (req.url ?? '/').split('?')[0]!;
+    let methodMatched = false;
+    for (const route of table) {
+      const match = route.pattern.exec(path);
+      if (!match) continue;
+      if (route.method !== req.method) {
+        methodMatched = true;
+        continue;
+      }
+      const ctx: Context = { method: req.method, params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))), req, res, body: () => readBody(req, limit), signal: controller.signal };
+      Promise.resolve()
+        .then(() => route.handle(ctx))
+        .then(
+          (reply) => send(res, reply),
+          (error: unknown) => {
+            const { status, body } = httpError(error);
+            if (status >= 500 && status !== 503) logger.error({ err: error, path }, 'request failed');
+            send(res, { status, json: body });
+          },
+        );
+      return;
+    }
+    const error = new MaasError('MAAS_ERR_HTTP_ROUTE', methodMatched ? `${req.method} is not allowed on ${path}` : `Expected a KServe v2 path (/v2, /v2/health/..., /v2/models/..., /v2/repository/...) but received ${req.method} ${path}`);
+    send(res, { status: methodMatched ? 405 : 404, json: { error: error.message } });
+  });
+  server.keepAliveTimeout = 65_000;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));
+  });
+  return { server, port };
+}
+
+/** Starts the Prometheus endpoint (GET /metrics) on its own port, as Triton does. */
+export async function startMetricsServer(text: () => Promise<string>, contentType: string, options: { host?: string; port: number }): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('metrics are at GET /metrics\n');
+      return;
+    }
+    text().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(body);
+      },
+      (error: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(error));
+      },
+    );
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));
+  });
+  return { server, port };
+}

@@ -1,0 +1,375 @@
+/**
+ * ModelRepository: Triton's layout (`<repo>/<model>/config.json`, `<repo>/<model>/<N>/<model file>`),
+ * version policies, and the model control modes none | poll | explicit. A new version loads
+ * beside the serving one and traffic switches in one step; a failed load keeps what was serving
+ * and records why; a version is warmed up on every worker before it is READY.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { MaasError } from '../../core/errors.js';
+import { loadModel } from '../../model/load.js';
+import type { InferencePool, SharedWeights } from '../../pool/pool.js';
+import { DynamicBatcher } from '../batcher.js';
+import { ServingMetrics, VersionStatistics } from '../statistics.js';
+import { MODEL_FILE_NAMES, batchingPolicy, completeConfig, selectVersions, type ModelConfig } from './config.js';
+
+export type ControlMode = 'none' | 'poll' | 'explicit';
+export type VersionState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
+
+/** A loaded, servable model version: its weights in the pool, its batcher, its statistics. */
+export interface ServedVersion {
+  readonly model: string;
+  readonly version: number;
+  readonly config: ModelConfig;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly weights: SharedWeights;
+  readonly batcher: DynamicBatcher;
+  readonly stats: VersionStatistics;
+  /** Fingerprint of the files it was loaded from (a change triggers a reload). */
+  readonly fingerprint: string;
+}
+
+/** One row of RepositoryIndex. */
+export interface IndexEntry {
+  name: string;
+  version: string;
+  state: VersionState | '';
+  reason: string;
+}
+
+interface ModelEntry {
+  name: string;
+  served: Map<number, ServedVersion>;
+  loading: Set<number>;
+  failures: Map<number, string>;
+  /** Why the model as a whole is unavailable (bad config, unloaded), if it is. */
+  reason: string;
+  unloaded: boolean;
+  fingerprint: string;
+  /** Loads and unloads of one model run one after another. */
+  chain: Promise<unknown>;
+}
+
+export interface RepositoryOptions {
+  root: string;
+  pool: InferencePool;
+  metrics: ServingMetrics;
+  logger: Logger;
+  controlMode?: ControlMode;
+  /** Seconds between scans in poll mode. */
+  pollSeconds?: number;
+  /** Models loaded at start in explicit mode (Triton's --load-model); '*' loads all. */
+  startupModels?: string[];
+}
+
+const unknownModel = (name: string) => new MaasError('MAAS_ERR_MODEL_UNKNOWN', `Request for unknown model: '${name}' is not found`);
+
+export class ModelRepository {
+  readonly root: string;
+  readonly controlMode: ControlMode;
+  private readonly models = new Map<string, ModelEntry>();
+  private readonly pool: InferencePool;
+  private readonly metrics: ServingMetrics;
+  private readonly logger: Logger;
+  private readonly pollSeconds: number;
+  private readonly startupModels: string[];
+  private pollTimer: NodeJS.Timeout | null = null;
+  private polling: Promise<void> | null = null;
+  private keySequence = 0;
+  private closed = false;
+
+  constructor(options: RepositoryOptions) {
+    this.root = options.root;
+    this.pool = options.pool;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.controlMode = options.controlMode ?? 'none';
+    this.pollSeconds = options.pollSeconds ?? 15;
+    this.startupModels = options.startupModels ?? [];
+  }
+
+  /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
+  async start(): Promise<void> {
+    if (!existsSync(this.root)) throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model repository directory at ${this.root} but nothing is there`);
+    const names = this.controlMode === 'explicit' && !this.startupModels.includes('*') ? this.startupModels : await this.modelDirs();
+    await Promise.all(names.map((name) => this.load(name).catch(() => {})));
+    if (this.controlMode === 'poll') this.schedulePoll();
+  }
+
+  /** Stops polling, lets queued work finish, and releases every version. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    await this.polling;
+    await Promise.all([...this.models.values()].map((entry) => this.enqueue(entry, () => this.retireAll(entry, 'server stopping'))));
+  }
+
+  /** True when every model that should be serving has a READY version (Triton's strict readiness). */
+  get ready(): boolean {
+    if (this.closed) return false;
+    for (const entry of this.models.values()) if (!entry.unloaded && entry.served.size === 0) return false;
+    return true;
+  }
+
+  /** The version a request addresses: the given one, or the highest READY one. */
+  resolve(name: string, version?: string): ServedVersion {
+    const entry = this.models.get(name);
+    if (!entry) throw unknownModel(name);
+    if (version !== undefined && version !== '') {
+      const v = Number(version);
+      const served = Number.isInteger(v) ? entry.served.get(v) : undefined;
+      if (served) return served;
+      if (Number.isInteger(v) && (entry.loading.has(v) || entry.failures.has(v))) {
+        throw new MaasError('MAAS_ERR_MODEL_UNAVAILABLE', `Model '${name}' version ${v} is not ready: ${entry.loading.has(v) ? 'loading' : entry.failures.get(v)}`);
+      }
+      throw new MaasError('MAAS_ERR_MODEL_UNKNOWN', `Request for unknown model: '${name}' version ${version} is not found`);
+    }
+    let best: ServedVersion | undefined;
+    for (const served of entry.served.values()) if (!best || served.version > best.version) best = served;
+    if (best) return best;
+    const why = entry.reason || (entry.loading.size > 0 ? 'loading' : [...entry.failures.values()][0] ?? 'not loaded');
+    throw new MaasError('MAAS_ERR_MODEL_UNAVAILABLE', `Model '${name}' has no ready version: ${why}`);
+  }
+
+  /** Every READY version (for statistics and metrics). */
+  servedVersions(name?: string): ServedVersion[] {
+    const entries = name === undefined ? [...this.models.values()] : [this.models.get(name)].filter((e): e is ModelEntry => e !== undefined);
+    return entries.flatMap((entry) => [...entry.served.values()]).sort((a, b) => a.model.localeCompare(b.model) || a.version - b.version);
+  }
+
+  /** The versions a model has on disk or in memory, as strings (ModelMetadata's versions). */
+  versionsOf(name: string): string[] {
+    const entry = this.models.get(name);
+    return entry ? [...entry.served.keys()].sort((a, b) => a - b).map(String) : [];
+  }
+
+  /** RepositoryIndex: every model in the repository, with each version's state. */
+  async index(readyOnly = false): Promise<IndexEntry[]> {
+    const rows: IndexEntry[] = [];
+    const names = new Set([...(await this.modelDirs()), ...this.models.keys()]);
+    for (const name of [...names].sort()) {
+      const entry = this.models.get(name);
+      if (!entry) {
+        if (!readyOnly) rows.push({ name, version: '', state: '', reason: '' });
+        continue;
+      }
+      const versions = new Set([...entry.served.keys(), ...entry.loading, ...entry.failures.keys()]);
+      for (const v of [...versions].sort((a, b) => a - b)) {
+        const state: VersionState = entry.served.has(v) ? 'READY' : entry.loading.has(v) ? 'LOADING' : 'UNAVAILABLE';
+        if (readyOnly && state !== 'READY') continue;
+        rows.push({ name, version: String(v), state, reason: state === 'UNAVAILABLE' ? entry.failures.get(v) ?? '' : '' });
+      }
+      if (versions.size === 0 && !readyOnly) rows.push({ name, version: '', state: 'UNAVAILABLE', reason: entry.reason || 'unloaded' });
+    }
+    return rows;
+  }
+
+  /** Loads (or reloads) a model. `config` overrides config.json (RepositoryModelLoad's `config`). */
+  load(name: string, config?: unknown): Promise<void> {
+    if (this.closed) return Promise.reject(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
+    if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') return Promise.reject(unknownModel(name));
+    const entry = this.entry(name);
+    return this.enqueue(entry, () => this.reload(entry, config));
+  }
+
+  /** Unloads every version once its queued and running requests finish. */
+  unload(name: string): Promise<void> {
+    const entry = this.models.get(name);
+    if (!entry) return Promise.reject(unknownModel(name));
+    return this.enqueue(entry, async () => {
+      await this.retireAll(entry, 'unloaded');
+      entry.unloaded = true;
+      entry.reason = 'unloaded';
+      entry.failures.clear();
+      entry.fingerprint = '';
+    });
+  }
+
+  /** One scan in poll mode: loads new or changed models, unloads removed ones. */
+  async poll(): Promise<void> {
+    const dirs = new Set(await this.modelDirs());
+    const work: Promise<unknown>[] = [];
+    for (const name of dirs) {
+      const entry = this.models.get(name);
+      if (!entry || entry.fingerprint !== (await this.modelFingerprint(name))) work.push(this.load(name).catch(() => {}));
+    }
+    for (const [name, entry] of this.models) if (!dirs.has(name) && !entry.unloaded) work.push(this.unload(name));
+    await Promise.all(work);
+  }
+
+  private schedulePoll(): void {
+    this.pollTimer = setTimeout(() => {
+      this.polling = this.poll()
+        .catch((error: unknown) => this.logger.error({ err: error }, 'repository poll failed'))
+        .finally(() => {
+          this.polling = null;
+          if (!this.closed) this.schedulePoll();
+        });
+    }, this.pollSeconds * 1000);
+    this.pollTimer.unref();
+  }
+
+  private entry(name: string): ModelEntry {
+    let entry = this.models.get(name);
+    if (!entry) {
+      entry = { name, served: new Map(), loading: new Set(), failures: new Map(), reason: '', unloaded: false, fingerprint: '', chain: Promise.resolve() };
+      this.models.set(name, entry);
+    }
+    return entry;
+  }
+
+  private enqueue<T>(entry: ModelEntry, step: () => Promise<T>): Promise<T> {
+    const run = entry.chain.then(step, step);
+    entry.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async reload(entry: ModelEntry, override: unknown): Promise<void> {
+    const { name } = entry;
+    const dir = join(this.root, name);
+    entry.unloaded = false;
+    try {
+      if (!existsSync(dir)) throw unknownModel(name);
+      const fingerprint = await this.modelFingerprint(name);
+      const raw = override !== undefined ? override : await readConfig(dir, name);
+      const policyConfig = completeConfig(name, raw);
+      const onDisk = await versionDirs(dir);
+      const wanted = selectVersions(policyConfig.version_policy, onDisk);
+      if (wanted.length === 0) throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Model '${name}' has no version directory its version policy selects (found: ${onDisk.join(', ') || 'none'})`);
+      entry.reason = '';
+      const failed: string[] = [];
+      for (const version of wanted) {
+        const files = `${JSON.stringify(raw)}|${await versionFingerprint(join(dir, String(version)))}`;
+        if (entry.served.get(version)?.fingerprint === files) continue;
+        entry.loading.add(version);
+        try {
+          const served = await this.loadVersion(name, version, raw, files);
+          const old = entry.served.get(version);
+          entry.served.set(version, served); // traffic switches here, in one step
+          entry.failures.delete(version);
+          this.logger.info({ model: name, version, kernel: served.weights.format, bytes: served.weights.buffer.byteLength }, 'model version ready');
+          if (old) void this.retire(old);
+        } catch (error) {
+          const reason = (error as Error).message;
+          entry.failures.set(version, reason);
+          failed.push(`version ${version}: ${reason}`);
+          this.logger.error({ model: name, version, reason }, 'model version failed to load; keeping what was serving');
+        } finally {
+          entry.loading.delete(version);
+        }
+      }
+      // Versions the policy no longer selects go once every selected one is serving.
+      if (failed.length === 0) {
+        for (const [version, served] of entry.served) {
+          if (!wanted.includes(version)) {
+            entry.served.delete(version);
+            void this.retire(served);
+          }
+        }
+        for (const version of [...entry.failures.keys()]) if (!wanted.includes(version)) entry.failures.delete(version);
+      }
+      entry.fingerprint = fingerprint;
+      if (failed.length > 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `failed to load '${name}': ${failed.join('; ')}`);
+    } catch (error) {
+      if (entry.served.size === 0 && entry.failures.size === 0) entry.reason = (error as Error).message;
+      entry.fingerprint = await this.modelFingerprint(name).catch(() => '');
+      this.logger.error({ model: name, reason: (error as Error).message }, 'model load failed');
+      throw error;
+    }
+  }
+
+  private async loadVersion(name: string, version: number, raw: unknown, fingerprint: string): Promise<ServedVersion> {
+    const dir = join(this.root, name, String(version));
+    const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
+    const fileName = typeof declared === 'string' ? declared : MODEL_FILE_NAMES.find((f) => existsSync(join(dir, f)));
+    if (!fileName || !existsSync(join(dir, fileName))) {
+      throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`);
+    }
+    const model = await loadModel(join(dir, fileName));
+    const [inputSize, outputSize] = [model.inputShape![1], model.outputShape![1]];
+    const config = completeConfig(name, raw, { inputSize, outputSize, platform: 'maas_dense', fileName });
+    const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format: 'f32', buffer: model.packed().buffer };
+    // The layers' own arrays are not needed to serve: only the packed SharedArrayBuffer stays.
+    model.dispose();
+    const stats = new VersionStatistics(name, String(version), this.metrics);
+    const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
+    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) => stats.recordExecution(e.rows, e.computeNs));
+    this.pool.attach(weights);
+    try {
+      await this.warmUp(weights, inputSize, outputSize);
+    } catch (error) {
+      this.pool.detach(weights.key);
+      throw error;
+    }
+    return { model: name, version, config, inputSize, outputSize, weights, batcher, stats, fingerprint };
+  }
+
+  /** One execution per worker (each opens its handle), and outputs must be finite. */
+  private async warmUp(weights: SharedWeights, inputSize: number, outputSize: number): Promise<void> {
+    const runs = Array.from({ length: this.pool.workers }, () => this.pool.run(weights, new Float32Array(inputSize), 1, outputSize));
+    for (const { y } of await Promise.all(runs)) {
+      if (!y.every(Number.isFinite)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
+    }
+  }
+
+  /** Takes a version out of service: no new requests; queued and running ones finish; then its weights go. */
+  private async retire(served: ServedVersion): Promise<void> {
+    await served.batcher.drained();
+    this.pool.detach(served.weights.key);
+    this.logger.info({ model: served.model, version: served.version }, 'model version unloaded');
+  }
+
+  private async retireAll(entry: ModelEntry, why: string): Promise<void> {
+    const versions = [...entry.served.values()];
+    entry.served.clear();
+    if (why === 'server stopping') for (const v of versions) v.batcher.rejectQueued(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
+    await Promise.all(versions.map((v) => this.retire(v)));
+  }
+
+  private async modelDirs(): Promise<string[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  }
+
+  private async modelFingerprint(name: string): Promise<string> {
+    const dir = join(this.root, name);
+    const config = await readFile(join(dir, 'config.json'), 'utf8').catch(() => '');
+    const parts = [config];
+    for (const v of await versionDirs(dir)) parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
+    return parts.join('|');
+  }
+}
+
+async function readConfig(dir: string, name: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, 'config.json'), 'utf8');
+  } catch {
+    return {}; // no config.json: everything comes from the model (Triton's auto-complete)
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected valid JSON in ${join(dir, 'config.json')} for model '${name}' but parsing failed: ${(error as Error).message}`);
+  }
+}
+
+/** Numeric subdirectories, ascending. */
+async function versionDirs(dir: string): Promise<number[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory() && /^\d+$/.test(e.name)).map((e) => Number(e.name)).sort((a, b) => a - b);
+}
+
+/** Names, sizes and modification times of a version directory's files. */
+async function versionFingerprint(dir: string): Promise<string> {
+  const files = await readdir(dir).catch(() => [] as string[]);
+  const parts: string[] = [];
+  for (const f of files.sort()) {
+    const s = await stat(join(dir, f)).catch(() => null);
+    if (s) parts.push(`${f}:${s.size}:${s.mtimeMs}`);
+  }
+  return parts.join(',');
+}

@@ -1,0 +1,102 @@
+/**
+ * serve(): the whole service in one call: the worker pool, the model repository, the DataPlane,
+ * and the gRPC, REST and metrics endpoints on their ports (8001, 8000, 8002 by default, as Triton).
+ */
+import type { Server as HttpServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { packageRoot } from '../native/index.js';
+import { InferencePool } from '../pool/pool.js';
+import { DataPlane } from './dataplane.js';
+import { startGrpcServer } from './grpc/server.js';
+import { startHttpServer, startMetricsServer } from './http/server.js';
+import { ModelRepository, type ControlMode } from './repository/repository.js';
+import { ServingMetrics } from './statistics.js';
+
+export interface ServeOptions {
+  /** The model repository directory (Triton's layout). */
+  modelRepository: string;
+  host?: string;
+  /** Ports; 0 picks a free one, null turns the endpoint off. */
+  grpcPort?: number | null;
+  httpPort?: number | null;
+  metricsPort?: number | null;
+  /** Worker threads in the pool (default: one per core). */
+  workers?: number;
+  /** Native threads per worker (default 1). */
+  threadsPerWorker?: number;
+  modelControlMode?: ControlMode;
+  repositoryPollSeconds?: number;
+  /** Models loaded at start in explicit mode ('*' = all). */
+  loadModels?: string[];
+  /** Largest gRPC message / REST body in bytes. */
+  maxMessageBytes?: number;
+  logger?: Logger;
+  logLevel?: string;
+}
+
+/** A running server: its bound ports, its DataPlane, and close(). */
+export interface RunningServer {
+  grpcPort: number | null;
+  httpPort: number | null;
+  metricsPort: number | null;
+  dataplane: DataPlane;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Starts the inference service; resolves once the control mode's models are loaded and the ports are bound. */
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ name: 'maas', level: options.logLevel ?? 'info' });
+  const pool = new InferencePool({ workers: options.workers, threadsPerWorker: options.threadsPerWorker });
+  let repository: ModelRepository | null = null;
+  const metrics = new ServingMetrics(() =>
+    (repository?.servedVersions() ?? []).map((s) => ({ model: s.model, version: String(s.version), count: s.batcher.pending })),
+  );
+  repository = new ModelRepository({
+    root: resolve(options.modelRepository),
+    pool,
+    metrics,
+    logger,
+    controlMode: options.modelControlMode,
+    pollSeconds: options.repositoryPollSeconds,
+    startupModels: options.loadModels,
+  });
+  const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
+  let grpcServer: grpc.Server | null = null;
+  let httpServer: HttpServer | null = null;
+  let metricsServer: HttpServer | null = null;
+  const close = async () => {
+    dataplane.stop();
+    await Promise.all([
+      grpcServer && new Promise<void>((done) => grpcServer!.tryShutdown(() => done())),
+      httpServer && new Promise<void>((done) => httpServer!.close(() => done())),
+      metricsServer && new Promise<void>((done) => metricsServer!.close(() => done())),
+    ]);
+    httpServer?.closeAllConnections();
+    await repository!.close();
+    await pool.close();
+  };
+  try {
+    await repository.start();
+    const host = options.host ?? '0.0.0.0';
+    const grpcPort = options.grpcPort === null ? null : options.grpcPort ?? 8001;
+    const httpPort = options.httpPort === null ? null : options.httpPort ?? 8000;
+    const metricsPort = options.metricsPort === null ? null : options.metricsPort ?? 8002;
+    const bound = { grpc: null as number | null, http: null as number | null, metrics: null as number | null };
+    if (grpcPort !== null) ({ server: grpcServer, port: bound.grpc } = await startGrpcServer(dataplane, logger, { host, port: grpcPort, maxMessageBytes: options.maxMessageBytes }));
+    if (httpPort !== null) ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, { host, port: httpPort, maxBodyBytes: options.maxMessageBytes }));
+    if (metricsPort !== null) ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(() => metrics.text(), metrics.contentType, { host, port: metricsPort }));
+    logger.info({ grpc: bound.grpc, http: bound.http, metrics: bound.metrics, workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, repository: repository.root, mode: repository.controlMode }, 'maas serving');
+    return { grpcPort: bound.grpc, httpPort: bound.http, metricsPort: bound.metrics, dataplane, logger, close };
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Tensor data types of the protocol and their conversion into the float32 rows a model takes:
+ * from little-endian raw bytes (gRPC raw_input_contents, REST binary data) or from typed values
+ * (gRPC contents, REST JSON). Each conversion writes a fresh Float32Array the batcher may transfer.
+ */
+import { MaasError } from '../core/errors.js';
+
+/** Bytes per element of each fixed-size protocol datatype (BYTES is variable). */
+export const DATATYPE_BYTES: Readonly<Record<string, number>> = {
+  BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8,
+  FP16: 2, BF16: 2, FP32: 4, FP64: 8,
+};
+
+/** Every datatype the protocol names. */
+export const DATATYPES = [...Object.keys(DATATYPE_BYTES), 'BYTES'] as const;
+
+/** A float16 bit pattern as a number. */
+function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+const bf16View = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16View.buffer);
+function bf16ToFloat(bits: number): number {
+  bf16Bits[0] = bits << 16;
+  return bf16View[0]!;
+}
+
+/** Converts `elements` little-endian values of `datatype` into float32. */
+export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: number, what: string): Float32Array {
+  const size = DATATYPE_BYTES[datatype];
+  if (size === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
+  if (raw.byteLength !== elements * size) {
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected total byte size ${raw.byteLength} for ${what}, expecting ${elements * size} (${elements} ${datatype} elements)`);
+  }
+  const out = new Float32Array(elements);
+  if (datatype === 'FP32') {
+    // The common case: one copy of the bytes, whatever their alignment.
+    new Uint8Array(out.buffer).set(raw);
+    return out;
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const read: (i: number) => number = {
+    BOOL: (i: number) => (view.getUint8(i) ? 1 : 0),
+    UINT8: (i: number) => view.getUint8(i),
+    UINT16: (i: number) => view.getUint16(i * 2, true),
+    UINT32: (i: number) => view.getUint32(i * 4, true),
+    UINT64: (i: number) => Number(view.getBigUint64(i * 8, true)),
+    INT8: (i: number) => view.getInt8(i),
+    INT16: (i: number) => view.getInt16(i * 2, true),
+    INT32: (i: number) => view.getInt32(i * 4, true),
+    INT64: (i: number) => Number(view.getBigInt64(i * 8, true)),
+    FP16: (i: number) => halfToFloat(view.getUint16(i * 2, true)),
+    BF16: (i: number) => bf16ToFloat(view.getUint16(i * 2, true)),
+    FP64: (i: number) => view.getFloat64(i * 8, true),
+  }[datatype]!;
+  for (let i = 0; i < elements; i++) out[i] = read(i);
+  return out;
+}
+
+/** Converts typed values (numbers, bigints or booleans, possibly nested arrays in JSON) into float32. */
+export function floatsFromValues(values: ArrayLike<unknown>, datatype: string, elements: number, what: string): Float32Array {
+  if (DATATYPE_BYTES[datatype] === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
+  if (datatype === 'FP16' || datatype === 'BF16') {
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `${datatype} data must be sent as raw bytes (raw_input_contents or binary data) for ${what}`);
+  }
+  const flat = Array.isArray(values) && values.some(Array.isArray) ? (values as unknown[]).flat(Infinity) : values;
+  if (flat.length !== elements) {
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected number of elements ${flat.length} for ${what}, expecting ${elements}`);
+  }
+  if (flat instanceof Float32Array) return flat.slice();
+  const out = new Float32Array(elements);
+  for (let i = 0; i < elements; i++) {
+    const v = flat[i];
+    const n = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : typeof v === 'boolean' ? Number(v) : typeof v === 'string' && datatype.includes('INT64') && /^-?\d+$/.test(v) ? Number(v) : NaN;
+    if (typeof v !== 'number' && Number.isNaN(n)) {
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected ${datatype} values for ${what} but element ${i} is ${JSON.stringify(v)}`);
+    }
+    out[i] = n;
+  }
+  return out;
+}
