@@ -250,7 +250,7 @@ export class ModelRepository {
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
-          this.logger.info({ model: name, version, kernel: served.weights.format, bytes: served.weights.buffer.byteLength }, 'model version ready');
+          this.logger.info({ model: name, version, format: served.weights.format, bytes: served.weights.buffer.byteLength }, 'model version ready');
           if (old) void this.retire(old);
         } catch (error) {
           const reason = (error as Error).message;

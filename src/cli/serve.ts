@@ -1,0 +1,70 @@
+/**
+ * `maas serve`: starts the inference service on a model repository, prints where it listens and
+ * a first request to try, and shuts down cleanly on SIGINT/SIGTERM.
+ */
+import { serve, type ServeOptions } from '../serving/server.js';
+import type { ControlMode } from '../serving/repository/repository.js';
+
+/** The serve command's options, as commander parses them. */
+export interface ServeCommandOptions {
+  modelRepository: string;
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  metricsPort: number;
+  workers?: number;
+  threads?: number;
+  modelControlMode: ControlMode;
+  repositoryPollSecs: number;
+  loadModel: string[];
+  logLevel: string;
+  maxMessageBytes?: number;
+  print: (line: string) => void;
+}
+
+export async function runServe(options: ServeCommandOptions): Promise<void> {
+  const serveOptions: ServeOptions = {
+    modelRepository: options.modelRepository,
+    host: options.host,
+    httpPort: options.httpPort,
+    grpcPort: options.grpcPort,
+    metricsPort: options.metricsPort,
+    workers: options.workers,
+    threadsPerWorker: options.threads,
+    modelControlMode: options.modelControlMode,
+    repositoryPollSeconds: options.repositoryPollSecs,
+    loadModels: options.loadModel,
+    logLevel: options.logLevel,
+    maxMessageBytes: options.maxMessageBytes,
+  };
+  const server = await serve(serveOptions);
+  const index = await server.dataplane.repositoryIndex(true);
+  const local = options.host === '0.0.0.0' ? 'localhost' : options.host;
+  options.print(`maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`);
+  options.print(`  REST     http://${local}:${server.httpPort}/v2`);
+  options.print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService)`);
+  options.print(`  metrics  http://${local}:${server.metricsPort}/metrics`);
+  const first = index[0];
+  if (first) {
+    const meta = server.dataplane.modelMetadata(first.name);
+    const width = meta.inputs[0]!.shape[1]!;
+    const row = Array.from({ length: width }, (_, i) => (i % 2 ? 0.5 : -0.5));
+    options.print(`  try:     curl -s http://${local}:${server.httpPort}/v2/models/${first.name}/infer -d '{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`);
+  }
+  options.print('  Ctrl-C stops it.');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,47 @@
+/**
+ * Integration helpers: model repositories written to temporary directories, and the real server
+ * started on ephemeral ports with its logs silenced.
+ */
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { dense, initializers, sequential, type Sequential } from '../../src/index.js';
+import { serve, type RunningServer, type ServeOptions } from '../../src/serving/server.js';
+
+/** A small seeded model: in → 16 relu → out (softmax when out > 1, else sigmoid). */
+export function smallModel(inputs: number, outputs: number, seed: number): Sequential {
+  return sequential({
+    layers: [
+      dense({ units: 16, activation: 'relu', inputShape: [inputs], kernelInitializer: initializers.glorotUniform({ seed }), biasInitializer: initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: seed + 7 }) }),
+      dense({ units: outputs, activation: outputs > 1 ? 'softmax' : 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: seed + 1 }) }),
+    ],
+  });
+}
+
+/** Writes `model` as `<root>/<name>/<version>/` and, when given, `<root>/<name>/config.json`. */
+export async function addVersion(root: string, name: string, version: number, model: Sequential, config?: object): Promise<void> {
+  await mkdir(join(root, name), { recursive: true });
+  await model.save(join(root, name, String(version)));
+  if (config) await writeFile(join(root, name, 'config.json'), JSON.stringify(config));
+}
+
+export async function tempRepository(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'maas-repo-'));
+}
+
+/** The server on ephemeral ports, two workers, silent logs. */
+export function startServer(modelRepository: string, options: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  return serve({ modelRepository, grpcPort: 0, httpPort: 0, metricsPort: 0, workers: 2, logger: pino({ level: 'silent' }), ...options });
+}
+
+/** Seeded inputs in [-1, 1). */
+export function inputs(rows: number, width: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: rows * width }, () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return ((s >>> 0) / 2 ** 32) * 2 - 1;
+  });
+}

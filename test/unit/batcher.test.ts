@@ -1,0 +1,155 @@
+/**
+ * DynamicBatcher against a controllable executor: batch formation (max, preferred, delay),
+ * queue limits, timeouts, priorities, cancellation, and draining.
+ */
+import { describe, expect, it } from 'vitest';
+import { DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { MaasError } from '../../src/core/errors.js';
+
+const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
+  maxBatchSize: 8, dynamic: true, preferredBatchSizes: [], maxQueueDelayUs: 0, maxQueueSize: 0,
+  defaultTimeoutUs: 0, allowTimeoutOverride: true, priorityLevels: 0, defaultPriorityLevel: 0, ...over,
+});
+
+/** An executor whose executions finish when the test says; y = 10·x + row index within the batch. */
+function gatedExecutor() {
+  const calls: { rows: number; x: number[]; release: () => void }[] = [];
+  const execute: Executor = (x, rows) =>
+    new Promise((resolve) => {
+      const xs = Array.from(x);
+      calls.push({ rows, x: xs, release: () => resolve({ y: Float32Array.from(xs, (v) => v * 10), computeNs: 1000 }) });
+    });
+  return { calls, execute };
+}
+
+const one = (v: number) => Float32Array.of(v);
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('DynamicBatcher', () => {
+  it('batches what queues while the executor is busy, up to max_batch_size, and routes each answer back', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ maxBatchSize: 4 }), 1, 1, 1, execute);
+    const first = b.submit(one(1), 1);
+    const rest = [2, 3, 4, 5, 6, 7].map((v) => b.submit(one(v), 1));
+    expect(calls.map((c) => c.rows)).toEqual([1]);
+    calls[0]!.release();
+    expect((await first).y[0]).toBe(10);
+    await tick();
+    expect(calls.map((c) => c.x)).toEqual([[1], [2, 3, 4, 5]]);
+    calls[1]!.release();
+    await tick();
+    calls[2]!.release();
+    const ys = await Promise.all(rest);
+    expect(ys.map((r) => r.y[0])).toEqual([20, 30, 40, 50, 60, 70]);
+    expect(ys.map((r) => r.batchRows)).toEqual([4, 4, 4, 4, 2, 2]);
+  });
+
+  it('runs one request per execution when dynamic batching is off', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ dynamic: false }), 1, 1, 1, execute);
+    const all = [1, 2, 3].map((v) => b.submit(one(v), 1));
+    for (let i = 0; i < 3; i++) {
+      await tick();
+      calls[i]!.release();
+    }
+    await Promise.all(all);
+    expect(calls.map((c) => c.rows)).toEqual([1, 1, 1]);
+  });
+
+  it('waits up to max_queue_delay for a preferred batch size', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ preferredBatchSizes: [3], maxQueueDelayUs: 200_000 }), 1, 1, 2, execute);
+    const a = b.submit(one(1), 1);
+    await tick();
+    expect(calls.length).toBe(0); // waiting for more
+    const rest = [b.submit(one(2), 1), b.submit(one(3), 1)];
+    expect(calls.map((c) => c.rows)).toEqual([3]); // preferred size reached: sent at once
+    calls[0]!.release();
+    await Promise.all([a, ...rest]);
+    const late = b.submit(one(4), 1);
+    const started = Date.now();
+    while (calls.length < 2) await new Promise((r) => setTimeout(r, 5));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150); // the delay expired with a partial batch
+    calls[1]!.release();
+    expect((await late).y[0]).toBe(40);
+  });
+
+  it('rejects beyond max_queue_size with a coded error', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ maxQueueSize: 2, maxBatchSize: 1 }), 1, 1, 1, execute);
+    const running = b.submit(one(1), 1);
+    const queued = [b.submit(one(2), 1), b.submit(one(3), 1)];
+    await expect(b.submit(one(4), 1)).rejects.toMatchObject({ code: 'MAAS_ERR_QUEUE_FULL', kind: 'Unavailable' });
+    calls[0]!.release();
+    await running;
+    await tick();
+    calls[1]!.release();
+    await tick();
+    calls[2]!.release();
+    await Promise.all(queued);
+  });
+
+  it('times a queued request out, and honours a per-request timeout only when overrides are allowed', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ maxBatchSize: 1, defaultTimeoutUs: 0 }), 1, 1, 1, execute);
+    const running = b.submit(one(1), 1);
+    const error = await b.submit(one(2), 1, { timeoutUs: 20_000 }).catch((e: MaasError) => e);
+    expect(error).toMatchObject({ code: 'MAAS_ERR_REQUEST_TIMEOUT' });
+    const strict = new DynamicBatcher(policy({ maxBatchSize: 1, allowTimeoutOverride: false }), 1, 1, 1, gatedExecutor().execute);
+    strict.submit(one(1), 1).catch(() => {});
+    let settled = false;
+    strict.submit(one(2), 1, { timeoutUs: 1000 }).then(() => (settled = true), () => (settled = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).toBe(false);
+    calls[0]!.release();
+    await running;
+  });
+
+  it('serves the highest priority level first', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ maxBatchSize: 1, priorityLevels: 2, defaultPriorityLevel: 2 }), 1, 1, 1, execute);
+    const order: number[] = [];
+    const all = [
+      b.submit(one(1), 1).then(() => order.push(1)),
+      b.submit(one(2), 1).then(() => order.push(2)),
+      b.submit(one(3), 1, { priority: 1 }).then(() => order.push(3)),
+    ];
+    for (let i = 0; i < 3; i++) {
+      await tick();
+      calls[i]!.release();
+      await tick();
+    }
+    await Promise.all(all);
+    expect(order).toEqual([1, 3, 2]);
+    expect(() => b.submit(one(4), 1, { priority: 3 })).toThrow(/priority in \[0, 2\]/);
+  });
+
+  it('drops a request whose client went away before it ran, and drains', async () => {
+    const { calls, execute } = gatedExecutor();
+    const b = new DynamicBatcher(policy({ maxBatchSize: 1 }), 1, 1, 1, execute);
+    const running = b.submit(one(1), 1);
+    const controller = new AbortController();
+    const gone = b.submit(one(2), 1, { signal: controller.signal });
+    controller.abort();
+    await expect(gone).rejects.toMatchObject({ code: 'MAAS_ERR_REQUEST_CANCELLED', kind: 'Cancelled' });
+    let drained = false;
+    const waiting = b.drained().then(() => (drained = true));
+    await tick();
+    expect(drained).toBe(false);
+    calls[0]!.release();
+    await running;
+    await waiting;
+    expect(calls.length).toBe(1); // the cancelled request never ran
+  });
+
+  it('fails every request of a batch whose execution failed, and keeps going', async () => {
+    let fail = true;
+    const b = new DynamicBatcher(policy(), 1, 1, 1, async (x) => {
+      if (fail) throw new Error('native exploded');
+      return { y: x.map((v) => v + 1), computeNs: 1 };
+    });
+    await expect(b.submit(one(1), 1)).rejects.toMatchObject({ code: 'MAAS_ERR_NATIVE_INTERNAL' });
+    fail = false;
+    expect((await b.submit(one(1), 1)).y[0]).toBe(2);
+  });
+});
