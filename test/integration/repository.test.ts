@@ -1,0 +1,190 @@
+/**
+ * The model repository through the real server: explicit load/unload, hot reload under load
+ * with zero failed requests, unload with requests in flight, a corrupt version refused while the
+ * old one keeps serving, poll mode, version policies, config overrides, and /metrics.
+ */
+import { readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
+import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
+import type { RunningServer } from '../../src/serving/server.js';
+import { addVersion, inputs, smallModel, startServer, tempRepository } from './server-helpers.js';
+
+const WIDTH = 8;
+const opened: { server: RunningServer; client: GrpcInferenceClient }[] = [];
+
+async function open(root: string, options: Parameters<typeof startServer>[1] = {}) {
+  const server = await startServer(root, options);
+  const client = new GrpcInferenceClient(`127.0.0.1:${server.grpcPort}`);
+  opened.push({ server, client });
+  return { server, client };
+}
+
+afterEach(async () => {
+  for (const { server, client } of opened.splice(0)) {
+    client.close();
+    await server.close();
+  }
+});
+
+const x1 = inputs(1, WIDTH, 77);
+const ask = (client: GrpcInferenceClient, version?: string) => client.infer({ model: 'm', version, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x1 }] });
+
+async function until(condition: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('explicit model control', () => {
+  it('loads on request, hot-swaps a new version under load with zero failed requests, then unloads', async () => {
+    const root = await tempRepository();
+    const v1 = smallModel(WIDTH, 1, 1);
+    const v2 = smallModel(WIDTH, 1, 2);
+    await addVersion(root, 'm', 1, v1, { max_batch_size: 8, dynamic_batching: {} });
+    const { server, client } = await open(root, { modelControlMode: 'explicit' });
+    expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '', state: '', reason: '' }]);
+    expect((await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({ status: status.INVALID_ARGUMENT });
+    await client.loadModel('m');
+    expect((await ask(client)).version).toBe('1');
+
+    // Eight clients in a closed loop while version 2 appears and is loaded.
+    let stop = false;
+    const seen = new Map<string, number>();
+    const failures: unknown[] = [];
+    const want = { '1': v1.predict(x1.slice()).values[0]!, '2': v2.predict(x1.slice()).values[0]! };
+    const loops = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        try {
+          const r = await ask(client);
+          seen.set(r.version, (seen.get(r.version) ?? 0) + 1);
+          expect(Math.abs((r.outputs[0]!.data as Float32Array)[0]! - want[r.version as '1' | '2'])).toBeLessThanOrEqual(1e-6);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    await addVersion(root, 'm', 2, v2);
+    await client.loadModel('m');
+    await until(async () => (seen.get('2') ?? 0) > 20, 'version 2 traffic');
+    stop = true;
+    await Promise.all(loops);
+    expect(failures).toEqual([]);
+    expect(seen.get('1')).toBeGreaterThan(0);
+    expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '2', state: 'READY', reason: '' }]);
+    expect((await ask(client, '1').catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({ status: status.INVALID_ARGUMENT });
+
+    // Unload with requests in flight: each one answers (or is refused as unavailable), nothing hangs.
+    const inFlight = Array.from({ length: 300 }, () => ask(client).then(() => 'ok', (e: InferenceServerError) => e.status));
+    await new Promise((r) => setTimeout(r, 5));
+    await client.unloadModel('m');
+    const outcomes = await Promise.all(inFlight);
+    expect(outcomes.filter((o) => o !== 'ok' && o !== status.UNAVAILABLE)).toEqual([]);
+    expect(outcomes).toContain('ok');
+    expect(await client.modelReady('m').catch((e: InferenceServerError) => e.status)).toBe(false);
+    expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '', state: 'UNAVAILABLE', reason: 'unloaded' }]);
+    const refused = (await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError;
+    expect(refused.status).toBe(status.UNAVAILABLE);
+    expect(refused.message).toMatch(/'m' has no ready version: unloaded/);
+    expect(server.dataplane.live()).toBe(true);
+  });
+
+  it('refuses a corrupt version and keeps serving the old one, reporting why', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 3));
+    const { client } = await open(root, { modelControlMode: 'explicit', loadModels: ['m'] });
+    expect((await ask(client)).version).toBe('1');
+    await addVersion(root, 'm', 2, smallModel(WIDTH, 1, 4));
+    const weights = (await readdir(join(root, 'm', '2'))).find((f) => f.endsWith('.bin'))!;
+    await truncate(join(root, 'm', '2', weights), 100);
+    const e = (await client.loadModel('m').catch((error: InferenceServerError) => error)) as InferenceServerError;
+    expect(e).toBeInstanceOf(InferenceServerError);
+    expect(e.message).toMatch(/failed to load 'm': version 2: /);
+    expect((await ask(client)).version).toBe('1');
+    const index = await client.repositoryIndex();
+    expect(index[0]).toEqual({ name: 'm', version: '1', state: 'READY', reason: '' });
+    expect(index[1]).toMatchObject({ name: 'm', version: '2', state: 'UNAVAILABLE' });
+    expect(index[1]!.reason).toMatch(/weights|shorter|checksum|sha/i);
+    expect(await client.modelReady('m', '2')).toBe(false);
+    // Fixed on disk: the next load serves version 2 and retires version 1.
+    await rm(join(root, 'm', '2'), { recursive: true });
+    await addVersion(root, 'm', 2, smallModel(WIDTH, 1, 4));
+    await client.loadModel('m');
+    expect((await ask(client)).version).toBe('2');
+  });
+
+  it('applies a config override from the load request, and refuses a bad one', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 5));
+    const { client } = await open(root, { modelControlMode: 'explicit', loadModels: ['*'] });
+    await client.loadModel('m', { config: { max_batch_size: 4, dynamic_batching: { preferred_batch_size: [4], max_queue_delay_microseconds: 100 } } });
+    expect(await client.modelConfig('m')).toMatchObject({ max_batch_size: 4, dynamic_batching: { preferred_batch_size: [4] } });
+    const e = (await client.loadModel('m', { config: { max_batch_size: 4, input: [{ name: 'input', dims: [9] }] } }).catch((error: InferenceServerError) => error)) as InferenceServerError;
+    expect(e.message).toMatch(/Expected \[8\] \(the model's input width\) for input\[0\]\.dims/);
+    expect((await ask(client)).version).toBe('1'); // still serving
+  });
+});
+
+describe('poll mode, policies and config errors', () => {
+  it('picks up a new version and a removed model on its own', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 6));
+    await addVersion(root, 'other', 1, smallModel(WIDTH, 1, 7));
+    const { client } = await open(root, { modelControlMode: 'poll', repositoryPollSeconds: 0.2 });
+    expect((await ask(client)).version).toBe('1');
+    await addVersion(root, 'm', 2, smallModel(WIDTH, 1, 8));
+    await until(async () => (await ask(client)).version === '2', 'version 2 to load');
+    await rm(join(root, 'other'), { recursive: true });
+    await until(async () => !(await client.modelReady('other').catch(() => false)), 'other to unload');
+  });
+
+  it('serves every version under {all}, and only the listed ones under {specific}', async () => {
+    const root = await tempRepository();
+    for (const v of [1, 2, 3]) await addVersion(root, 'm', v, smallModel(WIDTH, 1, 10 + v));
+    await writeFile(join(root, 'm', 'config.json'), JSON.stringify({ version_policy: { all: {} } }));
+    await addVersion(root, 's', 1, smallModel(WIDTH, 1, 20));
+    await addVersion(root, 's', 2, smallModel(WIDTH, 1, 21));
+    await writeFile(join(root, 's', 'config.json'), JSON.stringify({ version_policy: { specific: { versions: [1] } } }));
+    const { client } = await open(root);
+    expect((await client.modelMetadata('m')).versions).toEqual(['1', '2', '3']);
+    for (const v of ['1', '2', '3']) expect((await ask(client, v)).version).toBe(v);
+    expect((await ask(client)).version).toBe('3');
+    expect((await client.modelMetadata('s')).versions).toEqual(['1']);
+  });
+
+  it('starts with a broken model reported in the index, not ready, the good one serving', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'good', 1, smallModel(WIDTH, 1, 30));
+    await addVersion(root, 'bad', 1, smallModel(WIDTH, 1, 31));
+    await writeFile(join(root, 'bad', 'config.json'), '{"max_batch_size": -1}');
+    const { client } = await open(root);
+    expect(await client.serverReady()).toBe(false);
+    expect(await client.modelReady('good')).toBe(true);
+    const index = await client.repositoryIndex();
+    expect(index.find((m) => m.name === 'bad')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(index.find((m) => m.name === 'bad')!.reason).toMatch(/Expected a non-negative integer for max_batch_size in the config of model 'bad' but received -1/);
+  });
+
+  it('exports Triton metric names on /metrics', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 40));
+    const { server, client } = await open(root);
+    for (let i = 0; i < 5; i++) await ask(client);
+    await ask(client, '7').catch(() => {});
+    await client.infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) }] }).catch(() => {});
+    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/^nv_inference_request_success\{model="m",version="1"\} 5$/m);
+    expect(text).toMatch(/^nv_inference_request_failure\{model="m",version="1",reason="OTHER"\} 1$/m);
+    expect(text).toMatch(/^nv_inference_count\{model="m",version="1"\} 5$/m);
+    expect(text).toMatch(/^nv_inference_exec_count\{model="m",version="1"\} \d+$/m);
+    expect(text).toMatch(/^nv_inference_pending_request_count\{model="m",version="1"\} 0$/m);
+    for (const name of ['nv_inference_request_duration_us', 'nv_inference_queue_duration_us', 'nv_inference_compute_infer_duration_us']) {
+      expect(text).toMatch(new RegExp(`^${name}\\{model="m",version="1"\\} \\d`, 'm'));
+    }
+    expect(text).toMatch(/^nv_inference_request_duration_histogram_us_bucket\{le="1000",model="m",version="1"\} \d+$/m);
+  });
+});
