@@ -10,11 +10,11 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { dense, sequential, setThreads, backendInfo, type Sequential } from '../src/index.js';
+import { setThreads, backendInfo } from '../src/index.js';
 import { native, packageRoot } from '../src/native/index.js';
 import { time, formatSeconds, type Measurement } from './harness.js';
-import { modelS, modelL, gemm, inputRows, type Workload } from './workloads.js';
-import { buildDenseOnnx, createOrtSession, type DenseSpec } from './peers/onnx.js';
+import { modelS, modelL, gemm, inputRows, workloadModel, type Workload } from './workloads.js';
+import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 import { createTfjsPeer } from './peers/tfjs.js';
 import { createNaivePeer } from './peers/naive.js';
 import { runTrainWorkload, type TrainRow } from './train.js';
@@ -71,18 +71,8 @@ interface Row {
 const SLOW_PEER_GFLOPS: Record<string, number> = { 'tfjs-cpu': 0.7, 'naive-js': 1.0, 'tfjs-wasm': 8 };
 const MAX_CALL_SECONDS = 5;
 
-function ourModel(layers: DenseSpec[]): Sequential {
-  const model = sequential({
-    layers: layers.map((l, i) =>
-      dense({ units: l.out, activation: l.activation, useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) }),
-    ),
-  });
-  model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights, l.bias] : [l.weights])));
-  return model;
-}
-
 async function runWorkload(w: Workload, budget: number, rows: Row[], print: (r: Row) => void): Promise<void> {
-  const ours = ourModel(w.layers);
+  const ours = workloadModel(w.layers);
   const ort = [await createOrtSession(buildDenseOnnx(w.layers), 1), await createOrtSession(buildDenseOnnx(w.layers), 2)];
   const naive = createNaivePeer(w.layers);
   for (const batch of w.batches) {

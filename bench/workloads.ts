@@ -3,6 +3,7 @@
  * weight-streaming stack) and a raw GEMM, with seeded weights so every peer gets the same model.
  */
 import { Random } from '../src/core/random.js';
+import { dense, sequential, type Sequential } from '../src/index.js';
 import type { DenseSpec, DenseActivation } from './peers/onnx.js';
 
 /** A dense stack to run at several batch sizes. */
@@ -44,4 +45,15 @@ export const gemm = (): Workload => workload('GEMM 1024x4096x4096', stack([4096,
 export function inputRows(batch: number, width: number, seed = 7): Float32Array {
   const r = new Random(seed);
   return Float32Array.from({ length: batch * width }, () => r.normal());
+}
+
+/** Our Sequential holding a workload's layers and weights. */
+export function workloadModel(layers: DenseSpec[]): Sequential {
+  const model = sequential({
+    layers: layers.map((l, i) =>
+      dense({ units: l.out, activation: l.activation, useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) }),
+    ),
+  });
+  model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights, l.bias] : [l.weights])));
+  return model;
 }

@@ -8,6 +8,7 @@ import type { ModelConfig } from './repository/config.js';
 import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
 import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
 import { floatsFromRaw, floatsFromValues } from './tensors.js';
+import { nowNs, type Cancellation } from './batcher.js';
 
 /** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
@@ -202,20 +203,20 @@ export class DataPlane {
   }
 
   /** Runs one inference request through its model version's batcher. */
-  async infer(request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
-    const started = process.hrtime.bigint();
+  async infer(request: InferRequest, cancellation?: Cancellation): Promise<InferResponse> {
+    const started = nowNs();
     if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     const served = this.repository.resolve(request.model, request.version);
     try {
       const { x, rows, batched } = this.inputRows(served, request);
       const outputs = this.requestedOutputs(served, request);
-      const inputDone = process.hrtime.bigint();
+      const inputDone = nowNs();
       const result = await served.batcher.submit(x, rows, {
         priority: integerParameter(request.parameters, 'priority'),
         timeoutUs: integerParameter(request.parameters, 'timeout'),
-        signal,
+        cancellation,
       });
-      const outputStart = process.hrtime.bigint();
+      const outputStart = nowNs();
       const shape = batched ? [rows, served.outputSize] : [served.outputSize];
       const response: InferResponse = {
         model: served.model,
@@ -223,17 +224,17 @@ export class DataPlane {
         ...(request.id ? { id: request.id } : {}),
         outputs: outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape, data: result.y, ...(o.parameters ? { parameters: o.parameters } : {}) })),
       };
-      const done = process.hrtime.bigint();
+      const done = nowNs();
       served.stats.recordSuccess(rows, {
-        totalNs: Number(done - started),
+        totalNs: done - started,
         queueNs: result.queueNs,
-        inputNs: Number(inputDone - started),
+        inputNs: inputDone - started,
         inferNs: result.computeNs,
-        outputNs: Number(done - outputStart),
+        outputNs: done - outputStart,
       });
       return response;
     } catch (error) {
-      served.stats.recordFailure(failureReason(error), Number(process.hrtime.bigint() - started));
+      served.stats.recordFailure(failureReason(error), nowNs() - started);
       throw error;
     }
   }

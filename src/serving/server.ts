@@ -56,9 +56,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: 'maas', level: options.logLevel ?? 'info' });
   const pool = new InferencePool({ workers: options.workers, threadsPerWorker: options.threadsPerWorker });
   let repository: ModelRepository | null = null;
-  const metrics = new ServingMetrics(() =>
-    (repository?.servedVersions() ?? []).map((s) => ({ model: s.model, version: String(s.version), count: s.batcher.pending })),
-  );
+  const metrics = new ServingMetrics(() => (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })));
   repository = new ModelRepository({
     root: resolve(options.modelRepository),
     pool,

@@ -31,13 +31,14 @@ function add(d: Duration, ns: number): void {
   d.ns += ns;
 }
 
-/** Cumulative statistics of one model version (the ModelStatistics message). */
+/** Cumulative statistics of one model version (the ModelStatistics message, and the metrics' counters). */
 export class VersionStatistics {
   lastInference = 0;
   inferenceCount = 0;
   executionCount = 0;
   readonly success = duration();
   readonly fail = duration();
+  readonly failures: Record<FailureReason, number> = { REJECTED: 0, CANCELED: 0, BACKEND: 0, OTHER: 0 };
   readonly queue = duration();
   readonly computeInput = duration();
   readonly computeInfer = duration();
@@ -58,12 +59,12 @@ export class VersionStatistics {
     add(this.computeInput, t.inputNs);
     add(this.computeInfer, t.inferNs);
     add(this.computeOutput, t.outputNs);
-    this.metrics.success(this.model, this.version, rows, t);
+    this.metrics.observe(this.model, this.version, t);
   }
 
   recordFailure(reason: FailureReason, totalNs: number): void {
     add(this.fail, totalNs);
-    this.metrics.failure(this.model, this.version, reason, totalNs);
+    this.failures[reason]++;
   }
 
   recordExecution(rows: number, computeNs: number): void {
@@ -74,82 +75,77 @@ export class VersionStatistics {
       this.batches.set(rows, batch);
     }
     add(batch.computeInfer, computeNs);
-    this.metrics.execution(this.model, this.version);
   }
 }
 
+/** What the metrics read at scrape time: every live version's statistics and its pending requests. */
+export type MetricSources = () => { stats: VersionStatistics; pending: number }[];
+
 const LABELS = ['model', 'version'] as const;
+type Label = 'model' | 'version';
 /** Latency buckets in µs: 50 µs to 5 s. */
 const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000];
 
-/** The Prometheus registry of one server, with Triton's metric names. */
+/**
+ * The Prometheus registry of one server, with Triton's metric names. Counters and the pending
+ * gauge are read from the versions' statistics when Prometheus scrapes (nothing per request);
+ * the latency histograms are observed per request.
+ */
 export class ServingMetrics {
   readonly registry = new Registry();
-  private readonly requestSuccess: Counter<'model' | 'version'>;
-  private readonly requestFailure: Counter<'model' | 'version' | 'reason'>;
-  private readonly inferenceCount: Counter<'model' | 'version'>;
-  private readonly execCount: Counter<'model' | 'version'>;
-  private readonly requestDuration: Counter<'model' | 'version'>;
-  private readonly queueDuration: Counter<'model' | 'version'>;
-  private readonly inputDuration: Counter<'model' | 'version'>;
-  private readonly inferDuration: Counter<'model' | 'version'>;
-  private readonly outputDuration: Counter<'model' | 'version'>;
-  private readonly requestHistogram: Histogram<'model' | 'version'>;
-  private readonly queueHistogram: Histogram<'model' | 'version'>;
-  private readonly computeHistogram: Histogram<'model' | 'version'>;
+  private readonly requestHistogram: Histogram<Label>;
+  private readonly queueHistogram: Histogram<Label>;
+  private readonly computeHistogram: Histogram<Label>;
 
-  /** `pending` reports queued + running requests per model version when Prometheus scrapes. */
-  constructor(pending: () => { model: string; version: string; count: number }[]) {
+  constructor(sources: MetricSources) {
     const registers = [this.registry];
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter<L>({ name, help, labelNames, registers });
-    const histogram = (name: string, help: string) => new Histogram({ name, help, labelNames: LABELS, buckets: LATENCY_BUCKETS_US, registers });
-    this.requestSuccess = counter('nv_inference_request_success', 'Number of successful inference requests, all batch sizes', LABELS);
-    this.requestFailure = counter('nv_inference_request_failure', 'Number of failed inference requests, all batch sizes', [...LABELS, 'reason']);
-    this.inferenceCount = counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', LABELS);
-    this.execCount = counter('nv_inference_exec_count', 'Number of model executions performed', LABELS);
-    this.requestDuration = counter('nv_inference_request_duration_us', 'Cumulative inference request duration in microseconds', LABELS);
-    this.queueDuration = counter('nv_inference_queue_duration_us', 'Cumulative inference queuing duration in microseconds', LABELS);
-    this.inputDuration = counter('nv_inference_compute_input_duration_us', 'Cumulative compute input duration in microseconds', LABELS);
-    this.inferDuration = counter('nv_inference_compute_infer_duration_us', 'Cumulative compute inference duration in microseconds', LABELS);
-    this.outputDuration = counter('nv_inference_compute_output_duration_us', 'Cumulative compute output duration in microseconds', LABELS);
-    // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.
-    this.requestHistogram = histogram('nv_inference_request_duration_histogram_us', 'Inference request duration in microseconds');
-    this.queueHistogram = histogram('nv_inference_queue_duration_histogram_us', 'Inference queuing duration in microseconds');
-    this.computeHistogram = histogram('nv_inference_compute_infer_duration_histogram_us', 'Compute inference duration in microseconds');
-    new Gauge({
-      name: 'nv_inference_pending_request_count',
-      help: 'Instantaneous number of pending requests awaiting execution per model',
-      labelNames: LABELS,
-      registers,
+    const labelsOf = (s: VersionStatistics) => ({ model: s.model, version: s.version });
+    const counter = (name: string, help: string, read: (s: VersionStatistics) => number) =>
+      new Counter<Label>({
+        name, help, labelNames: LABELS, registers,
+        collect() {
+          this.reset();
+          for (const { stats } of sources()) this.inc(labelsOf(stats), read(stats));
+        },
+      });
+    counter('nv_inference_request_success', 'Number of successful inference requests, all batch sizes', (s) => s.success.count);
+    new Counter<Label | 'reason'>({
+      name: 'nv_inference_request_failure', help: 'Number of failed inference requests, all batch sizes', labelNames: [...LABELS, 'reason'], registers,
       collect() {
         this.reset();
-        for (const p of pending()) this.set({ model: p.model, version: p.version }, p.count);
+        for (const { stats } of sources()) {
+          for (const [reason, count] of Object.entries(stats.failures)) if (count > 0) this.inc({ ...labelsOf(stats), reason }, count);
+        }
       },
     });
+    counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', (s) => s.inferenceCount);
+    counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
+    counter('nv_inference_request_duration_us', 'Cumulative inference request duration in microseconds', (s) => s.success.ns / 1000);
+    counter('nv_inference_queue_duration_us', 'Cumulative inference queuing duration in microseconds', (s) => s.queue.ns / 1000);
+    counter('nv_inference_compute_input_duration_us', 'Cumulative compute input duration in microseconds', (s) => s.computeInput.ns / 1000);
+    counter('nv_inference_compute_infer_duration_us', 'Cumulative compute inference duration in microseconds', (s) => s.computeInfer.ns / 1000);
+    counter('nv_inference_compute_output_duration_us', 'Cumulative compute output duration in microseconds', (s) => s.computeOutput.ns / 1000);
+    new Gauge<Label>({
+      name: 'nv_inference_pending_request_count', help: 'Instantaneous number of pending requests awaiting execution per model', labelNames: LABELS, registers,
+      collect() {
+        this.reset();
+        for (const { stats, pending } of sources()) this.set(labelsOf(stats), pending);
+      },
+    });
+    // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.
+    const histogram = (name: string, help: string) => new Histogram<Label>({ name, help, labelNames: LABELS, buckets: LATENCY_BUCKETS_US, registers });
+    this.requestHistogram = histogram('nv_inference_request_duration_histogram_us', 'Successful inference request duration in microseconds');
+    this.queueHistogram = histogram('nv_inference_queue_duration_histogram_us', 'Inference queuing duration in microseconds');
+    this.computeHistogram = histogram('nv_inference_compute_infer_duration_histogram_us', 'Compute inference duration in microseconds');
     collectDefaultMetrics({ register: this.registry, prefix: 'maas_' });
   }
 
-  success(model: string, version: string, rows: number, t: RequestTiming): void {
+  /** One successful request's latencies into the histograms. */
+  observe(model: string, version: string, t: RequestTiming): void {
     const labels = { model, version };
-    this.requestSuccess.inc(labels);
-    this.inferenceCount.inc(labels, rows);
-    this.requestDuration.inc(labels, t.totalNs / 1000);
-    this.queueDuration.inc(labels, t.queueNs / 1000);
-    this.inputDuration.inc(labels, t.inputNs / 1000);
-    this.inferDuration.inc(labels, t.inferNs / 1000);
-    this.outputDuration.inc(labels, t.outputNs / 1000);
     this.requestHistogram.observe(labels, t.totalNs / 1000);
     this.queueHistogram.observe(labels, t.queueNs / 1000);
     this.computeHistogram.observe(labels, t.inferNs / 1000);
-  }
-
-  failure(model: string, version: string, reason: FailureReason, totalNs: number): void {
-    this.requestFailure.inc({ model, version, reason });
-    this.requestHistogram.observe({ model, version }, totalNs / 1000);
-  }
-
-  execution(model: string, version: string): void {
-    this.execCount.inc({ model, version });
   }
 
   /** The exposition text for /metrics. */

@@ -3,7 +3,7 @@
  * queue limits, timeouts, priorities, cancellation, and draining.
  */
 import { describe, expect, it } from 'vitest';
-import { DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { Cancellation, DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
 import { MaasError } from '../../src/core/errors.js';
 
 const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
@@ -128,9 +128,9 @@ describe('DynamicBatcher', () => {
     const { calls, execute } = gatedExecutor();
     const b = new DynamicBatcher(policy({ maxBatchSize: 1 }), 1, 1, 1, execute);
     const running = b.submit(one(1), 1);
-    const controller = new AbortController();
-    const gone = b.submit(one(2), 1, { signal: controller.signal });
-    controller.abort();
+    const cancellation = new Cancellation();
+    const gone = b.submit(one(2), 1, { cancellation });
+    cancellation.abort();
     await expect(gone).rejects.toMatchObject({ code: 'MAAS_ERR_REQUEST_CANCELLED', kind: 'Cancelled' });
     let drained = false;
     const waiting = b.drained().then(() => (drained = true));

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
+import { Cancellation } from '../batcher.js';
 import type { DataPlane, InferInput, InferRequest, InferResponse, Parameters } from '../dataplane.js';
 
 /** HTTP status per error kind (Triton answers bad requests with 400, unavailable with 503). */
@@ -37,7 +38,7 @@ interface Context {
   req: IncomingMessage;
   res: ServerResponse;
   body: () => Promise<Buffer>;
-  signal: AbortSignal;
+  cancellation: Cancellation;
 }
 
 type Reply = { status?: number; json?: unknown; binary?: { header: unknown; blobs: Uint8Array[] } } | void;
@@ -173,7 +174,7 @@ function routes(dataplane: DataPlane): Route[] {
       handle: async (ctx) => {
         const [m, v] = ctx.params;
         const { request, binaryOutputs } = decodeInferBody(m!, version(v), ctx.req, await ctx.body());
-        return encodeInferResponse(await dataplane.infer(request, ctx.signal), binaryOutputs);
+        return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
       },
     },
     {
@@ -254,9 +255,9 @@ export async function startHttpServer(dataplane: DataPlane, logger: Logger, opti
   const table = routes(dataplane);
   const limit = options.maxBodyBytes ?? 2 ** 31 - 1;
   const server = createServer((req, res) => {
-    const controller = new AbortController();
+    const cancellation = new Cancellation();
     res.on('close', () => {
-      if (!res.writableFinished) controller.abort(); // the client went away
+      if (!res.writableFinished) cancellation.abort(); // the client went away
     });
     const path = (req.url ?? '/').split('?')[0]!;
     let methodMatched = false;
@@ -267,7 +268,7 @@ export async function startHttpServer(dataplane: DataPlane, logger: Logger, opti
         methodMatched = true;
         continue;
       }
-      const ctx: Context = { method: req.method, params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))), req, res, body: () => readBody(req, limit), signal: controller.signal };
+      const ctx: Context = { method: req.method, params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))), req, res, body: () => readBody(req, limit), cancellation };
       Promise.resolve()
         .then(() => route.handle(ctx))
         .then(

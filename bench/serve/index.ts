@@ -1,0 +1,234 @@
+/**
+ * The serving bench (`npm run bench:serve`), in one run:
+ *   (a) a bare @grpc/grpc-js echo server answering with maas's response size: the transport ceiling;
+ *   (b) maas serving model S, batch-1 requests;
+ *   (c) model L with dynamic batching on and off;
+ * each as a closed-loop concurrency sweep (our gRPC client) and, at concurrency 64, under h2load;
+ * then the resident memory of a server holding a ≥ 200 MB model with 1 and with 2 workers.
+ * Servers run in child processes from the built package (dist/, as `npm start` runs them); writes
+ * bench/RESULTS-serve.md.
+ *
+ *   npm run bench:serve                       # sweep 1,4,16,64,256; 3 s per point
+ *   npm run bench:serve -- --seconds 1 --concurrency 1,64
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GrpcInferenceClient, type InferOptions } from '../../src/client/index.js';
+import { packageRoot } from '../../src/native/index.js';
+import { inputRows, modelL, modelS, workloadModel } from '../workloads.js';
+import type { DenseSpec } from '../peers/onnx.js';
+import { Random } from '../../src/core/random.js';
+import { closedLoop, grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
+
+interface Args {
+  /** Parts to run: a, b, c, rss. */
+  parts: Set<string>;
+  seconds: number;
+  concurrency: number[];
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { parts: new Set(['a', 'b', 'c', 'rss']), seconds: 3, concurrency: [1, 4, 16, 64, 256], out: join(packageRoot(), 'bench', 'RESULTS-serve.md') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--seconds') args.seconds = Number(argv[++i]);
+    else if (a === '--parts') args.parts = new Set(argv[++i]!.split(','));
+    else if (a === '--concurrency') args.concurrency = argv[++i]!.split(',').map(Number);
+    else if (a === '--out') args.out = argv[++i]!;
+    else throw new Error(`bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --concurrency 1,64 --out FILE)`);
+  }
+  if (!args.concurrency.includes(64)) args.concurrency.push(64);
+  return args;
+}
+
+/** A server child process: resolves with its port once it prints READY. */
+async function startChild(args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  // execArgv: [] so the child does not inherit tsx's loader: it runs the built package as npm start does.
+  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, { execArgv: [], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`server child exited with ${code} before it was ready`)));
+  });
+  return { child, port };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+function rssOf(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (m: { rss: number }) => resolve(m.rss));
+    child.send('rss');
+  });
+}
+
+async function writeModel(root: string, name: string, layers: DenseSpec[], config: object): Promise<void> {
+  await mkdir(join(root, name), { recursive: true });
+  const model = workloadModel(layers);
+  await model.save(join(root, name, '1'));
+  model.dispose();
+  await writeFile(join(root, name, 'config.json'), JSON.stringify(config));
+}
+
+/** A seeded stack of the given widths (relu between, linear last). */
+function bigStack(widths: number[]): DenseSpec[] {
+  const r = new Random(5);
+  return widths.slice(1).map((out, i) => ({
+    in: widths[i]!, out, weights: Float32Array.from({ length: widths[i]! * out }, () => r.uniform(-0.02, 0.02)), bias: null,
+    activation: i === widths.length - 2 ? 'linear' : 'relu', alpha: 0,
+  }));
+}
+
+const request = (model: string, width: number): InferOptions => ({ model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, width], data: inputRows(1, width, 3) }] });
+
+interface Row {
+  target: string;
+  generator: string;
+  result: LoadResult;
+}
+
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+
+async function sweep(target: string, port: number, req: InferOptions, args: Args, rows: Row[]): Promise<void> {
+  for (const c of args.concurrency) {
+    const result = await closedLoop(`127.0.0.1:${port}`, req, c, args.seconds);
+    rows.push({ target, generator: 'node client', result });
+    console.log(`${target.padEnd(24)} node c=${String(c).padStart(3)}  ${fmt(result.rps, 0).padStart(7)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}`);
+  }
+  const body = await grpcBodyFile(req);
+  const result = await h2load(port, body, 64, args.seconds);
+  await rm(body, { force: true });
+  rows.push({ target, generator: 'h2load', result });
+  console.log(`${target.padEnd(24)} h2load c=64  ${fmt(result.rps, 0).padStart(7)} req/s  mean ${fmt(result.p50)} ms  max ${fmt(result.p99)} ms  non-2xx ${result.errors}`);
+}
+
+/** Successful ModelInfer calls the server counted (h2load only sees HTTP statuses). */
+async function successCount(port: number, model: string): Promise<number> {
+  const client = new GrpcInferenceClient(`127.0.0.1:${port}`);
+  try {
+    const [stats] = await client.modelStatistics(model);
+    return Number(stats?.inference_stats.success.count ?? 0);
+  } finally {
+    client.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const workers = availableParallelism();
+  const rows: Row[] = [];
+  const root = await mkdtemp(join(tmpdir(), 'maas-bench-serve-'));
+  const S = modelS();
+  const L = modelL();
+  await writeModel(join(root, 's'), 'S', S.layers, { max_batch_size: 256, dynamic_batching: {} });
+  await writeModel(join(root, 'l'), 'L_batched', L.layers, { max_batch_size: 64, dynamic_batching: {} });
+  await writeModel(join(root, 'l'), 'L_unbatched', L.layers, { max_batch_size: 64 });
+  console.log(`bench:serve: ${cpus()[0]?.model.trim()}, ${workers} cores, servers with ${workers} workers × 1 thread, ${args.seconds} s per point`);
+
+  let server: { child: ChildProcess; port: number };
+  let sOk = NaN;
+  if (args.parts.has('a')) {
+    // (a) the transport ceiling: the same request decoded, an answer of model S's size
+    server = await startChild(['echo', String(S.layers[S.layers.length - 1]!.out)]);
+    await sweep('(a) grpc-js echo', server.port, request('echo', 100), args, rows);
+    await stopChild(server.child);
+  }
+  if (args.parts.has('b')) {
+    server = await startChild(['maas', join(root, 's'), String(workers)]);
+    await sweep('(b) maas S', server.port, request('S', 100), args, rows);
+    sOk = await successCount(server.port, 'S');
+    await stopChild(server.child);
+  }
+  if (args.parts.has('c')) {
+    server = await startChild(['maas', join(root, 'l'), String(workers)]);
+    await sweep('(c) maas L batched', server.port, request('L_batched', 1024), args, rows);
+    await sweep('(c) maas L unbatched', server.port, request('L_unbatched', 1024), args, rows);
+    await stopChild(server.child);
+  }
+  const rss: { workers: number; rss: number }[] = [];
+  const emptyRss: number[] = [];
+  let bigBytes = NaN;
+  if (args.parts.has('rss')) {
+    // A model of ≥ 200 MB with 1 and 2 workers (after warm-up every worker holds its handle)
+    const bigRoot = join(root, 'big');
+    const big = bigStack([1024, 8192, 4096, 2048]);
+    bigBytes = big.reduce((n, l) => n + l.weights.byteLength, 0);
+    await writeModel(bigRoot, 'big', big, { max_batch_size: 8 });
+    for (const w of [1, 2]) {
+      server = await startChild(['maas', bigRoot, String(w)]);
+      const client = new GrpcInferenceClient(`127.0.0.1:${server.port}`);
+      await Promise.all(Array.from({ length: 8 }, () => client.infer(request('big', 1024))));
+      client.close();
+      rss.push({ workers: w, rss: await rssOf(server.child) });
+      await stopChild(server.child);
+    }
+    const emptyRoot = join(root, 'empty');
+    await mkdir(emptyRoot);
+    for (const w of [1, 2]) {
+      server = await startChild(['maas', emptyRoot, String(w)]);
+      emptyRss.push(await rssOf(server.child));
+      await stopChild(server.child);
+    }
+  }
+  report(args, rows, { sOk, rss, bigBytes, emptyRss, workers });
+}
+
+function report(args: Args, rows: Row[], extra: { sOk: number; rss: { workers: number; rss: number }[]; bigBytes: number; emptyRss: number[]; workers: number }): void {
+  const at = (target: string, generator: string, c = 64) => rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
+  const MB = (b: number) => (b / 1e6).toFixed(1);
+  const lines: string[] = [
+    '# Serving bench results',
+    '',
+    `- date: ${new Date().toISOString()}`,
+    `- CPU: ${cpus()[0]?.model.trim()} (${extra.workers} cores); servers: ${extra.workers} workers × 1 native thread, in a child process; the load generator shares the same cores`,
+    `- command: \`npm run bench:serve${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\``,
+    `- ${args.seconds} s per point after a warm-up; closed loop (each caller sends its next request when the answer arrives); batch-1 requests, raw FP32 tensors`,
+    '',
+    '| target | generator | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const { target, generator, result: r } of rows) {
+    const h2 = generator === 'h2load';
+    lines.push(`| ${target} | ${generator} | ${r.concurrency} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`);
+  }
+  const ratio = (a?: LoadResult, b?: LoadResult) => (a && b ? a.rps / b.rps : NaN);
+  const echoNode = at('(a) grpc-js echo', 'node client');
+  const sNode = at('(b) maas S', 'node client');
+  const echoH2 = at('(a) grpc-js echo', 'h2load');
+  const sH2 = at('(b) maas S', 'h2load');
+  const lOn = at('(c) maas L batched', 'node client');
+  const lOff = at('(c) maas L unbatched', 'node client');
+  const [r1, r2] = extra.rss;
+  const perWorker = r1 && r2 ? r2.rss - r1.rss : NaN;
+  lines.push(
+    '',
+    '## Targets (concurrency 64, same run)',
+    '',
+    `- (b)/(a), node client: ${fmt(sNode?.rps ?? NaN, 0)} / ${fmt(echoNode?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sNode, echoNode) * 100, 1)}%** (target ≥ 80%)`,
+    `- (b)/(a), h2load: ${fmt(sH2?.rps ?? NaN, 0)} / ${fmt(echoH2?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sH2, echoH2) * 100, 1)}%**; the server counted ${extra.sOk} successful S requests in the whole (b) run`,
+    `- (c) L batched / unbatched: ${fmt(lOn?.rps ?? NaN, 0)} / ${fmt(lOff?.rps ?? NaN, 0)} req/s = **${fmt(ratio(lOn, lOff), 2)}×** (target ≥ 5×); batched p99/p50 = **${fmt((lOn?.p99 ?? NaN) / (lOn?.p50 ?? NaN), 2)}** (target ≤ 3)`,
+    `- RSS with a ${MB(extra.bigBytes)} MB model: 1 worker ${MB(r1?.rss ?? NaN)} MB, 2 workers ${MB(r2?.rss ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%); an empty repository: ${MB(extra.emptyRss[0] ?? NaN)} → ${MB(extra.emptyRss[1] ?? NaN)} MB`,
+    '',
+  );
+  writeFileSync(args.out, lines.join('\n'));
+  console.log(lines.slice(-7).join('\n'));
+  console.log(`wrote ${args.out}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
