@@ -65,7 +65,7 @@ struct Int8GemmDriver {
   template <int kRows>
   static void Micro(const Int8GemmArgs& g, size_t groups, const uint8_t* a, const int8_t* b, size_t row0,
                     size_t col0, size_t cols) {
-    constexpr int kSplit = kRows <= 2 ? 2 : 1;
+    constexpr int kSplit = kRows <= 2 && V::W > 1 ? 2 : 1;  // one lane wide there is no latency to hide
     I acc[kSplit][kRows][kNV];
     for (int s = 0; s < kSplit; ++s)
       for (int i = 0; i < kRows; ++i)
