@@ -30,9 +30,27 @@
       "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx512.join(' ')\")"]
     },
     {
+      "target_name": "maas_avxvnni",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').avxvnni.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avxvnni.join(' ')\")"]
+    },
+    {
+      "target_name": "maas_avx512vnni",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').avx512vnni.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx512vnni.join(' ')\")"]
+    },
+    {
+      "target_name": "maas_amx",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').amx.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.amx.join(' ')\")"]
+    },
+    {
       "target_name": "maas",
       "sources": ["<!@(node -p \"require('./native/sources.json').baseline.join(' ')\")"],
-      "dependencies": ["maas_avx2", "maas_avx512"]
+      "dependencies": ["maas_avx2", "maas_avxvnni", "maas_avx512", "maas_avx512vnni", "maas_amx"]
     }
   ]
 }

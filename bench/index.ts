@@ -4,7 +4,7 @@
  * process run. Prints a table and writes bench/RESULTS.md with the date, CPU and command.
  *
  *   npm run bench                      # everything (about 5 minutes)
- *   npm run bench -- --suites S,gemm   # a subset of S, L, gemm, train: peak is always measured
+ *   npm run bench -- --suites S,gemm   # a subset of S, L, gemm, train, int8: peak is always measured
  *   npm run bench -- --budget 0.5      # seconds of timed calls per case
  */
 import { writeFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 import { createTfjsPeer } from './peers/tfjs.js';
 import { createNaivePeer } from './peers/naive.js';
 import { runTrainWorkload, type TrainRow } from './train.js';
+import { int8Table, measureInt8Peaks, runInt8Workload, type Int8Row } from './int8.js';
 
 interface Args {
   suites: Set<string>;
@@ -26,13 +27,13 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suites: new Set(['S', 'L', 'gemm', 'train']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
+  const args: Args = { suites: new Set(['S', 'L', 'gemm', 'train', 'int8']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--suites') args.suites = new Set(argv[++i]!.split(','));
     else if (a === '--budget') args.budget = Number(argv[++i]);
     else if (a === '--out') args.out = argv[++i]!;
-    else throw new Error(`bench: unknown argument ${a} (use --suites S,L,gemm --budget SECONDS --out FILE)`);
+    else throw new Error(`bench: unknown argument ${a} (use --suites S,L,gemm,train,int8 --budget SECONDS --out FILE)`);
   }
   return args;
 }
@@ -185,9 +186,29 @@ async function main(): Promise<void> {
     await runTrainWorkload(modelS(), [32, 1024], args.budget, trainRows, printTrain);
     await runTrainWorkload(modelL(), [16, 256], args.budget, trainRows, printTrain);
   }
+  const int8Rows: Int8Row[] = [];
+  let int8Peaks: string[] = [];
+  let int8PeakMap = new Map<string, number>();
+  if (args.suites.has('int8')) {
+    const measured = measureInt8Peaks();
+    int8Peaks = measured.lines;
+    int8PeakMap = measured.peaks;
+    console.log(int8Peaks.join('\n') + '\n');
+    const printInt8 = (r: Int8Row): void =>
+      console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.ops / r.m.median / 1e9).toFixed(1).padStart(7)} GOP/s` : ''}  ${r.note}`);
+    for (const make of [gemm, modelL]) {
+      const w = make();
+      const ours = ourModel(w.layers);
+      await runInt8Workload(w, ours, args.budget, int8Rows, printInt8);
+      ours.dispose();
+    }
+  }
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
   const doc = [...header.slice(0, -1), `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
   if (trainRows.length) doc.push('## Training (adam, one step per call)', '', ...trainTable(trainRows, peaks, info.isa), '');
+  if (int8Rows.length) {
+    doc.push(`## int8 (maas kernel ${info.int8Kernel}; ort-int8 is DynamicQuantizeLinear + MatMulInteger with the same s8 weights)`, '', ...int8Peaks, '', ...int8Table(int8Rows, int8PeakMap), '');
+  }
   writeFileSync(args.out, doc.join('\n'));
   console.log(`\nwrote ${args.out}`);
 }

@@ -3,6 +3,7 @@
  * tfjs-layers; the hot paths run in the native addon.
  */
 export { sequential, Sequential, type SequentialArgs, type PackedModel } from './model/sequential.js';
+export type { NativeCompiledModel as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
 export { initializers, type Initializer, type InitializerIdentifier, type InitializerName } from './layers/initializers.js';
 export { ACTIVATIONS, type ActivationName } from './layers/activations.js';
@@ -17,6 +18,13 @@ export { METRIC_NAMES, type MetricName } from './train/metrics.js';
 export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
 export type { LossName } from './native/index.js';
 export { loadModel } from './model/load.js';
+export { openPackedModel } from './model/packed.js';
+export {
+  quantize, loadQuantizedModel, QuantizedModel,
+  type QuantizeOptions, type QuantizationSpec, type QuantizedLayerInfo, type PackedQuantizedModel,
+} from './quant/quantize.js';
+export { compareQuantized, formatReport, QUANT_ACCURACY_WARNING, type CompareOptions, type QuantizationReport, type MetricChange } from './quant/report.js';
+export { CALIBRATION_METHODS, type CalibrationMethod } from './quant/calibrate.js';
 export { loadCsv, parseCsv, type CsvData, type CsvOptions } from './data/csv.js';
 export { Pipeline, prepare, type PreparationOptions, type PreparationReport, type MissingStrategy, type RawRows } from './data/pipeline.js';
 export { StandardScaler, MinMaxScaler, LabelEncoder, OneHotEncoder } from './data/transforms.js';

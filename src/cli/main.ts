@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
  * The `maas` command line. `maas serve` runs the inference service (what `npm start` runs on the
- * bundled repository); `maas demo` builds and times the example model; `maas convert IN OUT`
- * converts between model formats; `maas info` shows the CPU, the selected kernels and the backends.
+ * bundled repository); `maas quantize` makes an int8 model and prints its accuracy report;
+ * `maas demo` builds and times the example model; `maas convert IN OUT` converts between model
+ * formats; `maas info` shows the CPU, the selected kernels and the backends.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
 import { runServe, type ServeCommandOptions } from './serve.js';
+import { runQuantize } from './quantize.js';
+import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
 import { backendInfo } from '../runtime.js';
 
 function positiveInt(value: string): number {
@@ -68,6 +71,24 @@ program
   .option('--architecture <json>', 'the to_json architecture for a Keras weights-only .h5')
   .action(async (input: string, output: string, opts: { architecture?: string }) => {
     await runConvert(input, output, { ...opts, print: (line) => console.log(line) });
+  });
+
+program
+  .command('quantize')
+  .description('quantize a model to int8 with calibration rows from a CSV, print the accuracy report, save it')
+  .requiredOption('--model <dir>', 'the fp32 model (model.json or its directory, .h5, .onnx)')
+  .requiredOption('--calibration <csv>', 'representative input rows (raw columns when the model has a preparation pipeline)')
+  .requiredOption('--out <dir>', 'where to save the quantized model')
+  .option('--method <method>', `activation ranges: ${CALIBRATION_METHODS.join(' | ')}`, (v: string) => {
+    if (!CALIBRATION_METHODS.includes(v as CalibrationMethod)) throw new InvalidArgumentError(`expected one of ${CALIBRATION_METHODS.join(', ')} but received '${v}'`);
+    return v as CalibrationMethod;
+  }, 'minmax')
+  .option('--keep-float <layers>', "layers kept in fp32: first,last, indices or names")
+  .option('--target <column>', 'a CSV column of targets: compares the compiled metrics too')
+  .option('--per-tensor', 'one weight scale per layer instead of per output channel')
+  .option('--min-agreement <fraction>', 'warn below this decision agreement (default 0.99)', Number)
+  .action(async (opts: { model: string; calibration: string; out: string; method: CalibrationMethod; keepFloat?: string; target?: string; perTensor?: boolean; minAgreement?: number }) => {
+    await runQuantize({ ...opts, print: (line) => console.log(line) });
   });
 
 program

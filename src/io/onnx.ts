@@ -13,6 +13,9 @@ import { packageRoot } from '../native/index.js';
 import type { ActivationName } from '../layers/activations.js';
 
 const FLOAT = 1;
+const UINT8 = 2;
+const INT8 = 3;
+const INT32 = 6;
 const INT64 = 7;
 const DOUBLE = 11;
 
@@ -40,6 +43,7 @@ export interface OnnxTensor {
   raw_data?: Uint8Array;
   float_data?: number[];
   double_data?: number[];
+  int32_data?: number[];
   int64_data?: (number | { toNumber(): number })[];
 }
 
@@ -63,7 +67,15 @@ export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Ar
     if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true))) };
     return { dims, values: Float32Array.from((t.int64_data ?? []).map(num)) };
   }
-  throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double and int64 tensors`);
+  if (type === UINT8 || type === INT8 || type === INT32) {
+    // Small integer types (quantized tensors): exact in float32 up to 2^24, which int8/uint8 always are.
+    if (view) {
+      const read = type === UINT8 ? (i: number) => view.getUint8(i) : type === INT8 ? (i: number) => view.getInt8(i) : (i: number) => view.getInt32(i * 4, true);
+      return { dims, values: Float32Array.from({ length: type === INT32 ? view.byteLength / 4 : view.byteLength }, (_, i) => read(i)) };
+    }
+    return { dims, values: Float32Array.from(t.int32_data ?? []) };
+  }
+  throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double, int64, int32, int8 and uint8 tensors`);
 }
 
 /** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb). */

@@ -31,6 +31,8 @@ export interface PackedModel {
   readonly buffer: SharedArrayBuffer;
   /** The kernel the panels are laid out for. */
   readonly kernel: string;
+  /** 'fp32' (a CompiledModel buffer, also when absent) or 'int8' (a QuantizedModel buffer). */
+  readonly format?: 'fp32' | 'int8';
 }
 
 let modelCounter = 0;
@@ -297,11 +299,17 @@ export class Sequential {
       const bytes = native.packedStackByteLength(specs);
       const buffer = new SharedArrayBuffer(bytes);
       const kernel = native.packStack(specs, this.stack.map((l) => l.kernel!), this.stack.map((l) => l.bias), new Uint8Array(buffer));
-      this.packedModel = { buffer, kernel };
+      this.packedModel = { buffer, kernel, format: 'fp32' };
     } catch (e) {
       throw fromNative(e);
     }
     return this.packedModel;
+  }
+
+  /** The loss and metrics given to compile(), or null before compile (what reports compare). */
+  get compileInfo(): { loss: string; metrics: readonly string[] } | null {
+    const c = this.compileConfig;
+    return c ? { loss: c.loss, metrics: [...c.metrics] } : null;
   }
 
   /** Frees the native handle and packed weights; later calls throw MAAS_ERR_MODEL_DISPOSED. */

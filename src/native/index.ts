@@ -9,9 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 
-/** ISA levels the fp32 kernels are built for, lowest first. */
-export type IsaName = 'scalar' | 'avx2' | 'avx512';
-export const ISA_LEVELS: readonly IsaName[] = ['scalar', 'avx2', 'avx512'];
+/**
+ * ISA levels the kernels are built for, in cap order (a cap admits every level at or below it
+ * that the CPU has). The fp32 family uses scalar, avx2 and avx512; the int8 family all six.
+ */
+export type IsaName = 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'amx';
+export const ISA_LEVELS: readonly IsaName[] = ['scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx'];
 
 /** Activation codes shared with native/include/maas/activation.h (append only). */
 export const ACTIVATION_CODES = {
@@ -42,6 +45,24 @@ export interface NativeKernelInfo {
   supported: boolean;
 }
 
+/** One int8 GEMM kernel as the addon lists it. */
+export interface NativeInt8KernelInfo extends NativeKernelInfo {
+  /** K is padded to a multiple of this in the packed panels. */
+  kAlign: number;
+  /** Largest activation value the kernel computes exactly (127 on the AVX2 path). */
+  aMax: number;
+}
+
+/** CPU features as the addon reports them (and as _selectInt8Gemm takes made-up ones). */
+export interface NativeCpuFeatures {
+  avx2Fma: boolean;
+  avx512: boolean;
+  avx512Vnni: boolean;
+  avxVnni: boolean;
+  amxInt8: boolean;
+  amxPermitted: boolean;
+}
+
 export interface NativeCpuInfo {
   brand: string;
   best: IsaName;
@@ -49,8 +70,10 @@ export interface NativeCpuInfo {
   isa: IsaName;
   f32Kernel: string;
   f32UpdateKernel: string;
-  features: { avx2Fma: boolean; avx512: boolean; avx512Vnni: boolean; avxVnni: boolean; amxInt8: boolean };
+  features: NativeCpuFeatures;
   f32Kernels: NativeKernelInfo[];
+  int8Kernel: string;
+  int8Kernels: NativeInt8KernelInfo[];
   backends: { name: string; compiled: boolean; available: boolean }[];
   threads: number;
 }
@@ -63,6 +86,18 @@ export interface NativeCompiledModel {
   readonly disposed: boolean;
   predict(x: Float32Array, batch: number, y: Float32Array): void;
   dispose(): void;
+}
+
+/** A native handle over a packed quantized stack; the same predict contract as NativeCompiledModel. */
+export interface NativeQuantizedModel extends NativeCompiledModel {
+  readonly f32Kernel: string;
+}
+
+/** One layer as the quantized packer sees it: int8 or kept fp32, and its input's calibrated range. */
+export interface NativeQuantLayerSpec extends NativeLayerSpec {
+  int8: boolean;
+  inMin: number;
+  inMax: number;
 }
 
 /** Loss codes shared with native/include/maas/train.h (append only). */
@@ -124,6 +159,17 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   CompiledModel: new (packed: Uint8Array) => NativeCompiledModel;
+  packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
+  packQuantized(
+    specs: NativeQuantLayerSpec[],
+    dynamic: boolean,
+    weights: (Int8Array | Float32Array)[],
+    weightScales: (Float32Array | null)[],
+    biases: (Float32Array | null)[],
+    dst: Uint8Array,
+    kernel?: string,
+  ): string;
+  QuantizedModel: new (packed: Uint8Array) => NativeQuantizedModel;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],
@@ -142,6 +188,20 @@ export interface NativeBinding {
     y: Float32Array, ldy: number, magnitude: Float32Array | null,
   ): void;
   _peakFma(isa: 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
+  _qgemm(
+    kernel: string, a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
+    m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
+    outScale: number, outZero: number, threads: number,
+  ): void;
+  _referenceQGemm(
+    a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
+    m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
+    outScale: number, outZero: number, outMax: number,
+  ): void;
+  _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
+  _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };
+  _selectInt8Gemm(features: NativeCpuFeatures, cap: IsaName): string;
+  _peakInt8(isa: 'avx512vnni' | 'amx', iterations: number, threads: number): { ops: number; seconds: number };
 }
 
 /** The package root: the nearest folder above this file whose package.json is named maas. */

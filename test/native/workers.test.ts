@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { addonPath, native } from '../../src/native/index.js';
+import { ISA_LEVELS, addonPath, native, type IsaName } from '../../src/native/index.js';
 import { dense, initializers, sequential } from '../../src/index.js';
 import { rng } from '../helpers.js';
 
@@ -137,13 +137,16 @@ describe('MAAS_MAX_ISA', () => {
   it('caps the selected kernel in a fresh process', async () => {
     const { execFileSync } = await import('node:child_process');
     const script = `const a = require(${JSON.stringify(addonPath())}); console.log(JSON.stringify(a.cpuInfo()))`;
-    for (const cap of ['scalar', 'avx2', 'avx512'] as const) {
+    const levels = ISA_LEVELS;
+    const f32Levels = ['scalar', 'avx2', 'avx512'];
+    for (const cap of levels) {
       const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MAAS_MAX_ISA: cap }, encoding: 'utf8' });
-      const info = JSON.parse(out) as { isa: string; best: string; cap: string };
-      const levels = ['scalar', 'avx2', 'avx512'];
-      const expected = levels[Math.min(levels.indexOf(cap), levels.indexOf(info.best))];
-      expect(info.isa).toBe(expected);
-      expect(info.cap).toBe(expected);
+      const info = JSON.parse(out) as { isa: string; best: string; cap: string; int8Kernels: { name: string; isa: string; supported: boolean }[]; int8Kernel: string };
+      const capped = levels[Math.min(levels.indexOf(cap), levels.indexOf(info.best as IsaName))]!;
+      expect(info.cap).toBe(capped);
+      // The fp32 family has three levels: the highest one within the cap that this CPU supports.
+      expect(info.isa).toBe(f32Levels.filter((l) => levels.indexOf(l as IsaName) <= levels.indexOf(capped)).pop());
+      expect(info.int8Kernel).toBe(info.int8Kernels.find((k) => k.supported && levels.indexOf(k.isa as IsaName) <= levels.indexOf(capped))!.name);
     }
   });
 });

@@ -44,7 +44,6 @@ const F32GemmKernel* F32GemmKernels(size_t* count) noexcept;
 // The best kernel whose ISA is at most `cap` and that this CPU/OS supports.
 const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept;
 const F32GemmKernel* FindF32Gemm(const char* name) noexcept;
-bool IsaSupported(Isa isa) noexcept;
 
 // Packed B: ceil(n / nr) panels, each k rows of nr floats, zero padded past n.
 inline size_t PackedPanels(size_t n, uint32_t nr) noexcept { return (n + nr - 1) / nr; }

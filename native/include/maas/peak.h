@@ -10,3 +10,11 @@ double PeakFmaAvx512(uint64_t iterations) noexcept;
 double PeakFmaAvx2(uint64_t iterations) noexcept;
 
 }  // namespace maas
+
+namespace maas {
+
+// int8 peaks: operations counted as two per u8·s8 multiply-add.
+double PeakVnniAvx512(uint64_t iterations) noexcept;  // vpdpbusd zmm chains
+double PeakAmxInt8(uint64_t iterations) noexcept;     // tdpbusd into four C tiles (needs AMX permission)
+
+}  // namespace maas

@@ -7,6 +7,7 @@
 #include "maas/backend.h"
 #include "maas/f32_gemm.h"
 #include "maas/f32_update.h"
+#include "maas/int8_gemm.h"
 
 namespace maas::binding {
 
@@ -44,6 +45,8 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterCompiledModel(env, exports, this);
   RegisterKernels(env, exports);
   RegisterTrainer(env, exports);
+  RegisterQuantizedModel(env, exports);
+  RegisterInt8Kernels(env, exports);
 }
 
 Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
@@ -63,6 +66,7 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
   features.Set("avx512Vnni", f.avx512_vnni);
   features.Set("avxVnni", f.avx_vnni);
   features.Set("amxInt8", f.amx_int8);
+  features.Set("amxPermitted", f.amx_permitted);
   out.Set("features", features);
   size_t count = 0;
   const F32GemmKernel* kernels = F32GemmKernels(&count);
@@ -77,6 +81,22 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
     list.Set(i, k);
   }
   out.Set("f32Kernels", list);
+  const Int8GemmKernel* int8 = SelectInt8Gemm(isa_cap_);
+  out.Set("int8Kernel", Napi::String::New(env, int8->name));
+  const Int8GemmKernel* int8_kernels = Int8GemmKernels(&count);
+  Napi::Array qlist = Napi::Array::New(env, count);
+  for (size_t i = 0; i < count; ++i) {
+    Napi::Object k = Napi::Object::New(env);
+    k.Set("name", int8_kernels[i].name);
+    k.Set("isa", IsaName(int8_kernels[i].isa));
+    k.Set("mr", int8_kernels[i].mr);
+    k.Set("nr", int8_kernels[i].nr);
+    k.Set("kAlign", int8_kernels[i].k_align);
+    k.Set("aMax", int8_kernels[i].a_max);
+    k.Set("supported", IsaSupported(int8_kernels[i].isa));
+    qlist.Set(i, k);
+  }
+  out.Set("int8Kernels", qlist);
   const BackendInfo* backends = ListBackends(&count);
   Napi::Array blist = Napi::Array::New(env, count);
   for (size_t i = 0; i < count; ++i) {
@@ -94,12 +114,12 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
 Napi::Value MaasAddon::SetMaxIsa(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
-    ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "setMaxIsa: expected 'scalar' | 'avx2' | 'avx512' for isa", true);
+    ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "setMaxIsa: expected an ISA name for isa", true);
   }
   const std::string text = info[0].As<Napi::String>();
   Isa parsed;
   if (!ParseIsa(text.c_str(), &parsed)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "setMaxIsa: expected 'scalar' | 'avx2' | 'avx512' for isa but received '" + text + "'", true);
+    ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "setMaxIsa: expected 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'amx' for isa but received '" + text + "'", true);
   }
   isa_cap_ = MinIsa(parsed, BestSupportedIsa());
   return Napi::String::New(env, IsaName(SelectF32Gemm(isa_cap_)->isa));

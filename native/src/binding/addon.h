@@ -40,5 +40,7 @@ class MaasAddon : public Napi::Addon<MaasAddon> {
 void RegisterCompiledModel(Napi::Env env, Napi::Object exports, MaasAddon* addon);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
+void RegisterQuantizedModel(Napi::Env env, Napi::Object exports);
+void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);
 
 }  // namespace maas::binding

@@ -25,9 +25,9 @@ const F32GemmKernel& ArgKernel(const Napi::CallbackInfo& info, size_t index) {
   const std::string name = info[index].As<Napi::String>();
   const F32GemmKernel* k = FindF32Gemm(name.c_str());
   if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", "unknown kernel '" + name + "'", true);
-  if (static_cast<uint32_t>(k->isa) > static_cast<uint32_t>(MinIsa(cap, BestSupportedIsa()))) {
+  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
     ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
-               ", above this thread's cap or CPU (" + IsaName(MinIsa(cap, BestSupportedIsa())) + ")");
+               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
   }
   return *k;
 }

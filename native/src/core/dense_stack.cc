@@ -180,17 +180,20 @@ Status DenseScratch::Reserve(const PackedStackView& view, size_t batch, size_t t
   return Status::kOk;
 }
 
-GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith, size_t nth) noexcept {
-  const size_t panels = PackedPanels(n, kernel.nr);
-  // Rows split evenly in multiples of MR when each thread gets at least two register tiles, or
-  // always for softmax (a row must be whole in one tile); otherwise B's panels are split.
-  const bool by_rows = act == Activation::kSoftmax || m >= 2 * kernel.mr * nth || panels < nth;
+GemmTile PartitionTiles(size_t m, size_t n, size_t mr, size_t nr, bool whole_rows, size_t ith, size_t nth) noexcept {
+  const size_t panels = PackedPanels(n, static_cast<uint32_t>(nr));
+  const bool by_rows = whole_rows || m >= 2 * mr * nth || panels < nth;
   if (by_rows) {
-    const size_t tiles = (m + kernel.mr - 1) / kernel.mr;
-    const size_t begin = tiles * ith / nth * kernel.mr, end = tiles * (ith + 1) / nth * kernel.mr;
+    const size_t tiles = (m + mr - 1) / mr;
+    const size_t begin = tiles * ith / nth * mr, end = tiles * (ith + 1) / nth * mr;
     return GemmTile{begin < m ? begin : m, end < m ? end : m, 0, panels};
   }
   return GemmTile{0, m, panels * ith / nth, panels * (ith + 1) / nth};
+}
+
+GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith, size_t nth) noexcept {
+  // Softmax needs a row whole in one tile, so it always splits by rows.
+  return PartitionTiles(m, n, kernel.mr, kernel.nr, act == Activation::kSoftmax, ith, nth);
 }
 
 namespace {

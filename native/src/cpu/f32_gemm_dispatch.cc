@@ -22,19 +22,14 @@ const F32GemmKernel kKernels[] = {
 constexpr size_t kKernelCount = sizeof(kKernels) / sizeof(kKernels[0]);
 }  // namespace
 
-bool IsaSupported(Isa isa) noexcept {
-  return static_cast<uint32_t>(isa) <= static_cast<uint32_t>(BestSupportedIsa());
-}
-
 const F32GemmKernel* F32GemmKernels(size_t* count) noexcept {
   *count = kKernelCount;
   return kKernels;
 }
 
 const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept {
-  const Isa limit = MinIsa(cap, BestSupportedIsa());
   for (const F32GemmKernel& k : kKernels) {
-    if (static_cast<uint32_t>(k.isa) <= static_cast<uint32_t>(limit)) return &k;
+    if (IsaWithin(k.isa, cap) && IsaSupported(k.isa)) return &k;
   }
   return nullptr;
 }
@@ -101,9 +96,8 @@ const F32UpdateKernel* F32UpdateKernels(size_t* count) noexcept {
 }
 
 const F32UpdateKernel* SelectF32Update(Isa isa) noexcept {
-  const Isa limit = MinIsa(isa, BestSupportedIsa());
   for (const F32UpdateKernel& k : kUpdateKernels) {
-    if (static_cast<uint32_t>(k.isa) <= static_cast<uint32_t>(limit)) return &k;
+    if (IsaWithin(k.isa, isa) && IsaSupported(k.isa)) return &k;
   }
   return nullptr;
 }

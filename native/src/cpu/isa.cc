@@ -3,6 +3,9 @@
 #include "maas/isa.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstring>
 
 namespace maas {
@@ -12,6 +15,18 @@ uint64_t ReadXcr0() noexcept {
   uint32_t eax, edx;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+// Linux keeps AMX tile data off until a process asks for it (XFD): without this grant the first
+// tile instruction faults even though CPUID and XCR0 advertise AMX.
+bool RequestAmxPermission() noexcept {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 
 CpuFeatures Probe() noexcept {
@@ -34,6 +49,7 @@ CpuFeatures Probe() noexcept {
     f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && os_zmm;
     f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
     f.amx_int8 = os_amx && ((d >> 25) & 1) && ((d >> 24) & 1);
+    f.amx_permitted = f.amx_int8 && RequestAmxPermission();
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx_vnni = f.avx2_fma && ((a1 >> 4) & 1);
@@ -54,10 +70,25 @@ const CpuFeatures& DetectCpu() noexcept {
   return features;
 }
 
+bool IsaSupportedBy(const CpuFeatures& f, Isa isa) noexcept {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return f.avx2_fma;
+    case Isa::kAvxVnni: return f.avx2_fma && f.avx_vnni;
+    case Isa::kAvx512: return f.avx512;
+    case Isa::kAvx512Vnni: return f.avx512 && f.avx512_vnni;
+    // The AMX kernel's epilogue is AVX-512 code, and tiles are usable only once granted.
+    case Isa::kAmx: return f.avx512 && f.avx512_vnni && f.amx_int8 && f.amx_permitted;
+  }
+  return false;
+}
+
+bool IsaSupported(Isa isa) noexcept { return IsaSupportedBy(DetectCpu(), isa); }
+
 Isa BestSupportedIsa() noexcept {
-  const CpuFeatures& f = DetectCpu();
-  if (f.avx512) return Isa::kAvx512;
-  if (f.avx2_fma) return Isa::kAvx2;
+  for (uint32_t i = kIsaCount; i-- > 0;) {
+    if (IsaSupported(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  }
   return Isa::kScalar;
 }
 
@@ -65,7 +96,10 @@ const char* IsaName(Isa isa) noexcept {
   switch (isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvxVnni: return "avxvnni";
     case Isa::kAvx512: return "avx512";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+    case Isa::kAmx: return "amx";
   }
   return "unknown";
 }

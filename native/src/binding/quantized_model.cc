@@ -1,0 +1,208 @@
+// QuantizedModel: a handle over a packed quantized stack ("MAASQ801", often a SharedArrayBuffer
+// shared by workers), and the functions that pack one. predict quantizes the fp32 input, runs
+// every layer natively with per-handle scratch (no allocation once warm) and writes fp32.
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "maas/quantized_stack.h"
+#include "typed.h"
+
+namespace maas::binding {
+
+namespace {
+
+MaasAddon* Addon(Napi::Env env) { return env.GetInstanceData<MaasAddon>(); }
+
+// The int8 kernel named by info[index], or the best under this env's cap when absent.
+const Int8GemmKernel& ArgInt8Kernel(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Env env = info.Env();
+  const Isa cap = Addon(env)->isa_cap();
+  if (info.Length() <= index || info[index].IsUndefined()) return *SelectInt8Gemm(cap);
+  if (!info[index].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
+  const std::string name = info[index].As<Napi::String>();
+  const Int8GemmKernel* k = FindInt8Gemm(name.c_str());
+  if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", "unknown int8 kernel '" + name + "'", true);
+  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
+    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
+               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
+  }
+  return *k;
+}
+
+// Layer specs: {in, out, activation, alpha, hasBias, int8, inMin, inMax}.
+std::vector<QuantLayerSpec> ArgQuantSpecs(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Env env = info.Env();
+  if (!info[index].IsArray()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected an array of quantized layer specs", true);
+  Napi::Array arr = info[index].As<Napi::Array>();
+  std::vector<QuantLayerSpec> specs(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a layer spec object", true);
+    Napi::Object o = v.As<Napi::Object>();
+    const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
+    const double act = o.Get("activation").ToNumber().DoubleValue();
+    if (!(in >= 1 && in < 4294967296.0 && out >= 1 && out < 4294967296.0 && act >= 0 && act < kActivationCount)) {
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation", true);
+    }
+    specs[i].dense = DenseLayerSpec{static_cast<uint32_t>(in), static_cast<uint32_t>(out),
+                                    static_cast<Activation>(static_cast<uint32_t>(act)),
+                                    static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
+    specs[i].int8 = o.Get("int8").ToBoolean().Value();
+    specs[i].in_min = static_cast<float>(o.Get("inMin").ToNumber().DoubleValue());
+    specs[i].in_max = static_cast<float>(o.Get("inMax").ToNumber().DoubleValue());
+  }
+  return specs;
+}
+
+// A typed array of exactly `length` elements of `type` from arr[i], or a coded TypeError.
+const void* ArgLayerArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t length, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type || v.As<Napi::TypedArray>().ElementLength() != length) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", what + ": expected a " + (type == napi_int8_array ? "Int8Array" : "Float32Array") +
+               " of " + std::to_string(length) + " elements", true);
+  }
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+
+// packedQuantizedByteLength(specs, kernel?) -> bytes
+Napi::Value PackedQuantizedByteLength(const Napi::CallbackInfo& info) {
+  std::vector<QuantLayerSpec> specs = ArgQuantSpecs(info, 0);
+  size_t bytes = 0;
+  const Status s = PackedQuantStackBytes(specs.data(), specs.size(), ArgInt8Kernel(info, 1),
+                                         *SelectF32Gemm(Addon(info.Env())->isa_cap()), &bytes);
+  if (s != Status::kOk) ThrowStatus(info.Env(), s, "packedQuantizedByteLength");
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
+// packQuantized(specs, dynamic, weights: (Int8Array|Float32Array)[], wScales: (Float32Array|null)[],
+//               biases: (Float32Array|null)[], dst: Uint8Array, kernel?) -> int8 kernel name
+Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<QuantLayerSpec> specs = ArgQuantSpecs(info, 0);
+  const bool dynamic = info[1].ToBoolean().Value();
+  if (!info[2].IsArray() || !info[3].IsArray() || !info[4].IsArray()) {
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected arrays of weights, weight scales and biases", true);
+  }
+  Napi::Array w = info[2].As<Napi::Array>(), ws = info[3].As<Napi::Array>(), b = info[4].As<Napi::Array>();
+  if (w.Length() != specs.size() || ws.Length() != specs.size() || b.Length() != specs.size()) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "expected one weight, scale and bias entry per layer", true);
+  }
+  std::vector<const void*> wp(specs.size());
+  std::vector<const float*> sp(specs.size()), bp(specs.size());
+  for (uint32_t i = 0; i < specs.size(); ++i) {
+    const DenseLayerSpec& d = specs[i].dense;
+    const std::string layer = "layer " + std::to_string(i);
+    wp[i] = ArgLayerArray(env, w.Get(i), specs[i].int8 ? napi_int8_array : napi_float32_array, static_cast<size_t>(d.in) * d.out, layer + " weights");
+    sp[i] = specs[i].int8 ? static_cast<const float*>(ArgLayerArray(env, ws.Get(i), napi_float32_array, d.out, layer + " weight scales")) : nullptr;
+    bp[i] = d.has_bias ? static_cast<const float*>(ArgLayerArray(env, b.Get(i), napi_float32_array, d.out, layer + " bias")) : nullptr;
+  }
+  auto dst = ArgTypedArray<uint8_t>(info, 5, "dst", napi_uint8_array);
+  const Int8GemmKernel& kernel = ArgInt8Kernel(info, 6);
+  const Status s = PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic, wp.data(),
+                                  sp.data(), bp.data(), kernel, *SelectF32Gemm(Addon(env)->isa_cap()), dst.Data(), dst.ByteLength());
+  if (s != Status::kOk) ThrowStatus(env, s, "packQuantized");
+  return Napi::String::New(env, kernel.name);
+}
+
+class QuantizedModel : public Napi::ObjectWrap<QuantizedModel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "QuantizedModel",
+                       {
+                           InstanceMethod<&QuantizedModel::Predict>("predict"),
+                           InstanceMethod<&QuantizedModel::Dispose>("dispose"),
+                           InstanceAccessor<&QuantizedModel::InputSize>("inputSize"),
+                           InstanceAccessor<&QuantizedModel::OutputSize>("outputSize"),
+                           InstanceAccessor<&QuantizedModel::Kernel>("kernel"),
+                           InstanceAccessor<&QuantizedModel::F32Kernel>("f32Kernel"),
+                           InstanceAccessor<&QuantizedModel::Disposed>("disposed"),
+                       });
+  }
+
+  // new QuantizedModel(packed: Uint8Array)
+  explicit QuantizedModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<QuantizedModel>(info) {
+    Napi::Env env = info.Env();
+    addon_ = env.GetInstanceData<MaasAddon>();
+    auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
+    const Status s = OpenQuantStack(packed.Data(), packed.ByteLength(), &view_);
+    if (s != Status::kOk) ThrowStatus(env, s, "QuantizedModel: cannot open the packed buffer");
+    const Isa cap = addon_->isa_cap();
+    if (!IsaWithin(view_.kernel->isa, cap) || !IsaWithin(view_.f32->isa, cap)) {
+      const char* name = IsaWithin(view_.kernel->isa, cap) ? view_.f32->name : view_.kernel->name;
+      view_.kernel = nullptr;
+      ThrowCoded(env, "MAAS_ERR_PACKED_ISA_ABOVE_CAP",
+                 std::string("QuantizedModel: the buffer was packed for ") + name + " but this thread's ISA cap is " +
+                     IsaName(cap) + "; pack it again under this cap");
+    }
+    buffer_ = Napi::Persistent(packed.As<Napi::Object>());  // keeps the weights alive
+  }
+
+ private:
+  size_t in() const { return view_.layers[0].spec.dense.in; }
+  size_t out() const { return view_.layers[view_.count - 1].spec.dense.out; }
+
+  void CheckLive(Napi::Env env) {
+    if (!view_.kernel) ThrowCoded(env, "MAAS_ERR_MODEL_DISPOSED", "QuantizedModel: the model was disposed");
+  }
+
+  // predict(x: Float32Array, batch: number, y: Float32Array): y = model(x), rows of in/out floats.
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckLive(env);
+    size_t x_length = 0, y_length = 0;
+    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+    const size_t batch = ArgSize(info, 1, "batch");
+    float* y = ArgTypedData<float>(info, 2, "y", napi_float32_array, &y_length);
+    if (batch == 0 || x_length != batch * in() || y_length != batch * out()) {
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+                 "predict: expected x of " + std::to_string(batch * in()) + " and y of " + std::to_string(batch * out()) +
+                     " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) +
+                     " and " + std::to_string(y_length), true);
+    }
+    const Status s = QuantStackForward(view_, x, batch, y, &scratch_, &addon_->pool(), addon_->threads());
+    if (s != Status::kOk) ThrowStatus(env, s, "predict");
+    return env.Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    view_.kernel = nullptr;
+    view_.count = 0;
+    if (!buffer_.IsEmpty()) buffer_.Reset();
+    scratch_.Release();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value InputSize(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(in()));
+  }
+  Napi::Value OutputSize(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(out()));
+  }
+  Napi::Value Kernel(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::String::New(info.Env(), view_.kernel->name);
+  }
+  Napi::Value F32Kernel(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::String::New(info.Env(), view_.f32->name);
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), view_.kernel == nullptr); }
+
+  MaasAddon* addon_ = nullptr;
+  QuantStackView view_;
+  QuantScratch scratch_;
+  Napi::ObjectReference buffer_;
+};
+
+}  // namespace
+
+void RegisterQuantizedModel(Napi::Env env, Napi::Object exports) {
+  exports.Set("QuantizedModel", QuantizedModel::Define(env));
+  exports.Set("packedQuantizedByteLength", Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
+  exports.Set("packQuantized", Napi::Function::New(env, PackQuantized, "packQuantized"));
+}
+
+}  // namespace maas::binding
