@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.ops / r.m.median / 1e9).toFixed(1).padStart(7)} GOP/s` : ''}  ${r.note}`);
     for (const make of [gemm, modelL]) {
       const w = make();
-      const ours = ourModel(w.layers);
+      const ours = workloadModel(w.layers);
       await runInt8Workload(w, ours, args.budget, int8Rows, printInt8);
       ours.dispose();
     }
