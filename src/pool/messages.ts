@@ -3,8 +3,8 @@
  * SharedArrayBuffer (one copy for every worker); batch inputs and outputs as transferred buffers.
  */
 
-/** The packed formats a worker can open a native handle over. */
-export type PackedFormat = 'f32';
+/** The packed formats a worker can open a native handle over (model.packed(), quantizedModel.packed()). */
+export type PackedFormat = 'fp32' | 'int8';
 
 /** A model version's packed weights, as every worker sees them. */
 export interface SharedWeights {

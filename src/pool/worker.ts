@@ -5,6 +5,7 @@
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { native, type NativeCompiledModel } from '../native/index.js';
+import { openPackedModel } from '../model/packed.js';
 import { RESULT_HEADER_BYTES, type InferTask, type SharedWeights, type WorkerOptions } from './messages.js';
 
 const options = workerData as WorkerOptions;
@@ -16,7 +17,7 @@ let liveEpoch = -1;
 function handleFor(weights: SharedWeights): NativeCompiledModel {
   let handle = handles.get(weights.key);
   if (!handle) {
-    handle = new native.CompiledModel(new Uint8Array(weights.buffer));
+    handle = openPackedModel(weights);
     handles.set(weights.key, handle);
   }
   return handle;

@@ -188,3 +188,28 @@ describe('poll mode, policies and config errors', () => {
     expect(text).toMatch(/^nv_inference_request_duration_histogram_us_bucket\{le="1000",model="m",version="1"\} \d+$/m);
   });
 });
+
+describe('int8 models', () => {
+  it('serves a quantized model like an fp32 one, its packed int8 weights shared by the workers', async () => {
+    const { quantize } = await import('../../src/index.js');
+    const root = await tempRepository();
+    const fp32 = smallModel(WIDTH, 1, 50);
+    const calibration = inputs(64, WIDTH, 51);
+    const int8 = quantize(fp32, { calibrationData: calibration });
+    await addVersion(root, 'fp', 1, fp32);
+    await int8.save(join(root, 'q', '1'));
+    const { client } = await open(root);
+    const meta = await client.modelMetadata('q');
+    expect(meta.platform).toBe('maas_dense_int8');
+    expect((await client.modelMetadata('fp')).platform).toBe('maas_dense');
+    const config = await client.modelConfig('q');
+    expect(config.platform).toBe('maas_dense_int8');
+    expect((config.parameters as Record<string, { string_value: string }>).precision!.string_value).toBe('int8');
+    expect((config.parameters as Record<string, { string_value: string }>).quantization!.string_value).toMatch(/static minmax, per-channel weights/);
+    const x = inputs(7, WIDTH, 52);
+    const r = await client.infer({ model: 'q', inputs: [{ name: 'input', datatype: 'FP32', shape: [7, WIDTH], data: x }] });
+    expect(Array.from(r.outputs[0]!.data as Float32Array)).toEqual(Array.from(int8.predict(x.slice()).values));
+    const [stats] = await client.modelStatistics('q');
+    expect(stats!.memory_usage[0].byte_size).toBe(int8.packed().buffer.byteLength);
+  });
+});

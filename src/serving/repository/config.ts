@@ -51,6 +51,8 @@ export interface ModelFacts {
   outputSize: number;
   platform: string;
   fileName: string;
+  /** What the model says about itself in the config's parameters (precision, kernel, quantization). */
+  parameters: Record<string, string>;
 }
 
 /** The files a version directory may hold, in the order they are looked for. */
@@ -175,7 +177,7 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
     instance_group: groups.map((g, i) => ({ name: g.name ?? `${modelName}_${i}`, kind: 'KIND_CPU' as const, count: Number(g.count ?? 1) })),
     default_model_filename: typeof fileName === 'string' ? fileName : facts?.fileName ?? '',
     ...(batching ? { dynamic_batching: batching } : {}),
-    parameters,
+    parameters: { ...parameters, ...Object.fromEntries(Object.entries(facts?.parameters ?? {}).map(([k, v]) => [k, { string_value: v }])) },
   };
 }
 

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError } from '../../core/errors.js';
 import { loadModel } from '../../model/load.js';
+import type { Sequential } from '../../model/sequential.js';
+import { QuantizedModel, loadQuantizedModel } from '../../quant/quantize.js';
 import type { InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
 import { ServingMetrics, VersionStatistics } from '../statistics.js';
@@ -288,10 +290,18 @@ export class ModelRepository {
     if (!fileName || !existsSync(join(dir, fileName))) {
       throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`);
     }
-    const model = await loadModel(join(dir, fileName));
+    const model = await loadServable(join(dir, fileName));
     const [inputSize, outputSize] = [model.inputShape![1], model.outputShape![1]];
-    const config = completeConfig(name, raw, { inputSize, outputSize, platform: 'maas_dense', fileName });
-    const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format: 'f32', buffer: model.packed().buffer };
+    const packed = model.packed();
+    const format = packed.format ?? 'fp32';
+    const parameters: Record<string, string> = { precision: format, kernel: packed.kernel };
+    if (model instanceof QuantizedModel) {
+      const q = model.spec;
+      parameters.quantization = `${q.mode} ${q.method}, ${q.perChannel ? 'per-channel' : 'per-tensor'} weights, int8 layers ${q.layers.filter((l) => l.int8).length}/${q.layers.length}`;
+    }
+    const platform = format === 'int8' ? 'maas_dense_int8' : 'maas_dense';
+    const config = completeConfig(name, raw, { inputSize, outputSize, platform, fileName, parameters });
+    const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format, buffer: packed.buffer };
     // The layers' own arrays are not needed to serve: only the packed SharedArrayBuffer stays.
     model.dispose();
     const stats = new VersionStatistics(name, String(version), this.metrics);
@@ -341,6 +351,20 @@ export class ModelRepository {
     for (const v of await versionDirs(dir)) parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
     return parts.join('|');
   }
+}
+
+/** A version's model: int8 when its model.json carries maas.quantization, else fp32 (.json, .h5, .onnx). */
+async function loadServable(path: string): Promise<Sequential | QuantizedModel> {
+  if (path.endsWith('.json')) {
+    let json: { maas?: { quantization?: unknown } } | undefined;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8')) as typeof json;
+    } catch {
+      json = undefined; // loadModel reports the file's problem with its own message
+    }
+    if (json?.maas?.quantization) return loadQuantizedModel(path);
+  }
+  return loadModel(path);
 }
 
 async function readConfig(dir: string, name: string): Promise<unknown> {
