@@ -1,17 +1,21 @@
 /**
  * Builds the bundled default repository `models/` that `npm start` serves: trains the classic
  * example model (100 → 64 relu → 32 relu → 1 sigmoid) with maas's own code, seeded, and writes
- * it as version 1 of model `classic` with its config.json.
+ * it as version 1 of model `classic` with its config.json; then quantizes it to int8 with
+ * calibration rows and writes that as version 1 of `classic_int8`.
  *
  *   npx tsx scripts/make-default-repository.ts [repositoryDir]
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { runClassic } from '../examples/classic.js';
+import { classicData, runClassic } from '../examples/classic.js';
+import { compareQuantized, formatReport, loadModel, quantize, tensor, trainTestSplit } from '../src/index.js';
 
 const root = resolve(process.argv[2] ?? 'models');
 const modelDir = join(root, 'classic');
+const int8Dir = join(root, 'classic_int8');
 await rm(modelDir, { recursive: true, force: true });
+await rm(int8Dir, { recursive: true, force: true });
 await mkdir(modelDir, { recursive: true });
 const result = await runClassic({ dir: join(modelDir, '1'), print: (line) => console.log(line) });
 const config = {
@@ -25,3 +29,14 @@ const config = {
 };
 await writeFile(join(modelDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
 console.log(`wrote ${modelDir} (held-out accuracy ${(result.accuracy * 100).toFixed(1)}%)`);
+
+// int8: calibrate on training rows, report on the example's held-out rows (the same seeded split), save beside it.
+const fp32 = await loadModel(join(modelDir, '1'));
+const { x, y } = classicData(5000, 42);
+const { xTrain, xTest, yTest } = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), { testSize: 0.2, seed: 42, stratify: true });
+const int8 = quantize(fp32, { calibrationData: tensor(xTrain.dataSync().subarray(0, 1000 * 100), [1000, 100]), method: 'minmax' });
+for (const line of formatReport(compareQuantized(fp32, int8, xTest, yTest))) console.log(line);
+await mkdir(int8Dir, { recursive: true });
+await int8.save(join(int8Dir, '1'));
+await writeFile(join(int8Dir, 'config.json'), JSON.stringify({ ...config, name: 'classic_int8' }, null, 2) + '\n');
+console.log(`wrote ${int8Dir}`);
