@@ -30,3 +30,12 @@ export { Pipeline, prepare, type PreparationOptions, type PreparationReport, typ
 export { StandardScaler, MinMaxScaler, LabelEncoder, OneHotEncoder } from './data/transforms.js';
 export { trainTestSplit, type SplitOptions } from './data/split.js';
 export { isMissing, type Table, type Cell, type ColumnType } from './data/table.js';
+export { serve, type ServeOptions, type RunningServer } from './serving/server.js';
+export { DataPlane, EXTENSIONS, type InferRequest, type InferResponse, type InferInput, type InferOutput } from './serving/dataplane.js';
+export { Cancellation } from './serving/batcher.js';
+export type { ModelConfig } from './serving/repository/config.js';
+export { InferencePool, type PoolOptions } from './pool/pool.js';
+export {
+  GrpcInferenceClient, HttpInferenceClient, InferStream, InferenceServerError,
+  type GrpcClientOptions, type ClientTensor, type InferOptions, type InferResult, type ResultTensor,
+} from './client/index.js';
