@@ -2,6 +2,8 @@
  * `maas serve`: starts the inference service on a model repository, prints where it listens and
  * a first request to try, and shuts down cleanly on SIGINT/SIGTERM.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 
@@ -48,8 +50,10 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);
     const width = meta.inputs[0]!.shape[1]!;
+    const sample = join(options.modelRepository, first.name, 'sample-request.json');
     const row = Array.from({ length: width }, (_, i) => (i % 2 ? 0.5 : -0.5));
-    options.print(`  try:     curl -s http://${local}:${server.httpPort}/v2/models/${first.name}/infer -d '{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`);
+    const body = existsSync(sample) ? `@${sample}` : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
+    options.print(`  try:     curl -s http://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`);
   }
   options.print('  Ctrl-C stops it.');
   let stopping = false;
