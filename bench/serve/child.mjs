@@ -34,7 +34,13 @@ else {
   const server = await serve({ modelRepository: arg, host: '127.0.0.1', grpcPort: 0, httpPort: null, metricsPort: null, workers: Number(workers), logger: pino({ level: 'warn' }) });
   port = server.grpcPort;
 }
+// RSS as it is, and after a full GC (the loader's transient copies of the weights, the file's bytes
+// and the layers' arrays, are garbage once the packed SharedArrayBuffer exists).
 process.on('message', (message) => {
-  if (message === 'rss') process.send({ rss: process.memoryUsage().rss });
+  if (message !== 'rss') return;
+  const rss = process.memoryUsage().rss;
+  globalThis.gc?.();
+  globalThis.gc?.();
+  process.send({ rss, rssAfterGc: process.memoryUsage().rss });
 });
 console.log(`READY ${port}`);

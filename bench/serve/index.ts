@@ -47,8 +47,8 @@ function parseArgs(argv: string[]): Args {
 
 /** A server child process: resolves with its port once it prints READY. */
 async function startChild(args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  // execArgv: [] so the child does not inherit tsx's loader: it runs the built package as npm start does.
-  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, { execArgv: [], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  // An explicit execArgv so the child does not inherit tsx's loader: it runs the built package as npm start does.
+  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -68,9 +68,14 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-function rssOf(child: ChildProcess): Promise<number> {
+interface Rss {
+  rss: number;
+  rssAfterGc: number;
+}
+
+function rssOf(child: ChildProcess): Promise<Rss> {
   return new Promise((resolve) => {
-    child.once('message', (m: { rss: number }) => resolve(m.rss));
+    child.once('message', (m: Rss) => resolve(m));
     child.send('rss');
   });
 }
@@ -158,8 +163,8 @@ async function main(): Promise<void> {
     await sweep('(c) maas L unbatched', server.port, request('L_unbatched', 1024), args, rows);
     await stopChild(server.child);
   }
-  const rss: { workers: number; rss: number }[] = [];
-  const emptyRss: number[] = [];
+  const rss: ({ workers: number } & Rss)[] = [];
+  const emptyRss: Rss[] = [];
   let bigBytes = NaN;
   if (args.parts.has('rss')) {
     // A model of ≥ 200 MB with 1 and 2 workers (after warm-up every worker holds its handle)
@@ -172,7 +177,7 @@ async function main(): Promise<void> {
       const client = new GrpcInferenceClient(`127.0.0.1:${server.port}`);
       await Promise.all(Array.from({ length: 8 }, () => client.infer(request('big', 1024))));
       client.close();
-      rss.push({ workers: w, rss: await rssOf(server.child) });
+      rss.push({ workers: w, ...(await rssOf(server.child)) });
       await stopChild(server.child);
     }
     const emptyRoot = join(root, 'empty');
@@ -186,7 +191,7 @@ async function main(): Promise<void> {
   report(args, rows, { sOk, rss, bigBytes, emptyRss, workers });
 }
 
-function report(args: Args, rows: Row[], extra: { sOk: number; rss: { workers: number; rss: number }[]; bigBytes: number; emptyRss: number[]; workers: number }): void {
+function report(args: Args, rows: Row[], extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; emptyRss: Rss[]; workers: number }): void {
   const at = (target: string, generator: string, c = 64) => rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
   const MB = (b: number) => (b / 1e6).toFixed(1);
   const lines: string[] = [
@@ -212,7 +217,9 @@ function report(args: Args, rows: Row[], extra: { sOk: number; rss: { workers: n
   const lOn = at('(c) maas L batched', 'node client');
   const lOff = at('(c) maas L unbatched', 'node client');
   const [r1, r2] = extra.rss;
-  const perWorker = r1 && r2 ? r2.rss - r1.rss : NaN;
+  const perWorker = r1 && r2 ? r2.rssAfterGc - r1.rssAfterGc : NaN;
+  const perWorkerRaw = r1 && r2 ? r2.rss - r1.rss : NaN;
+  const [e1, e2] = extra.emptyRss;
   lines.push(
     '',
     '## Targets (concurrency 64, same run)',
@@ -220,7 +227,7 @@ function report(args: Args, rows: Row[], extra: { sOk: number; rss: { workers: n
     `- (b)/(a), node client: ${fmt(sNode?.rps ?? NaN, 0)} / ${fmt(echoNode?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sNode, echoNode) * 100, 1)}%** (target ≥ 80%)`,
     `- (b)/(a), h2load: ${fmt(sH2?.rps ?? NaN, 0)} / ${fmt(echoH2?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sH2, echoH2) * 100, 1)}%**; the server counted ${extra.sOk} successful S requests in the whole (b) run`,
     `- (c) L batched / unbatched: ${fmt(lOn?.rps ?? NaN, 0)} / ${fmt(lOff?.rps ?? NaN, 0)} req/s = **${fmt(ratio(lOn, lOff), 2)}×** (target ≥ 5×); batched p99/p50 = **${fmt((lOn?.p99 ?? NaN) / (lOn?.p50 ?? NaN), 2)}** (target ≤ 3)`,
-    `- RSS with a ${MB(extra.bigBytes)} MB model: 1 worker ${MB(r1?.rss ?? NaN)} MB, 2 workers ${MB(r2?.rss ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%); an empty repository: ${MB(extra.emptyRss[0] ?? NaN)} → ${MB(extra.emptyRss[1] ?? NaN)} MB`,
+    `- RSS with a ${MB(extra.bigBytes)} MB model, after a full GC: 1 worker ${MB(r1?.rssAfterGc ?? NaN)} MB, 2 workers ${MB(r2?.rssAfterGc ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%). Before the GC (the loader's transient copies not yet collected): ${MB(r1?.rss ?? NaN)} → ${MB(r2?.rss ?? NaN)} MB (${MB(perWorkerRaw)} MB). An empty repository, after GC: ${MB(e1?.rssAfterGc ?? NaN)} → ${MB(e2?.rssAfterGc ?? NaN)} MB: a worker's own cost, whatever the model`,
     '',
   );
   writeFileSync(args.out, lines.join('\n'));
