@@ -63,6 +63,12 @@ export interface Execution {
   computeNs: number;
 }
 
+/**
+ * A request's input rows: float32 values, or the little-endian float32 bytes exactly as they
+ * arrived (gRPC raw contents, REST binary data), which are copied only into the batch.
+ */
+export type InputRows = Float32Array | Uint8Array;
+
 /** Runs one batch: returns rows·outputSize floats and the native compute time. */
 export type Executor = (x: Float32Array, rows: number) => Promise<{ y: Float32Array; computeNs: number }>;
 
@@ -83,7 +89,7 @@ export interface BatchedResult {
 }
 
 interface Pending {
-  x: Float32Array;
+  x: InputRows;
   rows: number;
   enqueued: number;
   level: number;
@@ -119,7 +125,7 @@ export class DynamicBatcher {
   }
 
   /** Queues `rows` rows of x; resolves with this request's outputs once its batch ran. */
-  submit(x: Float32Array, rows: number, options: SubmitOptions = {}): Promise<BatchedResult> {
+  submit(x: InputRows, rows: number, options: SubmitOptions = {}): Promise<BatchedResult> {
     const policy = this.policy;
     if (policy.maxQueueSize > 0 && this.queued >= policy.maxQueueSize) {
       return Promise.reject(new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`));
@@ -244,14 +250,19 @@ export class DynamicBatcher {
 
   private dispatch(batch: Pending[]): void {
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
-    // A lone request's tensor is sent as it is; a batch is gathered with one copy per request.
-    let x = batch[0]!.x;
-    if (batch.length > 1) {
+    // Each request's rows are copied once, into the batch (the executor may transfer it); a lone
+    // float32 request that owns its buffer is sent as it is.
+    const lone = batch.length === 1 ? batch[0]!.x : null;
+    let x: Float32Array;
+    if (lone instanceof Float32Array && lone.byteOffset === 0 && lone.byteLength === lone.buffer.byteLength) {
+      x = lone;
+    } else {
       x = new Float32Array(rows * this.inputSize);
+      const bytes = new Uint8Array(x.buffer);
       let at = 0;
-      for (const request of batch) {
-        x.set(request.x, at);
-        at += request.x.length;
+      for (const { x: rowsIn } of batch) {
+        bytes.set(rowsIn instanceof Uint8Array ? rowsIn : new Uint8Array(rowsIn.buffer, rowsIn.byteOffset, rowsIn.byteLength), at);
+        at += rowsIn.byteLength;
       }
     }
     const started = nowNs();

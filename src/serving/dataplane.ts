@@ -7,8 +7,8 @@ import { MaasError } from '../core/errors.js';
 import type { ModelConfig } from './repository/config.js';
 import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
 import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
-import { floatsFromRaw, floatsFromValues } from './tensors.js';
-import { nowNs, type Cancellation } from './batcher.js';
+import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js';
+import { nowNs, type Cancellation, type InputRows } from './batcher.js';
 
 /** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
@@ -246,7 +246,7 @@ export class DataPlane {
   }
 
   /** Checks the request's one input against the config and converts it to float32 rows. */
-  private inputRows(served: ServedVersion, request: InferRequest): { x: Float32Array; rows: number; batched: boolean } {
+  private inputRows(served: ServedVersion, request: InferRequest): { x: InputRows; rows: number; batched: boolean } {
     const { config, model, inputSize } = served;
     const expected = config.input[0]!;
     if (request.inputs.length !== 1) {
@@ -270,7 +270,11 @@ export class DataPlane {
       throw new MaasError('MAAS_ERR_INFER_INPUT', `${what} has both raw and typed contents; send one of them`);
     }
     const elements = rows * inputSize;
-    if (input.raw !== undefined) return { x: floatsFromRaw(input.raw, input.datatype, elements, what), rows, batched };
+    if (input.raw !== undefined) {
+      // Raw FP32 bytes go to the batcher as they are: their one copy is into the batch.
+      if (input.datatype === 'FP32') return { x: checkedRawFloats(input.raw, elements, what), rows, batched };
+      return { x: floatsFromRaw(input.raw, input.datatype, elements, what), rows, batched };
+    }
     if (input.values !== undefined) return { x: floatsFromValues(input.values, input.datatype, elements, what), rows, batched };
     throw new MaasError('MAAS_ERR_INFER_INPUT', `${what} has no data: expected typed contents or raw bytes for ${elements} elements`);
   }

@@ -31,13 +31,23 @@ function bf16ToFloat(bits: number): number {
   return bf16View[0]!;
 }
 
+function checkByteSize(raw: Uint8Array, datatype: string, size: number, elements: number, what: string): void {
+  if (raw.byteLength !== elements * size) {
+    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected total byte size ${raw.byteLength} for ${what}, expecting ${elements * size} (${elements} ${datatype} elements)`);
+  }
+}
+
+/** Raw FP32 bytes checked for their size and passed on as they are (no copy). */
+export function checkedRawFloats(raw: Uint8Array, elements: number, what: string): Uint8Array {
+  checkByteSize(raw, 'FP32', 4, elements, what);
+  return raw;
+}
+
 /** Converts `elements` little-endian values of `datatype` into float32. */
 export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: number, what: string): Float32Array {
   const size = DATATYPE_BYTES[datatype];
   if (size === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
-  if (raw.byteLength !== elements * size) {
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected total byte size ${raw.byteLength} for ${what}, expecting ${elements * size} (${elements} ${datatype} elements)`);
-  }
+  checkByteSize(raw, datatype, size, elements, what);
   const out = new Float32Array(elements);
   if (datatype === 'FP32') {
     // The common case: one copy of the bytes, whatever their alignment.
