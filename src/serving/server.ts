@@ -4,6 +4,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
@@ -55,6 +56,10 @@ function packageVersion(): string {
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: 'maas', level: options.logLevel ?? 'info' });
   const pool = new InferencePool({ workers: options.workers, threadsPerWorker: options.threadsPerWorker });
+  if (pool.workers * pool.threadsPerWorker > availableParallelism()) {
+    // DESIGN decision 3: more threads than cores only adds contention.
+    logger.warn({ workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, cores: availableParallelism() }, 'workers × threads exceeds the cores');
+  }
   let repository: ModelRepository | null = null;
   const metrics = new ServingMetrics(() => (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })));
   repository = new ModelRepository({
