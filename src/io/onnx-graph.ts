@@ -3,7 +3,7 @@
  * and Add, Relu, Sigmoid, Tanh, Softmax, Identity, Flatten, Reshape), float64 inside.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { decodeOnnxFile, defaultOpset, num, tensorValues, type OnnxNode, type OnnxValueInfo } from './onnx.js';
+import { decodeOnnxFile, defaultOpset, num, tensorValues, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx.js';
 
 const FLOAT = 1;
 const DOUBLE = 11;
@@ -279,6 +279,14 @@ export class OnnxGraph {
   }
 }
 
+/** A double tensor's values at full precision (tensorValues narrows every type to float32). */
+function doubleValues(t: OnnxTensor): Float64Array {
+  const raw = t.raw_data;
+  if (!raw || raw.length === 0) return Float64Array.from(t.double_data ?? []);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  return Float64Array.from({ length: raw.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true));
+}
+
 /**
  * Loads an .onnx file as a graph to evaluate, for graphs that are not a chain of dense layers
  * (loadModel reads those into a Sequential). `constants` binds graph inputs to fixed tensors.
@@ -297,7 +305,7 @@ export async function loadOnnxGraph(path: string, constants: Record<string, Grap
   const known = new Map<string, Value>();
   for (const t of graph.initializer ?? []) {
     const { dims, values } = tensorValues(t);
-    known.set(t.name!, { data: Float64Array.from(values), shape: dims, f32: t.data_type !== DOUBLE });
+    known.set(t.name!, { data: t.data_type === DOUBLE ? doubleValues(t) : Float64Array.from(values), shape: dims, f32: t.data_type !== DOUBLE });
   }
   for (const [name, c] of Object.entries(constants)) {
     known.set(name, { data: Float64Array.from(c.data), shape: c.shape.slice(), f32: true });

@@ -204,3 +204,21 @@ describe('loadOnnxGraph against onnxruntime on graphs built here', () => {
     });
   }
 });
+
+describe('loadOnnxGraph in float64', () => {
+  it('keeps a double graph in float64 (a value float32 would round survives)', async () => {
+    const type = onnxTypes().model;
+    const info = (name: string) => ({ name, type: { tensor_type: { elem_type: 11, shape: { dim: [{ dim_value: 1 }, { dim_value: 2 }] } } } });
+    const bias = new Float64Array([1 + 2 ** -40, -3]);
+    const bytes = type.encode(type.fromObject({
+      ir_version: 7, opset_import: [{ domain: '', version: 13 }],
+      graph: { name: 'd', node: [{ op_type: 'Add', name: 'add', input: ['x', 'b'], output: ['y'] }],
+        initializer: [{ name: 'b', data_type: 11, dims: [2], raw_data: new Uint8Array(bias.buffer) }], input: [info('x')], output: [info('y')] },
+    })).finish();
+    const dir = await mkdtemp(join(tmpdir(), 'maas-graph-'));
+    await writeFile(join(dir, 'd.onnx'), bytes);
+    const out = (await loadOnnxGraph(join(dir, 'd.onnx'))).run({ x: { data: [0, 0.5], shape: [1, 2] } }).y!;
+    expect(out.data).toBeInstanceOf(Float64Array);
+    expect(Array.from(out.data)).toEqual([1 + 2 ** -40, -2.5]);
+  });
+});
