@@ -18,6 +18,12 @@ export { METRIC_NAMES, type MetricName } from './train/metrics.js';
 export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
 export type { LossName } from './native/index.js';
 export { loadModel } from './model/load.js';
+/**
+ * For .onnx graphs that are not a chain of dense layers (broadcasting MatMul/Add, Gemm with
+ * transA, softmax over another axis): loadOnnxGraph(path).run({ name: { data, shape } }).
+ * Use loadModel for dense chains (they become a trainable, servable Sequential).
+ */
+export { loadOnnxGraph, OnnxGraph, ONNX_GRAPH_OPS, type GraphInput, type GraphTensor } from './io/onnx-graph.js';
 export { openPackedModel } from './model/packed.js';
 export {
   quantize, loadQuantizedModel, QuantizedModel,

@@ -28,14 +28,19 @@ export type DenseOnnxOp = 'gemm' | 'matmul';
 // expects alongside it.
 const OPSET_VERSION = 13;
 const IR_VERSION = 7;
-const FLOAT = 1;
+/** ONNX TensorProto element type of float32. */
+export const FLOAT = 1;
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 
-type AttributeObject = { name: string; type: number; f?: number; i?: number };
-type NodeObject = { op_type: string; name: string; input: string[]; output: string[]; attribute: AttributeObject[] };
-type TensorObject = { name: string; data_type: number; dims: number[]; raw_data: Uint8Array };
-type ValueInfoObject = ReturnType<typeof floatValueInfo>;
+/** An AttributeProto as protobufjs takes it. */
+export type AttributeObject = { name: string; type: number; f?: number; i?: number };
+/** A NodeProto as protobufjs takes it. */
+export type NodeObject = { op_type: string; name: string; input: string[]; output: string[]; attribute: AttributeObject[] };
+/** A TensorProto (raw_data) as protobufjs takes it. */
+export type TensorObject = { name: string; data_type: number; dims: number[]; raw_data: Uint8Array };
+/** A ValueInfoProto as protobufjs takes it. */
+export type ValueInfoObject = ReturnType<typeof floatValueInfo>;
 
 /** The ONNX ModelProto type, from the library's own proto loader. */
 function onnxModelType(): protobuf.Type {
@@ -45,7 +50,7 @@ function onnxModelType(): protobuf.Type {
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** ONNX raw_data is little-endian by definition, so only a big-endian host needs the slow per-element path. */
-function float32LeBytes(values: Float32Array): Uint8Array {
+export function float32LeBytes(values: Float32Array): Uint8Array {
   if (hostIsLittleEndian) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint8Array(values.length * 4);
   const view = new DataView(out.buffer);
@@ -53,22 +58,24 @@ function float32LeBytes(values: Float32Array): Uint8Array {
   return out;
 }
 
-function floatInitializer(name: string, dims: number[], values: Float32Array): TensorObject {
+/** A float32 initializer. */
+export function floatInitializer(name: string, dims: number[], values: Float32Array): TensorObject {
   return { name, data_type: FLOAT, dims, raw_data: float32LeBytes(values) };
 }
 
 /** A float tensor value whose leading dimension is the symbolic batch "N". */
-function floatValueInfo(name: string, width: number) {
+export function floatValueInfo(name: string, width: number) {
   const dim = [{ dim_param: 'N' }, { dim_value: width }];
   return { name, type: { tensor_type: { elem_type: FLOAT, shape: { dim } } } };
 }
 
-function node(op_type: string, input: string[], output: string, attribute: AttributeObject[] = []): NodeObject {
+/** A node named after its output. */
+export function node(op_type: string, input: string[], output: string, attribute: AttributeObject[] = []): NodeObject {
   return { op_type, name: `${op_type}_${output}`, input, output: [output], attribute };
 }
 
 /** The activation node for one layer, or null when the layer is linear. */
-function activationNode(layer: DenseSpec, input: string, output: string): NodeObject | null {
+export function activationNode(layer: DenseSpec, input: string, output: string): NodeObject | null {
   switch (layer.activation) {
     case 'linear':
       return null;
@@ -88,13 +95,14 @@ function activationNode(layer: DenseSpec, input: string, output: string): NodeOb
 }
 
 /** Nodes computing input·W (+ B) into output, as one Gemm or as MatMul followed by Add. */
-function affineNodes(op: DenseOnnxOp, input: string, w: string, b: string | null, output: string): NodeObject[] {
+export function affineNodes(op: DenseOnnxOp, input: string, w: string, b: string | null, output: string): NodeObject[] {
   if (op === 'gemm') return [node('Gemm', b === null ? [input, w] : [input, w, b], output)];
   if (b === null) return [node('MatMul', [input, w], output)];
   return [node('MatMul', [input, w], `${output}_mm`), node('Add', [`${output}_mm`, b], output)];
 }
 
-function checkLayer(layer: DenseSpec, index: number): void {
+/** Checks a layer's weight and bias lengths against in × out. */
+export function checkLayer(layer: DenseSpec, index: number): void {
   if (layer.weights.length !== layer.in * layer.out) {
     throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`);
   }
@@ -104,13 +112,13 @@ function checkLayer(layer: DenseSpec, index: number): void {
 }
 
 /** Serialises a graph with input "x" and output "y" into ModelProto bytes. */
-function encodeModel(nodes: NodeObject[], initializer: TensorObject[], input: ValueInfoObject, output: ValueInfoObject): Uint8Array {
+export function encodeModel(nodes: NodeObject[], initializer: TensorObject[], input: ValueInfoObject, output: ValueInfoObject, graphName = 'maas_dense'): Uint8Array {
   const type = onnxModelType();
   const model = type.fromObject({
     ir_version: IR_VERSION,
     opset_import: [{ domain: '', version: OPSET_VERSION }],
     producer_name: 'maas',
-    graph: { name: 'maas_dense', node: nodes, initializer, input: [input], output: [output] },
+    graph: { name: graphName, node: nodes, initializer, input: [input], output: [output] },
   });
   return type.encode(model).finish();
 }

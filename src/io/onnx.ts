@@ -47,7 +47,8 @@ export interface OnnxTensor {
   int64_data?: (number | { toNumber(): number })[];
 }
 
-const num = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
+/** An int64 field as a number. */
+export const num = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
 
 /** A tensor's dims and float32 values (raw_data is little-endian by definition). */
 export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Array } {
@@ -94,7 +95,8 @@ export interface OnnxDense {
   alpha?: number;
 }
 
-interface OnnxNode {
+/** A graph node (the fields maas reads). */
+export interface OnnxNode {
   name?: string;
   op_type: string;
   input: string[];
@@ -119,26 +121,49 @@ export interface OnnxConstant {
   values: Float32Array;
 }
 
-/**
- * Reads a .onnx file into dense layers. `constants` binds graph inputs to fixed tensors, for
- * graphs that take their weights as inputs (as the ONNX backend tests do).
- */
-export async function readOnnx(path: string, constants: Record<string, OnnxConstant> = {}): Promise<OnnxDense[]> {
+type Int = number | { toNumber(): number };
+
+/** A graph value's declared type: element type and dims (dim_param for symbolic ones). */
+export interface OnnxValueInfo {
+  name: string;
+  type?: { tensor_type?: { elem_type?: number; shape?: { dim?: { dim_value?: Int; dim_param?: string }[] } } };
+}
+
+/** The parts of a decoded ModelProto that maas reads. */
+export interface OnnxModelProto {
+  graph?: { node?: OnnxNode[]; initializer?: OnnxTensor[]; input?: OnnxValueInfo[]; output?: OnnxValueInfo[] };
+  opset_import?: { domain?: string; version?: Int }[];
+}
+
+/** Reads and decodes a .onnx file, with maas errors for a missing or malformed file. */
+export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await readFile(path));
   } catch (e) {
     throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
-  let model: { graph?: { node?: OnnxNode[]; initializer?: OnnxTensor[]; input?: { name: string; type?: { tensor_type?: { shape?: { dim?: { dim_value?: number | { toNumber(): number } }[] } } } }[]; output?: { name: string }[] }; opset_import?: { domain?: string; version?: number | { toNumber(): number } }[] };
   try {
-    model = onnxTypes().model.decode(bytes) as unknown as typeof model;
+    return onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
   } catch (e) {
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not an ONNX model: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** The default-domain opset a model imports (13 when it names none). */
+export function defaultOpset(model: OnnxModelProto): number {
+  return num(model.opset_import?.find((o) => !o.domain)?.version ?? 13);
+}
+
+/**
+ * Reads a .onnx file into dense layers. `constants` binds graph inputs to fixed tensors, for
+ * graphs that take their weights as inputs (as the ONNX backend tests do).
+ */
+export async function readOnnx(path: string, constants: Record<string, OnnxConstant> = {}): Promise<OnnxDense[]> {
+  const model = await decodeOnnxFile(path);
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
-  const opset = num(model.opset_import?.find((o) => !o.domain)?.version ?? 13);
+  const opset = defaultOpset(model);
   const init = new Map((graph.initializer ?? []).map((t) => [t.name!, tensorValues(t)]));
   for (const [name, c] of Object.entries(constants)) init.set(name, { dims: c.dims, values: c.values });
   const input = graph.input?.find((i) => !init.has(i.name));

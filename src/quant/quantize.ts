@@ -12,7 +12,9 @@ import { checkBoolean, checkOneOf, checkOptions, isPlainObject } from '../core/v
 import { dense, type Dense } from '../layers/dense.js';
 import { loadModel } from '../model/load.js';
 import { sequential, type PackedModel, type Sequential } from '../model/sequential.js';
+import { writeFile } from 'node:fs/promises';
 import { readArtifacts, writeArtifacts, type WriteHooks } from '../io/artifacts.js';
+import { buildQuantizedOnnx } from '../io/onnx-int8-export.js';
 import { ACTIVATION_CODES, native, type NativeQuantLayerSpec, type NativeQuantizedModel } from '../native/index.js';
 import type { RawRows } from '../data/pipeline.js';
 import { activationParams, dequantizeWeights, quantizeWeights, requantizeWeights } from './arith.js';
@@ -156,6 +158,34 @@ export class QuantizedModel {
     const artifacts = this.float.toArtifacts();
     artifacts.maas = { ...artifacts.maas!, ...this.extras, quantization: this.spec };
     return { modelJson: await writeArtifacts(dir, artifacts, hooks) };
+  }
+
+  /**
+   * The quantized model as ONNX bytes (opset 13) for onnxruntime: per int8 layer QuantizeLinear
+   * with the calibrated u8 scale and zero point (static) or DynamicQuantizeLinear (dynamic), then
+   * MatMulInteger with the s8 weights, Cast, Mul by the scales, Add bias, activation; fp32 layers
+   * as Gemm. The u8 parameters are the 0..255 ones; a 7-bit kernel (AVX2 without VNNI) predicts
+   * with 0..127 levels, so there the graph is the model's 8-bit twin.
+   */
+  toOnnx(): Uint8Array {
+    this.checkLive();
+    return buildQuantizedOnnx(this.layers.map((l, i) => {
+      const info = this.spec.layers[i]!;
+      const q = this.int8Weights[i];
+      return {
+        in: l.inputDim!, out: l.units, weights: l.kernel!, bias: l.bias, activation: l.activation, alpha: l.alpha,
+        int8: info.int8 && q ? {
+          weights: q, scales: Float32Array.from(info.weightScales!),
+          ...(info.input ? { input: { scale: info.input.scale, zeroPoint: info.input.zeroPoint } } : {}),
+        } : null,
+      };
+    }), this.spec.mode);
+  }
+
+  /** Writes the quantized model as an .onnx file (see toOnnx). */
+  async saveOnnx(path: string): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidParameter('saveOnnx(path)', 'a file path', path);
+    await writeFile(path, this.toOnnx());
   }
 
   /** Frees the native handle and packed buffer; later calls throw MAAS_ERR_MODEL_DISPOSED. */
