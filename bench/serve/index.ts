@@ -27,19 +27,22 @@ interface Args {
   /** Parts to run: a, b, c, rss. */
   parts: Set<string>;
   seconds: number;
+  /** Interleaved rounds at concurrency 64. */
+  rounds: number;
   concurrency: number[];
   out: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { parts: new Set(['a', 'b', 'c', 'rss']), seconds: 3, concurrency: [1, 4, 16, 64, 256], out: join(packageRoot(), 'bench', 'RESULTS-serve.md') };
+  const args: Args = { parts: new Set(['a', 'b', 'c', 'rss']), seconds: 3, rounds: 3, concurrency: [1, 4, 16, 64, 256], out: join(packageRoot(), 'bench', 'RESULTS-serve.md') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--seconds') args.seconds = Number(argv[++i]);
     else if (a === '--parts') args.parts = new Set(argv[++i]!.split(','));
+    else if (a === '--rounds') args.rounds = Number(argv[++i]);
     else if (a === '--concurrency') args.concurrency = argv[++i]!.split(',').map(Number);
     else if (a === '--out') args.out = argv[++i]!;
-    else throw new Error(`bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --concurrency 1,64 --out FILE)`);
+    else throw new Error(`bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`);
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
   return args;
@@ -107,17 +110,54 @@ interface Row {
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
-async function sweep(target: string, port: number, req: InferOptions, args: Args, rows: Row[]): Promise<void> {
-  for (const c of args.concurrency) {
-    const result = await closedLoop(`127.0.0.1:${port}`, req, c, args.seconds);
-    rows.push({ target, generator: 'node client', result });
-    console.log(`${target.padEnd(24)} node c=${String(c).padStart(3)}  ${fmt(result.rps, 0).padStart(7)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}`);
+function logRow(target: string, generator: string, r: LoadResult): void {
+  const latency = generator === 'h2load' ? `mean ${fmt(r.p50)} ms  max ${fmt(r.p99)} ms` : `p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms`;
+  console.log(`${target.padEnd(24)} ${generator.padEnd(11)} c=${String(r.concurrency).padStart(3)}  ${fmt(r.rps, 0).padStart(7)} req/s  ${latency}  errors ${r.errors}`);
+}
+
+/** The node-client sweep at every concurrency but 64 (measured in interleaved rounds instead). */
+async function sweep(target: Target, args: Args, rows: Row[]): Promise<void> {
+  for (const c of args.concurrency.filter((c) => c !== 64)) {
+    const result = await closedLoop(`127.0.0.1:${target.port}`, target.request, c, args.seconds);
+    rows.push({ target: target.name, generator: 'node client', result });
+    logRow(target.name, 'node client', result);
   }
-  const body = await grpcBodyFile(req);
-  const result = await h2load(port, body, 64, args.seconds);
-  await rm(body, { force: true });
-  rows.push({ target, generator: 'h2load', result });
-  console.log(`${target.padEnd(24)} h2load c=64  ${fmt(result.rps, 0).padStart(7)} req/s  mean ${fmt(result.p50)} ms  max ${fmt(result.p99)} ms  non-2xx ${result.errors}`);
+}
+
+/** The median run by req/s. */
+function median(results: LoadResult[]): LoadResult {
+  return [...results].sort((x, y) => x.rps - y.rps)[Math.floor(results.length / 2)]!;
+}
+
+/**
+ * Concurrency 64, the targets' point: every target in turn, both generators, `rounds` times, so
+ * the machine's drift hits every target alike; the median round of each is reported.
+ */
+async function interleavedRounds(targets: Target[], args: Args, rows: Row[]): Promise<Map<string, LoadResult[]>> {
+  const samples = new Map<string, LoadResult[]>();
+  const bodies = new Map<Target, string>();
+  for (const t of targets) bodies.set(t, await grpcBodyFile(t.request));
+  for (let round = 0; round < args.rounds; round++) {
+    for (const t of targets) {
+      for (const generator of ['node client', 'h2load'] as const) {
+        const r = generator === 'h2load' ? await h2load(t.port, bodies.get(t)!, 64, args.seconds) : await closedLoop(`127.0.0.1:${t.port}`, t.request, 64, args.seconds);
+        const key = `${t.name}|${generator}`;
+        samples.set(key, [...(samples.get(key) ?? []), r]);
+        logRow(t.name, generator, r);
+      }
+    }
+  }
+  for (const body of bodies.values()) await rm(body, { force: true });
+  for (const t of targets) {
+    for (const generator of ['node client', 'h2load']) rows.push({ target: t.name, generator, result: median(samples.get(`${t.name}|${generator}`)!) });
+  }
+  return samples;
+}
+
+interface Target {
+  name: string;
+  port: number;
+  request: InferOptions;
 }
 
 /** Successful ModelInfer calls the server counted (h2load only sees HTTP statuses). */
@@ -144,27 +184,33 @@ async function main(): Promise<void> {
   console.log(`bench:serve: ${cpus()[0]?.model.trim()}, ${workers} cores, servers with ${workers} workers × 1 thread, ${args.seconds} s per point`);
 
   let server: { child: ChildProcess; port: number };
-  let sOk = NaN;
+  // Every server runs from the start (idle ones cost nothing) so the rounds can interleave them.
+  const targets: Target[] = [];
+  const children: ChildProcess[] = [];
+  const start = async (args: string[]) => {
+    const started = await startChild(args);
+    children.push(started.child);
+    return started.port;
+  };
   if (args.parts.has('a')) {
     // (a) the transport ceiling: the same request decoded, an answer of model S's size
-    server = await startChild(['echo', String(S.layers[S.layers.length - 1]!.out)]);
-    await sweep('(a) grpc-js echo', server.port, request('echo', 100), args, rows);
-    await stopChild(server.child);
+    targets.push({ name: '(a) grpc-js echo', port: await start(['echo', String(S.layers[S.layers.length - 1]!.out)]), request: request('echo', 100) });
   }
+  let sPort = NaN;
   if (args.parts.has('b')) {
-    server = await startChild(['maas', join(root, 's'), String(workers)]);
-    await sweep('(b) maas S', server.port, request('S', 100), args, rows);
-    sOk = await successCount(server.port, 'S');
-    await stopChild(server.child);
+    sPort = await start(['maas', join(root, 's'), String(workers)]);
+    targets.push({ name: '(b) maas S', port: sPort, request: request('S', 100) });
   }
   if (args.parts.has('c')) {
-    server = await startChild(['maas', join(root, 'l'), String(workers)]);
-    await sweep('(c) maas L batched', server.port, request('L_batched', 1024), args, rows);
-    await sweep('(c) maas L unbatched', server.port, request('L_unbatched', 1024), args, rows);
-    await stopChild(server.child);
+    const lPort = await start(['maas', join(root, 'l'), String(workers)]);
+    targets.push({ name: '(c) maas L batched', port: lPort, request: request('L_batched', 1024) });
+    targets.push({ name: '(c) maas L unbatched', port: lPort, request: request('L_unbatched', 1024) });
   }
+  for (const t of targets) await sweep(t, args, rows);
+  const samples = await interleavedRounds(targets, args, rows);
+  const sOk = Number.isFinite(sPort) ? await successCount(sPort, 'S') : NaN;
+  for (const child of children) await stopChild(child);
   const rss: ({ workers: number } & Rss)[] = [];
-  const emptyRss: Rss[] = [];
   let bigBytes = NaN;
   if (args.parts.has('rss')) {
     // A model of ≥ 200 MB with 1 and 2 workers (after warm-up every worker holds its handle)
@@ -180,18 +226,11 @@ async function main(): Promise<void> {
       rss.push({ workers: w, ...(await rssOf(server.child)) });
       await stopChild(server.child);
     }
-    const emptyRoot = join(root, 'empty');
-    await mkdir(emptyRoot);
-    for (const w of [1, 2]) {
-      server = await startChild(['maas', emptyRoot, String(w)]);
-      emptyRss.push(await rssOf(server.child));
-      await stopChild(server.child);
-    }
   }
-  report(args, rows, { sOk, rss, bigBytes, emptyRss, workers });
+  report(args, rows, samples, { sOk, rss, bigBytes, workers });
 }
 
-function report(args: Args, rows: Row[], extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; emptyRss: Rss[]; workers: number }): void {
+function report(args: Args, rows: Row[], samples: Map<string, LoadResult[]>, extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number }): void {
   const at = (target: string, generator: string, c = 64) => rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
   const MB = (b: number) => (b / 1e6).toFixed(1);
   const lines: string[] = [
@@ -205,10 +244,15 @@ function report(args: Args, rows: Row[], extra: { sOk: number; rss: ({ workers: 
     '| target | generator | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
-  for (const { target, generator, result: r } of rows) {
+  const order = [...new Set(rows.map((r) => r.target))];
+  const sorted = [...rows].sort((x, y) => order.indexOf(x.target) - order.indexOf(y.target) || x.generator.localeCompare(y.generator) || x.result.concurrency - y.result.concurrency);
+  for (const { target, generator, result: r } of sorted) {
     const h2 = generator === 'h2load';
-    lines.push(`| ${target} | ${generator} | ${r.concurrency} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`);
+    const c = r.concurrency === 64 ? `64 (median of ${args.rounds})` : String(r.concurrency);
+    lines.push(`| ${target} | ${generator} | ${c} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`);
   }
+  lines.push('', `Concurrency 64, every round (targets interleaved, req/s): `);
+  for (const [key, runs] of samples) lines.push(`- ${key.replace('|', ', ')}: ${runs.map((r) => fmt(r.rps, 0)).join(' / ')}`);
   const ratio = (a?: LoadResult, b?: LoadResult) => (a && b ? a.rps / b.rps : NaN);
   const echoNode = at('(a) grpc-js echo', 'node client');
   const sNode = at('(b) maas S', 'node client');
@@ -216,22 +260,24 @@ function report(args: Args, rows: Row[], extra: { sOk: number; rss: ({ workers: 
   const sH2 = at('(b) maas S', 'h2load');
   const lOn = at('(c) maas L batched', 'node client');
   const lOff = at('(c) maas L unbatched', 'node client');
+  const lOnH2 = at('(c) maas L batched', 'h2load');
+  const lOffH2 = at('(c) maas L unbatched', 'h2load');
   const [r1, r2] = extra.rss;
   const perWorker = r1 && r2 ? r2.rssAfterGc - r1.rssAfterGc : NaN;
   const perWorkerRaw = r1 && r2 ? r2.rss - r1.rss : NaN;
-  const [e1, e2] = extra.emptyRss;
   lines.push(
     '',
     '## Targets (concurrency 64, same run)',
     '',
     `- (b)/(a), node client: ${fmt(sNode?.rps ?? NaN, 0)} / ${fmt(echoNode?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sNode, echoNode) * 100, 1)}%** (target ≥ 80%)`,
     `- (b)/(a), h2load: ${fmt(sH2?.rps ?? NaN, 0)} / ${fmt(echoH2?.rps ?? NaN, 0)} req/s = **${fmt(ratio(sH2, echoH2) * 100, 1)}%**; the server counted ${extra.sOk} successful S requests in the whole (b) run`,
-    `- (c) L batched / unbatched: ${fmt(lOn?.rps ?? NaN, 0)} / ${fmt(lOff?.rps ?? NaN, 0)} req/s = **${fmt(ratio(lOn, lOff), 2)}×** (target ≥ 5×); batched p99/p50 = **${fmt((lOn?.p99 ?? NaN) / (lOn?.p50 ?? NaN), 2)}** (target ≤ 3)`,
-    `- RSS with a ${MB(extra.bigBytes)} MB model, after a full GC: 1 worker ${MB(r1?.rssAfterGc ?? NaN)} MB, 2 workers ${MB(r2?.rssAfterGc ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%). Before the GC (the loader's transient copies not yet collected): ${MB(r1?.rss ?? NaN)} → ${MB(r2?.rss ?? NaN)} MB (${MB(perWorkerRaw)} MB). An empty repository, after GC: ${MB(e1?.rssAfterGc ?? NaN)} → ${MB(e2?.rssAfterGc ?? NaN)} MB: a worker's own cost, whatever the model`,
+    `- (c) L batched / unbatched, node client: ${fmt(lOn?.rps ?? NaN, 0)} / ${fmt(lOff?.rps ?? NaN, 0)} req/s = **${fmt(ratio(lOn, lOff), 2)}×** (target ≥ 5×); batched p99/p50 = **${fmt((lOn?.p99 ?? NaN) / (lOn?.p50 ?? NaN), 2)}** (target ≤ 3)`,
+    `- (c) L batched / unbatched, h2load: ${fmt(lOnH2?.rps ?? NaN, 0)} / ${fmt(lOffH2?.rps ?? NaN, 0)} req/s = **${fmt(ratio(lOnH2, lOffH2), 2)}×**`,
+    `- RSS with a ${MB(extra.bigBytes)} MB model, after a full GC: 1 worker ${MB(r1?.rssAfterGc ?? NaN)} MB, 2 workers ${MB(r2?.rssAfterGc ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%). Before the GC (the loader's transient copies not yet collected): ${MB(r1?.rss ?? NaN)} → ${MB(r2?.rss ?? NaN)} MB (${MB(perWorkerRaw)} MB)`,
     '',
   );
   writeFileSync(args.out, lines.join('\n'));
-  console.log(lines.slice(-7).join('\n'));
+  console.log(lines.slice(-8).join('\n'));
   console.log(`wrote ${args.out}`);
 }
 
