@@ -66,7 +66,9 @@ export async function closedLoop(address: string, request: InferOptions, concurr
   }
 }
 
-/** The request as one length-prefixed gRPC message, the body h2load sends. */
+let bodyFiles = 0;
+
+/** The request as one length-prefixed gRPC message, the body h2load sends (a new file per call). */
 export async function grpcBodyFile(request: InferOptions): Promise<string> {
   const method = inferenceService().service.ModelInfer!;
   const message = method.requestSerialize(encodeInferRequest(request));
@@ -74,7 +76,7 @@ export async function grpcBodyFile(request: InferOptions): Promise<string> {
   frame.writeUInt8(0, 0);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);
-  const path = join(tmpdir(), `maas-h2load-${process.pid}-${Date.now()}.bin`);
+  const path = join(tmpdir(), `maas-h2load-${process.pid}-${++bodyFiles}.bin`);
   await writeFile(path, frame);
   return path;
 }
