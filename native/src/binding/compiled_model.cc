@@ -3,6 +3,7 @@
 #include <string>
 
 #include "addon.h"
+#include "args.h"
 #include "maas/dense_stack.h"
 #include "typed.h"
 
@@ -52,17 +53,8 @@ class CompiledModel : public Napi::ObjectWrap<CompiledModel> {
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckLive(env);
-    size_t x_length = 0, y_length = 0;
-    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
-    const size_t batch = ArgSize(info, 1, "batch");
-    float* y = ArgTypedData<float>(info, 2, "y", napi_float32_array, &y_length);
-    if (batch == 0 || x_length != batch * in() || y_length != batch * out()) {
-      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
-                 "predict: expected x of " + std::to_string(batch * in()) + " and y of " + std::to_string(batch * out()) +
-                     " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) +
-                     " and " + std::to_string(y_length), true);
-    }
-    const Status s = DenseStackForward(view_, x, batch, y, &scratch_, &addon_->pool(), addon_->threads());
+    const PredictArgs a = ArgPredict(info, in(), out());
+    const Status s = DenseStackForward(view_, a.x, a.batch, a.y, &scratch_, &addon_->pool(), addon_->threads());
     if (s != Status::kOk) ThrowStatus(env, s, "predict");
     return env.Undefined();
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
 #include "maas/dense_stack.h"
 #include "maas/peak.h"
 #include "maas/quantized_stack.h"
@@ -16,19 +17,10 @@ namespace maas::binding {
 
 namespace {
 
-MaasAddon* Addon(Napi::Env env) { return env.GetInstanceData<MaasAddon>(); }
-
+// The int8 kernel named by info[index] (required here: the test and bench entries name it).
 const Int8GemmKernel& NamedInt8Kernel(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  const std::string name = info[index].ToString();
-  const Int8GemmKernel* k = FindInt8Gemm(name.c_str());
-  if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", "unknown int8 kernel '" + name + "'", true);
-  const Isa cap = Addon(env)->isa_cap();
-  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
-               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
-  }
-  return *k;
+  if (info.Length() <= index || !info[index].IsString()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
+  return ArgKernelOf<Int8GemmKernel>(info, index, SelectInt8Gemm, FindInt8Gemm, "int8 ");
 }
 
 template <typename T>
@@ -101,7 +93,7 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
   PackInt8B(o.w, o.n, o.k, o.n, kernel, packed.data(), colsum.data());
   PackF32Bias(o.scale, o.n, kernel.nr, scale.data());
   if (o.bias) PackF32Bias(o.bias, o.n, kernel.nr, bias.data());
-  ThreadPool& pool = Addon(env)->pool();
+  ThreadPool& pool = AddonOf(env)->pool();
   const size_t nth = threads < 1 ? 1 : (threads > pool.size() ? pool.size() : threads);
   const size_t per = kernel.scratch_bytes(o.k) + 64;
   std::vector<uint8_t> scratch(per * nth);
@@ -195,7 +187,7 @@ Napi::Value PeakInt8(const Napi::CallbackInfo& info) {
   else if (isa == "amx" && IsaSupported(Isa::kAmx)) job.probe = &PeakAmxInt8;
   else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakInt8: '" + isa + "' is not supported here");
   job.iterations = ArgSize(info, 1, "iterations");
-  ThreadPool& pool = Addon(env)->pool();
+  ThreadPool& pool = AddonOf(env)->pool();
   size_t nth = ArgSize(info, 2, "threads");
   nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
   const auto t0 = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
 #include "maas/dense_stack.h"
 #include "maas/peak.h"
 #include "maas/reference.h"
@@ -14,42 +15,13 @@ namespace maas::binding {
 
 namespace {
 
-MaasAddon* Addon(Napi::Env env) { return env.GetInstanceData<MaasAddon>(); }
-
-// The kernel named by info[index] (a string), or the best one under this env's cap when absent.
+// The fp32 kernel named by info[index], or the best under this env's cap when absent.
 const F32GemmKernel& ArgKernel(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  const Isa cap = Addon(env)->isa_cap();
-  if (info.Length() <= index || info[index].IsUndefined()) return *SelectF32Gemm(cap);
-  if (!info[index].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
-  const std::string name = info[index].As<Napi::String>();
-  const F32GemmKernel* k = FindF32Gemm(name.c_str());
-  if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", "unknown kernel '" + name + "'", true);
-  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
-               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
-  }
-  return *k;
+  return ArgKernelOf<F32GemmKernel>(info, index, SelectF32Gemm, FindF32Gemm, "");
 }
 
 std::vector<DenseLayerSpec> ArgSpecs(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  if (!info[index].IsArray()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected an array of layer specs", true);
-  Napi::Array arr = info[index].As<Napi::Array>();
-  std::vector<DenseLayerSpec> specs(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a layer spec object", true);
-    Napi::Object o = v.As<Napi::Object>();
-    const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
-    const double act = o.Get("activation").ToNumber().DoubleValue();
-    if (!(in >= 1 && in < 4294967296.0 && out >= 1 && out < 4294967296.0 && act >= 0 && act < kActivationCount)) {
-      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation", true);
-    }
-    specs[i] = DenseLayerSpec{static_cast<uint32_t>(in), static_cast<uint32_t>(out), static_cast<Activation>(static_cast<uint32_t>(act)),
-                              static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
-  }
-  return specs;
+  return ArgSpecArray<DenseLayerSpec>(info, index, "layer specs", ParseDenseSpec);
 }
 
 // packedStackByteLength(specs, kernel?) -> bytes the packed buffer needs
@@ -143,7 +115,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   }
   std::vector<float> packed(PackedBFloats(d.k, d.n, kernel.nr));
   PackF32B(d.w, d.n, d.k, d.n, kernel.nr, packed.data());
-  ThreadPool& pool = Addon(env)->pool();
+  ThreadPool& pool = AddonOf(env)->pool();
   const size_t nth = threads < 1 ? 1 : (threads > pool.size() ? pool.size() : threads);
   std::vector<float> scratch(kernel.scratch_floats(d.k) * nth);
   std::vector<float*> per_thread(nth);
@@ -193,7 +165,7 @@ Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   else if (isa == "avx2" && IsaSupported(Isa::kAvx2)) job.probe = &PeakFmaAvx2;
   else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakFma: '" + isa + "' is not supported here");
   job.iterations = ArgSize(info, 1, "iterations");
-  ThreadPool& pool = Addon(env)->pool();
+  ThreadPool& pool = AddonOf(env)->pool();
   size_t nth = ArgSize(info, 2, "threads");
   nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
   const auto t0 = std::chrono::steady_clock::now();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
 #include "maas/quantized_stack.h"
 #include "typed.h"
 
@@ -12,47 +13,21 @@ namespace maas::binding {
 
 namespace {
 
-MaasAddon* Addon(Napi::Env env) { return env.GetInstanceData<MaasAddon>(); }
-
 // The int8 kernel named by info[index], or the best under this env's cap when absent.
 const Int8GemmKernel& ArgInt8Kernel(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  const Isa cap = Addon(env)->isa_cap();
-  if (info.Length() <= index || info[index].IsUndefined()) return *SelectInt8Gemm(cap);
-  if (!info[index].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
-  const std::string name = info[index].As<Napi::String>();
-  const Int8GemmKernel* k = FindInt8Gemm(name.c_str());
-  if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", "unknown int8 kernel '" + name + "'", true);
-  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
-               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
-  }
-  return *k;
+  return ArgKernelOf<Int8GemmKernel>(info, index, SelectInt8Gemm, FindInt8Gemm, "int8 ");
 }
 
 // Layer specs: {in, out, activation, alpha, hasBias, int8, inMin, inMax}.
 std::vector<QuantLayerSpec> ArgQuantSpecs(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  if (!info[index].IsArray()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected an array of quantized layer specs", true);
-  Napi::Array arr = info[index].As<Napi::Array>();
-  std::vector<QuantLayerSpec> specs(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a layer spec object", true);
-    Napi::Object o = v.As<Napi::Object>();
-    const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
-    const double act = o.Get("activation").ToNumber().DoubleValue();
-    if (!(in >= 1 && in < 4294967296.0 && out >= 1 && out < 4294967296.0 && act >= 0 && act < kActivationCount)) {
-      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation", true);
-    }
-    specs[i].dense = DenseLayerSpec{static_cast<uint32_t>(in), static_cast<uint32_t>(out),
-                                    static_cast<Activation>(static_cast<uint32_t>(act)),
-                                    static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
-    specs[i].int8 = o.Get("int8").ToBoolean().Value();
-    specs[i].in_min = static_cast<float>(o.Get("inMin").ToNumber().DoubleValue());
-    specs[i].in_max = static_cast<float>(o.Get("inMax").ToNumber().DoubleValue());
-  }
-  return specs;
+  return ArgSpecArray<QuantLayerSpec>(info, index, "quantized layer specs", [](Napi::Env env, const Napi::Object& o, uint32_t i) {
+    QuantLayerSpec spec;
+    spec.dense = ParseDenseSpec(env, o, i);
+    spec.int8 = o.Get("int8").ToBoolean().Value();
+    spec.in_min = static_cast<float>(o.Get("inMin").ToNumber().DoubleValue());
+    spec.in_max = static_cast<float>(o.Get("inMax").ToNumber().DoubleValue());
+    return spec;
+  });
 }
 
 // A typed array of exactly `length` elements of `type` from arr[i], or a coded TypeError.
@@ -70,7 +45,7 @@ Napi::Value PackedQuantizedByteLength(const Napi::CallbackInfo& info) {
   std::vector<QuantLayerSpec> specs = ArgQuantSpecs(info, 0);
   size_t bytes = 0;
   const Status s = PackedQuantStackBytes(specs.data(), specs.size(), ArgInt8Kernel(info, 1),
-                                         *SelectF32Gemm(Addon(info.Env())->isa_cap()), &bytes);
+                                         *SelectF32Gemm(AddonOf(info.Env())->isa_cap()), &bytes);
   if (s != Status::kOk) ThrowStatus(info.Env(), s, "packedQuantizedByteLength");
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
 }
@@ -100,7 +75,7 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   auto dst = ArgTypedArray<uint8_t>(info, 5, "dst", napi_uint8_array);
   const Int8GemmKernel& kernel = ArgInt8Kernel(info, 6);
   const Status s = PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic, wp.data(),
-                                  sp.data(), bp.data(), kernel, *SelectF32Gemm(Addon(env)->isa_cap()), dst.Data(), dst.ByteLength());
+                                  sp.data(), bp.data(), kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()), dst.Data(), dst.ByteLength());
   if (s != Status::kOk) ThrowStatus(env, s, "packQuantized");
   return Napi::String::New(env, kernel.name);
 }
@@ -150,17 +125,8 @@ class QuantizedModel : public Napi::ObjectWrap<QuantizedModel> {
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckLive(env);
-    size_t x_length = 0, y_length = 0;
-    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
-    const size_t batch = ArgSize(info, 1, "batch");
-    float* y = ArgTypedData<float>(info, 2, "y", napi_float32_array, &y_length);
-    if (batch == 0 || x_length != batch * in() || y_length != batch * out()) {
-      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
-                 "predict: expected x of " + std::to_string(batch * in()) + " and y of " + std::to_string(batch * out()) +
-                     " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) +
-                     " and " + std::to_string(y_length), true);
-    }
-    const Status s = QuantStackForward(view_, x, batch, y, &scratch_, &addon_->pool(), addon_->threads());
+    const PredictArgs a = ArgPredict(info, in(), out());
+    const Status s = QuantStackForward(view_, a.x, a.batch, a.y, &scratch_, &addon_->pool(), addon_->threads());
     if (s != Status::kOk) ThrowStatus(env, s, "predict");
     return env.Undefined();
   }

@@ -1,0 +1,86 @@
+// Arguments every binding file reads the same way: this environment's addon state, a kernel by
+// name (or the best under the cap), and the dense part of a layer spec array.
+#pragma once
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "maas/activation.h"
+#include "maas/dense_stack.h"
+#include "maas/isa.h"
+#include "typed.h"
+
+namespace maas::binding {
+
+inline MaasAddon* AddonOf(Napi::Env env) { return env.GetInstanceData<MaasAddon>(); }
+
+// The kernel of a family named by info[index], or the family's best under this env's cap when
+// the argument is absent; a kernel above the cap or unsupported by the CPU is refused.
+template <typename Kernel>
+const Kernel& ArgKernelOf(const Napi::CallbackInfo& info, size_t index, const Kernel* (*select)(Isa),
+                          const Kernel* (*find)(const char*), const char* family) {
+  Napi::Env env = info.Env();
+  const Isa cap = AddonOf(env)->isa_cap();
+  if (info.Length() <= index || info[index].IsUndefined()) return *select(cap);
+  if (!info[index].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
+  const std::string name = info[index].As<Napi::String>();
+  const Kernel* k = find(name.c_str());
+  if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", std::string("unknown ") + family + "kernel '" + name + "'", true);
+  if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
+    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
+               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
+  }
+  return *k;
+}
+
+// {in, out, activation, alpha, hasBias} of layer spec object `o` (the i-th), range-checked.
+inline DenseLayerSpec ParseDenseSpec(Napi::Env env, const Napi::Object& o, uint32_t i) {
+  const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
+  const double act = o.Get("activation").ToNumber().DoubleValue();
+  if (!(in >= 1 && in < 4294967296.0 && out >= 1 && out < 4294967296.0 && act >= 0 && act < kActivationCount)) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation", true);
+  }
+  return DenseLayerSpec{static_cast<uint32_t>(in), static_cast<uint32_t>(out), static_cast<Activation>(static_cast<uint32_t>(act)),
+                        static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
+}
+
+// The array info[index] of layer spec objects, each parsed by parse(env, object, i).
+template <typename Spec, typename Parse>
+std::vector<Spec> ArgSpecArray(const Napi::CallbackInfo& info, size_t index, const char* what, Parse parse) {
+  Napi::Env env = info.Env();
+  if (!info[index].IsArray()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", std::string("expected an array of ") + what, true);
+  Napi::Array arr = info[index].As<Napi::Array>();
+  std::vector<Spec> specs(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a layer spec object", true);
+    specs[i] = parse(env, v.As<Napi::Object>(), i);
+  }
+  return specs;
+}
+
+struct PredictArgs {
+  const float* x;
+  size_t batch;
+  float* y;
+};
+
+// predict(x: Float32Array, batch, y: Float32Array) of a model with `in` inputs and `out` outputs:
+// x must hold batch·in floats and y batch·out, else a coded RangeError.
+inline PredictArgs ArgPredict(const Napi::CallbackInfo& info, size_t in, size_t out) {
+  size_t x_length = 0, y_length = 0;
+  const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  const size_t batch = ArgSize(info, 1, "batch");
+  float* y = ArgTypedData<float>(info, 2, "y", napi_float32_array, &y_length);
+  if (batch == 0 || x_length != batch * in || y_length != batch * out) {
+    ThrowCoded(info.Env(), "MAAS_ERR_SHAPE_MISMATCH",
+               "predict: expected x of " + std::to_string(batch * in) + " and y of " + std::to_string(batch * out) +
+                   " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) + " and " +
+                   std::to_string(y_length), true);
+  }
+  return PredictArgs{x, batch, y};
+}
+
+}  // namespace maas::binding
