@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,34 @@ inline PredictArgs ArgPredict(const Napi::CallbackInfo& info, size_t in, size_t 
                    std::to_string(y_length), true);
   }
   return PredictArgs{x, batch, y};
+}
+
+// Runs a peak probe (independent chains in registers, returning the ops it did) on `threads`
+// pool threads for info's (isa, iterations, threads) arguments 1 and 2, and answers
+// { <unit>: total ops, seconds }.
+inline Napi::Value RunPeakProbe(const Napi::CallbackInfo& info, double (*probe)(uint64_t), const char* unit) {
+  struct Job {
+    double (*probe)(uint64_t);
+    uint64_t iterations;
+    double ops[64];
+  } job{probe, ArgSize(info, 1, "iterations"), {}};
+  Napi::Env env = info.Env();
+  ThreadPool& pool = AddonOf(env)->pool();
+  size_t nth = ArgSize(info, 2, "threads");
+  nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
+  nth = nth > 64 ? 64 : nth;
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.Run(nth, [](void* ctx, size_t ith, size_t) {
+    auto* j = static_cast<Job*>(ctx);
+    j->ops[ith] = j->probe(j->iterations);
+  }, &job);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double ops = 0;
+  for (size_t t = 0; t < nth; ++t) ops += job.ops[t];
+  Napi::Object out = Napi::Object::New(env);
+  out.Set(unit, ops);
+  out.Set("seconds", seconds);
+  return out;
 }
 
 }  // namespace maas::binding

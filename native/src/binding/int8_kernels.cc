@@ -1,7 +1,6 @@
 // Underscore-named int8 test and benchmark entries: one GEMM on a named int8 kernel and its
 // integer reference twin, the quantizer of each kernel, the dispatch rule over made-up CPUs, the
 // activation parameters, and the VNNI/AMX peak probes.
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -167,38 +166,15 @@ Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, SelectInt8GemmFor(f, cap)->name);
 }
 
-struct PeakJob {
-  double (*probe)(uint64_t);
-  uint64_t iterations;
-  double ops[64];
-};
-
-void PeakTask(void* ctx, size_t ith, size_t) {
-  auto* job = static_cast<PeakJob*>(ctx);
-  job->ops[ith] = job->probe(job->iterations);
-}
-
 // _peakInt8(isa: 'avx512vnni'|'amx', iterations, threads) -> { ops, seconds }
 Napi::Value PeakInt8(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string isa = info[0].ToString();
-  PeakJob job{};
-  if (isa == "avx512vnni" && IsaSupported(Isa::kAvx512Vnni)) job.probe = &PeakVnniAvx512;
-  else if (isa == "amx" && IsaSupported(Isa::kAmx)) job.probe = &PeakAmxInt8;
+  double (*probe)(uint64_t) = nullptr;
+  if (isa == "avx512vnni" && IsaSupported(Isa::kAvx512Vnni)) probe = &PeakVnniAvx512;
+  else if (isa == "amx" && IsaSupported(Isa::kAmx)) probe = &PeakAmxInt8;
   else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakInt8: '" + isa + "' is not supported here");
-  job.iterations = ArgSize(info, 1, "iterations");
-  ThreadPool& pool = AddonOf(env)->pool();
-  size_t nth = ArgSize(info, 2, "threads");
-  nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
-  const auto t0 = std::chrono::steady_clock::now();
-  pool.Run(nth, &PeakTask, &job);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double ops = 0;
-  for (size_t t = 0; t < nth; ++t) ops += job.ops[t];
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("ops", ops);
-  out.Set("seconds", seconds);
-  return out;
+  return RunPeakProbe(info, probe, "ops");
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 // Kernel-level exports: packing a dense stack into a caller's buffer, and the underscore-named
 // test and benchmark entries (one GEMM on a named kernel, the reference twin, the peak probes).
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -145,38 +144,15 @@ Napi::Value ReferenceDense(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-struct PeakJob {
-  double (*probe)(uint64_t);
-  uint64_t iterations;
-  double flops[64];
-};
-
-void PeakTask(void* ctx, size_t ith, size_t) {
-  auto* job = static_cast<PeakJob*>(ctx);
-  job->flops[ith] = job->probe(job->iterations);
-}
-
 // _peakFma(isa: 'avx512'|'avx2', iterations, threads) -> { flops, seconds }
 Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string isa = info[0].ToString();
-  PeakJob job{};
-  if (isa == "avx512" && IsaSupported(Isa::kAvx512)) job.probe = &PeakFmaAvx512;
-  else if (isa == "avx2" && IsaSupported(Isa::kAvx2)) job.probe = &PeakFmaAvx2;
+  double (*probe)(uint64_t) = nullptr;
+  if (isa == "avx512" && IsaSupported(Isa::kAvx512)) probe = &PeakFmaAvx512;
+  else if (isa == "avx2" && IsaSupported(Isa::kAvx2)) probe = &PeakFmaAvx2;
   else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakFma: '" + isa + "' is not supported here");
-  job.iterations = ArgSize(info, 1, "iterations");
-  ThreadPool& pool = AddonOf(env)->pool();
-  size_t nth = ArgSize(info, 2, "threads");
-  nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
-  const auto t0 = std::chrono::steady_clock::now();
-  pool.Run(nth, &PeakTask, &job);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double flops = 0;
-  for (size_t t = 0; t < nth; ++t) flops += job.flops[t];
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("flops", flops);
-  out.Set("seconds", seconds);
-  return out;
+  return RunPeakProbe(info, probe, "flops");
 }
 
 }  // namespace
