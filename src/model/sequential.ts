@@ -8,6 +8,7 @@ import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
 import { ACTIVATION_CODES, LOSS_CODES, native, type NativeCompiledModel, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
+import { openPackedModel } from './packed.js';
 import type { History } from '../train/callbacks.js';
 import { writeArtifacts, type ModelArtifacts, type WeightSpec, type WriteHooks } from '../io/artifacts.js';
 import { toTopology } from './topology.js';
@@ -367,13 +368,7 @@ export class Sequential {
 
   private compiled(): NativeCompiledModel {
     this.checkLive();
-    if (this.handle) return this.handle;
-    const { buffer } = this.packed();
-    try {
-      this.handle = new native.CompiledModel(new Uint8Array(buffer));
-    } catch (e) {
-      throw fromNative(e);
-    }
+    this.handle ??= openPackedModel(this.packed());
     return this.handle;
   }
 

@@ -15,7 +15,8 @@ import { sequential, type PackedModel, type Sequential } from '../model/sequenti
 import { writeFile } from 'node:fs/promises';
 import { readArtifacts, writeArtifacts, type WriteHooks } from '../io/artifacts.js';
 import { buildQuantizedOnnx } from '../io/onnx-int8-export.js';
-import { ACTIVATION_CODES, native, type NativeQuantLayerSpec, type NativeQuantizedModel } from '../native/index.js';
+import { ACTIVATION_CODES, native, type NativeCompiledModel, type NativeQuantLayerSpec } from '../native/index.js';
+import { openPackedModel } from '../model/packed.js';
 import type { RawRows } from '../data/pipeline.js';
 import { activationParams, dequantizeWeights, quantizeWeights, requantizeWeights } from './arith.js';
 import { CALIBRATION_METHODS, calibrateRange, type CalibrationMethod } from './calibrate.js';
@@ -64,7 +65,7 @@ const f32 = Math.fround;
 
 /** A model whose dense layers run in int8 (except those kept in fp32); predict returns fp32. */
 export class QuantizedModel {
-  private handle: NativeQuantizedModel | null = null;
+  private handle: NativeCompiledModel | null = null;
   private packedModel: PackedQuantizedModel | null = null;
   private disposed = false;
 
@@ -196,14 +197,8 @@ export class QuantizedModel {
     this.disposed = true;
   }
 
-  private compiled(): NativeQuantizedModel {
-    if (this.handle) return this.handle;
-    const { buffer } = this.packed();
-    try {
-      this.handle = new native.QuantizedModel(new Uint8Array(buffer));
-    } catch (e) {
-      throw fromNative(e);
-    }
+  private compiled(): NativeCompiledModel {
+    this.handle ??= openPackedModel(this.packed());
     return this.handle;
   }
 
