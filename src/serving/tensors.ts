@@ -43,17 +43,12 @@ export function checkedRawFloats(raw: Uint8Array, elements: number, what: string
   return raw;
 }
 
-/** Converts `elements` little-endian values of `datatype` into float32. */
+/** Converts `elements` little-endian values of `datatype` into float32 (raw FP32 goes through checkedRawFloats). */
 export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: number, what: string): Float32Array {
   const size = DATATYPE_BYTES[datatype];
   if (size === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
   checkByteSize(raw, datatype, size, elements, what);
   const out = new Float32Array(elements);
-  if (datatype === 'FP32') {
-    // The common case: one copy of the bytes, whatever their alignment.
-    new Uint8Array(out.buffer).set(raw);
-    return out;
-  }
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const read: (i: number) => number = {
     BOOL: (i: number) => (view.getUint8(i) ? 1 : 0),
@@ -67,6 +62,7 @@ export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: numbe
     INT64: (i: number) => Number(view.getBigInt64(i * 8, true)),
     FP16: (i: number) => halfToFloat(view.getUint16(i * 2, true)),
     BF16: (i: number) => bf16ToFloat(view.getUint16(i * 2, true)),
+    FP32: (i: number) => view.getFloat32(i * 4, true),
     FP64: (i: number) => view.getFloat64(i * 8, true),
   }[datatype]!;
   for (let i = 0; i < elements; i++) out[i] = read(i);
