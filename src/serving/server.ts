@@ -65,7 +65,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   repository = new ModelRepository({
     root: resolve(options.modelRepository),
     pool,
-    metrics,
     logger,
     controlMode: options.modelControlMode,
     pollSeconds: options.repositoryPollSeconds,

@@ -1,9 +1,9 @@
 /**
  * Per model version statistics in the shape of Triton's statistics extension (cumulative counts
- * and nanoseconds per phase, per batch size), and the Prometheus metrics with Triton's names.
- * Both are fed from the same three calls: success, failure and execution.
+ * and nanoseconds per phase, per batch size, plus latency histograms), and the Prometheus metrics
+ * with Triton's names, read from those statistics when Prometheus scrapes.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 export interface Duration {
   count: number;
@@ -31,7 +31,26 @@ function add(d: Duration, ns: number): void {
   d.ns += ns;
 }
 
-/** Cumulative statistics of one model version (the ModelStatistics message, and the metrics' counters). */
+/** Latency buckets in µs: 50 µs to 5 s. */
+const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000];
+
+/** One latency histogram of one version: per-bucket counts, kept here so a request costs no label hashing. */
+export class LatencyBuckets {
+  /** counts[i] for values ≤ LATENCY_BUCKETS_US[i] (and above the previous bound); the last is +Inf. */
+  readonly counts = new Float64Array(LATENCY_BUCKETS_US.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(us: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS_US.length && us > LATENCY_BUCKETS_US[i]!) i++;
+    this.counts[i]!++;
+    this.sum += us;
+    this.count++;
+  }
+}
+
+/** Cumulative statistics of one model version (the ModelStatistics message, and what the metrics read). */
 export class VersionStatistics {
   lastInference = 0;
   inferenceCount = 0;
@@ -44,11 +63,13 @@ export class VersionStatistics {
   readonly computeInfer = duration();
   readonly computeOutput = duration();
   readonly batches = new Map<number, { computeInput: Duration; computeInfer: Duration; computeOutput: Duration }>();
+  readonly requestLatency = new LatencyBuckets();
+  readonly queueLatency = new LatencyBuckets();
+  readonly computeLatency = new LatencyBuckets();
 
   constructor(
     readonly model: string,
     readonly version: string,
-    private readonly metrics: ServingMetrics,
   ) {}
 
   recordSuccess(rows: number, t: RequestTiming): void {
@@ -59,7 +80,9 @@ export class VersionStatistics {
     add(this.computeInput, t.inputNs);
     add(this.computeInfer, t.inferNs);
     add(this.computeOutput, t.outputNs);
-    this.metrics.observe(this.model, this.version, t);
+    this.requestLatency.observe(t.totalNs / 1000);
+    this.queueLatency.observe(t.queueNs / 1000);
+    this.computeLatency.observe(t.inferNs / 1000);
   }
 
   recordFailure(reason: FailureReason, totalNs: number): void {
@@ -83,8 +106,36 @@ export type MetricSources = () => { stats: VersionStatistics; pending: number }[
 
 const LABELS = ['model', 'version'] as const;
 type Label = 'model' | 'version';
-/** Latency buckets in µs: 50 µs to 5 s. */
-const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000];
+
+/**
+ * A histogram for the registry (its registerMetric interface) read from every version's
+ * LatencyBuckets at scrape time: _bucket (cumulative, le), _sum and _count per model and version.
+ */
+function latencyHistogram(name: string, help: string, sources: MetricSources, pick: (s: VersionStatistics) => LatencyBuckets) {
+  return {
+    name,
+    help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    async get() {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const { stats } of sources()) {
+        const b = pick(stats);
+        const labels = { model: stats.model, version: stats.version };
+        let cumulative = 0;
+        LATENCY_BUCKETS_US.forEach((le, i) => {
+          cumulative += b.counts[i]!;
+          values.push({ labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` });
+        });
+        values.push({ labels: { le: '+Inf', ...labels }, value: b.count, metricName: `${name}_bucket` });
+        values.push({ labels, value: b.sum, metricName: `${name}_sum` });
+        values.push({ labels, value: b.count, metricName: `${name}_count` });
+      }
+      return { name, help, type: 'histogram' as const, values, aggregator: 'sum' as const };
+    },
+    reset() {},
+  };
+}
 
 /**
  * The Prometheus registry of one server, with Triton's metric names. Counters and the pending
@@ -93,9 +144,6 @@ const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 5
  */
 export class ServingMetrics {
   readonly registry = new Registry();
-  private readonly requestHistogram: Histogram<Label>;
-  private readonly queueHistogram: Histogram<Label>;
-  private readonly computeHistogram: Histogram<Label>;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -133,20 +181,14 @@ export class ServingMetrics {
       },
     });
     // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.
-    const histogram = (name: string, help: string) => new Histogram<Label>({ name, help, labelNames: LABELS, buckets: LATENCY_BUCKETS_US, registers });
-    this.requestHistogram = histogram('nv_inference_request_duration_histogram_us', 'Successful inference request duration in microseconds');
-    this.queueHistogram = histogram('nv_inference_queue_duration_histogram_us', 'Inference queuing duration in microseconds');
-    this.computeHistogram = histogram('nv_inference_compute_infer_duration_histogram_us', 'Compute inference duration in microseconds');
+    // The registry reads any metric through get() and reset(); its typings only name its own classes.
+    const register = (m: ReturnType<typeof latencyHistogram>) => this.registry.registerMetric(m as unknown as Metric);
+    register(latencyHistogram('nv_inference_request_duration_histogram_us', 'Successful inference request duration in microseconds', sources, (s) => s.requestLatency));
+    register(latencyHistogram('nv_inference_queue_duration_histogram_us', 'Inference queuing duration in microseconds', sources, (s) => s.queueLatency));
+    register(latencyHistogram('nv_inference_compute_infer_duration_histogram_us', 'Compute inference duration in microseconds', sources, (s) => s.computeLatency));
     collectDefaultMetrics({ register: this.registry, prefix: 'maas_' });
   }
 
-  /** One successful request's latencies into the histograms. */
-  observe(model: string, version: string, t: RequestTiming): void {
-    const labels = { model, version };
-    this.requestHistogram.observe(labels, t.totalNs / 1000);
-    this.queueHistogram.observe(labels, t.queueNs / 1000);
-    this.computeHistogram.observe(labels, t.inferNs / 1000);
-  }
 
   /** The exposition text for /metrics. */
   text(): Promise<string> {

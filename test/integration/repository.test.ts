@@ -186,6 +186,9 @@ describe('poll mode, policies and config errors', () => {
       expect(text).toMatch(new RegExp(`^${name}\\{model="m",version="1"\\} \\d`, 'm'));
     }
     expect(text).toMatch(/^nv_inference_request_duration_histogram_us_bucket\{le="1000",model="m",version="1"\} \d+$/m);
+    expect(text).toMatch(/^nv_inference_request_duration_histogram_us_bucket\{le="\+Inf",model="m",version="1"\} 5$/m);
+    expect(text).toMatch(/^nv_inference_request_duration_histogram_us_count\{model="m",version="1"\} 5$/m);
+    expect(text).toMatch(/^nv_inference_compute_infer_duration_histogram_us_count\{model="m",version="1"\} 5$/m);
   });
 });
 

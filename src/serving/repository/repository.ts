@@ -14,7 +14,7 @@ import type { Sequential } from '../../model/sequential.js';
 import { QuantizedModel, loadQuantizedModel } from '../../quant/quantize.js';
 import type { InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
-import { ServingMetrics, VersionStatistics } from '../statistics.js';
+import { VersionStatistics } from '../statistics.js';
 import { MODEL_FILE_NAMES, batchingPolicy, completeConfig, selectVersions, type ModelConfig } from './config.js';
 
 export type ControlMode = 'none' | 'poll' | 'explicit';
@@ -58,7 +58,6 @@ interface ModelEntry {
 export interface RepositoryOptions {
   root: string;
   pool: InferencePool;
-  metrics: ServingMetrics;
   logger: Logger;
   controlMode?: ControlMode;
   /** Seconds between scans in poll mode. */
@@ -74,7 +73,6 @@ export class ModelRepository {
   readonly controlMode: ControlMode;
   private readonly models = new Map<string, ModelEntry>();
   private readonly pool: InferencePool;
-  private readonly metrics: ServingMetrics;
   private readonly logger: Logger;
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
@@ -86,7 +84,6 @@ export class ModelRepository {
   constructor(options: RepositoryOptions) {
     this.root = options.root;
     this.pool = options.pool;
-    this.metrics = options.metrics;
     this.logger = options.logger;
     this.controlMode = options.controlMode ?? 'none';
     this.pollSeconds = options.pollSeconds ?? 15;
@@ -304,7 +301,7 @@ export class ModelRepository {
     const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format, buffer: packed.buffer };
     // The layers' own arrays are not needed to serve: only the packed SharedArrayBuffer stays.
     model.dispose();
-    const stats = new VersionStatistics(name, String(version), this.metrics);
+    const stats = new VersionStatistics(name, String(version));
     const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
     const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) => stats.recordExecution(e.rows, e.computeNs));
     this.pool.attach(weights);
