@@ -147,20 +147,24 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
     for (const p of group.paths) {
       const file = join(dirname(jsonPath), p.replace(/^\.\//, ''));
       try {
-        chunks.push(new Uint8Array(await readFile(file)));
+        const bytes = await readFile(file);
+        chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
       } catch (e) {
         throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`, { cause: e });
       }
     }
     weightSpecs.push(...group.weights);
   }
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const weightData = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    weightData.set(c, offset);
-    offset += c.length;
+  // One shard (what maas and most converters write) is used as read; several are joined once.
+  let weightData = chunks.length === 1 ? chunks[0]! : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  if (chunks.length > 1) {
+    let offset = 0;
+    for (const c of chunks) {
+      weightData.set(c, offset);
+      offset += c.length;
+    }
   }
+  if (chunks.length === 0) weightData = new Uint8Array(0);
   const maas = parsed.maas as MaasExtension | undefined;
   if (maas?.weightsSha256 && sha256(weightData) !== maas.weightsSha256) {
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights of ${jsonPath} do not match the SHA-256 recorded in model.json (corrupt or mixed files)`);

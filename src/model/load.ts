@@ -41,7 +41,10 @@ function read(data: Uint8Array, w: Located, expected: number[], what: string): F
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Weight ${w.spec.name} has shape [${w.spec.shape.join(',')}] but ${what} needs [${expected.join(',')}]`);
   }
   if (w.offset + size * 4 > data.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights file is shorter than the manifest says (at ${w.spec.name})`);
-  // Copy out: offsets in the file need not be 4-byte aligned, and the model owns its arrays.
+  // A view into the file's bytes when they are 4-byte aligned (loading a large model then holds
+  // one copy of its weights, not two); a copy when a converter wrote them unaligned.
+  const start = data.byteOffset + w.offset;
+  if (start % 4 === 0) return new Float32Array(data.buffer, start, size);
   return new Float32Array(data.slice(w.offset, w.offset + size * 4).buffer);
 }
 
@@ -60,18 +63,8 @@ interface LayerWeights {
  */
 function buildSequential(parsed: ParsedDense[], weightsOf: (p: ParsedDense, inputDim: number) => LayerWeights): Sequential {
   const model = new Sequential();
-  const weights: Float32Array[] = [];
   let inputDim = parsed[0]!.inputDim!;
   for (const p of parsed) {
-    model.add(dense({
-      units: p.units,
-      activation: p.activation,
-      ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
-      useBias: p.useBias || p.batchNorm !== undefined, // folding always yields a bias
-      name: p.name,
-      ...(model.layers.length === 0 ? { inputShape: [inputDim] } : {}),
-      ...(p.kernelRegularizer ? { kernelRegularizer: regularizers.l1l2(p.kernelRegularizer) } : {}),
-    }));
     let { kernel, bias, batchNorm } = weightsOf(p, inputDim);
     if (kernel.length !== inputDim * p.units) {
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s kernel holds ${kernel.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`);
@@ -80,11 +73,26 @@ function buildSequential(parsed: ParsedDense[], weightsOf: (p: ParsedDense, inpu
       if (!batchNorm) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${p.batchNorm.name}`);
       ({ kernel, bias } = foldBatchNorm(kernel, bias, p.units, p.batchNorm, batchNorm));
     }
-    weights.push(kernel);
-    if (bias) weights.push(bias);
+    const useBias = p.useBias || p.batchNorm !== undefined; // folding always yields a bias
+    if (useBias && (!bias || bias.length !== p.units)) {
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name}'s bias holds ${bias?.length ?? 0} values but needs ${p.units}`);
+    }
+    const layer = dense({
+      units: p.units,
+      activation: p.activation,
+      ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
+      useBias,
+      name: p.name,
+      ...(model.layers.length === 0 ? { inputShape: [inputDim] } : {}),
+      ...(p.kernelRegularizer ? { kernelRegularizer: regularizers.l1l2(p.kernelRegularizer) } : {}),
+    });
+    // The file's weights go in before add() builds the layer, so no initializer runs (for a large
+    // model that is a full-size array and a random fill saved).
+    layer.kernel = kernel;
+    layer.bias = useBias ? bias : null;
+    model.add(layer);
     inputDim = p.units;
   }
-  model.setWeights(weights);
   return model;
 }
 
