@@ -1,12 +1,12 @@
-// QuantizedModel: a handle over a packed quantized stack ("MAASQ801", often a SharedArrayBuffer
-// shared by workers), and the functions that pack one. predict quantizes the fp32 input, runs
-// every layer natively with per-handle scratch (no allocation once warm) and writes fp32.
+// QuantizedModel: the handle over a packed quantized stack ("MAASQ801"; predict quantizes the
+// fp32 input, runs every layer and writes fp32), and the functions that pack one.
 #include <string>
 #include <vector>
 
 #include "addon.h"
 #include "args.h"
 #include "maas/quantized_stack.h"
+#include "packed_model_wrap.h"
 #include "typed.h"
 
 namespace maas::binding {
@@ -80,93 +80,29 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, kernel.name);
 }
 
-class QuantizedModel : public Napi::ObjectWrap<QuantizedModel> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "QuantizedModel",
-                       {
-                           InstanceMethod<&QuantizedModel::Predict>("predict"),
-                           InstanceMethod<&QuantizedModel::Dispose>("dispose"),
-                           InstanceAccessor<&QuantizedModel::InputSize>("inputSize"),
-                           InstanceAccessor<&QuantizedModel::OutputSize>("outputSize"),
-                           InstanceAccessor<&QuantizedModel::Kernel>("kernel"),
-                           InstanceAccessor<&QuantizedModel::F32Kernel>("f32Kernel"),
-                           InstanceAccessor<&QuantizedModel::Disposed>("disposed"),
-                       });
+struct QuantStackTraits {
+  using View = QuantStackView;
+  using Scratch = QuantScratch;
+  static constexpr const char* kName = "QuantizedModel";
+  static Status Open(const void* data, size_t bytes, View* view) noexcept { return OpenQuantStack(data, bytes, view); }
+  static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool, size_t threads) noexcept {
+    return QuantStackForward(v, x, batch, y, scratch, pool, threads);
   }
-
-  // new QuantizedModel(packed: Uint8Array)
-  explicit QuantizedModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<QuantizedModel>(info) {
-    Napi::Env env = info.Env();
-    addon_ = env.GetInstanceData<MaasAddon>();
-    auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
-    const Status s = OpenQuantStack(packed.Data(), packed.ByteLength(), &view_);
-    if (s != Status::kOk) ThrowStatus(env, s, "QuantizedModel: cannot open the packed buffer");
-    const Isa cap = addon_->isa_cap();
-    if (!IsaWithin(view_.kernel->isa, cap) || !IsaWithin(view_.f32->isa, cap)) {
-      const char* name = IsaWithin(view_.kernel->isa, cap) ? view_.f32->name : view_.kernel->name;
-      view_.kernel = nullptr;
-      ThrowCoded(env, "MAAS_ERR_PACKED_ISA_ABOVE_CAP",
-                 std::string("QuantizedModel: the buffer was packed for ") + name + " but this thread's ISA cap is " +
-                     IsaName(cap) + "; pack it again under this cap");
-    }
-    buffer_ = Napi::Persistent(packed.As<Napi::Object>());  // keeps the weights alive
+  static size_t In(const View& v) { return v.layers[0].spec.dense.in; }
+  static size_t Out(const View& v) { return v.layers[v.count - 1].spec.dense.out; }
+  static const char* Kernel(const View& v) { return v.kernel->name; }
+  static const char* F32Kernel(const View& v) { return v.f32->name; }
+  // Both kernels must be within the cap: int8 layers run one, layers kept in fp32 the other.
+  static const char* AboveCap(const View& v, Isa cap) {
+    if (!IsaWithin(v.kernel->isa, cap)) return v.kernel->name;
+    return IsaWithin(v.f32->isa, cap) ? nullptr : v.f32->name;
   }
-
- private:
-  size_t in() const { return view_.layers[0].spec.dense.in; }
-  size_t out() const { return view_.layers[view_.count - 1].spec.dense.out; }
-
-  void CheckLive(Napi::Env env) {
-    if (!view_.kernel) ThrowCoded(env, "MAAS_ERR_MODEL_DISPOSED", "QuantizedModel: the model was disposed");
-  }
-
-  // predict(x: Float32Array, batch: number, y: Float32Array): y = model(x), rows of in/out floats.
-  Napi::Value Predict(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckLive(env);
-    const PredictArgs a = ArgPredict(info, in(), out());
-    const Status s = QuantStackForward(view_, a.x, a.batch, a.y, &scratch_, &addon_->pool(), addon_->threads());
-    if (s != Status::kOk) ThrowStatus(env, s, "predict");
-    return env.Undefined();
-  }
-
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    view_.kernel = nullptr;
-    view_.count = 0;
-    if (!buffer_.IsEmpty()) buffer_.Reset();
-    scratch_.Release();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value InputSize(const Napi::CallbackInfo& info) {
-    CheckLive(info.Env());
-    return Napi::Number::New(info.Env(), static_cast<double>(in()));
-  }
-  Napi::Value OutputSize(const Napi::CallbackInfo& info) {
-    CheckLive(info.Env());
-    return Napi::Number::New(info.Env(), static_cast<double>(out()));
-  }
-  Napi::Value Kernel(const Napi::CallbackInfo& info) {
-    CheckLive(info.Env());
-    return Napi::String::New(info.Env(), view_.kernel->name);
-  }
-  Napi::Value F32Kernel(const Napi::CallbackInfo& info) {
-    CheckLive(info.Env());
-    return Napi::String::New(info.Env(), view_.f32->name);
-  }
-  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), view_.kernel == nullptr); }
-
-  MaasAddon* addon_ = nullptr;
-  QuantStackView view_;
-  QuantScratch scratch_;
-  Napi::ObjectReference buffer_;
 };
 
 }  // namespace
 
 void RegisterQuantizedModel(Napi::Env env, Napi::Object exports) {
-  exports.Set("QuantizedModel", QuantizedModel::Define(env));
+  exports.Set("QuantizedModel", PackedModelWrap<QuantStackTraits>::Define(env));
   exports.Set("packedQuantizedByteLength", Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
   exports.Set("packQuantized", Napi::Function::New(env, PackQuantized, "packQuantized"));
 }

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "packed_layout.h"
+
 namespace maas {
 
 namespace {
@@ -29,12 +31,8 @@ struct PackedLayerRecord {
   uint64_t weights_offset, bias_offset;  // from the aligned start
 };
 
-inline size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
-
-inline uint8_t* AlignedStart(const void* p) {
-  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
-  return reinterpret_cast<uint8_t*>(AlignUp(u, kPackedAlign));
-}
+using packed::AlignedStart;
+using packed::AlignUp;
 
 // Layout from the aligned start: header, records, then each layer's panels and padded bias.
 size_t LayoutBytes(const DenseLayerSpec* layers, size_t count, uint32_t nr, PackedLayerRecord* records) {
@@ -154,9 +152,7 @@ void DenseScratch::Release() noexcept {
 }
 
 namespace {
-float* AllocFloats(size_t n) {
-  return static_cast<float*>(std::aligned_alloc(kPackedAlign, AlignUp(n * sizeof(float), kPackedAlign)));
-}
+float* AllocFloats(size_t n) { return static_cast<float*>(packed::AllocAligned(n * sizeof(float))); }
 }  // namespace
 
 Status DenseScratch::Reserve(const PackedStackView& view, size_t batch, size_t threads) noexcept {

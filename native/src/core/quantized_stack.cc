@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "packed_layout.h"
+
 namespace maas {
 
 namespace {
@@ -34,18 +36,9 @@ struct QuantLayerRecord {
   uint64_t w_offset, colsum_offset, wscale_offset, scale_offset, bias_offset;  // from the aligned start
 };
 
-inline size_t AlignUp(size_t v, size_t a) { return (v + a - 1) / a * a; }
-
-inline uint8_t* AlignedStart(const void* p) {
-  return reinterpret_cast<uint8_t*>(AlignUp(reinterpret_cast<uintptr_t>(p), kPackedAlign));
-}
-
-// Reserves `bytes` at `*off` (aligned) and returns where they start.
-inline uint64_t Take(size_t* off, size_t bytes) {
-  const size_t at = *off;
-  *off = AlignUp(at + bytes, kPackedAlign);
-  return at;
-}
+using packed::AlignedStart;
+using packed::AlignUp;
+using packed::Take;
 
 // Layout from the aligned start: header, records, then each layer's arrays in record order.
 size_t LayoutBytes(const QuantLayerSpec* layers, size_t count, const Int8GemmKernel& kernel, const F32GemmKernel& f32,
@@ -209,7 +202,7 @@ Status OpenQuantStack(const void* buffer, size_t bytes, QuantStackView* view) no
 
 namespace {
 
-void* AllocBytes(size_t n) { return std::aligned_alloc(kPackedAlign, AlignUp(n ? n : 1, kPackedAlign)); }
+void* AllocBytes(size_t n) { return packed::AllocAligned(n); }
 
 // Grows *p to at least `need` units of `unit` bytes; false when the allocation fails.
 template <typename T>
