@@ -4,7 +4,6 @@
  * per-request timeout and priority), drops requests whose client went away, and keeps at most
  * `capacity` executions in flight so the queue forms here, where it can be batched.
  */
-import { performance } from 'node:perf_hooks';
 import { MaasError } from '../core/errors.js';
 
 /**
@@ -35,7 +34,8 @@ export class Cancellation {
 
 /** Nanoseconds since an arbitrary origin, as a double (no BigInt allocation per call). */
 export function nowNs(): number {
-  return performance.now() * 1e6;
+  // The global performance, read at each call, so tests can drive the clock with fake timers.
+  return globalThis.performance.now() * 1e6;
 }
 
 /** The scheduling part of a model config, resolved to plain numbers. */
@@ -249,6 +249,11 @@ export class DynamicBatcher {
   }
 
   private dispatch(batch: Pending[]): void {
+    // A delay armed for the requests just taken is void; pump() arms one for whoever still waits.
+    if (this.delayTimer) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = null;
+    }
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
     // Each request's rows are copied once, into the batch (the executor may transfer it); a lone
     // float32 request that owns its buffer is sent as it is.

@@ -2,7 +2,7 @@
  * DynamicBatcher against a controllable executor: batch formation (max, preferred, delay),
  * queue limits, timeouts, priorities, cancellation, and draining.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Cancellation, DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
 import { MaasError } from '../../src/core/errors.js';
 
@@ -66,12 +66,18 @@ describe('DynamicBatcher', () => {
     expect(calls.map((c) => c.rows)).toEqual([3]); // preferred size reached: sent at once
     calls[0]!.release();
     await Promise.all([a, ...rest]);
-    const late = b.submit(one(4), 1);
-    const started = Date.now();
-    while (calls.length < 2) await new Promise((r) => setTimeout(r, 5));
-    expect(Date.now() - started).toBeGreaterThanOrEqual(150); // the delay expired with a partial batch
-    calls[1]!.release();
-    expect((await late).y[0]).toBe(40);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const late = b.submit(one(4), 1);
+      vi.advanceTimersByTime(199);
+      expect(calls.length).toBe(1); // still waiting for a preferred batch
+      vi.advanceTimersByTime(2);
+      expect(calls.map((c) => c.rows)).toEqual([3, 1]); // the delay expired: the partial batch goes
+      calls[1]!.release();
+      expect((await late).y[0]).toBe(40);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rejects beyond max_queue_size with a coded error', async () => {
@@ -92,17 +98,26 @@ describe('DynamicBatcher', () => {
   it('times a queued request out, and honours a per-request timeout only when overrides are allowed', async () => {
     const { calls, execute } = gatedExecutor();
     const b = new DynamicBatcher(policy({ maxBatchSize: 1, defaultTimeoutUs: 0 }), 1, 1, 1, execute);
-    const running = b.submit(one(1), 1);
-    const error = await b.submit(one(2), 1, { timeoutUs: 20_000 }).catch((e: MaasError) => e);
-    expect(error).toMatchObject({ code: 'MAAS_ERR_REQUEST_TIMEOUT' });
-    const strict = new DynamicBatcher(policy({ maxBatchSize: 1, allowTimeoutOverride: false }), 1, 1, 1, gatedExecutor().execute);
-    strict.submit(one(1), 1).catch(() => {});
-    let settled = false;
-    strict.submit(one(2), 1, { timeoutUs: 1000 }).then(() => (settled = true), () => (settled = true));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(settled).toBe(false);
-    calls[0]!.release();
-    await running;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const running = b.submit(one(1), 1);
+      let error: unknown = null;
+      b.submit(one(2), 1, { timeoutUs: 20_000 }).catch((e: MaasError) => (error = e));
+      await vi.advanceTimersByTimeAsync(19);
+      expect(error).toBeNull();
+      await vi.advanceTimersByTimeAsync(2);
+      expect(error).toMatchObject({ code: 'MAAS_ERR_REQUEST_TIMEOUT' });
+      const strict = new DynamicBatcher(policy({ maxBatchSize: 1, allowTimeoutOverride: false }), 1, 1, 1, gatedExecutor().execute);
+      strict.submit(one(1), 1).catch(() => {});
+      let settled = false;
+      strict.submit(one(2), 1, { timeoutUs: 1000 }).then(() => (settled = true), () => (settled = true));
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(settled).toBe(false); // the override is ignored and the default is no timeout
+      calls[0]!.release();
+      await running;
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('serves the highest priority level first', async () => {
