@@ -3,18 +3,11 @@
  * inference.GRPCInferenceService, raw tensors by default, and a bidirectional inference stream.
  */
 import * as grpc from '@grpc/grpc-js';
-import { inferenceService, toWireParameters } from '../protocol/grpc.js';
+import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
 import {
   InferenceServerError, tensorBytes, tensorFromBytes,
   type InferOptions, type InferResult,
 } from './types.js';
-
-/** Which typed-contents field carries each datatype (typed mode). */
-const CONTENTS_FIELD: Record<string, string> = {
-  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents',
-};
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
@@ -36,7 +29,7 @@ export function encodeInferRequest(options: InferOptions): object {
       const base = { name: t.name, datatype: t.datatype, shape: t.shape };
       if (!typed) return base;
       const field = CONTENTS_FIELD[t.datatype];
-      if (!field) throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
+      if (!field || field === 'bytes_contents') throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
       const values = Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : v));
       return { ...base, contents: { [field]: values } };
     }),

@@ -66,3 +66,22 @@ export function toWireParameters(map: Record<string, boolean | number | string> 
   }
   return out;
 }
+
+/** The wire shape of InferTensorContents. */
+export interface WireContents {
+  bool_contents?: boolean[];
+  int_contents?: number[];
+  int64_contents?: number[];
+  uint_contents?: number[];
+  uint64_contents?: number[];
+  fp32_contents?: number[];
+  fp64_contents?: number[];
+  bytes_contents?: Buffer[];
+}
+
+/** Which typed-contents field carries each datatype (FP16 and BF16 have none: raw only). */
+export const CONTENTS_FIELD: Readonly<Record<string, keyof WireContents>> = {
+  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
+  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
+  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+};

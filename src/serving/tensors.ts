@@ -11,8 +11,6 @@ export const DATATYPE_BYTES: Readonly<Record<string, number>> = {
   FP16: 2, BF16: 2, FP32: 4, FP64: 8,
 };
 
-/** Every datatype the protocol names. */
-export const DATATYPES = [...Object.keys(DATATYPE_BYTES), 'BYTES'] as const;
 
 /** A float16 bit pattern as a number. */
 function halfToFloat(bits: number): number {

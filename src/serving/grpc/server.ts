@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
-import { fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
+import { CONTENTS_FIELD, fromWireParameters, inferenceService, type WireContents, type WireParameter } from '../../protocol/grpc.js';
 import { Cancellation } from '../batcher.js';
 import type { DataPlane, InferInput, InferRequest, InferResponse } from '../dataplane.js';
 
@@ -33,18 +33,6 @@ export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: `internal error: ${(error as Error)?.message ?? String(error)}`, metadata };
 }
 
-/** The wire shape of InferTensorContents. */
-interface WireContents {
-  bool_contents?: boolean[];
-  int_contents?: number[];
-  int64_contents?: number[];
-  uint_contents?: number[];
-  uint64_contents?: number[];
-  fp32_contents?: number[];
-  fp64_contents?: number[];
-  bytes_contents?: Buffer[];
-}
-
 interface WireInferRequest {
   model_name: string;
   model_version?: string;
@@ -54,13 +42,6 @@ interface WireInferRequest {
   outputs: { name: string; parameters?: Record<string, WireParameter> }[];
   raw_input_contents: Buffer[];
 }
-
-/** Which typed-contents field carries each datatype. */
-const CONTENTS_FIELD: Record<string, keyof WireContents> = {
-  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
-};
 
 /** A ModelInferRequest off the wire, as the DataPlane takes it. */
 export function decodeInferRequest(message: WireInferRequest): InferRequest {
@@ -120,16 +101,6 @@ function unary(work: (request: any, call: grpc.ServerUnaryCall<any, any>) => unk
   };
 }
 
-/** The repository parameter map (oneof values) as plain values. */
-function repositoryParameters(map: Record<string, Record<string, unknown>> | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, p] of Object.entries(map ?? {})) {
-    const choice = (p.parameter_choice as string | undefined) ?? Object.keys(p).find((k) => k.endsWith('_param'));
-    if (choice) out[key] = p[choice];
-  }
-  return out;
-}
-
 /** A cancelled or deadline-exceeded call cancels its request while it is still queued. */
 function cancelOnCancel(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): Cancellation {
   const cancellation = new Cancellation();
@@ -149,7 +120,8 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
     ModelStatistics: unary((r) => ({ model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined) })),
     RepositoryIndex: unary(async (r) => ({ models: await dataplane.repositoryIndex(Boolean(r.ready)) })),
     RepositoryModelLoad: unary(async (r) => {
-      await dataplane.loadModel(r.model_name, repositoryParameters(r.parameters));
+      // ModelRepositoryParameter is a oneof like InferParameter (plus bytes_param): read the same way.
+      await dataplane.loadModel(r.model_name, fromWireParameters(r.parameters) ?? {});
       return {};
     }),
     RepositoryModelUnload: unary(async (r) => {
