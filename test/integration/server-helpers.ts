@@ -6,7 +6,7 @@ import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { dense, initializers, sequential, type Sequential } from '../../src/index.js';
+import { Random, dense, initializers, sequential, type Sequential } from '../../src/index.js';
 import { serve, type RunningServer, type ServeOptions } from '../../src/serving/server.js';
 
 /** A small seeded model: in → 16 relu → out (softmax when out > 1, else sigmoid). */
@@ -37,11 +37,6 @@ export function startServer(modelRepository: string, options: Partial<ServeOptio
 
 /** Seeded inputs in [-1, 1). */
 export function inputs(rows: number, width: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: rows * width }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 2 ** 32) * 2 - 1;
-  });
+  const r = new Random(seed);
+  return Float32Array.from({ length: rows * width }, () => r.uniform(-1, 1));
 }
