@@ -60,7 +60,11 @@ export interface BatchingPolicy {
 export interface Execution {
   rows: number;
   requests: number;
+  /** Gathering the requests' rows into the batch. */
+  inputNs: number;
   computeNs: number;
+  /** Handing each request its share of the output. */
+  outputNs: number;
 }
 
 /**
@@ -254,6 +258,7 @@ export class DynamicBatcher {
       clearTimeout(this.delayTimer);
       this.delayTimer = null;
     }
+    const gathering = nowNs();
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
     // Each request's rows are copied once, into the batch (the executor may transfer it); a lone
     // float32 request that owns its buffer is sent as it is.
@@ -274,13 +279,14 @@ export class DynamicBatcher {
     this.inFlight++;
     this.execute(x, rows).then(
       ({ y, computeNs }) => {
+        const splitting = nowNs();
         let row = 0;
         for (const request of batch) {
           const n = request.rows * this.outputSize;
           request.resolve({ y: y.subarray(row, row + n), queueNs: started - request.enqueued, computeNs, batchRows: rows });
           row += n;
         }
-        this.onExecuted({ rows, requests: batch.length, computeNs });
+        this.onExecuted({ rows, requests: batch.length, inputNs: started - gathering, computeNs, outputNs: nowNs() - splitting });
       },
       (error: unknown) => {
         const failure = error instanceof MaasError ? error : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${(error as Error)?.message ?? String(error)}`);

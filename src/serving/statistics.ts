@@ -4,6 +4,7 @@
  * with Triton's names, read from those statistics when Prometheus scrapes.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { Execution } from './batcher.js';
 
 export interface Duration {
   count: number;
@@ -90,14 +91,16 @@ export class VersionStatistics {
     this.failures[reason]++;
   }
 
-  recordExecution(rows: number, computeNs: number): void {
+  recordExecution({ rows, inputNs, computeNs, outputNs }: Execution): void {
     this.executionCount++;
     let batch = this.batches.get(rows);
     if (!batch) {
       batch = { computeInput: duration(), computeInfer: duration(), computeOutput: duration() };
       this.batches.set(rows, batch);
     }
+    add(batch.computeInput, inputNs);
     add(batch.computeInfer, computeNs);
+    add(batch.computeOutput, outputNs);
   }
 }
 

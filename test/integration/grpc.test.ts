@@ -160,6 +160,10 @@ describe('gRPC: ModelInfer', () => {
     const [stats] = await client.modelStatistics('mlp', '1');
     expect(stats!.execution_count).toBeLessThan(stats!.inference_stats.success.count); // requests were batched
     expect(stats!.batch_stats.some((b: { batch_size: number }) => b.batch_size > 4)).toBe(true);
+    for (const b of stats!.batch_stats as { compute_input: { count: number }; compute_infer: { count: number }; compute_output: { count: number } }[]) {
+      expect(b.compute_input.count).toBe(b.compute_infer.count); // every execution times all three phases
+      expect(b.compute_output.count).toBe(b.compute_infer.count);
+    }
   });
 });
 

@@ -303,7 +303,7 @@ export class ModelRepository {
     model.dispose();
     const stats = new VersionStatistics(name, String(version));
     const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
-    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) => stats.recordExecution(e.rows, e.computeNs));
+    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) => stats.recordExecution(e));
     this.pool.attach(weights);
     try {
       await this.warmUp(weights, inputSize, outputSize);
