@@ -35,7 +35,7 @@ async function until(condition: () => Promise<boolean>, what: string, ms = 20_00
   const end = Date.now() + ms;
   while (!(await condition())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 2));
   }
 }
 
@@ -67,7 +67,7 @@ describe('explicit model control', () => {
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 150));
+    await until(async () => (seen.get('1') ?? 0) > 20, 'version 1 traffic');
     await addVersion(root, 'm', 2, v2);
     await client.loadModel('m');
     await until(async () => (seen.get('2') ?? 0) > 20, 'version 2 traffic');
@@ -80,7 +80,8 @@ describe('explicit model control', () => {
 
     // Unload with requests in flight: each one answers (or is refused as unavailable), nothing hangs.
     const inFlight = Array.from({ length: 300 }, () => ask(client).then(() => 'ok', (e: InferenceServerError) => e.status));
-    await new Promise((r) => setTimeout(r, 5));
+    const held = () => server.dataplane.repository.servedVersions('m')[0]?.batcher.pending ?? 0;
+    await until(async () => held() > 0, 'requests held by the server'); // unload while some are queued or running
     await client.unloadModel('m');
     const outcomes = await Promise.all(inFlight);
     expect(outcomes.filter((o) => o !== 'ok' && o !== status.UNAVAILABLE)).toEqual([]);
