@@ -1,5 +1,5 @@
 /**
- * Prints the formats × cases table for ../shared/fixtures: how each case loads (loadModel or
+ * Prints the formats × cases table for test/fixtures: how each case loads (loadModel or
  * loadOnnxGraph), its max error against the expected outputs, the tolerance, and pass/fail.
  */
 import { readFile, readdir } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { loadModel, loadOnnxGraph } from '../src/index.js';
 import { decodeOnnxFile, decodeTensor } from '../src/io/onnx.js';
 import { packageRoot } from '../src/native/index.js';
 
-const ROOT = join(packageRoot(), '..', 'shared', 'fixtures');
+const ROOT = join(packageRoot(), 'test', 'fixtures');
 const TOL = 1e-5;
 /** Quantization operator cases: reproduced exactly by test/unit/quant-onnx.test.ts with src/quant/arith.ts. */
 const QUANT = new Set(['test_matmulinteger', 'test_qlinearmatmul_2D_uint8_float32', 'test_qlinearmatmul_2D_int8_float32', 'test_dynamicquantizelinear', 'test_quantizelinear', 'test_dequantizelinear']);

@@ -12,7 +12,7 @@ import { packageRoot } from '../../src/native/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
 import { inputs, startServer, tempRepository } from './server-helpers.js';
 
-const FIXTURES = join(packageRoot(), '..', 'shared', 'fixtures');
+const FIXTURES = join(packageRoot(), 'test', 'fixtures');
 /** MANIFEST.md's suggested tolerance for the fixtures' expected outputs. */
 const FIXTURE_TOL = 1e-5;
 /** The server runs the same native kernels as predict in this process. */

@@ -170,7 +170,7 @@ for (const kernel of kernels) {
     });
 
     it('reproduces onnx_node/test_matmulinteger (u8 zero point 12) exactly', async () => {
-      const dir = join(packageRoot(), '..', 'shared', 'fixtures', 'onnx', 'onnx_node', 'test_matmulinteger', 'test_data_set_0');
+      const dir = join(packageRoot(), 'test', 'fixtures', 'onnx', 'onnx_node', 'test_matmulinteger', 'test_data_set_0');
       const [A, B, aZero, bZero, Y] = await Promise.all([0, 1, 2, 3].map((i) => readFile(join(dir, `input_${i}.pb`))).concat(readFile(join(dir, 'output_0.pb'))))
         .then((bufs) => bufs.map((b) => decodeTensor(b)));
       expect(bZero!.values[0]).toBe(0);

@@ -14,7 +14,7 @@ import { createOrtSession } from '../../bench/peers/onnx.js';
 
 /** maas and onnxruntime on the same float32 weights (different summation order). */
 const ORT_TOL = 2e-5;
-const KERAS = join(packageRoot(), '..', 'shared', 'fixtures', 'keras_h5');
+const KERAS = join(packageRoot(), 'test', 'fixtures', 'keras_h5');
 
 describe('ONNX export and maas convert', () => {
   it('maas → ONNX → onnxruntime predicts what maas predicts (Gemm and MatMul forms)', async () => {

@@ -14,7 +14,7 @@ import { errorOf } from '../helpers.js';
 
 /** tfjs and maas predictions on the same weights (different summation order). */
 const TFJS_TOL = 2e-5;
-const FIXTURES = join(packageRoot(), '..', 'shared', 'fixtures', 'tfjs_layers');
+const FIXTURES = join(packageRoot(), 'test', 'fixtures', 'tfjs_layers');
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,5 +1,5 @@
 /**
- * Keras HDF5 import against the fixtures in ../shared/fixtures/keras_h5: whole-model files
+ * Keras HDF5 import against the fixtures in test/fixtures/keras_h5: whole-model files
  * (Sequential, old list form, tf.keras functional chains with Activation/ReLU/Softmax/Dropout
  * layers) and a weights-only file with its architecture JSON, each within the manifest's
  * tolerance; a training_config carries over to compile.
@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/index.js';
 import { packageRoot } from '../../src/native/index.js';
 
-const KERAS = join(packageRoot(), '..', 'shared', 'fixtures', 'keras_h5');
+const KERAS = join(packageRoot(), 'test', 'fixtures', 'keras_h5');
 /** MANIFEST.md's suggested tolerance; the analytic case is exact up to float32 rounding. */
 const DEFAULT_TOL = 1e-5;
 

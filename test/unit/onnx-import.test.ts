@@ -1,5 +1,5 @@
 /**
- * ONNX import: every float fixture case in ../shared/fixtures/onnx reproduces its test_data_set
+ * ONNX import: every float fixture case in test/fixtures/onnx reproduces its test_data_set
  * outputs, dense chains through loadModel and the other graphs through loadOnnxGraph; graphs
  * built here (dense stacks; broadcasting, softmax axes by opset, Flatten/Reshape) agree with
  * onnxruntime; unsupported ops are named.
@@ -19,7 +19,7 @@ import { errorOf } from '../helpers.js';
 const FIXTURE_TOL = 1e-5;
 /** maas against onnxruntime on the same float32 weights. */
 const ORT_TOL = 2e-5;
-const ONNX_FIXTURES = join(packageRoot(), '..', 'shared', 'fixtures', 'onnx');
+const ONNX_FIXTURES = join(packageRoot(), 'test', 'fixtures', 'onnx');
 
 describe('ONNX import', () => {
   for (const name of ['hls4ml_three_layer_keras', 'hls4ml_two_layer_keras']) {

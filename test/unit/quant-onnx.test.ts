@@ -10,7 +10,7 @@ import { decodeTensor } from '../../src/io/onnx.js';
 import { native, packageRoot } from '../../src/native/index.js';
 import { dequantizeLinear, dynamicQuantizeLinear, quantizeLinear, requantize } from '../../src/quant/arith.js';
 
-const NODE_FIXTURES = join(packageRoot(), '..', 'shared', 'fixtures', 'onnx', 'onnx_node');
+const NODE_FIXTURES = join(packageRoot(), 'test', 'fixtures', 'onnx', 'onnx_node');
 
 async function tensors(test: string, names: string[]): Promise<{ dims: number[]; values: Float32Array }[]> {
   const dir = join(NODE_FIXTURES, test, 'test_data_set_0');
