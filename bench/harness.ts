@@ -50,7 +50,12 @@ export async function time(fn: () => unknown, options: TimeOptions = {}): Promis
     if (samples.length >= 10_000) break;
   }
   samples.sort((a, b) => a - b);
-  return { median: samples[Math.floor(samples.length / 2)]!, min: samples[0]!, max: samples[samples.length - 1]!, calls };
+  return {
+    median: samples[Math.floor(samples.length / 2)]!,
+    min: samples[0]!,
+    max: samples[samples.length - 1]!,
+    calls,
+  };
 }
 
 /** Formats seconds as µs/ms/s with three significant digits. */

@@ -27,7 +27,11 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suites: new Set(['S', 'L', 'gemm', 'train', 'int8']), budget: 1.5, out: join(packageRoot(), 'bench', 'RESULTS.md') };
+  const args: Args = {
+    suites: new Set(['S', 'L', 'gemm', 'train', 'int8']),
+    budget: 1.5,
+    out: join(packageRoot(), 'bench', 'RESULTS.md'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--suites') args.suites = new Set(argv[++i]!.split(','));
@@ -74,7 +78,10 @@ const MAX_CALL_SECONDS = 5;
 
 async function runWorkload(w: Workload, budget: number, rows: Row[], print: (r: Row) => void): Promise<void> {
   const ours = workloadModel(w.layers);
-  const ort = [await createOrtSession(buildDenseOnnx(w.layers), 1), await createOrtSession(buildDenseOnnx(w.layers), 2)];
+  const ort = [
+    await createOrtSession(buildDenseOnnx(w.layers), 1),
+    await createOrtSession(buildDenseOnnx(w.layers), 2),
+  ];
   const naive = createNaivePeer(w.layers);
   for (const batch of w.batches) {
     const x = inputRows(batch, w.layers[0]!.in);
@@ -85,7 +92,10 @@ async function runWorkload(w: Workload, budget: number, rows: Row[], print: (r: 
       rows.push(row);
       print(row);
     };
-    const bw = (m: Measurement): string => (batch === 1 ? `weights ${(w.weightBytes / 1e6).toFixed(0)} MB → ${(w.weightBytes / m.median / 1e9).toFixed(1)} GB/s` : '');
+    const bw = (m: Measurement): string =>
+      batch === 1
+        ? `weights ${(w.weightBytes / 1e6).toFixed(0)} MB → ${(w.weightBytes / m.median / 1e9).toFixed(1)} GB/s`
+        : '';
     for (const threads of [1, 2]) {
       setThreads(threads);
       const mine = await time(() => ours.predict(x), { budget });
@@ -99,7 +109,11 @@ async function runWorkload(w: Workload, budget: number, rows: Row[], print: (r: 
         add(peer, 1, null, `skipped: ≈ ${estimate.toFixed(0)} s per call at ≈ ${SLOW_PEER_GFLOPS[peer]} GFLOP/s`);
         continue;
       }
-      const opts = { budget: estimate > 0.5 ? 0 : budget, warmup: estimate > 0.5 ? 1 : 3, minSamples: estimate > 0.5 ? 2 : 5 };
+      const opts = {
+        budget: estimate > 0.5 ? 0 : budget,
+        warmup: estimate > 0.5 ? 1 : 3,
+        minSamples: estimate > 0.5 ? 2 : 5,
+      };
       if (peer === 'naive-js') {
         add(peer, 1, await time(() => naive.run(x, batch), opts));
       } else {
@@ -129,7 +143,9 @@ function table(rows: Row[], peaks: Map<string, number>, isa: string): string[] {
     const peak = peaks.get(`${isa}/${r.threads}`);
     const ofPeak = peak ? `${((100 * gflops) / peak).toFixed(1)}%` : '–';
     const spread = `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`;
-    lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gflops.toFixed(1)} | ${ratio} | ${ofPeak} | ${[r.note, spread].filter(Boolean).join('; ')} |`);
+    lines.push(
+      `| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gflops.toFixed(1)} | ${ratio} | ${ofPeak} | ${[r.note, spread].filter(Boolean).join('; ')} |`,
+    );
   }
   return lines;
 }
@@ -147,7 +163,9 @@ function trainTable(rows: TrainRow[], peaks: Map<string, number>, isa: string): 
     const wasm = rows.find((o) => o.workload === r.workload && o.impl === 'tfjs-wasm')?.m;
     const gflops = r.flops / r.m.median / 1e9;
     const peak = peaks.get(`${isa}/${r.threads}`);
-    lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${(r.batch / r.m.median).toFixed(0)} | ${gflops.toFixed(1)} | ${wasm ? `${(wasm.median / r.m.median).toFixed(1)}×` : '–'} | ${peak ? `${((100 * gflops) / peak).toFixed(1)}%` : '–'} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`);
+    lines.push(
+      `| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${(r.batch / r.m.median).toFixed(0)} | ${gflops.toFixed(1)} | ${wasm ? `${(wasm.median / r.m.median).toFixed(1)}×` : '–'} | ${peak ? `${((100 * gflops) / peak).toFixed(1)}%` : '–'} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`,
+    );
   }
   return lines;
 }
@@ -171,18 +189,28 @@ async function main(): Promise<void> {
   const peakLines = ['| peak | threads | GFLOP/s |', '| --- | --- | --- |'];
   for (const [key, value] of peaks) {
     const [isa, threads] = key.split('/');
-    peakLines.push(`| fp32 FMA ${isa === 'avx512' ? 'AVX-512 (zmm)' : 'AVX2 (ymm)'} | ${threads} | ${value.toFixed(1)} |`);
+    peakLines.push(
+      `| fp32 FMA ${isa === 'avx512' ? 'AVX-512 (zmm)' : 'AVX2 (ymm)'} | ${threads} | ${value.toFixed(1)} |`,
+    );
   }
   console.log(peakLines.join('\n') + '\n');
   const rows: Row[] = [];
   const print = (r: Row): void =>
-    console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.flops / r.m.median / 1e9).toFixed(1).padStart(7)} GFLOP/s` : ''}  ${r.note}`);
-  const suites: [string, () => Workload][] = [['S', modelS], ['L', modelL], ['gemm', gemm]];
+    console.log(
+      `${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.flops / r.m.median / 1e9).toFixed(1).padStart(7)} GFLOP/s` : ''}  ${r.note}`,
+    );
+  const suites: [string, () => Workload][] = [
+    ['S', modelS],
+    ['L', modelL],
+    ['gemm', gemm],
+  ];
   for (const [name, make] of suites) if (args.suites.has(name)) await runWorkload(make(), args.budget, rows, print);
   const trainRows: TrainRow[] = [];
   if (args.suites.has('train')) {
     const printTrain = (r: TrainRow): void =>
-      console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.batch / r.m.median).toFixed(0).padStart(9)} samples/s` : ''}  ${r.note}`);
+      console.log(
+        `${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.batch / r.m.median).toFixed(0).padStart(9)} samples/s` : ''}  ${r.note}`,
+      );
     await runTrainWorkload(modelS(), [32, 1024], args.budget, trainRows, printTrain);
     await runTrainWorkload(modelL(), [16, 256], args.budget, trainRows, printTrain);
   }
@@ -195,7 +223,9 @@ async function main(): Promise<void> {
     int8PeakMap = measured.peaks;
     console.log(int8Peaks.join('\n') + '\n');
     const printInt8 = (r: Int8Row): void =>
-      console.log(`${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.ops / r.m.median / 1e9).toFixed(1).padStart(7)} GOP/s` : ''}  ${r.note}`);
+      console.log(
+        `${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${r.m ? `${formatSeconds(r.m.median).padStart(10)}  ${(r.ops / r.m.median / 1e9).toFixed(1).padStart(7)} GOP/s` : ''}  ${r.note}`,
+      );
     for (const make of [gemm, modelL]) {
       const w = make();
       const ours = workloadModel(w.layers);
@@ -204,10 +234,30 @@ async function main(): Promise<void> {
     }
   }
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
-  const doc = [...header.slice(0, -1), `- run took ${minutes} min`, '', '## Peak (measured in this run)', '', ...peakLines, '', '## Workloads', '', ...table(rows, peaks, info.isa), ''];
-  if (trainRows.length) doc.push('## Training (adam, one step per call)', '', ...trainTable(trainRows, peaks, info.isa), '');
+  const doc = [
+    ...header.slice(0, -1),
+    `- run took ${minutes} min`,
+    '',
+    '## Peak (measured in this run)',
+    '',
+    ...peakLines,
+    '',
+    '## Workloads',
+    '',
+    ...table(rows, peaks, info.isa),
+    '',
+  ];
+  if (trainRows.length)
+    doc.push('## Training (adam, one step per call)', '', ...trainTable(trainRows, peaks, info.isa), '');
   if (int8Rows.length) {
-    doc.push(`## int8 (maas kernel ${info.int8Kernel}; ort-int8 is DynamicQuantizeLinear + MatMulInteger with the same s8 weights)`, '', ...int8Peaks, '', ...int8Table(int8Rows, int8PeakMap), '');
+    doc.push(
+      `## int8 (maas kernel ${info.int8Kernel}; ort-int8 is DynamicQuantizeLinear + MatMulInteger with the same s8 weights)`,
+      '',
+      ...int8Peaks,
+      '',
+      ...int8Table(int8Rows, int8PeakMap),
+      '',
+    );
   }
   writeFileSync(args.out, doc.join('\n'));
   console.log(`\nwrote ${args.out}`);

@@ -26,10 +26,15 @@ export function measureInt8Peaks(): { lines: string[]; peaks: Map<string, number
   const peaks = new Map<string, number>();
   const lines = ['| peak | threads | GOP/s |', '| --- | --- | --- |'];
   for (const isa of ['avx512vnni', 'amx'] as const) {
-    const supported = isa === 'avx512vnni' ? info.features.avx512 && info.features.avx512Vnni : info.int8Kernels.some((k) => k.isa === 'amx' && k.supported);
+    const supported =
+      isa === 'avx512vnni'
+        ? info.features.avx512 && info.features.avx512Vnni
+        : info.int8Kernels.some((k) => k.isa === 'amx' && k.supported);
     const label = isa === 'avx512vnni' ? 'int8 VNNI vpdpbusd (zmm)' : 'int8 AMX tdpbusd';
     if (!supported) {
-      lines.push(`| ${label} | – | n/a: ${isa === 'amx' ? `no AMX${info.features.amxInt8 ? ' permission (arch_prctl refused XTILEDATA)' : ''}` : 'no AVX512-VNNI'} |`);
+      lines.push(
+        `| ${label} | – | n/a: ${isa === 'amx' ? `no AMX${info.features.amxInt8 ? ' permission (arch_prctl refused XTILEDATA)' : ''}` : 'no AVX512-VNNI'} |`,
+      );
       continue;
     }
     setThreads(2);
@@ -49,10 +54,17 @@ export function measureInt8Peaks(): { lines: string[]; peaks: Map<string, number
 }
 
 /** Runs one workload on the four implementations. `ours` is the fp32 model of the workload. */
-export async function runInt8Workload(w: Workload, ours: Sequential, budget: number, rows: Int8Row[], print: (r: Int8Row) => void): Promise<void> {
+export async function runInt8Workload(
+  w: Workload,
+  ours: Sequential,
+  budget: number,
+  rows: Int8Row[],
+  print: (r: Int8Row) => void,
+): Promise<void> {
   const calibration = inputRows(64, w.layers[0]!.in, 11);
   const int8 = quantize(ours, { calibrationData: calibration });
-  const onnxInt8 = buildDynamicQuantOnnx(w.layers), onnxFp32 = buildDenseOnnx(w.layers);
+  const onnxInt8 = buildDynamicQuantOnnx(w.layers),
+    onnxFp32 = buildDenseOnnx(w.layers);
   const ort = {
     int8: [await createOrtSession(onnxInt8, 1), await createOrtSession(onnxInt8, 2)],
     fp32: [await createOrtSession(onnxFp32, 1), await createOrtSession(onnxFp32, 2)],
@@ -64,7 +76,10 @@ export async function runInt8Workload(w: Workload, ours: Sequential, budget: num
     for (const threads of [1, 2]) {
       setThreads(threads);
       const add = (impl: Int8Row['impl'], m: Measurement, weightBytes: number): void => {
-        const note = batch === 1 ? `weights ${(weightBytes / 1e6).toFixed(0)} MB → ${(weightBytes / m.median / 1e9).toFixed(1)} GB/s` : '';
+        const note =
+          batch === 1
+            ? `weights ${(weightBytes / 1e6).toFixed(0)} MB → ${(weightBytes / m.median / 1e9).toFixed(1)} GB/s`
+            : '';
         const row = { workload: label, impl, threads, m, ops, note };
         rows.push(row);
         print(row);
@@ -87,12 +102,15 @@ export function int8Table(rows: Int8Row[], peaks: Map<string, number>): string[]
   ];
   for (const r of rows) {
     if (!r.m) continue;
-    const find = (impl: Int8Row['impl']) => rows.find((o) => o.workload === r.workload && o.impl === impl && o.threads === r.threads)?.m;
+    const find = (impl: Int8Row['impl']) =>
+      rows.find((o) => o.workload === r.workload && o.impl === impl && o.threads === r.threads)?.m;
     const ratio = (m: Measurement | null | undefined) => (m ? `${(m.median / r.m!.median).toFixed(2)}×` : '–');
     const gops = r.ops / r.m.median / 1e9;
     const peak = peaks.get(`avx512vnni/${r.threads}`);
     const ofPeak = peak && r.impl.endsWith('int8') ? `${((100 * gops) / peak).toFixed(1)}%` : '–';
-    lines.push(`| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gops.toFixed(1)} | ${ratio(find('ort-int8'))} | ${ratio(find('maas-fp32'))} | ${ofPeak} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`);
+    lines.push(
+      `| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gops.toFixed(1)} | ${ratio(find('ort-int8'))} | ${ratio(find('maas-fp32'))} | ${ofPeak} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`,
+    );
   }
   return lines;
 }

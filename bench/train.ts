@@ -30,12 +30,21 @@ function lossFor(w: Workload): 'binaryCrossentropy' | 'meanSquaredError' {
 }
 
 function targets(batch: number, width: number, binary: boolean): Float32Array {
-  return Float32Array.from({ length: batch * width }, (_, i) => (binary ? (i * 7919) % 3 === 0 ? 1 : 0 : Math.sin(i)));
+  return Float32Array.from({ length: batch * width }, (_, i) =>
+    binary ? ((i * 7919) % 3 === 0 ? 1 : 0) : Math.sin(i),
+  );
 }
 
 function ours(layers: DenseSpec[], loss: string) {
   const model = sequential({
-    layers: layers.map((l, i) => dense({ units: l.out, activation: l.activation, useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) })),
+    layers: layers.map((l, i) =>
+      dense({
+        units: l.out,
+        activation: l.activation,
+        useBias: l.bias !== null,
+        ...(i === 0 ? { inputShape: [l.in] } : {}),
+      }),
+    ),
   });
   model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights.slice(), l.bias.slice()] : [l.weights.slice()])));
   model.compile({ optimizer: adam({ learningRate: 1e-4 }), loss: loss as 'meanSquaredError' });
@@ -45,17 +54,35 @@ function ours(layers: DenseSpec[], loss: string) {
 async function tfjsModel(backend: 'cpu' | 'wasm', layers: DenseSpec[], loss: string): Promise<tf.Sequential> {
   await activateBackend(backend);
   const model = tf.sequential({
-    layers: layers.map((l, i) => tf.layers.dense({ units: l.out, activation: l.activation as 'relu', useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) })),
+    layers: layers.map((l, i) =>
+      tf.layers.dense({
+        units: l.out,
+        activation: l.activation as 'relu',
+        useBias: l.bias !== null,
+        ...(i === 0 ? { inputShape: [l.in] } : {}),
+      }),
+    ),
   });
-  model.setWeights(layers.flatMap((l) => (l.bias ? [tf.tensor2d(l.weights, [l.in, l.out]), tf.tensor1d(l.bias)] : [tf.tensor2d(l.weights, [l.in, l.out])])));
+  model.setWeights(
+    layers.flatMap((l) =>
+      l.bias ? [tf.tensor2d(l.weights, [l.in, l.out]), tf.tensor1d(l.bias)] : [tf.tensor2d(l.weights, [l.in, l.out])],
+    ),
+  );
   model.compile({ optimizer: tf.train.adam(1e-4), loss });
   return model;
 }
 
 /** Measures maas (1 and 2 threads) and tfjs cpu/wasm training steps for each batch size. */
-export async function runTrainWorkload(w: Workload, batches: number[], budget: number, rows: TrainRow[], print: (r: TrainRow) => void): Promise<void> {
+export async function runTrainWorkload(
+  w: Workload,
+  batches: number[],
+  budget: number,
+  rows: TrainRow[],
+  print: (r: TrainRow) => void,
+): Promise<void> {
   const loss = lossFor(w);
-  const inDim = w.layers[0]!.in, outDim = w.layers[w.layers.length - 1]!.out;
+  const inDim = w.layers[0]!.in,
+    outDim = w.layers[w.layers.length - 1]!.out;
   for (const batch of batches) {
     const x = inputRows(batch, inDim);
     const y = targets(batch, outDim, loss === 'binaryCrossentropy');
@@ -78,9 +105,18 @@ export async function runTrainWorkload(w: Workload, batches: number[], budget: n
         continue;
       }
       const m = await tfjsModel(peer === 'tfjs-wasm' ? 'wasm' : 'cpu', w.layers, loss);
-      const xt = tf.tensor2d(x, [batch, inDim]), yt = tf.tensor2d(y, [batch, outDim]);
+      const xt = tf.tensor2d(x, [batch, inDim]),
+        yt = tf.tensor2d(y, [batch, outDim]);
       const slow = estimate > 1;
-      add(peer, 1, await time(() => m.trainOnBatch(xt, yt), { budget: slow ? 0 : budget, warmup: slow ? 0 : 2, minSamples: slow ? 1 : 5 }));
+      add(
+        peer,
+        1,
+        await time(() => m.trainOnBatch(xt, yt), {
+          budget: slow ? 0 : budget,
+          warmup: slow ? 0 : 2,
+          minSamples: slow ? 1 : 5,
+        }),
+      );
       tf.dispose([xt, yt]);
       m.dispose();
     }

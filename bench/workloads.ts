@@ -20,7 +20,8 @@ export interface Workload {
 function stack(widths: number[], acts: DenseActivation[], seed: number, bias = true): DenseSpec[] {
   const r = new Random(seed);
   return acts.map((activation, i) => {
-    const fanIn = widths[i]!, fanOut = widths[i + 1]!;
+    const fanIn = widths[i]!,
+      fanOut = widths[i + 1]!;
     const limit = Math.sqrt(6 / (fanIn + fanOut));
     const weights = new Float32Array(fanIn * fanOut);
     for (let j = 0; j < weights.length; j++) weights[j] = r.uniform(-limit, limit);
@@ -35,9 +36,11 @@ function workload(name: string, layers: DenseSpec[], batches: number[]): Workloa
 }
 
 /** Model S: 100 → 64 relu → 32 relu → 1 sigmoid, the example model of every issue. */
-export const modelS = (): Workload => workload('S', stack([100, 64, 32, 1], ['relu', 'relu', 'sigmoid'], 1), [1, 32, 1024]);
+export const modelS = (): Workload =>
+  workload('S', stack([100, 64, 32, 1], ['relu', 'relu', 'sigmoid'], 1), [1, 32, 1024]);
 /** Model L: 1024 → 4096 relu → 4096 relu → 1024 linear (96 MB of fp32 weights). */
-export const modelL = (): Workload => workload('L', stack([1024, 4096, 4096, 1024], ['relu', 'relu', 'linear'], 2), [1, 16, 256]);
+export const modelL = (): Workload =>
+  workload('L', stack([1024, 4096, 4096, 1024], ['relu', 'relu', 'linear'], 2), [1, 16, 256]);
 /** The GEMM 1024×4096×4096: one linear layer without bias at batch 1024. */
 export const gemm = (): Workload => workload('GEMM 1024x4096x4096', stack([4096, 4096], ['linear'], 3, false), [1024]);
 
@@ -51,7 +54,12 @@ export function inputRows(batch: number, width: number, seed = 7): Float32Array 
 export function workloadModel(layers: DenseSpec[]): Sequential {
   const model = sequential({
     layers: layers.map((l, i) =>
-      dense({ units: l.out, activation: l.activation, useBias: l.bias !== null, ...(i === 0 ? { inputShape: [l.in] } : {}) }),
+      dense({
+        units: l.out,
+        activation: l.activation,
+        useBias: l.bias !== null,
+        ...(i === 0 ? { inputShape: [l.in] } : {}),
+      }),
     ),
   });
   model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights, l.bias] : [l.weights])));

@@ -34,21 +34,34 @@ export function classicData(rows: number, seed: number): { x: Float32Array; y: F
 }
 
 /** Runs the example; prints with `print`. */
-export async function runClassic(options: { seed?: number; dir?: string; print?: (line: string) => void } = {}): Promise<ClassicResult> {
+export async function runClassic(
+  options: { seed?: number; dir?: string; print?: (line: string) => void } = {},
+): Promise<ClassicResult> {
   const seed = options.seed ?? 42;
   const print = options.print ?? console.log;
   const { x, y } = classicData(5000, seed);
-  const { xTrain, xTest, yTrain, yTest } = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), { testSize: 0.2, seed, stratify: true });
+  const { xTrain, xTest, yTrain, yTest } = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), {
+    testSize: 0.2,
+    seed,
+    stratify: true,
+  });
   const model = sequential({
     layers: [
-      dense({ units: 64, activation: 'relu', inputShape: [100], kernelInitializer: initializers.glorotUniform({ seed }) }),
+      dense({
+        units: 64,
+        activation: 'relu',
+        inputShape: [100],
+        kernelInitializer: initializers.glorotUniform({ seed }),
+      }),
       dense({ units: 32, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: seed + 1 }) }),
       dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: seed + 2 }) }),
     ],
   });
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   await model.fit(xTrain, yTrain, { epochs: 10, batchSize: 32, seed, verbose: options.print ? 0 : 1 });
-  const [loss, accuracy] = (model.evaluate(xTest, yTest) as { dataSync(): Float32Array }[]).map((t) => t.dataSync()[0]!);
+  const [loss, accuracy] = (model.evaluate(xTest, yTest) as { dataSync(): Float32Array }[]).map(
+    (t) => t.dataSync()[0]!,
+  );
   print(`held-out: loss ${loss!.toFixed(4)}, accuracy ${(accuracy! * 100).toFixed(1)}% (chance is about 50%)`);
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'maas-classic-')));
   await model.save(dir);

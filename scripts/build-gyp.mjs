@@ -12,11 +12,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const work = join(root, 'build-gyp');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
-for (const entry of ['binding.gyp', 'native', 'package.json']) cpSync(join(root, entry), join(work, entry), { recursive: true });
+for (const entry of ['binding.gyp', 'native', 'package.json'])
+  cpSync(join(root, entry), join(work, entry), { recursive: true });
 symlinkSync(join(root, 'node_modules'), join(work, 'node_modules'));
 
 const require = createRequire(import.meta.url);
-const nodeGyp = process.env.npm_config_node_gyp ?? require.resolve('node-gyp/bin/node-gyp.js', { paths: [dirname(process.execPath) + '/../lib/node_modules/npm'] });
+const nodeGyp =
+  process.env.npm_config_node_gyp ??
+  require.resolve('node-gyp/bin/node-gyp.js', { paths: [dirname(process.execPath) + '/../lib/node_modules/npm'] });
 execFileSync(process.execPath, [nodeGyp, 'rebuild', '--jobs', 'max'], { cwd: work, stdio: 'inherit' });
 
 const built = join(work, 'build', 'Release', 'maas.node');

@@ -12,9 +12,24 @@ import { packageRoot } from '../src/native/index.js';
 const ROOT = join(packageRoot(), 'test', 'fixtures');
 const TOL = 1e-5;
 /** Quantization operator cases: reproduced exactly by test/unit/quant-onnx.test.ts with src/quant/arith.ts. */
-const QUANT = new Set(['test_matmulinteger', 'test_qlinearmatmul_2D_uint8_float32', 'test_qlinearmatmul_2D_int8_float32', 'test_dynamicquantizelinear', 'test_quantizelinear', 'test_dequantizelinear']);
+const QUANT = new Set([
+  'test_matmulinteger',
+  'test_qlinearmatmul_2D_uint8_float32',
+  'test_qlinearmatmul_2D_int8_float32',
+  'test_dynamicquantizelinear',
+  'test_quantizelinear',
+  'test_dequantizelinear',
+]);
 
-type Row = { format: string; fixture: string; how: string; maxErr: number | null; tol: number; pass: boolean | null; note?: string };
+type Row = {
+  format: string;
+  fixture: string;
+  how: string;
+  maxErr: number | null;
+  tol: number;
+  pass: boolean | null;
+  note?: string;
+};
 const rows: Row[] = [];
 
 const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
@@ -32,7 +47,15 @@ async function jsonCase(format: string, model: string, expected: string, archite
     const err = maxErr(m.predict(e.inputs).values, (e.outputs as number[][]).flat());
     rows.push({ format, fixture: model, how: 'loadModel', maxErr: err, tol, pass: err <= tol });
   } catch (error) {
-    rows.push({ format, fixture: model, how: 'refused', maxErr: null, tol, pass: false, note: (error as Error).message });
+    rows.push({
+      format,
+      fixture: model,
+      how: 'refused',
+      maxErr: null,
+      tol,
+      pass: false,
+      note: (error as Error).message,
+    });
   }
 }
 
@@ -40,7 +63,14 @@ async function onnxCase(dir: string): Promise<void> {
   const fixture = relative(ROOT, dir);
   const name = dir.split('/').pop()!;
   if (QUANT.has(name)) {
-    rows.push({ format: 'onnx', fixture, how: 'quant arithmetic (quant-onnx.test.ts)', maxErr: null, tol: 0, pass: null });
+    rows.push({
+      format: 'onnx',
+      fixture,
+      how: 'quant arithmetic (quant-onnx.test.ts)',
+      maxErr: null,
+      tol: 0,
+      pass: null,
+    });
     return;
   }
   const proto = await decodeOnnxFile(join(dir, 'model.onnx'));
@@ -66,7 +96,15 @@ async function onnxCase(dir: string): Promise<void> {
       const err = maxErr(out[g.outputNames[0]!]!.data, want.values);
       rows.push({ format: 'onnx', fixture: label, how: 'loadOnnxGraph', maxErr: err, tol: TOL, pass: err <= TOL });
     } catch (error) {
-      rows.push({ format: 'onnx', fixture: label, how: 'refused', maxErr: null, tol: TOL, pass: false, note: (error as Error).message });
+      rows.push({
+        format: 'onnx',
+        fixture: label,
+        how: 'refused',
+        maxErr: null,
+        tol: TOL,
+        pass: false,
+        note: (error as Error).message,
+      });
     }
   }
 }
@@ -76,11 +114,23 @@ const keras: [string, string, string?][] = [
   ['dl4j_activations/Softmax_0_model.h5', 'dl4j_activations/Softmax_0.expected.json'],
   ['dl4j_simple_sparse_xent_mlp/simple_sparse_xent_mlp_keras_2_model.h5', 'dl4j_simple_sparse_xent_mlp/expected.json'],
   ['dl4j_dense_known_weights/dense_tensorflow_2.h5', 'dl4j_dense_known_weights/expected.json'],
-  ...[0, 2, 4, 7, 8, 10, 14, 21, 26, 33, 44, 56].map((n): [string, string] => [`dl4j_tfkeras_mlp/mlp_${n}.h5`, `dl4j_tfkeras_mlp/mlp_${n}.expected.json`]),
-  ['hls4ml_KERAS_3layer/KERAS_3layer_weights.h5', 'hls4ml_KERAS_3layer/expected.json', 'hls4ml_KERAS_3layer/KERAS_3layer.json'],
+  ...[0, 2, 4, 7, 8, 10, 14, 21, 26, 33, 44, 56].map((n): [string, string] => [
+    `dl4j_tfkeras_mlp/mlp_${n}.h5`,
+    `dl4j_tfkeras_mlp/mlp_${n}.expected.json`,
+  ]),
+  [
+    'hls4ml_KERAS_3layer/KERAS_3layer_weights.h5',
+    'hls4ml_KERAS_3layer/expected.json',
+    'hls4ml_KERAS_3layer/KERAS_3layer.json',
+  ],
 ];
-for (const [m, e, a] of keras) await jsonCase('keras_h5', `keras_h5/${m}`, `keras_h5/${e}`, a ? `keras_h5/${a}` : undefined);
-for (const [d, m] of [['tfjs_examples_abalone', 'model.json'], ['ml5_balance_model1', 'model.json'], ['tfjs_rn_bundle_model_test', 'bundle_model_test.json']]) {
+for (const [m, e, a] of keras)
+  await jsonCase('keras_h5', `keras_h5/${m}`, `keras_h5/${e}`, a ? `keras_h5/${a}` : undefined);
+for (const [d, m] of [
+  ['tfjs_examples_abalone', 'model.json'],
+  ['ml5_balance_model1', 'model.json'],
+  ['tfjs_rn_bundle_model_test', 'bundle_model_test.json'],
+]) {
   await jsonCase('tfjs_layers', `tfjs_layers/${d}/${m}`, `tfjs_layers/${d}/expected.json`);
 }
 for (const group of (await readdir(join(ROOT, 'onnx'))).sort()) {
@@ -93,6 +143,11 @@ console.log('| format | fixture case | loads through | max error | tolerance | p
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) {
   const err = r.maxErr === null ? '—' : r.maxErr.toExponential(2);
-  const pass = r.pass === null ? 'see quant-onnx.test.ts (exact)' : r.pass ? 'yes' : `NO${r.note ? ` (${r.note.slice(0, 90)})` : ''}`;
+  const pass =
+    r.pass === null
+      ? 'see quant-onnx.test.ts (exact)'
+      : r.pass
+        ? 'yes'
+        : `NO${r.note ? ` (${r.note.slice(0, 90)})` : ''}`;
   console.log(`| ${r.format} | ${r.fixture} | ${r.how} | ${err} | ${r.tol === 0 ? 'exact' : r.tol} | ${pass} |`);
 }

@@ -33,15 +33,24 @@ console.log(`wrote ${modelDir} (held-out accuracy ${(result.accuracy * 100).toFi
 // int8: calibrate on training rows, report on the example's held-out rows (the same seeded split), save beside it.
 const fp32 = await loadModel(join(modelDir, '1'));
 const { x, y } = classicData(5000, 42);
-const { xTrain, xTest, yTest } = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), { testSize: 0.2, seed: 42, stratify: true });
-const int8 = quantize(fp32, { calibrationData: tensor(xTrain.dataSync().subarray(0, 1000 * 100), [1000, 100]), method: 'minmax' });
+const { xTrain, xTest, yTest } = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), {
+  testSize: 0.2,
+  seed: 42,
+  stratify: true,
+});
+const int8 = quantize(fp32, {
+  calibrationData: tensor(xTrain.dataSync().subarray(0, 1000 * 100), [1000, 100]),
+  method: 'minmax',
+});
 for (const line of formatReport(compareQuantized(fp32, int8, xTest, yTest))) console.log(line);
 // A sample request for the README and the serve banner: the first held-out row of each class that
 // the model classifies correctly (it gets 92.6% of them right).
 const labels = yTest.dataSync();
 const predicted = fp32.predict(xTest).dataSync();
 const firstRight = (label: number) => labels.findIndex((l, i) => l === label && predicted[i]! > 0.5 === (label === 1));
-const rows = [firstRight(1), firstRight(0)].map((i) => Array.from(xTest.dataSync().subarray(i * 100, (i + 1) * 100), (v) => Number(v.toFixed(4))));
+const rows = [firstRight(1), firstRight(0)].map((i) =>
+  Array.from(xTest.dataSync().subarray(i * 100, (i + 1) * 100), (v) => Number(v.toFixed(4))),
+);
 const sample = { id: 'sample', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 100], data: rows }] };
 await writeFile(join(modelDir, 'sample-request.json'), JSON.stringify(sample) + '\n');
 await mkdir(int8Dir, { recursive: true });

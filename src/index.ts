@@ -5,7 +5,12 @@
 export { sequential, Sequential, type SequentialArgs, type PackedModel } from './model/sequential.js';
 export type { NativeCompiledModel as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
-export { initializers, type Initializer, type InitializerIdentifier, type InitializerName } from './layers/initializers.js';
+export {
+  initializers,
+  type Initializer,
+  type InitializerIdentifier,
+  type InitializerName,
+} from './layers/initializers.js';
 export { ACTIVATIONS, type ActivationName } from './layers/activations.js';
 export { tensor, tensor2d, Tensor, type TensorLike, type NestedArray } from './core/tensor.js';
 export { MaasError, ERRORS, type ErrorCode, type ErrorKind } from './core/errors.js';
@@ -13,7 +18,14 @@ export { Random } from './core/random.js';
 export { backendInfo, setMaxIsa, setThreads, getThreads, type BackendInfo } from './runtime.js';
 export { regularizers, type Regularizer } from './layers/regularizers.js';
 export { sgd, adam, adamw, rmsprop, Optimizer, type OptimizerName } from './train/optimizers.js';
-export { Callback, History, EarlyStopping, earlyStopping, type CustomCallbackArgs, type Logs } from './train/callbacks.js';
+export {
+  Callback,
+  History,
+  EarlyStopping,
+  earlyStopping,
+  type CustomCallbackArgs,
+  type Logs,
+} from './train/callbacks.js';
 export { METRIC_NAMES, type MetricName } from './train/metrics.js';
 export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
 export type { LossName } from './native/index.js';
@@ -26,22 +38,55 @@ export { loadModel } from './model/load.js';
 export { loadOnnxGraph, OnnxGraph, ONNX_GRAPH_OPS, type GraphInput, type GraphTensor } from './io/onnx-graph.js';
 export { openPackedModel } from './model/packed.js';
 export {
-  quantize, loadQuantizedModel, QuantizedModel,
-  type QuantizeOptions, type QuantizationSpec, type QuantizedLayerInfo, type PackedQuantizedModel,
+  quantize,
+  loadQuantizedModel,
+  QuantizedModel,
+  type QuantizeOptions,
+  type QuantizationSpec,
+  type QuantizedLayerInfo,
+  type PackedQuantizedModel,
 } from './quant/quantize.js';
-export { compareQuantized, formatReport, QUANT_ACCURACY_WARNING, type CompareOptions, type QuantizationReport, type MetricChange } from './quant/report.js';
+export {
+  compareQuantized,
+  formatReport,
+  QUANT_ACCURACY_WARNING,
+  type CompareOptions,
+  type QuantizationReport,
+  type MetricChange,
+} from './quant/report.js';
 export { CALIBRATION_METHODS, type CalibrationMethod } from './quant/calibrate.js';
 export { loadCsv, parseCsv, type CsvData, type CsvOptions } from './data/csv.js';
-export { Pipeline, prepare, type PreparationOptions, type PreparationReport, type MissingStrategy, type RawRows } from './data/pipeline.js';
+export {
+  Pipeline,
+  prepare,
+  type PreparationOptions,
+  type PreparationReport,
+  type MissingStrategy,
+  type RawRows,
+} from './data/pipeline.js';
 export { StandardScaler, MinMaxScaler, LabelEncoder, OneHotEncoder } from './data/transforms.js';
 export { trainTestSplit, type SplitOptions } from './data/split.js';
 export { isMissing, type Table, type Cell, type ColumnType } from './data/table.js';
 export { serve, type ServeOptions, type RunningServer } from './serving/server.js';
-export { DataPlane, EXTENSIONS, type InferRequest, type InferResponse, type InferInput, type InferOutput } from './serving/dataplane.js';
+export {
+  DataPlane,
+  EXTENSIONS,
+  type InferRequest,
+  type InferResponse,
+  type InferInput,
+  type InferOutput,
+} from './serving/dataplane.js';
 export { Cancellation } from './serving/batcher.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export { InferencePool, type PoolOptions } from './pool/pool.js';
 export {
-  GrpcInferenceClient, HttpInferenceClient, InferStream, InferenceServerError,
-  type GrpcClientOptions, type ClientTensor, type InferOptions, type InferResult, type ResultTensor,
+  GrpcInferenceClient,
+  HttpInferenceClient,
+  InferStream,
+  InferenceServerError,
+  type GrpcClientOptions,
+  type ClientTensor,
+  type InferOptions,
+  type InferResult,
+  type ResultTensor,
 } from './client/index.js';

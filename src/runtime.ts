@@ -20,7 +20,12 @@ export function backendInfo(): BackendInfo {
  */
 export function setMaxIsa(isa: IsaName): IsaName {
   if (typeof isa !== 'string' || !ISA_LEVELS.includes(isa)) {
-    throw invalidParameter('setMaxIsa(isa)', `one of ${ISA_LEVELS.map((i) => `'${i}'`).join(', ')}`, isa, 'MAAS_ERR_ISA_INVALID');
+    throw invalidParameter(
+      'setMaxIsa(isa)',
+      `one of ${ISA_LEVELS.map((i) => `'${i}'`).join(', ')}`,
+      isa,
+      'MAAS_ERR_ISA_INVALID',
+    );
   }
   try {
     return native.setMaxIsa(isa);

@@ -8,8 +8,11 @@ import type { DenseSpec } from './onnx.js';
 
 /** Builds the dynamic-quantization graph (opset 13) of the stack: input "x" [N, in], output "y". */
 export function buildDynamicQuantOnnx(layers: DenseSpec[]): Uint8Array {
-  return buildQuantizedOnnx(layers.map((l) => {
-    const { q, scales } = quantizeWeights(l.weights, l.in, l.out, true);
-    return { ...l, int8: { weights: q, scales } };
-  }), 'dynamic');
+  return buildQuantizedOnnx(
+    layers.map((l) => {
+      const { q, scales } = quantizeWeights(l.weights, l.in, l.out, true);
+      return { ...l, int8: { weights: q, scales } };
+    }),
+    'dynamic',
+  );
 }

@@ -3,7 +3,13 @@
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 
-export { buildDenseOnnx, buildGemmOnnx, type DenseSpec, type DenseActivation, type DenseOnnxOp } from '../../src/io/onnx-export.js';
+export {
+  buildDenseOnnx,
+  buildGemmOnnx,
+  type DenseSpec,
+  type DenseActivation,
+  type DenseOnnxOp,
+} from '../../src/io/onnx-export.js';
 
 /** A loaded ONNX Runtime session that runs batches of row-major float32 rows. */
 export type OrtPeer = {

@@ -19,19 +19,36 @@ async function startEcho(outputFloats) {
     raw_output_contents: [Buffer.alloc(outputFloats * 4)],
   };
   // The same server options as maas's gRPC endpoint.
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 2 ** 31 - 1, 'grpc.max_send_message_length': 2 ** 31 - 1, 'grpc.enable_channelz': 0 });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 2 ** 31 - 1,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+    'grpc.enable_channelz': 0,
+  });
   const handlers = {};
-  for (const name of Object.keys(inferenceService().service)) handlers[name] = (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED });
+  for (const name of Object.keys(inferenceService().service))
+    handlers[name] = (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED });
   // The request is decoded as maas decodes it; the answer has the size of maas's answer.
   handlers.ModelInfer = (call, callback) => callback(null, { ...response, id: call.request.id ?? '' });
   server.addService(inferenceService().service, handlers);
-  return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))));
+  return new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) =>
+      e ? reject(e) : resolve(port),
+    ),
+  );
 }
 
 let port;
 if (mode === 'echo') port = await startEcho(Number(arg));
 else {
-  const server = await serve({ modelRepository: arg, host: '127.0.0.1', grpcPort: 0, httpPort: null, metricsPort: null, workers: Number(workers), logger: pino({ level: 'warn' }) });
+  const server = await serve({
+    modelRepository: arg,
+    host: '127.0.0.1',
+    grpcPort: 0,
+    httpPort: null,
+    metricsPort: null,
+    workers: Number(workers),
+    logger: pino({ level: 'warn' }),
+  });
   port = server.grpcPort;
 }
 // RSS as it is, and after a full GC (the loader's transient copies of the weights, the file's bytes

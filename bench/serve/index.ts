@@ -34,7 +34,13 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { parts: new Set(['a', 'b', 'c', 'rss']), seconds: 3, rounds: 3, concurrency: [1, 4, 16, 64, 256], out: join(packageRoot(), 'bench', 'RESULTS-serve.md') };
+  const args: Args = {
+    parts: new Set(['a', 'b', 'c', 'rss']),
+    seconds: 3,
+    rounds: 3,
+    concurrency: [1, 4, 16, 64, 256],
+    out: join(packageRoot(), 'bench', 'RESULTS-serve.md'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--seconds') args.seconds = Number(argv[++i]);
@@ -42,7 +48,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--rounds') args.rounds = Number(argv[++i]);
     else if (a === '--concurrency') args.concurrency = argv[++i]!.split(',').map(Number);
     else if (a === '--out') args.out = argv[++i]!;
-    else throw new Error(`bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`);
+    else
+      throw new Error(
+        `bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`,
+      );
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
   return args;
@@ -51,7 +60,10 @@ function parseArgs(argv: string[]): Args {
 /** A server child process: resolves with its port once it prints READY. */
 async function startChild(args: string[]): Promise<{ child: ChildProcess; port: number }> {
   // An explicit execArgv so the child does not inherit tsx's loader: it runs the built package as npm start does.
-  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, {
+    execArgv: ['--expose-gc'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -95,12 +107,19 @@ async function writeModel(root: string, name: string, layers: DenseSpec[], confi
 function bigStack(widths: number[]): DenseSpec[] {
   const r = new Random(5);
   return widths.slice(1).map((out, i) => ({
-    in: widths[i]!, out, weights: Float32Array.from({ length: widths[i]! * out }, () => r.uniform(-0.02, 0.02)), bias: null,
-    activation: i === widths.length - 2 ? 'linear' : 'relu', alpha: 0,
+    in: widths[i]!,
+    out,
+    weights: Float32Array.from({ length: widths[i]! * out }, () => r.uniform(-0.02, 0.02)),
+    bias: null,
+    activation: i === widths.length - 2 ? 'linear' : 'relu',
+    alpha: 0,
   }));
 }
 
-const request = (model: string, width: number): InferOptions => ({ model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, width], data: inputRows(1, width, 3) }] });
+const request = (model: string, width: number): InferOptions => ({
+  model,
+  inputs: [{ name: 'input', datatype: 'FP32', shape: [1, width], data: inputRows(1, width, 3) }],
+});
 
 interface Row {
   target: string;
@@ -111,8 +130,13 @@ interface Row {
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
 function logRow(target: string, generator: string, r: LoadResult): void {
-  const latency = generator === 'h2load' ? `mean ${fmt(r.p50)} ms  max ${fmt(r.p99)} ms` : `p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms`;
-  console.log(`${target.padEnd(24)} ${generator.padEnd(11)} c=${String(r.concurrency).padStart(3)}  ${fmt(r.rps, 0).padStart(7)} req/s  ${latency}  errors ${r.errors}`);
+  const latency =
+    generator === 'h2load'
+      ? `mean ${fmt(r.p50)} ms  max ${fmt(r.p99)} ms`
+      : `p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms`;
+  console.log(
+    `${target.padEnd(24)} ${generator.padEnd(11)} c=${String(r.concurrency).padStart(3)}  ${fmt(r.rps, 0).padStart(7)} req/s  ${latency}  errors ${r.errors}`,
+  );
 }
 
 /** The node-client sweep at every concurrency but 64 (measured in interleaved rounds instead). */
@@ -140,7 +164,10 @@ async function interleavedRounds(targets: Target[], args: Args, rows: Row[]): Pr
   for (let round = 0; round < args.rounds; round++) {
     for (const t of targets) {
       for (const generator of ['node client', 'h2load'] as const) {
-        const r = generator === 'h2load' ? await h2load(t.port, bodies.get(t)!, 64, args.seconds) : await closedLoop(`127.0.0.1:${t.port}`, t.request, 64, args.seconds);
+        const r =
+          generator === 'h2load'
+            ? await h2load(t.port, bodies.get(t)!, 64, args.seconds)
+            : await closedLoop(`127.0.0.1:${t.port}`, t.request, 64, args.seconds);
         const key = `${t.name}|${generator}`;
         samples.set(key, [...(samples.get(key) ?? []), r]);
         logRow(t.name, generator, r);
@@ -149,7 +176,8 @@ async function interleavedRounds(targets: Target[], args: Args, rows: Row[]): Pr
   }
   for (const body of bodies.values()) await rm(body, { force: true });
   for (const t of targets) {
-    for (const generator of ['node client', 'h2load']) rows.push({ target: t.name, generator, result: median(samples.get(`${t.name}|${generator}`)!) });
+    for (const generator of ['node client', 'h2load'])
+      rows.push({ target: t.name, generator, result: median(samples.get(`${t.name}|${generator}`)!) });
   }
   return samples;
 }
@@ -181,7 +209,9 @@ async function main(): Promise<void> {
   await writeModel(join(root, 's'), 'S', S.layers, { max_batch_size: 256, dynamic_batching: {} });
   await writeModel(join(root, 'l'), 'L_batched', L.layers, { max_batch_size: 64, dynamic_batching: {} });
   await writeModel(join(root, 'l'), 'L_unbatched', L.layers, { max_batch_size: 64 });
-  console.log(`bench:serve: ${cpus()[0]?.model.trim()}, ${workers} cores, servers with ${workers} workers × 1 thread, ${args.seconds} s per point`);
+  console.log(
+    `bench:serve: ${cpus()[0]?.model.trim()}, ${workers} cores, servers with ${workers} workers × 1 thread, ${args.seconds} s per point`,
+  );
 
   let server: { child: ChildProcess; port: number };
   // Every server runs from the start (idle ones cost nothing) so the rounds can interleave them.
@@ -194,7 +224,11 @@ async function main(): Promise<void> {
   };
   if (args.parts.has('a')) {
     // (a) the transport ceiling: the same request decoded, an answer of model S's size
-    targets.push({ name: '(a) grpc-js echo', port: await start(['echo', String(S.layers[S.layers.length - 1]!.out)]), request: request('echo', 100) });
+    targets.push({
+      name: '(a) grpc-js echo',
+      port: await start(['echo', String(S.layers[S.layers.length - 1]!.out)]),
+      request: request('echo', 100),
+    });
   }
   let sPort = NaN;
   if (args.parts.has('b')) {
@@ -230,8 +264,14 @@ async function main(): Promise<void> {
   report(args, rows, samples, { sOk, rss, bigBytes, workers });
 }
 
-function report(args: Args, rows: Row[], samples: Map<string, LoadResult[]>, extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number }): void {
-  const at = (target: string, generator: string, c = 64) => rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
+function report(
+  args: Args,
+  rows: Row[],
+  samples: Map<string, LoadResult[]>,
+  extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number },
+): void {
+  const at = (target: string, generator: string, c = 64) =>
+    rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
   const MB = (b: number) => (b / 1e6).toFixed(1);
   const lines: string[] = [
     '# Serving bench results',
@@ -245,14 +285,22 @@ function report(args: Args, rows: Row[], samples: Map<string, LoadResult[]>, ext
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   const order = [...new Set(rows.map((r) => r.target))];
-  const sorted = [...rows].sort((x, y) => order.indexOf(x.target) - order.indexOf(y.target) || x.generator.localeCompare(y.generator) || x.result.concurrency - y.result.concurrency);
+  const sorted = [...rows].sort(
+    (x, y) =>
+      order.indexOf(x.target) - order.indexOf(y.target) ||
+      x.generator.localeCompare(y.generator) ||
+      x.result.concurrency - y.result.concurrency,
+  );
   for (const { target, generator, result: r } of sorted) {
     const h2 = generator === 'h2load';
     const c = r.concurrency === 64 ? `64 (median of ${args.rounds})` : String(r.concurrency);
-    lines.push(`| ${target} | ${generator} | ${c} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`);
+    lines.push(
+      `| ${target} | ${generator} | ${c} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`,
+    );
   }
   lines.push('', `Concurrency 64, every round (targets interleaved, req/s): `);
-  for (const [key, runs] of samples) lines.push(`- ${key.replace('|', ', ')}: ${runs.map((r) => fmt(r.rps, 0)).join(' / ')}`);
+  for (const [key, runs] of samples)
+    lines.push(`- ${key.replace('|', ', ')}: ${runs.map((r) => fmt(r.rps, 0)).join(' / ')}`);
   const ratio = (a?: LoadResult, b?: LoadResult) => (a && b ? a.rps / b.rps : NaN);
   const echoNode = at('(a) grpc-js echo', 'node client');
   const sNode = at('(b) maas S', 'node client');

@@ -31,7 +31,12 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Runs `concurrency` callers in a closed loop for `seconds` (after a warm-up), latencies in ms. */
-export async function closedLoop(address: string, request: InferOptions, concurrency: number, seconds: number): Promise<LoadResult> {
+export async function closedLoop(
+  address: string,
+  request: InferOptions,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
   const client = new GrpcInferenceClient(address);
   try {
     const warmEnd = performance.now() + Math.min(1000, seconds * 250);
@@ -60,7 +65,16 @@ export async function closedLoop(address: string, request: InferOptions, concurr
     stop = true;
     await Promise.all(callers);
     latencies.sort((a, b) => a - b);
-    return { concurrency, requests: latencies.length, errors, seconds: elapsed, rps: latencies.length / elapsed, p50: percentile(latencies, 0.5), p90: percentile(latencies, 0.9), p99: percentile(latencies, 0.99) };
+    return {
+      concurrency,
+      requests: latencies.length,
+      errors,
+      seconds: elapsed,
+      rps: latencies.length / elapsed,
+      p50: percentile(latencies, 0.5),
+      p90: percentile(latencies, 0.9),
+      p99: percentile(latencies, 0.99),
+    };
   } finally {
     client.close();
   }
@@ -85,10 +99,27 @@ export async function grpcBodyFile(request: InferOptions): Promise<string> {
  * h2load over one connection with `concurrency` streams for `seconds`. h2load counts HTTP status
  * only; gRPC errors travel in trailers, so callers check the server's success count separately.
  */
-export async function h2load(port: number, bodyFile: string, concurrency: number, seconds: number): Promise<LoadResult> {
+export async function h2load(
+  port: number,
+  bodyFile: string,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
   const args = [
-    '-c', '1', '-m', String(concurrency), '-D', String(seconds), '--warm-up-time', '1',
-    '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', bodyFile,
+    '-c',
+    '1',
+    '-m',
+    String(concurrency),
+    '-D',
+    String(seconds),
+    '--warm-up-time',
+    '1',
+    '-H',
+    'content-type: application/grpc',
+    '-H',
+    'te: trailers',
+    '-d',
+    bodyFile,
     `http://127.0.0.1:${port}/inference.GRPCInferenceService/ModelInfer`,
   ];
   const { stdout } = await promisify(execFile)('h2load', args, { maxBuffer: 1 << 24 });

@@ -23,7 +23,9 @@ export async function runConvert(input: string, output: string, options: Convert
     } finally {
       q.dispose();
     }
-    options.print(`converted ${input} (${q.spec.mode} int8, ${q.spec.layers.filter((l) => l.int8).length}/${q.spec.layers.length} layers) to int8 ONNX: ${output}`);
+    options.print(
+      `converted ${input} (${q.spec.mode} int8, ${q.spec.layers.filter((l) => l.int8).length}/${q.spec.layers.length} layers) to int8 ONNX: ${output}`,
+    );
     return output;
   }
   const model = await loadModel(input, options.architecture ? { architecture: options.architecture } : {});

@@ -15,18 +15,21 @@ import { backendInfo } from '../runtime.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer but received '${value}'`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a positive integer but received '${value}'`);
   return n;
 }
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port in [0, 65535] (0 picks a free one) but received '${value}'`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError(`expected a port in [0, 65535] (0 picks a free one) but received '${value}'`);
   return n;
 }
 
 function controlMode(value: string): string {
-  if (!['none', 'poll', 'explicit'].includes(value)) throw new InvalidArgumentError(`expected none, poll or explicit but received '${value}'`);
+  if (!['none', 'poll', 'explicit'].includes(value))
+    throw new InvalidArgumentError(`expected none, poll or explicit but received '${value}'`);
   return value;
 }
 
@@ -42,14 +45,22 @@ const program = new Command()
 program
   .command('serve')
   .description('serve a model repository over KServe v2 gRPC and REST, with Prometheus metrics')
-  .requiredOption('--model-repository <dir>', 'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx')
+  .requiredOption(
+    '--model-repository <dir>',
+    'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx',
+  )
   .option('--host <address>', 'address to listen on', '0.0.0.0')
   .option('--http-port <port>', 'REST port', port, 8000)
   .option('--grpc-port <port>', 'gRPC port', port, 8001)
   .option('--metrics-port <port>', 'Prometheus /metrics port', port, 8002)
   .option('--workers <n>', 'inference worker threads (default: one per core)', positiveInt)
   .option('--threads <n>', 'native threads per worker (default 1)', positiveInt)
-  .option('--model-control-mode <mode>', 'none (load all at start), poll (reload on change) or explicit (load/unload API)', controlMode, 'none')
+  .option(
+    '--model-control-mode <mode>',
+    'none (load all at start), poll (reload on change) or explicit (load/unload API)',
+    controlMode,
+    'none',
+  )
   .option('--repository-poll-secs <n>', 'seconds between repository scans in poll mode', positiveInt, 15)
   .option('--load-model <name>', 'in explicit mode, a model to load at start (repeatable; * = all)', collect, [])
   .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace, silent', 'info')
@@ -77,19 +88,39 @@ program
   .command('quantize')
   .description('quantize a model to int8 with calibration rows from a CSV, print the accuracy report, save it')
   .requiredOption('--model <dir>', 'the fp32 model (model.json or its directory, .h5, .onnx)')
-  .requiredOption('--calibration <csv>', 'representative input rows (raw columns when the model has a preparation pipeline)')
+  .requiredOption(
+    '--calibration <csv>',
+    'representative input rows (raw columns when the model has a preparation pipeline)',
+  )
   .requiredOption('--out <dir>', 'where to save the quantized model')
-  .option('--method <method>', `activation ranges: ${CALIBRATION_METHODS.join(' | ')}`, (v: string) => {
-    if (!CALIBRATION_METHODS.includes(v as CalibrationMethod)) throw new InvalidArgumentError(`expected one of ${CALIBRATION_METHODS.join(', ')} but received '${v}'`);
-    return v as CalibrationMethod;
-  }, 'minmax')
-  .option('--keep-float <layers>', "layers kept in fp32: first,last, indices or names")
+  .option(
+    '--method <method>',
+    `activation ranges: ${CALIBRATION_METHODS.join(' | ')}`,
+    (v: string) => {
+      if (!CALIBRATION_METHODS.includes(v as CalibrationMethod))
+        throw new InvalidArgumentError(`expected one of ${CALIBRATION_METHODS.join(', ')} but received '${v}'`);
+      return v as CalibrationMethod;
+    },
+    'minmax',
+  )
+  .option('--keep-float <layers>', 'layers kept in fp32: first,last, indices or names')
   .option('--target <column>', 'a CSV column of targets: compares the compiled metrics too')
   .option('--per-tensor', 'one weight scale per layer instead of per output channel')
   .option('--min-agreement <fraction>', 'warn below this decision agreement (default 0.99)', Number)
-  .action(async (opts: { model: string; calibration: string; out: string; method: CalibrationMethod; keepFloat?: string; target?: string; perTensor?: boolean; minAgreement?: number }) => {
-    await runQuantize({ ...opts, print: (line) => console.log(line) });
-  });
+  .action(
+    async (opts: {
+      model: string;
+      calibration: string;
+      out: string;
+      method: CalibrationMethod;
+      keepFloat?: string;
+      target?: string;
+      perTensor?: boolean;
+      minAgreement?: number;
+    }) => {
+      await runQuantize({ ...opts, print: (line) => console.log(line) });
+    },
+  );
 
 program
   .command('info')

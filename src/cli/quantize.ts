@@ -29,10 +29,17 @@ export interface QuantizeCommandOptions {
 /** Numeric columns in order as rows of `width` floats (missing values become NaN, which quantize refuses). */
 function numericRows(table: Table, width: number): Float32Array {
   if (table.columns.length !== width) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${width} feature columns (the model's input size) in the calibration CSV but received ${table.columns.length}; name a target column with --target, or save the model with a preparation pipeline`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected ${width} feature columns (the model's input size) in the calibration CSV but received ${table.columns.length}; name a target column with --target, or save the model with a preparation pipeline`,
+    );
   }
   const bad = table.types.findIndex((t) => t !== 'number');
-  if (bad >= 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected numeric values in calibration column '${table.columns[bad]}' (the model has no preparation pipeline to encode it)`);
+  if (bad >= 0)
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `Expected numeric values in calibration column '${table.columns[bad]}' (the model has no preparation pipeline to encode it)`,
+    );
   const x = new Float32Array(table.rows.length * width);
   table.rows.forEach((row, i) => row.forEach((v, j) => (x[i * width + j] = v === null ? Number.NaN : Number(v))));
   return x;
@@ -44,15 +51,29 @@ export async function runQuantize(o: QuantizeCommandOptions): Promise<Quantizati
   const width = model.inputShape![1];
   const csv = await loadCsv(o.calibration, o.target ? { target: o.target } : {});
   const x = model.preparation ? model.preparation.transform(csv.features) : numericRows(csv.features, width);
-  const int8 = quantize(model, { calibrationData: x, method: o.method ?? 'minmax', perChannel: !o.perTensor, ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}) });
-  const numericTarget = csv.target && csv.target.type === 'number' ? Float32Array.from(csv.target.values, (v) => Number(v)) : undefined;
+  const int8 = quantize(model, {
+    calibrationData: x,
+    method: o.method ?? 'minmax',
+    perChannel: !o.perTensor,
+    ...(o.keepFloat ? { keepFloat: o.keepFloat } : {}),
+  });
+  const numericTarget =
+    csv.target && csv.target.type === 'number' ? Float32Array.from(csv.target.values, (v) => Number(v)) : undefined;
   // One target per output, or one class index per row for a sparse loss; otherwise metrics are skipped.
   const rows = x.length / width;
   const perRow = model.compileInfo?.loss === 'sparseCategoricalCrossentropy' ? 1 : model.outputShape![1];
   const y = numericTarget && numericTarget.length === rows * perRow ? numericTarget : undefined;
-  const report = compareQuantized(model, int8, x, y, o.minAgreement === undefined ? {} : { minAgreement: o.minAgreement });
+  const report = compareQuantized(
+    model,
+    int8,
+    x,
+    y,
+    o.minAgreement === undefined ? {} : { minAgreement: o.minAgreement },
+  );
   const kinds = int8.spec.layers.map((l) => (l.int8 ? 'int8' : 'fp32')).join(', ');
-  o.print(`quantized ${o.model} (${int8.spec.method}, ${int8.spec.perChannel ? 'per-channel' : 'per-tensor'} weights; layers: ${kinds}) with kernel ${int8.packed().kernel}`);
+  o.print(
+    `quantized ${o.model} (${int8.spec.method}, ${int8.spec.perChannel ? 'per-channel' : 'per-tensor'} weights; layers: ${kinds}) with kernel ${int8.packed().kernel}`,
+  );
   o.print(`accuracy report on the ${report.rows} calibration rows${y ? ` (targets: ${o.target})` : ''}:`);
   for (const line of formatReport(report)) o.print(`  ${line}`);
   const { modelJson } = await int8.save(o.out);

@@ -42,7 +42,9 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);
   const local = options.host === '0.0.0.0' ? 'localhost' : options.host;
-  options.print(`maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`);
+  options.print(
+    `maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`,
+  );
   options.print(`  REST     http://${local}:${server.httpPort}/v2`);
   options.print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService)`);
   options.print(`  metrics  http://${local}:${server.metricsPort}/metrics`);
@@ -52,7 +54,9 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     const width = meta.inputs[0]!.shape[1]!;
     const sample = join(options.modelRepository, first.name, 'sample-request.json');
     const row = Array.from({ length: width }, (_, i) => (i % 2 ? 0.5 : -0.5));
-    const body = existsSync(sample) ? `@${sample}` : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
+    const body = existsSync(sample)
+      ? `@${sample}`
+      : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
     options.print(`  try:     curl -s http://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`);
   }
   options.print('  Ctrl-C stops it.');

@@ -4,17 +4,23 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
-import {
-  InferenceServerError, tensorBytes, tensorFromBytes,
-  type InferOptions, type InferResult,
-} from './types.js';
+import { InferenceServerError, tensorBytes, tensorFromBytes, type InferOptions, type InferResult } from './types.js';
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
-type UnaryMethod = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback) => grpc.ClientUnaryCall;
+type UnaryMethod = (
+  request: object,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: Callback,
+) => grpc.ClientUnaryCall;
 
 function clientError(error: grpc.ServiceError): InferenceServerError {
   const code = error.metadata?.get('maas-error-code')[0];
-  return new InferenceServerError(error.details || error.message, error.code, typeof code === 'string' ? code : undefined);
+  return new InferenceServerError(
+    error.details || error.message,
+    error.code,
+    typeof code === 'string' ? code : undefined,
+  );
 }
 
 /** A ModelInferRequest for the wire. */
@@ -29,8 +35,11 @@ export function encodeInferRequest(options: InferOptions): object {
       const base = { name: t.name, datatype: t.datatype, shape: t.shape };
       if (!typed) return base;
       const field = CONTENTS_FIELD[t.datatype];
-      if (!field || field === 'bytes_contents') throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
-      const values = Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : v));
+      if (!field || field === 'bytes_contents')
+        throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
+      const values = Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) =>
+        typeof v === 'bigint' ? Number(v) : v,
+      );
       return { ...base, contents: { [field]: values } };
     }),
     outputs: (options.outputs ?? []).map((name) => ({ name })),
@@ -82,10 +91,16 @@ export class GrpcInferenceClient {
     }) as unknown as grpc.Client & Record<string, UnaryMethod>;
   }
 
-  private call<T>(method: string, request: object, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
+  private call<T>(
+    method: string,
+    request: object,
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const callOptions: grpc.CallOptions = options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {};
-      const call = this.client[method]!.call(this.client, request, new grpc.Metadata(), callOptions, (error, value) => (error ? reject(clientError(error)) : resolve(value as T)));
+      const call = this.client[method]!.call(this.client, request, new grpc.Metadata(), callOptions, (error, value) =>
+        error ? reject(clientError(error)) : resolve(value as T),
+      );
       if (options.signal) {
         if (options.signal.aborted) call.cancel();
         else options.signal.addEventListener('abort', () => call.cancel(), { once: true });
@@ -109,7 +124,16 @@ export class GrpcInferenceClient {
     return this.call('ServerMetadata', {});
   }
 
-  modelMetadata(name: string, version = ''): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string; datatype: string; shape: number[] }[] }> {
+  modelMetadata(
+    name: string,
+    version = '',
+  ): Promise<{
+    name: string;
+    versions: string[];
+    platform: string;
+    inputs: { name: string; datatype: string; shape: number[] }[];
+    outputs: { name: string; datatype: string; shape: number[] }[];
+  }> {
     return this.call('ModelMetadata', { name, version });
   }
 
@@ -117,8 +141,10 @@ export class GrpcInferenceClient {
     return (await this.call<{ config: Record<string, unknown> }>('ModelConfig', { name, version })).config;
   }
 
-  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    return (await this.call<{ model_stats: Record<string, unknown>[] }>('ModelStatistics', { name, version })).model_stats;
+  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
+    return (await this.call<{ model_stats: Record<string, unknown>[] }>('ModelStatistics', { name, version }))
+      .model_stats;
   }
 
   async repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
@@ -141,7 +167,16 @@ export class GrpcInferenceClient {
 
   /** Opens a ModelStreamInfer stream: send() resolves with the answer to that request (matched by id). */
   openStream(): InferStream {
-    return new InferStream((this.client as unknown as { ModelStreamInfer: () => grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }> }).ModelStreamInfer());
+    return new InferStream(
+      (
+        this.client as unknown as {
+          ModelStreamInfer: () => grpc.ClientDuplexStream<
+            object,
+            { error_message: string; infer_response?: WireResponse }
+          >;
+        }
+      ).ModelStreamInfer(),
+    );
   }
 
   close(): void {
@@ -154,7 +189,9 @@ export class InferStream {
   private readonly waiting = new Map<string, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
   private next = 0;
 
-  constructor(private readonly call: grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }>) {
+  constructor(
+    private readonly call: grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }>,
+  ) {
     call.on('data', (message) => {
       const id = message.infer_response?.id ?? '';
       const waiter = this.waiting.get(id);
@@ -164,7 +201,9 @@ export class InferStream {
       else waiter.resolve(decodeInferResponse(message.infer_response!));
     });
     call.on('error', (error: grpc.ServiceError) => this.failAll(clientError(error)));
-    call.on('end', () => this.failAll(new InferenceServerError('The stream ended before every answer arrived', grpc.status.UNAVAILABLE)));
+    call.on('end', () =>
+      this.failAll(new InferenceServerError('The stream ended before every answer arrived', grpc.status.UNAVAILABLE)),
+    );
   }
 
   send(options: InferOptions): Promise<InferResult> {

@@ -2,7 +2,14 @@
  * A client for the same protocol over REST (fetch): JSON for metadata, and binary tensor data
  * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
  */
-import { InferenceServerError, tensorBytes, tensorFromBytes, type InferOptions, type InferResult, type TypedArray } from './types.js';
+import {
+  InferenceServerError,
+  tensorBytes,
+  tensorFromBytes,
+  type InferOptions,
+  type InferResult,
+  type TypedArray,
+} from './types.js';
 
 const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -46,7 +53,16 @@ export class HttpInferenceClient {
     return this.json('GET', '/v2');
   }
 
-  modelMetadata(name: string, version = ''): Promise<{ name: string; versions: string[]; platform: string; inputs: { name: string; datatype: string; shape: number[] }[]; outputs: { name: string; datatype: string; shape: number[] }[] }> {
+  modelMetadata(
+    name: string,
+    version = '',
+  ): Promise<{
+    name: string;
+    versions: string[];
+    platform: string;
+    inputs: { name: string; datatype: string; shape: number[] }[];
+    outputs: { name: string; datatype: string; shape: number[] }[];
+  }> {
     return this.json('GET', modelPath(name, version));
   }
 
@@ -54,7 +70,8 @@ export class HttpInferenceClient {
     return this.json('GET', `${modelPath(name, version)}/config`);
   }
 
-  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
     const path = name ? `${modelPath(name, version)}/stats` : '/v2/models/stats';
     return (await this.json<{ model_stats: Record<string, unknown>[] }>('GET', path)).model_stats;
   }
@@ -64,7 +81,11 @@ export class HttpInferenceClient {
   }
 
   async loadModel(name: string, options: { config?: object } = {}): Promise<void> {
-    await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/load`, options.config ? { parameters: { config: JSON.stringify(options.config) } } : {});
+    await this.json(
+      'POST',
+      `/v2/repository/models/${encodeURIComponent(name)}/load`,
+      options.config ? { parameters: { config: JSON.stringify(options.config) } } : {},
+    );
   }
 
   async unloadModel(name: string): Promise<void> {
@@ -76,31 +97,53 @@ export class HttpInferenceClient {
     const blobs: Uint8Array[] = [];
     const inputs = options.inputs.map((t) => {
       const base = { name: t.name, datatype: t.datatype, shape: t.shape };
-      if (typed) return { ...base, data: Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : v)) };
+      if (typed)
+        return {
+          ...base,
+          data: Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) =>
+            typeof v === 'bigint' ? Number(v) : v,
+          ),
+        };
       const bytes = tensorBytes(t);
       blobs.push(bytes);
       return { ...base, parameters: { binary_data_size: bytes.byteLength } };
     });
-    const header = Buffer.from(JSON.stringify({
-      ...(options.id ? { id: options.id } : {}),
-      inputs,
-      ...(options.outputs ? { outputs: options.outputs.map((name) => ({ name, parameters: { binary_data: !typed } })) } : {}),
-      parameters: { ...(options.parameters ?? {}), binary_data_output: !typed },
-    }));
+    const header = Buffer.from(
+      JSON.stringify({
+        ...(options.id ? { id: options.id } : {}),
+        inputs,
+        ...(options.outputs
+          ? { outputs: options.outputs.map((name) => ({ name, parameters: { binary_data: !typed } })) }
+          : {}),
+        parameters: { ...(options.parameters ?? {}), binary_data_output: !typed },
+      }),
+    );
     const body = Buffer.concat([header, ...blobs]);
-    const signal = options.timeoutMs ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]) : options.signal;
+    const signal = options.timeoutMs
+      ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])])
+      : options.signal;
     const response = await fetch(`${this.base}${modelPath(options.model, options.version ?? '')}/infer`, {
       method: 'POST',
       body,
       signal,
-      headers: typed ? { 'content-type': 'application/json' } : { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(header.length) },
+      headers: typed
+        ? { 'content-type': 'application/json' }
+        : { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(header.length) },
     });
     if (!response.ok) await raise(response);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const headerLength = Number(response.headers.get(HEADER_LENGTH) ?? bytes.length);
     const parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, headerLength).toString('utf8')) as {
-      model_name: string; model_version: string; id?: string;
-      outputs: { name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size?: number } }[];
+      model_name: string;
+      model_version: string;
+      id?: string;
+      outputs: {
+        name: string;
+        datatype: string;
+        shape: number[];
+        data?: number[];
+        parameters?: { binary_data_size?: number };
+      }[];
     };
     let offset = headerLength;
     return {

@@ -1,4 +1,11 @@
 /** Typed clients for the KServe v2 / Open Inference Protocol: gRPC and REST. */
 export { GrpcInferenceClient, InferStream, type GrpcClientOptions } from './grpc.js';
 export { HttpInferenceClient } from './http.js';
-export { InferenceServerError, type ClientTensor, type InferOptions, type InferResult, type ResultTensor, type TypedArray } from './types.js';
+export {
+  InferenceServerError,
+  type ClientTensor,
+  type InferOptions,
+  type InferResult,
+  type ResultTensor,
+  type TypedArray,
+} from './types.js';

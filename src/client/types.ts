@@ -3,7 +3,17 @@
  * arrays out, and one error type carrying the transport status and maas's error code.
  */
 
-export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array;
 
 /** A tensor to send: `data` row-major; FP16/BF16 as Uint16Array bit patterns. */
 export interface ClientTensor {
@@ -62,10 +72,23 @@ export class InferenceServerError extends Error {
 }
 
 /** The typed-array constructor for each fixed-size datatype. */
-export const TYPED_ARRAYS: Record<string, { new (buffer: ArrayBufferLike, offset?: number, length?: number): TypedArray; BYTES_PER_ELEMENT: number }> = {
-  BOOL: Uint8Array, UINT8: Uint8Array, UINT16: Uint16Array, UINT32: Uint32Array, UINT64: BigUint64Array,
-  INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, INT64: BigInt64Array,
-  FP16: Uint16Array, BF16: Uint16Array, FP32: Float32Array, FP64: Float64Array,
+export const TYPED_ARRAYS: Record<
+  string,
+  { new (buffer: ArrayBufferLike, offset?: number, length?: number): TypedArray; BYTES_PER_ELEMENT: number }
+> = {
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+  FP16: Uint16Array,
+  BF16: Uint16Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
 };
 
 /** A tensor's data as little-endian bytes (a view when it already is a typed array of the right type). */
@@ -76,7 +99,8 @@ export function tensorBytes(tensor: ClientTensor): Uint8Array {
   if (!(data instanceof Ctor)) {
     const typed = new (Ctor as unknown as { new (n: number): TypedArray })(data.length);
     const big = typed instanceof BigInt64Array || typed instanceof BigUint64Array;
-    for (let i = 0; i < data.length; i++) (typed as unknown as unknown[])[i] = big ? BigInt(data[i] as number) : Number(data[i]);
+    for (let i = 0; i < data.length; i++)
+      (typed as unknown as unknown[])[i] = big ? BigInt(data[i] as number) : Number(data[i]);
     data = typed;
   }
   const t = data as TypedArray;

@@ -26,47 +26,110 @@ interface ErrorEntry {
 export const ERRORS = {
   MAAS_ERR_ARG_TYPE: { kind: 'InvalidArgument', doc: 'An argument has the wrong type.' },
   MAAS_ERR_ARG_RANGE: { kind: 'InvalidArgument', doc: 'An argument is outside its allowed range.' },
-  MAAS_ERR_SHAPE_MISMATCH: { kind: 'InvalidArgument', doc: 'A tensor does not have the shape the model or call expects.' },
+  MAAS_ERR_SHAPE_MISMATCH: {
+    kind: 'InvalidArgument',
+    doc: 'A tensor does not have the shape the model or call expects.',
+  },
   MAAS_ERR_ACTIVATION_UNKNOWN: { kind: 'InvalidArgument', doc: 'An activation name is not one maas implements.' },
   MAAS_ERR_INITIALIZER_UNKNOWN: { kind: 'InvalidArgument', doc: 'An initializer name is not one maas implements.' },
   MAAS_ERR_LAYER_CONFIG: { kind: 'InvalidArgument', doc: 'A layer configuration is invalid (units, inputShape, ...).' },
   MAAS_ERR_MODEL_EMPTY: { kind: 'FailedPrecondition', doc: 'The model has no layers, or its input shape is unknown.' },
   MAAS_ERR_MODEL_DISPOSED: { kind: 'FailedPrecondition', doc: 'The model (or its native handle) was disposed.' },
-  MAAS_ERR_LOSS_OUTPUT_MISMATCH: { kind: 'InvalidArgument', doc: 'The loss does not fit the output layer (categorical losses need softmax).' },
-  MAAS_ERR_TARGETS_INVALID: { kind: 'InvalidArgument', doc: 'Training targets are not finite, or not class indices for a sparse loss.' },
-  MAAS_ERR_MODEL_NOT_COMPILED: { kind: 'FailedPrecondition', doc: 'fit, evaluate or trainOnBatch was called before compile.' },
+  MAAS_ERR_LOSS_OUTPUT_MISMATCH: {
+    kind: 'InvalidArgument',
+    doc: 'The loss does not fit the output layer (categorical losses need softmax).',
+  },
+  MAAS_ERR_TARGETS_INVALID: {
+    kind: 'InvalidArgument',
+    doc: 'Training targets are not finite, or not class indices for a sparse loss.',
+  },
+  MAAS_ERR_MODEL_NOT_COMPILED: {
+    kind: 'FailedPrecondition',
+    doc: 'fit, evaluate or trainOnBatch was called before compile.',
+  },
   MAAS_ERR_MODEL_NOT_FOUND: { kind: 'NotFound', doc: 'No model directory or model.json at the given path.' },
-  MAAS_ERR_MODEL_FORMAT: { kind: 'InvalidArgument', doc: 'A model file is malformed, corrupt, or uses a layer or feature maas does not support.' },
+  MAAS_ERR_MODEL_FORMAT: {
+    kind: 'InvalidArgument',
+    doc: 'A model file is malformed, corrupt, or uses a layer or feature maas does not support.',
+  },
   MAAS_ERR_DATA_FORMAT: { kind: 'InvalidArgument', doc: 'A data file or table is malformed (columns, fields, types).' },
-  MAAS_ERR_DATA_MISSING: { kind: 'InvalidArgument', doc: 'A value is missing where the preparation pipeline cannot fill it.' },
-  MAAS_ERR_DATA_UNKNOWN_CATEGORY: { kind: 'InvalidArgument', doc: 'A categorical value was not seen when the encoder was fitted.' },
+  MAAS_ERR_DATA_MISSING: {
+    kind: 'InvalidArgument',
+    doc: 'A value is missing where the preparation pipeline cannot fill it.',
+  },
+  MAAS_ERR_DATA_UNKNOWN_CATEGORY: {
+    kind: 'InvalidArgument',
+    doc: 'A categorical value was not seen when the encoder was fitted.',
+  },
   MAAS_ERR_WEIGHTS_MISMATCH: { kind: 'InvalidArgument', doc: 'Weights given to setWeights do not match the layers.' },
-  MAAS_ERR_ISA_INVALID: { kind: 'InvalidArgument', doc: "An ISA name is not 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni' or 'amx'." },
+  MAAS_ERR_ISA_INVALID: {
+    kind: 'InvalidArgument',
+    doc: "An ISA name is not 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni' or 'amx'.",
+  },
   MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },
   MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },
   MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
   MAAS_ERR_PACKED_CORRUPT: { kind: 'InvalidArgument', doc: 'A packed weight buffer failed its header checks.' },
-  MAAS_ERR_PACKED_ISA_ABOVE_CAP: { kind: 'FailedPrecondition', doc: 'A packed buffer targets an ISA above this thread\'s cap.' },
+  MAAS_ERR_PACKED_ISA_ABOVE_CAP: {
+    kind: 'FailedPrecondition',
+    doc: "A packed buffer targets an ISA above this thread's cap.",
+  },
   // Serving. Unknown models keep Triton's message text and status (clients match on them).
-  MAAS_ERR_MODEL_UNKNOWN: { kind: 'InvalidArgument', doc: "No model of that name (or version) is in the repository: Triton's 'Request for unknown model' error." },
-  MAAS_ERR_MODEL_UNAVAILABLE: { kind: 'Unavailable', doc: 'The model exists but no version of it is ready (loading, unloading, or its load failed).' },
-  MAAS_ERR_MODEL_CONFIG: { kind: 'InvalidArgument', doc: "A model's config.json (or a load request's config override) is invalid." },
-  MAAS_ERR_INFER_INPUT: { kind: 'InvalidArgument', doc: 'An inference request names, shapes, types or sizes its input tensors wrongly.' },
-  MAAS_ERR_INFER_OUTPUT: { kind: 'InvalidArgument', doc: 'An inference request asks for an output the model does not have.' },
-  MAAS_ERR_INFER_PARAMETER: { kind: 'InvalidArgument', doc: 'An inference request parameter (priority, timeout, binary_data...) is invalid.' },
-  MAAS_ERR_DATATYPE_UNSUPPORTED: { kind: 'Unimplemented', doc: 'A tensor datatype the model cannot take (BYTES into a numeric model).' },
-  MAAS_ERR_QUEUE_FULL: { kind: 'Unavailable', doc: "The model's queue is at max_queue_size; the request was rejected." },
+  MAAS_ERR_MODEL_UNKNOWN: {
+    kind: 'InvalidArgument',
+    doc: "No model of that name (or version) is in the repository: Triton's 'Request for unknown model' error.",
+  },
+  MAAS_ERR_MODEL_UNAVAILABLE: {
+    kind: 'Unavailable',
+    doc: 'The model exists but no version of it is ready (loading, unloading, or its load failed).',
+  },
+  MAAS_ERR_MODEL_CONFIG: {
+    kind: 'InvalidArgument',
+    doc: "A model's config.json (or a load request's config override) is invalid.",
+  },
+  MAAS_ERR_INFER_INPUT: {
+    kind: 'InvalidArgument',
+    doc: 'An inference request names, shapes, types or sizes its input tensors wrongly.',
+  },
+  MAAS_ERR_INFER_OUTPUT: {
+    kind: 'InvalidArgument',
+    doc: 'An inference request asks for an output the model does not have.',
+  },
+  MAAS_ERR_INFER_PARAMETER: {
+    kind: 'InvalidArgument',
+    doc: 'An inference request parameter (priority, timeout, binary_data...) is invalid.',
+  },
+  MAAS_ERR_DATATYPE_UNSUPPORTED: {
+    kind: 'Unimplemented',
+    doc: 'A tensor datatype the model cannot take (BYTES into a numeric model).',
+  },
+  MAAS_ERR_QUEUE_FULL: {
+    kind: 'Unavailable',
+    doc: "The model's queue is at max_queue_size; the request was rejected.",
+  },
   MAAS_ERR_REQUEST_TIMEOUT: { kind: 'Unavailable', doc: 'The request waited in the queue past its timeout.' },
   MAAS_ERR_REQUEST_CANCELLED: { kind: 'Cancelled', doc: 'The client went away (or cancelled) before the request ran.' },
-  MAAS_ERR_REPOSITORY_CONTROL: { kind: 'Unavailable', doc: 'Load or unload was asked for while the model control mode is not explicit.' },
+  MAAS_ERR_REPOSITORY_CONTROL: {
+    kind: 'Unavailable',
+    doc: 'Load or unload was asked for while the model control mode is not explicit.',
+  },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
-  MAAS_ERR_HTTP_BODY: { kind: 'InvalidArgument', doc: 'A REST body is not valid JSON, or its binary part does not match its header.' },
+  MAAS_ERR_HTTP_BODY: {
+    kind: 'InvalidArgument',
+    doc: 'A REST body is not valid JSON, or its binary part does not match its header.',
+  },
   // Quantization.
-  MAAS_ERR_CALIBRATION_MISSING: { kind: 'InvalidArgument', doc: 'Static quantization needs calibration data and none was given.' },
+  MAAS_ERR_CALIBRATION_MISSING: {
+    kind: 'InvalidArgument',
+    doc: 'Static quantization needs calibration data and none was given.',
+  },
   MAAS_ERR_CALIBRATION_EMPTY: { kind: 'InvalidArgument', doc: 'The calibration data has no rows.' },
   MAAS_ERR_CALIBRATION_NOT_FINITE: { kind: 'InvalidArgument', doc: 'The calibration data holds NaN or an infinity.' },
-  MAAS_ERR_NATIVE_INVALID_ARGUMENT: { kind: 'InvalidArgument', doc: 'The addon rejected an argument (a bug above it).' },
+  MAAS_ERR_NATIVE_INVALID_ARGUMENT: {
+    kind: 'InvalidArgument',
+    doc: 'The addon rejected an argument (a bug above it).',
+  },
   MAAS_ERR_NATIVE_OUT_OF_MEMORY: { kind: 'ResourceExhausted', doc: 'The addon could not allocate scratch memory.' },
   MAAS_ERR_NATIVE_INTERNAL: { kind: 'Internal', doc: 'The addon reported an unexpected status.' },
 } as const satisfies Record<string, ErrorEntry>;
@@ -104,7 +167,8 @@ export function fromNative(error: unknown): MaasError {
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
   if (Array.isArray(value)) return `an array of length ${value.length}`;
   if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '…' : value}' of type string`;
   if (typeof value === 'object') return `an object of type ${(value as object).constructor?.name ?? 'Object'}`;

@@ -8,7 +8,8 @@ import { MaasError, invalidParameter } from './errors.js';
 export type NestedArray = number | NestedArray[];
 
 /** What the API accepts as tensor input. */
-export type TensorLike = Tensor | Float32Array | number[] | number[][] | { shape: readonly number[]; dataSync(): ArrayLike<number> };
+export type TensorLike =
+  Tensor | Float32Array | number[] | number[][] | { shape: readonly number[]; dataSync(): ArrayLike<number> };
 
 /** An immutable-shape float32 tensor backed by one Float32Array (row-major). */
 export class Tensor {
@@ -21,7 +22,10 @@ export class Tensor {
     let size = 1;
     for (let i = 0; i < shape.length; i++) size *= shape[i]!;
     if (data.length !== size) {
-      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${size} values for shape [${shape.join(',')}] but received ${data.length}`);
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected ${size} values for shape [${shape.join(',')}] but received ${data.length}`,
+      );
     }
     this.values = data;
     this.shape = shape.slice();
@@ -86,14 +90,24 @@ function inferShape(values: unknown): number[] {
   return shape;
 }
 
-function flattenInto(values: unknown, shape: number[], dim: number, out: Float32Array, offset: number, name: string): number {
+function flattenInto(
+  values: unknown,
+  shape: number[],
+  dim: number,
+  out: Float32Array,
+  offset: number,
+  name: string,
+): number {
   if (dim === shape.length) {
     if (typeof values !== 'number') throw invalidParameter(name, 'a nested array of numbers', values);
     out[offset] = values;
     return offset + 1;
   }
   if (!Array.isArray(values) || values.length !== shape[dim]) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected a rectangular nested array for ${name}: every row at depth ${dim} of length ${shape[dim]}, but received ${Array.isArray(values) ? `length ${values.length}` : typeof values}`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected a rectangular nested array for ${name}: every row at depth ${dim} of length ${shape[dim]}, but received ${Array.isArray(values) ? `length ${values.length}` : typeof values}`,
+    );
   }
   for (const v of values) offset = flattenInto(v, shape, dim + 1, out, offset, name);
   return offset;
@@ -117,7 +131,11 @@ export function tensor(values: Float32Array | ArrayLike<number> | NestedArray, s
 /** A rank-2 tensor [rows, cols]. */
 export function tensor2d(values: Float32Array | NestedArray, shape?: readonly [number, number]): Tensor {
   const t = tensor(values, shape);
-  if (t.rank !== 2) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected a rank-2 tensor but received shape [${t.shape.join(',')}]`);
+  if (t.rank !== 2)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected a rank-2 tensor but received shape [${t.shape.join(',')}]`,
+    );
   return t;
 }
 
@@ -141,14 +159,22 @@ export function toMatrix(x: unknown, cols: number, name = 'x'): Matrix {
     shape = x.shape;
   } else if (x instanceof Float32Array) {
     if (x.length === 0 || x.length % cols !== 0) {
-      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected a Float32Array whose length is a positive multiple of ${cols} (the input size) for ${name} but received length ${x.length}`);
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected a Float32Array whose length is a positive multiple of ${cols} (the input size) for ${name} but received length ${x.length}`,
+      );
     }
     return { data: x, rows: x.length / cols, cols };
   } else if (Array.isArray(x)) {
     const t = tensor(x as NestedArray);
     data = t.values;
     shape = t.shape;
-  } else if (typeof x === 'object' && x !== null && 'shape' in x && typeof (x as { dataSync?: unknown }).dataSync === 'function') {
+  } else if (
+    typeof x === 'object' &&
+    x !== null &&
+    'shape' in x &&
+    typeof (x as { dataSync?: unknown }).dataSync === 'function'
+  ) {
     const foreign = x as { shape: readonly number[]; dataSync(): ArrayLike<number> };
     const values = foreign.dataSync();
     data = values instanceof Float32Array ? values : Float32Array.from(values);
@@ -158,7 +184,10 @@ export function toMatrix(x: unknown, cols: number, name = 'x'): Matrix {
   }
   if (shape.length === 1 && shape[0] === cols) return { data, rows: 1, cols };
   if (shape.length !== 2 || shape[1] !== cols || shape[0] === 0) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${name} of shape [batch, ${cols}] (or [${cols}]) but received shape [${shape.join(',')}]`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected ${name} of shape [batch, ${cols}] (or [${cols}]) but received shape [${shape.join(',')}]`,
+    );
   }
   return { data, rows: shape[0]!, cols };
 }

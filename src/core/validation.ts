@@ -23,7 +23,12 @@ export function checkInteger(name: string, value: unknown, min: number, max = Nu
 /** Returns value when it is a finite number, else throws. */
 export function checkFinite(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw invalidParameter(name, 'a finite number', value, typeof value === 'number' ? 'MAAS_ERR_ARG_RANGE' : 'MAAS_ERR_ARG_TYPE');
+    throw invalidParameter(
+      name,
+      'a finite number',
+      value,
+      typeof value === 'number' ? 'MAAS_ERR_ARG_RANGE' : 'MAAS_ERR_ARG_TYPE',
+    );
   }
   return value;
 }
@@ -35,7 +40,12 @@ export function checkBoolean(name: string, value: unknown): boolean {
 }
 
 /** Returns value when it is one of `choices`, else throws with the list. */
-export function checkOneOf<T extends string>(name: string, value: unknown, choices: readonly T[], code: ErrorCode = 'MAAS_ERR_ARG_RANGE'): T {
+export function checkOneOf<T extends string>(
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+  code: ErrorCode = 'MAAS_ERR_ARG_RANGE',
+): T {
   if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
     throw invalidParameter(name, `one of ${choices.map((c) => `'${c}'`).join(', ')}`, value, code);
   }
@@ -48,7 +58,12 @@ export function checkOptions(name: string, value: unknown, known: readonly strin
   if (!isPlainObject(value)) throw invalidParameter(name, 'an options object', value);
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
-      throw invalidParameter(`${name}.${key}`, `one of the known options (${known.join(', ')})`, key, 'MAAS_ERR_ARG_RANGE');
+      throw invalidParameter(
+        `${name}.${key}`,
+        `one of the known options (${known.join(', ')})`,
+        key,
+        'MAAS_ERR_ARG_RANGE',
+      );
     }
   }
   return value;

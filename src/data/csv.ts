@@ -29,12 +29,20 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvData {
   const o = checkOptions('loadCsv options', options, ['target', 'delimiter', 'columns']);
   let records: string[][];
   try {
-    records = parse(text, { delimiter: (o.delimiter as string | undefined) ?? ',', bom: true, skip_empty_lines: true, trim: true, relax_column_count: true, comment: '#' });
+    records = parse(text, {
+      delimiter: (o.delimiter as string | undefined) ?? ',',
+      bom: true,
+      skip_empty_lines: true,
+      trim: true,
+      relax_column_count: true,
+      comment: '#',
+    });
   } catch (e) {
     throw new MaasError('MAAS_ERR_DATA_FORMAT', `Cannot parse CSV: ${(e as Error).message}`, { cause: e });
   }
   const columns = (o.columns as string[] | undefined) ?? records.shift();
-  if (!columns || columns.length === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', 'Expected a header row (or options.columns) but the CSV is empty');
+  if (!columns || columns.length === 0)
+    throw new MaasError('MAAS_ERR_DATA_FORMAT', 'Expected a header row (or options.columns) but the CSV is empty');
   const table: Table = inferTable(columns, records);
   if (o.target === undefined) return { features: table, target: null };
   const { rest, column, type } = splitColumn(table, String(o.target));

@@ -38,7 +38,10 @@ interface PipelineJson {
   kind: 'maas.preparation';
   version: 1;
   columns: ColumnPlan[];
-  scale: { kind: 'standard'; mean: number[]; std: number[] } | { kind: 'minMax'; min: number[]; max: number[] } | { kind: 'none' };
+  scale:
+    | { kind: 'standard'; mean: number[]; std: number[] }
+    | { kind: 'minMax'; min: number[]; max: number[] }
+    | { kind: 'none' };
 }
 
 /** Raw rows a pipeline can transform: a Table, records by column name, or arrays in column order. */
@@ -51,18 +54,26 @@ function fillValue(strategy: MissingStrategy, type: ColumnType, present: Cell[])
     for (const v of present) counts.set(v, (counts.get(v) ?? 0) + 1);
     let best: Cell = null;
     let n = -1;
-    for (const [v, c] of [...counts].sort((a, b) => String(a[0]).localeCompare(String(b[0])))) if (c > n) { best = v; n = c; }
+    for (const [v, c] of [...counts].sort((a, b) => String(a[0]).localeCompare(String(b[0]))))
+      if (c > n) {
+        best = v;
+        n = c;
+      }
     return best;
   }
   const nums = (present as number[]).slice().sort((a, b) => a - b);
   if (nums.length === 0) return 0;
-  if (strategy === 'median') return nums.length % 2 ? nums[(nums.length - 1) / 2]! : (nums[nums.length / 2 - 1]! + nums[nums.length / 2]!) / 2;
+  if (strategy === 'median')
+    return nums.length % 2 ? nums[(nums.length - 1) / 2]! : (nums[nums.length / 2 - 1]! + nums[nums.length / 2]!) / 2;
   return nums.reduce((a, b) => a + b, 0) / nums.length;
 }
 
 /** A fitted pipeline: transform() maps raw rows to model inputs. */
 export class Pipeline {
-  private constructor(private readonly columns: ColumnPlan[], private readonly scale: PipelineJson['scale']) {}
+  private constructor(
+    private readonly columns: ColumnPlan[],
+    private readonly scale: PipelineJson['scale'],
+  ) {}
 
   /** Raw input column names, in order. */
   get inputColumns(): string[] {
@@ -75,13 +86,26 @@ export class Pipeline {
   }
 
   /** Fits on a table; returns the pipeline, the transformed rows, the kept row indices and a report. */
-  static fit(table: Table, options: PreparationOptions = {}): { pipeline: Pipeline; x: Float32Array; kept: number[]; report: PreparationReport } {
+  static fit(
+    table: Table,
+    options: PreparationOptions = {},
+  ): { pipeline: Pipeline; x: Float32Array; kept: number[]; report: PreparationReport } {
     const o = checkOptions('preparation', options, ['missing', 'categorical', 'scale']);
     const missing = (o.missing ?? 'mean') as MissingStrategy;
     const drop = missing === 'drop';
-    const kept = drop ? table.rows.map((_, i) => i).filter((i) => table.rows[i]!.every((v) => !isMissing(v))) : table.rows.map((_, i) => i);
-    if (kept.length === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', 'No rows are left to fit on (every row has a missing value, or the table is empty)');
-    const report: PreparationReport = { rows: table.rows.length, droppedRows: table.rows.length - kept.length, filled: {} };
+    const kept = drop
+      ? table.rows.map((_, i) => i).filter((i) => table.rows[i]!.every((v) => !isMissing(v)))
+      : table.rows.map((_, i) => i);
+    if (kept.length === 0)
+      throw new MaasError(
+        'MAAS_ERR_DATA_FORMAT',
+        'No rows are left to fit on (every row has a missing value, or the table is empty)',
+      );
+    const report: PreparationReport = {
+      rows: table.rows.length,
+      droppedRows: table.rows.length - kept.length,
+      filled: {},
+    };
     const plans: ColumnPlan[] = table.columns.map((name, c) => {
       const present = kept.map((i) => table.rows[i]![c]!).filter((v) => !isMissing(v));
       const fill = drop ? null : fillValue(missing, table.types[c]!, present);
@@ -92,8 +116,18 @@ export class Pipeline {
       if (table.types[c] === 'number') return { name, kind: 'number', fill: fill === null ? null : Number(fill) };
       const values = present.map(String);
       return o.categorical === 'label'
-        ? { name, kind: 'label', classes: new LabelEncoder().fit(values).classes, fill: fill === null ? null : String(fill) }
-        : { name, kind: 'oneHot', categories: new OneHotEncoder().fit(values).categories, fill: fill === null ? null : String(fill) };
+        ? {
+            name,
+            kind: 'label',
+            classes: new LabelEncoder().fit(values).classes,
+            fill: fill === null ? null : String(fill),
+          }
+        : {
+            name,
+            kind: 'oneHot',
+            categories: new OneHotEncoder().fit(values).categories,
+            fill: fill === null ? null : String(fill),
+          };
     });
     const unscaled = new Pipeline(plans, { kind: 'none' });
     const x = unscaled.encode(kept.map((i) => table.rows[i]!));
@@ -125,17 +159,23 @@ export class Pipeline {
       const table = rows as Table;
       const idx = names.map((n) => {
         const i = table.columns.indexOf(n);
-        if (i < 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected a column named '${n}' in the rows to transform`);
+        if (i < 0)
+          throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected a column named '${n}' in the rows to transform`);
         return i;
       });
       return table.rows.map((r) => idx.map((i) => r[i]!));
     }
     return rows.map((r, row) => {
       if (Array.isArray(r)) {
-        if (r.length !== names.length) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${names.length} raw values (${names.join(', ')}) in row ${row} but received ${r.length}`);
+        if (r.length !== names.length)
+          throw new MaasError(
+            'MAAS_ERR_SHAPE_MISMATCH',
+            `Expected ${names.length} raw values (${names.join(', ')}) in row ${row} but received ${r.length}`,
+          );
         return r.map((v) => (isMissing(v) ? null : (v as Cell)));
       }
-      if (typeof r !== 'object' || r === null) throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
+      if (typeof r !== 'object' || r === null)
+        throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
       return names.map((n) => {
         const v = (r as Record<string, unknown>)[n];
         return isMissing(v) ? null : (v as Cell);
@@ -148,22 +188,37 @@ export class Pipeline {
     const out = new Float32Array(rows.length * width);
     // Category -> index, built once per call rather than searched per cell.
     const index = this.columns.map((plan) =>
-      plan.kind === 'number' ? null : new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k])));
+      plan.kind === 'number'
+        ? null
+        : new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k])),
+    );
     rows.forEach((row, i) => {
       let offset = i * width;
       this.columns.forEach((plan, c) => {
         let v = row[c] ?? null;
         if (isMissing(v)) {
-          if (plan.fill === null) throw new MaasError('MAAS_ERR_DATA_MISSING', `Row ${i}, column '${plan.name}' is missing and this pipeline was fitted to drop such rows`);
+          if (plan.fill === null)
+            throw new MaasError(
+              'MAAS_ERR_DATA_MISSING',
+              `Row ${i}, column '${plan.name}' is missing and this pipeline was fitted to drop such rows`,
+            );
           v = plan.fill;
         }
         if (plan.kind === 'number') {
           const n = Number(v);
-          if (!Number.isFinite(n)) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Row ${i}, column '${plan.name}': expected a number but received '${String(v)}'`);
+          if (!Number.isFinite(n))
+            throw new MaasError(
+              'MAAS_ERR_DATA_FORMAT',
+              `Row ${i}, column '${plan.name}': expected a number but received '${String(v)}'`,
+            );
           out[offset++] = n;
         } else if (plan.kind === 'label') {
           const k = index[c]!.get(String(v));
-          if (k === undefined) throw new MaasError('MAAS_ERR_DATA_UNKNOWN_CATEGORY', `Row ${i}, column '${plan.name}': '${String(v)}' was not seen in fit`);
+          if (k === undefined)
+            throw new MaasError(
+              'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
+              `Row ${i}, column '${plan.name}': '${String(v)}' was not seen in fit`,
+            );
           out[offset++] = k;
         } else {
           // out is zero-filled: set the one hot column; an unseen category stays all zeros

@@ -42,15 +42,25 @@ function classOf(y: Tensor, row: number): number {
 }
 
 /** Splits x and y into train and test rows. */
-export function trainTestSplit(x: Tensor | NestedArray | Float32Array, y: Tensor | NestedArray | Float32Array, options: SplitOptions = {}) {
+export function trainTestSplit(
+  x: Tensor | NestedArray | Float32Array,
+  y: Tensor | NestedArray | Float32Array,
+  options: SplitOptions = {},
+) {
   const o = checkOptions('trainTestSplit', options, ['testSize', 'seed', 'stratify']);
   const testSize = o.testSize === undefined ? 0.25 : checkFinite('trainTestSplit.testSize', o.testSize);
-  if (testSize <= 0 || testSize >= 1) throw invalidParameter('trainTestSplit.testSize', 'a fraction in (0, 1)', testSize, 'MAAS_ERR_ARG_RANGE');
+  if (testSize <= 0 || testSize >= 1)
+    throw invalidParameter('trainTestSplit.testSize', 'a fraction in (0, 1)', testSize, 'MAAS_ERR_ARG_RANGE');
   const seed = o.seed === undefined ? randomSeed() : checkInteger('trainTestSplit.seed', o.seed, 0, 2 ** 32 - 1);
   const stratify = o.stratify === undefined ? false : checkBoolean('trainTestSplit.stratify', o.stratify);
-  const xt = asTensor(x, 'x'), yt = asTensor(y, 'y');
+  const xt = asTensor(x, 'x'),
+    yt = asTensor(y, 'y');
   const rows = xt.shape[0]!;
-  if (yt.shape[0] !== rows) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected y to have as many rows as x (${rows}) but received ${yt.shape[0]}`);
+  if (yt.shape[0] !== rows)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected y to have as many rows as x (${rows}) but received ${yt.shape[0]}`,
+    );
   const rng = new Random(seed);
   const shuffle = (a: number[]): number[] => {
     for (let i = a.length - 1; i > 0; i--) {
@@ -64,14 +74,19 @@ export function trainTestSplit(x: Tensor | NestedArray | Float32Array, y: Tensor
     const key = stratify ? classOf(yt, r) : 0;
     (groups.get(key) ?? groups.set(key, []).get(key)!).push(r);
   }
-  const train: number[] = [], test: number[] = [];
+  const train: number[] = [],
+    test: number[] = [];
   for (const key of [...groups.keys()].sort((a, b) => a - b)) {
     const members = shuffle(groups.get(key)!);
     const n = Math.round(members.length * testSize);
     test.push(...members.slice(0, n));
     train.push(...members.slice(n));
   }
-  if (train.length === 0 || test.length === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `A split of ${rows} rows with testSize ${testSize} leaves one side empty`);
+  if (train.length === 0 || test.length === 0)
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `A split of ${rows} rows with testSize ${testSize} leaves one side empty`,
+    );
   shuffle(train);
   shuffle(test);
   return { xTrain: take(xt, train), xTest: take(xt, test), yTrain: take(yt, train), yTest: take(yt, test) };

@@ -28,10 +28,21 @@ export function isMissing(v: unknown): boolean {
 /** Builds a table from raw string (or mixed) rows, inferring each column's type. */
 export function inferTable(columns: string[], raw: unknown[][]): Table {
   const types: ColumnType[] = columns.map((_, c) =>
-    raw.every((r) => isMissing(r[c]) || (typeof r[c] === 'number') || (typeof r[c] === 'string' && r[c] !== '' && Number.isFinite(Number(r[c])))) ? 'number' : 'string');
+    raw.every(
+      (r) =>
+        isMissing(r[c]) ||
+        typeof r[c] === 'number' ||
+        (typeof r[c] === 'string' && r[c] !== '' && Number.isFinite(Number(r[c]))),
+    )
+      ? 'number'
+      : 'string',
+  );
   const rows = raw.map((r, i) => {
     if (r.length !== columns.length) {
-      throw new MaasError('MAAS_ERR_DATA_FORMAT', `Row ${i + 1} has ${r.length} fields but the header has ${columns.length}`);
+      throw new MaasError(
+        'MAAS_ERR_DATA_FORMAT',
+        `Row ${i + 1} has ${r.length} fields but the header has ${columns.length}`,
+      );
     }
     return columns.map((_, c) => {
       const v = r[c];
@@ -45,7 +56,11 @@ export function inferTable(columns: string[], raw: unknown[][]): Table {
 /** The index of a named column, or a coded error listing the columns. */
 export function columnIndex(table: Pick<Table, 'columns'>, name: string): number {
   const i = table.columns.indexOf(name);
-  if (i < 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected a column named '${name}' but the columns are ${table.columns.map((c) => `'${c}'`).join(', ')}`);
+  if (i < 0)
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `Expected a column named '${name}' but the columns are ${table.columns.map((c) => `'${c}'`).join(', ')}`,
+    );
   return i;
 }
 
@@ -53,7 +68,11 @@ export function columnIndex(table: Pick<Table, 'columns'>, name: string): number
 export function splitColumn(table: Table, name: string): { rest: Table; column: Cell[]; type: ColumnType } {
   const i = columnIndex(table, name);
   return {
-    rest: { columns: table.columns.filter((_, c) => c !== i), types: table.types.filter((_, c) => c !== i), rows: table.rows.map((r) => r.filter((_, c) => c !== i)) },
+    rest: {
+      columns: table.columns.filter((_, c) => c !== i),
+      types: table.types.filter((_, c) => c !== i),
+      rows: table.rows.map((r) => r.filter((_, c) => c !== i)),
+    },
     column: table.rows.map((r) => r[i]!),
     type: table.types[i]!,
   };

@@ -8,7 +8,10 @@ import type { Cell } from './table.js';
 
 /** Per-column (x − mean) / std; constant columns keep std 1. */
 export class StandardScaler {
-  constructor(public mean: number[] = [], public std: number[] = []) {}
+  constructor(
+    public mean: number[] = [],
+    public std: number[] = [],
+  ) {}
 
   /** Learns each column's mean and population standard deviation. */
   fit(x: Float32Array, cols: number): this {
@@ -16,7 +19,8 @@ export class StandardScaler {
     this.mean = new Array(cols).fill(0);
     this.std = new Array(cols).fill(0);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) this.mean[j]! += x[i * cols + j]! / rows;
-    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) this.std[j]! += (x[i * cols + j]! - this.mean[j]!) ** 2 / rows;
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++) this.std[j]! += (x[i * cols + j]! - this.mean[j]!) ** 2 / rows;
     this.std = this.std.map((v) => (v > 0 ? Math.sqrt(v) : 1));
     return this;
   }
@@ -31,7 +35,10 @@ export class StandardScaler {
 
 /** Per-column (x − min) / (max − min) into [0, 1] on the training range; constant columns map to 0. */
 export class MinMaxScaler {
-  constructor(public min: number[] = [], public max: number[] = []) {}
+  constructor(
+    public min: number[] = [],
+    public max: number[] = [],
+  ) {}
 
   /** Learns each column's range. */
   fit(x: Float32Array, cols: number): this {
@@ -73,7 +80,10 @@ export class LabelEncoder {
     return Float32Array.from(values, (v, row) => {
       const i = v === null ? undefined : index.get(String(v));
       if (i === undefined) {
-        throw new MaasError('MAAS_ERR_DATA_UNKNOWN_CATEGORY', `Row ${row}: '${String(v)}' is not one of the ${this.classes.length} classes seen in fit (${this.classes.slice(0, 5).join(', ')}${this.classes.length > 5 ? ', …' : ''})`);
+        throw new MaasError(
+          'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
+          `Row ${row}: '${String(v)}' is not one of the ${this.classes.length} classes seen in fit (${this.classes.slice(0, 5).join(', ')}${this.classes.length > 5 ? ', …' : ''})`,
+        );
       }
       return i;
     });

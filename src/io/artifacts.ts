@@ -110,7 +110,8 @@ export async function writeArtifacts(dir: string, artifacts: ModelArtifacts, hoo
   await syncDirectory(dir);
   // Weights files no model.json names any more (earlier saves) are garbage now.
   for (const entry of await readdir(dir)) {
-    if (/^weights\.[0-9a-f]{16}\.bin$/.test(entry) && entry !== weightsName) await rm(join(dir, entry), { force: true });
+    if (/^weights\.[0-9a-f]{16}\.bin$/.test(entry) && entry !== weightsName)
+      await rm(join(dir, entry), { force: true });
   }
   return modelPath;
 }
@@ -122,7 +123,10 @@ export async function resolveModelJson(path: string): Promise<string> {
   try {
     info = await stat(full);
   } catch {
-    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model directory or model.json at ${path} but nothing is there`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_NOT_FOUND',
+      `Expected a model directory or model.json at ${path} but nothing is there`,
+    );
   }
   return info.isDirectory() ? join(full, 'model.json') : full;
 }
@@ -138,7 +142,10 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
     throw new MaasError(code, `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
   }
   if (!parsed.modelTopology) {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a tfjs-layers model.json with a modelTopology in ${basename(jsonPath)}`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a tfjs-layers model.json with a modelTopology in ${basename(jsonPath)}`,
+    );
   }
   const manifest = (parsed.weightsManifest ?? []) as WeightsManifest;
   const chunks: Uint8Array[] = [];
@@ -150,7 +157,11 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
         const bytes = await readFile(file);
         chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
       } catch (e) {
-        throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`, { cause: e });
+        throw new MaasError(
+          'MAAS_ERR_MODEL_FORMAT',
+          `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
     }
     weightSpecs.push(...group.weights);
@@ -167,7 +178,16 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
   if (chunks.length === 0) weightData = new Uint8Array(0);
   const maas = parsed.maas as MaasExtension | undefined;
   if (maas?.weightsSha256 && sha256(weightData) !== maas.weightsSha256) {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weights of ${jsonPath} do not match the SHA-256 recorded in model.json (corrupt or mixed files)`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `The weights of ${jsonPath} do not match the SHA-256 recorded in model.json (corrupt or mixed files)`,
+    );
   }
-  return { modelTopology: parsed.modelTopology, weightSpecs, weightData, maas, format: parsed.format as string | undefined };
+  return {
+    modelTopology: parsed.modelTopology,
+    weightSpecs,
+    weightData,
+    maas,
+    format: parsed.format as string | undefined,
+  };
 }

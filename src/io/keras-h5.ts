@@ -43,7 +43,9 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
   try {
     file = new h5wasm.File(path, 'r');
   } catch (e) {
-    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot open ${path} as HDF5: ${(e as Error).message}`, { cause: e });
+    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot open ${path} as HDF5: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   try {
     const root = file as unknown as H5Entity;
@@ -54,7 +56,10 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
     } else if (architecture) {
       topology = JSON.parse(await readFile(architecture, 'utf8'));
     } else {
-      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} holds weights only (save_weights): pass the architecture JSON (to_json) as { architecture }`);
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `${path} holds weights only (save_weights): pass the architecture JSON (to_json) as { architecture }`,
+      );
     }
     const group = (root.keys?.().includes('model_weights') ? root.get?.('model_weights') : root) as H5Entity;
     const weights = new Map<string, Float32Array[]>();
@@ -62,12 +67,16 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
       const lg = group.get?.(layer);
       const names = asStrings(lg?.attrs?.weight_names?.value);
       if (names.length === 0) continue;
-      weights.set(layer, names.map((n) => {
-        const ds = lg?.get?.(n);
-        const v = ds?.value;
-        if (!ArrayBuffer.isView(v)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Weight ${layer}/${n} in ${path} is not a numeric dataset`);
-        return v instanceof Float32Array ? v.slice() : Float32Array.from(v as unknown as ArrayLike<number>);
-      }));
+      weights.set(
+        layer,
+        names.map((n) => {
+          const ds = lg?.get?.(n);
+          const v = ds?.value;
+          if (!ArrayBuffer.isView(v))
+            throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Weight ${layer}/${n} in ${path} is not a numeric dataset`);
+          return v instanceof Float32Array ? v.slice() : Float32Array.from(v as unknown as ArrayLike<number>);
+        }),
+      );
     }
     const training = root.attrs?.training_config?.value;
     return { topology, weights, trainingConfig: training === undefined ? null : JSON.parse(asString(training)) };

@@ -36,7 +36,13 @@ const ATTR_INT = 2;
 /** An AttributeProto as protobufjs takes it. */
 export type AttributeObject = { name: string; type: number; f?: number; i?: number };
 /** A NodeProto as protobufjs takes it. */
-export type NodeObject = { op_type: string; name: string; input: string[]; output: string[]; attribute: AttributeObject[] };
+export type NodeObject = {
+  op_type: string;
+  name: string;
+  input: string[];
+  output: string[];
+  attribute: AttributeObject[];
+};
 /** A TensorProto (raw_data) as protobufjs takes it. */
 export type TensorObject = { name: string; data_type: number; dims: number[]; raw_data: Uint8Array };
 /** A ValueInfoProto as protobufjs takes it. */
@@ -51,7 +57,8 @@ const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** ONNX raw_data is little-endian by definition, so only a big-endian host needs the slow per-element path. */
 export function float32LeBytes(values: Float32Array): Uint8Array {
-  if (hostIsLittleEndian) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (hostIsLittleEndian)
+    return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint8Array(values.length * 4);
   const view = new DataView(out.buffer);
   for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
@@ -104,15 +111,27 @@ export function affineNodes(op: DenseOnnxOp, input: string, w: string, b: string
 /** Checks a layer's weight and bias lengths against in × out. */
 export function checkLayer(layer: DenseSpec, index: number): void {
   if (layer.weights.length !== layer.in * layer.out) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `layer ${index}: weights has ${layer.weights.length} values, expected ${layer.in}×${layer.out}`,
+    );
   }
   if (layer.bias !== null && layer.bias.length !== layer.out) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: bias has ${layer.bias.length} values, expected ${layer.out}`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `layer ${index}: bias has ${layer.bias.length} values, expected ${layer.out}`,
+    );
   }
 }
 
 /** Serialises a graph with input "x" and output "y" into ModelProto bytes. */
-export function encodeModel(nodes: NodeObject[], initializer: TensorObject[], input: ValueInfoObject, output: ValueInfoObject, graphName = 'maas_dense'): Uint8Array {
+export function encodeModel(
+  nodes: NodeObject[],
+  initializer: TensorObject[],
+  input: ValueInfoObject,
+  output: ValueInfoObject,
+  graphName = 'maas_dense',
+): Uint8Array {
   const type = onnxModelType();
   const model = type.fromObject({
     ir_version: IR_VERSION,
@@ -125,7 +144,8 @@ export function encodeModel(nodes: NodeObject[], initializer: TensorObject[], in
 
 /** Builds an ONNX model (opset 13) of the dense stack: input "x" [N, in], output "y" [N, out]. */
 export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } = {}): Uint8Array {
-  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'buildDenseOnnx: at least one layer is required');
+  if (layers.length === 0)
+    throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'buildDenseOnnx: at least one layer is required');
   const op = opts.op ?? 'gemm';
   const nodes: NodeObject[] = [];
   const initializer: TensorObject[] = [];
@@ -150,7 +170,11 @@ export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } =
 
 /** Builds a single-MatMul graph y[M,n] = x[M,k]·W[k,n] for the raw GEMM benchmark. */
 export function buildGemmOnnx(k: number, n: number, weights: Float32Array): Uint8Array {
-  if (weights.length !== k * n) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `buildGemmOnnx: weights has ${weights.length} values, expected ${k}×${n}`);
+  if (weights.length !== k * n)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `buildGemmOnnx: weights has ${weights.length} values, expected ${k}×${n}`,
+    );
   const nodes = [node('MatMul', ['x', 'W'], 'y')];
   return encodeModel(nodes, [floatInitializer('W', [k, n], weights)], floatValueInfo('x', k), floatValueInfo('y', n));
 }

@@ -3,7 +3,15 @@
  * and Add, Relu, Sigmoid, Tanh, Softmax, Identity, Flatten, Reshape), float64 inside.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { decodeOnnxFile, defaultOpset, num, tensorValues, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from './onnx.js';
+import {
+  decodeOnnxFile,
+  defaultOpset,
+  num,
+  tensorValues,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from './onnx.js';
 
 const FLOAT = 1;
 const DOUBLE = 11;
@@ -21,7 +29,18 @@ export interface GraphInput {
 }
 
 /** The operators the evaluator runs (anything else is refused at load). */
-export const ONNX_GRAPH_OPS = ['Gemm', 'MatMul', 'Add', 'Relu', 'Sigmoid', 'Tanh', 'Softmax', 'Identity', 'Flatten', 'Reshape'] as const;
+export const ONNX_GRAPH_OPS = [
+  'Gemm',
+  'MatMul',
+  'Add',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'Softmax',
+  'Identity',
+  'Flatten',
+  'Reshape',
+] as const;
 
 /** A value inside the evaluator: float64 data, and whether the graph stores it as float32. */
 interface Value {
@@ -52,7 +71,10 @@ function attrOf(node: OnnxNode, name: string): { f?: number; i?: number } | unde
 
 /** A thrown error naming the node and its op. */
 function nodeError(node: OnnxNode, why: string): MaasError {
-  return new MaasError('MAAS_ERR_MODEL_FORMAT', `ONNX node '${node.name || node.output[0]}' (${node.op_type}) cannot run: ${why}`);
+  return new MaasError(
+    'MAAS_ERR_MODEL_FORMAT',
+    `ONNX node '${node.name || node.output[0]}' (${node.op_type}) cannot run: ${why}`,
+  );
 }
 
 /** Numpy (multidirectional) broadcasting of two shapes, or null when they do not broadcast. */
@@ -60,7 +82,8 @@ export function broadcastShape(a: readonly number[], b: readonly number[]): numb
   const rank = Math.max(a.length, b.length);
   const out: number[] = [];
   for (let i = 0; i < rank; i++) {
-    const x = a[a.length - rank + i] ?? 1, y = b[b.length - rank + i] ?? 1;
+    const x = a[a.length - rank + i] ?? 1,
+      y = b[b.length - rank + i] ?? 1;
     if (x !== y && x !== 1 && y !== 1) return null;
     out.push(x === 1 ? y : x);
   }
@@ -94,15 +117,30 @@ function broadcastIndex(shape: readonly number[], out: readonly number[]): Int32
 function add(node: OnnxNode, a: Value, b: Value): Value {
   const shape = broadcastShape(a.shape, b.shape);
   if (!shape) throw nodeError(node, `shapes [${a.shape}] and [${b.shape}] do not broadcast`);
-  const ia = broadcastIndex(a.shape, shape), ib = broadcastIndex(b.shape, shape);
+  const ia = broadcastIndex(a.shape, shape),
+    ib = broadcastIndex(b.shape, shape);
   const out = new Float64Array(ia.length);
   for (let k = 0; k < out.length; k++) out[k] = a.data[ia[k]!]! + b.data[ib[k]!]!;
   return stored(out, shape, a.f32);
 }
 
 /** out[m×n] += alpha · op(A)·op(B), with A and B read through their row/column strides. */
-function gemmInto(out: Float64Array, oOff: number, a: Float64Array, aOff: number, aRow: number, aCol: number,
-  b: Float64Array, bOff: number, bRow: number, bCol: number, m: number, n: number, k: number, alpha: number): void {
+function gemmInto(
+  out: Float64Array,
+  oOff: number,
+  a: Float64Array,
+  aOff: number,
+  aRow: number,
+  aCol: number,
+  b: Float64Array,
+  bOff: number,
+  bRow: number,
+  bCol: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+): void {
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let acc = 0;
@@ -122,28 +160,49 @@ function matmul(node: OnnxNode, a: Value, b: Value): Value {
   if (k !== k2) throw nodeError(node, `inner dimensions differ: [${a.shape}]·[${b.shape}]`);
   const batch = broadcastShape(as.slice(0, -2), bs.slice(0, -2));
   if (!batch) throw nodeError(node, `batch dimensions of [${a.shape}] and [${b.shape}] do not broadcast`);
-  const ia = broadcastIndex(as.slice(0, -2), batch), ib = broadcastIndex(bs.slice(0, -2), batch);
+  const ia = broadcastIndex(as.slice(0, -2), batch),
+    ib = broadcastIndex(bs.slice(0, -2), batch);
   const out = new Float64Array(ia.length * m * n);
-  for (let t = 0; t < ia.length; t++) gemmInto(out, t * m * n, a.data, ia[t]! * m * k, k, 1, b.data, ib[t]! * k * n, n, 1, m, n, k, 1);
+  for (let t = 0; t < ia.length; t++)
+    gemmInto(out, t * m * n, a.data, ia[t]! * m * k, k, 1, b.data, ib[t]! * k * n, n, 1, m, n, k, 1);
   const shape = [...batch, ...(a.shape.length === 1 ? [] : [m]), ...(b.shape.length === 1 ? [] : [n])];
   return stored(out, shape, a.f32);
 }
 
 /** Gemm: alpha · op(A)·op(B) + beta · C, C broadcast to [M, N]. */
 function gemm(node: OnnxNode, a: Value, b: Value, c: Value | undefined): Value {
-  if (a.shape.length !== 2 || b.shape.length !== 2) throw nodeError(node, `A and B must be matrices, got [${a.shape}] and [${b.shape}]`);
-  const transA = (attrOf(node, 'transA')?.i ?? 0) !== 0, transB = (attrOf(node, 'transB')?.i ?? 0) !== 0;
-  const alpha = attrOf(node, 'alpha')?.f ?? 1, beta = attrOf(node, 'beta')?.f ?? 1;
+  if (a.shape.length !== 2 || b.shape.length !== 2)
+    throw nodeError(node, `A and B must be matrices, got [${a.shape}] and [${b.shape}]`);
+  const transA = (attrOf(node, 'transA')?.i ?? 0) !== 0,
+    transB = (attrOf(node, 'transB')?.i ?? 0) !== 0;
+  const alpha = attrOf(node, 'alpha')?.f ?? 1,
+    beta = attrOf(node, 'beta')?.f ?? 1;
   const [m, k] = transA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
   const [k2, n] = transB ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
   if (k !== k2) throw nodeError(node, `inner dimensions differ: op(A) is [${m},${k}], op(B) is [${k2},${n}]`);
   const out = new Float64Array(m * n);
   if (c) {
-    if (broadcastShape(c.shape, [m, n])?.join() !== `${m},${n}`) throw nodeError(node, `C [${c.shape}] does not broadcast to [${m},${n}]`);
+    if (broadcastShape(c.shape, [m, n])?.join() !== `${m},${n}`)
+      throw nodeError(node, `C [${c.shape}] does not broadcast to [${m},${n}]`);
     const ic = broadcastIndex(c.shape, [m, n]);
     for (let q = 0; q < out.length; q++) out[q] = beta * c.data[ic[q]!]!;
   }
-  gemmInto(out, 0, a.data, 0, transA ? 1 : a.shape[1]!, transA ? a.shape[1]! : 1, b.data, 0, transB ? 1 : b.shape[1]!, transB ? b.shape[1]! : 1, m, n, k, alpha);
+  gemmInto(
+    out,
+    0,
+    a.data,
+    0,
+    transA ? 1 : a.shape[1]!,
+    transA ? a.shape[1]! : 1,
+    b.data,
+    0,
+    transB ? 1 : b.shape[1]!,
+    transB ? b.shape[1]! : 1,
+    m,
+    n,
+    k,
+    alpha,
+  );
   return stored(out, [m, n], a.f32);
 }
 
@@ -154,7 +213,8 @@ function unary(x: Value, f: (v: number) => number): Value {
 /** A negative axis counted from the end, checked against the rank. */
 function axisOf(node: OnnxNode, axis: number, rank: number, allowRank: boolean): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!(a >= 0 && (a < rank || (allowRank && a === rank)))) throw nodeError(node, `axis ${axis} is out of range for rank ${rank}`);
+  if (!(a >= 0 && (a < rank || (allowRank && a === rank))))
+    throw nodeError(node, `axis ${axis} is out of range for rank ${rank}`);
   return a;
 }
 
@@ -170,7 +230,7 @@ function softmaxRuns(x: Float64Array, outer: number, len: number, inner: number)
       let max = -Infinity;
       for (let j = 0; j < len; j++) max = Math.max(max, x[base + j * inner]!);
       let sum = 0;
-      for (let j = 0; j < len; j++) sum += (out[base + j * inner] = Math.exp(x[base + j * inner]! - max));
+      for (let j = 0; j < len; j++) sum += out[base + j * inner] = Math.exp(x[base + j * inner]! - max);
       for (let j = 0; j < len; j++) out[base + j * inner]! /= sum;
     }
   }
@@ -182,9 +242,10 @@ function softmax(node: OnnxNode, x: Value, opset: number): Value {
   const rank = x.shape.length;
   const axis = axisOf(node, attrOf(node, 'axis')?.i ?? (opset >= 13 ? -1 : 1), rank, false);
   const lead = size(x.shape.slice(0, axis));
-  const data = opset >= 13
-    ? softmaxRuns(x.data, lead, x.shape[axis]!, size(x.shape.slice(axis + 1)))
-    : softmaxRuns(x.data, lead, size(x.shape.slice(axis)), 1);
+  const data =
+    opset >= 13
+      ? softmaxRuns(x.data, lead, x.shape[axis]!, size(x.shape.slice(axis + 1)))
+      : softmaxRuns(x.data, lead, size(x.shape.slice(axis)), 1);
   return stored(data, x.shape.slice(), x.f32);
 }
 
@@ -199,9 +260,11 @@ function reshape(node: OnnxNode, x: Value, target: Value): Value {
   const shape = Array.from(target.data, (d, i) => (d === 0 && !allowZero ? x.shape[i]! : d));
   const known = size(shape.filter((d) => d !== -1));
   const unknown = shape.filter((d) => d === -1).length;
-  if (unknown > 1 || shape.some((d) => d < -1 || !Number.isInteger(d))) throw nodeError(node, `invalid target shape [${shape}]`);
+  if (unknown > 1 || shape.some((d) => d < -1 || !Number.isInteger(d)))
+    throw nodeError(node, `invalid target shape [${shape}]`);
   if (unknown === 1) shape[shape.indexOf(-1)] = known === 0 ? 0 : x.data.length / known;
-  if (size(shape) !== x.data.length) throw nodeError(node, `cannot reshape [${x.shape}] (${x.data.length} values) to [${shape}]`);
+  if (size(shape) !== x.data.length)
+    throw nodeError(node, `cannot reshape [${x.shape}] (${x.data.length} values) to [${shape}]`);
   return { ...x, shape };
 }
 
@@ -239,20 +302,28 @@ export class OnnxGraph {
       });
       values.set(node.output[0]!, this.evaluate(node, args));
     }
-    return Object.fromEntries(this.outputNames.map((name) => {
-      const v = values.get(name);
-      if (!v) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The graph output '${name}' is computed by no node`);
-      return [name, { data: v.f32 ? Float32Array.from(v.data) : Float64Array.from(v.data), shape: v.shape.slice() }];
-    }));
+    return Object.fromEntries(
+      this.outputNames.map((name) => {
+        const v = values.get(name);
+        if (!v) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The graph output '${name}' is computed by no node`);
+        return [name, { data: v.f32 ? Float32Array.from(v.data) : Float64Array.from(v.data), shape: v.shape.slice() }];
+      }),
+    );
   }
 
   private inputValue(name: string, input: GraphInput | undefined): Value {
     const what = `run(inputs['${name}'])`;
     if (!input || typeof input !== 'object') throw invalidParameter(what, 'an object { data, shape }', input);
     const { data, shape } = input;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw invalidParameter(`${what}.shape`, 'an array of non-negative integers', shape);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw invalidParameter(`${what}.shape`, 'an array of non-negative integers', shape);
     if (!data || typeof data.length !== 'number' || data.length !== size(shape)) {
-      throw invalidParameter(`${what}.data`, `${size(shape)} values for shape [${shape}]`, data, 'MAAS_ERR_SHAPE_MISMATCH');
+      throw invalidParameter(
+        `${what}.data`,
+        `${size(shape)} values for shape [${shape}]`,
+        data,
+        'MAAS_ERR_SHAPE_MISMATCH',
+      );
     }
     return { data: Float64Array.from(data), shape: shape.slice(), f32: this.inputTypes.get(name) !== DOUBLE };
   }
@@ -264,17 +335,28 @@ export class OnnxGraph {
       return v;
     };
     switch (node.op_type) {
-      case 'Gemm': return gemm(node, need(0), need(1), args[2]);
-      case 'MatMul': return matmul(node, need(0), need(1));
-      case 'Add': return add(node, need(0), need(1));
-      case 'Relu': return unary(need(0), (v) => (v > 0 ? v : 0));
-      case 'Sigmoid': return unary(need(0), (v) => 1 / (1 + Math.exp(-v)));
-      case 'Tanh': return unary(need(0), Math.tanh);
-      case 'Softmax': return softmax(node, need(0), this.opset);
-      case 'Identity': return need(0);
-      case 'Flatten': return flatten(node, need(0));
-      case 'Reshape': return reshape(node, need(0), need(1));
-      default: throw nodeError(node, `maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`);
+      case 'Gemm':
+        return gemm(node, need(0), need(1), args[2]);
+      case 'MatMul':
+        return matmul(node, need(0), need(1));
+      case 'Add':
+        return add(node, need(0), need(1));
+      case 'Relu':
+        return unary(need(0), (v) => (v > 0 ? v : 0));
+      case 'Sigmoid':
+        return unary(need(0), (v) => 1 / (1 + Math.exp(-v)));
+      case 'Tanh':
+        return unary(need(0), Math.tanh);
+      case 'Softmax':
+        return softmax(node, need(0), this.opset);
+      case 'Identity':
+        return need(0);
+      case 'Flatten':
+        return flatten(node, need(0));
+      case 'Reshape':
+        return reshape(node, need(0), need(1));
+      default:
+        throw nodeError(node, `maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`);
     }
   }
 }
@@ -293,19 +375,30 @@ function doubleValues(t: OnnxTensor): Float64Array {
  * Nodes outside ONNX_GRAPH_OPS, or outside the default domain, are refused naming the node and op.
  */
 export async function loadOnnxGraph(path: string, constants: Record<string, GraphInput> = {}): Promise<OnnxGraph> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidParameter('loadOnnxGraph(path)', 'a path to an .onnx file', path);
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidParameter('loadOnnxGraph(path)', 'a path to an .onnx file', path);
   const model = await decodeOnnxFile(path);
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
   for (const node of graph.node) {
-    if (!(ONNX_GRAPH_OPS as readonly string[]).includes(node.op_type) || ((node as { domain?: string }).domain ?? '') !== '') {
-      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `ONNX node '${node.name || node.output[0]}' (${node.op_type}) is not supported: maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`);
+    if (
+      !(ONNX_GRAPH_OPS as readonly string[]).includes(node.op_type) ||
+      ((node as { domain?: string }).domain ?? '') !== ''
+    ) {
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `ONNX node '${node.name || node.output[0]}' (${node.op_type}) is not supported: maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`,
+      );
     }
   }
   const known = new Map<string, Value>();
   for (const t of graph.initializer ?? []) {
     const { dims, values } = tensorValues(t);
-    known.set(t.name!, { data: t.data_type === DOUBLE ? doubleValues(t) : Float64Array.from(values), shape: dims, f32: t.data_type !== DOUBLE });
+    known.set(t.name!, {
+      data: t.data_type === DOUBLE ? doubleValues(t) : Float64Array.from(values),
+      shape: dims,
+      f32: t.data_type !== DOUBLE,
+    });
   }
   for (const [name, c] of Object.entries(constants)) {
     known.set(name, { data: Float64Array.from(c.data), shape: c.shape.slice(), f32: true });

@@ -4,8 +4,18 @@
  */
 import { MaasError } from '../core/errors.js';
 import {
-  FLOAT, activationNode, affineNodes, checkLayer, encodeModel, float32LeBytes, floatInitializer, floatValueInfo, node,
-  type DenseSpec, type NodeObject, type TensorObject,
+  FLOAT,
+  activationNode,
+  affineNodes,
+  checkLayer,
+  encodeModel,
+  float32LeBytes,
+  floatInitializer,
+  floatValueInfo,
+  node,
+  type DenseSpec,
+  type NodeObject,
+  type TensorObject,
 } from './onnx-export.js';
 
 const UINT8 = 2;
@@ -27,11 +37,22 @@ export interface Int8LayerSpec {
 export type QuantizedDenseSpec = DenseSpec & { int8: Int8LayerSpec | null };
 
 function int8Initializer(name: string, dims: number[], values: Int8Array): TensorObject {
-  return { name, data_type: INT8, dims, raw_data: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)) };
+  return {
+    name,
+    data_type: INT8,
+    dims,
+    raw_data: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
+  };
 }
 
 /** Nodes quantizing `input` into `${p}q` with zero point `${p}z`, and the per-column scale tensor's name. */
-function quantizeNodes(mode: 'static' | 'dynamic', layer: QuantizedDenseSpec, index: number, input: string, init: TensorObject[]): { nodes: NodeObject[]; scale: string } {
+function quantizeNodes(
+  mode: 'static' | 'dynamic',
+  layer: QuantizedDenseSpec,
+  index: number,
+  input: string,
+  init: TensorObject[],
+): { nodes: NodeObject[]; scale: string } {
   const p = `q${index}_`;
   const { scales, input: inParams } = layer.int8!;
   if (mode === 'dynamic') {
@@ -44,20 +65,44 @@ function quantizeNodes(mode: 'static' | 'dynamic', layer: QuantizedDenseSpec, in
       scale: `${p}scale`,
     };
   }
-  if (!inParams) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${index} of a static quantized model needs its input's scale and zero point`);
+  if (!inParams)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Layer ${index} of a static quantized model needs its input's scale and zero point`,
+    );
   init.push(floatInitializer(`${p}s`, [], Float32Array.of(inParams.scale)));
   init.push({ name: `${p}z`, data_type: UINT8, dims: [], raw_data: Uint8Array.of(inParams.zeroPoint) });
   // The input scale times each column's weight scale, rounded to float32 as the kernels combine them.
-  init.push({ name: `${p}scale`, data_type: FLOAT, dims: [layer.out], raw_data: float32LeBytes(Float32Array.from(scales, (w) => f32(inParams.scale * w))) });
+  init.push({
+    name: `${p}scale`,
+    data_type: FLOAT,
+    dims: [layer.out],
+    raw_data: float32LeBytes(Float32Array.from(scales, (w) => f32(inParams.scale * w))),
+  });
   return { nodes: [node('QuantizeLinear', [input, `${p}s`, `${p}z`], `${p}q`)], scale: `${p}scale` };
 }
 
 /** One int8 layer's affine part: quantize, MatMulInteger, Cast, Mul by the scales, Add bias. */
-function int8AffineNodes(mode: 'static' | 'dynamic', layer: QuantizedDenseSpec, index: number, input: string, output: string, init: TensorObject[]): NodeObject[] {
+function int8AffineNodes(
+  mode: 'static' | 'dynamic',
+  layer: QuantizedDenseSpec,
+  index: number,
+  input: string,
+  output: string,
+  init: TensorObject[],
+): NodeObject[] {
   const p = `q${index}_`;
   const { weights } = layer.int8!;
-  if (weights.length !== layer.in * layer.out) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: int8 weights has ${weights.length} values, expected ${layer.in}×${layer.out}`);
-  if (layer.int8!.scales.length !== layer.out) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `layer ${index}: ${layer.int8!.scales.length} weight scales, expected ${layer.out}`);
+  if (weights.length !== layer.in * layer.out)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `layer ${index}: int8 weights has ${weights.length} values, expected ${layer.in}×${layer.out}`,
+    );
+  if (layer.int8!.scales.length !== layer.out)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `layer ${index}: ${layer.int8!.scales.length} weight scales, expected ${layer.out}`,
+    );
   init.push(int8Initializer(`${p}w`, [layer.in, layer.out], weights));
   const { nodes, scale } = quantizeNodes(mode, layer, index, input, init);
   nodes.push(node('MatMulInteger', [`${p}q`, `${p}w`, `${p}z`], `${p}acc`));
@@ -78,7 +123,8 @@ function int8AffineNodes(mode: 'static' | 'dynamic', layer: QuantizedDenseSpec, 
  * (DynamicQuantizeLinear) MatMulInteger with s8 per-column weights; fp32 layers as Gemm.
  */
 export function buildQuantizedOnnx(layers: QuantizedDenseSpec[], mode: 'static' | 'dynamic'): Uint8Array {
-  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'buildQuantizedOnnx: at least one layer is required');
+  if (layers.length === 0)
+    throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'buildQuantizedOnnx: at least one layer is required');
   const nodes: NodeObject[] = [];
   const init: TensorObject[] = [];
   let current = 'x';
@@ -98,5 +144,11 @@ export function buildQuantizedOnnx(layers: QuantizedDenseSpec[], mode: 'static' 
   });
   // The graph output must be named "y": rename whichever tensor ends the stack.
   for (const n of nodes) n.output = n.output.map((o) => (o === current ? 'y' : o));
-  return encodeModel(nodes, init, floatValueInfo('x', layers[0]!.in), floatValueInfo('y', layers[layers.length - 1]!.out), 'maas_dense_int8');
+  return encodeModel(
+    nodes,
+    init,
+    floatValueInfo('x', layers[0]!.in),
+    floatValueInfo('y', layers[layers.length - 1]!.out),
+    'maas_dense_int8',
+  );
 }

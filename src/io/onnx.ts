@@ -57,26 +57,51 @@ export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Ar
   const raw = t.raw_data && t.raw_data.length > 0 ? t.raw_data : null;
   const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
   if (type === FLOAT) {
-    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true)) };
+    if (view)
+      return {
+        dims,
+        values: Float32Array.from({ length: view.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true)),
+      };
     return { dims, values: Float32Array.from(t.float_data ?? []) };
   }
   if (type === DOUBLE) {
-    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true)) };
+    if (view)
+      return {
+        dims,
+        values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true)),
+      };
     return { dims, values: Float32Array.from(t.double_data ?? []) };
   }
   if (type === INT64) {
-    if (view) return { dims, values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true))) };
+    if (view)
+      return {
+        dims,
+        values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true))),
+      };
     return { dims, values: Float32Array.from((t.int64_data ?? []).map(num)) };
   }
   if (type === UINT8 || type === INT8 || type === INT32) {
     // Small integer types (quantized tensors): exact in float32 up to 2^24, which int8/uint8 always are.
     if (view) {
-      const read = type === UINT8 ? (i: number) => view.getUint8(i) : type === INT8 ? (i: number) => view.getInt8(i) : (i: number) => view.getInt32(i * 4, true);
-      return { dims, values: Float32Array.from({ length: type === INT32 ? view.byteLength / 4 : view.byteLength }, (_, i) => read(i)) };
+      const read =
+        type === UINT8
+          ? (i: number) => view.getUint8(i)
+          : type === INT8
+            ? (i: number) => view.getInt8(i)
+            : (i: number) => view.getInt32(i * 4, true);
+      return {
+        dims,
+        values: Float32Array.from({ length: type === INT32 ? view.byteLength / 4 : view.byteLength }, (_, i) =>
+          read(i),
+        ),
+      };
     }
     return { dims, values: Float32Array.from(t.int32_data ?? []) };
   }
-  throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double, int64, int32, int8 and uint8 tensors`);
+  throw new MaasError(
+    'MAAS_ERR_MODEL_FORMAT',
+    `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double, int64, int32, int8 and uint8 tensors`,
+  );
 }
 
 /** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb). */
@@ -101,7 +126,12 @@ export interface OnnxNode {
   op_type: string;
   input: string[];
   output: string[];
-  attribute?: { name: string; f?: number; i?: number | { toNumber(): number }; ints?: (number | { toNumber(): number })[] }[];
+  attribute?: {
+    name: string;
+    f?: number;
+    i?: number | { toNumber(): number };
+    ints?: (number | { toNumber(): number })[];
+  }[];
 }
 
 function attr(node: OnnxNode, name: string): { f?: number; i?: number } | undefined {
@@ -173,7 +203,10 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
   let current = input.name;
   const layers: OnnxDense[] = [];
   const refuse = (n: OnnxNode, why: string): never => {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `ONNX node '${n.name ?? n.output[0]}' (${n.op_type}) is not supported: ${why}`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `ONNX node '${n.name ?? n.output[0]}' (${n.op_type}) is not supported: ${why}`,
+    );
   };
   const weight = (n: OnnxNode, name: string | undefined) => {
     const w = name === undefined ? undefined : init.get(name);
@@ -192,15 +225,18 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
     if (n.op_type === 'Transpose' && !n.input.includes(current) && init.has(n.input[0]!)) {
       const w = init.get(n.input[0]!)!;
       const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(num);
-      if (w.dims.length !== 2 || (perm && (perm[0] !== 1 || perm[1] !== 0))) refuse(n, 'only the transpose of a constant matrix folds');
+      if (w.dims.length !== 2 || (perm && (perm[0] !== 1 || perm[1] !== 0)))
+        refuse(n, 'only the transpose of a constant matrix folds');
       init.set(n.output[0]!, { dims: [w.dims[1]!, w.dims[0]!], values: transpose(w.values, w.dims[0]!, w.dims[1]!) });
       continue;
     }
-    if (!n.input.includes(current)) refuse(n, `the graph must be a chain from its input; this node does not consume '${current}'`);
+    if (!n.input.includes(current))
+      refuse(n, `the graph must be a chain from its input; this node does not consume '${current}'`);
     const other = n.input.find((i) => i !== current && i !== '');
     switch (n.op_type) {
       case 'Gemm': {
-        if ((attr(n, 'transA')?.i ?? 0) !== 0 || n.input[0] !== current) refuse(n, 'transA must be 0 with the data as input A');
+        if ((attr(n, 'transA')?.i ?? 0) !== 0 || n.input[0] !== current)
+          refuse(n, 'transA must be 0 with the data as input A');
         const w = weight(n, n.input[1]);
         if (w.dims.length !== 2) refuse(n, 'B must be a matrix');
         const transB = (attr(n, 'transB')?.i ?? 0) !== 0;
@@ -213,7 +249,8 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
           const c = weight(n, n.input[2]);
           if (c.values.length !== out && c.values.length !== 1) refuse(n, `C must broadcast as a row of ${out}`);
           const beta = attr(n, 'beta')?.f ?? 1;
-          bias = c.values.length === 1 ? new Float32Array(out).fill(c.values[0]! * beta) : c.values.map((v) => v * beta);
+          bias =
+            c.values.length === 1 ? new Float32Array(out).fill(c.values[0]! * beta) : c.values.map((v) => v * beta);
         }
         layers.push({ name: n.name || n.output[0]!, in: k, out, kernel, bias, activation: 'linear' });
         width = out;
@@ -223,22 +260,40 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
         if (n.input[0] !== current) refuse(n, 'the data must be the first operand');
         const w = weight(n, other);
         if (w.dims.length !== 2) refuse(n, 'the weight must be a matrix');
-        layers.push({ name: n.name || n.output[0]!, in: w.dims[0]!, out: w.dims[1]!, kernel: w.values.slice(), bias: null, activation: 'linear' });
+        layers.push({
+          name: n.name || n.output[0]!,
+          in: w.dims[0]!,
+          out: w.dims[1]!,
+          kernel: w.values.slice(),
+          bias: null,
+          activation: 'linear',
+        });
         width = w.dims[1]!;
         break;
       }
       case 'Add': {
         const last = layers[layers.length - 1];
         const b = weight(n, other);
-        if (!last || last.bias || last.activation !== 'linear' || b.values.length !== last.out) refuse(n, 'only a bias row added right after MatMul is supported');
+        if (!last || last.bias || last.activation !== 'linear' || b.values.length !== last.out)
+          refuse(n, 'only a bias row added right after MatMul is supported');
         last!.bias = b.values.slice();
         break;
       }
-      case 'Relu': activate(n, 'relu'); break;
-      case 'Sigmoid': activate(n, 'sigmoid'); break;
-      case 'Tanh': activate(n, 'tanh'); break;
-      case 'LeakyRelu': activate(n, 'leakyRelu', attr(n, 'alpha')?.f ?? 0.01); break;
-      case 'Elu': activate(n, 'elu', attr(n, 'alpha')?.f ?? 1); break;
+      case 'Relu':
+        activate(n, 'relu');
+        break;
+      case 'Sigmoid':
+        activate(n, 'sigmoid');
+        break;
+      case 'Tanh':
+        activate(n, 'tanh');
+        break;
+      case 'LeakyRelu':
+        activate(n, 'leakyRelu', attr(n, 'alpha')?.f ?? 0.01);
+        break;
+      case 'Elu':
+        activate(n, 'elu', attr(n, 'alpha')?.f ?? 1);
+        break;
       case 'Softmax': {
         const axis = attr(n, 'axis')?.i ?? (opset >= 13 ? -1 : 1);
         if (axis !== -1 && axis !== 1) refuse(n, `softmax over axis ${axis} of a [batch, features] tensor`);
@@ -254,7 +309,8 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
       case 'Reshape': {
         const shape = weight(n, n.input[1]);
         const target = Array.from(shape.values);
-        if (target.length !== 2 || (target[1] !== width && target[1] !== -1)) refuse(n, `only a reshape to [batch, ${width}]`);
+        if (target.length !== 2 || (target[1] !== width && target[1] !== -1))
+          refuse(n, `only a reshape to [batch, ${width}]`);
         break;
       }
       default:
@@ -263,6 +319,10 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
     current = n.output[0]!;
   }
   if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul`);
-  if (graph.output?.[0]?.name !== current) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'`);
+  if (graph.output?.[0]?.name !== current)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'`,
+    );
   return layers;
 }

@@ -25,7 +25,12 @@ export const DEFAULT_ALPHA: Record<ActivationName, number> = {
 export function getActivation(name: string, value: unknown): ActivationName {
   if (value === undefined || value === null) return 'linear';
   if (typeof value !== 'string' || !(ACTIVATIONS as string[]).includes(value)) {
-    throw invalidParameter(name, `one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')}`, value, 'MAAS_ERR_ACTIVATION_UNKNOWN');
+    throw invalidParameter(
+      name,
+      `one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')}`,
+      value,
+      'MAAS_ERR_ACTIVATION_UNKNOWN',
+    );
   }
   return value as ActivationName;
 }

@@ -32,7 +32,18 @@ export interface DenseLayerArgs {
   name?: string;
 }
 
-const KNOWN = ['units', 'activation', 'alpha', 'useBias', 'inputShape', 'inputDim', 'kernelInitializer', 'biasInitializer', 'kernelRegularizer', 'name'];
+const KNOWN = [
+  'units',
+  'activation',
+  'alpha',
+  'useBias',
+  'inputShape',
+  'inputDim',
+  'kernelInitializer',
+  'biasInitializer',
+  'kernelRegularizer',
+  'name',
+];
 
 let layerCounter = 0;
 
@@ -80,7 +91,10 @@ export class Dense {
   /** Creates the weights for an input width (a no-op when already built for it). */
   build(inputDim: number): void {
     if (this.inputDim !== null && this.inputDim !== inputDim) {
-      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Layer ${this.name} expects inputs of width ${this.inputDim} but the previous layer outputs ${inputDim}`);
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Layer ${this.name} expects inputs of width ${this.inputDim} but the previous layer outputs ${inputDim}`,
+      );
     }
     this.inputDim = inputDim;
     if (this.kernel) return;
@@ -104,7 +118,14 @@ export class Dense {
       useBias: this.useBias,
       kernelInitializer: { className: this.kernelInitializer.className, config: this.kernelInitializer.config },
       biasInitializer: { className: this.biasInitializer.className, config: this.biasInitializer.config },
-      ...(this.kernelRegularizer ? { kernelRegularizer: { className: 'L1L2', config: { l1: this.kernelRegularizer.l1, l2: this.kernelRegularizer.l2 } } } : {}),
+      ...(this.kernelRegularizer
+        ? {
+            kernelRegularizer: {
+              className: 'L1L2',
+              config: { l1: this.kernelRegularizer.l1, l2: this.kernelRegularizer.l2 },
+            },
+          }
+        : {}),
       ...(this.inputDim !== null ? { batchInputShape: [null, this.inputDim] } : {}),
     };
   }
@@ -113,11 +134,21 @@ export class Dense {
 function resolveInputDim(args: DenseLayerArgs): number | null {
   if (args.inputShape !== undefined) {
     if (!Array.isArray(args.inputShape) || args.inputShape.length !== 1) {
-      throw invalidParameter('dense.inputShape', 'a one-element array [features] (flatten wider inputs first)', args.inputShape, 'MAAS_ERR_LAYER_CONFIG');
+      throw invalidParameter(
+        'dense.inputShape',
+        'a one-element array [features] (flatten wider inputs first)',
+        args.inputShape,
+        'MAAS_ERR_LAYER_CONFIG',
+      );
     }
     const dim = checkInteger('dense.inputShape[0]', args.inputShape[0], 1, 1 << 24);
     if (args.inputDim !== undefined && args.inputDim !== dim) {
-      throw invalidParameter('dense.inputDim', `${dim} (to agree with inputShape)`, args.inputDim, 'MAAS_ERR_LAYER_CONFIG');
+      throw invalidParameter(
+        'dense.inputDim',
+        `${dim} (to agree with inputShape)`,
+        args.inputDim,
+        'MAAS_ERR_LAYER_CONFIG',
+      );
     }
     return dim;
   }

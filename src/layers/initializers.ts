@@ -16,7 +16,13 @@ export interface Initializer {
 type Scale = 'fanIn' | 'fanOut' | 'fanAvg';
 type Distribution = 'uniform' | 'truncatedNormal' | 'normal';
 
-function varianceScaling(className: string, scale: number, mode: Scale, distribution: Distribution, seed?: number): Initializer {
+function varianceScaling(
+  className: string,
+  scale: number,
+  mode: Scale,
+  distribution: Distribution,
+  seed?: number,
+): Initializer {
   const resolved = seed ?? randomSeed();
   return {
     className,
@@ -96,17 +102,23 @@ export const initializers = {
     };
   },
   /** Glorot (Xavier) uniform: the Dense kernel default. */
-  glorotUniform: (args: SeedArgs = {}): Initializer => varianceScaling('GlorotUniform', 1, 'fanAvg', 'uniform', seedOf('glorotUniform', args)),
+  glorotUniform: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('GlorotUniform', 1, 'fanAvg', 'uniform', seedOf('glorotUniform', args)),
   /** Glorot (Xavier) truncated normal. */
-  glorotNormal: (args: SeedArgs = {}): Initializer => varianceScaling('GlorotNormal', 1, 'fanAvg', 'truncatedNormal', seedOf('glorotNormal', args)),
+  glorotNormal: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('GlorotNormal', 1, 'fanAvg', 'truncatedNormal', seedOf('glorotNormal', args)),
   /** He uniform, for relu layers. */
-  heUniform: (args: SeedArgs = {}): Initializer => varianceScaling('HeUniform', 2, 'fanIn', 'uniform', seedOf('heUniform', args)),
+  heUniform: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('HeUniform', 2, 'fanIn', 'uniform', seedOf('heUniform', args)),
   /** He truncated normal, for relu layers. */
-  heNormal: (args: SeedArgs = {}): Initializer => varianceScaling('HeNormal', 2, 'fanIn', 'truncatedNormal', seedOf('heNormal', args)),
+  heNormal: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('HeNormal', 2, 'fanIn', 'truncatedNormal', seedOf('heNormal', args)),
   /** LeCun uniform. */
-  leCunUniform: (args: SeedArgs = {}): Initializer => varianceScaling('LeCunUniform', 1, 'fanIn', 'uniform', seedOf('leCunUniform', args)),
+  leCunUniform: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('LeCunUniform', 1, 'fanIn', 'uniform', seedOf('leCunUniform', args)),
   /** LeCun truncated normal. */
-  leCunNormal: (args: SeedArgs = {}): Initializer => varianceScaling('LeCunNormal', 1, 'fanIn', 'truncatedNormal', seedOf('leCunNormal', args)),
+  leCunNormal: (args: SeedArgs = {}): Initializer =>
+    varianceScaling('LeCunNormal', 1, 'fanIn', 'truncatedNormal', seedOf('leCunNormal', args)),
 } as const;
 
 /** An initializer name a layer config may use in place of an object. */
@@ -121,10 +133,21 @@ export function getInitializer(name: string, value: unknown, fallback: Initializ
   if (value === undefined) return initializers[fallback]();
   if (typeof value === 'string') {
     if (!(NAMES as string[]).includes(value)) {
-      throw invalidParameter(name, `one of ${NAMES.map((n) => `'${n}'`).join(', ')}`, value, 'MAAS_ERR_INITIALIZER_UNKNOWN');
+      throw invalidParameter(
+        name,
+        `one of ${NAMES.map((n) => `'${n}'`).join(', ')}`,
+        value,
+        'MAAS_ERR_INITIALIZER_UNKNOWN',
+      );
     }
     return initializers[value as InitializerName]();
   }
-  if (typeof value === 'object' && value !== null && typeof (value as Initializer).init === 'function') return value as Initializer;
-  throw invalidParameter(name, 'an initializer name or an object from initializers.*', value, 'MAAS_ERR_INITIALIZER_UNKNOWN');
+  if (typeof value === 'object' && value !== null && typeof (value as Initializer).init === 'function')
+    return value as Initializer;
+  throw invalidParameter(
+    name,
+    'an initializer name or an object from initializers.*',
+    value,
+    'MAAS_ERR_INITIALIZER_UNKNOWN',
+  );
 }

@@ -22,9 +22,17 @@ function weight(name: string, v: unknown, fallback: number): number {
 /** The regularizer factories (tfjs: tf.regularizers.*), default weight 0.01. */
 export const regularizers = {
   /** λ·Σ|w|. */
-  l1: (args: { l1?: number } = {}): Regularizer => ({ className: 'L1L2', l1: weight('l1.l1', checkOptions('l1', args, ['l1']).l1, 0.01), l2: 0 }),
+  l1: (args: { l1?: number } = {}): Regularizer => ({
+    className: 'L1L2',
+    l1: weight('l1.l1', checkOptions('l1', args, ['l1']).l1, 0.01),
+    l2: 0,
+  }),
   /** λ·Σw². */
-  l2: (args: { l2?: number } = {}): Regularizer => ({ className: 'L1L2', l1: 0, l2: weight('l2.l2', checkOptions('l2', args, ['l2']).l2, 0.01) }),
+  l2: (args: { l2?: number } = {}): Regularizer => ({
+    className: 'L1L2',
+    l1: 0,
+    l2: weight('l2.l2', checkOptions('l2', args, ['l2']).l2, 0.01),
+  }),
   /** λ1·Σ|w| + λ2·Σw². */
   l1l2: (args: { l1?: number; l2?: number } = {}): Regularizer => {
     const o = checkOptions('l1l2', args, ['l1', 'l2']);

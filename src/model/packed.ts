@@ -19,10 +19,15 @@ import type { PackedModel } from './sequential.js';
 export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>): NativeCompiledModel {
   const buffer: unknown = packed?.buffer;
   if (!(buffer instanceof SharedArrayBuffer || buffer instanceof ArrayBuffer)) {
-    throw invalidParameter('openPackedModel(packed)', 'an object with the SharedArrayBuffer from model.packed()', packed);
+    throw invalidParameter(
+      'openPackedModel(packed)',
+      'an object with the SharedArrayBuffer from model.packed()',
+      packed,
+    );
   }
   const format = packed.format ?? 'fp32';
-  if (format !== 'fp32' && format !== 'int8') throw invalidParameter('openPackedModel(packed).format', "'fp32' or 'int8'", format, 'MAAS_ERR_ARG_RANGE');
+  if (format !== 'fp32' && format !== 'int8')
+    throw invalidParameter('openPackedModel(packed).format', "'fp32' or 'int8'", format, 'MAAS_ERR_ARG_RANGE');
   try {
     const bytes = new Uint8Array(packed.buffer);
     return format === 'int8' ? new native.QuantizedModel(bytes) : new native.CompiledModel(bytes);

@@ -7,7 +7,14 @@ import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
 import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
-import { ACTIVATION_CODES, LOSS_CODES, native, type NativeCompiledModel, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
+import {
+  ACTIVATION_CODES,
+  LOSS_CODES,
+  native,
+  type NativeCompiledModel,
+  type NativeLayerSpec,
+  type NativeTrainer,
+} from '../native/index.js';
 import { openPackedModel } from './packed.js';
 import type { History } from '../train/callbacks.js';
 import { writeArtifacts, type ModelArtifacts, type WeightSpec, type WriteHooks } from '../io/artifacts.js';
@@ -16,8 +23,16 @@ import { buildDenseOnnx } from '../io/onnx-export.js';
 import { writeFile } from 'node:fs/promises';
 import type { Pipeline, RawRows } from '../data/pipeline.js';
 import {
-  evaluateDataset, fitDataset, parseCompileArgs, toDataset, toScalars, trainBatch,
-  type CompileArgs, type CompiledConfig, type FitArgs, type TrainingTarget,
+  evaluateDataset,
+  fitDataset,
+  parseCompileArgs,
+  toDataset,
+  toScalars,
+  trainBatch,
+  type CompileArgs,
+  type CompiledConfig,
+  type FitArgs,
+  type TrainingTarget,
 } from '../train/engine.js';
 
 /** Options of sequential(), as in tfjs. */
@@ -82,12 +97,16 @@ export class Sequential {
   add(layer: Dense): void {
     this.checkLive();
     if (!(layer instanceof Dense)) throw invalidParameter('add(layer)', 'a layer made by dense()', layer);
-    if (this.stack.includes(layer)) throw new MaasError('MAAS_ERR_LAYER_CONFIG', `Layer ${layer.name} is already in model ${this.name}`);
+    if (this.stack.includes(layer))
+      throw new MaasError('MAAS_ERR_LAYER_CONFIG', `Layer ${layer.name} is already in model ${this.name}`);
     const prev = this.stack[this.stack.length - 1];
     if (prev) {
       layer.build(prev.units);
     } else if (layer.inputDim === null) {
-      throw new MaasError('MAAS_ERR_LAYER_CONFIG', `The first layer of ${this.name} needs an inputShape (e.g. dense({units, inputShape: [features]}))`);
+      throw new MaasError(
+        'MAAS_ERR_LAYER_CONFIG',
+        `The first layer of ${this.name} needs an inputShape (e.g. dense({units, inputShape: [features]}))`,
+      );
     } else {
       layer.build(layer.inputDim);
     }
@@ -117,14 +136,21 @@ export class Sequential {
   setPreparation(pipeline: Pipeline | null): void {
     this.checkLive();
     if (pipeline && this.stack[0] && pipeline.width !== this.stack[0].inputDim) {
-      throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected a pipeline producing ${this.stack[0].inputDim} features but it produces ${pipeline.width}`);
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected a pipeline producing ${this.stack[0].inputDim} features but it produces ${pipeline.width}`,
+      );
     }
     this.preparation = pipeline;
   }
 
   /** Predicts from raw rows (records or arrays of column values) through the preparation pipeline. */
   predictRaw(rows: RawRows): Tensor {
-    if (!this.preparation) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`);
+    if (!this.preparation)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_EMPTY',
+        `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`,
+      );
     return this.predict(this.preparation.transform(rows));
   }
 
@@ -145,13 +171,22 @@ export class Sequential {
     if (!Array.isArray(weights)) throw invalidParameter('setWeights(weights)', 'an array of tensors', weights);
     const expected = this.stack.reduce((n, l) => n + (l.useBias ? 2 : 1), 0);
     if (weights.length !== expected) {
-      throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected ${expected} weight tensors for setWeights but received ${weights.length}`);
+      throw new MaasError(
+        'MAAS_ERR_WEIGHTS_MISMATCH',
+        `Expected ${expected} weight tensors for setWeights but received ${weights.length}`,
+      );
     }
     const staged: { layer: Dense; kernel: Float32Array; bias: Float32Array | null }[] = [];
     let i = 0;
     for (const layer of this.stack) {
-      const kernel = weightValues(weights[i++], layer.inputDim! * layer.units, `weights[${i - 1}] (${layer.name} kernel [${layer.inputDim}, ${layer.units}])`);
-      const bias = layer.useBias ? weightValues(weights[i++], layer.units, `weights[${i - 1}] (${layer.name} bias [${layer.units}])`) : null;
+      const kernel = weightValues(
+        weights[i++],
+        layer.inputDim! * layer.units,
+        `weights[${i - 1}] (${layer.name} kernel [${layer.inputDim}, ${layer.units}])`,
+      );
+      const bias = layer.useBias
+        ? weightValues(weights[i++], layer.units, `weights[${i - 1}] (${layer.name} bias [${layer.units}])`)
+        : null;
       staged.push({ layer, kernel, bias });
     }
     for (const s of staged) {
@@ -169,8 +204,10 @@ export class Sequential {
     if (!last) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
     const categorical = config.loss === 'categoricalCrossentropy' || config.loss === 'sparseCategoricalCrossentropy';
     if (categorical !== (last.activation === 'softmax') && (categorical || config.loss === 'binaryCrossentropy')) {
-      throw new MaasError('MAAS_ERR_LOSS_OUTPUT_MISMATCH',
-        `Expected ${categorical ? 'a softmax output layer' : 'an output layer other than softmax'} for loss '${config.loss}' but the last layer's activation is '${last.activation}'`);
+      throw new MaasError(
+        'MAAS_ERR_LOSS_OUTPUT_MISMATCH',
+        `Expected ${categorical ? 'a softmax output layer' : 'an output layer other than softmax'} for loss '${config.loss}' but the last layer's activation is '${last.activation}'`,
+      );
     }
     this.compileConfig = config;
     this.dropTrainer();
@@ -210,9 +247,17 @@ export class Sequential {
   toOnnx(options: { op?: 'gemm' | 'matmul' } = {}): Uint8Array {
     this.checkLive();
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    return buildDenseOnnx(this.stack.map((l) => ({
-      in: l.inputDim!, out: l.units, weights: l.kernel!, bias: l.bias, activation: l.activation, alpha: l.alpha,
-    })), options);
+    return buildDenseOnnx(
+      this.stack.map((l) => ({
+        in: l.inputDim!,
+        out: l.units,
+        weights: l.kernel!,
+        bias: l.bias,
+        activation: l.activation,
+        alpha: l.alpha,
+      })),
+      options,
+    );
   }
 
   /** Writes the model as an .onnx file, for onnxruntime, Triton or any ONNX tool. */
@@ -254,7 +299,19 @@ export class Sequential {
           outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, this.stack[this.stack.length - 1]!.units] }],
         },
         weightsSha256: '',
-        ...(c ? { trainingConfig: { loss: c.loss, metrics: c.metrics, optimizer: { name: c.optimizer.name, learningRate: c.optimizer.learningRate, config: c.optimizer.config } } } : {}),
+        ...(c
+          ? {
+              trainingConfig: {
+                loss: c.loss,
+                metrics: c.metrics,
+                optimizer: {
+                  name: c.optimizer.name,
+                  learningRate: c.optimizer.learningRate,
+                  config: c.optimizer.config,
+                },
+              },
+            }
+          : {}),
         ...(this.preparation ? { preparation: this.preparation.toJSON() } : {}),
       },
     };
@@ -299,7 +356,12 @@ export class Sequential {
     try {
       const bytes = native.packedStackByteLength(specs);
       const buffer = new SharedArrayBuffer(bytes);
-      const kernel = native.packStack(specs, this.stack.map((l) => l.kernel!), this.stack.map((l) => l.bias), new Uint8Array(buffer));
+      const kernel = native.packStack(
+        specs,
+        this.stack.map((l) => l.kernel!),
+        this.stack.map((l) => l.bias),
+        new Uint8Array(buffer),
+      );
       this.packedModel = { buffer, kernel, format: 'fp32' };
     } catch (e) {
       throw fromNative(e);
@@ -322,7 +384,11 @@ export class Sequential {
   private target(): TrainingTarget {
     this.checkLive();
     const config = this.compileConfig;
-    if (!config) throw new MaasError('MAAS_ERR_MODEL_NOT_COMPILED', `Model ${this.name} must be compiled before training or evaluation: call model.compile({optimizer, loss})`);
+    if (!config)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_NOT_COMPILED',
+        `Model ${this.name} must be compiled before training or evaluation: call model.compile({optimizer, loss})`,
+      );
     const model = this;
     return {
       inputDim: this.stack[0]!.inputDim!,
@@ -341,7 +407,13 @@ export class Sequential {
 
   /** The layers as the addon describes them (packing and training share it). */
   private nativeSpecs(): NativeLayerSpec[] {
-    return this.stack.map((l) => ({ in: l.inputDim!, out: l.units, activation: ACTIVATION_CODES[l.activation], alpha: l.alpha, hasBias: l.useBias }));
+    return this.stack.map((l) => ({
+      in: l.inputDim!,
+      out: l.units,
+      activation: ACTIVATION_CODES[l.activation],
+      alpha: l.alpha,
+      hasBias: l.useBias,
+    }));
   }
 
   /** The native trainer over the layers' own weight arrays (it updates them in place). */
@@ -395,14 +467,23 @@ function weightValues(value: unknown, size: number, name: string): Float32Array 
   if (value instanceof Tensor) data = value.values;
   else if (value instanceof Float32Array) data = value;
   else if (Array.isArray(value)) data = Float32Array.from((value as unknown[]).flat(Infinity) as number[]);
-  else if (isPlainObject(value) || typeof value !== 'object' || value === null || typeof (value as { dataSync?: unknown }).dataSync !== 'function') {
+  else if (
+    isPlainObject(value) ||
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as { dataSync?: unknown }).dataSync !== 'function'
+  ) {
     throw invalidParameter(name, 'a Tensor, Float32Array or nested array', value, 'MAAS_ERR_WEIGHTS_MISMATCH');
   } else data = Float32Array.from((value as { dataSync(): ArrayLike<number> }).dataSync());
   if (data.length !== size) {
     throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected ${size} values for ${name} but received ${data.length}`);
   }
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new MaasError('MAAS_ERR_WEIGHTS_MISMATCH', `Expected finite values for ${name} but index ${i} is ${data[i]}`);
+    if (!Number.isFinite(data[i]))
+      throw new MaasError(
+        'MAAS_ERR_WEIGHTS_MISMATCH',
+        `Expected finite values for ${name} but index ${i} is ${data[i]}`,
+      );
   }
   return data.slice();
 }

@@ -30,18 +30,34 @@ export interface BatchNormSpec {
 }
 
 /** The folded kernel and bias: y = γ·(x·W + b − μ)/√(σ² + ε) + β, per output column. */
-export function foldBatchNorm(kernel: Float32Array, bias: Float32Array | null, units: number, bn: BatchNormSpec,
-                              params: { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array }): { kernel: Float32Array; bias: Float32Array } {
-  const s = Float64Array.from({ length: units }, (_, j) => (params.gamma ? params.gamma[j]! : 1) / Math.sqrt(params.variance[j]! + bn.epsilon));
+export function foldBatchNorm(
+  kernel: Float32Array,
+  bias: Float32Array | null,
+  units: number,
+  bn: BatchNormSpec,
+  params: { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array },
+): { kernel: Float32Array; bias: Float32Array } {
+  const s = Float64Array.from(
+    { length: units },
+    (_, j) => (params.gamma ? params.gamma[j]! : 1) / Math.sqrt(params.variance[j]! + bn.epsilon),
+  );
   const k = kernel.map((v, i) => v * s[i % units]!);
-  const b = Float32Array.from({ length: units }, (_, j) => ((bias ? bias[j]! : 0) - params.mean[j]!) * s[j]! + (params.beta ? params.beta[j]! : 0));
+  const b = Float32Array.from(
+    { length: units },
+    (_, j) => ((bias ? bias[j]! : 0) - params.mean[j]!) * s[j]! + (params.beta ? params.beta[j]! : 0),
+  );
   return { kernel: k, bias: b };
 }
 
 type KerasLayer = { class_name: string; config: Record<string, unknown> };
 
 const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
-  linear: 'linear', relu: 'relu', sigmoid: 'sigmoid', tanh: 'tanh', softmax: 'softmax', elu: 'elu',
+  linear: 'linear',
+  relu: 'relu',
+  sigmoid: 'sigmoid',
+  tanh: 'tanh',
+  softmax: 'softmax',
+  elu: 'elu',
 };
 
 function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
@@ -67,7 +83,9 @@ export function toTopology(name: string, layers: readonly Dense[]): unknown {
         use_bias: layer.useBias,
         kernel_initializer: initializerJson(layer, 'kernel'),
         bias_initializer: initializerJson(layer, 'bias'),
-        kernel_regularizer: layer.kernelRegularizer ? { class_name: 'L1L2', config: { l1: layer.kernelRegularizer.l1, l2: layer.kernelRegularizer.l2 } } : null,
+        kernel_regularizer: layer.kernelRegularizer
+          ? { class_name: 'L1L2', config: { l1: layer.kernelRegularizer.l1, l2: layer.kernelRegularizer.l2 } }
+          : null,
         bias_regularizer: null,
         activity_regularizer: null,
         kernel_constraint: null,
@@ -84,7 +102,12 @@ export function toTopology(name: string, layers: readonly Dense[]): unknown {
       });
     }
   });
-  return { class_name: 'Sequential', config: { name, layers: out }, keras_version: 'tfjs-layers 4.22.0', backend: 'tensor_flow.js' };
+  return {
+    class_name: 'Sequential',
+    config: { name, layers: out },
+    keras_version: 'tfjs-layers 4.22.0',
+    backend: 'tensor_flow.js',
+  };
 }
 
 function refuse(layer: KerasLayer, why: string): never {
@@ -98,9 +121,13 @@ function layerList(topology: unknown): KerasLayer[] {
   if (t && typeof t === 'object' && 'model_config' in t) t = t.model_config as Record<string, unknown>;
   const cfg = t?.config;
   const layers = Array.isArray(cfg) ? cfg : (cfg as Record<string, unknown> | undefined)?.layers;
-  if (!Array.isArray(layers)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'Expected a Sequential model topology with a list of layers');
+  if (!Array.isArray(layers))
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'Expected a Sequential model topology with a list of layers');
   if (t.class_name !== 'Sequential' && t.class_name !== 'Model' && t.class_name !== 'Functional') {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a Sequential model but the topology's class is ${String(t.class_name)}`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a Sequential model but the topology's class is ${String(t.class_name)}`,
+    );
   }
   return layers as KerasLayer[];
 }
@@ -109,19 +136,24 @@ function inputDimOf(config: Record<string, unknown>): number | null {
   const shape = (config.batch_input_shape ?? config.batchInputShape) as (number | null)[] | undefined;
   if (!shape) return null;
   if (shape.length !== 2 || typeof shape[1] !== 'number') {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a rank-2 input shape [null, features] but the file has [${shape.join(',')}]`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a rank-2 input shape [null, features] but the file has [${shape.join(',')}]`,
+    );
   }
   return shape[1];
 }
 
 /** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
 export function fromTopology(topology: unknown): ParsedDense[] {
-  if (topology && typeof topology === 'object' && 'modelTopology' in topology) topology = (topology as { modelTopology: unknown }).modelTopology;
+  if (topology && typeof topology === 'object' && 'modelTopology' in topology)
+    topology = (topology as { modelTopology: unknown }).modelTopology;
   const out: ParsedDense[] = [];
   let pendingInput: number | null = null;
   const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
     const prev = out[out.length - 1];
-    if (!prev || prev.activation !== 'linear') refuse(layer, 'an activation layer must follow a Dense layer without an activation');
+    if (!prev || prev.activation !== 'linear')
+      refuse(layer, 'an activation layer must follow a Dense layer without an activation');
     prev.activation = act;
     if (alpha !== undefined) prev.alpha = alpha;
   };
@@ -146,7 +178,10 @@ export function fromTopology(topology: unknown): ParsedDense[] {
           units: Number(c.units ?? c.output_dim),
           activation: act,
           useBias: (c.use_bias ?? c.bias) !== false,
-          inputDim: out.length === 0 ? (inputDimOf(c) ?? (typeof c.input_dim === 'number' ? c.input_dim : null) ?? pendingInput) : null,
+          inputDim:
+            out.length === 0
+              ? (inputDimOf(c) ?? (typeof c.input_dim === 'number' ? c.input_dim : null) ?? pendingInput)
+              : null,
           kernelRegularizer: reg?.config ? { l1: reg.config.l1 ?? 0, l2: reg.config.l2 ?? 0 } : null,
         });
         break;
@@ -158,7 +193,8 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         break;
       }
       case 'ReLU':
-        if ((c.max_value ?? null) !== null || Number(c.threshold ?? 0) !== 0) refuse(layer, 'ReLU with max_value or threshold');
+        if ((c.max_value ?? null) !== null || Number(c.threshold ?? 0) !== 0)
+          refuse(layer, 'ReLU with max_value or threshold');
         if (Number(c.negative_slope ?? 0) !== 0) foldInto(layer, 'leakyRelu', Number(c.negative_slope));
         else foldInto(layer, 'relu');
         break;
@@ -180,8 +216,14 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         const prev = out[out.length - 1];
         const axis = Array.isArray(c.axis) ? (c.axis as number[])[0] : c.axis;
         if (axis !== undefined && axis !== -1 && axis !== 1) refuse(layer, `normalization over axis ${String(axis)}`);
-        if (!prev || prev.activation !== 'linear' || prev.batchNorm) refuse(layer, 'it can be folded only into a Dense layer without an activation');
-        prev!.batchNorm = { name: String(c.name), epsilon: Number(c.epsilon ?? 1e-3), center: c.center !== false, scale: c.scale !== false };
+        if (!prev || prev.activation !== 'linear' || prev.batchNorm)
+          refuse(layer, 'it can be folded only into a Dense layer without an activation');
+        prev!.batchNorm = {
+          name: String(c.name),
+          epsilon: Number(c.epsilon ?? 1e-3),
+          center: c.center !== false,
+          scale: c.scale !== false,
+        };
         break;
       }
       default:
@@ -189,6 +231,7 @@ export function fromTopology(topology: unknown): ParsedDense[] {
     }
   }
   if (out.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The model has no Dense layer');
-  if (out[0]!.inputDim === null) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The first layer has no input shape (batch_input_shape)');
+  if (out[0]!.inputDim === null)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The first layer has no input shape (batch_input_shape)');
   return out;
 }

@@ -6,7 +6,13 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { MaasError } from '../core/errors.js';
-import { RESULT_HEADER_BYTES, type InferResult, type InferTask, type SharedWeights, type WorkerOptions } from './messages.js';
+import {
+  RESULT_HEADER_BYTES,
+  type InferResult,
+  type InferTask,
+  type SharedWeights,
+  type WorkerOptions,
+} from './messages.js';
 
 export type { InferResult, SharedWeights, PackedFormat } from './messages.js';
 
@@ -39,7 +45,10 @@ export class InferencePool {
   constructor(options: PoolOptions = {}) {
     this.workers = options.workers ?? availableParallelism();
     this.threadsPerWorker = options.threadsPerWorker ?? 1;
-    for (const [name, value] of [['workers', this.workers], ['threadsPerWorker', this.threadsPerWorker]] as const) {
+    for (const [name, value] of [
+      ['workers', this.workers],
+      ['threadsPerWorker', this.threadsPerWorker],
+    ] as const) {
       if (!Number.isInteger(value) || value < 1 || value > 256) {
         throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected an integer in [1, 256] for ${name} but received ${value}`);
       }

@@ -42,12 +42,15 @@ export interface WireParameter {
 }
 
 /** A parameter map from the wire into plain values. */
-export function fromWireParameters(map: Record<string, WireParameter> | undefined): Record<string, boolean | number | string> | undefined {
+export function fromWireParameters(
+  map: Record<string, WireParameter> | undefined,
+): Record<string, boolean | number | string> | undefined {
   if (!map) return undefined;
   const out: Record<string, boolean | number | string> = {};
   let any = false;
   for (const [key, p] of Object.entries(map)) {
-    const choice = (p.parameter_choice ?? Object.keys(p).find((k) => k.endsWith('_param'))) as keyof WireParameter | undefined;
+    const choice = (p.parameter_choice ?? Object.keys(p).find((k) => k.endsWith('_param'))) as
+      keyof WireParameter | undefined;
     if (!choice) continue;
     out[key] = p[choice] as boolean | number | string;
     any = true;
@@ -56,7 +59,9 @@ export function fromWireParameters(map: Record<string, WireParameter> | undefine
 }
 
 /** Plain parameter values onto the wire (integers as int64, other numbers as double). */
-export function toWireParameters(map: Record<string, boolean | number | string> | undefined): Record<string, WireParameter> {
+export function toWireParameters(
+  map: Record<string, boolean | number | string> | undefined,
+): Record<string, WireParameter> {
   const out: Record<string, WireParameter> = {};
   for (const [key, v] of Object.entries(map ?? {})) {
     if (typeof v === 'boolean') out[key] = { bool_param: v };
@@ -81,7 +86,16 @@ export interface WireContents {
 
 /** Which typed-contents field carries each datatype (FP16 and BF16 have none: raw only). */
 export const CONTENTS_FIELD: Readonly<Record<string, keyof WireContents>> = {
-  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+  BOOL: 'bool_contents',
+  INT8: 'int_contents',
+  INT16: 'int_contents',
+  INT32: 'int_contents',
+  INT64: 'int64_contents',
+  UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  FP32: 'fp32_contents',
+  FP64: 'fp64_contents',
+  BYTES: 'bytes_contents',
 };

@@ -25,7 +25,8 @@ export interface QuantParams {
  * range gets scale 1. Float32 throughout (as the addon computes it).
  */
 export function activationParams(min: number, max: number, qmax = 255): QuantParams {
-  const lo = f32(Math.min(min, 0)), hi = f32(Math.max(max, 0));
+  const lo = f32(Math.min(min, 0)),
+    hi = f32(Math.max(max, 0));
   const scale = f32(f32(hi - lo) / qmax);
   if (!(scale > 0) || !Number.isFinite(scale)) return { scale: 1, zeroPoint: 0 };
   const zero = roundHalfEven(-f32(lo / scale));
@@ -33,7 +34,13 @@ export function activationParams(min: number, max: number, qmax = 255): QuantPar
 }
 
 /** ONNX QuantizeLinear: q = saturate(round(x / scale) + zeroPoint) into [qmin, qmax]. */
-export function quantizeLinear(x: ArrayLike<number>, scale: number, zeroPoint: number, qmin = 0, qmax = 255): Int32Array {
+export function quantizeLinear(
+  x: ArrayLike<number>,
+  scale: number,
+  zeroPoint: number,
+  qmin = 0,
+  qmax = 255,
+): Int32Array {
   const out = new Int32Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const t = roundHalfEven(f32(f32(x[i]!) / scale)) + zeroPoint;
@@ -49,7 +56,8 @@ export function dequantizeLinear(q: ArrayLike<number>, scale: number, zeroPoint:
 
 /** ONNX DynamicQuantizeLinear: the tensor's own range (widened to hold 0), then QuantizeLinear to u8. */
 export function dynamicQuantizeLinear(x: ArrayLike<number>): { y: Int32Array } & QuantParams {
-  let lo = 0, hi = 0;
+  let lo = 0,
+    hi = 0;
   for (let i = 0; i < x.length; i++) {
     lo = Math.min(lo, x[i]!);
     hi = Math.max(hi, x[i]!);
@@ -63,14 +71,21 @@ export function dynamicQuantizeLinear(x: ArrayLike<number>): { y: Int32Array } &
  * when perChannel is false), scale = max|w| / 127 and q = clamp(round(w / scale), −127, 127).
  * An all-zero column gets scale 1.
  */
-export function quantizeWeights(w: Float32Array, rows: number, cols: number, perChannel: boolean): { q: Int8Array; scales: Float32Array } {
+export function quantizeWeights(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  perChannel: boolean,
+): { q: Int8Array; scales: Float32Array } {
   const absMax = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) absMax[c] = Math.max(absMax[c]!, Math.abs(w[r * cols + c]!));
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) absMax[c] = Math.max(absMax[c]!, Math.abs(w[r * cols + c]!));
   if (!perChannel) absMax.fill(absMax.reduce((a, b) => Math.max(a, b), 0));
   const scales = Float32Array.from(absMax, (m) => (m > 0 ? f32(m / 127) : 1));
   const q = new Int8Array(rows * cols);
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) q[r * cols + c] = Math.max(-127, Math.min(127, roundHalfEven(f32(w[r * cols + c]! / scales[c]!))));
+    for (let c = 0; c < cols; c++)
+      q[r * cols + c] = Math.max(-127, Math.min(127, roundHalfEven(f32(w[r * cols + c]! / scales[c]!))));
   }
   return { q, scales };
 }
@@ -99,7 +114,14 @@ export function requantizeWeights(w: Float32Array, scales: Float32Array, cols: n
  * y = fma(acc, combinedScale, 0), q = saturate(round(y / outScale) + outZero). Exact in double for
  * |acc| < 2^29 (acc · scale then needs at most 53 bits), which covers every ONNX fixture.
  */
-export function requantize(acc: number, combinedScale: number, outScale: number, outZero: number, qmin: number, qmax: number): number {
+export function requantize(
+  acc: number,
+  combinedScale: number,
+  outScale: number,
+  outZero: number,
+  qmin: number,
+  qmax: number,
+): number {
   const y = f32(acc * combinedScale);
   const t = roundHalfEven(f32(y / outScale)) + outZero;
   return t > qmin ? Math.min(t, qmax) : qmin;

@@ -15,7 +15,8 @@ export interface Range {
 }
 
 function minMax(values: Float32Array): Range {
-  let min = Infinity, max = -Infinity;
+  let min = Infinity,
+    max = -Infinity;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     if (v < min) min = v;
@@ -27,7 +28,8 @@ function minMax(values: Float32Array): Range {
 /** The [100 − p, p] percentiles of the values (nearest rank). */
 function percentileRange(values: Float32Array, p: number): Range {
   const sorted = Float32Array.from(values).sort();
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((q / 100) * (sorted.length - 1))))]!;
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((q / 100) * (sorted.length - 1))))]!;
   return { min: at(100 - p), max: at(p) };
 }
 
@@ -36,7 +38,8 @@ const LEVELS = 256;
 
 /** KL(p || q) of two unnormalized histograms over the same bins (zero q where p > 0 costs a lot). */
 function kl(p: Float64Array, q: Float64Array): number {
-  let sp = 0, sq = 0;
+  let sp = 0,
+    sq = 0;
   for (let i = 0; i < p.length; i++) {
     sp += p[i]!;
     sq += q[i]!;
@@ -44,7 +47,8 @@ function kl(p: Float64Array, q: Float64Array): number {
   let d = 0;
   for (let i = 0; i < p.length; i++) {
     if (p[i]! === 0) continue;
-    const pi = p[i]! / sp, qi = q[i]! / sq;
+    const pi = p[i]! / sp,
+      qi = q[i]! / sq;
     d += qi > 0 ? pi * Math.log(pi / qi) : pi * 30;
   }
   return d;
@@ -61,15 +65,18 @@ function entropyRange(values: Float32Array): Range {
   const hist = new Float64Array(BINS);
   const width = absMax / BINS;
   for (let i = 0; i < values.length; i++) hist[Math.min(BINS - 1, Math.floor(Math.abs(values[i]!) / width))]! += 1;
-  let best = BINS, bestKl = Infinity;
+  let best = BINS,
+    bestKl = Infinity;
   for (let t = LEVELS; t <= BINS; t += 16) {
     const p = hist.slice(0, t);
     for (let i = t; i < BINS; i++) p[t - 1]! += hist[i]!; // outliers fold into the last kept bin
     const q = new Float64Array(t);
     const per = t / LEVELS;
     for (let l = 0; l < LEVELS; l++) {
-      const start = Math.floor(l * per), end = Math.floor((l + 1) * per);
-      let sum = 0, nonzero = 0;
+      const start = Math.floor(l * per),
+        end = Math.floor((l + 1) * per);
+      let sum = 0,
+        nonzero = 0;
       for (let i = start; i < end; i++) {
         sum += hist[i]!;
         if (hist[i]! > 0) nonzero++;

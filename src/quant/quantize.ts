@@ -122,7 +122,11 @@ export class QuantizedModel {
   /** Predicts from raw rows through the model's saved preparation pipeline. */
   predictRaw(rows: RawRows): Tensor {
     const pipeline = this.float.preparation;
-    if (!pipeline) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no preparation pipeline: use predict() on numeric features`);
+    if (!pipeline)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_EMPTY',
+        `Model ${this.name} has no preparation pipeline: use predict() on numeric features`,
+      );
     return this.predict(pipeline.transform(rows));
   }
 
@@ -136,15 +140,28 @@ export class QuantizedModel {
     const specs: NativeQuantLayerSpec[] = this.layers.map((l, i) => {
       const info = this.spec.layers[i]!;
       return {
-        in: l.inputDim!, out: l.units, activation: ACTIVATION_CODES[l.activation], alpha: l.alpha, hasBias: l.useBias,
-        int8: info.int8, inMin: info.input?.min ?? 0, inMax: info.input?.max ?? 0,
+        in: l.inputDim!,
+        out: l.units,
+        activation: ACTIVATION_CODES[l.activation],
+        alpha: l.alpha,
+        hasBias: l.useBias,
+        int8: info.int8,
+        inMin: info.input?.min ?? 0,
+        inMax: info.input?.max ?? 0,
       };
     });
     const weights = this.layers.map((l, i) => this.int8Weights[i] ?? l.kernel!);
     const scales = this.spec.layers.map((info) => (info.int8 ? Float32Array.from(info.weightScales!) : null));
     try {
       const buffer = new SharedArrayBuffer(native.packedQuantizedByteLength(specs));
-      const kernel = native.packQuantized(specs, this.spec.mode === 'dynamic', weights, scales, this.layers.map((l) => l.bias), new Uint8Array(buffer));
+      const kernel = native.packQuantized(
+        specs,
+        this.spec.mode === 'dynamic',
+        weights,
+        scales,
+        this.layers.map((l) => l.bias),
+        new Uint8Array(buffer),
+      );
       this.packedModel = { buffer, kernel, format: 'int8' };
     } catch (e) {
       throw fromNative(e);
@@ -170,17 +187,29 @@ export class QuantizedModel {
    */
   toOnnx(): Uint8Array {
     this.checkLive();
-    return buildQuantizedOnnx(this.layers.map((l, i) => {
-      const info = this.spec.layers[i]!;
-      const q = this.int8Weights[i];
-      return {
-        in: l.inputDim!, out: l.units, weights: l.kernel!, bias: l.bias, activation: l.activation, alpha: l.alpha,
-        int8: info.int8 && q ? {
-          weights: q, scales: Float32Array.from(info.weightScales!),
-          ...(info.input ? { input: { scale: info.input.scale, zeroPoint: info.input.zeroPoint } } : {}),
-        } : null,
-      };
-    }), this.spec.mode);
+    return buildQuantizedOnnx(
+      this.layers.map((l, i) => {
+        const info = this.spec.layers[i]!;
+        const q = this.int8Weights[i];
+        return {
+          in: l.inputDim!,
+          out: l.units,
+          weights: l.kernel!,
+          bias: l.bias,
+          activation: l.activation,
+          alpha: l.alpha,
+          int8:
+            info.int8 && q
+              ? {
+                  weights: q,
+                  scales: Float32Array.from(info.weightScales!),
+                  ...(info.input ? { input: { scale: info.input.scale, zeroPoint: info.input.zeroPoint } } : {}),
+                }
+              : null,
+        };
+      }),
+      this.spec.mode,
+    );
   }
 
   /** Writes the quantized model as an .onnx file (see toOnnx). */
@@ -210,14 +239,34 @@ export class QuantizedModel {
 /** Indices of the layers to keep in fp32. */
 function keepFloatSet(keep: QuantizeOptions['keepFloat'], layers: readonly Dense[]): Set<number> {
   if (keep === undefined) return new Set();
-  const items = typeof keep === 'string' ? keep.split(',').map((s) => s.trim()).filter(Boolean) : keep;
-  if (!Array.isArray(items)) throw invalidParameter('quantize.keepFloat', "an array of 'first', 'last', layer indices or names", keep);
+  const items =
+    typeof keep === 'string'
+      ? keep
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : keep;
+  if (!Array.isArray(items))
+    throw invalidParameter('quantize.keepFloat', "an array of 'first', 'last', layer indices or names", keep);
   const out = new Set<number>();
   for (const item of items) {
-    const index = item === 'first' ? 0 : item === 'last' ? layers.length - 1
-      : typeof item === 'number' ? item : /^\d+$/.test(String(item)) ? Number(item) : layers.findIndex((l) => l.name === item);
+    const index =
+      item === 'first'
+        ? 0
+        : item === 'last'
+          ? layers.length - 1
+          : typeof item === 'number'
+            ? item
+            : /^\d+$/.test(String(item))
+              ? Number(item)
+              : layers.findIndex((l) => l.name === item);
     if (!Number.isInteger(index) || index < 0 || index >= layers.length) {
-      throw invalidParameter('quantize.keepFloat', `'first', 'last', an index in [0, ${layers.length - 1}] or a layer name`, item, 'MAAS_ERR_ARG_RANGE');
+      throw invalidParameter(
+        'quantize.keepFloat',
+        `'first', 'last', an index in [0, ${layers.length - 1}] or a layer name`,
+        item,
+        'MAAS_ERR_ARG_RANGE',
+      );
     }
     out.add(index);
   }
@@ -227,16 +276,27 @@ function keepFloatSet(keep: QuantizeOptions['keepFloat'], layers: readonly Dense
 /** The calibration rows as a checked matrix: the model's width, at least one row, finite. */
 function calibrationMatrix(data: TensorLike | undefined, inputDim: number): { data: Float32Array; rows: number } {
   if (data === undefined || data === null) {
-    throw new MaasError('MAAS_ERR_CALIBRATION_MISSING', "Expected calibrationData (rows of model inputs) for quantize unless method is 'dynamic' but received undefined");
+    throw new MaasError(
+      'MAAS_ERR_CALIBRATION_MISSING',
+      "Expected calibrationData (rows of model inputs) for quantize unless method is 'dynamic' but received undefined",
+    );
   }
-  const empty = (data instanceof Float32Array && data.length === 0) || (Array.isArray(data) && data.length === 0) ||
+  const empty =
+    (data instanceof Float32Array && data.length === 0) ||
+    (Array.isArray(data) && data.length === 0) ||
     (data instanceof Tensor && data.size === 0);
-  if (empty) throw new MaasError('MAAS_ERR_CALIBRATION_EMPTY', 'Expected at least one row for quantize.calibrationData but received 0 rows');
+  if (empty)
+    throw new MaasError(
+      'MAAS_ERR_CALIBRATION_EMPTY',
+      'Expected at least one row for quantize.calibrationData but received 0 rows',
+    );
   const m = toMatrix(data, inputDim, 'quantize.calibrationData');
   for (let i = 0; i < m.data.length; i++) {
     if (!Number.isFinite(m.data[i])) {
-      throw new MaasError('MAAS_ERR_CALIBRATION_NOT_FINITE',
-        `Expected finite values for quantize.calibrationData but row ${Math.floor(i / inputDim)}, column ${i % inputDim} is ${m.data[i]}`);
+      throw new MaasError(
+        'MAAS_ERR_CALIBRATION_NOT_FINITE',
+        `Expected finite values for quantize.calibrationData but row ${Math.floor(i / inputDim)}, column ${i % inputDim} is ${m.data[i]}`,
+      );
     }
   }
   return m;
@@ -245,7 +305,15 @@ function calibrationMatrix(data: TensorLike | undefined, inputDim: number): { da
 /** One layer's fp32 output on `x` (calibration runs the model a layer at a time). */
 function layerOutput(layer: Dense, x: Float32Array): Float32Array {
   const single = sequential({
-    layers: [dense({ units: layer.units, activation: layer.activation, alpha: layer.alpha, useBias: layer.useBias, inputShape: [layer.inputDim!] })],
+    layers: [
+      dense({
+        units: layer.units,
+        activation: layer.activation,
+        alpha: layer.alpha,
+        useBias: layer.useBias,
+        inputShape: [layer.inputDim!],
+      }),
+    ],
   });
   try {
     single.setWeights(layer.bias ? [layer.kernel!, layer.bias] : [layer.kernel!]);
@@ -260,7 +328,14 @@ function twinOf(source: Sequential, weights: Float32Array[]): Sequential {
   const twin = sequential({
     name: source.name,
     layers: source.layers.map((l, i) =>
-      dense({ units: l.units, activation: l.activation, alpha: l.alpha, useBias: l.useBias, name: l.name, ...(i === 0 ? { inputShape: [l.inputDim!] } : {}) }),
+      dense({
+        units: l.units,
+        activation: l.activation,
+        alpha: l.alpha,
+        useBias: l.useBias,
+        name: l.name,
+        ...(i === 0 ? { inputShape: [l.inputDim!] } : {}),
+      }),
     ),
   });
   twin.setWeights(source.layers.flatMap((l, i) => (l.bias ? [weights[i]!, l.bias] : [weights[i]!])));
@@ -277,17 +352,20 @@ function twinOf(source: Sequential, weights: Float32Array[]): Sequential {
 export function quantize(model: Sequential, options: QuantizeOptions = {}): QuantizedModel {
   if (!isPlainObject(options)) throw invalidParameter('quantize(model, options)', 'an options object', options);
   const o = checkOptions('quantize', options, ['calibrationData', 'method', 'percentile', 'perChannel', 'keepFloat']);
-  if (!model || typeof (model as Partial<Sequential>).toArtifacts !== 'function') throw invalidParameter('quantize(model)', 'a Sequential model', model);
+  if (!model || typeof (model as Partial<Sequential>).toArtifacts !== 'function')
+    throw invalidParameter('quantize(model)', 'a Sequential model', model);
   const layers = model.layers;
   if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${model.name} has no layers`);
   const method = o.method === undefined ? 'minmax' : checkOneOf('quantize.method', o.method, CALIBRATION_METHODS);
   const perChannel = o.perChannel === undefined ? true : checkBoolean('quantize.perChannel', o.perChannel);
   const percentile = o.percentile === undefined ? 99.99 : Number(o.percentile);
-  if (!(percentile > 50 && percentile <= 100)) throw invalidParameter('quantize.percentile', 'a number in (50, 100]', o.percentile, 'MAAS_ERR_ARG_RANGE');
+  if (!(percentile > 50 && percentile <= 100))
+    throw invalidParameter('quantize.percentile', 'a number in (50, 100]', o.percentile, 'MAAS_ERR_ARG_RANGE');
   const keep = keepFloatSet(o.keepFloat as QuantizeOptions['keepFloat'], layers);
   const dynamic = method === 'dynamic';
   let x = dynamic ? null : calibrationMatrix(o.calibrationData as TensorLike | undefined, layers[0]!.inputDim!).data;
-  if (dynamic && o.calibrationData !== undefined) calibrationMatrix(o.calibrationData as TensorLike, layers[0]!.inputDim!);
+  if (dynamic && o.calibrationData !== undefined)
+    calibrationMatrix(o.calibrationData as TensorLike, layers[0]!.inputDim!);
 
   const infos: QuantizedLayerInfo[] = [];
   const int8Weights: (Int8Array | null)[] = [];
@@ -296,7 +374,8 @@ export function quantize(model: Sequential, options: QuantizeOptions = {}): Quan
     const info: QuantizedLayerInfo = { name: layer.name, int8: !keep.has(i) };
     if (x && info.int8) {
       const r = calibrateRange(x, method, percentile);
-      const min = f32(r.min), max = f32(r.max);
+      const min = f32(r.min),
+        max = f32(r.max);
       info.input = { min, max, ...activationParams(min, max, 255) };
     }
     if (info.int8) {
@@ -312,8 +391,13 @@ export function quantize(model: Sequential, options: QuantizeOptions = {}): Quan
     if (x && i + 1 < layers.length) x = layerOutput(layer, x);
   });
   const spec: QuantizationSpec = {
-    formatVersion: 1, scheme: 'u8-asymmetric-activations/s8-symmetric-weights', method, mode: dynamic ? 'dynamic' : 'static', perChannel,
-    ...(method === 'percentile' ? { percentile } : {}), layers: infos,
+    formatVersion: 1,
+    scheme: 'u8-asymmetric-activations/s8-symmetric-weights',
+    method,
+    mode: dynamic ? 'dynamic' : 'static',
+    perChannel,
+    ...(method === 'percentile' ? { percentile } : {}),
+    layers: infos,
   };
   const ext = model.toArtifacts().maas;
   return new QuantizedModel(twinOf(model, twinWeights), spec, int8Weights, {
@@ -325,16 +409,25 @@ export function quantize(model: Sequential, options: QuantizeOptions = {}): Quan
 /** Checks a saved maas.quantization against the loaded layers. */
 function checkSpec(spec: unknown, layers: readonly Dense[], path: string): QuantizationSpec {
   const s = spec as Partial<QuantizationSpec> | undefined;
-  const bad = (why: string): MaasError => new MaasError('MAAS_ERR_MODEL_FORMAT', `The maas.quantization field of ${path} is invalid: ${why}`);
+  const bad = (why: string): MaasError =>
+    new MaasError('MAAS_ERR_MODEL_FORMAT', `The maas.quantization field of ${path} is invalid: ${why}`);
   if (!s || s.formatVersion !== 1 || !Array.isArray(s.layers)) throw bad('expected formatVersion 1 and a layers array');
-  if (s.layers.length !== layers.length) throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
+  if (s.layers.length !== layers.length)
+    throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
   if (s.mode !== 'static' && s.mode !== 'dynamic') throw bad(`mode '${String(s.mode)}'`);
   s.layers.forEach((l, i) => {
     if (!l.int8) return;
-    if (!Array.isArray(l.weightScales) || l.weightScales.length !== layers[i]!.units || !l.weightScales.every((v) => v > 0 && Number.isFinite(v))) {
+    if (
+      !Array.isArray(l.weightScales) ||
+      l.weightScales.length !== layers[i]!.units ||
+      !l.weightScales.every((v) => v > 0 && Number.isFinite(v))
+    ) {
       throw bad(`layer ${i} needs ${layers[i]!.units} positive weight scales`);
     }
-    if (s.mode === 'static' && !(l.input && Number.isFinite(l.input.min) && Number.isFinite(l.input.max) && l.input.min <= l.input.max)) {
+    if (
+      s.mode === 'static' &&
+      !(l.input && Number.isFinite(l.input.min) && Number.isFinite(l.input.max) && l.input.min <= l.input.max)
+    ) {
       throw bad(`layer ${i} needs a finite input range`);
     }
   });
@@ -348,7 +441,10 @@ function checkSpec(spec: unknown, layers: readonly Dense[], path: string): Quant
 export async function loadQuantizedModel(path: string): Promise<QuantizedModel> {
   const artifacts = await readArtifacts(path);
   if (!artifacts.maas?.quantization) {
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a quantized model (maas.quantization in model.json) at ${path}; use loadModel for fp32 models`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a quantized model (maas.quantization in model.json) at ${path}; use loadModel for fp32 models`,
+    );
   }
   const float = await loadModel(path);
   const spec = checkSpec(artifacts.maas.quantization, float.layers, path);
@@ -356,9 +452,16 @@ export async function loadQuantizedModel(path: string): Promise<QuantizedModel> 
     const info = spec.layers[i]!;
     if (!info.int8) return null;
     const q = requantizeWeights(l.kernel!, Float32Array.from(info.weightScales!), l.units);
-    if (!q) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${l.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`);
+    if (!q)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Layer ${l.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`,
+      );
     return q;
   });
   const { trainingConfig, preparation } = artifacts.maas;
-  return new QuantizedModel(float, spec, weights, { ...(trainingConfig ? { trainingConfig } : {}), ...(preparation ? { preparation } : {}) });
+  return new QuantizedModel(float, spec, weights, {
+    ...(trainingConfig ? { trainingConfig } : {}),
+    ...(preparation ? { preparation } : {}),
+  });
 }

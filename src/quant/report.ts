@@ -55,7 +55,14 @@ function argmaxAt(v: Float32Array, offset: number, n: number): number {
   return best;
 }
 
-function metricValue(name: string, loss: LossName, pred: Float32Array, y: Float32Array, rows: number, cols: number): number {
+function metricValue(
+  name: string,
+  loss: LossName,
+  pred: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+): number {
   const m = createMetric(name, loss, cols);
   m.add(pred, y, rows, cols, loss === 'sparseCategoricalCrossentropy');
   return m.result();
@@ -66,27 +73,49 @@ function metricValue(name: string, loss: LossName, pred: Float32Array, y: Float3
  * metrics). Emits process warning MAAS_WARN_QUANT_ACCURACY when agreement < minAgreement or a
  * metric drops by more than maxMetricDrop.
  */
-export function compareQuantized(fp32: Sequential, int8: QuantizedModel, x: TensorLike, y?: TensorLike, options: CompareOptions = {}): QuantizationReport {
+export function compareQuantized(
+  fp32: Sequential,
+  int8: QuantizedModel,
+  x: TensorLike,
+  y?: TensorLike,
+  options: CompareOptions = {},
+): QuantizationReport {
   const o = checkOptions('compareQuantized options', options, ['minAgreement', 'maxMetricDrop', 'warn']);
   const bounds = { minAgreement: Number(o.minAgreement ?? 0.99), maxMetricDrop: Number(o.maxMetricDrop ?? 0.01) };
-  if (!(bounds.minAgreement >= 0 && bounds.minAgreement <= 1)) throw invalidParameter('compareQuantized.minAgreement', 'a number in [0, 1]', o.minAgreement, 'MAAS_ERR_ARG_RANGE');
-  if (!(bounds.maxMetricDrop >= 0)) throw invalidParameter('compareQuantized.maxMetricDrop', 'a non-negative number', o.maxMetricDrop, 'MAAS_ERR_ARG_RANGE');
+  if (!(bounds.minAgreement >= 0 && bounds.minAgreement <= 1))
+    throw invalidParameter('compareQuantized.minAgreement', 'a number in [0, 1]', o.minAgreement, 'MAAS_ERR_ARG_RANGE');
+  if (!(bounds.maxMetricDrop >= 0))
+    throw invalidParameter(
+      'compareQuantized.maxMetricDrop',
+      'a non-negative number',
+      o.maxMetricDrop,
+      'MAAS_ERR_ARG_RANGE',
+    );
   const inputDim = fp32.inputShape?.[1];
   const cols = fp32.outputShape?.[1];
   if (!inputDim || !cols || int8.inputShape?.[1] !== inputDim || int8.outputShape?.[1] !== cols) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected two models of the same input and output widths for compareQuantized but received [${fp32.inputShape}] → [${fp32.outputShape}] and [${int8.inputShape}] → [${int8.outputShape}]`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected two models of the same input and output widths for compareQuantized but received [${fp32.inputShape}] → [${fp32.outputShape}] and [${int8.inputShape}] → [${int8.outputShape}]`,
+    );
   }
   const input = toMatrix(x, inputDim, 'x');
   const a = fp32.predict(input.data).values;
   const b = int8.predict(input.data).values;
-  let maxAbs = 0, sumAbs = 0;
+  let maxAbs = 0,
+    sumAbs = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i]! - b[i]!);
     maxAbs = Math.max(maxAbs, d);
     sumAbs += d;
   }
   const last = fp32.layers[fp32.layers.length - 1]!;
-  const agreementKind = last.activation === 'softmax' || (cols > 1 && last.activation !== 'sigmoid') ? 'argmax' : last.activation === 'sigmoid' ? 'threshold' : 'none';
+  const agreementKind =
+    last.activation === 'softmax' || (cols > 1 && last.activation !== 'sigmoid')
+      ? 'argmax'
+      : last.activation === 'sigmoid'
+        ? 'threshold'
+        : 'none';
   let agreement: number | null = null;
   if (agreementKind === 'argmax') {
     let same = 0;
@@ -100,26 +129,45 @@ export function compareQuantized(fp32: Sequential, int8: QuantizedModel, x: Tens
   const metrics: Record<string, MetricChange> = {};
   const violations: string[] = [];
   if (agreement !== null && agreement < bounds.minAgreement) {
-    violations.push(`decision agreement ${(100 * agreement).toFixed(2)}% is below ${(100 * bounds.minAgreement).toFixed(2)}%`);
+    violations.push(
+      `decision agreement ${(100 * agreement).toFixed(2)}% is below ${(100 * bounds.minAgreement).toFixed(2)}%`,
+    );
   }
   const compiled = fp32.compileInfo;
   if (y !== undefined && compiled) {
     const sparse = compiled.loss === 'sparseCategoricalCrossentropy';
     const targets = toMatrix(y, sparse ? 1 : cols, 'y');
-    if (targets.rows !== input.rows) throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected ${input.rows} rows of y for compareQuantized but received ${targets.rows}`);
+    if (targets.rows !== input.rows)
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected ${input.rows} rows of y for compareQuantized but received ${targets.rows}`,
+      );
     for (const name of compiled.metrics) {
       const before = metricValue(name, compiled.loss as LossName, a, targets.data, input.rows, cols);
       const after = metricValue(name, compiled.loss as LossName, b, targets.data, input.rows, cols);
       metrics[name] = { fp32: before, int8: after, change: after - before };
       const drop = LOWER_IS_BETTER.has(name) ? 0 : before - after;
-      if (drop > bounds.maxMetricDrop) violations.push(`${name} drops by ${(100 * drop).toFixed(2)} points (bound ${(100 * bounds.maxMetricDrop).toFixed(2)})`);
+      if (drop > bounds.maxMetricDrop)
+        violations.push(
+          `${name} drops by ${(100 * drop).toFixed(2)} points (bound ${(100 * bounds.maxMetricDrop).toFixed(2)})`,
+        );
     }
   }
   const report: QuantizationReport = {
-    rows: input.rows, maxAbsError: maxAbs, meanAbsError: a.length ? sumAbs / a.length : 0, agreementKind, agreement, metrics, bounds, violations,
+    rows: input.rows,
+    maxAbsError: maxAbs,
+    meanAbsError: a.length ? sumAbs / a.length : 0,
+    agreementKind,
+    agreement,
+    metrics,
+    bounds,
+    violations,
   };
   if (violations.length && o.warn !== false) {
-    process.emitWarning(`Quantized model ${int8.name} is outside its accuracy bounds: ${violations.join('; ')}`, { code: QUANT_ACCURACY_WARNING, type: 'MaasQuantizationWarning' });
+    process.emitWarning(`Quantized model ${int8.name} is outside its accuracy bounds: ${violations.join('; ')}`, {
+      code: QUANT_ACCURACY_WARNING,
+      type: 'MaasQuantizationWarning',
+    });
   }
   return report;
 }
@@ -129,9 +177,18 @@ export function formatReport(r: QuantizationReport): string[] {
   const lines = [
     `rows compared: ${r.rows}`,
     `max |fp32 − int8|: ${r.maxAbsError.toPrecision(4)}, mean: ${r.meanAbsError.toPrecision(4)}`,
-    r.agreement === null ? 'decision agreement: n/a (linear output)' : `decision agreement (${r.agreementKind}): ${(100 * r.agreement).toFixed(2)}%`,
+    r.agreement === null
+      ? 'decision agreement: n/a (linear output)'
+      : `decision agreement (${r.agreementKind}): ${(100 * r.agreement).toFixed(2)}%`,
   ];
-  for (const [name, m] of Object.entries(r.metrics)) lines.push(`${name}: fp32 ${m.fp32.toFixed(4)}, int8 ${m.int8.toFixed(4)} (${m.change >= 0 ? '+' : ''}${m.change.toFixed(4)})`);
-  lines.push(r.violations.length ? `OUTSIDE BOUNDS: ${r.violations.join('; ')}` : `within bounds (agreement >= ${(100 * r.bounds.minAgreement).toFixed(1)}%, metric drop <= ${(100 * r.bounds.maxMetricDrop).toFixed(1)} points)`);
+  for (const [name, m] of Object.entries(r.metrics))
+    lines.push(
+      `${name}: fp32 ${m.fp32.toFixed(4)}, int8 ${m.int8.toFixed(4)} (${m.change >= 0 ? '+' : ''}${m.change.toFixed(4)})`,
+    );
+  lines.push(
+    r.violations.length
+      ? `OUTSIDE BOUNDS: ${r.violations.join('; ')}`
+      : `within bounds (agreement >= ${(100 * r.bounds.minAgreement).toFixed(1)}%, metric drop <= ${(100 * r.bounds.maxMetricDrop).toFixed(1)} points)`,
+  );
   return lines;
 }

@@ -132,10 +132,13 @@ export class DynamicBatcher {
   submit(x: InputRows, rows: number, options: SubmitOptions = {}): Promise<BatchedResult> {
     const policy = this.policy;
     if (policy.maxQueueSize > 0 && this.queued >= policy.maxQueueSize) {
-      return Promise.reject(new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`));
+      return Promise.reject(
+        new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`),
+      );
     }
     const level = this.levelOf(options.priority);
-    const timeoutUs = options.timeoutUs !== undefined && policy.allowTimeoutOverride ? options.timeoutUs : policy.defaultTimeoutUs;
+    const timeoutUs =
+      options.timeoutUs !== undefined && policy.allowTimeoutOverride ? options.timeoutUs : policy.defaultTimeoutUs;
     return new Promise<BatchedResult>((resolve, reject) => {
       const request: Pending = { x, rows, enqueued: nowNs(), level, resolve, reject, done: false };
       const cancellation = options.cancellation;
@@ -145,7 +148,14 @@ export class DynamicBatcher {
         cancellation.onAbort(() => this.drop(request, cancelled()));
       }
       if (timeoutUs > 0) {
-        request.timer = setTimeout(() => this.drop(request, new MaasError('MAAS_ERR_REQUEST_TIMEOUT', `Request timeout expired (${timeoutUs} µs in the queue)`)), Math.max(1, timeoutUs / 1000));
+        request.timer = setTimeout(
+          () =>
+            this.drop(
+              request,
+              new MaasError('MAAS_ERR_REQUEST_TIMEOUT', `Request timeout expired (${timeoutUs} µs in the queue)`),
+            ),
+          Math.max(1, timeoutUs / 1000),
+        );
       }
       this.queues[level]!.push(request);
       this.queued++;
@@ -170,7 +180,10 @@ export class DynamicBatcher {
     // Triton: priority 0 (or absent) means the default level; 1 is the highest.
     const p = priority === undefined || priority === 0 ? this.policy.defaultPriorityLevel || 1 : priority;
     if (!Number.isInteger(p) || p < 1 || p > levels) {
-      throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected priority in [0, ${levels}] for parameter priority but received ${priority}`);
+      throw new MaasError(
+        'MAAS_ERR_INFER_PARAMETER',
+        `Expected priority in [0, ${levels}] for parameter priority but received ${priority}`,
+      );
     }
     return p - 1;
   }
@@ -215,10 +228,13 @@ export class DynamicBatcher {
     const waitedUs = (nowNs() - this.oldest()) / 1000;
     if (waitedUs >= policy.maxQueueDelayUs) return this.queuedRows;
     if (!this.delayTimer) {
-      this.delayTimer = setTimeout(() => {
-        this.delayTimer = null;
-        this.pump();
-      }, Math.max(1, (policy.maxQueueDelayUs - waitedUs) / 1000));
+      this.delayTimer = setTimeout(
+        () => {
+          this.delayTimer = null;
+          this.pump();
+        },
+        Math.max(1, (policy.maxQueueDelayUs - waitedUs) / 1000),
+      );
     }
     return 0;
   }
@@ -271,32 +287,54 @@ export class DynamicBatcher {
       const bytes = new Uint8Array(x.buffer);
       let at = 0;
       for (const { x: rowsIn } of batch) {
-        bytes.set(rowsIn instanceof Uint8Array ? rowsIn : new Uint8Array(rowsIn.buffer, rowsIn.byteOffset, rowsIn.byteLength), at);
+        bytes.set(
+          rowsIn instanceof Uint8Array ? rowsIn : new Uint8Array(rowsIn.buffer, rowsIn.byteOffset, rowsIn.byteLength),
+          at,
+        );
         at += rowsIn.byteLength;
       }
     }
     const started = nowNs();
     this.inFlight++;
-    this.execute(x, rows).then(
-      ({ y, computeNs }) => {
-        const splitting = nowNs();
-        let row = 0;
-        for (const request of batch) {
-          const n = request.rows * this.outputSize;
-          request.resolve({ y: y.subarray(row, row + n), queueNs: started - request.enqueued, computeNs, batchRows: rows });
-          row += n;
-        }
-        this.onExecuted({ rows, requests: batch.length, inputNs: started - gathering, computeNs, outputNs: nowNs() - splitting });
-      },
-      (error: unknown) => {
-        const failure = error instanceof MaasError ? error : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${(error as Error)?.message ?? String(error)}`);
-        for (const request of batch) request.reject(failure);
-      },
-    ).finally(() => {
-      this.inFlight--;
-      this.pump();
-      this.notifyIdle();
-    });
+    this.execute(x, rows)
+      .then(
+        ({ y, computeNs }) => {
+          const splitting = nowNs();
+          let row = 0;
+          for (const request of batch) {
+            const n = request.rows * this.outputSize;
+            request.resolve({
+              y: y.subarray(row, row + n),
+              queueNs: started - request.enqueued,
+              computeNs,
+              batchRows: rows,
+            });
+            row += n;
+          }
+          this.onExecuted({
+            rows,
+            requests: batch.length,
+            inputNs: started - gathering,
+            computeNs,
+            outputNs: nowNs() - splitting,
+          });
+        },
+        (error: unknown) => {
+          const failure =
+            error instanceof MaasError
+              ? error
+              : new MaasError(
+                  'MAAS_ERR_NATIVE_INTERNAL',
+                  `Execution failed: ${(error as Error)?.message ?? String(error)}`,
+                );
+          for (const request of batch) request.reject(failure);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.pump();
+        this.notifyIdle();
+      });
   }
 
   private notifyIdle(): void {

@@ -79,8 +79,16 @@ export interface ModelStatisticsEntry {
   last_inference: number;
   inference_count: number;
   execution_count: number;
-  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss', DurationStat>;
-  batch_stats: { batch_size: number; compute_input: DurationStat; compute_infer: DurationStat; compute_output: DurationStat }[];
+  inference_stats: Record<
+    'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss',
+    DurationStat
+  >;
+  batch_stats: {
+    batch_size: number;
+    compute_input: DurationStat;
+    compute_infer: DurationStat;
+    compute_output: DurationStat;
+  }[];
   memory_usage: { type: string; id: number; byte_size: number }[];
 }
 
@@ -94,19 +102,37 @@ function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {
     inference_count: s.inferenceCount,
     execution_count: s.executionCount,
     inference_stats: {
-      success: copy(s.success), fail: copy(s.fail), queue: copy(s.queue), compute_input: copy(s.computeInput),
-      compute_infer: copy(s.computeInfer), compute_output: copy(s.computeOutput), cache_hit: { count: 0, ns: 0 }, cache_miss: { count: 0, ns: 0 },
+      success: copy(s.success),
+      fail: copy(s.fail),
+      queue: copy(s.queue),
+      compute_input: copy(s.computeInput),
+      compute_infer: copy(s.computeInfer),
+      compute_output: copy(s.computeOutput),
+      cache_hit: { count: 0, ns: 0 },
+      cache_miss: { count: 0, ns: 0 },
     },
-    batch_stats: [...s.batches].sort((a, b) => a[0] - b[0]).map(([size, b]) => ({
-      batch_size: size, compute_input: copy(b.computeInput), compute_infer: copy(b.computeInfer), compute_output: copy(b.computeOutput),
-    })),
+    batch_stats: [...s.batches]
+      .sort((a, b) => a[0] - b[0])
+      .map(([size, b]) => ({
+        batch_size: size,
+        compute_input: copy(b.computeInput),
+        compute_infer: copy(b.computeInfer),
+        compute_output: copy(b.computeOutput),
+      })),
     // The packed weights, shared by every worker: counted once.
     memory_usage: [{ type: 'CPU', id: 0, byte_size: served.weights.buffer.byteLength }],
   };
 }
 
 /** The extensions this server implements (clients feature-detect from this list). */
-export const EXTENSIONS = ['model_repository', 'model_configuration', 'schedule_policy', 'binary_tensor_data', 'parameters', 'statistics'] as const;
+export const EXTENSIONS = [
+  'model_repository',
+  'model_configuration',
+  'schedule_policy',
+  'binary_tensor_data',
+  'parameters',
+  'statistics',
+] as const;
 
 export interface DataPlaneOptions {
   repository: ModelRepository;
@@ -187,11 +213,18 @@ export class DataPlane {
     this.checkExplicit('load');
     let config: unknown;
     if (parameters.config !== undefined) {
-      if (typeof parameters.config !== 'string') throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected a JSON string for load parameter config but received ${typeof parameters.config}`);
+      if (typeof parameters.config !== 'string')
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Expected a JSON string for load parameter config but received ${typeof parameters.config}`,
+        );
       try {
         config = JSON.parse(parameters.config);
       } catch (error) {
-        throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected a JSON model config for load parameter config but parsing failed: ${(error as Error).message}`);
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Expected a JSON model config for load parameter config but parsing failed: ${(error as Error).message}`,
+        );
       }
     }
     await this.repository.load(name, config);
@@ -222,7 +255,13 @@ export class DataPlane {
         model: served.model,
         version: String(served.version),
         ...(request.id ? { id: request.id } : {}),
-        outputs: outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape, data: result.y, ...(o.parameters ? { parameters: o.parameters } : {}) })),
+        outputs: outputs.map((o) => ({
+          name: o.name,
+          datatype: 'FP32',
+          shape,
+          data: result.y,
+          ...(o.parameters ? { parameters: o.parameters } : {}),
+        })),
       };
       const done = nowNs();
       served.stats.recordSuccess(rows, {
@@ -241,7 +280,10 @@ export class DataPlane {
 
   private checkExplicit(what: string): void {
     if (this.repository.controlMode !== 'explicit') {
-      throw new MaasError('MAAS_ERR_REPOSITORY_CONTROL', `explicit model ${what} is not allowed if the model control mode is '${this.repository.controlMode}' (start the server with --model-control-mode explicit)`);
+      throw new MaasError(
+        'MAAS_ERR_REPOSITORY_CONTROL',
+        `explicit model ${what} is not allowed if the model control mode is '${this.repository.controlMode}' (start the server with --model-control-mode explicit)`,
+      );
     }
   }
 
@@ -250,20 +292,35 @@ export class DataPlane {
     const { config, model, inputSize } = served;
     const expected = config.input[0]!;
     if (request.inputs.length !== 1) {
-      throw new MaasError('MAAS_ERR_INFER_INPUT', `expected 1 inputs but got ${request.inputs.length} inputs for model '${model}'`);
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `expected 1 inputs but got ${request.inputs.length} inputs for model '${model}'`,
+      );
     }
     const input = request.inputs[0]!;
     if (input.name !== expected.name) {
-      throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected inference input '${input.name}' for model '${model}', allowed inputs are: ${expected.name}`);
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `unexpected inference input '${input.name}' for model '${model}', allowed inputs are: ${expected.name}`,
+      );
     }
     const shape = input.shape;
     const maxBatch = config.max_batch_size;
     const batched = shape.length === 2;
     const rows = batched ? shape[0]! : 1;
-    const shapeOk = (batched || (shape.length === 1 && maxBatch === 0)) && shape[shape.length - 1] === inputSize && Number.isInteger(rows) && rows >= 1 && (maxBatch === 0 || rows <= maxBatch);
+    const shapeOk =
+      (batched || (shape.length === 1 && maxBatch === 0)) &&
+      shape[shape.length - 1] === inputSize &&
+      Number.isInteger(rows) &&
+      rows >= 1 &&
+      (maxBatch === 0 || rows <= maxBatch);
     if (!shapeOk) {
-      const want = maxBatch > 0 ? `[-1,${inputSize}] with a batch of 1 to ${maxBatch}` : `[${inputSize}] or [-1,${inputSize}]`;
-      throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected shape for input '${input.name}' for model '${model}'. Expected ${want}, got [${shape.join(',')}]`);
+      const want =
+        maxBatch > 0 ? `[-1,${inputSize}] with a batch of 1 to ${maxBatch}` : `[${inputSize}] or [-1,${inputSize}]`;
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `unexpected shape for input '${input.name}' for model '${model}'. Expected ${want}, got [${shape.join(',')}]`,
+      );
     }
     const what = `input '${input.name}'`;
     if (input.raw !== undefined && input.values !== undefined) {
@@ -275,15 +332,23 @@ export class DataPlane {
       if (input.datatype === 'FP32') return { x: checkedRawFloats(input.raw, elements, what), rows, batched };
       return { x: floatsFromRaw(input.raw, input.datatype, elements, what), rows, batched };
     }
-    if (input.values !== undefined) return { x: floatsFromValues(input.values, input.datatype, elements, what), rows, batched };
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `${what} has no data: expected typed contents or raw bytes for ${elements} elements`);
+    if (input.values !== undefined)
+      return { x: floatsFromValues(input.values, input.datatype, elements, what), rows, batched };
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `${what} has no data: expected typed contents or raw bytes for ${elements} elements`,
+    );
   }
 
   private requestedOutputs(served: ServedVersion, request: InferRequest): { name: string; parameters?: Parameters }[] {
     const output = served.config.output[0]!;
     if (!request.outputs || request.outputs.length === 0) return [{ name: output.name }];
     for (const o of request.outputs) {
-      if (o.name !== output.name) throw new MaasError('MAAS_ERR_INFER_OUTPUT', `unexpected inference output '${o.name}' for model '${served.model}', allowed outputs are: ${output.name}`);
+      if (o.name !== output.name)
+        throw new MaasError(
+          'MAAS_ERR_INFER_OUTPUT',
+          `unexpected inference output '${o.name}' for model '${served.model}', allowed outputs are: ${output.name}`,
+        );
     }
     return request.outputs;
   }
@@ -292,9 +357,17 @@ export class DataPlane {
 function integerParameter(parameters: Parameters | undefined, name: string): number | undefined {
   const value = parameters?.[name];
   if (value === undefined) return undefined;
-  const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  const n =
+    typeof value === 'bigint'
+      ? Number(value)
+      : typeof value === 'string' && /^\d+$/.test(value)
+        ? Number(value)
+        : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
-    throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected a non-negative integer for parameter ${name} but received ${JSON.stringify(typeof value === 'bigint' ? String(value) : value)}`);
+    throw new MaasError(
+      'MAAS_ERR_INFER_PARAMETER',
+      `Expected a non-negative integer for parameter ${name} but received ${JSON.stringify(typeof value === 'bigint' ? String(value) : value)}`,
+    );
   }
   return n;
 }

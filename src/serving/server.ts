@@ -58,10 +58,15 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const pool = new InferencePool({ workers: options.workers, threadsPerWorker: options.threadsPerWorker });
   if (pool.workers * pool.threadsPerWorker > availableParallelism()) {
     // DESIGN decision 3: more threads than cores only adds contention.
-    logger.warn({ workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, cores: availableParallelism() }, 'workers × threads exceeds the cores');
+    logger.warn(
+      { workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, cores: availableParallelism() },
+      'workers × threads exceeds the cores',
+    );
   }
   let repository: ModelRepository | null = null;
-  const metrics = new ServingMetrics(() => (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })));
+  const metrics = new ServingMetrics(() =>
+    (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })),
+  );
   repository = new ModelRepository({
     root: resolve(options.modelRepository),
     pool,
@@ -88,14 +93,40 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   try {
     await repository.start();
     const host = options.host ?? '0.0.0.0';
-    const grpcPort = options.grpcPort === null ? null : options.grpcPort ?? 8001;
-    const httpPort = options.httpPort === null ? null : options.httpPort ?? 8000;
-    const metricsPort = options.metricsPort === null ? null : options.metricsPort ?? 8002;
+    const grpcPort = options.grpcPort === null ? null : (options.grpcPort ?? 8001);
+    const httpPort = options.httpPort === null ? null : (options.httpPort ?? 8000);
+    const metricsPort = options.metricsPort === null ? null : (options.metricsPort ?? 8002);
     const bound = { grpc: null as number | null, http: null as number | null, metrics: null as number | null };
-    if (grpcPort !== null) ({ server: grpcServer, port: bound.grpc } = await startGrpcServer(dataplane, logger, { host, port: grpcPort, maxMessageBytes: options.maxMessageBytes }));
-    if (httpPort !== null) ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, { host, port: httpPort, maxBodyBytes: options.maxMessageBytes }));
-    if (metricsPort !== null) ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(() => metrics.text(), metrics.contentType, { host, port: metricsPort }));
-    logger.info({ grpc: bound.grpc, http: bound.http, metrics: bound.metrics, workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, repository: repository.root, mode: repository.controlMode }, 'maas serving');
+    if (grpcPort !== null)
+      ({ server: grpcServer, port: bound.grpc } = await startGrpcServer(dataplane, logger, {
+        host,
+        port: grpcPort,
+        maxMessageBytes: options.maxMessageBytes,
+      }));
+    if (httpPort !== null)
+      ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, {
+        host,
+        port: httpPort,
+        maxBodyBytes: options.maxMessageBytes,
+      }));
+    if (metricsPort !== null)
+      ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(
+        () => metrics.text(),
+        metrics.contentType,
+        { host, port: metricsPort },
+      ));
+    logger.info(
+      {
+        grpc: bound.grpc,
+        http: bound.http,
+        metrics: bound.metrics,
+        workers: pool.workers,
+        threadsPerWorker: pool.threadsPerWorker,
+        repository: repository.root,
+        mode: repository.controlMode,
+      },
+      'maas serving',
+    );
     return { grpcPort: bound.grpc, httpPort: bound.http, metricsPort: bound.metrics, dataplane, logger, close };
   } catch (error) {
     await close().catch(() => {});

@@ -33,7 +33,9 @@ function add(d: Duration, ns: number): void {
 }
 
 /** Latency buckets in µs: 50 µs to 5 s. */
-const LATENCY_BUCKETS_US = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000];
+const LATENCY_BUCKETS_US = [
+  50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000,
+];
 
 /** One latency histogram of one version: per-bucket counts, kept here so a request costs no label hashing. */
 export class LatencyBuckets {
@@ -114,7 +116,12 @@ type Label = 'model' | 'version';
  * A histogram for the registry (its registerMetric interface) read from every version's
  * LatencyBuckets at scrape time: _bucket (cumulative, le), _sum and _count per model and version.
  */
-function latencyHistogram(name: string, help: string, sources: MetricSources, pick: (s: VersionStatistics) => LatencyBuckets) {
+function latencyHistogram(
+  name: string,
+  help: string,
+  sources: MetricSources,
+  pick: (s: VersionStatistics) => LatencyBuckets,
+) {
   return {
     name,
     help,
@@ -153,31 +160,65 @@ export class ServingMetrics {
     const labelsOf = (s: VersionStatistics) => ({ model: s.model, version: s.version });
     const counter = (name: string, help: string, read: (s: VersionStatistics) => number) =>
       new Counter<Label>({
-        name, help, labelNames: LABELS, registers,
+        name,
+        help,
+        labelNames: LABELS,
+        registers,
         collect() {
           this.reset();
           for (const { stats } of sources()) this.inc(labelsOf(stats), read(stats));
         },
       });
-    counter('nv_inference_request_success', 'Number of successful inference requests, all batch sizes', (s) => s.success.count);
+    counter(
+      'nv_inference_request_success',
+      'Number of successful inference requests, all batch sizes',
+      (s) => s.success.count,
+    );
     new Counter<Label | 'reason'>({
-      name: 'nv_inference_request_failure', help: 'Number of failed inference requests, all batch sizes', labelNames: [...LABELS, 'reason'], registers,
+      name: 'nv_inference_request_failure',
+      help: 'Number of failed inference requests, all batch sizes',
+      labelNames: [...LABELS, 'reason'],
+      registers,
       collect() {
         this.reset();
         for (const { stats } of sources()) {
-          for (const [reason, count] of Object.entries(stats.failures)) if (count > 0) this.inc({ ...labelsOf(stats), reason }, count);
+          for (const [reason, count] of Object.entries(stats.failures))
+            if (count > 0) this.inc({ ...labelsOf(stats), reason }, count);
         }
       },
     });
     counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', (s) => s.inferenceCount);
     counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
-    counter('nv_inference_request_duration_us', 'Cumulative inference request duration in microseconds', (s) => s.success.ns / 1000);
-    counter('nv_inference_queue_duration_us', 'Cumulative inference queuing duration in microseconds', (s) => s.queue.ns / 1000);
-    counter('nv_inference_compute_input_duration_us', 'Cumulative compute input duration in microseconds', (s) => s.computeInput.ns / 1000);
-    counter('nv_inference_compute_infer_duration_us', 'Cumulative compute inference duration in microseconds', (s) => s.computeInfer.ns / 1000);
-    counter('nv_inference_compute_output_duration_us', 'Cumulative compute output duration in microseconds', (s) => s.computeOutput.ns / 1000);
+    counter(
+      'nv_inference_request_duration_us',
+      'Cumulative inference request duration in microseconds',
+      (s) => s.success.ns / 1000,
+    );
+    counter(
+      'nv_inference_queue_duration_us',
+      'Cumulative inference queuing duration in microseconds',
+      (s) => s.queue.ns / 1000,
+    );
+    counter(
+      'nv_inference_compute_input_duration_us',
+      'Cumulative compute input duration in microseconds',
+      (s) => s.computeInput.ns / 1000,
+    );
+    counter(
+      'nv_inference_compute_infer_duration_us',
+      'Cumulative compute inference duration in microseconds',
+      (s) => s.computeInfer.ns / 1000,
+    );
+    counter(
+      'nv_inference_compute_output_duration_us',
+      'Cumulative compute output duration in microseconds',
+      (s) => s.computeOutput.ns / 1000,
+    );
     new Gauge<Label>({
-      name: 'nv_inference_pending_request_count', help: 'Instantaneous number of pending requests awaiting execution per model', labelNames: LABELS, registers,
+      name: 'nv_inference_pending_request_count',
+      help: 'Instantaneous number of pending requests awaiting execution per model',
+      labelNames: LABELS,
+      registers,
       collect() {
         this.reset();
         for (const { stats, pending } of sources()) this.set(labelsOf(stats), pending);
@@ -186,12 +227,32 @@ export class ServingMetrics {
     // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.
     // The registry reads any metric through get() and reset(); its typings only name its own classes.
     const register = (m: ReturnType<typeof latencyHistogram>) => this.registry.registerMetric(m as unknown as Metric);
-    register(latencyHistogram('nv_inference_request_duration_histogram_us', 'Successful inference request duration in microseconds', sources, (s) => s.requestLatency));
-    register(latencyHistogram('nv_inference_queue_duration_histogram_us', 'Inference queuing duration in microseconds', sources, (s) => s.queueLatency));
-    register(latencyHistogram('nv_inference_compute_infer_duration_histogram_us', 'Compute inference duration in microseconds', sources, (s) => s.computeLatency));
+    register(
+      latencyHistogram(
+        'nv_inference_request_duration_histogram_us',
+        'Successful inference request duration in microseconds',
+        sources,
+        (s) => s.requestLatency,
+      ),
+    );
+    register(
+      latencyHistogram(
+        'nv_inference_queue_duration_histogram_us',
+        'Inference queuing duration in microseconds',
+        sources,
+        (s) => s.queueLatency,
+      ),
+    );
+    register(
+      latencyHistogram(
+        'nv_inference_compute_infer_duration_histogram_us',
+        'Compute inference duration in microseconds',
+        sources,
+        (s) => s.computeLatency,
+      ),
+    );
     collectDefaultMetrics({ register: this.registry, prefix: 'maas_' });
   }
-
 
   /** The exposition text for /metrics. */
   text(): Promise<string> {

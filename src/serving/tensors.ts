@@ -7,10 +7,20 @@ import { MaasError } from '../core/errors.js';
 
 /** Bytes per element of each fixed-size protocol datatype (BYTES is variable). */
 export const DATATYPE_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8,
-  FP16: 2, BF16: 2, FP32: 4, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  UINT16: 2,
+  UINT32: 4,
+  UINT64: 8,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP16: 2,
+  BF16: 2,
+  FP32: 4,
+  FP64: 8,
 };
-
 
 /** A float16 bit pattern as a number. */
 function halfToFloat(bits: number): number {
@@ -31,7 +41,10 @@ function bf16ToFloat(bits: number): number {
 
 function checkByteSize(raw: Uint8Array, datatype: string, size: number, elements: number, what: string): void {
   if (raw.byteLength !== elements * size) {
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected total byte size ${raw.byteLength} for ${what}, expecting ${elements * size} (${elements} ${datatype} elements)`);
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `unexpected total byte size ${raw.byteLength} for ${what}, expecting ${elements * size} (${elements} ${datatype} elements)`,
+    );
   }
 }
 
@@ -44,7 +57,11 @@ export function checkedRawFloats(raw: Uint8Array, elements: number, what: string
 /** Converts `elements` little-endian values of `datatype` into float32 (raw FP32 goes through checkedRawFloats). */
 export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: number, what: string): Float32Array {
   const size = DATATYPE_BYTES[datatype];
-  if (size === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
+  if (size === undefined)
+    throw new MaasError(
+      'MAAS_ERR_DATATYPE_UNSUPPORTED',
+      `Expected a numeric datatype for ${what} but received ${datatype}`,
+    );
   checkByteSize(raw, datatype, size, elements, what);
   const out = new Float32Array(elements);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -68,22 +85,49 @@ export function floatsFromRaw(raw: Uint8Array, datatype: string, elements: numbe
 }
 
 /** Converts typed values (numbers, bigints or booleans, possibly nested arrays in JSON) into float32. */
-export function floatsFromValues(values: ArrayLike<unknown>, datatype: string, elements: number, what: string): Float32Array {
-  if (DATATYPE_BYTES[datatype] === undefined) throw new MaasError('MAAS_ERR_DATATYPE_UNSUPPORTED', `Expected a numeric datatype for ${what} but received ${datatype}`);
+export function floatsFromValues(
+  values: ArrayLike<unknown>,
+  datatype: string,
+  elements: number,
+  what: string,
+): Float32Array {
+  if (DATATYPE_BYTES[datatype] === undefined)
+    throw new MaasError(
+      'MAAS_ERR_DATATYPE_UNSUPPORTED',
+      `Expected a numeric datatype for ${what} but received ${datatype}`,
+    );
   if (datatype === 'FP16' || datatype === 'BF16') {
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `${datatype} data must be sent as raw bytes (raw_input_contents or binary data) for ${what}`);
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `${datatype} data must be sent as raw bytes (raw_input_contents or binary data) for ${what}`,
+    );
   }
   const flat = Array.isArray(values) && values.some(Array.isArray) ? (values as unknown[]).flat(Infinity) : values;
   if (flat.length !== elements) {
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `unexpected number of elements ${flat.length} for ${what}, expecting ${elements}`);
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `unexpected number of elements ${flat.length} for ${what}, expecting ${elements}`,
+    );
   }
   if (flat instanceof Float32Array) return flat.slice();
   const out = new Float32Array(elements);
   for (let i = 0; i < elements; i++) {
     const v = flat[i];
-    const n = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : typeof v === 'boolean' ? Number(v) : typeof v === 'string' && datatype.includes('INT64') && /^-?\d+$/.test(v) ? Number(v) : NaN;
+    const n =
+      typeof v === 'number'
+        ? v
+        : typeof v === 'bigint'
+          ? Number(v)
+          : typeof v === 'boolean'
+            ? Number(v)
+            : typeof v === 'string' && datatype.includes('INT64') && /^-?\d+$/.test(v)
+              ? Number(v)
+              : NaN;
     if (typeof v !== 'number' && Number.isNaN(n)) {
-      throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected ${datatype} values for ${what} but element ${i} is ${JSON.stringify(v)}`);
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `Expected ${datatype} values for ${what} but element ${i} is ${JSON.stringify(v)}`,
+      );
     }
     out[i] = n;
   }

@@ -67,7 +67,8 @@ export class EarlyStopping extends Callback {
     this.monitor = o.monitor === undefined ? 'val_loss' : String(o.monitor);
     this.minDelta = Math.abs(o.minDelta === undefined ? 0 : checkFinite('earlyStopping.minDelta', o.minDelta));
     this.patience = o.patience === undefined ? 0 : checkInteger('earlyStopping.patience', o.patience, 0);
-    const mode = o.mode === undefined ? 'auto' : checkOneOf('earlyStopping.mode', o.mode, ['auto', 'min', 'max'] as const);
+    const mode =
+      o.mode === undefined ? 'auto' : checkOneOf('earlyStopping.mode', o.mode, ['auto', 'min', 'max'] as const);
     const maximize = mode === 'max' || (mode === 'auto' && /acc|auc|precision|recall/.test(this.monitor));
     this.better = maximize ? (a, b) => a - this.minDelta > b : (a, b) => a + this.minDelta < b;
     if (o.baseline !== undefined) this.best = checkFinite('earlyStopping.baseline', o.baseline);

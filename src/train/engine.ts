@@ -33,7 +33,12 @@ export interface CompiledConfig {
 export function parseCompileArgs(args: unknown): CompiledConfig {
   const o = checkOptions('compile', args, ['optimizer', 'loss', 'metrics']);
   if (typeof o.loss !== 'string' || !(LOSS_NAMES as string[]).includes(o.loss)) {
-    throw invalidParameter('compile.loss', `one of ${LOSS_NAMES.map((l) => `'${l}'`).join(', ')}`, o.loss, 'MAAS_ERR_ARG_RANGE');
+    throw invalidParameter(
+      'compile.loss',
+      `one of ${LOSS_NAMES.map((l) => `'${l}'`).join(', ')}`,
+      o.loss,
+      'MAAS_ERR_ARG_RANGE',
+    );
   }
   const metrics = o.metrics === undefined ? [] : Array.isArray(o.metrics) ? o.metrics : [o.metrics];
   for (const m of metrics) createMetric(m, o.loss as LossName, 1); // validates the name
@@ -60,22 +65,36 @@ export interface Dataset {
 }
 
 /** Reads and checks x and y: matching rows, the model's widths, finite targets and class indices. */
-export function toDataset(x: unknown, y: unknown, target: Pick<TrainingTarget, 'inputDim' | 'outputDim' | 'config'>): Dataset {
+export function toDataset(
+  x: unknown,
+  y: unknown,
+  target: Pick<TrainingTarget, 'inputDim' | 'outputDim' | 'config'>,
+): Dataset {
   const xm = toMatrix(x, target.inputDim, 'x');
   const sparse = target.config.loss === 'sparseCategoricalCrossentropy';
   const yWidth = sparse ? 1 : target.outputDim;
   // Sparse labels may come as a rank-1 vector of class indices, as tfjs takes them.
-  const labels = sparse && Array.isArray(y) && y.every((v) => typeof v === 'number') ? Float32Array.from(y as number[])
-    : sparse && y instanceof Tensor && y.rank === 1 ? y.values : y;
+  const labels =
+    sparse && Array.isArray(y) && y.every((v) => typeof v === 'number')
+      ? Float32Array.from(y as number[])
+      : sparse && y instanceof Tensor && y.rank === 1
+        ? y.values
+        : y;
   const ym = toMatrix(labels, yWidth, 'y');
   if (ym.rows !== xm.rows) {
-    throw new MaasError('MAAS_ERR_SHAPE_MISMATCH', `Expected y to have as many rows as x (${xm.rows}) but received ${ym.rows}`);
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected y to have as many rows as x (${xm.rows}) but received ${ym.rows}`,
+    );
   }
   for (let i = 0; i < ym.data.length; i++) {
     const v = ym.data[i]!;
     if (!Number.isFinite(v) || (sparse && (v < 0 || v >= target.outputDim || !Number.isInteger(v)))) {
       const want = sparse ? `class indices in [0, ${target.outputDim})` : 'finite targets';
-      throw new MaasError('MAAS_ERR_TARGETS_INVALID', `Expected ${want} for y but row ${Math.floor(i / yWidth)} holds ${v}`);
+      throw new MaasError(
+        'MAAS_ERR_TARGETS_INVALID',
+        `Expected ${want} for y but row ${Math.floor(i / yWidth)} holds ${v}`,
+      );
     }
   }
   return { x: xm.data, y: ym.data, rows: xm.rows, yWidth };
@@ -151,7 +170,14 @@ export function evaluateDataset(t: TrainingTarget, d: Dataset, batchSize: number
  * One native step on rows of x and y: sets the optimizer (its learning rate may have changed),
  * runs the step, feeds the predictions to the metrics. Returns the batch loss.
  */
-function step(t: TrainingTarget, x: Float32Array, y: Float32Array, rows: number, preds: Float32Array, metrics: MetricAccumulator[]): number {
+function step(
+  t: TrainingTarget,
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  preds: Float32Array,
+  metrics: MetricAccumulator[],
+): number {
   const trainer = t.trainer();
   trainer.setOptimizer(t.config.optimizer.toNative());
   const p = preds.subarray(0, rows * t.outputDim);
@@ -175,9 +201,20 @@ export function trainBatch(t: TrainingTarget, d: Dataset): Logs {
 }
 
 function parseFitArgs(args: unknown) {
-  const o = checkOptions('fit', args, ['epochs', 'batchSize', 'validationSplit', 'validationData', 'shuffle', 'seed', 'callbacks', 'verbose', 'initialEpoch']);
+  const o = checkOptions('fit', args, [
+    'epochs',
+    'batchSize',
+    'validationSplit',
+    'validationData',
+    'shuffle',
+    'seed',
+    'callbacks',
+    'verbose',
+    'initialEpoch',
+  ]);
   const split = o.validationSplit === undefined ? 0 : checkFinite('fit.validationSplit', o.validationSplit);
-  if (split < 0 || split >= 1) throw invalidParameter('fit.validationSplit', 'a number in [0, 1)', o.validationSplit, 'MAAS_ERR_ARG_RANGE');
+  if (split < 0 || split >= 1)
+    throw invalidParameter('fit.validationSplit', 'a number in [0, 1)', o.validationSplit, 'MAAS_ERR_ARG_RANGE');
   if (o.validationData !== undefined && (!Array.isArray(o.validationData) || o.validationData.length !== 2)) {
     throw invalidParameter('fit.validationData', 'an array [x, y]', o.validationData);
   }
@@ -196,7 +233,9 @@ function parseFitArgs(args: unknown) {
 }
 
 function formatLogs(logs: Logs): string {
-  return Object.entries(logs).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(' ');
+  return Object.entries(logs)
+    .map(([k, v]) => `${k}=${v.toPrecision(4)}`)
+    .join(' ');
 }
 
 /** Trains for `epochs`, awaiting callbacks and yielding to the event loop between batches. */
@@ -210,14 +249,23 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
   } else if (a.split > 0) {
     // As tfjs: the last fraction of the rows, taken before any shuffling.
     const cut = Math.floor(all.rows * (1 - a.split));
-    if (cut === 0 || cut === all.rows) throw invalidParameter('fit.validationSplit', `a split leaving rows on both sides of ${all.rows}`, a.split, 'MAAS_ERR_ARG_RANGE');
+    if (cut === 0 || cut === all.rows)
+      throw invalidParameter(
+        'fit.validationSplit',
+        `a split leaving rows on both sides of ${all.rows}`,
+        a.split,
+        'MAAS_ERR_ARG_RANGE',
+      );
     train = slice(all, 0, cut);
     validation = slice(all, cut, all.rows);
   }
   const history = new History();
   const callbacks = a.callbacks;
   for (const cb of callbacks) if (cb instanceof Callback) cb.setModel(t);
-  const call = async <K extends keyof CustomCallbackArgs>(hook: K, ...params: Parameters<NonNullable<CustomCallbackArgs[K]>>): Promise<void> => {
+  const call = async <K extends keyof CustomCallbackArgs>(
+    hook: K,
+    ...params: Parameters<NonNullable<CustomCallbackArgs[K]>>
+  ): Promise<void> => {
     for (const cb of callbacks) {
       const fn = (cb as CustomCallbackArgs)[hook] as ((...p: unknown[]) => unknown) | undefined;
       if (fn) await fn.apply(cb, params);
@@ -229,7 +277,13 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
   const by = new Float32Array(Math.min(a.batchSize, train.rows) * train.yWidth);
   const batches = Math.ceil(train.rows / a.batchSize);
   const preds = new Float32Array(Math.min(a.batchSize, train.rows) * t.outputDim);
-  const bar = a.verbose === 1 && process.stdout.isTTY ? new SingleBar({ format: 'epoch {epoch} [{bar}] {value}/{total} | {logs}', hideCursor: true }, Presets.shades_classic) : null;
+  const bar =
+    a.verbose === 1 && process.stdout.isTTY
+      ? new SingleBar(
+          { format: 'epoch {epoch} [{bar}] {value}/{total} | {logs}', hideCursor: true },
+          Presets.shades_classic,
+        )
+      : null;
   t.stopTraining = false;
   await call('onTrainBegin');
   let lastYield = performance.now();
@@ -286,7 +340,12 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
     history.record(epoch, logs);
     await call('onEpochEnd', epoch, logs);
   }
-  await call('onTrainEnd', history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v[v.length - 1]!])) : {});
+  await call(
+    'onTrainEnd',
+    history.epoch.length
+      ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v[v.length - 1]!]))
+      : {},
+  );
   return history;
 }
 

@@ -5,7 +5,16 @@
 import { invalidParameter } from '../core/errors.js';
 import type { LossName } from '../native/index.js';
 
-export const METRIC_NAMES = ['accuracy', 'binaryAccuracy', 'categoricalAccuracy', 'mse', 'mae', 'precision', 'recall', 'auc'] as const;
+export const METRIC_NAMES = [
+  'accuracy',
+  'binaryAccuracy',
+  'categoricalAccuracy',
+  'mse',
+  'mae',
+  'precision',
+  'recall',
+  'auc',
+] as const;
 /** A metric name as compile() accepts it. */
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -22,7 +31,10 @@ function argmax(v: Float32Array, offset: number, n: number): number {
   return best;
 }
 
-function ratio(name: string, count: (p: Float32Array, t: Float32Array, rows: number, cols: number, sparse: boolean) => [number, number]): MetricAccumulator {
+function ratio(
+  name: string,
+  count: (p: Float32Array, t: Float32Array, rows: number, cols: number, sparse: boolean) => [number, number],
+): MetricAccumulator {
   let hit = 0;
   let total = 0;
   return {
@@ -46,7 +58,8 @@ const binaryAccuracy = (name: string): MetricAccumulator =>
 const categoricalAccuracy = (name: string): MetricAccumulator =>
   ratio(name, (p, t, rows, cols, sparse) => {
     let h = 0;
-    for (let i = 0; i < rows; i++) h += argmax(p, i * cols, cols) === (sparse ? t[i]! : argmax(t, i * cols, cols)) ? 1 : 0;
+    for (let i = 0; i < rows; i++)
+      h += argmax(p, i * cols, cols) === (sparse ? t[i]! : argmax(t, i * cols, cols)) ? 1 : 0;
     return [h, rows];
   });
 
@@ -95,11 +108,15 @@ const auc = (): MetricAccumulator => {
       const order = scores.map((_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
       let pos = 0;
       let rankSum = 0;
-      for (let i = 0; i < order.length; ) {
+      for (let i = 0; i < order.length;) {
         let j = i;
         while (j + 1 < order.length && scores[order[j + 1]!] === scores[order[i]!]) j++;
         const rank = (i + j) / 2 + 1;
-        for (let k = i; k <= j; k++) if (labels[order[k]!]) { pos++; rankSum += rank; }
+        for (let k = i; k <= j; k++)
+          if (labels[order[k]!]) {
+            pos++;
+            rankSum += rank;
+          }
         i = j + 1;
       }
       const neg = order.length - pos;
@@ -116,14 +133,26 @@ export function createMetric(name: unknown, loss: LossName, outputs: number): Me
       return loss === 'binaryCrossentropy' || (outputs === 1 && loss !== 'sparseCategoricalCrossentropy')
         ? binaryAccuracy('acc')
         : categoricalAccuracy('acc');
-    case 'binaryAccuracy': return binaryAccuracy('binaryAccuracy');
-    case 'categoricalAccuracy': return categoricalAccuracy('categoricalAccuracy');
-    case 'mse': return meanError('mse', (d) => d * d);
-    case 'mae': return meanError('mae', Math.abs);
-    case 'precision': return confusion('precision', (tp, fp) => [tp, tp + fp]);
-    case 'recall': return confusion('recall', (tp, _fp, fn) => [tp, tp + fn]);
-    case 'auc': return auc();
+    case 'binaryAccuracy':
+      return binaryAccuracy('binaryAccuracy');
+    case 'categoricalAccuracy':
+      return categoricalAccuracy('categoricalAccuracy');
+    case 'mse':
+      return meanError('mse', (d) => d * d);
+    case 'mae':
+      return meanError('mae', Math.abs);
+    case 'precision':
+      return confusion('precision', (tp, fp) => [tp, tp + fp]);
+    case 'recall':
+      return confusion('recall', (tp, _fp, fn) => [tp, tp + fn]);
+    case 'auc':
+      return auc();
     default:
-      throw invalidParameter('compile.metrics[]', `one of ${METRIC_NAMES.map((m) => `'${m}'`).join(', ')}`, name, 'MAAS_ERR_ARG_RANGE');
+      throw invalidParameter(
+        'compile.metrics[]',
+        `one of ${METRIC_NAMES.map((m) => `'${m}'`).join(', ')}`,
+        name,
+        'MAAS_ERR_ARG_RANGE',
+      );
   }
 }

@@ -24,7 +24,8 @@ export class Optimizer {
   /** The settings in the addon's shape. */
   toNative(): NativeOptimizerConfig {
     const lr = this.learningRate;
-    if (!(Number.isFinite(lr) && lr > 0)) throw invalidParameter(`${this.name}.learningRate`, 'a positive finite number', lr, 'MAAS_ERR_ARG_RANGE');
+    if (!(Number.isFinite(lr) && lr > 0))
+      throw invalidParameter(`${this.name}.learningRate`, 'a positive finite number', lr, 'MAAS_ERR_ARG_RANGE');
     return { kind: OPTIMIZER_CODES[this.name], learningRate: lr, ...this.config };
   }
 }
@@ -82,11 +83,16 @@ export function adamw(args: AdamArgs & { weightDecay?: number } = {}): Optimizer
   const o = checkOptions('adamw', args, ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'clipNorm']);
   const wd = o.weightDecay === undefined ? 0.004 : checkFinite('adamw.weightDecay', o.weightDecay);
   if (wd < 0) throw invalidParameter('adamw.weightDecay', 'a number >= 0', o.weightDecay, 'MAAS_ERR_ARG_RANGE');
-  return new Optimizer('adamw', positive('adamw.learningRate', o.learningRate, 0.001), { ...adamConfig('adamw', o), weightDecay: wd });
+  return new Optimizer('adamw', positive('adamw.learningRate', o.learningRate, 0.001), {
+    ...adamConfig('adamw', o),
+    weightDecay: wd,
+  });
 }
 
 /** RMSprop, non-centered (tfjs defaults: lr 0.001, rho 0.9, momentum 0, epsilon 1e-7). */
-export function rmsprop(args: CommonOptimizerArgs & { rho?: number; momentum?: number; epsilon?: number } = {}): Optimizer {
+export function rmsprop(
+  args: CommonOptimizerArgs & { rho?: number; momentum?: number; epsilon?: number } = {},
+): Optimizer {
   const o = checkOptions('rmsprop', args, ['learningRate', 'rho', 'momentum', 'epsilon', 'clipNorm']);
   return new Optimizer('rmsprop', positive('rmsprop.learningRate', o.learningRate, 0.001), {
     rho: unit('rmsprop.rho', o.rho, 0.9),
@@ -102,5 +108,12 @@ const FACTORIES: Record<OptimizerName, () => Optimizer> = { sgd, adam, adamw, rm
 export function getOptimizer(value: unknown): Optimizer {
   if (value instanceof Optimizer) return value;
   if (typeof value === 'string' && Object.hasOwn(FACTORIES, value)) return FACTORIES[value as OptimizerName]();
-  throw invalidParameter('compile.optimizer', `one of ${Object.keys(FACTORIES).map((n) => `'${n}'`).join(', ')} or an optimizer from sgd()/adam()/adamw()/rmsprop()`, value, 'MAAS_ERR_ARG_RANGE');
+  throw invalidParameter(
+    'compile.optimizer',
+    `one of ${Object.keys(FACTORIES)
+      .map((n) => `'${n}'`)
+      .join(', ')} or an optimizer from sgd()/adam()/adamw()/rmsprop()`,
+    value,
+    'MAAS_ERR_ARG_RANGE',
+  );
 }

@@ -28,7 +28,10 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 async function failure(promise: Promise<unknown>): Promise<InferenceServerError> {
-  const error = await promise.then(() => null, (e: unknown) => e);
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(InferenceServerError);
   return error as InferenceServerError;
 }
@@ -66,17 +69,31 @@ describe('gRPC: health and metadata', () => {
     expect(await client.modelReady('mlp', '1')).toBe(true);
     const meta = await client.serverMetadata();
     expect(meta.name).toBe('maas');
-    expect(meta.extensions).toEqual(['model_repository', 'model_configuration', 'schedule_policy', 'binary_tensor_data', 'parameters', 'statistics']);
+    expect(meta.extensions).toEqual([
+      'model_repository',
+      'model_configuration',
+      'schedule_policy',
+      'binary_tensor_data',
+      'parameters',
+      'statistics',
+    ]);
   });
 
   it('answers ModelMetadata and ModelConfig from config.json', async () => {
     expect(await client.modelMetadata('mlp')).toEqual({
-      name: 'mlp', versions: ['1'], platform: 'maas_dense',
+      name: 'mlp',
+      versions: ['1'],
+      platform: 'maas_dense',
       inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, WIDTH] }],
       outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [-1, CLASSES] }],
     });
     const config = await client.modelConfig('mlp', '1');
-    expect(config).toMatchObject({ name: 'mlp', max_batch_size: 32, backend: 'maas', input: [{ name: 'features', data_type: 'TYPE_FP32', dims: [WIDTH] }] });
+    expect(config).toMatchObject({
+      name: 'mlp',
+      max_batch_size: 32,
+      backend: 'maas',
+      input: [{ name: 'features', data_type: 'TYPE_FP32', dims: [WIDTH] }],
+    });
     expect(config.dynamic_batching).toMatchObject({ max_queue_delay_microseconds: 200 });
     expect(config.version_policy).toMatchObject({ latest: { num_versions: 1 } });
   });
@@ -102,31 +119,54 @@ describe('gRPC: ModelInfer', () => {
     const ints = Array.from({ length: 2 * WIDTH }, (_, i) => (i % 7) - 3);
     const want = expected(Float32Array.from(ints));
     const cases: [string, ArrayLike<number | bigint>][] = [
-      ['FP64', Float64Array.from(ints)], ['INT8', Int8Array.from(ints)], ['INT16', Int16Array.from(ints)],
-      ['INT32', Int32Array.from(ints)], ['INT64', BigInt64Array.from(ints, BigInt)],
+      ['FP64', Float64Array.from(ints)],
+      ['INT8', Int8Array.from(ints)],
+      ['INT16', Int16Array.from(ints)],
+      ['INT32', Int32Array.from(ints)],
+      ['INT64', BigInt64Array.from(ints, BigInt)],
     ];
     for (const typed of [false, true]) {
       for (const [datatype, data] of cases) {
-        const r = await client.infer({ model: 'mlp', typed, inputs: [{ name: 'features', datatype, shape: [2, WIDTH], data: data as Float64Array }] });
-        expect(maxDiff(r.outputs[0]!.data as Float32Array, want), `${datatype} typed=${typed}`).toBeLessThanOrEqual(1e-6);
+        const r = await client.infer({
+          model: 'mlp',
+          typed,
+          inputs: [{ name: 'features', datatype, shape: [2, WIDTH], data: data as Float64Array }],
+        });
+        expect(maxDiff(r.outputs[0]!.data as Float32Array, want), `${datatype} typed=${typed}`).toBeLessThanOrEqual(
+          1e-6,
+        );
       }
     }
     const positive = ints.map((v) => v + 3);
     const wantPositive = expected(Float32Array.from(positive));
-    for (const [datatype, data] of [['UINT8', Uint8Array.from(positive)], ['UINT16', Uint16Array.from(positive)], ['UINT32', Uint32Array.from(positive)], ['UINT64', BigUint64Array.from(positive, BigInt)]] as const) {
+    for (const [datatype, data] of [
+      ['UINT8', Uint8Array.from(positive)],
+      ['UINT16', Uint16Array.from(positive)],
+      ['UINT32', Uint32Array.from(positive)],
+      ['UINT64', BigUint64Array.from(positive, BigInt)],
+    ] as const) {
       const r = await client.infer({ model: 'mlp', inputs: [{ name: 'features', datatype, shape: [2, WIDTH], data }] });
       expect(maxDiff(r.outputs[0]!.data as Float32Array, wantPositive), datatype).toBeLessThanOrEqual(1e-6);
     }
     const bools = positive.map((v) => v % 2 === 1);
-    const r = await client.infer({ model: 'mlp', typed: true, inputs: [{ name: 'features', datatype: 'BOOL', shape: [2, WIDTH], data: bools }] });
-    expect(maxDiff(r.outputs[0]!.data as Float32Array, expected(Float32Array.from(bools, Number)))).toBeLessThanOrEqual(1e-6);
+    const r = await client.infer({
+      model: 'mlp',
+      typed: true,
+      inputs: [{ name: 'features', datatype: 'BOOL', shape: [2, WIDTH], data: bools }],
+    });
+    expect(maxDiff(r.outputs[0]!.data as Float32Array, expected(Float32Array.from(bools, Number)))).toBeLessThanOrEqual(
+      1e-6,
+    );
   });
 
   it('takes FP16 and BF16 as raw bit patterns', async () => {
     // 1.5 = 0x3e00 in float16 and 0x3fc0 in bfloat16; -0.25 = 0xb400 / 0xbe80
     const pattern = (a: number, b: number) => Uint16Array.from({ length: WIDTH }, (_, i) => (i % 2 ? a : b));
     const want = expected(Float32Array.from({ length: WIDTH }, (_, i) => (i % 2 ? -0.25 : 1.5)));
-    for (const [datatype, data] of [['FP16', pattern(0xb400, 0x3e00)], ['BF16', pattern(0xbe80, 0x3fc0)]] as const) {
+    for (const [datatype, data] of [
+      ['FP16', pattern(0xb400, 0x3e00)],
+      ['BF16', pattern(0xbe80, 0x3fc0)],
+    ] as const) {
       const r = await client.infer({ model: 'mlp', inputs: [{ name: 'features', datatype, shape: [1, WIDTH], data }] });
       expect(maxDiff(r.outputs[0]!.data as Float32Array, want), datatype).toBeLessThanOrEqual(1e-6);
     }
@@ -143,7 +183,10 @@ describe('gRPC: ModelInfer', () => {
 
   it('serves a model without a batch dimension from a flat shape', async () => {
     const x = inputs(1, WIDTH, 3);
-    const r = await client.infer({ model: 'nobatch', inputs: [{ name: 'input', datatype: 'FP32', shape: [WIDTH], data: x }] });
+    const r = await client.infer({
+      model: 'nobatch',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [WIDTH], data: x }],
+    });
     expect(r.outputs[0]!.shape).toEqual([1]);
   });
 
@@ -160,7 +203,11 @@ describe('gRPC: ModelInfer', () => {
     const [stats] = await client.modelStatistics('mlp', '1');
     expect(stats!.execution_count).toBeLessThan(stats!.inference_stats.success.count); // requests were batched
     expect(stats!.batch_stats.some((b: { batch_size: number }) => b.batch_size > 4)).toBe(true);
-    for (const b of stats!.batch_stats as { compute_input: { count: number }; compute_infer: { count: number }; compute_output: { count: number } }[]) {
+    for (const b of stats!.batch_stats as {
+      compute_input: { count: number };
+      compute_infer: { count: number };
+      compute_output: { count: number };
+    }[]) {
       expect(b.compute_input.count).toBe(b.compute_infer.count); // every execution times all three phases
       expect(b.compute_output.count).toBe(b.compute_infer.count);
     }
@@ -172,10 +219,20 @@ describe('gRPC: ModelStreamInfer', () => {
     const stream = client.openStream();
     const xs = Array.from({ length: 50 }, (_, i) => inputs(1, WIDTH, 500 + i));
     const answers = xs.map((x) => stream.send(request(x, 1)));
-    const bad = stream.send({ model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH + 1], data: new Float32Array(WIDTH + 1) }] }).then(() => null, (e: Error) => e);
+    const bad = stream
+      .send({
+        model: 'mlp',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH + 1], data: new Float32Array(WIDTH + 1) }],
+      })
+      .then(
+        () => null,
+        (e: Error) => e,
+      );
     const after = stream.send(request(xs[0]!, 1));
     const results = await Promise.all(answers);
-    results.forEach((r, i) => expect(maxDiff(r.outputs[0]!.data as Float32Array, expected(xs[i]!))).toBeLessThanOrEqual(1e-6));
+    results.forEach((r, i) =>
+      expect(maxDiff(r.outputs[0]!.data as Float32Array, expected(xs[i]!))).toBeLessThanOrEqual(1e-6),
+    );
     expect((await bad)?.message).toMatch(/unexpected shape for input 'features'/);
     await after;
     stream.end();
@@ -185,14 +242,61 @@ describe('gRPC: ModelStreamInfer', () => {
 describe('gRPC: bad requests get a clear status and the server stays up', () => {
   const x = new Float32Array(WIDTH);
   const cases: [string, object, number, RegExp][] = [
-    ['unknown model', { model: 'nope', inputs: [] }, status.INVALID_ARGUMENT, /^Request for unknown model: 'nope' is not found$/],
-    ['unknown version', { model: 'mlp', version: '9', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH], data: x }] }, status.INVALID_ARGUMENT, /^Request for unknown model: 'mlp' version 9 is not found$/],
-    ['wrong input name', { model: 'mlp', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, WIDTH], data: x }] }, status.INVALID_ARGUMENT, /unexpected inference input 'x' for model 'mlp', allowed inputs are: features/],
-    ['wrong shape', { model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH - 1], data: x.subarray(1) }] }, status.INVALID_ARGUMENT, /Expected \[-1,12\] with a batch of 1 to 32, got \[1,11\]/],
-    ['batch above max_batch_size', { model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [33, WIDTH], data: new Float32Array(33 * WIDTH) }] }, status.INVALID_ARGUMENT, /batch of 1 to 32, got \[33,12\]/],
-    ['byte size', { model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [2, WIDTH], data: x }] }, status.INVALID_ARGUMENT, /unexpected total byte size 48 for input 'features', expecting 96/],
-    ['no inputs', { model: 'mlp', inputs: [] }, status.INVALID_ARGUMENT, /expected 1 inputs but got 0 inputs for model 'mlp'/],
-    ['bad priority', { model: 'mlp', parameters: { priority: 5 }, inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH], data: x }] }, status.INVALID_ARGUMENT, /priority/],
+    [
+      'unknown model',
+      { model: 'nope', inputs: [] },
+      status.INVALID_ARGUMENT,
+      /^Request for unknown model: 'nope' is not found$/,
+    ],
+    [
+      'unknown version',
+      { model: 'mlp', version: '9', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH], data: x }] },
+      status.INVALID_ARGUMENT,
+      /^Request for unknown model: 'mlp' version 9 is not found$/,
+    ],
+    [
+      'wrong input name',
+      { model: 'mlp', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, WIDTH], data: x }] },
+      status.INVALID_ARGUMENT,
+      /unexpected inference input 'x' for model 'mlp', allowed inputs are: features/,
+    ],
+    [
+      'wrong shape',
+      { model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH - 1], data: x.subarray(1) }] },
+      status.INVALID_ARGUMENT,
+      /Expected \[-1,12\] with a batch of 1 to 32, got \[1,11\]/,
+    ],
+    [
+      'batch above max_batch_size',
+      {
+        model: 'mlp',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [33, WIDTH], data: new Float32Array(33 * WIDTH) }],
+      },
+      status.INVALID_ARGUMENT,
+      /batch of 1 to 32, got \[33,12\]/,
+    ],
+    [
+      'byte size',
+      { model: 'mlp', inputs: [{ name: 'features', datatype: 'FP32', shape: [2, WIDTH], data: x }] },
+      status.INVALID_ARGUMENT,
+      /unexpected total byte size 48 for input 'features', expecting 96/,
+    ],
+    [
+      'no inputs',
+      { model: 'mlp', inputs: [] },
+      status.INVALID_ARGUMENT,
+      /expected 1 inputs but got 0 inputs for model 'mlp'/,
+    ],
+    [
+      'bad priority',
+      {
+        model: 'mlp',
+        parameters: { priority: 5 },
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH], data: x }],
+      },
+      status.INVALID_ARGUMENT,
+      /priority/,
+    ],
   ];
   for (const [what, req, code, message] of cases) {
     it(what, async () => {
@@ -222,14 +326,23 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
     const bytes = await failure(
       (client as unknown as { call: (m: string, r: object) => Promise<unknown> }).call('ModelInfer', {
         model_name: 'mlp',
-        inputs: [{ name: 'features', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('hello')] } }],
+        inputs: [
+          { name: 'features', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from('hello')] } },
+        ],
       }),
     );
     expect(bytes.status).toBe(status.INVALID_ARGUMENT); // the shape is checked before the datatype
     const bytesShaped = await failure(
       (client as unknown as { call: (m: string, r: object) => Promise<unknown> }).call('ModelInfer', {
         model_name: 'mlp',
-        inputs: [{ name: 'features', datatype: 'BYTES', shape: [1, WIDTH], contents: { bytes_contents: Array.from({ length: WIDTH }, () => Buffer.from('x')) } }],
+        inputs: [
+          {
+            name: 'features',
+            datatype: 'BYTES',
+            shape: [1, WIDTH],
+            contents: { bytes_contents: Array.from({ length: WIDTH }, () => Buffer.from('x')) },
+          },
+        ],
       }),
     );
     expect(bytesShaped.status).toBe(status.UNIMPLEMENTED);

@@ -29,7 +29,11 @@ afterAll(async () => {
 
 const get = (path: string) => fetch(base + path);
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(base + path, { method: 'POST', body: (typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body)) as BodyInit, headers });
+  fetch(base + path, {
+    method: 'POST',
+    body: (typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body)) as BodyInit,
+    headers,
+  });
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
   expect(a.length).toBe(b.length);
@@ -38,18 +42,28 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
 
 describe('REST routes', () => {
   it('GET /v2, health, model metadata, ready, config and stats', async () => {
-    expect(await (await get('/v2')).json()).toMatchObject({ name: 'maas', extensions: expect.arrayContaining(['binary_tensor_data']) });
+    expect(await (await get('/v2')).json()).toMatchObject({
+      name: 'maas',
+      extensions: expect.arrayContaining(['binary_tensor_data']),
+    });
     expect((await get('/v2/health/live')).status).toBe(200);
     expect((await get('/v2/health/ready')).status).toBe(200);
     expect(await (await get('/v2/models/m')).json()).toEqual({
-      name: 'm', versions: ['1'], platform: 'maas_dense',
-      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, WIDTH] }], outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 2] }],
+      name: 'm',
+      versions: ['1'],
+      platform: 'maas_dense',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, WIDTH] }],
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 2] }],
     });
     expect((await get('/v2/models/m/versions/1')).status).toBe(200);
     const ready = await get('/v2/models/m/versions/1/ready');
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ name: 'm', ready: true });
-    expect(await (await get('/v2/models/m/config')).json()).toMatchObject({ name: 'm', max_batch_size: 16, dynamic_batching: { max_queue_delay_microseconds: 0 } });
+    expect(await (await get('/v2/models/m/config')).json()).toMatchObject({
+      name: 'm',
+      max_batch_size: 16,
+      dynamic_batching: { max_queue_delay_microseconds: 0 },
+    });
     const stats = await (await get('/v2/models/m/stats')).json();
     expect(stats.model_stats[0]).toMatchObject({ name: 'm', version: '1', memory_usage: [{ type: 'CPU' }] });
     expect((await (await get('/v2/models/stats')).json()).model_stats).toHaveLength(1);
@@ -58,57 +72,140 @@ describe('REST routes', () => {
   });
 
   it('POST /v2/repository/index', async () => {
-    expect(await (await post('/v2/repository/index', {})).json()).toEqual([{ name: 'm', version: '1', state: 'READY', reason: '' }]);
+    expect(await (await post('/v2/repository/index', {})).json()).toEqual([
+      { name: 'm', version: '1', state: 'READY', reason: '' },
+    ]);
     expect(await client.repositoryIndex(true)).toHaveLength(1);
   });
 
   it('infers from JSON data (flat and nested) and answers JSON', async () => {
     const x = inputs(2, WIDTH, 3);
     const want = model.predict(x.slice()).values;
-    const flat = await post('/v2/models/m/infer', { id: 'j1', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, WIDTH], data: Array.from(x) }] });
+    const flat = await post('/v2/models/m/infer', {
+      id: 'j1',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [2, WIDTH], data: Array.from(x) }],
+    });
     const body = await flat.json();
-    expect(body).toMatchObject({ model_name: 'm', model_version: '1', id: 'j1', outputs: [{ name: 'output', datatype: 'FP32', shape: [2, 2] }] });
+    expect(body).toMatchObject({
+      model_name: 'm',
+      model_version: '1',
+      id: 'j1',
+      outputs: [{ name: 'output', datatype: 'FP32', shape: [2, 2] }],
+    });
     close(body.outputs[0].data, want);
     const nested = [Array.from(x.subarray(0, WIDTH)), Array.from(x.subarray(WIDTH))];
-    const r2 = await (await post('/v2/models/m/versions/1/infer', { inputs: [{ name: 'input', datatype: 'FP64', shape: [2, WIDTH], data: nested }] })).json();
+    const r2 = await (
+      await post('/v2/models/m/versions/1/infer', {
+        inputs: [{ name: 'input', datatype: 'FP64', shape: [2, WIDTH], data: nested }],
+      })
+    ).json();
     close(r2.outputs[0].data, want);
   });
 
   it('infers with the binary tensor data extension both ways', async () => {
     const x = inputs(3, WIDTH, 4);
     const want = model.predict(x.slice()).values;
-    const r = await client.infer({ model: 'm', id: 'b1', inputs: [{ name: 'input', datatype: 'FP32', shape: [3, WIDTH], data: x }] });
+    const r = await client.infer({
+      model: 'm',
+      id: 'b1',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [3, WIDTH], data: x }],
+    });
     expect(r.id).toBe('b1');
     close(r.outputs[0]!.data as Float32Array, want);
     // by hand: JSON header, then the bytes; ask for binary output on the one output
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [3, WIDTH], parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'output', parameters: { binary_data: true } }] }));
-    const response = await post('/v2/models/m/infer', Buffer.concat([header, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]), { 'Inference-Header-Content-Length': String(header.length) });
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          { name: 'input', datatype: 'FP32', shape: [3, WIDTH], parameters: { binary_data_size: x.byteLength } },
+        ],
+        outputs: [{ name: 'output', parameters: { binary_data: true } }],
+      }),
+    );
+    const response = await post(
+      '/v2/models/m/infer',
+      Buffer.concat([header, Buffer.from(x.buffer, x.byteOffset, x.byteLength)]),
+      { 'Inference-Header-Content-Length': String(header.length) },
+    );
     expect(response.status).toBe(200);
     const headerLength = Number(response.headers.get('inference-header-content-length'));
     const bytes = new Uint8Array(await response.arrayBuffer());
     const json = JSON.parse(Buffer.from(bytes.subarray(0, headerLength)).toString());
-    expect(json.outputs[0]).toEqual({ name: 'output', datatype: 'FP32', shape: [3, 2], parameters: { binary_data_size: 24 } });
+    expect(json.outputs[0]).toEqual({
+      name: 'output',
+      datatype: 'FP32',
+      shape: [3, 2],
+      parameters: { binary_data_size: 24 },
+    });
     close(new Float32Array(bytes.slice(headerLength).buffer), want);
   });
 
   it('typed JSON through the client, with parameters', async () => {
     const x = inputs(1, WIDTH, 5);
-    const r = await client.infer({ model: 'm', typed: true, parameters: { priority: 0, timeout: 5_000_000 }, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: Array.from(x) }] });
+    const r = await client.infer({
+      model: 'm',
+      typed: true,
+      parameters: { priority: 0, timeout: 5_000_000 },
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: Array.from(x) }],
+    });
     close(r.outputs[0]!.data as Float32Array, model.predict(x.slice()).values);
   });
 });
 
 describe('REST errors', () => {
   const cases: [string, () => Promise<Response>, number, RegExp][] = [
-    ['unknown model', () => post('/v2/models/zz/infer', { inputs: [] }), 400, /^Request for unknown model: 'zz' is not found$/],
+    [
+      'unknown model',
+      () => post('/v2/models/zz/infer', { inputs: [] }),
+      400,
+      /^Request for unknown model: 'zz' is not found$/,
+    ],
     ['unknown model metadata', () => get('/v2/models/zz'), 400, /unknown model: 'zz'/],
     ['unknown version', () => get('/v2/models/m/versions/3/config'), 400, /'m' version 3 is not found/],
-    ['body not JSON', () => post('/v2/models/m/infer', '{nope'), 400, /Expected a JSON inference request but parsing failed/],
+    [
+      'body not JSON',
+      () => post('/v2/models/m/infer', '{nope'),
+      400,
+      /Expected a JSON inference request but parsing failed/,
+    ],
     ['inputs missing', () => post('/v2/models/m/infer', { outputs: [] }), 400, /Expected an inputs array/],
-    ['wrong datatype for the data', () => post('/v2/models/m/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: ['a', 'b', 'c', 'd', 'e', 'f'] }] }), 400, /Expected FP32 values for input 'input' but element 0 is "a"/],
-    ['element count', () => post('/v2/models/m/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: [1, 2] }] }), 400, /unexpected number of elements 2 for input 'input', expecting 6/],
-    ['binary size beyond the body', () => post('/v2/models/m/infer', '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"parameters":{"binary_data_size":24}}]}', { 'Inference-Header-Content-Length': '99' }), 400, /Inference-Header-Content-Length in \[0, 98\]/],
-    ['binary data short', () => post('/v2/models/m/infer', '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"parameters":{"binary_data_size":24}}]}1234', { 'Inference-Header-Content-Length': '98' }), 400, /binary_data_size of input 'input' within the 4 bytes left/],
+    [
+      'wrong datatype for the data',
+      () =>
+        post('/v2/models/m/infer', {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: ['a', 'b', 'c', 'd', 'e', 'f'] }],
+        }),
+      400,
+      /Expected FP32 values for input 'input' but element 0 is "a"/,
+    ],
+    [
+      'element count',
+      () =>
+        post('/v2/models/m/infer', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: [1, 2] }] }),
+      400,
+      /unexpected number of elements 2 for input 'input', expecting 6/,
+    ],
+    [
+      'binary size beyond the body',
+      () =>
+        post(
+          '/v2/models/m/infer',
+          '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"parameters":{"binary_data_size":24}}]}',
+          { 'Inference-Header-Content-Length': '99' },
+        ),
+      400,
+      /Inference-Header-Content-Length in \[0, 98\]/,
+    ],
+    [
+      'binary data short',
+      () =>
+        post(
+          '/v2/models/m/infer',
+          '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,6],"parameters":{"binary_data_size":24}}]}1234',
+          { 'Inference-Header-Content-Length': '98' },
+        ),
+      400,
+      /binary_data_size of input 'input' within the 4 bytes left/,
+    ],
     ['unknown route', () => get('/v3/whatever'), 404, /Expected a KServe v2 path/],
     ['wrong method', () => get('/v2/models/m/infer'), 405, /GET is not allowed/],
     ['load outside explicit mode', () => post('/v2/repository/models/m/load', {}), 503, /explicit/],
@@ -122,10 +219,16 @@ describe('REST errors', () => {
   }
 
   it('the client raises InferenceServerError with the status, and the server still serves', async () => {
-    const e = await client.infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], data: new Float32Array(5) }] }).catch((error: unknown) => error);
+    const e = await client
+      .infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 5], data: new Float32Array(5) }] })
+      .catch((error: unknown) => error);
     expect(e).toBeInstanceOf(InferenceServerError);
     expect((e as InferenceServerError).status).toBe(400);
     const x = inputs(1, WIDTH, 6);
-    close((await client.infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x }] })).outputs[0]!.data as Float32Array, model.predict(x.slice()).values);
+    close(
+      (await client.infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x }] }))
+        .outputs[0]!.data as Float32Array,
+      model.predict(x.slice()).values,
+    );
   });
 });

@@ -17,7 +17,10 @@ const FIXTURES = join(packageRoot(), 'test', 'fixtures');
 const FIXTURE_TOL = 1e-5;
 /** The server runs the same native kernels as predict in this process. */
 const SAME_KERNEL_TOL = 1e-6;
-const KERAS_CASE = { model: 'keras_h5/dl4j_simple_sparse_xent_mlp/simple_sparse_xent_mlp_keras_2_model.h5', expected: 'keras_h5/dl4j_simple_sparse_xent_mlp/expected.json' };
+const KERAS_CASE = {
+  model: 'keras_h5/dl4j_simple_sparse_xent_mlp/simple_sparse_xent_mlp_keras_2_model.h5',
+  expected: 'keras_h5/dl4j_simple_sparse_xent_mlp/expected.json',
+};
 const ONNX_CASE = 'onnx/hls4ml_three_layer_keras';
 
 const opened: { server: RunningServer; client: GrpcInferenceClient }[] = [];
@@ -41,8 +44,16 @@ async function place(root: string, name: string, source: string, file: string): 
   await copyFile(join(FIXTURES, source), join(root, name, '1', file));
 }
 
-async function infer(client: GrpcInferenceClient, model: string, data: Float32Array, width: number): Promise<Float32Array> {
-  const r = await client.infer({ model, inputs: [{ name: 'input', datatype: 'FP32', shape: [data.length / width, width], data }] });
+async function infer(
+  client: GrpcInferenceClient,
+  model: string,
+  data: Float32Array,
+  width: number,
+): Promise<Float32Array> {
+  const r = await client.infer({
+    model,
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [data.length / width, width], data }],
+  });
   return r.outputs[0]!.data as Float32Array;
 }
 
@@ -59,9 +70,16 @@ describe('imported models in a repository', () => {
     await place(root, 'onnx', `${ONNX_CASE}/model.onnx`, 'model.onnx');
     const client = await open(root);
 
-    const expected = JSON.parse(await readFile(join(FIXTURES, KERAS_CASE.expected), 'utf8')) as { inputs: number[][]; outputs: number[][] };
+    const expected = JSON.parse(await readFile(join(FIXTURES, KERAS_CASE.expected), 'utf8')) as {
+      inputs: number[][];
+      outputs: number[][];
+    };
     const width = expected.inputs[0]!.length;
-    expectClose(await infer(client, 'keras', Float32Array.from(expected.inputs.flat()), width), expected.outputs.flat(), FIXTURE_TOL);
+    expectClose(
+      await infer(client, 'keras', Float32Array.from(expected.inputs.flat()), width),
+      expected.outputs.flat(),
+      FIXTURE_TOL,
+    );
 
     const dir = join(FIXTURES, ONNX_CASE);
     const sets = (await readdir(dir)).filter((d) => d.startsWith('test_data_set_')).sort();
@@ -75,11 +93,13 @@ describe('imported models in a repository', () => {
 
   it('serves a Keras model fine-tuned with fit: the loss drops and the server answers as its predict', async () => {
     const model = await loadModel(join(FIXTURES, 'keras_h5/dl4j_tfkeras_mlp/mlp_14.h5'));
-    const width = model.inputShape![1], units = model.outputShape![1];
+    const width = model.inputShape![1],
+      units = model.outputShape![1];
     // Targets the imported model does not already fit: a fixed mix of the inputs.
     const x = inputs(256, width, 5);
     const y = Float32Array.from({ length: 256 * units }, (_, k) => {
-      const r = Math.floor(k / units), j = k % units;
+      const r = Math.floor(k / units),
+        j = k % units;
       return 0.5 * x[r * width + (j % width)]! + 0.25 * j;
     });
     model.compile({ optimizer: adam({ learningRate: 0.01 }), loss: 'meanSquaredError' });

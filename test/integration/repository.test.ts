@@ -29,7 +29,8 @@ afterEach(async () => {
 });
 
 const x1 = inputs(1, WIDTH, 77);
-const ask = (client: GrpcInferenceClient, version?: string) => client.infer({ model: 'm', version, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x1 }] });
+const ask = (client: GrpcInferenceClient, version?: string) =>
+  client.infer({ model: 'm', version, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x1 }] });
 
 async function until(condition: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -47,7 +48,9 @@ describe('explicit model control', () => {
     await addVersion(root, 'm', 1, v1, { max_batch_size: 8, dynamic_batching: {} });
     const { server, client } = await open(root, { modelControlMode: 'explicit' });
     expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '', state: '', reason: '' }]);
-    expect((await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({ status: status.INVALID_ARGUMENT });
+    expect((await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({
+      status: status.INVALID_ARGUMENT,
+    });
     await client.loadModel('m');
     expect((await ask(client)).version).toBe('1');
 
@@ -61,7 +64,9 @@ describe('explicit model control', () => {
         try {
           const r = await ask(client);
           seen.set(r.version, (seen.get(r.version) ?? 0) + 1);
-          expect(Math.abs((r.outputs[0]!.data as Float32Array)[0]! - want[r.version as '1' | '2'])).toBeLessThanOrEqual(1e-6);
+          expect(Math.abs((r.outputs[0]!.data as Float32Array)[0]! - want[r.version as '1' | '2'])).toBeLessThanOrEqual(
+            1e-6,
+          );
         } catch (error) {
           failures.push(error);
         }
@@ -76,10 +81,17 @@ describe('explicit model control', () => {
     expect(failures).toEqual([]);
     expect(seen.get('1')).toBeGreaterThan(0);
     expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '2', state: 'READY', reason: '' }]);
-    expect((await ask(client, '1').catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({ status: status.INVALID_ARGUMENT });
+    expect((await ask(client, '1').catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({
+      status: status.INVALID_ARGUMENT,
+    });
 
     // Unload with requests in flight: each one answers (or is refused as unavailable), nothing hangs.
-    const inFlight = Array.from({ length: 300 }, () => ask(client).then(() => 'ok', (e: InferenceServerError) => e.status));
+    const inFlight = Array.from({ length: 300 }, () =>
+      ask(client).then(
+        () => 'ok',
+        (e: InferenceServerError) => e.status,
+      ),
+    );
     const held = () => server.dataplane.repository.servedVersions('m')[0]?.batcher.pending ?? 0;
     await until(async () => held() > 0, 'requests held by the server'); // unload while some are queued or running
     await client.unloadModel('m');
@@ -87,7 +99,9 @@ describe('explicit model control', () => {
     expect(outcomes.filter((o) => o !== 'ok' && o !== status.UNAVAILABLE)).toEqual([]);
     expect(outcomes).toContain('ok');
     expect(await client.modelReady('m').catch((e: InferenceServerError) => e.status)).toBe(false);
-    expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '', state: 'UNAVAILABLE', reason: 'unloaded' }]);
+    expect(await client.repositoryIndex()).toEqual([
+      { name: 'm', version: '', state: 'UNAVAILABLE', reason: 'unloaded' },
+    ]);
     const refused = (await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError;
     expect(refused.status).toBe(status.UNAVAILABLE);
     expect(refused.message).toMatch(/'m' has no ready version: unloaded/);
@@ -122,9 +136,16 @@ describe('explicit model control', () => {
     const root = await tempRepository();
     await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 5));
     const { client } = await open(root, { modelControlMode: 'explicit', loadModels: ['*'] });
-    await client.loadModel('m', { config: { max_batch_size: 4, dynamic_batching: { preferred_batch_size: [4], max_queue_delay_microseconds: 100 } } });
-    expect(await client.modelConfig('m')).toMatchObject({ max_batch_size: 4, dynamic_batching: { preferred_batch_size: [4] } });
-    const e = (await client.loadModel('m', { config: { max_batch_size: 4, input: [{ name: 'input', dims: [9] }] } }).catch((error: InferenceServerError) => error)) as InferenceServerError;
+    await client.loadModel('m', {
+      config: { max_batch_size: 4, dynamic_batching: { preferred_batch_size: [4], max_queue_delay_microseconds: 100 } },
+    });
+    expect(await client.modelConfig('m')).toMatchObject({
+      max_batch_size: 4,
+      dynamic_batching: { preferred_batch_size: [4] },
+    });
+    const e = (await client
+      .loadModel('m', { config: { max_batch_size: 4, input: [{ name: 'input', dims: [9] }] } })
+      .catch((error: InferenceServerError) => error)) as InferenceServerError;
     expect(e.message).toMatch(/Expected \[8\] \(the model's input width\) for input\[0\]\.dims/);
     expect((await ask(client)).version).toBe('1'); // still serving
   });
@@ -149,7 +170,10 @@ describe('poll mode, policies and config errors', () => {
     await writeFile(join(root, 'm', 'config.json'), JSON.stringify({ version_policy: { all: {} } }));
     await addVersion(root, 's', 1, smallModel(WIDTH, 1, 20));
     await addVersion(root, 's', 2, smallModel(WIDTH, 1, 21));
-    await writeFile(join(root, 's', 'config.json'), JSON.stringify({ version_policy: { specific: { versions: [1] } } }));
+    await writeFile(
+      join(root, 's', 'config.json'),
+      JSON.stringify({ version_policy: { specific: { versions: [1] } } }),
+    );
     const { client } = await open(root);
     expect((await client.modelMetadata('m')).versions).toEqual(['1', '2', '3']);
     for (const v of ['1', '2', '3']) expect((await ask(client, v)).version).toBe(v);
@@ -167,7 +191,9 @@ describe('poll mode, policies and config errors', () => {
     expect(await client.modelReady('good')).toBe(true);
     const index = await client.repositoryIndex();
     expect(index.find((m) => m.name === 'bad')).toMatchObject({ state: 'UNAVAILABLE' });
-    expect(index.find((m) => m.name === 'bad')!.reason).toMatch(/Expected a non-negative integer for max_batch_size in the config of model 'bad' but received -1/);
+    expect(index.find((m) => m.name === 'bad')!.reason).toMatch(
+      /Expected a non-negative integer for max_batch_size in the config of model 'bad' but received -1/,
+    );
   });
 
   it('exports Triton metric names on /metrics', async () => {
@@ -176,14 +202,20 @@ describe('poll mode, policies and config errors', () => {
     const { server, client } = await open(root);
     for (let i = 0; i < 5; i++) await ask(client);
     await ask(client, '7').catch(() => {});
-    await client.infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) }] }).catch(() => {});
+    await client
+      .infer({ model: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) }] })
+      .catch(() => {});
     const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
     expect(text).toMatch(/^nv_inference_request_success\{model="m",version="1"\} 5$/m);
     expect(text).toMatch(/^nv_inference_request_failure\{model="m",version="1",reason="OTHER"\} 1$/m);
     expect(text).toMatch(/^nv_inference_count\{model="m",version="1"\} 5$/m);
     expect(text).toMatch(/^nv_inference_exec_count\{model="m",version="1"\} \d+$/m);
     expect(text).toMatch(/^nv_inference_pending_request_count\{model="m",version="1"\} 0$/m);
-    for (const name of ['nv_inference_request_duration_us', 'nv_inference_queue_duration_us', 'nv_inference_compute_infer_duration_us']) {
+    for (const name of [
+      'nv_inference_request_duration_us',
+      'nv_inference_queue_duration_us',
+      'nv_inference_compute_infer_duration_us',
+    ]) {
       expect(text).toMatch(new RegExp(`^${name}\\{model="m",version="1"\\} \\d`, 'm'));
     }
     expect(text).toMatch(/^nv_inference_request_duration_histogram_us_bucket\{le="1000",model="m",version="1"\} \d+$/m);
@@ -209,9 +241,14 @@ describe('int8 models', () => {
     const config = await client.modelConfig('q');
     expect(config.platform).toBe('maas_dense_int8');
     expect((config.parameters as Record<string, { string_value: string }>).precision!.string_value).toBe('int8');
-    expect((config.parameters as Record<string, { string_value: string }>).quantization!.string_value).toMatch(/static minmax, per-channel weights/);
+    expect((config.parameters as Record<string, { string_value: string }>).quantization!.string_value).toMatch(
+      /static minmax, per-channel weights/,
+    );
     const x = inputs(7, WIDTH, 52);
-    const r = await client.infer({ model: 'q', inputs: [{ name: 'input', datatype: 'FP32', shape: [7, WIDTH], data: x }] });
+    const r = await client.infer({
+      model: 'q',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [7, WIDTH], data: x }],
+    });
     expect(Array.from(r.outputs[0]!.data as Float32Array)).toEqual(Array.from(int8.predict(x.slice()).values));
     const [stats] = await client.modelStatistics('q');
     expect(stats!.memory_usage[0].byte_size).toBe(int8.packed().buffer.byteLength);

@@ -17,7 +17,12 @@ beforeAll(async () => {
   // Slow enough per 64-row request (≈ 0.8 GFLOP, milliseconds on one thread) that a queue forms behind one worker.
   const model = sequential({
     layers: [
-      dense({ units: 2048, activation: 'relu', inputShape: [WIDTH], kernelInitializer: initializers.glorotUniform({ seed: 1 }) }),
+      dense({
+        units: 2048,
+        activation: 'relu',
+        inputShape: [WIDTH],
+        kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+      }),
       dense({ units: 2048, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
       dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 3 }) }),
     ],
@@ -37,13 +42,22 @@ afterAll(async () => {
 });
 
 const x = inputs(ROWS, WIDTH, 3);
-const ask = (extra: object = {}) => client.infer({ model: 'slow', inputs: [{ name: 'input', datatype: 'FP32', shape: [ROWS, WIDTH], data: x }], ...extra });
+const ask = (extra: object = {}) =>
+  client.infer({
+    model: 'slow',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [ROWS, WIDTH], data: x }],
+    ...extra,
+  });
 /** Waits until the server holds at least n requests of the model (queued or running). */
 async function until(n: number): Promise<void> {
   const pending = () => server.dataplane.repository.servedVersions('slow')[0]!.batcher.pending;
   while (pending() < n) await new Promise((r) => setTimeout(r, 1));
 }
-const outcome = (p: Promise<unknown>) => p.then(() => 'ok', (e: InferenceServerError) => `${e.status}:${e.message}`);
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: InferenceServerError) => `${e.status}:${e.message}`,
+  );
 
 describe('scheduling', () => {
   it('rejects requests beyond max_queue_size with UNAVAILABLE, and serves the rest', async () => {

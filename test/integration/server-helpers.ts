@@ -13,14 +13,30 @@ import { serve, type RunningServer, type ServeOptions } from '../../src/serving/
 export function smallModel(inputs: number, outputs: number, seed: number): Sequential {
   return sequential({
     layers: [
-      dense({ units: 16, activation: 'relu', inputShape: [inputs], kernelInitializer: initializers.glorotUniform({ seed }), biasInitializer: initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: seed + 7 }) }),
-      dense({ units: outputs, activation: outputs > 1 ? 'softmax' : 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: seed + 1 }) }),
+      dense({
+        units: 16,
+        activation: 'relu',
+        inputShape: [inputs],
+        kernelInitializer: initializers.glorotUniform({ seed }),
+        biasInitializer: initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: seed + 7 }),
+      }),
+      dense({
+        units: outputs,
+        activation: outputs > 1 ? 'softmax' : 'sigmoid',
+        kernelInitializer: initializers.glorotUniform({ seed: seed + 1 }),
+      }),
     ],
   });
 }
 
 /** Writes `model` as `<root>/<name>/<version>/` and, when given, `<root>/<name>/config.json`. */
-export async function addVersion(root: string, name: string, version: number, model: Sequential, config?: object): Promise<void> {
+export async function addVersion(
+  root: string,
+  name: string,
+  version: number,
+  model: Sequential,
+  config?: object,
+): Promise<void> {
   await mkdir(join(root, name), { recursive: true });
   await model.save(join(root, name, String(version)));
   if (config) await writeFile(join(root, name, 'config.json'), JSON.stringify(config));
@@ -32,7 +48,15 @@ export async function tempRepository(): Promise<string> {
 
 /** The server on ephemeral ports, two workers, silent logs. */
 export function startServer(modelRepository: string, options: Partial<ServeOptions> = {}): Promise<RunningServer> {
-  return serve({ modelRepository, grpcPort: 0, httpPort: 0, metricsPort: 0, workers: 2, logger: pino({ level: 'silent' }), ...options });
+  return serve({
+    modelRepository,
+    grpcPort: 0,
+    httpPort: 0,
+    metricsPort: 0,
+    workers: 2,
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
 }
 
 /** Seeded inputs in [-1, 1). */

@@ -7,8 +7,16 @@ import { Cancellation, DynamicBatcher, type BatchingPolicy, type Executor } from
 import { MaasError } from '../../src/core/errors.js';
 
 const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
-  maxBatchSize: 8, dynamic: true, preferredBatchSizes: [], maxQueueDelayUs: 0, maxQueueSize: 0,
-  defaultTimeoutUs: 0, allowTimeoutOverride: true, priorityLevels: 0, defaultPriorityLevel: 0, ...over,
+  maxBatchSize: 8,
+  dynamic: true,
+  preferredBatchSizes: [],
+  maxQueueDelayUs: 0,
+  maxQueueSize: 0,
+  defaultTimeoutUs: 0,
+  allowTimeoutOverride: true,
+  priorityLevels: 0,
+  defaultPriorityLevel: 0,
+  ...over,
 });
 
 /** An executor whose executions finish when the test says; y = 10·x + row index within the batch. */
@@ -107,10 +115,19 @@ describe('DynamicBatcher', () => {
       expect(error).toBeNull();
       await vi.advanceTimersByTimeAsync(2);
       expect(error).toMatchObject({ code: 'MAAS_ERR_REQUEST_TIMEOUT' });
-      const strict = new DynamicBatcher(policy({ maxBatchSize: 1, allowTimeoutOverride: false }), 1, 1, 1, gatedExecutor().execute);
+      const strict = new DynamicBatcher(
+        policy({ maxBatchSize: 1, allowTimeoutOverride: false }),
+        1,
+        1,
+        1,
+        gatedExecutor().execute,
+      );
       strict.submit(one(1), 1).catch(() => {});
       let settled = false;
-      strict.submit(one(2), 1, { timeoutUs: 1000 }).then(() => (settled = true), () => (settled = true));
+      strict.submit(one(2), 1, { timeoutUs: 1000 }).then(
+        () => (settled = true),
+        () => (settled = true),
+      );
       await vi.advanceTimersByTimeAsync(60_000);
       expect(settled).toBe(false); // the override is ignored and the default is no timeout
       calls[0]!.release();
@@ -122,7 +139,13 @@ describe('DynamicBatcher', () => {
 
   it('serves the highest priority level first', async () => {
     const { calls, execute } = gatedExecutor();
-    const b = new DynamicBatcher(policy({ maxBatchSize: 1, priorityLevels: 2, defaultPriorityLevel: 2 }), 1, 1, 1, execute);
+    const b = new DynamicBatcher(
+      policy({ maxBatchSize: 1, priorityLevels: 2, defaultPriorityLevel: 2 }),
+      1,
+      1,
+      1,
+      execute,
+    );
     const order: number[] = [];
     const all = [
       b.submit(one(1), 1).then(() => order.push(1)),

@@ -20,9 +20,20 @@ describe('ONNX export and maas convert', () => {
   it('maas → ONNX → onnxruntime predicts what maas predicts (Gemm and MatMul forms)', async () => {
     const model = sequential({
       layers: [
-        dense({ units: 16, activation: 'relu', inputShape: [10], kernelInitializer: initializers.glorotUniform({ seed: 1 }), biasInitializer: initializers.randomNormal({ seed: 2 }) }),
+        dense({
+          units: 16,
+          activation: 'relu',
+          inputShape: [10],
+          kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+          biasInitializer: initializers.randomNormal({ seed: 2 }),
+        }),
         dense({ units: 8, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 3 }) }),
-        dense({ units: 3, activation: 'softmax', useBias: false, kernelInitializer: initializers.glorotUniform({ seed: 4 }) }),
+        dense({
+          units: 3,
+          activation: 'softmax',
+          useBias: false,
+          kernelInitializer: initializers.glorotUniform({ seed: 4 }),
+        }),
       ],
     });
     const x = Float32Array.from({ length: 5 * 10 }, (_, i) => Math.sin(i));
@@ -42,11 +53,15 @@ describe('ONNX export and maas convert', () => {
     const architecture = join(KERAS, 'hls4ml_KERAS_3layer/KERAS_3layer.json');
     await runConvert(input, join(dir, 'm.onnx'), { architecture, print: (l) => lines.push(l) });
     await runConvert(input, join(dir, 'tfjs'), { architecture, print: (l) => lines.push(l) });
-    expect(lines[0]).toMatch(/^converted .*KERAS_3layer_weights\.h5 \(16 → 64 relu → 32 relu → 32 relu → 5 softmax\) to ONNX: /);
+    expect(lines[0]).toMatch(
+      /^converted .*KERAS_3layer_weights\.h5 \(16 → 64 relu → 32 relu → 32 relu → 5 softmax\) to ONNX: /,
+    );
     const expected = JSON.parse(await readFile(join(KERAS, 'hls4ml_KERAS_3layer/expected.json'), 'utf8'));
     for (const path of [join(dir, 'm.onnx'), join(dir, 'tfjs')]) {
       const got = (await loadModel(path)).predict(expected.inputs).values;
-      (expected.outputs as number[][]).flat().forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThanOrEqual(expected.suggested_tolerance));
+      (expected.outputs as number[][])
+        .flat()
+        .forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThanOrEqual(expected.suggested_tolerance));
     }
   });
 });

@@ -17,10 +17,27 @@ const DEFAULT_TOL = 1e-5;
 const cases: [string, string, string, string?][] = [
   ['dl4j ReLU layer', 'dl4j_activations/ReLU_0_model.h5', 'dl4j_activations/ReLU_0.expected.json'],
   ['dl4j Softmax layer', 'dl4j_activations/Softmax_0_model.h5', 'dl4j_activations/Softmax_0.expected.json'],
-  ['dl4j sparse xent mlp', 'dl4j_simple_sparse_xent_mlp/simple_sparse_xent_mlp_keras_2_model.h5', 'dl4j_simple_sparse_xent_mlp/expected.json'],
-  ['Keras 2.1 old list form, known weights', 'dl4j_dense_known_weights/dense_tensorflow_2.h5', 'dl4j_dense_known_weights/expected.json'],
-  ...[0, 2, 4, 7, 8, 10, 14, 21, 26, 33, 44, 56].map((n): [string, string, string] => [`tf.keras functional mlp_${n}`, `dl4j_tfkeras_mlp/mlp_${n}.h5`, `dl4j_tfkeras_mlp/mlp_${n}.expected.json`]),
-  ['hls4ml weights-only + architecture JSON', 'hls4ml_KERAS_3layer/KERAS_3layer_weights.h5', 'hls4ml_KERAS_3layer/expected.json', 'hls4ml_KERAS_3layer/KERAS_3layer.json'],
+  [
+    'dl4j sparse xent mlp',
+    'dl4j_simple_sparse_xent_mlp/simple_sparse_xent_mlp_keras_2_model.h5',
+    'dl4j_simple_sparse_xent_mlp/expected.json',
+  ],
+  [
+    'Keras 2.1 old list form, known weights',
+    'dl4j_dense_known_weights/dense_tensorflow_2.h5',
+    'dl4j_dense_known_weights/expected.json',
+  ],
+  ...[0, 2, 4, 7, 8, 10, 14, 21, 26, 33, 44, 56].map((n): [string, string, string] => [
+    `tf.keras functional mlp_${n}`,
+    `dl4j_tfkeras_mlp/mlp_${n}.h5`,
+    `dl4j_tfkeras_mlp/mlp_${n}.expected.json`,
+  ]),
+  [
+    'hls4ml weights-only + architecture JSON',
+    'hls4ml_KERAS_3layer/KERAS_3layer_weights.h5',
+    'hls4ml_KERAS_3layer/expected.json',
+    'hls4ml_KERAS_3layer/KERAS_3layer.json',
+  ],
 ];
 
 describe('Keras HDF5 import', () => {
@@ -44,6 +61,9 @@ describe('Keras HDF5 import', () => {
   });
 
   it('asks for the architecture JSON when a file holds weights only', async () => {
-    await expect(loadModel(join(KERAS, 'hls4ml_KERAS_3layer/KERAS_3layer_weights.h5'))).rejects.toMatchObject({ code: 'MAAS_ERR_MODEL_FORMAT', message: expect.stringMatching(/weights only .*architecture/) });
+    await expect(loadModel(join(KERAS, 'hls4ml_KERAS_3layer/KERAS_3layer_weights.h5'))).rejects.toMatchObject({
+      code: 'MAAS_ERR_MODEL_FORMAT',
+      message: expect.stringMatching(/weights only .*architecture/),
+    });
   });
 });

@@ -4,7 +4,19 @@
  * summary behaviour a tfjs user relies on.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { dense, initializers, sequential, setMaxIsa, backendInfo, tensor, tensor2d, Tensor, ACTIVATIONS, type ActivationName, type Sequential } from '../../src/index.js';
+import {
+  dense,
+  initializers,
+  sequential,
+  setMaxIsa,
+  backendInfo,
+  tensor,
+  tensor2d,
+  Tensor,
+  ACTIVATIONS,
+  type ActivationName,
+  type Sequential,
+} from '../../src/index.js';
 import { createTfjsPeer } from '../../bench/peers/tfjs.js';
 import type { DenseSpec } from '../../bench/peers/onnx.js';
 import { TEST_SEED, rng, syncErrorOf } from '../helpers.js';
@@ -29,9 +41,25 @@ function specsOf(model: Sequential): DenseSpec[] {
 function randomModel(hidden: ActivationName, out: ActivationName, seed: number, widths = [13, 37, 19, 6]): Sequential {
   return sequential({
     layers: [
-      dense({ units: widths[1]!, activation: hidden, inputShape: [widths[0]!], kernelInitializer: initializers.glorotUniform({ seed }), biasInitializer: initializers.randomUniform({ seed: seed + 1, minval: -0.5, maxval: 0.5 }) }),
-      dense({ units: widths[2]!, activation: hidden, useBias: false, kernelInitializer: initializers.heNormal({ seed: seed + 2 }) }),
-      dense({ units: widths[3]!, activation: out, kernelInitializer: initializers.glorotNormal({ seed: seed + 3 }), biasInitializer: initializers.randomNormal({ seed: seed + 4 }) }),
+      dense({
+        units: widths[1]!,
+        activation: hidden,
+        inputShape: [widths[0]!],
+        kernelInitializer: initializers.glorotUniform({ seed }),
+        biasInitializer: initializers.randomUniform({ seed: seed + 1, minval: -0.5, maxval: 0.5 }),
+      }),
+      dense({
+        units: widths[2]!,
+        activation: hidden,
+        useBias: false,
+        kernelInitializer: initializers.heNormal({ seed: seed + 2 }),
+      }),
+      dense({
+        units: widths[3]!,
+        activation: out,
+        kernelInitializer: initializers.glorotNormal({ seed: seed + 3 }),
+        biasInitializer: initializers.randomNormal({ seed: seed + 4 }),
+      }),
     ],
   });
 }
@@ -40,11 +68,14 @@ function expectClose(got: Float32Array, want: Float32Array, what: string): void 
   expect(got.length).toBe(want.length);
   for (let i = 0; i < got.length; i++) {
     const tol = TFJS_ABS_TOL + TFJS_REL_TOL * Math.abs(want[i]!);
-    if (!(Math.abs(got[i]! - want[i]!) <= tol)) expect.fail(`${what} (seed ${TEST_SEED}): index ${i}: maas ${got[i]} vs tfjs ${want[i]}`);
+    if (!(Math.abs(got[i]! - want[i]!) <= tol))
+      expect.fail(`${what} (seed ${TEST_SEED}): index ${i}: maas ${got[i]} vs tfjs ${want[i]}`);
   }
 }
 
-const isas = backendInfo().f32Kernels.filter((k) => k.supported).map((k) => k.isa);
+const isas = backendInfo()
+  .f32Kernels.filter((k) => k.supported)
+  .map((k) => k.isa);
 
 describe('predictions equal @tensorflow/tfjs', () => {
   afterAll(() => {
@@ -55,13 +86,21 @@ describe('predictions equal @tensorflow/tfjs', () => {
     for (const act of ACTIVATIONS) {
       it(`${act} hidden layers on ${isa}`, async () => {
         setMaxIsa(isa);
-        const model = randomModel(act, act === 'softmax' ? 'softmax' : act === 'linear' ? 'sigmoid' : 'linear', 17 + ACTIVATIONS.indexOf(act));
+        const model = randomModel(
+          act,
+          act === 'softmax' ? 'softmax' : act === 'linear' ? 'sigmoid' : 'linear',
+          17 + ACTIVATIONS.indexOf(act),
+        );
         expect(backendInfo().isa).toBe(isa);
         const peer = await createTfjsPeer('cpu', specsOf(model));
         const r = rng(ACTIVATIONS.indexOf(act));
         for (const batch of [1, 5, 33]) {
           const x = Float32Array.from({ length: batch * 13 }, () => r.normal(0, 2));
-          expectClose(model.predict(tensor(x, [batch, 13])).values, peer.run(x, batch), `${act} on ${isa} batch ${batch}`);
+          expectClose(
+            model.predict(tensor(x, [batch, 13])).values,
+            peer.run(x, batch),
+            `${act} on ${isa} batch ${batch}`,
+          );
         }
         peer.dispose();
         model.dispose();
@@ -85,9 +124,22 @@ describe('inputs, outputs and weights', () => {
   });
 
   it('takes nested arrays, a rank-1 row, a Float32Array with a shape, or a flat Float32Array', () => {
-    expect(model.predict([[1, 2], [3, 4]]).arraySync()).toEqual([[4, 4, 4], [8, 8, 8]]);
+    expect(
+      model
+        .predict([
+          [1, 2],
+          [3, 4],
+        ])
+        .arraySync(),
+    ).toEqual([
+      [4, 4, 4],
+      [8, 8, 8],
+    ]);
     expect(model.predict(tensor([1, 2])).shape).toEqual([1, 3]);
-    expect(model.predict(tensor2d(new Float32Array([1, 2, 3, 4]), [2, 2])).arraySync()).toEqual([[4, 4, 4], [8, 8, 8]]);
+    expect(model.predict(tensor2d(new Float32Array([1, 2, 3, 4]), [2, 2])).arraySync()).toEqual([
+      [4, 4, 4],
+      [8, 8, 8],
+    ]);
     expect(model.predict(new Float32Array([1, 2, 3, 4, 5, 6])).shape).toEqual([3, 3]);
   });
 
@@ -105,7 +157,14 @@ describe('inputs, outputs and weights', () => {
     const before = m.predict(x).values.slice();
     const weights = m.getWeights();
     expect(weights.map((w) => w.shape)).toEqual([[13, 37], [37], [37, 19], [19, 6], [6]]);
-    m.setWeights(weights.map((w) => tensor(w.values.map((v) => v * 0.5), w.shape)));
+    m.setWeights(
+      weights.map((w) =>
+        tensor(
+          w.values.map((v) => v * 0.5),
+          w.shape,
+        ),
+      ),
+    );
     expect(m.predict(x).values).not.toEqual(before);
     m.setWeights(weights);
     expect(m.predict(x).values).toEqual(before);
@@ -132,26 +191,57 @@ describe('bad calls are coded errors', () => {
   const model = sequential({ layers: [dense({ units: 2, inputShape: [3] })] });
 
   it('names the parameter, the expectation and what was received', () => {
-    expect(syncErrorOf(() => dense({ units: 0 }))).toBe('MAAS_ERR_ARG_RANGE: Expected an integer in [1, 16777216] for dense.units but received 0 of type number');
-    expect(syncErrorOf(() => dense({ units: 2, activation: 'gelu' as ActivationName }))).toMatch(/^MAAS_ERR_ACTIVATION_UNKNOWN: Expected one of 'linear', .* for dense.activation but received 'gelu' of type string$/);
-    expect(syncErrorOf(() => dense({ units: 2, kernelInitializer: 'xavier' as 'zeros' }))).toMatch(/^MAAS_ERR_INITIALIZER_UNKNOWN: .*dense.kernelInitializer.*'xavier'/);
-    expect(syncErrorOf(() => dense({ units: 2, unitz: 3 } as never))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected one of the known options .* for dense.unitz/);
-    expect(syncErrorOf(() => dense({ units: 2, inputShape: [3, 4] }))).toMatch(/^MAAS_ERR_LAYER_CONFIG: .*dense.inputShape/);
-    expect(syncErrorOf(() => sequential({ layers: [dense({ units: 2 })] }))).toMatch(/^MAAS_ERR_LAYER_CONFIG: The first layer .* needs an inputShape/);
+    expect(syncErrorOf(() => dense({ units: 0 }))).toBe(
+      'MAAS_ERR_ARG_RANGE: Expected an integer in [1, 16777216] for dense.units but received 0 of type number',
+    );
+    expect(syncErrorOf(() => dense({ units: 2, activation: 'gelu' as ActivationName }))).toMatch(
+      /^MAAS_ERR_ACTIVATION_UNKNOWN: Expected one of 'linear', .* for dense.activation but received 'gelu' of type string$/,
+    );
+    expect(syncErrorOf(() => dense({ units: 2, kernelInitializer: 'xavier' as 'zeros' }))).toMatch(
+      /^MAAS_ERR_INITIALIZER_UNKNOWN: .*dense.kernelInitializer.*'xavier'/,
+    );
+    expect(syncErrorOf(() => dense({ units: 2, unitz: 3 } as never))).toMatch(
+      /^MAAS_ERR_ARG_RANGE: Expected one of the known options .* for dense.unitz/,
+    );
+    expect(syncErrorOf(() => dense({ units: 2, inputShape: [3, 4] }))).toMatch(
+      /^MAAS_ERR_LAYER_CONFIG: .*dense.inputShape/,
+    );
+    expect(syncErrorOf(() => sequential({ layers: [dense({ units: 2 })] }))).toMatch(
+      /^MAAS_ERR_LAYER_CONFIG: The first layer .* needs an inputShape/,
+    );
   });
 
   it('rejects inputs of the wrong width, ragged arrays and non-tensors', () => {
-    expect(syncErrorOf(() => model.predict([[1, 2]]))).toBe('MAAS_ERR_SHAPE_MISMATCH: Expected x of shape [batch, 3] (or [3]) but received shape [1,2]');
-    expect(syncErrorOf(() => model.predict(new Float32Array(4)))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: .*positive multiple of 3/);
-    expect(syncErrorOf(() => model.predict([[1, 2, 3], [1, 2]]))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected a rectangular nested array/);
-    expect(syncErrorOf(() => model.predict('abc' as never))).toMatch(/^MAAS_ERR_ARG_TYPE: Expected a Tensor, a Float32Array or nested arrays of numbers for x but received 'abc'/);
+    expect(syncErrorOf(() => model.predict([[1, 2]]))).toBe(
+      'MAAS_ERR_SHAPE_MISMATCH: Expected x of shape [batch, 3] (or [3]) but received shape [1,2]',
+    );
+    expect(syncErrorOf(() => model.predict(new Float32Array(4)))).toMatch(
+      /^MAAS_ERR_SHAPE_MISMATCH: .*positive multiple of 3/,
+    );
+    expect(
+      syncErrorOf(() =>
+        model.predict([
+          [1, 2, 3],
+          [1, 2],
+        ]),
+      ),
+    ).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected a rectangular nested array/);
+    expect(syncErrorOf(() => model.predict('abc' as never))).toMatch(
+      /^MAAS_ERR_ARG_TYPE: Expected a Tensor, a Float32Array or nested arrays of numbers for x but received 'abc'/,
+    );
   });
 
   it('rejects weights of the wrong count, size or with NaN, and keeps the old weights', () => {
     const before = model.getWeights();
-    expect(syncErrorOf(() => model.setWeights([before[0]!]))).toBe('MAAS_ERR_WEIGHTS_MISMATCH: Expected 2 weight tensors for setWeights but received 1');
-    expect(syncErrorOf(() => model.setWeights([before[0]!, new Float32Array(3)]))).toMatch(/^MAAS_ERR_WEIGHTS_MISMATCH: Expected 2 values for weights\[1\]/);
-    expect(syncErrorOf(() => model.setWeights([before[0]!, new Float32Array([0, Number.NaN])]))).toMatch(/^MAAS_ERR_WEIGHTS_MISMATCH: Expected finite values/);
+    expect(syncErrorOf(() => model.setWeights([before[0]!]))).toBe(
+      'MAAS_ERR_WEIGHTS_MISMATCH: Expected 2 weight tensors for setWeights but received 1',
+    );
+    expect(syncErrorOf(() => model.setWeights([before[0]!, new Float32Array(3)]))).toMatch(
+      /^MAAS_ERR_WEIGHTS_MISMATCH: Expected 2 values for weights\[1\]/,
+    );
+    expect(syncErrorOf(() => model.setWeights([before[0]!, new Float32Array([0, Number.NaN])]))).toMatch(
+      /^MAAS_ERR_WEIGHTS_MISMATCH: Expected finite values/,
+    );
     model.getWeights().forEach((w, i) => expect(w.values).toEqual(before[i]!.values));
   });
 
@@ -164,6 +254,8 @@ describe('bad calls are coded errors', () => {
   });
 
   it('an invalid ISA cap is refused', () => {
-    expect(syncErrorOf(() => setMaxIsa('neon' as never))).toMatch(/^MAAS_ERR_ISA_INVALID: Expected one of 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx' for setMaxIsa\(isa\) but received 'neon'/);
+    expect(syncErrorOf(() => setMaxIsa('neon' as never))).toMatch(
+      /^MAAS_ERR_ISA_INVALID: Expected one of 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx' for setMaxIsa\(isa\) but received 'neon'/,
+    );
   });
 });

@@ -42,18 +42,31 @@ describe('ONNX import', () => {
     const model = await loadModel(join(dir, 'model.onnx'));
     const input = decodeTensor(await readFile(join(dir, 'test_data_set_0', 'input_0.pb')));
     const output = decodeTensor(await readFile(join(dir, 'test_data_set_0', 'output_0.pb')));
-    model.predict(input.values).values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
+    model
+      .predict(input.values)
+      .values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
   });
 
-  for (const [test, weights] of [['test_gemm_default_vector_bias', ['b', 'c']], ['test_gemm_default_no_bias', ['b']], ['test_gemm_transposeB', ['b', 'c']], ['test_matmul_2d', ['b']]] as const) {
+  for (const [test, weights] of [
+    ['test_gemm_default_vector_bias', ['b', 'c']],
+    ['test_gemm_default_no_bias', ['b']],
+    ['test_gemm_transposeB', ['b', 'c']],
+    ['test_matmul_2d', ['b']],
+  ] as const) {
     it(`onnx_node/${test}: weights bound as constants reproduce the backend test's output`, async () => {
       const dir = join(ONNX_FIXTURES, 'onnx_node', test);
       const set = join(dir, 'test_data_set_0');
-      const constants = Object.fromEntries(await Promise.all(weights.map(async (name, i) => [name, decodeTensor(await readFile(join(set, `input_${i + 1}.pb`)))] as const)));
+      const constants = Object.fromEntries(
+        await Promise.all(
+          weights.map(async (name, i) => [name, decodeTensor(await readFile(join(set, `input_${i + 1}.pb`)))] as const),
+        ),
+      );
       const model = await loadModel(join(dir, 'model.onnx'), { constants });
       const input = decodeTensor(await readFile(join(set, 'input_0.pb')));
       const output = decodeTensor(await readFile(join(set, 'output_0.pb')));
-      model.predict(input.values).values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
+      model
+        .predict(input.values)
+        .values.forEach((v, i) => expect(Math.abs(v - output.values[i]!)).toBeLessThanOrEqual(FIXTURE_TOL));
     });
   }
 
@@ -61,15 +74,35 @@ describe('ONNX import', () => {
     it(`a ${op} graph of every activation loads and matches onnxruntime`, async () => {
       const source = sequential({
         layers: [
-          dense({ units: 9, activation: 'leakyRelu', alpha: 0.1, inputShape: [6], kernelInitializer: initializers.glorotUniform({ seed: 1 }), biasInitializer: initializers.randomNormal({ seed: 2 }) }),
-          dense({ units: 7, activation: 'elu', alpha: 0.5, useBias: false, kernelInitializer: initializers.glorotUniform({ seed: 3 }) }),
+          dense({
+            units: 9,
+            activation: 'leakyRelu',
+            alpha: 0.1,
+            inputShape: [6],
+            kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+            biasInitializer: initializers.randomNormal({ seed: 2 }),
+          }),
+          dense({
+            units: 7,
+            activation: 'elu',
+            alpha: 0.5,
+            useBias: false,
+            kernelInitializer: initializers.glorotUniform({ seed: 3 }),
+          }),
           dense({ units: 5, activation: 'tanh', kernelInitializer: initializers.glorotUniform({ seed: 4 }) }),
           dense({ units: 4, activation: 'softmax', kernelInitializer: initializers.glorotUniform({ seed: 5 }) }),
         ],
       });
       const w = source.getWeights();
       let i = 0;
-      const specs: DenseSpec[] = source.layers.map((l) => ({ in: l.inputDim!, out: l.units, weights: w[i++]!.values, bias: l.useBias ? w[i++]!.values : null, activation: l.activation, alpha: l.alpha }));
+      const specs: DenseSpec[] = source.layers.map((l) => ({
+        in: l.inputDim!,
+        out: l.units,
+        weights: w[i++]!.values,
+        bias: l.useBias ? w[i++]!.values : null,
+        activation: l.activation,
+        alpha: l.alpha,
+      }));
       const bytes = buildDenseOnnx(specs, { op });
       const dir = await mkdtemp(join(tmpdir(), 'maas-onnx-'));
       await writeFile(join(dir, 'model.onnx'), bytes);
@@ -85,28 +118,56 @@ describe('ONNX import', () => {
 
   it('refuses an op it cannot run, naming the node and the op', async () => {
     const node = join(ONNX_FIXTURES, 'onnx_node', 'test_matmul_bcast', 'model.onnx');
-    expect(await errorOf(() => loadModel(node))).toMatch(/^MAAS_ERR_MODEL_FORMAT: ONNX node '.*' \(MatMul\) is not supported: its input '.*' must be an initializer/);
+    expect(await errorOf(() => loadModel(node))).toMatch(
+      /^MAAS_ERR_MODEL_FORMAT: ONNX node '.*' \(MatMul\) is not supported: its input '.*' must be an initializer/,
+    );
   });
 
   it('loadOnnxGraph refuses an op outside its set, naming the node and the op', async () => {
     const file = join(ONNX_FIXTURES, 'onnx_node', 'test_matmulinteger', 'model.onnx');
-    expect(await errorOf(() => loadOnnxGraph(file))).toMatch(/^MAAS_ERR_MODEL_FORMAT: ONNX node '.*' \(MatMulInteger\) is not supported: maas evaluates only Gemm, MatMul/);
+    expect(await errorOf(() => loadOnnxGraph(file))).toMatch(
+      /^MAAS_ERR_MODEL_FORMAT: ONNX node '.*' \(MatMulInteger\) is not supported: maas evaluates only Gemm, MatMul/,
+    );
   });
 
   it('loadOnnxGraph.run names a missing input and a data/shape mismatch', async () => {
     const graph = await loadOnnxGraph(join(ONNX_FIXTURES, 'onnx_node', 'test_add_bcast', 'model.onnx'));
     expect(graph.inputNames).toEqual(['x', 'y']);
-    expect(await errorOf(async () => graph.run({ x: { data: new Float32Array(60), shape: [3, 4, 5] } }))).toMatch(/^MAAS_ERR_ARG_TYPE: Expected an object \{ data, shape \} for run\(inputs\['y'\]\) but received undefined/);
-    expect(await errorOf(async () => graph.run({ x: { data: new Float32Array(60), shape: [3, 4, 5] }, y: { data: new Float32Array(4), shape: [5] } })))
-      .toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected 5 values for shape \[5\] for run\(inputs\['y'\]\)\.data but received Float32Array of length 4/);
+    expect(await errorOf(async () => graph.run({ x: { data: new Float32Array(60), shape: [3, 4, 5] } }))).toMatch(
+      /^MAAS_ERR_ARG_TYPE: Expected an object \{ data, shape \} for run\(inputs\['y'\]\) but received undefined/,
+    );
+    expect(
+      await errorOf(async () =>
+        graph.run({
+          x: { data: new Float32Array(60), shape: [3, 4, 5] },
+          y: { data: new Float32Array(4), shape: [5] },
+        }),
+      ),
+    ).toMatch(
+      /^MAAS_ERR_SHAPE_MISMATCH: Expected 5 values for shape \[5\] for run\(inputs\['y'\]\)\.data but received Float32Array of length 4/,
+    );
   });
 });
 
 /** Dense chains load into a Sequential; the rest are graphs for loadOnnxGraph. */
-const CHAINS = new Set(['hls4ml_three_layer_keras', 'hls4ml_two_layer_keras', 'onnx_pytorch_converted/test_Linear_no_bias',
-  'onnx_node/test_gemm_default_vector_bias', 'onnx_node/test_gemm_default_no_bias', 'onnx_node/test_gemm_transposeB', 'onnx_node/test_matmul_2d']);
+const CHAINS = new Set([
+  'hls4ml_three_layer_keras',
+  'hls4ml_two_layer_keras',
+  'onnx_pytorch_converted/test_Linear_no_bias',
+  'onnx_node/test_gemm_default_vector_bias',
+  'onnx_node/test_gemm_default_no_bias',
+  'onnx_node/test_gemm_transposeB',
+  'onnx_node/test_matmul_2d',
+]);
 /** The quantization operator cases: reproduced exactly in quant-onnx.test.ts, outside the float evaluator's op set. */
-const QUANT_CASES = ['matmulinteger', 'qlinearmatmul_2D_uint8_float32', 'qlinearmatmul_2D_int8_float32', 'dynamicquantizelinear', 'quantizelinear', 'dequantizelinear'].map((t) => `onnx_node/test_${t}`);
+const QUANT_CASES = [
+  'matmulinteger',
+  'qlinearmatmul_2D_uint8_float32',
+  'qlinearmatmul_2D_int8_float32',
+  'dynamicquantizelinear',
+  'quantizelinear',
+  'dequantizelinear',
+].map((t) => `onnx_node/test_${t}`);
 
 async function fixtureCases(): Promise<string[]> {
   const out: string[] = [];
@@ -134,7 +195,9 @@ describe('every ONNX fixture case', async () => {
       const sets = (await readdir(dir)).filter((d) => d.startsWith('test_data_set_'));
       expect(sets.length).toBeGreaterThan(0);
       for (const set of sets) {
-        const xs = await Promise.all(names.map(async (_, i) => decodeTensor(await readFile(join(dir, set, `input_${i}.pb`)))));
+        const xs = await Promise.all(
+          names.map(async (_, i) => decodeTensor(await readFile(join(dir, set, `input_${i}.pb`)))),
+        );
         const want = decodeTensor(await readFile(join(dir, set, 'output_0.pb')));
         expect(want.values.some((v) => v !== 0)).toBe(true);
         let got: ArrayLike<number>;
@@ -144,48 +207,118 @@ describe('every ONNX fixture case', async () => {
         } else {
           await expect(loadModel(join(dir, 'model.onnx'))).rejects.toMatchObject({ code: 'MAAS_ERR_MODEL_FORMAT' });
           const graph = await loadOnnxGraph(join(dir, 'model.onnx'));
-          const out = graph.run(Object.fromEntries(names.map((n, i) => [n, { data: xs[i]!.values, shape: xs[i]!.dims }])));
+          const out = graph.run(
+            Object.fromEntries(names.map((n, i) => [n, { data: xs[i]!.values, shape: xs[i]!.dims }])),
+          );
           expect(out[graph.outputNames[0]!]!.shape).toEqual(want.dims);
           got = out[graph.outputNames[0]!]!.data;
         }
         expect(got.length).toBe(want.values.length);
-        for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - want.values[i]!), `${set} index ${i}`).toBeLessThanOrEqual(FIXTURE_TOL);
+        for (let i = 0; i < got.length; i++)
+          expect(Math.abs(got[i]! - want.values[i]!), `${set} index ${i}`).toBeLessThanOrEqual(FIXTURE_TOL);
       }
     });
   }
 });
 
 /** A one-graph model (float inputs of the given shapes) written with the library's own proto types. */
-function graphModel(opset: number, nodes: { op: string; input: string[]; output: string; attrs?: Record<string, number | number[]> }[],
-  inputs: Record<string, number[]>, output: string, initializer: { name: string; dims: number[]; int64: number[] }[] = []): Uint8Array {
-  const info = (name: string, dims?: number[]) => ({ name, type: { tensor_type: { elem_type: 1, ...(dims ? { shape: { dim: dims.map((d) => ({ dim_value: d })) } } : {}) } } });
-  const attribute = (a: Record<string, number | number[]> = {}) => Object.entries(a).map(([name, v]) =>
-    Array.isArray(v) ? { name, type: 7, ints: v } : Number.isInteger(v) ? { name, type: 2, i: v } : { name, type: 1, f: v });
+function graphModel(
+  opset: number,
+  nodes: { op: string; input: string[]; output: string; attrs?: Record<string, number | number[]> }[],
+  inputs: Record<string, number[]>,
+  output: string,
+  initializer: { name: string; dims: number[]; int64: number[] }[] = [],
+): Uint8Array {
+  const info = (name: string, dims?: number[]) => ({
+    name,
+    type: { tensor_type: { elem_type: 1, ...(dims ? { shape: { dim: dims.map((d) => ({ dim_value: d })) } } : {}) } },
+  });
+  const attribute = (a: Record<string, number | number[]> = {}) =>
+    Object.entries(a).map(([name, v]) =>
+      Array.isArray(v)
+        ? { name, type: 7, ints: v }
+        : Number.isInteger(v)
+          ? { name, type: 2, i: v }
+          : { name, type: 1, f: v },
+    );
   const type = onnxTypes().model;
-  return type.encode(type.fromObject({
-    ir_version: 7, opset_import: [{ domain: '', version: opset }],
-    graph: {
-      name: 'g', node: nodes.map((n) => ({ op_type: n.op, name: n.output, input: n.input, output: [n.output], attribute: attribute(n.attrs) })),
-      initializer: initializer.map((t) => ({ name: t.name, data_type: 7, dims: t.dims, int64_data: t.int64 })),
-      input: Object.entries(inputs).map(([n, d]) => info(n, d)), output: [info(output)],
-    },
-  })).finish();
+  return type
+    .encode(
+      type.fromObject({
+        ir_version: 7,
+        opset_import: [{ domain: '', version: opset }],
+        graph: {
+          name: 'g',
+          node: nodes.map((n) => ({
+            op_type: n.op,
+            name: n.output,
+            input: n.input,
+            output: [n.output],
+            attribute: attribute(n.attrs),
+          })),
+          initializer: initializer.map((t) => ({ name: t.name, data_type: 7, dims: t.dims, int64_data: t.int64 })),
+          input: Object.entries(inputs).map(([n, d]) => info(n, d)),
+          output: [info(output)],
+        },
+      }),
+    )
+    .finish();
 }
 
 /** Seeded values in (-2, 2): never all zero. */
-const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => 2 * Math.sin(seed * 7.1 + i * 1.3));
+const values = (n: number, seed: number) =>
+  Float32Array.from({ length: n }, (_, i) => 2 * Math.sin(seed * 7.1 + i * 1.3));
 
 describe('loadOnnxGraph against onnxruntime on graphs built here', () => {
   const graphs: [string, Parameters<typeof graphModel>][] = [
-    ['Softmax axis 1 of a rank-3 tensor, opset 11 (flattens at the axis)', [11, [{ op: 'Softmax', input: ['x'], output: 'y', attrs: { axis: 1 } }], { x: [2, 3, 4] }, 'y']],
-    ['Softmax axis 1 of a rank-3 tensor, opset 13 (along the axis)', [13, [{ op: 'Softmax', input: ['x'], output: 'y', attrs: { axis: 1 } }], { x: [2, 3, 4] }, 'y']],
-    ['Softmax default axis, opset 11 (1) and rank 3', [11, [{ op: 'Softmax', input: ['x'], output: 'y' }], { x: [2, 3, 4] }, 'y']],
-    ['MatMul of a vector by a batch of matrices, then by a vector', [13, [{ op: 'MatMul', input: ['v', 'm'], output: 'h' }, { op: 'MatMul', input: ['h', 'w'], output: 'y' }], { v: [4], m: [2, 4, 3], w: [3] }, 'y']],
-    ['Gemm transA, transB, alpha, beta with a [M,1] C', [13, [{ op: 'Gemm', input: ['a', 'b', 'c'], output: 'y', attrs: { transA: 1, transB: 1, alpha: 0.5, beta: -1.5 } }], { a: [5, 3], b: [4, 5], c: [3, 1] }, 'y']],
-    ['Add broadcasting both ways, Flatten axis 2, Reshape with 0 and -1, Tanh', [13, [
-      { op: 'Add', input: ['a', 'b'], output: 's' }, { op: 'Flatten', input: ['s'], output: 'f', attrs: { axis: 2 } },
-      { op: 'Reshape', input: ['f', 'shape'], output: 'r' }, { op: 'Tanh', input: ['r'], output: 'y' }],
-    { a: [2, 1, 4, 1], b: [3, 1, 5] }, 'y', [{ name: 'shape', dims: [3], int64: [0, -1, 4] }]]],
+    [
+      'Softmax axis 1 of a rank-3 tensor, opset 11 (flattens at the axis)',
+      [11, [{ op: 'Softmax', input: ['x'], output: 'y', attrs: { axis: 1 } }], { x: [2, 3, 4] }, 'y'],
+    ],
+    [
+      'Softmax axis 1 of a rank-3 tensor, opset 13 (along the axis)',
+      [13, [{ op: 'Softmax', input: ['x'], output: 'y', attrs: { axis: 1 } }], { x: [2, 3, 4] }, 'y'],
+    ],
+    [
+      'Softmax default axis, opset 11 (1) and rank 3',
+      [11, [{ op: 'Softmax', input: ['x'], output: 'y' }], { x: [2, 3, 4] }, 'y'],
+    ],
+    [
+      'MatMul of a vector by a batch of matrices, then by a vector',
+      [
+        13,
+        [
+          { op: 'MatMul', input: ['v', 'm'], output: 'h' },
+          { op: 'MatMul', input: ['h', 'w'], output: 'y' },
+        ],
+        { v: [4], m: [2, 4, 3], w: [3] },
+        'y',
+      ],
+    ],
+    [
+      'Gemm transA, transB, alpha, beta with a [M,1] C',
+      [
+        13,
+        [{ op: 'Gemm', input: ['a', 'b', 'c'], output: 'y', attrs: { transA: 1, transB: 1, alpha: 0.5, beta: -1.5 } }],
+        { a: [5, 3], b: [4, 5], c: [3, 1] },
+        'y',
+      ],
+    ],
+    [
+      'Add broadcasting both ways, Flatten axis 2, Reshape with 0 and -1, Tanh',
+      [
+        13,
+        [
+          { op: 'Add', input: ['a', 'b'], output: 's' },
+          { op: 'Flatten', input: ['s'], output: 'f', attrs: { axis: 2 } },
+          { op: 'Reshape', input: ['f', 'shape'], output: 'r' },
+          { op: 'Tanh', input: ['r'], output: 'y' },
+        ],
+        { a: [2, 1, 4, 1], b: [3, 1, 5] },
+        'y',
+        [{ name: 'shape', dims: [3], int64: [0, -1, 4] }],
+      ],
+    ],
   ];
   for (const [name, args] of graphs) {
     it(name, async () => {
@@ -193,9 +326,24 @@ describe('loadOnnxGraph against onnxruntime on graphs built here', () => {
       const dir = await mkdtemp(join(tmpdir(), 'maas-graph-'));
       await writeFile(join(dir, 'g.onnx'), bytes);
       const graph = await loadOnnxGraph(join(dir, 'g.onnx'));
-      const feeds = Object.fromEntries(Object.entries(args[2]).map(([n, dims], i) => [n, { data: values(dims.reduce((a, b) => a * b, 1), i + 1), shape: dims }]));
+      const feeds = Object.fromEntries(
+        Object.entries(args[2]).map(([n, dims], i) => [
+          n,
+          {
+            data: values(
+              dims.reduce((a, b) => a * b, 1),
+              i + 1,
+            ),
+            shape: dims,
+          },
+        ]),
+      );
       const session = await InferenceSession.create(bytes);
-      const want = (await session.run(Object.fromEntries(Object.entries(feeds).map(([n, f]) => [n, new OrtTensor('float32', f.data, f.shape)]))))[args[3]]!;
+      const want = (
+        await session.run(
+          Object.fromEntries(Object.entries(feeds).map(([n, f]) => [n, new OrtTensor('float32', f.data, f.shape)])),
+        )
+      )[args[3]]!;
       await session.release();
       const got = graph.run(feeds)[args[3]]!;
       expect(got.shape).toEqual(want.dims);
@@ -208,13 +356,26 @@ describe('loadOnnxGraph against onnxruntime on graphs built here', () => {
 describe('loadOnnxGraph in float64', () => {
   it('keeps a double graph in float64 (a value float32 would round survives)', async () => {
     const type = onnxTypes().model;
-    const info = (name: string) => ({ name, type: { tensor_type: { elem_type: 11, shape: { dim: [{ dim_value: 1 }, { dim_value: 2 }] } } } });
+    const info = (name: string) => ({
+      name,
+      type: { tensor_type: { elem_type: 11, shape: { dim: [{ dim_value: 1 }, { dim_value: 2 }] } } },
+    });
     const bias = new Float64Array([1 + 2 ** -40, -3]);
-    const bytes = type.encode(type.fromObject({
-      ir_version: 7, opset_import: [{ domain: '', version: 13 }],
-      graph: { name: 'd', node: [{ op_type: 'Add', name: 'add', input: ['x', 'b'], output: ['y'] }],
-        initializer: [{ name: 'b', data_type: 11, dims: [2], raw_data: new Uint8Array(bias.buffer) }], input: [info('x')], output: [info('y')] },
-    })).finish();
+    const bytes = type
+      .encode(
+        type.fromObject({
+          ir_version: 7,
+          opset_import: [{ domain: '', version: 13 }],
+          graph: {
+            name: 'd',
+            node: [{ op_type: 'Add', name: 'add', input: ['x', 'b'], output: ['y'] }],
+            initializer: [{ name: 'b', data_type: 11, dims: [2], raw_data: new Uint8Array(bias.buffer) }],
+            input: [info('x')],
+            output: [info('y')],
+          },
+        }),
+      )
+      .finish();
     const dir = await mkdtemp(join(tmpdir(), 'maas-graph-'));
     await writeFile(join(dir, 'd.onnx'), bytes);
     const out = (await loadOnnxGraph(join(dir, 'd.onnx'))).run({ x: { data: [0, 0.5], shape: [1, 2] } }).y!;

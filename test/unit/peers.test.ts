@@ -28,7 +28,14 @@ function makeLayers(seed: number, inputs: number, plan: LayerPlan[]): DenseSpec[
   const rand = mulberry32(seed);
   let width = inputs;
   return plan.map(({ out, activation, alpha = 0, bias = true }) => {
-    const layer = { weights: uniform(rand, width * out), bias: bias ? uniform(rand, out) : null, in: width, out, activation, alpha };
+    const layer = {
+      weights: uniform(rand, width * out),
+      bias: bias ? uniform(rand, out) : null,
+      in: width,
+      out,
+      activation,
+      alpha,
+    };
     width = out;
     return layer;
   });

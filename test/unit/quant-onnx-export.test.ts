@@ -7,13 +7,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
-import { dense, initializers, quantize, sequential, setMaxIsa, type QuantizedModel, type Sequential } from '../../src/index.js';
+import {
+  dense,
+  initializers,
+  quantize,
+  sequential,
+  setMaxIsa,
+  type QuantizedModel,
+  type Sequential,
+} from '../../src/index.js';
 import { native } from '../../src/native/index.js';
 import { runConvert } from '../../src/cli/convert.js';
 
 /** 8 → 16 relu → 12 relu → 10 tanh → 5 linear, seeded. */
 function model(seed: number): Sequential {
-  const init = (s: number) => ({ kernelInitializer: initializers.glorotUniform({ seed: seed + s }), biasInitializer: initializers.randomNormal({ stddev: 0.3, seed: seed + s + 50 }) });
+  const init = (s: number) => ({
+    kernelInitializer: initializers.glorotUniform({ seed: seed + s }),
+    biasInitializer: initializers.randomNormal({ stddev: 0.3, seed: seed + s + 50 }),
+  });
   return sequential({
     layers: [
       dense({ units: 16, activation: 'relu', inputShape: [8], ...init(1) }),
@@ -25,7 +36,8 @@ function model(seed: number): Sequential {
 }
 
 /** Seeded rows in (-2, 2). */
-const rows = (n: number, seed: number) => Float32Array.from({ length: n * 8 }, (_, i) => 2 * Math.sin(seed * 3.7 + i * 0.91));
+const rows = (n: number, seed: number) =>
+  Float32Array.from({ length: n * 8 }, (_, i) => 2 * Math.sin(seed * 3.7 + i * 0.91));
 
 async function ortRun(bytes: Uint8Array, x: Float32Array, batch: number): Promise<Float32Array> {
   const session = await InferenceSession.create(bytes);
@@ -58,22 +70,36 @@ describe('QuantizedModel.toOnnx in onnxruntime', () => {
   it('dynamic: DynamicQuantizeLinear + MatMulInteger agrees with our int8 predict to the epilogue rounding', async () => {
     const q = quantize(model(10), { method: 'dynamic' });
     const bytes = q.toOnnx();
-    const ops = new Set((await import('../../src/io/onnx.js')).onnxTypes().model.decode(bytes).toJSON().graph.node.map((n: { op_type: string }) => n.op_type));
-    expect([...ops]).toEqual(expect.arrayContaining(['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul', 'Add', 'Relu', 'Tanh']));
+    const ops = new Set(
+      (await import('../../src/io/onnx.js'))
+        .onnxTypes()
+        .model.decode(bytes)
+        .toJSON()
+        .graph.node.map((n: { op_type: string }) => n.op_type),
+    );
+    expect([...ops]).toEqual(
+      expect.arrayContaining(['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul', 'Add', 'Relu', 'Tanh']),
+    );
     expect(ops.has('Gemm')).toBe(false);
     const want = q.predict(X).values;
     const got = await ortRun(bytes, X, 32);
     const bias = q.layers[3]!.bias!;
     expect(got.length).toBe(want.length);
     expect(want.some((v) => v !== 0)).toBe(true);
-    got.forEach((v, i) => expect(Math.abs(v - want[i]!), `row ${Math.floor(i / 5)} col ${i % 5}`).toBeLessThanOrEqual(epilogueTol(want[i]!, bias[i % 5]!)));
+    got.forEach((v, i) =>
+      expect(Math.abs(v - want[i]!), `row ${Math.floor(i / 5)} col ${i % 5}`).toBeLessThanOrEqual(
+        epilogueTol(want[i]!, bias[i % 5]!),
+      ),
+    );
     q.dispose();
   });
 
   it('static: QuantizeLinear with the calibrated parameters (fp32 layer as Gemm) agrees within one quantization step', async () => {
     const q = quantize(model(20), { calibrationData: rows(64, 3), keepFloat: [2] });
     const bytes = q.toOnnx();
-    const nodes = (await import('../../src/io/onnx.js')).onnxTypes().model.decode(bytes).toJSON().graph.node as { op_type: string }[];
+    const nodes = (await import('../../src/io/onnx.js')).onnxTypes().model.decode(bytes).toJSON().graph.node as {
+      op_type: string;
+    }[];
     expect(nodes.filter((n) => n.op_type === 'QuantizeLinear')).toHaveLength(3);
     expect(nodes.filter((n) => n.op_type === 'Gemm')).toHaveLength(1);
     const want = q.predict(X).values;
@@ -94,7 +120,9 @@ describe('QuantizedModel.toOnnx in onnxruntime', () => {
     got.forEach((v, i) => {
       const d = Math.abs(v - want[i]!);
       if (d > epilogueTol(want[i]!, last.bias![i % 5]!)) beyondRounding++;
-      expect(d, `row ${Math.floor(i / 5)} col ${i % 5}`).toBeLessThanOrEqual(step[i % 5]! + epilogueTol(want[i]!, last.bias![i % 5]!));
+      expect(d, `row ${Math.floor(i / 5)} col ${i % 5}`).toBeLessThanOrEqual(
+        step[i % 5]! + epilogueTol(want[i]!, last.bias![i % 5]!),
+      );
     });
     // Tie flips are rare: most outputs must agree to the rounding alone.
     expect(beyondRounding).toBeLessThanOrEqual(got.length / 10);
@@ -109,7 +137,8 @@ describe('QuantizedModel.toOnnx in onnxruntime', () => {
     const lines: string[] = [];
     await runConvert(join(dir, 'm'), join(dir, 'b.onnx'), { print: (l) => lines.push(l) });
     expect(lines[0]).toMatch(/int8 ONNX/);
-    const a = await readFile(join(dir, 'a.onnx')), b = await readFile(join(dir, 'b.onnx'));
+    const a = await readFile(join(dir, 'a.onnx')),
+      b = await readFile(join(dir, 'b.onnx'));
     expect(Buffer.compare(a, b)).toBe(0);
     const got = await ortRun(new Uint8Array(b), X, 32);
     const want = q.predict(X).values;

@@ -37,19 +37,36 @@ describe('ONNX quantization operators, with our arithmetic', () => {
   });
 
   it('test_dynamicquantizelinear: values, scale and zero point; the addon derives the same parameters', async () => {
-    const [x, y, scale, zero] = await tensors('test_dynamicquantizelinear', ['input_0', 'output_0', 'output_1', 'output_2']);
+    const [x, y, scale, zero] = await tensors('test_dynamicquantizelinear', [
+      'input_0',
+      'output_0',
+      'output_1',
+      'output_2',
+    ]);
     const got = dynamicQuantizeLinear(x!.values);
     expect(Array.from(got.y)).toEqual(Array.from(y!.values));
     expect(got.scale).toBe(scale!.values[0]);
     expect(got.zeroPoint).toBe(zero!.values[0]);
-    const lo = Math.min(0, ...x!.values), hi = Math.max(0, ...x!.values);
+    const lo = Math.min(0, ...x!.values),
+      hi = Math.max(0, ...x!.values);
     expect(native._activationQuantParams(lo, hi, 255)).toEqual({ scale: got.scale, zero: got.zeroPoint });
   });
 
-  for (const [test, qmin, qmax] of [['test_qlinearmatmul_2D_uint8_float32', 0, 255], ['test_qlinearmatmul_2D_int8_float32', -128, 127]] as const) {
+  for (const [test, qmin, qmax] of [
+    ['test_qlinearmatmul_2D_uint8_float32', 0, 255],
+    ['test_qlinearmatmul_2D_int8_float32', -128, 127],
+  ] as const) {
     it(`${test}: int32 accumulation of zero-point-shifted operands, then our requantizing epilogue`, async () => {
       const [a, aScale, aZero, b, bScale, bZero, yScale, yZero, y] = await tensors(test, [
-        'input_0', 'input_1', 'input_2', 'input_3', 'input_4', 'input_5', 'input_6', 'input_7', 'output_0',
+        'input_0',
+        'input_1',
+        'input_2',
+        'input_3',
+        'input_4',
+        'input_5',
+        'input_6',
+        'input_7',
+        'output_0',
       ]);
       const [m, k] = a!.dims as [number, number];
       const n = b!.dims[1]!;
@@ -58,7 +75,8 @@ describe('ONNX quantization operators, with our arithmetic', () => {
       for (let i = 0; i < m; i++) {
         for (let j = 0; j < n; j++) {
           let acc = 0;
-          for (let p = 0; p < k; p++) acc += (a!.values[i * k + p]! - aZero!.values[0]!) * (b!.values[p * n + j]! - bZero!.values[0]!);
+          for (let p = 0; p < k; p++)
+            acc += (a!.values[i * k + p]! - aZero!.values[0]!) * (b!.values[p * n + j]! - bZero!.values[0]!);
           got.push(requantize(acc, combined, yScale!.values[0]!, yZero!.values[0]!, qmin, qmax));
         }
       }

@@ -11,7 +11,12 @@ async function fixture(): Promise<{ dir: string; model: string; csv: string; nar
   const dir = await mkdtemp(join(tmpdir(), 'maas-quantize-cli-'));
   const model = sequential({
     layers: [
-      dense({ units: 8, activation: 'relu', inputShape: [6], kernelInitializer: initializers.glorotUniform({ seed: 1 }) }),
+      dense({
+        units: 8,
+        activation: 'relu',
+        inputShape: [6],
+        kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+      }),
       dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
     ],
   });
@@ -20,8 +25,14 @@ async function fixture(): Promise<{ dir: string; model: string; csv: string; nar
   const r = rng(77);
   const rows = Array.from({ length: 64 }, () => Array.from({ length: 6 }, () => r.normal().toFixed(4)));
   const header = ['a', 'b', 'c', 'd', 'e', 'f'];
-  await writeFile(join(dir, 'cal.csv'), [[...header, 'label'].join(','), ...rows.map((row, i) => [...row, i % 2].join(','))].join('\n'));
-  await writeFile(join(dir, 'narrow.csv'), [header.slice(0, 5).join(','), ...rows.map((row) => row.slice(0, 5).join(','))].join('\n'));
+  await writeFile(
+    join(dir, 'cal.csv'),
+    [[...header, 'label'].join(','), ...rows.map((row, i) => [...row, i % 2].join(','))].join('\n'),
+  );
+  await writeFile(
+    join(dir, 'narrow.csv'),
+    [header.slice(0, 5).join(','), ...rows.map((row) => row.slice(0, 5).join(','))].join('\n'),
+  );
   return { dir, model: join(dir, 'fp32'), csv: join(dir, 'cal.csv'), narrowCsv: join(dir, 'narrow.csv') };
 }
 
@@ -29,8 +40,18 @@ describe('maas quantize', () => {
   it('prints the accuracy report, keeps chosen layers in fp32 and saves a loadable int8 model', async () => {
     const f = await fixture();
     const lines: string[] = [];
-    const report = await runQuantize({ model: f.model, calibration: f.csv, out: join(f.dir, 'int8'), target: 'label', keepFloat: 'last', method: 'percentile', print: (l) => lines.push(l) });
-    expect(lines[0]).toMatch(/^quantized .* \(percentile, per-channel weights; layers: int8, fp32\) with kernel qu[78]s8_gemm_/);
+    const report = await runQuantize({
+      model: f.model,
+      calibration: f.csv,
+      out: join(f.dir, 'int8'),
+      target: 'label',
+      keepFloat: 'last',
+      method: 'percentile',
+      print: (l) => lines.push(l),
+    });
+    expect(lines[0]).toMatch(
+      /^quantized .* \(percentile, per-channel weights; layers: int8, fp32\) with kernel qu[78]s8_gemm_/,
+    );
     expect(lines.join('\n')).toMatch(/decision agreement \(threshold\): \d+\.\d\d%/);
     expect(lines.join('\n')).toMatch(/accuracy: fp32 \d\.\d{4}, int8 \d\.\d{4}/);
     expect(report.rows).toBe(64);
@@ -41,7 +62,10 @@ describe('maas quantize', () => {
 
   it('refuses a CSV whose width does not match the model, with a coded error', async () => {
     const f = await fixture();
-    expect(await errorOf(() => runQuantize({ model: f.model, calibration: f.narrowCsv, out: join(f.dir, 'bad'), print: () => {} })))
-      .toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected 6 feature columns/);
+    expect(
+      await errorOf(() =>
+        runQuantize({ model: f.model, calibration: f.narrowCsv, out: join(f.dir, 'bad'), print: () => {} }),
+      ),
+    ).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected 6 feature columns/);
   });
 });

@@ -10,8 +10,18 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  compareQuantized, dense, initializers, loadModel, loadQuantizedModel, openPackedModel, quantize, sequential, setMaxIsa,
-  tensor, trainTestSplit, type Sequential,
+  compareQuantized,
+  dense,
+  initializers,
+  loadModel,
+  loadQuantizedModel,
+  openPackedModel,
+  quantize,
+  sequential,
+  setMaxIsa,
+  tensor,
+  trainTestSplit,
+  type Sequential,
 } from '../../src/index.js';
 import { classicData } from '../../examples/classic.js';
 import { ACTIVATION_CODES, addonPath, native } from '../../src/native/index.js';
@@ -24,8 +34,19 @@ const bestCap = native.cpuInfo().cap;
 function smallModel(seed: number): { model: Sequential; x: Float32Array } {
   const model = sequential({
     layers: [
-      dense({ units: 19, activation: 'relu', inputShape: [37], kernelInitializer: initializers.glorotUniform({ seed }), biasInitializer: initializers.randomNormal({ seed: seed + 1 }) }),
-      dense({ units: 11, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: seed + 2 }), biasInitializer: initializers.randomNormal({ seed: seed + 3 }) }),
+      dense({
+        units: 19,
+        activation: 'relu',
+        inputShape: [37],
+        kernelInitializer: initializers.glorotUniform({ seed }),
+        biasInitializer: initializers.randomNormal({ seed: seed + 1 }),
+      }),
+      dense({
+        units: 11,
+        activation: 'relu',
+        kernelInitializer: initializers.glorotUniform({ seed: seed + 2 }),
+        biasInitializer: initializers.randomNormal({ seed: seed + 3 }),
+      }),
       dense({ units: 5, activation: 'linear', kernelInitializer: initializers.glorotUniform({ seed: seed + 4 }) }),
     ],
   });
@@ -39,10 +60,19 @@ describe('quantize: the classic example', () => {
 
   beforeAll(async () => {
     const { x, y } = classicData(5000, 42);
-    const split = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), { testSize: 0.2, seed: 42, stratify: true });
+    const split = trainTestSplit(tensor(x, [5000, 100]), tensor(y, [5000, 1]), {
+      testSize: 0.2,
+      seed: 42,
+      stratify: true,
+    });
     fp32 = sequential({
       layers: [
-        dense({ units: 64, activation: 'relu', inputShape: [100], kernelInitializer: initializers.glorotUniform({ seed: 42 }) }),
+        dense({
+          units: 64,
+          activation: 'relu',
+          inputShape: [100],
+          kernelInitializer: initializers.glorotUniform({ seed: 42 }),
+        }),
         dense({ units: 32, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: 43 }) }),
         dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 44 }) }),
       ],
@@ -80,16 +110,21 @@ describe('quantize: the classic example', () => {
     const int8 = quantize(fp32, { calibrationData: xCal });
     const dir = await mkdtemp(join(tmpdir(), 'maas-int8-'));
     await int8.save(dir);
-    const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as { maas: { quantization: { layers: { input: { zeroPoint: number } }[] } } };
+    const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as {
+      maas: { quantization: { layers: { input: { zeroPoint: number } }[] } };
+    };
     expect(json.maas.quantization.layers[0]!.input.zeroPoint).toBeGreaterThanOrEqual(0);
     const loaded = await loadQuantizedModel(dir);
-    const before = int8.predict(xTest).values, after = loaded.predict(xTest).values;
+    const before = int8.predict(xTest).values,
+      after = loaded.predict(xTest).values;
     expect(after.every((v, i) => Object.is(v, before[i]))).toBe(true);
     const asFloat = await loadModel(dir);
     expect(asFloat.predict(xTest).values.length).toBe(before.length);
     const report = compareQuantized(fp32, loaded, xTest, yTest, { warn: false });
     expect(Math.abs(report.metrics.accuracy!.change)).toBeLessThanOrEqual(0.005);
-    expect(await loadQuantizedModel(join(dir, 'missing')).catch((e: { code: string }) => e.code)).toBe('MAAS_ERR_MODEL_NOT_FOUND');
+    expect(await loadQuantizedModel(join(dir, 'missing')).catch((e: { code: string }) => e.code)).toBe(
+      'MAAS_ERR_MODEL_NOT_FOUND',
+    );
   });
 
   it('warns with a code past the bounds, and not within them', async () => {
@@ -112,16 +147,28 @@ describe('quantize: the classic example', () => {
   });
 
   it('rejects bad calibration data with coded errors and keeps working', () => {
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: new Float32Array(99 * 3) }))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected a Float32Array whose length is a positive multiple of 100/);
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: tensor(new Float32Array(30 * 7), [30, 7]) }))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH: Expected quantize.calibrationData of shape \[batch, 100\]/);
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: new Float32Array(0) }))).toMatch(/^MAAS_ERR_CALIBRATION_EMPTY: Expected at least one row/);
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: new Float32Array(99 * 3) }))).toMatch(
+      /^MAAS_ERR_SHAPE_MISMATCH: Expected a Float32Array whose length is a positive multiple of 100/,
+    );
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: tensor(new Float32Array(30 * 7), [30, 7]) }))).toMatch(
+      /^MAAS_ERR_SHAPE_MISMATCH: Expected quantize.calibrationData of shape \[batch, 100\]/,
+    );
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: new Float32Array(0) }))).toMatch(
+      /^MAAS_ERR_CALIBRATION_EMPTY: Expected at least one row/,
+    );
     expect(syncErrorOf(() => quantize(fp32, { calibrationData: [] }))).toMatch(/^MAAS_ERR_CALIBRATION_EMPTY/);
     const nan = xCal.slice(0, 300);
     nan[123] = Number.NaN;
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: nan }))).toMatch(/^MAAS_ERR_CALIBRATION_NOT_FINITE: Expected finite values for quantize.calibrationData but row 1, column 23 is NaN/);
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: nan }))).toMatch(
+      /^MAAS_ERR_CALIBRATION_NOT_FINITE: Expected finite values for quantize.calibrationData but row 1, column 23 is NaN/,
+    );
     expect(syncErrorOf(() => quantize(fp32, {}))).toMatch(/^MAAS_ERR_CALIBRATION_MISSING/);
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: xCal, method: 'kmeans' as never }))).toMatch(/^MAAS_ERR_ARG_RANGE/);
-    expect(syncErrorOf(() => quantize(fp32, { calibrationData: xCal, keepFloat: [7] }))).toMatch(/^MAAS_ERR_ARG_RANGE: Expected 'first', 'last', an index in \[0, 2\]/);
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: xCal, method: 'kmeans' as never }))).toMatch(
+      /^MAAS_ERR_ARG_RANGE/,
+    );
+    expect(syncErrorOf(() => quantize(fp32, { calibrationData: xCal, keepFloat: [7] }))).toMatch(
+      /^MAAS_ERR_ARG_RANGE: Expected 'first', 'last', an index in \[0, 2\]/,
+    );
     const int8 = quantize(fp32, { calibrationData: xCal });
     expect(syncErrorOf(() => int8.predict(new Float32Array(7)))).toMatch(/^MAAS_ERR_SHAPE_MISMATCH/);
     expect(int8.predict(xTest.subarray(0, 100)).shape).toEqual([1, 1]);
@@ -134,41 +181,76 @@ describe('the packed int8 stack', () => {
   });
 
   for (const kernel of native.cpuInfo().int8Kernels) {
-    it.skipIf(!kernel.supported)(`${kernel.name}: bit-exact against the integer reference, layer by layer${kernel.supported ? '' : ` (skipped: this CPU lacks ${kernel.isa})`}`, () => {
-      setMaxIsa(kernel.isa);
-      const { model, x } = smallModel(11);
-      const int8 = quantize(model, { calibrationData: x });
-      expect(int8.packed().kernel).toBe(kernel.name);
-      const got = int8.predict(x).values;
-      // The same arithmetic composed here: quantize x, then each layer through _referenceQGemm,
-      // requantizing into the next layer's u8 input (the stack fuses that for relu layers).
-      const rows = x.length / 37;
-      const layers = model.layers;
-      let p = activationParams(int8.spec.layers[0]!.input!.min, int8.spec.layers[0]!.input!.max, kernel.aMax);
-      let a = Uint8Array.from(quantizeLinear(x, p.scale, p.zeroPoint, 0, kernel.aMax));
-      let y = new Float32Array(0);
-      layers.forEach((l, i) => {
-        const info = int8.spec.layers[i]!;
-        const q = Int8Array.from(l.kernel!, (w, j) => Math.round(w / info.weightScales![j % l.units]!));
-        const scale = Float32Array.from(info.weightScales!, (s) => Math.fround(p.scale * s));
-        const next = int8.spec.layers[i + 1];
-        const act = l.activation === 'relu' ? ACTIVATION_CODES.relu : ACTIVATION_CODES.linear;
-        if (next) {
-          const np = activationParams(next.input!.min, next.input!.max, kernel.aMax);
-          const out = new Uint8Array(rows * l.units);
-          native._referenceQGemm(a, l.inputDim!, p.zeroPoint, q, scale, l.bias, rows, l.units, l.inputDim!, act, out, l.units, np.scale, np.zeroPoint, kernel.aMax);
-          a = out;
-          p = np;
-        } else {
-          y = new Float32Array(rows * l.units);
-          native._referenceQGemm(a, l.inputDim!, p.zeroPoint, q, scale, l.bias, rows, l.units, l.inputDim!, act, y, l.units, 1, 0, kernel.aMax);
-        }
-      });
-      expect(got.length).toBe(y.length);
-      const bad = got.findIndex((v, i) => !Object.is(v, y[i]));
-      expect(bad, `first mismatch at ${bad}: ${got[bad]} vs ${y[bad]}`).toBe(-1);
-      int8.dispose();
-    });
+    it.skipIf(!kernel.supported)(
+      `${kernel.name}: bit-exact against the integer reference, layer by layer${kernel.supported ? '' : ` (skipped: this CPU lacks ${kernel.isa})`}`,
+      () => {
+        setMaxIsa(kernel.isa);
+        const { model, x } = smallModel(11);
+        const int8 = quantize(model, { calibrationData: x });
+        expect(int8.packed().kernel).toBe(kernel.name);
+        const got = int8.predict(x).values;
+        // The same arithmetic composed here: quantize x, then each layer through _referenceQGemm,
+        // requantizing into the next layer's u8 input (the stack fuses that for relu layers).
+        const rows = x.length / 37;
+        const layers = model.layers;
+        let p = activationParams(int8.spec.layers[0]!.input!.min, int8.spec.layers[0]!.input!.max, kernel.aMax);
+        let a = Uint8Array.from(quantizeLinear(x, p.scale, p.zeroPoint, 0, kernel.aMax));
+        let y = new Float32Array(0);
+        layers.forEach((l, i) => {
+          const info = int8.spec.layers[i]!;
+          const q = Int8Array.from(l.kernel!, (w, j) => Math.round(w / info.weightScales![j % l.units]!));
+          const scale = Float32Array.from(info.weightScales!, (s) => Math.fround(p.scale * s));
+          const next = int8.spec.layers[i + 1];
+          const act = l.activation === 'relu' ? ACTIVATION_CODES.relu : ACTIVATION_CODES.linear;
+          if (next) {
+            const np = activationParams(next.input!.min, next.input!.max, kernel.aMax);
+            const out = new Uint8Array(rows * l.units);
+            native._referenceQGemm(
+              a,
+              l.inputDim!,
+              p.zeroPoint,
+              q,
+              scale,
+              l.bias,
+              rows,
+              l.units,
+              l.inputDim!,
+              act,
+              out,
+              l.units,
+              np.scale,
+              np.zeroPoint,
+              kernel.aMax,
+            );
+            a = out;
+            p = np;
+          } else {
+            y = new Float32Array(rows * l.units);
+            native._referenceQGemm(
+              a,
+              l.inputDim!,
+              p.zeroPoint,
+              q,
+              scale,
+              l.bias,
+              rows,
+              l.units,
+              l.inputDim!,
+              act,
+              y,
+              l.units,
+              1,
+              0,
+              kernel.aMax,
+            );
+          }
+        });
+        expect(got.length).toBe(y.length);
+        const bad = got.findIndex((v, i) => !Object.is(v, y[i]));
+        expect(bad, `first mismatch at ${bad}: ${got[bad]} vs ${y[bad]}`).toBe(-1);
+        int8.dispose();
+      },
+    );
   }
 
   it('dynamic mode and keepFloat layers run; batch 1 equals the same row in a batch (static)', () => {
@@ -179,7 +261,8 @@ describe('the packed int8 stack', () => {
     expect(Array.from(one)).toEqual(Array.from(all.subarray(25, 30)));
     const dyn = quantize(model, { method: 'dynamic' });
     expect(dyn.spec.mode).toBe('dynamic');
-    const ref = model.predict(x).values, got = dyn.predict(x).values;
+    const ref = model.predict(x).values,
+      got = dyn.predict(x).values;
     const maxAbs = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     got.forEach((v, i) => expect(Math.abs(v - ref[i]!)).toBeLessThan(0.05 * maxAbs));
   });
@@ -201,15 +284,22 @@ describe('the packed int8 stack', () => {
       const y = new Float32Array(workerData.rows * handle.outputSize);
       handle.predict(workerData.x, workerData.rows, y);
       parentPort.postMessage(y);`;
-    const worker = new Worker(source, { eval: true, workerData: { path: addonPath(), buffer: packed.buffer, x, rows: 41 } });
+    const worker = new Worker(source, {
+      eval: true,
+      workerData: { path: addonPath(), buffer: packed.buffer, x, rows: 41 },
+    });
     const got = await new Promise<Float32Array>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
     await worker.terminate();
     expect(Array.from(got)).toEqual(Array.from(want));
-    expect(syncErrorOf(() => openPackedModel({ buffer: new SharedArrayBuffer(64), format: 'int8' }))).toMatch(/^MAAS_ERR_PACKED_CORRUPT/);
-    expect(syncErrorOf(() => openPackedModel({ buffer: packed.buffer, format: 'fp32' }))).toMatch(/^MAAS_ERR_PACKED_CORRUPT/);
+    expect(syncErrorOf(() => openPackedModel({ buffer: new SharedArrayBuffer(64), format: 'int8' }))).toMatch(
+      /^MAAS_ERR_PACKED_CORRUPT/,
+    );
+    expect(syncErrorOf(() => openPackedModel({ buffer: packed.buffer, format: 'fp32' }))).toMatch(
+      /^MAAS_ERR_PACKED_CORRUPT/,
+    );
     local.dispose();
   });
 
@@ -221,12 +311,20 @@ describe('the packed int8 stack', () => {
     // see: find it by its magic.
     const start = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf('MAASQ801');
     expect(start).toBeGreaterThanOrEqual(0);
-    for (const [offset, value] of [[start + 0, 0x00], [start + 8, 9], [start + 12, 0], [start + 160 + 8 + 56, 0xff], [start + 160 + 8 + 57, 0x7f]] as const) {
+    for (const [offset, value] of [
+      [start + 0, 0x00],
+      [start + 8, 9],
+      [start + 12, 0],
+      [start + 160 + 8 + 56, 0xff],
+      [start + 160 + 8 + 57, 0x7f],
+    ] as const) {
       const copy = new SharedArrayBuffer(bytes.length);
       new Uint8Array(copy).set(bytes);
       new Uint8Array(copy)[offset] = value;
       expect(syncErrorOf(() => openPackedModel({ buffer: copy, format: 'int8' }))).toMatch(/^MAAS_ERR_PACKED_CORRUPT/);
     }
-    expect(syncErrorOf(() => openPackedModel({ buffer: packed.buffer.slice(0, 200), format: 'int8' }))).toMatch(/^MAAS_ERR_PACKED_CORRUPT/);
+    expect(syncErrorOf(() => openPackedModel({ buffer: packed.buffer.slice(0, 200), format: 'int8' }))).toMatch(
+      /^MAAS_ERR_PACKED_CORRUPT/,
+    );
   });
 });

@@ -12,7 +12,7 @@ enum class Activation : uint32_t {
   kElu = 3,        // x > 0 ? x : alpha * (exp(x) - 1)
   kSigmoid = 4,
   kTanh = 5,
-  kSoftmax = 6,    // row-wise over the layer's outputs, max-subtracted
+  kSoftmax = 6,  // row-wise over the layer's outputs, max-subtracted
 };
 
 constexpr uint32_t kActivationCount = 7;

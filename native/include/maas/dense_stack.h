@@ -23,7 +23,8 @@ constexpr uint32_t kMaxDenseLayers = 256;
 constexpr size_t kPackedAlign = 64;
 
 // Bytes a buffer needs to hold the packed stack for `kernel`, alignment slack included.
-Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel, size_t* bytes) noexcept;
+Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel,
+                        size_t* bytes) noexcept;
 // Packs weights (layer i: in×out row-major) and biases (out floats, or nullptr) into dst.
 Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* const* weights,
                       const float* const* biases, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept;
@@ -65,8 +66,8 @@ class DenseScratch {
 };
 
 // y[batch × last.out] = stack(x[batch × first.in]). Uses up to `threads` of the pool.
-Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y,
-                         DenseScratch* scratch, ThreadPool* pool, size_t threads) noexcept;
+Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y, DenseScratch* scratch,
+                         ThreadPool* pool, size_t threads) noexcept;
 
 // One GEMM with a fused epilogue, split over the pool: the building block of the stack.
 // `scratch_for(ith)` must hold kernel.scratch_floats(k) floats for each ith < threads.
@@ -77,6 +78,7 @@ void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, Threa
 // gets at least two row tiles or `whole_rows` asks for it, else by nr-wide panels.
 GemmTile PartitionTiles(size_t m, size_t n, size_t mr, size_t nr, bool whole_rows, size_t ith, size_t nth) noexcept;
 // Splits the output into nth tiles: by rows when there are enough, else by B panels.
-GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith, size_t nth) noexcept;
+GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith,
+                       size_t nth) noexcept;
 
 }  // namespace maas

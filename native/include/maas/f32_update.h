@@ -9,21 +9,28 @@
 
 namespace maas {
 
-enum class UpdateRule : uint32_t { kSgd = 0, kMomentum = 1, kNesterov = 2, kAdam = 3, kRmsProp = 4, kRmsPropMomentum = 5 };
+enum class UpdateRule : uint32_t {
+  kSgd = 0,
+  kMomentum = 1,
+  kNesterov = 2,
+  kAdam = 3,
+  kRmsProp = 4,
+  kRmsPropMomentum = 5
+};
 
 struct F32UpdateArgs {
   UpdateRule rule = UpdateRule::kSgd;
   float lr = 0.f;
-  float scale = 1.f;          // gradient scale (global-norm clipping)
-  float momentum = 0.f;       // momentum rules, rmsprop momentum
+  float scale = 1.f;                                   // gradient scale (global-norm clipping)
+  float momentum = 0.f;                                // momentum rules, rmsprop momentum
   float beta1 = 0.f, beta2 = 0.f, c1 = 1.f, c2 = 1.f;  // adam: moments and bias corrections 1 − β^t
   float epsilon = 0.f;
-  float rho = 0.f;            // rmsprop decay
-  float decay = 0.f;          // adamw: lr × weight decay, applied before the adam step
+  float rho = 0.f;    // rmsprop decay
+  float decay = 0.f;  // adamw: lr × weight decay, applied before the adam step
   float* w = nullptr;
   const float* g = nullptr;
-  float* m = nullptr;         // first state array (momentum, adam m, rmsprop momentum), when used
-  float* v = nullptr;         // second state array (adam v, rmsprop mean square), when used
+  float* m = nullptr;  // first state array (momentum, adam m, rmsprop momentum), when used
+  float* v = nullptr;  // second state array (adam v, rmsprop mean square), when used
 };
 
 struct F32UpdateKernel {

@@ -35,13 +35,13 @@ Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode
 
 struct QuantLayerView {
   QuantLayerSpec spec;
-  QuantParams in;                 // static input quantization for the kernel's a_max
-  const int8_t* w8 = nullptr;     // int8 layers: packed panels, column sums, scales
+  QuantParams in;              // static input quantization for the kernel's a_max
+  const int8_t* w8 = nullptr;  // int8 layers: packed panels, column sums, scales
   const int32_t* colsum = nullptr;
   const float* w_scale = nullptr;
-  const float* scale = nullptr;   // in.scale · w_scale[j] (static mode)
-  const float* w32 = nullptr;     // fp32 layers: packed panels
-  const float* bias = nullptr;    // padded to the layer's kernel, or null
+  const float* scale = nullptr;  // in.scale · w_scale[j] (static mode)
+  const float* w32 = nullptr;    // fp32 layers: packed panels
+  const float* bias = nullptr;   // padded to the layer's kernel, or null
 };
 
 struct QuantStackView {
@@ -50,11 +50,11 @@ struct QuantStackView {
   QuantMode mode = QuantMode::kStatic;
   uint32_t count = 0;
   QuantLayerView layers[kMaxDenseLayers];
-  size_t max_width = 0;   // widest layer output
-  size_t max_k32 = 0;     // widest fp32 layer input
-  size_t max_row8 = 0;    // widest u8 activation row (RoundUp(in, 4) of int8 layers)
-  size_t max_scale = 0;   // widest padded scale vector of int8 layers
-  size_t max_k8 = 0;      // widest int8 layer input
+  size_t max_width = 0;  // widest layer output
+  size_t max_k32 = 0;    // widest fp32 layer input
+  size_t max_row8 = 0;   // widest u8 activation row (RoundUp(in, 4) of int8 layers)
+  size_t max_scale = 0;  // widest padded scale vector of int8 layers
+  size_t max_k8 = 0;     // widest int8 layer input
 };
 
 Status OpenQuantStack(const void* buffer, size_t bytes, QuantStackView* view) noexcept;

@@ -14,18 +14,23 @@ enum class Status : int {
 
 inline const char* StatusName(Status s) noexcept {
   switch (s) {
-    case Status::kOk: return "ok";
-    case Status::kInvalidArgument: return "invalid argument";
-    case Status::kOutOfMemory: return "out of memory";
-    case Status::kUnsupported: return "unsupported";
-    case Status::kCorruptPacked: return "corrupt packed buffer";
+    case Status::kOk:
+      return "ok";
+    case Status::kInvalidArgument:
+      return "invalid argument";
+    case Status::kOutOfMemory:
+      return "out of memory";
+    case Status::kUnsupported:
+      return "unsupported";
+    case Status::kCorruptPacked:
+      return "corrupt packed buffer";
   }
   return "unknown";
 }
 
-#define MAAS_RETURN_IF_ERROR(expr)                   \
-  do {                                               \
-    ::maas::Status maas_status_ = (expr);            \
+#define MAAS_RETURN_IF_ERROR(expr)                                \
+  do {                                                            \
+    ::maas::Status maas_status_ = (expr);                         \
     if (maas_status_ != ::maas::Status::kOk) return maas_status_; \
   } while (0)
 

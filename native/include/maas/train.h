@@ -19,9 +19,9 @@ namespace maas {
 enum class Loss : uint32_t {
   kMeanSquaredError = 0,
   kMeanAbsoluteError = 1,
-  kBinaryCrossentropy = 2,            // fused with a final sigmoid: computed from logits
-  kCategoricalCrossentropy = 3,       // needs a final softmax: computed from logits
-  kSparseCategoricalCrossentropy = 4, // targets are class indices (one float per row)
+  kBinaryCrossentropy = 2,             // fused with a final sigmoid: computed from logits
+  kCategoricalCrossentropy = 3,        // needs a final softmax: computed from logits
+  kSparseCategoricalCrossentropy = 4,  // targets are class indices (one float per row)
 };
 constexpr uint32_t kLossCount = 5;
 
@@ -31,27 +31,27 @@ constexpr uint32_t kOptimizerCount = 4;
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kSgd;
   float learning_rate = 0.01f;
-  float momentum = 0.f;       // sgd and rmsprop
-  bool nesterov = false;      // sgd
+  float momentum = 0.f;                // sgd and rmsprop
+  bool nesterov = false;               // sgd
   float beta1 = 0.9f, beta2 = 0.999f;  // adam, adamw
-  float epsilon = 1e-7f;      // adam, adamw, rmsprop (tfjs's default)
-  float rho = 0.9f;           // rmsprop decay
-  float weight_decay = 0.f;   // adamw, decoupled
-  float clip_norm = 0.f;      // > 0: clip gradients to this global L2 norm
+  float epsilon = 1e-7f;               // adam, adamw, rmsprop (tfjs's default)
+  float rho = 0.9f;                    // rmsprop decay
+  float weight_decay = 0.f;            // adamw, decoupled
+  float clip_norm = 0.f;               // > 0: clip gradients to this global L2 norm
 };
 
 struct TrainLayer {
   DenseLayerSpec spec;
-  float* kernel;  // in×out row-major, caller-owned, updated in place
-  float* bias;    // out floats or nullptr
+  float* kernel;             // in×out row-major, caller-owned, updated in place
+  float* bias;               // out floats or nullptr
   float l1 = 0.f, l2 = 0.f;  // kernel regularizer
 };
 
 // What a step returns besides the updated weights.
 struct StepResult {
-  double loss = 0;            // data loss + regularization penalty
-  double penalty = 0;         // regularization part
-  double grad_norm = 0;       // global L2 norm of the gradients before clipping
+  double loss = 0;       // data loss + regularization penalty
+  double penalty = 0;    // regularization part
+  double grad_norm = 0;  // global L2 norm of the gradients before clipping
 };
 
 class Trainer {
@@ -66,9 +66,11 @@ class Trainer {
   // One training step: y holds batch×out targets (batch class indices for the sparse loss).
   Status Step(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept;
   // Forward, loss and gradients without the update (tests, evaluation of gradients).
-  Status Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept;
+  Status Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads,
+                   StepResult* out) noexcept;
   // Loss without gradients (evaluate): data loss averaged over the batch, no penalty.
-  Status EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, double* loss) noexcept;
+  Status EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads,
+                      double* loss) noexcept;
   // Gradient of layer l's kernel (in×out) and bias after Gradients/Step.
   const float* kernel_grad(size_t l) const noexcept { return grads_[l].kernel.data(); }
   const float* bias_grad(size_t l) const noexcept { return grads_[l].bias.data(); }

@@ -20,11 +20,20 @@ void ThrowCoded(Napi::Env env, const char* code, const std::string& message, boo
 void ThrowStatus(Napi::Env env, Status status, const std::string& context) {
   const char* code = "MAAS_ERR_NATIVE_INTERNAL";
   switch (status) {
-    case Status::kInvalidArgument: code = "MAAS_ERR_NATIVE_INVALID_ARGUMENT"; break;
-    case Status::kOutOfMemory: code = "MAAS_ERR_NATIVE_OUT_OF_MEMORY"; break;
-    case Status::kUnsupported: code = "MAAS_ERR_ISA_UNSUPPORTED"; break;
-    case Status::kCorruptPacked: code = "MAAS_ERR_PACKED_CORRUPT"; break;
-    case Status::kOk: break;
+    case Status::kInvalidArgument:
+      code = "MAAS_ERR_NATIVE_INVALID_ARGUMENT";
+      break;
+    case Status::kOutOfMemory:
+      code = "MAAS_ERR_NATIVE_OUT_OF_MEMORY";
+      break;
+    case Status::kUnsupported:
+      code = "MAAS_ERR_ISA_UNSUPPORTED";
+      break;
+    case Status::kCorruptPacked:
+      code = "MAAS_ERR_PACKED_CORRUPT";
+      break;
+    case Status::kOk:
+      break;
   }
   ThrowCoded(env, code, context + ": " + StatusName(status));
 }
@@ -119,7 +128,11 @@ Napi::Value MaasAddon::SetMaxIsa(const Napi::CallbackInfo& info) {
   const std::string text = info[0].As<Napi::String>();
   Isa parsed;
   if (!ParseIsa(text.c_str(), &parsed)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "setMaxIsa: expected 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'amx' for isa but received '" + text + "'", true);
+    ThrowCoded(
+        env, "MAAS_ERR_ISA_INVALID",
+        "setMaxIsa: expected 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'amx' for isa but received '" +
+            text + "'",
+        true);
   }
   isa_cap_ = MinIsa(parsed, BestSupportedIsa());
   return Napi::String::New(env, IsaName(SelectF32Gemm(isa_cap_)->isa));
@@ -132,7 +145,8 @@ Napi::Value MaasAddon::SetThreads(const Napi::CallbackInfo& info) {
   }
   const double n = info[0].As<Napi::Number>().DoubleValue();
   if (!(n >= 1 && n <= 64) || n != static_cast<double>(static_cast<int>(n))) {
-    ThrowCoded(env, "MAAS_ERR_THREADS_INVALID", "setThreads: expected an integer in [1, 64] for threads but received " + std::to_string(n), true);
+    ThrowCoded(env, "MAAS_ERR_THREADS_INVALID",
+               "setThreads: expected an integer in [1, 64] for threads but received " + std::to_string(n), true);
   }
   pool_->Resize(static_cast<size_t>(n));
   return env.Undefined();

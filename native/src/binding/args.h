@@ -30,8 +30,9 @@ const Kernel& ArgKernelOf(const Napi::CallbackInfo& info, size_t index, const Ke
   const Kernel* k = find(name.c_str());
   if (!k) ThrowCoded(env, "MAAS_ERR_KERNEL_UNKNOWN", std::string("unknown ") + family + "kernel '" + name + "'", true);
   if (!IsaWithin(k->isa, cap) || !IsaSupported(k->isa)) {
-    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "kernel '" + name + "' needs " + IsaName(k->isa) +
-               ", above this thread's cap (" + IsaName(cap) + ") or not on this CPU");
+    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED",
+               "kernel '" + name + "' needs " + IsaName(k->isa) + ", above this thread's cap (" + IsaName(cap) +
+                   ") or not on this CPU");
   }
   return *k;
 }
@@ -41,10 +42,12 @@ inline DenseLayerSpec ParseDenseSpec(Napi::Env env, const Napi::Object& o, uint3
   const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
   const double act = o.Get("activation").ToNumber().DoubleValue();
   if (!(in >= 1 && in < 4294967296.0 && out >= 1 && out < 4294967296.0 && act >= 0 && act < kActivationCount)) {
-    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation", true);
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation",
+               true);
   }
-  return DenseLayerSpec{static_cast<uint32_t>(in), static_cast<uint32_t>(out), static_cast<Activation>(static_cast<uint32_t>(act)),
-                        static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
+  return DenseLayerSpec{
+      static_cast<uint32_t>(in), static_cast<uint32_t>(out), static_cast<Activation>(static_cast<uint32_t>(act)),
+      static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
 }
 
 // The array info[index] of layer spec objects, each parsed by parse(env, object, i).
@@ -78,8 +81,9 @@ inline PredictArgs ArgPredict(const Napi::CallbackInfo& info, size_t in, size_t 
   if (batch == 0 || x_length != batch * in || y_length != batch * out) {
     ThrowCoded(info.Env(), "MAAS_ERR_SHAPE_MISMATCH",
                "predict: expected x of " + std::to_string(batch * in) + " and y of " + std::to_string(batch * out) +
-                   " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) + " and " +
-                   std::to_string(y_length), true);
+                   " floats for batch " + std::to_string(batch) + " but received " + std::to_string(x_length) +
+                   " and " + std::to_string(y_length),
+               true);
   }
   return PredictArgs{x, batch, y};
 }
@@ -99,10 +103,13 @@ inline Napi::Value RunPeakProbe(const Napi::CallbackInfo& info, double (*probe)(
   nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
   nth = nth > 64 ? 64 : nth;
   const auto t0 = std::chrono::steady_clock::now();
-  pool.Run(nth, [](void* ctx, size_t ith, size_t) {
-    auto* j = static_cast<Job*>(ctx);
-    j->ops[ith] = j->probe(j->iterations);
-  }, &job);
+  pool.Run(
+      nth,
+      [](void* ctx, size_t ith, size_t) {
+        auto* j = static_cast<Job*>(ctx);
+        j->ops[ith] = j->probe(j->iterations);
+      },
+      &job);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double ops = 0;
   for (size_t t = 0; t < nth; ++t) ops += job.ops[t];

@@ -13,14 +13,17 @@ struct DenseStackTraits {
   using Scratch = DenseScratch;
   static constexpr const char* kName = "CompiledModel";
   static Status Open(const void* data, size_t bytes, View* view) noexcept { return OpenDenseStack(data, bytes, view); }
-  static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool, size_t threads) noexcept {
+  static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool,
+                        size_t threads) noexcept {
     return DenseStackForward(v, x, batch, y, scratch, pool, threads);
   }
   static size_t In(const View& v) { return v.layers[0].spec.in; }
   static size_t Out(const View& v) { return v.layers[v.count - 1].spec.out; }
   static const char* Kernel(const View& v) { return v.kernel->name; }
   static const char* F32Kernel(const View& v) { return v.kernel->name; }
-  static const char* AboveCap(const View& v, Isa cap) { return IsaWithin(v.kernel->isa, cap) ? nullptr : v.kernel->name; }
+  static const char* AboveCap(const View& v, Isa cap) {
+    return IsaWithin(v.kernel->isa, cap) ? nullptr : v.kernel->name;
+  }
 };
 
 }  // namespace

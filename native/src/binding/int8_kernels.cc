@@ -18,12 +18,14 @@ namespace {
 
 // The int8 kernel named by info[index] (required here: the test and bench entries name it).
 const Int8GemmKernel& NamedInt8Kernel(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsString()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
+  if (info.Length() <= index || !info[index].IsString())
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", "expected a kernel name string for kernel", true);
   return ArgKernelOf<Int8GemmKernel>(info, index, SelectInt8Gemm, FindInt8Gemm, "int8 ");
 }
 
 template <typename T>
-T* TypedData(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, const char* what, size_t* length) {
+T* TypedData(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, const char* what,
+             size_t* length) {
   return ArgTypedData<T>(info, index, what, type, length);
 }
 
@@ -58,9 +60,12 @@ QOperands ArgQOperands(const Napi::CallbackInfo& info, size_t first, size_t a_ro
   o.n = ArgSize(info, first + 7, "n");
   o.k = ArgSize(info, first + 8, "k");
   o.act = ArgActivation(info, first + 9);
-  const bool u8_out = info[first + 10].IsTypedArray() && info[first + 10].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
-  if (u8_out) o.q = TypedData<uint8_t>(info, first + 10, napi_uint8_array, "out", &o_len);
-  else o.c = TypedData<float>(info, first + 10, napi_float32_array, "out", &o_len);
+  const bool u8_out =
+      info[first + 10].IsTypedArray() && info[first + 10].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
+  if (u8_out)
+    o.q = TypedData<uint8_t>(info, first + 10, napi_uint8_array, "out", &o_len);
+  else
+    o.c = TypedData<float>(info, first + 10, napi_float32_array, "out", &o_len);
   o.ldo = ArgSize(info, first + 11, "ldo");
   o.out_scale = static_cast<float>(info[first + 12].ToNumber().DoubleValue());
   o.out_zero = static_cast<int32_t>(ArgSize(info, first + 13, "outZero"));
@@ -68,7 +73,8 @@ QOperands ArgQOperands(const Napi::CallbackInfo& info, size_t first, size_t a_ro
   if (o.m == 0 || o.n == 0 || o.k == 0 || o.k > kMaxInt8K || o.lda < row || a_len < (o.m - 1) * o.lda + row ||
       w_len != o.k * o.n || s_len != o.n || o.ldo < o.n || o_len < (o.m - 1) * o.ldo + o.n || o.a_zero > 255 ||
       (o.act != Activation::kLinear && o.act != Activation::kRelu) || (o.q && !(o.out_scale > 0))) {
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": operand sizes or parameters do not match m, n, k and strides", true);
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+               std::string(fn) + ": operand sizes or parameters do not match m, n, k and strides", true);
   }
   if (!info[first + 5].IsNull() && !info[first + 5].IsUndefined()) {
     size_t b_len = 0;
@@ -99,14 +105,24 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
   std::vector<void*> per_thread(nth);
   for (size_t t = 0; t < nth; ++t) per_thread[t] = scratch.data() + t * per;
   Int8GemmArgs g;
-  g.m = o.m; g.n = o.n; g.k = o.k;
-  g.a = o.a; g.lda = o.lda; g.a_zero = o.a_zero;
-  g.b_packed = packed.data(); g.colsum = colsum.data(); g.scale = scale.data();
+  g.m = o.m;
+  g.n = o.n;
+  g.k = o.k;
+  g.a = o.a;
+  g.lda = o.lda;
+  g.a_zero = o.a_zero;
+  g.b_packed = packed.data();
+  g.colsum = colsum.data();
+  g.scale = scale.data();
   g.bias = o.bias ? bias.data() : nullptr;
   g.act = o.act;
-  g.c = o.c; g.ldc = o.ldo;
-  g.q = o.q; g.ldq = o.ldo;
-  g.out_scale = o.out_scale; g.out_zero = o.out_zero; g.out_max = kernel.a_max;
+  g.c = o.c;
+  g.ldc = o.ldo;
+  g.q = o.q;
+  g.ldq = o.ldo;
+  g.out_scale = o.out_scale;
+  g.out_zero = o.out_zero;
+  g.out_max = kernel.a_max;
   Int8GemmParallel(kernel, g, &pool, nth, per_thread.data());
   return env.Undefined();
 }
@@ -115,8 +131,8 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
 Napi::Value ReferenceQGemm(const Napi::CallbackInfo& info) {
   const QOperands o = ArgQOperands(info, 0, 0, "_referenceQGemm");
   const int32_t out_max = static_cast<int32_t>(ArgSize(info, 14, "outMax"));
-  ref::QU8S8Dense(o.a, o.lda, o.a_zero, o.w, o.scale, o.bias, o.m, o.n, o.k, o.act, o.c, o.ldo, o.q, o.ldo,
-                  o.out_scale, o.out_zero, out_max);
+  ref::QU8S8Dense(o.a, o.lda, o.a_zero, o.w, o.scale, o.bias, o.m, o.n, o.k, o.act, o.c, o.ldo, o.q, o.ldo, o.out_scale,
+                  o.out_zero, out_max);
   return info.Env().Undefined();
 }
 
@@ -128,7 +144,8 @@ Napi::Value QuantizeU8(const Napi::CallbackInfo& info) {
   const float scale = static_cast<float>(info[2].ToNumber().DoubleValue());
   const int32_t zero = static_cast<int32_t>(ArgSize(info, 3, "zero"));
   uint8_t* q = TypedData<uint8_t>(info, 4, napi_uint8_array, "q", &q_len);
-  if (q_len != x_len || !(scale > 0) || zero > 255) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_quantizeU8: q must match x, scale > 0, zero <= 255", true);
+  if (q_len != x_len || !(scale > 0) || zero > 255)
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_quantizeU8: q must match x, scale > 0, zero <= 255", true);
   if (info[0].IsNull()) {
     for (size_t i = 0; i < x_len; ++i) q[i] = ref::QuantizeU8(x[i], scale, zero, 255);
   } else {
@@ -151,7 +168,8 @@ Napi::Value ActivationParams(const Napi::CallbackInfo& info) {
 // _selectInt8Gemm(features, cap) -> kernel name: the dispatch rule for a made-up CPU.
 Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[1].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap)", true);
+  if (!info[0].IsObject() || !info[1].IsString())
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap)", true);
   Napi::Object o = info[0].As<Napi::Object>();
   CpuFeatures f;
   f.avx2_fma = o.Get("avx2Fma").ToBoolean();
@@ -171,9 +189,12 @@ Napi::Value PeakInt8(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string isa = info[0].ToString();
   double (*probe)(uint64_t) = nullptr;
-  if (isa == "avx512vnni" && IsaSupported(Isa::kAvx512Vnni)) probe = &PeakVnniAvx512;
-  else if (isa == "amx" && IsaSupported(Isa::kAmx)) probe = &PeakAmxInt8;
-  else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakInt8: '" + isa + "' is not supported here");
+  if (isa == "avx512vnni" && IsaSupported(Isa::kAvx512Vnni))
+    probe = &PeakVnniAvx512;
+  else if (isa == "amx" && IsaSupported(Isa::kAmx))
+    probe = &PeakAmxInt8;
+  else
+    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakInt8: '" + isa + "' is not supported here");
   return RunPeakProbe(info, probe, "ops");
 }
 

@@ -36,7 +36,8 @@ Napi::Value PackedStackByteLength(const Napi::CallbackInfo& info) {
 Napi::Value PackStack(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<DenseLayerSpec> specs = ArgSpecs(info, 0);
-  if (!info[1].IsArray() || !info[2].IsArray()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected arrays of weights and biases", true);
+  if (!info[1].IsArray() || !info[2].IsArray())
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected arrays of weights and biases", true);
   Napi::Array w = info[1].As<Napi::Array>(), b = info[2].As<Napi::Array>();
   if (w.Length() != specs.size() || b.Length() != specs.size()) {
     ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "expected one weight and one bias entry per layer", true);
@@ -46,21 +47,24 @@ Napi::Value PackStack(const Napi::CallbackInfo& info) {
     Napi::Value wv = w.Get(i), bv = b.Get(i);
     if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
         wv.As<Napi::TypedArray>().ElementLength() != static_cast<size_t>(specs[i].in) * specs[i].out) {
-      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer " + std::to_string(i) + ": expected a Float32Array kernel of in*out floats", true);
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+                 "layer " + std::to_string(i) + ": expected a Float32Array kernel of in*out floats", true);
     }
     wp[i] = wv.As<Napi::Float32Array>().Data();
     bp[i] = nullptr;
     if (specs[i].has_bias) {
       if (!bv.IsTypedArray() || bv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
           bv.As<Napi::TypedArray>().ElementLength() != specs[i].out) {
-        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer " + std::to_string(i) + ": expected a Float32Array bias of out floats", true);
+        ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+                   "layer " + std::to_string(i) + ": expected a Float32Array bias of out floats", true);
       }
       bp[i] = bv.As<Napi::Float32Array>().Data();
     }
   }
   auto dst = ArgTypedArray<uint8_t>(info, 3, "dst", napi_uint8_array);
   const F32GemmKernel& kernel = ArgKernel(info, 4);
-  const Status s = PackDenseStack(specs.data(), specs.size(), wp.data(), bp.data(), kernel, dst.Data(), dst.ByteLength());
+  const Status s =
+      PackDenseStack(specs.data(), specs.size(), wp.data(), bp.data(), kernel, dst.Data(), dst.ByteLength());
   if (s != Status::kOk) ThrowStatus(env, s, "packStack");
   return Napi::String::New(env, kernel.name);
 }
@@ -84,17 +88,26 @@ DenseOperands ArgDenseOperands(const Napi::CallbackInfo& info, size_t first, con
   auto x = ArgTypedArray<float>(info, first, "x", napi_float32_array);
   auto w = ArgTypedArray<float>(info, first + 2, "w", napi_float32_array);
   auto y = ArgTypedArray<float>(info, first + 9, "y", napi_float32_array);
-  DenseOperands d{x.Data(), ArgSize(info, first + 1, "lda"), w.Data(), nullptr,
-                  ArgSize(info, first + 4, "m"), ArgSize(info, first + 5, "n"), ArgSize(info, first + 6, "k"),
-                  ArgActivation(info, first + 7), static_cast<float>(info[first + 8].ToNumber().DoubleValue()),
-                  y.Data(), ArgSize(info, first + 10, "ldy")};
+  DenseOperands d{x.Data(),
+                  ArgSize(info, first + 1, "lda"),
+                  w.Data(),
+                  nullptr,
+                  ArgSize(info, first + 4, "m"),
+                  ArgSize(info, first + 5, "n"),
+                  ArgSize(info, first + 6, "k"),
+                  ArgActivation(info, first + 7),
+                  static_cast<float>(info[first + 8].ToNumber().DoubleValue()),
+                  y.Data(),
+                  ArgSize(info, first + 10, "ldy")};
   if (d.m == 0 || d.n == 0 || d.k == 0 || d.lda < d.k || d.ldy < d.n || x.ElementLength() < (d.m - 1) * d.lda + d.k ||
       w.ElementLength() != d.k * d.n || y.ElementLength() < (d.m - 1) * d.ldy + d.n) {
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": operand sizes do not match m, n, k and strides", true);
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": operand sizes do not match m, n, k and strides",
+               true);
   }
   if (!info[first + 3].IsNull() && !info[first + 3].IsUndefined()) {
     auto bias = ArgTypedArray<float>(info, first + 3, "bias", napi_float32_array);
-    if (bias.ElementLength() != d.n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": bias must hold n floats", true);
+    if (bias.ElementLength() != d.n)
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": bias must hold n floats", true);
     d.bias = bias.Data();
   }
   return d;
@@ -120,12 +133,17 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   std::vector<float*> per_thread(nth);
   for (size_t t = 0; t < nth; ++t) per_thread[t] = scratch.data() + t * kernel.scratch_floats(d.k);
   F32GemmArgs args;
-  args.m = d.m; args.n = d.n; args.k = d.k;
-  args.a = d.x; args.lda = d.lda;
+  args.m = d.m;
+  args.n = d.n;
+  args.k = d.k;
+  args.a = d.x;
+  args.lda = d.lda;
   args.b_packed = packed.data();
   args.bias = d.bias ? bias_padded.data() : nullptr;
-  args.c = d.y; args.ldc = d.ldy;
-  args.act = d.act; args.alpha = d.alpha;
+  args.c = d.y;
+  args.ldc = d.ldy;
+  args.act = d.act;
+  args.alpha = d.alpha;
   F32GemmParallel(kernel, args, &pool, nth, per_thread.data());
   return env.Undefined();
 }
@@ -137,7 +155,8 @@ Napi::Value ReferenceDense(const Napi::CallbackInfo& info) {
   float* mag = nullptr;
   if (!info[11].IsNull() && !info[11].IsUndefined()) {
     auto mg = ArgTypedArray<float>(info, 11, "magnitude", napi_float32_array);
-    if (mg.ElementLength() != d.m * d.n) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: magnitude must hold m*n floats", true);
+    if (mg.ElementLength() != d.m * d.n)
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: magnitude must hold m*n floats", true);
     mag = mg.Data();
   }
   ref::F32Dense(d.x, d.lda, d.w, d.bias, d.m, d.n, d.k, d.act, d.alpha, d.y, d.ldy, mag);
@@ -149,9 +168,12 @@ Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string isa = info[0].ToString();
   double (*probe)(uint64_t) = nullptr;
-  if (isa == "avx512" && IsaSupported(Isa::kAvx512)) probe = &PeakFmaAvx512;
-  else if (isa == "avx2" && IsaSupported(Isa::kAvx2)) probe = &PeakFmaAvx2;
-  else ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakFma: '" + isa + "' is not supported here");
+  if (isa == "avx512" && IsaSupported(Isa::kAvx512))
+    probe = &PeakFmaAvx512;
+  else if (isa == "avx2" && IsaSupported(Isa::kAvx2))
+    probe = &PeakFmaAvx2;
+  else
+    ThrowCoded(env, "MAAS_ERR_ISA_UNSUPPORTED", "_peakFma: '" + isa + "' is not supported here");
   return RunPeakProbe(info, probe, "flops");
 }
 

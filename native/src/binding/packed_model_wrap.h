@@ -44,8 +44,8 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
     if (const char* above = Traits::AboveCap(view_, cap)) {
       live_ = false;
       ThrowCoded(env, "MAAS_ERR_PACKED_ISA_ABOVE_CAP",
-                 std::string(Traits::kName) + ": the buffer was packed for " + above + " but this thread's ISA cap is " +
-                     IsaName(cap) + "; pack it again under this cap");
+                 std::string(Traits::kName) + ": the buffer was packed for " + above +
+                     " but this thread's ISA cap is " + IsaName(cap) + "; pack it again under this cap");
     }
     live_ = true;
     buffer_ = Napi::Persistent(packed.template As<Napi::Object>());  // keeps the weights alive

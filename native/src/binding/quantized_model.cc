@@ -20,21 +20,26 @@ const Int8GemmKernel& ArgInt8Kernel(const Napi::CallbackInfo& info, size_t index
 
 // Layer specs: {in, out, activation, alpha, hasBias, int8, inMin, inMax}.
 std::vector<QuantLayerSpec> ArgQuantSpecs(const Napi::CallbackInfo& info, size_t index) {
-  return ArgSpecArray<QuantLayerSpec>(info, index, "quantized layer specs", [](Napi::Env env, const Napi::Object& o, uint32_t i) {
-    QuantLayerSpec spec;
-    spec.dense = ParseDenseSpec(env, o, i);
-    spec.int8 = o.Get("int8").ToBoolean().Value();
-    spec.in_min = static_cast<float>(o.Get("inMin").ToNumber().DoubleValue());
-    spec.in_max = static_cast<float>(o.Get("inMax").ToNumber().DoubleValue());
-    return spec;
-  });
+  return ArgSpecArray<QuantLayerSpec>(info, index, "quantized layer specs",
+                                      [](Napi::Env env, const Napi::Object& o, uint32_t i) {
+                                        QuantLayerSpec spec;
+                                        spec.dense = ParseDenseSpec(env, o, i);
+                                        spec.int8 = o.Get("int8").ToBoolean().Value();
+                                        spec.in_min = static_cast<float>(o.Get("inMin").ToNumber().DoubleValue());
+                                        spec.in_max = static_cast<float>(o.Get("inMax").ToNumber().DoubleValue());
+                                        return spec;
+                                      });
 }
 
 // A typed array of exactly `length` elements of `type` from arr[i], or a coded TypeError.
-const void* ArgLayerArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t length, const std::string& what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type || v.As<Napi::TypedArray>().ElementLength() != length) {
-    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", what + ": expected a " + (type == napi_int8_array ? "Int8Array" : "Float32Array") +
-               " of " + std::to_string(length) + " elements", true);
+const void* ArgLayerArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t length,
+                          const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type ||
+      v.As<Napi::TypedArray>().ElementLength() != length) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+               what + ": expected a " + (type == napi_int8_array ? "Int8Array" : "Float32Array") + " of " +
+                   std::to_string(length) + " elements",
+               true);
   }
   Napi::TypedArray t = v.As<Napi::TypedArray>();
   return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
@@ -68,14 +73,20 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < specs.size(); ++i) {
     const DenseLayerSpec& d = specs[i].dense;
     const std::string layer = "layer " + std::to_string(i);
-    wp[i] = ArgLayerArray(env, w.Get(i), specs[i].int8 ? napi_int8_array : napi_float32_array, static_cast<size_t>(d.in) * d.out, layer + " weights");
-    sp[i] = specs[i].int8 ? static_cast<const float*>(ArgLayerArray(env, ws.Get(i), napi_float32_array, d.out, layer + " weight scales")) : nullptr;
-    bp[i] = d.has_bias ? static_cast<const float*>(ArgLayerArray(env, b.Get(i), napi_float32_array, d.out, layer + " bias")) : nullptr;
+    wp[i] = ArgLayerArray(env, w.Get(i), specs[i].int8 ? napi_int8_array : napi_float32_array,
+                          static_cast<size_t>(d.in) * d.out, layer + " weights");
+    sp[i] = specs[i].int8 ? static_cast<const float*>(
+                                ArgLayerArray(env, ws.Get(i), napi_float32_array, d.out, layer + " weight scales"))
+                          : nullptr;
+    bp[i] = d.has_bias
+                ? static_cast<const float*>(ArgLayerArray(env, b.Get(i), napi_float32_array, d.out, layer + " bias"))
+                : nullptr;
   }
   auto dst = ArgTypedArray<uint8_t>(info, 5, "dst", napi_uint8_array);
   const Int8GemmKernel& kernel = ArgInt8Kernel(info, 6);
-  const Status s = PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic, wp.data(),
-                                  sp.data(), bp.data(), kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()), dst.Data(), dst.ByteLength());
+  const Status s = PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic,
+                                  wp.data(), sp.data(), bp.data(), kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()),
+                                  dst.Data(), dst.ByteLength());
   if (s != Status::kOk) ThrowStatus(env, s, "packQuantized");
   return Napi::String::New(env, kernel.name);
 }
@@ -85,7 +96,8 @@ struct QuantStackTraits {
   using Scratch = QuantScratch;
   static constexpr const char* kName = "QuantizedModel";
   static Status Open(const void* data, size_t bytes, View* view) noexcept { return OpenQuantStack(data, bytes, view); }
-  static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool, size_t threads) noexcept {
+  static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool,
+                        size_t threads) noexcept {
     return QuantStackForward(v, x, batch, y, scratch, pool, threads);
   }
   static size_t In(const View& v) { return v.layers[0].spec.dense.in; }
@@ -103,7 +115,8 @@ struct QuantStackTraits {
 
 void RegisterQuantizedModel(Napi::Env env, Napi::Object exports) {
   exports.Set("QuantizedModel", PackedModelWrap<QuantStackTraits>::Define(env));
-  exports.Set("packedQuantizedByteLength", Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
+  exports.Set("packedQuantizedByteLength",
+              Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
   exports.Set("packQuantized", Napi::Function::New(env, PackQuantized, "packQuantized"));
 }
 

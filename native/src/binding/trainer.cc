@@ -51,18 +51,21 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       l.spec = DenseLayerSpec{static_cast<uint32_t>(NumberOr(s, "in", 0)), static_cast<uint32_t>(NumberOr(s, "out", 0)),
                               static_cast<Activation>(static_cast<uint32_t>(NumberOr(s, "activation", 0))),
                               NumberOr(s, "alpha", 0), s.Get("hasBias").ToBoolean().Value()};
-      if (static_cast<uint32_t>(l.spec.act) >= kActivationCount) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: activation out of range", true);
+      if (static_cast<uint32_t>(l.spec.act) >= kActivationCount)
+        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: activation out of range", true);
       Napi::Value k = kernels.Get(i), b = biases.Get(i);
       if (!k.IsTypedArray() || k.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
           k.As<Napi::TypedArray>().ElementLength() != static_cast<size_t>(l.spec.in) * l.spec.out) {
-        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: layer " + std::to_string(i) + " kernel must be a Float32Array of in*out", true);
+        ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+                   "Trainer: layer " + std::to_string(i) + " kernel must be a Float32Array of in*out", true);
       }
       l.kernel = k.As<Napi::Float32Array>().Data();
       refs_.Value().Set(refs_.Value().Length(), k);
       if (l.spec.has_bias) {
         if (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
             b.As<Napi::TypedArray>().ElementLength() != l.spec.out) {
-          ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: layer " + std::to_string(i) + " bias must be a Float32Array of out", true);
+          ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+                     "Trainer: layer " + std::to_string(i) + " bias must be a Float32Array of out", true);
         }
         l.bias = b.As<Napi::Float32Array>().Data();
         refs_.Value().Set(refs_.Value().Length(), b);
@@ -74,7 +77,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       l.l2 = NumberOr(r, "l2", 0);
     }
     const double loss = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
-    if (!(loss >= 0 && loss < kLossCount)) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: loss code out of range", true);
+    if (!(loss >= 0 && loss < kLossCount))
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: loss code out of range", true);
     sparse_loss_ = static_cast<Loss>(static_cast<uint32_t>(loss)) == Loss::kSparseCategoricalCrossentropy;
     trainer_ = std::make_unique<Trainer>(std::move(layers), static_cast<Loss>(static_cast<uint32_t>(loss)),
                                          *SelectF32Gemm(addon_->isa_cap()));
@@ -82,7 +86,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (s != Status::kOk) {
       ThrowCoded(env, "MAAS_ERR_LOSS_OUTPUT_MISMATCH",
                  "Trainer: the loss does not fit the output layer (categorical losses need a softmax output; "
-                 "binaryCrossentropy cannot follow softmax)", true);
+                 "binaryCrossentropy cannot follow softmax)",
+                 true);
     }
   }
 
@@ -98,7 +103,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Object o = info[0].As<Napi::Object>();
     OptimizerConfig c;
     const float kind = NumberOr(o, "kind", -1);
-    if (!(kind >= 0 && kind < kOptimizerCount)) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "setOptimizer: kind out of range", true);
+    if (!(kind >= 0 && kind < kOptimizerCount))
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "setOptimizer: kind out of range", true);
     c.kind = static_cast<OptimizerKind>(static_cast<uint32_t>(kind));
     c.learning_rate = NumberOr(o, "learningRate", c.learning_rate);
     c.momentum = NumberOr(o, "momentum", c.momentum);
@@ -131,15 +137,18 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     const TrainLayer& last = trainer_->layer(trainer_->layer_count() - 1);
     const size_t y_width = sparse_loss_ ? 1 : last.spec.out;
     if (batch == 0 || xl != batch * first.spec.in || yl != batch * y_width) {
-      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "expected x of " + std::to_string(batch * first.spec.in) + " and y of " +
-                 std::to_string(batch * y_width) + " floats for batch " + std::to_string(batch) + " but received " +
-                 std::to_string(xl) + " and " + std::to_string(yl), true);
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+                 "expected x of " + std::to_string(batch * first.spec.in) + " and y of " +
+                     std::to_string(batch * y_width) + " floats for batch " + std::to_string(batch) + " but received " +
+                     std::to_string(xl) + " and " + std::to_string(yl),
+                 true);
     }
     float* preds = nullptr;
     if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {
       size_t pl = 0;
       preds = ArgTypedData<float>(info, 3, "predictions", napi_float32_array, &pl);
-      if (pl != batch * last.spec.out) ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "predictions must hold batch*out floats", true);
+      if (pl != batch * last.spec.out)
+        ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "predictions must hold batch*out floats", true);
     }
     return BatchArgs{x, y, batch, preds};
   }
@@ -218,8 +227,6 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
 }  // namespace
 
-void RegisterTrainer(Napi::Env env, Napi::Object exports) {
-  exports.Set("Trainer", TrainerWrap::Define(env));
-}
+void RegisterTrainer(Napi::Env env, Napi::Object exports) { exports.Set("Trainer", TrainerWrap::Define(env)); }
 
 }  // namespace maas::binding

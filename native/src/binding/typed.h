@@ -14,8 +14,10 @@ inline Napi::TypedArrayOf<T> ArgTypedArray(const Napi::CallbackInfo& info, size_
                                            napi_typedarray_type type) {
   Napi::Value v = info[index];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") +
-               (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what, true);
+    ThrowCoded(
+        info.Env(), "MAAS_ERR_ARG_TYPE",
+        std::string("expected a ") + (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what,
+        true);
   }
   return v.As<Napi::TypedArrayOf<T>>();
 }
@@ -31,8 +33,10 @@ inline T* ArgTypedData(const Napi::CallbackInfo& info, size_t index, const char*
   if (index >= info.Length() ||
       napi_get_typedarray_info(info.Env(), info[index], &actual, length, &data, &buffer, &offset) != napi_ok ||
       actual != type) {
-    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") +
-               (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what, true);
+    ThrowCoded(
+        info.Env(), "MAAS_ERR_ARG_TYPE",
+        std::string("expected a ") + (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what,
+        true);
   }
   return static_cast<T*>(data);
 }
@@ -42,8 +46,8 @@ inline size_t ArgSize(const Napi::CallbackInfo& info, size_t index, const char* 
   if (!v.IsNumber()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a number for ") + what, true);
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d != static_cast<double>(static_cast<uint64_t>(d)) || d > 9007199254740991.0) {
-    ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", std::string("expected a non-negative integer for ") + what +
-               " but received " + std::to_string(d), true);
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE",
+               std::string("expected a non-negative integer for ") + what + " but received " + std::to_string(d), true);
   }
   return static_cast<size_t>(d);
 }

@@ -41,8 +41,14 @@ size_t LayoutBytes(const DenseLayerSpec* layers, size_t count, uint32_t nr, Pack
     const size_t wbytes = PackedBFloats(layers[i].in, layers[i].out, nr) * sizeof(float);
     const size_t bbytes = layers[i].has_bias ? PackedBiasFloats(layers[i].out, nr) * sizeof(float) : 0;
     if (records) {
-      records[i] = PackedLayerRecord{layers[i].in, layers[i].out, static_cast<uint32_t>(layers[i].act),
-                                     layers[i].alpha, layers[i].has_bias ? 1u : 0u, 0, off, 0};
+      records[i] = PackedLayerRecord{layers[i].in,
+                                     layers[i].out,
+                                     static_cast<uint32_t>(layers[i].act),
+                                     layers[i].alpha,
+                                     layers[i].has_bias ? 1u : 0u,
+                                     0,
+                                     off,
+                                     0};
     }
     off = AlignUp(off + wbytes, kPackedAlign);
     if (records && bbytes) records[i].bias_offset = off;
@@ -63,7 +69,8 @@ Status CheckSpecs(const DenseLayerSpec* layers, size_t count) {
 
 }  // namespace
 
-Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel, size_t* bytes) noexcept {
+Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel,
+                        size_t* bytes) noexcept {
   MAAS_RETURN_IF_ERROR(CheckSpecs(layers, count));
   *bytes = LayoutBytes(layers, count, kernel.nr, nullptr) + kPackedAlign;
   return Status::kOk;
@@ -187,7 +194,8 @@ GemmTile PartitionTiles(size_t m, size_t n, size_t mr, size_t nr, bool whole_row
   return GemmTile{0, m, panels * ith / nth, panels * (ith + 1) / nth};
 }
 
-GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith, size_t nth) noexcept {
+GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith,
+                       size_t nth) noexcept {
   // Softmax needs a row whole in one tile, so it always splits by rows.
   return PartitionTiles(m, n, kernel.mr, kernel.nr, act == Activation::kSoftmax, ith, nth);
 }
@@ -224,8 +232,8 @@ void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, Threa
   pool->Run(threads, &GemmTask, &job);
 }
 
-Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y,
-                         DenseScratch* scratch, ThreadPool* pool, size_t threads) noexcept {
+Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y, DenseScratch* scratch,
+                         ThreadPool* pool, size_t threads) noexcept {
   if (!view.kernel || batch == 0) return Status::kInvalidArgument;
   if (pool && threads > pool->size()) threads = pool->size();
   if (threads < 1) threads = 1;

@@ -24,6 +24,8 @@ inline uint64_t Take(size_t* off, size_t bytes) {
 }
 
 // Aligned scratch memory (free with std::free); at least one aligned block even for 0 bytes.
-inline void* AllocAligned(size_t bytes) { return std::aligned_alloc(kPackedAlign, AlignUp(bytes ? bytes : 1, kPackedAlign)); }
+inline void* AllocAligned(size_t bytes) {
+  return std::aligned_alloc(kPackedAlign, AlignUp(bytes ? bytes : 1, kPackedAlign));
+}
 
 }  // namespace maas::packed

@@ -46,8 +46,19 @@ size_t LayoutBytes(const QuantLayerSpec* layers, size_t count, const Int8GemmKer
   size_t off = AlignUp(sizeof(QuantHeader) + count * sizeof(QuantLayerRecord), kPackedAlign);
   for (size_t i = 0; i < count; ++i) {
     const DenseLayerSpec& d = layers[i].dense;
-    QuantLayerRecord r{d.in, d.out, static_cast<uint32_t>(d.act), d.alpha, d.has_bias ? 1u : 0u,
-                       layers[i].int8 ? 1u : 0u, layers[i].in_min, layers[i].in_max, 0, 0, 0, 0, 0};
+    QuantLayerRecord r{d.in,
+                       d.out,
+                       static_cast<uint32_t>(d.act),
+                       d.alpha,
+                       d.has_bias ? 1u : 0u,
+                       layers[i].int8 ? 1u : 0u,
+                       layers[i].in_min,
+                       layers[i].in_max,
+                       0,
+                       0,
+                       0,
+                       0,
+                       0};
     if (layers[i].int8) {
       const size_t padded = PackedBiasFloats(d.out, kernel.nr);
       r.w_offset = Take(&off, PackedInt8BBytes(d.in, d.out, kernel));
@@ -99,7 +110,8 @@ Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode
   MAAS_RETURN_IF_ERROR(PackedQuantStackBytes(layers, count, kernel, f32, &need));
   if (dst_bytes < need || (mode != QuantMode::kStatic && mode != QuantMode::kDynamic)) return Status::kInvalidArgument;
   for (size_t i = 0; i < count; ++i) {
-    if (!weights[i] || (layers[i].int8 && !w_scales[i]) || (layers[i].dense.has_bias && !biases[i])) return Status::kInvalidArgument;
+    if (!weights[i] || (layers[i].int8 && !w_scales[i]) || (layers[i].dense.has_bias && !biases[i]))
+      return Status::kInvalidArgument;
   }
   uint8_t* base = AlignedStart(dst);
   QuantHeader header{};
@@ -116,13 +128,14 @@ Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode
     const DenseLayerSpec& d = layers[i].dense;
     const QuantLayerRecord& r = records[i];
     if (!layers[i].int8) {
-      PackF32B(static_cast<const float*>(weights[i]), d.out, d.in, d.out, f32.nr, reinterpret_cast<float*>(base + r.w_offset));
+      PackF32B(static_cast<const float*>(weights[i]), d.out, d.in, d.out, f32.nr,
+               reinterpret_cast<float*>(base + r.w_offset));
       if (d.has_bias) PackF32Bias(biases[i], d.out, f32.nr, reinterpret_cast<float*>(base + r.bias_offset));
       continue;
     }
     const size_t padded = PackedBiasFloats(d.out, kernel.nr);
-    PackInt8B(static_cast<const int8_t*>(weights[i]), d.out, d.in, d.out, kernel, reinterpret_cast<int8_t*>(base + r.w_offset),
-              reinterpret_cast<int32_t*>(base + r.colsum_offset));
+    PackInt8B(static_cast<const int8_t*>(weights[i]), d.out, d.in, d.out, kernel,
+              reinterpret_cast<int8_t*>(base + r.w_offset), reinterpret_cast<int32_t*>(base + r.colsum_offset));
     PackF32Bias(w_scales[i], d.out, kernel.nr, reinterpret_cast<float*>(base + r.wscale_offset));
     const QuantParams in = ActivationQuantParams(layers[i].in_min, layers[i].in_max, kernel.a_max);
     CombineScales(in.scale, reinterpret_cast<const float*>(base + r.wscale_offset), padded,
@@ -138,7 +151,8 @@ Status OpenQuantStack(const void* buffer, size_t bytes, QuantStackView* view) no
   if (bytes < slack + sizeof(QuantHeader)) return Status::kCorruptPacked;
   QuantHeader header;
   std::memcpy(&header, base, sizeof(header));
-  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 || header.version != kFormatVersion) return Status::kCorruptPacked;
+  if (std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 || header.version != kFormatVersion)
+    return Status::kCorruptPacked;
   if (header.layer_count == 0 || header.layer_count > kMaxDenseLayers || header.mode > 1 ||
       header.total_bytes > bytes - slack ||
       sizeof(QuantHeader) + header.layer_count * sizeof(QuantLayerRecord) > bytes - slack) {
@@ -164,7 +178,8 @@ Status OpenQuantStack(const void* buffer, size_t bytes, QuantStackView* view) no
   if (CheckSpecs(specs, header.layer_count) != Status::kOk) return Status::kCorruptPacked;
   // Offsets must be exactly what packing these specs produces: no pointer can leave the buffer.
   QuantLayerRecord expected[kMaxDenseLayers];
-  if (LayoutBytes(specs, header.layer_count, *kernel, *f32, expected) != header.total_bytes) return Status::kCorruptPacked;
+  if (LayoutBytes(specs, header.layer_count, *kernel, *f32, expected) != header.total_bytes)
+    return Status::kCorruptPacked;
   *view = QuantStackView{};
   view->kernel = kernel;
   view->f32 = f32;
@@ -242,7 +257,8 @@ Status QuantScratch::Reserve(const QuantStackView& view, size_t batch, size_t th
     u8_bytes_ = u8_need;
   }
   if (!Grow(&scale_, &scale_floats_, view.max_scale ? view.max_scale : 1)) return Release(), Status::kOutOfMemory;
-  const size_t f32_per = AlignUp(view.max_k32 ? view.f32->scratch_floats(view.max_k32) : 1, kPackedAlign / sizeof(float));
+  const size_t f32_per =
+      AlignUp(view.max_k32 ? view.f32->scratch_floats(view.max_k32) : 1, kPackedAlign / sizeof(float));
   const size_t int8_per = AlignUp(view.kernel->scratch_bytes(view.max_k8) + 1, kPackedAlign);
   if (f32_per > f32_per_thread_ || int8_per > int8_per_thread_ || threads > threads_) {
     std::free(f32_pack_);
@@ -289,13 +305,24 @@ void ApplyActivationRows(float* c, size_t rows, size_t n, Activation act, float 
     for (size_t j = 0; j < n; ++j) {
       const float x = row[j];
       switch (act) {
-        case Activation::kRelu: row[j] = x > 0.f ? x : 0.f; break;
-        case Activation::kLeakyRelu: row[j] = x > 0.f ? x : alpha * x; break;
-        case Activation::kElu: row[j] = x > 0.f ? x : alpha * (std::exp(x) - 1.f); break;
-        case Activation::kSigmoid: row[j] = 1.f / (1.f + std::exp(-x)); break;
-        case Activation::kTanh: row[j] = std::tanh(x); break;
+        case Activation::kRelu:
+          row[j] = x > 0.f ? x : 0.f;
+          break;
+        case Activation::kLeakyRelu:
+          row[j] = x > 0.f ? x : alpha * x;
+          break;
+        case Activation::kElu:
+          row[j] = x > 0.f ? x : alpha * (std::exp(x) - 1.f);
+          break;
+        case Activation::kSigmoid:
+          row[j] = 1.f / (1.f + std::exp(-x));
+          break;
+        case Activation::kTanh:
+          row[j] = std::tanh(x);
+          break;
         case Activation::kLinear:
-        case Activation::kSoftmax: break;
+        case Activation::kSoftmax:
+          break;
       }
     }
   }
@@ -312,7 +339,8 @@ QuantParams DynamicParams(const float* x, size_t count, int32_t qmax) {
 }
 
 // Quantizes rows of n floats (stride n) into rows of stride ld, zeroing the pad bytes.
-void QuantizeRows(const Int8GemmKernel& kernel, const float* x, size_t rows, size_t n, QuantParams p, uint8_t* q, size_t ld) {
+void QuantizeRows(const Int8GemmKernel& kernel, const float* x, size_t rows, size_t n, QuantParams p, uint8_t* q,
+                  size_t ld) {
   for (size_t i = 0; i < rows; ++i) {
     kernel.quantize(x + i * n, n, p.scale, p.zero, q + i * ld);
     std::memset(q + i * ld + n, 0, ld - n);
@@ -348,9 +376,9 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     int8_scratch[t] = scratch->int8_thread(t);
   }
   const Int8GemmKernel& kernel = *view.kernel;
-  const float* in = x;            // the current fp32 input, when `u8_in` is null
-  const uint8_t* u8_in = nullptr; // the current input already quantized by the previous layer
-  int f32_next = 0, u8_next = 0;  // which ping-pong buffer the next write uses
+  const float* in = x;             // the current fp32 input, when `u8_in` is null
+  const uint8_t* u8_in = nullptr;  // the current input already quantized by the previous layer
+  int f32_next = 0, u8_next = 0;   // which ping-pong buffer the next write uses
   for (uint32_t l = 0; l < view.count; ++l) {
     const QuantLayerView& layer = view.layers[l];
     const DenseLayerSpec& d = layer.spec.dense;
@@ -358,11 +386,17 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     float* out = last ? y : scratch->f32(f32_next);
     if (!layer.spec.int8) {
       F32GemmArgs a;
-      a.m = batch; a.n = d.out; a.k = d.in;
-      a.a = in; a.lda = d.in;
-      a.b_packed = layer.w32; a.bias = layer.bias;
-      a.c = out; a.ldc = d.out;
-      a.act = d.act; a.alpha = d.alpha;
+      a.m = batch;
+      a.n = d.out;
+      a.k = d.in;
+      a.a = in;
+      a.lda = d.in;
+      a.b_packed = layer.w32;
+      a.bias = layer.bias;
+      a.c = out;
+      a.ldc = d.out;
+      a.act = d.act;
+      a.alpha = d.alpha;
       F32GemmParallel(*view.f32, a, pool, threads, f32_scratch);
       in = out;
       f32_next ^= 1;
@@ -370,8 +404,12 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     }
     const size_t lda = RoundUpTo(d.in, 4);
     Int8GemmArgs g;
-    g.m = batch; g.n = d.out; g.k = d.in;
-    g.b_packed = layer.w8; g.colsum = layer.colsum; g.bias = layer.bias;
+    g.m = batch;
+    g.n = d.out;
+    g.k = d.in;
+    g.b_packed = layer.w8;
+    g.colsum = layer.colsum;
+    g.bias = layer.bias;
     g.lda = lda;
     if (u8_in) {
       g.a = u8_in;

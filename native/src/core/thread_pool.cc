@@ -66,8 +66,7 @@ void ThreadPool::Run(size_t nth, Task task, void* ctx) noexcept {
 void ThreadPool::WorkerLoop(size_t index, uint64_t seen) {
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpinFor;
-    while (generation_.load(std::memory_order_acquire) == seen &&
-           std::chrono::steady_clock::now() < spin_until) {
+    while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
       CpuRelax();
     }
     Task task;

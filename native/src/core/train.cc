@@ -23,12 +23,23 @@ void ActivationBackward(Activation act, float alpha, const float* y, float* dz, 
     const float* yr = y + i * cols;
     float* d = dz + i * cols;
     switch (act) {
-      case Activation::kLinear: break;
-      case Activation::kRelu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : 0.f; break;
-      case Activation::kLeakyRelu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : alpha * d[c]; break;
-      case Activation::kElu: for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : d[c] * (yr[c] + alpha); break;
-      case Activation::kSigmoid: for (size_t c = 0; c < cols; ++c) d[c] *= yr[c] * (1.f - yr[c]); break;
-      case Activation::kTanh: for (size_t c = 0; c < cols; ++c) d[c] *= 1.f - yr[c] * yr[c]; break;
+      case Activation::kLinear:
+        break;
+      case Activation::kRelu:
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : 0.f;
+        break;
+      case Activation::kLeakyRelu:
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : alpha * d[c];
+        break;
+      case Activation::kElu:
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? d[c] : d[c] * (yr[c] + alpha);
+        break;
+      case Activation::kSigmoid:
+        for (size_t c = 0; c < cols; ++c) d[c] *= yr[c] * (1.f - yr[c]);
+        break;
+      case Activation::kTanh:
+        for (size_t c = 0; c < cols; ++c) d[c] *= 1.f - yr[c] * yr[c];
+        break;
       case Activation::kSoftmax: {
         double dot = 0;
         for (size_t c = 0; c < cols; ++c) dot += static_cast<double>(d[c]) * yr[c];
@@ -59,13 +70,15 @@ Status Trainer::Check() const noexcept {
   if (static_cast<uint32_t>(loss_) >= kLossCount) return Status::kInvalidArgument;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DenseLayerSpec& s = layers_[l].spec;
-    if (s.in == 0 || s.out == 0 || !layers_[l].kernel || (s.has_bias && !layers_[l].bias)) return Status::kInvalidArgument;
+    if (s.in == 0 || s.out == 0 || !layers_[l].kernel || (s.has_bias && !layers_[l].bias))
+      return Status::kInvalidArgument;
     if (l > 0 && s.in != layers_[l - 1].spec.out) return Status::kInvalidArgument;
   }
   const Activation last = layers_.back().spec.act;
   const bool categorical = loss_ == Loss::kCategoricalCrossentropy || loss_ == Loss::kSparseCategoricalCrossentropy;
   if (categorical && last != Activation::kSoftmax) return Status::kInvalidArgument;
-  if (!categorical && last == Activation::kSoftmax && loss_ == Loss::kBinaryCrossentropy) return Status::kInvalidArgument;
+  if (!categorical && last == Activation::kSoftmax && loss_ == Loss::kBinaryCrossentropy)
+    return Status::kInvalidArgument;
   return Status::kOk;
 }
 
@@ -116,7 +129,8 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
       capacity_ = batch;
     }
     if (packed_b_.size() < max_b) packed_b_.resize(max_b);
-    if (bias_padded_.size() < PackedBiasFloats(max_out, kernel_.nr)) bias_padded_.resize(PackedBiasFloats(max_out, kernel_.nr));
+    if (bias_padded_.size() < PackedBiasFloats(max_out, kernel_.nr))
+      bias_padded_.resize(PackedBiasFloats(max_out, kernel_.nr));
     size_t max_k = max_in > max_out ? max_in : max_out;
     max_k = batch > max_k ? batch : max_k;
     const size_t per_thread = kernel_.scratch_floats(max_k);
@@ -135,11 +149,15 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
     PackF32B(layer.kernel, layer.spec.out, layer.spec.in, layer.spec.out, kernel_.nr, packed_b_.data());
     if (layer.bias) PackF32Bias(layer.bias, layer.spec.out, kernel_.nr, bias_padded_.data());
     F32GemmArgs g;
-    g.m = batch; g.n = layer.spec.out; g.k = layer.spec.in;
-    g.a = in; g.lda = layer.spec.in;
+    g.m = batch;
+    g.n = layer.spec.out;
+    g.k = layer.spec.in;
+    g.a = in;
+    g.lda = layer.spec.in;
     g.b_packed = packed_b_.data();
     g.bias = layer.bias ? bias_padded_.data() : nullptr;
-    g.c = outputs_[l].data(); g.ldc = layer.spec.out;
+    g.c = outputs_[l].data();
+    g.ldc = layer.spec.out;
     g.act = (logits_last && l + 1 == layers_.size()) ? Activation::kLinear : layer.spec.act;
     g.alpha = layer.spec.alpha;
     F32GemmParallel(kernel_, g, pool, threads, scratch);
@@ -166,7 +184,8 @@ double Trainer::LossAndOutputGrad(const float* t, size_t batch, bool want_grad) 
         const float diff = out[i] - t[i];
         const bool mse = loss_ == Loss::kMeanSquaredError;
         loss += mse ? static_cast<double>(diff) * diff : std::fabs(diff);
-        if (want_grad) dz[i] = static_cast<float>((mse ? 2.0 * diff : (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0)) * inv_bn);
+        if (want_grad)
+          dz[i] = static_cast<float>((mse ? 2.0 * diff : (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0)) * inv_bn);
       }
       loss *= inv_bn;
       break;
@@ -241,10 +260,15 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
       // dWᵀ = dZᵀ · X_l instead (out rows, in columns: full tiles), then transpose the few rows.
       PackF32B(x_l, in, batch, in, kernel_.nr, packed_b_.data());
       F32GemmArgs gt;
-      gt.m = out; gt.n = in; gt.k = batch;
-      gt.a = dz_.data(); gt.lda = out; gt.a_transposed = true;
+      gt.m = out;
+      gt.n = in;
+      gt.k = batch;
+      gt.a = dz_.data();
+      gt.lda = out;
+      gt.a_transposed = true;
       gt.b_packed = packed_b_.data();
-      gt.c = grad_t_.data(); gt.ldc = in;
+      gt.c = grad_t_.data();
+      gt.ldc = in;
       F32GemmParallel(kernel_, gt, pool, threads, scratch);
       float* gw = grads_[l].kernel.data();
       for (size_t j = 0; j < out; ++j)
@@ -253,20 +277,29 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
       // dW = X_lᵀ · dZ: A is X_l read transposed, B is dZ packed into panels.
       PackF32B(dz_.data(), out, batch, out, kernel_.nr, packed_b_.data());
       F32GemmArgs gw;
-      gw.m = in; gw.n = out; gw.k = batch;
-      gw.a = x_l; gw.lda = in; gw.a_transposed = true;
+      gw.m = in;
+      gw.n = out;
+      gw.k = batch;
+      gw.a = x_l;
+      gw.lda = in;
+      gw.a_transposed = true;
       gw.b_packed = packed_b_.data();
-      gw.c = grads_[l].kernel.data(); gw.ldc = out;
+      gw.c = grads_[l].kernel.data();
+      gw.ldc = out;
       F32GemmParallel(kernel_, gw, pool, threads, scratch);
     }
     if (l == 0) break;
     // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_.
     PackF32BTransposed(layer.kernel, out, in, out, kernel_.nr, packed_b_.data());
     F32GemmArgs gx;
-    gx.m = batch; gx.n = in; gx.k = out;
-    gx.a = dz_.data(); gx.lda = out;
+    gx.m = batch;
+    gx.n = in;
+    gx.k = out;
+    gx.a = dz_.data();
+    gx.lda = out;
     gx.b_packed = packed_b_.data();
-    gx.c = dy_.data(); gx.ldc = in;
+    gx.c = dy_.data();
+    gx.ldc = in;
     F32GemmParallel(kernel_, gx, pool, threads, scratch);
     dz_.swap(dy_);
   }
@@ -286,7 +319,8 @@ double Trainer::RegularizeAndNorm(StepResult* out) noexcept {
       }
     }
     for (size_t i = 0; i < size; ++i) norm2 += static_cast<double>(g[i]) * g[i];
-    if (layer.bias) for (float v : grads_[l].bias) norm2 += static_cast<double>(v) * v;
+    if (layer.bias)
+      for (float v : grads_[l].bias) norm2 += static_cast<double>(v) * v;
   }
   out->penalty = penalty;
   out->grad_norm = std::sqrt(norm2);
@@ -354,8 +388,10 @@ void Trainer::Update(double clip_scale, ThreadPool* pool, size_t threads) noexce
     a.m = needs_m ? m.data() : nullptr;
     a.v = needs_v ? v.data() : nullptr;
     UpdateJob job{update_, &a, size};
-    if (pool && threads > 1 && size >= kParallelUpdateMin) pool->Run(threads, &UpdateTask, &job);
-    else update_->run(a, 0, size);
+    if (pool && threads > 1 && size >= kParallelUpdateMin)
+      pool->Run(threads, &UpdateTask, &job);
+    else
+      update_->run(a, 0, size);
   };
   for (size_t l = 0; l < layers_.size(); ++l) {
     LayerGrads& gr = grads_[l];
@@ -374,8 +410,8 @@ Status Trainer::CheckTargets(const float* y, size_t batch) const noexcept {
 }
 
 // Checks, runs the forward pass and computes the loss (and dL/dZ of the last layer when asked).
-Status Trainer::ForwardLoss(const float* x, const float* y, size_t batch, bool want_grad, ThreadPool* pool, size_t threads,
-                            double* loss) noexcept {
+Status Trainer::ForwardLoss(const float* x, const float* y, size_t batch, bool want_grad, ThreadPool* pool,
+                            size_t threads, double* loss) noexcept {
   if (batch == 0) return Status::kInvalidArgument;
   MAAS_RETURN_IF_ERROR(Check());
   MAAS_RETURN_IF_ERROR(CheckTargets(y, batch));
@@ -384,13 +420,15 @@ Status Trainer::ForwardLoss(const float* x, const float* y, size_t batch, bool w
   return Status::kOk;
 }
 
-Status Trainer::Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+Status Trainer::Gradients(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads,
+                          StepResult* out) noexcept {
   MAAS_RETURN_IF_ERROR(ForwardLoss(x, y, batch, true, pool, threads, &out->loss));
   Backward(x, batch, pool, threads);
   return Status::kOk;
 }
 
-Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, StepResult* out) noexcept {
+Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads,
+                     StepResult* out) noexcept {
   MAAS_RETURN_IF_ERROR(Gradients(x, y, batch, pool, threads, out));
   const double clip_scale = RegularizeAndNorm(out);
   out->loss += out->penalty;
@@ -399,7 +437,8 @@ Status Trainer::Step(const float* x, const float* y, size_t batch, ThreadPool* p
   return Status::kOk;
 }
 
-Status Trainer::EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads, double* loss) noexcept {
+Status Trainer::EvaluateLoss(const float* x, const float* y, size_t batch, ThreadPool* pool, size_t threads,
+                             double* loss) noexcept {
   return ForwardLoss(x, y, batch, false, pool, threads, loss);
 }
 

@@ -34,9 +34,7 @@ struct VAvx2 {
   static R max(R a, R b) { return _mm256_max_ps(a, b); }
   static R min(R a, R b) { return _mm256_min_ps(a, b); }
   static R abs(R x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), x); }
-  static R copysign(R mag, R sign) {
-    return _mm256_or_ps(mag, _mm256_and_ps(sign, _mm256_set1_ps(-0.f)));
-  }
+  static R copysign(R mag, R sign) { return _mm256_or_ps(mag, _mm256_and_ps(sign, _mm256_set1_ps(-0.f))); }
   static R select_pos(R x, R a, R b) { return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, zero(), _CMP_GT_OQ)); }
   static R round(R x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R pow2(R n) {

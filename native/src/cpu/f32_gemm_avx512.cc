@@ -36,12 +36,10 @@ struct VAvx512 {
   static R abs(R x) { return _mm512_abs_ps(x); }
   static R copysign(R mag, R sign) {
     const __m512i sign_bit = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(mag),
-                                               _mm512_and_si512(_mm512_castps_si512(sign), sign_bit)));
+    return _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(mag), _mm512_and_si512(_mm512_castps_si512(sign), sign_bit)));
   }
-  static R select_pos(R x, R a, R b) {
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_GT_OQ), b, a);
-  }
+  static R select_pos(R x, R a, R b) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero(), _CMP_GT_OQ), b, a); }
   static R round(R x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R pow2(R n) {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));

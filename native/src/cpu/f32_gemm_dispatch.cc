@@ -7,8 +7,8 @@
 
 namespace maas {
 
-#define MAAS_F32_GEMM(name, isa, mr, nr)              \
-  size_t name##_scratch(size_t k);                    \
+#define MAAS_F32_GEMM(name, isa, mr, nr) \
+  size_t name##_scratch(size_t k);       \
   void name##_run(const F32GemmArgs&, const GemmTile&, float*);
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM

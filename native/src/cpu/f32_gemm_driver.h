@@ -115,8 +115,8 @@ struct F32GemmDriver {
   // kPacked: a is k-major, row i of step p at a[p·lda + i] (a packed micro-panel with lda = kMR,
   // or transposed A read in place); otherwise a is row-major A with row stride lda, read in place.
   template <int kRows, bool kPacked>
-  static void Micro(size_t kc, const float* a, size_t lda, const float* b, float* c, size_t ldc,
-                    size_t cols, bool accumulate, const Epilogue* epi) {
+  static void Micro(size_t kc, const float* a, size_t lda, const float* b, float* c, size_t ldc, size_t cols,
+                    bool accumulate, const Epilogue* epi) {
     R acc[kRows][kNV];
 #pragma GCC unroll 16
     for (int i = 0; i < kRows; ++i)
@@ -147,14 +147,20 @@ struct F32GemmDriver {
           if (epi->bias) x = V::add(x, V::load(epi->bias + col));  // bias is padded to NR
           x = Activate<V>(epi->act, x, epi->alpha);
         }
-        if (count == V::W) V::store(row + col, x); else V::store_tail(row + col, x, count);
+        if (count == V::W)
+          V::store(row + col, x);
+        else
+          V::store_tail(row + col, x, count);
       }
     }
   }
 
   using MicroFn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, bool, const Epilogue*);
 
-  struct MicroTable { MicroFn packed[kMR]; MicroFn direct[kMR]; };
+  struct MicroTable {
+    MicroFn packed[kMR];
+    MicroFn direct[kMR];
+  };
   template <size_t... I>
   static constexpr MicroTable MakeMicroTable(std::index_sequence<I...>) {
     return MicroTable{{&Micro<static_cast<int>(I) + 1, true>...}, {&Micro<static_cast<int>(I) + 1, false>...}};
@@ -255,7 +261,8 @@ struct F32GemmDriver {
             const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
             if (pack) {
-              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first,
+                                     last ? &epi : nullptr);
             } else if (g.a_transposed) {
               micro.packed[rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             } else {
@@ -273,11 +280,9 @@ struct F32GemmDriver {
 }  // namespace maas
 
 // Defines the two entry points f32_gemm.inc declares for one kernel.
-#define MAAS_DEFINE_F32_GEMM(name, V, mr, nv)                                                     \
-  namespace maas {                                                                              \
-  static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                              \
-  size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }        \
-  void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) {                          \
-    F32GemmDriver<V, mr, nv>::Run(g, t, s);                                                     \
-  }                                                                                             \
+#define MAAS_DEFINE_F32_GEMM(name, V, mr, nv)                                                                    \
+  namespace maas {                                                                                               \
+  static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
+  size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }                         \
+  void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { F32GemmDriver<V, mr, nv>::Run(g, t, s); } \
   }

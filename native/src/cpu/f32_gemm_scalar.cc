@@ -17,7 +17,9 @@ struct VScalar {
   static R load(const float* p) { return *p; }
   static R load_tail(const float* p, size_t n, float fill) { return n ? *p : fill; }
   static void store(float* p, R x) { *p = x; }
-  static void store_tail(float* p, R x, size_t n) { if (n) *p = x; }
+  static void store_tail(float* p, R x, size_t n) {
+    if (n) *p = x;
+  }
   static R add(R a, R b) { return a + b; }
   static R sub(R a, R b) { return a - b; }
   static R mul(R a, R b) { return a * b; }

@@ -12,14 +12,20 @@ template <class V>
 void F32Update(const F32UpdateArgs& a, size_t begin, size_t end) {
   using R = typename V::R;
   const R lr = V::set1(a.lr), scale = V::set1(a.scale), mom = V::set1(a.momentum);
-  const R b1 = V::set1(a.beta1), b2 = V::set1(a.beta2), one_b1 = V::set1(1.f - a.beta1), one_b2 = V::set1(1.f - a.beta2);
+  const R b1 = V::set1(a.beta1), b2 = V::set1(a.beta2), one_b1 = V::set1(1.f - a.beta1),
+          one_b2 = V::set1(1.f - a.beta2);
   const R inv_c1 = V::set1(1.f / a.c1), inv_c2 = V::set1(1.f / a.c2), eps = V::set1(a.epsilon);
   const R rho = V::set1(a.rho), one_rho = V::set1(1.f - a.rho), keep = V::set1(1.f - a.decay);
   for (size_t i = begin; i < end; i += V::W) {
     const size_t count = end - i < V::W ? end - i : V::W;
     const bool full = count == V::W;
     auto load = [&](const float* p) { return full ? V::load(p + i) : V::load_tail(p + i, count, 0.f); };
-    auto store = [&](float* p, R x) { if (full) V::store(p + i, x); else V::store_tail(p + i, x, count); };
+    auto store = [&](float* p, R x) {
+      if (full)
+        V::store(p + i, x);
+      else
+        V::store_tail(p + i, x, count);
+    };
     const R g = V::mul(load(a.g), scale);
     R w = load(a.w);
     switch (a.rule) {
@@ -64,7 +70,7 @@ void F32Update(const F32UpdateArgs& a, size_t begin, size_t end) {
 }  // namespace
 }  // namespace maas
 
-#define MAAS_DEFINE_F32_UPDATE(name, V)                                                          \
-  namespace maas {                                                                              \
+#define MAAS_DEFINE_F32_UPDATE(name, V)                                                              \
+  namespace maas {                                                                                   \
   void name##_run(const F32UpdateArgs& a, size_t begin, size_t end) { F32Update<V>(a, begin, end); } \
   }

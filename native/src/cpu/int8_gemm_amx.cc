@@ -15,8 +15,8 @@
 namespace maas {
 namespace {
 
-constexpr size_t kTile = 16;       // rows of A and C, columns of C
-constexpr size_t kTileK = 64;      // bytes of K per A row and per B tile
+constexpr size_t kTile = 16;   // rows of A and C, columns of C
+constexpr size_t kTileK = 64;  // bytes of K per A row and per B tile
 constexpr size_t kCBytes = kTile * kTile * sizeof(int32_t);
 
 struct alignas(64) TileConfig {
@@ -69,8 +69,11 @@ void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch) {
 }  // namespace
 
 size_t qu8s8_gemm_bias_relu_requant_16x16c64__amx_scratch(size_t k) { return AmxScratch(k); }
-void qu8s8_gemm_bias_relu_requant_16x16c64__amx_run(const Int8GemmArgs& g, const GemmTile& t, void* s) { AmxRun(g, t, s); }
-void qu8s8_gemm_bias_relu_requant_16x16c64__amx_quantize(const float* x, size_t n, float scale, int32_t zero, uint8_t* q) {
+void qu8s8_gemm_bias_relu_requant_16x16c64__amx_run(const Int8GemmArgs& g, const GemmTile& t, void* s) {
+  AmxRun(g, t, s);
+}
+void qu8s8_gemm_bias_relu_requant_16x16c64__amx_quantize(const float* x, size_t n, float scale, int32_t zero,
+                                                         uint8_t* q) {
   QuantizeRow<VZmmVnni>(x, n, scale, zero, 255, q);
 }
 
@@ -84,7 +87,10 @@ double PeakAmxInt8(uint64_t iterations) noexcept {
   }
   alignas(64) static const uint8_t zeros[kTile * 64] = {};
   _tile_loadconfig(&cfg);
-  _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
   _tile_loadd(4, zeros, 64);
   _tile_loadd(5, zeros, 64);
   for (uint64_t i = 0; i < iterations; ++i) {

@@ -8,9 +8,9 @@
 
 namespace maas {
 
-#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max)                     \
-  size_t name##_scratch(size_t k);                                              \
-  void name##_run(const Int8GemmArgs&, const GemmTile&, void*);                 \
+#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max)       \
+  size_t name##_scratch(size_t k);                              \
+  void name##_run(const Int8GemmArgs&, const GemmTile&, void*); \
   void name##_quantize(const float*, size_t, float, int32_t, uint8_t*);
 #include "int8_gemm.inc"
 #undef MAAS_INT8_GEMM

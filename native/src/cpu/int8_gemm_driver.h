@@ -29,7 +29,8 @@ template <class V>
 inline void Epilogue(const Int8GemmArgs& g, typename V::I acc, size_t row, size_t col, size_t count) {
   using F = typename V::F;
   const typename V::I corr = V::mullo(V::set1_i(g.a_zero), V::load_i(g.colsum + col));
-  F y = V::fmadd(V::cvt_f(V::sub_i(acc, corr)), V::load_f(g.scale + col), g.bias ? V::load_f(g.bias + col) : V::zero_f());
+  F y =
+      V::fmadd(V::cvt_f(V::sub_i(acc, corr)), V::load_f(g.scale + col), g.bias ? V::load_f(g.bias + col) : V::zero_f());
   if (g.act == Activation::kRelu) y = V::max_f(y, V::zero_f());  // max(NaN, 0) = 0, as the reference
   if (!g.q) {
     V::store_f(g.c + row * g.ldc + col, y, count);
@@ -58,13 +59,13 @@ struct Int8GemmDriver {
   using I = typename V::I;
   static constexpr size_t kNR = V::W * kNV;
   static constexpr size_t kGroupBytes = kNR * 4;  // one K group of a panel
-  static constexpr size_t kMC = kMR * 16;          // rows per block: their A rows stay in L2
+  static constexpr size_t kMC = kMR * 16;         // rows per block: their A rows stay in L2
 
   // kRows rows × kNR columns over every K group. With one or two rows the dot chain would be
   // latency bound, so even and odd groups accumulate separately and are summed at the end.
   template <int kRows>
-  static void Micro(const Int8GemmArgs& g, size_t groups, const uint8_t* a, const int8_t* b, size_t row0,
-                    size_t col0, size_t cols) {
+  static void Micro(const Int8GemmArgs& g, size_t groups, const uint8_t* a, const int8_t* b, size_t row0, size_t col0,
+                    size_t cols) {
     constexpr int kSplit = kRows <= 2 && V::W > 1 ? 2 : 1;  // one lane wide there is no latency to hide
     I acc[kSplit][kRows][kNV];
     for (int s = 0; s < kSplit; ++s)
@@ -88,7 +89,8 @@ struct Int8GemmDriver {
     for (; p < groups; ++p) {  // an odd group count with the split
       for (int i = 0; i < kRows; ++i) {
         const I av = V::bcast_a(Load4(a + i * g.lda + p * 4));
-        for (int j = 0; j < kNV; ++j) acc[0][i][j] = V::dot(acc[0][i][j], av, V::load_b(b + p * kGroupBytes + j * V::W * 4));
+        for (int j = 0; j < kNV; ++j)
+          acc[0][i][j] = V::dot(acc[0][i][j], av, V::load_b(b + p * kGroupBytes + j * V::W * 4));
       }
     }
     for (int i = 0; i < kRows; ++i) {
@@ -105,7 +107,9 @@ struct Int8GemmDriver {
   using MicroFn = void (*)(const Int8GemmArgs&, size_t, const uint8_t*, const int8_t*, size_t, size_t, size_t);
   template <size_t... R>
   static constexpr auto MakeTable(std::index_sequence<R...>) {
-    struct Table { MicroFn fn[kMR]; };
+    struct Table {
+      MicroFn fn[kMR];
+    };
     return Table{{&Micro<static_cast<int>(R) + 1>...}};
   }
 
@@ -131,12 +135,12 @@ struct Int8GemmDriver {
 }  // namespace maas
 
 // Defines the entry points int8_gemm.inc declares for one kernel.
-#define MAAS_DEFINE_INT8_GEMM(name, V, mr, nv, amax)                                                        \
-  namespace maas {                                                                                        \
-  static_assert(Int8GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                       \
-  size_t name##_scratch(size_t) { return 0; }                                                             \
+#define MAAS_DEFINE_INT8_GEMM(name, V, mr, nv, amax)                                                              \
+  namespace maas {                                                                                                \
+  static_assert(Int8GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
+  size_t name##_scratch(size_t) { return 0; }                                                                     \
   void name##_run(const Int8GemmArgs& g, const GemmTile& t, void* s) { Int8GemmDriver<V, mr, nv>::Run(g, t, s); } \
-  void name##_quantize(const float* x, size_t n, float scale, int32_t zero, uint8_t* q) {                 \
-    QuantizeRow<V>(x, n, scale, zero, amax, q);                                                           \
-  }                                                                                                       \
+  void name##_quantize(const float* x, size_t n, float scale, int32_t zero, uint8_t* q) {                         \
+    QuantizeRow<V>(x, n, scale, zero, amax, q);                                                                   \
+  }                                                                                                               \
   }

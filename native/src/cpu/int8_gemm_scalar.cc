@@ -40,8 +40,12 @@ struct VScalar {
   static F max_f(F a, F b) { return a > b ? a : b; }  // maxps: the second operand unless a > b
   static F min_f(F a, F b) { return a < b ? a : b; }
   static F round_f(F x) { return std::nearbyint(x); }
-  static void store_f(float* p, F x, size_t n) { if (n) *p = x; }
-  static void store_u8(uint8_t* p, I x, size_t n) { if (n) *p = static_cast<uint8_t>(x); }
+  static void store_f(float* p, F x, size_t n) {
+    if (n) *p = x;
+  }
+  static void store_u8(uint8_t* p, I x, size_t n) {
+    if (n) *p = static_cast<uint8_t>(x);
+  }
 };
 
 }  // namespace

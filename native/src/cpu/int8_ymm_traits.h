@@ -15,7 +15,9 @@ struct VYmm {
   using I = __m256i;
   using F = __m256;
   static constexpr size_t W = 8;
-  static I Mask(size_t n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static I Mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static I zero_i() { return _mm256_setzero_si256(); }
   static F zero_f() { return _mm256_setzero_ps(); }
   static I set1_i(int32_t v) { return _mm256_set1_epi32(v); }
@@ -42,7 +44,10 @@ struct VYmm {
   static F min_f(F a, F b) { return _mm256_min_ps(a, b); }
   static F round_f(F x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static void store_f(float* p, F x, size_t n) {
-    if (n == W) _mm256_storeu_ps(p, x); else _mm256_maskstore_ps(p, Mask(n), x);
+    if (n == W)
+      _mm256_storeu_ps(p, x);
+    else
+      _mm256_maskstore_ps(p, Mask(n), x);
   }
   static void store_u8(uint8_t* p, I x, size_t n) {
     // Lanes hold 0..255: pack to bytes, then store the low n.

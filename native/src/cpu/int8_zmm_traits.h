@@ -38,7 +38,10 @@ struct VZmmVnni {
   static F min_f(F a, F b) { return _mm512_min_ps(a, b); }
   static F round_f(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static void store_f(float* p, F x, size_t n) {
-    if (n == W) _mm512_storeu_ps(p, x); else _mm512_mask_storeu_ps(p, Mask(n), x);
+    if (n == W)
+      _mm512_storeu_ps(p, x);
+    else
+      _mm512_mask_storeu_ps(p, Mask(n), x);
   }
   static void store_u8(uint8_t* p, I x, size_t n) { _mm512_mask_cvtepi32_storeu_epi8(p, Mask(n), x); }
 };

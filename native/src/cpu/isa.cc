@@ -37,9 +37,9 @@ CpuFeatures Probe() noexcept {
   const bool fma = (c >> 12) & 1;
   const bool avx = (c >> 28) & 1;
   const uint64_t xcr0 = osxsave ? ReadXcr0() : 0;
-  const bool os_ymm = (xcr0 & 0x6) == 0x6;            // SSE + AVX state
-  const bool os_zmm = (xcr0 & 0xE6) == 0xE6;          // + opmask, ZMM_Hi256, Hi16_ZMM
-  const bool os_amx = (xcr0 & 0x60000) == 0x60000;    // XTILECFG + XTILEDATA
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;          // SSE + AVX state
+  const bool os_zmm = (xcr0 & 0xE6) == 0xE6;        // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA
   if (__get_cpuid_max(0, nullptr) >= 7) {
     __cpuid_count(7, 0, a, b, c, d);
     const bool avx2 = (b >> 5) & 1;
@@ -56,7 +56,8 @@ CpuFeatures Probe() noexcept {
   }
   if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
     unsigned regs[12];
-    for (unsigned i = 0; i < 3; ++i) __get_cpuid(0x80000002 + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
+    for (unsigned i = 0; i < 3; ++i)
+      __get_cpuid(0x80000002 + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2], &regs[4 * i + 3]);
     std::memcpy(f.brand, regs, 48);
     f.brand[48] = 0;
   }
@@ -72,13 +73,19 @@ const CpuFeatures& DetectCpu() noexcept {
 
 bool IsaSupportedBy(const CpuFeatures& f, Isa isa) noexcept {
   switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return f.avx2_fma;
-    case Isa::kAvxVnni: return f.avx2_fma && f.avx_vnni;
-    case Isa::kAvx512: return f.avx512;
-    case Isa::kAvx512Vnni: return f.avx512 && f.avx512_vnni;
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+      return f.avx2_fma;
+    case Isa::kAvxVnni:
+      return f.avx2_fma && f.avx_vnni;
+    case Isa::kAvx512:
+      return f.avx512;
+    case Isa::kAvx512Vnni:
+      return f.avx512 && f.avx512_vnni;
     // The AMX kernel's epilogue is AVX-512 code, and tiles are usable only once granted.
-    case Isa::kAmx: return f.avx512 && f.avx512_vnni && f.amx_int8 && f.amx_permitted;
+    case Isa::kAmx:
+      return f.avx512 && f.avx512_vnni && f.amx_int8 && f.amx_permitted;
   }
   return false;
 }
@@ -94,12 +101,18 @@ Isa BestSupportedIsa() noexcept {
 
 const char* IsaName(Isa isa) noexcept {
   switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvxVnni: return "avxvnni";
-    case Isa::kAvx512: return "avx512";
-    case Isa::kAvx512Vnni: return "avx512vnni";
-    case Isa::kAmx: return "amx";
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvxVnni:
+      return "avxvnni";
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx512Vnni:
+      return "avx512vnni";
+    case Isa::kAmx:
+      return "amx";
   }
   return "unknown";
 }

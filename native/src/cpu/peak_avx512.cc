@@ -6,13 +6,13 @@
 
 namespace maas {
 
-#define MAAS_FMA16(op)                                                                          \
-  op "%%zmm30, %%zmm31, %%zmm0\n\t" op "%%zmm30, %%zmm31, %%zmm1\n\t" op "%%zmm30, %%zmm31, %%zmm2\n\t"    \
-  op "%%zmm30, %%zmm31, %%zmm3\n\t" op "%%zmm30, %%zmm31, %%zmm4\n\t" op "%%zmm30, %%zmm31, %%zmm5\n\t"    \
-  op "%%zmm30, %%zmm31, %%zmm6\n\t" op "%%zmm30, %%zmm31, %%zmm7\n\t" op "%%zmm30, %%zmm31, %%zmm8\n\t"    \
-  op "%%zmm30, %%zmm31, %%zmm9\n\t" op "%%zmm30, %%zmm31, %%zmm10\n\t" op "%%zmm30, %%zmm31, %%zmm11\n\t"  \
-  op "%%zmm30, %%zmm31, %%zmm12\n\t" op "%%zmm30, %%zmm31, %%zmm13\n\t" op "%%zmm30, %%zmm31, %%zmm14\n\t" \
-  op "%%zmm30, %%zmm31, %%zmm15\n\t"
+#define MAAS_FMA16(op)                                                                                        \
+  op "%%zmm30, %%zmm31, %%zmm0\n\t" op "%%zmm30, %%zmm31, %%zmm1\n\t" op "%%zmm30, %%zmm31, %%zmm2\n\t" op    \
+     "%%zmm30, %%zmm31, %%zmm3\n\t" op "%%zmm30, %%zmm31, %%zmm4\n\t" op "%%zmm30, %%zmm31, %%zmm5\n\t" op    \
+     "%%zmm30, %%zmm31, %%zmm6\n\t" op "%%zmm30, %%zmm31, %%zmm7\n\t" op "%%zmm30, %%zmm31, %%zmm8\n\t" op    \
+     "%%zmm30, %%zmm31, %%zmm9\n\t" op "%%zmm30, %%zmm31, %%zmm10\n\t" op "%%zmm30, %%zmm31, %%zmm11\n\t" op  \
+     "%%zmm30, %%zmm31, %%zmm12\n\t" op "%%zmm30, %%zmm31, %%zmm13\n\t" op "%%zmm30, %%zmm31, %%zmm14\n\t" op \
+     "%%zmm30, %%zmm31, %%zmm15\n\t"
 
 double PeakFmaAvx512(uint64_t iterations) noexcept {
   if (iterations == 0) return 0;

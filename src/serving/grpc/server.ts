@@ -5,7 +5,13 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
-import { CONTENTS_FIELD, fromWireParameters, inferenceService, type WireContents, type WireParameter } from '../../protocol/grpc.js';
+import {
+  CONTENTS_FIELD,
+  fromWireParameters,
+  inferenceService,
+  type WireContents,
+  type WireParameter,
+} from '../../protocol/grpc.js';
 import { Cancellation } from '../batcher.js';
 import type { DataPlane, InferInput, InferRequest, InferResponse } from '../dataplane.js';
 
@@ -30,7 +36,11 @@ export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
     metadata.set('maas-error-code', error.code);
     return { code: STATUS[error.kind], details: error.message, metadata };
   }
-  return { code: grpc.status.INTERNAL, details: `internal error: ${(error as Error)?.message ?? String(error)}`, metadata };
+  return {
+    code: grpc.status.INTERNAL,
+    details: `internal error: ${(error as Error)?.message ?? String(error)}`,
+    metadata,
+  };
 }
 
 interface WireInferRequest {
@@ -38,7 +48,13 @@ interface WireInferRequest {
   model_version?: string;
   id?: string;
   parameters?: Record<string, WireParameter>;
-  inputs: { name: string; datatype: string; shape: number[]; parameters?: Record<string, WireParameter>; contents?: WireContents }[];
+  inputs: {
+    name: string;
+    datatype: string;
+    shape: number[];
+    parameters?: Record<string, WireParameter>;
+    contents?: WireContents;
+  }[];
   outputs: { name: string; parameters?: Record<string, WireParameter> }[];
   raw_input_contents: Buffer[];
 }
@@ -48,19 +64,36 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
   const raw = message.raw_input_contents ?? [];
   const inputs = message.inputs ?? [];
   if (raw.length > 0 && raw.length !== inputs.length) {
-    throw new MaasError('MAAS_ERR_INFER_INPUT', `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`);
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`,
+    );
   }
   const decoded = inputs.map((input, i): InferInput => {
-    const tensor: InferInput = { name: input.name, datatype: input.datatype, shape: input.shape ?? [], parameters: fromWireParameters(input.parameters) };
+    const tensor: InferInput = {
+      name: input.name,
+      datatype: input.datatype,
+      shape: input.shape ?? [],
+      parameters: fromWireParameters(input.parameters),
+    };
     const contents = input.contents;
-    const typedFields = contents ? (Object.keys(contents) as (keyof WireContents)[]).filter((k) => (contents[k]?.length ?? 0) > 0) : [];
+    const typedFields = contents
+      ? (Object.keys(contents) as (keyof WireContents)[]).filter((k) => (contents[k]?.length ?? 0) > 0)
+      : [];
     if (raw.length > 0) {
-      if (typedFields.length > 0) throw new MaasError('MAAS_ERR_INFER_INPUT', `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`);
+      if (typedFields.length > 0)
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
+        );
       tensor.raw = raw[i]!;
     } else if (typedFields.length > 0) {
       const field = CONTENTS_FIELD[input.datatype];
       if (typedFields.length !== 1 || typedFields[0] !== field) {
-        throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`);
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
+        );
       }
       tensor.values = contents![field]!;
     } else {
@@ -93,16 +126,22 @@ export function encodeInferResponse(response: InferResponse): object {
 type Unary = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** A unary handler that always answers, with a mapped error when the work throws. */
-function unary(work: (request: any, call: grpc.ServerUnaryCall<any, any>) => unknown): Unary { // eslint-disable-line @typescript-eslint/no-explicit-any
+function unary(work: (request: any, call: grpc.ServerUnaryCall<any, any>) => unknown): Unary {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   return (call, callback) => {
     Promise.resolve()
       .then(() => work(call.request, call))
-      .then((reply) => callback(null, reply), (error: unknown) => callback(toGrpcError(error)));
+      .then(
+        (reply) => callback(null, reply),
+        (error: unknown) => callback(toGrpcError(error)),
+      );
   };
 }
 
 /** A cancelled or deadline-exceeded call cancels its request while it is still queued. */
-function cancelOnCancel(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): Cancellation {
+function cancelOnCancel(
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+): Cancellation {
   const cancellation = new Cancellation();
   call.once('cancelled', () => cancellation.abort());
   return cancellation;
@@ -117,7 +156,9 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
     ServerMetadata: unary(() => dataplane.serverMetadata()),
     ModelMetadata: unary((r) => dataplane.modelMetadata(r.name, r.version || undefined)),
     ModelConfig: unary((r) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
-    ModelStatistics: unary((r) => ({ model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined) })),
+    ModelStatistics: unary((r) => ({
+      model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined),
+    })),
     RepositoryIndex: unary(async (r) => ({ models: await dataplane.repositoryIndex(Boolean(r.ready)) })),
     RepositoryModelLoad: unary(async (r) => {
       // ModelRepositoryParameter is a oneof like InferParameter (plus bytes_param): read the same way.
@@ -136,7 +177,10 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
         callback(toGrpcError(error));
         return;
       }
-      answer.then((response) => callback(null, encodeInferResponse(response)), (error: unknown) => callback(toGrpcError(error)));
+      answer.then(
+        (response) => callback(null, encodeInferResponse(response)),
+        (error: unknown) => callback(toGrpcError(error)),
+      );
     },
     // Each request answers in order of completion; an error is a message on the stream, not its end.
     ModelStreamInfer: (call: grpc.ServerDuplexStream<WireInferRequest, object>) => {
@@ -152,7 +196,11 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
           .then(() => dataplane.infer(decodeInferRequest(message), cancellation))
           .then(
             (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
-            (error: unknown) => call.write({ error_message: (error as Error).message ?? String(error), infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' } }),
+            (error: unknown) =>
+              call.write({
+                error_message: (error as Error).message ?? String(error),
+                infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' },
+              }),
           )
           .catch((error: unknown) => logger.warn({ err: error }, 'stream write failed'))
           .finally(() => {
@@ -177,13 +225,25 @@ export interface GrpcServerOptions {
 }
 
 /** Starts the gRPC server; resolves with it and the port it bound (port 0 picks one). */
-export async function startGrpcServer(dataplane: DataPlane, logger: Logger, options: GrpcServerOptions): Promise<{ server: grpc.Server; port: number }> {
+export async function startGrpcServer(
+  dataplane: DataPlane,
+  logger: Logger,
+  options: GrpcServerOptions,
+): Promise<{ server: grpc.Server; port: number }> {
   const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
   // channelz bookkeeping costs a few percent per call and nothing here reads it.
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit, 'grpc.enable_channelz': 0 });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': limit,
+    'grpc.max_send_message_length': limit,
+    'grpc.enable_channelz': 0,
+  });
   server.addService(inferenceService().service, grpcHandlers(dataplane, logger));
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync(
+      `${options.host ?? '0.0.0.0'}:${options.port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    );
   });
   return { server, port };
 }

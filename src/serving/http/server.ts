@@ -55,7 +55,10 @@ function json(ctx: Context): Promise<Record<string, unknown>> {
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
       return parsed as Record<string, unknown>;
     } catch (error) {
-      throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected a JSON object as the request body but parsing failed: ${(error as Error).message}`);
+      throw new MaasError(
+        'MAAS_ERR_HTTP_BODY',
+        `Expected a JSON object as the request body but parsing failed: ${(error as Error).message}`,
+      );
     }
   });
 }
@@ -67,59 +70,107 @@ function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<st
   if (declared !== undefined) {
     headerLength = Number(declared);
     if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
-      throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${JSON.stringify(declared)}`);
+      throw new MaasError(
+        'MAAS_ERR_HTTP_BODY',
+        `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${JSON.stringify(declared)}`,
+      );
     }
     if (headerLength === 0) {
-      throw new MaasError('MAAS_ERR_HTTP_BODY', 'A raw binary body without a JSON header (Inference-Header-Content-Length: 0) is not supported: send a JSON header naming the input, then its bytes');
+      throw new MaasError(
+        'MAAS_ERR_HTTP_BODY',
+        'A raw binary body without a JSON header (Inference-Header-Content-Length: 0) is not supported: send a JSON header naming the input, then its bytes',
+      );
     }
   }
   let header: unknown;
   try {
     header = JSON.parse(body.subarray(0, headerLength).toString('utf8'));
   } catch (error) {
-    throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected a JSON inference request but parsing failed: ${(error as Error).message}`);
+    throw new MaasError(
+      'MAAS_ERR_HTTP_BODY',
+      `Expected a JSON inference request but parsing failed: ${(error as Error).message}`,
+    );
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new MaasError('MAAS_ERR_HTTP_BODY', 'Expected a JSON object as the inference request');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new MaasError('MAAS_ERR_HTTP_BODY', 'Expected a JSON object as the inference request');
   return { header: header as Record<string, unknown>, binary: body.subarray(headerLength) };
 }
 
 function parametersOf(value: unknown, what: string): Parameters | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MaasError('MAAS_ERR_INFER_PARAMETER', `Expected an object for ${what} but received ${JSON.stringify(value)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new MaasError(
+      'MAAS_ERR_INFER_PARAMETER',
+      `Expected an object for ${what} but received ${JSON.stringify(value)}`,
+    );
   return value as Parameters;
 }
 
 /** A REST inference request (JSON with optional binary tensors) as the DataPlane takes it. */
-export function decodeInferBody(model: string, version: string | undefined, req: IncomingMessage, body: Buffer): { request: InferRequest; binaryOutputs: boolean } {
+export function decodeInferBody(
+  model: string,
+  version: string | undefined,
+  req: IncomingMessage,
+  body: Buffer,
+): { request: InferRequest; binaryOutputs: boolean } {
   const { header, binary } = splitInferBody(req, body);
-  if (!Array.isArray(header.inputs)) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an inputs array in the inference request but received ${JSON.stringify(header.inputs)}`);
+  if (!Array.isArray(header.inputs))
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `Expected an inputs array in the inference request but received ${JSON.stringify(header.inputs)}`,
+    );
   let offset = 0;
   const inputs = header.inputs.map((raw: Record<string, unknown>, i: number): InferInput => {
-    if (typeof raw !== 'object' || raw === null) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an object for inputs[${i}]`);
+    if (typeof raw !== 'object' || raw === null)
+      throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an object for inputs[${i}]`);
     const { name, datatype, shape, data } = raw;
-    if (typeof name !== 'string' || typeof datatype !== 'string' || !Array.isArray(shape) || !shape.every((d) => Number.isInteger(d))) {
-      throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected inputs[${i}] to have a string name, a string datatype and an integer shape but received ${JSON.stringify({ name, datatype, shape })}`);
+    if (
+      typeof name !== 'string' ||
+      typeof datatype !== 'string' ||
+      !Array.isArray(shape) ||
+      !shape.every((d) => Number.isInteger(d))
+    ) {
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `Expected inputs[${i}] to have a string name, a string datatype and an integer shape but received ${JSON.stringify({ name, datatype, shape })}`,
+      );
     }
     const parameters = parametersOf(raw.parameters, `inputs[${i}].parameters`);
     const input: InferInput = { name, datatype, shape: shape as number[], parameters };
     const size = parameters?.binary_data_size;
     if (size !== undefined) {
       if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || offset + size > binary.length) {
-        throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected binary_data_size of input '${name}' within the ${binary.length - offset} bytes left in the body but received ${JSON.stringify(size)}`);
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `Expected binary_data_size of input '${name}' within the ${binary.length - offset} bytes left in the body but received ${JSON.stringify(size)}`,
+        );
       }
-      if (data !== undefined) throw new MaasError('MAAS_ERR_INFER_INPUT', `input '${name}' has both binary data and JSON data; send one of them`);
+      if (data !== undefined)
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `input '${name}' has both binary data and JSON data; send one of them`,
+        );
       input.raw = binary.subarray(offset, offset + size);
       offset += size;
     } else {
-      if (!Array.isArray(data)) throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected a data array (or binary_data_size) for input '${name}' but received ${JSON.stringify(data)}`);
+      if (!Array.isArray(data))
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `Expected a data array (or binary_data_size) for input '${name}' but received ${JSON.stringify(data)}`,
+        );
       input.values = data;
     }
     return input;
   });
-  if (offset !== binary.length) throw new MaasError('MAAS_ERR_HTTP_BODY', `The body has ${binary.length - offset} bytes of binary data no input claims`);
+  if (offset !== binary.length)
+    throw new MaasError(
+      'MAAS_ERR_HTTP_BODY',
+      `The body has ${binary.length - offset} bytes of binary data no input claims`,
+    );
   const parameters = parametersOf(header.parameters, 'parameters');
   const outputs = header.outputs === undefined ? [] : header.outputs;
-  if (!Array.isArray(outputs)) throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected an outputs array but received ${JSON.stringify(outputs)}`);
+  if (!Array.isArray(outputs))
+    throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected an outputs array but received ${JSON.stringify(outputs)}`);
   return {
     request: {
       model,
@@ -128,7 +179,11 @@ export function decodeInferBody(model: string, version: string | undefined, req:
       parameters,
       inputs,
       outputs: outputs.map((o: Record<string, unknown>, i: number) => {
-        if (typeof o?.name !== 'string') throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected a string name for outputs[${i}] but received ${JSON.stringify(o?.name)}`);
+        if (typeof o?.name !== 'string')
+          throw new MaasError(
+            'MAAS_ERR_INFER_OUTPUT',
+            `Expected a string name for outputs[${i}] but received ${JSON.stringify(o?.name)}`,
+          );
         return { name: o.name, parameters: parametersOf(o.parameters, `outputs[${i}].parameters`) };
       }),
     },
@@ -146,7 +201,12 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
     blobs.push(new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength));
     return { ...base, parameters: { binary_data_size: o.data.byteLength } };
   });
-  const header = { model_name: response.model, model_version: response.version, ...(response.id ? { id: response.id } : {}), outputs };
+  const header = {
+    model_name: response.model,
+    model_version: response.version,
+    ...(response.id ? { id: response.id } : {}),
+    outputs,
+  };
   return blobs.length > 0 ? { binary: { header, blobs } } : { json: header };
 }
 
@@ -156,8 +216,16 @@ function routes(dataplane: DataPlane): Route[] {
     { method: 'GET', pattern: /^\/v2\/?$/, handle: () => ({ json: dataplane.serverMetadata() }) },
     { method: 'GET', pattern: /^\/v2\/health\/live$/, handle: () => ({ status: dataplane.live() ? 200 : 503 }) },
     { method: 'GET', pattern: /^\/v2\/health\/ready$/, handle: () => ({ status: dataplane.ready() ? 200 : 503 }) },
-    { method: 'GET', pattern: /^\/v2\/models\/stats$/, handle: () => ({ json: { model_stats: dataplane.modelStatistics() } }) },
-    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`), handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, version(v)) }) },
+    {
+      method: 'GET',
+      pattern: /^\/v2\/models\/stats$/,
+      handle: () => ({ json: { model_stats: dataplane.modelStatistics() } }),
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, version(v)) }),
+    },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/ready$`),
@@ -166,8 +234,16 @@ function routes(dataplane: DataPlane): Route[] {
         return { status: ready ? 200 : 503, json: { name: m, ready } };
       },
     },
-    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`), handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, version(v)) }) },
-    { method: 'GET', pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`), handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m!, version(v)) } }) },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, version(v)) }),
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`),
+      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m!, version(v)) } }),
+    },
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
@@ -228,7 +304,11 @@ function send(res: ServerResponse, reply: Reply): void {
   if (reply?.binary) {
     const header = Buffer.from(JSON.stringify(reply.binary.header));
     const length = header.length + reply.binary.blobs.reduce((n, b) => n + b.byteLength, 0);
-    res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': length, [HEADER_LENGTH]: header.length });
+    res.writeHead(status, {
+      'content-type': 'application/octet-stream',
+      'content-length': length,
+      [HEADER_LENGTH]: header.length,
+    });
     res.write(header);
     for (const blob of reply.binary.blobs) res.write(blob);
     res.end();
@@ -251,7 +331,11 @@ export interface HttpServerOptions {
 }
 
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
-export async function startHttpServer(dataplane: DataPlane, logger: Logger, options: HttpServerOptions): Promise<{ server: Server; port: number }> {
+export async function startHttpServer(
+  dataplane: DataPlane,
+  logger: Logger,
+  options: HttpServerOptions,
+): Promise<{ server: Server; port: number }> {
   const table = routes(dataplane);
   const limit = options.maxBodyBytes ?? 2 ** 31 - 1;
   const server = createServer((req, res) => {
@@ -268,7 +352,14 @@ export async function startHttpServer(dataplane: DataPlane, logger: Logger, opti
         methodMatched = true;
         continue;
       }
-      const ctx: Context = { method: req.method, params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))), req, res, body: () => readBody(req, limit), cancellation };
+      const ctx: Context = {
+        method: req.method,
+        params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))),
+        req,
+        res,
+        body: () => readBody(req, limit),
+        cancellation,
+      };
       Promise.resolve()
         .then(() => route.handle(ctx))
         .then(
@@ -281,7 +372,12 @@ export async function startHttpServer(dataplane: DataPlane, logger: Logger, opti
         );
       return;
     }
-    const error = new MaasError('MAAS_ERR_HTTP_ROUTE', methodMatched ? `${req.method} is not allowed on ${path}` : `Expected a KServe v2 path (/v2, /v2/health/..., /v2/models/..., /v2/repository/...) but received ${req.method} ${path}`);
+    const error = new MaasError(
+      'MAAS_ERR_HTTP_ROUTE',
+      methodMatched
+        ? `${req.method} is not allowed on ${path}`
+        : `Expected a KServe v2 path (/v2, /v2/health/..., /v2/models/..., /v2/repository/...) but received ${req.method} ${path}`,
+    );
     send(res, { status: methodMatched ? 405 : 404, json: { error: error.message } });
   });
   server.keepAliveTimeout = 65_000;
@@ -293,7 +389,11 @@ export async function startHttpServer(dataplane: DataPlane, logger: Logger, opti
 }
 
 /** Starts the Prometheus endpoint (GET /metrics) on its own port, as Triton does. */
-export async function startMetricsServer(text: () => Promise<string>, contentType: string, options: { host?: string; port: number }): Promise<{ server: Server; port: number }> {
+export async function startMetricsServer(
+  text: () => Promise<string>,
+  contentType: string,
+  options: { host?: string; port: number },
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' });

@@ -28,7 +28,8 @@ export interface DynamicBatchingConfig {
   default_queue_policy: QueuePolicyConfig;
 }
 
-export type VersionPolicyConfig = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
+export type VersionPolicyConfig =
+  { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
 
 /** A complete model configuration (every field present after completion). */
 export interface ModelConfig {
@@ -62,12 +63,24 @@ export const MODEL_FILE_NAMES = ['model.json', 'model.h5', 'model.keras.h5', 'mo
 export const DEFAULT_MAX_BATCH_SIZE = 256;
 
 const KNOWN_KEYS = new Set([
-  'name', 'platform', 'backend', 'version_policy', 'max_batch_size', 'input', 'output', 'instance_group',
-  'default_model_filename', 'dynamic_batching', 'parameters',
+  'name',
+  'platform',
+  'backend',
+  'version_policy',
+  'max_batch_size',
+  'input',
+  'output',
+  'instance_group',
+  'default_model_filename',
+  'dynamic_batching',
+  'parameters',
 ]);
 
 function bad(model: string, field: string, expected: string, received: unknown): MaasError {
-  return new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected ${expected} for ${field} in the config of model '${model}' but received ${JSON.stringify(received)}`);
+  return new MaasError(
+    'MAAS_ERR_MODEL_CONFIG',
+    `Expected ${expected} for ${field} in the config of model '${model}' but received ${JSON.stringify(received)}`,
+  );
 }
 
 function nonNegativeInt(model: string, field: string, value: unknown, fallback: number): number {
@@ -80,13 +93,17 @@ function nonNegativeInt(model: string, field: string, value: unknown, fallback: 
 
 function tensorList(model: string, field: string, value: unknown): TensorConfig[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length !== 1) throw bad(model, field, 'a list of exactly one tensor (maas models have one input and one output)', value);
+  if (!Array.isArray(value) || value.length !== 1)
+    throw bad(model, field, 'a list of exactly one tensor (maas models have one input and one output)', value);
   const t = value[0] as Record<string, unknown>;
-  if (typeof t !== 'object' || t === null || typeof t.name !== 'string' || t.name.length === 0) throw bad(model, `${field}[0].name`, 'a tensor name', t?.name);
+  if (typeof t !== 'object' || t === null || typeof t.name !== 'string' || t.name.length === 0)
+    throw bad(model, `${field}[0].name`, 'a tensor name', t?.name);
   const dataType = t.data_type ?? 'TYPE_FP32';
-  if (dataType !== 'TYPE_FP32') throw bad(model, `${field}[0].data_type`, "'TYPE_FP32' (other input types are converted per request)", dataType);
+  if (dataType !== 'TYPE_FP32')
+    throw bad(model, `${field}[0].data_type`, "'TYPE_FP32' (other input types are converted per request)", dataType);
   const dims = t.dims;
-  if (dims !== undefined && (!Array.isArray(dims) || dims.some((d) => !Number.isInteger(Number(d))))) throw bad(model, `${field}[0].dims`, 'a list of integers', dims);
+  if (dims !== undefined && (!Array.isArray(dims) || dims.some((d) => !Number.isInteger(Number(d)))))
+    throw bad(model, `${field}[0].dims`, 'a list of integers', dims);
   return [{ name: t.name, data_type: 'TYPE_FP32', dims: dims ? (dims as unknown[]).map(Number) : [] }];
 }
 
@@ -94,10 +111,24 @@ function versionPolicy(model: string, value: unknown): VersionPolicyConfig {
   if (value === undefined) return { latest: { num_versions: 1 } };
   const v = value as Record<string, Record<string, unknown>>;
   if (v && typeof v === 'object') {
-    if (v.latest) return { latest: { num_versions: Math.max(1, nonNegativeInt(model, 'version_policy.latest.num_versions', v.latest.num_versions, 1)) } };
+    if (v.latest)
+      return {
+        latest: {
+          num_versions: Math.max(
+            1,
+            nonNegativeInt(model, 'version_policy.latest.num_versions', v.latest.num_versions, 1),
+          ),
+        },
+      };
     if (v.all) return { all: {} };
     if (v.specific && Array.isArray(v.specific.versions) && v.specific.versions.length > 0) {
-      return { specific: { versions: v.specific.versions.map((n, i) => nonNegativeInt(model, `version_policy.specific.versions[${i}]`, n, 0)) } };
+      return {
+        specific: {
+          versions: v.specific.versions.map((n, i) =>
+            nonNegativeInt(model, `version_policy.specific.versions[${i}]`, n, 0),
+          ),
+        },
+      };
     }
   }
   throw bad(model, 'version_policy', '{latest: {num_versions}}, {all: {}} or {specific: {versions: [...]}}', value);
@@ -108,28 +139,57 @@ function dynamicBatching(model: string, value: unknown, maxBatchSize: number): D
   if (typeof value !== 'object') throw bad(model, 'dynamic_batching', 'an object', value);
   const d = value as Record<string, unknown>;
   const preferred = (d.preferred_batch_size ?? []) as unknown[];
-  if (!Array.isArray(preferred)) throw bad(model, 'dynamic_batching.preferred_batch_size', 'a list of batch sizes', preferred);
+  if (!Array.isArray(preferred))
+    throw bad(model, 'dynamic_batching.preferred_batch_size', 'a list of batch sizes', preferred);
   const sizes = preferred.map((n, i) => nonNegativeInt(model, `dynamic_batching.preferred_batch_size[${i}]`, n, 0));
   for (const size of sizes) {
-    if (size < 1 || size > maxBatchSize) throw bad(model, 'dynamic_batching.preferred_batch_size', `sizes in [1, max_batch_size=${maxBatchSize}]`, size);
+    if (size < 1 || size > maxBatchSize)
+      throw bad(model, 'dynamic_batching.preferred_batch_size', `sizes in [1, max_batch_size=${maxBatchSize}]`, size);
   }
   const levels = nonNegativeInt(model, 'dynamic_batching.priority_levels', d.priority_levels, 0);
-  const defaultLevel = nonNegativeInt(model, 'dynamic_batching.default_priority_level', d.default_priority_level, levels > 0 ? 1 : 0);
-  if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels)) throw bad(model, 'dynamic_batching.default_priority_level', `a level in [1, ${levels}]`, defaultLevel);
+  const defaultLevel = nonNegativeInt(
+    model,
+    'dynamic_batching.default_priority_level',
+    d.default_priority_level,
+    levels > 0 ? 1 : 0,
+  );
+  if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels))
+    throw bad(model, 'dynamic_batching.default_priority_level', `a level in [1, ${levels}]`, defaultLevel);
   const q = (d.default_queue_policy ?? {}) as Record<string, unknown>;
   const action = q.timeout_action ?? 'REJECT';
-  if (action !== 'REJECT') throw bad(model, 'dynamic_batching.default_queue_policy.timeout_action', "'REJECT' (maas rejects timed-out requests)", action);
+  if (action !== 'REJECT')
+    throw bad(
+      model,
+      'dynamic_batching.default_queue_policy.timeout_action',
+      "'REJECT' (maas rejects timed-out requests)",
+      action,
+    );
   return {
     preferred_batch_size: sizes,
-    max_queue_delay_microseconds: nonNegativeInt(model, 'dynamic_batching.max_queue_delay_microseconds', d.max_queue_delay_microseconds, 0),
+    max_queue_delay_microseconds: nonNegativeInt(
+      model,
+      'dynamic_batching.max_queue_delay_microseconds',
+      d.max_queue_delay_microseconds,
+      0,
+    ),
     preserve_ordering: Boolean(d.preserve_ordering ?? false),
     priority_levels: levels,
     default_priority_level: defaultLevel,
     default_queue_policy: {
       timeout_action: 'REJECT',
-      default_timeout_microseconds: nonNegativeInt(model, 'dynamic_batching.default_queue_policy.default_timeout_microseconds', q.default_timeout_microseconds, 0),
+      default_timeout_microseconds: nonNegativeInt(
+        model,
+        'dynamic_batching.default_queue_policy.default_timeout_microseconds',
+        q.default_timeout_microseconds,
+        0,
+      ),
       allow_timeout_override: q.allow_timeout_override === undefined ? true : Boolean(q.allow_timeout_override),
-      max_queue_size: nonNegativeInt(model, 'dynamic_batching.default_queue_policy.max_queue_size', q.max_queue_size, 0),
+      max_queue_size: nonNegativeInt(
+        model,
+        'dynamic_batching.default_queue_policy.max_queue_size',
+        q.max_queue_size,
+        0,
+      ),
     },
   };
 }
@@ -142,30 +202,46 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
   const c = (raw ?? {}) as Record<string, unknown>;
   if (typeof c !== 'object' || Array.isArray(c)) throw bad(modelName, 'the config', 'a JSON object', raw);
   for (const key of Object.keys(c)) {
-    if (!KNOWN_KEYS.has(key)) throw bad(modelName, key, `one of the supported fields (${[...KNOWN_KEYS].join(', ')})`, key);
+    if (!KNOWN_KEYS.has(key))
+      throw bad(modelName, key, `one of the supported fields (${[...KNOWN_KEYS].join(', ')})`, key);
   }
-  if (c.name !== undefined && c.name !== modelName) throw bad(modelName, 'name', `the model directory's name '${modelName}'`, c.name);
+  if (c.name !== undefined && c.name !== modelName)
+    throw bad(modelName, 'name', `the model directory's name '${modelName}'`, c.name);
   // Dense models always take a batch dimension, so an absent max_batch_size means batches up to 256.
   const maxBatchSize = nonNegativeInt(modelName, 'max_batch_size', c.max_batch_size, DEFAULT_MAX_BATCH_SIZE);
   const input = tensorList(modelName, 'input', c.input) ?? [{ name: 'input', data_type: 'TYPE_FP32', dims: [] }];
   const output = tensorList(modelName, 'output', c.output) ?? [{ name: 'output', data_type: 'TYPE_FP32', dims: [] }];
   const batching = dynamicBatching(modelName, c.dynamic_batching, maxBatchSize);
-  if (batching && maxBatchSize === 0) throw bad(modelName, 'dynamic_batching', 'no dynamic_batching when max_batch_size is 0', c.dynamic_batching);
+  if (batching && maxBatchSize === 0)
+    throw bad(modelName, 'dynamic_batching', 'no dynamic_batching when max_batch_size is 0', c.dynamic_batching);
   if (facts) {
-    for (const [list, size, field] of [[input, facts.inputSize, 'input'], [output, facts.outputSize, 'output']] as const) {
+    for (const [list, size, field] of [
+      [input, facts.inputSize, 'input'],
+      [output, facts.outputSize, 'output'],
+    ] as const) {
       const dims = list[0]!.dims;
       if (dims.length === 0) list[0]!.dims = [size];
-      else if (dims.length !== 1 || dims[0] !== size) throw bad(modelName, `${field}[0].dims`, `[${size}] (the model's ${field} width)`, dims);
+      else if (dims.length !== 1 || dims[0] !== size)
+        throw bad(modelName, `${field}[0].dims`, `[${size}] (the model's ${field} width)`, dims);
     }
   }
   const fileName = c.default_model_filename;
-  if (fileName !== undefined && (typeof fileName !== 'string' || fileName.includes('/') || fileName.includes('\\'))) throw bad(modelName, 'default_model_filename', 'a file name', fileName);
-  const groups = (c.instance_group ?? [{ kind: 'KIND_CPU', count: 1 }]) as { name?: string; kind?: string; count?: number }[];
-  if (!Array.isArray(groups) || groups.some((g) => g.kind !== undefined && g.kind !== 'KIND_CPU' && g.kind !== 'KIND_AUTO')) {
+  if (fileName !== undefined && (typeof fileName !== 'string' || fileName.includes('/') || fileName.includes('\\')))
+    throw bad(modelName, 'default_model_filename', 'a file name', fileName);
+  const groups = (c.instance_group ?? [{ kind: 'KIND_CPU', count: 1 }]) as {
+    name?: string;
+    kind?: string;
+    count?: number;
+  }[];
+  if (
+    !Array.isArray(groups) ||
+    groups.some((g) => g.kind !== undefined && g.kind !== 'KIND_CPU' && g.kind !== 'KIND_AUTO')
+  ) {
     throw bad(modelName, 'instance_group', 'CPU instance groups (the worker pool runs every model)', c.instance_group);
   }
   const parameters = (c.parameters ?? {}) as Record<string, { string_value: string }>;
-  if (typeof parameters !== 'object' || Array.isArray(parameters)) throw bad(modelName, 'parameters', 'a map of {string_value}', parameters);
+  if (typeof parameters !== 'object' || Array.isArray(parameters))
+    throw bad(modelName, 'parameters', 'a map of {string_value}', parameters);
   return {
     name: modelName,
     platform: facts?.platform ?? (typeof c.platform === 'string' ? c.platform : 'maas_dense'),
@@ -174,10 +250,17 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
     max_batch_size: maxBatchSize,
     input,
     output,
-    instance_group: groups.map((g, i) => ({ name: g.name ?? `${modelName}_${i}`, kind: 'KIND_CPU' as const, count: Number(g.count ?? 1) })),
-    default_model_filename: typeof fileName === 'string' ? fileName : facts?.fileName ?? '',
+    instance_group: groups.map((g, i) => ({
+      name: g.name ?? `${modelName}_${i}`,
+      kind: 'KIND_CPU' as const,
+      count: Number(g.count ?? 1),
+    })),
+    default_model_filename: typeof fileName === 'string' ? fileName : (facts?.fileName ?? ''),
     ...(batching ? { dynamic_batching: batching } : {}),
-    parameters: { ...parameters, ...Object.fromEntries(Object.entries(facts?.parameters ?? {}).map(([k, v]) => [k, { string_value: v }])) },
+    parameters: {
+      ...parameters,
+      ...Object.fromEntries(Object.entries(facts?.parameters ?? {}).map(([k, v]) => [k, { string_value: v }])),
+    },
   };
 }
 

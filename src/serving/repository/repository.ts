@@ -66,7 +66,8 @@ export interface RepositoryOptions {
   startupModels?: string[];
 }
 
-const unknownModel = (name: string) => new MaasError('MAAS_ERR_MODEL_UNKNOWN', `Request for unknown model: '${name}' is not found`);
+const unknownModel = (name: string) =>
+  new MaasError('MAAS_ERR_MODEL_UNKNOWN', `Request for unknown model: '${name}' is not found`);
 
 export class ModelRepository {
   readonly root: string;
@@ -92,8 +93,15 @@ export class ModelRepository {
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
   async start(): Promise<void> {
-    if (!existsSync(this.root)) throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model repository directory at ${this.root} but nothing is there`);
-    const names = this.controlMode === 'explicit' && !this.startupModels.includes('*') ? this.startupModels : await this.modelDirs();
+    if (!existsSync(this.root))
+      throw new MaasError(
+        'MAAS_ERR_MODEL_NOT_FOUND',
+        `Expected a model repository directory at ${this.root} but nothing is there`,
+      );
+    const names =
+      this.controlMode === 'explicit' && !this.startupModels.includes('*')
+        ? this.startupModels
+        : await this.modelDirs();
     await Promise.all(names.map((name) => this.load(name).catch(() => {})));
     if (this.controlMode === 'poll') this.schedulePoll();
   }
@@ -103,7 +111,9 @@ export class ModelRepository {
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     await this.polling;
-    await Promise.all([...this.models.values()].map((entry) => this.enqueue(entry, () => this.retireAll(entry, 'server stopping'))));
+    await Promise.all(
+      [...this.models.values()].map((entry) => this.enqueue(entry, () => this.retireAll(entry, 'server stopping'))),
+    );
   }
 
   /** True when every model that should be serving has a READY version (Triton's strict readiness). */
@@ -122,21 +132,33 @@ export class ModelRepository {
       const served = Number.isInteger(v) ? entry.served.get(v) : undefined;
       if (served) return served;
       if (Number.isInteger(v) && (entry.loading.has(v) || entry.failures.has(v))) {
-        throw new MaasError('MAAS_ERR_MODEL_UNAVAILABLE', `Model '${name}' version ${v} is not ready: ${entry.loading.has(v) ? 'loading' : entry.failures.get(v)}`);
+        throw new MaasError(
+          'MAAS_ERR_MODEL_UNAVAILABLE',
+          `Model '${name}' version ${v} is not ready: ${entry.loading.has(v) ? 'loading' : entry.failures.get(v)}`,
+        );
       }
-      throw new MaasError('MAAS_ERR_MODEL_UNKNOWN', `Request for unknown model: '${name}' version ${version} is not found`);
+      throw new MaasError(
+        'MAAS_ERR_MODEL_UNKNOWN',
+        `Request for unknown model: '${name}' version ${version} is not found`,
+      );
     }
     let best: ServedVersion | undefined;
     for (const served of entry.served.values()) if (!best || served.version > best.version) best = served;
     if (best) return best;
-    const why = entry.reason || (entry.loading.size > 0 ? 'loading' : [...entry.failures.values()][0] ?? 'not loaded');
+    const why =
+      entry.reason || (entry.loading.size > 0 ? 'loading' : ([...entry.failures.values()][0] ?? 'not loaded'));
     throw new MaasError('MAAS_ERR_MODEL_UNAVAILABLE', `Model '${name}' has no ready version: ${why}`);
   }
 
   /** Every READY version (for statistics and metrics). */
   servedVersions(name?: string): ServedVersion[] {
-    const entries = name === undefined ? [...this.models.values()] : [this.models.get(name)].filter((e): e is ModelEntry => e !== undefined);
-    return entries.flatMap((entry) => [...entry.served.values()]).sort((a, b) => a.model.localeCompare(b.model) || a.version - b.version);
+    const entries =
+      name === undefined
+        ? [...this.models.values()]
+        : [this.models.get(name)].filter((e): e is ModelEntry => e !== undefined);
+    return entries
+      .flatMap((entry) => [...entry.served.values()])
+      .sort((a, b) => a.model.localeCompare(b.model) || a.version - b.version);
   }
 
   /** The versions a model has on disk or in memory, as strings (ModelMetadata's versions). */
@@ -159,9 +181,15 @@ export class ModelRepository {
       for (const v of [...versions].sort((a, b) => a - b)) {
         const state: VersionState = entry.served.has(v) ? 'READY' : entry.loading.has(v) ? 'LOADING' : 'UNAVAILABLE';
         if (readyOnly && state !== 'READY') continue;
-        rows.push({ name, version: String(v), state, reason: state === 'UNAVAILABLE' ? entry.failures.get(v) ?? '' : '' });
+        rows.push({
+          name,
+          version: String(v),
+          state,
+          reason: state === 'UNAVAILABLE' ? (entry.failures.get(v) ?? '') : '',
+        });
       }
-      if (versions.size === 0 && !readyOnly) rows.push({ name, version: '', state: 'UNAVAILABLE', reason: entry.reason || 'unloaded' });
+      if (versions.size === 0 && !readyOnly)
+        rows.push({ name, version: '', state: 'UNAVAILABLE', reason: entry.reason || 'unloaded' });
     }
     return rows;
   }
@@ -193,7 +221,8 @@ export class ModelRepository {
     const work: Promise<unknown>[] = [];
     for (const name of dirs) {
       const entry = this.models.get(name);
-      if (!entry || entry.fingerprint !== (await this.modelFingerprint(name))) work.push(this.load(name).catch(() => {}));
+      if (!entry || entry.fingerprint !== (await this.modelFingerprint(name)))
+        work.push(this.load(name).catch(() => {}));
     }
     for (const [name, entry] of this.models) if (!dirs.has(name) && !entry.unloaded) work.push(this.unload(name));
     await Promise.all(work);
@@ -214,7 +243,16 @@ export class ModelRepository {
   private entry(name: string): ModelEntry {
     let entry = this.models.get(name);
     if (!entry) {
-      entry = { name, served: new Map(), loading: new Set(), failures: new Map(), reason: '', unloaded: false, fingerprint: '', chain: Promise.resolve() };
+      entry = {
+        name,
+        served: new Map(),
+        loading: new Set(),
+        failures: new Map(),
+        reason: '',
+        unloaded: false,
+        fingerprint: '',
+        chain: Promise.resolve(),
+      };
       this.models.set(name, entry);
     }
     return entry;
@@ -237,7 +275,11 @@ export class ModelRepository {
       const policyConfig = completeConfig(name, raw);
       const onDisk = await versionDirs(dir);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
-      if (wanted.length === 0) throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Model '${name}' has no version directory its version policy selects (found: ${onDisk.join(', ') || 'none'})`);
+      if (wanted.length === 0)
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Model '${name}' has no version directory its version policy selects (found: ${onDisk.join(', ') || 'none'})`,
+        );
       entry.reason = '';
       const failed: string[] = [];
       for (const version of wanted) {
@@ -249,7 +291,10 @@ export class ModelRepository {
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
-          this.logger.info({ model: name, version, format: served.weights.format, bytes: served.weights.buffer.byteLength }, 'model version ready');
+          this.logger.info(
+            { model: name, version, format: served.weights.format, bytes: served.weights.buffer.byteLength },
+            'model version ready',
+          );
           if (old) void this.retire(old);
         } catch (error) {
           const reason = (error as Error).message;
@@ -271,7 +316,8 @@ export class ModelRepository {
         for (const version of [...entry.failures.keys()]) if (!wanted.includes(version)) entry.failures.delete(version);
       }
       entry.fingerprint = fingerprint;
-      if (failed.length > 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `failed to load '${name}': ${failed.join('; ')}`);
+      if (failed.length > 0)
+        throw new MaasError('MAAS_ERR_MODEL_FORMAT', `failed to load '${name}': ${failed.join('; ')}`);
     } catch (error) {
       if (entry.served.size === 0 && entry.failures.size === 0) entry.reason = (error as Error).message;
       entry.fingerprint = await this.modelFingerprint(name).catch(() => '');
@@ -285,7 +331,10 @@ export class ModelRepository {
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
     const fileName = typeof declared === 'string' ? declared : MODEL_FILE_NAMES.find((f) => existsSync(join(dir, f)));
     if (!fileName || !existsSync(join(dir, fileName))) {
-      throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`);
+      throw new MaasError(
+        'MAAS_ERR_MODEL_NOT_FOUND',
+        `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`,
+      );
     }
     const model = await loadServable(join(dir, fileName));
     const [inputSize, outputSize] = [model.inputShape![1], model.outputShape![1]];
@@ -303,7 +352,9 @@ export class ModelRepository {
     model.dispose();
     const stats = new VersionStatistics(name, String(version));
     const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
-    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) => stats.recordExecution(e));
+    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) =>
+      stats.recordExecution(e),
+    );
     this.pool.attach(weights);
     try {
       await this.warmUp(weights, inputSize, outputSize);
@@ -316,9 +367,12 @@ export class ModelRepository {
 
   /** One execution per worker (each opens its handle), and outputs must be finite. */
   private async warmUp(weights: SharedWeights, inputSize: number, outputSize: number): Promise<void> {
-    const runs = Array.from({ length: this.pool.workers }, () => this.pool.run(weights, new Float32Array(inputSize), 1, outputSize));
+    const runs = Array.from({ length: this.pool.workers }, () =>
+      this.pool.run(weights, new Float32Array(inputSize), 1, outputSize),
+    );
     for (const { y } of await Promise.all(runs)) {
-      if (!y.every(Number.isFinite)) throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
+      if (!y.every(Number.isFinite))
+        throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
     }
   }
 
@@ -332,13 +386,18 @@ export class ModelRepository {
   private async retireAll(entry: ModelEntry, why: string): Promise<void> {
     const versions = [...entry.served.values()];
     entry.served.clear();
-    if (why === 'server stopping') for (const v of versions) v.batcher.rejectQueued(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
+    if (why === 'server stopping')
+      for (const v of versions)
+        v.batcher.rejectQueued(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
     await Promise.all(versions.map((v) => this.retire(v)));
   }
 
   private async modelDirs(): Promise<string[]> {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
   }
 
   private async modelFingerprint(name: string): Promise<string> {
@@ -374,14 +433,20 @@ async function readConfig(dir: string, name: string): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Expected valid JSON in ${join(dir, 'config.json')} for model '${name}' but parsing failed: ${(error as Error).message}`);
+    throw new MaasError(
+      'MAAS_ERR_MODEL_CONFIG',
+      `Expected valid JSON in ${join(dir, 'config.json')} for model '${name}' but parsing failed: ${(error as Error).message}`,
+    );
   }
 }
 
 /** Numeric subdirectories, ascending. */
 async function versionDirs(dir: string): Promise<number[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory() && /^\d+$/.test(e.name)).map((e) => Number(e.name)).sort((a, b) => a - b);
+  return entries
+    .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))
+    .map((e) => Number(e.name))
+    .sort((a, b) => a - b);
 }
 
 /** Names, sizes and modification times of a version directory's files. */

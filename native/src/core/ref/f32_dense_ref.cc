@@ -31,13 +31,24 @@ void F32Dense(const float* a, size_t lda, const float* w, const float* bias, siz
       const double x = row[j];
       double y = x;
       switch (act) {
-        case Activation::kRelu: y = x > 0 ? x : 0; break;
-        case Activation::kLeakyRelu: y = x > 0 ? x : alpha * x; break;
-        case Activation::kElu: y = x > 0 ? x : alpha * (std::exp(x) - 1); break;
-        case Activation::kSigmoid: y = 1 / (1 + std::exp(-x)); break;
-        case Activation::kTanh: y = std::tanh(x); break;
+        case Activation::kRelu:
+          y = x > 0 ? x : 0;
+          break;
+        case Activation::kLeakyRelu:
+          y = x > 0 ? x : alpha * x;
+          break;
+        case Activation::kElu:
+          y = x > 0 ? x : alpha * (std::exp(x) - 1);
+          break;
+        case Activation::kSigmoid:
+          y = 1 / (1 + std::exp(-x));
+          break;
+        case Activation::kTanh:
+          y = std::tanh(x);
+          break;
         case Activation::kLinear:
-        case Activation::kSoftmax: break;
+        case Activation::kSoftmax:
+          break;
       }
       c[i * ldc + j] = static_cast<float>(y);
     }
