@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { loadModel, loadOnnxGraph } from '../src/index.js';
 import { decodeOnnxFile, decodeTensor } from '../src/io/onnx.js';
-import { packageRoot } from '../src/native/index.js';
+import { packageRoot } from '../src/core/package-root.js';
 
 const ROOT = join(packageRoot(), 'test', 'fixtures');
 const TOL = 1e-5;

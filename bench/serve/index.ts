@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GrpcInferenceClient, type InferOptions } from '../../src/client/index.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 import { inputRows, modelL, modelS, workloadModel } from '../workloads.js';
 import type { DenseSpec } from '../peers/onnx.js';
 import { Random } from '../../src/core/random.js';

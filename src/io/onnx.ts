@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { MaasError } from '../core/errors.js';
-import { packageRoot } from '../native/index.js';
+import { packageRoot } from '../core/package-root.js';
 import type { ActivationName } from '../layers/activations.js';
 
 const FLOAT = 1;

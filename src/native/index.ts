@@ -1,11 +1,11 @@
 /**
- * The one place that loads the native addon, and its typed raw binding. Everything else imports
- * from here; nothing here validates user input (src/core does that at the public boundary).
+ * The one place that loads the native addon (lazily, on first use), and its typed raw binding.
+ * Everything else imports from here; nothing here validates user input (src/core does that at the public boundary).
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { packageRoot } from '../core/package-root.js';
+import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 
@@ -204,18 +204,6 @@ export interface NativeBinding {
   _peakInt8(isa: 'avx512vnni' | 'amx', iterations: number, threads: number): { ops: number; seconds: number };
 }
 
-/** The package root: the nearest folder above this file whose package.json is named maas. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'maas') return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('maas: cannot find the package root above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
 /** Where the addon is loaded from: MAAS_ADDON_PATH, else the cmake-js build. */
 export function addonPath(): string {
   return process.env.MAAS_ADDON_PATH ?? join(packageRoot(), 'build', 'Release', 'maas.node');
@@ -239,5 +227,20 @@ function load(): NativeBinding {
   return binding;
 }
 
-/** The loaded addon (one per thread: Node loads it per environment). */
-export const native: NativeBinding = load();
+let loaded: NativeBinding | undefined;
+
+/**
+ * The addon, loaded on first use (one per thread: Node loads it per environment). Importing this
+ * module loads nothing, so the protocol, the client and the codes work without a compiled addon.
+ */
+export const native: NativeBinding = new Proxy({} as NativeBinding, {
+  get(_target, property) {
+    loaded ??= load();
+    return Reflect.get(loaded, property) as unknown;
+  },
+});
+
+/** Whether this thread has loaded the addon yet (tests prove that imports alone do not). */
+export function isAddonLoaded(): boolean {
+  return loaded !== undefined;
+}

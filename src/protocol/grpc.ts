@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { packageRoot } from '../native/index.js';
+import { packageRoot } from '../core/package-root.js';
 
 /** snake_case fields as in the .proto; 64-bit integers as numbers; enums as their names. */
 export const PROTO_OPTIONS: protoLoader.Options = {

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import { packageRoot } from '../native/index.js';
+import { packageRoot } from '../core/package-root.js';
 import { InferencePool } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
 import { startGrpcServer } from './grpc/server.js';

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient } from '../../src/client/index.js';
 import { adam, loadModel } from '../../src/index.js';
 import { decodeTensor } from '../../src/io/onnx.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 import type { RunningServer } from '../../src/serving/server.js';
 import { inputs, startServer, tempRepository } from './server-helpers.js';
 

@@ -7,7 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ACTIVATION_CODES, ISA_LEVELS, native, packageRoot, type NativeCpuFeatures, type NativeInt8KernelInfo } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
+import { ACTIVATION_CODES, ISA_LEVELS, native, type NativeCpuFeatures, type NativeInt8KernelInfo } from '../../src/native/index.js';
 import { decodeTensor } from '../../src/io/onnx.js';
 import { TEST_SEED, rng, shapeName } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';

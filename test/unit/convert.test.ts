@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dense, initializers, loadModel, sequential } from '../../src/index.js';
 import { runConvert } from '../../src/cli/convert.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 import { createOrtSession } from '../../bench/peers/onnx.js';
 
 /** maas and onnxruntime on the same float32 weights (different summation order). */

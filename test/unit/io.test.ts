@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adam, dense, initializers, loadModel, regularizers, sequential, type Sequential } from '../../src/index.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 import { errorOf } from '../helpers.js';
 
 /** tfjs and maas predictions on the same weights (different summation order). */

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/index.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 
 const KERAS = join(packageRoot(), 'test', 'fixtures', 'keras_h5');
 /** MANIFEST.md's suggested tolerance; the analytic case is exact up to float32 rounding. */

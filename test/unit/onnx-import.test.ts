@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { loadModel, loadOnnxGraph, initializers, dense, sequential } from '../../src/index.js';
 import { decodeOnnxFile, decodeTensor, onnxTypes } from '../../src/io/onnx.js';
-import { packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
 import { buildDenseOnnx, createOrtSession, type DenseSpec } from '../../bench/peers/onnx.js';
 import { errorOf } from '../helpers.js';
 

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeTensor } from '../../src/io/onnx.js';
-import { native, packageRoot } from '../../src/native/index.js';
+import { packageRoot } from '../../src/core/package-root.js';
+import { native } from '../../src/native/index.js';
 import { dequantizeLinear, dynamicQuantizeLinear, quantizeLinear, requantize } from '../../src/quant/arith.js';
 
 const NODE_FIXTURES = join(packageRoot(), 'test', 'fixtures', 'onnx', 'onnx_node');
