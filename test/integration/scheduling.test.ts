@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { GrpcInferenceClient, InferenceServerError, dense, initializers, sequential } from '../../src/index.js';
+import { GrpcInferenceClient, type InferenceServerError, dense, initializers, sequential } from '../../src/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
 import { addVersion, inputs, startServer, tempRepository } from './server-helpers.js';
 
