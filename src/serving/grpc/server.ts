@@ -12,8 +12,8 @@ import {
   type WireContents,
   type WireParameter,
 } from '../../protocol/grpc.js';
-import { Cancellation } from '../batcher.js';
-import type { DataPlane, InferInput, InferRequest, InferResponse } from '../dataplane.js';
+
+import { Cancellation, type DataPlane, type InferInput, type InferRequest, type InferResponse } from '../dataplane.js';
 
 /** gRPC status per error kind. */
 const STATUS: Record<ErrorKind, grpc.status> = {

@@ -3,12 +3,20 @@
  * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
  * once and encodes; `httpStatus` is the one error mapping.
  */
+import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
-import { Cancellation } from '../batcher.js';
-import type { DataPlane, InferInput, InferRequest, InferResponse, Parameters } from '../dataplane.js';
+
+import {
+  Cancellation,
+  type DataPlane,
+  type InferInput,
+  type InferRequest,
+  type InferResponse,
+  type Parameters,
+} from '../dataplane.js';
 
 /** HTTP status per error kind (Triton answers bad requests with 400, unavailable with 503). */
 const STATUS: Record<ErrorKind, number> = {
@@ -29,8 +37,6 @@ export function httpError(error: unknown): { status: number; body: { error: stri
   if (error instanceof MaasError) return { status: STATUS[error.kind], body: { error: error.message } };
   return { status: 500, body: { error: `internal error: ${(error as Error)?.message ?? String(error)}` } };
 }
-
-const HEADER_LENGTH = 'inference-header-content-length';
 
 interface Context {
   method: string;
@@ -65,7 +71,7 @@ function json(ctx: Context): Promise<Record<string, unknown>> {
 
 /** Splits an infer body into its JSON header and binary part (binary tensor data extension). */
 function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<string, unknown>; binary: Buffer } {
-  const declared = req.headers[HEADER_LENGTH];
+  const declared = req.headers[BINARY_HEADER_LENGTH];
   let headerLength = body.length;
   if (declared !== undefined) {
     headerLength = Number(declared);
@@ -307,7 +313,7 @@ function send(res: ServerResponse, reply: Reply): void {
     res.writeHead(status, {
       'content-type': 'application/octet-stream',
       'content-length': length,
-      [HEADER_LENGTH]: header.length,
+      [BINARY_HEADER_LENGTH]: header.length,
     });
     res.write(header);
     for (const blob of reply.binary.blobs) res.write(blob);
