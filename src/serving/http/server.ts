@@ -53,6 +53,16 @@ type Route = { method: 'GET' | 'POST'; pattern: RegExp; handle: (ctx: Context) =
 const NAME = '([^/]+)';
 const VERSION = `(?:/versions/${NAME})?`;
 
+/** A path segment, %-decoded; a malformed escape is the client's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    const shown = segment.length > 64 ? `${segment.slice(0, 64)}…` : segment;
+    throw new MaasError('MAAS_ERR_HTTP_PATH', `Expected a path segment with valid %-escapes but received '${shown}'`);
+  }
+}
+
 function json(ctx: Context): Promise<Record<string, unknown>> {
   return ctx.body().then((buffer) => {
     if (buffer.length === 0) return {};
@@ -217,7 +227,6 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
 }
 
 function routes(dataplane: DataPlane): Route[] {
-  const version = (v: string | undefined) => (v === undefined ? undefined : decodeURIComponent(v));
   return [
     { method: 'GET', pattern: /^\/v2\/?$/, handle: () => ({ json: dataplane.serverMetadata() }) },
     { method: 'GET', pattern: /^\/v2\/health\/live$/, handle: () => ({ status: dataplane.live() ? 200 : 503 }) },
@@ -230,32 +239,32 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`),
-      handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, version(v)) }),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/ready$`),
       handle: ({ params: [m, v] }) => {
-        const ready = dataplane.modelReady(m!, version(v));
+        const ready = dataplane.modelReady(m!, v);
         return { status: ready ? 200 : 503, json: { name: m, ready } };
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`),
-      handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, version(v)) }),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`),
-      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, version(v)) } }),
+      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, v) } }),
     },
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
       handle: async (ctx) => {
         const [m, v] = ctx.params;
-        const { request, binaryOutputs } = decodeInferBody(m!, version(v), ctx.req, await ctx.body());
+        const { request, binaryOutputs } = decodeInferBody(m!, v, ctx.req, await ctx.body());
         return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
       },
     },
@@ -358,16 +367,17 @@ export async function startHttpServer(
         methodMatched = true;
         continue;
       }
-      const ctx: Context = {
-        method: req.method,
-        params: match.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p))),
+      // Built inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
+      const context = (): Context => ({
+        method: req.method!,
+        params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))) as string[],
         req,
         res,
         body: () => readBody(req, limit),
         cancellation,
-      };
+      });
       Promise.resolve()
-        .then(() => route.handle(ctx))
+        .then(() => route.handle(context()))
         .then(
           (reply) => send(res, reply),
           (error: unknown) => {
