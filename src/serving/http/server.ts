@@ -40,7 +40,7 @@ export function httpError(error: unknown): { status: number; body: { error: stri
 
 interface Context {
   method: string;
-  params: string[];
+  params: (string | undefined)[];
   req: IncomingMessage;
   res: ServerResponse;
   body: () => Promise<Buffer>;
@@ -370,7 +370,7 @@ export async function startHttpServer(
       // Built inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
       const context = (): Context => ({
         method: req.method!,
-        params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))) as string[],
+        params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))),
         req,
         res,
         body: () => readBody(req, limit),
