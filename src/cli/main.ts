@@ -64,7 +64,7 @@ program
   .option('--repository-poll-secs <n>', 'seconds between repository scans in poll mode', positiveInt, 15)
   .option('--load-model <name>', 'in explicit mode, a model to load at start (repeatable; * = all)', collect, [])
   .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace, silent', 'info')
-  .option('--max-message-bytes <n>', 'largest gRPC message / REST body (default 2 GiB - 1)', positiveInt)
+  .option('--max-message-bytes <n>', 'largest gRPC message / REST body (default 64 MiB)', positiveInt)
   .option(
     '--shutdown-grace-secs <n>',
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',

@@ -115,6 +115,10 @@ export const ERRORS = {
   },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
+  MAAS_ERR_MESSAGE_TOO_LARGE: {
+    kind: 'ResourceExhausted',
+    doc: 'A request body or message is larger than --max-message-bytes (default 64 MiB).',
+  },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
   MAAS_ERR_HTTP_BODY: {
     kind: 'InvalidArgument',

@@ -313,6 +313,18 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
     });
   }
 
+  it('refuses a message above the 64 MiB default limit with RESOURCE_EXHAUSTED (grpc-js, before decoding)', async () => {
+    const big = new Float32Array(2 ** 24 + 1);
+    const e = await failure(
+      client.infer({
+        model: 'mlp',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: [1, big.length], data: big }],
+      }),
+    );
+    expect(e.status).toBe(status.RESOURCE_EXHAUSTED);
+    expect(e.message).toMatch(/^Received message larger than max \(\d+ vs 67108864\)$/);
+  });
+
   it('refuses raw and typed contents together, and typed contents in the wrong field', async () => {
     const raw = await failure(
       (client as unknown as { call: (m: string, r: object) => Promise<unknown> }).call('ModelInfer', {

@@ -2,6 +2,7 @@
  * The REST endpoint through fetch and the REST client: every route, JSON and binary tensor data,
  * and errors mapped to HTTP statuses with {error} bodies.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpInferenceClient, InferenceServerError } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
@@ -229,6 +230,47 @@ describe('REST errors', () => {
       expect((await response.json()).error).toMatch(message);
     });
   }
+
+  it('refuses a body declared above 64 MiB with 413 before reading it, and one that grows past it', async () => {
+    // Declared: only the headers are sent; the answer comes without the body.
+    const declared = await new Promise<{ status: number; body: string }>((done, fail) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: server.httpPort!,
+        method: 'POST',
+        path: '/v2/models/m/infer',
+        headers: { 'content-type': 'application/json', 'content-length': String(1.5 * 2 ** 30) },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => done({ status: res.statusCode!, body }));
+      });
+      req.on('error', fail);
+      req.write('{');
+    });
+    expect(declared.status).toBe(413);
+    expect(JSON.parse(declared.body).error).toBe(
+      `Expected a body of at most ${64 * 2 ** 20} bytes (--max-message-bytes) but received a declared ${1.5 * 2 ** 30}`,
+    );
+    // Chunked, no declared length: cut off once it passes the limit.
+    const chunk = new Uint8Array(2 ** 20).fill(0x20);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 65; i++) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const grown = await fetch(base + '/v2/models/m/infer', {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit)
+      .then(async (r) => ({ status: r.status, error: ((await r.json()) as { error: string }).error }))
+      .catch((e: unknown) => ({ status: 0, error: String(e) }));
+    // The server answers 413 and closes; a client still sending may see the reset instead.
+    if (grown.status !== 0) expect(grown).toEqual({ status: 413, error: expect.stringMatching(/received more$/) });
+  });
 
   it('the client raises InferenceServerError with the status, and the server still serves', async () => {
     const e = await client

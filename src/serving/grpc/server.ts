@@ -2,6 +2,7 @@
  * The gRPC adapter: inference.GRPCInferenceService over @grpc/grpc-js. Each handler decodes,
  * calls the DataPlane once, encodes, and always answers; `toGrpcError` is the one error mapping.
  */
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
@@ -242,7 +243,7 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
 export interface GrpcServerOptions {
   host?: string;
   port: number;
-  /** Largest message accepted and sent (default 2 GiB − 1, as Triton). */
+  /** Largest message accepted and sent (default DEFAULT_MAX_MESSAGE_BYTES, 64 MiB). */
   maxMessageBytes?: number;
 }
 
@@ -252,7 +253,7 @@ export async function startGrpcServer(
   logger: Logger,
   options: GrpcServerOptions,
 ): Promise<{ server: grpc.Server; port: number }> {
-  const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
+  const limit = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   // channelz bookkeeping costs a few percent per call and nothing here reads it.
   const server = new grpc.Server({
     'grpc.max_receive_message_length': limit,

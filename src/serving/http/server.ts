@@ -3,6 +3,7 @@
  * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
  * once and encodes; `httpStatus` is the one error mapping.
  */
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,7 +35,11 @@ const STATUS: Record<ErrorKind, number> = {
 
 /** The one mapping from errors to an HTTP status and `{error}` body. */
 export function httpError(error: unknown): { status: number; body: { error: string } } {
-  if (error instanceof MaasError) return { status: STATUS[error.kind], body: { error: error.message } };
+  if (error instanceof MaasError) {
+    // HTTP has a status of its own for this one; gRPC says RESOURCE_EXHAUSTED like every other limit.
+    const status = error.code === 'MAAS_ERR_MESSAGE_TOO_LARGE' ? 413 : STATUS[error.kind];
+    return { status, body: { error: error.message } };
+  }
   return { status: 500, body: { error: `internal error: ${(error as Error)?.message ?? String(error)}` } };
 }
 
@@ -294,20 +299,40 @@ function routes(dataplane: DataPlane): Route[] {
   ];
 }
 
-/** Reads a body up to `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function tooLarge(limit: number, received: string): MaasError {
+  return new MaasError(
+    'MAAS_ERR_MESSAGE_TOO_LARGE',
+    `Expected a body of at most ${limit} bytes (--max-message-bytes) but received ${received}`,
+  );
+}
+
+/**
+ * Reads a body up to `limit` bytes: refused on its declared length before a byte is buffered,
+ * and cut off if it grows past the limit anyway (chunked). The connection is closed after the
+ * answer, since the rest of the body is never read.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      res.shouldKeepAlive = false;
+      reject(tooLarge(limit, `a declared ${declared}`));
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        reject(new MaasError('MAAS_ERR_HTTP_BODY', `Expected a body of at most ${limit} bytes but received more`));
-        req.destroy();
+        req.off('data', onData);
+        req.pause();
+        res.shouldKeepAlive = false;
+        reject(tooLarge(limit, 'more'));
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.on('error', reject);
   });
@@ -352,7 +377,7 @@ export async function startHttpServer(
   options: HttpServerOptions,
 ): Promise<{ server: Server; port: number }> {
   const table = routes(dataplane);
-  const limit = options.maxBodyBytes ?? 2 ** 31 - 1;
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const server = createServer((req, res) => {
     const cancellation = new Cancellation();
     res.on('close', () => {
@@ -373,7 +398,7 @@ export async function startHttpServer(
         params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))),
         req,
         res,
-        body: () => readBody(req, limit),
+        body: () => readBody(req, res, limit),
         cancellation,
       });
       Promise.resolve()
