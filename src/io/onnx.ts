@@ -5,7 +5,7 @@
  * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
  * with the node's name and op.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { MaasError } from '../core/errors.js';
@@ -284,20 +284,89 @@ export interface OnnxModelProto {
   opset_import?: { domain?: string; version?: Int }[];
 }
 
-/** Reads and decodes a .onnx file, with maas errors for a missing or malformed file. */
+/** The largest .onnx file maas reads (protobuf's own limit is 2 GiB). */
+export const MAX_ONNX_BYTES = 2 ** 31 - 1;
+/** The most nodes, initializers, inputs or outputs one graph may list. */
+export const MAX_GRAPH_ENTRIES = 1_000_000;
+
+/**
+ * Checks what a decoded ModelProto must hold before any reader walks it: protobuf decodes many
+ * byte strings that are not ONNX (a truncated file can end on a field boundary), so a graph with
+ * nameless nodes, nodes without an op or an output, or unnamed values is refused here.
+ */
+function checkModelProto(model: OnnxModelProto, path: string): OnnxModelProto {
+  const bad = (why: string): MaasError =>
+    new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not a valid ONNX model (truncated or corrupt?): ${why}`);
+  const graph = model.graph;
+  if (!graph) throw bad('it has no graph');
+  for (const [what, list] of [
+    ['nodes', graph.node],
+    ['initializers', graph.initializer],
+    ['inputs', graph.input],
+    ['outputs', graph.output],
+  ] as const) {
+    if ((list?.length ?? 0) > MAX_GRAPH_ENTRIES)
+      throw bad(`${list!.length} ${what} exceed the limit of ${MAX_GRAPH_ENTRIES}`);
+  }
+  if (!graph.node?.length) throw bad('its graph has no nodes');
+  if (!graph.output?.length) throw bad('its graph has no outputs');
+  graph.node.forEach((n, i) => {
+    if (typeof n.op_type !== 'string' || n.op_type === '') throw bad(`node ${i} has no op_type`);
+    if (!Array.isArray(n.output) || n.output.length === 0 || n.output.every((o) => o === ''))
+      throw bad(`node ${i} (${n.op_type}) has no output`);
+    if (!Array.isArray(n.input)) throw bad(`node ${i} (${n.op_type}) has no input list`);
+  });
+  for (const v of [...(graph.input ?? []), ...(graph.output ?? [])])
+    if (typeof v.name !== 'string' || v.name === '') throw bad('a graph input or output has no name');
+  for (const t of graph.initializer ?? [])
+    if (typeof t.name !== 'string' || t.name === '') throw bad('an initializer has no name');
+  return model;
+}
+
+/** Reads and decodes a .onnx file, with maas errors for a missing, oversized or malformed file. */
 export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
+    const info = await stat(path);
+    if (!info.isFile())
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected an .onnx file at ${path} but received a directory or device`,
+      );
+    if (info.size > MAX_ONNX_BYTES)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected an .onnx file of at most ${MAX_ONNX_BYTES} bytes at ${path} but received ${info.size}`,
+      );
+    if (info.size === 0)
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected an ONNX model at ${path} but received an empty file`);
     bytes = new Uint8Array(await readFile(path));
   } catch (e) {
-    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof MaasError) throw e;
+    const code = (e as { code?: string }).code;
+    throw new MaasError(
+      code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT',
+      `Cannot read ${path}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
+  let model: OnnxModelProto;
   try {
-    return onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
+    model = onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
   } catch (e) {
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not an ONNX model: ${(e as Error).message}`, { cause: e });
   }
+  return checkModelProto(model, path);
 }
+
+/** Operators that mark a quantized graph (loadQuantizedModel reads those). */
+const QUANTIZED_OPS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'MatMulInteger',
+  'QLinearMatMul',
+]);
 
 /** The default-domain opset a model imports (13 when it names none). */
 export function defaultOpset(model: OnnxModelProto): number {
@@ -321,10 +390,14 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
   let width = inputDims.length === 2 && inputDims[1]?.dim_value !== undefined ? num(inputDims[1].dim_value) : -1;
   let current = input.name;
   const layers: OnnxDense[] = [];
+  const quantized = graph.node.some((n) => QUANTIZED_OPS.has(n.op_type));
+  const hint = quantized
+    ? "; it is a quantized graph: load it into maas's int8 path with loadQuantizedModel(path)"
+    : '; loadModel reads chains of dense layers, loadOnnxGraph(path) evaluates other graphs';
   const refuse = (n: OnnxNode, why: string): never => {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `ONNX node '${n.name ?? n.output[0]}' (${n.op_type}) is not supported: ${why}`,
+      `ONNX node '${n.name || n.output[0]}' (${n.op_type}) is not supported: ${why}${hint}`,
     );
   };
   const weight = (n: OnnxNode, name: string | undefined) => {
@@ -437,11 +510,11 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
     }
     current = n.output[0]!;
   }
-  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul`);
+  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul${hint}`);
   if (graph.output?.[0]?.name !== current)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'`,
+      `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'${hint}`,
     );
   return layers;
 }

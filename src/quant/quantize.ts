@@ -416,6 +416,7 @@ function checkSpec(spec: unknown, layers: readonly Dense[], path: string): Quant
     throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
   if (s.mode !== 'static' && s.mode !== 'dynamic') throw bad(`mode '${String(s.mode)}'`);
   s.layers.forEach((l, i) => {
+    if (!l || typeof l !== 'object') throw bad(`layer ${i} is not an object`);
     if (!l.int8) return;
     if (
       !Array.isArray(l.weightScales) ||
