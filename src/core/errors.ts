@@ -126,6 +126,10 @@ export const ERRORS = {
   },
   MAAS_ERR_CALIBRATION_EMPTY: { kind: 'InvalidArgument', doc: 'The calibration data has no rows.' },
   MAAS_ERR_CALIBRATION_NOT_FINITE: { kind: 'InvalidArgument', doc: 'The calibration data holds NaN or an infinity.' },
+  MAAS_ERR_QUANT_UNREPRESENTABLE: {
+    kind: 'Unimplemented',
+    doc: "A quantized model's scheme has no exact form in maas's int8 path (u8 or asymmetric weights, the weight -128, blocked or per-row parameters, mixed static and dynamic layers).",
+  },
   MAAS_ERR_NATIVE_INVALID_ARGUMENT: {
     kind: 'InvalidArgument',
     doc: 'The addon rejected an argument (a bug above it).',

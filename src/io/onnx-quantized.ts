@@ -25,7 +25,7 @@
  * in `droppedRoundings`). A pair whose zero point is the type's minimum also clamps at zero, so a
  * linear layer before one becomes relu (what ORT does when it removes a Relu into the pair).
  */
-import { MaasError } from '../core/errors.js';
+import { MaasError, type ErrorCode } from '../core/errors.js';
 import type { ActivationName } from '../layers/activations.js';
 import { activationParams } from '../quant/arith.js';
 import { ONNX_TYPES, decodeOnnxFile, defaultOpset, num, onnxTypeName, type OnnxNode } from './onnx.js';
@@ -135,9 +135,14 @@ class Importer {
     this.foldConstants();
   }
 
-  private refuse(n: OnnxNode | null, why: string): never {
+  private refuse(n: OnnxNode | null, why: string, code: ErrorCode = 'MAAS_ERR_MODEL_FORMAT'): never {
     const where = n ? `ONNX node '${n.name || n.output[0]}' (${n.op_type}) of ${this.path}` : this.path;
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${where} cannot be imported as a maas int8 model: ${why}`);
+    throw new MaasError(code, `${where} cannot be imported as a maas int8 model: ${why}`);
+  }
+
+  /** Refuses a valid quantization scheme that maas's int8 path cannot hold exactly. */
+  private unrepresentable(n: OnnxNode | null, why: string): never {
+    return this.refuse(n, why, 'MAAS_ERR_QUANT_UNREPRESENTABLE');
   }
 
   /** Evaluates every node whose inputs are all constants (DequantizeLinear of weights and biases). */
@@ -178,13 +183,13 @@ class Importer {
     const s = this.constant(n, scaleName, 'scale');
     const z = zeroName ? this.constant(n, zeroName, 'zero point') : undefined;
     if (size(s.shape) !== 1 || (z && size(z.shape) !== 1))
-      this.refuse(n, `maas quantizes activations per tensor; the scale has shape [${s.shape}]`);
+      this.unrepresentable(n, `maas quantizes activations per tensor; the scale has shape [${s.shape}]`);
     const scale = s.data[0]!;
     if (!(scale > 0) || !Number.isFinite(scale) || f32(scale) !== scale)
       this.refuse(n, `an activation scale must be a positive finite float32, got ${scale}`);
     const type = z?.elem ?? UINT8;
     if (type !== UINT8 && type !== INT8)
-      this.refuse(n, `maas quantizes activations to uint8 or int8, not ${onnxTypeName(type)}`);
+      this.unrepresentable(n, `maas quantizes activations to uint8 or int8, not ${onnxTypeName(type)}`);
     return { scale, zero: (z?.data[0] ?? 0) + (type === INT8 ? 128 : 0), tensor };
   }
 
@@ -207,17 +212,17 @@ class Importer {
   ): { w: Int8Array; scales: Float32Array; perChannel: boolean; k: number; out: number } {
     if (q.shape.length !== 2) this.refuse(n, `the weight must be a matrix, got [${q.shape}]`);
     if (q.elem !== INT8)
-      this.refuse(
+      this.unrepresentable(
         n,
         `its weight is ${onnxTypeName(q.elem)}; maas packs int8 weights symmetric around 0 (quantize with weight_type=QInt8)`,
       );
     if (zero && zero.data.some((v) => v !== 0))
-      this.refuse(
+      this.unrepresentable(
         n,
         'its weight has a non-zero zero point; maas packs symmetric int8 weights (zero point 0), and requantizing would move weights by up to half a step',
       );
     if (q.data.some((v) => v === -128))
-      this.refuse(n, 'its weight holds -128; maas packs int8 weights in [-127, 127] (symmetric quantization)');
+      this.unrepresentable(n, 'its weight holds -128; maas packs int8 weights in [-127, 127] (symmetric quantization)');
     const [rows, cols] = q.shape as [number, number];
     const [k, out] = transposed ? [cols, rows] : [rows, cols];
     const outAxis = transposed ? 0 : 1;
@@ -227,7 +232,10 @@ class Importer {
     else {
       const a = axis === null ? 1 : axis < 0 ? axis + 2 : axis;
       if (a !== outAxis || scale.shape.length !== 1 || scale.shape[0] !== out)
-        this.refuse(n, `per-channel weight scales must run along the output axis (${outAxis}), ${out} of them`);
+        this.unrepresentable(
+          n,
+          `per-channel weight scales must run along the output axis (${outAxis}), ${out} of them`,
+        );
       scales = Float32Array.from(scale.data);
     }
     if (!scales.every((v) => v > 0 && Number.isFinite(v))) this.refuse(n, 'weight scales must be positive and finite');
@@ -244,7 +252,8 @@ class Importer {
       const q = this.constant(dq, dq.input[0], 'weight');
       const scale = this.constant(dq, dq.input[1], 'weight scale');
       const zero = dq.input[2] ? this.constant(dq, dq.input[2], 'weight zero point') : undefined;
-      if ((attrOf(dq, 'block_size')?.i ?? 0) !== 0) this.refuse(dq, 'maas does not import blocked weight scales');
+      if ((attrOf(dq, 'block_size')?.i ?? 0) !== 0)
+        this.unrepresentable(dq, 'maas does not import blocked weight scales');
       return { int8: this.int8Weights(dq, q, scale, zero, attrOf(dq, 'axis')?.i ?? null, transposed) };
     }
     const w = this.constant(n, name, 'weight');
@@ -269,7 +278,10 @@ class Importer {
     if (mode === 'static') {
       const range = rangeFor(input!.scale, input!.zero);
       if (!range)
-        this.refuse(n, `no float32 range reproduces the input scale ${input!.scale} and zero point ${input!.zero}`);
+        this.unrepresentable(
+          n,
+          `no float32 range reproduces the input scale ${input!.scale} and zero point ${input!.zero}`,
+        );
       inputQuant = { scale: input!.scale, zeroPoint: input!.zero, ...range };
     }
     const layer: ImportedQuantLayer = {
@@ -541,7 +553,7 @@ class Importer {
     if (!this.layers.some((l) => l.int8))
       this.refuse(null, 'it has no quantized layer; load float models with loadModel');
     if (this.modes.size > 1)
-      this.refuse(null, 'it mixes static and dynamic quantization; a maas int8 model is one or the other');
+      this.unrepresentable(null, 'it mixes static and dynamic quantization; a maas int8 model is one or the other');
   }
 
   get mode(): 'static' | 'dynamic' {

@@ -158,9 +158,81 @@ describe('loadQuantizedModel on ONNX Runtime–quantized models', () => {
       uint8Weights: true,
     });
     await expect(loadQuantizedModel(await file(built.bytes, 'u8w.onnx'))).rejects.toMatchObject({
-      code: 'MAAS_ERR_MODEL_FORMAT',
+      code: 'MAAS_ERR_QUANT_UNREPRESENTABLE',
       message: expect.stringMatching(/weight is uint8; maas packs int8 weights symmetric around 0/),
     });
+  });
+
+  /** x → Q → DQ → MatMul(DQ(w)) [→ a second, dynamic layer]: one knob per refusal. */
+  async function oneLayer(o: { wz?: number; w?: number[]; axis?: number; blocked?: boolean; mixed?: boolean }) {
+    const { writeModel, info, T } = await import('../onnx-writer.js');
+    const w = o.w ?? [1, -2, 3, 4];
+    const nodes: import('../onnx-writer.js').WNode[] = [
+      { op: 'QuantizeLinear', input: ['x', 'xs', 'xz'], output: 'xq' },
+      { op: 'DequantizeLinear', input: ['xq', 'xs', 'xz'], output: 'xd' },
+      {
+        op: 'DequantizeLinear',
+        input: ['wq', 'ws', 'wz'],
+        output: 'wd',
+        ...(o.axis !== undefined ? { attrs: { axis: o.axis, ...(o.blocked ? { block_size: 1 } : {}) } } : {}),
+      },
+      { op: 'MatMul', input: ['xd', 'wd'], output: o.mixed ? 'h' : 'y' },
+      ...(o.mixed
+        ? [
+            { op: 'DynamicQuantizeLinear', input: ['h'], output: ['hq', 'hs', 'hz'] },
+            { op: 'Mul', input: ['hs', 'ws2'], output: 'sc' },
+            { op: 'MatMulInteger', input: ['hq', 'wq', 'hz'], output: 'acc' },
+            { op: 'Cast', input: ['acc'], output: 'accf', attrs: { to: T.FLOAT } },
+            { op: 'Mul', input: ['accf', 'sc'], output: 'y' },
+          ]
+        : []),
+    ];
+    const perAxis = o.axis !== undefined;
+    const bytes = writeModel({
+      opset: o.blocked ? 21 : 13,
+      nodes,
+      initializers: [
+        { name: 'xs', type: T.FLOAT, dims: [], values: [0.01] },
+        { name: 'xz', type: T.UINT8, dims: [], values: [128] },
+        { name: 'wq', type: T.INT8, dims: [2, 2], values: w },
+        {
+          name: 'ws',
+          type: T.FLOAT,
+          dims: perAxis ? (o.blocked ? [2, 2] : [2]) : [],
+          values: perAxis ? (o.blocked ? [0.1, 0.2, 0.3, 0.4] : [0.1, 0.2]) : [0.1],
+        },
+        {
+          name: 'wz',
+          type: T.INT8,
+          dims: perAxis ? (o.blocked ? [2, 2] : [2]) : [],
+          values: perAxis ? (o.blocked ? [0, 0, 0, 0] : [0, 0]) : [o.wz ?? 0],
+        },
+        { name: 'ws2', type: T.FLOAT, dims: [], values: [0.1] },
+      ],
+      inputs: [info('x', T.FLOAT, ['N', 2])],
+      outputs: [info('y', T.FLOAT, ['N', 2])],
+    });
+    return file(bytes, 'one.onnx');
+  }
+
+  it('refuses what maas cannot hold exactly, naming why, with MAAS_ERR_QUANT_UNREPRESENTABLE', async () => {
+    const cases: [Parameters<typeof oneLayer>[0], RegExp][] = [
+      [{ wz: 3 }, /non-zero zero point; maas packs symmetric int8 weights/],
+      [{ w: [1, -128, 3, 4] }, /holds -128; maas packs int8 weights in \[-127, 127\]/],
+      [{ axis: 0 }, /per-channel weight scales must run along the output axis \(1\)/],
+      [{ axis: 1, blocked: true }, /blocked weight scales/],
+      [{ mixed: true }, /mixes static and dynamic quantization/],
+    ];
+    for (const [o, why] of cases) {
+      await expect(loadQuantizedModel(await oneLayer(o)), JSON.stringify(o)).rejects.toMatchObject({
+        code: 'MAAS_ERR_QUANT_UNREPRESENTABLE',
+        message: expect.stringMatching(why),
+      });
+    }
+    // The same graph with a zero weight zero point imports.
+    const ok = await loadQuantizedModel(await oneLayer({}));
+    expect(ok.spec.layers[0]!.input).toMatchObject({ scale: Math.fround(0.01), zeroPoint: 128 });
+    ok.dispose();
   });
 
   it('refuses a float model, pointing to loadModel', async () => {
