@@ -6,9 +6,10 @@
  */
 import fs from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
+import type h5wasmModule from 'h5wasm/node';
 import { MaasError } from '../core/errors.js';
 
-type H5Wasm = typeof import('h5wasm/node').default;
+type H5Wasm = typeof h5wasmModule;
 
 /** What a Keras file holds, in the shape loadModel consumes. */
 export interface KerasModelData {
@@ -94,7 +95,7 @@ function quietly<T>(fn: () => T): { value?: T; error?: unknown; diagnostics: str
   const collected: string[] = [];
   const writeSync = fs.writeSync;
   const write = process.stderr.write;
-  fs.writeSync = ((fd: number, buffer: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+  fs.writeSync = (fd: number, buffer: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
     if (fd !== 2) return (writeSync as (...a: unknown[]) => number)(fd, buffer, ...rest);
     const text =
       typeof buffer === 'string'
@@ -110,11 +111,11 @@ function quietly<T>(fn: () => T): { value?: T; error?: unknown; diagnostics: str
       : typeof rest[1] === 'number'
         ? rest[1]
         : buffer.byteLength;
-  }) as typeof fs.writeSync;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
+  };
+  process.stderr.write = (chunk: string | Uint8Array) => {
     collected.push(String(chunk));
     return true;
-  }) as typeof process.stderr.write;
+  };
   try {
     return { value: fn(), diagnostics: collected };
   } catch (error) {
@@ -198,7 +199,7 @@ function readContents(
   file: unknown,
   path: string,
 ): { topology: unknown; weights: Map<string, Float32Array[]>; trainingConfig: unknown } {
-  const root = file as unknown as H5Entity;
+  const root = file as H5Entity;
   const configAttr = root.attrs?.model_config?.value;
   const topology = configAttr === undefined ? undefined : parseJson(asString(configAttr), 'model_config', path);
   const group = (root.keys?.().includes('model_weights') ? root.get?.('model_weights') : root) as H5Entity;

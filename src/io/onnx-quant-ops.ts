@@ -36,7 +36,7 @@ function paramIndex(node: OnnxNode, shape: number[], scale: Value, opset: number
   if (size(scale.shape) === 1 && scale.shape.length <= 1) return () => 0;
   if (opset < 13) throw nodeError(node, `opset ${opset} takes a scalar scale; per-axis scales need opset 13 or later`);
   const axis = axisOf(node, attrOf(node, 'axis')?.i ?? 1, shape.length, false);
-  const dim = shape[axis]!,
+  const dim = shape[axis],
     inner = size(shape.slice(axis + 1));
   const block = attrOf(node, 'block_size')?.i ?? 0;
   if (block < 0) throw nodeError(node, `block_size ${block} must not be negative`);
@@ -93,11 +93,11 @@ export function quantizeLinearOp(
     throw nodeError(node, `maas quantizes to ${QUANT_TYPES.map(onnxTypeName).join(', ')}, not ${onnxTypeName(elem)}`);
   const z = zeroPoint(node, zero, scale, elem);
   const at = paramIndex(node, x.shape, scale, opset);
-  const [qmin, qmax] = INT_RANGE[elem]!;
+  const [qmin, qmax] = INT_RANGE[elem];
   const out = new Float64Array(x.data.length);
   for (let k = 0; k < out.length; k++) {
     const p = at(k);
-    const t = roundHalfEven(f32(f32(x.data[k]!) / f32(scale.data[p]!))) + z.data[p]!;
+    const t = roundHalfEven(f32(f32(x.data[k]) / f32(scale.data[p]))) + z.data[p];
     out[k] = t > qmin ? Math.min(t, qmax) : qmin; // NaN saturates to qmin, as maas's quantizer does
   }
   return { data: out, shape: x.shape.slice(), elem };
@@ -122,7 +122,7 @@ export function dequantizeLinearOp(
   // As ONNX Runtime computes it: the difference as float32, one float32 product, then the output type.
   for (let k = 0; k < out.length; k++) {
     const p = at(k);
-    out[k] = f32(f32(x.data[k]! - z.data[p]!) * scale.data[p]!);
+    out[k] = f32(f32(x.data[k] - z.data[p]) * scale.data[p]);
   }
   return stored(out, x.shape.slice(), scale.elem);
 }
@@ -155,7 +155,7 @@ function shifted(node: OnnxNode, x: Value, zero: Value | undefined, what: string
     zshape[0] === x.shape[x.shape.length - 2] &&
     zshape[0] !== 1
   )
-    zshape = [zshape[0]!, 1];
+    zshape = [zshape[0], 1];
   const shape = zshape.length > x.shape.length ? null : x.shape;
   const out = new Float64Array(x.data.length);
   // The zero point must broadcast into x's shape (it may not grow x).
@@ -171,12 +171,12 @@ function shifted(node: OnnxNode, x: Value, zero: Value | undefined, what: string
     let rest = k,
       zi = 0;
     for (let d = rank - 1; d >= 0; d--) {
-      const c = rest % x.shape[d]!;
-      rest = Math.floor(rest / x.shape[d]!);
+      const c = rest % x.shape[d];
+      rest = Math.floor(rest / x.shape[d]);
       const j = d - (rank - zshape.length);
-      if (step[d]) zi += c * zstrides[j]!;
+      if (step[d]) zi += c * zstrides[j];
     }
-    out[k] = x.data[k]! - zero.data[zi]!;
+    out[k] = x.data[k] - zero.data[zi];
   }
   return { data: out, shape: x.shape.slice(), elem: INT32 };
 }
@@ -211,19 +211,19 @@ export function qlinearMatMulOp(node: OnnxNode, args: Value[]): Value {
   }
   for (const s of [aScale, bScale, yScale]) expectType(node, s, 'each scale', SCALE_TYPES);
   expectType(node, yZero, 'y_zero_point', [UINT8, INT8]);
-  const n = b.shape[b.shape.length - 1]!;
+  const n = b.shape[b.shape.length - 1];
   const perColumn = size(bScale.shape) !== 1;
   if (perColumn && (bScale.shape.length !== 1 || bScale.shape[0] !== n))
     throw nodeError(node, `b_scale must be a scalar or 1-D of length ${n}, got [${bScale.shape}]`);
   if (size(bZero.shape) !== size(bScale.shape))
     throw nodeError(node, `b_zero_point [${bZero.shape}] must match b_scale [${bScale.shape}]`);
   const acc = matMulIntegerOp(node, a, b, aZero, bZero);
-  const [qmin, qmax] = INT_RANGE[yZero.elem]!;
-  const combined = Float64Array.from(bScale.data, (s) => f32(aScale.data[0]! * s));
+  const [qmin, qmax] = INT_RANGE[yZero.elem];
+  const combined = Float64Array.from(bScale.data, (s) => f32(aScale.data[0] * s));
   const out = new Float64Array(acc.data.length);
   const cols = acc.shape[acc.shape.length - 1] ?? 1;
   for (let k = 0; k < out.length; k++)
-    out[k] = requantize(acc.data[k]!, combined[perColumn ? k % cols : 0]!, yScale.data[0]!, yZero.data[0]!, qmin, qmax);
+    out[k] = requantize(acc.data[k], combined[perColumn ? k % cols : 0], yScale.data[0], yZero.data[0], qmin, qmax);
   return { data: out, shape: acc.shape, elem: yZero.elem };
 }
 

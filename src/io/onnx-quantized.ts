@@ -184,7 +184,7 @@ class Importer {
     const z = zeroName ? this.constant(n, zeroName, 'zero point') : undefined;
     if (size(s.shape) !== 1 || (z && size(z.shape) !== 1))
       this.unrepresentable(n, `maas quantizes activations per tensor; the scale has shape [${s.shape}]`);
-    const scale = s.data[0]!;
+    const scale = s.data[0];
     if (!(scale > 0) || !Number.isFinite(scale) || f32(scale) !== scale)
       this.refuse(n, `an activation scale must be a positive finite float32, got ${scale}`);
     const type = z?.elem ?? UINT8;
@@ -197,7 +197,7 @@ class Importer {
   private next(name: string): OnnxNode | null {
     const users = this.consumers.get(name) ?? [];
     if (users.length > 1)
-      this.refuse(users[1]!, `tensor '${name}' feeds ${users.length} nodes; maas imports a chain of dense layers`);
+      this.refuse(users[1], `tensor '${name}' feeds ${users.length} nodes; maas imports a chain of dense layers`);
     return users[0] ?? null;
   }
 
@@ -228,7 +228,7 @@ class Importer {
     const outAxis = transposed ? 0 : 1;
     let scales: Float32Array;
     const perChannel = size(scale.shape) !== 1;
-    if (!perChannel) scales = new Float32Array(out).fill(scale.data[0]!);
+    if (!perChannel) scales = new Float32Array(out).fill(scale.data[0]);
     else {
       const a = axis === null ? 1 : axis < 0 ? axis + 2 : axis;
       if (a !== outAxis || scale.shape.length !== 1 || scale.shape[0] !== out)
@@ -248,7 +248,7 @@ class Importer {
   /** The weight feeding a MatMul/Gemm: a DequantizeLinear of s8 constants, or a float constant. */
   private weightOf(n: OnnxNode, name: string | undefined, transposed: boolean) {
     const dq = name ? this.producer.get(name) : undefined;
-    if (dq?.op_type === 'DequantizeLinear' && this.constants.has(dq.input[0]!)) {
+    if (dq?.op_type === 'DequantizeLinear' && this.constants.has(dq.input[0])) {
       const q = this.constant(dq, dq.input[0], 'weight');
       const scale = this.constant(dq, dq.input[1], 'weight scale');
       const zero = dq.input[2] ? this.constant(dq, dq.input[2], 'weight zero point') : undefined;
@@ -285,13 +285,13 @@ class Importer {
       inputQuant = { scale: input!.scale, zeroPoint: input!.zero, ...range };
     }
     const layer: ImportedQuantLayer = {
-      name: n.name || n.output[0]!,
+      name: n.name || n.output[0],
       in: weights.k,
       out: weights.out,
       int8: weights.w,
       weightScales: weights.scales,
       perChannel: weights.perChannel,
-      kernel: Float32Array.from(weights.w, (v, i) => f32(v * weights.scales[i % weights.out]!)),
+      kernel: Float32Array.from(weights.w, (v, i) => f32(v * weights.scales[i % weights.out])),
       bias: null,
       activation: 'linear',
       ...(inputQuant ? { input: inputQuant } : {}),
@@ -324,7 +324,7 @@ class Importer {
 
   /** A per-column combined scale s·w[j] as the weight scales w with f32(s·w[j]) equal to it. */
   private splitScale(n: OnnxNode, combined: Value, s: number, out: number): Float32Array {
-    const c = size(combined.shape) === 1 ? new Float64Array(out).fill(combined.data[0]!) : combined.data;
+    const c = size(combined.shape) === 1 ? new Float64Array(out).fill(combined.data[0]) : combined.data;
     if (c.length !== out) this.refuse(n, `the scale has ${c.length} values for ${out} columns`);
     return Float32Array.from(c, (v) => {
       let w = f32(v / s);
@@ -344,10 +344,10 @@ class Importer {
   ): { layer: ImportedQuantLayer; out: string } {
     const q = this.constant(n, n.input[1], 'weight');
     const wz = n.input[3] ? this.constant(n, n.input[3], 'weight zero point') : undefined;
-    const cast = this.next(n.output[0]!);
+    const cast = this.next(n.output[0]);
     if (cast?.op_type !== 'Cast' || (attrOf(cast, 'to')?.i ?? 0) !== FLOAT)
       this.refuse(cast ?? n, 'MatMulInteger must be followed by a Cast to float');
-    const mul = this.next(cast.output[0]!);
+    const mul = this.next(cast.output[0]);
     if (mul?.op_type !== 'Mul') this.refuse(mul ?? cast, 'the Cast must be followed by a Mul by the scales');
     const other = mul.input.find((i) => i !== cast.output[0]);
     const out = q.shape[1] ?? 0;
@@ -359,7 +359,7 @@ class Importer {
       if (!sm || !sm.input.includes(dynScale) || !ws || !this.constants.has(ws))
         this.refuse(mul, 'the dynamic scale must be Mul(x_scale, weight_scale) with a constant weight scale');
       const w = this.constant(sm, ws, 'weight scale');
-      scales = size(w.shape) === 1 ? new Float32Array(out).fill(w.data[0]!) : Float32Array.from(w.data);
+      scales = size(w.shape) === 1 ? new Float32Array(out).fill(w.data[0]) : Float32Array.from(w.data);
     } else {
       scales = this.splitScale(mul, this.constant(mul, other, 'scale'), input!.scale, out);
     }
@@ -373,7 +373,7 @@ class Importer {
     );
     weights.perChannel = new Set(scales).size > 1;
     const layer = this.addLayer(n, weights, dynScale ? 'dynamic' : 'static', input);
-    return { layer, out: mul.output[0]! };
+    return { layer, out: mul.output[0] };
   }
 
   /** Walks from the graph input to its output. */
@@ -448,7 +448,7 @@ class Importer {
           );
           this.addLayer(n, weights, 'static', quantized);
           // The output is requantized onto y's grid: the next layer's input (or dropped after a DequantizeLinear).
-          quantized = this.grid(n, n.input[6], n.input[7], n.output[0]!);
+          quantized = this.grid(n, n.input[6], n.input[7], n.output[0]);
           break;
         }
         case 'MatMul':
@@ -472,9 +472,9 @@ class Importer {
             );
           else {
             if (fq) this.drop(fq, true);
-            const { kernel, k, out } = w.float!;
+            const { kernel, k, out } = w.float;
             layer = {
-              name: n.name || n.output[0]!,
+              name: n.name || n.output[0],
               in: k,
               out,
               int8: null,
@@ -574,20 +574,20 @@ export async function readQuantizedOnnx(path: string): Promise<ImportedQuantMode
       'MAAS_ERR_MODEL_FORMAT',
       `Expected one graph input and one output in ${path} but received ${inputs.length} inputs and ${outputs.length} outputs`,
     );
-  const dims = inputs[0]!.type?.tensor_type?.shape?.dim ?? [];
+  const dims = inputs[0].type?.tensor_type?.shape?.dim ?? [];
   const width = dims.length === 2 && dims[1]?.dim_value !== undefined ? num(dims[1].dim_value) : undefined;
   const importer = new Importer(path, graph.node, init, defaultOpset(model));
-  importer.run(inputs[0]!.name, outputs[0]!.name);
-  if (width !== undefined && importer.layers[0]!.in !== width)
+  importer.run(inputs[0].name, outputs[0].name);
+  if (width !== undefined && importer.layers[0].in !== width)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `The graph input of ${path} has ${width} features but its first layer takes ${importer.layers[0]!.in}`,
+      `The graph input of ${path} has ${width} features but its first layer takes ${importer.layers[0].in}`,
     );
   return {
     mode: importer.mode,
     layers: importer.layers,
     droppedRoundings: importer.dropped,
-    inputName: inputs[0]!.name,
-    outputName: outputs[0]!.name,
+    inputName: inputs[0].name,
+    outputName: outputs[0].name,
   };
 }

@@ -36,7 +36,7 @@ export const size = (shape: readonly number[]): number => shape.reduce((a, b) =>
 /** Row-major strides of `shape`. */
 export function stridesOf(shape: readonly number[]): number[] {
   const out = new Array<number>(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) out[i] = out[i + 1]! * shape[i + 1]!;
+  for (let i = shape.length - 2; i >= 0; i--) out[i] = out[i + 1] * shape[i + 1];
   return out;
 }
 
@@ -52,7 +52,7 @@ export function roundTo(elem: number): (v: number) => number {
 export function stored(data: Float64Array, shape: number[], elem: number): Value {
   if (elem !== DOUBLE && isFloatType(elem)) {
     const r = roundTo(elem);
-    for (let i = 0; i < data.length; i++) data[i] = r(data[i]!);
+    for (let i = 0; i < data.length; i++) data[i] = r(data[i]);
   }
   return { data, shape, elem };
 }
@@ -96,7 +96,7 @@ export function broadcastIndex(shape: readonly number[], out: readonly number[])
   // A broadcast dimension (size 1, or absent on the left) does not move through the source.
   const step = out.map((d, i) => {
     const j = i - (out.length - shape.length);
-    return j < 0 || shape[j] === 1 ? 0 : strides[j]!;
+    return j < 0 || shape[j] === 1 ? 0 : strides[j];
   });
   const index = new Int32Array(size(out));
   const at = new Array<number>(out.length).fill(0);
@@ -104,10 +104,10 @@ export function broadcastIndex(shape: readonly number[], out: readonly number[])
   for (let k = 0; k < index.length; k++) {
     index[k] = src;
     for (let d = out.length - 1; d >= 0; d--) {
-      at[d]!++;
-      src += step[d]!;
-      if (at[d]! < out[d]!) break;
-      src -= step[d]! * at[d]!;
+      at[d]++;
+      src += step[d];
+      if (at[d] < out[d]) break;
+      src -= step[d] * at[d];
       at[d] = 0;
     }
   }
@@ -121,7 +121,7 @@ export function binary(node: OnnxNode, a: Value, b: Value, f: (x: number, y: num
   const ia = broadcastIndex(a.shape, shape),
     ib = broadcastIndex(b.shape, shape);
   const out = new Float64Array(ia.length);
-  for (let k = 0; k < out.length; k++) out[k] = f(a.data[ia[k]!]!, b.data[ib[k]!]!);
+  for (let k = 0; k < out.length; k++) out[k] = f(a.data[ia[k]], b.data[ib[k]]);
   return stored(out, shape, a.elem);
 }
 
@@ -153,7 +153,7 @@ export function gemmInto(
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let acc = 0;
-      for (let p = 0; p < k; p++) acc += a[aOff + i * aRow + p * aCol]! * b[bOff + p * bRow + j * bCol]!;
+      for (let p = 0; p < k; p++) acc += a[aOff + i * aRow + p * aCol] * b[bOff + p * bRow + j * bCol];
       out[oOff + i * n + j] += alpha * acc;
     }
   }
@@ -162,8 +162,8 @@ export function gemmInto(
 /** numpy.matmul: rank-1 operands gain a 1 (then lose it), leading dims broadcast. */
 export function matmul(node: OnnxNode, a: Value, b: Value): Value {
   if (a.shape.length === 0 || b.shape.length === 0) throw nodeError(node, 'MatMul operands must have rank ≥ 1');
-  const as = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
-  const bs = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
+  const as = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;
+  const bs = b.shape.length === 1 ? [b.shape[0], 1] : b.shape;
   const [m, k] = as.slice(-2) as [number, number];
   const [k2, n] = bs.slice(-2) as [number, number];
   if (k !== k2) throw nodeError(node, `inner dimensions differ: [${a.shape}]·[${b.shape}]`);
@@ -173,7 +173,7 @@ export function matmul(node: OnnxNode, a: Value, b: Value): Value {
     ib = broadcastIndex(bs.slice(0, -2), batch);
   const out = new Float64Array(ia.length * m * n);
   for (let t = 0; t < ia.length; t++)
-    gemmInto(out, t * m * n, a.data, ia[t]! * m * k, k, 1, b.data, ib[t]! * k * n, n, 1, m, n, k, 1);
+    gemmInto(out, t * m * n, a.data, ia[t] * m * k, k, 1, b.data, ib[t] * k * n, n, 1, m, n, k, 1);
   const shape = [...batch, ...(a.shape.length === 1 ? [] : [m]), ...(b.shape.length === 1 ? [] : [n])];
   return stored(out, shape, a.elem);
 }
