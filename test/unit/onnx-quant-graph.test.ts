@@ -166,6 +166,14 @@ const CASES: Case[] = [
     outputs: [['y', T.FLOAT]],
   },
   {
+    name: 'QuantizeLinear without a zero point, output_dtype int8 (opset 21)',
+    opset: 21,
+    nodes: [{ op: 'QuantizeLinear', input: ['x', 's'], output: 'y', attrs: { output_dtype: T.INT8 } }],
+    initializers: [{ name: 's', type: T.FLOAT, dims: [], values: s([0.021]) }],
+    inputs: { x: { type: T.FLOAT, dims: [3, 5], data: data(15, 9, 4, 0.021) } },
+    outputs: [['y', T.INT8]],
+  },
+  {
     name: 'blocked DequantizeLinear (opset 21, block_size 2 along axis 1)',
     opset: 21,
     nodes: [{ op: 'DequantizeLinear', input: ['q', 's', 'z'], output: 'y', attrs: { axis: 1, block_size: 2 } }],
@@ -261,4 +269,69 @@ describe('loadOnnxGraph quantization operators against onnxruntime', () => {
       }
     });
   }
+});
+
+describe('loadOnnxGraph quantization operators by opset', () => {
+  async function graph(opset: number, nodes: WNode[], initializers: WTensor[], x: In) {
+    const bytes = writeModel({
+      opset,
+      nodes,
+      initializers,
+      inputs: [info('x', x.type, x.dims)],
+      outputs: [info('y', T.UINT8)],
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'maas-qopset-'));
+    await writeFile(join(dir, 'm.onnx'), bytes);
+    return loadOnnxGraph(join(dir, 'm.onnx'));
+  }
+  const perAxis: WTensor[] = [
+    { name: 's', type: T.FLOAT, dims: [2], values: s([0.1, 0.2]) },
+    { name: 'z', type: T.UINT8, dims: [2], values: [0, 10] },
+  ];
+  const x: In = { type: T.FLOAT, dims: [1, 2], data: [1, 2] };
+
+  it('opset 10 takes only a per-tensor scale; opset 13 reads the same graph per axis', async () => {
+    const nodes: WNode[] = [{ op: 'QuantizeLinear', input: ['x', 's', 'z'], output: 'y' }];
+    const old = await graph(10, nodes, perAxis, x);
+    expect(() => old.run({ x: { data: x.data, shape: x.dims } })).toThrow(
+      /opset 10 takes a scalar scale; per-axis scales need opset 13/,
+    );
+    const now = await graph(13, nodes, perAxis, x);
+    expect(Array.from(now.run({ x: { data: x.data, shape: x.dims } }).y!.data)).toEqual([10, 20]);
+  });
+
+  it('block_size needs opset 21; a float16 scale for DequantizeLinear needs opset 19', async () => {
+    const blocked: WNode[] = [
+      { op: 'QuantizeLinear', input: ['x', 's', 'z'], output: 'y', attrs: { axis: 1, block_size: 1 } },
+    ];
+    const g = await graph(
+      19,
+      blocked,
+      [
+        { name: 's', type: T.FLOAT, dims: [1, 2], values: s([0.1, 0.2]) },
+        { name: 'z', type: T.UINT8, dims: [1, 2], values: [0, 10] },
+      ],
+      x,
+    );
+    expect(() => g.run({ x: { data: x.data, shape: x.dims } })).toThrow(/block_size needs opset 21/);
+    const dq = await graph(
+      13,
+      [{ op: 'DequantizeLinear', input: ['x', 'h'], output: 'y' }],
+      [{ name: 'h', type: T.FLOAT16, dims: [], values: [0.5] }],
+      { type: T.UINT8, dims: [2], data: [1, 2] },
+    );
+    expect(() => dq.run({ x: { data: [1, 2], shape: [2] } })).toThrow(/x_scale must be float, got float16/);
+  });
+
+  it('run() refuses an integer input outside its type, naming the input and index', async () => {
+    const g = await graph(
+      13,
+      [{ op: 'DequantizeLinear', input: ['x', 'h'], output: 'y' }],
+      [{ name: 'h', type: T.FLOAT, dims: [], values: [0.5] }],
+      { type: T.UINT8, dims: [2], data: [1, 2] },
+    );
+    expect(() => g.run({ x: { data: [1, 256], shape: [2] } })).toThrow(
+      /Expected an integer in \[0, 255\] \(the input is uint8\) for run\(inputs\['x'\]\).data\[1\] but received 256/,
+    );
+  });
 });

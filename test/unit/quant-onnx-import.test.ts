@@ -137,6 +137,18 @@ describe('loadQuantizedModel on ONNX Runtime–quantized models', () => {
     await check(built.bytes, layers, built, 'static', false, true);
   });
 
+  it('an imported model saves as a maas quantized model and reloads to the same int8 predictions', async () => {
+    const built = qdqModel(layers, CALIB, 64, { op: 'gemm', perChannel: true, signedActivations: true });
+    const q = await loadQuantizedModel(await file(built.bytes, 'ort.onnx'));
+    const dir = await mkdtemp(join(tmpdir(), 'maas-qimport-save-'));
+    await q.save(join(dir, 'm'));
+    const back = await loadQuantizedModel(join(dir, 'm'));
+    expect(back.spec).toEqual(q.spec);
+    expect(Array.from(back.predict(X).values)).toEqual(Array.from(q.predict(X).values));
+    q.dispose();
+    back.dispose();
+  });
+
   it('QOperator: QuantizeLinear → QLinearMatMul (per-channel) → DequantizeLinear → Add → Relu', async () => {
     const built = qoperatorModel(layers, CALIB, 64, true);
     // Each QLinearMatMul rounds its output before the bias Add: a hidden rounding maas drops.
