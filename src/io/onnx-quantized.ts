@@ -168,7 +168,10 @@ class Importer {
   private elemOf(data: ArrayLike<number>): number {
     if (data instanceof Uint8Array) return UINT8;
     if (data instanceof Int8Array) return INT8;
+    if (data instanceof Uint16Array) return ONNX_TYPES.UINT16;
+    if (data instanceof Int16Array) return ONNX_TYPES.INT16;
     if (data instanceof Int32Array) return INT32;
+    if (data instanceof Float64Array) return ONNX_TYPES.DOUBLE;
     return FLOAT;
   }
 

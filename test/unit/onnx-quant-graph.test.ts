@@ -323,6 +323,26 @@ describe('loadOnnxGraph quantization operators by opset', () => {
     expect(() => dq.run({ x: { data: [1, 2], shape: [2] } })).toThrow(/x_scale must be float, got float16/);
   });
 
+  it('MatMulInteger takes a per-row A zero point (ONNX allows it; ORT does not, so checked by hand)', async () => {
+    const bytes = writeModel({
+      opset: 13,
+      nodes: [{ op: 'MatMulInteger', input: ['a', 'b', 'az'], output: 'y' }],
+      initializers: [
+        { name: 'b', type: T.INT8, dims: [2, 2], values: [1, -2, 3, 4] },
+        { name: 'az', type: T.UINT8, dims: [2], values: [10, 200] },
+      ],
+      inputs: [info('a', T.UINT8, [2, 2])],
+      outputs: [info('y', T.INT32)],
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'maas-qrow-'));
+    await writeFile(join(dir, 'm.onnx'), bytes);
+    const g = await loadOnnxGraph(join(dir, 'm.onnx'));
+    // Row 0 shifts by 10: [1, 2]; row 1 by 200: [55, -100].
+    const y = g.run({ a: { data: [11, 12, 255, 100], shape: [2, 2] } }).y!;
+    expect(y.data).toBeInstanceOf(Int32Array);
+    expect(Array.from(y.data)).toEqual([1 * 1 + 2 * 3, 1 * -2 + 2 * 4, 55 * 1 - 100 * 3, 55 * -2 - 100 * 4]);
+  });
+
   it('run() refuses an integer input outside its type, naming the input and index', async () => {
     const g = await graph(
       13,
