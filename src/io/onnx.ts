@@ -344,11 +344,11 @@ export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   } catch (e) {
     if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code;
-    throw new MaasError(
-      code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT',
-      `Cannot read ${path}: ${(e as Error).message}`,
-      { cause: e },
-    );
+    if (code === 'ENOENT')
+      throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected an .onnx file at ${path} but nothing is there`, {
+        cause: e,
+      });
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   let model: OnnxModelProto;
   try {
