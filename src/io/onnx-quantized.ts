@@ -112,6 +112,9 @@ export function rangeFor(scale: number, zero: number): { min: number; max: numbe
   return null;
 }
 
+/** The constant nodes the importer evaluates. */
+const FOLDED_OPS = new Set(['DequantizeLinear', 'Identity', 'Cast']);
+
 /** Walks a quantized graph's chain into layers. */
 class Importer {
   private readonly producer = new Map<string, OnnxNode>();
@@ -145,11 +148,14 @@ class Importer {
     return this.refuse(n, why, 'MAAS_ERR_QUANT_UNREPRESENTABLE');
   }
 
-  /** Evaluates every node whose inputs are all constants (DequantizeLinear of weights and biases). */
+  /**
+   * Evaluates the constant nodes an importer needs (DequantizeLinear of weights and biases, and
+   * Identity or Cast of a constant); only these, as their outputs are no larger than their inputs.
+   */
   private foldConstants(): void {
     for (const n of this.nodes) {
       if (n.input.length === 0 || !n.input.every((i) => i === '' || this.constants.has(i))) continue;
-      if ((n as { domain?: string }).domain) continue;
+      if ((n as { domain?: string }).domain || !FOLDED_OPS.has(n.op_type)) continue;
       const graph = new OnnxGraph(
         [n],
         this.constants,
@@ -385,7 +391,10 @@ class Importer {
     let quantized: Grid | null = null; // the current tensor holds quantized levels
     let fq: Grid | null = null; // the current float tensor sits on this grid (a QDQ pair)
     const last = () => this.layers[this.layers.length - 1];
+    const seen = new Set<OnnxNode>();
     for (let n = this.next(cur); n; n = this.next(cur)) {
+      if (seen.has(n)) this.refuse(n, 'the graph has a cycle');
+      seen.add(n);
       if ((n as { domain?: string }).domain)
         this.refuse(
           n,

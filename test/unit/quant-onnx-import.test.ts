@@ -247,6 +247,24 @@ describe('loadQuantizedModel on ONNX Runtime–quantized models', () => {
     ok.dispose();
   });
 
+  it('refuses a graph whose chain loops back on itself instead of walking forever', async () => {
+    const { writeModel, info, T } = await import('../onnx-writer.js');
+    const bytes = writeModel({
+      opset: 13,
+      nodes: [
+        { op: 'Identity', input: ['x'], output: 'a', name: 'n1' },
+        { op: 'Identity', input: ['a'], output: 'b', name: 'n2' },
+        { op: 'Identity', input: ['b'], output: 'a', name: 'n3' },
+      ],
+      inputs: [info('x', T.FLOAT, ['N', 2])],
+      outputs: [info('b', T.FLOAT, ['N', 2])],
+    });
+    await expect(loadQuantizedModel(await file(bytes, 'cycle.onnx'))).rejects.toMatchObject({
+      code: 'MAAS_ERR_MODEL_FORMAT',
+      message: expect.stringMatching(/the graph has a cycle/),
+    });
+  });
+
   it('refuses a float model, pointing to loadModel', async () => {
     const { writeModel, info, T } = await import('../onnx-writer.js');
     const bytes = writeModel({
