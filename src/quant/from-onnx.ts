@@ -2,6 +2,9 @@
  * A quantized ONNX model (ONNX Runtime's QDQ or QOperator form, or maas's own export) as a
  * QuantizedModel: the int8 layers read by io/onnx-quantized.ts go into maas's own int8 path (the
  * packed s8 weights, u8 activations and native kernels quantize() builds), not an evaluator.
+ * Each static layer keeps the file's input range; a 7-bit kernel (AVX2 without VNNI, aMax 127)
+ * quantizes that range into 0..127 as it does for every maas model, so there the model is the
+ * file's 7-bit twin; on 8-bit kernels (VNNI, AVX-512, AMX, scalar) it is the file's arithmetic.
  */
 import { dense } from '../layers/dense.js';
 import { sequential } from '../model/sequential.js';
