@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
-import { loadOnnxGraph } from '../../src/index.js';
+import { dense, initializers, loadOnnxGraph, quantize, sequential } from '../../src/index.js';
 import { T, info, writeModel, halfBits, type WNode, type WTensor } from '../onnx-writer.js';
 
 /** An input: its ONNX type, dims and values. */
@@ -354,4 +354,37 @@ describe('loadOnnxGraph quantization operators by opset', () => {
       /Expected an integer in \[0, 255\] \(the input is uint8\) for run\(inputs\['x'\]\).data\[1\] but received 256/,
     );
   });
+});
+
+describe('loadOnnxGraph runs whole int8 graphs', () => {
+  for (const method of ['minmax', 'dynamic'] as const) {
+    it(`maas's own ${method} toOnnx graph (QuantizeLinear or DynamicQuantizeLinear, MatMulInteger, Cast, Mul, Add) agrees with onnxruntime`, async () => {
+      const model = sequential({
+        layers: [
+          dense({
+            units: 12,
+            activation: 'relu',
+            inputShape: [6],
+            kernelInitializer: initializers.glorotUniform({ seed: 3 }),
+          }),
+          dense({ units: 4, activation: 'tanh', kernelInitializer: initializers.glorotUniform({ seed: 4 }) }),
+        ],
+      });
+      const x = data(5 * 6, 13, 2);
+      const q = quantize(
+        model,
+        method === 'dynamic' ? { method } : { calibrationData: Float32Array.from(data(20 * 6, 17, 2)) },
+      );
+      const bytes = q.toOnnx();
+      q.dispose();
+      const dir = await mkdtemp(join(tmpdir(), 'maas-qwhole-'));
+      await writeFile(join(dir, 'm.onnx'), bytes);
+      const got = (await loadOnnxGraph(join(dir, 'm.onnx'))).run({ x: { data: x, shape: [5, 6] } }).y!;
+      const want = await ort(bytes, { x: { type: T.FLOAT, dims: [5, 6], data: x } });
+      const w = ortValues(want.y!);
+      expect(w.some((v) => v !== 0)).toBe(true);
+      // Every node rounds to float32 as onnxruntime's does; only tanh (libm against ORT's) may differ by an ulp or two.
+      Array.from(got.data).forEach((v, i) => expect(Math.abs(v - w[i]!), `index ${i}`).toBeLessThanOrEqual(2 ** -22));
+    });
+  }
 });
