@@ -172,13 +172,23 @@ function checkManifest(manifest: unknown, jsonPath: string): WeightsManifest {
   });
 }
 
+/** The largest model.json maas parses (a topology and manifest; weights live in other files). */
+export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+
 /** Reads a tfjs-layers model.json and every weights file its manifest names. */
 export async function readArtifacts(path: string): Promise<ModelArtifacts> {
   const jsonPath = await resolveModelJson(path);
   let parsed: Record<string, unknown>;
   try {
+    const { size } = await stat(jsonPath);
+    if (size > MAX_MODEL_JSON_BYTES)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected a model.json of at most ${MAX_MODEL_JSON_BYTES} bytes at ${jsonPath} but received ${size}`,
+      );
     parsed = JSON.parse(await readFile(jsonPath, 'utf8')) as Record<string, unknown>;
   } catch (e) {
+    if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT';
     throw new MaasError(code, `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
   }
