@@ -131,6 +131,10 @@ export const ERRORS = {
   },
   MAAS_ERR_CALIBRATION_EMPTY: { kind: 'InvalidArgument', doc: 'The calibration data has no rows.' },
   MAAS_ERR_CALIBRATION_NOT_FINITE: { kind: 'InvalidArgument', doc: 'The calibration data holds NaN or an infinity.' },
+  MAAS_ERR_QUANT_UNREPRESENTABLE: {
+    kind: 'Unimplemented',
+    doc: "A quantized model's scheme has no exact form in maas's int8 path (u8 or asymmetric weights, the weight -128, blocked or per-row parameters, mixed static and dynamic layers).",
+  },
   MAAS_ERR_NATIVE_INVALID_ARGUMENT: {
     kind: 'InvalidArgument',
     doc: 'The addon rejected an argument (a bug above it).',
@@ -166,6 +170,13 @@ export function fromNative(error: unknown): MaasError {
   const err = error as { code?: unknown; message?: unknown };
   const code = isErrorCode(err?.code) ? err.code : 'MAAS_ERR_NATIVE_INTERNAL';
   return new MaasError(code, String(err?.message ?? error), { cause: error });
+}
+
+/** The message of something thrown, whatever was thrown. */
+export function messageOf(thrown: unknown): string {
+  if (thrown instanceof Error) return thrown.message;
+  if (typeof thrown === 'string') return thrown;
+  return describeValue(thrown);
 }
 
 /** Describes a received value for a message: its value when short, and its type. */

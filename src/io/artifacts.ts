@@ -9,8 +9,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { MaasError } from '../core/errors.js';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { MaasError, describeValue } from '../core/errors.js';
 
 /** One weight tensor's entry in a manifest group. */
 export interface WeightSpec {
@@ -131,28 +131,79 @@ export async function resolveModelJson(path: string): Promise<string> {
   return info.isDirectory() ? join(full, 'model.json') : full;
 }
 
+/**
+ * Checks a weightsManifest before any file it names is read: groups of relative paths that stay
+ * inside the model's directory, and weight entries with a name, a dtype and a shape of
+ * non-negative integers.
+ */
+function checkManifest(manifest: unknown, jsonPath: string): WeightsManifest {
+  const bad = (why: string, received: unknown): MaasError =>
+    new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected ${why} in the weightsManifest of ${basename(jsonPath)} but received ${describeValue(received)}`,
+    );
+  if (!Array.isArray(manifest)) throw bad('an array of groups', manifest);
+  const dir = resolve(dirname(jsonPath));
+  return manifest.map((group: unknown) => {
+    const g = group as { paths?: unknown; weights?: unknown };
+    if (!g || typeof g !== 'object' || !Array.isArray(g.paths) || !Array.isArray(g.weights))
+      throw bad('groups of { paths, weights } arrays', group);
+    const paths = g.paths.map((p: unknown) => {
+      if (typeof p !== 'string' || p.length === 0) throw bad('weight file paths as strings', p);
+      const rel = p.replace(/^\.\//, '');
+      const full = resolve(dir, rel);
+      if (isAbsolute(rel) || (full !== dir && !full.startsWith(dir + sep)) || full === dir)
+        throw bad('a weights path inside the model directory', p);
+      return rel;
+    });
+    const weights = g.weights.map((w: unknown) => {
+      const spec = w as Partial<WeightSpec>;
+      if (
+        !spec ||
+        typeof spec.name !== 'string' ||
+        typeof spec.dtype !== 'string' ||
+        !Array.isArray(spec.shape) ||
+        !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+      )
+        throw bad('weight entries { name, shape: non-negative integers, dtype }', w);
+      return spec as WeightSpec;
+    });
+    return { paths, weights };
+  });
+}
+
+/** The largest model.json maas parses (a topology and manifest; weights live in other files). */
+export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+
 /** Reads a tfjs-layers model.json and every weights file its manifest names. */
 export async function readArtifacts(path: string): Promise<ModelArtifacts> {
   const jsonPath = await resolveModelJson(path);
   let parsed: Record<string, unknown>;
   try {
+    const { size } = await stat(jsonPath);
+    if (size > MAX_MODEL_JSON_BYTES)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected a model.json of at most ${MAX_MODEL_JSON_BYTES} bytes at ${jsonPath} but received ${size}`,
+      );
     parsed = JSON.parse(await readFile(jsonPath, 'utf8')) as Record<string, unknown>;
   } catch (e) {
+    if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT';
     throw new MaasError(code, `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
   }
-  if (!parsed.modelTopology) {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || !parsed.modelTopology) {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
       `Expected a tfjs-layers model.json with a modelTopology in ${basename(jsonPath)}`,
     );
   }
-  const manifest = (parsed.weightsManifest ?? []) as WeightsManifest;
+  const manifest = checkManifest(parsed.weightsManifest ?? [], jsonPath);
   const chunks: Uint8Array[] = [];
   const weightSpecs: WeightSpec[] = [];
   for (const group of manifest) {
     for (const p of group.paths) {
-      const file = join(dirname(jsonPath), p.replace(/^\.\//, ''));
+      const file = join(dirname(jsonPath), p);
       try {
         const bytes = await readFile(file);
         chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy

@@ -1,24 +1,52 @@
 /**
- * A small ONNX graph evaluator for graphs that are not a dense chain (Gemm, broadcasting MatMul
- * and Add, Relu, Sigmoid, Tanh, Softmax, Identity, Flatten, Reshape), float64 inside.
+ * A small ONNX graph evaluator for graphs that are not a dense chain (Gemm, broadcasting MatMul,
+ * Add, Sub and Mul, Relu, Sigmoid, Tanh, Softmax, Identity, Flatten, Reshape, Cast) and for the
+ * quantization operators (QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger,
+ * QLinearMatMul): float64 inside, each node's output rounded to its ONNX type (float32, float16,
+ * bfloat16, or an integer type held exactly).
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import {
+  ONNX_TYPES,
   decodeOnnxFile,
   defaultOpset,
-  num,
-  tensorValues,
+  onnxTypeName,
+  tensorData,
+  type OnnxModelProto,
   type OnnxNode,
-  type OnnxTensor,
   type OnnxValueInfo,
 } from './onnx.js';
+import {
+  castOp,
+  dequantizeLinearOp,
+  dynamicQuantizeLinearOp,
+  matMulIntegerOp,
+  qlinearMatMulOp,
+  quantizeLinearOp,
+} from './onnx-quant-ops.js';
+import {
+  INT_RANGE,
+  attrOf,
+  axisOf,
+  binary,
+  gemmInto,
+  isFloatType,
+  matmul,
+  nodeError,
+  size,
+  stored,
+  broadcastIndex,
+  broadcastShape,
+  type Value,
+} from './onnx-values.js';
 
-const FLOAT = 1;
-const DOUBLE = 11;
+export { broadcastShape } from './onnx-values.js';
 
-/** A tensor going into or out of an OnnxGraph: row-major values and their shape. */
+const { FLOAT, UINT8, INT8, UINT16, INT16, INT32, FLOAT16, DOUBLE, BFLOAT16 } = ONNX_TYPES;
+
+/** A tensor going into or out of an OnnxGraph: row-major values (typed as the graph stores them) and their shape. */
 export interface GraphTensor {
-  data: Float32Array | Float64Array;
+  data: Float32Array | Float64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Int32Array;
   shape: number[];
 }
 
@@ -33,6 +61,8 @@ export const ONNX_GRAPH_OPS = [
   'Gemm',
   'MatMul',
   'Add',
+  'Sub',
+  'Mul',
   'Relu',
   'Sigmoid',
   'Tanh',
@@ -40,133 +70,37 @@ export const ONNX_GRAPH_OPS = [
   'Identity',
   'Flatten',
   'Reshape',
+  'Cast',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'MatMulInteger',
+  'QLinearMatMul',
 ] as const;
 
-/** A value inside the evaluator: float64 data, and whether the graph stores it as float32. */
-interface Value {
-  data: Float64Array;
-  shape: number[];
-  f32: boolean;
-}
+/** The element types a graph input may declare. */
+const INPUT_TYPES = [FLOAT, DOUBLE, FLOAT16, BFLOAT16, UINT8, INT8, UINT16, INT16, INT32] as const;
 
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-/** Row-major strides of `shape`. */
-function stridesOf(shape: readonly number[]): number[] {
-  const out = new Array<number>(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) out[i] = out[i + 1]! * shape[i + 1]!;
-  return out;
-}
-
-/** Rounds to the stored type, as an ONNX runtime writes each node's output. */
-function stored(data: Float64Array, shape: number[], f32: boolean): Value {
-  if (f32) for (let i = 0; i < data.length; i++) data[i] = Math.fround(data[i]!);
-  return { data, shape, f32 };
-}
-
-function attrOf(node: OnnxNode, name: string): { f?: number; i?: number } | undefined {
-  const a = node.attribute?.find((x) => x.name === name);
-  return a ? { f: a.f, i: a.i === undefined ? undefined : num(a.i) } : undefined;
-}
-
-/** A thrown error naming the node and its op. */
-function nodeError(node: OnnxNode, why: string): MaasError {
-  return new MaasError(
-    'MAAS_ERR_MODEL_FORMAT',
-    `ONNX node '${node.name || node.output[0]}' (${node.op_type}) cannot run: ${why}`,
-  );
-}
-
-/** Numpy (multidirectional) broadcasting of two shapes, or null when they do not broadcast. */
-export function broadcastShape(a: readonly number[], b: readonly number[]): number[] | null {
-  const rank = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const x = a[a.length - rank + i] ?? 1,
-      y = b[b.length - rank + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) return null;
-    out.push(x === 1 ? y : x);
+/** A Value as the typed array its ONNX type calls for (int64 and double as float64). */
+function typedArray(v: Value): GraphTensor['data'] {
+  switch (v.elem) {
+    case FLOAT:
+    case FLOAT16:
+    case BFLOAT16:
+      return Float32Array.from(v.data);
+    case UINT8:
+      return Uint8Array.from(v.data);
+    case INT8:
+      return Int8Array.from(v.data);
+    case UINT16:
+      return Uint16Array.from(v.data);
+    case INT16:
+      return Int16Array.from(v.data);
+    case INT32:
+      return Int32Array.from(v.data);
+    default:
+      return Float64Array.from(v.data);
   }
-  return out;
-}
-
-/** For each flat index of `out`, the flat index into a tensor of `shape` broadcast to it. */
-function broadcastIndex(shape: readonly number[], out: readonly number[]): Int32Array {
-  const strides = stridesOf(shape);
-  // A broadcast dimension (size 1, or absent on the left) does not move through the source.
-  const step = out.map((d, i) => {
-    const j = i - (out.length - shape.length);
-    return j < 0 || shape[j] === 1 ? 0 : strides[j]!;
-  });
-  const index = new Int32Array(size(out));
-  const at = new Array<number>(out.length).fill(0);
-  let src = 0;
-  for (let k = 0; k < index.length; k++) {
-    index[k] = src;
-    for (let d = out.length - 1; d >= 0; d--) {
-      at[d]!++;
-      src += step[d]!;
-      if (at[d]! < out[d]!) break;
-      src -= step[d]! * at[d]!;
-      at[d] = 0;
-    }
-  }
-  return index;
-}
-
-function add(node: OnnxNode, a: Value, b: Value): Value {
-  const shape = broadcastShape(a.shape, b.shape);
-  if (!shape) throw nodeError(node, `shapes [${a.shape}] and [${b.shape}] do not broadcast`);
-  const ia = broadcastIndex(a.shape, shape),
-    ib = broadcastIndex(b.shape, shape);
-  const out = new Float64Array(ia.length);
-  for (let k = 0; k < out.length; k++) out[k] = a.data[ia[k]!]! + b.data[ib[k]!]!;
-  return stored(out, shape, a.f32);
-}
-
-/** out[m×n] += alpha · op(A)·op(B), with A and B read through their row/column strides. */
-function gemmInto(
-  out: Float64Array,
-  oOff: number,
-  a: Float64Array,
-  aOff: number,
-  aRow: number,
-  aCol: number,
-  b: Float64Array,
-  bOff: number,
-  bRow: number,
-  bCol: number,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-): void {
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let acc = 0;
-      for (let p = 0; p < k; p++) acc += a[aOff + i * aRow + p * aCol]! * b[bOff + p * bRow + j * bCol]!;
-      out[oOff + i * n + j]! += alpha * acc;
-    }
-  }
-}
-
-/** numpy.matmul: rank-1 operands gain a 1 (then lose it), leading dims broadcast. */
-function matmul(node: OnnxNode, a: Value, b: Value): Value {
-  if (a.shape.length === 0 || b.shape.length === 0) throw nodeError(node, 'MatMul operands must have rank ≥ 1');
-  const as = a.shape.length === 1 ? [1, a.shape[0]!] : a.shape;
-  const bs = b.shape.length === 1 ? [b.shape[0]!, 1] : b.shape;
-  const [m, k] = as.slice(-2) as [number, number];
-  const [k2, n] = bs.slice(-2) as [number, number];
-  if (k !== k2) throw nodeError(node, `inner dimensions differ: [${a.shape}]·[${b.shape}]`);
-  const batch = broadcastShape(as.slice(0, -2), bs.slice(0, -2));
-  if (!batch) throw nodeError(node, `batch dimensions of [${a.shape}] and [${b.shape}] do not broadcast`);
-  const ia = broadcastIndex(as.slice(0, -2), batch),
-    ib = broadcastIndex(bs.slice(0, -2), batch);
-  const out = new Float64Array(ia.length * m * n);
-  for (let t = 0; t < ia.length; t++)
-    gemmInto(out, t * m * n, a.data, ia[t]! * m * k, k, 1, b.data, ib[t]! * k * n, n, 1, m, n, k, 1);
-  const shape = [...batch, ...(a.shape.length === 1 ? [] : [m]), ...(b.shape.length === 1 ? [] : [n])];
-  return stored(out, shape, a.f32);
 }
 
 /** Gemm: alpha · op(A)·op(B) + beta · C, C broadcast to [M, N]. */
@@ -203,19 +137,12 @@ function gemm(node: OnnxNode, a: Value, b: Value, c: Value | undefined): Value {
     k,
     alpha,
   );
-  return stored(out, [m, n], a.f32);
+  return stored(out, [m, n], a.elem);
 }
 
-function unary(x: Value, f: (v: number) => number): Value {
-  return stored(Float64Array.from(x.data, f), x.shape.slice(), x.f32);
-}
-
-/** A negative axis counted from the end, checked against the rank. */
-function axisOf(node: OnnxNode, axis: number, rank: number, allowRank: boolean): number {
-  const a = axis < 0 ? axis + rank : axis;
-  if (!(a >= 0 && (a < rank || (allowRank && a === rank))))
-    throw nodeError(node, `axis ${axis} is out of range for rank ${rank}`);
-  return a;
+function unary(node: OnnxNode, x: Value, f: (v: number) => number): Value {
+  if (!isFloatType(x.elem)) throw nodeError(node, `its input must be a float tensor, got ${onnxTypeName(x.elem)}`);
+  return stored(Float64Array.from(x.data, f), x.shape.slice(), x.elem);
 }
 
 /**
@@ -246,7 +173,7 @@ function softmax(node: OnnxNode, x: Value, opset: number): Value {
     opset >= 13
       ? softmaxRuns(x.data, lead, x.shape[axis]!, size(x.shape.slice(axis + 1)))
       : softmaxRuns(x.data, lead, size(x.shape.slice(axis)), 1);
-  return stored(data, x.shape.slice(), x.f32);
+  return stored(data, x.shape.slice(), x.elem);
 }
 
 function flatten(node: OnnxNode, x: Value): Value {
@@ -281,7 +208,7 @@ export class OnnxGraph {
     private readonly constants: Map<string, Value>,
     inputs: OnnxValueInfo[],
     outputs: OnnxValueInfo[],
-    /** The default-domain opset (Softmax's meaning depends on it). */
+    /** The default-domain opset (Softmax's and the quantization operators' meaning depend on it). */
     readonly opset: number,
   ) {
     this.inputNames = inputs.map((i) => i.name).filter((n) => !constants.has(n));
@@ -289,7 +216,10 @@ export class OnnxGraph {
     this.inputTypes = new Map(inputs.map((i) => [i.name, i.type?.tensor_type?.elem_type ?? FLOAT]));
   }
 
-  /** Evaluates the graph: every name in inputNames must be given; returns every graph output. */
+  /**
+   * Evaluates the graph: every name in inputNames must be given; returns every graph output,
+   * typed as the graph stores it (float32, float64, or the integer type of a quantized tensor).
+   */
   run(inputs: Record<string, GraphInput>): Record<string, GraphTensor> {
     const values = new Map(this.constants);
     for (const name of this.inputNames) values.set(name, this.inputValue(name, inputs?.[name]));
@@ -300,13 +230,17 @@ export class OnnxGraph {
         if (!v) throw nodeError(node, `its input '${name}' is not computed before it`);
         return v;
       });
-      values.set(node.output[0]!, this.evaluate(node, args));
+      const out = this.evaluate(node, args);
+      const results = Array.isArray(out) ? out : [out];
+      node.output.forEach((name, i) => {
+        if (name !== '' && results[i]) values.set(name, results[i]);
+      });
     }
     return Object.fromEntries(
       this.outputNames.map((name) => {
         const v = values.get(name);
         if (!v) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The graph output '${name}' is computed by no node`);
-        return [name, { data: v.f32 ? Float32Array.from(v.data) : Float64Array.from(v.data), shape: v.shape.slice() }];
+        return [name, { data: typedArray(v), shape: v.shape.slice() }];
       }),
     );
   }
@@ -314,21 +248,37 @@ export class OnnxGraph {
   private inputValue(name: string, input: GraphInput | undefined): Value {
     const what = `run(inputs['${name}'])`;
     if (!input || typeof input !== 'object') throw invalidParameter(what, 'an object { data, shape }', input);
-    const { data, shape } = input;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    const { data } = input;
+    const shape: unknown = input.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0))
       throw invalidParameter(`${what}.shape`, 'an array of non-negative integers', shape);
-    if (!data || typeof data.length !== 'number' || data.length !== size(shape)) {
+    const dims = shape as number[];
+    if (!data || typeof data.length !== 'number' || data.length !== size(dims)) {
       throw invalidParameter(
         `${what}.data`,
-        `${size(shape)} values for shape [${shape}]`,
+        `${size(dims)} values for shape [${dims}]`,
         data,
         'MAAS_ERR_SHAPE_MISMATCH',
       );
     }
-    return { data: Float64Array.from(data), shape: shape.slice(), f32: this.inputTypes.get(name) !== DOUBLE };
+    const elem = this.inputTypes.get(name) ?? FLOAT;
+    const values = Float64Array.from(data);
+    const range = INT_RANGE[elem];
+    if (range) {
+      const bad = values.findIndex((v) => !Number.isInteger(v) || v < range[0] || v > range[1]);
+      if (bad >= 0)
+        throw invalidParameter(
+          `${what}.data[${bad}]`,
+          `an integer in [${range[0]}, ${range[1]}] (the input is ${onnxTypeName(elem)})`,
+          values[bad],
+          'MAAS_ERR_ARG_RANGE',
+        );
+      return { data: values, shape: dims.slice(), elem };
+    }
+    return stored(values, dims.slice(), elem);
   }
 
-  private evaluate(node: OnnxNode, args: (Value | undefined)[]): Value {
+  private evaluate(node: OnnxNode, args: (Value | undefined)[]): Value | Value[] {
     const need = (i: number): Value => {
       const v = args[i];
       if (!v) throw nodeError(node, `input ${i} is missing`);
@@ -340,13 +290,17 @@ export class OnnxGraph {
       case 'MatMul':
         return matmul(node, need(0), need(1));
       case 'Add':
-        return add(node, need(0), need(1));
+        return binary(node, need(0), need(1), (x, y) => x + y);
+      case 'Sub':
+        return binary(node, need(0), need(1), (x, y) => x - y);
+      case 'Mul':
+        return binary(node, need(0), need(1), (x, y) => x * y);
       case 'Relu':
-        return unary(need(0), (v) => (v > 0 ? v : 0));
+        return unary(node, need(0), (v) => (v > 0 ? v : 0));
       case 'Sigmoid':
-        return unary(need(0), (v) => 1 / (1 + Math.exp(-v)));
+        return unary(node, need(0), (v) => 1 / (1 + Math.exp(-v)));
       case 'Tanh':
-        return unary(need(0), Math.tanh);
+        return unary(node, need(0), Math.tanh);
       case 'Softmax':
         return softmax(node, need(0), this.opset);
       case 'Identity':
@@ -355,18 +309,48 @@ export class OnnxGraph {
         return flatten(node, need(0));
       case 'Reshape':
         return reshape(node, need(0), need(1));
+      case 'Cast':
+        return castOp(node, need(0));
+      case 'QuantizeLinear':
+        return quantizeLinearOp(node, need(0), need(1), args[2], this.opset);
+      case 'DequantizeLinear':
+        return dequantizeLinearOp(node, need(0), need(1), args[2], this.opset);
+      case 'DynamicQuantizeLinear':
+        return dynamicQuantizeLinearOp(node, need(0));
+      case 'MatMulInteger':
+        return matMulIntegerOp(node, need(0), need(1), args[2], args[3]);
+      case 'QLinearMatMul':
+        return qlinearMatMulOp(node, [0, 1, 2, 3, 4, 5, 6, 7].map(need));
       default:
         throw nodeError(node, `maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`);
     }
   }
 }
 
-/** A double tensor's values at full precision (tensorValues narrows every type to float32). */
-function doubleValues(t: OnnxTensor): Float64Array {
-  const raw = t.raw_data;
-  if (!raw || raw.length === 0) return Float64Array.from(t.double_data ?? []);
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  return Float64Array.from({ length: raw.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true));
+/** The initializers of a decoded model as evaluator values, exact in their stored type. */
+export function initializerValues(model: OnnxModelProto): Map<string, Value> {
+  const known = new Map<string, Value>();
+  for (const t of model.graph?.initializer ?? []) {
+    const { dims, type, values } = tensorData(t);
+    known.set(t.name ?? '', { data: values, shape: dims, elem: type });
+  }
+  return known;
+}
+
+/** The graph's nodes, each checked to be an operator the evaluator runs (named, with its op, when not). */
+export function checkGraphOps(model: OnnxModelProto, path: string): OnnxNode[] {
+  const graph = model.graph;
+  if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
+  for (const node of graph.node) {
+    const domain = (node as { domain?: string }).domain ?? '';
+    if (!(ONNX_GRAPH_OPS as readonly string[]).includes(node.op_type) || (domain !== '' && domain !== 'ai.onnx')) {
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `ONNX node '${node.name || node.output[0]}' (${domain ? domain + '.' : ''}${node.op_type}) is not supported: maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`,
+      );
+    }
+  }
+  return graph.node;
 }
 
 /**
@@ -378,30 +362,17 @@ export async function loadOnnxGraph(path: string, constants: Record<string, Grap
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadOnnxGraph(path)', 'a path to an .onnx file', path);
   const model = await decodeOnnxFile(path);
-  const graph = model.graph;
-  if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
-  for (const node of graph.node) {
-    if (
-      !(ONNX_GRAPH_OPS as readonly string[]).includes(node.op_type) ||
-      ((node as { domain?: string }).domain ?? '') !== ''
-    ) {
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `ONNX node '${node.name || node.output[0]}' (${node.op_type}) is not supported: maas evaluates only ${ONNX_GRAPH_OPS.join(', ')}`,
-      );
-    }
-  }
-  const known = new Map<string, Value>();
-  for (const t of graph.initializer ?? []) {
-    const { dims, values } = tensorValues(t);
-    known.set(t.name!, {
-      data: t.data_type === DOUBLE ? doubleValues(t) : Float64Array.from(values),
-      shape: dims,
-      f32: t.data_type !== DOUBLE,
+  const nodes = checkGraphOps(model, path);
+  const known = initializerValues(model);
+  for (const [name, c] of Object.entries(constants)) {
+    if (!c || !Array.isArray(c.shape) || !c.data || c.data.length !== size(c.shape))
+      throw invalidParameter(`loadOnnxGraph(constants['${name}'])`, 'an object { data, shape } with matching sizes', c);
+    const declared = model.graph?.input?.find((i) => i.name === name)?.type?.tensor_type?.elem_type ?? FLOAT;
+    known.set(name, {
+      data: Float64Array.from(c.data),
+      shape: (c.shape as readonly number[]).slice(),
+      elem: (INPUT_TYPES as readonly number[]).includes(declared) ? declared : FLOAT,
     });
   }
-  for (const [name, c] of Object.entries(constants)) {
-    known.set(name, { data: Float64Array.from(c.data), shape: c.shape.slice(), f32: true });
-  }
-  return new OnnxGraph(graph.node, known, graph.input ?? [], graph.output ?? [], defaultOpset(model));
+  return new OnnxGraph(nodes, known, model.graph?.input ?? [], model.graph?.output ?? [], defaultOpset(model));
 }

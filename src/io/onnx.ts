@@ -5,19 +5,50 @@
  * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
  * with the node's name and op.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { MaasError } from '../core/errors.js';
 import { packageRoot } from '../core/package-root.js';
 import type { ActivationName } from '../layers/activations.js';
 
-const FLOAT = 1;
-const UINT8 = 2;
-const INT8 = 3;
-const INT32 = 6;
-const INT64 = 7;
-const DOUBLE = 11;
+/** ONNX TensorProto.DataType values maas reads. */
+export const ONNX_TYPES = {
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  BFLOAT16: 16,
+} as const;
+const { FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, FLOAT16, DOUBLE, BFLOAT16 } = ONNX_TYPES;
+
+/** Bytes per element of each type maas decodes. */
+const ELEMENT_BYTES: Record<number, number> = {
+  [FLOAT]: 4,
+  [UINT8]: 1,
+  [INT8]: 1,
+  [UINT16]: 2,
+  [INT16]: 2,
+  [INT32]: 4,
+  [INT64]: 8,
+  [FLOAT16]: 2,
+  [DOUBLE]: 8,
+  [BFLOAT16]: 2,
+};
+
+/** The name of an ONNX data type, for messages. */
+export function onnxTypeName(type: number): string {
+  const entry = Object.entries(ONNX_TYPES).find(([, v]) => v === type);
+  return entry ? entry[0].toLowerCase() : `type ${type}`;
+}
+
+/** The most elements one tensor may hold (2^28: 1 GiB of float32), checked before allocating. */
+export const MAX_TENSOR_ELEMENTS = 2 ** 28;
 
 interface OnnxTypes {
   model: protobuf.Type;
@@ -45,68 +76,156 @@ export interface OnnxTensor {
   double_data?: number[];
   int32_data?: number[];
   int64_data?: (number | { toNumber(): number })[];
+  data_location?: number;
 }
 
 /** An int64 field as a number. */
 export const num = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
 
-/** A tensor's dims and float32 values (raw_data is little-endian by definition). */
-export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Array } {
-  const dims = (t.dims ?? []).map(num);
-  const type = t.data_type ?? 0;
-  const raw = t.raw_data && t.raw_data.length > 0 ? t.raw_data : null;
-  const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
-  if (type === FLOAT) {
-    if (view)
-      return {
-        dims,
-        values: Float32Array.from({ length: view.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true)),
-      };
-    return { dims, values: Float32Array.from(t.float_data ?? []) };
-  }
-  if (type === DOUBLE) {
-    if (view)
-      return {
-        dims,
-        values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => view.getFloat64(i * 8, true)),
-      };
-    return { dims, values: Float32Array.from(t.double_data ?? []) };
-  }
-  if (type === INT64) {
-    if (view)
-      return {
-        dims,
-        values: Float32Array.from({ length: view.byteLength / 8 }, (_, i) => Number(view.getBigInt64(i * 8, true))),
-      };
-    return { dims, values: Float32Array.from((t.int64_data ?? []).map(num)) };
-  }
-  if (type === UINT8 || type === INT8 || type === INT32) {
-    // Small integer types (quantized tensors): exact in float32 up to 2^24, which int8/uint8 always are.
-    if (view) {
-      const read =
-        type === UINT8
-          ? (i: number) => view.getUint8(i)
-          : type === INT8
-            ? (i: number) => view.getInt8(i)
-            : (i: number) => view.getInt32(i * 4, true);
-      return {
-        dims,
-        values: Float32Array.from({ length: type === INT32 ? view.byteLength / 4 : view.byteLength }, (_, i) =>
-          read(i),
-        ),
-      };
-    }
-    return { dims, values: Float32Array.from(t.int32_data ?? []) };
-  }
-  throw new MaasError(
-    'MAAS_ERR_MODEL_FORMAT',
-    `Tensor ${t.name ?? ''} has ONNX data type ${type}; maas imports float, double, int64, int32, int8 and uint8 tensors`,
-  );
+/** An IEEE half (binary16) bit pattern as a number (exact). */
+export function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f,
+    frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1024 + frac) * 2 ** (exp - 25);
 }
 
-/** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb). */
+/** A bfloat16 bit pattern (the top half of a float32) as a number (exact). */
+export function bfloat16ToNumber(bits: number): number {
+  const view = new DataView(new ArrayBuffer(4));
+  view.setUint32(0, (bits & 0xffff) << 16);
+  return view.getFloat32(0);
+}
+
+/** Rounds a number to the nearest float16 value, ties to even (what storing it as float16 does). */
+export function roundToHalf(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  if (a >= 65520) return Math.sign(x) * Infinity; // beyond the largest half (65504) plus half its ulp
+  // The spacing of halfs near a: 2^(e − 10) for normals, 2^−24 for subnormals.
+  const e = Math.max(Math.floor(Math.log2(a)), -14);
+  let ulp = 2 ** (e - 10);
+  if (a / ulp >= 2048) ulp *= 2; // log2 rounded down across a power of two
+  const q = a / ulp,
+    r = Math.floor(q),
+    f = q - r;
+  const n = f > 0.5 || (f === 0.5 && r % 2 === 1) ? r + 1 : r;
+  return Math.sign(x) * n * ulp;
+}
+
+/** Rounds a number to the nearest bfloat16 value, ties to even. */
+export function roundToBfloat16(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  const view = new DataView(new ArrayBuffer(4));
+  view.setFloat32(0, x);
+  const bits = view.getUint32(0);
+  const rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >>> 16;
+  return bfloat16ToNumber(rounded);
+}
+
+/** A MODEL_FORMAT error naming the tensor. */
+function tensorError(t: OnnxTensor, why: string): MaasError {
+  return new MaasError('MAAS_ERR_MODEL_FORMAT', `ONNX tensor '${t.name ?? ''}' is malformed: ${why}`);
+}
+
+/**
+ * A tensor's dims, data type and values, exact in float64 (int64 beyond 2^53 rounds). Every count
+ * is checked before anything is allocated: dims are non-negative integers of at most
+ * MAX_TENSOR_ELEMENTS elements, and raw_data or the typed field holds exactly that many values.
+ * raw_data is little-endian by definition; float16/bfloat16 (and int8/16) typed data sits in
+ * int32_data as bit patterns.
+ */
+export function tensorData(t: OnnxTensor): { dims: number[]; type: number; values: Float64Array } {
+  const type = t.data_type ?? 0;
+  const bytes = ELEMENT_BYTES[type];
+  if (bytes === undefined) {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected an ONNX tensor of type ${Object.keys(ONNX_TYPES).join(', ').toLowerCase()} for '${t.name ?? ''}' but received ${onnxTypeName(type)}`,
+    );
+  }
+  if (t.data_location === 1) throw tensorError(t, 'its data is stored in an external file, which maas does not read');
+  const dims = (t.dims ?? []).map(num);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw tensorError(t, `dims [${dims}] must be non-negative integers`);
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (count > MAX_TENSOR_ELEMENTS) throw tensorError(t, `${count} elements exceed the limit of ${MAX_TENSOR_ELEMENTS}`);
+  const raw = t.raw_data && t.raw_data.length > 0 ? t.raw_data : null;
+  if (raw) {
+    if (raw.byteLength !== count * bytes)
+      throw tensorError(
+        t,
+        `raw_data holds ${raw.byteLength} bytes but [${dims}] ${onnxTypeName(type)} needs ${count * bytes}`,
+      );
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const read: (i: number) => number =
+      type === FLOAT
+        ? (i) => view.getFloat32(i * 4, true)
+        : type === DOUBLE
+          ? (i) => view.getFloat64(i * 8, true)
+          : type === INT64
+            ? (i) => Number(view.getBigInt64(i * 8, true))
+            : type === INT32
+              ? (i) => view.getInt32(i * 4, true)
+              : type === INT16
+                ? (i) => view.getInt16(i * 2, true)
+                : type === UINT16
+                  ? (i) => view.getUint16(i * 2, true)
+                  : type === FLOAT16
+                    ? (i) => halfToNumber(view.getUint16(i * 2, true))
+                    : type === BFLOAT16
+                      ? (i) => bfloat16ToNumber(view.getUint16(i * 2, true))
+                      : type === INT8
+                        ? (i) => view.getInt8(i)
+                        : (i) => view.getUint8(i);
+    return { dims, type, values: Float64Array.from({ length: count }, (_, i) => read(i)) };
+  }
+  const field: ArrayLike<number | { toNumber(): number }> =
+    type === FLOAT
+      ? (t.float_data ?? [])
+      : type === DOUBLE
+        ? (t.double_data ?? [])
+        : type === INT64
+          ? (t.int64_data ?? [])
+          : (t.int32_data ?? []);
+  if (field.length !== count) throw tensorError(t, `it holds ${field.length} values but [${dims}] needs ${count}`);
+  const decode: (v: number) => number =
+    type === FLOAT16
+      ? (v) => halfToNumber(v & 0xffff)
+      : type === BFLOAT16
+        ? (v) => bfloat16ToNumber(v)
+        : type === FLOAT
+          ? Math.fround
+          : (v) => v;
+  return { dims, type, values: Float64Array.from({ length: count }, (_, i) => decode(num(field[i]!))) };
+}
+
+/** A tensor's dims and values narrowed to float32 (ints up to 2^24, every int8/uint8, stay exact). */
+export function tensorValues(t: OnnxTensor): { dims: number[]; values: Float32Array } {
+  const { dims, values } = tensorData(t);
+  return { dims, values: Float32Array.from(values) };
+}
+
+/** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb), with maas errors for bad bytes. */
+export function decodeTensorProto(bytes: Uint8Array): OnnxTensor {
+  try {
+    return onnxTypes().tensor.decode(bytes) as unknown as OnnxTensor;
+  } catch (e) {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a serialized ONNX TensorProto but decoding failed: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+/** Decodes a serialized TensorProto (e.g. a backend-test input_0.pb) to float32 values. */
 export function decodeTensor(bytes: Uint8Array): { dims: number[]; values: Float32Array } {
-  return tensorValues(onnxTypes().tensor.decode(bytes) as unknown as OnnxTensor);
+  return tensorValues(decodeTensorProto(bytes));
 }
 
 /** One dense layer read from a graph. */
@@ -165,20 +284,89 @@ export interface OnnxModelProto {
   opset_import?: { domain?: string; version?: Int }[];
 }
 
-/** Reads and decodes a .onnx file, with maas errors for a missing or malformed file. */
+/** The largest .onnx file maas reads (protobuf's own limit is 2 GiB). */
+export const MAX_ONNX_BYTES = 2 ** 31 - 1;
+/** The most nodes, initializers, inputs or outputs one graph may list. */
+export const MAX_GRAPH_ENTRIES = 1_000_000;
+
+/**
+ * Checks what a decoded ModelProto must hold before any reader walks it: protobuf decodes many
+ * byte strings that are not ONNX (a truncated file can end on a field boundary), so a graph with
+ * nameless nodes, nodes without an op or an output, or unnamed values is refused here.
+ */
+function checkModelProto(model: OnnxModelProto, path: string): OnnxModelProto {
+  const bad = (why: string): MaasError =>
+    new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not a valid ONNX model (truncated or corrupt?): ${why}`);
+  const graph = model.graph;
+  if (!graph) throw bad('it has no graph');
+  for (const [what, list] of [
+    ['nodes', graph.node],
+    ['initializers', graph.initializer],
+    ['inputs', graph.input],
+    ['outputs', graph.output],
+  ] as const) {
+    if ((list?.length ?? 0) > MAX_GRAPH_ENTRIES)
+      throw bad(`${list!.length} ${what} exceed the limit of ${MAX_GRAPH_ENTRIES}`);
+  }
+  if (!graph.node?.length) throw bad('its graph has no nodes');
+  if (!graph.output?.length) throw bad('its graph has no outputs');
+  graph.node.forEach((n, i) => {
+    if (typeof n.op_type !== 'string' || n.op_type === '') throw bad(`node ${i} has no op_type`);
+    if (!Array.isArray(n.output) || n.output.length === 0 || n.output.every((o) => o === ''))
+      throw bad(`node ${i} (${n.op_type}) has no output`);
+    if (!Array.isArray(n.input)) throw bad(`node ${i} (${n.op_type}) has no input list`);
+  });
+  for (const v of [...(graph.input ?? []), ...(graph.output ?? [])])
+    if (typeof v.name !== 'string' || v.name === '') throw bad('a graph input or output has no name');
+  for (const t of graph.initializer ?? [])
+    if (typeof t.name !== 'string' || t.name === '') throw bad('an initializer has no name');
+  return model;
+}
+
+/** Reads and decodes a .onnx file, with maas errors for a missing, oversized or malformed file. */
 export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
+    const info = await stat(path);
+    if (!info.isFile())
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected an .onnx file at ${path} but received a directory or device`,
+      );
+    if (info.size > MAX_ONNX_BYTES)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected an .onnx file of at most ${MAX_ONNX_BYTES} bytes at ${path} but received ${info.size}`,
+      );
+    if (info.size === 0)
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected an ONNX model at ${path} but received an empty file`);
     bytes = new Uint8Array(await readFile(path));
   } catch (e) {
-    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof MaasError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'ENOENT')
+      throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected an .onnx file at ${path} but nothing is there`, {
+        cause: e,
+      });
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
+  let model: OnnxModelProto;
   try {
-    return onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
+    model = onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
   } catch (e) {
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not an ONNX model: ${(e as Error).message}`, { cause: e });
   }
+  return checkModelProto(model, path);
 }
+
+/** Operators that mark a quantized graph (loadQuantizedModel reads those). */
+const QUANTIZED_OPS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'MatMulInteger',
+  'QLinearMatMul',
+]);
 
 /** The default-domain opset a model imports (13 when it names none). */
 export function defaultOpset(model: OnnxModelProto): number {
@@ -202,10 +390,14 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
   let width = inputDims.length === 2 && inputDims[1]?.dim_value !== undefined ? num(inputDims[1].dim_value) : -1;
   let current = input.name;
   const layers: OnnxDense[] = [];
+  const quantized = graph.node.some((n) => QUANTIZED_OPS.has(n.op_type));
+  const hint = quantized
+    ? "; it is a quantized graph: load it into maas's int8 path with loadQuantizedModel(path)"
+    : '; loadModel reads chains of dense layers, loadOnnxGraph(path) evaluates other graphs';
   const refuse = (n: OnnxNode, why: string): never => {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `ONNX node '${n.name ?? n.output[0]}' (${n.op_type}) is not supported: ${why}`,
+      `ONNX node '${n.name || n.output[0]}' (${n.op_type}) is not supported: ${why}${hint}`,
     );
   };
   const weight = (n: OnnxNode, name: string | undefined) => {
@@ -318,11 +510,11 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
     }
     current = n.output[0]!;
   }
-  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul`);
+  if (layers.length === 0) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no Gemm or MatMul${hint}`);
   if (graph.output?.[0]?.name !== current)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'`,
+      `The chain ends at '${current}' but the graph output is '${graph.output?.[0]?.name}'${hint}`,
     );
   return layers;
 }

@@ -416,6 +416,7 @@ function checkSpec(spec: unknown, layers: readonly Dense[], path: string): Quant
     throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
   if (s.mode !== 'static' && s.mode !== 'dynamic') throw bad(`mode '${String(s.mode)}'`);
   s.layers.forEach((l, i) => {
+    if (!l || typeof l !== 'object') throw bad(`layer ${i} is not an object`);
     if (!l.int8) return;
     if (
       !Array.isArray(l.weightScales) ||
@@ -437,13 +438,17 @@ function checkSpec(spec: unknown, layers: readonly Dense[], path: string): Quant
 /**
  * Loads a model saved by QuantizedModel.save: the int8 weights are recovered exactly from the
  * stored dequantized values and scales. (loadModel on the same directory gives the fp32 view.)
+ * An .onnx path is a model quantized by ONNX Runtime's tools or by toOnnx (quant/from-onnx.ts).
  */
 export async function loadQuantizedModel(path: string): Promise<QuantizedModel> {
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
+  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path);
   const artifacts = await readArtifacts(path);
   if (!artifacts.maas?.quantization) {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `Expected a quantized model (maas.quantization in model.json) at ${path}; use loadModel for fp32 models`,
+      `Expected a quantized model (a model.json with maas.quantization, or a quantized .onnx file) at ${path}; use loadModel for fp32 models`,
     );
   }
   const float = await loadModel(path);

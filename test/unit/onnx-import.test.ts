@@ -2,7 +2,8 @@
  * ONNX import: every float fixture case in test/fixtures/onnx reproduces its test_data_set
  * outputs, dense chains through loadModel and the other graphs through loadOnnxGraph; graphs
  * built here (dense stacks; broadcasting, softmax axes by opset, Flatten/Reshape) agree with
- * onnxruntime; unsupported ops are named.
+ * onnxruntime; the quantization operator fixtures reproduce exactly, every output; unsupported
+ * ops are named.
  */
 import { readFile, readdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,9 +125,11 @@ describe('ONNX import', () => {
   });
 
   it('loadOnnxGraph refuses an op outside its set, naming the node and the op', async () => {
-    const file = join(ONNX_FIXTURES, 'onnx_node', 'test_matmulinteger', 'model.onnx');
+    const dir = await mkdtemp(join(tmpdir(), 'maas-onnx-op-'));
+    const file = join(dir, 'conv.onnx');
+    await writeFile(file, graphModel(13, [{ op: 'Conv', input: ['x', 'x'], output: 'y' }], { x: [1, 1, 3, 3] }, 'y'));
     expect(await errorOf(() => loadOnnxGraph(file))).toMatch(
-      /^MAAS_ERR_MODEL_FORMAT: ONNX node '.*' \(MatMulInteger\) is not supported: maas evaluates only Gemm, MatMul/,
+      /^MAAS_ERR_MODEL_FORMAT: ONNX node 'y' \(Conv\) is not supported: maas evaluates only Gemm, MatMul/,
     );
   });
 
@@ -159,7 +162,7 @@ const CHAINS = new Set([
   'onnx_node/test_gemm_transposeB',
   'onnx_node/test_matmul_2d',
 ]);
-/** The quantization operator cases: reproduced exactly in quant-onnx.test.ts, outside the float evaluator's op set. */
+/** The quantization operator cases: every output reproduced exactly by loadOnnxGraph (and by maas's kernels in quant-onnx.test.ts). */
 const QUANT_CASES = [
   'matmulinteger',
   'qlinearmatmul_2D_uint8_float32',
@@ -185,8 +188,9 @@ describe('every ONNX fixture case', async () => {
     expect(cases.length).toBe(25);
     expect(QUANT_CASES.every((c) => cases.includes(c))).toBe(true);
   });
-  for (const fixture of cases.filter((c) => !QUANT_CASES.includes(c))) {
+  for (const fixture of cases) {
     const chain = CHAINS.has(fixture);
+    const quant = QUANT_CASES.includes(fixture);
     it(`${fixture} reproduces every test_data_set through ${chain ? 'loadModel' : 'loadOnnxGraph'}`, async () => {
       const dir = join(ONNX_FIXTURES, fixture);
       const proto = await decodeOnnxFile(join(dir, 'model.onnx'));
@@ -198,7 +202,11 @@ describe('every ONNX fixture case', async () => {
         const xs = await Promise.all(
           names.map(async (_, i) => decodeTensor(await readFile(join(dir, set, `input_${i}.pb`)))),
         );
-        const want = decodeTensor(await readFile(join(dir, set, 'output_0.pb')));
+        const outputs = proto.graph!.output!.map((o) => o.name);
+        const wants = await Promise.all(
+          outputs.map(async (_, i) => decodeTensor(await readFile(join(dir, set, `output_${i}.pb`)))),
+        );
+        const want = wants[0]!;
         expect(want.values.some((v) => v !== 0)).toBe(true);
         let got: ArrayLike<number>;
         if (chain) {
@@ -212,8 +220,13 @@ describe('every ONNX fixture case', async () => {
           );
           expect(out[graph.outputNames[0]!]!.shape).toEqual(want.dims);
           got = out[graph.outputNames[0]!]!.data;
+          // Every further output (DynamicQuantizeLinear's scale and zero point) exactly.
+          outputs
+            .slice(1)
+            .forEach((name, i) => expect(Array.from(out[name]!.data)).toEqual(Array.from(wants[i + 1]!.values)));
         }
         expect(got.length).toBe(want.values.length);
+        if (quant) expect(Array.from(got), set).toEqual(Array.from(want.values));
         for (let i = 0; i < got.length; i++)
           expect(Math.abs(got[i]! - want.values[i]!), `${set} index ${i}`).toBeLessThanOrEqual(FIXTURE_TOL);
       }

@@ -1,12 +1,14 @@
 /**
  * The ONNX quantization operator fixtures (onnx_node backend tests) reproduced exactly with maas's
  * own quantization arithmetic: src/quant/arith.ts, and the addon's parameters and quantizer where
- * the operator maps onto them (matmulinteger runs through every int8 kernel in int8-gemm.test.ts).
+ * the operator maps onto them (matmulinteger runs through every int8 kernel in int8-gemm.test.ts),
+ * and by the ONNX evaluator (loadOnnxGraph), every output.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeTensor } from '../../src/io/onnx.js';
+import { decodeOnnxFile, decodeTensor } from '../../src/io/onnx.js';
+import { loadOnnxGraph } from '../../src/io/onnx-graph.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { native } from '../../src/native/index.js';
 import { dequantizeLinear, dynamicQuantizeLinear, quantizeLinear, requantize } from '../../src/quant/arith.js';
@@ -82,6 +84,41 @@ describe('ONNX quantization operators, with our arithmetic', () => {
         }
       }
       expect(got).toEqual(Array.from(y!.values));
+    });
+  }
+});
+
+describe('ONNX quantization operators, with the evaluator', () => {
+  for (const test of [
+    'test_quantizelinear',
+    'test_dequantizelinear',
+    'test_dynamicquantizelinear',
+    'test_matmulinteger',
+    'test_qlinearmatmul_2D_uint8_float32',
+    'test_qlinearmatmul_2D_int8_float32',
+  ]) {
+    it(`${test}: loadOnnxGraph reproduces every output exactly, typed as the graph declares it`, async () => {
+      const file = join(NODE_FIXTURES, test, 'model.onnx');
+      const proto = await decodeOnnxFile(file);
+      const graph = await loadOnnxGraph(file);
+      const inputs = await tensors(
+        test,
+        graph.inputNames.map((_, i) => `input_${i}`),
+      );
+      const outputs = await tensors(
+        test,
+        graph.outputNames.map((_, i) => `output_${i}`),
+      );
+      const got = graph.run(
+        Object.fromEntries(graph.inputNames.map((n, i) => [n, { data: inputs[i]!.values, shape: inputs[i]!.dims }])),
+      );
+      graph.outputNames.forEach((name, i) => {
+        const elem = proto.graph!.output![i]!.type?.tensor_type?.elem_type;
+        const want = { 1: Float32Array, 2: Uint8Array, 3: Int8Array, 6: Int32Array }[elem as 1 | 2 | 3 | 6];
+        expect(got[name]!.data, name).toBeInstanceOf(want);
+        expect(got[name]!.shape, name).toEqual(outputs[i]!.dims);
+        expect(Array.from(got[name]!.data), name).toEqual(Array.from(outputs[i]!.values));
+      });
     });
   }
 });
