@@ -52,7 +52,9 @@ function constant(className: string, value: number): Initializer {
   return { className, config: { value }, init: (size) => new Float32Array(size).fill(value) };
 }
 
-interface SeedArgs {
+/** Options of the random initializers. */
+export interface SeedArgs {
+  /** Seed of the generator; without one each call draws different values. */
   seed?: number;
 }
 

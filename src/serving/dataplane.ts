@@ -70,7 +70,8 @@ export interface ServerMetadata {
   extensions: string[];
 }
 
-type DurationStat = { count: number; ns: number };
+/** A count and the total time it took, in nanoseconds (Triton's StatisticDuration). */
+export type DurationStat = { count: number; ns: number };
 
 /** Statistics of one version, as Triton's statistics extension reports them (the same fields in gRPC and JSON). */
 export interface ModelStatisticsEntry {

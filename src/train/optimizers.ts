@@ -61,7 +61,8 @@ export function sgd(args: CommonOptimizerArgs & { momentum?: number; nesterov?: 
   });
 }
 
-type AdamArgs = CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number };
+/** Adam's settings: the common ones plus its moment decay rates and epsilon. */
+export type AdamArgs = CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number };
 
 function adamConfig(name: 'adam' | 'adamw', o: Record<string, unknown>) {
   return {
