@@ -32,6 +32,13 @@ type Row = {
 };
 const rows: Row[] = [];
 
+/** An expected.json: input rows, output rows, and optionally the origin's suggested tolerance. */
+interface ExpectedCase {
+  inputs: number[][];
+  outputs: number[][];
+  suggested_tolerance?: number;
+}
+
 const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
   if (got.length !== want.length) return Infinity;
   let m = 0;
@@ -40,11 +47,11 @@ const maxErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
 };
 
 async function jsonCase(format: string, model: string, expected: string, architecture?: string): Promise<void> {
-  const e = JSON.parse(await readFile(join(ROOT, expected), 'utf8'));
+  const e = JSON.parse(await readFile(join(ROOT, expected), 'utf8')) as ExpectedCase;
   const tol = e.suggested_tolerance ?? TOL;
   try {
     const m = await loadModel(join(ROOT, model), architecture ? { architecture: join(ROOT, architecture) } : {});
-    const err = maxErr(m.predict(e.inputs).values, (e.outputs as number[][]).flat());
+    const err = maxErr(m.predict(e.inputs).values, e.outputs.flat());
     rows.push({ format, fixture: model, how: 'loadModel', maxErr: err, tol, pass: err <= tol });
   } catch (error) {
     rows.push({

@@ -109,12 +109,11 @@ export type {
   DataPlaneOptions,
   ModelMetadata,
   ServerMetadata,
-  ModelStatisticsEntry,
   TensorMetadata,
-  DurationStat,
   ParameterValue,
   Parameters as InferParameters,
 } from './serving/dataplane.js';
+export type { DurationStat, ModelStatisticsEntry } from './protocol/statistics.js';
 export type { ControlMode, IndexEntry, VersionState } from './serving/repository/repository.js';
 export type {
   TensorConfig,

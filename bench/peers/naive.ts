@@ -17,9 +17,9 @@ function affine(x: Float32Array, batch: number, layer: DenseSpec): Float32Array 
     const row = y.subarray(i * m, (i + 1) * m);
     if (bias !== null) row.set(bias);
     for (let k = 0; k < n; k++) {
-      const xv = x[i * n + k];
+      const xv = x[i * n + k]!;
       const wRow = k * m;
-      for (let j = 0; j < m; j++) row[j] += xv * w[wRow + j];
+      for (let j = 0; j < m; j++) row[j]! += xv * w[wRow + j]!;
     }
   }
   return y;
@@ -30,19 +30,19 @@ function softmaxRows(y: Float32Array, batch: number, width: number): void {
   for (let i = 0; i < batch; i++) {
     const row = y.subarray(i * width, (i + 1) * width);
     let max = -Infinity;
-    for (let j = 0; j < width; j++) if (row[j] > max) max = row[j];
+    for (let j = 0; j < width; j++) if (row[j]! > max) max = row[j]!;
     let sum = 0;
     for (let j = 0; j < width; j++) {
-      row[j] = Math.exp(row[j] - max);
-      sum += row[j];
+      row[j] = Math.exp(row[j]! - max);
+      sum += row[j]!;
     }
-    for (let j = 0; j < width; j++) row[j] /= sum;
+    for (let j = 0; j < width; j++) row[j]! /= sum;
   }
 }
 
 /** Applies an element-wise function in place. */
 function mapInPlace(y: Float32Array, f: (v: number) => number): void {
-  for (let i = 0; i < y.length; i++) y[i] = f(y[i]);
+  for (let i = 0; i < y.length; i++) y[i] = f(y[i]!);
 }
 
 function activate(y: Float32Array, batch: number, layer: DenseSpec): void {

@@ -26,13 +26,13 @@ export async function createOrtSession(model: Uint8Array, threads: number): Prom
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
-  const inputName = session.inputNames[0];
-  const outputName = session.outputNames[0];
+  const inputName = session.inputNames[0]!;
+  const outputName = session.outputNames[0]!;
   return {
     async run(x: Float32Array, batch: number): Promise<Float32Array> {
       const feeds = { [inputName]: new Tensor('float32', x, [batch, x.length / batch]) };
       const result = await session.run(feeds);
-      return result[outputName].data as Float32Array;
+      return result[outputName]!.data as Float32Array;
     },
     release: () => session.release(),
   };

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import type * as WasmBackend from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs';
 import type { DenseActivation, DenseSpec } from './onnx.js';
 
@@ -22,7 +23,7 @@ export type TfjsPeer = {
   info: TfjsInfo;
 };
 
-type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
+type WasmModule = typeof WasmBackend;
 
 let wasmModule: Promise<WasmModule> | null = null;
 
@@ -72,7 +73,7 @@ class AlphaElu extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
     return tf.tidy(() => tf.where(tf.greater(x, 0), x, tf.mul(tf.elu(x), this.alpha)));
   }
 }
@@ -135,7 +136,7 @@ export async function createTfjsPeer(backend: TfjsBackend, layers: DenseSpec[]):
   if (layers.length === 0) throw new Error('createTfjsPeer: at least one layer is required');
   await activateBackend(backend);
   const model = buildModel(layers);
-  const width = layers[0].in;
+  const width = layers[0]!.in;
   return {
     run(x: Float32Array, batch: number): Float32Array {
       ensureBackend(backend);

@@ -193,7 +193,7 @@ async function successCount(port: number, model: string): Promise<number> {
   const client = new GrpcInferenceClient(`127.0.0.1:${port}`);
   try {
     const [stats] = await client.modelStatistics(model);
-    return Number(stats?.inference_stats.success.count ?? 0);
+    return stats?.inference_stats.success.count ?? 0;
   } finally {
     client.close();
   }

@@ -2,6 +2,7 @@
  * A typed client for the KServe v2 gRPC protocol (Triton has no Node client): every RPC of
  * inference.GRPCInferenceService, raw tensors by default, and a bidirectional inference stream.
  */
+import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import * as grpc from '@grpc/grpc-js';
 import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
 import { InferenceServerError, tensorBytes, tensorFromBytes, type InferOptions, type InferResult } from './types.js';
@@ -66,7 +67,7 @@ export function decodeInferResponse(message: WireResponse): InferResult {
       datatype: o.datatype,
       shape: o.shape,
       data: message.raw_output_contents[i]
-        ? tensorFromBytes(message.raw_output_contents[i]!, o.datatype)
+        ? tensorFromBytes(message.raw_output_contents[i], o.datatype)
         : Float32Array.from(Object.values(o.contents ?? {})[0] ?? []),
     })),
   };
@@ -141,10 +142,8 @@ export class GrpcInferenceClient {
     return (await this.call<{ config: Record<string, unknown> }>('ModelConfig', { name, version })).config;
   }
 
-  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> {
-    // eslint-disable-line @typescript-eslint/no-explicit-any
-    return (await this.call<{ model_stats: Record<string, unknown>[] }>('ModelStatistics', { name, version }))
-      .model_stats;
+  async modelStatistics(name = '', version = ''): Promise<ModelStatisticsEntry[]> {
+    return (await this.call<{ model_stats: ModelStatisticsEntry[] }>('ModelStatistics', { name, version })).model_stats;
   }
 
   async repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
@@ -184,21 +183,26 @@ export class GrpcInferenceClient {
   }
 }
 
+/** A ModelStreamInfer answer: a response, or an error message for the request of the same id. */
+interface StreamResponse {
+  error_message: string;
+  infer_response?: WireResponse;
+}
+
 /** One bidirectional inference stream. Answers may arrive in any order; ids tie them to requests. */
 export class InferStream {
   private readonly waiting = new Map<string, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
   private next = 0;
 
-  constructor(
-    private readonly call: grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }>,
-  ) {
-    call.on('data', (message) => {
+  constructor(private readonly call: grpc.ClientDuplexStream<object, StreamResponse>) {
+    call.on('data', (message: StreamResponse) => {
       const id = message.infer_response?.id ?? '';
       const waiter = this.waiting.get(id);
       if (!waiter) return;
       this.waiting.delete(id);
-      if (message.error_message) waiter.reject(new InferenceServerError(message.error_message, grpc.status.UNKNOWN));
-      else waiter.resolve(decodeInferResponse(message.infer_response!));
+      if (message.error_message || !message.infer_response)
+        waiter.reject(new InferenceServerError(message.error_message || 'empty stream answer', grpc.status.UNKNOWN));
+      else waiter.resolve(decodeInferResponse(message.infer_response));
     });
     call.on('error', (error: grpc.ServiceError) => this.failAll(clientError(error)));
     call.on('end', () =>

@@ -2,6 +2,7 @@
  * A client for the same protocol over REST (fetch): JSON for metadata, and binary tensor data
  * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
  */
+import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import {
   InferenceServerError,
   tensorBytes,
@@ -70,10 +71,9 @@ export class HttpInferenceClient {
     return this.json('GET', `${modelPath(name, version)}/config`);
   }
 
-  async modelStatistics(name = '', version = ''): Promise<Record<string, any>[]> {
-    // eslint-disable-line @typescript-eslint/no-explicit-any
+  async modelStatistics(name = '', version = ''): Promise<ModelStatisticsEntry[]> {
     const path = name ? `${modelPath(name, version)}/stats` : '/v2/models/stats';
-    return (await this.json<{ model_stats: Record<string, unknown>[] }>('GET', path)).model_stats;
+    return (await this.json<{ model_stats: ModelStatisticsEntry[] }>('GET', path)).model_stats;
   }
 
   repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {

@@ -171,8 +171,10 @@ export function describeValue(value: unknown): string {
     return `${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length}`;
   if (Array.isArray(value)) return `an array of length ${value.length}`;
   if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '…' : value}' of type string`;
-  if (typeof value === 'object') return `an object of type ${(value as object).constructor?.name ?? 'Object'}`;
-  return `${String(value)} of type ${typeof value}`;
+  if (typeof value === 'object') return `an object of type ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return `${value.toString()} of type symbol`;
+  return `${value as number | bigint | boolean | undefined} of type ${typeof value}`;
 }
 
 /** "Expected <expected> for <name> but received <value>": the one shape of argument errors. */

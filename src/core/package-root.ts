@@ -11,7 +11,8 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'maas') return (cached = dir);
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'maas')
+      return (cached = dir);
     const up = dirname(dir);
     if (up === dir) throw new Error('maas: cannot find the package root above ' + fileURLToPath(import.meta.url));
     dir = up;

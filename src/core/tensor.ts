@@ -47,8 +47,8 @@ export class Tensor {
   }
 
   /** The values, as a promise (tfjs compatibility). */
-  async data(): Promise<Float32Array> {
-    return this.values;
+  data(): Promise<Float32Array> {
+    return Promise.resolve(this.values);
   }
 
   /** The values as nested arrays following the shape. */
@@ -57,8 +57,8 @@ export class Tensor {
   }
 
   /** The nested arrays, as a promise (tfjs compatibility). */
-  async array(): Promise<NestedArray> {
-    return this.arraySync();
+  array(): Promise<NestedArray> {
+    return Promise.resolve(this.arraySync());
   }
 
   /** Formats the tensor for logs, eliding long data. */

@@ -7,7 +7,7 @@ import { invalidParameter, type ErrorCode } from './errors.js';
 /** True for a plain object literal ({} or Object.create(null)). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false;
-  const proto = Object.getPrototypeOf(value);
+  const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
 
@@ -30,6 +30,12 @@ export function checkFinite(name: string, value: unknown): number {
       typeof value === 'number' ? 'MAAS_ERR_ARG_RANGE' : 'MAAS_ERR_ARG_TYPE',
     );
   }
+  return value;
+}
+
+/** Returns value when it is a non-empty string, else throws. */
+export function checkString(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw invalidParameter(name, 'a non-empty string', value);
   return value;
 }
 

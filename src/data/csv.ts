@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
 import { MaasError } from '../core/errors.js';
-import { checkOptions } from '../core/validation.js';
+import { checkOptions, checkString } from '../core/validation.js';
 import { inferTable, splitColumn, type Cell, type ColumnType, type Table } from './table.js';
 
 /** loadCsv()'s options. */
@@ -45,8 +45,9 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvData {
     throw new MaasError('MAAS_ERR_DATA_FORMAT', 'Expected a header row (or options.columns) but the CSV is empty');
   const table: Table = inferTable(columns, records);
   if (o.target === undefined) return { features: table, target: null };
-  const { rest, column, type } = splitColumn(table, String(o.target));
-  return { features: rest, target: { name: String(o.target), values: column, type } };
+  const target = checkString('loadCsv options.target', o.target);
+  const { rest, column, type } = splitColumn(table, target);
+  return { features: rest, target: { name: target, values: column, type } };
 }
 
 /** Reads and parses a CSV file. */

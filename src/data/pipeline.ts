@@ -156,7 +156,7 @@ export class Pipeline {
   private toCells(rows: RawRows): Cell[][] {
     const names = this.inputColumns;
     if (!Array.isArray(rows)) {
-      const table = rows as Table;
+      const table = rows;
       const idx = names.map((n) => {
         const i = table.columns.indexOf(n);
         if (i < 0)
@@ -177,7 +177,7 @@ export class Pipeline {
       if (typeof r !== 'object' || r === null)
         throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
       return names.map((n) => {
-        const v = (r as Record<string, unknown>)[n];
+        const v = r[n];
         return isMissing(v) ? null : (v as Cell);
       });
     });

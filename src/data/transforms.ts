@@ -16,8 +16,8 @@ export class StandardScaler {
   /** Learns each column's mean and population standard deviation. */
   fit(x: Float32Array, cols: number): this {
     const rows = x.length / cols;
-    this.mean = new Array(cols).fill(0);
-    this.std = new Array(cols).fill(0);
+    this.mean = new Array<number>(cols).fill(0);
+    this.std = new Array<number>(cols).fill(0);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) this.mean[j]! += x[i * cols + j]! / rows;
     for (let i = 0; i < rows; i++)
       for (let j = 0; j < cols; j++) this.std[j]! += (x[i * cols + j]! - this.mean[j]!) ** 2 / rows;
@@ -42,8 +42,8 @@ export class MinMaxScaler {
 
   /** Learns each column's range. */
   fit(x: Float32Array, cols: number): this {
-    this.min = new Array(cols).fill(Infinity);
-    this.max = new Array(cols).fill(-Infinity);
+    this.min = new Array<number>(cols).fill(Infinity);
+    this.max = new Array<number>(cols).fill(-Infinity);
     for (let i = 0; i < x.length; i++) {
       const j = i % cols;
       this.min[j] = Math.min(this.min[j]!, x[i]!);

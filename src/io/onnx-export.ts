@@ -61,7 +61,7 @@ export function float32LeBytes(values: Float32Array): Uint8Array {
     return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint8Array(values.length * 4);
   const view = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
   return out;
 }
 
@@ -162,10 +162,10 @@ export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } =
     nodes.push(...affineNodes(op, current, w, b, linearOut));
     const act = activationNode(layer, linearOut, last ? 'y' : `h${i}`);
     if (act !== null) nodes.push(act);
-    current = act === null ? linearOut : act.output[0];
+    current = act === null ? linearOut : act.output[0]!;
   });
-  const width = layers[layers.length - 1].out;
-  return encodeModel(nodes, initializer, floatValueInfo('x', layers[0].in), floatValueInfo('y', width));
+  const width = layers[layers.length - 1]!.out;
+  return encodeModel(nodes, initializer, floatValueInfo('x', layers[0]!.in), floatValueInfo('y', width));
 }
 
 /** Builds a single-MatMul graph y[M,n] = x[M,k]·W[k,n] for the raw GEMM benchmark. */

@@ -145,7 +145,7 @@ function gemmInto(
     for (let j = 0; j < n; j++) {
       let acc = 0;
       for (let p = 0; p < k; p++) acc += a[aOff + i * aRow + p * aCol]! * b[bOff + p * bRow + j * bCol]!;
-      out[oOff + i * n + j] += alpha * acc;
+      out[oOff + i * n + j]! += alpha * acc;
     }
   }
 }

@@ -146,8 +146,7 @@ function inputDimOf(config: Record<string, unknown>): number | null {
 
 /** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
 export function fromTopology(topology: unknown): ParsedDense[] {
-  if (topology && typeof topology === 'object' && 'modelTopology' in topology)
-    topology = (topology as { modelTopology: unknown }).modelTopology;
+  if (topology && typeof topology === 'object' && 'modelTopology' in topology) topology = topology.modelTopology;
   const out: ParsedDense[] = [];
   let pendingInput: number | null = null;
   const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
@@ -218,7 +217,7 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         if (axis !== undefined && axis !== -1 && axis !== 1) refuse(layer, `normalization over axis ${String(axis)}`);
         if (!prev || prev.activation !== 'linear' || prev.batchNorm)
           refuse(layer, 'it can be folded only into a Dense layer without an activation');
-        prev!.batchNorm = {
+        prev.batchNorm = {
           name: String(c.name),
           epsilon: Number(c.epsilon ?? 1e-3),
           center: c.center !== false,

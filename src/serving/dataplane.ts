@@ -4,6 +4,7 @@
  * encode what comes back; they never reach past this file.
  */
 import { MaasError } from '../core/errors.js';
+import type { DurationStat, ModelStatisticsEntry } from '../protocol/statistics.js';
 import type { ModelConfig } from './repository/config.js';
 import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
 import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
@@ -68,29 +69,6 @@ export interface ServerMetadata {
   name: string;
   version: string;
   extensions: string[];
-}
-
-/** A count and the total time it took, in nanoseconds (Triton's StatisticDuration). */
-export type DurationStat = { count: number; ns: number };
-
-/** Statistics of one version, as Triton's statistics extension reports them (the same fields in gRPC and JSON). */
-export interface ModelStatisticsEntry {
-  name: string;
-  version: string;
-  last_inference: number;
-  inference_count: number;
-  execution_count: number;
-  inference_stats: Record<
-    'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit' | 'cache_miss',
-    DurationStat
-  >;
-  batch_stats: {
-    batch_size: number;
-    compute_input: DurationStat;
-    compute_infer: DurationStat;
-    compute_output: DurationStat;
-  }[];
-  memory_usage: { type: string; id: number; byte_size: number }[];
 }
 
 function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {

@@ -87,7 +87,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       metricsServer && new Promise<void>((done) => metricsServer!.close(() => done())),
     ]);
     httpServer?.closeAllConnections();
-    await repository!.close();
+    await repository.close();
     await pool.close();
   };
   try {

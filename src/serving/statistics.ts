@@ -127,7 +127,7 @@ function latencyHistogram(
     help,
     type: 'histogram' as const,
     aggregator: 'sum' as const,
-    async get() {
+    get() {
       const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
       for (const { stats } of sources()) {
         const b = pick(stats);
@@ -141,7 +141,7 @@ function latencyHistogram(
         values.push({ labels, value: b.sum, metricName: `${name}_sum` });
         values.push({ labels, value: b.count, metricName: `${name}_count` });
       }
-      return { name, help, type: 'histogram' as const, values, aggregator: 'sum' as const };
+      return Promise.resolve({ name, help, type: 'histogram' as const, values, aggregator: 'sum' as const });
     },
     reset() {},
   };

@@ -1,7 +1,7 @@
 /**
  * Training callbacks with tfjs's hook names, the History fit returns, and earlyStopping.
  */
-import { checkFinite, checkInteger, checkOneOf, checkOptions } from '../core/validation.js';
+import { checkFinite, checkInteger, checkOneOf, checkOptions, checkString } from '../core/validation.js';
 
 /** Logs passed to the hooks: loss, metrics and val_ versions, by name. */
 export type Logs = Record<string, number>;
@@ -64,7 +64,7 @@ export class EarlyStopping extends Callback {
   constructor(args: EarlyStoppingArgs = {}) {
     super();
     const o = checkOptions('earlyStopping', args, ['monitor', 'minDelta', 'patience', 'mode', 'baseline']);
-    this.monitor = o.monitor === undefined ? 'val_loss' : String(o.monitor);
+    this.monitor = o.monitor === undefined ? 'val_loss' : checkString('earlyStopping.monitor', o.monitor);
     this.minDelta = Math.abs(o.minDelta === undefined ? 0 : checkFinite('earlyStopping.minDelta', o.minDelta));
     this.patience = o.patience === undefined ? 0 : checkInteger('earlyStopping.patience', o.patience, 0);
     const mode =

@@ -76,7 +76,7 @@ export function toDataset(
   // Sparse labels may come as a rank-1 vector of class indices, as tfjs takes them.
   const labels =
     sparse && Array.isArray(y) && y.every((v) => typeof v === 'number')
-      ? Float32Array.from(y as number[])
+      ? Float32Array.from(y)
       : sparse && y instanceof Tensor && y.rank === 1
         ? y.values
         : y;

@@ -355,11 +355,15 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
     expect(e.message).toMatch(/explicit/);
   });
 
-  it('still serves after all of the above', async () => {
+  it('answers a bad request with INVALID_ARGUMENT, counts it as a failure, and serves the next one', async () => {
+    const [before] = await client.modelStatistics('mlp');
+    const bad = await failure(client.infer(request(inputs(2, WIDTH - 1, 8), 2)));
+    expect(bad.status).toBe(status.INVALID_ARGUMENT);
     const x2 = inputs(3, WIDTH, 9);
     const r = await client.infer(request(x2, 3));
     expect(maxDiff(r.outputs[0]!.data as Float32Array, expected(x2))).toBeLessThanOrEqual(1e-6);
-    const [stats] = await client.modelStatistics('mlp');
-    expect(stats!.inference_stats.fail.count).toBeGreaterThan(0);
+    const [after] = await client.modelStatistics('mlp');
+    expect(after!.inference_stats.fail.count - before!.inference_stats.fail.count).toBe(1);
+    expect(after!.inference_stats.success.count - before!.inference_stats.success.count).toBe(1);
   });
 });

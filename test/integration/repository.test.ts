@@ -251,6 +251,6 @@ describe('int8 models', () => {
     });
     expect(Array.from(r.outputs[0]!.data as Float32Array)).toEqual(Array.from(int8.predict(x.slice()).values));
     const [stats] = await client.modelStatistics('q');
-    expect(stats!.memory_usage[0].byte_size).toBe(int8.packed().buffer.byteLength);
+    expect(stats!.memory_usage[0]!.byte_size).toBe(int8.packed().buffer.byteLength);
   });
 });

@@ -4,26 +4,26 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { GrpcInferenceClient, InferenceServerError, dense, initializers, sequential } from '../../src/index.js';
+import { GrpcInferenceClient, type InferenceServerError, dense, initializers, sequential } from '../../src/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
+import type { Executor } from '../../src/serving/batcher.js';
 import { addVersion, inputs, startServer, tempRepository } from './server-helpers.js';
 
-const WIDTH = 1024;
+const WIDTH = 64;
 const ROWS = 64;
 let server: RunningServer;
 let client: GrpcInferenceClient;
 
 beforeAll(async () => {
-  // Slow enough per 64-row request (≈ 0.8 GFLOP, milliseconds on one thread) that a queue forms behind one worker.
   const model = sequential({
     layers: [
       dense({
-        units: 2048,
+        units: 128,
         activation: 'relu',
         inputShape: [WIDTH],
         kernelInitializer: initializers.glorotUniform({ seed: 1 }),
       }),
-      dense({ units: 2048, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
+      dense({ units: 128, activation: 'relu', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
       dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 3 }) }),
     ],
   });
@@ -48,45 +48,113 @@ const ask = (extra: object = {}) =>
     inputs: [{ name: 'input', datatype: 'FP32', shape: [ROWS, WIDTH], data: x }],
     ...extra,
   });
-/** Waits until the server holds at least n requests of the model (queued or running). */
-async function until(n: number): Promise<void> {
-  const pending = () => server.dataplane.repository.servedVersions('slow')[0]!.batcher.pending;
-  while (pending() < n) await new Promise((r) => setTimeout(r, 1));
-}
 const outcome = (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
     (e: InferenceServerError) => `${e.status}:${e.message}`,
   );
 
+const batcher = () => server.dataplane.repository.servedVersions('slow')[0]!.batcher;
+
+/** Polls `condition` every millisecond; fails with `what` after 10 s instead of hanging the suite. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * Holds the model's executions until release(): the one worker's execution cannot finish, so the
+ * requests behind it stay queued however fast the machine is. The batcher's executor is private;
+ * the test wraps it, as the batcher's unit tests hold theirs.
+ */
+function holdExecutions(): { running: () => number; release: () => void } {
+  const target = batcher() as unknown as { execute: Executor };
+  const inner = target.execute;
+  let running = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  target.execute = async (rows, count) => {
+    running++;
+    await gate;
+    return inner(rows, count);
+  };
+  return {
+    running: () => running,
+    release: () => {
+      target.execute = inner;
+      open();
+    },
+  };
+}
+
+/** The value of one failure-reason counter of model 'slow' on /metrics. */
+async function failures(reason: 'REJECTED' | 'CANCELED'): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+  const line = new RegExp(
+    `^nv_inference_request_failure\\{model="slow",version="1",reason="${reason}"\\} (\\d+)$`,
+    'm',
+  );
+  return Number(line.exec(text)?.[1] ?? 0);
+}
+
 describe('scheduling', () => {
   it('rejects requests beyond max_queue_size with UNAVAILABLE, and serves the rest', async () => {
-    const results = await Promise.all(Array.from({ length: 40 }, () => outcome(ask())));
-    const rejected = results.filter((r) => r !== 'ok');
-    expect(results.filter((r) => r === 'ok').length).toBeGreaterThanOrEqual(5);
-    expect(rejected.length).toBeGreaterThan(0);
-    for (const r of rejected) expect(r).toBe(`${status.UNAVAILABLE}:Exceeds maximum queue size (4)`);
+    const rejectedBefore = await failures('REJECTED');
+    const hold = holdExecutions();
+    try {
+      const first = outcome(ask());
+      await until(() => hold.running() === 1, 'the first execution to start');
+      const queued = Array.from({ length: 4 }, () => outcome(ask()));
+      await until(() => batcher().pending === 5, 'four queued requests');
+      // The queue is full: every further request is refused at once, while the worker is still held.
+      const refused = await Promise.all(Array.from({ length: 6 }, () => outcome(ask())));
+      expect(refused).toEqual(Array(6).fill(`${status.UNAVAILABLE}:Exceeds maximum queue size (4)`));
+      hold.release();
+      expect(await Promise.all([first, ...queued])).toEqual(Array(5).fill('ok'));
+      expect((await failures('REJECTED')) - rejectedBefore).toBe(6);
+    } finally {
+      hold.release();
+    }
   });
 
   it('times a queued request out by its timeout parameter (µs)', async () => {
-    const busy = Array.from({ length: 3 }, () => outcome(ask()));
-    await until(3); // one running, two queued
-    const late = await outcome(ask({ parameters: { timeout: 1 } }));
-    expect(late).toMatch(new RegExp(`^${status.UNAVAILABLE}:Request timeout expired`));
-    expect(await Promise.all(busy)).toEqual(['ok', 'ok', 'ok']);
+    const hold = holdExecutions();
+    try {
+      const busy = [outcome(ask())];
+      await until(() => hold.running() === 1, 'the first execution to start');
+      busy.push(outcome(ask()), outcome(ask()));
+      await until(() => batcher().pending === 3, 'two queued requests');
+      const late = await outcome(ask({ parameters: { timeout: 1 } }));
+      expect(late).toMatch(new RegExp(`^${status.UNAVAILABLE}:Request timeout expired`));
+      hold.release();
+      expect(await Promise.all(busy)).toEqual(['ok', 'ok', 'ok']);
+    } finally {
+      hold.release();
+    }
   });
 
   it('drops a queued request whose client gave up, and counts it as CANCELED', async () => {
-    const busy = Array.from({ length: 3 }, () => outcome(ask()));
-    await until(3); // one running, two queued
-    const controller = new AbortController();
-    const gone = outcome(ask({ signal: controller.signal }));
-    await until(4); // ours is queued behind them
-    controller.abort();
-    expect(await gone).toMatch(new RegExp(`^${status.CANCELLED}:`));
-    expect(await Promise.all(busy)).toEqual(['ok', 'ok', 'ok']);
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    expect(text).toMatch(/^nv_inference_request_failure\{model="slow",version="1",reason="CANCELED"\} 1$/m);
-    expect(text).toMatch(/^nv_inference_request_failure\{model="slow",version="1",reason="REJECTED"\} [1-9]\d*$/m);
+    const canceledBefore = await failures('CANCELED');
+    const hold = holdExecutions();
+    try {
+      const busy = [outcome(ask())];
+      await until(() => hold.running() === 1, 'the first execution to start');
+      busy.push(outcome(ask()), outcome(ask()));
+      await until(() => batcher().pending === 3, 'two queued requests');
+      const controller = new AbortController();
+      const gone = outcome(ask({ signal: controller.signal }));
+      await until(() => batcher().pending === 4, 'our request to be queued');
+      controller.abort();
+      expect(await gone).toMatch(new RegExp(`^${status.CANCELLED}:`));
+      await until(() => batcher().pending === 3, 'the cancelled request to leave the queue');
+      hold.release();
+      expect(await Promise.all(busy)).toEqual(['ok', 'ok', 'ok']);
+      expect((await failures('CANCELED')) - canceledBefore).toBe(1);
+    } finally {
+      hold.release();
+    }
   });
 });

@@ -59,6 +59,7 @@ describe('the addon in worker threads', () => {
     const model = modelS();
     const { buffer } = model.packed();
     const x = new Float32Array(256 * 100).fill(0.5);
+    const before = model.predict(x.subarray(0, 100)).values;
     for (let i = 0; i < 25; i++) {
       const w = startWorker();
       const spinning = nextMessage<{ kind: string }>(w);
@@ -68,7 +69,7 @@ describe('the addon in worker threads', () => {
       expect(code).toBe(1);
     }
     // The process, the main thread's addon and the shared buffer are all still fine.
-    expect(model.predict(x.subarray(0, 100)).values[0]).toBeGreaterThan(0);
+    expect(model.predict(x.subarray(0, 100)).values).toEqual(before);
   });
 });
 

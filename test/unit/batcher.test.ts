@@ -4,7 +4,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { Cancellation, DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
-import { MaasError } from '../../src/core/errors.js';
+import { type MaasError } from '../../src/core/errors.js';
 
 const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
   maxBatchSize: 8,

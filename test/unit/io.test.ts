@@ -268,7 +268,7 @@ describe('atomic writes and broken files', () => {
     await model(3).save(dir);
     const bin = (await readdir(dir)).find((f) => f.endsWith('.bin'))!;
     const bytes = await readFile(join(dir, bin));
-    bytes[10] ^= 0xff;
+    bytes[10]! ^= 0xff;
     await writeFile(join(dir, bin), bytes);
     expect(await errorOf(() => loadModel(dir))).toMatch(
       /^MAAS_ERR_MODEL_FORMAT: The weights of .* do not match the SHA-256/,

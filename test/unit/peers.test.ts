@@ -44,7 +44,7 @@ function makeLayers(seed: number, inputs: number, plan: LayerPlan[]): DenseSpec[
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;
 }
 
@@ -69,9 +69,9 @@ const models: Record<string, DenseSpec[]> = {
 describe('benchmark peers agree', () => {
   for (const [name, layers] of Object.entries(models)) {
     it(name, { timeout: 30_000 }, async () => {
-      const x = uniform(mulberry32(99), BATCH * layers[0].in);
+      const x = uniform(mulberry32(99), BATCH * layers[0]!.in);
       const reference = createNaivePeer(layers).run(x, BATCH);
-      expect(reference.length).toBe(BATCH * layers[layers.length - 1].out);
+      expect(reference.length).toBe(BATCH * layers[layers.length - 1]!.out);
       expect(reference.every(Number.isFinite)).toBe(true);
 
       for (const op of ['gemm', 'matmul'] as const) {
@@ -98,8 +98,8 @@ describe('benchmark peers agree', () => {
 
 describe('tfjs peers on a shared engine', () => {
   it('each run() switches back to its own backend', { timeout: 30_000 }, async () => {
-    const layers = models['relu → tanh → softmax'];
-    const x = uniform(mulberry32(7), BATCH * layers[0].in);
+    const layers = models['relu → tanh → softmax']!;
+    const x = uniform(mulberry32(7), BATCH * layers[0]!.in);
     const reference = createNaivePeer(layers).run(x, BATCH);
     const cpu = await createTfjsPeer('cpu', layers);
     const wasm = await createTfjsPeer('wasm', layers);

@@ -95,7 +95,7 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
           `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
         );
       }
-      tensor.values = contents![field]!;
+      tensor.values = contents![field!]!;
     } else {
       // An input with no typed values: zero elements of typed contents (checked against the shape by the DataPlane).
       tensor.values = [];
@@ -123,14 +123,24 @@ export function encodeInferResponse(response: InferResponse): object {
   };
 }
 
-type Unary = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** The request messages of the unary RPCs, as proto-loader decodes them (absent fields are defaults). */
+interface ModelRef {
+  name: string;
+  version: string;
+}
+interface RepositoryIndexRequest {
+  ready: boolean;
+}
+interface RepositoryModelRequest {
+  model_name: string;
+  parameters?: Record<string, WireParameter>;
+}
 
 /** A unary handler that always answers, with a mapped error when the work throws. */
-function unary(work: (request: any, call: grpc.ServerUnaryCall<any, any>) => unknown): Unary {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
+function unary<Request>(work: (request: Request) => unknown): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => work(call.request, call))
+      .then(() => work(call.request))
       .then(
         (reply) => callback(null, reply),
         (error: unknown) => callback(toGrpcError(error)),
@@ -152,20 +162,22 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
   return {
     ServerLive: unary(() => ({ live: dataplane.live() })),
     ServerReady: unary(() => ({ ready: dataplane.ready() })),
-    ModelReady: unary((r) => ({ ready: dataplane.modelReady(r.name, r.version || undefined) })),
+    ModelReady: unary((r: ModelRef) => ({ ready: dataplane.modelReady(r.name, r.version || undefined) })),
     ServerMetadata: unary(() => dataplane.serverMetadata()),
-    ModelMetadata: unary((r) => dataplane.modelMetadata(r.name, r.version || undefined)),
-    ModelConfig: unary((r) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
-    ModelStatistics: unary((r) => ({
+    ModelMetadata: unary((r: ModelRef) => dataplane.modelMetadata(r.name, r.version || undefined)),
+    ModelConfig: unary((r: ModelRef) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
+    ModelStatistics: unary((r: ModelRef) => ({
       model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined),
     })),
-    RepositoryIndex: unary(async (r) => ({ models: await dataplane.repositoryIndex(Boolean(r.ready)) })),
-    RepositoryModelLoad: unary(async (r) => {
+    RepositoryIndex: unary(async (r: RepositoryIndexRequest) => ({
+      models: await dataplane.repositoryIndex(Boolean(r.ready)),
+    })),
+    RepositoryModelLoad: unary(async (r: RepositoryModelRequest) => {
       // ModelRepositoryParameter is a oneof like InferParameter (plus bytes_param): read the same way.
       await dataplane.loadModel(r.model_name, fromWireParameters(r.parameters) ?? {});
       return {};
     }),
-    RepositoryModelUnload: unary(async (r) => {
+    RepositoryModelUnload: unary(async (r: RepositoryModelRequest) => {
       await dataplane.unloadModel(r.model_name);
       return {};
     }),

@@ -242,7 +242,7 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`),
-      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m!, version(v)) } }),
+      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, version(v)) } }),
     },
     {
       method: 'POST',
@@ -354,7 +354,7 @@ export async function startHttpServer(
       }
       const ctx: Context = {
         method: req.method,
-        params: match.slice(1).map((p) => (p === undefined ? p! : decodeURIComponent(p))),
+        params: match.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p))),
         req,
         res,
         body: () => readBody(req, limit),
