@@ -13,6 +13,7 @@ import { nowNs, type Cancellation, type InputRows } from './batcher.js';
 
 /** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
+/** Request or tensor parameters by name. */
 export type Parameters = Record<string, ParameterValue>;
 
 /** One input tensor, as an adapter decoded it: raw little-endian bytes, or typed values. */
@@ -25,6 +26,7 @@ export interface InferInput {
   parameters?: Parameters;
 }
 
+/** An inference request, as an adapter decoded it from its protocol. */
 export interface InferRequest {
   model: string;
   version?: string;
@@ -35,6 +37,7 @@ export interface InferRequest {
   outputs?: { name: string; parameters?: Parameters }[];
 }
 
+/** One output tensor of a response. */
 export interface InferOutput {
   name: string;
   datatype: 'FP32';
@@ -44,6 +47,7 @@ export interface InferOutput {
   parameters?: Parameters;
 }
 
+/** The answer to an InferRequest, before an adapter encodes it. */
 export interface InferResponse {
   model: string;
   version: string;
@@ -51,12 +55,14 @@ export interface InferResponse {
   outputs: InferOutput[];
 }
 
+/** A tensor's name, datatype and shape (-1 for the batch dimension) in model metadata. */
 export interface TensorMetadata {
   name: string;
   datatype: string;
   shape: number[];
 }
 
+/** ModelMetadata's answer: the model's versions, platform and tensors. */
 export interface ModelMetadata {
   name: string;
   versions: string[];
@@ -65,6 +71,7 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
+/** ServerMetadata's answer: the server's name, version and protocol extensions. */
 export interface ServerMetadata {
   name: string;
   version: string;
@@ -113,6 +120,7 @@ export const EXTENSIONS = [
   'statistics',
 ] as const;
 
+/** What a DataPlane serves from. */
 export interface DataPlaneOptions {
   repository: ModelRepository;
   metrics: ServingMetrics;
@@ -120,6 +128,7 @@ export interface DataPlaneOptions {
   serverVersion: string;
 }
 
+/** The protocol-free core of the service: every operation of the protocol, which the gRPC and REST adapters call. */
 export class DataPlane {
   readonly repository: ModelRepository;
   readonly metrics: ServingMetrics;

@@ -13,6 +13,7 @@ import { Callback, History, type CustomCallbackArgs, type Logs, type Stoppable }
 import { createMetric, type MetricAccumulator, type MetricName } from './metrics.js';
 import { getOptimizer, type Optimizer } from './optimizers.js';
 
+/** The loss names compile() accepts. */
 export const LOSS_NAMES = Object.keys(LOSS_CODES) as LossName[];
 
 /** compile()'s arguments, as in tfjs. */
