@@ -26,8 +26,8 @@ try {
     model: 'orders',
     inputs: [{ name: 'input', datatype: 'FP32', shape: [orders.length, pipeline.width], data: x }],
   });
-  const p = result.outputs[0].data as Float32Array;
-  orders.forEach((o, i) => console.log(`${o.category} at ${o.price}: P(returned) = ${p[i].toFixed(3)}`));
+  const p = result.outputs[0]!.data as Float32Array; // one probability per order
+  orders.forEach((o, i) => console.log(`${o.category} at ${o.price}: P(returned) = ${p[i]!.toFixed(3)}`));
 } finally {
   client.close();
 }

@@ -28,6 +28,6 @@ const graph = await loadOnnxGraph(bcast);
 console.log('inputs', graph.inputNames, 'outputs', graph.outputNames);
 const a = { data: new Float32Array(3 * 1 * 3 * 4).fill(1), shape: [3, 1, 3, 4] };
 const b = { data: new Float32Array(1 * 2 * 4 * 2).fill(0.5), shape: [1, 2, 4, 2] };
-const out = graph.run({ [graph.inputNames[0]]: a, [graph.inputNames[1]]: b });
-const y = out[graph.outputNames[0]];
-console.log('shape', y.shape, 'first values', Array.from(y.data.slice(0, 4)));
+const { c } = graph.run({ a, b }); // inputs and outputs by their names in the graph
+if (!c) throw new Error('the graph has no output c');
+console.log('shape', c.shape, 'first values', Array.from(c.data.slice(0, 4)));

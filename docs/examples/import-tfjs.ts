@@ -23,5 +23,5 @@ console.log(
 // An imported model is a Sequential like any other: compile it and it trains.
 model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
 const history = await model.fit(x, tensor([[15], [7], [9]]), { epochs: 1, verbose: 0 });
-console.log('loss after one step:', history.history.loss[0].toFixed(3));
+console.log('loss after one step:', history.history.loss?.[0]?.toFixed(3));
 await model.save('docs/examples/out/abalone');

@@ -27,11 +27,11 @@ try {
 
   // REST, tensors in the binary extension.
   const viaRest = await http.infer({ model: 'orders_int8', inputs: [input] });
-  console.log('REST  int8:', viaRest.outputs[0].data[0]);
+  console.log('REST  int8:', viaRest.outputs[0]!.data[0]);
 
   // gRPC with request parameters: priority (1 is highest) and a queue timeout in µs.
   const urgent = await grpc.infer({ model: 'orders', inputs: [input], parameters: { priority: 1, timeout: 20000 } });
-  console.log('gRPC  fp32:', urgent.outputs[0].data[0]);
+  console.log('gRPC  fp32:', urgent.outputs[0]!.data[0]);
 
   // A bidirectional stream: answers are matched to requests by id.
   const stream = grpc.openStream();
@@ -39,12 +39,12 @@ try {
   stream.end();
   console.log(
     'stream:',
-    answers.map((a) => a.outputs[0].data[0]),
+    answers.map((a) => a.outputs[0]!.data[0]),
   );
 
-  // Triton's statistics; inference_count counts rows, execution_count the batches they ran in.
-  const [stats] = (await grpc.modelStatistics('orders')) as { inference_count: number; execution_count: number }[];
-  console.log('orders statistics:', { inferences: stats.inference_count, executions: stats.execution_count });
+  // Triton's statistics: inference_count counts rows, execution_count the batches they ran in.
+  for (const s of await grpc.modelStatistics('orders'))
+    console.log(`orders v${s.version}: ${s.inference_count} rows in ${s.execution_count} executions`);
   await grpc.unloadModel('orders_int8');
 } finally {
   grpc.close();
