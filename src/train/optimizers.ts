@@ -46,6 +46,7 @@ const clip = (name: string, v: unknown): number => (v === undefined ? 0 : positi
 
 /** Options every optimizer accepts. */
 export interface CommonOptimizerArgs {
+  /** The step size; may be changed between steps through the optimizer's learningRate. */
   learningRate?: number;
   /** Clip gradients to this global L2 norm before the update. */
   clipNorm?: number;
