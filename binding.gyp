@@ -8,8 +8,7 @@
   "target_defaults": {
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")",
-      "native/include",
-      "native/src/cpu"
+      "native/include"
     ],
     "defines": ["<@(maas_common_defines)"],
     "cflags!": ["-fno-exceptions"],

@@ -76,7 +76,7 @@ export {
   type InferInput,
   type InferOutput,
 } from './serving/dataplane.js';
-export { Cancellation } from './serving/batcher.js';
+export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export { InferencePool, type PoolOptions } from './pool/pool.js';
 export {

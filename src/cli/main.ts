@@ -65,6 +65,11 @@ program
   .option('--load-model <name>', 'in explicit mode, a model to load at start (repeatable; * = all)', collect, [])
   .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace, silent', 'info')
   .option('--max-message-bytes <n>', 'largest gRPC message / REST body (default 2 GiB - 1)', positiveInt)
+  .option(
+    '--shutdown-grace-secs <n>',
+    'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',
+    positiveInt,
+  )
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program

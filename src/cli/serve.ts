@@ -21,6 +21,7 @@ export interface ServeCommandOptions {
   loadModel: string[];
   logLevel: string;
   maxMessageBytes?: number;
+  shutdownGraceSecs?: number;
   print: (line: string) => void;
 }
 
@@ -38,6 +39,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     loadModels: options.loadModel,
     logLevel: options.logLevel,
     maxMessageBytes: options.maxMessageBytes,
+    shutdownGraceMs: options.shutdownGraceSecs === undefined ? undefined : options.shutdownGraceSecs * 1000,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

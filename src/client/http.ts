@@ -2,6 +2,7 @@
  * A client for the same protocol over REST (fetch): JSON for metadata, and binary tensor data
  * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
  */
+import { BINARY_HEADER_LENGTH } from '../protocol/http.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import {
   InferenceServerError,
@@ -11,8 +12,6 @@ import {
   type InferResult,
   type TypedArray,
 } from './types.js';
-
-const HEADER_LENGTH = 'inference-header-content-length';
 
 /** A REST client for one base URL (http://host:port). */
 export class HttpInferenceClient {
@@ -140,11 +139,11 @@ export class HttpInferenceClient {
       signal,
       headers: typed
         ? { 'content-type': 'application/json' }
-        : { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(header.length) },
+        : { 'content-type': 'application/octet-stream', [BINARY_HEADER_LENGTH]: String(header.length) },
     });
     if (!response.ok) await raise(response);
     const bytes = new Uint8Array(await response.arrayBuffer());
-    const headerLength = Number(response.headers.get(HEADER_LENGTH) ?? bytes.length);
+    const headerLength = Number(response.headers.get(BINARY_HEADER_LENGTH) ?? bytes.length);
     const parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, headerLength).toString('utf8')) as {
       model_name: string;
       model_version: string;

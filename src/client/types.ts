@@ -3,18 +3,9 @@
  * arrays out, and one error type carrying the transport status and maas's error code.
  */
 
-/** The typed arrays a tensor's data may be, one per fixed-size protocol datatype. */
-export type TypedArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigUint64Array;
+import { DATATYPE_ARRAYS, type TypedArray } from '../protocol/datatypes.js';
+
+export type { TypedArray };
 
 /** A tensor to send: `data` row-major; FP16/BF16 as Uint16Array bit patterns. */
 export interface ClientTensor {
@@ -91,29 +82,9 @@ export class InferenceServerError extends Error {
   }
 }
 
-/** The typed-array constructor for each fixed-size datatype. */
-export const TYPED_ARRAYS: Record<
-  string,
-  { new (buffer: ArrayBufferLike, offset?: number, length?: number): TypedArray; BYTES_PER_ELEMENT: number }
-> = {
-  BOOL: Uint8Array,
-  UINT8: Uint8Array,
-  UINT16: Uint16Array,
-  UINT32: Uint32Array,
-  UINT64: BigUint64Array,
-  INT8: Int8Array,
-  INT16: Int16Array,
-  INT32: Int32Array,
-  INT64: BigInt64Array,
-  FP16: Uint16Array,
-  BF16: Uint16Array,
-  FP32: Float32Array,
-  FP64: Float64Array,
-};
-
 /** A tensor's data as little-endian bytes (a view when it already is a typed array of the right type). */
 export function tensorBytes(tensor: ClientTensor): Uint8Array {
-  const Ctor = TYPED_ARRAYS[tensor.datatype];
+  const Ctor = DATATYPE_ARRAYS[tensor.datatype];
   if (!Ctor) throw new TypeError(`Expected a numeric datatype for ${tensor.name} but received ${tensor.datatype}`);
   let data = tensor.data as ArrayLike<unknown>;
   if (!(data instanceof Ctor)) {
@@ -129,7 +100,7 @@ export function tensorBytes(tensor: ClientTensor): Uint8Array {
 
 /** Bytes off the wire as a typed array (copied, so alignment never matters). */
 export function tensorFromBytes(bytes: Uint8Array, datatype: string): TypedArray {
-  const Ctor = TYPED_ARRAYS[datatype];
+  const Ctor = DATATYPE_ARRAYS[datatype];
   if (!Ctor) throw new TypeError(`Cannot decode datatype ${datatype}`);
   const copy = new Uint8Array(bytes.byteLength);
   copy.set(bytes);

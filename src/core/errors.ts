@@ -115,6 +115,7 @@ export const ERRORS = {
   },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
+  MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
   MAAS_ERR_HTTP_BODY: {
     kind: 'InvalidArgument',
     doc: 'A REST body is not valid JSON, or its binary part does not match its header.',

@@ -5,38 +5,8 @@
  * `capacity` executions in flight so the queue forms here, where it can be batched.
  */
 import { MaasError } from '../core/errors.js';
-
-/**
- * A request's cancellation: the adapter aborts it when the client goes away. Lighter than an
- * AbortController (no DOMException, no EventTarget), which matters at tens of thousands per second.
- */
-export class Cancellation {
-  private listener: (() => void) | null = null;
-  private done = false;
-
-  get aborted(): boolean {
-    return this.done;
-  }
-
-  abort(): void {
-    if (this.done) return;
-    this.done = true;
-    const listener = this.listener;
-    this.listener = null;
-    listener?.();
-  }
-
-  /** The one listener (the batcher's); null removes it. */
-  onAbort(listener: (() => void) | null): void {
-    this.listener = listener;
-  }
-}
-
-/** Nanoseconds since an arbitrary origin, as a double (no BigInt allocation per call). */
-export function nowNs(): number {
-  // The global performance, read at each call, so tests can drive the clock with fake timers.
-  return globalThis.performance.now() * 1e6;
-}
+import { nowNs } from '../core/clock.js';
+import type { Cancellation } from './cancellation.js';
 
 /** The scheduling part of a model config, resolved to plain numbers. */
 export interface BatchingPolicy {

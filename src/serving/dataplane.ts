@@ -9,9 +9,14 @@ import type { ModelConfig } from './repository/config.js';
 import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
 import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
 import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js';
-import { nowNs, type Cancellation, type InputRows } from './batcher.js';
+import { nowNs } from '../core/clock.js';
+import { Cancellation } from './cancellation.js';
+import type { InputRows } from './batcher.js';
 
 /** A request or tensor parameter value. */
+/** The adapters' handle on a request: abort it when the client goes away. */
+export { Cancellation };
+
 export type ParameterValue = boolean | number | string | bigint;
 /** Request or tensor parameters by name. */
 export type Parameters = Record<string, ParameterValue>;

@@ -40,6 +40,11 @@ export interface ServeOptions {
   loadModels?: string[];
   /** Largest gRPC message / REST body in bytes. */
   maxMessageBytes?: number;
+  /**
+   * Milliseconds close() lets in-flight calls finish before it cancels open streams and closes
+   * connections (default 25 s, under Kubernetes' 30 s termination grace).
+   */
+  shutdownGraceMs?: number;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -58,7 +63,7 @@ export interface RunningServer {
   dataplane: DataPlane;
   /** The logger the server writes to. */
   logger: Logger;
-  /** Stops accepting requests, lets queued ones finish, closes the ports and the pool. */
+  /** Stops taking requests, lets those in flight finish within shutdownGraceMs, then closes the ports and the pool. */
   close(): Promise<void>;
 }
 
@@ -95,12 +100,26 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   let metricsServer: HttpServer | null = null;
   const close = async () => {
     dataplane.stop();
-    await Promise.all([
-      grpcServer && new Promise<void>((done) => grpcServer!.tryShutdown(() => done())),
+    const grpcClosed = grpcServer && new Promise<void>((done) => grpcServer!.tryShutdown(() => done()));
+    const httpClosed = Promise.all([
       httpServer && new Promise<void>((done) => httpServer!.close(() => done())),
       metricsServer && new Promise<void>((done) => metricsServer!.close(() => done())),
     ]);
-    httpServer?.closeAllConnections();
+    httpServer?.closeIdleConnections();
+    metricsServer?.closeIdleConnections();
+    // An idle stream or a client that never finishes its upload must not hold the process forever.
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace over'>((done) => {
+      timer = setTimeout(() => done('grace over'), options.shutdownGraceMs ?? 25_000);
+    });
+    if ((await Promise.race([Promise.all([grpcClosed, httpClosed]), graceOver])) === 'grace over') {
+      logger.warn('shutdown grace over: cancelling open calls and closing connections');
+      grpcServer?.forceShutdown(); // synchronous; tryShutdown's callback will not come after it
+      httpServer?.closeAllConnections();
+      metricsServer?.closeAllConnections();
+    }
+    clearTimeout(timer);
+    await httpClosed;
     await repository.close();
     await pool.close();
   };

@@ -4,23 +4,7 @@
  * (gRPC contents, REST JSON). Each conversion writes a fresh Float32Array the batcher may transfer.
  */
 import { MaasError } from '../core/errors.js';
-
-/** Bytes per element of each fixed-size protocol datatype (BYTES is variable). */
-export const DATATYPE_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1,
-  UINT8: 1,
-  UINT16: 2,
-  UINT32: 4,
-  UINT64: 8,
-  INT8: 1,
-  INT16: 2,
-  INT32: 4,
-  INT64: 8,
-  FP16: 2,
-  BF16: 2,
-  FP32: 4,
-  FP64: 8,
-};
+import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 
 /** A float16 bit pattern as a number. */
 function halfToFloat(bits: number): number {

@@ -249,6 +249,12 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
       /^Request for unknown model: 'nope' is not found$/,
     ],
     [
+      'a 200 KB model name, clipped in the status message instead of passing the header limit',
+      { model: 'n'.repeat(200_000), inputs: [] },
+      status.INVALID_ARGUMENT,
+      /^Request for unknown model: 'n{4000,}…$/,
+    ],
+    [
       'unknown version',
       { model: 'mlp', version: '9', inputs: [{ name: 'features', datatype: 'FP32', shape: [1, WIDTH], data: x }] },
       status.INVALID_ARGUMENT,

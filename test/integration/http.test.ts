@@ -207,6 +207,18 @@ describe('REST errors', () => {
       /binary_data_size of input 'input' within the 4 bytes left/,
     ],
     ['unknown route', () => get('/v3/whatever'), 404, /Expected a KServe v2 path/],
+    [
+      'malformed %-escape in a model name',
+      () => get('/v2/models/%E0%A4%A'),
+      400,
+      /^Expected a path segment with valid %-escapes but received '%E0%A4%A'$/,
+    ],
+    [
+      'malformed %-escape in a version',
+      () => post('/v2/models/m/versions/%ZZ/infer', { inputs: [] }),
+      400,
+      /valid %-escapes but received '%ZZ'/,
+    ],
     ['wrong method', () => get('/v2/models/m/infer'), 405, /GET is not allowed/],
     ['load outside explicit mode', () => post('/v2/repository/models/m/load', {}), 503, /explicit/],
   ];

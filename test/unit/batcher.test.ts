@@ -3,7 +3,8 @@
  * queue limits, timeouts, priorities, cancellation, and draining.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { Cancellation, DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { Cancellation } from '../../src/serving/cancellation.js';
 import { type MaasError } from '../../src/core/errors.js';
 
 const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({

@@ -12,8 +12,8 @@ import {
   type WireContents,
   type WireParameter,
 } from '../../protocol/grpc.js';
-import { Cancellation } from '../batcher.js';
-import type { DataPlane, InferInput, InferRequest, InferResponse } from '../dataplane.js';
+
+import { Cancellation, type DataPlane, type InferInput, type InferRequest, type InferResponse } from '../dataplane.js';
 
 /** gRPC status per error kind. */
 const STATUS: Record<ErrorKind, grpc.status> = {
@@ -29,16 +29,26 @@ const STATUS: Record<ErrorKind, grpc.status> = {
   Internal: grpc.status.INTERNAL,
 };
 
+/**
+ * Longest status message sent. grpc-message travels in a trailer, and a message echoing a
+ * client's 200 KB model name would pass HTTP/2's header limit: the call would never be answered.
+ */
+export const MAX_STATUS_MESSAGE_CHARS = 4096;
+
+function clip(message: string): string {
+  return message.length > MAX_STATUS_MESSAGE_CHARS ? `${message.slice(0, MAX_STATUS_MESSAGE_CHARS - 1)}…` : message;
+}
+
 /** The one mapping from maas errors to gRPC statuses; the code travels in `maas-error-code`. */
 export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   if (error instanceof MaasError) {
     metadata.set('maas-error-code', error.code);
-    return { code: STATUS[error.kind], details: error.message, metadata };
+    return { code: STATUS[error.kind], details: clip(error.message), metadata };
   }
   return {
     code: grpc.status.INTERNAL,
-    details: `internal error: ${(error as Error)?.message ?? String(error)}`,
+    details: clip(`internal error: ${(error as Error)?.message ?? String(error)}`),
     metadata,
   };
 }
@@ -210,7 +220,7 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
             (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
             (error: unknown) =>
               call.write({
-                error_message: (error as Error).message ?? String(error),
+                error_message: clip((error as Error).message ?? String(error)),
                 infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' },
               }),
           )

@@ -3,12 +3,20 @@
  * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
  * once and encodes; `httpStatus` is the one error mapping.
  */
+import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
-import { Cancellation } from '../batcher.js';
-import type { DataPlane, InferInput, InferRequest, InferResponse, Parameters } from '../dataplane.js';
+
+import {
+  Cancellation,
+  type DataPlane,
+  type InferInput,
+  type InferRequest,
+  type InferResponse,
+  type Parameters,
+} from '../dataplane.js';
 
 /** HTTP status per error kind (Triton answers bad requests with 400, unavailable with 503). */
 const STATUS: Record<ErrorKind, number> = {
@@ -30,11 +38,9 @@ export function httpError(error: unknown): { status: number; body: { error: stri
   return { status: 500, body: { error: `internal error: ${(error as Error)?.message ?? String(error)}` } };
 }
 
-const HEADER_LENGTH = 'inference-header-content-length';
-
 interface Context {
   method: string;
-  params: string[];
+  params: (string | undefined)[];
   req: IncomingMessage;
   res: ServerResponse;
   body: () => Promise<Buffer>;
@@ -46,6 +52,16 @@ type Route = { method: 'GET' | 'POST'; pattern: RegExp; handle: (ctx: Context) =
 
 const NAME = '([^/]+)';
 const VERSION = `(?:/versions/${NAME})?`;
+
+/** A path segment, %-decoded; a malformed escape is the client's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    const shown = segment.length > 64 ? `${segment.slice(0, 64)}…` : segment;
+    throw new MaasError('MAAS_ERR_HTTP_PATH', `Expected a path segment with valid %-escapes but received '${shown}'`);
+  }
+}
 
 function json(ctx: Context): Promise<Record<string, unknown>> {
   return ctx.body().then((buffer) => {
@@ -65,7 +81,7 @@ function json(ctx: Context): Promise<Record<string, unknown>> {
 
 /** Splits an infer body into its JSON header and binary part (binary tensor data extension). */
 function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<string, unknown>; binary: Buffer } {
-  const declared = req.headers[HEADER_LENGTH];
+  const declared = req.headers[BINARY_HEADER_LENGTH];
   let headerLength = body.length;
   if (declared !== undefined) {
     headerLength = Number(declared);
@@ -211,7 +227,6 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
 }
 
 function routes(dataplane: DataPlane): Route[] {
-  const version = (v: string | undefined) => (v === undefined ? undefined : decodeURIComponent(v));
   return [
     { method: 'GET', pattern: /^\/v2\/?$/, handle: () => ({ json: dataplane.serverMetadata() }) },
     { method: 'GET', pattern: /^\/v2\/health\/live$/, handle: () => ({ status: dataplane.live() ? 200 : 503 }) },
@@ -224,32 +239,32 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`),
-      handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, version(v)) }),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/ready$`),
       handle: ({ params: [m, v] }) => {
-        const ready = dataplane.modelReady(m!, version(v));
+        const ready = dataplane.modelReady(m!, v);
         return { status: ready ? 200 : 503, json: { name: m, ready } };
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`),
-      handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, version(v)) }),
+      handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`),
-      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, version(v)) } }),
+      handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, v) } }),
     },
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
       handle: async (ctx) => {
         const [m, v] = ctx.params;
-        const { request, binaryOutputs } = decodeInferBody(m!, version(v), ctx.req, await ctx.body());
+        const { request, binaryOutputs } = decodeInferBody(m!, v, ctx.req, await ctx.body());
         return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
       },
     },
@@ -307,7 +322,7 @@ function send(res: ServerResponse, reply: Reply): void {
     res.writeHead(status, {
       'content-type': 'application/octet-stream',
       'content-length': length,
-      [HEADER_LENGTH]: header.length,
+      [BINARY_HEADER_LENGTH]: header.length,
     });
     res.write(header);
     for (const blob of reply.binary.blobs) res.write(blob);
@@ -352,16 +367,17 @@ export async function startHttpServer(
         methodMatched = true;
         continue;
       }
-      const ctx: Context = {
-        method: req.method,
-        params: match.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p))),
+      // Built inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
+      const context = (): Context => ({
+        method: req.method!,
+        params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))),
         req,
         res,
         body: () => readBody(req, limit),
         cancellation,
-      };
+      });
       Promise.resolve()
-        .then(() => route.handle(ctx))
+        .then(() => route.handle(context()))
         .then(
           (reply) => send(res, reply),
           (error: unknown) => {
