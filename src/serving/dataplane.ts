@@ -13,10 +13,10 @@ import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import type { InputRows } from './batcher.js';
 
-/** A request or tensor parameter value. */
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
 
+/** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
 /** Request or tensor parameters by name. */
 export type Parameters = Record<string, ParameterValue>;
