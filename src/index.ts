@@ -90,3 +90,35 @@ export {
   type InferResult,
   type ResultTensor,
 } from './client/index.js';
+
+// Types that the exports above take or return, named so that callers can spell them and the API
+// reference can link them.
+export type { SeedArgs } from './layers/initializers.js';
+export type { AdamArgs, CommonOptimizerArgs } from './train/optimizers.js';
+export type { EarlyStoppingArgs, Stoppable } from './train/callbacks.js';
+export type { LoadOptions } from './model/load.js';
+export type { OnnxConstant } from './io/onnx.js';
+export type {
+  IsaName,
+  NativeCpuInfo,
+  NativeCpuFeatures,
+  NativeKernelInfo,
+  NativeInt8KernelInfo,
+} from './native/index.js';
+export type {
+  DataPlaneOptions,
+  ModelMetadata,
+  ServerMetadata,
+  TensorMetadata,
+  ParameterValue,
+  Parameters as InferParameters,
+} from './serving/dataplane.js';
+export type { DurationStat, ModelStatisticsEntry } from './protocol/statistics.js';
+export type { ControlMode, IndexEntry, VersionState } from './serving/repository/repository.js';
+export type {
+  TensorConfig,
+  DynamicBatchingConfig,
+  QueuePolicyConfig,
+  VersionPolicyConfig,
+} from './serving/repository/config.js';
+export type { TypedArray, ParameterValues } from './client/types.js';

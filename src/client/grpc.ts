@@ -73,9 +73,11 @@ export function decodeInferResponse(message: WireResponse): InferResult {
   };
 }
 
+/** GrpcInferenceClient's options. */
 export interface GrpcClientOptions {
   /** Largest message sent and received (default 2 GiB − 1). */
   maxMessageBytes?: number;
+  /** TLS or other channel credentials (default: an insecure channel). */
   credentials?: grpc.ChannelCredentials;
 }
 
@@ -83,6 +85,7 @@ export interface GrpcClientOptions {
 export class GrpcInferenceClient {
   private readonly client: grpc.Client & Record<string, UnaryMethod>;
 
+  /** Connects (lazily) to a server at `address` (host:port). */
   constructor(address: string, options: GrpcClientOptions = {}) {
     const Service = inferenceService();
     const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
@@ -109,22 +112,27 @@ export class GrpcInferenceClient {
     });
   }
 
+  /** Whether the server is live (ServerLive). */
   async serverLive(): Promise<boolean> {
     return (await this.call<{ live?: boolean }>('ServerLive', {})).live === true;
   }
 
+  /** Whether the server is ready: every model that should serve has a ready version (ServerReady). */
   async serverReady(): Promise<boolean> {
     return (await this.call<{ ready?: boolean }>('ServerReady', {})).ready === true;
   }
 
+  /** Whether a model (or one version of it) is ready to infer (ModelReady). */
   async modelReady(name: string, version = ''): Promise<boolean> {
     return (await this.call<{ ready?: boolean }>('ModelReady', { name, version })).ready === true;
   }
 
+  /** The server's name, version and protocol extensions (ServerMetadata). */
   serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
     return this.call('ServerMetadata', {});
   }
 
+  /** A model's versions, platform, inputs and outputs (ModelMetadata). */
   modelMetadata(
     name: string,
     version = '',
@@ -138,14 +146,17 @@ export class GrpcInferenceClient {
     return this.call('ModelMetadata', { name, version });
   }
 
+  /** A model's completed configuration, Triton's fields (ModelConfig). */
   async modelConfig(name: string, version = ''): Promise<Record<string, unknown>> {
     return (await this.call<{ config: Record<string, unknown> }>('ModelConfig', { name, version })).config;
   }
 
+  /** Triton's statistics of one model, or of every model when `name` is empty (ModelStatistics). */
   async modelStatistics(name = '', version = ''): Promise<ModelStatisticsEntry[]> {
     return (await this.call<{ model_stats: ModelStatisticsEntry[] }>('ModelStatistics', { name, version })).model_stats;
   }
 
+  /** Every model in the repository with its versions' states; `ready` lists ready ones only (RepositoryIndex). */
   async repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
     return (await this.call<{ models: { name: string }[] }>('RepositoryIndex', { repository_name: '', ready })).models;
   }
@@ -156,10 +167,12 @@ export class GrpcInferenceClient {
     await this.call('RepositoryModelLoad', { repository_name: '', model_name: name, parameters });
   }
 
+  /** Unloads a model once its queued requests finish; explicit control mode only (RepositoryModelUnload). */
   async unloadModel(name: string): Promise<void> {
     await this.call('RepositoryModelUnload', { repository_name: '', model_name: name, parameters: {} });
   }
 
+  /** Runs one inference request (ModelInfer); rejects with an InferenceServerError. */
   async infer(options: InferOptions): Promise<InferResult> {
     return decodeInferResponse(await this.call<WireResponse>('ModelInfer', encodeInferRequest(options), options));
   }
@@ -178,6 +191,7 @@ export class GrpcInferenceClient {
     );
   }
 
+  /** Closes the channel; the client cannot be used after it. */
   close(): void {
     this.client.close();
   }
@@ -210,6 +224,7 @@ export class InferStream {
     );
   }
 
+  /** Sends one request on the stream; resolves with its answer (matched by id). */
   send(options: InferOptions): Promise<InferResult> {
     const id = options.id ?? `stream-${++this.next}`;
     return new Promise((resolve, reject) => {

@@ -17,6 +17,7 @@ import {
 export class HttpInferenceClient {
   private readonly base: string;
 
+  /** Talks to a server at `baseUrl` (for example 'http://localhost:8000'). */
   constructor(baseUrl: string) {
     this.base = baseUrl.replace(/\/$/, '');
   }
@@ -37,22 +38,27 @@ export class HttpInferenceClient {
     return (await response.json()) as T;
   }
 
+  /** Whether the server is live (ServerLive). */
   async serverLive(): Promise<boolean> {
     return (await this.request('GET', '/v2/health/live')).status === 200;
   }
 
+  /** Whether the server is ready: every model that should serve has a ready version (ServerReady). */
   async serverReady(): Promise<boolean> {
     return (await this.request('GET', '/v2/health/ready')).status === 200;
   }
 
+  /** Whether a model (or one version of it) is ready to infer (ModelReady). */
   async modelReady(name: string, version = ''): Promise<boolean> {
     return (await this.request('GET', `${modelPath(name, version)}/ready`)).status === 200;
   }
 
+  /** The server's name, version and protocol extensions (ServerMetadata). */
   serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
     return this.json('GET', '/v2');
   }
 
+  /** A model's versions, platform, inputs and outputs (ModelMetadata). */
   modelMetadata(
     name: string,
     version = '',
@@ -66,19 +72,23 @@ export class HttpInferenceClient {
     return this.json('GET', modelPath(name, version));
   }
 
+  /** A model's completed configuration, Triton's fields (ModelConfig). */
   modelConfig(name: string, version = ''): Promise<Record<string, unknown>> {
     return this.json('GET', `${modelPath(name, version)}/config`);
   }
 
+  /** Triton's statistics of one model, or of every model when `name` is empty (ModelStatistics). */
   async modelStatistics(name = '', version = ''): Promise<ModelStatisticsEntry[]> {
     const path = name ? `${modelPath(name, version)}/stats` : '/v2/models/stats';
     return (await this.json<{ model_stats: ModelStatisticsEntry[] }>('GET', path)).model_stats;
   }
 
+  /** Every model in the repository with its versions' states; `ready` lists ready ones only (RepositoryIndex). */
   repositoryIndex(ready = false): Promise<{ name: string; version?: string; state?: string; reason?: string }[]> {
     return this.json('POST', '/v2/repository/index', { ready });
   }
 
+  /** Loads or reloads a model, optionally with a configuration replacing config.json; explicit control mode only (RepositoryModelLoad). */
   async loadModel(name: string, options: { config?: object } = {}): Promise<void> {
     await this.json(
       'POST',
@@ -87,10 +97,12 @@ export class HttpInferenceClient {
     );
   }
 
+  /** Unloads a model once its queued requests finish; explicit control mode only (RepositoryModelUnload). */
   async unloadModel(name: string): Promise<void> {
     await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {});
   }
 
+  /** Runs one inference request (ModelInfer); rejects with an InferenceServerError. */
   async infer(options: InferOptions): Promise<InferResult> {
     const typed = options.typed === true;
     const blobs: Uint8Array[] = [];

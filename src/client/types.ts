@@ -9,26 +9,40 @@ export type { TypedArray };
 
 /** A tensor to send: `data` row-major; FP16/BF16 as Uint16Array bit patterns. */
 export interface ClientTensor {
+  /** The model's input name (see the model's metadata). */
   name: string;
+  /** The protocol datatype: FP32, FP64, FP16, BF16, INT8…INT64, UINT8…UINT64 or BOOL. */
   datatype: string;
+  /** Dimensions, the batch first. */
   shape: number[];
+  /** The values, row-major. */
   data: TypedArray | number[] | boolean[];
 }
 
 /** A tensor received. */
 export interface ResultTensor {
+  /** The output's name. */
   name: string;
+  /** The protocol datatype of `data`. */
   datatype: string;
+  /** Dimensions, the batch first. */
   shape: number[];
+  /** The values, row-major, in the typed array of `datatype`. */
   data: TypedArray;
 }
 
+/** Request parameters by name (the protocol's bool, int64 and string parameters). */
 export type ParameterValues = Record<string, boolean | number | string>;
 
+/** One inference request, for either client. */
 export interface InferOptions {
+  /** The model's name in the repository. */
   model: string;
+  /** A version; without one the server picks the highest ready version. */
   version?: string;
+  /** Echoed in the response (and matches stream answers to requests). */
   id?: string;
+  /** The input tensors. */
   inputs: ClientTensor[];
   /** Output names to return (default: all). */
   outputs?: string[];
@@ -42,10 +56,15 @@ export interface InferOptions {
   timeoutMs?: number;
 }
 
+/** A server's answer to one inference request. */
 export interface InferResult {
+  /** The model that answered. */
   model: string;
+  /** The version that answered. */
   version: string;
+  /** The request's id, when it had one. */
   id?: string;
+  /** The output tensors. */
   outputs: ResultTensor[];
 }
 

@@ -148,7 +148,9 @@ export type ErrorCode = keyof typeof ERRORS;
 
 /** The error every maas API throws. */
 export class MaasError extends Error {
+  /** The MAAS_ERR_* code, a key of ERRORS. */
   readonly code: ErrorCode;
+  /** The transport-neutral kind, which each protocol maps to its status. */
   readonly kind: ErrorKind;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

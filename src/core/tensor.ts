@@ -13,9 +13,11 @@ export type TensorLike =
 
 /** An immutable-shape float32 tensor backed by one Float32Array (row-major). */
 export class Tensor {
+  /** Dimensions, the batch first. */
   readonly shape: readonly number[];
   /** The backing values, row-major. */
   readonly values: Float32Array;
+  /** Always float32, as tfjs names it. */
   readonly dtype = 'float32' as const;
 
   constructor(data: Float32Array, shape: readonly number[]) {

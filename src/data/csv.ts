@@ -20,7 +20,9 @@ export interface CsvOptions {
 
 /** A loaded CSV: the feature table and, when a target was named, its column. */
 export interface CsvData {
+  /** Every column but the target. */
   features: Table;
+  /** The target column, or null when none was named. */
   target: { name: string; values: Cell[]; type: ColumnType } | null;
 }
 

@@ -23,7 +23,9 @@ export interface PreparationOptions {
 
 /** What fitting did to the data. */
 export interface PreparationReport {
+  /** Rows in the table. */
   rows: number;
+  /** Rows dropped for a missing cell (missing: 'drop'). */
   droppedRows: number;
   /** Cells filled per column, with the value used. */
   filled: Record<string, { count: number; value: Cell }>;

@@ -11,6 +11,7 @@ import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../core/v
 export interface SplitOptions {
   /** Fraction of rows for the test part (default 0.25, as sklearn). */
   testSize?: number;
+  /** Seed of the shuffle; random when omitted. */
   seed?: number;
   /** Keep each class's share of y in both parts (y: class indices or one-hot rows). */
   stratify?: boolean;

@@ -11,8 +11,11 @@ export type ColumnType = 'number' | 'string';
 
 /** Rows of cells under named, typed columns. */
 export interface Table {
+  /** Column names, in order. */
   columns: string[];
+  /** Each column's inferred type: number, or string for categories. */
   types: ColumnType[];
+  /** The rows; a missing cell is null. */
   rows: Cell[][];
 }
 

@@ -49,11 +49,17 @@ let layerCounter = 0;
 
 /** A fully connected layer. */
 export class Dense {
+  /** The Keras/tfjs class name. */
   readonly className = 'Dense';
+  /** The layer's name: the one given, else dense_DenseN, N counting layers made in the process. */
   readonly name: string;
+  /** Output width. */
   readonly units: number;
+  /** The fused activation. */
   readonly activation: ActivationName;
+  /** The slope or scale of leakyRelu and elu. */
   readonly alpha: number;
+  /** Whether the layer adds a bias. */
   readonly useBias: boolean;
   /** The kernel's penalty in training, or null. */
   readonly kernelRegularizer: Regularizer | null;

@@ -8,8 +8,11 @@ import { checkFinite, checkInteger, checkOptions } from '../core/validation.js';
 
 /** Fills a kernel [fanIn, fanOut] (or a bias [fanOut], fanIn = fanOut) with initial values. */
 export interface Initializer {
+  /** The Keras/tfjs class name saved in model.json. */
   readonly className: string;
+  /** Its Keras/tfjs configuration, saved in model.json. */
   readonly config: Record<string, unknown>;
+  /** Returns `size` initial values for a layer with these fan-in and fan-out. */
   init(size: number, fanIn: number, fanOut: number): Float32Array;
 }
 
@@ -52,7 +55,9 @@ function constant(className: string, value: number): Initializer {
   return { className, config: { value }, init: (size) => new Float32Array(size).fill(value) };
 }
 
-interface SeedArgs {
+/** Options of the random initializers. */
+export interface SeedArgs {
+  /** Seed of the generator; without one each call draws different values. */
   seed?: number;
 }
 

@@ -7,8 +7,11 @@ import { checkFinite, checkOptions } from '../core/validation.js';
 
 /** Penalty weights for one kernel. */
 export interface Regularizer {
+  /** The Keras/tfjs class name. */
   readonly className: 'L1L2';
+  /** Weight of the sum of absolute values. */
   readonly l1: number;
+  /** Weight of the sum of squares. */
   readonly l2: number;
 }
 

@@ -33,6 +33,7 @@ function workerEntry(): { filename: string; execArgv: string[] } {
   return { filename: new URL('./worker.js', here).href, execArgv: [] };
 }
 
+/** The worker threads that run inference (piscina), each holding native handles over shared packed weights. */
 export class InferencePool {
   readonly workers: number;
   readonly threadsPerWorker: number;

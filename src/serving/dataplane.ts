@@ -13,11 +13,12 @@ import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import type { InputRows } from './batcher.js';
 
-/** A request or tensor parameter value. */
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
 
+/** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
+/** Request or tensor parameters by name. */
 export type Parameters = Record<string, ParameterValue>;
 
 /** One input tensor, as an adapter decoded it: raw little-endian bytes, or typed values. */
@@ -30,6 +31,7 @@ export interface InferInput {
   parameters?: Parameters;
 }
 
+/** An inference request, as an adapter decoded it from its protocol. */
 export interface InferRequest {
   model: string;
   version?: string;
@@ -40,6 +42,7 @@ export interface InferRequest {
   outputs?: { name: string; parameters?: Parameters }[];
 }
 
+/** One output tensor of a response. */
 export interface InferOutput {
   name: string;
   datatype: 'FP32';
@@ -49,6 +52,7 @@ export interface InferOutput {
   parameters?: Parameters;
 }
 
+/** The answer to an InferRequest, before an adapter encodes it. */
 export interface InferResponse {
   model: string;
   version: string;
@@ -56,12 +60,14 @@ export interface InferResponse {
   outputs: InferOutput[];
 }
 
+/** A tensor's name, datatype and shape (-1 for the batch dimension) in model metadata. */
 export interface TensorMetadata {
   name: string;
   datatype: string;
   shape: number[];
 }
 
+/** ModelMetadata's answer: the model's versions, platform and tensors. */
 export interface ModelMetadata {
   name: string;
   versions: string[];
@@ -70,6 +76,7 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
+/** ServerMetadata's answer: the server's name, version and protocol extensions. */
 export interface ServerMetadata {
   name: string;
   version: string;
@@ -118,6 +125,7 @@ export const EXTENSIONS = [
   'statistics',
 ] as const;
 
+/** What a DataPlane serves from. */
 export interface DataPlaneOptions {
   repository: ModelRepository;
   metrics: ServingMetrics;
@@ -125,6 +133,7 @@ export interface DataPlaneOptions {
   serverVersion: string;
 }
 
+/** The protocol-free core of the service: every operation of the protocol, which the gRPC and REST adapters call. */
 export class DataPlane {
   readonly repository: ModelRepository;
   readonly metrics: ServingMetrics;

@@ -16,19 +16,25 @@ import { startHttpServer, startMetricsServer } from './http/server.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
 import { ServingMetrics } from './statistics.js';
 
+/** serve()'s options: the settings of `maas serve`. */
 export interface ServeOptions {
   /** The model repository directory (Triton's layout). */
   modelRepository: string;
+  /** Address to listen on (default '0.0.0.0'). */
   host?: string;
-  /** Ports; 0 picks a free one, null turns the endpoint off. */
+  /** gRPC port (default 8001); 0 picks a free one, null turns the endpoint off. */
   grpcPort?: number | null;
+  /** REST port (default 8000); 0 picks a free one, null turns the endpoint off. */
   httpPort?: number | null;
+  /** Prometheus /metrics port (default 8002); 0 picks a free one, null turns the endpoint off. */
   metricsPort?: number | null;
   /** Worker threads in the pool (default: one per core). */
   workers?: number;
   /** Native threads per worker (default 1). */
   threadsPerWorker?: number;
+  /** none (load everything at start, default), poll (reload on change) or explicit (load/unload API). */
   modelControlMode?: ControlMode;
+  /** Seconds between repository scans in poll mode (default 15). */
   repositoryPollSeconds?: number;
   /** Models loaded at start in explicit mode ('*' = all). */
   loadModels?: string[];
@@ -39,17 +45,25 @@ export interface ServeOptions {
    * connections (default 25 s, under Kubernetes' 30 s termination grace).
    */
   shutdownGraceMs?: number;
+  /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
+  /** The new logger's level (default 'info'). */
   logLevel?: string;
 }
 
 /** A running server: its bound ports, its DataPlane, and close(). */
 export interface RunningServer {
+  /** The bound gRPC port, or null when off. */
   grpcPort: number | null;
+  /** The bound REST port, or null when off. */
   httpPort: number | null;
+  /** The bound metrics port, or null when off. */
   metricsPort: number | null;
+  /** The service core, for in-process calls. */
   dataplane: DataPlane;
+  /** The logger the server writes to. */
   logger: Logger;
+  /** Stops taking requests, lets those in flight finish within shutdownGraceMs, then closes the ports and the pool. */
   close(): Promise<void>;
 }
 

@@ -8,22 +8,31 @@ export type Logs = Record<string, number>;
 
 /** The hooks fit calls; each may be async (fit awaits it). */
 export interface CustomCallbackArgs {
+  /** Before the first epoch. */
   onTrainBegin?: (logs?: Logs) => void | Promise<void>;
+  /** After the last epoch, with its logs. */
   onTrainEnd?: (logs?: Logs) => void | Promise<void>;
+  /** Before each epoch. */
   onEpochBegin?: (epoch: number, logs?: Logs) => void | Promise<void>;
+  /** After each epoch, with its loss, metrics and val_ values. */
   onEpochEnd?: (epoch: number, logs?: Logs) => void | Promise<void>;
+  /** Before each training step. */
   onBatchBegin?: (batch: number, logs?: Logs) => void | Promise<void>;
+  /** After each training step, with its loss. */
   onBatchEnd?: (batch: number, logs?: Logs) => void | Promise<void>;
 }
 
 /** A model the callbacks can stop. */
 export interface Stoppable {
+  /** Set to true to end training after the current epoch. */
   stopTraining: boolean;
 }
 
 /** A callback with access to the model being trained (set by fit before onTrainBegin). */
 export abstract class Callback {
+  /** The model being trained; null outside fit. */
   model: Stoppable | null = null;
+  /** Called by fit with the model it trains. */
   setModel(model: Stoppable): void {
     this.model = model;
   }
@@ -31,7 +40,9 @@ export abstract class Callback {
 
 /** What fit returns: the epochs run and each logged value per epoch (tfjs's History). */
 export class History {
+  /** The epoch numbers run. */
   readonly epoch: number[] = [];
+  /** Each logged value (loss, metrics, val_ values) per epoch, by name. */
   readonly history: Record<string, number[]> = {};
 
   /** Appends one epoch's logs. */
@@ -43,10 +54,15 @@ export class History {
 
 /** Options of earlyStopping, as in tfjs. */
 export interface EarlyStoppingArgs {
+  /** The logged value to watch (default 'val_loss'). */
   monitor?: string;
+  /** The smallest change that counts as an improvement (default 0). */
   minDelta?: number;
+  /** Epochs without improvement before stopping (default 0). */
   patience?: number;
+  /** Whether lower or higher is better; 'auto' decides from the name (accuracy-like: higher). */
   mode?: 'auto' | 'min' | 'max';
+  /** A value the monitored one must improve on from the start. */
   baseline?: number;
 }
 

@@ -13,12 +13,16 @@ import { Callback, History, type CustomCallbackArgs, type Logs, type Stoppable }
 import { createMetric, type MetricAccumulator, type MetricName } from './metrics.js';
 import { getOptimizer, type Optimizer } from './optimizers.js';
 
+/** The loss names compile() accepts. */
 export const LOSS_NAMES = Object.keys(LOSS_CODES) as LossName[];
 
 /** compile()'s arguments, as in tfjs. */
 export interface CompileArgs {
+  /** An optimizer (sgd(), adam(), …) or its name with default settings. */
   optimizer: Optimizer | 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+  /** The loss to minimise; see LOSS_NAMES. */
   loss: LossName;
+  /** Metrics evaluated with the loss and logged per epoch; see METRIC_NAMES. */
   metrics?: MetricName[] | MetricName;
 }
 
@@ -102,16 +106,23 @@ export function toDataset(
 
 /** fit()'s options, as in tfjs. */
 export interface FitArgs {
+  /** Passes over the training rows (default 1). */
   epochs?: number;
+  /** Rows per training step (default 32). */
   batchSize?: number;
+  /** Fraction of the rows, taken from the end, held out for validation (val_ logs). */
   validationSplit?: number;
+  /** Validation rows as [x, y], instead of validationSplit. */
   validationData?: [unknown, unknown];
+  /** Shuffle the rows before each epoch (default true). */
   shuffle?: boolean;
   /** Seed of the per-epoch shuffles (reproducible runs); random when omitted. */
   seed?: number;
+  /** Callback objects or hook objects called during training. */
   callbacks?: (Callback | CustomCallbackArgs)[] | Callback | CustomCallbackArgs;
   /** 0 silent, 1 progress bar on a terminal (one line per epoch elsewhere), 2 one line per epoch. */
   verbose?: 0 | 1 | 2;
+  /** The epoch to start counting from (to resume training; default 0). */
   initialEpoch?: number;
 }
 

@@ -5,6 +5,7 @@
 import { invalidParameter } from '../core/errors.js';
 import type { LossName } from '../native/index.js';
 
+/** The metric names compile() accepts. */
 export const METRIC_NAMES = [
   'accuracy',
   'binaryAccuracy',

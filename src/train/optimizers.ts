@@ -46,6 +46,7 @@ const clip = (name: string, v: unknown): number => (v === undefined ? 0 : positi
 
 /** Options every optimizer accepts. */
 export interface CommonOptimizerArgs {
+  /** The step size; may be changed between steps through the optimizer's learningRate. */
   learningRate?: number;
   /** Clip gradients to this global L2 norm before the update. */
   clipNorm?: number;
@@ -61,7 +62,8 @@ export function sgd(args: CommonOptimizerArgs & { momentum?: number; nesterov?: 
   });
 }
 
-type AdamArgs = CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number };
+/** Adam's settings: the common ones plus its moment decay rates and epsilon. */
+export type AdamArgs = CommonOptimizerArgs & { beta1?: number; beta2?: number; epsilon?: number };
 
 function adamConfig(name: 'adam' | 'adamw', o: Record<string, unknown>) {
   return {
