@@ -58,9 +58,14 @@ function ensureBackend(backend: TfjsBackend): void {
 }
 
 /** Keras dense activation string for the activations tfjs can fuse into the dense layer. */
-function denseActivation(activation: DenseActivation): 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax' {
+function denseActivation(
+  activation: DenseActivation,
+): Exclude<DenseActivation, 'leakyRelu' | 'elu' | 'exponential' | 'kerasRelu'> {
   // leakyRelu and elu take an alpha that dense activation strings cannot carry, so they become separate layers.
-  return activation === 'leakyRelu' || activation === 'elu' ? 'linear' : activation;
+  if (activation === 'leakyRelu' || activation === 'elu') return 'linear';
+  if (activation === 'exponential' || activation === 'kerasRelu')
+    throw new Error(`the tfjs peer has no dense activation '${activation}'`);
+  return activation;
 }
 
 /** ELU with a non-default alpha, which tf.layers.elu rejects (tfjs only implements alpha = 1). */

@@ -72,7 +72,8 @@ QOperands ArgQOperands(const Napi::CallbackInfo& info, size_t first, size_t a_ro
   const size_t row = a_row_bytes_pad ? RoundUpTo(o.k, a_row_bytes_pad) : o.k;
   if (o.m == 0 || o.n == 0 || o.k == 0 || o.k > kMaxInt8K || o.lda < row || a_len < (o.m - 1) * o.lda + row ||
       w_len != o.k * o.n || s_len != o.n || o.ldo < o.n || o_len < (o.m - 1) * o.ldo + o.n || o.a_zero > 255 ||
-      (o.act != Activation::kLinear && o.act != Activation::kRelu) || (o.q && !(o.out_scale > 0))) {
+      (o.act != Activation::kLinear && o.act != Activation::kRelu && o.act != Activation::kRelu6) ||
+      (o.q && !(o.out_scale > 0))) {
     ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
                std::string(fn) + ": operand sizes or parameters do not match m, n, k and strides", true);
   }

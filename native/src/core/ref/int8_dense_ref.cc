@@ -21,7 +21,8 @@ void QU8S8Dense(const uint8_t* a, size_t lda, int32_t a_zero, const int8_t* w, c
       int64_t acc = 0;
       for (size_t p = 0; p < k; ++p) acc += static_cast<int64_t>(a[i * lda + p] - a_zero) * w[p * n + j];
       float y = std::fma(static_cast<float>(static_cast<int32_t>(acc)), scale[j], bias ? bias[j] : 0.f);
-      if (act == Activation::kRelu) y = y > 0.f ? y : 0.f;
+      if (act == Activation::kRelu || act == Activation::kRelu6) y = y > 0.f ? y : 0.f;
+      if (act == Activation::kRelu6) y = y < 6.f ? y : 6.f;
       if (q) {
         q[i * ldq + j] = QuantizeU8(y, out_scale, out_zero, out_max);
       } else {
