@@ -5,7 +5,7 @@
  * activation layers into the Dense before them. Anything else is refused by layer and class.
  */
 import { MaasError } from '../core/errors.js';
-import type { ActivationName } from '../layers/activations.js';
+import { KERAS_ACTIVATION_ALIASES, type ActivationName } from '../layers/activations.js';
 import type { Dense } from '../layers/dense.js';
 
 /** A Dense layer as read from a file, ready for dense(). */
@@ -14,6 +14,9 @@ export interface ParsedDense {
   units: number;
   activation: ActivationName;
   alpha?: number;
+  /** kerasRelu's max_value and threshold (a folded Keras ReLU or ThresholdedReLU layer). */
+  maxValue?: number;
+  threshold?: number;
   useBias: boolean;
   inputDim: number | null;
   kernelRegularizer: { l1: number; l2: number } | null;
@@ -51,6 +54,7 @@ export function foldBatchNorm(
 
 type KerasLayer = { class_name: string; config: Record<string, unknown> };
 
+/** Activation strings of a Dense or Activation layer, as tfjs and Keras write them. */
 const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
   linear: 'linear',
   relu: 'relu',
@@ -58,7 +62,39 @@ const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
   tanh: 'tanh',
   softmax: 'softmax',
   elu: 'elu',
+  relu6: 'relu6',
+  hardSigmoid: 'hardSigmoid',
+  swish: 'swish',
+  gelu: 'gelu',
+  softplus: 'softplus',
+  softsign: 'softsign',
+  selu: 'selu',
+  exponential: 'exponential',
+  ...KERAS_ACTIVATION_ALIASES,
 };
+
+/** The layer (class and snake_case config) that carries a Keras ReLU's parameters in a file. */
+function reluLayer(layer: Dense): KerasLayer {
+  const name = `${layer.name}_relu`;
+  // tfjs's ReLU reads only max_value and its ThresholdedReLU only theta: use those where they say
+  // everything, so tfjs computes the same function; Keras's ReLU reads all three.
+  if (layer.threshold === 0 && layer.alpha === 0) {
+    return { class_name: 'ReLU', config: { max_value: layer.maxValue, name, trainable: true } };
+  }
+  if (layer.maxValue === null && layer.alpha === 0) {
+    return { class_name: 'ThresholdedReLU', config: { theta: layer.threshold, name, trainable: true } };
+  }
+  return {
+    class_name: 'ReLU',
+    config: {
+      max_value: layer.maxValue,
+      negative_slope: layer.alpha,
+      threshold: layer.threshold,
+      name,
+      trainable: true,
+    },
+  };
+}
 
 function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
   const cfg = layer.getConfig()[`${which}Initializer`] as { className: string; config: Record<string, unknown> };
@@ -73,8 +109,12 @@ function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
 export function toTopology(name: string, layers: readonly Dense[]): unknown {
   const out: KerasLayer[] = [];
   layers.forEach((layer, i) => {
-    // tfjs has no leakyRelu activation and implements elu only with alpha 1: those become layers.
-    const separate = layer.activation === 'leakyRelu' || (layer.activation === 'elu' && layer.alpha !== 1);
+    // tfjs has no leakyRelu activation and implements elu only with alpha 1, and an activation
+    // string cannot carry Keras ReLU's parameters: those become layers.
+    const separate =
+      layer.activation === 'leakyRelu' ||
+      (layer.activation === 'elu' && layer.alpha !== 1) ||
+      layer.activation === 'kerasRelu';
     out.push({
       class_name: 'Dense',
       config: {
@@ -95,7 +135,9 @@ export function toTopology(name: string, layers: readonly Dense[]): unknown {
         ...(i === 0 ? { batch_input_shape: [null, layer.inputDim], dtype: 'float32' } : {}),
       },
     });
-    if (separate) {
+    if (layer.activation === 'kerasRelu') {
+      out.push(reluLayer(layer));
+    } else if (separate) {
       out.push({
         class_name: layer.activation === 'leakyRelu' ? 'LeakyReLU' : 'ELU',
         config: { alpha: layer.alpha, name: `${layer.name}_${layer.activation}`, trainable: true },
@@ -150,12 +192,26 @@ export function fromTopology(topology: unknown): ParsedDense[] {
     topology = (topology as { modelTopology: unknown }).modelTopology;
   const out: ParsedDense[] = [];
   let pendingInput: number | null = null;
-  const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
+  const foldInto = (
+    layer: KerasLayer,
+    act: ActivationName,
+    alpha?: number,
+    relu?: { maxValue?: number; threshold?: number },
+  ): void => {
     const prev = out[out.length - 1];
     if (!prev || prev.activation !== 'linear')
       refuse(layer, 'an activation layer must follow a Dense layer without an activation');
     prev.activation = act;
     if (alpha !== undefined) prev.alpha = alpha;
+    if (relu?.maxValue !== undefined) prev.maxValue = relu.maxValue;
+    if (relu?.threshold !== undefined) prev.threshold = relu.threshold;
+  };
+  /** A ReLU parameter from a Keras (snake_case) or tfjs (camelCase) config: a finite number >= 0. */
+  const reluParam = (layer: KerasLayer, value: unknown, what: string): number | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      refuse(layer, `${what} must be a number >= 0 (as Keras requires) but is ${JSON.stringify(value)}`);
+    return value;
   };
   for (const layer of layerList(topology)) {
     const c = layer.config ?? {};
@@ -192,12 +248,20 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         foldInto(layer, act);
         break;
       }
-      case 'ReLU':
-        if ((c.max_value ?? null) !== null || Number(c.threshold ?? 0) !== 0)
-          refuse(layer, 'ReLU with max_value or threshold');
-        if (Number(c.negative_slope ?? 0) !== 0) foldInto(layer, 'leakyRelu', Number(c.negative_slope));
-        else foldInto(layer, 'relu');
+      case 'ReLU': {
+        // Keras ReLU(max_value, negative_slope, threshold); dense() turns the special cases into
+        // relu, relu6 and leakyRelu.
+        const maxValue = reluParam(layer, c.max_value ?? c.maxValue, 'max_value');
+        const slope = reluParam(layer, c.negative_slope ?? c.negativeSlope, 'negative_slope') ?? 0;
+        const threshold = reluParam(layer, c.threshold, 'threshold') ?? 0;
+        foldInto(layer, 'kerasRelu', slope, { ...(maxValue !== undefined ? { maxValue } : {}), threshold });
         break;
+      }
+      case 'ThresholdedReLU': {
+        const theta = reluParam(layer, c.theta, 'theta') ?? 1; // Keras and tfjs default theta 1
+        foldInto(layer, 'kerasRelu', 0, { threshold: theta });
+        break;
+      }
       case 'LeakyReLU':
         foldInto(layer, 'leakyRelu', Number(c.alpha ?? c.negative_slope ?? 0.3));
         break;
