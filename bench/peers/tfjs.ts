@@ -60,12 +60,12 @@ function ensureBackend(backend: TfjsBackend): void {
 /** Keras dense activation string for the activations tfjs can fuse into the dense layer. */
 function denseActivation(
   activation: DenseActivation,
-): Exclude<DenseActivation, 'leakyRelu' | 'elu' | 'exponential' | 'kerasRelu'> {
+): Exclude<DenseActivation, 'leakyRelu' | 'elu' | 'exponential' | 'kerasRelu' | 'geluTanh'> | 'gelu_new' {
   // leakyRelu and elu take an alpha that dense activation strings cannot carry, and tfjs has no
   // exponential activation nor Keras's full ReLU: those become separate layers.
   if (activation === 'leakyRelu' || activation === 'elu' || activation === 'exponential' || activation === 'kerasRelu')
     return 'linear';
-  return activation;
+  return activation === 'geluTanh' ? 'gelu_new' : activation;
 }
 
 /** An element-wise function as a layer (tfjs lacks exponential and Keras's ReLU(max, slope, threshold)). */

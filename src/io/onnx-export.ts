@@ -130,6 +130,18 @@ export function activationNodes(layer: DenseSpec, input: string, output: string,
         node('Mul', [input, `${output}_p1`], `${output}_xp`),
         node('Mul', [`${output}_xp`, c('half', 0.5)], output),
       ];
+    case 'geluTanh': {
+      // x·sigmoid(x·(k + k·c·x²)), k = 2·√(2/π), c = 0.044715: the tanh form without its cancellation
+      const k = 1.5957691216057307;
+      return [
+        node('Mul', [input, input], `${output}_x2`),
+        node('Mul', [`${output}_x2`, c('kc', k * 0.044715)], `${output}_kcx2`),
+        node('Add', [`${output}_kcx2`, c('k', k)], `${output}_poly`),
+        node('Mul', [input, `${output}_poly`], `${output}_v`),
+        node('Sigmoid', [`${output}_v`], `${output}_sig`),
+        node('Mul', [input, `${output}_sig`], output),
+      ];
+    }
     case 'softplus':
       return [node('Softplus', [input], output)];
     case 'softsign':

@@ -344,9 +344,8 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
       }
       case 'Gelu': {
         const approximate = stringAttr(n, 'approximate') ?? 'none';
-        if (approximate !== 'none')
-          refuse(n, `Gelu with approximate '${approximate}' (maas implements the exact form)`);
-        activate(n, 'gelu');
+        if (approximate !== 'none' && approximate !== 'tanh') refuse(n, `Gelu with approximate '${approximate}'`);
+        activate(n, approximate === 'tanh' ? 'geluTanh' : 'gelu');
         break;
       }
       case 'Clip': {

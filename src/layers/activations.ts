@@ -28,6 +28,7 @@ export const DEFAULT_ALPHA: Record<ActivationName, number> = {
   selu: 0,
   exponential: 0,
   kerasRelu: 0,
+  geluTanh: 0,
 };
 
 /** The activations whose alpha is a parameter (saved, exported and compared). */
@@ -40,6 +41,12 @@ export const HAS_ALPHA: readonly ActivationName[] = ['leakyRelu', 'elu', 'kerasR
 export const KERAS_ACTIVATION_ALIASES: Readonly<Record<string, ActivationName>> = {
   hard_sigmoid: 'hardSigmoid',
   silu: 'swish',
+  gelu_new: 'geluTanh',
+};
+
+/** Names tfjs gives activations that maas names otherwise, used when writing model.json. */
+export const TFJS_ACTIVATION_NAMES: Readonly<Partial<Record<ActivationName, string>>> = {
+  geluTanh: 'gelu_new',
 };
 
 /** Resolves an activation name (undefined → linear); unknown names are coded errors. */

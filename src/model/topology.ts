@@ -5,7 +5,7 @@
  * activation layers into the Dense before them. Anything else is refused by layer and class.
  */
 import { MaasError } from '../core/errors.js';
-import { KERAS_ACTIVATION_ALIASES, type ActivationName } from '../layers/activations.js';
+import { KERAS_ACTIVATION_ALIASES, TFJS_ACTIVATION_NAMES, type ActivationName } from '../layers/activations.js';
 import type { Dense } from '../layers/dense.js';
 
 /** A Dense layer as read from a file, ready for dense(). */
@@ -119,7 +119,7 @@ export function toTopology(name: string, layers: readonly Dense[]): unknown {
       class_name: 'Dense',
       config: {
         units: layer.units,
-        activation: separate ? 'linear' : layer.activation,
+        activation: separate ? 'linear' : (TFJS_ACTIVATION_NAMES[layer.activation] ?? layer.activation),
         use_bias: layer.useBias,
         kernel_initializer: initializerJson(layer, 'kernel'),
         bias_initializer: initializerJson(layer, 'bias'),

@@ -35,6 +35,8 @@ export const ACTIVATION_CODES = {
   exponential: 14,
   /** Keras ReLU(max_value, negative_slope, threshold): alpha is the slope. */
   kerasRelu: 15,
+  /** GELU's tanh approximation (tfjs 'gelu_new'). */
+  geluTanh: 16,
 } as const;
 export type ActivationName = keyof typeof ACTIVATION_CODES;
 

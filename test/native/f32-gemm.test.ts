@@ -43,6 +43,7 @@ const LIPSCHITZ: Record<ActivationName, (alpha: number, y: number) => number> = 
   selu: () => 1.0507 * 1.6733,
   exponential: (_a, y) => Math.abs(y),
   kerasRelu: (a) => Math.max(1, Math.abs(a)),
+  geluTanh: () => 1.13,
 };
 /** The vector exp and division add a few ulps of the output, and tanh near 0 an ulp of 1. */
 const ACT_RELATIVE = 8 * U32;

@@ -70,6 +70,8 @@ function activate(act: ActivationName, l: { alpha: number; maxValue?: number; th
     case 'softsign': return z.map((v) => v / (1 + Math.abs(v)));
     case 'selu': return z.map((v) => SELU_SCALE * (v > 0 ? v : SELU_ALPHA * (Math.exp(v) - 1)));
     case 'exponential': return z.map(Math.exp);
+    case 'geluTanh':
+      return z.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
     case 'kerasRelu': {
       const t = l.threshold ?? 0, mx = l.maxValue ?? Infinity;
       return z.map((v) => (v > t ? Math.min(v, mx) : alpha * (v - t)));

@@ -38,7 +38,18 @@ const temp = () => mkdtemp(join(tmpdir(), 'maas-act-'));
 /** Inputs wide enough (±3 through the first layer) to reach every activation's curved part. */
 const x = Array.from({ length: 9 }, (_, i) => Array.from({ length: 5 }, (_, j) => Math.sin(i * 5 + j + 0.5) * 3));
 
-const NEW_TFJS: ActivationName[] = ['relu6', 'hardSigmoid', 'swish', 'gelu', 'softplus', 'softsign', 'selu'];
+const NEW_TFJS: ActivationName[] = [
+  'relu6',
+  'hardSigmoid',
+  'swish',
+  'gelu',
+  'softplus',
+  'softsign',
+  'selu',
+  'geluTanh',
+];
+/** tfjs's spelling of each (only geluTanh differs). */
+const tfjsName = (act: ActivationName): string => (act === 'geluTanh' ? 'gelu_new' : act);
 
 /** Writes a tfjs model's artifacts as model.json + weights.bin in `dir` (as tfjs-node does). */
 async function saveTfjs(model: tf.LayersModel, dir: string): Promise<void> {
@@ -102,8 +113,13 @@ describe('tfjs model.json files', () => {
       const dir = await temp();
       const theirs = tf.sequential({
         layers: [
-          tf.layers.dense({ units: 8, inputShape: [5], activation: act as never, biasInitializer: 'randomNormal' }),
-          tf.layers.dense({ units: 4, activation: act as never }),
+          tf.layers.dense({
+            units: 8,
+            inputShape: [5],
+            activation: tfjsName(act) as never,
+            biasInitializer: 'randomNormal',
+          }),
+          tf.layers.dense({ units: 4, activation: tfjsName(act) as never }),
         ],
       });
       await saveTfjs(theirs, dir);
@@ -143,8 +159,10 @@ describe('tfjs model.json files', () => {
   });
 
   it('tfjs loads what maas saves with each activation it has, and predicts the same', async () => {
+    // tfjs's loader camel-cases the 'gelu_new' it writes itself into 'geluNew', a name it does not
+    // register, so tfjs cannot load any gelu_new model (its own included): geluTanh is left out.
     const cases: [string, Sequential][] = [
-      ...NEW_TFJS.map((act, i): [string, Sequential] => [act, ours(act, 10 + i)]),
+      ...NEW_TFJS.filter((act) => act !== 'geluTanh').map((act, i): [string, Sequential] => [act, ours(act, 10 + i)]),
       ['relu maxValue 0.9', ours('relu', 30, { maxValue: 0.9 })],
       ['relu threshold 0.2', ours('relu', 31, { threshold: 0.2 })],
     ];

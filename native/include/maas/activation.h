@@ -29,9 +29,17 @@ enum class Activation : uint32_t {
   //   x > threshold ? min(x, max_value) : negative_slope · (x − threshold)
   // with alpha = negative_slope; max_value may be +inf. Keras requires all three >= 0.
   kKerasRelu = 15,
+  // GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (tfjs 'gelu_new', Keras
+  // gelu(approximate=True)), computed as x·sigmoid(2·√(2/π)·(x + 0.044715·x³)), the same value
+  // without 1 + tanh's cancellation for negative x.
+  kGeluTanh = 16,
 };
 
-constexpr uint32_t kActivationCount = 16;
+constexpr uint32_t kActivationCount = 17;
+
+// 2·√(2/π) and the cubic coefficient of kGeluTanh.
+constexpr double kGeluTanhScale = 1.5957691216057307;
+constexpr double kGeluTanhCubic = 0.044715;
 
 // Keras/tfjs SELU constants (Klambauer et al. 2017).
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
@@ -91,6 +99,8 @@ inline T ActivateScalar(Activation act, T x, const ActivationParams& p) noexcept
       return std::exp(x);
     case Activation::kKerasRelu:
       return x > T(p.threshold) ? (x < T(p.max_value) ? x : T(p.max_value)) : T(p.alpha) * (x - T(p.threshold));
+    case Activation::kGeluTanh:
+      return x / (T(1) + std::exp(-T(kGeluTanhScale) * x * (T(1) + T(kGeluTanhCubic) * x * x)));
     case Activation::kLinear:
     case Activation::kSoftmax:
       break;

@@ -17,7 +17,9 @@ inline float Sigmoid(float z) { return z >= 0 ? 1.f / (1.f + std::exp(-z)) : std
 
 // Activations whose derivative is not a function of their output (neither is monotonic on its
 // own output): training keeps their pre-activation Z.
-bool NeedsPreActivation(Activation act) { return act == Activation::kSwish || act == Activation::kGelu; }
+bool NeedsPreActivation(Activation act) {
+  return act == Activation::kSwish || act == Activation::kGelu || act == Activation::kGeluTanh;
+}
 
 // dZ = dY ⊙ act'(Y), from the layer's output Y (or its pre-activation Z, for the activations
 // NeedsPreActivation names); softmax uses its Jacobian row by row. Also sums dZ's columns into db.
@@ -88,6 +90,13 @@ void ActivationBackward(Activation act, const ActivationParams& p, const float* 
       }
       case Activation::kExponential:
         for (size_t c = 0; c < cols; ++c) d[c] *= yr[c];
+        break;
+      case Activation::kGeluTanh:  // y = z·s(v), v = k(z + c·z³): s + z·s(1 − s)·k(1 + 3c·z²)
+        for (size_t c = 0; c < cols; ++c) {
+          const float z = zr[c], k = static_cast<float>(kGeluTanhScale), cubic = static_cast<float>(kGeluTanhCubic);
+          const float s = Sigmoid(k * z * (1.f + cubic * z * z));
+          d[c] *= s + z * s * (1.f - s) * k * (1.f + 3.f * cubic * z * z);
+        }
         break;
       case Activation::kKerasRelu:
         // With threshold, max_value and slope >= 0, y > 0 only above the threshold (slope 1 below

@@ -125,6 +125,12 @@ inline typename V::R Activate(Activation act, typename V::R x, const ActivationP
       const R d = V::sub(x, V::set1(prm.threshold));
       return V::select_pos(d, V::min(x, V::set1(prm.max_value)), V::mul(V::set1(prm.alpha), d));
     }
+    case Activation::kGeluTanh: {
+      const R x2 = V::mul(x, x);
+      const R two_u = V::mul(V::set1(static_cast<float>(kGeluTanhScale)),
+                             V::mul(x, V::fmadd(x2, V::set1(static_cast<float>(kGeluTanhCubic)), V::set1(1.f))));
+      return V::div(x, V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), two_u))));
+    }
     case Activation::kLinear:
     case Activation::kSoftmax:
       break;
