@@ -180,6 +180,16 @@ for (const kernel of kernels.filter((k) => k.supported)) {
       expectAll(kernel, cases, 3500);
     });
 
+    it('accepts every code of ACTIVATION_CODES and refuses the next one', () => {
+      const x = new Float32Array(4).fill(0.5), w = new Float32Array(4).fill(0.5), y = new Float32Array(4);
+      const codes = Object.values(ACTIVATION_CODES);
+      expect(codes).toEqual(codes.map((_, i) => i));
+      for (const code of codes) native._gemm(kernel.name, x, 2, w, null, 2, 2, 2, code, 0, y, 2, 1);
+      expect(() => native._gemm(kernel.name, x, 2, w, null, 2, 2, 2, codes.length, 0, y, 2, 1)).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+      );
+    });
+
     it('refuses Keras ReLU parameters Keras refuses, with a coded error', () => {
       const x = new Float32Array(4).fill(1), w = new Float32Array(4).fill(1), y = new Float32Array(4);
       for (const bad of [{ alpha: -0.1 }, { alpha: 0, maxValue: -1 }, { alpha: 0, threshold: -0.5 }, { alpha: 0, maxValue: Number.NaN }]) {
@@ -203,6 +213,22 @@ for (const kernel of kernels.filter((k) => k.supported)) {
         for (const m of [1, 2, 29, 200]) for (const n of [7, 200, 513]) cases.push({ m, n, k: 300, act, bias: true, threads: 2 });
       }
       expectAll(kernel, cases, 5000);
+    });
+
+    it('exponential reaches the top of the float range and overflows to inf as libm does', () => {
+      // Pre-activations x·1 exactly; n = 1 runs the narrow path, n = 40 the register tiles.
+      const xs = [-104, -95, -60, 0, 1, 60, 85, 88, 88.37, 88.5, 88.7, 88.72, 88.73, 89, 120];
+      for (const n of [1, 40]) {
+        const x = Float32Array.from(xs);
+        const w = new Float32Array(n).fill(1);
+        const got = new Float32Array(xs.length * n), want = new Float32Array(xs.length * n);
+        native._gemm(kernel.name, x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, got, n, 1);
+        native._referenceDense(x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, want, n, null);
+        for (let i = 0; i < got.length; i++) {
+          const ok = want[i] === Infinity ? got[i] === Infinity : Math.abs(got[i]! - want[i]!) <= ACT_RELATIVE * want[i]! + 1e-45;
+          if (!ok) expect.fail(`${kernel.name} exp(${x[Math.floor(i / n)]}) n${n}: got ${got[i]}, want ${want[i]}`);
+        }
+      }
     });
 
     it('softmax stays finite and sums to one for large logits', () => {

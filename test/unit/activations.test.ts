@@ -335,6 +335,30 @@ describe('int8 and training', () => {
     }
   });
 
+  it('the int8 ONNX export of each runs in onnxruntime as maas runs it (dynamic quantization)', async () => {
+    const acts: [ActivationName, Record<string, number>][] = [
+      ...NEW_TFJS.map((a): [ActivationName, Record<string, number>] => [a, {}]),
+      ['exponential', {}],
+      ['relu', { maxValue: 1.5, threshold: 0.2, negativeSlope: 0.1 }],
+    ];
+    for (const [act, extra] of acts) {
+      // Two stacked exponential layers overflow float32 on the full-range inputs.
+      const xs = act === 'exponential' ? x.map((r) => r.map((v) => v * 0.3)) : x;
+      const m = ours(act, 85, extra);
+      const q = quantize(m, { method: 'dynamic' });
+      const session = await createOrtSession(q.toOnnx(), 1);
+      try {
+        // Same integers; the float epilogue rounds once in maas (fma) and twice in the graph.
+        const want = q.predict(xs).values;
+        expectClose(await session.run(Float32Array.from(xs.flat()), xs.length), want, 1e-5, `int8 onnxruntime ${act}`);
+      } finally {
+        await session.release();
+      }
+      q.dispose();
+      m.dispose();
+    }
+  });
+
   it('a short fit lowers the loss with each new activation', async () => {
     const r = rng(90);
     const xs = Array.from({ length: 64 }, () => Array.from({ length: 5 }, () => r.uniform(-1, 1)));

@@ -68,10 +68,14 @@ function randomModel(hidden: ActivationName, out: ActivationName, seed: number, 
   });
 }
 
-function expectClose(got: Float32Array, want: Float32Array, what: string): void {
+/**
+ * `scale`: the magnitude errors are relative to when a linear head sums large terms down to small
+ * outputs (two exponential layers), instead of each output's own.
+ */
+function expectClose(got: Float32Array, want: Float32Array, what: string, scale = 0): void {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < got.length; i++) {
-    const tol = TFJS_ABS_TOL + TFJS_REL_TOL * Math.abs(want[i]!);
+    const tol = TFJS_ABS_TOL + TFJS_REL_TOL * Math.max(Math.abs(want[i]!), scale);
     if (!(Math.abs(got[i]! - want[i]!) <= tol))
       expect.fail(`${what} (seed ${TEST_SEED}): index ${i}: maas ${got[i]} vs tfjs ${want[i]}`);
   }
@@ -103,11 +107,9 @@ describe('predictions equal @tensorflow/tfjs', () => {
         const sd = act === 'exponential' ? 0.5 : 2;
         for (const batch of [1, 5, 33]) {
           const x = Float32Array.from({ length: batch * 13 }, () => r.normal(0, sd));
-          expectClose(
-            model.predict(tensor(x, [batch, 13])).values,
-            peer.run(x, batch),
-            `${act} on ${isa} batch ${batch}`,
-          );
+          const want = peer.run(x, batch);
+          const scale = act === 'exponential' ? Math.max(...Array.from(want, Math.abs)) : 0;
+          expectClose(model.predict(tensor(x, [batch, 13])).values, want, `${act} on ${isa} batch ${batch}`, scale);
         }
         peer.dispose();
         model.dispose();

@@ -118,8 +118,13 @@ inline typename V::R Activate(Activation act, typename V::R x, const ActivationP
       const R neg = V::mul(V::set1(static_cast<float>(kSeluAlpha)), V::sub(Exp<V>(V::min(x, V::zero())), V::set1(1.f)));
       return V::mul(V::set1(static_cast<float>(kSeluScale)), V::select_pos(x, x, neg));
     }
-    case Activation::kExponential:
-      return Exp<V>(x);
+    case Activation::kExponential: {
+      // Exp clamps its input to [−87.34, 88.38] (so 2^n stays a normal float), short of both ends
+      // of the float range: beyond |x| = 87, exp(x/2)² reaches ln(FLT_MAX) = 88.72 and overflows to
+      // inf above it, and underflows gradually through the subnormals, as libm's exp does.
+      const R h = Exp<V>(V::mul(x, V::set1(0.5f)));
+      return V::select_pos(V::sub(V::abs(x), V::set1(87.f)), V::mul(h, h), Exp<V>(x));
+    }
     case Activation::kKerasRelu: {
       // x − threshold > 0 exactly when x > threshold (subnormals make the difference nonzero).
       const R d = V::sub(x, V::set1(prm.threshold));
