@@ -132,7 +132,7 @@ export function activationNodes(layer: DenseSpec, input: string, output: string,
       ];
     case 'geluTanh': {
       // x·sigmoid(x·(k + k·c·x²)), k = 2·√(2/π), c = 0.044715: the tanh form without its cancellation
-      const k = 1.5957691216057307;
+      const k = 2 * Math.sqrt(2 / Math.PI);
       return [
         node('Mul', [input, input], `${output}_x2`),
         node('Mul', [`${output}_x2`, c('kc', k * 0.044715)], `${output}_kcx2`),

@@ -44,8 +44,8 @@ function erf(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
-const SELU_ALPHA = 1.6732632423543772848170429916717;
-const SELU_SCALE = 1.0507009873554804934193349852946;
+const SELU_ALPHA = 1.6732632423543772;
+const SELU_SCALE = 1.0507009873554805;
 
 function activate(act: ActivationName, l: { alpha: number; maxValue?: number; threshold?: number }, z: number[]): number[] {
   const alpha = l.alpha;

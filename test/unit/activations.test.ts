@@ -72,7 +72,10 @@ async function saveTfjs(model: tf.LayersModel, dir: string): Promise<void> {
 
 /** Reads our saved files as tfjs model artifacts. */
 async function asTfjsArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {
-  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as {
+    modelTopology: object;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
   const group = json.weightsManifest[0];
   const data = await readFile(join(dir, group.paths[0].replace('./', '')));
   return {
@@ -85,7 +88,7 @@ async function asTfjsArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i]! - want[i]!) <= tol * Math.max(1, Math.abs(want[i]!))))
+    if (!(Math.abs(got[i] - want[i]) <= tol * Math.max(1, Math.abs(want[i]))))
       expect.fail(`${what} (seed ${TEST_SEED}): output ${i}: got ${got[i]}, want ${want[i]}`);
   }
 }
@@ -249,13 +252,13 @@ describe('a Keras .h5 written with h5wasm', () => {
     const inputs = Array.from({ length: 7 }, (_, i) => Array.from({ length: 4 }, (_, j) => Math.cos(i * 4 + j) * 2.5));
     const want = inputs.flatMap((row) => {
       const h = Array.from({ length: 6 }, (_, j) => {
-        let s = b1[j]!;
-        for (let p = 0; p < 4; p++) s += row[p]! * k1[p * 6 + j]!;
+        let s = b1[j];
+        for (let p = 0; p < 4; p++) s += row[p] * k1[p * 6 + j];
         return kerasRelu(s, Math.fround(1.25), Math.fround(0.1), Math.fround(0.2));
       });
       return Array.from({ length: 3 }, (_, j) => {
-        let s = b2[j]!;
-        for (let p = 0; p < 6; p++) s += h[p]! * k2[p * 3 + j]!;
+        let s = b2[j];
+        for (let p = 0; p < 6; p++) s += h[p] * k2[p * 3 + j];
         return Math.min(Math.max(0.2 * s + 0.5, 0), 1);
       });
     });
@@ -327,7 +330,7 @@ describe('int8 and training', () => {
       // u8 activations over each layer's calibrated range: a few percent of the output range.
       const range = Math.max(...want) - Math.min(...want);
       for (let i = 0; i < want.length; i++) {
-        if (!(Math.abs(got[i]! - want[i]!) <= 0.08 * range + 1e-3))
+        if (!(Math.abs(got[i] - want[i]) <= 0.08 * range + 1e-3))
           expect.fail(`int8 ${act} (seed ${TEST_SEED}): output ${i}: ${got[i]} vs fp32 ${want[i]}`);
       }
       q.dispose();
@@ -362,7 +365,7 @@ describe('int8 and training', () => {
   it('a short fit lowers the loss with each new activation', async () => {
     const r = rng(90);
     const xs = Array.from({ length: 64 }, () => Array.from({ length: 5 }, () => r.uniform(-1, 1)));
-    const ys = xs.map((row) => [Math.sin(row[0]! + row[1]!) * 0.5, row[2]! * row[3]! - 0.2]);
+    const ys = xs.map((row) => [Math.sin(row[0] + row[1]) * 0.5, row[2] * row[3] - 0.2]);
     const acts: [ActivationName, Record<string, number>][] = [
       ...NEW_TFJS.map((a): [ActivationName, Record<string, number>] => [a, {}]),
       ['exponential', {}],
@@ -383,8 +386,8 @@ describe('int8 and training', () => {
       });
       m.compile({ optimizer: 'adam', loss: 'meanSquaredError' });
       const history = await m.fit(xs, ys, { epochs: 15, batchSize: 16, verbose: 0, seed: 1 });
-      const loss = history.history.loss as number[];
-      if (!(loss[loss.length - 1]! < 0.8 * loss[0]!))
+      const loss = history.history.loss;
+      if (!(loss[loss.length - 1] < 0.8 * loss[0]))
         expect.fail(`fit with ${act} (seed ${TEST_SEED}): loss ${loss[0]} -> ${loss[loss.length - 1]}`);
       m.dispose();
     }
