@@ -51,7 +51,10 @@ inline ActivationParams ParseActivationParams(Napi::Env env, const Napi::Object&
                            static_cast<float>(OptionalNumber(o, "threshold", 0))};
   if (!ValidActivationParams(act, p)) {
     ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
-               what + ": kerasRelu needs alpha (negative slope) >= 0, maxValue >= 0 and threshold >= 0", true);
+               what +
+                   ": kerasRelu expects alpha (negative slope) >= 0, maxValue >= 0 and threshold >= 0 but received " +
+                   std::to_string(p.alpha) + ", " + std::to_string(p.max_value) + " and " + std::to_string(p.threshold),
+               true);
   }
   return p;
 }
