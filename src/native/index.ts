@@ -214,12 +214,12 @@ export interface NativeBinding {
   _qgemm(
     kernel: string, a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
-    outScale: number, outZero: number, threads: number,
+    outScale: number, outZero: number, threads: number, params?: NativeActivationParams,
   ): void;
   _referenceQGemm(
     a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
-    outScale: number, outZero: number, outMax: number,
+    outScale: number, outZero: number, outMax: number, params?: NativeActivationParams,
   ): void;
   _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
   _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };

@@ -1,5 +1,5 @@
 // Packing, opening and running a quantized dense stack. Between two int8 layers whose
-// activation the epilogue fuses (linear, relu, relu6) and whose parameters are static, the first layer
+// activation the epilogue fuses (linear, relu, relu6, Keras ReLU) and whose parameters are static, the first layer
 // writes u8 straight into the second's input; everywhere else a layer writes fp32 and the next
 // int8 layer quantizes it (with the calibrated parameters, or the batch's own range).
 #include "maas/quantized_stack.h"
@@ -330,10 +330,6 @@ void QuantizeRows(const Int8GemmKernel& kernel, const float* x, size_t rows, siz
   }
 }
 
-bool Fusable(Activation act) {
-  return act == Activation::kLinear || act == Activation::kRelu || act == Activation::kRelu6;
-}
-
 }  // namespace
 
 void Int8GemmParallel(const Int8GemmKernel& kernel, const Int8GemmArgs& args, ThreadPool* pool, size_t threads,
@@ -414,8 +410,9 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
       }
     }
     const QuantLayerView* next = last ? nullptr : &view.layers[l + 1];
-    const bool requant = next && next->spec.int8 && view.mode == QuantMode::kStatic && Fusable(d.act);
-    g.act = Fusable(d.act) ? d.act : Activation::kLinear;
+    const bool requant = next && next->spec.int8 && view.mode == QuantMode::kStatic && Int8Fusable(d.act);
+    g.act = Int8Fusable(d.act) ? d.act : Activation::kLinear;
+    g.params = d.params();
     if (requant) {
       uint8_t* q = scratch->u8(u8_next);
       u8_next ^= 1;
@@ -432,7 +429,7 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     g.c = out;
     g.ldc = d.out;
     Int8GemmParallel(kernel, g, pool, threads, int8_scratch);
-    if (!Fusable(d.act)) ApplyActivationRows(out, batch, d.out, d.act, d.params());
+    if (!Int8Fusable(d.act)) ApplyActivationRows(out, batch, d.out, d.act, d.params());
     u8_in = nullptr;
     in = out;
     f32_next ^= 1;
