@@ -214,6 +214,8 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
   let width = inputDims.length === 2 && inputDims[1]?.dim_value !== undefined ? num(inputDims[1].dim_value) : -1;
   let current = input.name;
   const layers: OnnxDense[] = [];
+  /** The input of the last Sigmoid: Sigmoid(z) then Mul(z, ·) is swish (PyTorch's SiLU, maas's export). */
+  let sigmoidInput: string | null = null;
   const refuse = (n: OnnxNode, why: string): never => {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
@@ -306,7 +308,16 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
         break;
       case 'Sigmoid':
         activate(n, 'sigmoid');
+        sigmoidInput = current;
         break;
+      case 'Mul': {
+        const last = layers[layers.length - 1];
+        if (!last || last.activation !== 'sigmoid' || sigmoidInput === null || other !== sigmoidInput)
+          refuse(n, 'only Mul(z, Sigmoid(z)) (swish) is supported');
+        last!.activation = 'swish';
+        sigmoidInput = null;
+        break;
+      }
       case 'Tanh':
         activate(n, 'tanh');
         break;

@@ -305,11 +305,14 @@ describe('ONNX', () => {
       }
       const dir = await temp();
       await writeFile(join(dir, 'model.onnx'), bytes);
-      // Single ops (Clip, HardSigmoid, Softplus, Softsign, Selu, Exp) import; the written-out ones are refused.
-      if (['relu6', 'hardSigmoid', 'softplus', 'softsign', 'selu', 'exponential'].includes(what)) {
+      // Single ops (Clip, HardSigmoid, Softplus, Softsign, Selu, Exp) and swish's Sigmoid + Mul
+      // import; gelu, geluTanh and Keras ReLU are written out of several ops and are refused.
+      if (['relu6', 'hardSigmoid', 'swish', 'softplus', 'softsign', 'selu', 'exponential'].includes(what)) {
         const back = await loadModel(join(dir, 'model.onnx'));
         expect(back.layers.map((l) => l.activation)).toEqual(m.layers.map((l) => l.activation));
         expectClose(back.predict(x).values, m.predict(x).values, 1e-6, `ONNX import ${what}`);
+      } else {
+        expect(await errorOf(() => loadModel(join(dir, 'model.onnx')))).toContain('MAAS_ERR_MODEL_FORMAT');
       }
     }
   });
