@@ -14,6 +14,8 @@ export interface KerasModelData {
   /** Weights by layer name, in the layer's weight_names order (kernel, bias, ...). */
   weights: Map<string, Float32Array[]>;
   trainingConfig: unknown | null;
+  /** The root's keras_version attribute ('2.12.0', '3.3.3'), or null when the file has none. */
+  kerasVersion: string | null;
 }
 
 interface H5Entity {
@@ -79,7 +81,13 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
       );
     }
     const training = root.attrs?.training_config?.value;
-    return { topology, weights, trainingConfig: training === undefined ? null : JSON.parse(asString(training)) };
+    const version = root.attrs?.keras_version?.value;
+    return {
+      topology,
+      weights,
+      trainingConfig: training === undefined ? null : JSON.parse(asString(training)),
+      kerasVersion: version === undefined ? null : asString(version),
+    };
   } finally {
     file.close();
   }

@@ -177,7 +177,7 @@ function compileFromKeras(model: Sequential, config: unknown): void {
 /** Builds a Sequential from a Keras .h5 (whole model, or weights with an architecture JSON). */
 async function loadKerasModel(path: string, architecture?: string): Promise<Sequential> {
   const data = await readKerasH5(path, architecture);
-  const model = buildSequential(fromTopology(data.topology), (p) => {
+  const model = buildSequential(fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
     const w = data.weights.get(p.name);
     if (!w || w.length < (p.useBias ? 2 : 1))
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);

@@ -186,8 +186,12 @@ function inputDimOf(config: Record<string, unknown>): number | null {
   return shape[1];
 }
 
-/** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
-export function fromTopology(topology: unknown): ParsedDense[] {
+/**
+ * Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense
+ * before them. `kerasVersion` is the file's Keras version where it states one (an .h5's root
+ * attribute): Keras 3 redefined hard_sigmoid, so its files are refused there.
+ */
+export function fromTopology(topology: unknown, options: { kerasVersion?: string | null } = {}): ParsedDense[] {
   if (topology && typeof topology === 'object' && 'modelTopology' in topology)
     topology = (topology as { modelTopology: unknown }).modelTopology;
   const out: ParsedDense[] = [];
@@ -213,6 +217,15 @@ export function fromTopology(topology: unknown): ParsedDense[] {
       refuse(layer, `${what} must be a number >= 0 (as Keras requires) but is ${JSON.stringify(value)}`);
     return value;
   };
+  const keras3 = /^[3-9]\./.test(options.kerasVersion ?? '');
+  /** An activation string of a layer; Keras 3's hard_sigmoid (x/6 + 0.5) is not tf.keras 2's. */
+  const activationOf = (layer: KerasLayer, name: unknown): ActivationName => {
+    const act = KERAS_ACTIVATIONS[String(name)];
+    if (!act) refuse(layer, `activation '${String(name)}' is not one maas implements`);
+    if (keras3 && String(name) === 'hard_sigmoid')
+      refuse(layer, "Keras 3's hard_sigmoid is x/6 + 0.5; maas implements tf.keras 2's and tfjs's 0.2·x + 0.5");
+    return act!;
+  };
   for (const layer of layerList(topology)) {
     const c = layer.config ?? {};
     // A functional model must still be a chain: every layer takes exactly one input.
@@ -225,8 +238,7 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         pendingInput = inputDimOf(c);
         break;
       case 'Dense': {
-        const act = KERAS_ACTIVATIONS[String(c.activation ?? 'linear')];
-        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
+        const act = activationOf(layer, c.activation ?? 'linear');
         const reg = c.kernel_regularizer as { config?: { l1?: number; l2?: number } } | null | undefined;
         // Keras 1.x spells units output_dim and use_bias bias, and may give input_dim instead of a shape.
         out.push({
@@ -243,9 +255,7 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         break;
       }
       case 'Activation': {
-        const act = KERAS_ACTIVATIONS[String(c.activation)];
-        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
-        foldInto(layer, act);
+        foldInto(layer, activationOf(layer, c.activation));
         break;
       }
       case 'ReLU': {

@@ -199,6 +199,40 @@ describe('tfjs model.json files', () => {
 /** Keras's ReLU, f64: x > t ? min(x, max) : slope·(x − t). */
 const kerasRelu = (v: number, max: number, slope: number, t: number) => (v > t ? Math.min(v, max) : slope * (v - t));
 
+/** Dense weights of a Keras file: layer name, kernel, bias, fan-in, units. */
+type KerasDenseWeights = readonly [string, Float32Array, Float32Array, number, number];
+
+/**
+ * Writes a Keras whole-model .h5 as Keras 2's model.save lays it out: the model_config
+ * attribute, and model_weights/<layer>/<layer>/{kernel:0,bias:0} with weight_names.
+ */
+async function writeKerasH5(
+  config: { config: { layers: { config: { name: string } }[] } },
+  dense: readonly KerasDenseWeights[],
+  kerasVersion = '2.12.0',
+): Promise<string> {
+  await h5wasm.ready;
+  const path = join(await temp(), 'model.h5');
+  const file = new h5wasm.File(path, 'w');
+  file.create_attribute('model_config', JSON.stringify(config));
+  file.create_attribute('keras_version', kerasVersion);
+  file.create_attribute('backend', 'tensorflow');
+  const weights = file.create_group('model_weights');
+  const names = config.config.layers.map((l) => l.config.name).filter((n) => !n.startsWith('input'));
+  weights.create_attribute('layer_names', names);
+  for (const [name, kernel, bias, fanIn, units] of dense) {
+    const g = weights.create_group(name);
+    g.create_attribute('weight_names', [`${name}/kernel:0`, `${name}/bias:0`]);
+    const inner = g.create_group(name);
+    inner.create_dataset({ name: 'kernel:0', data: kernel, shape: [fanIn, units], dtype: '<f' });
+    inner.create_dataset({ name: 'bias:0', data: bias, shape: [units], dtype: '<f' });
+  }
+  for (const name of names.filter((n) => !dense.some(([d]) => d === n)))
+    weights.create_group(name).create_attribute('weight_names', []);
+  file.close();
+  return path;
+}
+
 describe('a Keras .h5 written with h5wasm', () => {
   it('imports a ReLU layer with max_value, negative_slope and threshold and a hard_sigmoid Activation', async () => {
     const r = rng(77);
@@ -223,26 +257,10 @@ describe('a Keras .h5 written with h5wasm', () => {
         ],
       },
     };
-    await h5wasm.ready;
-    const path = join(await temp(), 'relu.h5');
-    const file = new h5wasm.File(path, 'w');
-    file.create_attribute('model_config', JSON.stringify(config));
-    file.create_attribute('keras_version', '2.12.0');
-    file.create_attribute('backend', 'tensorflow');
-    const weights = file.create_group('model_weights');
-    weights.create_attribute('layer_names', ['dense_1', 're_lu', 'dense_2', 'activation']);
-    for (const [name, kernel, bias, fanIn, units] of [
+    const path = await writeKerasH5(config, [
       ['dense_1', k1, b1, 4, 6],
       ['dense_2', k2, b2, 6, 3],
-    ] as const) {
-      const g = weights.create_group(name);
-      g.create_attribute('weight_names', [`${name}/kernel:0`, `${name}/bias:0`]);
-      const inner = g.create_group(name);
-      inner.create_dataset({ name: 'kernel:0', data: kernel, shape: [fanIn, units], dtype: '<f' });
-      inner.create_dataset({ name: 'bias:0', data: bias, shape: [units], dtype: '<f' });
-    }
-    for (const name of ['re_lu', 'activation']) weights.create_group(name).create_attribute('weight_names', []);
-    file.close();
+    ]);
 
     const model = await loadModel(path);
     expect(model.layers.map((l) => [l.activation, l.alpha, l.maxValue, l.threshold])).toEqual([
@@ -264,6 +282,34 @@ describe('a Keras .h5 written with h5wasm', () => {
     });
     // Every branch of the ReLU is taken by some hidden unit.
     expectClose(model.predict(inputs).values, want, F64_TOL, 'Keras h5 ReLU');
+  });
+
+  it("refuses Keras 3's hard_sigmoid (x/6 + 0.5), which is not tf.keras 2's", async () => {
+    const k = new Float32Array(2 * 2).fill(0.5),
+      b = new Float32Array(2);
+    const config = {
+      class_name: 'Sequential',
+      config: {
+        name: 'sequential',
+        layers: [
+          {
+            class_name: 'Dense',
+            config: {
+              name: 'dense',
+              units: 2,
+              activation: 'hard_sigmoid',
+              use_bias: true,
+              batch_input_shape: [null, 2],
+            },
+          },
+        ],
+      },
+    };
+    const keras2 = await loadModel(await writeKerasH5(config, [['dense', k, b, 2, 2]], '2.15.0'));
+    expect(keras2.layers[0].activation).toBe('hardSigmoid');
+    const keras3 = await writeKerasH5(config, [['dense', k, b, 2, 2]], '3.3.3');
+    const err = await errorOf(() => loadModel(keras3));
+    expect(err).toMatch(/MAAS_ERR_MODEL_FORMAT.*hard_sigmoid/s);
   });
 
   it('refuses a ReLU with a negative max_value, with a coded error naming the layer', async () => {
