@@ -18,6 +18,7 @@ import {
   loadModel,
   quantize,
   sequential,
+  sgd,
   type ActivationName,
   type Sequential,
 } from '../../src/index.js';
@@ -407,6 +408,52 @@ describe('int8 and training', () => {
         await session.release();
       }
       q.dispose();
+      m.dispose();
+    }
+  });
+
+  it('training steps give the weights tfjs gives, with each tfjs activation', async () => {
+    // 20 float32 SGD steps in two implementations with different summation orders.
+    const TFJS_WEIGHT_TOL = 2e-5;
+    const r = rng(95);
+    const xs = Float32Array.from({ length: 80 * 7 }, () => r.normal());
+    const ys = Float32Array.from({ length: 80 * 3 }, () => r.normal());
+    for (const act of NEW_TFJS) {
+      const m = sequential({
+        layers: [
+          dense({
+            units: 12,
+            activation: act,
+            inputShape: [7],
+            kernelInitializer: initializers.glorotUniform({ seed: 3 }),
+            biasInitializer: initializers.randomUniform({ seed: 4, minval: -0.1, maxval: 0.1 }),
+          }),
+          dense({ units: 3, kernelInitializer: initializers.glorotUniform({ seed: 5 }) }),
+        ],
+      });
+      const theirs = tf.sequential({
+        layers: [
+          tf.layers.dense({ units: 12, activation: tfjsName(act) as never, inputShape: [7] }),
+          tf.layers.dense({ units: 3 }),
+        ],
+      });
+      theirs.setWeights(m.getWeights().map((w) => tf.tensor(w.values, [...w.shape])));
+      m.compile({ optimizer: sgd({ learningRate: 0.05 }), loss: 'meanSquaredError' });
+      theirs.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
+      await m.fit(xs, ys, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0 });
+      await theirs.fit(tf.tensor2d(xs, [80, 7]), tf.tensor2d(ys, [80, 3]), {
+        epochs: 2,
+        batchSize: 8,
+        shuffle: false,
+        verbose: 0,
+      });
+      const want = theirs.getWeights().map((w) => w.dataSync());
+      m.getWeights().forEach((w, i) => {
+        for (let j = 0; j < w.size; j++) {
+          if (!(Math.abs(w.values[j] - want[i][j]) <= TFJS_WEIGHT_TOL))
+            expect.fail(`${act} (seed ${TEST_SEED}): weight ${i}[${j}]: maas ${w.values[j]} vs tfjs ${want[i][j]}`);
+        }
+      });
       m.dispose();
     }
   });
