@@ -1,5 +1,5 @@
-// Activation functions a dense layer can fuse into its GEMM epilogue, their parameters, and the
-// scalar definition every path (reference, int8 fp32 rows, training) shares.
+// Activation functions a dense layer can fuse into its GEMM epilogue, their parameters, and their
+// scalar definition (the double-precision reference every vector path is tested against).
 // The numeric values are part of the packed-buffer format and the JS binding: append only.
 #pragma once
 #include <cmath>
@@ -61,8 +61,8 @@ inline bool ValidActivationParams(Activation a, const ActivationParams& p) noexc
          std::isfinite(p.threshold);
 }
 
-// The scalar definition of an element-wise activation in T (double for the reference, float for
-// the rows the int8 path does not fuse and for training's pre-activation layers). libm throughout.
+// The scalar definition of an element-wise activation in T (double in the reference), libm
+// throughout; the kernels' vector code in f32_gemm_driver.h follows it case by case.
 template <class T>
 inline T ActivateScalar(Activation act, T x, const ActivationParams& p) noexcept {
   switch (act) {

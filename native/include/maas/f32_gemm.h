@@ -46,6 +46,10 @@ struct F32GemmKernel {
   size_t (*scratch_floats)(size_t k);
   // Computes one tile. Softmax requires the tile to span every panel. noexcept, no allocation.
   void (*run)(const F32GemmArgs& args, const GemmTile& tile, float* scratch);
+  // y[i] = act(z[i]) over n floats with the epilogue's own vector code (element-wise activations
+  // only; z may equal y): for callers that keep the pre-activation (training) or apply the
+  // activation after another kernel (the int8 path's unfused activations).
+  void (*activate)(Activation act, const ActivationParams& params, const float* z, float* y, size_t n);
 };
 
 // Kernels in preference order (best first), from f32_gemm.inc.

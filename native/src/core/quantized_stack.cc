@@ -295,19 +295,18 @@ void Int8Task(void* ctx, size_t ith, size_t nth) {
 // As for fp32: below this many operations a second thread costs more than it saves.
 constexpr double kParallelMinOps = 2e6;
 
-// Activations the int8 epilogue does not fuse, applied to fp32 rows in place (ActivateScalar in float).
-void ApplyActivationRows(float* c, size_t rows, size_t n, Activation act, const ActivationParams& params) {
+// Activations the int8 epilogue does not fuse, applied to fp32 rows in place: element-wise ones
+// with the fp32 kernel's epilogue code (the same values an fp32 layer computes), softmax here.
+void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t n, Activation act,
+                         const ActivationParams& params) {
+  if (act != Activation::kSoftmax) return f32.activate(act, params, c, c, rows * n);
   for (size_t i = 0; i < rows; ++i) {
     float* row = c + i * n;
-    if (act == Activation::kSoftmax) {
-      float mx = row[0];
-      for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
-      float total = 0.f;
-      for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
-      for (size_t j = 0; j < n; ++j) row[j] /= total;
-      continue;
-    }
-    for (size_t j = 0; j < n; ++j) row[j] = ActivateScalar<float>(act, row[j], params);
+    float mx = row[0];
+    for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+    float total = 0.f;
+    for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
+    for (size_t j = 0; j < n; ++j) row[j] /= total;
   }
 }
 
@@ -429,7 +428,7 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     g.c = out;
     g.ldc = d.out;
     Int8GemmParallel(kernel, g, pool, threads, int8_scratch);
-    if (!Int8Fusable(d.act)) ApplyActivationRows(out, batch, d.out, d.act, d.params());
+    if (!Int8Fusable(d.act)) ApplyActivationRows(*view.f32, out, batch, d.out, d.act, d.params());
     u8_in = nullptr;
     in = out;
     f32_next ^= 1;

@@ -227,10 +227,7 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
       g.c = pre_[l].data();
       g.act = Activation::kLinear;
       F32GemmParallel(kernel_, g, pool, threads, scratch);
-      const float* z = pre_[l].data();
-      float* y = outputs_[l].data();
-      for (size_t i = 0, count = batch * layer.spec.out; i < count; ++i)
-        y[i] = ActivateScalar<float>(act, z[i], layer.spec.params());
+      kernel_.activate(act, layer.spec.params(), pre_[l].data(), outputs_[l].data(), batch * layer.spec.out);
     } else {
       F32GemmParallel(kernel_, g, pool, threads, scratch);
     }

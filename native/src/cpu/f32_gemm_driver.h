@@ -173,6 +173,15 @@ void SoftmaxRows(float* c, size_t ldc, size_t rows, size_t n) {
   }
 }
 
+// y = act(z) over n floats, W at a time with a masked tail.
+template <class V>
+void ActivateRow(Activation act, const ActivationParams& params, const float* z, float* y, size_t n) {
+  constexpr size_t W = V::W;
+  size_t i = 0;
+  for (; i + W <= n; i += W) V::store(y + i, Activate<V>(act, V::load(z + i), params));
+  if (i < n) V::store_tail(y + i, Activate<V>(act, V::load_tail(z + i, n - i, 0.f), params), n - i);
+}
+
 struct Epilogue {
   const float* bias;  // this panel's nr floats, or nullptr
   Activation act;     // kLinear for softmax layers: the row pass runs after the last panel
@@ -368,4 +377,7 @@ struct F32GemmDriver {
   static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
   size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }                         \
   void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { F32GemmDriver<V, mr, nv>::Run(g, t, s); } \
+  void name##_activate(Activation a, const ActivationParams& p, const float* z, float* y, size_t n) {            \
+    ActivateRow<V>(a, p, z, y, n);                                                                               \
+  }                                                                                                              \
   }
