@@ -210,6 +210,8 @@ export interface NativeBinding {
     m: number, n: number, k: number, activation: number, alpha: number | NativeActivationParams,
     y: Float32Array, ldy: number, magnitude: Float32Array | null,
   ): void;
+  /** y = act(z) with a kernel's element-wise activation pass (training and the int8 path use it). */
+  _activate(kernel: string, activation: number, params: NativeActivationParams | null, z: Float32Array, y: Float32Array): void;
   _peakFma(isa: 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
   _qgemm(
     kernel: string, a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,

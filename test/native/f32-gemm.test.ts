@@ -180,6 +180,25 @@ for (const kernel of kernels.filter((k) => k.supported)) {
       expectAll(kernel, cases, 3500);
     });
 
+    it("the activation pass (training's and the int8 path's) matches the reference over tails", () => {
+      const r = rng(3700);
+      for (const act of (Object.keys(ACTIVATION_CODES) as ActivationName[]).filter((a) => a !== 'softmax')) {
+        for (const n of [1, 7, 8, 15, 16, 17, 33, 67]) {
+          const z = Float32Array.from({ length: n }, () => r.uniform(-6, 6));
+          const y = stridedMatrix(null, 1, n, n, WRITE_GUARD);
+          const want = new Float32Array(n);
+          native._activate(kernel.name, ACTIVATION_CODES[act], paramsOf(act), z, y);
+          // x·1 with k = 1 is exact: the reference applies the activation to z itself.
+          native._referenceDense(z, 1, Float32Array.of(1), null, n, 1, 1, ACTIVATION_CODES[act], paramsOf(act), want, 1, null);
+          if (!tailIntact(y, WRITE_GUARD)) expect.fail(`${kernel.name} ${act} n${n}: wrote past the end`);
+          for (let i = 0; i < n; i++) {
+            if (!(Math.abs(y[i]! - want[i]!) <= ACT_RELATIVE * Math.abs(want[i]!) + ACT_ABSOLUTE))
+              expect.fail(`${kernel.name} ${act} n${n} (seed ${TEST_SEED}): ${i}: got ${y[i]}, want ${want[i]}`);
+          }
+        }
+      }
+    });
+
     it('accepts every code of ACTIVATION_CODES and refuses the next one', () => {
       const x = new Float32Array(4).fill(0.5), w = new Float32Array(4).fill(0.5), y = new Float32Array(4);
       const codes = Object.values(ACTIVATION_CODES);

@@ -168,6 +168,22 @@ Napi::Value ReferenceDense(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// _activate(kernel, act, params, z, y): a kernel's element-wise activation pass, y = act(z). A test entry.
+Napi::Value Activate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const F32GemmKernel& kernel = ArgKernel(info, 0);
+  const Activation act = ArgActivation(info, 1);
+  if (!IsElementwise(act)) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "_activate: softmax is a row pass", true);
+  maas::ActivationParams params;
+  if (info[2].IsObject()) params = ParseActivationParams(env, info[2].As<Napi::Object>(), act, "_activate");
+  auto z = ArgTypedArray<float>(info, 3, "z", napi_float32_array);
+  auto y = ArgTypedArray<float>(info, 4, "y", napi_float32_array);
+  if (y.ElementLength() < z.ElementLength())
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_activate: y must hold as many floats as z", true);
+  kernel.activate(act, params, z.Data(), y.Data(), z.ElementLength());
+  return env.Undefined();
+}
+
 // _peakFma(isa: 'avx512'|'avx2', iterations, threads) -> { flops, seconds }
 Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -189,6 +205,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("packStack", Napi::Function::New(env, PackStack, "packStack"));
   exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
   exports.Set("_referenceDense", Napi::Function::New(env, ReferenceDense, "_referenceDense"));
+  exports.Set("_activate", Napi::Function::New(env, Activate, "_activate"));
   exports.Set("_peakFma", Napi::Function::New(env, PeakFma, "_peakFma"));
 }
 
