@@ -63,6 +63,30 @@ function activate(y: Float32Array, batch: number, layer: DenseSpec): void {
       return mapInPlace(y, Math.tanh);
     case 'softmax':
       return softmaxRows(y, batch, layer.out);
+    case 'relu6':
+      return mapInPlace(y, (v) => Math.min(Math.max(v, 0), 6));
+    case 'hardSigmoid':
+      return mapInPlace(y, (v) => Math.min(Math.max(0.2 * v + 0.5, 0), 1));
+    case 'swish':
+      return mapInPlace(y, (v) => v / (1 + Math.exp(-v)));
+    case 'geluTanh':
+      return mapInPlace(y, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
+    case 'softplus':
+      return mapInPlace(y, (v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
+    case 'softsign':
+      return mapInPlace(y, (v) => v / (1 + Math.abs(v)));
+    case 'selu':
+      return mapInPlace(y, (v) => 1.0507009873554805 * (v > 0 ? v : 1.6732632423543772 * Math.expm1(v)));
+    case 'exponential':
+      return mapInPlace(y, Math.exp);
+    case 'kerasRelu': {
+      const t = layer.threshold ?? 0,
+        max = layer.maxValue ?? Infinity;
+      return mapInPlace(y, (v) => (v > t ? Math.min(v, max) : alpha * (v - t)));
+    }
+    case 'gelu':
+      // JavaScript has no erf; the peer is a timing baseline, not a reference for this one.
+      throw new Error("the naive peer does not implement 'gelu'");
   }
 }
 

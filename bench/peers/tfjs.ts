@@ -59,9 +59,28 @@ function ensureBackend(backend: TfjsBackend): void {
 }
 
 /** Keras dense activation string for the activations tfjs can fuse into the dense layer. */
-function denseActivation(activation: DenseActivation): 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax' {
-  // leakyRelu and elu take an alpha that dense activation strings cannot carry, so they become separate layers.
-  return activation === 'leakyRelu' || activation === 'elu' ? 'linear' : activation;
+function denseActivation(
+  activation: DenseActivation,
+): Exclude<DenseActivation, 'leakyRelu' | 'elu' | 'exponential' | 'kerasRelu' | 'geluTanh'> | 'gelu_new' {
+  // leakyRelu and elu take an alpha that dense activation strings cannot carry, and tfjs has no
+  // exponential activation nor Keras's full ReLU: those become separate layers.
+  if (activation === 'leakyRelu' || activation === 'elu' || activation === 'exponential' || activation === 'kerasRelu')
+    return 'linear';
+  return activation === 'geluTanh' ? 'gelu_new' : activation;
+}
+
+/** An element-wise function as a layer (tfjs lacks exponential and Keras's ReLU(max, slope, threshold)). */
+class ElementwiseLayer extends tf.layers.Layer {
+  static className = 'MaasElementwise';
+
+  constructor(private readonly fn: (x: tf.Tensor) => tf.Tensor) {
+    super({});
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    return tf.tidy(() => this.fn(x));
+  }
 }
 
 /** ELU with a non-default alpha, which tf.layers.elu rejects (tfjs only implements alpha = 1). */
@@ -81,6 +100,14 @@ class AlphaElu extends tf.layers.Layer {
 /** The extra layer that applies an alpha-parameterised activation, or null when dense handles it. */
 function alphaActivationLayer(layer: DenseSpec): tf.layers.Layer | null {
   if (layer.activation === 'leakyRelu') return tf.layers.leakyReLU({ alpha: layer.alpha });
+  if (layer.activation === 'exponential') return new ElementwiseLayer((x) => tf.exp(x));
+  if (layer.activation === 'kerasRelu') {
+    const t = layer.threshold ?? 0,
+      max = layer.maxValue ?? Infinity;
+    return new ElementwiseLayer((x) =>
+      tf.where(tf.greater(x, t), tf.minimum(x, max), tf.mul(tf.sub(x, t), layer.alpha)),
+    );
+  }
   if (layer.activation !== 'elu') return null;
   return layer.alpha === 1 ? tf.layers.elu() : new AlphaElu(layer.alpha);
 }

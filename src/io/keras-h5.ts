@@ -17,6 +17,8 @@ export interface KerasModelData {
   /** Weights by layer name, in the layer's weight_names order (kernel, bias, ...). */
   weights: Map<string, Float32Array[]>;
   trainingConfig: unknown;
+  /** The root's keras_version attribute ('2.12.0', '3.3.3'), or null when the file has none. */
+  kerasVersion: string | null;
 }
 
 interface H5Entity {
@@ -191,14 +193,11 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
     }
     topology = parseJson(text, 'the architecture file', architecture);
   }
-  return { topology, weights: contents.weights, trainingConfig: contents.trainingConfig };
+  return { ...contents, topology };
 }
 
 /** The model_config, weights and training_config of an open file (synchronous: run quietly). */
-function readContents(
-  file: unknown,
-  path: string,
-): { topology: unknown; weights: Map<string, Float32Array[]>; trainingConfig: unknown } {
+function readContents(file: unknown, path: string): KerasModelData & { topology: unknown } {
   const root = file as H5Entity;
   const configAttr = root.attrs?.model_config?.value;
   const topology = configAttr === undefined ? undefined : parseJson(asString(configAttr), 'model_config', path);
@@ -220,9 +219,11 @@ function readContents(
     );
   }
   const training = root.attrs?.training_config?.value;
+  const version = root.attrs?.keras_version?.value;
   return {
     topology,
     weights,
     trainingConfig: training === undefined ? null : parseJson(asString(training), 'training_config', path),
+    kerasVersion: version === undefined ? null : asString(version),
   };
 }

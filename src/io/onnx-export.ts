@@ -6,9 +6,10 @@
 import type protobuf from 'protobufjs';
 import { onnxTypes } from './onnx.js';
 import { MaasError } from '../core/errors.js';
+import type { ActivationName } from '../native/index.js';
 
-/** Activation names of an exported layer (Keras spelling). */
-export type DenseActivation = 'linear' | 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' | 'tanh' | 'softmax';
+/** Activation names of an exported layer (tfjs spelling). */
+export type DenseActivation = ActivationName;
 
 /** One dense layer to export: weights are in×out row-major (Keras kernel layout). */
 export type DenseSpec = {
@@ -18,6 +19,10 @@ export type DenseSpec = {
   out: number;
   activation: DenseActivation;
   alpha: number;
+  /** kerasRelu's max_value (absent: none). */
+  maxValue?: number;
+  /** kerasRelu's threshold (absent: 0). */
+  threshold?: number;
 };
 
 /** Which ONNX operators a dense layer is lowered to. */
@@ -81,23 +86,83 @@ export function node(op_type: string, input: string[], output: string, attribute
   return { op_type, name: `${op_type}_${output}`, input, output: [output], attribute };
 }
 
-/** The activation node for one layer, or null when the layer is linear. */
-export function activationNode(layer: DenseSpec, input: string, output: string): NodeObject | null {
+/** A float32 scalar initializer (Clip's bounds, the constants of a decomposed activation). */
+function scalar(init: TensorObject[], name: string, value: number): string {
+  init.push(floatInitializer(name, [], Float32Array.of(value)));
+  return name;
+}
+
+/**
+ * The nodes computing one layer's activation from `input` into `output` (none when the layer is
+ * linear), pushing the scalars they need onto `init`. Opset 13 has a single op for most; swish,
+ * gelu (Gelu is opset 20) and Keras ReLU are written out from the ops it has.
+ */
+export function activationNodes(layer: DenseSpec, input: string, output: string, init: TensorObject[]): NodeObject[] {
+  const f = (name: string, v: number): AttributeObject => ({ name, type: ATTR_FLOAT, f: v });
+  const c = (suffix: string, v: number) => scalar(init, `${output}_${suffix}`, v);
   switch (layer.activation) {
     case 'linear':
-      return null;
+      return [];
     case 'relu':
-      return node('Relu', [input], output);
+      return [node('Relu', [input], output)];
     case 'leakyRelu':
-      return node('LeakyRelu', [input], output, [{ name: 'alpha', type: ATTR_FLOAT, f: layer.alpha }]);
+      return [node('LeakyRelu', [input], output, [f('alpha', layer.alpha)])];
     case 'elu':
-      return node('Elu', [input], output, [{ name: 'alpha', type: ATTR_FLOAT, f: layer.alpha }]);
+      return [node('Elu', [input], output, [f('alpha', layer.alpha)])];
     case 'sigmoid':
-      return node('Sigmoid', [input], output);
+      return [node('Sigmoid', [input], output)];
     case 'tanh':
-      return node('Tanh', [input], output);
+      return [node('Tanh', [input], output)];
     case 'softmax':
-      return node('Softmax', [input], output, [{ name: 'axis', type: ATTR_INT, i: -1 }]);
+      return [node('Softmax', [input], output, [{ name: 'axis', type: ATTR_INT, i: -1 }])];
+    case 'relu6':
+      return [node('Clip', [input, c('min', 0), c('max', 6)], output)];
+    case 'hardSigmoid':
+      return [node('HardSigmoid', [input], output, [f('alpha', 0.2), f('beta', 0.5)])];
+    case 'swish':
+      return [node('Sigmoid', [input], `${output}_sig`), node('Mul', [input, `${output}_sig`], output)];
+    case 'gelu':
+      // 0.5·x·(1 + erf(x/√2))
+      return [
+        node('Mul', [input, c('rsqrt2', Math.SQRT1_2)], `${output}_s`),
+        node('Erf', [`${output}_s`], `${output}_erf`),
+        node('Add', [`${output}_erf`, c('one', 1)], `${output}_p1`),
+        node('Mul', [input, `${output}_p1`], `${output}_xp`),
+        node('Mul', [`${output}_xp`, c('half', 0.5)], output),
+      ];
+    case 'geluTanh': {
+      // x·sigmoid(x·(k + k·c·x²)), k = 2·√(2/π), c = 0.044715: the tanh form without its cancellation
+      const k = 2 * Math.sqrt(2 / Math.PI);
+      return [
+        node('Mul', [input, input], `${output}_x2`),
+        node('Mul', [`${output}_x2`, c('kc', k * 0.044715)], `${output}_kcx2`),
+        node('Add', [`${output}_kcx2`, c('k', k)], `${output}_poly`),
+        node('Mul', [input, `${output}_poly`], `${output}_v`),
+        node('Sigmoid', [`${output}_v`], `${output}_sig`),
+        node('Mul', [input, `${output}_sig`], output),
+      ];
+    }
+    case 'softplus':
+      return [node('Softplus', [input], output)];
+    case 'softsign':
+      return [node('Softsign', [input], output)];
+    case 'selu':
+      // ONNX's own defaults are these constants rounded to float; state them.
+      return [node('Selu', [input], output, [f('alpha', 1.6732632423543772), f('gamma', 1.0507009873554805)])];
+    case 'exponential':
+      return [node('Exp', [input], output)];
+    case 'kerasRelu': {
+      // x > t ? min(x, max) : slope·(x − t)
+      const t = c('threshold', layer.threshold ?? 0);
+      const above = layer.maxValue === undefined ? input : `${output}_min`;
+      return [
+        ...(layer.maxValue === undefined ? [] : [node('Min', [input, c('max', layer.maxValue)], above)]),
+        node('Sub', [input, t], `${output}_d`),
+        node('Mul', [`${output}_d`, c('slope', layer.alpha)], `${output}_neg`),
+        node('Greater', [input, t], `${output}_gt`),
+        node('Where', [`${output}_gt`, above, `${output}_neg`], output),
+      ];
+    }
   }
 }
 
@@ -160,9 +225,9 @@ export function buildDenseOnnx(layers: DenseSpec[], opts: { op?: DenseOnnxOp } =
     // The graph output must carry the name "y", so whichever node ends the last layer writes it.
     const linearOut = last && layer.activation === 'linear' ? 'y' : `z${i}`;
     nodes.push(...affineNodes(op, current, w, b, linearOut));
-    const act = activationNode(layer, linearOut, last ? 'y' : `h${i}`);
-    if (act !== null) nodes.push(act);
-    current = act === null ? linearOut : act.output[0]!;
+    const act = activationNodes(layer, linearOut, last ? 'y' : `h${i}`, initializer);
+    nodes.push(...act);
+    current = act.length === 0 ? linearOut : act[act.length - 1]!.output[0]!;
   });
   const width = layers[layers.length - 1]!.out;
   return encodeModel(nodes, initializer, floatValueInfo('x', layers[0]!.in), floatValueInfo('y', width));

@@ -5,7 +5,7 @@
 import { MaasError } from '../core/errors.js';
 import {
   FLOAT,
-  activationNode,
+  activationNodes,
   affineNodes,
   checkLayer,
   encodeModel,
@@ -138,9 +138,9 @@ export function buildQuantizedOnnx(layers: QuantizedDenseSpec[], mode: 'static' 
       if (layer.bias !== null) init.push(floatInitializer(`B${i}`, [layer.out], layer.bias));
       nodes.push(...affineNodes('gemm', current, `W${i}`, layer.bias === null ? null : `B${i}`, linear));
     }
-    const act = activationNode(layer, linear, `h${i}`);
-    if (act) nodes.push(act);
-    current = act ? `h${i}` : linear;
+    const act = activationNodes(layer, linear, `h${i}`, init);
+    nodes.push(...act);
+    current = act.length > 0 ? `h${i}` : linear;
   });
   // The graph output must be named "y": rename whichever tensor ends the stack.
   for (const n of nodes) n.output = n.output.map((o) => (o === current ? 'y' : o));

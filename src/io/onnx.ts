@@ -237,6 +237,8 @@ export interface OnnxDense {
   bias: Float32Array | null;
   activation: ActivationName;
   alpha?: number;
+  /** kerasRelu's upper bound (a Clip to [0, max]). */
+  maxValue?: number;
 }
 
 /** A graph node (the fields maas reads). */
@@ -250,8 +252,18 @@ export interface OnnxNode {
     f?: number;
     i?: number | { toNumber(): number };
     ints?: (number | { toNumber(): number })[];
+    s?: Uint8Array | string;
   }[];
 }
+
+/** A string attribute (protobufjs gives bytes). */
+function stringAttr(node: OnnxNode, name: string): string | undefined {
+  const v = node.attribute?.find((x) => x.name === name)?.s;
+  return v === undefined ? undefined : typeof v === 'string' ? v : new TextDecoder().decode(v);
+}
+
+/** Whether a float attribute is `want` up to float32 rounding (ONNX stores float constants). */
+const nearly = (got: number, want: number): boolean => Math.abs(got - want) <= 1e-6 * Math.max(1, Math.abs(want));
 
 function attr(node: OnnxNode, name: string): { f?: number; i?: number } | undefined {
   const a = node.attribute?.find((x) => x.name === name);
@@ -394,6 +406,8 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
   const hint = quantized
     ? "; it is a quantized graph: load it into maas's int8 path with loadQuantizedModel(path)"
     : '; loadModel reads chains of dense layers, loadOnnxGraph(path) evaluates other graphs';
+  /** The input of the last Sigmoid: Sigmoid(z) then Mul(z, ·) is swish (PyTorch's SiLU, maas's export). */
+  let sigmoidInput: string | null = null;
   const refuse = (n: OnnxNode, why: string): never => {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
@@ -405,11 +419,21 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
     if (!w) refuse(n, `its input '${name}' must be an initializer (a constant weight)`);
     return w!;
   };
-  const activate = (n: OnnxNode, act: ActivationName, alpha?: number) => {
+  const activate = (n: OnnxNode, act: ActivationName, alpha?: number, maxValue?: number) => {
     const last = layers[layers.length - 1];
     if (!last || last.activation !== 'linear') refuse(n, 'an activation must follow a Gemm or MatMul without one');
     last!.activation = act;
     if (alpha !== undefined) last!.alpha = alpha;
+    if (maxValue !== undefined) last!.maxValue = maxValue;
+  };
+  /** A Clip bound: an initializer input (opset 11+) or an attribute (before); undefined when absent. */
+  const clipBound = (n: OnnxNode, index: number, name: 'min' | 'max'): number | undefined => {
+    if (opset < 11) return attr(n, name)?.f;
+    const input = n.input[index];
+    if (!input) return undefined;
+    const v = weight(n, input);
+    if (v.values.length !== 1) refuse(n, `its ${name} must be a scalar`);
+    return v.values[0]!;
   };
   for (const n of graph.node) {
     // A Transpose of a constant (PyTorch exports Linear as Transpose(weight) > MatMul) folds
@@ -476,7 +500,16 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
         break;
       case 'Sigmoid':
         activate(n, 'sigmoid');
+        sigmoidInput = current;
         break;
+      case 'Mul': {
+        const last = layers[layers.length - 1];
+        if (!last || last.activation !== 'sigmoid' || sigmoidInput === null || other !== sigmoidInput)
+          refuse(n, 'only Mul(z, Sigmoid(z)) (swish) is supported');
+        last!.activation = 'swish';
+        sigmoidInput = null;
+        break;
+      }
       case 'Tanh':
         activate(n, 'tanh');
         break;
@@ -486,6 +519,47 @@ export async function readOnnx(path: string, constants: Record<string, OnnxConst
       case 'Elu':
         activate(n, 'elu', attr(n, 'alpha')?.f ?? 1);
         break;
+      case 'Softplus':
+        activate(n, 'softplus');
+        break;
+      case 'Softsign':
+        activate(n, 'softsign');
+        break;
+      case 'Exp':
+        activate(n, 'exponential');
+        break;
+      case 'Selu': {
+        // ONNX's defaults are Keras's constants rounded to float.
+        const alpha = attr(n, 'alpha')?.f ?? 1.6732632423543772;
+        const gamma = attr(n, 'gamma')?.f ?? 1.0507009873554805;
+        if (!nearly(alpha, 1.6732632423543772) || !nearly(gamma, 1.0507009873554805))
+          refuse(n, `Selu with alpha ${alpha} and gamma ${gamma} (maas implements Keras's constants)`);
+        activate(n, 'selu');
+        break;
+      }
+      case 'HardSigmoid': {
+        const alpha = attr(n, 'alpha')?.f ?? 0.2;
+        const beta = attr(n, 'beta')?.f ?? 0.5;
+        if (!nearly(alpha, 0.2) || !nearly(beta, 0.5))
+          refuse(n, `HardSigmoid with alpha ${alpha} and beta ${beta} (maas implements tfjs's 0.2·x + 0.5)`);
+        activate(n, 'hardSigmoid');
+        break;
+      }
+      case 'Gelu': {
+        const approximate = stringAttr(n, 'approximate') ?? 'none';
+        if (approximate !== 'none' && approximate !== 'tanh') refuse(n, `Gelu with approximate '${approximate}'`);
+        activate(n, approximate === 'tanh' ? 'geluTanh' : 'gelu');
+        break;
+      }
+      case 'Clip': {
+        const lo = clipBound(n, 1, 'min');
+        const hi = clipBound(n, 2, 'max');
+        if (lo !== 0 || hi === undefined || !(hi >= 0) || !Number.isFinite(hi))
+          refuse(n, `Clip to [${lo ?? '-inf'}, ${hi ?? 'inf'}] (maas fuses Clip to [0, max], max >= 0)`);
+        if (hi === 6) activate(n, 'relu6');
+        else activate(n, 'kerasRelu', 0, hi);
+        break;
+      }
       case 'Softmax': {
         const axis = attr(n, 'axis')?.i ?? (opset >= 13 ? -1 : 1);
         if (axis !== -1 && axis !== 1) refuse(n, `softmax over axis ${axis} of a [batch, features] tensor`);

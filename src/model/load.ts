@@ -100,6 +100,8 @@ function buildSequential(
       units: p.units,
       activation: p.activation,
       ...(p.alpha !== undefined ? { alpha: p.alpha } : {}),
+      ...(p.maxValue !== undefined ? { maxValue: p.maxValue } : {}),
+      ...(p.threshold !== undefined ? { threshold: p.threshold } : {}),
       useBias,
       name: p.name,
       ...(model.layers.length === 0 ? { inputShape: [inputDim] } : {}),
@@ -123,6 +125,7 @@ async function loadOnnxModel(path: string, constants?: Record<string, OnnxConsta
     units: l.out,
     activation: l.activation,
     ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
+    ...(l.maxValue !== undefined ? { maxValue: l.maxValue } : {}),
     useBias: l.bias !== null,
     inputDim: i === 0 ? l.in : null,
     kernelRegularizer: null,
@@ -174,7 +177,7 @@ function compileFromKeras(model: Sequential, config: unknown): void {
 /** Builds a Sequential from a Keras .h5 (whole model, or weights with an architecture JSON). */
 async function loadKerasModel(path: string, architecture?: string): Promise<Sequential> {
   const data = await readKerasH5(path, architecture);
-  const model = buildSequential(fromTopology(data.topology), (p) => {
+  const model = buildSequential(fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
     const w = data.weights.get(p.name);
     if (!w || w.length < (p.useBias ? 2 : 1))
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);

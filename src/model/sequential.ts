@@ -254,7 +254,7 @@ export class Sequential {
         weights: l.kernel!,
         bias: l.bias,
         activation: l.activation,
-        alpha: l.alpha,
+        ...l.nativeActivationParams(),
       })),
       options,
     );
@@ -411,7 +411,7 @@ export class Sequential {
       in: l.inputDim!,
       out: l.units,
       activation: ACTIVATION_CODES[l.activation],
-      alpha: l.alpha,
+      ...l.nativeActivationParams(),
       hasBias: l.useBias,
     }));
   }

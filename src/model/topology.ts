@@ -5,7 +5,7 @@
  * activation layers into the Dense before them. Anything else is refused by layer and class.
  */
 import { MaasError } from '../core/errors.js';
-import type { ActivationName } from '../layers/activations.js';
+import { KERAS_ACTIVATION_ALIASES, TFJS_ACTIVATION_NAMES, type ActivationName } from '../layers/activations.js';
 import type { Dense } from '../layers/dense.js';
 
 /** A Dense layer as read from a file, ready for dense(). */
@@ -14,6 +14,9 @@ export interface ParsedDense {
   units: number;
   activation: ActivationName;
   alpha?: number;
+  /** kerasRelu's max_value and threshold (a folded Keras ReLU or ThresholdedReLU layer). */
+  maxValue?: number;
+  threshold?: number;
   useBias: boolean;
   inputDim: number | null;
   kernelRegularizer: { l1: number; l2: number } | null;
@@ -51,6 +54,7 @@ export function foldBatchNorm(
 
 type KerasLayer = { class_name: string; config: Record<string, unknown> };
 
+/** Activation strings of a Dense or Activation layer, as tfjs and Keras write them. */
 const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
   linear: 'linear',
   relu: 'relu',
@@ -58,7 +62,39 @@ const KERAS_ACTIVATIONS: Record<string, ActivationName> = {
   tanh: 'tanh',
   softmax: 'softmax',
   elu: 'elu',
+  relu6: 'relu6',
+  hardSigmoid: 'hardSigmoid',
+  swish: 'swish',
+  gelu: 'gelu',
+  softplus: 'softplus',
+  softsign: 'softsign',
+  selu: 'selu',
+  exponential: 'exponential',
+  ...KERAS_ACTIVATION_ALIASES,
 };
+
+/** The layer (class and snake_case config) that carries a Keras ReLU's parameters in a file. */
+function reluLayer(layer: Dense): KerasLayer {
+  const name = `${layer.name}_relu`;
+  // tfjs's ReLU reads only max_value and its ThresholdedReLU only theta: use those where they say
+  // everything, so tfjs computes the same function; Keras's ReLU reads all three.
+  if (layer.threshold === 0 && layer.alpha === 0) {
+    return { class_name: 'ReLU', config: { max_value: layer.maxValue, name, trainable: true } };
+  }
+  if (layer.maxValue === null && layer.alpha === 0) {
+    return { class_name: 'ThresholdedReLU', config: { theta: layer.threshold, name, trainable: true } };
+  }
+  return {
+    class_name: 'ReLU',
+    config: {
+      max_value: layer.maxValue,
+      negative_slope: layer.alpha,
+      threshold: layer.threshold,
+      name,
+      trainable: true,
+    },
+  };
+}
 
 function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
   const cfg = layer.getConfig()[`${which}Initializer`] as { className: string; config: Record<string, unknown> };
@@ -73,13 +109,17 @@ function initializerJson(layer: Dense, which: 'kernel' | 'bias'): unknown {
 export function toTopology(name: string, layers: readonly Dense[]): unknown {
   const out: KerasLayer[] = [];
   layers.forEach((layer, i) => {
-    // tfjs has no leakyRelu activation and implements elu only with alpha 1: those become layers.
-    const separate = layer.activation === 'leakyRelu' || (layer.activation === 'elu' && layer.alpha !== 1);
+    // tfjs has no leakyRelu activation and implements elu only with alpha 1, and an activation
+    // string cannot carry Keras ReLU's parameters: those become layers.
+    const separate =
+      layer.activation === 'leakyRelu' ||
+      (layer.activation === 'elu' && layer.alpha !== 1) ||
+      layer.activation === 'kerasRelu';
     out.push({
       class_name: 'Dense',
       config: {
         units: layer.units,
-        activation: separate ? 'linear' : layer.activation,
+        activation: separate ? 'linear' : (TFJS_ACTIVATION_NAMES[layer.activation] ?? layer.activation),
         use_bias: layer.useBias,
         kernel_initializer: initializerJson(layer, 'kernel'),
         bias_initializer: initializerJson(layer, 'bias'),
@@ -95,7 +135,9 @@ export function toTopology(name: string, layers: readonly Dense[]): unknown {
         ...(i === 0 ? { batch_input_shape: [null, layer.inputDim], dtype: 'float32' } : {}),
       },
     });
-    if (separate) {
+    if (layer.activation === 'kerasRelu') {
+      out.push(reluLayer(layer));
+    } else if (separate) {
       out.push({
         class_name: layer.activation === 'leakyRelu' ? 'LeakyReLU' : 'ELU',
         config: { alpha: layer.alpha, name: `${layer.name}_${layer.activation}`, trainable: true },
@@ -144,17 +186,44 @@ function inputDimOf(config: Record<string, unknown>): number | null {
   return shape[1];
 }
 
-/** Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense before them. */
-export function fromTopology(topology: unknown): ParsedDense[] {
+/**
+ * Reads a topology into Dense layers, folding Activation/ReLU/LeakyReLU/ELU/Softmax into the Dense
+ * before them. `kerasVersion` is the file's Keras version where it states one (an .h5's root
+ * attribute): Keras 3 redefined hard_sigmoid, so its files are refused there.
+ */
+export function fromTopology(topology: unknown, options: { kerasVersion?: string | null } = {}): ParsedDense[] {
   if (topology && typeof topology === 'object' && 'modelTopology' in topology) topology = topology.modelTopology;
   const out: ParsedDense[] = [];
   let pendingInput: number | null = null;
-  const foldInto = (layer: KerasLayer, act: ActivationName, alpha?: number): void => {
+  const foldInto = (
+    layer: KerasLayer,
+    act: ActivationName,
+    alpha?: number,
+    relu?: { maxValue?: number; threshold?: number },
+  ): void => {
     const prev = out[out.length - 1];
     if (!prev || prev.activation !== 'linear')
       refuse(layer, 'an activation layer must follow a Dense layer without an activation');
     prev.activation = act;
     if (alpha !== undefined) prev.alpha = alpha;
+    if (relu?.maxValue !== undefined) prev.maxValue = relu.maxValue;
+    if (relu?.threshold !== undefined) prev.threshold = relu.threshold;
+  };
+  /** A ReLU parameter from a Keras (snake_case) or tfjs (camelCase) config: a finite number >= 0. */
+  const reluParam = (layer: KerasLayer, value: unknown, what: string): number | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      refuse(layer, `${what} must be a number >= 0 (as Keras requires) but is ${JSON.stringify(value)}`);
+    return value;
+  };
+  const keras3 = /^[3-9]\./.test(options.kerasVersion ?? '');
+  /** An activation string of a layer; Keras 3's hard_sigmoid (x/6 + 0.5) is not tf.keras 2's. */
+  const activationOf = (layer: KerasLayer, name: unknown): ActivationName => {
+    const act = KERAS_ACTIVATIONS[String(name)];
+    if (!act) refuse(layer, `activation '${String(name)}' is not one maas implements`);
+    if (keras3 && String(name) === 'hard_sigmoid')
+      refuse(layer, "Keras 3's hard_sigmoid is x/6 + 0.5; maas implements tf.keras 2's and tfjs's 0.2·x + 0.5");
+    return act;
   };
   for (const layer of layerList(topology)) {
     const c = layer.config ?? {};
@@ -168,12 +237,11 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         pendingInput = inputDimOf(c);
         break;
       case 'Dense': {
-        const act = KERAS_ACTIVATIONS[String(c.activation ?? 'linear')];
-        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
+        const act = activationOf(layer, c.activation ?? 'linear');
         const reg = c.kernel_regularizer as { config?: { l1?: number; l2?: number } } | null | undefined;
         // Keras 1.x spells units output_dim and use_bias bias, and may give input_dim instead of a shape.
         out.push({
-          name: String(c.name ?? `dense_${out.length + 1}`),
+          name: typeof c.name === 'string' ? c.name : `dense_${out.length + 1}`,
           units: Number(c.units ?? c.output_dim),
           activation: act,
           useBias: (c.use_bias ?? c.bias) !== false,
@@ -186,17 +254,23 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         break;
       }
       case 'Activation': {
-        const act = KERAS_ACTIVATIONS[String(c.activation)];
-        if (!act) refuse(layer, `activation '${String(c.activation)}' is not one maas implements`);
-        foldInto(layer, act);
+        foldInto(layer, activationOf(layer, c.activation));
         break;
       }
-      case 'ReLU':
-        if ((c.max_value ?? null) !== null || Number(c.threshold ?? 0) !== 0)
-          refuse(layer, 'ReLU with max_value or threshold');
-        if (Number(c.negative_slope ?? 0) !== 0) foldInto(layer, 'leakyRelu', Number(c.negative_slope));
-        else foldInto(layer, 'relu');
+      case 'ReLU': {
+        // Keras ReLU(max_value, negative_slope, threshold); dense() turns the special cases into
+        // relu, relu6 and leakyRelu.
+        const maxValue = reluParam(layer, c.max_value ?? c.maxValue, 'max_value');
+        const slope = reluParam(layer, c.negative_slope ?? c.negativeSlope, 'negative_slope') ?? 0;
+        const threshold = reluParam(layer, c.threshold, 'threshold') ?? 0;
+        foldInto(layer, 'kerasRelu', slope, { ...(maxValue !== undefined ? { maxValue } : {}), threshold });
         break;
+      }
+      case 'ThresholdedReLU': {
+        const theta = reluParam(layer, c.theta, 'theta') ?? 1; // Keras and tfjs default theta 1
+        foldInto(layer, 'kerasRelu', 0, { threshold: theta });
+        break;
+      }
       case 'LeakyReLU':
         foldInto(layer, 'leakyRelu', Number(c.alpha ?? c.negative_slope ?? 0.3));
         break;
@@ -204,7 +278,8 @@ export function fromTopology(topology: unknown): ParsedDense[] {
         foldInto(layer, 'elu', Number(c.alpha ?? 1));
         break;
       case 'Softmax':
-        if (c.axis !== undefined && c.axis !== -1 && c.axis !== 1) refuse(layer, `softmax over axis ${String(c.axis)}`);
+        if (c.axis !== undefined && c.axis !== -1 && c.axis !== 1)
+          refuse(layer, `softmax over axis ${JSON.stringify(c.axis)}`);
         foldInto(layer, 'softmax');
         break;
       case 'Dropout':
@@ -214,7 +289,8 @@ export function fromTopology(topology: unknown): ParsedDense[] {
       case 'BatchNormalization': {
         const prev = out[out.length - 1];
         const axis = Array.isArray(c.axis) ? (c.axis as number[])[0] : c.axis;
-        if (axis !== undefined && axis !== -1 && axis !== 1) refuse(layer, `normalization over axis ${String(axis)}`);
+        if (axis !== undefined && axis !== -1 && axis !== 1)
+          refuse(layer, `normalization over axis ${JSON.stringify(axis)}`);
         if (!prev || prev.activation !== 'linear' || prev.batchNorm)
           refuse(layer, 'it can be folded only into a Dense layer without an activation');
         prev.batchNorm = {

@@ -25,6 +25,18 @@ export const ACTIVATION_CODES = {
   sigmoid: 4,
   tanh: 5,
   softmax: 6,
+  relu6: 7,
+  hardSigmoid: 8,
+  swish: 9,
+  gelu: 10,
+  softplus: 11,
+  softsign: 12,
+  selu: 13,
+  exponential: 14,
+  /** Keras ReLU(max_value, negative_slope, threshold): alpha is the slope. */
+  kerasRelu: 15,
+  /** GELU's tanh approximation (tfjs 'gelu_new'). */
+  geluTanh: 16,
 } as const;
 export type ActivationName = keyof typeof ACTIVATION_CODES;
 
@@ -34,7 +46,18 @@ export interface NativeLayerSpec {
   out: number;
   activation: number;
   alpha: number;
+  /** kerasRelu's max_value (absent: none). */
+  maxValue?: number;
+  /** kerasRelu's threshold (absent: 0). */
+  threshold?: number;
   hasBias: boolean;
+}
+
+/** The parameters of a parameterised activation, as _gemm and _referenceDense take them. */
+export interface NativeActivationParams {
+  alpha: number;
+  maxValue?: number;
+  threshold?: number;
 }
 
 export interface NativeKernelInfo {
@@ -179,24 +202,26 @@ export interface NativeBinding {
   ) => NativeTrainer;
   _gemm(
     kernel: string, x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,
-    m: number, n: number, k: number, activation: number, alpha: number,
+    m: number, n: number, k: number, activation: number, alpha: number | NativeActivationParams,
     y: Float32Array, ldy: number, threads: number,
   ): void;
   _referenceDense(
     x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,
-    m: number, n: number, k: number, activation: number, alpha: number,
+    m: number, n: number, k: number, activation: number, alpha: number | NativeActivationParams,
     y: Float32Array, ldy: number, magnitude: Float32Array | null,
   ): void;
+  /** y = act(z) with a kernel's element-wise activation pass (training and the int8 path use it). */
+  _activate(kernel: string, activation: number, params: NativeActivationParams | null, z: Float32Array, y: Float32Array): void;
   _peakFma(isa: 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
   _qgemm(
     kernel: string, a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
-    outScale: number, outZero: number, threads: number,
+    outScale: number, outZero: number, threads: number, params?: NativeActivationParams,
   ): void;
   _referenceQGemm(
     a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,
-    outScale: number, outZero: number, outMax: number,
+    outScale: number, outZero: number, outMax: number, params?: NativeActivationParams,
   ): void;
   _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
   _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };

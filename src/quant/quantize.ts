@@ -143,7 +143,7 @@ export class QuantizedModel {
         in: l.inputDim!,
         out: l.units,
         activation: ACTIVATION_CODES[l.activation],
-        alpha: l.alpha,
+        ...l.nativeActivationParams(),
         hasBias: l.useBias,
         int8: info.int8,
         inMin: info.input?.min ?? 0,
@@ -197,7 +197,7 @@ export class QuantizedModel {
           weights: l.kernel!,
           bias: l.bias,
           activation: l.activation,
-          alpha: l.alpha,
+          ...l.nativeActivationParams(),
           int8:
             info.int8 && q
               ? {
@@ -308,8 +308,7 @@ function layerOutput(layer: Dense, x: Float32Array): Float32Array {
     layers: [
       dense({
         units: layer.units,
-        activation: layer.activation,
-        alpha: layer.alpha,
+        ...layer.activationArgs(),
         useBias: layer.useBias,
         inputShape: [layer.inputDim!],
       }),
@@ -330,8 +329,7 @@ function twinOf(source: Sequential, weights: Float32Array[]): Sequential {
     layers: source.layers.map((l, i) =>
       dense({
         units: l.units,
-        activation: l.activation,
-        alpha: l.alpha,
+        ...l.activationArgs(),
         useBias: l.useBias,
         name: l.name,
         ...(i === 0 ? { inputShape: [l.inputDim!] } : {}),

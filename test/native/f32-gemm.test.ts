@@ -4,7 +4,13 @@
  * one and two threads, and guards that catch reads and writes past the ends.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ACTIVATION_CODES, native, type ActivationName, type NativeKernelInfo } from '../../src/native/index.js';
+import {
+  ACTIVATION_CODES,
+  native,
+  type ActivationName,
+  type NativeActivationParams,
+  type NativeKernelInfo,
+} from '../../src/native/index.js';
 import { WRITE_GUARD, TEST_SEED, guardedInput, rng, shapeName, stridedMatrix, tailIntact } from '../helpers.js';
 
 /** The sweep STYLE.md names: odd sizes, tails on both sides of every register tile. */
@@ -16,8 +22,11 @@ const K_AROUND_BLOCK = [255, 256, 257, 511, 513];
 const U32 = 2 ** -24;
 /** A K-term dot product in float32 is within (K + 2)·u·Σ|a·b| of the exact value (FMA rounding, bias). */
 const gemmGamma = (k: number): number => (k + 2) * U32;
-/** How much each activation can amplify an input error. */
-const LIPSCHITZ: Record<ActivationName, (alpha: number) => number> = {
+/**
+ * How much each activation can amplify an input error near an output `y` (its largest slope;
+ * exp's slope is its own value, so its bound is relative).
+ */
+const LIPSCHITZ: Record<ActivationName, (alpha: number, y: number) => number> = {
   linear: () => 1,
   relu: () => 1,
   leakyRelu: (a) => Math.max(1, Math.abs(a)),
@@ -25,11 +34,29 @@ const LIPSCHITZ: Record<ActivationName, (alpha: number) => number> = {
   sigmoid: () => 0.25,
   tanh: () => 1,
   softmax: () => 2,
+  relu6: () => 1,
+  hardSigmoid: () => 0.2,
+  swish: () => 1.1,
+  gelu: () => 1.13,
+  softplus: () => 1,
+  softsign: () => 1,
+  selu: () => 1.0507 * 1.6733,
+  exponential: (_a, y) => Math.abs(y),
+  kerasRelu: (a) => Math.max(1, Math.abs(a)),
+  geluTanh: () => 1.13,
 };
 /** The vector exp and division add a few ulps of the output, and tanh near 0 an ulp of 1. */
 const ACT_RELATIVE = 8 * U32;
 const ACT_ABSOLUTE = 2 * U32;
-const ALPHA: Record<ActivationName, number> = { linear: 0, relu: 0, leakyRelu: 0.3, elu: 1.3, sigmoid: 0, tanh: 0, softmax: 0 };
+/** Each activation's parameters in the sweep: kerasRelu with all three (Keras's ReLU layer). */
+const PARAMS: Partial<Record<ActivationName, NativeActivationParams>> = {
+  leakyRelu: { alpha: 0.3 },
+  elu: { alpha: 1.3 },
+  kerasRelu: { alpha: 0.2, maxValue: 2.5, threshold: 0.5 },
+};
+const paramsOf = (act: ActivationName): NativeActivationParams => PARAMS[act] ?? { alpha: 0 };
+/** Activations whose value is a few vector ops on x (no exp): tested on unscaled inputs. */
+const PIECEWISE: ActivationName[] = ['linear', 'relu', 'relu6', 'hardSigmoid', 'kerasRelu'];
 
 interface Case {
   m: number;
@@ -42,6 +69,8 @@ interface Case {
   threads?: number;
   /** Scales inputs so pre-activations cover the nonlinear range of exp-based activations. */
   scale?: number;
+  /** Activation parameters other than the sweep's (kerasRelu's combinations). */
+  params?: NativeActivationParams;
 }
 
 /** Runs one case on `kernel` and the reference; returns a failure description or null. */
@@ -57,12 +86,13 @@ function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null
   const want = new Float32Array(c.m * c.n);
   const mag = new Float32Array(c.m * c.n);
   const code = ACTIVATION_CODES[c.act];
-  native._gemm(kernel.name, x, lda, w, bias, c.m, c.n, c.k, code, ALPHA[c.act], y, ldy, c.threads ?? 1);
-  native._referenceDense(x, lda, w, bias, c.m, c.n, c.k, code, ALPHA[c.act], want, c.n, mag);
+  const params = c.params ?? paramsOf(c.act);
+  native._gemm(kernel.name, x, lda, w, bias, c.m, c.n, c.k, code, params, y, ldy, c.threads ?? 1);
+  native._referenceDense(x, lda, w, bias, c.m, c.n, c.k, code, params, want, c.n, mag);
   const where = `seed ${TEST_SEED}, ${kernel.name}, ${shapeName(c.m, c.n, c.k)} ${c.act}${c.bias ? '+bias' : ''}` +
+    `${c.params ? ` ${JSON.stringify(c.params)}` : ''}` +
     `${c.lda ? ` lda${lda}` : ''}${c.ldy ? ` ldy${ldy}` : ''}${c.threads ? ` threads${c.threads}` : ''}`;
   if (!tailIntact(y, WRITE_GUARD)) return `${where}: wrote past the end of y`;
-  const lipschitz = LIPSCHITZ[c.act](ALPHA[c.act]);
   for (let i = 0; i < c.m; i++) {
     let rowMag = 0;
     if (c.act === 'softmax') for (let j = 0; j < c.n; j++) rowMag = Math.max(rowMag, mag[i * c.n + j]!);
@@ -74,6 +104,7 @@ function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null
       }
       const ref = want[i * c.n + j]!;
       const scaleOfError = c.act === 'softmax' ? rowMag : mag[i * c.n + j]!;
+      const lipschitz = LIPSCHITZ[c.act](params.alpha, ref);
       const tol = lipschitz * gemmGamma(c.k) * scaleOfError + ACT_RELATIVE * Math.abs(ref) + ACT_ABSOLUTE;
       if (!(Math.abs(got - ref) <= tol)) {
         return `${where}: first bad coordinate (${i}, ${j}): got ${got}, want ${ref}, |err| ${Math.abs(got - ref)} > tol ${tol}`;
@@ -128,10 +159,63 @@ for (const kernel of kernels.filter((k) => k.supported)) {
       const cases: Case[] = [];
       for (const act of Object.keys(ACTIVATION_CODES) as ActivationName[]) {
         for (const m of [1, 3, 15, 17, 67]) for (const n of [1, 5, 17, 33, 67]) for (const k of [1, 7, 33, 129]) {
-          cases.push({ m, n, k, act, bias: true, scale: act === 'linear' || act === 'relu' ? 1 : 3 });
+          cases.push({ m, n, k, act, bias: true, scale: PIECEWISE.includes(act) ? 1 : 3 });
         }
       }
       expectAll(kernel, cases, 3000);
+    });
+
+    it('fuses Keras ReLU in every combination of max_value, negative_slope and threshold', () => {
+      const cases: Case[] = [];
+      for (const maxValue of [undefined, 0, 0.7, 6]) {
+        for (const alpha of [0, 0.1, 1.5]) {
+          for (const threshold of [0, 0.25, 1]) {
+            const params: NativeActivationParams = { alpha, threshold, ...(maxValue === undefined ? {} : { maxValue }) };
+            for (const [m, n, k] of [[1, 5, 7], [17, 33, 31], [15, 67, 129]] as const) {
+              cases.push({ m, n, k, act: 'kerasRelu', bias: true, params });
+            }
+          }
+        }
+      }
+      expectAll(kernel, cases, 3500);
+    });
+
+    it("the activation pass (training's and the int8 path's) matches the reference over tails", () => {
+      const r = rng(3700);
+      for (const act of (Object.keys(ACTIVATION_CODES) as ActivationName[]).filter((a) => a !== 'softmax')) {
+        for (const n of [1, 7, 8, 15, 16, 17, 33, 67]) {
+          const z = Float32Array.from({ length: n }, () => r.uniform(-6, 6));
+          const y = stridedMatrix(null, 1, n, n, WRITE_GUARD);
+          const want = new Float32Array(n);
+          native._activate(kernel.name, ACTIVATION_CODES[act], paramsOf(act), z, y);
+          // x·1 with k = 1 is exact: the reference applies the activation to z itself.
+          native._referenceDense(z, 1, Float32Array.of(1), null, n, 1, 1, ACTIVATION_CODES[act], paramsOf(act), want, 1, null);
+          if (!tailIntact(y, WRITE_GUARD)) expect.fail(`${kernel.name} ${act} n${n}: wrote past the end`);
+          for (let i = 0; i < n; i++) {
+            if (!(Math.abs(y[i]! - want[i]!) <= ACT_RELATIVE * Math.abs(want[i]!) + ACT_ABSOLUTE))
+              expect.fail(`${kernel.name} ${act} n${n} (seed ${TEST_SEED}): ${i}: got ${y[i]}, want ${want[i]}`);
+          }
+        }
+      }
+    });
+
+    it('accepts every code of ACTIVATION_CODES and refuses the next one', () => {
+      const x = new Float32Array(4).fill(0.5), w = new Float32Array(4).fill(0.5), y = new Float32Array(4);
+      const codes = Object.values(ACTIVATION_CODES);
+      expect(codes).toEqual(codes.map((_, i) => i));
+      for (const code of codes) native._gemm(kernel.name, x, 2, w, null, 2, 2, 2, code, 0, y, 2, 1);
+      expect(() => native._gemm(kernel.name, x, 2, w, null, 2, 2, 2, codes.length, 0, y, 2, 1)).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+      );
+    });
+
+    it('refuses Keras ReLU parameters Keras refuses, with a coded error', () => {
+      const x = new Float32Array(4).fill(1), w = new Float32Array(4).fill(1), y = new Float32Array(4);
+      for (const bad of [{ alpha: -0.1 }, { alpha: 0, maxValue: -1 }, { alpha: 0, threshold: -0.5 }, { alpha: 0, maxValue: Number.NaN }]) {
+        expect(() => native._gemm(kernel.name, x, 2, w, null, 2, 2, 2, ACTIVATION_CODES.kerasRelu, bad, y, 2, 1)).toThrow(
+          expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+        );
+      }
     });
 
     it('reads strided rows and writes strided rows without touching the gaps', () => {
@@ -148,6 +232,22 @@ for (const kernel of kernels.filter((k) => k.supported)) {
         for (const m of [1, 2, 29, 200]) for (const n of [7, 200, 513]) cases.push({ m, n, k: 300, act, bias: true, threads: 2 });
       }
       expectAll(kernel, cases, 5000);
+    });
+
+    it('exponential reaches the top of the float range and overflows to inf as libm does', () => {
+      // Pre-activations x·1 exactly; n = 1 runs the narrow path, n = 40 the register tiles.
+      const xs = [-104, -95, -60, 0, 1, 60, 85, 88, 88.37, 88.5, 88.7, 88.72, 88.73, 89, 120];
+      for (const n of [1, 40]) {
+        const x = Float32Array.from(xs);
+        const w = new Float32Array(n).fill(1);
+        const got = new Float32Array(xs.length * n), want = new Float32Array(xs.length * n);
+        native._gemm(kernel.name, x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, got, n, 1);
+        native._referenceDense(x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, want, n, null);
+        for (let i = 0; i < got.length; i++) {
+          const ok = want[i] === Infinity ? got[i] === Infinity : Math.abs(got[i]! - want[i]!) <= ACT_RELATIVE * want[i]! + 1e-45;
+          if (!ok) expect.fail(`${kernel.name} exp(${x[Math.floor(i / n)]}) n${n}: got ${got[i]}, want ${want[i]}`);
+        }
+      }
     });
 
     it('softmax stays finite and sums to one for large logits', () => {

@@ -1,14 +1,21 @@
 /**
  * Every int8 GEMM kernel on every ISA path this CPU allows, against the integer reference, bit for
  * bit: the named shape sweep (odd M/N/K, K not a multiple of 4, batch 1), fp32 and u8 outputs,
- * relu, bias or none, strided rows, two threads, write guards. Paths the CPU lacks are skipped
+ * relu, relu6 and Keras ReLU, bias or none, strided rows, two threads, write guards. Paths the CPU lacks are skipped
  * with the reason in the test name. Dispatch under each cap, and on made-up CPUs (AMX).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/core/package-root.js';
-import { ACTIVATION_CODES, ISA_LEVELS, native, type NativeCpuFeatures, type NativeInt8KernelInfo } from '../../src/native/index.js';
+import {
+  ACTIVATION_CODES,
+  ISA_LEVELS,
+  native,
+  type NativeActivationParams,
+  type NativeCpuFeatures,
+  type NativeInt8KernelInfo,
+} from '../../src/native/index.js';
 import { decodeTensor } from '../../src/io/onnx.js';
 import { TEST_SEED, rng, shapeName } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';
@@ -24,7 +31,10 @@ interface Case {
   m: number;
   n: number;
   k: number;
-  relu?: boolean;
+  /** A fused activation (the epilogue fuses relu, relu6 and Keras ReLU); linear when absent. */
+  act?: 'relu' | 'relu6' | 'kerasRelu';
+  /** kerasRelu's parameters. */
+  params?: NativeActivationParams;
   bias?: boolean;
   u8?: boolean;
   lda?: number;
@@ -45,16 +55,18 @@ function runCase(kernel: NativeInt8KernelInfo, c: Case, salt: number): string | 
   for (let i = 0; i < c.m; i++) for (let p = 0; p < c.k; p++) a[i * lda + p] = int(r, 0, kernel.aMax);
   const aZero = int(r, 0, kernel.aMax);
   const w = Int8Array.from({ length: c.k * c.n }, () => int(r, -128, 127));
-  const scale = Float32Array.from({ length: c.n }, () => r.uniform(1e-4, 2e-3));
+  // relu6 and Keras ReLU clip: smaller scales keep most outputs inside the clip so it is not all they see.
+  const small = c.act === 'relu6' || c.act === 'kerasRelu';
+  const scale = Float32Array.from({ length: c.n }, () => (small ? r.uniform(1e-5, 2e-4) : r.uniform(1e-4, 2e-3)));
   const bias = c.bias ? Float32Array.from({ length: c.n }, () => r.uniform(-2, 2)) : null;
-  const act = c.relu ? ACTIVATION_CODES.relu : ACTIVATION_CODES.linear;
+  const act = ACTIVATION_CODES[c.act ?? 'linear'];
   const outLength = (c.m - 1) * ldo + c.n;
   const outScale = 0.01, outZero = int(r, 0, kernel.aMax);
   const got = c.u8 ? new Uint8Array(outLength + PAD).fill(GUARD_U8) : new Float32Array(outLength + PAD).fill(GUARD);
   const want = c.u8 ? new Uint8Array(outLength + PAD).fill(GUARD_U8) : new Float32Array(outLength + PAD).fill(GUARD);
-  native._qgemm(kernel.name, a, lda, aZero, w, scale, bias, c.m, c.n, c.k, act, got.subarray(0, outLength), ldo, outScale, outZero, c.threads ?? 1);
-  native._referenceQGemm(a, lda, aZero, w, scale, bias, c.m, c.n, c.k, act, want.subarray(0, outLength), ldo, outScale, outZero, kernel.aMax);
-  const where = `seed ${TEST_SEED}, ${kernel.name}, ${shapeName(c.m, c.n, c.k)}${c.relu ? ' relu' : ''}${c.bias ? '+bias' : ''}${c.u8 ? ' u8' : ' f32'}` +
+  native._qgemm(kernel.name, a, lda, aZero, w, scale, bias, c.m, c.n, c.k, act, got.subarray(0, outLength), ldo, outScale, outZero, c.threads ?? 1, c.params);
+  native._referenceQGemm(a, lda, aZero, w, scale, bias, c.m, c.n, c.k, act, want.subarray(0, outLength), ldo, outScale, outZero, kernel.aMax, c.params);
+  const where = `seed ${TEST_SEED}, ${kernel.name}, ${shapeName(c.m, c.n, c.k)}${c.act ? ` ${c.act}` : ''}${c.params ? ` ${JSON.stringify(c.params)}` : ''}${c.bias ? '+bias' : ''}${c.u8 ? ' u8' : ' f32'}` +
     `${c.lda ? ` lda${lda}` : ''}${c.ldo ? ` ldo${ldo}` : ''}${c.threads ? ` threads${c.threads}` : ''}`;
   for (let idx = 0; idx < got.length; idx++) {
     if (!Object.is(got[idx], want[idx])) {
@@ -133,13 +145,36 @@ for (const kernel of kernels) {
       expectAll(kernel, cases, 1000);
     });
 
-    it('requantizes to u8 and fuses relu exactly, with and without bias', () => {
+    it('requantizes to u8 and fuses relu and relu6 exactly, with and without bias', () => {
       const cases: Case[] = [];
       for (const m of [1, 2, 7, 17, 33]) for (const n of [1, 3, 17, 31, 65]) for (const k of [1, 3, 5, 31, 129]) {
-        cases.push({ m, n, k, u8: true, relu: (m + n) % 2 === 0, bias: k % 2 === 1 });
-        cases.push({ m, n, k, relu: true, bias: false });
+        cases.push({ m, n, k, u8: true, ...((m + n) % 2 === 0 ? { act: 'relu' as const } : {}), bias: k % 2 === 1 });
+        cases.push({ m, n, k, act: 'relu', bias: false });
+        cases.push({ m, n, k, act: 'relu6', bias: true });
+        cases.push({ m, n, k, u8: true, act: 'relu6', bias: k % 2 === 0 });
       }
       expectAll(kernel, cases, 2000);
+    });
+
+    it('fuses Keras ReLU exactly in every combination of max_value, negative_slope and threshold', () => {
+      const cases: Case[] = [];
+      for (const maxValue of [undefined, 0, 0.7, 3]) for (const alpha of [0, 0.1, 1.5]) for (const threshold of [0, 0.25, 1]) {
+        const params: NativeActivationParams = { alpha, threshold, ...(maxValue === undefined ? {} : { maxValue }) };
+        for (const [m, n, k] of [[1, 5, 7], [17, 33, 31], [7, 67, 129]] as const) {
+          cases.push({ m, n, k, act: 'kerasRelu', params, bias: true });
+          cases.push({ m, n, k, act: 'kerasRelu', params, bias: k % 2 === 0, u8: true });
+        }
+      }
+      expectAll(kernel, cases, 2500);
+    });
+
+    it("applies Keras ReLU's parameters (a hand-computed row)", () => {
+      // a = 1 1 1 1, columns of w sum to 0, 8 and 40, scale 0.1: y = 0, 0.8, 4 before the activation.
+      const w = Int8Array.from([0, 2, 10, 0, 2, 10, 0, 2, 10, 0, 2, 10]);
+      const y = new Float32Array(3);
+      native._qgemm(kernel.name, new Uint8Array(4).fill(1), 4, 0, w, new Float32Array(3).fill(0.1), null, 1, 3, 4,
+        ACTIVATION_CODES.kerasRelu, y, 3, 1, 0, 1, { alpha: 0.5, maxValue: 2, threshold: 1 });
+      expect(Array.from(y)).toEqual([Math.fround(0.5 * -1), Math.fround(0.5 * Math.fround(Math.fround(0.8) - 1)), 2]);
     });
 
     it('matches with K around the 4-byte groups and 64-byte tile steps', () => {
@@ -155,7 +190,8 @@ for (const kernel of kernels) {
       const cases: Case[] = [];
       for (const m of [1, 7, 31, 200]) for (const n of [3, 33, 257]) for (const k of [5, 63, 300]) {
         cases.push({ m, n, k, bias: true, lda: Math.ceil(k / 4) * 4 + 8, ldo: n + 3, threads: 2 });
-        cases.push({ m, n, k, u8: true, relu: true, ldo: n + 5, threads: 2 });
+        cases.push({ m, n, k, u8: true, act: 'relu', ldo: n + 5, threads: 2 });
+        cases.push({ m, n, k, act: 'relu6', ldo: n + 2, threads: 2 });
       }
       expectAll(kernel, cases, 4000);
     });

@@ -17,6 +17,9 @@ struct DenseLayerSpec {
   Activation act = Activation::kLinear;
   float alpha = 0.f;
   bool has_bias = true;
+  float max_value = __builtin_huge_valf();  // kerasRelu's max_value (+inf: none)
+  float threshold = 0.f;                    // kerasRelu's threshold
+  ActivationParams params() const noexcept { return ActivationParams{alpha, max_value, threshold}; }
 };
 
 constexpr uint32_t kMaxDenseLayers = 256;

@@ -21,7 +21,16 @@ struct F32GemmArgs {
   float* c = nullptr;           // m rows of n floats, row stride ldc (>= n)
   size_t ldc = 0;
   Activation act = Activation::kLinear;
-  float alpha = 0.f;  // leakyRelu slope, elu scale
+  float alpha = 0.f;                        // leakyRelu slope, elu scale, kerasRelu negative_slope
+  float max_value = __builtin_huge_valf();  // kerasRelu
+  float threshold = 0.f;                    // kerasRelu
+  void set_activation(Activation a, const ActivationParams& p) noexcept {
+    act = a;
+    alpha = p.alpha;
+    max_value = p.max_value;
+    threshold = p.threshold;
+  }
+  ActivationParams params() const noexcept { return ActivationParams{alpha, max_value, threshold}; }
 };
 
 // A rectangle of the output: rows [m_begin, m_end) and B panels [p_begin, p_end).
@@ -37,6 +46,10 @@ struct F32GemmKernel {
   size_t (*scratch_floats)(size_t k);
   // Computes one tile. Softmax requires the tile to span every panel. noexcept, no allocation.
   void (*run)(const F32GemmArgs& args, const GemmTile& tile, float* scratch);
+  // y[i] = act(z[i]) over n floats with the epilogue's own vector code (element-wise activations
+  // only; z may equal y): for callers that keep the pre-activation (training) or apply the
+  // activation after another kernel (the int8 path's unfused activations).
+  void (*activate)(Activation act, const ActivationParams& params, const float* z, float* y, size_t n);
 };
 
 // Kernels in preference order (best first), from f32_gemm.inc.

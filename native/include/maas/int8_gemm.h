@@ -1,11 +1,14 @@
 // The int8 GEMM kernel family: u8 activations × s8 weights → s32, with a fused epilogue that
-// corrects for the activation zero point, dequantizes (per-channel scale) + bias + relu to fp32,
+// corrects for the activation zero point, dequantizes (per-channel scale) + bias + relu/relu6/Keras ReLU to fp32,
 // or requantizes to u8 for the next layer. Every member is listed once in src/cpu/int8_gemm.inc.
 //
 // The arithmetic every path promises, bit for bit (ref::QU8S8Dense is its definition):
 //   acc[i][j] = Σ_k (a[i][k] − a_zero) · w[k][j]                       exact int32
 //   y         = fma(float(acc), scale[j], bias[j] or 0)                 scale = a_scale · w_scale[j]
-//   y         = max(y, 0) when act is relu
+//   y         = max(y, 0) when act is relu or relu6
+//   y         = min(y, 6) when act is relu6
+//   y         = y > t ? min(y, max) : slope · (y − t)   when act is kerasRelu (slope = alpha; the
+//               subtraction and the product each round once, no fma)
 //   q         = clamp(nearbyint(y / out_scale) + out_zero, 0, out_max)  only for u8 output
 // Each kernel states the largest activation it accepts (a_max): the AVX2 path keeps activations
 // in 7 bits because vpmaddubsw saturates pairs at int16 (2 · 255 · 127 > 32767, 2 · 127 · 127 not).
@@ -29,12 +32,14 @@ struct Int8GemmArgs {
   const uint8_t* a = nullptr;
   size_t lda = 0;
   int32_t a_zero = 0;
-  const int8_t* b_packed = nullptr;      // PackInt8B for this kernel
-  const int32_t* colsum = nullptr;       // Σ_k w[k][j], padded to the panel width
-  const float* scale = nullptr;          // a_scale · w_scale[j], padded
-  const float* bias = nullptr;           // padded, or nullptr
-  Activation act = Activation::kLinear;  // kLinear or kRelu: the epilogue fuses only these
-  float* c = nullptr;                    // fp32 output (ldc), when q is nullptr
+  const int8_t* b_packed = nullptr;  // PackInt8B for this kernel
+  const int32_t* colsum = nullptr;   // Σ_k w[k][j], padded to the panel width
+  const float* scale = nullptr;      // a_scale · w_scale[j], padded
+  const float* bias = nullptr;       // padded, or nullptr
+  // kLinear, kRelu, kRelu6 or kKerasRelu (with params): the epilogue fuses only these.
+  Activation act = Activation::kLinear;
+  ActivationParams params;
+  float* c = nullptr;  // fp32 output (ldc), when q is nullptr
   size_t ldc = 0;
   uint8_t* q = nullptr;  // u8 output (ldq) for the next layer, or nullptr
   size_t ldq = 0;
@@ -82,5 +87,11 @@ struct QuantParams {
   int32_t zero;
 };
 QuantParams ActivationQuantParams(float min, float max, int32_t qmax) noexcept;
+
+// The activations the int8 epilogue applies itself (the others run on its fp32 output).
+inline bool Int8Fusable(Activation act) noexcept {
+  return act == Activation::kLinear || act == Activation::kRelu || act == Activation::kRelu6 ||
+         act == Activation::kKerasRelu;
+}
 
 }  // namespace maas

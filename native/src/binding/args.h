@@ -37,7 +37,30 @@ const Kernel& ArgKernelOf(const Napi::CallbackInfo& info, size_t index, const Ke
   return *k;
 }
 
-// {in, out, activation, alpha, hasBias} of layer spec object `o` (the i-th), range-checked.
+// An optional number property of `o`, or `fallback` when it is absent (undefined or null).
+inline double OptionalNumber(const Napi::Object& o, const char* key, double fallback) {
+  const Napi::Value v = o.Get(key);
+  return v.IsUndefined() || v.IsNull() ? fallback : v.ToNumber().DoubleValue();
+}
+
+// {alpha, maxValue?, threshold?} of `o`, checked against the activation (Keras's ReLU rules).
+inline ActivationParams ParseActivationParams(Napi::Env env, const Napi::Object& o, Activation act,
+                                              const std::string& what) {
+  const ActivationParams p{static_cast<float>(OptionalNumber(o, "alpha", 0)),
+                           static_cast<float>(OptionalNumber(o, "maxValue", __builtin_huge_val())),
+                           static_cast<float>(OptionalNumber(o, "threshold", 0))};
+  if (!ValidActivationParams(act, p)) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+               what +
+                   ": kerasRelu expects alpha (negative slope) >= 0, maxValue >= 0 and threshold >= 0 but received " +
+                   std::to_string(p.alpha) + ", " + std::to_string(p.max_value) + " and " + std::to_string(p.threshold),
+               true);
+  }
+  return p;
+}
+
+// {in, out, activation, alpha, maxValue?, threshold?, hasBias} of layer spec object `o` (the i-th),
+// range-checked.
 inline DenseLayerSpec ParseDenseSpec(Napi::Env env, const Napi::Object& o, uint32_t i) {
   const double in = o.Get("in").ToNumber().DoubleValue(), out = o.Get("out").ToNumber().DoubleValue();
   const double act = o.Get("activation").ToNumber().DoubleValue();
@@ -45,9 +68,16 @@ inline DenseLayerSpec ParseDenseSpec(Napi::Env env, const Napi::Object& o, uint3
     ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "layer spec " + std::to_string(i) + " has an invalid in, out or activation",
                true);
   }
-  return DenseLayerSpec{
-      static_cast<uint32_t>(in), static_cast<uint32_t>(out), static_cast<Activation>(static_cast<uint32_t>(act)),
-      static_cast<float>(o.Get("alpha").ToNumber().DoubleValue()), o.Get("hasBias").ToBoolean().Value()};
+  DenseLayerSpec spec;
+  spec.in = static_cast<uint32_t>(in);
+  spec.out = static_cast<uint32_t>(out);
+  spec.act = static_cast<Activation>(static_cast<uint32_t>(act));
+  const ActivationParams p = ParseActivationParams(env, o, spec.act, "layer spec " + std::to_string(i));
+  spec.alpha = p.alpha;
+  spec.max_value = p.max_value;
+  spec.threshold = p.threshold;
+  spec.has_bias = o.Get("hasBias").ToBoolean().Value();
+  return spec;
 }
 
 // The array info[index] of layer spec objects, each parsed by parse(env, object, i).

@@ -29,7 +29,8 @@ T* TypedData(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type 
   return ArgTypedData<T>(info, index, what, type, length);
 }
 
-// The operands _qgemm and _referenceQGemm share, from info[first..first+13]:
+// The operands _qgemm and _referenceQGemm share, from info[first..first+13] (and the optional
+// activation parameters at first+15, after _qgemm's threads and _referenceQGemm's outMax):
 // a, lda, aZero, w, scale, bias|null, m, n, k, act, out (Float32Array | Uint8Array), ldo, outScale, outZero.
 struct QOperands {
   const uint8_t* a;
@@ -40,6 +41,7 @@ struct QOperands {
   const float* bias;
   size_t m, n, k;
   Activation act;
+  maas::ActivationParams params;
   float* c;
   uint8_t* q;
   size_t ldo;
@@ -72,10 +74,13 @@ QOperands ArgQOperands(const Napi::CallbackInfo& info, size_t first, size_t a_ro
   const size_t row = a_row_bytes_pad ? RoundUpTo(o.k, a_row_bytes_pad) : o.k;
   if (o.m == 0 || o.n == 0 || o.k == 0 || o.k > kMaxInt8K || o.lda < row || a_len < (o.m - 1) * o.lda + row ||
       w_len != o.k * o.n || s_len != o.n || o.ldo < o.n || o_len < (o.m - 1) * o.ldo + o.n || o.a_zero > 255 ||
-      (o.act != Activation::kLinear && o.act != Activation::kRelu) || (o.q && !(o.out_scale > 0))) {
+      !Int8Fusable(o.act) || (o.q && !(o.out_scale > 0))) {
     ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
                std::string(fn) + ": operand sizes or parameters do not match m, n, k and strides", true);
   }
+  // Optional {alpha, maxValue?, threshold?} after the call's last positional argument (kerasRelu).
+  if (info.Length() > first + 15 && info[first + 15].IsObject())
+    o.params = ParseActivationParams(env, info[first + 15].As<Napi::Object>(), o.act, fn);
   if (!info[first + 5].IsNull() && !info[first + 5].IsUndefined()) {
     size_t b_len = 0;
     o.bias = TypedData<float>(info, first + 5, napi_float32_array, "bias", &b_len);
@@ -116,6 +121,7 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
   g.scale = scale.data();
   g.bias = o.bias ? bias.data() : nullptr;
   g.act = o.act;
+  g.params = o.params;
   g.c = o.c;
   g.ldc = o.ldo;
   g.q = o.q;
@@ -131,8 +137,8 @@ Napi::Value QGemm(const Napi::CallbackInfo& info) {
 Napi::Value ReferenceQGemm(const Napi::CallbackInfo& info) {
   const QOperands o = ArgQOperands(info, 0, 0, "_referenceQGemm");
   const int32_t out_max = static_cast<int32_t>(ArgSize(info, 14, "outMax"));
-  ref::QU8S8Dense(o.a, o.lda, o.a_zero, o.w, o.scale, o.bias, o.m, o.n, o.k, o.act, o.c, o.ldo, o.q, o.ldo, o.out_scale,
-                  o.out_zero, out_max);
+  ref::QU8S8Dense(o.a, o.lda, o.a_zero, o.w, o.scale, o.bias, o.m, o.n, o.k, o.act, o.params, o.c, o.ldo, o.q, o.ldo,
+                  o.out_scale, o.out_zero, out_max);
   return info.Env().Undefined();
 }
 

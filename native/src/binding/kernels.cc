@@ -70,7 +70,8 @@ Napi::Value PackStack(const Napi::CallbackInfo& info) {
 }
 
 // The operands _gemm and _referenceDense share, read from info[first..first+10]:
-// x, lda, w, bias|null, m, n, k, activation, alpha, y, ldy.
+// x, lda, w, bias|null, m, n, k, activation, params, y, ldy; params is alpha (a number) or
+// {alpha, maxValue?, threshold?}.
 struct DenseOperands {
   const float* x;
   size_t lda;
@@ -78,7 +79,7 @@ struct DenseOperands {
   const float* bias;  // n floats, or nullptr
   size_t m, n, k;
   Activation act;
-  float alpha;
+  ActivationParams params;
   float* y;
   size_t ldy;
 };
@@ -96,9 +97,14 @@ DenseOperands ArgDenseOperands(const Napi::CallbackInfo& info, size_t first, con
                   ArgSize(info, first + 5, "n"),
                   ArgSize(info, first + 6, "k"),
                   ArgActivation(info, first + 7),
-                  static_cast<float>(info[first + 8].ToNumber().DoubleValue()),
+                  ActivationParams{},
                   y.Data(),
                   ArgSize(info, first + 10, "ldy")};
+  if (info[first + 8].IsObject()) {
+    d.params = ParseActivationParams(env, info[first + 8].As<Napi::Object>(), d.act, fn);
+  } else {
+    d.params.alpha = static_cast<float>(info[first + 8].ToNumber().DoubleValue());
+  }
   if (d.m == 0 || d.n == 0 || d.k == 0 || d.lda < d.k || d.ldy < d.n || x.ElementLength() < (d.m - 1) * d.lda + d.k ||
       w.ElementLength() != d.k * d.n || y.ElementLength() < (d.m - 1) * d.ldy + d.n) {
     ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", std::string(fn) + ": operand sizes do not match m, n, k and strides",
@@ -142,8 +148,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   args.bias = d.bias ? bias_padded.data() : nullptr;
   args.c = d.y;
   args.ldc = d.ldy;
-  args.act = d.act;
-  args.alpha = d.alpha;
+  args.set_activation(d.act, d.params);
   F32GemmParallel(kernel, args, &pool, nth, per_thread.data());
   return env.Undefined();
 }
@@ -159,7 +164,23 @@ Napi::Value ReferenceDense(const Napi::CallbackInfo& info) {
       ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_referenceDense: magnitude must hold m*n floats", true);
     mag = mg.Data();
   }
-  ref::F32Dense(d.x, d.lda, d.w, d.bias, d.m, d.n, d.k, d.act, d.alpha, d.y, d.ldy, mag);
+  ref::F32Dense(d.x, d.lda, d.w, d.bias, d.m, d.n, d.k, d.act, d.params, d.y, d.ldy, mag);
+  return env.Undefined();
+}
+
+// _activate(kernel, act, params, z, y): a kernel's element-wise activation pass, y = act(z). A test entry.
+Napi::Value Activate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const F32GemmKernel& kernel = ArgKernel(info, 0);
+  const Activation act = ArgActivation(info, 1);
+  if (!IsElementwise(act)) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "_activate: softmax is a row pass", true);
+  maas::ActivationParams params;
+  if (info[2].IsObject()) params = ParseActivationParams(env, info[2].As<Napi::Object>(), act, "_activate");
+  auto z = ArgTypedArray<float>(info, 3, "z", napi_float32_array);
+  auto y = ArgTypedArray<float>(info, 4, "y", napi_float32_array);
+  if (y.ElementLength() < z.ElementLength())
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_activate: y must hold as many floats as z", true);
+  kernel.activate(act, params, z.Data(), y.Data(), z.ElementLength());
   return env.Undefined();
 }
 
@@ -184,6 +205,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("packStack", Napi::Function::New(env, PackStack, "packStack"));
   exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
   exports.Set("_referenceDense", Napi::Function::New(env, ReferenceDense, "_referenceDense"));
+  exports.Set("_activate", Napi::Function::New(env, Activate, "_activate"));
   exports.Set("_peakFma", Napi::Function::New(env, PeakFma, "_peakFma"));
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "args.h"
 #include "maas/train.h"
 #include "typed.h"
 
@@ -53,6 +54,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                               NumberOr(s, "alpha", 0), s.Get("hasBias").ToBoolean().Value()};
       if (static_cast<uint32_t>(l.spec.act) >= kActivationCount)
         ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: activation out of range", true);
+      const ActivationParams p = ParseActivationParams(env, s, l.spec.act, "Trainer: layer " + std::to_string(i));
+      l.spec.max_value = p.max_value;
+      l.spec.threshold = p.threshold;
       Napi::Value k = kernels.Get(i), b = biases.Get(i);
       if (!k.IsTypedArray() || k.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
           k.As<Napi::TypedArray>().ElementLength() != static_cast<size_t>(l.spec.in) * l.spec.out) {

@@ -12,7 +12,9 @@ namespace maas {
 namespace {
 
 constexpr char kMagic[8] = {'M', 'A', 'A', 'S', 'P', 'K', '0', '1'};
-constexpr uint32_t kFormatVersion = 1;
+// 2: records carry kerasRelu's max_value and threshold. Buffers are built at load, never stored,
+// so a version-1 buffer is refused rather than read.
+constexpr uint32_t kFormatVersion = 2;
 
 struct PackedHeader {
   char magic[8];
@@ -26,7 +28,7 @@ struct PackedHeader {
 
 struct PackedLayerRecord {
   uint32_t in, out, act;
-  float alpha;
+  float alpha, max_value, threshold;
   uint32_t has_bias, reserved;
   uint64_t weights_offset, bias_offset;  // from the aligned start
 };
@@ -45,6 +47,8 @@ size_t LayoutBytes(const DenseLayerSpec* layers, size_t count, uint32_t nr, Pack
                                      layers[i].out,
                                      static_cast<uint32_t>(layers[i].act),
                                      layers[i].alpha,
+                                     layers[i].max_value,
+                                     layers[i].threshold,
                                      layers[i].has_bias ? 1u : 0u,
                                      0,
                                      off,
@@ -62,6 +66,7 @@ Status CheckSpecs(const DenseLayerSpec* layers, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     if (layers[i].in == 0 || layers[i].out == 0) return Status::kInvalidArgument;
     if (static_cast<uint32_t>(layers[i].act) >= kActivationCount) return Status::kInvalidArgument;
+    if (!ValidActivationParams(layers[i].act, layers[i].params())) return Status::kInvalidArgument;
     if (i > 0 && layers[i].in != layers[i - 1].out) return Status::kInvalidArgument;
   }
   return Status::kOk;
@@ -125,7 +130,8 @@ Status OpenDenseStack(const void* buffer, size_t bytes, PackedStackView* view) n
   for (uint32_t i = 0; i < header.layer_count; ++i) {
     PackedLayerRecord r;
     std::memcpy(&r, &records[i], sizeof(r));
-    specs[i] = DenseLayerSpec{r.in, r.out, static_cast<Activation>(r.act), r.alpha, r.has_bias != 0};
+    specs[i] =
+        DenseLayerSpec{r.in, r.out, static_cast<Activation>(r.act), r.alpha, r.has_bias != 0, r.max_value, r.threshold};
   }
   if (CheckSpecs(specs, header.layer_count) != Status::kOk) return Status::kCorruptPacked;
   // Offsets must be exactly what packing these specs produces: no pointer can leave the buffer.
@@ -256,7 +262,7 @@ Status DenseStackForward(const PackedStackView& view, const float* x, size_t bat
     args.c = out;
     args.ldc = layer.spec.out;
     args.act = layer.spec.act;
-    args.alpha = layer.spec.alpha;
+    args.set_activation(layer.spec.act, layer.spec.params());
     F32GemmParallel(*view.kernel, args, pool, threads, thread_scratch);
     in = out;
   }

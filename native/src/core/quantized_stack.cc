@@ -1,5 +1,5 @@
 // Packing, opening and running a quantized dense stack. Between two int8 layers whose
-// activation the epilogue fuses (linear, relu) and whose parameters are static, the first layer
+// activation the epilogue fuses (linear, relu, relu6, Keras ReLU) and whose parameters are static, the first layer
 // writes u8 straight into the second's input; everywhere else a layer writes fp32 and the next
 // int8 layer quantizes it (with the calibrated parameters, or the batch's own range).
 #include "maas/quantized_stack.h"
@@ -15,7 +15,8 @@ namespace maas {
 namespace {
 
 constexpr char kMagic[8] = {'M', 'A', 'A', 'S', 'Q', '8', '0', '1'};
-constexpr uint32_t kFormatVersion = 1;
+// 2: records carry kerasRelu's max_value and threshold (buffers are built at load, never stored).
+constexpr uint32_t kFormatVersion = 2;
 
 struct QuantHeader {
   char magic[8];
@@ -30,7 +31,7 @@ struct QuantHeader {
 
 struct QuantLayerRecord {
   uint32_t in, out, act;
-  float alpha;
+  float alpha, max_value, threshold;
   uint32_t has_bias, int8;
   float in_min, in_max;
   uint64_t w_offset, colsum_offset, wscale_offset, scale_offset, bias_offset;  // from the aligned start
@@ -50,6 +51,8 @@ size_t LayoutBytes(const QuantLayerSpec* layers, size_t count, const Int8GemmKer
                        d.out,
                        static_cast<uint32_t>(d.act),
                        d.alpha,
+                       d.max_value,
+                       d.threshold,
                        d.has_bias ? 1u : 0u,
                        layers[i].int8 ? 1u : 0u,
                        layers[i].in_min,
@@ -80,6 +83,7 @@ Status CheckSpecs(const QuantLayerSpec* layers, size_t count) {
   for (size_t i = 0; i < count; ++i) {
     const DenseLayerSpec& d = layers[i].dense;
     if (d.in == 0 || d.out == 0 || static_cast<uint32_t>(d.act) >= kActivationCount) return Status::kInvalidArgument;
+    if (!ValidActivationParams(d.act, d.params())) return Status::kInvalidArgument;
     if (i > 0 && d.in != layers[i - 1].dense.out) return Status::kInvalidArgument;
     if (layers[i].int8 && d.in > kMaxInt8K) return Status::kInvalidArgument;
     if (!std::isfinite(layers[i].in_min) || !std::isfinite(layers[i].in_max) || layers[i].in_min > layers[i].in_max) {
@@ -170,7 +174,8 @@ Status OpenQuantStack(const void* buffer, size_t bytes, QuantStackView* view) no
   for (uint32_t i = 0; i < header.layer_count; ++i) {
     const QuantLayerRecord& r = stored[i];
     if (r.act >= kActivationCount || r.int8 > 1 || r.has_bias > 1) return Status::kCorruptPacked;
-    specs[i].dense = DenseLayerSpec{r.in, r.out, static_cast<Activation>(r.act), r.alpha, r.has_bias != 0};
+    specs[i].dense =
+        DenseLayerSpec{r.in, r.out, static_cast<Activation>(r.act), r.alpha, r.has_bias != 0, r.max_value, r.threshold};
     specs[i].int8 = r.int8 != 0;
     specs[i].in_min = r.in_min;
     specs[i].in_max = r.in_max;
@@ -290,41 +295,18 @@ void Int8Task(void* ctx, size_t ith, size_t nth) {
 // As for fp32: below this many operations a second thread costs more than it saves.
 constexpr double kParallelMinOps = 2e6;
 
-// Activations the int8 epilogue does not fuse, applied to fp32 rows in place (libm, float).
-void ApplyActivationRows(float* c, size_t rows, size_t n, Activation act, float alpha) {
+// Activations the int8 epilogue does not fuse, applied to fp32 rows in place: element-wise ones
+// with the fp32 kernel's epilogue code (the same values an fp32 layer computes), softmax here.
+void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t n, Activation act,
+                         const ActivationParams& params) {
+  if (act != Activation::kSoftmax) return f32.activate(act, params, c, c, rows * n);
   for (size_t i = 0; i < rows; ++i) {
     float* row = c + i * n;
-    if (act == Activation::kSoftmax) {
-      float mx = row[0];
-      for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
-      float total = 0.f;
-      for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
-      for (size_t j = 0; j < n; ++j) row[j] /= total;
-      continue;
-    }
-    for (size_t j = 0; j < n; ++j) {
-      const float x = row[j];
-      switch (act) {
-        case Activation::kRelu:
-          row[j] = x > 0.f ? x : 0.f;
-          break;
-        case Activation::kLeakyRelu:
-          row[j] = x > 0.f ? x : alpha * x;
-          break;
-        case Activation::kElu:
-          row[j] = x > 0.f ? x : alpha * (std::exp(x) - 1.f);
-          break;
-        case Activation::kSigmoid:
-          row[j] = 1.f / (1.f + std::exp(-x));
-          break;
-        case Activation::kTanh:
-          row[j] = std::tanh(x);
-          break;
-        case Activation::kLinear:
-        case Activation::kSoftmax:
-          break;
-      }
-    }
+    float mx = row[0];
+    for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+    float total = 0.f;
+    for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
+    for (size_t j = 0; j < n; ++j) row[j] /= total;
   }
 }
 
@@ -346,8 +328,6 @@ void QuantizeRows(const Int8GemmKernel& kernel, const float* x, size_t rows, siz
     std::memset(q + i * ld + n, 0, ld - n);
   }
 }
-
-bool Fusable(Activation act) { return act == Activation::kLinear || act == Activation::kRelu; }
 
 }  // namespace
 
@@ -395,8 +375,7 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
       a.bias = layer.bias;
       a.c = out;
       a.ldc = d.out;
-      a.act = d.act;
-      a.alpha = d.alpha;
+      a.set_activation(d.act, d.params());
       F32GemmParallel(*view.f32, a, pool, threads, f32_scratch);
       in = out;
       f32_next ^= 1;
@@ -430,8 +409,9 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
       }
     }
     const QuantLayerView* next = last ? nullptr : &view.layers[l + 1];
-    const bool requant = next && next->spec.int8 && view.mode == QuantMode::kStatic && Fusable(d.act);
-    g.act = Fusable(d.act) ? d.act : Activation::kLinear;
+    const bool requant = next && next->spec.int8 && view.mode == QuantMode::kStatic && Int8Fusable(d.act);
+    g.act = Int8Fusable(d.act) ? d.act : Activation::kLinear;
+    g.params = d.params();
     if (requant) {
       uint8_t* q = scratch->u8(u8_next);
       u8_next ^= 1;
@@ -448,7 +428,7 @@ Status QuantStackForward(const QuantStackView& view, const float* x, size_t batc
     g.c = out;
     g.ldc = d.out;
     Int8GemmParallel(kernel, g, pool, threads, int8_scratch);
-    if (!Fusable(d.act)) ApplyActivationRows(out, batch, d.out, d.act, d.alpha);
+    if (!Int8Fusable(d.act)) ApplyActivationRows(*view.f32, out, batch, d.out, d.act, d.params());
     u8_in = nullptr;
     in = out;
     f32_next ^= 1;

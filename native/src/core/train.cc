@@ -15,12 +15,21 @@ constexpr size_t kNarrowOutputs = 4;   // layers this narrow get their weight gr
 
 inline float Sigmoid(float z) { return z >= 0 ? 1.f / (1.f + std::exp(-z)) : std::exp(z) / (1.f + std::exp(z)); }
 
-// dZ = dY ⊙ act'(Y), from the layer's output Y (every activation's derivative is a function of
-// its output); softmax uses its Jacobian row by row. Also sums dZ's columns into db.
-void ActivationBackward(Activation act, float alpha, const float* y, float* dz, size_t rows, size_t cols, float* db) {
+// Activations whose derivative is not a function of their output (neither is monotonic on its
+// own output): training keeps their pre-activation Z.
+bool NeedsPreActivation(Activation act) {
+  return act == Activation::kSwish || act == Activation::kGelu || act == Activation::kGeluTanh;
+}
+
+// dZ = dY ⊙ act'(Y), from the layer's output Y (or its pre-activation Z, for the activations
+// NeedsPreActivation names); softmax uses its Jacobian row by row. Also sums dZ's columns into db.
+void ActivationBackward(Activation act, const ActivationParams& p, const float* y, const float* z, float* dz,
+                        size_t rows, size_t cols, float* db) {
+  const float alpha = p.alpha;
   for (size_t c = 0; c < cols; ++c) db[c] = 0.f;
   for (size_t i = 0; i < rows; ++i) {
     const float* yr = y + i * cols;
+    const float* zr = z ? z + i * cols : nullptr;
     float* d = dz + i * cols;
     switch (act) {
       case Activation::kLinear:
@@ -46,6 +55,54 @@ void ActivationBackward(Activation act, float alpha, const float* y, float* dz, 
         for (size_t c = 0; c < cols; ++c) d[c] = yr[c] * (d[c] - static_cast<float>(dot));
         break;
       }
+      case Activation::kRelu6:
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f && yr[c] < 6.f ? d[c] : 0.f;
+        break;
+      case Activation::kHardSigmoid:
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f && yr[c] < 1.f ? 0.2f * d[c] : 0.f;
+        break;
+      case Activation::kSwish:  // σ(z) + z·σ(z)(1 − σ(z)) = σ(z)(1 + z(1 − σ(z)))
+        for (size_t c = 0; c < cols; ++c) {
+          const float s = Sigmoid(zr[c]);
+          d[c] *= s * (1.f + zr[c] * (1.f - s));
+        }
+        break;
+      case Activation::kGelu:  // Φ(z) + z·φ(z)
+        for (size_t c = 0; c < cols; ++c) {
+          const float phi = 0.5f * std::erfc(-zr[c] * 0.70710678f);
+          const float density = 0.39894228f * std::exp(-0.5f * zr[c] * zr[c]);
+          d[c] *= phi + zr[c] * density;
+        }
+        break;
+      case Activation::kSoftplus:  // σ(z) = 1 − e^{−y}
+        for (size_t c = 0; c < cols; ++c) d[c] *= -std::expm1(-yr[c]);
+        break;
+      case Activation::kSoftsign:  // 1/(1 + |z|)² = (1 − |y|)²
+        for (size_t c = 0; c < cols; ++c) {
+          const float t = 1.f - std::fabs(yr[c]);
+          d[c] *= t * t;
+        }
+        break;
+      case Activation::kSelu: {  // scale for z > 0, else scale·α·e^z = y + scale·α
+        const float scale = static_cast<float>(kSeluScale), sa = static_cast<float>(kSeluScale * kSeluAlpha);
+        for (size_t c = 0; c < cols; ++c) d[c] *= yr[c] > 0.f ? scale : yr[c] + sa;
+        break;
+      }
+      case Activation::kExponential:
+        for (size_t c = 0; c < cols; ++c) d[c] *= yr[c];
+        break;
+      case Activation::kGeluTanh:  // y = z·s(v), v = k(z + c·z³): s + z·s(1 − s)·k(1 + 3c·z²)
+        for (size_t c = 0; c < cols; ++c) {
+          const float z = zr[c], k = static_cast<float>(kGeluTanhScale), cubic = static_cast<float>(kGeluTanhCubic);
+          const float s = Sigmoid(k * z * (1.f + cubic * z * z));
+          d[c] *= s + z * s * (1.f - s) * k * (1.f + 3.f * cubic * z * z);
+        }
+        break;
+      case Activation::kKerasRelu:
+        // With threshold, max_value and slope >= 0, y > 0 only above the threshold (slope 1 below
+        // max_value, 0 at it) and y <= 0 only at or below it (the negative slope).
+        for (size_t c = 0; c < cols; ++c) d[c] = yr[c] > 0.f ? (yr[c] < p.max_value ? d[c] : 0.f) : alpha * d[c];
+        break;
     }
     for (size_t c = 0; c < cols; ++c) db[c] += d[c];
   }
@@ -73,6 +130,7 @@ Status Trainer::Check() const noexcept {
     if (s.in == 0 || s.out == 0 || !layers_[l].kernel || (s.has_bias && !layers_[l].bias))
       return Status::kInvalidArgument;
     if (l > 0 && s.in != layers_[l - 1].spec.out) return Status::kInvalidArgument;
+    if (!ValidActivationParams(s.act, s.params())) return Status::kInvalidArgument;
   }
   const Activation last = layers_.back().spec.act;
   const bool categorical = loss_ == Loss::kCategoricalCrossentropy || loss_ == Loss::kSparseCategoricalCrossentropy;
@@ -117,13 +175,17 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
     if (grads_.size() != layers_.size()) {
       grads_.resize(layers_.size());
       outputs_.resize(layers_.size());
+      pre_.resize(layers_.size());
       for (size_t l = 0; l < layers_.size(); ++l) {
         grads_[l].kernel.assign(static_cast<size_t>(layers_[l].spec.in) * layers_[l].spec.out, 0.f);
         grads_[l].bias.assign(layers_[l].spec.out, 0.f);
       }
     }
     if (batch > capacity_) {
-      for (size_t l = 0; l < layers_.size(); ++l) outputs_[l].resize(batch * layers_[l].spec.out);
+      for (size_t l = 0; l < layers_.size(); ++l) {
+        outputs_[l].resize(batch * layers_[l].spec.out);
+        if (NeedsPreActivation(layers_[l].spec.act)) pre_[l].resize(batch * layers_[l].spec.out);
+      }
       dz_.resize(batch * max_out);
       dy_.resize(batch * (max_in > max_out ? max_in : max_out));
       capacity_ = batch;
@@ -158,9 +220,17 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
     g.bias = layer.bias ? bias_padded_.data() : nullptr;
     g.c = outputs_[l].data();
     g.ldc = layer.spec.out;
-    g.act = (logits_last && l + 1 == layers_.size()) ? Activation::kLinear : layer.spec.act;
-    g.alpha = layer.spec.alpha;
-    F32GemmParallel(kernel_, g, pool, threads, scratch);
+    const Activation act = (logits_last && l + 1 == layers_.size()) ? Activation::kLinear : layer.spec.act;
+    g.set_activation(act, layer.spec.params());
+    if (NeedsPreActivation(act)) {
+      // Z for the backward pass, then Y = act(Z) from it.
+      g.c = pre_[l].data();
+      g.act = Activation::kLinear;
+      F32GemmParallel(kernel_, g, pool, threads, scratch);
+      kernel_.activate(act, layer.spec.params(), pre_[l].data(), outputs_[l].data(), batch * layer.spec.out);
+    } else {
+      F32GemmParallel(kernel_, g, pool, threads, scratch);
+    }
     in = outputs_[l].data();
   }
   return Status::kOk;
@@ -253,7 +323,8 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
     const size_t in = layer.spec.in, out = layer.spec.out;
     // dz_ holds dL/dY of this layer; turn it into dL/dZ (a fused last layer already did).
     const Activation act = l + 1 == layers_.size() && fused ? Activation::kLinear : layer.spec.act;
-    ActivationBackward(act, layer.spec.alpha, outputs_[l].data(), dz_.data(), batch, out, grads_[l].bias.data());
+    ActivationBackward(act, layer.spec.params(), outputs_[l].data(), NeedsPreActivation(act) ? pre_[l].data() : nullptr,
+                       dz_.data(), batch, out, grads_[l].bias.data());
     const float* x_l = l == 0 ? x : outputs_[l - 1].data();
     if (out <= kNarrowOutputs) {
       // A narrow layer (a sigmoid head) would fill one column of each NR-wide tile: compute

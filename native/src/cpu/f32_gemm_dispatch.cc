@@ -7,15 +7,16 @@
 
 namespace maas {
 
-#define MAAS_F32_GEMM(name, isa, mr, nr) \
-  size_t name##_scratch(size_t k);       \
-  void name##_run(const F32GemmArgs&, const GemmTile&, float*);
+#define MAAS_F32_GEMM(name, isa, mr, nr)                        \
+  size_t name##_scratch(size_t k);                              \
+  void name##_run(const F32GemmArgs&, const GemmTile&, float*); \
+  void name##_activate(Activation, const ActivationParams&, const float*, float*, size_t);
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 
 namespace {
 const F32GemmKernel kKernels[] = {
-#define MAAS_F32_GEMM(name, isa, mr, nr) {#name, Isa::isa, mr, nr, &name##_scratch, &name##_run},
+#define MAAS_F32_GEMM(name, isa, mr, nr) {#name, Isa::isa, mr, nr, &name##_scratch, &name##_run, &name##_activate},
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 };

@@ -35,24 +35,106 @@ inline typename V::R Exp(typename V::R x) {
   return V::mul(p, V::pow2(n));
 }
 
-// Element-wise activations (softmax is a row pass, see SoftmaxRows).
+// erfc(z) for z >= 0 with a fractional error below 1.2e-7 everywhere (the Chebyshev-fitted
+// t·exp(−z² + P(t)), t = 1/(1 + z/2), of Numerical Recipes' erfcc): relative precision holds in
+// the tail, which GELU's negative side needs.
 template <class V>
-inline typename V::R Activate(Activation act, typename V::R x, float alpha) {
+inline typename V::R Erfc(typename V::R z) {
+  using R = typename V::R;
+  const R t = V::div(V::set1(1.f), V::fmadd(z, V::set1(0.5f), V::set1(1.f)));
+  R p = V::set1(0.17087277f);
+  p = V::fmadd(p, t, V::set1(-0.82215223f));
+  p = V::fmadd(p, t, V::set1(1.48851587f));
+  p = V::fmadd(p, t, V::set1(-1.13520398f));
+  p = V::fmadd(p, t, V::set1(0.27886807f));
+  p = V::fmadd(p, t, V::set1(-0.18628806f));
+  p = V::fmadd(p, t, V::set1(0.09678418f));
+  p = V::fmadd(p, t, V::set1(0.37409196f));
+  p = V::fmadd(p, t, V::set1(1.00002368f));
+  p = V::fmadd(p, t, V::set1(-1.26551223f));
+  return V::mul(t, Exp<V>(V::sub(p, V::mul(z, z))));
+}
+
+// log(1 + u) for u in [0, 1]: 2·atanh(s) with s = u / (2 + u) <= 1/3, odd series to s^17
+// (truncation < 2e-10). s is formed without computing 1 + u, so tiny u keeps its precision.
+template <class V>
+inline typename V::R Log1pUnit(typename V::R u) {
+  using R = typename V::R;
+  const R s = V::div(u, V::add(u, V::set1(2.f)));
+  const R s2 = V::mul(s, s);
+  R p = V::set1(1.f / 17);
+  p = V::fmadd(p, s2, V::set1(1.f / 15));
+  p = V::fmadd(p, s2, V::set1(1.f / 13));
+  p = V::fmadd(p, s2, V::set1(1.f / 11));
+  p = V::fmadd(p, s2, V::set1(1.f / 9));
+  p = V::fmadd(p, s2, V::set1(1.f / 7));
+  p = V::fmadd(p, s2, V::set1(1.f / 5));
+  p = V::fmadd(p, s2, V::set1(1.f / 3));
+  p = V::fmadd(p, s2, V::set1(1.f));
+  return V::mul(V::add(s, s), p);
+}
+
+template <class V>
+inline typename V::R Sigmoid(typename V::R x) {
+  return V::div(V::set1(1.f), V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), x))));
+}
+
+// Element-wise activations (softmax is a row pass, see SoftmaxRows); ActivateScalar in
+// maas/activation.h is the definition each case follows.
+template <class V>
+inline typename V::R Activate(Activation act, typename V::R x, const ActivationParams& prm) {
   using R = typename V::R;
   switch (act) {
     case Activation::kRelu:
       return V::max(x, V::zero());
     case Activation::kLeakyRelu:
-      return V::select_pos(x, x, V::mul(x, V::set1(alpha)));
+      return V::select_pos(x, x, V::mul(x, V::set1(prm.alpha)));
     case Activation::kElu:
-      return V::select_pos(x, x, V::mul(V::set1(alpha), V::sub(Exp<V>(V::min(x, V::zero())), V::set1(1.f))));
+      return V::select_pos(x, x, V::mul(V::set1(prm.alpha), V::sub(Exp<V>(V::min(x, V::zero())), V::set1(1.f))));
     case Activation::kSigmoid:
-      return V::div(V::set1(1.f), V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), x))));
+      return Sigmoid<V>(x);
     case Activation::kTanh: {
       // tanh|x| = (1 − e^{−2|x|}) / (1 + e^{−2|x|}), sign restored: no overflow for large |x|.
       const R t = Exp<V>(V::mul(V::abs(x), V::set1(-2.f)));
       const R mag = V::div(V::sub(V::set1(1.f), t), V::add(V::set1(1.f), t));
       return V::copysign(mag, x);
+    }
+    case Activation::kRelu6:
+      return V::min(V::max(x, V::zero()), V::set1(6.f));
+    case Activation::kHardSigmoid:
+      return V::min(V::max(V::fmadd(x, V::set1(0.2f), V::set1(0.5f)), V::zero()), V::set1(1.f));
+    case Activation::kSwish:
+      return V::div(x, V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), x))));
+    case Activation::kGelu: {
+      // Φ(x) = erfc(−x/√2)/2: from erfc(|x|/√2) directly for x < 0, as 1 − erfc/2 for x > 0.
+      const R half_e = V::mul(V::set1(0.5f), Erfc<V>(V::mul(V::abs(x), V::set1(0.70710678118654752f))));
+      return V::mul(x, V::select_pos(x, V::sub(V::set1(1.f), half_e), half_e));
+    }
+    case Activation::kSoftplus:
+      return V::add(V::max(x, V::zero()), Log1pUnit<V>(Exp<V>(V::sub(V::zero(), V::abs(x)))));
+    case Activation::kSoftsign:
+      return V::div(x, V::add(V::set1(1.f), V::abs(x)));
+    case Activation::kSelu: {
+      const R neg = V::mul(V::set1(static_cast<float>(kSeluAlpha)), V::sub(Exp<V>(V::min(x, V::zero())), V::set1(1.f)));
+      return V::mul(V::set1(static_cast<float>(kSeluScale)), V::select_pos(x, x, neg));
+    }
+    case Activation::kExponential: {
+      // Exp clamps its input to [−87.34, 88.38] (so 2^n stays a normal float), short of both ends
+      // of the float range: beyond |x| = 87, exp(x/2)² reaches ln(FLT_MAX) = 88.72 and overflows to
+      // inf above it, and underflows gradually through the subnormals, as libm's exp does.
+      const R h = Exp<V>(V::mul(x, V::set1(0.5f)));
+      return V::select_pos(V::sub(V::abs(x), V::set1(87.f)), V::mul(h, h), Exp<V>(x));
+    }
+    case Activation::kKerasRelu: {
+      // x − threshold > 0 exactly when x > threshold (subnormals make the difference nonzero).
+      const R d = V::sub(x, V::set1(prm.threshold));
+      return V::select_pos(d, V::min(x, V::set1(prm.max_value)), V::mul(V::set1(prm.alpha), d));
+    }
+    case Activation::kGeluTanh: {
+      const R x2 = V::mul(x, x);
+      const R two_u = V::mul(V::set1(static_cast<float>(kGeluTanhScale)),
+                             V::mul(x, V::fmadd(x2, V::set1(static_cast<float>(kGeluTanhCubic)), V::set1(1.f))));
+      return V::div(x, V::add(V::set1(1.f), Exp<V>(V::sub(V::zero(), two_u))));
     }
     case Activation::kLinear:
     case Activation::kSoftmax:
@@ -91,10 +173,19 @@ void SoftmaxRows(float* c, size_t ldc, size_t rows, size_t n) {
   }
 }
 
+// y = act(z) over n floats, W at a time with a masked tail.
+template <class V>
+void ActivateRow(Activation act, const ActivationParams& params, const float* z, float* y, size_t n) {
+  constexpr size_t W = V::W;
+  size_t i = 0;
+  for (; i + W <= n; i += W) V::store(y + i, Activate<V>(act, V::load(z + i), params));
+  if (i < n) V::store_tail(y + i, Activate<V>(act, V::load_tail(z + i, n - i, 0.f), params), n - i);
+}
+
 struct Epilogue {
   const float* bias;  // this panel's nr floats, or nullptr
   Activation act;     // kLinear for softmax layers: the row pass runs after the last panel
-  float alpha;
+  ActivationParams params;
 };
 
 template <class V, int kMR, int kNV>
@@ -145,7 +236,7 @@ struct F32GemmDriver {
         if (accumulate) x = V::add(x, count == V::W ? V::load(row + col) : V::load_tail(row + col, count, 0.f));
         if (epi) {
           if (epi->bias) x = V::add(x, V::load(epi->bias + col));  // bias is padded to NR
-          x = Activate<V>(epi->act, x, epi->alpha);
+          x = Activate<V>(epi->act, x, epi->params);
         }
         if (count == V::W)
           V::store(row + col, x);
@@ -210,6 +301,7 @@ struct F32GemmDriver {
     for (size_t j = 0; j < n; ++j)
       for (size_t p = 0; p < k; ++p) scratch[j * k + p] = g.b_packed[p * kNR + j];
     const Activation act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
+    const ActivationParams prm = g.params();
     float out[kNarrowN];
     for (size_t i = t.m_begin; i < t.m_end; ++i) {
       const float* a = g.a + i * g.lda;
@@ -229,7 +321,7 @@ struct F32GemmDriver {
       }
       for (size_t j = 0; j < n; j += V::W) {
         const size_t count = MinSize(V::W, n - j);
-        V::store_tail(g.c + i * g.ldc + j, Activate<V>(act, V::load_tail(out + j, count, 0.f), g.alpha), count);
+        V::store_tail(g.c + i * g.ldc + j, Activate<V>(act, V::load_tail(out + j, count, 0.f), prm), count);
       }
     }
     if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + t.m_begin * g.ldc, g.ldc, t.m_end - t.m_begin, n);
@@ -256,7 +348,7 @@ struct F32GemmDriver {
           const size_t col0 = pnl * kNR;
           const size_t cols = MinSize(kNR, g.n - col0);
           const float* b = g.b_packed + pnl * k * kNR + pc * kNR;
-          const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.alpha};
+          const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
           for (size_t tile = 0; tile < tiles.count; ++tile) {
             const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
@@ -285,4 +377,7 @@ struct F32GemmDriver {
   static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
   size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }                         \
   void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { F32GemmDriver<V, mr, nv>::Run(g, t, s); } \
+  void name##_activate(Activation a, const ActivationParams& p, const float* z, float* y, size_t n) {            \
+    ActivateRow<V>(a, p, z, y, n);                                                                               \
+  }                                                                                                              \
   }

@@ -1,5 +1,5 @@
 // The generic int8 GEMM driver: row blocking, panels, row tails, the K-group loop and the fused
-// epilogue (zero-point correction, dequantize + bias + relu, or requantize to u8), written once
+// epilogue (zero-point correction, dequantize + bias + relu/relu6/Keras ReLU, or requantize to u8), written once
 // over a vector-traits type V. Each ISA file supplies V (its dot product is the ISA's part).
 //
 // Include only from an ISA translation unit: everything is in an anonymous namespace so code
@@ -31,7 +31,14 @@ inline void Epilogue(const Int8GemmArgs& g, typename V::I acc, size_t row, size_
   const typename V::I corr = V::mullo(V::set1_i(g.a_zero), V::load_i(g.colsum + col));
   F y =
       V::fmadd(V::cvt_f(V::sub_i(acc, corr)), V::load_f(g.scale + col), g.bias ? V::load_f(g.bias + col) : V::zero_f());
-  if (g.act == Activation::kRelu) y = V::max_f(y, V::zero_f());  // max(NaN, 0) = 0, as the reference
+  if (g.act == Activation::kRelu || g.act == Activation::kRelu6)
+    y = V::max_f(y, V::zero_f());  // max(NaN, 0) = 0, as the reference
+  if (g.act == Activation::kRelu6) y = V::min_f(y, V::set1_f(6.f));
+  if (g.act == Activation::kKerasRelu) {
+    const F t = V::set1_f(g.params.threshold);
+    const F below = V::mul_f(V::set1_f(g.params.alpha), V::sub_f(y, t));
+    y = V::select_gt(y, t, V::min_f(y, V::set1_f(g.params.max_value)), below);
+  }
   if (!g.q) {
     V::store_f(g.c + row * g.ldc + col, y, count);
     return;

@@ -37,6 +37,9 @@ struct VScalar {
   static F fmadd(F a, F b, F c) { return std::fma(a, b, c); }
   static F add_f(F a, F b) { return a + b; }
   static F div_f(F a, F b) { return a / b; }
+  static F sub_f(F a, F b) { return a - b; }
+  static F mul_f(F a, F b) { return a * b; }
+  static F select_gt(F a, F b, F x, F y) { return a > b ? x : y; }
   static F max_f(F a, F b) { return a > b ? a : b; }  // maxps: the second operand unless a > b
   static F min_f(F a, F b) { return a < b ? a : b; }
   static F round_f(F x) { return std::nearbyint(x); }

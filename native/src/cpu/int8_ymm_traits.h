@@ -40,6 +40,10 @@ struct VYmm {
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F add_f(F a, F b) { return _mm256_add_ps(a, b); }
   static F div_f(F a, F b) { return _mm256_div_ps(a, b); }
+  static F sub_f(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul_f(F a, F b) { return _mm256_mul_ps(a, b); }
+  // a > b ? x : y per lane (false for NaN, as the reference's comparison)
+  static F select_gt(F a, F b, F x, F y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
   static F max_f(F a, F b) { return _mm256_max_ps(a, b); }
   static F min_f(F a, F b) { return _mm256_min_ps(a, b); }
   static F round_f(F x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }

@@ -34,6 +34,10 @@ struct VZmmVnni {
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F add_f(F a, F b) { return _mm512_add_ps(a, b); }
   static F div_f(F a, F b) { return _mm512_div_ps(a, b); }
+  static F sub_f(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul_f(F a, F b) { return _mm512_mul_ps(a, b); }
+  // a > b ? x : y per lane (false for NaN, as the reference's comparison)
+  static F select_gt(F a, F b, F x, F y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x); }
   static F max_f(F a, F b) { return _mm512_max_ps(a, b); }
   static F min_f(F a, F b) { return _mm512_min_ps(a, b); }
   static F round_f(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }

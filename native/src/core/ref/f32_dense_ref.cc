@@ -1,4 +1,4 @@
-// The reference dense layer: accumulates in double, applies the activation with libm in double,
+// The reference dense layer: accumulates in double, applies the activation (ActivateScalar) in double,
 // rounds once to float. Slow on purpose: the definition every fast path is measured against.
 #include <cmath>
 #include <vector>
@@ -8,7 +8,7 @@
 namespace maas::ref {
 
 void F32Dense(const float* a, size_t lda, const float* w, const float* bias, size_t m, size_t n, size_t k,
-              Activation act, float alpha, float* c, size_t ldc, float* magnitude) noexcept {
+              Activation act, const ActivationParams& params, float* c, size_t ldc, float* magnitude) noexcept {
   std::vector<double> row(n);
   for (size_t i = 0; i < m; ++i) {
     for (size_t j = 0; j < n; ++j) {
@@ -28,28 +28,7 @@ void F32Dense(const float* a, size_t lda, const float* w, const float* bias, siz
       for (size_t j = 0; j < n; ++j) row[j] /= total;
     }
     for (size_t j = 0; j < n; ++j) {
-      const double x = row[j];
-      double y = x;
-      switch (act) {
-        case Activation::kRelu:
-          y = x > 0 ? x : 0;
-          break;
-        case Activation::kLeakyRelu:
-          y = x > 0 ? x : alpha * x;
-          break;
-        case Activation::kElu:
-          y = x > 0 ? x : alpha * (std::exp(x) - 1);
-          break;
-        case Activation::kSigmoid:
-          y = 1 / (1 + std::exp(-x));
-          break;
-        case Activation::kTanh:
-          y = std::tanh(x);
-          break;
-        case Activation::kLinear:
-        case Activation::kSoftmax:
-          break;
-      }
+      const double y = act == Activation::kSoftmax ? row[j] : ActivateScalar<double>(act, row[j], params);
       c[i * ldc + j] = static_cast<float>(y);
     }
   }
