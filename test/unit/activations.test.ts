@@ -24,6 +24,7 @@ import {
 } from '../../src/index.js';
 import { createOrtSession } from '../../bench/peers/onnx.js';
 import { TEST_SEED, errorOf, rng } from '../helpers.js';
+import { saveTfjs } from '../tfjs-artifacts.js';
 
 /** tfjs and maas on the same weights: different summation order, tfjs's own erf approximation. */
 const TFJS_TOL = 3e-5;
@@ -51,25 +52,6 @@ const NEW_TFJS: ActivationName[] = [
 ];
 /** tfjs's spelling of each (only geluTanh differs). */
 const tfjsName = (act: ActivationName): string => (act === 'geluTanh' ? 'gelu_new' : act);
-
-/** Writes a tfjs model's artifacts as model.json + weights.bin in `dir` (as tfjs-node does). */
-async function saveTfjs(model: tf.LayersModel, dir: string): Promise<void> {
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      await writeFile(join(dir, 'weights.bin'), new Uint8Array(a.weightData as ArrayBuffer));
-      await writeFile(
-        join(dir, 'model.json'),
-        JSON.stringify({
-          modelTopology: a.modelTopology,
-          format: a.format,
-          generatedBy: a.generatedBy,
-          weightsManifest: [{ paths: ['./weights.bin'], weights: a.weightSpecs }],
-        }),
-      );
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-}
 
 /** Reads our saved files as tfjs model artifacts. */
 async function asTfjsArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {

@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { adam, dense, initializers, loadModel, regularizers, sequential, type Sequential } from '../../src/index.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { errorOf } from '../helpers.js';
+import { saveTfjs } from '../tfjs-artifacts.js';
 
 /** tfjs and maas predictions on the same weights (different summation order). */
 const TFJS_TOL = 2e-5;
@@ -126,21 +127,7 @@ describe('save and load', () => {
         tf.layers.activation({ activation: 'sigmoid' }),
       ],
     });
-    await theirs.save(
-      tf.io.withSaveHandler(async (a) => {
-        await writeFile(join(dir, 'weights.bin'), new Uint8Array(a.weightData as ArrayBuffer));
-        await writeFile(
-          join(dir, 'model.json'),
-          JSON.stringify({
-            modelTopology: a.modelTopology,
-            format: a.format,
-            generatedBy: a.generatedBy,
-            weightsManifest: [{ paths: ['./weights.bin'], weights: a.weightSpecs }],
-          }),
-        );
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
+    await saveTfjs(theirs, dir);
     const ours = await loadModel(join(dir, 'model.json'));
     expect(ours.layers.map((l) => l.activation)).toEqual(['leakyRelu', 'sigmoid']);
     const want = (theirs.predict(tf.tensor2d(x)) as tf.Tensor).dataSync();
@@ -171,19 +158,7 @@ describe('save and load', () => {
         );
       }),
     );
-    await theirs.save(
-      tf.io.withSaveHandler(async (a) => {
-        await writeFile(join(dir, 'weights.bin'), new Uint8Array(a.weightData as ArrayBuffer));
-        await writeFile(
-          join(dir, 'model.json'),
-          JSON.stringify({
-            modelTopology: a.modelTopology,
-            weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
-          }),
-        );
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
+    await saveTfjs(theirs, dir, 'weights.bin');
     const ours = await loadModel(dir);
     expect(ours.layers.map((l) => [l.units, l.activation, l.useBias])).toEqual([
       [6, 'relu', true],
