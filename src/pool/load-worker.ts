@@ -4,6 +4,7 @@
  * large model loads without stalling the event loop that answers requests. The buffer is
  * shared, not copied, on the way out.
  */
+import { constants, setPriority } from 'node:os';
 import { MaasError } from '../core/errors.js';
 import { openModelFile } from '../io/open.js';
 import { packDenseStack, packInt8Stack } from '../model/packed.js';
@@ -13,6 +14,17 @@ import type { LoadReply, LoadRequest, LoadedModel } from './messages.js';
 
 // Run from the TypeScript sources (tests, benches), piscina requires this module through tsx's
 // CommonJS hook; dynamic ESM imports (the HDF5 reader) need tsx's ESM hooks in this thread too.
+// Loading is background work: at the lowest priority this thread takes only the CPU that the
+// event loop and the inference workers leave idle. On Linux a nice value belongs to the calling
+// thread (elsewhere it would be the whole process's, so it is left alone there).
+if (process.platform === 'linux') {
+  try {
+    setPriority(constants.priority.PRIORITY_LOW);
+  } catch {
+    // not permitted here: the load still runs, at normal priority
+  }
+}
+
 let esmHooks: Promise<void> | null = null;
 function sourceHooks(): Promise<void> {
   if (!import.meta.url.endsWith('.ts')) return Promise.resolve();
