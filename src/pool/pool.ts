@@ -32,7 +32,7 @@ export class InferencePool {
   readonly workers: number;
   readonly threadsPerWorker: number;
   private readonly piscina: Piscina;
-  /** One load thread, started on demand and ended when idle: opening and packing model files. */
+  /** One load thread, started per load and ended when idle: opening and packing model files. */
   private readonly loader: Piscina;
   private readonly live = new Set<string>();
   private liveEpoch = 0;
@@ -68,8 +68,9 @@ export class InferencePool {
       execArgv: loadEntry.execArgv,
       minThreads: 0,
       maxThreads: 1,
-      // The thread (and the heap that held a file's bytes) goes soon after the last load.
-      idleTimeout: 1000,
+      // The thread goes as soon as it is idle, and with it the heap that held the file's bytes
+      // (a collection in this thread cannot reach that garbage; ending the thread frees it).
+      idleTimeout: 0,
       maxQueue: Infinity,
     });
   }
