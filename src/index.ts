@@ -2,8 +2,10 @@
  * maas: train, quantize and serve dense neural networks from Node.js. The public API mirrors
  * tfjs-layers; the hot paths run in the native addon.
  */
-export { sequential, Sequential, type SequentialArgs, type PackedModel } from './model/sequential.js';
-export type { NativeCompiledModel as ModelHandle } from './native/index.js';
+export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
+export { InferenceModel } from './model/shell.js';
+export type { PackedModel } from './model/packed.js';
+export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
 export {
   initializers,
@@ -37,15 +39,21 @@ export { loadModel } from './model/load.js';
  */
 export { loadOnnxGraph, OnnxGraph, ONNX_GRAPH_OPS, type GraphInput, type GraphTensor } from './io/onnx-graph.js';
 export { openPackedModel } from './model/packed.js';
+export { quantize, type QuantizeOptions } from './quant/quantize.js';
 export {
-  quantize,
-  loadQuantizedModel,
   QuantizedModel,
-  type QuantizeOptions,
   type QuantizationSpec,
   type QuantizedLayerInfo,
   type PackedQuantizedModel,
-} from './quant/quantize.js';
+} from './quant/model.js';
+export { loadQuantizedModel } from './quant/load.js';
+export {
+  openModelFile,
+  type OpenedModel,
+  type OpenedLayer,
+  type ModelFileFormat,
+  type ModelPrecision,
+} from './io/open.js';
 export {
   compareQuantized,
   formatReport,

@@ -1,11 +1,11 @@
 /**
- * `maas convert IN OUT`: loads any format loadModel reads (model.json or its directory, .h5,
- * .onnx) and writes OUT by its extension: .onnx for ONNX, anything else as a maas/tfjs model
+ * `maas convert IN OUT`: opens any format openModelFile reads (model.json or its directory, .h5,
+ * .onnx) once and writes OUT by its extension: .onnx for ONNX, anything else as a maas/tfjs model
  * directory. A quantized maas model converted to .onnx is written as an int8 ONNX graph.
  */
-import { readArtifacts } from '../io/artifacts.js';
-import { loadModel } from '../model/load.js';
-import { loadQuantizedModel } from '../quant/quantize.js';
+import { openModelFile } from '../io/open.js';
+import { sequentialFromOpened } from '../model/load.js';
+import { quantizedFromOpened } from '../quant/load.js';
 
 /** Options of the convert command. */
 export interface ConvertOptions {
@@ -16,8 +16,9 @@ export interface ConvertOptions {
 
 /** Converts IN to OUT; returns what was written. */
 export async function runConvert(input: string, output: string, options: ConvertOptions): Promise<string> {
-  if (output.endsWith('.onnx') && (await isQuantizedModel(input))) {
-    const q = await loadQuantizedModel(input);
+  const opened = await openModelFile(input, options.architecture ? { architecture: options.architecture } : {});
+  if (output.endsWith('.onnx') && opened.precision === 'int8') {
+    const q = quantizedFromOpened(opened);
     try {
       await q.saveOnnx(output);
     } finally {
@@ -28,7 +29,7 @@ export async function runConvert(input: string, output: string, options: Convert
     );
     return output;
   }
-  const model = await loadModel(input, options.architecture ? { architecture: options.architecture } : {});
+  const model = sequentialFromOpened(opened);
   const shape = `${model.inputShape![1]} → ${model.layers.map((l) => `${l.units}${l.activation === 'linear' ? '' : ` ${l.activation}`}`).join(' → ')}`;
   if (output.endsWith('.onnx')) {
     await model.saveOnnx(output);
@@ -38,14 +39,4 @@ export async function runConvert(input: string, output: string, options: Convert
   const { modelJson } = await model.save(output);
   options.print(`converted ${input} (${shape}) to a tfjs-layers model: ${modelJson}`);
   return modelJson;
-}
-
-/** Whether IN is a maas model directory (or model.json) carrying maas.quantization. */
-async function isQuantizedModel(input: string): Promise<boolean> {
-  if (/\.(h5|hdf5|onnx)$/i.test(input)) return false;
-  try {
-    return Boolean((await readArtifacts(input)).maas?.quantization);
-  } catch {
-    return false; // not a tfjs model: loadModel reports what it is
-  }
 }

@@ -1,12 +1,107 @@
 /**
- * Opening a packed model in any thread: the one call a worker needs. The bytes come from
- * model.packed() (fp32) or quantizedModel.packed() (int8) in the thread that owns the model;
- * posting the SharedArrayBuffer to a worker shares it, so every worker's handle reads the same
- * weights (no copy per worker).
+ * Packed models: a dense stack's weights laid out once for one kernel in a SharedArrayBuffer
+ * (fp32 or int8), and the native handle any thread opens over those bytes. Posting the buffer to
+ * a worker shares it, so every worker's handle reads the same weights (no copy per worker).
+ * Packing takes plain layer data, so a model object, a freshly opened file or a loader thread
+ * all pack the same way.
  */
 import { fromNative, invalidParameter } from '../core/errors.js';
-import { native, type NativeCompiledModel } from '../native/index.js';
-import type { PackedModel } from './sequential.js';
+import type { ActivationName } from '../layers/activations.js';
+import { ACTIVATION_CODES, native, type NativeModelHandle, type NativeQuantLayerSpec } from '../native/index.js';
+
+/** The packed formats a handle can be opened over. */
+export type PackedFormat = 'fp32' | 'int8';
+
+/** A model's weights packed for one kernel: shareable with workers as is. */
+export interface PackedModel {
+  /** The packed bytes (header, layer records, weight panels). */
+  readonly buffer: SharedArrayBuffer;
+  /** The kernel the panels are laid out for. */
+  readonly kernel: string;
+  /** 'fp32' (also when absent) or 'int8'. */
+  readonly format?: PackedFormat;
+}
+
+/** One dense layer as packing needs it (a built Dense layer has these fields). */
+export interface PackLayer {
+  readonly inputDim: number | null;
+  readonly units: number;
+  readonly activation: ActivationName;
+  readonly alpha: number;
+  /** kerasRelu's max_value (null: none) and threshold (0 for every other activation). */
+  readonly maxValue: number | null;
+  readonly threshold: number;
+  readonly useBias: boolean;
+  readonly kernel: Float32Array | null;
+  readonly bias: Float32Array | null;
+}
+
+/** One layer of an int8 stack: its s8 kernel and scales, or null for a layer kept in fp32. */
+export interface Int8PackLayer {
+  /** The s8 kernel [in, out] (null: the layer runs in fp32 from PackLayer.kernel). */
+  weights: Int8Array | null;
+  scales: Float32Array | null;
+  /** The calibrated range of the layer's input (0, 0 for dynamic or fp32 layers). */
+  inMin: number;
+  inMax: number;
+}
+
+function spec(l: PackLayer) {
+  return {
+    in: l.inputDim!,
+    out: l.units,
+    activation: ACTIVATION_CODES[l.activation],
+    alpha: l.alpha,
+    ...(l.maxValue !== null ? { maxValue: l.maxValue } : {}),
+    ...(l.threshold !== 0 ? { threshold: l.threshold } : {}),
+    hasBias: l.useBias,
+  };
+}
+
+/** Packs an fp32 dense stack for this thread's kernel. */
+export function packDenseStack(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
+  const specs = layers.map(spec);
+  try {
+    const buffer = new SharedArrayBuffer(native.packedStackByteLength(specs));
+    const kernel = native.packStack(
+      specs,
+      layers.map((l) => l.kernel!),
+      layers.map((l) => l.bias),
+      new Uint8Array(buffer),
+    );
+    return { buffer, kernel, format: 'fp32' };
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** Packs an int8 stack (layers with null weights stay fp32) for this thread's int8 kernel. */
+export function packInt8Stack(
+  layers: readonly PackLayer[],
+  int8: readonly Int8PackLayer[],
+  dynamic: boolean,
+): PackedModel & { readonly format: 'int8' } {
+  const specs: NativeQuantLayerSpec[] = layers.map((l, i) => ({
+    ...spec(l),
+    int8: int8[i]!.weights !== null,
+    inMin: int8[i]!.inMin,
+    inMax: int8[i]!.inMax,
+  }));
+  try {
+    const buffer = new SharedArrayBuffer(native.packedQuantizedByteLength(specs));
+    const kernel = native.packQuantized(
+      specs,
+      dynamic,
+      layers.map((l, i) => int8[i]!.weights ?? l.kernel!),
+      int8.map((q) => q.scales),
+      layers.map((l) => l.bias),
+      new Uint8Array(buffer),
+    );
+    return { buffer, kernel, format: 'int8' };
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
 
 /**
  * Opens a native handle over a packed model, e.g. inside a piscina worker that received
@@ -16,7 +111,7 @@ import type { PackedModel } from './sequential.js';
  * Throws MAAS_ERR_PACKED_CORRUPT for bytes that fail the header checks and
  * MAAS_ERR_PACKED_ISA_ABOVE_CAP when the buffer was packed for an ISA above this thread's cap.
  */
-export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>): NativeCompiledModel {
+export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>): NativeModelHandle {
   const buffer: unknown = packed?.buffer;
   if (!(buffer instanceof SharedArrayBuffer || buffer instanceof ArrayBuffer)) {
     throw invalidParameter(

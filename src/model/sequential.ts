@@ -1,27 +1,18 @@
 /**
- * Sequential: a stack of Dense layers with tfjs's API (add, predict, summary, getWeights,
- * setWeights). Prediction packs the weights once into a SharedArrayBuffer and runs the whole
- * stack in one native call.
+ * Sequential: a stack of Dense layers with tfjs's API: building (add, getWeights, setWeights)
+ * and training (compile, fit, evaluate, trainOnBatch). Inference (predict, packed, save, dispose)
+ * is the InferenceModel shell's: the weights pack once into a SharedArrayBuffer and the whole
+ * stack runs in one native call.
  */
 import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
-import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
+import { Tensor, type TensorLike } from '../core/tensor.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
-import {
-  ACTIVATION_CODES,
-  LOSS_CODES,
-  native,
-  type NativeCompiledModel,
-  type NativeLayerSpec,
-  type NativeTrainer,
-} from '../native/index.js';
-import { openPackedModel } from './packed.js';
+import { ACTIVATION_CODES, LOSS_CODES, native, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
 import type { History } from '../train/callbacks.js';
-import { writeArtifacts, type ModelArtifacts, type WeightSpec, type WriteHooks } from '../io/artifacts.js';
-import { toTopology } from './topology.js';
-import { buildDenseOnnx } from '../io/onnx-export.js';
-import { writeFile } from 'node:fs/promises';
-import type { Pipeline, RawRows } from '../data/pipeline.js';
+import type { ModelArtifacts } from '../io/artifacts.js';
+import { denseArtifacts, denseOnnx } from '../io/export.js';
+import type { Pipeline } from '../data/pipeline.js';
 import {
   evaluateDataset,
   fitDataset,
@@ -34,6 +25,10 @@ import {
   type FitArgs,
   type TrainingTarget,
 } from '../train/engine.js';
+import { packDenseStack, type PackedModel } from './packed.js';
+import { InferenceModel } from './shell.js';
+
+export type { PackedModel } from './packed.js';
 
 /** Options of sequential(), as in tfjs. */
 export interface SequentialArgs {
@@ -41,33 +36,21 @@ export interface SequentialArgs {
   name?: string;
 }
 
-/** A model's weights packed for one kernel: shareable with workers as is. */
-export interface PackedModel {
-  /** The packed bytes (header, layer records, weight panels). */
-  readonly buffer: SharedArrayBuffer;
-  /** The kernel the panels are laid out for. */
-  readonly kernel: string;
-  /** 'fp32' (a CompiledModel buffer, also when absent) or 'int8' (a QuantizedModel buffer). */
-  readonly format?: 'fp32' | 'int8';
-}
-
 let modelCounter = 0;
 
 /** A linear stack of dense layers. */
-export class Sequential {
+export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
   readonly name: string;
   private readonly stack: Dense[] = [];
-  private handle: NativeCompiledModel | null = null;
-  private packedModel: PackedModel | null = null;
   private nativeTrainer: NativeTrainer | null = null;
   private compileConfig: CompiledConfig | null = null;
-  private disposed = false;
   /** Set by a callback (earlyStopping) to end fit after the current epoch. */
   stopTraining = false;
   /** The fitted preparation pipeline for raw inputs, saved with the model; null when none. */
   preparation: Pipeline | null = null;
 
   constructor(args: SequentialArgs = {}) {
+    super();
     checkOptions('sequential', args, ['layers', 'name']);
     this.name = args.name ?? `sequential_${++modelCounter}`;
     if (args.layers !== undefined) {
@@ -79,18 +62,6 @@ export class Sequential {
   /** The layers, first to last. */
   get layers(): readonly Dense[] {
     return this.stack;
-  }
-
-  /** [null, inputDim] once the first layer knows its input width. */
-  get inputShape(): [null, number] | null {
-    const dim = this.stack[0]?.inputDim;
-    return dim == null ? null : [null, dim];
-  }
-
-  /** [null, units of the last layer]. */
-  get outputShape(): [null, number] | null {
-    const last = this.stack[this.stack.length - 1];
-    return last ? [null, last.units] : null;
   }
 
   /** Appends a layer; builds it at once when the input width is known. */
@@ -114,24 +85,6 @@ export class Sequential {
     this.invalidate();
   }
 
-  /** Runs the model on a batch: x is [batch, inputDim] (a Tensor, nested arrays or a Float32Array). */
-  predict(x: TensorLike, options?: { batchSize?: number }): Tensor {
-    const handle = this.compiled();
-    if (options !== undefined) checkOptions('predict options', options, ['batchSize', 'verbose']);
-    // Widths come from the layers, not the handle: a native accessor call costs more than the
-    // whole batch-1 forward pass of a small model.
-    const inputDim = this.stack[0]!.inputDim!;
-    const units = this.stack[this.stack.length - 1]!.units;
-    const input = toMatrix(x, inputDim, 'x');
-    const out = new Float32Array(input.rows * units);
-    try {
-      handle.predict(input.data, input.rows, out);
-    } catch (e) {
-      throw fromNative(e);
-    }
-    return new Tensor(out, [input.rows, units]);
-  }
-
   /** Attaches a fitted preparation pipeline: predictRaw and the service apply it to raw rows. */
   setPreparation(pipeline: Pipeline | null): void {
     this.checkLive();
@@ -144,14 +97,8 @@ export class Sequential {
     this.preparation = pipeline;
   }
 
-  /** Predicts from raw rows (records or arrays of column values) through the preparation pipeline. */
-  predictRaw(rows: RawRows): Tensor {
-    if (!this.preparation)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_EMPTY',
-        `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`,
-      );
-    return this.predict(this.preparation.transform(rows));
+  protected preparationPipeline(): Pipeline | null {
+    return this.preparation;
   }
 
   /** The weights as tensors, kernel then bias for each layer (copies). */
@@ -233,140 +180,36 @@ export class Sequential {
     return values.length === 1 ? values[0]! : values;
   }
 
-  /**
-   * Saves the model into `dir` as tfjs-layers model.json + weights (loadable by tfjs's
-   * loadLayersModel and by loadModel), with the training configuration and signature in the
-   * `maas` extension field. Atomic: a crash mid-save leaves the previous model in `dir` intact.
-   */
-  async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
-    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
-    return { modelJson: await writeArtifacts(dir, this.toArtifacts(), hooks) };
-  }
-
   /** The model as ONNX bytes (opset 13): a Gemm per layer (or MatMul + Add) and its activation. */
   toOnnx(options: { op?: 'gemm' | 'matmul' } = {}): Uint8Array {
     this.checkLive();
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    return buildDenseOnnx(
-      this.stack.map((l) => ({
-        in: l.inputDim!,
-        out: l.units,
-        weights: l.kernel!,
-        bias: l.bias,
-        activation: l.activation,
-        ...l.nativeActivationParams(),
-      })),
-      options,
-    );
+    return denseOnnx(this.stack, options);
   }
 
-  /** Writes the model as an .onnx file, for onnxruntime, Triton or any ONNX tool. */
-  async saveOnnx(path: string, options: { op?: 'gemm' | 'matmul' } = {}): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0) throw invalidParameter('saveOnnx(path)', 'a file path', path);
-    await writeFile(path, this.toOnnx(options));
-  }
-
-  /** The model as file artifacts: topology, weight specs and bytes, extension field. */
+  /** The model as file artifacts: topology, weight specs and bytes, the training configuration and preparation. */
   toArtifacts(): ModelArtifacts {
     this.checkLive();
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    const specs: WeightSpec[] = [];
-    const parts: Float32Array[] = [];
-    for (const layer of this.stack) {
-      specs.push({ name: `${layer.name}/kernel`, shape: [layer.inputDim!, layer.units], dtype: 'float32' });
-      parts.push(layer.kernel!);
-      if (layer.bias) {
-        specs.push({ name: `${layer.name}/bias`, shape: [layer.units], dtype: 'float32' });
-        parts.push(layer.bias);
-      }
-    }
-    const weightData = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let offset = 0;
-    for (const p of parts) {
-      weightData.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), offset);
-      offset += p.byteLength;
-    }
     const c = this.compileConfig;
-    return {
-      modelTopology: toTopology(this.name, this.stack),
-      weightSpecs: specs,
-      weightData,
-      generatedBy: 'maas 0.1.0',
-      maas: {
-        formatVersion: 1,
-        signature: {
-          inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, this.stack[0]!.inputDim!] }],
-          outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, this.stack[this.stack.length - 1]!.units] }],
-        },
-        weightsSha256: '',
-        ...(c
-          ? {
-              trainingConfig: {
-                loss: c.loss,
-                metrics: c.metrics,
-                optimizer: {
-                  name: c.optimizer.name,
-                  learningRate: c.optimizer.learningRate,
-                  config: c.optimizer.config,
-                },
-              },
-            }
-          : {}),
-        ...(this.preparation ? { preparation: this.preparation.toJSON() } : {}),
-      },
-    };
-  }
-
-  /** Total weight count. */
-  countParams(): number {
-    return this.stack.reduce((n, l) => n + l.countParams(), 0);
-  }
-
-  /** Prints a table of layers, output shapes and parameter counts (tfjs's summary layout). */
-  summary(lineLength = 65, positions = [0.45, 0.85, 1], printFn: (line: string) => void = console.log): void {
-    const cols = positions.map((p) => Math.floor(lineLength * p));
-    const row = (cells: string[]): string => {
-      let line = '';
-      cells.forEach((c, j) => {
-        line = (line + c).slice(0, cols[j]).padEnd(cols[j]!);
-      });
-      return line;
-    };
-    printFn('_'.repeat(lineLength));
-    printFn(row(['Layer (type)', 'Output shape', 'Param #']));
-    printFn('='.repeat(lineLength));
-    this.stack.forEach((layer, j) => {
-      const act = layer.activation === 'linear' ? '' : ` ${layer.activation}`;
-      printFn(row([`${layer.name} (Dense${act})`, `[null,${layer.units}]`, String(layer.countParams())]));
-      printFn(j === this.stack.length - 1 ? '='.repeat(lineLength) : '_'.repeat(lineLength));
+    return denseArtifacts(this.name, this.stack, {
+      ...(c
+        ? {
+            trainingConfig: {
+              loss: c.loss,
+              metrics: c.metrics,
+              optimizer: { name: c.optimizer.name, learningRate: c.optimizer.learningRate, config: c.optimizer.config },
+            },
+          }
+        : {}),
+      ...(this.preparation ? { preparation: this.preparation.toJSON() } : {}),
     });
-    const total = this.countParams();
-    printFn(`Total params: ${total}`);
-    printFn(`Trainable params: ${total}`);
-    printFn('Non-trainable params: 0');
-    printFn('_'.repeat(lineLength));
   }
 
-  /** The weights packed for this thread's kernel, in a SharedArrayBuffer (made once, reused). */
-  packed(): PackedModel {
-    this.checkLive();
-    if (this.packedModel) return this.packedModel;
+  /** Packs the layers' weights for this thread's fp32 kernel. */
+  protected pack(): PackedModel {
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    const specs = this.nativeSpecs();
-    try {
-      const bytes = native.packedStackByteLength(specs);
-      const buffer = new SharedArrayBuffer(bytes);
-      const kernel = native.packStack(
-        specs,
-        this.stack.map((l) => l.kernel!),
-        this.stack.map((l) => l.bias),
-        new Uint8Array(buffer),
-      );
-      this.packedModel = { buffer, kernel, format: 'fp32' };
-    } catch (e) {
-      throw fromNative(e);
-    }
-    return this.packedModel;
+    return packDenseStack(this.stack);
   }
 
   /** The loss and metrics given to compile(), or null before compile (what reports compare). */
@@ -375,10 +218,10 @@ export class Sequential {
     return c ? { loss: c.loss, metrics: [...c.metrics] } : null;
   }
 
-  /** Frees the native handle and packed weights; later calls throw MAAS_ERR_MODEL_DISPOSED. */
-  dispose(): void {
-    this.invalidate();
-    this.disposed = true;
+  /** Frees the native handle, packed weights and trainer; later calls throw MAAS_ERR_MODEL_DISPOSED. */
+  override dispose(): void {
+    this.dropTrainer();
+    super.dispose();
   }
 
   private target(): TrainingTarget {
@@ -389,19 +232,23 @@ export class Sequential {
         'MAAS_ERR_MODEL_NOT_COMPILED',
         `Model ${this.name} must be compiled before training or evaluation: call model.compile({optimizer, loss})`,
       );
-    const model = this;
+    // The engine reads and sets the model's flag (callbacks set it to end fit early).
+    const stopped = () => this.stopTraining;
+    const stop = (v: boolean) => {
+      this.stopTraining = v;
+    };
     return {
       inputDim: this.stack[0]!.inputDim!,
       outputDim: this.stack[this.stack.length - 1]!.units,
       config,
       get stopTraining() {
-        return model.stopTraining;
+        return stopped();
       },
       set stopTraining(v: boolean) {
-        model.stopTraining = v;
+        stop(v);
       },
       trainer: () => this.trainer(config),
-      weightsChanged: () => this.invalidateInference(),
+      weightsChanged: () => this.dropPacked(),
     };
   }
 
@@ -438,27 +285,10 @@ export class Sequential {
     this.nativeTrainer = null;
   }
 
-  private compiled(): NativeCompiledModel {
-    this.checkLive();
-    this.handle ??= openPackedModel(this.packed());
-    return this.handle;
-  }
-
-  /** The weights changed in place (training): repack before the next predict. */
-  private invalidateInference(): void {
-    this.handle?.dispose();
-    this.handle = null;
-    this.packedModel = null;
-  }
-
   /** The layers or weight arrays changed: drop every native view of them. */
   private invalidate(): void {
-    this.invalidateInference();
+    this.dropPacked();
     this.dropTrainer();
-  }
-
-  private checkLive(): void {
-    if (this.disposed) throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model ${this.name} was disposed`);
   }
 }
 

@@ -102,7 +102,7 @@ export interface NativeCpuInfo {
 }
 
 /** A native handle over a packed dense stack; predict writes y synchronously. */
-export interface NativeCompiledModel {
+export interface NativeModelHandle {
   readonly inputSize: number;
   readonly outputSize: number;
   readonly kernel: string;
@@ -111,8 +111,8 @@ export interface NativeCompiledModel {
   dispose(): void;
 }
 
-/** A native handle over a packed quantized stack; the same predict contract as NativeCompiledModel. */
-export interface NativeQuantizedModel extends NativeCompiledModel {
+/** A native handle over a packed quantized stack; the same predict contract as NativeModelHandle. */
+export interface NativeQuantizedHandle extends NativeModelHandle {
   readonly f32Kernel: string;
 }
 
@@ -181,7 +181,8 @@ export interface NativeBinding {
     dst: Uint8Array,
     kernel?: string,
   ): string;
-  CompiledModel: new (packed: Uint8Array) => NativeCompiledModel;
+  /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
+  CompiledModel: new (packed: Uint8Array) => NativeModelHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],
@@ -192,7 +193,8 @@ export interface NativeBinding {
     dst: Uint8Array,
     kernel?: string,
   ): string;
-  QuantizedModel: new (packed: Uint8Array) => NativeQuantizedModel;
+  /** The addon's class for an int8 handle. */
+  QuantizedModel: new (packed: Uint8Array) => NativeQuantizedHandle;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -3,8 +3,9 @@
  * SharedArrayBuffer (one copy for every worker); batch inputs and outputs as transferred buffers.
  */
 
-/** The packed formats a worker can open a native handle over (model.packed(), quantizedModel.packed()). */
-export type PackedFormat = 'fp32' | 'int8';
+import type { PackedFormat, PackedModel } from '../model/packed.js';
+
+export type { PackedFormat } from '../model/packed.js';
 
 /** A model version's packed weights, as every worker sees them. */
 export interface SharedWeights {
@@ -41,3 +42,20 @@ export const RESULT_HEADER_BYTES = 8;
 export interface WorkerOptions {
   threadsPerWorker: number;
 }
+
+/** What the load worker is started with: one model file to open and pack. */
+export interface LoadRequest {
+  path: string;
+}
+
+/** A model file opened and packed in the load worker: the packed bytes and what serving needs. */
+export interface LoadedModel {
+  packed: PackedModel & { readonly format: PackedFormat };
+  inputSize: number;
+  outputSize: number;
+  /** The int8 scheme in words (int8 models only), for the served config's parameters. */
+  quantization?: string;
+}
+
+/** The load worker's one message: the loaded model, or the error's code and message. */
+export type LoadReply = { ok: true; model: LoadedModel } | { ok: false; code: string; message: string };

@@ -5,16 +5,20 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { MaasError } from '../core/errors.js';
+import { MaasError, isErrorCode } from '../core/errors.js';
+import { workerEntry } from './entry.js';
 import {
   RESULT_HEADER_BYTES,
   type InferResult,
   type InferTask,
+  type LoadedModel,
+  type LoadReply,
+  type LoadRequest,
   type SharedWeights,
   type WorkerOptions,
 } from './messages.js';
 
-export type { InferResult, SharedWeights, PackedFormat } from './messages.js';
+export type { InferResult, LoadedModel, SharedWeights, PackedFormat } from './messages.js';
 
 /** Pool sizing. */
 export interface PoolOptions {
@@ -24,20 +28,12 @@ export interface PoolOptions {
   threadsPerWorker?: number;
 }
 
-/** The worker module: compiled JavaScript next to this file, or the TypeScript source under tsx. */
-function workerEntry(): { filename: string; execArgv: string[] } {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    return { filename: new URL('./worker.ts', here).href, execArgv: ['--import', import.meta.resolve('tsx')] };
-  }
-  return { filename: new URL('./worker.js', here).href, execArgv: [] };
-}
-
-/** The worker threads that run inference (piscina), each holding native handles over shared packed weights. */
 export class InferencePool {
   readonly workers: number;
   readonly threadsPerWorker: number;
   private readonly piscina: Piscina;
+  /** One load thread, started per load and ended when idle: opening and packing model files. */
+  private readonly loader: Piscina;
   private readonly live = new Set<string>();
   private liveEpoch = 0;
   private liveKeys: string[] = [];
@@ -54,7 +50,7 @@ export class InferencePool {
         throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected an integer in [1, 256] for ${name} but received ${value}`);
       }
     }
-    const entry = workerEntry();
+    const entry = workerEntry('worker');
     const workerData: WorkerOptions = { threadsPerWorker: this.threadsPerWorker };
     this.piscina = new Piscina({
       filename: entry.filename,
@@ -66,6 +62,38 @@ export class InferencePool {
       // The batchers above keep their own queues; piscina only holds what is already dispatched.
       maxQueue: Infinity,
     });
+    const loadEntry = workerEntry('load-worker');
+    this.loader = new Piscina({
+      filename: loadEntry.filename,
+      execArgv: loadEntry.execArgv,
+      minThreads: 0,
+      maxThreads: 1,
+      // The thread goes as soon as it is idle, and with it the heap that held the file's bytes
+      // (a collection in this thread cannot reach that garbage; ending the thread frees it).
+      idleTimeout: 0,
+      maxQueue: Infinity,
+    });
+  }
+
+  /**
+   * Opens and packs a model file in the load thread (DESIGN decision 11: large parsing, loading
+   * and packing run off the event loop, in something that can be stopped): only the packed
+   * SharedArrayBuffer and a few numbers come back. `signal` stops the load (the thread ends).
+   */
+  async load(path: string, options: { signal?: AbortSignal } = {}): Promise<LoadedModel> {
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    const request: LoadRequest = { path };
+    let reply: LoadReply;
+    try {
+      reply = (await this.loader.run(request, options.signal ? { signal: options.signal } : {})) as LoadReply;
+    } catch (error) {
+      if (options.signal?.aborted) throw new MaasError('MAAS_ERR_SERVER_STOPPING', `Loading ${path} was stopped`);
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Loading ${path} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (!reply.ok) throw new MaasError(isErrorCode(reply.code) ? reply.code : 'MAAS_ERR_MODEL_FORMAT', reply.message);
+    return reply.model;
   }
 
   /** Marks a model version's weights as live: workers open handles over them on first use. */
@@ -99,6 +127,6 @@ export class InferencePool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.piscina.close();
+    await Promise.all([this.piscina.close(), this.loader.close()]);
   }
 }

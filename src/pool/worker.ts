@@ -4,17 +4,17 @@
  */
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { native, type NativeCompiledModel } from '../native/index.js';
+import { native, type NativeModelHandle } from '../native/index.js';
 import { openPackedModel } from '../model/packed.js';
 import { RESULT_HEADER_BYTES, type InferTask, type SharedWeights, type WorkerOptions } from './messages.js';
 
 const options = workerData as WorkerOptions;
 native.setThreads(options.threadsPerWorker);
 
-const handles = new Map<string, NativeCompiledModel>();
+const handles = new Map<string, NativeModelHandle>();
 let liveEpoch = -1;
 
-function handleFor(weights: SharedWeights): NativeCompiledModel {
+function handleFor(weights: SharedWeights): NativeModelHandle {
   let handle = handles.get(weights.key);
   if (!handle) {
     handle = openPackedModel(weights);

@@ -9,7 +9,7 @@
 import { dense } from '../layers/dense.js';
 import { sequential } from '../model/sequential.js';
 import { readQuantizedOnnx, type ImportedQuantModel } from '../io/onnx-quantized.js';
-import { QuantizedModel, type QuantizationSpec, type QuantizedLayerInfo } from './quantize.js';
+import { QuantizedModel, type QuantizationSpec, type QuantizedLayerInfo } from './model.js';
 
 /** Builds the QuantizedModel of imported int8 layers (its fp32 twin holds the dequantized weights). */
 export function quantizedModelFrom(imported: ImportedQuantModel, name = 'onnx_int8'): QuantizedModel {

@@ -1,25 +1,17 @@
 /**
- * quantize(): a trained Sequential becomes a QuantizedModel: s8 weights per output channel (or
- * per tensor), u8 activations with ranges calibrated on representative data (or taken per batch),
- * chosen layers kept in fp32. The quantized model predicts natively through the int8 kernels,
- * packs into one SharedArrayBuffer for workers, and saves as a tfjs-layers model whose weights
- * are the dequantized values (tfjs loads it as fp32) with scales and zero points under
- * maas.quantization, from which loadQuantizedModel recovers the int8 weights exactly.
+ * quantize(): the algorithm. A trained Sequential becomes a QuantizedModel: s8 weights per
+ * output channel (or per tensor), u8 activations with ranges calibrated on representative data
+ * (or taken per batch), chosen layers kept in fp32. The model lives in quant/model.ts, the loader
+ * in quant/load.ts.
  */
-import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
+import { MaasError, invalidParameter } from '../core/errors.js';
 import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkBoolean, checkOneOf, checkOptions, isPlainObject } from '../core/validation.js';
 import { dense, type Dense } from '../layers/dense.js';
-import { loadModel } from '../model/load.js';
-import { sequential, type PackedModel, type Sequential } from '../model/sequential.js';
-import { writeFile } from 'node:fs/promises';
-import { readArtifacts, writeArtifacts, type WriteHooks } from '../io/artifacts.js';
-import { buildQuantizedOnnx } from '../io/onnx-int8-export.js';
-import { ACTIVATION_CODES, native, type NativeCompiledModel, type NativeQuantLayerSpec } from '../native/index.js';
-import { openPackedModel } from '../model/packed.js';
-import type { RawRows } from '../data/pipeline.js';
-import { activationParams, dequantizeWeights, quantizeWeights, requantizeWeights } from './arith.js';
+import { sequential, type Sequential } from '../model/sequential.js';
+import { activationParams, dequantizeWeights, quantizeWeights } from './arith.js';
 import { CALIBRATION_METHODS, calibrateRange, type CalibrationMethod } from './calibrate.js';
+import { QuantizedModel, type QuantizationSpec, type QuantizedLayerInfo } from './model.js';
 
 /** Options of quantize(). */
 export interface QuantizeOptions {
@@ -35,206 +27,7 @@ export interface QuantizeOptions {
   keepFloat?: readonly (string | number)[] | string;
 }
 
-/** One layer's entry in maas.quantization. */
-export interface QuantizedLayerInfo {
-  name: string;
-  int8: boolean;
-  /** Per output channel (or one repeated per channel when perChannel is false). */
-  weightScales?: number[];
-  /** Static activation range of the layer's input and its u8 parameters (levels 0..255). */
-  input?: { min: number; max: number; scale: number; zeroPoint: number };
-}
-
-/** What a quantized model.json carries under maas.quantization. */
-export interface QuantizationSpec {
-  formatVersion: 1;
-  scheme: 'u8-asymmetric-activations/s8-symmetric-weights';
-  method: CalibrationMethod;
-  mode: 'static' | 'dynamic';
-  perChannel: boolean;
-  percentile?: number;
-  layers: QuantizedLayerInfo[];
-}
-
-/** A packed quantized model: share `buffer` with workers and open it there with openPackedModel. */
-export interface PackedQuantizedModel extends PackedModel {
-  readonly format: 'int8';
-}
-
 const f32 = Math.fround;
-
-/** A model whose dense layers run in int8 (except those kept in fp32); predict returns fp32. */
-export class QuantizedModel {
-  private handle: NativeCompiledModel | null = null;
-  private packedModel: PackedQuantizedModel | null = null;
-  private disposed = false;
-
-  /**
-   * @param float the fp32 twin: the same layers with dequantized weights (topology, preparation, save)
-   * @param spec scales, zero points, ranges and the layers kept in fp32
-   * @param int8Weights each int8 layer's s8 kernel [in, out] (null for layers kept in fp32)
-   * @param extras training configuration and preparation to save with the model
-   */
-  constructor(
-    readonly float: Sequential,
-    readonly spec: QuantizationSpec,
-    private readonly int8Weights: (Int8Array | null)[],
-    private readonly extras: { trainingConfig?: unknown; preparation?: unknown } = {},
-  ) {}
-
-  /** The model's name (its fp32 twin's). */
-  get name(): string {
-    return this.float.name;
-  }
-
-  /** The layers (with dequantized weights for int8 layers). */
-  get layers(): readonly Dense[] {
-    return this.float.layers;
-  }
-
-  /** [null, inputDim]. */
-  get inputShape(): [null, number] | null {
-    return this.float.inputShape;
-  }
-
-  /** [null, units of the last layer]. */
-  get outputShape(): [null, number] | null {
-    return this.float.outputShape;
-  }
-
-  /** Runs the quantized model on a batch [batch, inputDim]: fp32 in, fp32 out. */
-  predict(x: TensorLike, options?: { batchSize?: number }): Tensor {
-    this.checkLive();
-    if (options !== undefined) checkOptions('predict options', options, ['batchSize', 'verbose']);
-    const handle = this.compiled();
-    const inputDim = this.layers[0]!.inputDim!;
-    const units = this.layers[this.layers.length - 1]!.units;
-    const input = toMatrix(x, inputDim, 'x');
-    const out = new Float32Array(input.rows * units);
-    try {
-      handle.predict(input.data, input.rows, out);
-    } catch (e) {
-      throw fromNative(e);
-    }
-    return new Tensor(out, [input.rows, units]);
-  }
-
-  /** Predicts from raw rows through the model's saved preparation pipeline. */
-  predictRaw(rows: RawRows): Tensor {
-    const pipeline = this.float.preparation;
-    if (!pipeline)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_EMPTY',
-        `Model ${this.name} has no preparation pipeline: use predict() on numeric features`,
-      );
-    return this.predict(pipeline.transform(rows));
-  }
-
-  /**
-   * The quantized stack packed for this thread's int8 kernel in a SharedArrayBuffer (made once).
-   * Post `buffer` to workers and call openPackedModel there: every worker shares these bytes.
-   */
-  packed(): PackedQuantizedModel {
-    this.checkLive();
-    if (this.packedModel) return this.packedModel;
-    const specs: NativeQuantLayerSpec[] = this.layers.map((l, i) => {
-      const info = this.spec.layers[i]!;
-      return {
-        in: l.inputDim!,
-        out: l.units,
-        activation: ACTIVATION_CODES[l.activation],
-        ...l.nativeActivationParams(),
-        hasBias: l.useBias,
-        int8: info.int8,
-        inMin: info.input?.min ?? 0,
-        inMax: info.input?.max ?? 0,
-      };
-    });
-    const weights = this.layers.map((l, i) => this.int8Weights[i] ?? l.kernel!);
-    const scales = this.spec.layers.map((info) => (info.int8 ? Float32Array.from(info.weightScales!) : null));
-    try {
-      const buffer = new SharedArrayBuffer(native.packedQuantizedByteLength(specs));
-      const kernel = native.packQuantized(
-        specs,
-        this.spec.mode === 'dynamic',
-        weights,
-        scales,
-        this.layers.map((l) => l.bias),
-        new Uint8Array(buffer),
-      );
-      this.packedModel = { buffer, kernel, format: 'int8' };
-    } catch (e) {
-      throw fromNative(e);
-    }
-    return this.packedModel;
-  }
-
-  /** Saves as tfjs-layers model.json + weights (dequantized fp32) with maas.quantization; atomic. */
-  async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
-    this.checkLive();
-    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
-    const artifacts = this.float.toArtifacts();
-    artifacts.maas = { ...artifacts.maas!, ...this.extras, quantization: this.spec };
-    return { modelJson: await writeArtifacts(dir, artifacts, hooks) };
-  }
-
-  /**
-   * The quantized model as ONNX bytes (opset 13) for onnxruntime: per int8 layer QuantizeLinear
-   * with the calibrated u8 scale and zero point (static) or DynamicQuantizeLinear (dynamic), then
-   * MatMulInteger with the s8 weights, Cast, Mul by the scales, Add bias, activation; fp32 layers
-   * as Gemm. The u8 parameters are the 0..255 ones; a 7-bit kernel (AVX2 without VNNI) predicts
-   * with 0..127 levels, so there the graph is the model's 8-bit twin.
-   */
-  toOnnx(): Uint8Array {
-    this.checkLive();
-    return buildQuantizedOnnx(
-      this.layers.map((l, i) => {
-        const info = this.spec.layers[i]!;
-        const q = this.int8Weights[i];
-        return {
-          in: l.inputDim!,
-          out: l.units,
-          weights: l.kernel!,
-          bias: l.bias,
-          activation: l.activation,
-          ...l.nativeActivationParams(),
-          int8:
-            info.int8 && q
-              ? {
-                  weights: q,
-                  scales: Float32Array.from(info.weightScales!),
-                  ...(info.input ? { input: { scale: info.input.scale, zeroPoint: info.input.zeroPoint } } : {}),
-                }
-              : null,
-        };
-      }),
-      this.spec.mode,
-    );
-  }
-
-  /** Writes the quantized model as an .onnx file (see toOnnx). */
-  async saveOnnx(path: string): Promise<void> {
-    if (typeof path !== 'string' || path.length === 0) throw invalidParameter('saveOnnx(path)', 'a file path', path);
-    await writeFile(path, this.toOnnx());
-  }
-
-  /** Frees the native handle and packed buffer; later calls throw MAAS_ERR_MODEL_DISPOSED. */
-  dispose(): void {
-    this.handle?.dispose();
-    this.handle = null;
-    this.packedModel = null;
-    this.disposed = true;
-  }
-
-  private compiled(): NativeCompiledModel {
-    this.handle ??= openPackedModel(this.packed());
-    return this.handle;
-  }
-
-  private checkLive(): void {
-    if (this.disposed) throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model ${this.name} was disposed`);
-  }
-}
 
 /** Indices of the layers to keep in fp32. */
 function keepFloatSet(keep: QuantizeOptions['keepFloat'], layers: readonly Dense[]): Set<number> {
@@ -401,70 +194,5 @@ export function quantize(model: Sequential, options: QuantizeOptions = {}): Quan
   return new QuantizedModel(twinOf(model, twinWeights), spec, int8Weights, {
     ...(ext?.trainingConfig ? { trainingConfig: ext.trainingConfig } : {}),
     ...(ext?.preparation ? { preparation: ext.preparation } : {}),
-  });
-}
-
-/** Checks a saved maas.quantization against the loaded layers. */
-function checkSpec(spec: unknown, layers: readonly Dense[], path: string): QuantizationSpec {
-  const s = spec as Partial<QuantizationSpec> | undefined;
-  const bad = (why: string): MaasError =>
-    new MaasError('MAAS_ERR_MODEL_FORMAT', `The maas.quantization field of ${path} is invalid: ${why}`);
-  if (!s || s.formatVersion !== 1 || !Array.isArray(s.layers)) throw bad('expected formatVersion 1 and a layers array');
-  if (s.layers.length !== layers.length)
-    throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
-  if (s.mode !== 'static' && s.mode !== 'dynamic') throw bad(`mode '${String(s.mode)}'`);
-  s.layers.forEach((l, i) => {
-    if (!l || typeof l !== 'object') throw bad(`layer ${i} is not an object`);
-    if (!l.int8) return;
-    if (
-      !Array.isArray(l.weightScales) ||
-      l.weightScales.length !== layers[i]!.units ||
-      !l.weightScales.every((v) => v > 0 && Number.isFinite(v))
-    ) {
-      throw bad(`layer ${i} needs ${layers[i]!.units} positive weight scales`);
-    }
-    if (
-      s.mode === 'static' &&
-      !(l.input && Number.isFinite(l.input.min) && Number.isFinite(l.input.max) && l.input.min <= l.input.max)
-    ) {
-      throw bad(`layer ${i} needs a finite input range`);
-    }
-  });
-  return s as QuantizationSpec;
-}
-
-/**
- * Loads a model saved by QuantizedModel.save: the int8 weights are recovered exactly from the
- * stored dequantized values and scales. (loadModel on the same directory gives the fp32 view.)
- * An .onnx path is a model quantized by ONNX Runtime's tools or by toOnnx (quant/from-onnx.ts).
- */
-export async function loadQuantizedModel(path: string): Promise<QuantizedModel> {
-  if (typeof path !== 'string' || path.length === 0)
-    throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
-  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path);
-  const artifacts = await readArtifacts(path);
-  if (!artifacts.maas?.quantization) {
-    throw new MaasError(
-      'MAAS_ERR_MODEL_FORMAT',
-      `Expected a quantized model (a model.json with maas.quantization, or a quantized .onnx file) at ${path}; use loadModel for fp32 models`,
-    );
-  }
-  const float = await loadModel(path);
-  const spec = checkSpec(artifacts.maas.quantization, float.layers, path);
-  const weights = float.layers.map((l, i) => {
-    const info = spec.layers[i]!;
-    if (!info.int8) return null;
-    const q = requantizeWeights(l.kernel!, Float32Array.from(info.weightScales!), l.units);
-    if (!q)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Layer ${l.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`,
-      );
-    return q;
-  });
-  const { trainingConfig, preparation } = artifacts.maas;
-  return new QuantizedModel(float, spec, weights, {
-    ...(trainingConfig ? { trainingConfig } : {}),
-    ...(preparation ? { preparation } : {}),
   });
 }

@@ -10,7 +10,7 @@ import { checkOptions } from '../core/validation.js';
 import type { Sequential } from '../model/sequential.js';
 import type { LossName } from '../native/index.js';
 import { createMetric } from '../train/metrics.js';
-import type { QuantizedModel } from './quantize.js';
+import type { QuantizedModel } from './model.js';
 
 /** The warning code compareQuantized emits when quantization loses more than the bounds allow. */
 export const QUANT_ACCURACY_WARNING = 'MAAS_WARN_QUANT_ACCURACY';

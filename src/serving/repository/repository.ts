@@ -9,9 +9,6 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError } from '../../core/errors.js';
-import { loadModel } from '../../model/load.js';
-import type { Sequential } from '../../model/sequential.js';
-import { QuantizedModel, loadQuantizedModel } from '../../quant/quantize.js';
 import type { InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
@@ -81,6 +78,8 @@ export class ModelRepository {
   private polling: Promise<void> | null = null;
   private keySequence = 0;
   private closed = false;
+  /** Stops the load threads still running when the repository closes. */
+  private readonly stopping = new AbortController();
 
   constructor(options: RepositoryOptions) {
     this.root = options.root;
@@ -109,6 +108,7 @@ export class ModelRepository {
   /** Stops polling, lets queued work finish, and releases every version. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     await this.polling;
     await Promise.all(
@@ -336,20 +336,17 @@ export class ModelRepository {
         `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`,
       );
     }
-    const model = await loadServable(join(dir, fileName));
-    const [inputSize, outputSize] = [model.inputShape![1], model.outputShape![1]];
-    const packed = model.packed();
-    const format = packed.format ?? 'fp32';
+    // Read, checked, folded and packed in a load thread: only the packed SharedArrayBuffer and a
+    // few numbers come back, so a large model does not stall the requests this loop answers.
+    const { packed, inputSize, outputSize, quantization } = await this.pool.load(join(dir, fileName), {
+      signal: this.stopping.signal,
+    });
+    const format = packed.format;
     const parameters: Record<string, string> = { precision: format, kernel: packed.kernel };
-    if (model instanceof QuantizedModel) {
-      const q = model.spec;
-      parameters.quantization = `${q.mode} ${q.method}, ${q.perChannel ? 'per-channel' : 'per-tensor'} weights, int8 layers ${q.layers.filter((l) => l.int8).length}/${q.layers.length}`;
-    }
+    if (quantization) parameters.quantization = quantization;
     const platform = format === 'int8' ? 'maas_dense_int8' : 'maas_dense';
     const config = completeConfig(name, raw, { inputSize, outputSize, platform, fileName, parameters });
     const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format, buffer: packed.buffer };
-    // The layers' own arrays are not needed to serve: only the packed SharedArrayBuffer stays.
-    model.dispose();
     const stats = new VersionStatistics(name, String(version));
     const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
     const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) =>
@@ -407,20 +404,6 @@ export class ModelRepository {
     for (const v of await versionDirs(dir)) parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
     return parts.join('|');
   }
-}
-
-/** A version's model: int8 when its model.json carries maas.quantization, else fp32 (.json, .h5, .onnx). */
-async function loadServable(path: string): Promise<Sequential | QuantizedModel> {
-  if (path.endsWith('.json')) {
-    let json: { maas?: { quantization?: unknown } } | undefined;
-    try {
-      json = JSON.parse(await readFile(path, 'utf8')) as typeof json;
-    } catch {
-      json = undefined; // loadModel reports the file's problem with its own message
-    }
-    if (json?.maas?.quantization) return loadQuantizedModel(path);
-  }
-  return loadModel(path);
 }
 
 async function readConfig(dir: string, name: string): Promise<unknown> {

@@ -1,0 +1,289 @@
+/**
+ * The one opener: a model file is read once, its format (tfjs-layers model.json + shards, Keras
+ * .h5, ONNX) and precision (fp32, or int8 when model.json carries maas.quantization) are detected
+ * once, and its dense layers come out checked, BatchNormalization folded, with everything a
+ * caller needs (loadModel, loadQuantizedModel, maas convert, the repository's load worker).
+ * Plain data only: no addon, no layer objects, so it runs in any thread.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { MaasError, invalidParameter } from '../core/errors.js';
+import { DEFAULT_ALPHA, type ActivationName } from '../layers/activations.js';
+import { readArtifacts, resolveModelJson, type ModelArtifacts, type WeightSpec } from './artifacts.js';
+import type { KerasModelData } from './keras-h5.js';
+import { readOnnx, type OnnxConstant } from './onnx.js';
+import { foldBatchNorm, fromTopology, type ParsedDense } from './topology.js';
+
+/** The file formats openModelFile reads. */
+export type ModelFileFormat = 'tfjs-layers' | 'keras-h5' | 'onnx';
+
+/** The precision a model file is served in. */
+export type ModelPrecision = 'fp32' | 'int8';
+
+/** One dense layer as a file holds it, checked, any BatchNormalization folded in. */
+export interface OpenedLayer {
+  name: string;
+  inputDim: number;
+  units: number;
+  activation: ActivationName;
+  alpha: number;
+  /** kerasRelu's max_value (null: none) and threshold (0 for every other activation). */
+  maxValue: number | null;
+  threshold: number;
+  useBias: boolean;
+  /** [inputDim, units], row-major (a view into the file's bytes when they are aligned). */
+  kernel: Float32Array;
+  bias: Float32Array | null;
+  kernelRegularizer: { l1: number; l2: number } | null;
+}
+
+/** A model file, opened: what loadModel, loadQuantizedModel, convert and the repository consume. */
+export interface OpenedModel {
+  /** The file that was read (model.json, .h5 or .onnx). */
+  path: string;
+  format: ModelFileFormat;
+  precision: ModelPrecision;
+  layers: OpenedLayer[];
+  inputSize: number;
+  outputSize: number;
+  /** The training configuration the file carries: maas's (a compile() call) or Keras's training_config. */
+  training: { source: 'maas' | 'keras'; config: unknown } | null;
+  /** maas.preparation (a Pipeline's JSON), when present. */
+  preparation: unknown;
+  /** maas.quantization as stored (precision 'int8'); quant/load checks it against the layers. */
+  quantization: unknown;
+}
+
+/** openModelFile()'s options. */
+export interface OpenOptions {
+  /** For a Keras weights-only .h5 (save_weights): the architecture JSON written by to_json. */
+  architecture?: string;
+  /** For an .onnx graph that takes weights as inputs: their values, by input name. */
+  constants?: Record<string, OnnxConstant>;
+}
+
+/**
+ * Opens a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, or an
+ * .onnx file (or a directory holding model.onnx). The format is detected from the path, the
+ * precision from model.json's maas extension.
+ */
+export async function openModelFile(path: string, options: OpenOptions = {}): Promise<OpenedModel> {
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
+  if (path.endsWith('.onnx')) return openOnnx(path, options.constants);
+  if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options.architecture);
+  const json = await resolveModelJson(path);
+  if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx')))
+    return openOnnx(join(dirname(json), 'model.onnx'), options.constants);
+  return openTfjs(json, await readArtifacts(json));
+}
+
+interface Located {
+  spec: WeightSpec;
+  offset: number;
+}
+
+function locate(specs: WeightSpec[]): Located[] {
+  let offset = 0;
+  return specs.map((spec) => {
+    if (spec.dtype !== 'float32' || spec.quantization) {
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Weight ${spec.name} is ${spec.quantization ? 'quantized' : spec.dtype}; maas loads float32 weights`,
+      );
+    }
+    const located = { spec, offset };
+    offset += spec.shape.reduce((a, b) => a * b, 1) * 4;
+    return located;
+  });
+}
+
+function read(data: Uint8Array, w: Located, expected: number[], what: string): Float32Array {
+  const size = expected.reduce((a, b) => a * b, 1);
+  if (w.spec.shape.length !== expected.length || w.spec.shape.some((d, i) => d !== expected[i])) {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Weight ${w.spec.name} has shape [${w.spec.shape.join(',')}] but ${what} needs [${expected.join(',')}]`,
+    );
+  }
+  if (w.offset + size * 4 > data.length)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `The weights file is shorter than the manifest says (at ${w.spec.name})`,
+    );
+  // A view into the file's bytes when they are 4-byte aligned (loading a large model then holds
+  // one copy of its weights, not two); a copy when a converter wrote them unaligned.
+  const start = data.byteOffset + w.offset;
+  if (start % 4 === 0) return new Float32Array(data.buffer, start, size);
+  return new Float32Array(data.slice(w.offset, w.offset + size * 4).buffer);
+}
+
+type BatchNormParams = { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array };
+
+/** One layer's weights as a file holds them: its own kernel and bias, and a following BatchNormalization's. */
+interface LayerWeights {
+  kernel: Float32Array;
+  bias: Float32Array | null;
+  batchNorm?: BatchNormParams;
+}
+
+/**
+ * The one place a file's layers are checked: each kernel's size, BatchNormalization folded into
+ * the Dense before it, the bias a folded or biased layer needs, widths chained.
+ */
+function checkedLayers(
+  parsed: ParsedDense[],
+  weightsOf: (p: ParsedDense, inputDim: number) => LayerWeights,
+): OpenedLayer[] {
+  const out: OpenedLayer[] = [];
+  let inputDim = parsed[0]!.inputDim!;
+  for (const p of parsed) {
+    if (!Number.isInteger(p.units) || p.units < 1 || p.units > 1 << 24)
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name} has ${p.units} units; expected 1 to 2^24`);
+    const weights = weightsOf(p, inputDim);
+    let { kernel, bias } = weights;
+    const { batchNorm } = weights;
+    if (kernel.length !== inputDim * p.units) {
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Layer ${p.name}'s kernel holds ${kernel.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`,
+      );
+    }
+    if (p.batchNorm) {
+      if (!batchNorm) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${p.batchNorm.name}`);
+      ({ kernel, bias } = foldBatchNorm(kernel, bias, p.units, p.batchNorm, batchNorm));
+    }
+    const useBias = p.useBias || p.batchNorm !== undefined; // folding always yields a bias
+    if (useBias && (!bias || bias.length !== p.units)) {
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Layer ${p.name}'s bias holds ${bias?.length ?? 0} values but needs ${p.units}`,
+      );
+    }
+    out.push({
+      name: p.name,
+      inputDim,
+      units: p.units,
+      activation: p.activation,
+      alpha: p.alpha ?? DEFAULT_ALPHA[p.activation],
+      maxValue: p.maxValue ?? null,
+      threshold: p.threshold ?? 0,
+      useBias,
+      kernel,
+      bias: useBias ? bias : null,
+      kernelRegularizer: p.kernelRegularizer,
+    });
+    inputDim = p.units;
+  }
+  return out;
+}
+
+function opened(
+  path: string,
+  format: ModelFileFormat,
+  layers: OpenedLayer[],
+  extras: Partial<Pick<OpenedModel, 'training' | 'preparation' | 'quantization'>> = {},
+): OpenedModel {
+  return {
+    path,
+    format,
+    precision: extras.quantization ? 'int8' : 'fp32',
+    layers,
+    inputSize: layers[0]!.inputDim,
+    outputSize: layers[layers.length - 1]!.units,
+    training: extras.training ?? null,
+    preparation: extras.preparation,
+    quantization: extras.quantization,
+  };
+}
+
+async function openOnnx(path: string, constants?: Record<string, OnnxConstant>): Promise<OpenedModel> {
+  const layers = await readOnnx(path, constants);
+  const parsed: ParsedDense[] = layers.map((l, i) => ({
+    name: l.name,
+    units: l.out,
+    activation: l.activation,
+    ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
+    ...(l.maxValue !== undefined ? { maxValue: l.maxValue } : {}),
+    useBias: l.bias !== null,
+    inputDim: i === 0 ? l.in : null,
+    kernelRegularizer: null,
+  }));
+  const source = new Map(parsed.map((p, i) => [p, layers[i]!]));
+  return opened(
+    path,
+    'onnx',
+    checkedLayers(parsed, (p) => ({ kernel: source.get(p)!.kernel, bias: source.get(p)!.bias })),
+  );
+}
+
+async function openKeras(path: string, architecture?: string): Promise<OpenedModel> {
+  // HDF5 (h5wasm) loads only when an .h5 is opened: threads that never read one skip its
+  // WebAssembly module.
+  const { readKerasH5 } = await import('./keras-h5.js');
+  const data: KerasModelData = await readKerasH5(path, architecture);
+  const layers = checkedLayers(fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
+    const w = data.weights.get(p.name);
+    if (!w || w.length < (p.useBias ? 2 : 1))
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
+    if (!p.batchNorm) return { kernel: w[0]!, bias: p.useBias ? w[1]! : null };
+    // Keras stores gamma (if scale), beta (if center), moving_mean, moving_variance, in that order.
+    const bw = data.weights.get(p.batchNorm.name) ?? [];
+    let i = 0;
+    const gamma = p.batchNorm.scale ? bw[i++] : undefined;
+    const beta = p.batchNorm.center ? bw[i++] : undefined;
+    const mean = bw[i++],
+      variance = bw[i];
+    return {
+      kernel: w[0]!,
+      bias: p.useBias ? w[1]! : null,
+      ...(mean && variance ? { batchNorm: { gamma, beta, mean, variance } } : {}),
+    };
+  });
+  return opened(path, 'keras-h5', layers, {
+    training: data.trainingConfig ? { source: 'keras', config: data.trainingConfig } : null,
+  });
+}
+
+function openTfjs(path: string, artifacts: ModelArtifacts): OpenedModel {
+  const parsed = fromTopology(artifacts.modelTopology);
+  const located = locate(artifacts.weightSpecs);
+  const byName = new Map(located.map((l) => [l.spec.name, l]));
+  // Weight names are "<layer>/kernel" (tfjs) or carry a scope prefix (converters); fall back to order.
+  const find = (layer: string, kind: string, index: number): Located | undefined =>
+    byName.get(`${layer}/${kind}`) ??
+    located.find((l) => l.spec.name.endsWith(`/${layer}/${kind}`) || l.spec.name.startsWith(`${layer}/${kind}`)) ??
+    located[index];
+  let index = 0;
+  const layers = checkedLayers(parsed, (p, inputDim) => {
+    const k = find(p.name, 'kernel', index++);
+    if (!k) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
+    const kernel = read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`);
+    let bias: Float32Array | null = null;
+    if (p.useBias) {
+      const b = find(p.name, 'bias', index++);
+      if (!b) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No bias weights for layer ${p.name}`);
+      bias = read(artifacts.weightData, b, [p.units], `layer ${p.name}'s bias`);
+    }
+    const bn = p.batchNorm;
+    if (!bn) return { kernel, bias };
+    index += (bn.scale ? 1 : 0) + (bn.center ? 1 : 0) + 2;
+    const get = (kind: string) => {
+      const w = byName.get(`${bn.name}/${kind}`);
+      return w ? read(artifacts.weightData, w, [p.units], `${bn.name}/${kind}`) : undefined;
+    };
+    const mean = get('moving_mean'),
+      variance = get('moving_variance');
+    return {
+      kernel,
+      bias,
+      ...(mean && variance ? { batchNorm: { gamma: get('gamma'), beta: get('beta'), mean, variance } } : {}),
+    };
+  });
+  const ext = artifacts.maas;
+  return opened(path, 'tfjs-layers', layers, {
+    training: ext?.trainingConfig ? { source: 'maas', config: ext.trainingConfig } : null,
+    preparation: ext?.preparation,
+    quantization: ext?.quantization,
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * InferenceModel: the one shell over a packed model. It packs the weights once (into a
+ * SharedArrayBuffer workers can share), keeps one native handle over them, and gives predict,
+ * predictRaw, packed, summary, save, saveOnnx and dispose to every model kind: Sequential (fp32)
+ * and QuantizedModel (int8) only say how they pack and what they write.
+ */
+import { writeFile } from 'node:fs/promises';
+import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
+import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
+import { checkOptions } from '../core/validation.js';
+import type { Dense } from '../layers/dense.js';
+import type { NativeModelHandle } from '../native/index.js';
+import type { Pipeline, RawRows } from '../data/pipeline.js';
+import { writeArtifacts, type ModelArtifacts, type WriteHooks } from '../io/artifacts.js';
+import { printSummary } from '../io/summary.js';
+import { openPackedModel, type PackedModel } from './packed.js';
+
+/** A dense stack that predicts through a native handle over its packed weights. */
+export abstract class InferenceModel<OnnxOptions extends object = Record<string, never>> {
+  /** The model's name. */
+  abstract readonly name: string;
+  /** The layers, first to last. */
+  abstract get layers(): readonly Dense[];
+  private handleCache: NativeModelHandle | null = null;
+  private packedCache: PackedModel | null = null;
+  private disposed = false;
+
+  /** Packs the weights for this thread's kernel (called once until the weights change). */
+  protected abstract pack(): PackedModel;
+  /** The preparation pipeline predictRaw applies, or null. */
+  protected abstract preparationPipeline(): Pipeline | null;
+  /** The model as file artifacts (what save writes). */
+  abstract toArtifacts(): ModelArtifacts;
+  /** The model as ONNX bytes (what saveOnnx writes). */
+  abstract toOnnx(options?: OnnxOptions): Uint8Array;
+
+  /** [null, inputDim] once the first layer knows its input width. */
+  get inputShape(): [null, number] | null {
+    const dim = this.layers[0]?.inputDim;
+    return dim == null ? null : [null, dim];
+  }
+
+  /** [null, units of the last layer]. */
+  get outputShape(): [null, number] | null {
+    const last = this.layers[this.layers.length - 1];
+    return last ? [null, last.units] : null;
+  }
+
+  /** Runs the model on a batch: x is [batch, inputDim] (a Tensor, nested arrays or a Float32Array); fp32 out. */
+  predict(x: TensorLike, options?: { batchSize?: number }): Tensor {
+    const handle = this.handle();
+    if (options !== undefined) checkOptions('predict options', options, ['batchSize', 'verbose']);
+    // Widths come from the layers, not the handle: a native accessor call costs more than the
+    // whole batch-1 forward pass of a small model.
+    const layers = this.layers;
+    const inputDim = layers[0]!.inputDim!;
+    const units = layers[layers.length - 1]!.units;
+    const input = toMatrix(x, inputDim, 'x');
+    const out = new Float32Array(input.rows * units);
+    try {
+      handle.predict(input.data, input.rows, out);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return new Tensor(out, [input.rows, units]);
+  }
+
+  /** Predicts from raw rows (records or arrays of column values) through the preparation pipeline. */
+  predictRaw(rows: RawRows): Tensor {
+    const pipeline = this.preparationPipeline();
+    if (!pipeline)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_EMPTY',
+        `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`,
+      );
+    return this.predict(pipeline.transform(rows));
+  }
+
+  /**
+   * The weights packed for this thread's kernel in a SharedArrayBuffer (made once, reused).
+   * Post `buffer` to workers and call openPackedModel there: every worker shares these bytes.
+   */
+  packed(): PackedModel {
+    this.checkLive();
+    this.packedCache ??= this.pack();
+    return this.packedCache;
+  }
+
+  /** Total weight count. */
+  countParams(): number {
+    return this.layers.reduce((n, l) => n + l.countParams(), 0);
+  }
+
+  /** Prints a table of layers, output shapes and parameter counts (tfjs's summary layout). */
+  summary(lineLength?: number, positions?: number[], printFn?: (line: string) => void): void {
+    printSummary(this.layers, lineLength, positions, printFn);
+  }
+
+  /**
+   * Saves the model into `dir` as tfjs-layers model.json + weights (loadable by tfjs's
+   * loadLayersModel and by loadModel), with maas's extras in the `maas` extension field.
+   * Atomic: a crash mid-save leaves the previous model in `dir` intact.
+   */
+  async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
+    this.checkLive();
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
+    return { modelJson: await writeArtifacts(dir, this.toArtifacts(), hooks) };
+  }
+
+  /** Writes the model as an .onnx file, for onnxruntime, Triton or any ONNX tool. */
+  async saveOnnx(path: string, options?: OnnxOptions): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidParameter('saveOnnx(path)', 'a file path', path);
+    await writeFile(path, this.toOnnx(options));
+  }
+
+  /** Frees the native handle and packed weights; later calls throw MAAS_ERR_MODEL_DISPOSED. */
+  dispose(): void {
+    this.dropPacked();
+    this.disposed = true;
+  }
+
+  /** The native handle over the packed weights (opened on first use). */
+  protected handle(): NativeModelHandle {
+    this.checkLive();
+    this.handleCache ??= openPackedModel(this.packed());
+    return this.handleCache;
+  }
+
+  /** The weights changed: repack before the next predict. */
+  protected dropPacked(): void {
+    this.handleCache?.dispose();
+    this.handleCache = null;
+    this.packedCache = null;
+  }
+
+  protected checkLive(): void {
+    if (this.disposed) throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model ${this.name} was disposed`);
+  }
+}

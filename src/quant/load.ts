@@ -1,0 +1,87 @@
+/**
+ * The int8 loader: a model saved by QuantizedModel.save, opened once by openModelFile, becomes a
+ * QuantizedModel (loadQuantizedModel) or the spec and s8 weights a packer needs (readInt8, used
+ * by the repository's load worker).
+ */
+import { MaasError, invalidParameter } from '../core/errors.js';
+import { openModelFile, type OpenedModel } from '../io/open.js';
+import { sequentialFromOpened } from '../model/load.js';
+import { requantizeWeights } from './arith.js';
+import { QuantizedModel, type QuantizationSpec } from './model.js';
+
+/** Checks a saved maas.quantization against the loaded layers. */
+function checkSpec(spec: unknown, layers: readonly { units: number }[], path: string): QuantizationSpec {
+  const s = spec as Partial<QuantizationSpec> | undefined;
+  const bad = (why: string): MaasError =>
+    new MaasError('MAAS_ERR_MODEL_FORMAT', `The maas.quantization field of ${path} is invalid: ${why}`);
+  if (!s || s.formatVersion !== 1 || !Array.isArray(s.layers)) throw bad('expected formatVersion 1 and a layers array');
+  if (s.layers.length !== layers.length)
+    throw bad(`it describes ${s.layers.length} layers but the model has ${layers.length}`);
+  if (s.mode !== 'static' && s.mode !== 'dynamic') throw bad(`mode '${String(s.mode)}'`);
+  s.layers.forEach((l, i) => {
+    if (!l || typeof l !== 'object') throw bad(`layer ${i} is not an object`);
+    if (!l.int8) return;
+    if (
+      !Array.isArray(l.weightScales) ||
+      l.weightScales.length !== layers[i]!.units ||
+      !l.weightScales.every((v) => v > 0 && Number.isFinite(v))
+    ) {
+      throw bad(`layer ${i} needs ${layers[i]!.units} positive weight scales`);
+    }
+    if (
+      s.mode === 'static' &&
+      !(l.input && Number.isFinite(l.input.min) && Number.isFinite(l.input.max) && l.input.min <= l.input.max)
+    ) {
+      throw bad(`layer ${i} needs a finite input range`);
+    }
+  });
+  return s as QuantizationSpec;
+}
+
+/**
+ * Loads a model saved by QuantizedModel.save: the int8 weights are recovered exactly from the
+ * stored dequantized values and scales. (loadModel on the same directory gives the fp32 view.)
+ * An .onnx path is a model quantized by ONNX Runtime's tools or by toOnnx (quant/from-onnx.ts).
+ */
+export async function loadQuantizedModel(path: string): Promise<QuantizedModel> {
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
+  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path);
+  return quantizedFromOpened(await openModelFile(path));
+}
+
+/** An opened int8 file as a QuantizedModel (its fp32 twin over the file's dequantized weights). */
+export function quantizedFromOpened(opened: OpenedModel): QuantizedModel {
+  const { spec, int8Weights } = readInt8(opened);
+  const training = opened.training?.source === 'maas' ? opened.training.config : undefined;
+  return new QuantizedModel(sequentialFromOpened({ ...opened, training: null }), spec, int8Weights, {
+    ...(training ? { trainingConfig: training } : {}),
+    ...(opened.preparation ? { preparation: opened.preparation } : {}),
+  });
+}
+
+/**
+ * An opened int8 file's quantization: maas.quantization checked against the layers, and each
+ * int8 layer's s8 weights recovered exactly from the stored dequantized values and scales.
+ */
+export function readInt8(opened: OpenedModel): { spec: QuantizationSpec; int8Weights: (Int8Array | null)[] } {
+  if (opened.precision !== 'int8') {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Expected a quantized model (a model.json with maas.quantization, or a quantized .onnx file) at ${opened.path}; use loadModel for fp32 models`,
+    );
+  }
+  const spec = checkSpec(opened.quantization, opened.layers, opened.path);
+  const int8Weights = opened.layers.map((l, i) => {
+    const info = spec.layers[i]!;
+    if (!info.int8) return null;
+    const q = requantizeWeights(l.kernel, Float32Array.from(info.weightScales!), l.units);
+    if (!q)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `Layer ${l.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`,
+      );
+    return q;
+  });
+  return { spec, int8Weights };
+}
