@@ -4,7 +4,7 @@
  */
 export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
 export { InferenceModel } from './model/shell.js';
-export type { PackedModel } from './model/packed.js';
+export type { PackedModel, PackedFormat } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
 export {
@@ -53,6 +53,7 @@ export {
   type OpenedLayer,
   type ModelFileFormat,
   type ModelPrecision,
+  type OpenOptions,
 } from './io/open.js';
 export {
   compareQuantized,
@@ -87,6 +88,7 @@ export {
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export { InferencePool, type PoolOptions } from './pool/pool.js';
+export type { LoadedModel } from './pool/messages.js';
 export {
   GrpcInferenceClient,
   HttpInferenceClient,

@@ -38,6 +38,7 @@ export const ACTIVATION_CODES = {
   /** GELU's tanh approximation (tfjs 'gelu_new'). */
   geluTanh: 16,
 } as const;
+/** An activation a dense layer can fuse, by its tfjs name. */
 export type ActivationName = keyof typeof ACTIVATION_CODES;
 
 /** One dense layer as the packer sees it. */
@@ -60,6 +61,7 @@ export interface NativeActivationParams {
   threshold?: number;
 }
 
+/** One fp32 GEMM kernel of the build: its name, ISA, tile shape, and whether this CPU runs it. */
 export interface NativeKernelInfo {
   name: string;
   isa: IsaName;
@@ -86,6 +88,7 @@ export interface NativeCpuFeatures {
   amxPermitted: boolean;
 }
 
+/** What the addon found: the CPU's features, the ISA cap, and the kernels it selected. */
 export interface NativeCpuInfo {
   brand: string;
   best: IsaName;
@@ -131,10 +134,12 @@ export const LOSS_CODES = {
   categoricalCrossentropy: 3,
   sparseCategoricalCrossentropy: 4,
 } as const;
+/** A loss the native training step computes, by its tfjs name. */
 export type LossName = keyof typeof LOSS_CODES;
 
 /** Optimizer codes shared with native/include/maas/train.h (append only). */
 export const OPTIMIZER_CODES = { sgd: 0, adam: 1, adamw: 2, rmsprop: 3 } as const;
+/** An optimizer the native training step applies. */
 export type OptimizerName = keyof typeof OPTIMIZER_CODES;
 
 /** Optimizer settings as the native trainer reads them. */

@@ -28,6 +28,7 @@ export interface PoolOptions {
   threadsPerWorker?: number;
 }
 
+/** The worker threads that run inference and loads (piscina), each holding native handles over shared packed weights. */
 export class InferencePool {
   readonly workers: number;
   readonly threadsPerWorker: number;

@@ -6,6 +6,7 @@
 
 /** How activation ranges are chosen; 'dynamic' takes each batch's own range at predict time. */
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'dynamic';
+/** The ways quantize() can choose each layer's input range (dynamic: per batch, at run time). */
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'dynamic'];
 
 /** A calibrated range. */

@@ -6,12 +6,14 @@
 import { MaasError } from '../../core/errors.js';
 import type { BatchingPolicy } from '../batcher.js';
 
+/** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
 export interface TensorConfig {
   name: string;
   data_type: string;
   dims: number[];
 }
 
+/** Triton's queue policy: queue size, default timeout and whether a request may override it. */
 export interface QueuePolicyConfig {
   timeout_action: 'REJECT' | 'DELAY';
   default_timeout_microseconds: number;
@@ -19,6 +21,7 @@ export interface QueuePolicyConfig {
   max_queue_size: number;
 }
 
+/** Triton's dynamic_batching block: preferred sizes, queue delay, priority levels and queue policies. */
 export interface DynamicBatchingConfig {
   preferred_batch_size: number[];
   max_queue_delay_microseconds: number;
@@ -28,6 +31,7 @@ export interface DynamicBatchingConfig {
   default_queue_policy: QueuePolicyConfig;
 }
 
+/** Which versions to serve: the latest n, all, or a list (Triton's version_policy). */
 export type VersionPolicyConfig =
   { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: number[] } };
 

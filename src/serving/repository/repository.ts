@@ -14,7 +14,9 @@ import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
 import { MODEL_FILE_NAMES, batchingPolicy, completeConfig, selectVersions, type ModelConfig } from './config.js';
 
+/** Triton's model control modes: load everything at start, follow the directory, or load on request. */
 export type ControlMode = 'none' | 'poll' | 'explicit';
+/** A model version's state in the repository index, as Triton names them. */
 export type VersionState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
 /** A loaded, servable model version: its weights in the pool, its batcher, its statistics. */
