@@ -33,7 +33,7 @@ const run = (lib) => {
   const packed = new Uint8Array(lib.packedStackByteLength(specs));
   lib.packStack(specs, [w], [b], packed);
   const y = new Float32Array(3);
-  new lib.CompiledModel(packed).predict(Float32Array.of(1, 2, 3, 4), 1, y);
+  new lib.DenseStackHandle(packed).predict(Float32Array.of(1, 2, 3, 4), 1, y);
   return Array.from(y);
 };
 const got = run(addon);

@@ -125,7 +125,7 @@ export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>):
     throw invalidParameter('openPackedModel(packed).format', "'fp32' or 'int8'", format, 'MAAS_ERR_ARG_RANGE');
   try {
     const bytes = new Uint8Array(packed.buffer);
-    return format === 'int8' ? new native.QuantizedModel(bytes) : new native.CompiledModel(bytes);
+    return format === 'int8' ? new native.QuantizedStackHandle(bytes) : new native.DenseStackHandle(bytes);
   } catch (e) {
     throw fromNative(e);
   }

@@ -187,7 +187,7 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
-  CompiledModel: new (packed: Uint8Array) => NativeModelHandle;
+  DenseStackHandle: new (packed: Uint8Array) => NativeModelHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],
@@ -199,7 +199,7 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   /** The addon's class for an int8 handle. */
-  QuantizedModel: new (packed: Uint8Array) => NativeQuantizedHandle;
+  QuantizedStackHandle: new (packed: Uint8Array) => NativeQuantizedHandle;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -76,8 +76,8 @@ describe('the addon in worker threads', () => {
 describe('native handle errors', () => {
   const packed = () => new Uint8Array(modelS().packed().buffer);
 
-  it('a disposed CompiledModel throws MAAS_ERR_MODEL_DISPOSED', () => {
-    const handle = new native.CompiledModel(packed());
+  it('a disposed DenseStackHandle throws MAAS_ERR_MODEL_DISPOSED', () => {
+    const handle = new native.DenseStackHandle(packed());
     handle.dispose();
     expect(handle.disposed).toBe(true);
     expect(() => handle.predict(new Float32Array(100), 1, new Float32Array(1))).toThrowError(
@@ -86,7 +86,7 @@ describe('native handle errors', () => {
   });
 
   it('wrong buffer sizes and types are coded TypeErrors, and the handle keeps working', () => {
-    const handle = new native.CompiledModel(packed());
+    const handle = new native.DenseStackHandle(packed());
     expect(() => handle.predict(new Float32Array(99), 1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
     expect(() => handle.predict(new Float64Array(100) as never, 1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_ARG_TYPE' }));
     expect(() => handle.predict(new Float32Array(100), -1, new Float32Array(1))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
@@ -99,8 +99,8 @@ describe('native handle errors', () => {
     const bytes = packed();
     const copy = bytes.slice();
     copy.fill(0, 0, 128);
-    expect(() => new native.CompiledModel(copy)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
-    expect(() => new native.CompiledModel(bytes.slice(0, 200))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
+    expect(() => new native.DenseStackHandle(copy)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
+    expect(() => new native.DenseStackHandle(bytes.slice(0, 200))).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_CORRUPT' }));
   });
 
   // On a CPU without AVX2 nothing packs above the scalar cap: reported as skipped, not passed.
@@ -109,7 +109,7 @@ describe('native handle errors', () => {
     const bytes = packed();
     native.setMaxIsa('scalar');
     try {
-      expect(() => new native.CompiledModel(bytes)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_ISA_ABOVE_CAP' }));
+      expect(() => new native.DenseStackHandle(bytes)).toThrowError(expect.objectContaining({ code: 'MAAS_ERR_PACKED_ISA_ABOVE_CAP' }));
     } finally {
       native.setMaxIsa(best);
     }

@@ -280,7 +280,7 @@ describe('the packed int8 stack', () => {
     const source = `
       const { parentPort, workerData } = require('node:worker_threads');
       const addon = require(workerData.path);
-      const handle = new addon.QuantizedModel(new Uint8Array(workerData.buffer));
+      const handle = new addon.QuantizedStackHandle(new Uint8Array(workerData.buffer));
       const y = new Float32Array(workerData.rows * handle.outputSize);
       handle.predict(workerData.x, workerData.rows, y);
       parentPort.postMessage(y);`;

@@ -51,10 +51,10 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
                            InstanceMethod("setThreads", &MaasAddon::SetThreads),
                            InstanceMethod("getThreads", &MaasAddon::GetThreads),
                        });
-  RegisterCompiledModel(env, exports, this);
+  RegisterDenseStackHandle(env, exports, this);
   RegisterKernels(env, exports);
   RegisterTrainer(env, exports);
-  RegisterQuantizedModel(env, exports);
+  RegisterQuantizedStackHandle(env, exports);
   RegisterInt8Kernels(env, exports);
 }
 

@@ -19,7 +19,7 @@ class MaasAddon : public Napi::Addon<MaasAddon> {
   ThreadPool& pool() { return *pool_; }
   size_t threads() const { return pool_->size(); }
   Isa isa_cap() const { return isa_cap_; }
-  Napi::FunctionReference compiled_model_ctor;
+  Napi::FunctionReference dense_stack_handle_ctor;
 
  private:
   Napi::Value CpuInfo(const Napi::CallbackInfo& info);
@@ -37,10 +37,10 @@ class MaasAddon : public Napi::Addon<MaasAddon> {
 [[noreturn]] void ThrowStatus(Napi::Env env, Status status, const std::string& context);
 
 // Registration hooks of the other binding files.
-void RegisterCompiledModel(Napi::Env env, Napi::Object exports, MaasAddon* addon);
+void RegisterDenseStackHandle(Napi::Env env, Napi::Object exports, MaasAddon* addon);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
-void RegisterQuantizedModel(Napi::Env env, Napi::Object exports);
+void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports);
 void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);
 
 }  // namespace maas::binding

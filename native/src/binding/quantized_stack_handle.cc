@@ -1,4 +1,4 @@
-// QuantizedModel: the handle over a packed quantized stack ("MAASQ801"; predict quantizes the
+// QuantizedStackHandle: the handle over a packed quantized stack ("MAASQ801"; predict quantizes the
 // fp32 input, runs every layer and writes fp32), and the functions that pack one.
 #include <string>
 #include <vector>
@@ -94,7 +94,7 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
 struct QuantStackTraits {
   using View = QuantStackView;
   using Scratch = QuantScratch;
-  static constexpr const char* kName = "QuantizedModel";
+  static constexpr const char* kName = "QuantizedStackHandle";
   static Status Open(const void* data, size_t bytes, View* view) noexcept { return OpenQuantStack(data, bytes, view); }
   static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool,
                         size_t threads) noexcept {
@@ -113,8 +113,8 @@ struct QuantStackTraits {
 
 }  // namespace
 
-void RegisterQuantizedModel(Napi::Env env, Napi::Object exports) {
-  exports.Set("QuantizedModel", PackedModelWrap<QuantStackTraits>::Define(env));
+void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports) {
+  exports.Set("QuantizedStackHandle", PackedModelWrap<QuantStackTraits>::Define(env));
   exports.Set("packedQuantizedByteLength",
               Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
   exports.Set("packQuantized", Napi::Function::New(env, PackQuantized, "packQuantized"));

@@ -1,5 +1,5 @@
-// CompiledModel: the handle over a packed fp32 dense stack ("MAASPK01"); the handle itself is
-// PackedModelWrap, shared with QuantizedModel.
+// DenseStackHandle: the handle over a packed fp32 dense stack ("MAASPK01"); the handle itself is
+// PackedModelWrap, shared with QuantizedStackHandle.
 #include "addon.h"
 #include "maas/dense_stack.h"
 #include "packed_model_wrap.h"
@@ -11,7 +11,7 @@ namespace {
 struct DenseStackTraits {
   using View = PackedStackView;
   using Scratch = DenseScratch;
-  static constexpr const char* kName = "CompiledModel";
+  static constexpr const char* kName = "DenseStackHandle";
   static Status Open(const void* data, size_t bytes, View* view) noexcept { return OpenDenseStack(data, bytes, view); }
   static Status Forward(const View& v, const float* x, size_t batch, float* y, Scratch* scratch, ThreadPool* pool,
                         size_t threads) noexcept {
@@ -28,10 +28,10 @@ struct DenseStackTraits {
 
 }  // namespace
 
-void RegisterCompiledModel(Napi::Env env, Napi::Object exports, MaasAddon* addon) {
+void RegisterDenseStackHandle(Napi::Env env, Napi::Object exports, MaasAddon* addon) {
   Napi::Function ctor = PackedModelWrap<DenseStackTraits>::Define(env);
-  addon->compiled_model_ctor = Napi::Persistent(ctor);
-  exports.Set("CompiledModel", ctor);
+  addon->dense_stack_handle_ctor = Napi::Persistent(ctor);
+  exports.Set("DenseStackHandle", ctor);
 }
 
 }  // namespace maas::binding
