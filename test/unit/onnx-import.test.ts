@@ -5,6 +5,7 @@
  * onnxruntime; the quantization operator fixtures reproduce exactly, every output; unsupported
  * ops are named.
  */
+import { T, info, writeModel } from '../onnx-writer.js';
 import { readFile, readdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,7 +235,7 @@ describe('every ONNX fixture case', async () => {
   }
 });
 
-/** A one-graph model (float inputs of the given shapes) written with the library's own proto types. */
+/** A one-graph model (float inputs of the given shapes, int64 initializers), through the tests' ONNX writer. */
 function graphModel(
   opset: number,
   nodes: { op: string; input: string[]; output: string; attrs?: Record<string, number | number[]> }[],
@@ -242,40 +243,13 @@ function graphModel(
   output: string,
   initializer: { name: string; dims: number[]; int64: number[] }[] = [],
 ): Uint8Array {
-  const info = (name: string, dims?: number[]) => ({
-    name,
-    type: { tensor_type: { elem_type: 1, ...(dims ? { shape: { dim: dims.map((d) => ({ dim_value: d })) } } : {}) } },
+  return writeModel({
+    opset,
+    nodes,
+    initializers: initializer.map((t) => ({ name: t.name, type: T.INT64, dims: t.dims, values: t.int64 })),
+    inputs: Object.entries(inputs).map(([n, d]) => info(n, T.FLOAT, d)),
+    outputs: [info(output, T.FLOAT)],
   });
-  const attribute = (a: Record<string, number | number[]> = {}) =>
-    Object.entries(a).map(([name, v]) =>
-      Array.isArray(v)
-        ? { name, type: 7, ints: v }
-        : Number.isInteger(v)
-          ? { name, type: 2, i: v }
-          : { name, type: 1, f: v },
-    );
-  const type = onnxTypes().model;
-  return type
-    .encode(
-      type.fromObject({
-        ir_version: 7,
-        opset_import: [{ domain: '', version: opset }],
-        graph: {
-          name: 'g',
-          node: nodes.map((n) => ({
-            op_type: n.op,
-            name: n.output,
-            input: n.input,
-            output: [n.output],
-            attribute: attribute(n.attrs),
-          })),
-          initializer: initializer.map((t) => ({ name: t.name, data_type: 7, dims: t.dims, int64_data: t.int64 })),
-          input: Object.entries(inputs).map(([n, d]) => info(n, d)),
-          output: [info(output)],
-        },
-      }),
-    )
-    .finish();
 }
 
 /** Seeded values in (-2, 2): never all zero. */
