@@ -4,6 +4,7 @@
  * model.json manifests, through loadModel (.h5, .onnx, model.json), loadOnnxGraph and
  * loadQuantizedModel (.onnx, model.json). Seeded: MAAS_TEST_SEED or the printed default.
  */
+import { Random } from '../../src/core/random.js';
 import fs from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,16 +20,10 @@ const ONNX_SMALL = join(FIXTURES, 'onnx', 'onnx_node', 'test_qlinearmatmul_2D_ui
 const ONNX_CHAIN = join(FIXTURES, 'onnx', 'hls4ml_two_layer_keras', 'model.onnx');
 const TFJS = join(FIXTURES, 'tfjs_layers', 'tfjs_rn_bundle_model_test');
 
-/** A seeded generator (mulberry32). */
+/** Seeded numbers in [0, 1), from the library's generator. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Random(seed);
+  return () => r.next();
 }
 
 let printed: string[] = [];

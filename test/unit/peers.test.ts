@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { Random } from '../../src/core/random.js';
 import { buildDenseOnnx, createOrtSession, type DenseActivation, type DenseSpec } from '../../bench/peers/onnx.js';
 import { createTfjsPeer } from '../../bench/peers/tfjs.js';
 import { createNaivePeer } from '../../bench/peers/naive.js';
@@ -6,16 +7,10 @@ import { createNaivePeer } from '../../bench/peers/naive.js';
 const TOLERANCE = 1e-5;
 const BATCH = 4;
 
-/** mulberry32: a tiny seeded PRNG so the models are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Seeded numbers in [0, 1), so the models are the same on every run. */
+function seeded(seed: number): () => number {
+  const r = new Random(seed);
+  return () => r.next();
 }
 
 function uniform(rand: () => number, n: number): Float32Array {
@@ -25,7 +20,7 @@ function uniform(rand: () => number, n: number): Float32Array {
 type LayerPlan = { out: number; activation: DenseActivation; alpha?: number; bias?: boolean };
 
 function makeLayers(seed: number, inputs: number, plan: LayerPlan[]): DenseSpec[] {
-  const rand = mulberry32(seed);
+  const rand = seeded(seed);
   let width = inputs;
   return plan.map(({ out, activation, alpha = 0, bias = true }) => {
     const layer = {
@@ -69,7 +64,7 @@ const models: Record<string, DenseSpec[]> = {
 describe('benchmark peers agree', () => {
   for (const [name, layers] of Object.entries(models)) {
     it(name, { timeout: 30_000 }, async () => {
-      const x = uniform(mulberry32(99), BATCH * layers[0]!.in);
+      const x = uniform(seeded(99), BATCH * layers[0]!.in);
       const reference = createNaivePeer(layers).run(x, BATCH);
       expect(reference.length).toBe(BATCH * layers[layers.length - 1]!.out);
       expect(reference.every(Number.isFinite)).toBe(true);
@@ -99,7 +94,7 @@ describe('benchmark peers agree', () => {
 describe('tfjs peers on a shared engine', () => {
   it('each run() switches back to its own backend', { timeout: 30_000 }, async () => {
     const layers = models['relu → tanh → softmax']!;
-    const x = uniform(mulberry32(7), BATCH * layers[0]!.in);
+    const x = uniform(seeded(7), BATCH * layers[0]!.in);
     const reference = createNaivePeer(layers).run(x, BATCH);
     const cpu = await createTfjsPeer('cpu', layers);
     const wasm = await createTfjsPeer('wasm', layers);
