@@ -99,6 +99,10 @@ export const ERRORS = {
     kind: 'InvalidArgument',
     doc: 'An inference request parameter (priority, timeout, binary_data...) is invalid.',
   },
+  MAAS_ERR_INFER_DATATYPE: {
+    kind: 'InvalidArgument',
+    doc: "An input's datatype is not the model's (FP32), and the model does not opt in to conversion.",
+  },
   MAAS_ERR_DATATYPE_UNSUPPORTED: {
     kind: 'Unimplemented',
     doc: 'A tensor datatype the model cannot take (BYTES into a numeric model).',

@@ -3,6 +3,7 @@
  * Protocol semantics). The gRPC and REST adapters decode into these types, call one method, and
  * encode what comes back; they never reach past this file.
  */
+import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 import { MaasError } from '../core/errors.js';
 import type { DurationStat, ModelStatisticsEntry } from '../protocol/statistics.js';
 import type { ModelConfig } from './repository/config.js';
@@ -81,6 +82,36 @@ export interface ServerMetadata {
   name: string;
   version: string;
   extensions: string[];
+}
+
+/**
+ * config.json parameter (`"parameters": {"convert_input_datatypes": {"string_value": "true"}}`)
+ * that lets a model take any numeric datatype, converted to FP32.
+ */
+export const CONVERT_DATATYPES_PARAMETER = 'convert_input_datatypes';
+
+/**
+ * An input's datatype must be the model's (FP32), as Triton requires, unless the model opts in to
+ * conversion; an unknown datatype is always the client's error.
+ */
+function checkDatatype(input: InferInput, config: ModelConfig): void {
+  if (input.datatype === 'FP32') return;
+  const shown = input.datatype.length > 32 ? `${input.datatype.slice(0, 32)}…` : input.datatype;
+  if (DATATYPE_BYTES[input.datatype] === undefined && input.datatype !== 'BYTES') {
+    throw new MaasError(
+      'MAAS_ERR_INFER_DATATYPE',
+      `unknown datatype '${shown}' for inference input '${input.name}', expecting FP32`,
+    );
+  }
+  if (
+    input.datatype === 'BYTES' ||
+    config.parameters[CONVERT_DATATYPES_PARAMETER]?.string_value?.toLowerCase() !== 'true'
+  ) {
+    throw new MaasError(
+      'MAAS_ERR_INFER_DATATYPE',
+      `unexpected datatype TYPE_${input.datatype === 'BYTES' ? 'STRING' : shown} for inference input '${input.name}', expecting TYPE_FP32`,
+    );
+  }
 }
 
 function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {
@@ -297,6 +328,7 @@ export class DataPlane {
         `unexpected inference input '${input.name}' for model '${model}', allowed inputs are: ${expected.name}`,
       );
     }
+    checkDatatype(input, config);
     const shape = input.shape;
     const maxBatch = config.max_batch_size;
     const batched = shape.length === 2;

@@ -44,6 +44,7 @@ beforeAll(async () => {
     input: [{ name: 'features', data_type: 'TYPE_FP32', dims: [WIDTH] }],
     output: [{ name: 'probabilities', data_type: 'TYPE_FP32', dims: [CLASSES] }],
     dynamic_batching: { max_queue_delay_microseconds: 200 },
+    parameters: { convert_input_datatypes: { string_value: 'true' } },
   });
   await addVersion(root, 'nobatch', 1, smallModel(WIDTH, 1, 5), { max_batch_size: 0 });
   server = await startServer(root);
@@ -349,7 +350,7 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
         ],
       }),
     );
-    expect(bytes.status).toBe(status.INVALID_ARGUMENT); // the shape is checked before the datatype
+    expect(bytes.status).toBe(status.INVALID_ARGUMENT);
     const bytesShaped = await failure(
       (client as unknown as { call: (m: string, r: object) => Promise<unknown> }).call('ModelInfer', {
         model_name: 'mlp',
@@ -363,8 +364,33 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
         ],
       }),
     );
-    expect(bytesShaped.status).toBe(status.UNIMPLEMENTED);
-    expect(bytesShaped.message).toMatch(/Expected a numeric datatype for input 'features' but received BYTES/);
+    expect(bytesShaped.status).toBe(status.INVALID_ARGUMENT);
+    expect(bytesShaped.message).toBe(
+      "unexpected datatype TYPE_STRING for inference input 'features', expecting TYPE_FP32",
+    );
+  });
+
+  it("refuses a datatype other than the model's unless its config opts in to conversion, as Triton does", async () => {
+    const ints = await failure(
+      client.infer({
+        model: 'nobatch',
+        inputs: [{ name: 'input', datatype: 'INT32', shape: [1, WIDTH], data: new Int32Array(WIDTH) }],
+      }),
+    );
+    expect(ints.status).toBe(status.INVALID_ARGUMENT);
+    expect(ints.message).toBe("unexpected datatype TYPE_INT32 for inference input 'input', expecting TYPE_FP32");
+    expect(ints.code).toBe('MAAS_ERR_INFER_DATATYPE');
+    for (const model of ['nobatch', 'mlp']) {
+      const unknown = await failure(
+        (client as unknown as { call: (m: string, r: object) => Promise<unknown> }).call('ModelInfer', {
+          model_name: model,
+          inputs: [{ name: model === 'mlp' ? 'features' : 'input', datatype: 'FP33', shape: [1, WIDTH], contents: {} }],
+          raw_input_contents: [Buffer.alloc(4 * WIDTH)],
+        }),
+      );
+      expect(unknown.status).toBe(status.INVALID_ARGUMENT);
+      expect(unknown.message).toMatch(/^unknown datatype 'FP33' for inference input '\w+', expecting FP32$/);
+    }
   });
 
   it('refuses load and unload outside explicit mode, with UNAVAILABLE', async () => {

@@ -97,7 +97,7 @@ describe('REST routes', () => {
     const nested = [Array.from(x.subarray(0, WIDTH)), Array.from(x.subarray(WIDTH))];
     const r2 = await (
       await post('/v2/models/m/versions/1/infer', {
-        inputs: [{ name: 'input', datatype: 'FP64', shape: [2, WIDTH], data: nested }],
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, WIDTH], data: nested }],
       })
     ).json();
     close(r2.outputs[0].data, want);
