@@ -132,6 +132,19 @@ describe('explicit model control', () => {
     expect((await ask(client)).version).toBe('2');
   });
 
+  it('refuses to load an unknown name without creating an index entry or losing readiness', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 3));
+    const { client } = await open(root, { modelControlMode: 'explicit', loadModels: ['m'] });
+    for (const name of ['nope', 'nope2', 'm.old']) {
+      const e = (await client.loadModel(name).catch((error: InferenceServerError) => error)) as InferenceServerError;
+      expect(e).toBeInstanceOf(InferenceServerError);
+      expect(e.message).toBe(`Request for unknown model: '${name}' is not found`);
+    }
+    expect((await client.repositoryIndex()).map((r) => r.name)).toEqual(['m']);
+    expect(await client.serverReady()).toBe(true);
+  });
+
   it('applies a config override from the load request, and refuses a bad one', async () => {
     const root = await tempRepository();
     await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 5));

@@ -200,6 +200,8 @@ export class ModelRepository {
   load(name: string, config?: unknown): Promise<void> {
     if (this.closed) return Promise.reject(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
     if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') return Promise.reject(unknownModel(name));
+    // An unknown name creates nothing: no index entry, no effect on readiness.
+    if (!this.models.has(name) && !existsSync(join(this.root, name))) return Promise.reject(unknownModel(name));
     const entry = this.entry(name);
     return this.enqueue(entry, () => this.reload(entry, config));
   }
