@@ -160,6 +160,29 @@ describe('explicit model control', () => {
       .loadModel('m', { config: { max_batch_size: 4, input: [{ name: 'input', dims: [9] }] } })
       .catch((error: InferenceServerError) => error)) as InferenceServerError;
     expect(e.message).toMatch(/Expected \[8\] \(the model's input width\) for input\[0\]\.dims/);
+    // Integers that size allocations or timers are bounded: refused at once, nothing allocated.
+    const huge: [object, RegExp][] = [
+      [
+        { dynamic_batching: { priority_levels: 1e8 } },
+        /an integer in \[0, 256\] for dynamic_batching\.priority_levels/,
+      ],
+      [{ max_batch_size: 2 ** 40 }, /an integer in \[0, 65536\] for max_batch_size/],
+      [
+        { dynamic_batching: { preferred_batch_size: Array.from({ length: 100 }, () => 1) } },
+        /at most 64 sizes for dynamic_batching\.preferred_batch_size/,
+      ],
+      [
+        { dynamic_batching: { default_queue_policy: { max_queue_size: '99999999999' } } },
+        /an integer in \[0, 1000000\] for dynamic_batching\.default_queue_policy\.max_queue_size/,
+      ],
+    ];
+    for (const [config, message] of huge) {
+      const refused = (await client
+        .loadModel('m', { config })
+        .catch((error: InferenceServerError) => error)) as InferenceServerError;
+      expect(refused).toBeInstanceOf(InferenceServerError);
+      expect(refused.message).toMatch(message);
+    }
     expect((await ask(client)).version).toBe('1'); // still serving
   });
 });
@@ -205,7 +228,7 @@ describe('poll mode, policies and config errors', () => {
     const index = await client.repositoryIndex();
     expect(index.find((m) => m.name === 'bad')).toMatchObject({ state: 'UNAVAILABLE' });
     expect(index.find((m) => m.name === 'bad')!.reason).toMatch(
-      /Expected a non-negative integer for max_batch_size in the config of model 'bad' but received -1/,
+      /Expected an integer in \[0, 65536\] for max_batch_size in the config of model 'bad' but received -1/,
     );
   });
 

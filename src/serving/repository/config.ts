@@ -87,11 +87,28 @@ function bad(model: string, field: string, expected: string, received: unknown):
   );
 }
 
-function nonNegativeInt(model: string, field: string, value: unknown, fallback: number): number {
+/**
+ * Upper bounds of the config's integers: each sizes an allocation or a timer, so a config (or a
+ * load request's override) cannot make the server allocate or wait without limit. A priority_levels
+ * of 1e8 used to stall the server for 42 s and add 4.8 GB.
+ */
+export const CONFIG_LIMITS = {
+  max_batch_size: 65_536,
+  preferred_batch_sizes: 64,
+  priority_levels: 256,
+  max_queue_delay_microseconds: 60_000_000,
+  default_timeout_microseconds: 3_600_000_000,
+  max_queue_size: 1_000_000,
+  versions: 1_000,
+  version_number: Number.MAX_SAFE_INTEGER,
+} as const;
+
+function nonNegativeInt(model: string, field: string, value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   // protobuf's JSON form writes 64-bit integers as strings
-  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw bad(model, field, 'a non-negative integer', value);
+  const n = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max)
+    throw bad(model, field, `an integer in [0, ${max}]`, value);
   return n;
 }
 
@@ -120,16 +137,27 @@ function versionPolicy(model: string, value: unknown): VersionPolicyConfig {
         latest: {
           num_versions: Math.max(
             1,
-            nonNegativeInt(model, 'version_policy.latest.num_versions', v.latest.num_versions, 1),
+            nonNegativeInt(
+              model,
+              'version_policy.latest.num_versions',
+              v.latest.num_versions,
+              1,
+              CONFIG_LIMITS.versions,
+            ),
           ),
         },
       };
     if (v.all) return { all: {} };
-    if (v.specific && Array.isArray(v.specific.versions) && v.specific.versions.length > 0) {
+    if (
+      v.specific &&
+      Array.isArray(v.specific.versions) &&
+      v.specific.versions.length > 0 &&
+      v.specific.versions.length <= CONFIG_LIMITS.versions
+    ) {
       return {
         specific: {
           versions: v.specific.versions.map((n, i) =>
-            nonNegativeInt(model, `version_policy.specific.versions[${i}]`, n, 0),
+            nonNegativeInt(model, `version_policy.specific.versions[${i}]`, n, 0, CONFIG_LIMITS.version_number),
           ),
         },
       };
@@ -145,17 +173,33 @@ function dynamicBatching(model: string, value: unknown, maxBatchSize: number): D
   const preferred = (d.preferred_batch_size ?? []) as unknown[];
   if (!Array.isArray(preferred))
     throw bad(model, 'dynamic_batching.preferred_batch_size', 'a list of batch sizes', preferred);
-  const sizes = preferred.map((n, i) => nonNegativeInt(model, `dynamic_batching.preferred_batch_size[${i}]`, n, 0));
+  if (preferred.length > CONFIG_LIMITS.preferred_batch_sizes)
+    throw bad(
+      model,
+      'dynamic_batching.preferred_batch_size',
+      `at most ${CONFIG_LIMITS.preferred_batch_sizes} sizes`,
+      preferred,
+    );
+  const sizes = preferred.map((n, i) =>
+    nonNegativeInt(model, `dynamic_batching.preferred_batch_size[${i}]`, n, 0, maxBatchSize),
+  );
   for (const size of sizes) {
     if (size < 1 || size > maxBatchSize)
       throw bad(model, 'dynamic_batching.preferred_batch_size', `sizes in [1, max_batch_size=${maxBatchSize}]`, size);
   }
-  const levels = nonNegativeInt(model, 'dynamic_batching.priority_levels', d.priority_levels, 0);
+  const levels = nonNegativeInt(
+    model,
+    'dynamic_batching.priority_levels',
+    d.priority_levels,
+    0,
+    CONFIG_LIMITS.priority_levels,
+  );
   const defaultLevel = nonNegativeInt(
     model,
     'dynamic_batching.default_priority_level',
     d.default_priority_level,
     levels > 0 ? 1 : 0,
+    CONFIG_LIMITS.priority_levels,
   );
   if (levels > 0 && (defaultLevel < 1 || defaultLevel > levels))
     throw bad(model, 'dynamic_batching.default_priority_level', `a level in [1, ${levels}]`, defaultLevel);
@@ -175,6 +219,7 @@ function dynamicBatching(model: string, value: unknown, maxBatchSize: number): D
       'dynamic_batching.max_queue_delay_microseconds',
       d.max_queue_delay_microseconds,
       0,
+      CONFIG_LIMITS.max_queue_delay_microseconds,
     ),
     preserve_ordering: Boolean(d.preserve_ordering ?? false),
     priority_levels: levels,
@@ -186,6 +231,7 @@ function dynamicBatching(model: string, value: unknown, maxBatchSize: number): D
         'dynamic_batching.default_queue_policy.default_timeout_microseconds',
         q.default_timeout_microseconds,
         0,
+        CONFIG_LIMITS.default_timeout_microseconds,
       ),
       allow_timeout_override: q.allow_timeout_override === undefined ? true : Boolean(q.allow_timeout_override),
       max_queue_size: nonNegativeInt(
@@ -193,6 +239,7 @@ function dynamicBatching(model: string, value: unknown, maxBatchSize: number): D
         'dynamic_batching.default_queue_policy.max_queue_size',
         q.max_queue_size,
         0,
+        CONFIG_LIMITS.max_queue_size,
       ),
     },
   };
@@ -212,7 +259,13 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
   if (c.name !== undefined && c.name !== modelName)
     throw bad(modelName, 'name', `the model directory's name '${modelName}'`, c.name);
   // Dense models always take a batch dimension, so an absent max_batch_size means batches up to 256.
-  const maxBatchSize = nonNegativeInt(modelName, 'max_batch_size', c.max_batch_size, DEFAULT_MAX_BATCH_SIZE);
+  const maxBatchSize = nonNegativeInt(
+    modelName,
+    'max_batch_size',
+    c.max_batch_size,
+    DEFAULT_MAX_BATCH_SIZE,
+    CONFIG_LIMITS.max_batch_size,
+  );
   const input = tensorList(modelName, 'input', c.input) ?? [{ name: 'input', data_type: 'TYPE_FP32', dims: [] }];
   const output = tensorList(modelName, 'output', c.output) ?? [{ name: 'output', data_type: 'TYPE_FP32', dims: [] }];
   const batching = dynamicBatching(modelName, c.dynamic_batching, maxBatchSize);
