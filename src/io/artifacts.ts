@@ -7,8 +7,9 @@
  * `model.json` is replaced by rename, the single commit point. A crash before the rename leaves
  * the previous model.json and the weights it names untouched.
  */
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from './files.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
 
@@ -180,13 +181,8 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
   const jsonPath = await resolveModelJson(path);
   let parsed: Record<string, unknown>;
   try {
-    const { size } = await stat(jsonPath);
-    if (size > MAX_MODEL_JSON_BYTES)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Expected a model.json of at most ${MAX_MODEL_JSON_BYTES} bytes at ${jsonPath} but received ${size}`,
-      );
-    parsed = JSON.parse(await readFile(jsonPath, 'utf8')) as Record<string, unknown>;
+    const text = (await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json')).toString('utf8');
+    parsed = JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT';
@@ -205,9 +201,10 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
     for (const p of group.paths) {
       const file = join(dirname(jsonPath), p);
       try {
-        const bytes = await readFile(file);
+        const bytes = await readRegularFile(file, MAX_MODEL_FILE_BYTES, `the weights file ${p}`);
         chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
       } catch (e) {
+        if (e instanceof MaasError && e.code === 'MAAS_ERR_MODEL_FILE') throw e;
         throw new MaasError(
           'MAAS_ERR_MODEL_FORMAT',
           `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`,

@@ -4,8 +4,9 @@
  * (`save_weights`) paired with the architecture JSON (`to_json`). Returns the topology, each
  * layer's weights by layer name, and the training_config when the file has one.
  */
+import { MAX_MODEL_FILE_BYTES, openRegularFile, readRegularFile } from './files.js';
+import { MAX_MODEL_JSON_BYTES } from './artifacts.js';
 import fs from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
 import type h5wasmModule from 'h5wasm/node';
 import { MaasError, messageOf } from '../core/errors.js';
 
@@ -49,19 +50,8 @@ const HDF5_SIGNATURE = Uint8Array.of(0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0
  * the library opens it: a missing file is NOT_FOUND, anything else that is not HDF5 is FORMAT.
  */
 async function checkHdf5File(path: string): Promise<void> {
-  let handle;
+  const { handle, size } = await openRegularFile(path, MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file');
   try {
-    handle = await open(path, 'r');
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new MaasError(
-      code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT',
-      `Expected a Keras HDF5 file at ${path} but ${code === 'ENOENT' ? 'nothing is there' : `it cannot be read (${code ?? (e as Error).message})`}`,
-      { cause: e },
-    );
-  }
-  try {
-    const { size } = await handle.stat();
     const probe = new Uint8Array(HDF5_SIGNATURE.length);
     for (let offset = 0; offset + probe.length <= size; offset = offset === 0 ? 512 : offset * 2) {
       const { bytesRead } = await handle.read(probe, 0, probe.length, offset);
@@ -183,11 +173,12 @@ export async function readKerasH5(path: string, architecture?: string): Promise<
       );
     let text: string;
     try {
-      text = await readFile(architecture, 'utf8');
+      text = (await readRegularFile(architecture, MAX_MODEL_JSON_BYTES, 'the architecture JSON')).toString('utf8');
     } catch (e) {
+      if (e instanceof MaasError) throw e;
       throw new MaasError(
-        (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT',
-        `Expected the architecture JSON at ${architecture} but it cannot be read: ${(e as Error).message}`,
+        'MAAS_ERR_MODEL_FORMAT',
+        `Expected the architecture JSON at ${architecture} but it cannot be read: ${messageOf(e)}`,
         { cause: e },
       );
     }

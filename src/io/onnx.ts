@@ -5,7 +5,7 @@
  * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
  * with the node's name and op.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readRegularFile } from './files.js';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { MaasError } from '../core/errors.js';
@@ -339,20 +339,10 @@ function checkModelProto(model: OnnxModelProto, path: string): OnnxModelProto {
 export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
-    const info = await stat(path);
-    if (!info.isFile())
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Expected an .onnx file at ${path} but received a directory or device`,
-      );
-    if (info.size > MAX_ONNX_BYTES)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Expected an .onnx file of at most ${MAX_ONNX_BYTES} bytes at ${path} but received ${info.size}`,
-      );
-    if (info.size === 0)
+    const read = await readRegularFile(path, MAX_ONNX_BYTES, 'an .onnx file');
+    if (read.length === 0)
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected an ONNX model at ${path} but received an empty file`);
-    bytes = new Uint8Array(await readFile(path));
+    bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
   } catch (e) {
     if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code;

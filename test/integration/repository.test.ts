@@ -3,7 +3,8 @@
  * with zero failed requests, unload with requests in flight, a corrupt version refused while the
  * old one keeps serving, poll mode, version policies, config overrides, and /metrics.
  */
-import { readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
@@ -145,6 +146,17 @@ describe('explicit model control', () => {
     expect(await client.serverReady()).toBe(true);
   });
 
+  it('refuses to load a model directory that is a symbolic link', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 3));
+    await symlink(join(root, 'm'), join(root, 'alias'), 'dir');
+    const { client } = await open(root, { modelControlMode: 'explicit', loadModels: ['m'] });
+    const e = (await client.loadModel('alias').catch((error: InferenceServerError) => error)) as InferenceServerError;
+    expect(e).toBeInstanceOf(InferenceServerError);
+    expect(e.message).toMatch(/Expected the model directory 'alias' to be a directory, not a symbolic link/);
+    expect((await ask(client)).version).toBe('1');
+  });
+
   it('applies a config override from the load request, and refuses a bad one', async () => {
     const root = await tempRepository();
     await addVersion(root, 'm', 1, smallModel(WIDTH, 1, 5));
@@ -215,6 +227,32 @@ describe('poll mode, policies and config errors', () => {
     for (const v of ['1', '2', '3']) expect((await ask(client, v)).version).toBe(v);
     expect((await ask(client)).version).toBe('3');
     expect((await client.modelMetadata('s')).versions).toEqual(['1']);
+  });
+
+  it('confines loading to the repository: no path in default_model_filename, no linked or special files', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'good', 1, smallModel(WIDTH, 1, 30));
+    // a config that names a file outside the version directory
+    await addVersion(root, 'escape', 1, smallModel(WIDTH, 1, 31), {
+      default_model_filename: '../../good/1/model.json',
+    });
+    // a version directory that is a link to another model's
+    await mkdir(join(root, 'linked'));
+    await symlink(join(root, 'good', '1'), join(root, 'linked', '1'), 'dir');
+    // a FIFO where model.json belongs: refused at once, not waited on
+    await mkdir(join(root, 'fifo', '1'), { recursive: true });
+    execFileSync('mkfifo', [join(root, 'fifo', '1', 'model.json')]);
+    const { client } = await open(root);
+    expect(await client.modelReady('good')).toBe(true);
+    const reasons = Object.fromEntries((await client.repositoryIndex()).map((r) => [r.name, r.reason ?? '']));
+    expect(reasons.escape).toMatch(/Expected a file name for default_model_filename in the config of model 'escape'/);
+    expect(reasons.linked).toMatch(/Model 'linked' has no version directory/); // links are not version directories
+    expect(reasons.fifo).toMatch(/to be a regular file, not a FIFO/);
+    const answer = await client.infer({
+      model: 'good',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x1 }],
+    });
+    expect(answer.version).toBe('1');
   });
 
   it('starts with a broken model reported in the index, not ready, the good one serving', async () => {

@@ -283,7 +283,8 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
     }
   }
   const fileName = c.default_model_filename;
-  if (fileName !== undefined && (typeof fileName !== 'string' || fileName.includes('/') || fileName.includes('\\')))
+  // A name inside the version directory: no separator, no '.' or '..'.
+  if (fileName !== undefined && (typeof fileName !== 'string' || !/^\w[\w.-]{0,254}$/.test(fileName)))
     throw bad(modelName, 'default_model_filename', 'a file name', fileName);
   const groups = (c.instance_group ?? [{ kind: 'KIND_CPU', count: 1 }]) as {
     name?: string;

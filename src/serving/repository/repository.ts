@@ -4,8 +4,9 @@
  * beside the serving one and traffic switches in one step; a failed load keeps what was serving
  * and records why; a version is warmed up on every worker before it is READY.
  */
+import { readRegularFile } from '../../io/files.js';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError } from '../../core/errors.js';
@@ -332,6 +333,8 @@ export class ModelRepository {
 
   private async loadVersion(name: string, version: number, raw: unknown, fingerprint: string): Promise<ServedVersion> {
     const dir = join(this.root, name, String(version));
+    await refuseSymlink(join(this.root, name), `model directory '${name}'`);
+    await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
     const fileName = typeof declared === 'string' ? declared : MODEL_FILE_NAMES.find((f) => existsSync(join(dir, f)));
     if (!fileName || !existsSync(join(dir, fileName))) {
@@ -410,12 +413,24 @@ export class ModelRepository {
   }
 }
 
+/** Largest config.json read. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** A model or version directory must be a real directory of the repository, not a link out of it. */
+async function refuseSymlink(path: string, what: string): Promise<void> {
+  const info = await lstat(path).catch(() => null);
+  if (info?.isSymbolicLink())
+    throw new MaasError('MAAS_ERR_MODEL_FILE', `Expected the ${what} to be a directory, not a symbolic link`);
+}
+
 async function readConfig(dir: string, name: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(join(dir, 'config.json'), 'utf8');
-  } catch {
-    return {}; // no config.json: everything comes from the model (Triton's auto-complete)
+    text = (await readRegularFile(join(dir, 'config.json'), MAX_CONFIG_BYTES, 'a config.json')).toString('utf8');
+  } catch (error) {
+    // No config.json: everything comes from the model (Triton's auto-complete).
+    if (error instanceof MaasError && error.code === 'MAAS_ERR_MODEL_NOT_FOUND') return {};
+    throw error;
   }
   try {
     return JSON.parse(text);

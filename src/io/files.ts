@@ -1,0 +1,88 @@
+/**
+ * Reading model files as untrusted input: a file is read only when it is what it claims, a
+ * regular file (not a symbolic link, FIFO, device or directory) no larger than a cap, checked on
+ * the open descriptor so the check and the read see the same file.
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { MaasError } from '../core/errors.js';
+
+/** Largest single model file read (a weights shard or an .onnx); Node's Buffer holds at most this. */
+export const MAX_MODEL_FILE_BYTES = 2 ** 32 - 1;
+
+function kindOf(stats: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean }): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  return 'a device';
+}
+
+/**
+ * Opens `path` for reading if it is a regular file of at most `maxBytes`; `what` names it in
+ * errors ("the weights file weights.bin"). Symbolic links are refused (O_NOFOLLOW), and a FIFO
+ * is never waited on (O_NONBLOCK).
+ */
+export async function openRegularFile(
+  path: string,
+  maxBytes: number,
+  what: string,
+): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ENOENT')
+      throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `Expected ${what} at ${path} but nothing is there`, { cause: e });
+    if (code === 'ELOOP')
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FILE',
+        `Expected ${what} at ${path} to be a regular file, not a symbolic link`,
+        {
+          cause: e,
+        },
+      );
+    throw new MaasError('MAAS_ERR_MODEL_FILE', `Cannot open ${what} at ${path}: ${code ?? (e as Error).message}`, {
+      cause: e,
+    });
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile())
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FILE',
+        `Expected ${what} at ${path} to be a regular file, not ${kindOf(stats)}`,
+      );
+    if (stats.size > maxBytes)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FILE',
+        `Expected ${what} of at most ${maxBytes} bytes at ${path} but it holds ${stats.size}`,
+      );
+    return { handle, size: stats.size };
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+/** Reads a regular file of at most `maxBytes` whole (see openRegularFile). */
+export async function readRegularFile(path: string, maxBytes: number, what: string): Promise<Buffer> {
+  const { handle, size } = await openRegularFile(path, maxBytes, what);
+  try {
+    const bytes = Buffer.allocUnsafe(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await handle.read(bytes, at, size - at, at);
+      if (bytesRead === 0) break; // the file shrank while being read
+      at += bytesRead;
+    }
+    if (at !== size)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FILE',
+        `${what} at ${path} changed while it was read (${at} of ${size} bytes)`,
+      );
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
