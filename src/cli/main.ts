@@ -65,6 +65,7 @@ program
   .option('--load-model <name>', 'in explicit mode, a model to load at start (repeatable; * = all)', collect, [])
   .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace, silent', 'info')
   .option('--max-message-bytes <n>', 'largest gRPC message / REST body (default 64 MiB)', positiveInt)
+  .option('--model-load-timeout-secs <n>', 'stop a model load that takes longer (default 300)', positiveInt)
   .option(
     '--shutdown-grace-secs <n>',
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',

@@ -22,6 +22,7 @@ export interface ServeCommandOptions {
   logLevel: string;
   maxMessageBytes?: number;
   shutdownGraceSecs?: number;
+  modelLoadTimeoutSecs?: number;
   print: (line: string) => void;
 }
 
@@ -40,6 +41,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     logLevel: options.logLevel,
     maxMessageBytes: options.maxMessageBytes,
     shutdownGraceMs: options.shutdownGraceSecs === undefined ? undefined : options.shutdownGraceSecs * 1000,
+    modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

@@ -119,6 +119,10 @@ export const ERRORS = {
   },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
+  MAAS_ERR_MODEL_LOAD_TIMEOUT: {
+    kind: 'Unavailable',
+    doc: 'Opening and packing a model file took longer than the load timeout; the load thread was stopped.',
+  },
   MAAS_ERR_MODEL_FILE: {
     kind: 'InvalidArgument',
     doc: 'A model file is not a regular file (a symbolic link, FIFO, device or directory), is larger than its cap, or lies outside its directory.',

@@ -26,6 +26,13 @@ export interface PoolOptions {
   workers?: number;
   /** Native intra-op threads in each worker (default 1). */
   threadsPerWorker?: number;
+  /**
+   * A load that takes longer is stopped, its thread ended (default 300 000 ms): no file can hold
+   * the load thread, or the repository's queue for that model, for ever.
+   */
+  loadTimeoutMs?: number;
+  /** The load thread's JavaScript heap cap in MB (default 4096): a file cannot exhaust the process. */
+  loadHeapMb?: number;
 }
 
 /** The worker threads that run inference and loads (piscina), each holding native handles over shared packed weights. */
@@ -39,8 +46,10 @@ export class InferencePool {
   private liveEpoch = 0;
   private liveKeys: string[] = [];
   private closed = false;
+  private readonly loadTimeoutMs: number;
 
   constructor(options: PoolOptions = {}) {
+    this.loadTimeoutMs = options.loadTimeoutMs ?? 300_000;
     this.workers = options.workers ?? availableParallelism();
     this.threadsPerWorker = options.threadsPerWorker ?? 1;
     for (const [name, value] of [
@@ -73,6 +82,7 @@ export class InferencePool {
       // (a collection in this thread cannot reach that garbage; ending the thread frees it).
       idleTimeout: 0,
       maxQueue: Infinity,
+      resourceLimits: { maxOldGenerationSizeMb: options.loadHeapMb ?? 4096 },
     });
   }
 
@@ -85,10 +95,17 @@ export class InferencePool {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const request: LoadRequest = { path };
     let reply: LoadReply;
+    const timeout = AbortSignal.timeout(this.loadTimeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
-      reply = (await this.loader.run(request, options.signal ? { signal: options.signal } : {})) as LoadReply;
+      reply = (await this.loader.run(request, { signal })) as LoadReply;
     } catch (error) {
       if (options.signal?.aborted) throw new MaasError('MAAS_ERR_SERVER_STOPPING', `Loading ${path} was stopped`);
+      if (timeout.aborted)
+        throw new MaasError(
+          'MAAS_ERR_MODEL_LOAD_TIMEOUT',
+          `Loading ${path} took longer than ${this.loadTimeoutMs} ms and was stopped`,
+        );
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Loading ${path} failed: ${(error as Error).message}`, {
         cause: error,
       });

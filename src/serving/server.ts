@@ -45,6 +45,8 @@ export interface ServeOptions {
    * connections (default 25 s, under Kubernetes' 30 s termination grace).
    */
   shutdownGraceMs?: number;
+  /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
+  modelLoadTimeoutMs?: number;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -74,7 +76,11 @@ function packageVersion(): string {
 /** Starts the inference service; resolves once the control mode's models are loaded and the ports are bound. */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: 'maas', level: options.logLevel ?? 'info' });
-  const pool = new InferencePool({ workers: options.workers, threadsPerWorker: options.threadsPerWorker });
+  const pool = new InferencePool({
+    workers: options.workers,
+    threadsPerWorker: options.threadsPerWorker,
+    ...(options.modelLoadTimeoutMs !== undefined ? { loadTimeoutMs: options.modelLoadTimeoutMs } : {}),
+  });
   if (pool.workers * pool.threadsPerWorker > availableParallelism()) {
     // DESIGN decision 3: more threads than cores only adds contention.
     logger.warn(

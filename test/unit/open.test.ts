@@ -102,6 +102,21 @@ describe('InferencePool.load (the repository load thread)', () => {
     stop.abort();
     await expect(pending).rejects.toMatchObject({ code: 'MAAS_ERR_SERVER_STOPPING' });
   });
+
+  it('stops a load that passes the load timeout, and the next load gets a fresh thread', async () => {
+    const hasty = new InferencePool({ workers: 1, loadTimeoutMs: 1 });
+    try {
+      // Starting a thread and reading an .h5 takes far more than 1 ms.
+      await expect(hasty.load(join(FIXTURES, 'keras_h5', 'dl4j_tfkeras_mlp', 'mlp_14.h5'))).rejects.toMatchObject({
+        code: 'MAAS_ERR_MODEL_LOAD_TIMEOUT',
+        message: expect.stringMatching(/took longer than 1 ms and was stopped$/),
+      });
+    } finally {
+      await hasty.close();
+    }
+    const loaded = await pool.load(join(FIXTURES, 'keras_h5', 'dl4j_tfkeras_mlp', 'mlp_14.h5'));
+    expect(loaded.inputSize).toBe(3);
+  });
 });
 
 describe('one inference shell', () => {
