@@ -52,17 +52,19 @@ export function denseArtifacts(name: string, layers: readonly Dense[], extras: A
   };
 }
 
+/** A built Dense layer as the ONNX writers take it: sizes, weights and its activation's parameters. */
+export function onnxLayer(l: Dense) {
+  return {
+    in: l.inputDim!,
+    out: l.units,
+    weights: l.kernel!,
+    bias: l.bias,
+    activation: l.activation,
+    ...l.nativeActivationParams(),
+  };
+}
+
 /** The fp32 stack as ONNX bytes (opset 13): a Gemm per layer (or MatMul + Add) and its activation. */
 export function denseOnnx(layers: readonly Dense[], options: { op?: 'gemm' | 'matmul' } = {}): Uint8Array {
-  return buildDenseOnnx(
-    layers.map((l) => ({
-      in: l.inputDim!,
-      out: l.units,
-      weights: l.kernel!,
-      bias: l.bias,
-      activation: l.activation,
-      ...l.nativeActivationParams(),
-    })),
-    options,
-  );
+  return buildDenseOnnx(layers.map(onnxLayer), options);
 }

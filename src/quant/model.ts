@@ -7,7 +7,7 @@
 import type { Dense } from '../layers/dense.js';
 import type { Pipeline } from '../data/pipeline.js';
 import type { ModelArtifacts } from '../io/artifacts.js';
-import { denseArtifacts } from '../io/export.js';
+import { denseArtifacts, onnxLayer } from '../io/export.js';
 import { buildQuantizedOnnx } from '../io/onnx-int8-export.js';
 import { packInt8Stack, type Int8PackLayer, type PackedModel } from '../model/packed.js';
 import type { Sequential } from '../model/sequential.js';
@@ -121,12 +121,7 @@ export class QuantizedModel extends InferenceModel {
         const info = this.spec.layers[i]!;
         const q = this.int8Weights[i];
         return {
-          in: l.inputDim!,
-          out: l.units,
-          weights: l.kernel!,
-          bias: l.bias,
-          activation: l.activation,
-          ...l.nativeActivationParams(),
+          ...onnxLayer(l),
           int8:
             info.int8 && q
               ? {
