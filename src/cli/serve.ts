@@ -23,6 +23,7 @@ export interface ServeCommandOptions {
   maxMessageBytes?: number;
   shutdownGraceSecs?: number;
   modelLoadTimeoutSecs?: number;
+  connectionIdleSecs?: number;
   print: (line: string) => void;
 }
 
@@ -42,6 +43,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     maxMessageBytes: options.maxMessageBytes,
     shutdownGraceMs: options.shutdownGraceSecs === undefined ? undefined : options.shutdownGraceSecs * 1000,
     modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
+    connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

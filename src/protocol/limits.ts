@@ -6,3 +6,15 @@
  * process, so maas refuses earlier. `--max-message-bytes` raises it.
  */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A connection with no request in flight for this long is closed (65 s: under nginx's 75 s
+ * keepalive, so a proxy in front never reuses a connection the server is closing).
+ */
+export const DEFAULT_CONNECTION_IDLE_MS = 65_000;
+
+/** Calls in flight on one gRPC connection (HTTP/2 streams); more wait in the client. */
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 1024;
+
+/** Open REST connections; a client beyond this is refused until one closes. */
+export const DEFAULT_MAX_HTTP_CONNECTIONS = 10_000;

@@ -45,6 +45,8 @@ export interface ServeOptions {
    * connections (default 25 s, under Kubernetes' 30 s termination grace).
    */
   shutdownGraceMs?: number;
+  /** gRPC and REST connections with nothing in flight for this long are closed (default 65 s). */
+  connectionIdleMs?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
   modelLoadTimeoutMs?: number;
   /** A pino logger to log to (default: a new one on stdout). */
@@ -141,12 +143,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         host,
         port: grpcPort,
         maxMessageBytes: options.maxMessageBytes,
+        connectionIdleMs: options.connectionIdleMs,
       }));
     if (httpPort !== null)
       ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, {
         host,
         port: httpPort,
         maxBodyBytes: options.maxMessageBytes,
+        connectionIdleMs: options.connectionIdleMs,
       }));
     if (metricsPort !== null)
       ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(

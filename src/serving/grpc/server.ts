@@ -2,7 +2,11 @@
  * The gRPC adapter: inference.GRPCInferenceService over @grpc/grpc-js. Each handler decodes,
  * calls the DataPlane once, encodes, and always answers; `toGrpcError` is the one error mapping.
  */
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../../protocol/limits.js';
+import {
+  DEFAULT_CONNECTION_IDLE_MS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_STREAMS_PER_CONNECTION,
+} from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorKind } from '../../core/errors.js';
@@ -245,6 +249,8 @@ export interface GrpcServerOptions {
   port: number;
   /** Largest message accepted and sent (default DEFAULT_MAX_MESSAGE_BYTES, 64 MiB). */
   maxMessageBytes?: number;
+  /** A connection with no call in flight for this long gets GOAWAY (default 65 s). */
+  connectionIdleMs?: number;
 }
 
 /** Starts the gRPC server; resolves with it and the port it bound (port 0 picks one). */
@@ -259,6 +265,11 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': limit,
     'grpc.max_send_message_length': limit,
     'grpc.enable_channelz': 0,
+    'grpc.max_connection_idle_ms': options.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS,
+    'grpc.max_concurrent_streams': DEFAULT_MAX_STREAMS_PER_CONNECTION,
+    // Pings find peers that vanished without closing (a dead client's streams are then freed).
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
   });
   server.addService(inferenceService().service, grpcHandlers(dataplane, logger));
   const port = await new Promise<number>((resolve, reject) => {

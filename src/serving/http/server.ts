@@ -3,7 +3,11 @@
  * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
  * once and encodes; `httpStatus` is the one error mapping.
  */
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../../protocol/limits.js';
+import {
+  DEFAULT_CONNECTION_IDLE_MS,
+  DEFAULT_MAX_HTTP_CONNECTIONS,
+  DEFAULT_MAX_MESSAGE_BYTES,
+} from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -368,6 +372,8 @@ export interface HttpServerOptions {
   host?: string;
   port: number;
   maxBodyBytes?: number;
+  /** An idle keep-alive connection is closed after this long (default 65 s). */
+  connectionIdleMs?: number;
 }
 
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
@@ -421,7 +427,8 @@ export async function startHttpServer(
     );
     send(res, { status: methodMatched ? 405 : 404, json: { error: error.message } });
   });
-  server.keepAliveTimeout = 65_000;
+  server.keepAliveTimeout = options.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS;
+  server.maxConnections = DEFAULT_MAX_HTTP_CONNECTIONS;
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));
