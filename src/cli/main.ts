@@ -67,6 +67,11 @@ program
   .option('--max-message-bytes <n>', 'largest gRPC message / REST body (default 64 MiB)', positiveInt)
   .option('--model-load-timeout-secs <n>', 'stop a model load that takes longer (default 300)', positiveInt)
   .option(
+    '--max-queue-bytes <n>',
+    'queued input bytes per model version before requests are rejected (default 256 MiB)',
+    positiveInt,
+  )
+  .option(
     '--connection-idle-secs <n>',
     'close connections with nothing in flight for this long (default 65)',
     positiveInt,

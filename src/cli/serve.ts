@@ -24,6 +24,7 @@ export interface ServeCommandOptions {
   shutdownGraceSecs?: number;
   modelLoadTimeoutSecs?: number;
   connectionIdleSecs?: number;
+  maxQueueBytes?: number;
   print: (line: string) => void;
 }
 
@@ -44,6 +45,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     shutdownGraceMs: options.shutdownGraceSecs === undefined ? undefined : options.shutdownGraceSecs * 1000,
     modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
+    maxQueueBytes: options.maxQueueBytes,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

@@ -18,6 +18,8 @@ export interface BatchingPolicy {
   maxQueueDelayUs: number;
   /** Queued requests beyond this are rejected; 0 = unbounded. */
   maxQueueSize: number;
+  /** Queued input bytes beyond this are rejected (a request always fits an empty queue); 0 = unbounded. */
+  maxQueueBytes?: number;
   /** A queued request older than this is rejected; 0 = no timeout. */
   defaultTimeoutUs: number;
   allowTimeoutOverride: boolean;
@@ -78,6 +80,7 @@ export class DynamicBatcher {
   private readonly queues: Pending[][];
   private queued = 0;
   private queuedRows = 0;
+  private queuedBytes = 0;
   private inFlight = 0;
   private delayTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -106,6 +109,12 @@ export class DynamicBatcher {
         new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`),
       );
     }
+    const maxBytes = policy.maxQueueBytes ?? 0;
+    if (maxBytes > 0 && this.queued > 0 && this.queuedBytes + x.byteLength > maxBytes) {
+      return Promise.reject(
+        new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${maxBytes} bytes of queued inputs)`),
+      );
+    }
     const level = this.levelOf(options.priority);
     const timeoutUs =
       options.timeoutUs !== undefined && policy.allowTimeoutOverride ? options.timeoutUs : policy.defaultTimeoutUs;
@@ -130,6 +139,7 @@ export class DynamicBatcher {
       this.queues[level]!.push(request);
       this.queued++;
       this.queuedRows += rows;
+      this.queuedBytes += x.byteLength;
       this.pump();
     });
   }
@@ -167,6 +177,7 @@ export class DynamicBatcher {
     queue.splice(at, 1);
     this.queued--;
     this.queuedRows -= request.rows;
+    this.queuedBytes -= request.x.byteLength;
     this.settle(request);
     request.reject(error);
     this.notifyIdle();
@@ -231,6 +242,7 @@ export class DynamicBatcher {
         taken += request.rows;
         this.queued--;
         this.queuedRows -= request.rows;
+        this.queuedBytes -= request.x.byteLength;
         this.settle(request);
       }
       if (taken >= rows) break;

@@ -45,6 +45,11 @@ export interface ServeOptions {
    * connections (default 25 s, under Kubernetes' 30 s termination grace).
    */
   shutdownGraceMs?: number;
+  /**
+   * Queued input bytes per model version beyond which requests are rejected (REJECTED, like
+   * max_queue_size): one slow model cannot hold the server's memory (default 256 MiB; 0 = unbounded).
+   */
+  maxQueueBytes?: number;
   /** gRPC and REST connections with nothing in flight for this long are closed (default 65 s). */
   connectionIdleMs?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
@@ -101,6 +106,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     controlMode: options.modelControlMode,
     pollSeconds: options.repositoryPollSeconds,
     startupModels: options.loadModels,
+    ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
   let grpcServer: grpc.Server | null = null;

@@ -104,6 +104,30 @@ describe('DynamicBatcher', () => {
     await Promise.all(queued);
   });
 
+  it('rejects once the queued inputs pass maxQueueBytes, counting only queued requests', async () => {
+    const { calls, execute } = gatedExecutor();
+    // Each request is 4 floats (16 bytes); the queue holds 40 bytes: two requests, not three.
+    const b = new DynamicBatcher(policy({ maxBatchSize: 4, maxQueueBytes: 40 }), 4, 4, 1, execute);
+    const four = (v: number) => new Float32Array(4).fill(v);
+    const running = b.submit(four(1), 1); // dispatched at once: no longer queued
+    await tick();
+    const queued = [b.submit(four(2), 1), b.submit(four(3), 1)];
+    await expect(b.submit(four(4), 1)).rejects.toMatchObject({
+      code: 'MAAS_ERR_QUEUE_FULL',
+      message: 'Exceeds maximum queue size (40 bytes of queued inputs)',
+    });
+    calls[0]!.release();
+    await running;
+    await tick();
+    calls[1]!.release(); // takes both queued requests as one batch of 2 rows
+    await Promise.all(queued);
+    // The queue is empty again: a request larger than the bound still fits an empty queue.
+    const big = b.submit(new Float32Array(16), 4);
+    await tick();
+    calls[2]!.release();
+    await big;
+  });
+
   it('times a queued request out, and honours a per-request timeout only when overrides are allowed', async () => {
     const { calls, execute } = gatedExecutor();
     const b = new DynamicBatcher(policy({ maxBatchSize: 1, defaultTimeoutUs: 0 }), 1, 1, 1, execute);

@@ -323,9 +323,10 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
 }
 
 /** The batcher's view of a config. */
-export function batchingPolicy(config: ModelConfig): BatchingPolicy {
+export function batchingPolicy(config: ModelConfig, maxQueueBytes = 0): BatchingPolicy {
   const d = config.dynamic_batching;
   return {
+    maxQueueBytes,
     maxBatchSize: config.max_batch_size,
     dynamic: d !== undefined,
     preferredBatchSizes: d?.preferred_batch_size ?? [],

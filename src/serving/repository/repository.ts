@@ -64,6 +64,8 @@ export interface RepositoryOptions {
   pollSeconds?: number;
   /** Models loaded at start in explicit mode (Triton's --load-model); '*' loads all. */
   startupModels?: string[];
+  /** Queued input bytes per model version beyond which requests are rejected (default 256 MiB; 0 = unbounded). */
+  maxQueueBytes?: number;
 }
 
 const unknownModel = (name: string) =>
@@ -77,6 +79,7 @@ export class ModelRepository {
   private readonly logger: Logger;
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
+  private readonly maxQueueBytes: number;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -91,6 +94,7 @@ export class ModelRepository {
     this.controlMode = options.controlMode ?? 'none';
     this.pollSeconds = options.pollSeconds ?? 15;
     this.startupModels = options.startupModels ?? [];
+    this.maxQueueBytes = options.maxQueueBytes ?? 256 * 1024 * 1024;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -356,8 +360,13 @@ export class ModelRepository {
     const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format, buffer: packed.buffer };
     const stats = new VersionStatistics(name, String(version));
     const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
-    const batcher = new DynamicBatcher(batchingPolicy(config), inputSize, outputSize, this.pool.workers, run, (e) =>
-      stats.recordExecution(e),
+    const batcher = new DynamicBatcher(
+      batchingPolicy(config, this.maxQueueBytes),
+      inputSize,
+      outputSize,
+      this.pool.workers,
+      run,
+      (e) => stats.recordExecution(e),
     );
     this.pool.attach(weights);
     try {
