@@ -5,7 +5,6 @@
  * and records why; a version is warmed up on every worker before it is READY.
  */
 import { readRegularFile } from '../../io/files.js';
-import { existsSync } from 'node:fs';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -99,7 +98,7 @@ export class ModelRepository {
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
   async start(): Promise<void> {
-    if (!existsSync(this.root))
+    if (!(await exists(this.root)))
       throw new MaasError(
         'MAAS_ERR_MODEL_NOT_FOUND',
         `Expected a model repository directory at ${this.root} but nothing is there`,
@@ -202,11 +201,11 @@ export class ModelRepository {
   }
 
   /** Loads (or reloads) a model. `config` overrides config.json (RepositoryModelLoad's `config`). */
-  load(name: string, config?: unknown): Promise<void> {
-    if (this.closed) return Promise.reject(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
-    if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') return Promise.reject(unknownModel(name));
+  async load(name: string, config?: unknown): Promise<void> {
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') throw unknownModel(name);
     // An unknown name creates nothing: no index entry, no effect on readiness.
-    if (!this.models.has(name) && !existsSync(join(this.root, name))) return Promise.reject(unknownModel(name));
+    if (!this.models.has(name) && !(await exists(join(this.root, name)))) throw unknownModel(name);
     const entry = this.entry(name);
     return this.enqueue(entry, () => this.reload(entry, config));
   }
@@ -278,7 +277,8 @@ export class ModelRepository {
     const dir = join(this.root, name);
     entry.unloaded = false;
     try {
-      if (!existsSync(dir)) throw unknownModel(name);
+      if (!(await exists(dir))) throw unknownModel(name);
+      await refuseSymlink(dir, `model directory '${name}'`);
       const fingerprint = await this.modelFingerprint(name);
       const raw = override !== undefined ? override : await readConfig(dir, name);
       const policyConfig = completeConfig(name, raw);
@@ -337,11 +337,12 @@ export class ModelRepository {
 
   private async loadVersion(name: string, version: number, raw: unknown, fingerprint: string): Promise<ServedVersion> {
     const dir = join(this.root, name, String(version));
-    await refuseSymlink(join(this.root, name), `model directory '${name}'`);
     await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
-    const fileName = typeof declared === 'string' ? declared : MODEL_FILE_NAMES.find((f) => existsSync(join(dir, f)));
-    if (!fileName || !existsSync(join(dir, fileName))) {
+    let fileName = typeof declared === 'string' ? declared : undefined;
+    for (const candidate of MODEL_FILE_NAMES)
+      if (!fileName && (await exists(join(dir, candidate)))) fileName = candidate;
+    if (!fileName || !(await exists(join(dir, fileName)))) {
       throw new MaasError(
         'MAAS_ERR_MODEL_NOT_FOUND',
         `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`,
@@ -421,6 +422,13 @@ export class ModelRepository {
     return parts.join('|');
   }
 }
+
+/** Whether something is at `path` (asynchronously: the event loop answers requests meanwhile). */
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Largest config.json read. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
