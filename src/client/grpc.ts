@@ -2,6 +2,7 @@
  * A typed client for the KServe v2 gRPC protocol (Triton has no Node client): every RPC of
  * inference.GRPCInferenceService, raw tensors by default, and a bidirectional inference stream.
  */
+import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import * as grpc from '@grpc/grpc-js';
 import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
@@ -128,21 +129,12 @@ export class GrpcInferenceClient {
   }
 
   /** The server's name, version and protocol extensions (ServerMetadata). */
-  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+  serverMetadata(): Promise<ServerMetadata> {
     return this.call('ServerMetadata', {});
   }
 
   /** A model's versions, platform, inputs and outputs (ModelMetadata). */
-  modelMetadata(
-    name: string,
-    version = '',
-  ): Promise<{
-    name: string;
-    versions: string[];
-    platform: string;
-    inputs: { name: string; datatype: string; shape: number[] }[];
-    outputs: { name: string; datatype: string; shape: number[] }[];
-  }> {
+  modelMetadata(name: string, version = ''): Promise<ModelMetadata> {
     return this.call('ModelMetadata', { name, version });
   }
 

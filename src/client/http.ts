@@ -2,6 +2,7 @@
  * A client for the same protocol over REST (fetch): JSON for metadata, and binary tensor data
  * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
  */
+import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import { BINARY_HEADER_LENGTH } from '../protocol/http.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import {
@@ -54,21 +55,12 @@ export class HttpInferenceClient {
   }
 
   /** The server's name, version and protocol extensions (ServerMetadata). */
-  serverMetadata(): Promise<{ name: string; version: string; extensions: string[] }> {
+  serverMetadata(): Promise<ServerMetadata> {
     return this.json('GET', '/v2');
   }
 
   /** A model's versions, platform, inputs and outputs (ModelMetadata). */
-  modelMetadata(
-    name: string,
-    version = '',
-  ): Promise<{
-    name: string;
-    versions: string[];
-    platform: string;
-    inputs: { name: string; datatype: string; shape: number[] }[];
-    outputs: { name: string; datatype: string; shape: number[] }[];
-  }> {
+  modelMetadata(name: string, version = ''): Promise<ModelMetadata> {
     return this.json('GET', modelPath(name, version));
   }
 

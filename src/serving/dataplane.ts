@@ -3,6 +3,7 @@
  * Protocol semantics). The gRPC and REST adapters decode into these types, call one method, and
  * encode what comes back; they never reach past this file.
  */
+import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 import { MaasError } from '../core/errors.js';
 import type { DurationStat, ModelStatisticsEntry } from '../protocol/statistics.js';
@@ -16,6 +17,7 @@ import type { InputRows } from './batcher.js';
 
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
+export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
 
 /** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
@@ -59,29 +61,6 @@ export interface InferResponse {
   version: string;
   id?: string;
   outputs: InferOutput[];
-}
-
-/** A tensor's name, datatype and shape (-1 for the batch dimension) in model metadata. */
-export interface TensorMetadata {
-  name: string;
-  datatype: string;
-  shape: number[];
-}
-
-/** ModelMetadata's answer: the model's versions, platform and tensors. */
-export interface ModelMetadata {
-  name: string;
-  versions: string[];
-  platform: string;
-  inputs: TensorMetadata[];
-  outputs: TensorMetadata[];
-}
-
-/** ServerMetadata's answer: the server's name, version and protocol extensions. */
-export interface ServerMetadata {
-  name: string;
-  version: string;
-  extensions: string[];
 }
 
 /**
