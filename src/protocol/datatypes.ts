@@ -21,8 +21,16 @@ type TypedArrayClass = {
   readonly BYTES_PER_ELEMENT: number;
 };
 
+/**
+ * A lookup table keyed by strings from the network: no prototype, so a datatype named
+ * 'constructor' or 'toString' finds nothing instead of an inherited member.
+ */
+export function wireTable<T>(entries: Record<string, T>): Readonly<Record<string, T>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, T>, entries));
+}
+
 /** The typed array for each fixed-size datatype (FP16 and BF16 travel as their 16-bit patterns). */
-export const DATATYPE_ARRAYS: Readonly<Record<string, TypedArrayClass>> = {
+export const DATATYPE_ARRAYS: Readonly<Record<string, TypedArrayClass>> = wireTable({
   BOOL: Uint8Array,
   UINT8: Uint8Array,
   UINT16: Uint16Array,
@@ -36,9 +44,9 @@ export const DATATYPE_ARRAYS: Readonly<Record<string, TypedArrayClass>> = {
   BF16: Uint16Array,
   FP32: Float32Array,
   FP64: Float64Array,
-};
+});
 
 /** Bytes per element of each fixed-size datatype. */
-export const DATATYPE_BYTES: Readonly<Record<string, number>> = Object.fromEntries(
-  Object.entries(DATATYPE_ARRAYS).map(([name, array]) => [name, array.BYTES_PER_ELEMENT]),
+export const DATATYPE_BYTES: Readonly<Record<string, number>> = wireTable(
+  Object.fromEntries(Object.entries(DATATYPE_ARRAYS).map(([name, array]) => [name, array.BYTES_PER_ELEMENT])),
 );

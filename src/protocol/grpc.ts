@@ -2,6 +2,7 @@
  * The KServe v2 gRPC service definition (proto/grpc_service.proto, Triton's numbering), loaded
  * once for the server and the client with the same decoding options.
  */
+import { wireTable } from './datatypes.js';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -85,7 +86,7 @@ export interface WireContents {
 }
 
 /** Which typed-contents field carries each datatype (FP16 and BF16 have none: raw only). */
-export const CONTENTS_FIELD: Readonly<Record<string, keyof WireContents>> = {
+export const CONTENTS_FIELD: Readonly<Record<string, keyof WireContents>> = wireTable({
   BOOL: 'bool_contents',
   INT8: 'int_contents',
   INT16: 'int_contents',
@@ -98,4 +99,4 @@ export const CONTENTS_FIELD: Readonly<Record<string, keyof WireContents>> = {
   FP32: 'fp32_contents',
   FP64: 'fp64_contents',
   BYTES: 'bytes_contents',
-};
+});
