@@ -17,9 +17,12 @@ export type ErrorKind =
   | 'Cancelled'
   | 'Internal';
 
-interface ErrorEntry {
+/** One registry entry: the kind, what it means, and a protocol status where the kind is too coarse. */
+export interface ErrorEntry {
   readonly kind: ErrorKind;
   readonly doc: string;
+  /** HTTP's own status for this error where it has one more precise than its kind's (413). */
+  readonly httpStatus?: number;
 }
 
 /** Every code maas raises, from TypeScript or from the addon, with its kind and meaning. */
@@ -129,6 +132,7 @@ export const ERRORS = {
   },
   MAAS_ERR_MESSAGE_TOO_LARGE: {
     kind: 'ResourceExhausted',
+    httpStatus: 413,
     doc: 'A request body or message is larger than --max-message-bytes (default 64 MiB).',
   },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },

@@ -4,7 +4,7 @@
  * per-request timeout and priority), drops requests whose client went away, and keeps at most
  * `capacity` executions in flight so the queue forms here, where it can be batched.
  */
-import { MaasError } from '../core/errors.js';
+import { MaasError, messageOf } from '../core/errors.js';
 import { nowNs } from '../core/clock.js';
 import type { Cancellation } from './cancellation.js';
 
@@ -305,10 +305,7 @@ export class DynamicBatcher {
           const failure =
             error instanceof MaasError
               ? error
-              : new MaasError(
-                  'MAAS_ERR_NATIVE_INTERNAL',
-                  `Execution failed: ${(error as Error)?.message ?? String(error)}`,
-                );
+              : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${messageOf(error)}`);
           for (const request of batch) request.reject(failure);
         },
       )

@@ -3,6 +3,7 @@
  * datatype, hundreds of requests in flight checked against predict(), streaming, and bad inputs
  * answered with the right status and message while the server stays up.
  */
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/protocol/limits.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
@@ -315,7 +316,7 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
   }
 
   it('refuses a message above the 64 MiB default limit with RESOURCE_EXHAUSTED (grpc-js, before decoding)', async () => {
-    const big = new Float32Array(2 ** 24 + 1);
+    const big = new Float32Array(DEFAULT_MAX_MESSAGE_BYTES / 4 + 1);
     const e = await failure(
       client.infer({
         model: 'mlp',
@@ -323,7 +324,9 @@ describe('gRPC: bad requests get a clear status and the server stays up', () => 
       }),
     );
     expect(e.status).toBe(status.RESOURCE_EXHAUSTED);
-    expect(e.message).toMatch(/^Received message larger than max \(\d+ vs 67108864\)$/);
+    expect(e.message).toMatch(
+      new RegExp(`^Received message larger than max \\(\\d+ vs ${DEFAULT_MAX_MESSAGE_BYTES}\\)$`),
+    );
   });
 
   it('refuses raw and typed contents together, and typed contents in the wrong field', async () => {

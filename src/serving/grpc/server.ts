@@ -9,7 +9,7 @@ import {
 } from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { MaasError, type ErrorKind } from '../../core/errors.js';
+import { MaasError, messageOf, type ErrorKind } from '../../core/errors.js';
 import {
   CONTENTS_FIELD,
   fromWireParameters,
@@ -53,7 +53,7 @@ export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
   }
   return {
     code: grpc.status.INTERNAL,
-    details: clip(`internal error: ${(error as Error)?.message ?? String(error)}`),
+    details: clip(`internal error: ${messageOf(error)}`),
     metadata,
   };
 }
@@ -225,7 +225,7 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
             (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
             (error: unknown) =>
               call.write({
-                error_message: clip((error as Error).message ?? String(error)),
+                error_message: clip(messageOf(error)),
                 infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' },
               }),
           )

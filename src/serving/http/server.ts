@@ -12,7 +12,7 @@ import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { MaasError, type ErrorKind } from '../../core/errors.js';
+import { ERRORS, MaasError, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
 import {
   Cancellation,
@@ -40,11 +40,10 @@ const STATUS: Record<ErrorKind, number> = {
 /** The one mapping from errors to an HTTP status and `{error}` body. */
 export function httpError(error: unknown): { status: number; body: { error: string } } {
   if (error instanceof MaasError) {
-    // HTTP has a status of its own for this one; gRPC says RESOURCE_EXHAUSTED like every other limit.
-    const status = error.code === 'MAAS_ERR_MESSAGE_TOO_LARGE' ? 413 : STATUS[error.kind];
-    return { status, body: { error: error.message } };
+    const entry: ErrorEntry = ERRORS[error.code];
+    return { status: entry.httpStatus ?? STATUS[error.kind], body: { error: error.message } };
   }
-  return { status: 500, body: { error: `internal error: ${(error as Error)?.message ?? String(error)}` } };
+  return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
 }
 
 interface Context {
