@@ -16,5 +16,8 @@ export const DEFAULT_CONNECTION_IDLE_MS = 65_000;
 /** Calls in flight on one gRPC connection (HTTP/2 streams); more wait in the client. */
 export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 1024;
 
+/** Queued input bytes per model version before requests are rejected (REJECTED, like max_queue_size). */
+export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
+
 /** Open REST connections; a client beyond this is refused until one closes. */
 export const DEFAULT_MAX_HTTP_CONNECTIONS = 10_000;

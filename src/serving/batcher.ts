@@ -19,7 +19,7 @@ export interface BatchingPolicy {
   /** Queued requests beyond this are rejected; 0 = unbounded. */
   maxQueueSize: number;
   /** Queued input bytes beyond this are rejected (a request always fits an empty queue); 0 = unbounded. */
-  maxQueueBytes?: number;
+  maxQueueBytes: number;
   /** A queued request older than this is rejected; 0 = no timeout. */
   defaultTimeoutUs: number;
   allowTimeoutOverride: boolean;
@@ -109,10 +109,12 @@ export class DynamicBatcher {
         new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${policy.maxQueueSize})`),
       );
     }
-    const maxBytes = policy.maxQueueBytes ?? 0;
-    if (maxBytes > 0 && this.queued > 0 && this.queuedBytes + x.byteLength > maxBytes) {
+    if (policy.maxQueueBytes > 0 && this.queued > 0 && this.queuedBytes + x.byteLength > policy.maxQueueBytes) {
       return Promise.reject(
-        new MaasError('MAAS_ERR_QUEUE_FULL', `Exceeds maximum queue size (${maxBytes} bytes of queued inputs)`),
+        new MaasError(
+          'MAAS_ERR_QUEUE_FULL',
+          `Exceeds maximum queue size (${policy.maxQueueBytes} bytes of queued inputs)`,
+        ),
       );
     }
     const level = this.levelOf(options.priority);

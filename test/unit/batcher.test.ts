@@ -13,6 +13,7 @@ const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
   preferredBatchSizes: [],
   maxQueueDelayUs: 0,
   maxQueueSize: 0,
+  maxQueueBytes: 0,
   defaultTimeoutUs: 0,
   allowTimeoutOverride: true,
   priorityLevels: 0,

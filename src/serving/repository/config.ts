@@ -323,7 +323,7 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
 }
 
 /** The batcher's view of a config. */
-export function batchingPolicy(config: ModelConfig, maxQueueBytes = 0): BatchingPolicy {
+export function batchingPolicy(config: ModelConfig, maxQueueBytes: number): BatchingPolicy {
   const d = config.dynamic_batching;
   return {
     maxQueueBytes,

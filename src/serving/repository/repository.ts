@@ -4,6 +4,7 @@
  * beside the serving one and traffic switches in one step; a failed load keeps what was serving
  * and records why; a version is warmed up on every worker before it is READY.
  */
+import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
 import { readRegularFile } from '../../io/files.js';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -93,7 +94,7 @@ export class ModelRepository {
     this.controlMode = options.controlMode ?? 'none';
     this.pollSeconds = options.pollSeconds ?? 15;
     this.startupModels = options.startupModels ?? [];
-    this.maxQueueBytes = options.maxQueueBytes ?? 256 * 1024 * 1024;
+    this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
