@@ -7,7 +7,8 @@
  * `model.json` is replaced by rename, the single commit point. A crash before the rename leaves
  * the previous model.json and the weights it names untouched.
  */
-import { MAX_MODEL_FILE_BYTES, readRegularFile } from './files.js';
+import type { FileHandle } from 'node:fs/promises';
+import { MAX_MODEL_FILE_BYTES, openRegularFile, readOpened, readRegularFile } from './files.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -173,6 +174,65 @@ function checkManifest(manifest: unknown, jsonPath: string): WeightsManifest {
   });
 }
 
+/** Bytes per element of the dtypes a tfjs manifest names (after any quantization). */
+const DTYPE_BYTES: Readonly<Record<string, number>> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+};
+
+/** The bytes a manifest's weights occupy, or null when one of its dtypes is not one maas sizes. */
+function manifestBytes(specs: readonly WeightSpec[]): number | null {
+  let total = 0;
+  for (const w of specs) {
+    const quantized = (w.quantization as { dtype?: unknown } | undefined)?.dtype;
+    const dtype = typeof quantized === 'string' ? quantized : w.dtype;
+    const size = Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype]! : undefined;
+    if (size === undefined) return null;
+    total += w.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return total;
+}
+
+/**
+ * Opens every weights file first and checks their sizes against the manifest (each path once,
+ * together exactly the bytes its weights need) before reading a byte of any.
+ */
+async function readShards(paths: readonly string[], expected: number | null, jsonPath: string): Promise<Uint8Array[]> {
+  const name = basename(jsonPath);
+  if (new Set(paths).size !== paths.length)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weightsManifest of ${name} names a weights file twice`);
+  const opened: { handle: FileHandle; size: number; path: string }[] = [];
+  try {
+    for (const p of paths) {
+      const { handle, size } = await openRegularFile(
+        join(dirname(jsonPath), p),
+        MAX_MODEL_FILE_BYTES,
+        `the weights file ${p}`,
+      );
+      opened.push({ handle, size, path: p });
+    }
+    const total = opened.reduce((n, f) => n + f.size, 0);
+    if (expected !== null && total !== expected)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `The weights files named by ${name} hold ${total} bytes but its weightsManifest needs ${expected}`,
+      );
+    const chunks: Uint8Array[] = [];
+    while (opened.length > 0) {
+      const f = opened.shift()!;
+      const bytes = await readOpened(f.handle, f.size, join(dirname(jsonPath), f.path), `the weights file ${f.path}`);
+      chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
+    }
+    return chunks;
+  } finally {
+    await Promise.all(opened.map((f) => f.handle.close()));
+  }
+}
+
 /** The largest model.json maas parses (a topology and manifest; weights live in other files). */
 export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
@@ -195,25 +255,12 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
     );
   }
   const manifest = checkManifest(parsed.weightsManifest ?? [], jsonPath);
-  const chunks: Uint8Array[] = [];
-  const weightSpecs: WeightSpec[] = [];
-  for (const group of manifest) {
-    for (const p of group.paths) {
-      const file = join(dirname(jsonPath), p);
-      try {
-        const bytes = await readRegularFile(file, MAX_MODEL_FILE_BYTES, `the weights file ${p}`);
-        chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
-      } catch (e) {
-        if (e instanceof MaasError && e.code === 'MAAS_ERR_MODEL_FILE') throw e;
-        throw new MaasError(
-          'MAAS_ERR_MODEL_FORMAT',
-          `The weights file ${p} named by ${basename(jsonPath)} cannot be read: ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
-    }
-    weightSpecs.push(...group.weights);
-  }
+  const weightSpecs = manifest.flatMap((group) => group.weights);
+  const chunks = await readShards(
+    manifest.flatMap((group) => group.paths),
+    manifestBytes(weightSpecs),
+    jsonPath,
+  );
   // One shard (what maas and most converters write) is used as read; several are joined once.
   let weightData = chunks.length === 1 ? chunks[0]! : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   if (chunks.length > 1) {

@@ -68,6 +68,11 @@ export async function openRegularFile(
 /** Reads a regular file of at most `maxBytes` whole (see openRegularFile). */
 export async function readRegularFile(path: string, maxBytes: number, what: string): Promise<Buffer> {
   const { handle, size } = await openRegularFile(path, maxBytes, what);
+  return readOpened(handle, size, path, what);
+}
+
+/** Reads the `size` bytes of a file openRegularFile opened, then closes it. */
+export async function readOpened(handle: FileHandle, size: number, path: string, what: string): Promise<Buffer> {
   try {
     const bytes = Buffer.allocUnsafe(size);
     let at = 0;

@@ -43,6 +43,26 @@ describe('model files', () => {
     expect(await errorOf(() => loadModel(dir))).toMatch(/^MAAS_ERR_MODEL_FILE: .*not a symbolic link$/);
   });
 
+  it('checks the weights files against the manifest before reading them: sizes, and each path once', async () => {
+    const dir = await savedModel();
+    const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as {
+      weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[];
+    };
+    const group = json.weightsManifest[0]!;
+    const original = JSON.stringify(json);
+    group.weights[0]!.shape = [3, 2_000_000_000]; // claims 24 GB that the 32-byte file does not hold
+    await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+    expect(await errorOf(() => loadModel(dir))).toMatch(
+      /^MAAS_ERR_MODEL_FORMAT: The weights files named by model.json hold 32 bytes but its weightsManifest needs 24000000008$/,
+    );
+    const twice = JSON.parse(original) as typeof json;
+    twice.weightsManifest[0]!.paths.push(twice.weightsManifest[0]!.paths[0]!);
+    await writeFile(join(dir, 'model.json'), JSON.stringify(twice));
+    expect(await errorOf(() => loadModel(dir))).toBe(
+      'MAAS_ERR_MODEL_FORMAT: The weightsManifest of model.json names a weights file twice',
+    );
+  });
+
   it('refuses a FIFO named model.json, model.onnx or model.h5 at once instead of waiting on it', async () => {
     const dir = await temp();
     for (const name of ['model.json', 'model.onnx', 'model.h5']) {
