@@ -46,7 +46,8 @@ export interface Int8PackLayer {
   inMax: number;
 }
 
-function spec(l: PackLayer) {
+/** A layer as the addon describes it: packing and the native trainer both take this. */
+export function nativeLayerSpec(l: PackLayer) {
   return {
     in: l.inputDim!,
     out: l.units,
@@ -60,7 +61,7 @@ function spec(l: PackLayer) {
 
 /** Packs an fp32 dense stack for this thread's kernel. */
 export function packDenseStack(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
-  const specs = layers.map(spec);
+  const specs = layers.map(nativeLayerSpec);
   try {
     const buffer = new SharedArrayBuffer(native.packedStackByteLength(specs));
     const kernel = native.packStack(
@@ -82,7 +83,7 @@ export function packInt8Stack(
   dynamic: boolean,
 ): PackedModel & { readonly format: 'int8' } {
   const specs: NativeQuantLayerSpec[] = layers.map((l, i) => ({
-    ...spec(l),
+    ...nativeLayerSpec(l),
     int8: int8[i]!.weights !== null,
     inMin: int8[i]!.inMin,
     inMax: int8[i]!.inMax,

@@ -8,7 +8,7 @@ import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
 import { Tensor, type TensorLike } from '../core/tensor.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
-import { ACTIVATION_CODES, LOSS_CODES, native, type NativeLayerSpec, type NativeTrainer } from '../native/index.js';
+import { LOSS_CODES, native, type NativeTrainer } from '../native/index.js';
 import type { History } from '../train/callbacks.js';
 import type { ModelArtifacts } from '../io/artifacts.js';
 import { denseArtifacts, denseOnnx } from '../io/export.js';
@@ -25,7 +25,7 @@ import {
   type FitArgs,
   type TrainingTarget,
 } from '../train/engine.js';
-import { packDenseStack, type PackedModel } from './packed.js';
+import { nativeLayerSpec, packDenseStack, type PackedModel } from './packed.js';
 import { InferenceModel } from './shell.js';
 
 export type { PackedModel } from './packed.js';
@@ -252,23 +252,13 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
     };
   }
 
-  /** The layers as the addon describes them (packing and training share it). */
-  private nativeSpecs(): NativeLayerSpec[] {
-    return this.stack.map((l) => ({
-      in: l.inputDim!,
-      out: l.units,
-      activation: ACTIVATION_CODES[l.activation],
-      ...l.nativeActivationParams(),
-      hasBias: l.useBias,
-    }));
-  }
 
   /** The native trainer over the layers' own weight arrays (it updates them in place). */
   private trainer(config: CompiledConfig): NativeTrainer {
     if (this.nativeTrainer) return this.nativeTrainer;
     try {
       this.nativeTrainer = new native.Trainer(
-        this.nativeSpecs(),
+        this.stack.map(nativeLayerSpec),
         this.stack.map((l) => l.kernel!),
         this.stack.map((l) => l.bias),
         this.stack.map((l) => ({ l1: l.kernelRegularizer?.l1 ?? 0, l2: l.kernelRegularizer?.l2 ?? 0 })),
