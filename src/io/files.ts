@@ -4,8 +4,16 @@
  * the open descriptor so the check and the read see the same file.
  */
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { MaasError } from '../core/errors.js';
+
+/** Whether something is at `path`, asked asynchronously so a serving event loop never blocks on it. */
+export function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
 
 /** Largest single model file read (a weights shard or an .onnx); Node's Buffer holds at most this. */
 export const MAX_MODEL_FILE_BYTES = 2 ** 32 - 1;

@@ -5,10 +5,10 @@
  * caller needs (loadModel, loadQuantizedModel, maas convert, the repository's load worker).
  * Plain data only: no addon, no layer objects, so it runs in any thread.
  */
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { DEFAULT_ALPHA, type ActivationName } from '../layers/activations.js';
+import { exists } from './files.js';
 import { readArtifacts, resolveModelJson, type ModelArtifacts, type WeightSpec } from './artifacts.js';
 import type { KerasModelData } from './keras-h5.js';
 import { readOnnx, type OnnxConstant } from './onnx.js';
@@ -73,7 +73,7 @@ export async function openModelFile(path: string, options: OpenOptions = {}): Pr
   if (path.endsWith('.onnx')) return openOnnx(path, options.constants);
   if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options.architecture);
   const json = await resolveModelJson(path);
-  if (!existsSync(json) && existsSync(join(dirname(json), 'model.onnx')))
+  if (!(await exists(json)) && (await exists(join(dirname(json), 'model.onnx'))))
     return openOnnx(join(dirname(json), 'model.onnx'), options.constants);
   return openTfjs(json, await readArtifacts(json));
 }

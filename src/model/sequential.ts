@@ -252,7 +252,6 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
     };
   }
 
-
   /** The native trainer over the layers' own weight arrays (it updates them in place). */
   private trainer(config: CompiledConfig): NativeTrainer {
     if (this.nativeTrainer) return this.nativeTrainer;

@@ -12,7 +12,7 @@ import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { ERRORS, MaasError, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
+import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
 import {
   Cancellation,
@@ -96,7 +96,7 @@ function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<st
     if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
       throw new MaasError(
         'MAAS_ERR_HTTP_BODY',
-        `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${JSON.stringify(declared)}`,
+        `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${describeValue(declared)}`,
       );
     }
     if (headerLength === 0) {
@@ -125,7 +125,7 @@ function parametersOf(value: unknown, what: string): Parameters | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new MaasError(
       'MAAS_ERR_INFER_PARAMETER',
-      `Expected an object for ${what} but received ${JSON.stringify(value)}`,
+      `Expected an object for ${what} but received ${describeValue(value)}`,
     );
   return value as Parameters;
 }
@@ -141,7 +141,7 @@ export function decodeInferBody(
   if (!Array.isArray(header.inputs))
     throw new MaasError(
       'MAAS_ERR_INFER_INPUT',
-      `Expected an inputs array in the inference request but received ${JSON.stringify(header.inputs)}`,
+      `Expected an inputs array in the inference request but received ${describeValue(header.inputs)}`,
     );
   let offset = 0;
   const inputs = header.inputs.map((raw: Record<string, unknown>, i: number): InferInput => {
@@ -156,7 +156,7 @@ export function decodeInferBody(
     ) {
       throw new MaasError(
         'MAAS_ERR_INFER_INPUT',
-        `Expected inputs[${i}] to have a string name, a string datatype and an integer shape but received ${JSON.stringify({ name, datatype, shape })}`,
+        `Expected inputs[${i}] to have a string name, a string datatype and an integer shape but received name ${describeValue(name)}, datatype ${describeValue(datatype)}, shape ${describeValue(shape)}`,
       );
     }
     const parameters = parametersOf(raw.parameters, `inputs[${i}].parameters`);
@@ -166,7 +166,7 @@ export function decodeInferBody(
       if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || offset + size > binary.length) {
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `Expected binary_data_size of input '${name}' within the ${binary.length - offset} bytes left in the body but received ${JSON.stringify(size)}`,
+          `Expected binary_data_size of input '${name}' within the ${binary.length - offset} bytes left in the body but received ${describeValue(size)}`,
         );
       }
       if (data !== undefined)
@@ -180,7 +180,7 @@ export function decodeInferBody(
       if (!Array.isArray(data))
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `Expected a data array (or binary_data_size) for input '${name}' but received ${JSON.stringify(data)}`,
+          `Expected a data array (or binary_data_size) for input '${name}' but received ${describeValue(data)}`,
         );
       input.values = data;
     }
@@ -194,7 +194,7 @@ export function decodeInferBody(
   const parameters = parametersOf(header.parameters, 'parameters');
   const outputs = header.outputs === undefined ? [] : header.outputs;
   if (!Array.isArray(outputs))
-    throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected an outputs array but received ${JSON.stringify(outputs)}`);
+    throw new MaasError('MAAS_ERR_INFER_OUTPUT', `Expected an outputs array but received ${describeValue(outputs)}`);
   return {
     request: {
       model,
@@ -206,7 +206,7 @@ export function decodeInferBody(
         if (typeof o?.name !== 'string')
           throw new MaasError(
             'MAAS_ERR_INFER_OUTPUT',
-            `Expected a string name for outputs[${i}] but received ${JSON.stringify(o?.name)}`,
+            `Expected a string name for outputs[${i}] but received ${describeValue(o?.name)}`,
           );
         return { name: o.name, parameters: parametersOf(o.parameters, `outputs[${i}].parameters`) };
       }),

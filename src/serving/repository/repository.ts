@@ -5,7 +5,7 @@
  * and records why; a version is warmed up on every worker before it is READY.
  */
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
-import { readRegularFile } from '../../io/files.js';
+import { exists, readRegularFile } from '../../io/files.js';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -423,13 +423,6 @@ export class ModelRepository {
     return parts.join('|');
   }
 }
-
-/** Whether something is at `path` (asynchronously: the event loop answers requests meanwhile). */
-const exists = (path: string): Promise<boolean> =>
-  stat(path).then(
-    () => true,
-    () => false,
-  );
 
 /** Largest config.json read. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
