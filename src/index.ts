@@ -38,7 +38,7 @@ export { loadModel } from './model/load.js';
  * Use loadModel for dense chains (they become a trainable, servable Sequential).
  */
 export { loadOnnxGraph, OnnxGraph, ONNX_GRAPH_OPS, type GraphInput, type GraphTensor } from './io/onnx-graph.js';
-export { openPackedModel } from './model/packed.js';
+export { openPackedModel, openPackedRegion, type PackedRegion } from './model/packed.js';
 export { quantize, type QuantizeOptions } from './quant/quantize.js';
 export {
   QuantizedModel,
@@ -87,7 +87,7 @@ export {
 } from './serving/dataplane.js';
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
-export { InferencePool, type PoolOptions } from './pool/pool.js';
+export { InferencePool, type PoolOptions, type WorkerExit, type WorkerIsolation, type WorkerFault } from './pool/pool.js';
 export type { LoadedModel } from './pool/messages.js';
 export {
   GrpcInferenceClient,

@@ -12,6 +12,7 @@ import { runServe, type ServeCommandOptions } from './serve.js';
 import { runQuantize } from './quantize.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
 import { backendInfo } from '../runtime.js';
+import type { WorkerIsolation } from '../pool/pool.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -37,6 +38,12 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+function isolation(value: string): WorkerIsolation {
+  if (value !== 'thread' && value !== 'process')
+    throw new InvalidArgumentError(`expected thread or process but received '${value}'`);
+  return value;
+}
+
 const program = new Command()
   .name('maas')
   .description('Model as a Service: train, quantize and serve dense neural networks')
@@ -55,6 +62,11 @@ program
   .option('--metrics-port <port>', 'Prometheus /metrics port', port, 8002)
   .option('--workers <n>', 'inference worker threads (default: one per core)', positiveInt)
   .option('--threads <n>', 'native threads per worker (default 1)', positiveInt)
+  .option(
+    '--worker-isolation <kind>',
+    'thread (default: fastest) or process (a crashing worker fails only its own requests; Linux)',
+    isolation,
+  )
   .option(
     '--model-control-mode <mode>',
     'none (load all at start), poll (reload on change) or explicit (load/unload API)',

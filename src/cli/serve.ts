@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
 import type { ControlMode } from '../serving/repository/repository.js';
+import type { WorkerIsolation } from '../pool/pool.js';
 
 /** The serve command's options, as commander parses them. */
 export interface ServeCommandOptions {
@@ -16,6 +17,7 @@ export interface ServeCommandOptions {
   metricsPort: number;
   workers?: number;
   threads?: number;
+  workerIsolation?: WorkerIsolation;
   modelControlMode: ControlMode;
   repositoryPollSecs: number;
   loadModel: string[];
@@ -37,6 +39,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     metricsPort: options.metricsPort,
     workers: options.workers,
     threadsPerWorker: options.threads,
+    workerIsolation: options.workerIsolation,
     modelControlMode: options.modelControlMode,
     repositoryPollSeconds: options.repositoryPollSecs,
     loadModels: options.loadModel,

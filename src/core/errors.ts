@@ -121,6 +121,10 @@ export const ERRORS = {
     doc: 'Load or unload was asked for while the model control mode is not explicit.',
   },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
+  MAAS_ERR_WORKER_DIED: {
+    kind: 'Unavailable',
+    doc: 'The inference worker running the request stopped (a crash or out of memory); it is replaced, so a retry can succeed.',
+  },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
   MAAS_ERR_MODEL_LOAD_TIMEOUT: {
     kind: 'Unavailable',

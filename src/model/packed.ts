@@ -59,21 +59,63 @@ export function nativeLayerSpec(l: PackLayer) {
   };
 }
 
-/** Packs an fp32 dense stack for this thread's kernel. */
-export function packDenseStack(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
+/** Packing one stack: its byte count, and the call that writes it into a destination (returning the kernel). */
+interface Packer {
+  readonly bytes: number;
+  readonly format: PackedFormat;
+  pack(dst: Uint8Array): string;
+}
+
+function denseStackPacker(layers: readonly PackLayer[]): Packer {
   const specs = layers.map(nativeLayerSpec);
+  return {
+    bytes: native.packedStackByteLength(specs),
+    format: 'fp32',
+    pack: (dst) =>
+      native.packStack(
+        specs,
+        layers.map((l) => l.kernel!),
+        layers.map((l) => l.bias),
+        dst,
+      ),
+  };
+}
+
+function int8StackPacker(layers: readonly PackLayer[], int8: readonly Int8PackLayer[], dynamic: boolean): Packer {
+  const specs: NativeQuantLayerSpec[] = layers.map((l, i) => ({
+    ...nativeLayerSpec(l),
+    int8: int8[i]!.weights !== null,
+    inMin: int8[i]!.inMin,
+    inMax: int8[i]!.inMax,
+  }));
+  return {
+    bytes: native.packedQuantizedByteLength(specs),
+    format: 'int8',
+    pack: (dst) =>
+      native.packQuantized(
+        specs,
+        dynamic,
+        layers.map((l, i) => int8[i]!.weights ?? l.kernel!),
+        int8.map((q) => q.scales),
+        layers.map((l) => l.bias),
+        dst,
+      ),
+  };
+}
+
+function packShared<F extends PackedFormat>(packer: () => Packer): PackedModel & { readonly format: F } {
   try {
-    const buffer = new SharedArrayBuffer(native.packedStackByteLength(specs));
-    const kernel = native.packStack(
-      specs,
-      layers.map((l) => l.kernel!),
-      layers.map((l) => l.bias),
-      new Uint8Array(buffer),
-    );
-    return { buffer, kernel, format: 'fp32' };
+    const p = packer();
+    const buffer = new SharedArrayBuffer(p.bytes);
+    return { buffer, kernel: p.pack(new Uint8Array(buffer)), format: p.format as F };
   } catch (e) {
     throw fromNative(e);
   }
+}
+
+/** Packs an fp32 dense stack for this thread's kernel. */
+export function packDenseStack(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
+  return packShared(() => denseStackPacker(layers));
 }
 
 /** Packs an int8 stack (layers with null weights stay fp32) for this thread's int8 kernel. */
@@ -82,26 +124,60 @@ export function packInt8Stack(
   int8: readonly Int8PackLayer[],
   dynamic: boolean,
 ): PackedModel & { readonly format: 'int8' } {
-  const specs: NativeQuantLayerSpec[] = layers.map((l, i) => ({
-    ...nativeLayerSpec(l),
-    int8: int8[i]!.weights !== null,
-    inMin: int8[i]!.inMin,
-    inMax: int8[i]!.inMax,
-  }));
+  return packShared(() => int8StackPacker(layers, int8, dynamic));
+}
+
+/**
+ * A stack packed into a shared-memory region (what a server loads): every worker thread and
+ * worker process maps the same pages, and the memory is returned to the system when the last
+ * descriptor and mapping close, not when a garbage collector gets to it.
+ */
+export interface PackedRegion {
+  /** The region's descriptor in the process that packed it (it stays open until closeRegion). */
+  readonly fd: number;
+  readonly byteLength: number;
+  readonly kernel: string;
+  readonly format: PackedFormat;
+}
+
+/**
+ * Packs straight into a new region, then unmaps the writable view and seals the region. `tag`
+ * names the load, so a stopped load's region can be closed (native.closeUnclaimedRegions).
+ */
+function packRegion(packer: () => Packer, tag: number): PackedRegion {
+  let region: { fd: number; view: Uint8Array } | null = null;
+  let mapped = false;
   try {
-    const buffer = new SharedArrayBuffer(native.packedQuantizedByteLength(specs));
-    const kernel = native.packQuantized(
-      specs,
-      dynamic,
-      layers.map((l, i) => int8[i]!.weights ?? l.kernel!),
-      int8.map((q) => q.scales),
-      layers.map((l) => l.bias),
-      new Uint8Array(buffer),
-    );
-    return { buffer, kernel, format: 'int8' };
+    const p = packer();
+    region = native.createRegion(p.bytes, tag);
+    mapped = true;
+    const kernel = p.pack(region.view);
+    mapped = false;
+    native.releaseRegionView(region.view);
+    native.sealRegion(region.fd);
+    return { fd: region.fd, byteLength: p.bytes, kernel, format: p.format };
   } catch (e) {
+    if (region) {
+      if (mapped) native.releaseRegionView(region.view);
+      native.closeRegion(region.fd);
+    }
     throw fromNative(e);
   }
+}
+
+/** packDenseStack into a shared-memory region. */
+export function packDenseStackRegion(layers: readonly PackLayer[], tag = 0): PackedRegion {
+  return packRegion(() => denseStackPacker(layers), tag);
+}
+
+/** packInt8Stack into a shared-memory region. */
+export function packInt8StackRegion(
+  layers: readonly PackLayer[],
+  int8: readonly Int8PackLayer[],
+  dynamic: boolean,
+  tag = 0,
+): PackedRegion {
+  return packRegion(() => int8StackPacker(layers, int8, dynamic), tag);
 }
 
 /**
@@ -127,6 +203,19 @@ export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>):
   try {
     const bytes = new Uint8Array(packed.buffer);
     return format === 'int8' ? new native.QuantizedStackHandle(bytes) : new native.DenseStackHandle(bytes);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/**
+ * Opens a native handle over a packed region through a descriptor of this process (the handle
+ * maps the region itself and unmaps it on dispose(); the descriptor may be closed afterwards).
+ */
+export function openPackedRegion(region: { fd: number; byteLength: number; format: PackedFormat }): NativeModelHandle {
+  try {
+    const ref = { fd: region.fd, byteLength: region.byteLength };
+    return region.format === 'int8' ? new native.QuantizedStackHandle(ref) : new native.DenseStackHandle(ref);
   } catch (e) {
     throw fromNative(e);
   }

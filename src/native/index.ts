@@ -173,6 +173,12 @@ export interface NativeTrainer {
   dispose(): void;
 }
 
+/** A shared weight region as a handle opens it: a descriptor of this process and the packed byte count. */
+export interface NativeRegionRef {
+  fd: number;
+  byteLength: number;
+}
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
   setMaxIsa(isa: IsaName): IsaName;
@@ -187,7 +193,7 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
-  DenseStackHandle: new (packed: Uint8Array) => NativeModelHandle;
+  DenseStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeModelHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],
@@ -199,7 +205,20 @@ export interface NativeBinding {
     kernel?: string,
   ): string;
   /** The addon's class for an int8 handle. */
-  QuantizedStackHandle: new (packed: Uint8Array) => NativeQuantizedHandle;
+  QuantizedStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeQuantizedHandle;
+  /** A new shared-memory region of `bytes` bytes (memfd on Linux) and a writable view to pack into. */
+  createRegion(bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  /** Unmaps a view from createRegion now (its buffer is detached). */
+  releaseRegionView(view: Uint8Array): void;
+  /** Freezes a region's size and bytes (Linux seals; elsewhere nothing). */
+  sealRegion(fd: number): void;
+  /** Marks a region as owned by its server, so closeUnclaimedRegions leaves it open. */
+  claimRegion(fd: number): boolean;
+  /** Closes the regions a load tagged `tag` made and never handed over (a stopped load); returns how many. */
+  closeUnclaimedRegions(tag: number): number;
+  /** Opens a region another process shares (/proc/<pid>/fd/<fd>) read-only; returns this process's descriptor. */
+  openRegion(path: string): number;
+  closeRegion(fd: number): void;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -1,13 +1,13 @@
 /**
  * The load worker: a thread of the pool's loader that opens one model file (read, parse,
- * checksum, check, fold), packs its weights into a SharedArrayBuffer and answers with it, so a
- * large model loads without stalling the event loop that answers requests. The buffer is
- * shared, not copied, on the way out.
+ * checksum, check, fold), packs its weights straight into a shared-memory region and answers
+ * with the region's descriptor, so a large model loads without stalling the event loop that
+ * answers requests, and nothing of the file stays in a heap once the thread ends.
  */
 import { constants, setPriority } from 'node:os';
 import { MaasError } from '../core/errors.js';
 import { openModelFile } from '../io/open.js';
-import { packDenseStack, packInt8Stack } from '../model/packed.js';
+import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
 import { readInt8 } from '../quant/load.js';
 import { describeQuantization, int8PackLayers } from '../quant/model.js';
 import type { LoadReply, LoadRequest, LoadedModel } from './messages.js';
@@ -33,16 +33,16 @@ function sourceHooks(): Promise<void> {
   return esmHooks;
 }
 
-async function load({ path }: LoadRequest): Promise<LoadedModel> {
+async function load({ path, tag }: LoadRequest): Promise<LoadedModel> {
   await sourceHooks();
   const opened = await openModelFile(path);
   const { inputSize, outputSize } = opened;
   if (opened.precision === 'int8') {
     const { spec, int8Weights } = readInt8(opened);
-    const packed = packInt8Stack(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic');
-    return { packed, inputSize, outputSize, quantization: describeQuantization(spec) };
+    const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
+    return { region, inputSize, outputSize, quantization: describeQuantization(spec) };
   }
-  return { packed: packDenseStack(opened.layers), inputSize, outputSize };
+  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize };
 }
 
 /** One load: the model, or the error's code and message (an Error's own fields do not cross threads). */

@@ -1,30 +1,43 @@
 /**
- * The messages between the pool and its workers, in one place. Weights travel as a
- * SharedArrayBuffer (one copy for every worker); batch inputs and outputs as transferred buffers.
+ * The messages between the pool and its workers, in one place. Weights live in a shared-memory
+ * region that every worker maps (one copy for all threads and processes); batch inputs and
+ * outputs travel as transferred (threads) or serialized (processes) buffers.
  */
 
-import type { PackedFormat, PackedModel } from '../model/packed.js';
+import type { PackedFormat, PackedRegion } from '../model/packed.js';
 
-export type { PackedFormat } from '../model/packed.js';
+export type { PackedFormat, PackedRegion } from '../model/packed.js';
 
 /** A model version's packed weights, as every worker sees them. */
 export interface SharedWeights {
   /** Unique per loaded model version (a reload gets a new key). */
   key: string;
   format: PackedFormat;
-  buffer: SharedArrayBuffer;
+  /** The region's descriptor in the serving process, and its packed byte count. */
+  fd: number;
+  byteLength: number;
 }
 
-/** One execution: `rows` rows of `x` through the model that `weights` describes. */
-export interface InferTask {
-  weights: SharedWeights;
-  x: Float32Array;
-  rows: number;
-  outputSize: number;
-  /** Keys of every live model version, so workers drop the handles of retired ones. */
-  live: string[];
-  liveEpoch: number;
-}
+/** How workers are isolated: threads of the serving process, or processes of their own. */
+export type WorkerIsolation = 'thread' | 'process';
+
+/** A fault a test asks a worker to have (test hooks only): exit, a native abort, or running out of heap. */
+export type WorkerFault = 'exit' | 'abort' | 'oom';
+
+/** The pool's messages to a worker. */
+export type ToWorker =
+  /** One execution: `rows` rows of `x` through the model that `weights` describes. */
+  | { kind: 'infer'; id: number; weights: SharedWeights; x: Float32Array; rows: number; outputSize: number }
+  /** The version is unloaded and nothing of it is in flight: close its handle (unmapping its weights). */
+  | { kind: 'retire'; key: string }
+  | { kind: 'fault'; fault: WorkerFault };
+
+/** A worker's messages to the pool. */
+export type FromWorker =
+  | { kind: 'ready' }
+  /** The result buffer: a float64 compute time (RESULT_HEADER_BYTES), then the outputs. */
+  | { kind: 'result'; id: number; result: ArrayBuffer }
+  | { kind: 'error'; id: number; code: string; message: string };
 
 /** What a pool run returns: the outputs, and how long the native call took. */
 export interface InferResult {
@@ -32,25 +45,28 @@ export interface InferResult {
   computeNs: number;
 }
 
-/**
- * A worker answers with one transferred buffer: a float64 compute time in nanoseconds, then the
- * rows·outputSize float32 outputs (piscina transfers only a top-level value).
- */
+/** A result buffer starts with the float64 compute time in nanoseconds; the rows·outputSize float32 outputs follow. */
 export const RESULT_HEADER_BYTES = 8;
 
 /** What each worker is started with. */
 export interface WorkerOptions {
   threadsPerWorker: number;
+  /** The serving process: a worker process opens regions through /proc/<servingPid>/fd/<fd>. */
+  servingPid: number;
+  /** Whether the worker obeys 'fault' messages. */
+  testHooks: boolean;
 }
 
-/** What the load worker is started with: one model file to open and pack. */
+/** What the load worker is started with: one model file to open and pack, and the load's tag for its region. */
 export interface LoadRequest {
   path: string;
+  tag: number;
 }
 
-/** A model file opened and packed in the load worker: the packed bytes and what serving needs. */
+/** A model file opened and packed in the load worker: the packed region and what serving needs. */
 export interface LoadedModel {
-  packed: PackedModel & { readonly format: PackedFormat };
+  /** The packed weights; the pool owns the region's descriptor until the version is detached. */
+  region: PackedRegion;
   inputSize: number;
   outputSize: number;
   /** The int8 scheme in words (int8 models only), for the served config's parameters. */

@@ -1,31 +1,59 @@
 /**
- * InferencePool: a typed facade over piscina. Workers hold light native handles over each model
- * version's shared packed weights; the pool gives parallelism across executions, each worker runs
- * `threadsPerWorker` intra-op threads (workers × threads never above the cores by default).
+ * InferencePool: the inference workers and the load thread. Workers (threads of this process, or
+ * processes of their own for isolation) hold light native handles over each model version's
+ * shared-memory region; each runs `threadsPerWorker` intra-op threads (workers × threads never
+ * above the cores by default). A worker that dies fails only what it was running, and is replaced.
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { MaasError, isErrorCode } from '../core/errors.js';
+import { native } from '../native/index.js';
 import { workerEntry } from './entry.js';
 import {
   RESULT_HEADER_BYTES,
+  type FromWorker,
   type InferResult,
-  type InferTask,
   type LoadedModel,
   type LoadReply,
   type LoadRequest,
   type SharedWeights,
+  type WorkerFault,
+  type WorkerIsolation,
   type WorkerOptions,
 } from './messages.js';
+import { startWorker, type WorkerLink } from './worker-link.js';
 
-export type { InferResult, LoadedModel, SharedWeights, PackedFormat } from './messages.js';
+export type {
+  InferResult,
+  LoadedModel,
+  SharedWeights,
+  PackedFormat,
+  PackedRegion,
+  WorkerFault,
+  WorkerIsolation,
+} from './messages.js';
+
+/** What the pool reports when a worker stops unexpectedly (before it replaces it). */
+export interface WorkerExit {
+  worker: number;
+  isolation: WorkerIsolation;
+  reason: string;
+  /** Executions it was running, each failed with MAAS_ERR_WORKER_DIED. */
+  failed: number;
+}
 
 /** Pool sizing. */
 export interface PoolOptions {
-  /** Worker threads (default: one per core). */
+  /** Inference workers (default: one per core). */
   workers?: number;
   /** Native intra-op threads in each worker (default 1). */
   threadsPerWorker?: number;
+  /**
+   * 'thread' (default): workers are threads of this process, the fastest hand-off. 'process':
+   * each worker is a process of its own mapping the same weights, so a native abort or an
+   * out-of-memory kill fails only that worker's executions (Linux).
+   */
+  isolation?: WorkerIsolation;
   /**
    * A load that takes longer is stopped, its thread ended (default 300 000 ms): no file can hold
    * the load thread, or the repository's queue for that model, for ever.
@@ -33,25 +61,57 @@ export interface PoolOptions {
   loadTimeoutMs?: number;
   /** The load thread's JavaScript heap cap in MB (default 4096): a file cannot exhaust the process. */
   loadHeapMb?: number;
+  /** Called when a worker stops unexpectedly, before it is replaced (for logs). */
+  onWorkerExit?: (exit: WorkerExit) => void;
+  /** Enables injectFault() (tests only: it lets the caller crash a worker). */
+  testHooks?: boolean;
 }
 
-/** The worker threads that run inference and loads (piscina), each holding native handles over shared packed weights. */
+/** An execution sent to a worker and not yet answered. */
+interface Running {
+  key: string;
+  resolve: (result: ArrayBuffer) => void;
+  reject: (error: MaasError) => void;
+}
+
+/** One worker position: its current link (replaced when the worker dies) and what it is running. */
+interface Slot {
+  readonly index: number;
+  link: WorkerLink | null;
+  readonly running: Map<number, Running>;
+  /** When the recent deaths were, to slow down a worker that dies as soon as it starts. */
+  deaths: number[];
+}
+
+/** A worker that died this often within RESPAWN_WINDOW_MS is restarted after RESPAWN_BACKOFF_MS. */
+const QUICK_DEATHS = 3;
+const RESPAWN_WINDOW_MS = 10_000;
+const RESPAWN_BACKOFF_MS = 1_000;
+
+/** The inference workers (threads or processes over shared weight regions) and the load thread. */
 export class InferencePool {
   readonly workers: number;
   readonly threadsPerWorker: number;
-  private readonly piscina: Piscina;
+  readonly isolation: WorkerIsolation;
+  private readonly slots: Slot[];
+  private readonly workerOptions: WorkerOptions;
   /** One load thread, started per load and ended when idle: opening and packing model files. */
   private readonly loader: Piscina;
-  private readonly live = new Set<string>();
-  private liveEpoch = 0;
-  private liveKeys: string[] = [];
+  /** Attached versions by key; a detached one stays here until its last execution is answered. */
+  private readonly attached = new Map<string, { weights: SharedWeights; running: number; detached: boolean }>();
+  private nextId = 0;
+  private nextLoadTag = 0;
   private closed = false;
+  private waitingForWorker: (() => void)[] = [];
   private readonly loadTimeoutMs: number;
+  private readonly onWorkerExit: (exit: WorkerExit) => void;
 
   constructor(options: PoolOptions = {}) {
     this.loadTimeoutMs = options.loadTimeoutMs ?? 300_000;
     this.workers = options.workers ?? availableParallelism();
     this.threadsPerWorker = options.threadsPerWorker ?? 1;
+    this.isolation = options.isolation ?? 'thread';
+    this.onWorkerExit = options.onWorkerExit ?? (() => {});
     for (const [name, value] of [
       ['workers', this.workers],
       ['threadsPerWorker', this.threadsPerWorker],
@@ -60,18 +120,27 @@ export class InferencePool {
         throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected an integer in [1, 256] for ${name} but received ${value}`);
       }
     }
-    const entry = workerEntry('worker');
-    const workerData: WorkerOptions = { threadsPerWorker: this.threadsPerWorker };
-    this.piscina = new Piscina({
-      filename: entry.filename,
-      execArgv: entry.execArgv,
-      minThreads: this.workers,
-      maxThreads: this.workers,
-      idleTimeout: Infinity,
-      workerData,
-      // The batchers above keep their own queues; piscina only holds what is already dispatched.
-      maxQueue: Infinity,
-    });
+    if (this.isolation !== 'thread' && this.isolation !== 'process') {
+      throw new MaasError(
+        'MAAS_ERR_ARG_RANGE',
+        `Expected 'thread' or 'process' for isolation but received ${String(this.isolation)}`,
+      );
+    }
+    if (this.isolation === 'process' && process.platform !== 'linux') {
+      throw new MaasError('MAAS_ERR_ARG_RANGE', "isolation 'process' needs Linux (workers reopen regions via /proc)");
+    }
+    this.workerOptions = {
+      threadsPerWorker: this.threadsPerWorker,
+      servingPid: process.pid,
+      testHooks: options.testHooks === true,
+    };
+    this.slots = Array.from({ length: this.workers }, (_, index) => ({
+      index,
+      link: null,
+      running: new Map(),
+      deaths: [],
+    }));
+    for (const slot of this.slots) this.spawn(slot);
     const loadEntry = workerEntry('load-worker');
     this.loader = new Piscina({
       filename: loadEntry.filename,
@@ -93,13 +162,15 @@ export class InferencePool {
    */
   async load(path: string, options: { signal?: AbortSignal } = {}): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
-    const request: LoadRequest = { path };
+    const request: LoadRequest = { path, tag: ++this.nextLoadTag };
     let reply: LoadReply;
     const timeout = AbortSignal.timeout(this.loadTimeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
       reply = (await this.loader.run(request, { signal })) as LoadReply;
     } catch (error) {
+      // The thread was ended mid-load: a region it made but never handed over is closed here.
+      native.closeUnclaimedRegions(request.tag);
       if (options.signal?.aborted) throw new MaasError('MAAS_ERR_SERVER_STOPPING', `Loading ${path} was stopped`);
       if (timeout.aborted)
         throw new MaasError(
@@ -111,40 +182,177 @@ export class InferencePool {
       });
     }
     if (!reply.ok) throw new MaasError(isErrorCode(reply.code) ? reply.code : 'MAAS_ERR_MODEL_FORMAT', reply.message);
+    native.claimRegion(reply.model.region.fd);
+    if (this.closed) {
+      native.closeRegion(reply.model.region.fd);
+      throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    }
     return reply.model;
   }
 
-  /** Marks a model version's weights as live: workers open handles over them on first use. */
+  /**
+   * Closes a loaded model's region that will never be attached (its version failed before
+   * serving); an attached one is released by detach().
+   */
+  discard(model: LoadedModel): void {
+    native.closeRegion(model.region.fd);
+  }
+
+  /**
+   * Takes ownership of a version's region (from load()) and makes it runnable: workers map it
+   * on first use. From here on detach() is what releases it.
+   */
   attach(weights: SharedWeights): void {
-    this.live.add(weights.key);
-    this.changed();
+    if (this.attached.has(weights.key))
+      throw new MaasError('MAAS_ERR_ARG_RANGE', `Model weights ${weights.key} are already attached`);
+    this.attached.set(weights.key, { weights, running: 0, detached: false });
   }
 
-  /** Retires a version: each worker drops its handle on its next task, releasing the shared weights. */
+  /**
+   * Retires a version: nothing new may run on it, and once its last execution is answered every
+   * worker unmaps it and its region is closed, so its memory goes back to the system at once.
+   */
   detach(key: string): void {
-    if (this.live.delete(key)) this.changed();
+    const entry = this.attached.get(key);
+    if (!entry || entry.detached) return;
+    entry.detached = true;
+    if (entry.running === 0) this.release(key);
   }
 
-  private changed(): void {
-    this.liveEpoch++;
-    this.liveKeys = [...this.live];
+  private release(key: string): void {
+    const entry = this.attached.get(key)!;
+    this.attached.delete(key);
+    for (const slot of this.slots) slot.link?.send({ kind: 'retire', key });
+    native.closeRegion(entry.weights.fd);
   }
 
-  /** Runs `rows` rows of x (transferred, not copied) through a live model version. */
+  /** Runs `rows` rows of x (transferred to a thread, not copied) through an attached model version. */
   async run(weights: SharedWeights, x: Float32Array, rows: number, outputSize: number): Promise<InferResult> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    const entry = this.attached.get(weights.key);
+    if (!entry || entry.detached)
+      throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model weights ${weights.key} are not attached to the pool`);
     // Transfer only a buffer x owns whole; a view into someone else's memory is copied first.
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
-    // The live list is a few short strings: always sending it lets every worker retire old handles.
-    const task: InferTask = { weights, x, rows, outputSize, live: this.liveKeys, liveEpoch: this.liveEpoch };
-    const result = (await this.piscina.run(task, { transferList: [x.buffer as ArrayBuffer] })) as ArrayBuffer;
-    return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
+    entry.running++;
+    try {
+      const slot = this.pick() ?? (await this.workerAvailable());
+      const id = ++this.nextId;
+      const result = await new Promise<ArrayBuffer>((resolve, reject) => {
+        slot.running.set(id, { key: weights.key, resolve, reject });
+        if (slot.running.size === 1) slot.link!.setRef(true);
+        slot.link!.send({ kind: 'infer', id, weights, x, rows, outputSize }, [x.buffer as ArrayBuffer]);
+      });
+      return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
+    } finally {
+      if (--entry.running === 0 && entry.detached) this.release(weights.key);
+    }
   }
 
-  /** Stops the workers after running tasks finish. */
+  /** The live worker running the fewest executions (null while every worker is being replaced). */
+  private pick(): Slot | null {
+    let best: Slot | null = null;
+    for (const slot of this.slots) if (slot.link && (!best || slot.running.size < best.running.size)) best = slot;
+    return best;
+  }
+
+  private async workerAvailable(): Promise<Slot> {
+    for (;;) {
+      await new Promise<void>((resolve) => this.waitingForWorker.push(resolve));
+      if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+      const slot = this.pick();
+      if (slot) return slot;
+    }
+  }
+
+  private spawn(slot: Slot): void {
+    const link = startWorker(this.isolation, this.workerOptions, {
+      message: (message) => this.answer(slot, message),
+      exit: (reason) => this.died(slot, link, reason),
+    });
+    slot.link = link;
+    const waiting = this.waitingForWorker;
+    this.waitingForWorker = [];
+    for (const wake of waiting) wake();
+  }
+
+  private answer(slot: Slot, message: FromWorker): void {
+    if (message.kind === 'ready') return;
+    const running = slot.running.get(message.id);
+    if (!running) return;
+    slot.running.delete(message.id);
+    if (slot.running.size === 0) slot.link?.setRef(false);
+    if (message.kind === 'result') running.resolve(message.result);
+    else
+      running.reject(
+        new MaasError(isErrorCode(message.code) ? message.code : 'MAAS_ERR_NATIVE_INTERNAL', message.message),
+      );
+  }
+
+  /** A worker stopped: fail what it was running (only that), then start its replacement. */
+  private died(slot: Slot, link: WorkerLink, reason: string): void {
+    if (slot.link !== link) return;
+    slot.link = null;
+    const failed = [...slot.running.values()];
+    slot.running.clear();
+    if (this.closed) return;
+    this.onWorkerExit({ worker: slot.index, isolation: this.isolation, reason, failed: failed.length });
+    const error = new MaasError(
+      'MAAS_ERR_WORKER_DIED',
+      `Inference worker ${slot.index} (${this.isolation}) stopped (${reason}) while running this request; it is being replaced`,
+    );
+    for (const running of failed) running.reject(error);
+    const now = Date.now();
+    slot.deaths = [...slot.deaths.filter((t) => now - t < RESPAWN_WINDOW_MS), now];
+    const delay = slot.deaths.length >= QUICK_DEATHS ? RESPAWN_BACKOFF_MS : 0;
+    setTimeout(() => {
+      if (!this.closed) this.spawn(slot);
+    }, delay).unref();
+  }
+
+  /** The workers' process ids (the serving process's own for threads). */
+  workerPids(): number[] {
+    return this.slots.map((slot) => slot.link?.pid ?? -1);
+  }
+
+  /**
+   * Test hooks only (PoolOptions.testHooks): makes worker `index` exit, abort natively or run out
+   * of heap. An abort in a thread would end the whole process, so it needs process isolation.
+   */
+  injectFault(index: number, fault: WorkerFault): void {
+    if (!this.workerOptions.testHooks)
+      throw new MaasError('MAAS_ERR_ARG_RANGE', 'injectFault needs a pool created with testHooks: true');
+    if (fault === 'abort' && this.isolation !== 'process')
+      throw new MaasError(
+        'MAAS_ERR_ARG_RANGE',
+        "a native abort in a worker thread ends the process: use isolation 'process'",
+      );
+    const link = this.slots[index]?.link;
+    if (!link) throw new MaasError('MAAS_ERR_ARG_RANGE', `No live worker ${index}`);
+    link.send({ kind: 'fault', fault });
+  }
+
+  /** Stops the workers after running executions finish, and closes every region still attached. */
   async close(): Promise<void> {
     if (this.closed) return;
+    const running = this.slots.flatMap((slot) =>
+      [...slot.running.values()].map(
+        (r) =>
+          new Promise<void>((resolve) => {
+            const { resolve: done, reject: failed } = r;
+            r.resolve = (result) => (done(result), resolve());
+            r.reject = (error) => (failed(error), resolve());
+          }),
+      ),
+    );
+    await Promise.all(running);
     this.closed = true;
-    await Promise.all([this.piscina.close(), this.loader.close()]);
+    for (const wake of this.waitingForWorker) wake();
+    this.waitingForWorker = [];
+    const links = this.slots.map((slot) => slot.link).filter((link) => link !== null);
+    for (const slot of this.slots) slot.link = null;
+    for (const { weights } of this.attached.values()) native.closeRegion(weights.fd);
+    this.attached.clear();
+    await Promise.all([...links.map((link) => link.terminate()), this.loader.close()]);
   }
 }

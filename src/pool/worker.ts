@@ -1,49 +1,109 @@
 /**
- * A pool worker: keeps one light native handle per live model version, each over the shared
- * packed weights, and runs synchronous predicts. Nothing here copies weights.
+ * A pool worker, as a thread of the serving process or a process of its own: keeps one light
+ * native handle per model version, each over its own read-only mapping of the version's shared
+ * region, and runs synchronous predicts. Nothing here copies weights.
  */
-import { workerData } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import { parentPort, workerData } from 'node:worker_threads';
+import { MaasError } from '../core/errors.js';
 import { native, type NativeModelHandle } from '../native/index.js';
-import { openPackedModel } from '../model/packed.js';
-import { RESULT_HEADER_BYTES, type InferTask, type SharedWeights, type WorkerOptions } from './messages.js';
+import { openPackedRegion } from '../model/packed.js';
+import {
+  RESULT_HEADER_BYTES,
+  type FromWorker,
+  type SharedWeights,
+  type ToWorker,
+  type WorkerFault,
+  type WorkerOptions,
+} from './messages.js';
 
-const options = workerData as WorkerOptions;
+/** How this worker talks to the pool: a thread's port, or a process's IPC channel. */
+interface Channel {
+  options: WorkerOptions;
+  send(message: FromWorker, transfer?: ArrayBuffer[]): void;
+  onMessage(listener: (message: ToWorker) => void): void;
+}
+
+function threadChannel(): Channel {
+  const port = parentPort!;
+  return {
+    options: workerData as WorkerOptions,
+    send: (message, transfer) => port.postMessage(message, transfer ?? []),
+    onMessage: (listener) => port.on('message', listener),
+  };
+}
+
+function processChannel(): Channel {
+  const send = process.send!.bind(process);
+  return {
+    options: JSON.parse(process.env.MAAS_WORKER_OPTIONS ?? '{}') as WorkerOptions,
+    send: (message) => void send(message),
+    onMessage: (listener) => process.on('message', listener as (message: unknown) => void),
+  };
+}
+
+const channel = parentPort ? threadChannel() : processChannel();
+const { options } = channel;
+const inServingProcess = options.servingPid === process.pid;
 native.setThreads(options.threadsPerWorker);
 
 const handles = new Map<string, NativeModelHandle>();
-let liveEpoch = -1;
 
+/**
+ * The version's handle, opened on first use: a thread maps the region through the serving
+ * process's descriptor; a process opens its own descriptor through /proc first, maps, and closes it.
+ */
 function handleFor(weights: SharedWeights): NativeModelHandle {
   let handle = handles.get(weights.key);
-  if (!handle) {
-    handle = openPackedModel(weights);
-    handles.set(weights.key, handle);
+  if (handle) return handle;
+  if (inServingProcess) {
+    handle = openPackedRegion(weights);
+  } else {
+    const fd = native.openRegion(`/proc/${options.servingPid}/fd/${weights.fd}`);
+    try {
+      handle = openPackedRegion({ ...weights, fd });
+    } finally {
+      native.closeRegion(fd);
+    }
   }
+  handles.set(weights.key, handle);
   return handle;
 }
 
-/** Drops the handles of versions that were unloaded, so their shared weights can be freed. */
-function retire(live: string[]): void {
-  const keep = new Set(live);
-  for (const [key, handle] of handles) {
-    if (!keep.has(key)) {
-      handle.dispose();
-      handles.delete(key);
-    }
+function infer(message: Extract<ToWorker, { kind: 'infer' }>): void {
+  try {
+    const handle = handleFor(message.weights);
+    const result = new ArrayBuffer(RESULT_HEADER_BYTES + message.rows * message.outputSize * 4);
+    const y = new Float32Array(result, RESULT_HEADER_BYTES);
+    const start = process.hrtime.bigint();
+    handle.predict(message.x, message.rows, y);
+    new Float64Array(result, 0, 1)[0] = Number(process.hrtime.bigint() - start);
+    channel.send({ kind: 'result', id: message.id, result }, [result]);
+  } catch (error) {
+    const code = error instanceof MaasError ? error.code : 'MAAS_ERR_NATIVE_INTERNAL';
+    channel.send({ kind: 'error', id: message.id, code, message: (error as Error).message });
   }
 }
 
-export default function infer(task: InferTask): ArrayBuffer {
-  if (task.liveEpoch !== liveEpoch) {
-    retire(task.live);
-    liveEpoch = task.liveEpoch;
-  }
-  const handle = handleFor(task.weights);
-  const result = new ArrayBuffer(RESULT_HEADER_BYTES + task.rows * task.outputSize * 4);
-  const y = new Float32Array(result, RESULT_HEADER_BYTES);
-  const start = process.hrtime.bigint();
-  handle.predict(task.x, task.rows, y);
-  new Float64Array(result, 0, 1)[0] = Number(process.hrtime.bigint() - start);
-  return Piscina.move(result) as ArrayBuffer;
+/** The version is gone: its handle unmaps the weights now, not at some later collection. */
+function retire(key: string): void {
+  handles.get(key)?.dispose();
+  handles.delete(key);
 }
+
+/** Test hooks only: the faults a worker must survive being the victim of. */
+function fault(kind: WorkerFault): void {
+  if (!options.testHooks) return;
+  if (kind === 'exit') process.exit(70);
+  if (kind === 'abort') process.abort();
+  if (kind === 'oom') {
+    const hoard: number[][] = [];
+    for (;;) hoard.push(Array.from({ length: 1 << 20 }, (_, i) => i));
+  }
+}
+
+channel.onMessage((message) => {
+  if (message.kind === 'infer') infer(message);
+  else if (message.kind === 'retire') retire(message.key);
+  else fault(message.fault);
+});
+channel.send({ kind: 'ready' });

@@ -1,12 +1,14 @@
 /**
  * DynamicBatcher: one per model version. Queues requests by priority, forms batches with Triton's
  * knobs (max_batch_size, preferred_batch_size, max_queue_delay_microseconds, max_queue_size,
- * per-request timeout and priority), drops requests whose client went away, and keeps at most
- * `capacity` executions in flight so the queue forms here, where it can be batched.
+ * per-request timeout and priority), drops requests whose client went away, and runs an
+ * execution only when its share of the workers allows (WorkerShares), so the queue forms here,
+ * where it can be batched, and one model cannot take every worker from the others.
  */
 import { MaasError, messageOf } from '../core/errors.js';
 import { nowNs } from '../core/clock.js';
 import type { Cancellation } from './cancellation.js';
+import { WorkerShares, type ExecutionShare } from './worker-shares.js';
 
 /** The scheduling part of a model config, resolved to plain numbers. */
 export interface BatchingPolicy {
@@ -84,16 +86,29 @@ export class DynamicBatcher {
   private inFlight = 0;
   private delayTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
+  private readonly share: ExecutionShare;
 
+  /**
+   * `workers`: the shared workers and this version's instance count, or a number of workers of
+   * its own (a batcher used alone).
+   */
   constructor(
     readonly policy: BatchingPolicy,
     private readonly inputSize: number,
     private readonly outputSize: number,
-    private readonly capacity: number,
+    workers: { shares: WorkerShares; instances: number } | number,
     private readonly execute: Executor,
     private readonly onExecuted: (execution: Execution) => void = () => {},
   ) {
     this.queues = Array.from({ length: Math.max(1, policy.priorityLevels) }, () => []);
+    const { shares, instances } =
+      typeof workers === 'number' ? { shares: new WorkerShares(workers), instances: workers } : workers;
+    this.share = shares.join(instances, () => this.pump());
+  }
+
+  /** The version is retired: it gives up its seat among the shared workers. */
+  close(): void {
+    this.share.leave();
   }
 
   /** Requests waiting or running. */
@@ -178,6 +193,7 @@ export class DynamicBatcher {
     if (at < 0) return; // already in a batch: it runs, and its answer is discarded by the caller
     queue.splice(at, 1);
     this.queued--;
+    if (this.queued === 0) this.share.idle();
     this.queuedRows -= request.rows;
     this.queuedBytes -= request.x.byteLength;
     this.settle(request);
@@ -191,13 +207,14 @@ export class DynamicBatcher {
     request.cancellation?.onAbort(null);
   }
 
-  /** Dispatches batches while there is capacity and the policy says a batch is ready. */
+  /** Dispatches batches while the policy says a batch is ready and a worker is ours to take. */
   private pump(): void {
-    while (this.inFlight < this.capacity && this.queued > 0) {
+    while (this.queued > 0) {
       const rows = this.readyRows();
-      if (rows === 0) return;
+      if (rows === 0 || !this.share.tryAcquire()) return;
       this.dispatch(this.take(rows));
     }
+    this.share.idle();
   }
 
   /** How many rows to send now, or 0 to wait for more (a timer is then armed). */
@@ -313,6 +330,7 @@ export class DynamicBatcher {
       )
       .finally(() => {
         this.inFlight--;
+        this.share.release();
         this.pump();
         this.notifyIdle();
       });

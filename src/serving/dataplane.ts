@@ -121,7 +121,7 @@ function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {
         compute_output: copy(b.computeOutput),
       })),
     // The packed weights, shared by every worker: counted once.
-    memory_usage: [{ type: 'CPU', id: 0, byte_size: served.weights.buffer.byteLength }],
+    memory_usage: [{ type: 'CPU', id: 0, byte_size: served.weights.byteLength }],
   };
 }
 

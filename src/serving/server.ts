@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { packageRoot } from '../core/package-root.js';
-import { InferencePool } from '../pool/pool.js';
+import { InferencePool, type WorkerIsolation } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
 import { startGrpcServer } from './grpc/server.js';
 import { startHttpServer, startMetricsServer } from './http/server.js';
@@ -32,6 +32,11 @@ export interface ServeOptions {
   workers?: number;
   /** Native threads per worker (default 1). */
   threadsPerWorker?: number;
+  /**
+   * 'thread' (default) or 'process': process workers map the same weights, and a native crash or
+   * out-of-memory kill in one fails only the requests it was running (Linux).
+   */
+  workerIsolation?: WorkerIsolation;
   /** none (load everything at start, default), poll (reload on change) or explicit (load/unload API). */
   modelControlMode?: ControlMode;
   /** Seconds between repository scans in poll mode (default 15). */
@@ -54,6 +59,8 @@ export interface ServeOptions {
   connectionIdleMs?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
   modelLoadTimeoutMs?: number;
+  /** Enables the pool's injectFault() through RunningServer.pool (tests only). */
+  testHooks?: boolean;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -70,6 +77,8 @@ export interface RunningServer {
   metricsPort: number | null;
   /** The service core, for in-process calls. */
   dataplane: DataPlane;
+  /** The inference workers (their pids, and injectFault() when testHooks is on). */
+  pool: InferencePool;
   /** The logger the server writes to. */
   logger: Logger;
   /** Stops taking requests, lets those in flight finish within shutdownGraceMs, then closes the ports and the pool. */
@@ -86,6 +95,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const pool = new InferencePool({
     workers: options.workers,
     threadsPerWorker: options.threadsPerWorker,
+    isolation: options.workerIsolation,
+    onWorkerExit: (exit) =>
+      logger.error(exit, 'inference worker stopped: its running requests failed (UNAVAILABLE); replacing it'),
+    testHooks: options.testHooks === true,
     ...(options.modelLoadTimeoutMs !== undefined ? { loadTimeoutMs: options.modelLoadTimeoutMs } : {}),
   });
   if (pool.workers * pool.threadsPerWorker > availableParallelism()) {
@@ -176,7 +189,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       },
       'maas serving',
     );
-    return { grpcPort: bound.grpc, httpPort: bound.http, metricsPort: bound.metrics, dataplane, logger, close };
+    return { grpcPort: bound.grpc, httpPort: bound.http, metricsPort: bound.metrics, dataplane, pool, logger, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

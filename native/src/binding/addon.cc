@@ -8,6 +8,7 @@
 #include "maas/f32_gemm.h"
 #include "maas/f32_update.h"
 #include "maas/int8_gemm.h"
+#include "shared_region.h"
 
 namespace maas::binding {
 
@@ -56,6 +57,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterTrainer(env, exports);
   RegisterQuantizedStackHandle(env, exports);
   RegisterInt8Kernels(env, exports);
+  RegisterSharedRegions(env, exports);
 }
 
 Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {

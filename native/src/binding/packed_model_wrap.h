@@ -8,6 +8,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "shared_region.h"
 #include "typed.h"
 
 namespace maas::binding {
@@ -33,12 +34,36 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
                              });
   }
 
-  // new <Name>(packed: Uint8Array)
+  // new <Name>(packed: Uint8Array | { fd: number, byteLength: number }): over a buffer it keeps
+  // alive, or over its own read-only mapping of a shared region (unmapped by dispose()).
   explicit PackedModelWrap(const Napi::CallbackInfo& info) : Wrap(info) {
     Napi::Env env = info.Env();
     addon_ = AddonOf(env);
-    auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
-    const Status s = Traits::Open(packed.Data(), packed.ByteLength(), &view_);
+    const void* data = nullptr;
+    size_t bytes = 0;
+    if (info.Length() > 0 && info[0].IsObject() && !info[0].IsTypedArray()) {
+      Napi::Object region = info[0].As<Napi::Object>();
+      Napi::Value fd = region.Get("fd");
+      Napi::Value length = region.Get("byteLength");
+      if (!fd.IsNumber() || !length.IsNumber()) {
+        ThrowCoded(env, "MAAS_ERR_ARG_TYPE", std::string(Traits::kName) + ": expected { fd, byteLength } for region",
+                   true);
+      }
+      const double fd_value = fd.As<Napi::Number>().DoubleValue();
+      const double byte_value = length.As<Napi::Number>().DoubleValue();
+      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0) ||
+          !mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value))) {
+        ThrowCoded(env, "MAAS_ERR_PACKED_CORRUPT", std::string(Traits::kName) + ": cannot map the shared region");
+      }
+      data = mapping_.data();
+      bytes = mapping_.size();
+    } else {
+      auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
+      data = packed.Data();
+      bytes = packed.ByteLength();
+      buffer_ = Napi::Persistent(packed.template As<Napi::Object>());  // keeps the weights alive
+    }
+    const Status s = Traits::Open(data, bytes, &view_);
     if (s != Status::kOk) ThrowStatus(env, s, std::string(Traits::kName) + ": cannot open the packed buffer");
     const Isa cap = addon_->isa_cap();
     if (const char* above = Traits::AboveCap(view_, cap)) {
@@ -48,7 +73,6 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
                      " but this thread's ISA cap is " + IsaName(cap) + "; pack it again under this cap");
     }
     live_ = true;
-    buffer_ = Napi::Persistent(packed.template As<Napi::Object>());  // keeps the weights alive
   }
 
  private:
@@ -70,6 +94,7 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
     live_ = false;
     view_ = typename Traits::View{};
     if (!buffer_.IsEmpty()) buffer_.Reset();
+    mapping_.Reset();
     scratch_.Release();
     return info.Env().Undefined();
   }
@@ -97,6 +122,7 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
   typename Traits::View view_;
   typename Traits::Scratch scratch_;
   Napi::ObjectReference buffer_;
+  RegionMapping mapping_;
 };
 
 }  // namespace maas::binding

@@ -58,6 +58,8 @@ export interface ModelFacts {
   fileName: string;
   /** What the model says about itself in the config's parameters (precision, kernel, quantization). */
   parameters: Record<string, string>;
+  /** The instance count when the config names none: the pool's workers (a lone model may use them all). */
+  defaultInstances?: number;
 }
 
 /** The files a version directory may hold, in the order they are looked for. */
@@ -101,6 +103,8 @@ export const CONFIG_LIMITS = {
   max_queue_size: 1_000_000,
   versions: 1_000,
   version_number: Number.MAX_SAFE_INTEGER,
+  /** Instances (concurrent executions) of one model; more than the workers run as many as the workers. */
+  instances: 1_024,
 } as const;
 
 function nonNegativeInt(model: string, field: string, value: unknown, fallback: number, max: number): number {
@@ -286,7 +290,7 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
   // A name inside the version directory: no separator, no '.' or '..'.
   if (fileName !== undefined && (typeof fileName !== 'string' || !/^\w[\w.-]{0,254}$/.test(fileName)))
     throw bad(modelName, 'default_model_filename', 'a file name', fileName);
-  const groups = (c.instance_group ?? [{ kind: 'KIND_CPU', count: 1 }]) as {
+  const groups = (c.instance_group ?? [{ kind: 'KIND_CPU', count: facts?.defaultInstances ?? 1 }]) as {
     name?: string;
     kind?: string;
     count?: number;
@@ -297,6 +301,9 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
   ) {
     throw bad(modelName, 'instance_group', 'CPU instance groups (the worker pool runs every model)', c.instance_group);
   }
+  groups.forEach((g, i) =>
+    nonNegativeInt(modelName, `instance_group[${i}].count`, g.count, 1, CONFIG_LIMITS.instances),
+  );
   const parameters = (c.parameters ?? {}) as Record<string, { string_value: string }>;
   if (typeof parameters !== 'object' || Array.isArray(parameters))
     throw bad(modelName, 'parameters', 'a map of {string_value}', parameters);
@@ -311,7 +318,7 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
     instance_group: groups.map((g, i) => ({
       name: g.name ?? `${modelName}_${i}`,
       kind: 'KIND_CPU' as const,
-      count: Number(g.count ?? 1),
+      count: Number(g.count ?? 1) || 1,
     })),
     default_model_filename: typeof fileName === 'string' ? fileName : (facts?.fileName ?? ''),
     ...(batching ? { dynamic_batching: batching } : {}),
@@ -323,6 +330,11 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
 }
 
 /** The batcher's view of a config. */
+/** The executions a version may run at once: its instance groups' counts together. */
+export function instanceCount(config: ModelConfig): number {
+  return config.instance_group.reduce((sum, g) => sum + g.count, 0);
+}
+
 export function batchingPolicy(config: ModelConfig, maxQueueBytes: number): BatchingPolicy {
   const d = config.dynamic_batching;
   return {

@@ -10,10 +10,18 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError } from '../../core/errors.js';
-import type { InferencePool, SharedWeights } from '../../pool/pool.js';
+import type { InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
-import { MODEL_FILE_NAMES, batchingPolicy, completeConfig, selectVersions, type ModelConfig } from './config.js';
+import {
+  MODEL_FILE_NAMES,
+  batchingPolicy,
+  completeConfig,
+  instanceCount,
+  selectVersions,
+  type ModelConfig,
+} from './config.js';
+import { WorkerShares } from '../worker-shares.js';
 
 /** Triton's model control modes: load everything at start, follow the directory, or load on request. */
 export type ControlMode = 'none' | 'poll' | 'explicit';
@@ -76,6 +84,8 @@ export class ModelRepository {
   readonly controlMode: ControlMode;
   private readonly models = new Map<string, ModelEntry>();
   private readonly pool: InferencePool;
+  /** How the versions share the pool's workers (instance counts, fair shares). */
+  private readonly shares: WorkerShares;
   private readonly logger: Logger;
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
@@ -90,6 +100,7 @@ export class ModelRepository {
   constructor(options: RepositoryOptions) {
     this.root = options.root;
     this.pool = options.pool;
+    this.shares = new WorkerShares(options.pool.workers);
     this.logger = options.logger;
     this.controlMode = options.controlMode ?? 'none';
     this.pollSeconds = options.pollSeconds ?? 15;
@@ -302,7 +313,7 @@ export class ModelRepository {
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
           this.logger.info(
-            { model: name, version, format: served.weights.format, bytes: served.weights.buffer.byteLength },
+            { model: name, version, format: served.weights.format, bytes: served.weights.byteLength },
             'model version ready',
           );
           if (old) void this.retire(old);
@@ -349,35 +360,48 @@ export class ModelRepository {
         `Expected a model file (${typeof declared === 'string' ? declared : MODEL_FILE_NAMES.join(', ')}) in ${dir} but found none`,
       );
     }
-    // Read, checked, folded and packed in a load thread: only the packed SharedArrayBuffer and a
-    // few numbers come back, so a large model does not stall the requests this loop answers.
-    const { packed, inputSize, outputSize, quantization } = await this.pool.load(join(dir, fileName), {
-      signal: this.stopping.signal,
-    });
-    const format = packed.format;
-    const parameters: Record<string, string> = { precision: format, kernel: packed.kernel };
-    if (quantization) parameters.quantization = quantization;
-    const platform = format === 'int8' ? 'maas_dense_int8' : 'maas_dense';
-    const config = completeConfig(name, raw, { inputSize, outputSize, platform, fileName, parameters });
-    const weights: SharedWeights = { key: `${name}/${version}/${++this.keySequence}`, format, buffer: packed.buffer };
-    const stats = new VersionStatistics(name, String(version));
-    const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
-    const batcher = new DynamicBatcher(
-      batchingPolicy(config, this.maxQueueBytes),
-      inputSize,
-      outputSize,
-      this.pool.workers,
-      run,
-      (e) => stats.recordExecution(e),
-    );
+    // Read, checked, folded and packed in a load thread: only the packed region's descriptor and
+    // a few numbers come back, so a large model does not stall the requests this loop answers.
+    const loaded = await this.pool.load(join(dir, fileName), { signal: this.stopping.signal });
+    const { region, inputSize, outputSize, quantization } = loaded;
+    const weights: SharedWeights = {
+      key: `${name}/${version}/${++this.keySequence}`,
+      format: region.format,
+      fd: region.fd,
+      byteLength: region.byteLength,
+    };
+    // From here the pool owns the region: every way out of this function either serves it or detaches it.
     this.pool.attach(weights);
+    let batcher: DynamicBatcher | undefined;
     try {
+      const parameters: Record<string, string> = { precision: region.format, kernel: region.kernel };
+      if (quantization) parameters.quantization = quantization;
+      const platform = region.format === 'int8' ? 'maas_dense_int8' : 'maas_dense';
+      const config = completeConfig(name, raw, {
+        inputSize,
+        outputSize,
+        platform,
+        fileName,
+        parameters,
+        defaultInstances: this.pool.workers,
+      });
+      const stats = new VersionStatistics(name, String(version));
+      const run = (x: Float32Array, rows: number) => this.pool.run(weights, x, rows, outputSize);
+      batcher = new DynamicBatcher(
+        batchingPolicy(config, this.maxQueueBytes),
+        inputSize,
+        outputSize,
+        { shares: this.shares, instances: instanceCount(config) },
+        run,
+        (e) => stats.recordExecution(e),
+      );
       await this.warmUp(weights, inputSize, outputSize);
+      return { model: name, version, config, inputSize, outputSize, weights, batcher, stats, fingerprint };
     } catch (error) {
+      batcher?.close();
       this.pool.detach(weights.key);
       throw error;
     }
-    return { model: name, version, config, inputSize, outputSize, weights, batcher, stats, fingerprint };
   }
 
   /** One execution per worker (each opens its handle), and outputs must be finite. */
@@ -385,7 +409,10 @@ export class ModelRepository {
     const runs = Array.from({ length: this.pool.workers }, () =>
       this.pool.run(weights, new Float32Array(inputSize), 1, outputSize),
     );
-    for (const { y } of await Promise.all(runs)) {
+    // Every run settles before any failure is reported: the version is detached only when idle.
+    const settled = await Promise.allSettled(runs);
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+    for (const { y } of settled.map((o) => (o as PromiseFulfilledResult<InferResult>).value)) {
       if (!y.every(Number.isFinite))
         throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
     }
@@ -394,6 +421,7 @@ export class ModelRepository {
   /** Takes a version out of service: no new requests; queued and running ones finish; then its weights go. */
   private async retire(served: ServedVersion): Promise<void> {
     await served.batcher.drained();
+    served.batcher.close();
     this.pool.detach(served.weights.key);
     this.logger.info({ model: served.model, version: served.version }, 'model version unloaded');
   }

@@ -1,0 +1,223 @@
+// Shared weight regions (see shared_region.h). The load thread packs straight into a region's
+// writable view, releases the view and seals the region; worker threads map it read-only by
+// descriptor and worker processes reopen it through /proc/<pid>/fd/<fd>. The serving process
+// keeps the descriptor until the version is unloaded.
+#include "shared_region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+
+#include "addon.h"
+#include "args.h"
+#include "typed.h"
+
+namespace maas::binding {
+
+namespace {
+
+// Regions are process-wide (a descriptor belongs to the process, not to the thread that made it),
+// so their bookkeeping is too: the one place in the addon with process-wide mutable state.
+std::mutex g_mutex;
+// Regions created but not yet claimed by the serving thread, with the tag of the load that made
+// them: a load stopped mid-way (its thread ended) leaves its region here, and
+// closeUnclaimedRegions(tag) closes it without touching another load's.
+std::unordered_map<int, double> g_unclaimed;
+
+// A writable view handed to JavaScript: unmapped by releaseRegionView() or, failing that, by the
+// ArrayBuffer's finalizer.
+struct WritableView {
+  void* data;
+  size_t size;
+  bool mapped;
+};
+std::unordered_map<void*, WritableView*> g_views;
+
+constexpr size_t kMaxRegionBytes = size_t{1} << 40;  // 1 TiB: far above any dense model
+
+[[noreturn]] void ThrowErrno(Napi::Env env, const char* what, int error) {
+  ThrowCoded(env, error == ENOMEM || error == ENOSPC ? "MAAS_ERR_NATIVE_OUT_OF_MEMORY" : "MAAS_ERR_NATIVE_INTERNAL",
+             std::string(what) + ": " + std::strerror(error));
+}
+
+int CreateAnonymousFile() {
+#ifdef __linux__
+  return memfd_create("maas-weights", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+#else
+  // Elsewhere a POSIX shared-memory object, unlinked at once: only this process's descriptor names it.
+  std::random_device random;
+  const std::string name = "/maas-" + std::to_string(getpid()) + "-" + std::to_string(random());
+  const int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (fd >= 0) shm_unlink(name.c_str());
+  return fd;
+#endif
+}
+
+void FinalizeView(Napi::Env, void*, WritableView* view) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (view->mapped) {
+    munmap(view->data, view->size);
+    g_views.erase(view->data);
+  }
+  delete view;
+}
+
+// createRegion(bytes, tag = 0) -> { fd, view: Uint8Array }: a new region of `bytes` zero bytes,
+// its view writable, unclaimed under `tag`.
+Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t bytes = ArgSize(info, 0, "bytes");
+  const double tag = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (bytes == 0 || bytes > kMaxRegionBytes) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "createRegion: expected 1 byte to 1 TiB for bytes", true);
+  }
+  const int fd = CreateAnonymousFile();
+  if (fd < 0) ThrowErrno(env, "createRegion: cannot create a shared-memory file", errno);
+  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    const int error = errno;
+    close(fd);
+    ThrowErrno(env, "createRegion: cannot size the shared-memory file", error);
+  }
+  void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) {
+    const int error = errno;
+    close(fd);
+    ThrowErrno(env, "createRegion: cannot map the shared-memory file", error);
+  }
+  auto* view = new WritableView{data, bytes, true};
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_unclaimed[fd] = tag;
+    g_views[data] = view;
+  }
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, data, bytes, FinalizeView, view);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("view", Napi::Uint8Array::New(env, bytes, buffer, 0));
+  return out;
+}
+
+// releaseRegionView(view): unmaps a view from createRegion now and detaches its buffer.
+Napi::Value ReleaseRegionView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto typed = ArgTypedArray<uint8_t>(info, 0, "view", napi_uint8_array);
+  Napi::ArrayBuffer buffer = typed.ArrayBuffer();
+  void* data = buffer.Data();
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = g_views.find(data);
+    if (it == g_views.end()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "releaseRegionView: not a live region view", true);
+    munmap(it->second->data, it->second->size);
+    it->second->mapped = false;
+    g_views.erase(it);
+  }
+  buffer.Detach();
+  return env.Undefined();
+}
+
+int ArgDescriptor(const Napi::CallbackInfo& info, size_t index) {
+  const size_t fd = ArgSize(info, index, "fd");
+  if (fd > 1u << 30) ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", "expected a file descriptor for fd", true);
+  return static_cast<int>(fd);
+}
+
+// sealRegion(fd): the region's size and bytes can no longer change (Linux; elsewhere a no-op).
+Napi::Value SealRegion(const Napi::CallbackInfo& info) {
+  const int fd = ArgDescriptor(info, 0);
+#ifdef __linux__
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    ThrowErrno(info.Env(), "sealRegion", errno);
+  }
+#endif
+  return info.Env().Undefined();
+}
+
+// claimRegion(fd): the serving thread owns the region now (closeUnclaimedRegions leaves it).
+Napi::Value ClaimRegion(const Napi::CallbackInfo& info) {
+  const int fd = ArgDescriptor(info, 0);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return Napi::Boolean::New(info.Env(), g_unclaimed.erase(fd) == 1);
+}
+
+// closeUnclaimedRegions(tag) -> count: closes the regions of a load that never handed them over.
+Napi::Value CloseUnclaimedRegions(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", "expected a tag", true);
+  const double tag = info[0].As<Napi::Number>().DoubleValue();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  size_t count = 0;
+  for (auto it = g_unclaimed.begin(); it != g_unclaimed.end();) {
+    if (it->second == tag) {
+      close(it->first);
+      it = g_unclaimed.erase(it);
+      ++count;
+    } else {
+      ++it;
+    }
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(count));
+}
+
+// openRegion(path) -> fd: a read-only descriptor of a region another process shares by path.
+Napi::Value OpenRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a path", true);
+  const std::string path = info[0].As<Napi::String>();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, ("openRegion: cannot open " + path).c_str(), errno);
+  return Napi::Number::New(env, fd);
+}
+
+// closeRegion(fd)
+Napi::Value CloseRegion(const Napi::CallbackInfo& info) {
+  const int fd = ArgDescriptor(info, 0);
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_unclaimed.erase(fd);
+  }
+  if (close(fd) != 0) ThrowErrno(info.Env(), "closeRegion", errno);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+bool RegionMapping::Map(int fd, size_t bytes) {
+  Reset();
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  // A region shorter than its record would fault on the first read past its end.
+  if (bytes == 0 || static_cast<uint64_t>(st.st_size) < bytes) {
+    errno = EINVAL;
+    return false;
+  }
+  void* data = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) return false;
+  data_ = data;
+  size_ = bytes;
+  return true;
+}
+
+void RegionMapping::Reset() {
+  if (data_ != nullptr) munmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {
+  exports.Set("createRegion", Napi::Function::New(env, CreateRegion, "createRegion"));
+  exports.Set("releaseRegionView", Napi::Function::New(env, ReleaseRegionView, "releaseRegionView"));
+  exports.Set("sealRegion", Napi::Function::New(env, SealRegion, "sealRegion"));
+  exports.Set("claimRegion", Napi::Function::New(env, ClaimRegion, "claimRegion"));
+  exports.Set("closeUnclaimedRegions", Napi::Function::New(env, CloseUnclaimedRegions, "closeUnclaimedRegions"));
+  exports.Set("openRegion", Napi::Function::New(env, OpenRegion, "openRegion"));
+  exports.Set("closeRegion", Napi::Function::New(env, CloseRegion, "closeRegion"));
+}
+
+}  // namespace maas::binding

@@ -1,0 +1,32 @@
+// Shared weight regions: packed weights in an anonymous shared-memory file (memfd on Linux), so
+// every worker thread and worker process maps the same pages, and the memory goes back to the
+// system as soon as the last mapping and descriptor close (not when a garbage collector runs).
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+
+namespace maas::binding {
+
+// A read-only mapping of a region, owned by one model handle: unmapped by Reset() or the destructor.
+class RegionMapping {
+ public:
+  RegionMapping() = default;
+  RegionMapping(const RegionMapping&) = delete;
+  RegionMapping& operator=(const RegionMapping&) = delete;
+  ~RegionMapping() { Reset(); }
+
+  // Maps `bytes` bytes of region descriptor `fd` read-only; false (errno set) when it cannot.
+  bool Map(int fd, size_t bytes);
+  void Reset();
+  const void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+void RegisterSharedRegions(Napi::Env env, Napi::Object exports);
+
+}  // namespace maas::binding
