@@ -87,7 +87,14 @@ export {
 } from './serving/dataplane.js';
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
-export { InferencePool, type PoolOptions, type WorkerExit, type WorkerIsolation, type WorkerFault } from './pool/pool.js';
+export {
+  InferencePool,
+  type PoolOptions,
+  type SharedWeights,
+  type WorkerExit,
+  type WorkerIsolation,
+  type WorkerFault,
+} from './pool/pool.js';
 export type { LoadedModel } from './pool/messages.js';
 export {
   GrpcInferenceClient,

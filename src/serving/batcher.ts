@@ -330,8 +330,7 @@ export class DynamicBatcher {
       )
       .finally(() => {
         this.inFlight--;
-        this.share.release();
-        this.pump();
+        this.share.release(); // pumps this batcher, then wakes those waiting for a worker
         this.notifyIdle();
       });
   }

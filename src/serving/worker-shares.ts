@@ -13,7 +13,7 @@
 export interface ExecutionShare {
   /** Takes a worker for one execution, or says no and remembers that this version is waiting. */
   tryAcquire(): boolean;
-  /** Gives the worker back (the execution finished). */
+  /** Gives the worker back (the execution finished); the version's own wake runs first. */
   release(): void;
   /** The version has nothing queued: it no longer waits. */
   idle(): void;
@@ -74,8 +74,10 @@ export class WorkerShares {
   private release(member: Member): void {
     member.held--;
     this.held--;
-    // The freed worker goes to whoever waits with the fewest; each woken batcher asks again.
-    const waiting = [...this.members].filter((m) => m.waiting).sort((a, b) => a.held - b.held);
+    // The releasing version asks first: within its share it keeps the worker (no hand-off
+    // cost); above it, it now waits. Then the free worker goes to whoever waits with the fewest.
+    member.wake();
+    const waiting = [...this.members].filter((m) => m.waiting && m !== member).sort((a, b) => a.held - b.held);
     for (const m of waiting) {
       if (this.held >= this.workers) break;
       m.wake();
