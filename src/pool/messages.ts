@@ -46,6 +46,8 @@ export interface WorkerOptions {
 /** What the load worker is started with: one model file to open and pack. */
 export interface LoadRequest {
   path: string;
+  /** Refuse a file that records no digest (openModelFile's strictIntegrity). */
+  strictIntegrity?: boolean;
 }
 
 /** A model file opened and packed in the load worker: the packed bytes and what serving needs. */

@@ -54,6 +54,12 @@ export interface ServeOptions {
   connectionIdleMs?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
   modelLoadTimeoutMs?: number;
+  /**
+   * Refuse model files that record no digest of their contents (MAAS_ERR_MODEL_DIGEST_MISSING),
+   * except for models whose config sets the strict_integrity parameter to "false" (default
+   * false). A digest a file records is verified either way.
+   */
+  strictModelIntegrity?: boolean;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -107,6 +113,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     pollSeconds: options.repositoryPollSeconds,
     startupModels: options.loadModels,
     ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
+    ...(options.strictModelIntegrity !== undefined ? { strictIntegrity: options.strictModelIntegrity } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
   let grpcServer: grpc.Server | null = null;

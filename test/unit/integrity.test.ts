@@ -28,6 +28,7 @@ import { readKerasH5 } from '../../src/io/keras-h5.js';
 import { onnxTypes } from '../../src/io/onnx.js';
 import { buildDenseOnnx } from '../../src/io/onnx-export.js';
 import { ONNX_DIGEST_KEY } from '../../src/io/onnx-digest.js';
+import { completeConfig, strictIntegrityOf } from '../../src/serving/repository/config.js';
 import { errorOf } from '../helpers.js';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures');
@@ -542,5 +543,19 @@ describe('the loader boundary', () => {
       strictIntegrity: true,
     });
     int8.dispose();
+  });
+});
+
+describe('serving: the strict_integrity config parameter', () => {
+  const config = (parameters?: object) => completeConfig('m', parameters ? { parameters } : {});
+  it('overrides the server default with "true" or "false" and refuses anything else', () => {
+    expect(strictIntegrityOf(config(), false)).toBe(false);
+    expect(strictIntegrityOf(config(), true)).toBe(true);
+    expect(strictIntegrityOf(config({ strict_integrity: { string_value: 'true' } }), false)).toBe(true);
+    expect(strictIntegrityOf(config({ strict_integrity: { string_value: 'FALSE' } }), true)).toBe(false);
+    for (const bad of [{ string_value: 'yes' }, 'true', { bool_value: true }])
+      expect(() => strictIntegrityOf(config({ strict_integrity: bad }), false)).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_MODEL_CONFIG' }),
+      );
   });
 });

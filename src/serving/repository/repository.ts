@@ -13,7 +13,14 @@ import { MaasError } from '../../core/errors.js';
 import type { InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
-import { MODEL_FILE_NAMES, batchingPolicy, completeConfig, selectVersions, type ModelConfig } from './config.js';
+import {
+  MODEL_FILE_NAMES,
+  batchingPolicy,
+  completeConfig,
+  selectVersions,
+  strictIntegrityOf,
+  type ModelConfig,
+} from './config.js';
 
 /** Triton's model control modes: load everything at start, follow the directory, or load on request. */
 export type ControlMode = 'none' | 'poll' | 'explicit';
@@ -66,6 +73,11 @@ export interface RepositoryOptions {
   startupModels?: string[];
   /** Queued input bytes per model version beyond which requests are rejected (default 256 MiB; 0 = unbounded). */
   maxQueueBytes?: number;
+  /**
+   * Refuse model files that record no digest, unless a model's config sets the strict_integrity
+   * parameter to "false" (default false: a digest is verified when a file records one).
+   */
+  strictIntegrity?: boolean;
 }
 
 const unknownModel = (name: string) =>
@@ -80,6 +92,7 @@ export class ModelRepository {
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
   private readonly maxQueueBytes: number;
+  private readonly strictIntegrity: boolean;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -95,6 +108,7 @@ export class ModelRepository {
     this.pollSeconds = options.pollSeconds ?? 15;
     this.startupModels = options.startupModels ?? [];
     this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.strictIntegrity = options.strictIntegrity ?? false;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -283,6 +297,7 @@ export class ModelRepository {
       const fingerprint = await this.modelFingerprint(name);
       const raw = override !== undefined ? override : await readConfig(dir, name);
       const policyConfig = completeConfig(name, raw);
+      const strictIntegrity = strictIntegrityOf(policyConfig, this.strictIntegrity);
       const onDisk = await versionDirs(dir);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
@@ -297,7 +312,7 @@ export class ModelRepository {
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
-          const served = await this.loadVersion(name, version, raw, files);
+          const served = await this.loadVersion(name, version, raw, files, strictIntegrity);
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
@@ -336,7 +351,13 @@ export class ModelRepository {
     }
   }
 
-  private async loadVersion(name: string, version: number, raw: unknown, fingerprint: string): Promise<ServedVersion> {
+  private async loadVersion(
+    name: string,
+    version: number,
+    raw: unknown,
+    fingerprint: string,
+    strictIntegrity: boolean,
+  ): Promise<ServedVersion> {
     const dir = join(this.root, name, String(version));
     await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
@@ -353,6 +374,7 @@ export class ModelRepository {
     // few numbers come back, so a large model does not stall the requests this loop answers.
     const { packed, inputSize, outputSize, quantization } = await this.pool.load(join(dir, fileName), {
       signal: this.stopping.signal,
+      strictIntegrity,
     });
     const format = packed.format;
     const parameters: Record<string, string> = { precision: format, kernel: packed.kernel };
