@@ -161,9 +161,10 @@ function errorText(e: unknown): string {
 }
 
 async function parse(job: H5Job): Promise<H5Reply> {
-  const h5 = (await import('h5wasm')).default;
+  const library = await import('h5wasm');
+  const h5 = library.default;
   await h5.ready;
-  const FS = (await import('h5wasm')).FS!;
+  const FS = library.FS!; // set once the module is ready
   const name = '/model.h5';
   const stream = FS.open(name, 'w');
   FS.write(stream, job.bytes, 0, job.bytes.byteLength, 0, true); // MEMFS takes the bytes, no copy
