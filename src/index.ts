@@ -46,7 +46,8 @@ export {
   type QuantizedLayerInfo,
   type PackedQuantizedModel,
 } from './quant/model.js';
-export { loadQuantizedModel } from './quant/load.js';
+export { loadQuantizedModel, type QuantizedLoadOptions } from './quant/load.js';
+export type { IntegrityOptions } from './io/integrity.js';
 export {
   openModelFile,
   type OpenedModel,

@@ -93,6 +93,10 @@ program
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',
     positiveInt,
   )
+  .option(
+    '--strict-model-integrity',
+    'refuse model files that record no digest, unless a model config sets strict_integrity to "false"',
+  )
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program

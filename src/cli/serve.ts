@@ -27,6 +27,7 @@ export interface ServeCommandOptions {
   modelLoadTimeoutSecs?: number;
   connectionIdleSecs?: number;
   maxQueueBytes?: number;
+  strictModelIntegrity?: boolean;
   print: (line: string) => void;
 }
 
@@ -49,6 +50,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
+    strictModelIntegrity: options.strictModelIntegrity,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

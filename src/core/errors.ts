@@ -130,6 +130,16 @@ export const ERRORS = {
     kind: 'Unavailable',
     doc: 'Opening and packing a model file took longer than the load timeout; the load thread was stopped.',
   },
+  // Integrity: FailedPrecondition, not InvalidArgument: the request (load this path) is sound; the
+  // file on disk is not in the state a load needs, and the same request succeeds once it is.
+  MAAS_ERR_MODEL_INTEGRITY: {
+    kind: 'FailedPrecondition',
+    doc: "A model file's contents do not match the SHA-256 digest recorded in it (a damaged, edited or mixed file), or the recorded digest is malformed.",
+  },
+  MAAS_ERR_MODEL_DIGEST_MISSING: {
+    kind: 'FailedPrecondition',
+    doc: 'strictIntegrity (config parameter strict_integrity, maas serve --strict-model-integrity) is on and the model file records no digest to verify.',
+  },
   MAAS_ERR_MODEL_FILE: {
     kind: 'InvalidArgument',
     doc: 'A model file is not a regular file (a symbolic link, FIFO, device or directory), is larger than its cap, or lies outside its directory.',

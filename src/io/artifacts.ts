@@ -6,13 +6,22 @@
  * Writes are atomic: the weights go to a new content-addressed file (`weights.<sha>.bin`), then
  * `model.json` is replaced by rename, the single commit point. A crash before the rename leaves
  * the previous model.json and the weights it names untouched.
+ *
+ * Two digests in the `maas` field make a saved model verifiable at load:
+ * - `weightsSha256`: SHA-256 of the weight bytes, every weights file in manifest order;
+ * - `descriptionSha256`: SHA-256 of the canonical JSON (integrity.ts canonicalJson) of
+ *   `{ modelTopology, weightSpecs, maas }`, where weightSpecs is every manifest group's `weights`
+ *   list in order and `maas` is the extension field without these two digests: the topology,
+ *   the weights' names, shapes and dtypes, int8 scales, zero points and ranges, preparation.
+ * Where the weights files are stored (their paths) and `format`/`generatedBy` are not covered.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { MAX_MODEL_FILE_BYTES, openRegularFile, readOpened, readRegularFile } from './files.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
+import { canonicalJson, requireDigest, sha256Hex, verifyDigest, type IntegrityOptions } from './integrity.js';
 
 /** One weight tensor's entry in a manifest group. */
 export interface WeightSpec {
@@ -40,7 +49,10 @@ export interface ModelArtifacts {
 export interface MaasExtension {
   formatVersion: 1;
   signature: { inputs: TensorSignature[]; outputs: TensorSignature[] };
+  /** SHA-256 of the weight bytes (every weights file, in manifest order). */
   weightsSha256: string;
+  /** SHA-256 of the canonical description: topology, weight specs and this field without its digests. */
+  descriptionSha256?: string;
   trainingConfig?: unknown;
   preparation?: unknown;
   quantization?: unknown;
@@ -58,8 +70,10 @@ export interface WriteHooks {
   beforeCommit?: () => void | Promise<void>;
 }
 
-function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+/** The text maas.descriptionSha256 is the SHA-256 of (see the header). */
+function description(modelTopology: unknown, weightSpecs: readonly unknown[], maas: object | undefined): string {
+  const { weightsSha256: _weights, descriptionSha256: _description, ...rest } = (maas ?? {}) as Partial<MaasExtension>;
+  return canonicalJson({ modelTopology, weightSpecs, maas: rest });
 }
 
 async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
@@ -86,7 +100,7 @@ async function syncDirectory(dir: string): Promise<void> {
 /** Writes model.json and its weights into `dir` atomically; returns the model.json path. */
 export async function writeArtifacts(dir: string, artifacts: ModelArtifacts, hooks: WriteHooks = {}): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const digest = sha256(artifacts.weightData);
+  const digest = sha256Hex(artifacts.weightData);
   const weightsName = `weights.${digest.slice(0, 16)}.bin`;
   const weightsPath = join(dir, weightsName);
   const tmpSuffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -98,7 +112,13 @@ export async function writeArtifacts(dir: string, artifacts: ModelArtifacts, hoo
     convertedBy: null,
     modelTopology: artifacts.modelTopology,
     weightsManifest: [{ paths: [`./${weightsName}`], weights: artifacts.weightSpecs }],
-    maas: { ...artifacts.maas!, weightsSha256: digest },
+    maas: {
+      ...artifacts.maas!,
+      weightsSha256: digest,
+      descriptionSha256: sha256Hex(
+        Buffer.from(description(artifacts.modelTopology, artifacts.weightSpecs, artifacts.maas), 'utf8'),
+      ),
+    },
   };
   const modelPath = join(dir, 'model.json');
   await writeDurably(modelPath + tmpSuffix, JSON.stringify(json));
@@ -236,8 +256,49 @@ async function readShards(paths: readonly string[], expected: number | null, jso
 /** The largest model.json maas parses (a topology and manifest; weights live in other files). */
 export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
-/** Reads a tfjs-layers model.json and every weights file its manifest names. */
-export async function readArtifacts(path: string): Promise<ModelArtifacts> {
+/**
+ * Verifies the digests a model.json records (both, when strictIntegrity asks for them): a file
+ * that maas saved loads only as it was saved.
+ */
+function verifyArtifacts(
+  parsed: Record<string, unknown>,
+  weightSpecs: readonly WeightSpec[],
+  weightData: Uint8Array,
+  jsonPath: string,
+  options: IntegrityOptions,
+): void {
+  const maas = (parsed.maas !== null && typeof parsed.maas === 'object' ? parsed.maas : undefined) as
+    Partial<MaasExtension> | undefined;
+  const name = basename(jsonPath);
+  requireDigest(
+    options,
+    maas?.weightsSha256 !== undefined && maas.descriptionSha256 !== undefined,
+    jsonPath,
+    'maas records maas.weightsSha256 and maas.descriptionSha256 when it saves a model: load and save it with maas, or maas convert it',
+  );
+  if (maas?.weightsSha256 !== undefined)
+    verifyDigest(maas.weightsSha256, () => sha256Hex(weightData), {
+      path: jsonPath,
+      field: `maas.weightsSha256 of ${name}`,
+      covers: 'The weights',
+    });
+  if (maas?.descriptionSha256 !== undefined)
+    verifyDigest(
+      maas.descriptionSha256,
+      () => sha256Hex(Buffer.from(description(parsed.modelTopology, weightSpecs, maas), 'utf8')),
+      {
+        path: jsonPath,
+        field: `maas.descriptionSha256 of ${name}`,
+        covers: 'The topology, weight specs and maas field',
+      },
+    );
+}
+
+/**
+ * Reads a tfjs-layers model.json and every weights file its manifest names, and verifies the
+ * digests it records.
+ */
+export async function readArtifacts(path: string, options: IntegrityOptions = {}): Promise<ModelArtifacts> {
   const jsonPath = await resolveModelJson(path);
   let parsed: Record<string, unknown>;
   try {
@@ -271,13 +332,8 @@ export async function readArtifacts(path: string): Promise<ModelArtifacts> {
     }
   }
   if (chunks.length === 0) weightData = new Uint8Array(0);
+  verifyArtifacts(parsed, weightSpecs, weightData, jsonPath, options);
   const maas = parsed.maas as MaasExtension | undefined;
-  if (maas?.weightsSha256 && sha256(weightData) !== maas.weightsSha256) {
-    throw new MaasError(
-      'MAAS_ERR_MODEL_FORMAT',
-      `The weights of ${jsonPath} do not match the SHA-256 recorded in model.json (corrupt or mixed files)`,
-    );
-  }
   return {
     modelTopology: parsed.modelTopology,
     weightSpecs,

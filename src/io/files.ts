@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { MaasError } from '../core/errors.js';
+import { MaasError, messageOf } from '../core/errors.js';
 
 /** Whether something is at `path`, asked asynchronously so a serving event loop never blocks on it. */
 export function exists(path: string): Promise<boolean> {
@@ -97,5 +97,36 @@ export async function readOpened(handle: FileHandle, size: number, path: string,
     return bytes;
   } finally {
     await handle.close();
+  }
+}
+
+/** The longest message a loader's error carries: a file's contents never flood a log or a reply. */
+export const MAX_LOADER_MESSAGE_CHARS = 1000;
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
+/**
+ * What a loader throws for a file: a MaasError as it is (its message cut to
+ * MAX_LOADER_MESSAGE_CHARS: names read from a file can be long), anything else (a parser's
+ * SyntaxError, a WebAssembly trap, an I/O error) as MAAS_ERR_MODEL_FORMAT naming the file.
+ */
+export function loaderError(error: unknown, path: string): MaasError {
+  if (error instanceof MaasError)
+    return error.message.length <= MAX_LOADER_MESSAGE_CHARS
+      ? error
+      : new MaasError(error.code, cut(error.message, MAX_LOADER_MESSAGE_CHARS), { cause: error });
+  return new MaasError('MAAS_ERR_MODEL_FORMAT', `Cannot read the model file ${path}: ${cut(messageOf(error), 300)}`, {
+    cause: error,
+  });
+}
+
+/** Runs a loader, every error it throws coded by loaderError: the one boundary of a file's load. */
+export async function asLoader<T>(path: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    throw loaderError(error, path);
   }
 }

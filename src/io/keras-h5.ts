@@ -1,16 +1,30 @@
 /**
- * Keras HDF5 import with h5wasm (HDF5 compiled to WebAssembly, installed from npm): whole-model
- * files (`model.save`: the model_config attribute and model_weights) and weights-only files
- * (`save_weights`) paired with the architecture JSON (`to_json`). Returns the topology, each
- * layer's weights by layer name, and the training_config when the file has one.
+ * Keras HDF5 import: whole-model files (`model.save`: the model_config attribute and
+ * model_weights) and weights-only files (`save_weights`) paired with the architecture JSON
+ * (`to_json`). The file is read once through files.ts and its bytes are parsed by h5wasm in a
+ * thread of its own (keras-h5-thread.ts) under a timeout: HDF5 never reopens the path, a trap
+ * in HDF5 cannot break later loads, and a damaged file that makes HDF5 loop is stopped.
+ * Returns the topology, each layer's weights by layer name, and the training_config.
+ *
+ * maas writes no .h5, but a file may record a digest in the root attribute `maas_sha256`: the
+ * hex SHA-256 of a sequence of records, first the model_config attribute (when present; name
+ * "model_config", no dims, its UTF-8 bytes), then every weight: layer groups (those with
+ * weight_names) in the UTF-8 byte order of their names, each group's weights in weight_names
+ * order, named "<layer>/<weight name>", with their dims and their values as float32. A record
+ * is: u32 byte length of the name, the name in UTF-8, u32 rank, u32 per dim, u64 byte length
+ * of the data, the data; every integer and float little-endian.
  */
-import { MAX_MODEL_FILE_BYTES, openRegularFile, readRegularFile } from './files.js';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createHash, type Hash } from 'node:crypto';
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from './files.js';
 import { MAX_MODEL_JSON_BYTES } from './artifacts.js';
-import fs from 'node:fs';
-import type h5wasmModule from 'h5wasm/node';
+import { requireDigest, verifyDigest, type IntegrityOptions } from './integrity.js';
+import { MAX_TENSOR_ELEMENTS } from './onnx.js';
+import { float32LeBytes } from './onnx-export.js';
+import type { H5Contents, H5Job, H5Reply } from './keras-h5-thread.js';
 import { MaasError, messageOf } from '../core/errors.js';
-
-type H5Wasm = typeof h5wasmModule;
 
 /** What a Keras file holds, in the shape loadModel consumes. */
 export interface KerasModelData {
@@ -22,110 +36,122 @@ export interface KerasModelData {
   kerasVersion: string | null;
 }
 
-interface H5Entity {
-  attrs?: Record<string, { value: unknown }>;
-  keys?(): string[];
-  get?(path: string): H5Entity | null;
-  value?: unknown;
-  shape?: number[];
+/** readKerasH5()'s options. */
+export interface KerasReadOptions extends IntegrityOptions {
+  /** For a weights-only file (save_weights): the architecture JSON written by to_json. */
+  architecture?: string;
 }
 
-function asString(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v instanceof Uint8Array) return new TextDecoder().decode(v);
-  return String(v);
-}
-
-/** An attribute's string list: h5wasm gives an array (empty layers give an empty numeric array). */
-function asStrings(v: unknown): string[] {
-  if (Array.isArray(v)) return v.map(asString);
-  return typeof v === 'string' ? [v] : [];
+/** Test seams: a step between reading the file and parsing it, and the parse's time limit. */
+export interface KerasReadHooks {
+  afterRead?: () => Promise<void>;
+  parseTimeoutMs?: number;
 }
 
 /** The HDF5 format signature; a file holds it at offset 0, 512, 1024, 2048, … (a user block may precede it). */
 const HDF5_SIGNATURE = Uint8Array.of(0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a);
 
-/**
- * Checks that `path` is a readable file with the HDF5 signature where the format allows it, before
- * the library opens it: a missing file is NOT_FOUND, anything else that is not HDF5 is FORMAT.
- */
-async function checkHdf5File(path: string): Promise<void> {
-  const { handle, size } = await openRegularFile(path, MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file');
-  try {
-    const probe = new Uint8Array(HDF5_SIGNATURE.length);
-    for (let offset = 0; offset + probe.length <= size; offset = offset === 0 ? 512 : offset * 2) {
-      const { bytesRead } = await handle.read(probe, 0, probe.length, offset);
-      if (bytesRead === probe.length && probe.every((b, i) => b === HDF5_SIGNATURE[i])) return;
-    }
-    throw new MaasError(
-      'MAAS_ERR_MODEL_FORMAT',
-      `Expected a Keras HDF5 file at ${path} but received ${size === 0 ? 'an empty file' : `${size} bytes without the HDF5 signature (at offset 0, 512, 1024, …)`}`,
-    );
-  } finally {
-    await handle.close();
-  }
+/** Checks the HDF5 signature where the format allows it, before HDF5 sees the bytes. */
+function checkHdf5Signature(bytes: Uint8Array, path: string): void {
+  const at = (offset: number) => HDF5_SIGNATURE.every((b, i) => bytes[offset + i] === b);
+  for (let offset = 0; offset + HDF5_SIGNATURE.length <= bytes.length; offset = offset === 0 ? 512 : offset * 2)
+    if (at(offset)) return;
+  throw new MaasError(
+    'MAAS_ERR_MODEL_FORMAT',
+    `Expected a Keras HDF5 file at ${path} but received ${bytes.length === 0 ? 'an empty file' : `${bytes.length} bytes without the HDF5 signature (at offset 0, 512, 1024, …)`}`,
+  );
 }
 
-let library: Promise<H5Wasm> | null = null;
+/**
+ * How long HDF5 may take over a file: a minute, plus 50 ms per MB (a valid file parses at
+ * hundreds of MB/s; a damaged global heap can make HDF5 loop for ever).
+ */
+function parseTimeoutMs(bytes: number): number {
+  return 60_000 + bytes / 20_000;
+}
 
-/** h5wasm, loaded on first use (importing maas does not instantiate the HDF5 WebAssembly). */
-function h5(): Promise<H5Wasm> {
-  library ??= import('h5wasm/node').then(async (m) => {
-    await m.default.ready;
-    return m.default;
+/**
+ * The thread's module: compiled JavaScript next to this file, or, run from the TypeScript sources
+ * (tests), the source required through tsx's CommonJS hook, registered in the thread first (the
+ * pool's threads load their TypeScript the same way).
+ */
+function threadEntry(): { entry: URL | string; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./keras-h5-thread.js', import.meta.url), eval: false };
+  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
+  const thread = fileURLToPath(new URL('./keras-h5-thread.ts', import.meta.url));
+  return { entry: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(thread)});`, eval: true };
+}
+
+/** Parses the bytes (moved, not copied, into the thread) in a thread that ends with the file. */
+function parseInThread(bytes: Uint8Array, path: string, timeoutMs: number): Promise<H5Contents> {
+  // A Buffer from Node's pool shares its memory with others: only a buffer of its own can move.
+  const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  const job: H5Job = { bytes: owned, maxElements: MAX_TENSOR_ELEMENTS };
+  const { entry, eval: isCode } = threadEntry();
+  const worker = new Worker(entry, {
+    eval: isCode,
+    workerData: job,
+    transferList: [owned.buffer as ArrayBuffer],
+    stdout: true,
+    stderr: true,
   });
-  return library;
+  const refused = (why: string, cause?: unknown) =>
+    new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected a Keras HDF5 file at ${path} but ${why}`, { cause });
+  return new Promise<H5Contents>((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      outcome();
+    };
+    const timer = setTimeout(
+      () =>
+        settle(() =>
+          reject(
+            refused(
+              `HDF5 did not finish parsing it within ${Math.round(timeoutMs / 1000)} s (a damaged file can make it loop); it was stopped`,
+            ),
+          ),
+        ),
+      timeoutMs,
+    );
+    worker.on('message', (reply: H5Reply) =>
+      settle(() =>
+        reply.ok
+          ? resolve(reply.contents)
+          : reject(refused(`${reply.message}${reply.hdf5 ? ` (HDF5: ${reply.hdf5})` : ''}`)),
+      ),
+    );
+    worker.on('error', (e) => settle(() => reject(refused(`HDF5's thread failed: ${messageOf(e).slice(0, 300)}`, e))));
+    worker.on('exit', (code) =>
+      settle(() => reject(refused(`HDF5's thread ended (exit code ${code}) without an answer`))),
+    );
+  });
 }
 
-/**
- * Runs a synchronous h5wasm call with the HDF5 library's diagnostics collected rather than
- * printed. HDF5 prints an error stack (HDF5-DIAG, dozens of lines) for every failed call and
- * h5wasm offers no switch; its Node build writes file descriptor 2 with fs.writeSync, so that
- * (and process.stderr.write) is redirected for the duration of the call, which cannot yield.
- */
-function quietly<T>(fn: () => T): { value?: T; error?: unknown; diagnostics: string[] } {
-  const collected: string[] = [];
-  const writeSync = fs.writeSync;
-  const write = process.stderr.write.bind(process.stderr);
-  fs.writeSync = (fd: number, buffer: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
-    if (fd !== 2) return (writeSync as (...a: unknown[]) => number)(fd, buffer, ...rest);
-    const text =
-      typeof buffer === 'string'
-        ? buffer
-        : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString(
-            'utf8',
-            typeof rest[0] === 'number' ? rest[0] : 0,
-            typeof rest[1] === 'number' ? (typeof rest[0] === 'number' ? rest[0] : 0) + rest[1] : undefined,
-          );
-    collected.push(text);
-    return typeof buffer === 'string'
-      ? Buffer.byteLength(buffer)
-      : typeof rest[1] === 'number'
-        ? rest[1]
-        : buffer.byteLength;
-  };
-  process.stderr.write = (chunk: string | Uint8Array) => {
-    collected.push(String(chunk));
-    return true;
-  };
-  try {
-    return { value: fn(), diagnostics: collected };
-  } catch (error) {
-    return { error, diagnostics: collected };
-  } finally {
-    fs.writeSync = writeSync;
-    process.stderr.write = write;
-  }
+/** One record of the maas_sha256 stream (see the header). */
+function record(hash: Hash, name: string, dims: readonly number[], data: Uint8Array): void {
+  const utf8 = Buffer.from(name, 'utf8');
+  const head = Buffer.alloc(4 + utf8.length + 4 + 4 * dims.length + 8);
+  let at = head.writeUInt32LE(utf8.length, 0);
+  at += utf8.copy(head, at);
+  at = head.writeUInt32LE(dims.length, at);
+  for (const d of dims) at = head.writeUInt32LE(d, at);
+  head.writeBigUInt64LE(BigInt(data.byteLength), at);
+  hash.update(head);
+  hash.update(data);
 }
 
-/** The HDF5 library's own reason (the innermost frame of its error stack), for a message. */
-function hdf5Reason(lines: string[]): string {
-  const frames = lines
-    .join('')
-    .split('\n')
-    .map((l) => /#\d+: .* in [\w]+\(\): (.*)$/.exec(l)?.[1]?.trim())
-    .filter((m): m is string => !!m);
-  return frames.length ? ` (HDF5: ${frames[frames.length - 1]})` : '';
+/** The SHA-256 that a file's maas_sha256 attribute records (see the header). */
+export function kerasDigest(contents: Pick<H5Contents, 'modelConfig' | 'layers'>): string {
+  const hash = createHash('sha256');
+  if (contents.modelConfig !== null) record(hash, 'model_config', [], Buffer.from(contents.modelConfig, 'utf8'));
+  const byName = [...contents.layers].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  for (const layer of byName)
+    for (const w of layer.weights) record(hash, `${layer.name}/${w.name}`, w.dims, float32LeBytes(w.values));
+  return hash.digest('hex');
 }
 
 function parseJson(text: string, what: string, path: string): unknown {
@@ -138,83 +164,47 @@ function parseJson(text: string, what: string, path: string): unknown {
   }
 }
 
-/** Reads a Keras .h5; `architecture` is the to_json file for weights-only saves. */
-export async function readKerasH5(path: string, architecture?: string): Promise<KerasModelData> {
-  await checkHdf5File(path);
-  const h5wasm = await h5();
-  const opened = quietly(() => new h5wasm.File(path, 'r'));
-  // h5wasm returns a File even when HDF5 failed to open it; the error stack tells.
-  if (opened.error !== undefined || !opened.value || opened.diagnostics.length > 0) {
-    if (opened.value) quietly(() => opened.value!.close());
+/** The architecture JSON of a weights-only file, read under the model.json cap. */
+async function readArchitecture(path: string, architecture: string | undefined): Promise<unknown> {
+  if (!architecture)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `Expected a Keras HDF5 file at ${path} but HDF5 cannot open it${opened.error !== undefined ? `: ${messageOf(opened.error)}` : ''}${hdf5Reason(opened.diagnostics)}`,
-      { cause: opened.error },
+      `${path} holds weights only (save_weights): pass the architecture JSON (to_json) as { architecture }`,
     );
-  }
-  const file = opened.value;
-  const read = quietly(() => readContents(file, path));
-  quietly(() => file.close());
-  if (read.error !== undefined) {
-    if (read.error instanceof MaasError) throw read.error;
-    throw new MaasError(
-      'MAAS_ERR_MODEL_FORMAT',
-      `${path} is not a readable Keras model: ${messageOf(read.error)}${hdf5Reason(read.diagnostics)}`,
-      { cause: read.error },
-    );
-  }
-  const contents = read.value!;
-  let topology = contents.topology;
-  if (topology === undefined) {
-    if (!architecture)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `${path} holds weights only (save_weights): pass the architecture JSON (to_json) as { architecture }`,
-      );
-    let text: string;
-    try {
-      text = (await readRegularFile(architecture, MAX_MODEL_JSON_BYTES, 'the architecture JSON')).toString('utf8');
-    } catch (e) {
-      if (e instanceof MaasError) throw e;
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Expected the architecture JSON at ${architecture} but it cannot be read: ${messageOf(e)}`,
-        { cause: e },
-      );
-    }
-    topology = parseJson(text, 'the architecture file', architecture);
-  }
-  return { ...contents, topology };
+  const text = (await readRegularFile(architecture, MAX_MODEL_JSON_BYTES, 'the architecture JSON')).toString('utf8');
+  return parseJson(text, 'the architecture file', architecture);
 }
 
-/** The model_config, weights and training_config of an open file (synchronous: run quietly). */
-function readContents(file: unknown, path: string): KerasModelData & { topology: unknown } {
-  const root = file as H5Entity;
-  const configAttr = root.attrs?.model_config?.value;
-  const topology = configAttr === undefined ? undefined : parseJson(asString(configAttr), 'model_config', path);
-  const group = (root.keys?.().includes('model_weights') ? root.get?.('model_weights') : root) as H5Entity;
-  const weights = new Map<string, Float32Array[]>();
-  for (const layer of group.keys?.() ?? []) {
-    const lg = group.get?.(layer);
-    const names = asStrings(lg?.attrs?.weight_names?.value);
-    if (names.length === 0) continue;
-    weights.set(
-      layer,
-      names.map((n) => {
-        const ds = lg?.get?.(n);
-        const v = ds?.value;
-        if (!ArrayBuffer.isView(v))
-          throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Weight ${layer}/${n} in ${path} is not a numeric dataset`);
-        return v instanceof Float32Array ? v.slice() : Float32Array.from(v as unknown as ArrayLike<number>);
-      }),
-    );
-  }
-  const training = root.attrs?.training_config?.value;
-  const version = root.attrs?.keras_version?.value;
+/** Reads a Keras .h5; `options.architecture` is the to_json file for weights-only saves. */
+export async function readKerasH5(
+  path: string,
+  options: KerasReadOptions = {},
+  hooks: KerasReadHooks = {},
+): Promise<KerasModelData> {
+  const bytes = await readRegularFile(path, MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file');
+  checkHdf5Signature(bytes, path);
+  await hooks.afterRead?.();
+  const contents = await parseInThread(bytes, path, hooks.parseTimeoutMs ?? parseTimeoutMs(bytes.byteLength));
+  requireDigest(
+    options,
+    contents.digest !== null,
+    path,
+    'maas writes no .h5: convert it with maas convert to a model.json, which records digests, or record maas_sha256 as docs/import.md describes',
+  );
+  if (contents.digest !== null)
+    verifyDigest(contents.digest, () => kerasDigest(contents), {
+      path,
+      field: 'the root attribute maas_sha256',
+      covers: 'The model_config and weights',
+    });
   return {
-    topology,
-    weights,
-    trainingConfig: training === undefined ? null : parseJson(asString(training), 'training_config', path),
-    kerasVersion: version === undefined ? null : asString(version),
+    topology:
+      contents.modelConfig === null
+        ? await readArchitecture(path, options.architecture)
+        : parseJson(contents.modelConfig, 'model_config', path),
+    weights: new Map(contents.layers.map((l) => [l.name, l.weights.map((w) => w.values)])),
+    trainingConfig:
+      contents.trainingConfig === null ? null : parseJson(contents.trainingConfig, 'training_config', path),
+    kerasVersion: contents.kerasVersion,
   };
 }

@@ -5,6 +5,7 @@
  */
 import type protobuf from 'protobufjs';
 import { onnxTypes } from './onnx.js';
+import { withOnnxDigest } from './onnx-digest.js';
 import { MaasError } from '../core/errors.js';
 import type { ActivationName } from '../native/index.js';
 
@@ -189,7 +190,7 @@ export function checkLayer(layer: DenseSpec, index: number): void {
   }
 }
 
-/** Serialises a graph with input "x" and output "y" into ModelProto bytes. */
+/** Serialises a graph with input "x" and output "y" into ModelProto bytes that record their digest (onnx-digest.ts). */
 export function encodeModel(
   nodes: NodeObject[],
   initializer: TensorObject[],
@@ -204,7 +205,7 @@ export function encodeModel(
     producer_name: 'maas',
     graph: { name: graphName, node: nodes, initializer, input: [input], output: [output] },
   });
-  return type.encode(model).finish();
+  return withOnnxDigest(type.encode(model).finish(), type);
 }
 
 /** Builds an ONNX model (opset 13) of the dense stack: input "x" [N, in], output "y" [N, out]. */

@@ -6,6 +6,8 @@
  * bfloat16, or an integer type held exactly).
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
+import { asLoader } from './files.js';
+import type { IntegrityOptions } from './integrity.js';
 import {
   ONNX_TYPES,
   decodeOnnxFile,
@@ -357,11 +359,24 @@ export function checkGraphOps(model: OnnxModelProto, path: string): OnnxNode[] {
  * Loads an .onnx file as a graph to evaluate, for graphs that are not a chain of dense layers
  * (loadModel reads those into a Sequential). `constants` binds graph inputs to fixed tensors.
  * Nodes outside ONNX_GRAPH_OPS, or outside the default domain, are refused naming the node and op.
+ * A digest the file records is verified (and, with options.strictIntegrity, required).
  */
-export async function loadOnnxGraph(path: string, constants: Record<string, GraphInput> = {}): Promise<OnnxGraph> {
+export async function loadOnnxGraph(
+  path: string,
+  constants: Record<string, GraphInput> = {},
+  options: IntegrityOptions = {},
+): Promise<OnnxGraph> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadOnnxGraph(path)', 'a path to an .onnx file', path);
-  const model = await decodeOnnxFile(path);
+  return asLoader(path, () => openGraph(path, constants, options));
+}
+
+async function openGraph(
+  path: string,
+  constants: Record<string, GraphInput>,
+  options: IntegrityOptions,
+): Promise<OnnxGraph> {
+  const model = await decodeOnnxFile(path, options);
   const nodes = checkGraphOps(model, path);
   const known = initializerValues(model);
   for (const [name, c] of Object.entries(constants)) {

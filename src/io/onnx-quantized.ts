@@ -31,6 +31,8 @@ import { activationParams } from '../quant/arith.js';
 import { ONNX_TYPES, decodeOnnxFile, defaultOpset, num, onnxTypeName, type OnnxNode } from './onnx.js';
 import { OnnxGraph, initializerValues } from './onnx-graph.js';
 import { attrOf, size, type Value } from './onnx-values.js';
+import { asLoader } from './files.js';
+import { checkFinite, int8ParamsProblem, type IntegrityOptions } from './integrity.js';
 
 const { FLOAT, UINT8, INT8, INT32 } = ONNX_TYPES;
 const f32 = Math.fround;
@@ -573,9 +575,27 @@ class Importer {
   }
 }
 
-/** Reads an ONNX Runtime–quantized (or maas-exported) .onnx file into maas's int8 layers. */
-export async function readQuantizedOnnx(path: string): Promise<ImportedQuantModel> {
-  const model = await decodeOnnxFile(path);
+/** Refuses layers the int8 path cannot run: a non-finite weight or bias, a scale or zero point out of range. */
+function checkPlausible(layers: readonly ImportedQuantLayer[], path: string): void {
+  for (const l of layers) {
+    checkFinite(l.kernel, `Layer ${l.name}'s kernel`, path);
+    if (l.bias) checkFinite(l.bias, `Layer ${l.name}'s bias`, path);
+    const problem = int8ParamsProblem(l);
+    if (problem)
+      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${l.name} of ${path} cannot run in int8: ${problem}`);
+  }
+}
+
+/**
+ * Reads an ONNX Runtime–quantized (or maas-exported) .onnx file into maas's int8 layers,
+ * verifying the digest it records (required under strictIntegrity).
+ */
+export function readQuantizedOnnx(path: string, options: IntegrityOptions = {}): Promise<ImportedQuantModel> {
+  return asLoader(path, () => readQuantized(path, options));
+}
+
+async function readQuantized(path: string, options: IntegrityOptions): Promise<ImportedQuantModel> {
+  const model = await decodeOnnxFile(path, options);
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
   const init = initializerValues(model);
@@ -595,6 +615,7 @@ export async function readQuantizedOnnx(path: string): Promise<ImportedQuantMode
       'MAAS_ERR_MODEL_FORMAT',
       `The graph input of ${path} has ${width} features but its first layer takes ${importer.layers[0]!.in}`,
     );
+  checkPlausible(importer.layers, path);
   return {
     mode: importer.mode,
     layers: importer.layers,

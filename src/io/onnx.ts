@@ -6,6 +6,8 @@
  * with the node's name and op.
  */
 import { readRegularFile } from './files.js';
+import type { IntegrityOptions } from './integrity.js';
+import { verifyOnnxDigest, type OnnxMetadataEntry } from './onnx-digest.js';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { MaasError } from '../core/errors.js';
@@ -294,6 +296,7 @@ export interface OnnxValueInfo {
 export interface OnnxModelProto {
   graph?: { node?: OnnxNode[]; initializer?: OnnxTensor[]; input?: OnnxValueInfo[]; output?: OnnxValueInfo[] };
   opset_import?: { domain?: string; version?: Int }[];
+  metadata_props?: OnnxMetadataEntry[];
 }
 
 /** The largest .onnx file maas reads (protobuf's own limit is 2 GiB). */
@@ -335,8 +338,11 @@ function checkModelProto(model: OnnxModelProto, path: string): OnnxModelProto {
   return model;
 }
 
-/** Reads and decodes a .onnx file, with maas errors for a missing, oversized or malformed file. */
-export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
+/**
+ * Reads and decodes a .onnx file, with maas errors for a missing, oversized or malformed file,
+ * and verifies the digest it records (onnx-digest.ts).
+ */
+export async function decodeOnnxFile(path: string, options: IntegrityOptions = {}): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
     const read = await readRegularFile(path, MAX_ONNX_BYTES, 'an .onnx file');
@@ -358,7 +364,9 @@ export async function decodeOnnxFile(path: string): Promise<OnnxModelProto> {
   } catch (e) {
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not an ONNX model: ${(e as Error).message}`, { cause: e });
   }
-  return checkModelProto(model, path);
+  checkModelProto(model, path);
+  verifyOnnxDigest(bytes, model.metadata_props, path, options);
+  return model;
 }
 
 /** Operators that mark a quantized graph (loadQuantizedModel reads those). */
@@ -379,8 +387,12 @@ export function defaultOpset(model: OnnxModelProto): number {
  * Reads a .onnx file into dense layers. `constants` binds graph inputs to fixed tensors, for
  * graphs that take their weights as inputs (as the ONNX backend tests do).
  */
-export async function readOnnx(path: string, constants: Record<string, OnnxConstant> = {}): Promise<OnnxDense[]> {
-  const model = await decodeOnnxFile(path);
+export async function readOnnx(
+  path: string,
+  constants: Record<string, OnnxConstant> = {},
+  options: IntegrityOptions = {},
+): Promise<OnnxDense[]> {
+  const model = await decodeOnnxFile(path, options);
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
   const opset = defaultOpset(model);

@@ -8,9 +8,10 @@
 import { dirname, join } from 'node:path';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { DEFAULT_ALPHA, type ActivationName } from '../layers/activations.js';
-import { exists } from './files.js';
+import { asLoader, exists } from './files.js';
+import { checkFinite, type IntegrityOptions } from './integrity.js';
 import { readArtifacts, resolveModelJson, type ModelArtifacts, type WeightSpec } from './artifacts.js';
-import type { KerasModelData } from './keras-h5.js';
+import { readKerasH5 } from './keras-h5.js';
 import { readOnnx, type OnnxConstant } from './onnx.js';
 import { foldBatchNorm, fromTopology, type ParsedDense } from './topology.js';
 
@@ -55,7 +56,7 @@ export interface OpenedModel {
 }
 
 /** openModelFile()'s options. */
-export interface OpenOptions {
+export interface OpenOptions extends IntegrityOptions {
   /** For a Keras weights-only .h5 (save_weights): the architecture JSON written by to_json. */
   architecture?: string;
   /** For an .onnx graph that takes weights as inputs: their values, by input name. */
@@ -65,17 +66,20 @@ export interface OpenOptions {
 /**
  * Opens a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, or an
  * .onnx file (or a directory holding model.onnx). The format is detected from the path, the
- * precision from model.json's maas extension.
+ * precision from model.json's maas extension. A digest the file records is verified (and, with
+ * strictIntegrity, required); every weight must be finite. Every error is a coded MaasError.
  */
 export async function openModelFile(path: string, options: OpenOptions = {}): Promise<OpenedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
-  if (path.endsWith('.onnx')) return openOnnx(path, options.constants);
-  if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options.architecture);
-  const json = await resolveModelJson(path);
-  if (!(await exists(json)) && (await exists(join(dirname(json), 'model.onnx'))))
-    return openOnnx(join(dirname(json), 'model.onnx'), options.constants);
-  return openTfjs(json, await readArtifacts(json));
+  return asLoader(path, async () => {
+    if (path.endsWith('.onnx')) return openOnnx(path, options);
+    if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options);
+    const json = await resolveModelJson(path);
+    if (!(await exists(json)) && (await exists(join(dirname(json), 'model.onnx'))))
+      return openOnnx(join(dirname(json), 'model.onnx'), options);
+    return openTfjs(json, await readArtifacts(json, options));
+  });
 }
 
 interface Located {
@@ -132,6 +136,7 @@ interface LayerWeights {
  * the Dense before it, the bias a folded or biased layer needs, widths chained.
  */
 function checkedLayers(
+  path: string,
   parsed: ParsedDense[],
   weightsOf: (p: ParsedDense, inputDim: number) => LayerWeights,
 ): OpenedLayer[] {
@@ -160,6 +165,15 @@ function checkedLayers(
         `Layer ${p.name}'s bias holds ${bias?.length ?? 0} values but needs ${p.units}`,
       );
     }
+    // After folding: a BatchNormalization's statistics reach the kernel and bias only through it.
+    const folded = p.batchNorm ? ` (with ${p.batchNorm.name} folded in)` : '';
+    checkFinite(kernel, `Layer ${p.name}'s kernel${folded}`, path);
+    if (useBias) checkFinite(bias!, `Layer ${p.name}'s bias${folded}`, path);
+    checkFinite(
+      [p.alpha ?? 0, p.maxValue ?? 0, p.threshold ?? 0],
+      `Layer ${p.name}'s activation parameters (alpha, max_value, threshold)`,
+      path,
+    );
     out.push({
       name: p.name,
       inputDim,
@@ -197,8 +211,8 @@ function opened(
   };
 }
 
-async function openOnnx(path: string, constants?: Record<string, OnnxConstant>): Promise<OpenedModel> {
-  const layers = await readOnnx(path, constants);
+async function openOnnx(path: string, options: OpenOptions): Promise<OpenedModel> {
+  const layers = await readOnnx(path, options.constants, options);
   const parsed: ParsedDense[] = layers.map((l, i) => ({
     name: l.name,
     units: l.out,
@@ -213,16 +227,13 @@ async function openOnnx(path: string, constants?: Record<string, OnnxConstant>):
   return opened(
     path,
     'onnx',
-    checkedLayers(parsed, (p) => ({ kernel: source.get(p)!.kernel, bias: source.get(p)!.bias })),
+    checkedLayers(path, parsed, (p) => ({ kernel: source.get(p)!.kernel, bias: source.get(p)!.bias })),
   );
 }
 
-async function openKeras(path: string, architecture?: string): Promise<OpenedModel> {
-  // HDF5 (h5wasm) loads only when an .h5 is opened: threads that never read one skip its
-  // WebAssembly module.
-  const { readKerasH5 } = await import('./keras-h5.js');
-  const data: KerasModelData = await readKerasH5(path, architecture);
-  const layers = checkedLayers(fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
+async function openKeras(path: string, options: OpenOptions): Promise<OpenedModel> {
+  const data = await readKerasH5(path, options);
+  const layers = checkedLayers(path, fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
     const w = data.weights.get(p.name);
     if (!w || w.length < (p.useBias ? 2 : 1))
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No weights for layer ${p.name} in ${path}`);
@@ -255,7 +266,7 @@ function openTfjs(path: string, artifacts: ModelArtifacts): OpenedModel {
     located.find((l) => l.spec.name.endsWith(`/${layer}/${kind}`) || l.spec.name.startsWith(`${layer}/${kind}`)) ??
     located[index];
   let index = 0;
-  const layers = checkedLayers(parsed, (p, inputDim) => {
+  const layers = checkedLayers(path, parsed, (p, inputDim) => {
     const k = find(p.name, 'kernel', index++);
     if (!k) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
     const kernel = read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`);

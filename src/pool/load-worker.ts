@@ -33,9 +33,9 @@ function sourceHooks(): Promise<void> {
   return esmHooks;
 }
 
-async function load({ path, tag }: LoadRequest): Promise<LoadedModel> {
+async function load({ path, tag, strictIntegrity }: LoadRequest): Promise<LoadedModel> {
   await sourceHooks();
-  const opened = await openModelFile(path);
+  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true });
   const { inputSize, outputSize } = opened;
   if (opened.precision === 'int8') {
     const { spec, int8Weights } = readInt8(opened);

@@ -61,6 +61,8 @@ export interface WorkerOptions {
 export interface LoadRequest {
   path: string;
   tag: number;
+  /** Refuse a file that records no digest (openModelFile's strictIntegrity). */
+  strictIntegrity?: boolean;
 }
 
 /** A model file opened and packed in the load worker: the packed region and what serving needs. */

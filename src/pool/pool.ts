@@ -158,11 +158,12 @@ export class InferencePool {
   /**
    * Opens and packs a model file in the load thread (DESIGN decision 11: large parsing, loading
    * and packing run off the event loop, in something that can be stopped): only the packed
-   * SharedArrayBuffer and a few numbers come back. `signal` stops the load (the thread ends).
+   * SharedArrayBuffer and a few numbers come back. `signal` stops the load (the thread ends);
+   * `strictIntegrity` refuses a file that records no digest.
    */
-  async load(path: string, options: { signal?: AbortSignal } = {}): Promise<LoadedModel> {
+  async load(path: string, options: { signal?: AbortSignal; strictIntegrity?: boolean } = {}): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
-    const request: LoadRequest = { path, tag: ++this.nextLoadTag };
+    const request: LoadRequest = { path, tag: ++this.nextLoadTag, strictIntegrity: options.strictIntegrity === true };
     let reply: LoadReply;
     const timeout = AbortSignal.timeout(this.loadTimeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;

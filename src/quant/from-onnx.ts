@@ -8,6 +8,7 @@
  */
 import { dense } from '../layers/dense.js';
 import { sequential } from '../model/sequential.js';
+import type { IntegrityOptions } from '../io/integrity.js';
 import { readQuantizedOnnx, type ImportedQuantModel } from '../io/onnx-quantized.js';
 import { QuantizedModel, type QuantizationSpec, type QuantizedLayerInfo } from './model.js';
 
@@ -53,6 +54,6 @@ export function quantizedModelFrom(imported: ImportedQuantModel, name = 'onnx_in
 }
 
 /** Loads a quantized .onnx file into maas's int8 path (see io/onnx-quantized.ts for what maps exactly). */
-export async function loadQuantizedOnnx(path: string): Promise<QuantizedModel> {
-  return quantizedModelFrom(await readQuantizedOnnx(path));
+export async function loadQuantizedOnnx(path: string, options: IntegrityOptions = {}): Promise<QuantizedModel> {
+  return quantizedModelFrom(await readQuantizedOnnx(path, options));
 }

@@ -4,9 +4,10 @@
  * by the repository's load worker).
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
+import { int8ParamsProblem, type IntegrityOptions } from '../io/integrity.js';
 import { openModelFile, type OpenedModel } from '../io/open.js';
 import { sequentialFromOpened } from '../model/load.js';
-import { requantizeWeights } from './arith.js';
+import { activationParams, requantizeWeights } from './arith.js';
 import { QuantizedModel, type QuantizationSpec } from './model.js';
 
 /** Checks a saved maas.quantization against the loaded layers. */
@@ -34,20 +35,45 @@ function checkSpec(spec: unknown, layers: readonly { units: number }[], path: st
     ) {
       throw bad(`layer ${i} needs a finite input range`);
     }
+    const problem = int8ParamsProblem(l);
+    if (problem) throw bad(`layer ${i}: ${problem}`);
+    if (l.input) checkInputParams(l.input, i, bad);
   });
   return s as QuantizationSpec;
 }
+
+/**
+ * A static layer's stored input scale and zero point must be the ones its range gives (the
+ * kernels derive them from the range; the ONNX export writes the stored ones), and the range's
+ * own scale must lie within the bounds the int8 arithmetic takes.
+ */
+function checkInputParams(
+  input: NonNullable<QuantizationSpec['layers'][number]['input']>,
+  layer: number,
+  bad: (why: string) => MaasError,
+): void {
+  const derived = activationParams(input.min, input.max);
+  const problem = int8ParamsProblem({ input: derived });
+  if (problem) throw bad(`layer ${layer}'s input range [${input.min}, ${input.max}]: ${problem}`);
+  if (input.scale !== derived.scale || input.zeroPoint !== derived.zeroPoint)
+    throw bad(
+      `layer ${layer}'s input scale ${input.scale} and zero point ${input.zeroPoint} are not the ${derived.scale} and ${derived.zeroPoint} its range [${input.min}, ${input.max}] gives`,
+    );
+}
+
+/** loadQuantizedModel()'s options. */
+export type QuantizedLoadOptions = IntegrityOptions;
 
 /**
  * Loads a model saved by QuantizedModel.save: the int8 weights are recovered exactly from the
  * stored dequantized values and scales. (loadModel on the same directory gives the fp32 view.)
  * An .onnx path is a model quantized by ONNX Runtime's tools or by toOnnx (quant/from-onnx.ts).
  */
-export async function loadQuantizedModel(path: string): Promise<QuantizedModel> {
+export async function loadQuantizedModel(path: string, options: QuantizedLoadOptions = {}): Promise<QuantizedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
-  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path);
-  return quantizedFromOpened(await openModelFile(path));
+  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path, options);
+  return quantizedFromOpened(await openModelFile(path, options));
 }
 
 /** An opened int8 file as a QuantizedModel (its fp32 twin over the file's dequantized weights). */

@@ -61,6 +61,12 @@ export interface ServeOptions {
   modelLoadTimeoutMs?: number;
   /** Enables the pool's injectFault() through RunningServer.pool (tests only). */
   testHooks?: boolean;
+  /**
+   * Refuse model files that record no digest of their contents (MAAS_ERR_MODEL_DIGEST_MISSING),
+   * except for models whose config sets the strict_integrity parameter to "false" (default
+   * false). A digest a file records is verified either way.
+   */
+  strictModelIntegrity?: boolean;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -120,6 +126,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     pollSeconds: options.repositoryPollSeconds,
     startupModels: options.loadModels,
     ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
+    ...(options.strictModelIntegrity !== undefined ? { strictIntegrity: options.strictModelIntegrity } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
   let grpcServer: grpc.Server | null = null;

@@ -4,7 +4,7 @@
  * old one keeps serving, poll mode, version policies, config overrides, and /metrics.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
@@ -326,5 +326,54 @@ describe('int8 models', () => {
     expect(Array.from(r.outputs[0]!.data as Float32Array)).toEqual(Array.from(int8.predict(x.slice()).values));
     const [stats] = await client.modelStatistics('q');
     expect(stats!.memory_usage[0]!.byte_size).toBe(int8.packed().buffer.byteLength);
+  });
+});
+
+describe('model integrity', () => {
+  /** A saved model with its digests removed, as a file written by another tool. */
+  async function addUnverifiable(root: string, name: string, config?: object): Promise<void> {
+    await addVersion(root, name, 1, smallModel(WIDTH, 1, 60), config);
+    const path = join(root, name, '1', 'model.json');
+    const json = JSON.parse(await readFile(path, 'utf8')) as { maas: Record<string, unknown> };
+    delete json.maas.weightsSha256;
+    delete json.maas.descriptionSha256;
+    await writeFile(path, JSON.stringify(json));
+  }
+  const strict = (value: string) => ({ parameters: { strict_integrity: { string_value: value } } });
+
+  it('--strict-model-integrity refuses files without a digest unless the model opts out', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'signed', 1, smallModel(WIDTH, 1, 61));
+    await addUnverifiable(root, 'plain');
+    await addUnverifiable(root, 'waived', strict('false'));
+    await addUnverifiable(root, 'typo', strict('yes'));
+    const { client } = await open(root, { strictModelIntegrity: true });
+    const index = await client.repositoryIndex();
+    const row = (name: string) => index.find((r) => r.name === name)!;
+    expect(row('signed')).toMatchObject({ state: 'READY' });
+    expect(row('waived')).toMatchObject({ state: 'READY' });
+    expect(row('plain')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(row('plain').reason).toMatch(/strictIntegrity refuses .*model.json: it records no digest/);
+    expect(row('typo')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(row('typo').reason).toMatch(/parameters.strict_integrity/);
+  });
+
+  it('a model can ask for strict integrity on a lenient server; a damaged file is refused either way', async () => {
+    const root = await tempRepository();
+    await addUnverifiable(root, 'plain');
+    await addUnverifiable(root, 'strict', strict('true'));
+    await addVersion(root, 'damaged', 1, smallModel(WIDTH, 1, 62));
+    const weights = (await readdir(join(root, 'damaged', '1'))).find((f) => f.endsWith('.bin'))!;
+    const bytes = await readFile(join(root, 'damaged', '1', weights));
+    bytes[9]! ^= 0x01;
+    await writeFile(join(root, 'damaged', '1', weights), bytes);
+    const { client } = await open(root);
+    const index = await client.repositoryIndex();
+    const row = (name: string) => index.find((r) => r.name === name)!;
+    expect(row('plain')).toMatchObject({ state: 'READY' });
+    expect(row('strict')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(row('strict').reason).toMatch(/records no digest/);
+    expect(row('damaged')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(row('damaged').reason).toMatch(/do not match the SHA-256 recorded in maas.weightsSha256/);
   });
 });

@@ -246,7 +246,7 @@ describe('atomic writes and broken files', () => {
     bytes[10]! ^= 0xff;
     await writeFile(join(dir, bin), bytes);
     expect(await errorOf(() => loadModel(dir))).toMatch(
-      /^MAAS_ERR_MODEL_FORMAT: The weights of .* do not match the SHA-256/,
+      /^MAAS_ERR_MODEL_INTEGRITY: The weights of .* do not match the SHA-256 recorded in maas.weightsSha256/,
     );
     const conv = join(await temp(), 'conv');
     await mkdir(conv);

@@ -329,6 +329,27 @@ export function completeConfig(modelName: string, raw: unknown, facts?: ModelFac
   };
 }
 
+/** The config.json parameter that requires ("true") or waives ("false") a digest in a model's files. */
+export const STRICT_INTEGRITY_PARAMETER = 'strict_integrity';
+
+/**
+ * Whether a model's files must record a digest (openModelFile's strictIntegrity): its
+ * strict_integrity parameter when the config has one, else the server's default.
+ */
+export function strictIntegrityOf(config: ModelConfig, serverDefault: boolean): boolean {
+  if (!Object.hasOwn(config.parameters, STRICT_INTEGRITY_PARAMETER)) return serverDefault;
+  const entry: unknown = config.parameters[STRICT_INTEGRITY_PARAMETER];
+  const value = (entry as { string_value?: unknown } | null)?.string_value;
+  const word = typeof value === 'string' ? value.toLowerCase() : undefined;
+  if (word === 'true' || word === 'false') return word === 'true';
+  throw bad(
+    config.name,
+    `parameters.${STRICT_INTEGRITY_PARAMETER}`,
+    '{"string_value": "true"} or {"string_value": "false"}',
+    entry,
+  );
+}
+
 /** The batcher's view of a config. */
 /** The executions a version may run at once: its instance groups' counts together. */
 export function instanceCount(config: ModelConfig): number {

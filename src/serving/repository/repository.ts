@@ -19,6 +19,7 @@ import {
   completeConfig,
   instanceCount,
   selectVersions,
+  strictIntegrityOf,
   type ModelConfig,
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
@@ -74,6 +75,11 @@ export interface RepositoryOptions {
   startupModels?: string[];
   /** Queued input bytes per model version beyond which requests are rejected (default 256 MiB; 0 = unbounded). */
   maxQueueBytes?: number;
+  /**
+   * Refuse model files that record no digest, unless a model's config sets the strict_integrity
+   * parameter to "false" (default false: a digest is verified when a file records one).
+   */
+  strictIntegrity?: boolean;
 }
 
 const unknownModel = (name: string) =>
@@ -90,6 +96,7 @@ export class ModelRepository {
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
   private readonly maxQueueBytes: number;
+  private readonly strictIntegrity: boolean;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -106,6 +113,7 @@ export class ModelRepository {
     this.pollSeconds = options.pollSeconds ?? 15;
     this.startupModels = options.startupModels ?? [];
     this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.strictIntegrity = options.strictIntegrity ?? false;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -294,6 +302,7 @@ export class ModelRepository {
       const fingerprint = await this.modelFingerprint(name);
       const raw = override !== undefined ? override : await readConfig(dir, name);
       const policyConfig = completeConfig(name, raw);
+      const strictIntegrity = strictIntegrityOf(policyConfig, this.strictIntegrity);
       const onDisk = await versionDirs(dir);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
@@ -308,7 +317,7 @@ export class ModelRepository {
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
-          const served = await this.loadVersion(name, version, raw, files);
+          const served = await this.loadVersion(name, version, raw, files, strictIntegrity);
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
@@ -347,7 +356,13 @@ export class ModelRepository {
     }
   }
 
-  private async loadVersion(name: string, version: number, raw: unknown, fingerprint: string): Promise<ServedVersion> {
+  private async loadVersion(
+    name: string,
+    version: number,
+    raw: unknown,
+    fingerprint: string,
+    strictIntegrity: boolean,
+  ): Promise<ServedVersion> {
     const dir = join(this.root, name, String(version));
     await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
@@ -362,7 +377,7 @@ export class ModelRepository {
     }
     // Read, checked, folded and packed in a load thread: only the packed region's descriptor and
     // a few numbers come back, so a large model does not stall the requests this loop answers.
-    const loaded = await this.pool.load(join(dir, fileName), { signal: this.stopping.signal });
+    const loaded = await this.pool.load(join(dir, fileName), { signal: this.stopping.signal, strictIntegrity });
     const { region, inputSize, outputSize, quantization } = loaded;
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
