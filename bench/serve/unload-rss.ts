@@ -80,6 +80,7 @@ try {
     loadedMax = Math.max(loadedMax, await rssMb(pids()));
     await client.unloadModel('big');
     afterUnload.push(await rssMb(pids()));
+    process.stderr.write(`cycle ${i + 1}: ${afterUnload.at(-1)!.toFixed(0)} MB after unload\n`);
   }
   const seconds = (performance.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 1000));

@@ -158,7 +158,7 @@ export class InferencePool {
   /**
    * Opens and packs a model file in the load thread (DESIGN decision 11: large parsing, loading
    * and packing run off the event loop, in something that can be stopped): only the packed
-   * SharedArrayBuffer and a few numbers come back. `signal` stops the load (the thread ends);
+   * region's descriptor and a few numbers come back. `signal` stops the load (the thread ends);
    * `strictIntegrity` refuses a file that records no digest.
    */
   async load(path: string, options: { signal?: AbortSignal; strictIntegrity?: boolean } = {}): Promise<LoadedModel> {
