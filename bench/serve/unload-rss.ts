@@ -6,7 +6,8 @@
  *
  *   npx tsx bench/serve/unload-rss.ts [--cycles 100] [--width 10000] [--isolation thread]
  */
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     cycles: { type: 'string', default: '100' },
     width: { type: 'string', default: '10000' },
     isolation: { type: 'string', default: 'thread' },
+    generate: { type: 'string' },
   },
 });
 const cycles = Number(values.cycles);
@@ -35,8 +37,11 @@ async function rssMb(pids: number[]): Promise<number> {
   return kb / 1024;
 }
 
-const root = await mkdtemp(join(tmpdir(), 'maas-rss-'));
-try {
+/**
+ * --generate DIR: writes the model and its answer for the probe row, in a process of its own,
+ * so the measured process never holds the model's arrays.
+ */
+if (values.generate) {
   const model = sequential({
     layers: [
       dense({
@@ -46,11 +51,24 @@ try {
       }),
     ],
   });
-  await mkdir(join(root, 'big'));
-  await model.save(join(root, 'big', '1'));
+  await mkdir(join(values.generate, 'big'));
+  await model.save(join(values.generate, 'big', '1'));
+  const y = model.predict(new Float32Array(width).fill(0.5)).values;
+  await writeFile(join(values.generate, 'expected.json'), JSON.stringify([y[0], y[width - 1]]));
+  process.exit(0);
+}
+
+const root = await mkdtemp(join(tmpdir(), 'maas-rss-'));
+try {
+  execFileSync(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, '--width', String(width), '--generate', root],
+    {
+      stdio: 'inherit',
+    },
+  );
+  const [first, last] = JSON.parse(await readFile(join(root, 'expected.json'), 'utf8')) as [number, number];
   const x = new Float32Array(width).fill(0.5);
-  const want = model.predict(x).values;
-  model.dispose?.();
   const server = await serve({
     modelRepository: root,
     grpcPort: null,
@@ -62,7 +80,6 @@ try {
   });
   const client = new HttpInferenceClient(`http://127.0.0.1:${server.httpPort}`);
   const pids = () => (isolation === 'process' ? server.pool.workerPids() : []);
-  global.gc?.();
   const before = await rssMb(pids());
   const afterUnload: number[] = [];
   let loadedMax = 0;
@@ -75,7 +92,7 @@ try {
       inputs: [{ name: meta.inputs[0]!.name, datatype: 'FP32', shape: [1, width], data: x }],
     });
     const y = r.outputs[0]!.data as Float32Array;
-    if (Math.abs(y[0]! - want[0]!) > 1e-3 || Math.abs(y[width - 1]! - want[width - 1]!) > 1e-3)
+    if (Math.abs(y[0]! - first) > 1e-3 || Math.abs(y[width - 1]! - last) > 1e-3)
       throw new Error(`cycle ${i}: wrong output`);
     loadedMax = Math.max(loadedMax, await rssMb(pids()));
     await client.unloadModel('big');
