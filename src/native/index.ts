@@ -219,6 +219,8 @@ export interface NativeBinding {
   /** Opens a region another process shares (/proc/<pid>/fd/<fd>) read-only; returns this process's descriptor. */
   openRegion(path: string): number;
   closeRegion(fd: number): void;
+  /** Returns the allocator's free pages to the system (glibc malloc_trim); false when nothing was released or elsewhere. */
+  releaseFreeMemory(): boolean;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -4,31 +4,25 @@
  */
 import { fileURLToPath } from 'node:url';
 
-const fromSources = import.meta.url.endsWith('.ts');
-
-/** The module file of a piscina thread entry (`load-worker`) and the execArgv that runs it. */
-export function workerEntry(name: 'load-worker'): { filename: string; execArgv: string[] } {
-  const here = import.meta.url;
-  if (fromSources) {
-    return { filename: new URL(`./${name}.ts`, here).href, execArgv: ['--import', import.meta.resolve('tsx')] };
-  }
-  return { filename: new URL(`./${name}.js`, here).href, execArgv: [] };
-}
-
-/**
- * How to start an inference worker. A process runs the module directly (under tsx's hooks from
- * the sources). A thread from the sources starts at a small JavaScript file that requires the
- * TypeScript module through tsx's CommonJS hook: a worker thread cannot take a .ts entry.
- */
-export function inferenceWorkerEntry(): {
+/** How to start one of the pool's modules in a thread or a process. */
+export interface ModuleEntry {
+  /** The module, for a process (child_process.fork runs it directly). */
   module: string;
+  /** The file a thread starts at, and the workerData field naming the module it should load (sources only). */
   threadEntry: string;
   threadModule?: string;
   execArgv: string[];
-} {
+}
+
+/**
+ * A process runs the module directly (under tsx's hooks from the sources). A thread from the
+ * sources starts at a small JavaScript file that requires the TypeScript module through tsx's
+ * CommonJS hook: a worker thread cannot take a .ts entry.
+ */
+export function moduleEntry(name: 'worker' | 'load-worker'): ModuleEntry {
   const here = import.meta.url;
-  if (fromSources) {
-    const module = fileURLToPath(new URL('./worker.ts', here));
+  if (here.endsWith('.ts')) {
+    const module = fileURLToPath(new URL(`./${name}.ts`, here));
     return {
       module,
       threadEntry: fileURLToPath(new URL('../../scripts/ts-thread-entry.mjs', here)),
@@ -36,6 +30,6 @@ export function inferenceWorkerEntry(): {
       execArgv: ['--import', import.meta.resolve('tsx')],
     };
   }
-  const module = fileURLToPath(new URL('./worker.js', here));
+  const module = fileURLToPath(new URL(`./${name}.js`, here));
   return { module, threadEntry: module, execArgv: [] };
 }

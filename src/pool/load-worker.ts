@@ -1,10 +1,12 @@
 /**
- * The load worker: a thread of the pool's loader that opens one model file (read, parse,
- * checksum, check, fold), packs its weights straight into a shared-memory region and answers
- * with the region's descriptor, so a large model loads without stalling the event loop that
- * answers requests, and nothing of the file stays in a heap once the thread ends.
+ * The load thread: started for one model file (its LoadRequest is the thread's workerData), it
+ * opens the file (read, parse, checksum, check, fold), packs the weights straight into a
+ * shared-memory region and posts the region's descriptor, so a large model loads without
+ * stalling the event loop that answers requests. The pool then ends the thread, and with it
+ * the heap that held the file.
  */
 import { constants, setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
 import { openModelFile } from '../io/open.js';
 import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
@@ -12,7 +14,7 @@ import { readInt8 } from '../quant/load.js';
 import { describeQuantization, int8PackLayers } from '../quant/model.js';
 import type { LoadReply, LoadRequest, LoadedModel } from './messages.js';
 
-// Run from the TypeScript sources (tests, benches), piscina requires this module through tsx's
+// Run from the TypeScript sources (tests, benches), the thread requires this module through tsx's
 // CommonJS hook; dynamic ESM imports (the HDF5 reader) need tsx's ESM hooks in this thread too.
 // Loading is background work: at the lowest priority this thread takes only the CPU that the
 // event loop and the inference workers leave idle. On Linux a nice value belongs to the calling
@@ -46,7 +48,7 @@ async function load({ path, tag, strictIntegrity }: LoadRequest): Promise<Loaded
 }
 
 /** One load: the model, or the error's code and message (an Error's own fields do not cross threads). */
-export default async function loadTask(request: LoadRequest): Promise<LoadReply> {
+async function loadTask(request: LoadRequest): Promise<LoadReply> {
   try {
     return { ok: true, model: await load(request) };
   } catch (error) {
@@ -58,3 +60,5 @@ export default async function loadTask(request: LoadRequest): Promise<LoadReply>
     };
   }
 }
+
+void loadTask(workerData as LoadRequest).then((reply) => parentPort!.postMessage(reply));

@@ -35,6 +35,8 @@ export type ToWorker =
 /** A worker's messages to the pool. */
 export type FromWorker =
   | { kind: 'ready' }
+  /** The version's handle is closed and its weights unmapped. */
+  | { kind: 'retired'; key: string }
   /** The result buffer: a float64 compute time (RESULT_HEADER_BYTES), then the outputs. */
   | { kind: 'result'; id: number; result: ArrayBuffer }
   | { kind: 'error'; id: number; code: string; message: string };

@@ -5,10 +5,9 @@
  * above the cores by default). A worker that dies fails only what it was running, and is replaced.
  */
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
 import { MaasError, isErrorCode } from '../core/errors.js';
 import { native } from '../native/index.js';
-import { workerEntry } from './entry.js';
+import { runLoadThread } from './load-thread.js';
 import {
   RESULT_HEADER_BYTES,
   type FromWorker,
@@ -79,6 +78,8 @@ interface Slot {
   readonly index: number;
   link: WorkerLink | null;
   readonly running: Map<number, Running>;
+  /** Retire messages sent and not yet acknowledged, by version key. */
+  readonly retiring: Map<string, () => void>;
   /** When the recent deaths were, to slow down a worker that dies as soon as it starts. */
   deaths: number[];
 }
@@ -95,10 +96,14 @@ export class InferencePool {
   readonly isolation: WorkerIsolation;
   private readonly slots: Slot[];
   private readonly workerOptions: WorkerOptions;
-  /** One load thread, started per load and ended when idle: opening and packing model files. */
-  private readonly loader: Piscina;
+  /** Loads run one at a time, each in a thread of its own: one file's memory at most. */
+  private loads: Promise<unknown> = Promise.resolve();
+  private readonly loadHeapMb: number;
   /** Attached versions by key; a detached one stays here until its last execution is answered. */
-  private readonly attached = new Map<string, { weights: SharedWeights; running: number; detached: boolean }>();
+  private readonly attached = new Map<
+    string,
+    { weights: SharedWeights; running: number; detached: boolean; released?: Promise<void>; onReleased?: () => void }
+  >();
   private nextId = 0;
   private nextLoadTag = 0;
   private closed = false;
@@ -138,21 +143,11 @@ export class InferencePool {
       index,
       link: null,
       running: new Map(),
+      retiring: new Map(),
       deaths: [],
     }));
     for (const slot of this.slots) this.spawn(slot);
-    const loadEntry = workerEntry('load-worker');
-    this.loader = new Piscina({
-      filename: loadEntry.filename,
-      execArgv: loadEntry.execArgv,
-      minThreads: 0,
-      maxThreads: 1,
-      // The thread goes as soon as it is idle, and with it the heap that held the file's bytes
-      // (a collection in this thread cannot reach that garbage; ending the thread frees it).
-      idleTimeout: 0,
-      maxQueue: Infinity,
-      resourceLimits: { maxOldGenerationSizeMb: options.loadHeapMb ?? 4096 },
-    });
+    this.loadHeapMb = options.loadHeapMb ?? 4096;
   }
 
   /**
@@ -165,15 +160,25 @@ export class InferencePool {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const request: LoadRequest = { path, tag: ++this.nextLoadTag, strictIntegrity: options.strictIntegrity === true };
     let reply: LoadReply;
-    const timeout = AbortSignal.timeout(this.loadTimeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let timeout: AbortSignal | undefined;
+    const run = async () => {
+      // The timeout counts from the load's start, not from when it was queued behind others.
+      timeout = AbortSignal.timeout(this.loadTimeoutMs);
+      return runLoadThread(
+        request,
+        this.loadHeapMb,
+        options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+      );
+    };
+    const turn = this.loads.then(run, run);
+    this.loads = turn.catch(() => {});
     try {
-      reply = (await this.loader.run(request, { signal })) as LoadReply;
+      reply = await turn;
     } catch (error) {
       // The thread was ended mid-load: a region it made but never handed over is closed here.
       native.closeUnclaimedRegions(request.tag);
       if (options.signal?.aborted) throw new MaasError('MAAS_ERR_SERVER_STOPPING', `Loading ${path} was stopped`);
-      if (timeout.aborted)
+      if (timeout?.aborted)
         throw new MaasError(
           'MAAS_ERR_MODEL_LOAD_TIMEOUT',
           `Loading ${path} took longer than ${this.loadTimeoutMs} ms and was stopped`,
@@ -212,19 +217,30 @@ export class InferencePool {
   /**
    * Retires a version: nothing new may run on it, and once its last execution is answered every
    * worker unmaps it and its region is closed, so its memory goes back to the system at once.
+   * Resolves when that has happened (every worker has acknowledged, or died).
    */
-  detach(key: string): void {
+  detach(key: string): Promise<void> {
     const entry = this.attached.get(key);
-    if (!entry || entry.detached) return;
-    entry.detached = true;
-    if (entry.running === 0) this.release(key);
+    if (!entry) return Promise.resolve();
+    if (!entry.detached) {
+      entry.detached = true;
+      entry.released = new Promise((resolve) => (entry.onReleased = resolve));
+      if (entry.running === 0) this.release(key);
+    }
+    return entry.released!;
   }
 
   private release(key: string): void {
     const entry = this.attached.get(key)!;
     this.attached.delete(key);
-    for (const slot of this.slots) slot.link?.send({ kind: 'retire', key });
+    const acknowledged = this.slots.map((slot) => {
+      if (!slot.link) return Promise.resolve();
+      const ack = new Promise<void>((resolve) => slot.retiring.set(key, resolve));
+      slot.link.send({ kind: 'retire', key });
+      return ack;
+    });
     native.closeRegion(entry.weights.fd);
+    void Promise.all(acknowledged).then(() => entry.onReleased?.());
   }
 
   /** Runs `rows` rows of x (transferred to a thread, not copied) through an attached model version. */
@@ -279,6 +295,11 @@ export class InferencePool {
 
   private answer(slot: Slot, message: FromWorker): void {
     if (message.kind === 'ready') return;
+    if (message.kind === 'retired') {
+      slot.retiring.get(message.key)?.();
+      slot.retiring.delete(message.key);
+      return;
+    }
     const running = slot.running.get(message.id);
     if (!running) return;
     slot.running.delete(message.id);
@@ -296,6 +317,9 @@ export class InferencePool {
     slot.link = null;
     const failed = [...slot.running.values()];
     slot.running.clear();
+    // A dead worker's mappings died with it (a thread's are unmapped when it is torn down).
+    for (const acknowledge of slot.retiring.values()) acknowledge();
+    slot.retiring.clear();
     if (this.closed) return;
     this.onWorkerExit({ worker: slot.index, isolation: this.isolation, reason, failed: failed.length });
     const error = new MaasError(
@@ -354,6 +378,6 @@ export class InferencePool {
     for (const slot of this.slots) slot.link = null;
     for (const { weights } of this.attached.values()) native.closeRegion(weights.fd);
     this.attached.clear();
-    await Promise.all([...links.map((link) => link.terminate()), this.loader.close()]);
+    await Promise.all([...links.map((link) => link.terminate()), this.loads]);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { fork } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
-import { inferenceWorkerEntry } from './entry.js';
+import { moduleEntry } from './entry.js';
 import type { FromWorker, ToWorker, WorkerIsolation, WorkerOptions } from './messages.js';
 
 /** A worker's JavaScript heap cap (MB): it holds only handles and one batch at a time. */
@@ -32,7 +32,7 @@ export function startWorker(isolation: WorkerIsolation, options: WorkerOptions, 
 }
 
 function startThread(options: WorkerOptions, events: LinkEvents): WorkerLink {
-  const entry = inferenceWorkerEntry();
+  const entry = moduleEntry('worker');
   const worker = new Worker(entry.threadEntry, {
     execArgv: entry.execArgv,
     workerData: { ...options, maasModule: entry.threadModule },
@@ -52,7 +52,7 @@ function startThread(options: WorkerOptions, events: LinkEvents): WorkerLink {
 }
 
 function startProcess(options: WorkerOptions, events: LinkEvents): WorkerLink {
-  const entry = inferenceWorkerEntry();
+  const entry = moduleEntry('worker');
   const child = fork(entry.module, [], {
     execArgv: [...entry.execArgv, `--max-old-space-size=${WORKER_HEAP_MB}`],
     serialization: 'advanced',

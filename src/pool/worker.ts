@@ -88,6 +88,7 @@ function infer(message: Extract<ToWorker, { kind: 'infer' }>): void {
 function retire(key: string): void {
   handles.get(key)?.dispose();
   handles.delete(key);
+  channel.send({ kind: 'retired', key });
 }
 
 /** Test hooks only: the faults a worker must survive being the victim of. */

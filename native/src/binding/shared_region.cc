@@ -5,6 +5,9 @@
 #include "shared_region.h"
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -186,6 +189,17 @@ Napi::Value CloseRegion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// releaseFreeMemory() -> boolean: hands the allocator's free pages back to the system. A load
+// thread's large transient buffers end in glibc's per-thread arenas, which outlive the thread
+// and are not trimmed on their own; without this the process keeps them resident.
+Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 bool RegionMapping::Map(int fd, size_t bytes) {
@@ -218,6 +232,7 @@ void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {
   exports.Set("closeUnclaimedRegions", Napi::Function::New(env, CloseUnclaimedRegions, "closeUnclaimedRegions"));
   exports.Set("openRegion", Napi::Function::New(env, OpenRegion, "openRegion"));
   exports.Set("closeRegion", Napi::Function::New(env, CloseRegion, "closeRegion"));
+  exports.Set("releaseFreeMemory", Napi::Function::New(env, ReleaseFreeMemory, "releaseFreeMemory"));
 }
 
 }  // namespace maas::binding

@@ -414,7 +414,7 @@ export class ModelRepository {
       return { model: name, version, config, inputSize, outputSize, weights, batcher, stats, fingerprint };
     } catch (error) {
       batcher?.close();
-      this.pool.detach(weights.key);
+      await this.pool.detach(weights.key);
       throw error;
     }
   }
@@ -437,7 +437,7 @@ export class ModelRepository {
   private async retire(served: ServedVersion): Promise<void> {
     await served.batcher.drained();
     served.batcher.close();
-    this.pool.detach(served.weights.key);
+    await this.pool.detach(served.weights.key);
     this.logger.info({ model: served.model, version: served.version }, 'model version unloaded');
   }
 
