@@ -181,7 +181,7 @@ export function packInt8StackRegion(
 }
 
 /**
- * Opens a native handle over a packed model, e.g. inside a piscina worker that received
+ * Opens a native handle over a packed model, e.g. inside a worker thread that received
  * `packed` (or just its buffer and format) in a message. The handle's
  * predict(x: Float32Array, batch, y: Float32Array) writes batch × outputSize floats into y
  * synchronously, using this thread's ISA cap and intra-op threads; dispose() releases it.
