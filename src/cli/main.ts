@@ -10,6 +10,8 @@ import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
 import { runServe, type ServeCommandOptions } from './serve.js';
 import { runQuantize } from './quantize.js';
+import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
+import { SCOPES } from '../serving/auth/tokens.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
 import { backendInfo } from '../runtime.js';
 import type { WorkerIsolation } from '../pool/pool.js';
@@ -158,6 +160,28 @@ program
   .command('info')
   .description('print the CPU, ISA, kernels and backends as JSON')
   .action(() => console.log(JSON.stringify(backendInfo(), null, 2)));
+
+const token = program.command('token').description('API tokens: create (printed once), list, revoke');
+token
+  .command('create')
+  .description('add a token to the token file and print it (only its salted scrypt hash is stored)')
+  .requiredOption('--file <path>', 'the token file (created with owner-only permissions if absent)')
+  .requiredOption('--scope <scope>', `a scope: ${SCOPES.join(', ')} (repeatable or comma-separated)`, collect, [])
+  .option('--models <names>', 'models it may use, comma-separated (default: all)', collect, [])
+  .option('--name <label>', 'a label for logs and the audit trail')
+  .option('--expires-days <n>', 'days until it expires (default: never)', positiveInt)
+  .action((opts: Omit<TokenCreateOptions, 'print'>) => runTokenCreate({ ...opts, print: (l) => console.log(l) }));
+token
+  .command('list')
+  .description('list the tokens of a token file (ids, scopes, models, state; never secrets)')
+  .requiredOption('--file <path>', 'the token file')
+  .action((opts: { file: string }) => runTokenList({ ...opts, print: (l) => console.log(l) }));
+token
+  .command('revoke')
+  .description('revoke a token by id (a running server stops accepting it within a second)')
+  .argument('<id>', 'the token id (the 16 hex digits after maas_)')
+  .requiredOption('--file <path>', 'the token file')
+  .action((id: string, opts: { file: string }) => runTokenRevoke({ ...opts, id, print: (l) => console.log(l) }));
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(e instanceof Error ? `maas: ${e.message}` : e);

@@ -121,6 +121,15 @@ export const ERRORS = {
     doc: 'Load or unload was asked for while the model control mode is not explicit.',
   },
   MAAS_ERR_SERVER_STOPPING: { kind: 'Unavailable', doc: 'The server (or its inference pool) is shutting down.' },
+  MAAS_ERR_UNAUTHENTICATED: {
+    kind: 'Unauthenticated',
+    doc: 'The request carries no valid credentials (a missing, malformed, unknown, expired or revoked token).',
+  },
+  MAAS_ERR_PERMISSION_DENIED: {
+    kind: 'PermissionDenied',
+    doc: 'The credentials are valid but their scopes or models do not cover this call.',
+  },
+  MAAS_ERR_TOKEN_FILE: { kind: 'InvalidArgument', doc: 'The token file cannot be read or is not a valid token file.' },
   MAAS_ERR_WORKER_DIED: {
     kind: 'Unavailable',
     doc: 'The inference worker running the request stopped (a crash or out of memory); it is replaced, so a retry can succeed.',

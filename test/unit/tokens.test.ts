@@ -1,0 +1,135 @@
+/**
+ * API tokens: what a token file stores (salted scrypt hashes, owner-only), how tokens verify
+ * (wrong, malformed, unknown, expired, revoked), scopes and model lists, a token file re-read on
+ * change, and the checks on every field of a hand-edited file.
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  TokenVerifier,
+  createToken,
+  parseTokenFile,
+  permits,
+  type Identity,
+  type TokenFile,
+} from '../../src/serving/auth/tokens.js';
+import { TokenStore, addTokenRecord, readTokenFile, revokeTokenRecord } from '../../src/serving/auth/token-store.js';
+import { type MaasError } from '../../src/core/errors.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'maas-tokens-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+function flipLastChar(token: string): string {
+  const last = token.at(-1)!;
+  return token.slice(0, -1) + (last === 'A' ? 'B' : 'A');
+}
+
+describe('API tokens', () => {
+  it('stores only a salted hash, owner-readable, and verifies the token it printed', async () => {
+    const path = join(dir, 'store.json');
+    const { token, record } = await createToken({ name: 'ci', scopes: ['infer'], models: ['classic'] });
+    await addTokenRecord(path, record);
+    const text = await readFile(path, 'utf8');
+    expect(text).not.toContain(token.split('_')[2]);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    const verifier = new TokenVerifier(await readTokenFile(path));
+    const identity = (await verifier.verify(token)) as Identity;
+    expect(identity.id).toBe(`token:${record.id}`);
+    expect(permits(identity, 'infer', 'classic')).toBe(true);
+    expect(permits(identity, 'infer', 'other')).toBe(false);
+    expect(permits(identity, 'repository')).toBe(false);
+  });
+
+  it('refuses a wrong secret, a malformed token, an unknown id, an expired and a revoked token', async () => {
+    const path = join(dir, 'refusals.json');
+    const live = await createToken({ name: 'live', scopes: ['metadata'] });
+    const old = await createToken({ name: 'old', scopes: ['metadata'], expiresInDays: 1 }, new Date('2020-01-01'));
+    await addTokenRecord(path, live.record);
+    await addTokenRecord(path, old.record);
+    const verifier = new TokenVerifier(await readTokenFile(path));
+    expect(await verifier.verify(flipLastChar(live.token))).toBe('wrong secret');
+    expect(await verifier.verify(flipLastChar(live.token))).toBe('wrong secret'); // remembered, same answer
+    expect(await verifier.verify('Bearer x')).toBe('malformed');
+    expect(await verifier.verify(live.token.replace(/_[0-9a-f]{16}_/, '_0123456789abcdef_'))).toBe('unknown');
+    expect(await verifier.verify(old.token)).toBe('expired');
+    expect(await revokeTokenRecord(path, live.record.id)).toBe(true);
+    expect(await new TokenVerifier(await readTokenFile(path)).verify(live.token)).toBe('revoked');
+  });
+
+  it('admin implies every scope; a model list limits every scope', async () => {
+    const admin: Identity = { id: 'a', name: 'a', scopes: new Set(['admin']), models: null };
+    const limited: Identity = { id: 'b', name: 'b', scopes: new Set(['admin']), models: new Set(['m']) };
+    expect(permits(admin, 'repository', 'anything')).toBe(true);
+    expect(permits(limited, 'infer', 'm')).toBe(true);
+    expect(permits(limited, 'infer', 'n')).toBe(false);
+  });
+
+  it('maps a client certificate subject to scopes like a token', () => {
+    const file = parseTokenFile(
+      JSON.stringify({ version: 1, tokens: [], certificates: [{ subject: 'CN=reports', scopes: ['metadata'] }] }),
+    );
+    const verifier = new TokenVerifier(file);
+    expect(verifier.certificate('CN=reports')?.scopes.has('metadata')).toBe(true);
+    expect(verifier.certificate('CN=other')).toBeNull();
+  });
+
+  it('refuses a hand-edited file field by field with MAAS_ERR_TOKEN_FILE', async () => {
+    const { record } = await createToken({ name: 'x', scopes: ['infer'] });
+    const good: TokenFile = { version: 1, tokens: [record] };
+    const variants: [string, unknown][] = [
+      ['not JSON', '{'],
+      ['version', { ...good, version: 2 }],
+      ['scope', { version: 1, tokens: [{ ...record, scopes: ['root'] }] }],
+      ['no scopes', { version: 1, tokens: [{ ...record, scopes: [] }] }],
+      ['id', { version: 1, tokens: [{ ...record, id: '../x' }] }],
+      ['duplicate id', { version: 1, tokens: [record, record] }],
+      ['cost too low', { version: 1, tokens: [{ ...record, scrypt: { N: 2, r: 1, p: 1 } }] }],
+      ['cost too high', { version: 1, tokens: [{ ...record, scrypt: { N: 2 ** 30, r: 8, p: 1 } }] }],
+      ['short salt', { version: 1, tokens: [{ ...record, salt: 'AAAA' }] }],
+      ['hash size', { version: 1, tokens: [{ ...record, hash: 'AAAA' }] }],
+      ['expires', { version: 1, tokens: [{ ...record, expires: 'soon' }] }],
+      ['models', { version: 1, tokens: [{ ...record, models: [''] }] }],
+    ];
+    for (const [what, value] of variants) {
+      const text = typeof value === 'string' ? value : JSON.stringify(value);
+      expect(() => parseTokenFile(text), what).toThrow(expect.objectContaining({ code: 'MAAS_ERR_TOKEN_FILE' }));
+    }
+    expect(parseTokenFile(JSON.stringify(good)).tokens).toHaveLength(1);
+  });
+
+  it('a store re-reads the file when it changes, and keeps the tokens in force when an edit is broken', async () => {
+    const path = join(dir, 'live.json');
+    const first = await createToken({ name: 'first', scopes: ['infer'] });
+    await addTokenRecord(path, first.record);
+    const reloads: (MaasError | null)[] = [];
+    let heard: () => void = () => {};
+    const store = await TokenStore.open(path, {
+      intervalMs: 20,
+      onReload: (error) => {
+        reloads.push(error);
+        heard();
+      },
+    });
+    const reloaded = () => new Promise<void>((resolve) => (heard = resolve));
+    try {
+      expect(await store.verifier.verify(first.token)).toMatchObject({ name: 'first' });
+      const second = await createToken({ name: 'second', scopes: ['infer'] });
+      let next = reloaded();
+      await addTokenRecord(path, second.record);
+      await next;
+      expect(await store.verifier.verify(second.token)).toMatchObject({ name: 'second' });
+      next = reloaded();
+      await writeFile(path, '{ broken');
+      await next;
+      expect(reloads.at(-1)).toMatchObject({ code: 'MAAS_ERR_TOKEN_FILE' });
+      expect(await store.verifier.verify(second.token)).toMatchObject({ name: 'second' });
+    } finally {
+      store.stopWatching();
+    }
+  });
+});
