@@ -77,6 +77,11 @@ program
     positiveInt,
   )
   .option(
+    '--grpc-max-in-flight-per-stream <n>',
+    'requests read from one ModelStreamInfer stream and not yet answered; beyond, the stream is not read (default 128)',
+    positiveInt,
+  )
+  .option(
     '--shutdown-grace-secs <n>',
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',
     positiveInt,

@@ -25,6 +25,7 @@ export interface ServeCommandOptions {
   modelLoadTimeoutSecs?: number;
   connectionIdleSecs?: number;
   maxQueueBytes?: number;
+  grpcMaxInFlightPerStream?: number;
   print: (line: string) => void;
 }
 
@@ -46,6 +47,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
+    maxInFlightPerStream: options.grpcMaxInFlightPerStream,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

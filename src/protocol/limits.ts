@@ -21,3 +21,18 @@ export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
 
 /** Open REST connections; a client beyond this is refused until one closes. */
 export const DEFAULT_MAX_HTTP_CONNECTIONS = 10_000;
+
+/**
+ * Requests read from one ModelStreamInfer stream and not yet answered. At the cap the server stops
+ * reading the stream (HTTP/2 flow control then holds the client) until answers go out.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_STREAM = 128;
+
+/**
+ * Tensor elements one request may carry as typed values (gRPC contents, REST JSON data): as many
+ * FP32 values as fit the message limit. A packed bool is one byte on the wire but a JS array
+ * slot of eight, so counting bytes alone would let a 64 MiB message decode to 512 MB.
+ */
+export function maxRequestElements(maxMessageBytes: number): number {
+  return Math.floor(maxMessageBytes / 4);
+}
