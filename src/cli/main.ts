@@ -82,6 +82,16 @@ program
     positiveInt,
   )
   .option(
+    '--http-max-in-flight-per-connection <n>',
+    'REST requests of one connection running at once (pipelining); as many more may wait (default 32)',
+    positiveInt,
+  )
+  .option(
+    '--http-json-thread-bytes <n>',
+    'REST JSON bodies of this size or more are parsed in a thread, off the event loop (default 1 MiB)',
+    positiveInt,
+  )
+  .option(
     '--shutdown-grace-secs <n>',
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',
     positiveInt,

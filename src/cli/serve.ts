@@ -26,6 +26,8 @@ export interface ServeCommandOptions {
   connectionIdleSecs?: number;
   maxQueueBytes?: number;
   grpcMaxInFlightPerStream?: number;
+  httpMaxInFlightPerConnection?: number;
+  httpJsonThreadBytes?: number;
   print: (line: string) => void;
 }
 
@@ -48,6 +50,8 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
     maxInFlightPerStream: options.grpcMaxInFlightPerStream,
+    maxInFlightPerConnection: options.httpMaxInFlightPerConnection,
+    jsonThreadBytes: options.httpJsonThreadBytes,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

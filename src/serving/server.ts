@@ -12,7 +12,7 @@ import { packageRoot } from '../core/package-root.js';
 import { InferencePool } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
 import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
-import { startHttpServer, startMetricsServer } from './http/server.js';
+import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
 import { ServingMetrics } from './statistics.js';
 
@@ -58,6 +58,13 @@ export interface ServeOptions {
    * by HTTP/2 flow control rather than by the server's memory.
    */
   maxInFlightPerStream?: number;
+  /**
+   * REST requests of one connection that run at once (HTTP/1.1 pipelining; default 32). As many
+   * again wait in order; a client that pipelines further ahead is disconnected.
+   */
+  maxInFlightPerConnection?: number;
+  /** REST JSON bodies of this many bytes or more are parsed in a thread, off the event loop (default 1 MiB). */
+  jsonThreadBytes?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
   modelLoadTimeoutMs?: number;
   /** A pino logger to log to (default: a new one on stdout). */
@@ -103,9 +110,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   }
   let repository: ModelRepository | null = null;
   let grpcEndpoint: GrpcEndpoint | null = null;
+  let httpEndpoint: HttpEndpoint | null = null;
   const metrics = new ServingMetrics(
     () => (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })),
-    () => ({ grpcStreamRequests: grpcEndpoint?.streamLoad.inFlight ?? 0 }),
+    () => ({
+      grpcStreamRequests: grpcEndpoint?.streamLoad.inFlight ?? 0,
+      httpRequests: httpEndpoint?.connections.running ?? 0,
+    }),
   );
   repository = new ModelRepository({
     root: resolve(options.modelRepository),
@@ -162,13 +173,17 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       });
       ({ server: grpcServer, port: bound.grpc } = grpcEndpoint);
     }
-    if (httpPort !== null)
-      ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, {
+    if (httpPort !== null) {
+      httpEndpoint = await startHttpServer(dataplane, logger, {
         host,
         port: httpPort,
         maxBodyBytes: options.maxMessageBytes,
         connectionIdleMs: options.connectionIdleMs,
-      }));
+        maxInFlightPerConnection: options.maxInFlightPerConnection,
+        jsonThreadBytes: options.jsonThreadBytes,
+      });
+      ({ server: httpServer, port: bound.http } = httpEndpoint);
+    }
     if (metricsPort !== null)
       ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(
         () => metrics.text(),

@@ -113,6 +113,8 @@ export type MetricSources = () => { stats: VersionStatistics; pending: number }[
 export interface EndpointLoad {
   /** Requests read from ModelStreamInfer streams and not yet answered. */
   grpcStreamRequests: number;
+  /** REST requests running (admitted and not yet answered). */
+  httpRequests: number;
 }
 
 const LABELS = ['model', 'version'] as const;
@@ -161,7 +163,10 @@ function latencyHistogram(
 export class ServingMetrics {
   readonly registry = new Registry();
 
-  constructor(sources: MetricSources, endpoints: () => EndpointLoad = () => ({ grpcStreamRequests: 0 })) {
+  constructor(
+    sources: MetricSources,
+    endpoints: () => EndpointLoad = () => ({ grpcStreamRequests: 0, httpRequests: 0 }),
+  ) {
     const registers = [this.registry];
     const labelsOf = (s: VersionStatistics) => ({ model: s.model, version: s.version });
     const counter = (name: string, help: string, read: (s: VersionStatistics) => number) =>
@@ -236,6 +241,14 @@ export class ServingMetrics {
       registers,
       collect() {
         this.set(endpoints().grpcStreamRequests);
+      },
+    });
+    new Gauge({
+      name: 'maas_http_requests_in_flight',
+      help: 'REST requests running (each connection runs a bounded number at once)',
+      registers,
+      collect() {
+        this.set(endpoints().httpRequests);
       },
     });
     // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.
