@@ -10,6 +10,9 @@ import { MaasError } from '../../core/errors.js';
 /** Bytes per block of a large body: a few hundred copies per 64 MiB, each too small to be felt. */
 const BLOCK_BYTES = 1024 * 1024;
 
+/** How long a connection whose upload was refused stays open after the answer (lingering close). */
+const LINGER_MS = 2000;
+
 /** A body as it was read: its bytes in one or more parts. */
 export class Body {
   private joined: Buffer | null = null;
@@ -42,6 +45,23 @@ export function tooLarge(limit: number, received: string): MaasError {
   );
 }
 
+/**
+ * Lingering close for a refused upload: the client is still sending, and closing the socket on
+ * unread bytes resets the connection, which can destroy the 413 before the client reads it. So
+ * after the answer the server sends a FIN, stops reading (the client's window fills and it
+ * waits, at no cost here), and closes the socket LINGER_MS later.
+ */
+function lingerAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    req.pause(); // after node's own finish handler, which resumes a body nobody read, to drop it
+    const socket = req.socket;
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
 /** Copies chunks into blocks of BLOCK_BYTES as they come. */
 class BlockWriter {
   readonly blocks: Uint8Array[] = [];
@@ -70,14 +90,14 @@ class BlockWriter {
 
 /**
  * Reads a body up to `limit` bytes. From `blockBytes` on it is kept in owned blocks (pass Infinity
- * for a body that will be needed in one buffer anyway). The connection is closed after a refusal,
- * since the rest of the body is never read.
+ * for a body that will be needed in one buffer anyway). After a refusal the connection closes,
+ * lingering long enough for the client to read the answer.
  */
 export function readBody(req: IncomingMessage, res: ServerResponse, limit: number, blockBytes: number): Promise<Body> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      res.shouldKeepAlive = false;
+      lingerAfterRefusal(req, res);
       reject(tooLarge(limit, `a declared ${declared}`));
       return;
     }
@@ -89,9 +109,9 @@ export function readBody(req: IncomingMessage, res: ServerResponse, limit: numbe
       if (size > limit) {
         req.off('data', onData);
         req.pause();
-        res.shouldKeepAlive = false;
         chunks = []; // what was read is garbage now, not when the request object goes
         blocks = null;
+        lingerAfterRefusal(req, res);
         reject(tooLarge(limit, 'more'));
         return;
       }
