@@ -179,6 +179,8 @@ export function decodeInferBody(
           `Expected a data array (or binary_data_size) for input '${name}' but received ${describeValue(data)}`,
         );
       input.values = data as ArrayLike<unknown>;
+      // Packed by the parse thread for this request alone: nothing else holds it.
+      if (data instanceof Float32Array) input.handedOver = true;
     }
     return input;
   });
