@@ -5,7 +5,7 @@
  * taking the garbage of its parses with it.
  */
 import { Piscina } from 'piscina';
-import { MaasError, isErrorCode, messageOf } from '../../core/errors.js';
+import { MaasError, isErrorCode } from '../../core/errors.js';
 import { Body } from './body.js';
 import { parseJsonObject, type BodyKind } from './json-parse.js';
 import type { JsonReply, JsonTask } from './json-thread.js';
@@ -36,6 +36,7 @@ export function threadHeapMb(maxBodyBytes: number): number {
 /** Parses REST JSON bodies, on the event loop or in the parse thread by size. */
 export class JsonBodies {
   private thread: Piscina | null = null;
+  private closed = false;
 
   constructor(private readonly options: JsonBodyOptions) {}
 
@@ -43,6 +44,7 @@ export class JsonBodies {
   async parse(body: Body | Uint8Array, kind: BodyKind): Promise<Record<string, unknown>> {
     const size = body instanceof Body ? body.size : body.byteLength;
     if (size < this.options.threadBytes) return parseJsonObject(body instanceof Body ? body.bytes() : body, kind);
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     const parts =
       body instanceof Body && body.owned ? body.parts : [ownedCopyOf(body instanceof Body ? body.bytes() : body)];
     const task: JsonTask = { parts, kind, maxElements: this.options.maxElements };
@@ -50,11 +52,16 @@ export class JsonBodies {
     try {
       reply = (await this.pool().run(task, { transferList: parts.map((p) => p.buffer as ArrayBuffer) })) as JsonReply;
     } catch (error) {
-      // The thread died: its heap cap (ERR_WORKER_OUT_OF_MEMORY), or it was stopped at close.
-      throw new MaasError(
-        'MAAS_ERR_TOO_MANY_ELEMENTS',
-        `Expected a JSON ${kind} that parses within the parse thread's ${threadHeapMb(this.options.maxBodyBytes)} MB heap but parsing it failed: ${messageOf(error)}`,
-      );
+      // The thread died: over its heap cap (JSON.parse cannot be stopped midway, so the counts
+      // checked before it are the real bound and this one a last resort), or stopped at close.
+      if ((error as { code?: unknown }).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        throw new MaasError(
+          'MAAS_ERR_TOO_MANY_ELEMENTS',
+          `Expected a JSON ${kind} that parses within the parse thread's ${threadHeapMb(this.options.maxBodyBytes)} MB heap but it outgrew it`,
+        );
+      }
+      if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+      throw error;
     }
     if (!reply.ok) throw new MaasError(isErrorCode(reply.code) ? reply.code : 'MAAS_ERR_HTTP_BODY', reply.message);
     return reply.value;
@@ -62,6 +69,7 @@ export class JsonBodies {
 
   /** Stops the thread (a parse in progress is answered with an error). */
   async close(): Promise<void> {
+    this.closed = true;
     const thread = this.thread;
     this.thread = null;
     await thread?.destroy();
