@@ -91,6 +91,21 @@ program
     positiveInt,
   )
   .option(
+    '--grpc-max-in-flight-per-stream <n>',
+    'requests read from one ModelStreamInfer stream and not yet answered; beyond, the stream is not read (default 128)',
+    positiveInt,
+  )
+  .option(
+    '--http-max-in-flight-per-connection <n>',
+    'REST requests of one connection running at once (pipelining); as many more may wait (default 32)',
+    positiveInt,
+  )
+  .option(
+    '--http-json-thread-bytes <n>',
+    'REST JSON bodies of this size or more are parsed in a thread, off the event loop (default 1 MiB)',
+    positiveInt,
+  )
+  .option(
     '--shutdown-grace-secs <n>',
     'on SIGTERM, seconds in-flight calls may finish before open streams and connections are closed (default 25)',
     positiveInt,

@@ -28,6 +28,9 @@ export interface ServeCommandOptions {
   connectionIdleSecs?: number;
   maxQueueBytes?: number;
   strictModelIntegrity?: boolean;
+  grpcMaxInFlightPerStream?: number;
+  httpMaxInFlightPerConnection?: number;
+  httpJsonThreadBytes?: number;
   print: (line: string) => void;
 }
 
@@ -51,6 +54,9 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
     strictModelIntegrity: options.strictModelIntegrity,
+    maxInFlightPerStream: options.grpcMaxInFlightPerStream,
+    maxInFlightPerConnection: options.httpMaxInFlightPerConnection,
+    jsonThreadBytes: options.httpJsonThreadBytes,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

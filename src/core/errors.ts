@@ -158,6 +158,11 @@ export const ERRORS = {
     httpStatus: 413,
     doc: 'A request body or message is larger than --max-message-bytes (default 64 MiB).',
   },
+  MAAS_ERR_TOO_MANY_ELEMENTS: {
+    kind: 'ResourceExhausted',
+    httpStatus: 413,
+    doc: 'A request carries more typed tensor elements (gRPC contents, REST JSON data) than --max-message-bytes / 4, a JSON body opens more than 100 000 objects and arrays, a large one holds more than 10 000 values besides its numeric data, or its parse outgrows the heap of the thread that parses it; refused before the values reach the event loop.',
+  },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
   MAAS_ERR_HTTP_BODY: {
     kind: 'InvalidArgument',

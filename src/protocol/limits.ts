@@ -21,3 +21,27 @@ export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
 
 /** Open REST connections; a client beyond this is refused until one closes. */
 export const DEFAULT_MAX_HTTP_CONNECTIONS = 10_000;
+
+/**
+ * Requests read from one ModelStreamInfer stream and not yet answered. At the cap the server stops
+ * reading the stream (HTTP/2 flow control then holds the client) until answers go out.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_STREAM = 128;
+
+/**
+ * Requests of one REST connection that run at once (HTTP/1.1 pipelining). As many again may wait
+ * behind them in order; a client that pipelines further ahead of its answers is disconnected.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION = 32;
+
+/** REST JSON bodies from this size on are parsed in a worker thread, not on the event loop (1 MiB). */
+export const DEFAULT_JSON_THREAD_BYTES = 1024 * 1024;
+
+/**
+ * Tensor elements one request may carry as typed values (gRPC contents, REST JSON data): as many
+ * FP32 values as fit the message limit. A packed bool is one byte on the wire but a JS array
+ * slot of eight, so counting bytes alone would let a 64 MiB message decode to 512 MB.
+ */
+export function maxRequestElements(maxMessageBytes: number): number {
+  return Math.floor(maxMessageBytes / 4);
+}

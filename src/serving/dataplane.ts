@@ -31,6 +31,11 @@ export interface InferInput {
   shape: number[];
   raw?: Uint8Array;
   values?: ArrayLike<unknown>;
+  /**
+   * The adapter hands `values` (a Float32Array that is the whole of its buffer) over: it goes to
+   * the batcher as it is, which may move it to a worker, instead of being copied first.
+   */
+  handedOver?: boolean;
   parameters?: Parameters;
 }
 
@@ -336,8 +341,11 @@ export class DataPlane {
       if (input.datatype === 'FP32') return { x: checkedRawFloats(input.raw, elements, what), rows, batched };
       return { x: floatsFromRaw(input.raw, input.datatype, elements, what), rows, batched };
     }
-    if (input.values !== undefined)
+    if (input.values !== undefined) {
+      if (input.handedOver && input.datatype === 'FP32' && isWholeFloat32Array(input.values, elements))
+        return { x: input.values, rows, batched };
       return { x: floatsFromValues(input.values, input.datatype, elements, what), rows, batched };
+    }
     throw new MaasError(
       'MAAS_ERR_INFER_INPUT',
       `${what} has no data: expected typed contents or raw bytes for ${elements} elements`,
@@ -356,6 +364,15 @@ export class DataPlane {
     }
     return request.outputs;
   }
+}
+
+function isWholeFloat32Array(values: ArrayLike<unknown>, elements: number): values is Float32Array {
+  return (
+    values instanceof Float32Array &&
+    values.length === elements &&
+    values.byteOffset === 0 &&
+    values.byteLength === values.buffer.byteLength
+  );
 }
 
 function integerParameter(parameters: Parameters | undefined, name: string): number | undefined {

@@ -11,8 +11,8 @@ import { pino, type Logger } from 'pino';
 import { packageRoot } from '../core/package-root.js';
 import { InferencePool, type WorkerIsolation } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
-import { startGrpcServer } from './grpc/server.js';
-import { startHttpServer, startMetricsServer } from './http/server.js';
+import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
+import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
 import { ServingMetrics } from './statistics.js';
 
@@ -57,6 +57,19 @@ export interface ServeOptions {
   maxQueueBytes?: number;
   /** gRPC and REST connections with nothing in flight for this long are closed (default 65 s). */
   connectionIdleMs?: number;
+  /**
+   * Requests read from one ModelStreamInfer stream and not yet answered (default 128). At the cap
+   * the stream is not read until answers go out, so a client that writes without reading is held
+   * by HTTP/2 flow control rather than by the server's memory.
+   */
+  maxInFlightPerStream?: number;
+  /**
+   * REST requests of one connection that run at once (HTTP/1.1 pipelining; default 32). As many
+   * again wait in order; a client that pipelines further ahead is disconnected.
+   */
+  maxInFlightPerConnection?: number;
+  /** REST JSON bodies of this many bytes or more are parsed in a thread, off the event loop (default 1 MiB). */
+  jsonThreadBytes?: number;
   /** A model version that takes longer to open and pack is refused and its load thread stopped (default 300 s). */
   modelLoadTimeoutMs?: number;
   /** Enables the pool's injectFault() through RunningServer.pool (tests only). */
@@ -115,8 +128,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     );
   }
   let repository: ModelRepository | null = null;
-  const metrics = new ServingMetrics(() =>
-    (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })),
+  let grpcEndpoint: GrpcEndpoint | null = null;
+  let httpEndpoint: HttpEndpoint | null = null;
+  const metrics = new ServingMetrics(
+    () => (repository?.servedVersions() ?? []).map((s) => ({ stats: s.stats, pending: s.batcher.pending })),
+    () => ({
+      grpcStreamRequests: grpcEndpoint?.streamLoad.inFlight ?? 0,
+      httpRequests: httpEndpoint?.connections.running ?? 0,
+    }),
   );
   repository = new ModelRepository({
     root: resolve(options.modelRepository),
@@ -164,20 +183,27 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     const httpPort = options.httpPort === null ? null : (options.httpPort ?? 8000);
     const metricsPort = options.metricsPort === null ? null : (options.metricsPort ?? 8002);
     const bound = { grpc: null as number | null, http: null as number | null, metrics: null as number | null };
-    if (grpcPort !== null)
-      ({ server: grpcServer, port: bound.grpc } = await startGrpcServer(dataplane, logger, {
+    if (grpcPort !== null) {
+      grpcEndpoint = await startGrpcServer(dataplane, logger, {
         host,
         port: grpcPort,
         maxMessageBytes: options.maxMessageBytes,
         connectionIdleMs: options.connectionIdleMs,
-      }));
-    if (httpPort !== null)
-      ({ server: httpServer, port: bound.http } = await startHttpServer(dataplane, logger, {
+        maxInFlightPerStream: options.maxInFlightPerStream,
+      });
+      ({ server: grpcServer, port: bound.grpc } = grpcEndpoint);
+    }
+    if (httpPort !== null) {
+      httpEndpoint = await startHttpServer(dataplane, logger, {
         host,
         port: httpPort,
         maxBodyBytes: options.maxMessageBytes,
         connectionIdleMs: options.connectionIdleMs,
-      }));
+        maxInFlightPerConnection: options.maxInFlightPerConnection,
+        jsonThreadBytes: options.jsonThreadBytes,
+      });
+      ({ server: httpServer, port: bound.http } = httpEndpoint);
+    }
     if (metricsPort !== null)
       ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(
         () => metrics.text(),

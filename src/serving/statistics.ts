@@ -109,6 +109,14 @@ export class VersionStatistics {
 /** What the metrics read at scrape time: every live version's statistics and its pending requests. */
 export type MetricSources = () => { stats: VersionStatistics; pending: number }[];
 
+/** What the endpoints hold at scrape time: requests read and not yet answered. */
+export interface EndpointLoad {
+  /** Requests read from ModelStreamInfer streams and not yet answered. */
+  grpcStreamRequests: number;
+  /** REST requests running (admitted and not yet answered). */
+  httpRequests: number;
+}
+
 const LABELS = ['model', 'version'] as const;
 type Label = 'model' | 'version';
 
@@ -155,7 +163,10 @@ function latencyHistogram(
 export class ServingMetrics {
   readonly registry = new Registry();
 
-  constructor(sources: MetricSources) {
+  constructor(
+    sources: MetricSources,
+    endpoints: () => EndpointLoad = () => ({ grpcStreamRequests: 0, httpRequests: 0 }),
+  ) {
     const registers = [this.registry];
     const labelsOf = (s: VersionStatistics) => ({ model: s.model, version: s.version });
     const counter = (name: string, help: string, read: (s: VersionStatistics) => number) =>
@@ -222,6 +233,22 @@ export class ServingMetrics {
       collect() {
         this.reset();
         for (const { stats, pending } of sources()) this.set(labelsOf(stats), pending);
+      },
+    });
+    new Gauge({
+      name: 'maas_grpc_stream_requests_in_flight',
+      help: 'Requests read from ModelStreamInfer streams and not yet answered',
+      registers,
+      collect() {
+        this.set(endpoints().grpcStreamRequests);
+      },
+    });
+    new Gauge({
+      name: 'maas_http_requests_in_flight',
+      help: 'REST requests running (each connection runs a bounded number at once)',
+      registers,
+      collect() {
+        this.set(endpoints().httpRequests);
       },
     });
     // Histograms aggregate across replicas (summaries do not): sum them in PromQL, then take quantiles.

@@ -5,6 +5,7 @@
  */
 import { MaasError } from '../core/errors.js';
 import { DATATYPE_BYTES } from '../protocol/datatypes.js';
+import { elementCountMismatch, elementNumber, flatValues, notAnElement } from '../protocol/values.js';
 
 /** A float16 bit pattern as a number. */
 function halfToFloat(bits: number): number {
@@ -86,33 +87,13 @@ export function floatsFromValues(
       `${datatype} data must be sent as raw bytes (raw_input_contents or binary data) for ${what}`,
     );
   }
-  const flat = Array.isArray(values) && values.some(Array.isArray) ? (values as unknown[]).flat(Infinity) : values;
-  if (flat.length !== elements) {
-    throw new MaasError(
-      'MAAS_ERR_INFER_INPUT',
-      `unexpected number of elements ${flat.length} for ${what}, expecting ${elements}`,
-    );
-  }
+  const flat = flatValues(values);
+  if (flat.length !== elements) throw elementCountMismatch(flat.length, what, elements);
   if (flat instanceof Float32Array) return flat.slice();
   const out = new Float32Array(elements);
   for (let i = 0; i < elements; i++) {
-    const v = flat[i];
-    const n =
-      typeof v === 'number'
-        ? v
-        : typeof v === 'bigint'
-          ? Number(v)
-          : typeof v === 'boolean'
-            ? Number(v)
-            : typeof v === 'string' && datatype.includes('INT64') && /^-?\d+$/.test(v)
-              ? Number(v)
-              : NaN;
-    if (typeof v !== 'number' && Number.isNaN(n)) {
-      throw new MaasError(
-        'MAAS_ERR_INFER_INPUT',
-        `Expected ${datatype} values for ${what} but element ${i} is ${JSON.stringify(v)}`,
-      );
-    }
+    const n = elementNumber(flat[i], datatype);
+    if (n === undefined) throw notAnElement(datatype, what, i, flat[i]);
     out[i] = n;
   }
   return out;

@@ -1,9 +1,11 @@
 /**
- * Connections are not held for ever: a gRPC connection and a REST keep-alive connection with
- * nothing in flight are closed after the idle timeout, and the clients reconnect on their next call.
+ * Connections are not held for ever: a gRPC connection and a REST connection (kept alive, or never
+ * used) with nothing in flight are closed after the idle timeout, and the clients reconnect on their
+ * next call; a request that takes longer than the idle time is still answered.
  */
 import { connectivityState, type Client } from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
@@ -15,6 +17,11 @@ let server: RunningServer;
 beforeAll(async () => {
   const root = await tempRepository();
   await addVersion(root, 'm', 1, smallModel(WIDTH, 2, 8));
+  // A request waits a second in its queue: longer than the idle time, with nothing on the wire.
+  await addVersion(root, 'slow', 1, smallModel(WIDTH, 2, 9), {
+    max_batch_size: 8,
+    dynamic_batching: { max_queue_delay_microseconds: 1_000_000 },
+  });
   server = await startServer(root, { connectionIdleMs: 300 });
 });
 afterAll(() => server?.close());
@@ -61,5 +68,24 @@ describe('idle connections', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('REST: a connection that never sends a request is closed after the idle time too', async () => {
+    const socket = connect(server.httpPort!, '127.0.0.1');
+    let closed = false;
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => {});
+    // Before: node closed it only at headersTimeout (60 s), checked every 30 s.
+    await until(() => closed, 'the server to close a connection that never asked anything');
+  });
+
+  it('REST: a request that runs longer than the idle time is answered, not cut off', async () => {
+    const response = await fetch(`http://127.0.0.1:${server.httpPort}/v2/models/slow/infer`, {
+      method: 'POST',
+      body: JSON.stringify({
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: Array.from(inputs(1, WIDTH, 2)) }],
+      }),
+    });
+    expect(response.status).toBe(200);
   });
 });

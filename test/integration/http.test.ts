@@ -4,6 +4,7 @@
  */
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/protocol/limits.js';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpInferenceClient, InferenceServerError } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
@@ -287,6 +288,36 @@ describe('REST errors', () => {
     expect(JSON.parse(grown.body).error).toBe(
       `Expected a body of at most ${DEFAULT_MAX_MESSAGE_BYTES} bytes (--max-message-bytes) but received more`,
     );
+  });
+
+  it('a client that keeps sending after its refusal still reads the 413: the server lingers before closing', async () => {
+    // Closing on unread bytes resets the connection, and a reset can destroy the answer unread.
+    const chunk = Buffer.alloc(2 ** 20);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const seen = await new Promise<string>((done) => {
+        const socket = connect(server.httpPort!, '127.0.0.1');
+        let text = '';
+        let stop = false;
+        socket.on('data', (d: Buffer) => {
+          text += d.toString('latin1');
+          if (!text.includes('\r\n')) return;
+          stop = true;
+          socket.destroy();
+        });
+        socket.on('error', () => {});
+        socket.on('close', () => done(text.split('\r\n')[0] ?? ''));
+        socket.write(`POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nContent-Length: ${1.5 * 2 ** 30}\r\n\r\n`);
+        // The client reads only after a while, as a busy one would: by then the server has answered.
+        socket.pause();
+        setTimeout(() => socket.resume(), 300);
+        const pump = () => {
+          while (!stop) if (!socket.write(chunk)) return void socket.once('drain', pump);
+          socket.end();
+        };
+        pump();
+      });
+      expect(seen).toBe('HTTP/1.1 413 Payload Too Large');
+    }
   });
 
   it('the client raises InferenceServerError with the status, and the server still serves', async () => {

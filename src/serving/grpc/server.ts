@@ -1,142 +1,29 @@
 /**
  * The gRPC adapter: inference.GRPCInferenceService over @grpc/grpc-js. Each handler decodes,
- * calls the DataPlane once, encodes, and always answers; `toGrpcError` is the one error mapping.
+ * calls the DataPlane once, encodes, and always answers; `toGrpcError` (codec.ts) is the one error
+ * mapping, and ModelStreamInfer's flow control lives in stream.ts.
  */
 import {
   DEFAULT_CONNECTION_IDLE_MS,
+  DEFAULT_MAX_IN_FLIGHT_PER_STREAM,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_STREAMS_PER_CONNECTION,
+  maxRequestElements,
 } from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { MaasError, messageOf, type ErrorKind } from '../../core/errors.js';
+import { fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
+import { Cancellation, type DataPlane, type InferResponse } from '../dataplane.js';
 import {
-  CONTENTS_FIELD,
-  fromWireParameters,
-  inferenceService,
-  type WireContents,
-  type WireParameter,
-} from '../../protocol/grpc.js';
-
-import { Cancellation, type DataPlane, type InferInput, type InferRequest, type InferResponse } from '../dataplane.js';
-
-/** gRPC status per error kind. */
-const STATUS: Record<ErrorKind, grpc.status> = {
-  InvalidArgument: grpc.status.INVALID_ARGUMENT,
-  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
-  NotFound: grpc.status.NOT_FOUND,
-  Unavailable: grpc.status.UNAVAILABLE,
-  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
-  Unimplemented: grpc.status.UNIMPLEMENTED,
-  Unauthenticated: grpc.status.UNAUTHENTICATED,
-  PermissionDenied: grpc.status.PERMISSION_DENIED,
-  Cancelled: grpc.status.CANCELLED,
-  Internal: grpc.status.INTERNAL,
-};
-
-/**
- * Longest status message sent. grpc-message travels in a trailer, and a message echoing a
- * client's 200 KB model name would pass HTTP/2's header limit: the call would never be answered.
- */
-export const MAX_STATUS_MESSAGE_CHARS = 4096;
-
-function clip(message: string): string {
-  return message.length > MAX_STATUS_MESSAGE_CHARS ? `${message.slice(0, MAX_STATUS_MESSAGE_CHARS - 1)}…` : message;
-}
-
-/** The one mapping from maas errors to gRPC statuses; the code travels in `maas-error-code`. */
-export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  if (error instanceof MaasError) {
-    metadata.set('maas-error-code', error.code);
-    return { code: STATUS[error.kind], details: clip(error.message), metadata };
-  }
-  return {
-    code: grpc.status.INTERNAL,
-    details: clip(`internal error: ${messageOf(error)}`),
-    metadata,
-  };
-}
-
-interface WireInferRequest {
-  model_name: string;
-  model_version?: string;
-  id?: string;
-  parameters?: Record<string, WireParameter>;
-  inputs: {
-    name: string;
-    datatype: string;
-    shape: number[];
-    parameters?: Record<string, WireParameter>;
-    contents?: WireContents;
-  }[];
-  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
-  raw_input_contents: Buffer[];
-}
-
-/** A ModelInferRequest off the wire, as the DataPlane takes it. */
-export function decodeInferRequest(message: WireInferRequest): InferRequest {
-  const raw = message.raw_input_contents ?? [];
-  const inputs = message.inputs ?? [];
-  if (raw.length > 0 && raw.length !== inputs.length) {
-    throw new MaasError(
-      'MAAS_ERR_INFER_INPUT',
-      `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`,
-    );
-  }
-  const decoded = inputs.map((input, i): InferInput => {
-    const tensor: InferInput = {
-      name: input.name,
-      datatype: input.datatype,
-      shape: input.shape ?? [],
-      parameters: fromWireParameters(input.parameters),
-    };
-    const contents = input.contents;
-    const typedFields = contents
-      ? (Object.keys(contents) as (keyof WireContents)[]).filter((k) => (contents[k]?.length ?? 0) > 0)
-      : [];
-    if (raw.length > 0) {
-      if (typedFields.length > 0)
-        throw new MaasError(
-          'MAAS_ERR_INFER_INPUT',
-          `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
-        );
-      tensor.raw = raw[i]!;
-    } else if (typedFields.length > 0) {
-      const field = CONTENTS_FIELD[input.datatype];
-      if (typedFields.length !== 1 || typedFields[0] !== field) {
-        throw new MaasError(
-          'MAAS_ERR_INFER_INPUT',
-          `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
-        );
-      }
-      tensor.values = contents![field!]!;
-    } else {
-      // An input with no typed values: zero elements of typed contents (checked against the shape by the DataPlane).
-      tensor.values = [];
-    }
-    return tensor;
-  });
-  return {
-    model: message.model_name,
-    version: message.model_version || undefined,
-    id: message.id || undefined,
-    parameters: fromWireParameters(message.parameters),
-    inputs: decoded,
-    outputs: (message.outputs ?? []).map((o) => ({ name: o.name, parameters: fromWireParameters(o.parameters) })),
-  };
-}
-
-/** A response onto the wire: outputs in raw_output_contents, as Triton (and tritonclient) do. */
-export function encodeInferResponse(response: InferResponse): object {
-  return {
-    model_name: response.model,
-    model_version: response.version,
-    id: response.id ?? '',
-    outputs: response.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
-    raw_output_contents: response.outputs.map((o) => Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)),
-  };
-}
+  decodeInferRequest,
+  encodeInferResponse,
+  isRefused,
+  toGrpcError,
+  withElementBounds,
+  type RefusedInferRequest,
+  type WireInferRequest,
+} from './codec.js';
+import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
 
 /** The request messages of the unary RPCs, as proto-loader decodes them (absent fields are defaults). */
 interface ModelRef {
@@ -164,16 +51,19 @@ function unary<Request>(work: (request: Request) => unknown): grpc.handleUnaryCa
 }
 
 /** A cancelled or deadline-exceeded call cancels its request while it is still queued. */
-function cancelOnCancel(
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
-): Cancellation {
+function cancelOnCancel(call: grpc.ServerUnaryCall<unknown, unknown>): Cancellation {
   const cancellation = new Cancellation();
   call.once('cancelled', () => cancellation.abort());
   return cancellation;
 }
 
 /** Every RPC of the service, bound to one DataPlane. */
-export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.UntypedServiceImplementation {
+export function grpcHandlers(
+  dataplane: DataPlane,
+  logger: Logger,
+  stream: StreamOptions,
+  load: StreamLoad,
+): grpc.UntypedServiceImplementation {
   return {
     ServerLive: unary(() => ({ live: dataplane.live() })),
     ServerReady: unary(() => ({ ready: dataplane.ready() })),
@@ -196,10 +86,15 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
       await dataplane.unloadModel(r.model_name);
       return {};
     }),
-    ModelInfer: (call: grpc.ServerUnaryCall<WireInferRequest, object>, callback: grpc.sendUnaryData<object>) => {
+    ModelInfer: (
+      call: grpc.ServerUnaryCall<WireInferRequest | RefusedInferRequest, object>,
+      callback: grpc.sendUnaryData<object>,
+    ) => {
+      const message = call.request;
       let answer: Promise<InferResponse>;
       try {
-        answer = dataplane.infer(decodeInferRequest(call.request), cancelOnCancel(call));
+        if (isRefused(message)) throw message.refused;
+        answer = dataplane.infer(decodeInferRequest(message), cancelOnCancel(call));
       } catch (error) {
         callback(toGrpcError(error));
         return;
@@ -209,38 +104,8 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
         (error: unknown) => callback(toGrpcError(error)),
       );
     },
-    // Each request answers in order of completion; an error is a message on the stream, not its end.
-    ModelStreamInfer: (call: grpc.ServerDuplexStream<WireInferRequest, object>) => {
-      const cancellation = cancelOnCancel(call);
-      let pending = 0;
-      let ended = false;
-      const finish = () => {
-        if (ended && pending === 0) call.end();
-      };
-      call.on('data', (message: WireInferRequest) => {
-        pending++;
-        Promise.resolve()
-          .then(() => dataplane.infer(decodeInferRequest(message), cancellation))
-          .then(
-            (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
-            (error: unknown) =>
-              call.write({
-                error_message: clip(messageOf(error)),
-                infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' },
-              }),
-          )
-          .catch((error: unknown) => logger.warn({ err: error }, 'stream write failed'))
-          .finally(() => {
-            pending--;
-            finish();
-          });
-      });
-      call.on('end', () => {
-        ended = true;
-        finish();
-      });
-      call.on('error', (error) => logger.debug({ err: error }, 'stream error'));
-    },
+    ModelStreamInfer: (call: grpc.ServerDuplexStream<WireInferRequest | RefusedInferRequest, object>) =>
+      serveInferStream(call, dataplane, logger, stream, load),
   };
 }
 
@@ -251,6 +116,17 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /** A connection with no call in flight for this long gets GOAWAY (default 65 s). */
   connectionIdleMs?: number;
+  /** Requests read from one ModelStreamInfer stream and not yet answered (default 128). */
+  maxInFlightPerStream?: number;
+}
+
+/** A started gRPC endpoint. */
+export interface GrpcEndpoint {
+  server: grpc.Server;
+  /** The bound port. */
+  port: number;
+  /** Requests its streams have read and not yet answered. */
+  streamLoad: StreamLoad;
 }
 
 /** Starts the gRPC server; resolves with it and the port it bound (port 0 picks one). */
@@ -258,7 +134,7 @@ export async function startGrpcServer(
   dataplane: DataPlane,
   logger: Logger,
   options: GrpcServerOptions,
-): Promise<{ server: grpc.Server; port: number }> {
+): Promise<GrpcEndpoint> {
   const limit = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   // channelz bookkeeping costs a few percent per call and nothing here reads it.
   const server = new grpc.Server({
@@ -271,7 +147,12 @@ export async function startGrpcServer(
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
   });
-  server.addService(inferenceService().service, grpcHandlers(dataplane, logger));
+  const streamLoad = new StreamLoad();
+  const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };
+  server.addService(
+    withElementBounds(inferenceService().service, maxRequestElements(limit)),
+    grpcHandlers(dataplane, logger, stream, streamLoad),
+  );
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${options.host ?? '0.0.0.0'}:${options.port}`,
@@ -279,5 +160,5 @@ export async function startGrpcServer(
       (error, bound) => (error ? reject(error) : resolve(bound)),
     );
   });
-  return { server, port };
+  return { server, port, streamLoad };
 }

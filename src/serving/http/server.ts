@@ -5,15 +5,22 @@
  */
 import {
   DEFAULT_CONNECTION_IDLE_MS,
+  DEFAULT_JSON_THREAD_BYTES,
   DEFAULT_MAX_HTTP_CONNECTIONS,
+  DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION,
   DEFAULT_MAX_MESSAGE_BYTES,
+  maxRequestElements,
 } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
+import { type Body, readBody } from './body.js';
+import { ConnectionGate } from './connections.js';
+import { JsonBodies } from './json-body.js';
+import type { BodyKind } from './json-parse.js';
 import {
   Cancellation,
   type DataPlane,
@@ -51,7 +58,10 @@ interface Context {
   params: (string | undefined)[];
   req: IncomingMessage;
   res: ServerResponse;
-  body: () => Promise<Buffer>;
+  /** Reads the body (a JSON-only one into blocks the parse thread can take, once it is large). */
+  body: () => Promise<Body>;
+  /** Parses a JSON object body, on the event loop or in the parse thread by size. */
+  parseJson: (body: Body | Uint8Array, kind: BodyKind) => Promise<Record<string, unknown>>;
   cancellation: Cancellation;
 }
 
@@ -71,53 +81,37 @@ function decodeSegment(segment: string): string {
   }
 }
 
-function json(ctx: Context): Promise<Record<string, unknown>> {
-  return ctx.body().then((buffer) => {
-    if (buffer.length === 0) return {};
-    try {
-      const parsed: unknown = JSON.parse(buffer.toString('utf8'));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-      return parsed as Record<string, unknown>;
-    } catch (error) {
-      throw new MaasError(
-        'MAAS_ERR_HTTP_BODY',
-        `Expected a JSON object as the request body but parsing failed: ${(error as Error).message}`,
-      );
-    }
-  });
+async function json(ctx: Context): Promise<Record<string, unknown>> {
+  const body = await ctx.body();
+  return body.size === 0 ? {} : ctx.parseJson(body, 'request body');
 }
 
 /** Splits an infer body into its JSON header and binary part (binary tensor data extension). */
-function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<string, unknown>; binary: Buffer } {
+function splitInferBody(req: IncomingMessage, body: Buffer): { header: Buffer; binary: Buffer } {
   const declared = req.headers[BINARY_HEADER_LENGTH];
-  let headerLength = body.length;
-  if (declared !== undefined) {
-    headerLength = Number(declared);
-    if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
-      throw new MaasError(
-        'MAAS_ERR_HTTP_BODY',
-        `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${describeValue(declared)}`,
-      );
-    }
-    if (headerLength === 0) {
-      throw new MaasError(
-        'MAAS_ERR_HTTP_BODY',
-        'A raw binary body without a JSON header (Inference-Header-Content-Length: 0) is not supported: send a JSON header naming the input, then its bytes',
-      );
-    }
-  }
-  let header: unknown;
-  try {
-    header = JSON.parse(body.subarray(0, headerLength).toString('utf8'));
-  } catch (error) {
+  const headerLength = Number(declared);
+  if (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
     throw new MaasError(
       'MAAS_ERR_HTTP_BODY',
-      `Expected a JSON inference request but parsing failed: ${(error as Error).message}`,
+      `Expected Inference-Header-Content-Length in [0, ${body.length}] but received ${describeValue(declared)}`,
     );
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header))
-    throw new MaasError('MAAS_ERR_HTTP_BODY', 'Expected a JSON object as the inference request');
-  return { header: header as Record<string, unknown>, binary: body.subarray(headerLength) };
+  if (headerLength === 0) {
+    throw new MaasError(
+      'MAAS_ERR_HTTP_BODY',
+      'A raw binary body without a JSON header (Inference-Header-Content-Length: 0) is not supported: send a JSON header naming the input, then its bytes',
+    );
+  }
+  return { header: body.subarray(0, headerLength), binary: body.subarray(headerLength) };
+}
+
+/** An infer body's JSON header, parsed, and its binary part. */
+async function readInferBody(ctx: Context): Promise<{ header: Record<string, unknown>; binary: Buffer }> {
+  const body = await ctx.body();
+  if (ctx.req.headers[BINARY_HEADER_LENGTH] === undefined)
+    return { header: await ctx.parseJson(body, 'inference request'), binary: Buffer.alloc(0) };
+  const { header, binary } = splitInferBody(ctx.req, body.bytes());
+  return { header: await ctx.parseJson(header, 'inference request'), binary };
 }
 
 function parametersOf(value: unknown, what: string): Parameters | undefined {
@@ -130,14 +124,16 @@ function parametersOf(value: unknown, what: string): Parameters | undefined {
   return value as Parameters;
 }
 
-/** A REST inference request (JSON with optional binary tensors) as the DataPlane takes it. */
+/**
+ * A REST inference request (a parsed JSON header, and the binary tensors after it) as the DataPlane
+ * takes it. An input's data is a JSON array, or a typed array when the parse thread packed it.
+ */
 export function decodeInferBody(
   model: string,
   version: string | undefined,
-  req: IncomingMessage,
-  body: Buffer,
+  header: Record<string, unknown>,
+  binary: Buffer,
 ): { request: InferRequest; binaryOutputs: boolean } {
-  const { header, binary } = splitInferBody(req, body);
   if (!Array.isArray(header.inputs))
     throw new MaasError(
       'MAAS_ERR_INFER_INPUT',
@@ -177,12 +173,14 @@ export function decodeInferBody(
       input.raw = binary.subarray(offset, offset + size);
       offset += size;
     } else {
-      if (!Array.isArray(data))
+      if (!Array.isArray(data) && !ArrayBuffer.isView(data))
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
           `Expected a data array (or binary_data_size) for input '${name}' but received ${describeValue(data)}`,
         );
-      input.values = data;
+      input.values = data as ArrayLike<unknown>;
+      // Packed by the parse thread for this request alone: nothing else holds it.
+      if (data instanceof Float32Array) input.handedOver = true;
     }
     return input;
   });
@@ -272,7 +270,8 @@ function routes(dataplane: DataPlane): Route[] {
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
       handle: async (ctx) => {
         const [m, v] = ctx.params;
-        const { request, binaryOutputs } = decodeInferBody(m!, v, ctx.req, await ctx.body());
+        const { header, binary } = await readInferBody(ctx);
+        const { request, binaryOutputs } = decodeInferBody(m!, v, header, binary);
         return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
       },
     },
@@ -300,45 +299,6 @@ function routes(dataplane: DataPlane): Route[] {
       },
     },
   ];
-}
-
-function tooLarge(limit: number, received: string): MaasError {
-  return new MaasError(
-    'MAAS_ERR_MESSAGE_TOO_LARGE',
-    `Expected a body of at most ${limit} bytes (--max-message-bytes) but received ${received}`,
-  );
-}
-
-/**
- * Reads a body up to `limit` bytes: refused on its declared length before a byte is buffered,
- * and cut off if it grows past the limit anyway (chunked). The connection is closed after the
- * answer, since the rest of the body is never read.
- */
-function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      res.shouldKeepAlive = false;
-      reject(tooLarge(limit, `a declared ${declared}`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        res.shouldKeepAlive = false;
-        reject(tooLarge(limit, 'more'));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
 }
 
 function send(res: ServerResponse, reply: Reply): void {
@@ -371,8 +331,21 @@ export interface HttpServerOptions {
   host?: string;
   port: number;
   maxBodyBytes?: number;
-  /** An idle keep-alive connection is closed after this long (default 65 s). */
+  /** A connection with nothing in flight is closed after this long, used or not (default 65 s). */
   connectionIdleMs?: number;
+  /** Requests of one connection that run at once (pipelining; default 32). */
+  maxInFlightPerConnection?: number;
+  /** JSON bodies of this many bytes or more are parsed in a thread (default 1 MiB). */
+  jsonThreadBytes?: number;
+}
+
+/** A started REST endpoint. */
+export interface HttpEndpoint {
+  server: Server;
+  /** The bound port. */
+  port: number;
+  /** Its connections' running requests. */
+  connections: ConnectionGate;
 }
 
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
@@ -380,10 +353,15 @@ export async function startHttpServer(
   dataplane: DataPlane,
   logger: Logger,
   options: HttpServerOptions,
-): Promise<{ server: Server; port: number }> {
+): Promise<HttpEndpoint> {
   const table = routes(dataplane);
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const server = createServer((req, res) => {
+  const threadBytes = options.jsonThreadBytes ?? DEFAULT_JSON_THREAD_BYTES;
+  const jsonBodies = new JsonBodies({ threadBytes, maxElements: maxRequestElements(limit), maxBodyBytes: limit });
+  const parseJson = (body: Body | Uint8Array, kind: BodyKind) => jsonBodies.parse(body, kind);
+  const connections = new ConnectionGate(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION);
+  const server = createServer((req, res) => connections.admit(req, res, () => handle(req, res)));
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const cancellation = new Cancellation();
     res.on('close', () => {
       if (!res.writableFinished) cancellation.abort(); // the client went away
@@ -403,7 +381,9 @@ export async function startHttpServer(
         params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))),
         req,
         res,
-        body: () => readBody(req, res, limit),
+        // A body with binary tensors is needed in one buffer; a JSON one may go to the parse thread.
+        body: () => readBody(req, res, limit, req.headers[BINARY_HEADER_LENGTH] === undefined ? threadBytes : Infinity),
+        parseJson,
         cancellation,
       });
       Promise.resolve()
@@ -425,14 +405,19 @@ export async function startHttpServer(
         : `Expected a KServe v2 path (/v2, /v2/health/..., /v2/models/..., /v2/repository/...) but received ${req.method} ${path}`,
     );
     send(res, { status: methodMatched ? 405 : 404, json: { error: error.message } });
-  });
-  server.keepAliveTimeout = options.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS;
+  };
+  const idleMs = options.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS;
+  server.keepAliveTimeout = idleMs;
+  // keepAliveTimeout starts after an answer; this timer also covers a connection that never asks.
+  server.timeout = idleMs;
+  server.on('timeout', (socket: Socket) => connections.closeIfIdle(socket));
   server.maxConnections = DEFAULT_MAX_HTTP_CONNECTIONS;
+  server.on('close', () => void jsonBodies.close());
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));
   });
-  return { server, port };
+  return { server, port, connections };
 }
 
 /** Starts the Prometheus endpoint (GET /metrics) on its own port, as Triton does. */

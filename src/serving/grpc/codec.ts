@@ -1,0 +1,165 @@
+/**
+ * The gRPC adapter's conversions: ModelInferRequest off the wire into the DataPlane's request (with
+ * typed contents counted before they are decoded), its response onto the wire, and `toGrpcError`,
+ * the one mapping from maas errors to gRPC statuses.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { MaasError, messageOf, type ErrorKind } from '../../core/errors.js';
+import { outlineInferRequest, typedElementsRefusal, wireText } from '../../protocol/grpc-elements.js';
+import { CONTENTS_FIELD, fromWireParameters, type WireContents, type WireParameter } from '../../protocol/grpc.js';
+import type { InferInput, InferRequest, InferResponse } from '../dataplane.js';
+
+/** gRPC status per error kind. */
+const STATUS: Record<ErrorKind, grpc.status> = {
+  InvalidArgument: grpc.status.INVALID_ARGUMENT,
+  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
+  NotFound: grpc.status.NOT_FOUND,
+  Unavailable: grpc.status.UNAVAILABLE,
+  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  Unimplemented: grpc.status.UNIMPLEMENTED,
+  Unauthenticated: grpc.status.UNAUTHENTICATED,
+  PermissionDenied: grpc.status.PERMISSION_DENIED,
+  Cancelled: grpc.status.CANCELLED,
+  Internal: grpc.status.INTERNAL,
+};
+
+/**
+ * Longest status message sent. grpc-message travels in a trailer, and a message echoing a
+ * client's 200 KB model name would pass HTTP/2's header limit: the call would never be answered.
+ */
+export const MAX_STATUS_MESSAGE_CHARS = 4096;
+
+/** A status or stream error message cut to MAX_STATUS_MESSAGE_CHARS. */
+export function clip(message: string): string {
+  return message.length > MAX_STATUS_MESSAGE_CHARS ? `${message.slice(0, MAX_STATUS_MESSAGE_CHARS - 1)}…` : message;
+}
+
+/** The one mapping from maas errors to gRPC statuses; the code travels in `maas-error-code`. */
+export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (error instanceof MaasError) {
+    metadata.set('maas-error-code', error.code);
+    return { code: STATUS[error.kind], details: clip(error.message), metadata };
+  }
+  return {
+    code: grpc.status.INTERNAL,
+    details: clip(`internal error: ${messageOf(error)}`),
+    metadata,
+  };
+}
+
+/** A ModelInferRequest as proto-loader decodes it. */
+export interface WireInferRequest {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  parameters?: Record<string, WireParameter>;
+  inputs: {
+    name: string;
+    datatype: string;
+    shape: number[];
+    parameters?: Record<string, WireParameter>;
+    contents?: WireContents;
+  }[];
+  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
+  raw_input_contents: Buffer[];
+}
+
+/** A ModelInferRequest off the wire, as the DataPlane takes it. */
+export function decodeInferRequest(message: WireInferRequest): InferRequest {
+  const raw = message.raw_input_contents ?? [];
+  const inputs = message.inputs ?? [];
+  if (raw.length > 0 && raw.length !== inputs.length) {
+    throw new MaasError(
+      'MAAS_ERR_INFER_INPUT',
+      `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`,
+    );
+  }
+  const decoded = inputs.map((input, i): InferInput => {
+    const tensor: InferInput = {
+      name: input.name,
+      datatype: input.datatype,
+      shape: input.shape ?? [],
+      parameters: fromWireParameters(input.parameters),
+    };
+    const contents = input.contents;
+    const typedFields = contents
+      ? (Object.keys(contents) as (keyof WireContents)[]).filter((k) => (contents[k]?.length ?? 0) > 0)
+      : [];
+    if (raw.length > 0) {
+      if (typedFields.length > 0)
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
+        );
+      tensor.raw = raw[i]!;
+    } else if (typedFields.length > 0) {
+      const field = CONTENTS_FIELD[input.datatype];
+      if (typedFields.length !== 1 || typedFields[0] !== field) {
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
+        );
+      }
+      tensor.values = contents![field!]!;
+    } else {
+      // An input with no typed values: zero elements of typed contents (checked against the shape by the DataPlane).
+      tensor.values = [];
+    }
+    return tensor;
+  });
+  return {
+    model: message.model_name,
+    version: message.model_version || undefined,
+    id: message.id || undefined,
+    parameters: fromWireParameters(message.parameters),
+    inputs: decoded,
+    outputs: (message.outputs ?? []).map((o) => ({ name: o.name, parameters: fromWireParameters(o.parameters) })),
+  };
+}
+
+/** A response onto the wire: outputs in raw_output_contents, as Triton (and tritonclient) do. */
+export function encodeInferResponse(response: InferResponse): object {
+  return {
+    model_name: response.model,
+    model_version: response.version,
+    id: response.id ?? '',
+    outputs: response.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
+    raw_output_contents: response.outputs.map((o) => Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)),
+  };
+}
+
+/** A ModelInferRequest refused while still bytes: a stream answers it by id, a unary call with its status. */
+export interface RefusedInferRequest {
+  refused: MaasError;
+  model_name: string;
+  id: string;
+}
+
+/** Whether the decoder refused this request instead of decoding it. */
+export function isRefused(message: WireInferRequest | RefusedInferRequest): message is RefusedInferRequest {
+  return (message as RefusedInferRequest).refused !== undefined;
+}
+
+/**
+ * The service definition with ModelInfer's and ModelStreamInfer's request decoder behind the
+ * element count: typed contents that disagree with their shape, or that hold more than
+ * `maxElements` values, are refused before protobufjs builds arrays of them.
+ */
+export function withElementBounds(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
+  const bounded = { ...service };
+  for (const method of ['ModelInfer', 'ModelStreamInfer']) {
+    const definition = service[method]!;
+    const decode = definition.requestDeserialize;
+    bounded[method] = {
+      ...definition,
+      requestDeserialize: (bytes: Buffer): WireInferRequest | RefusedInferRequest => {
+        const outline = outlineInferRequest(bytes);
+        const refused = outline && typedElementsRefusal(outline, maxElements);
+        if (!refused) return decode(bytes) as WireInferRequest;
+        return { refused, model_name: wireText(outline.modelName), id: wireText(outline.id) };
+      },
+    };
+  }
+  return bounded;
+}
