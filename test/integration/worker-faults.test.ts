@@ -23,13 +23,15 @@ beforeAll(async () => {
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-/** A pool with the small model attached. */
+/** A pool with the small model attached; `exited` resolves at the first worker exit the pool reports. */
 async function poolWithModel(isolation: WorkerIsolation, key: string) {
-  const pool = new InferencePool({ workers: 2, isolation, testHooks: true });
+  let reportExit: () => void = () => {};
+  const exited = new Promise<void>((resolve) => (reportExit = resolve));
+  const pool = new InferencePool({ workers: 2, isolation, testHooks: true, onWorkerExit: () => reportExit() });
   const { region } = await pool.load(join(root, 'small', '1', 'model.json'));
   const weights: SharedWeights = { key, format: region.format, fd: region.fd, byteLength: region.byteLength };
   pool.attach(weights);
-  return { pool, weights, run: () => pool.run(weights, x.slice(), 2, OUTPUTS) };
+  return { pool, weights, exited, run: () => pool.run(weights, x.slice(), 2, OUTPUTS) };
 }
 
 /** Settles every promise: the outputs of those that succeeded and the codes of those that failed. */
@@ -88,13 +90,14 @@ describe.runIf(process.platform === 'linux')('inference workers', () => {
   );
 
   it('a worker process killed from outside (SIGKILL) fails only what it held, and the process serving stays up', async () => {
-    const { pool, run } = await poolWithModel('process', 'small/killed');
+    const { pool, run, exited } = await poolWithModel('process', 'small/killed');
     try {
       await Promise.all([run(), run()]);
       const victim = pool.workerPids()[1]!;
       const runs = Array.from({ length: 40 }, run);
       process.kill(victim, 'SIGKILL');
       const during = await outcomes(runs);
+      await exited; // the kill may land after the runs: what follows goes to the replacement
       for (const code of during.codes) expect(code).toBe('MAAS_ERR_WORKER_DIED');
       for (const y of during.outputs) expect(y).toEqual([...expected]);
       const after = await outcomes(Array.from({ length: 20 }, run));
@@ -174,6 +177,9 @@ describe.runIf(process.platform === 'linux')('inference workers', () => {
       const runs = Array.from({ length: 60 }, request);
       process.kill(victim, 'SIGKILL');
       const answers = await Promise.all(runs);
+      // The kill may land after those requests: wait for the replacement before the next ones.
+      while (server.pool.workerPids()[0] === victim || server.pool.workerPids()[0] === -1)
+        await new Promise((resolve) => setTimeout(resolve, 10));
       for (const a of answers) {
         if (a.status === 200) expect(a.json.outputs![0]!.data).toEqual([...expected]);
         else {
