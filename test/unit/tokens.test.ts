@@ -16,6 +16,7 @@ import {
   type TokenFile,
 } from '../../src/serving/auth/tokens.js';
 import { TokenStore, addTokenRecord, readTokenFile, revokeTokenRecord } from '../../src/serving/auth/token-store.js';
+import { ALL_MODELS, AccessGuard, bearerOf } from '../../src/serving/auth/guard.js';
 import { type MaasError } from '../../src/core/errors.js';
 
 let dir: string;
@@ -128,6 +129,46 @@ describe('API tokens', () => {
       await next;
       expect(reloads.at(-1)).toMatchObject({ code: 'MAAS_ERR_TOKEN_FILE' });
       expect(await store.verifier.verify(second.token)).toMatchObject({ name: 'second' });
+    } finally {
+      store.stopWatching();
+    }
+  });
+});
+
+describe('AccessGuard', () => {
+  it('answers unauthenticated and permission-denied with coded errors, and leaves health open', async () => {
+    const path = join(dir, 'guard.json');
+    const limited = await createToken({ name: 'limited', scopes: ['infer', 'metadata'], models: ['classic'] });
+    const admin = await createToken({ name: 'admin', scopes: ['admin'] });
+    await addTokenRecord(path, limited.record);
+    await addTokenRecord(path, admin.record);
+    const store = await TokenStore.open(path);
+    try {
+      const guard = new AccessGuard({ tokens: store });
+      await expect(guard.check({}, 'health')).resolves.toBeNull();
+      await expect(guard.check({}, 'infer', 'classic')).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED' });
+      await expect(guard.check({ bearer: flipLastChar(limited.token) }, 'infer', 'classic')).rejects.toMatchObject({
+        code: 'MAAS_ERR_UNAUTHENTICATED',
+      });
+      await expect(guard.check({ bearer: limited.token }, 'infer', 'classic')).resolves.toMatchObject({
+        name: 'limited',
+      });
+      for (const [scope, model] of [
+        ['infer', 'other'],
+        ['repository', 'classic'],
+        ['metadata', ALL_MODELS],
+      ] as const)
+        await expect(guard.check({ bearer: limited.token }, scope, model)).rejects.toMatchObject({
+          code: 'MAAS_ERR_PERMISSION_DENIED',
+        });
+      await expect(guard.check({ bearer: admin.token }, 'repository', ALL_MODELS)).resolves.toMatchObject({
+        name: 'admin',
+      });
+      const closed = new AccessGuard({ tokens: store, openHealth: false });
+      await expect(closed.check({}, 'health')).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED' });
+      expect(bearerOf('Bearer abc')).toBe('abc');
+      expect(bearerOf('bearer  abc')).toBe('abc');
+      expect(bearerOf('Basic abc')).toBeUndefined();
     } finally {
       store.stopWatching();
     }
