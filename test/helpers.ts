@@ -4,6 +4,7 @@
  */
 import { Random } from '../src/core/random.js';
 import { MaasError } from '../src/core/errors.js';
+import type { BatchingPolicy } from '../src/serving/batcher.js';
 
 /** The seed of this run: MAAS_TEST_SEED when set, else random and printed so a failure can be replayed. */
 export const TEST_SEED: number = (() => {
@@ -70,4 +71,21 @@ export function syncErrorOf(fn: () => unknown): string {
     return e instanceof MaasError ? `${e.code}: ${e.message}` : `not a MaasError: ${String(e)}`;
   }
   return 'no error';
+}
+
+/** A batching policy for batcher tests: 8 rows, dynamic, no delay or limits, unless `over` says otherwise. */
+export function testPolicy(over: Partial<BatchingPolicy> = {}): BatchingPolicy {
+  return {
+    maxBatchSize: 8,
+    dynamic: true,
+    preferredBatchSizes: [],
+    maxQueueDelayUs: 0,
+    maxQueueSize: 0,
+    maxQueueBytes: 0,
+    defaultTimeoutUs: 0,
+    allowTimeoutOverride: true,
+    priorityLevels: 0,
+    defaultPriorityLevel: 0,
+    ...over,
+  };
 }

@@ -3,23 +3,12 @@
  * queue limits, timeouts, priorities, cancellation, and draining.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { DynamicBatcher, type Executor } from '../../src/serving/batcher.js';
+import { testPolicy } from '../helpers.js';
 import { Cancellation } from '../../src/serving/cancellation.js';
 import { type MaasError } from '../../src/core/errors.js';
 
-const policy = (over: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
-  maxBatchSize: 8,
-  dynamic: true,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 0,
-  maxQueueBytes: 0,
-  defaultTimeoutUs: 0,
-  allowTimeoutOverride: true,
-  priorityLevels: 0,
-  defaultPriorityLevel: 0,
-  ...over,
-});
+const policy = testPolicy;
 
 /** An executor whose executions finish when the test says; y = 10·x + row index within the batch. */
 function gatedExecutor() {

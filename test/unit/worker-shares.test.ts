@@ -4,21 +4,11 @@
  * worker and keeps a fair share while a slow one has work.
  */
 import { describe, expect, it } from 'vitest';
-import { DynamicBatcher, type BatchingPolicy, type Executor } from '../../src/serving/batcher.js';
+import { DynamicBatcher, type Executor } from '../../src/serving/batcher.js';
+import { testPolicy } from '../helpers.js';
 import { WorkerShares } from '../../src/serving/worker-shares.js';
 
-const policy: BatchingPolicy = {
-  maxBatchSize: 1,
-  dynamic: false,
-  preferredBatchSizes: [],
-  maxQueueDelayUs: 0,
-  maxQueueSize: 0,
-  maxQueueBytes: 0,
-  defaultTimeoutUs: 0,
-  allowTimeoutOverride: true,
-  priorityLevels: 0,
-  defaultPriorityLevel: 0,
-};
+const policy = testPolicy({ maxBatchSize: 1, dynamic: false });
 
 /** An executor whose executions finish when the test releases them, oldest first. */
 function gated() {
