@@ -136,6 +136,10 @@ export const ERRORS = {
     doc: 'A request body or message is larger than --max-message-bytes (default 64 MiB).',
   },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
+  MAAS_ERR_GRPC_MESSAGE: {
+    kind: 'InvalidArgument',
+    doc: "A gRPC request message is not a valid protobuf encoding of its RPC's request type.",
+  },
   MAAS_ERR_HTTP_BODY: {
     kind: 'InvalidArgument',
     doc: 'A REST body is not valid JSON, or its binary part does not match its header.',

@@ -58,20 +58,54 @@ export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
   };
 }
 
+/** Where a request message that did not decode carries its error to the handler. */
+const UNDECODABLE = Symbol('undecodable request');
+
+/**
+ * The service with every request decoder made total: a message that is not valid protobuf
+ * becomes a coded INVALID_ARGUMENT its handler answers, not grpc-js's uncoded INTERNAL.
+ */
+function withCodedDecodeErrors(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const methods = Object.entries(definition).map(([name, method]) => {
+    const requestDeserialize = (bytes: Buffer): unknown => {
+      try {
+        return method.requestDeserialize(bytes);
+      } catch (error) {
+        return {
+          [UNDECODABLE]: new MaasError(
+            'MAAS_ERR_GRPC_MESSAGE',
+            `Expected a ${name} request message in protobuf encoding but decoding its ${bytes.length} bytes failed: ${messageOf(error)}`,
+          ),
+        };
+      }
+    };
+    return [name, { ...method, requestDeserialize }];
+  });
+  return Object.fromEntries(methods) as grpc.ServiceDefinition;
+}
+
+/** The request a handler works on; throws the decode error for one that did not decode. */
+function decoded<Request>(request: Request): Request {
+  const failure = (request as { [UNDECODABLE]?: MaasError } | null)?.[UNDECODABLE];
+  if (failure) throw failure;
+  return request;
+}
+
+/** A ModelInferRequest as proto-loader decodes it: a field the message left out is absent. */
 interface WireInferRequest {
-  model_name: string;
+  model_name?: string;
   model_version?: string;
   id?: string;
   parameters?: Record<string, WireParameter>;
-  inputs: {
-    name: string;
-    datatype: string;
-    shape: number[];
+  inputs?: {
+    name?: string;
+    datatype?: string;
+    shape?: number[];
     parameters?: Record<string, WireParameter>;
     contents?: WireContents;
   }[];
-  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
-  raw_input_contents: Buffer[];
+  outputs?: { name?: string; parameters?: Record<string, WireParameter> }[];
+  raw_input_contents?: Buffer[];
 }
 
 /** A ModelInferRequest off the wire, as the DataPlane takes it. */
@@ -84,10 +118,11 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
       `expected ${inputs.length} raw_input_contents (one per input) but received ${raw.length}`,
     );
   }
-  const decoded = inputs.map((input, i): InferInput => {
+  const tensors = inputs.map((input, i): InferInput => {
     const tensor: InferInput = {
-      name: input.name,
-      datatype: input.datatype,
+      // proto3: an absent string is the empty string (proto-loader leaves it undefined).
+      name: input.name ?? '',
+      datatype: input.datatype ?? '',
       shape: input.shape ?? [],
       parameters: fromWireParameters(input.parameters),
     };
@@ -99,15 +134,15 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
       if (typedFields.length > 0)
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
+          `input '${tensor.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
         );
       tensor.raw = raw[i]!;
     } else if (typedFields.length > 0) {
-      const field = CONTENTS_FIELD[input.datatype];
+      const field = CONTENTS_FIELD[tensor.datatype];
       if (typedFields.length !== 1 || typedFields[0] !== field) {
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
+          `Expected ${tensor.datatype} data in ${field ?? 'raw_input_contents'} for input '${tensor.name}' but received ${typedFields.join(', ')}`,
         );
       }
       tensor.values = contents![field!]!;
@@ -118,12 +153,12 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
     return tensor;
   });
   return {
-    model: message.model_name,
+    model: message.model_name ?? '',
     version: message.model_version || undefined,
     id: message.id || undefined,
     parameters: fromWireParameters(message.parameters),
-    inputs: decoded,
-    outputs: (message.outputs ?? []).map((o) => ({ name: o.name, parameters: fromWireParameters(o.parameters) })),
+    inputs: tensors,
+    outputs: (message.outputs ?? []).map((o) => ({ name: o.name ?? '', parameters: fromWireParameters(o.parameters) })),
   };
 }
 
@@ -138,16 +173,16 @@ export function encodeInferResponse(response: InferResponse): object {
   };
 }
 
-/** The request messages of the unary RPCs, as proto-loader decodes them (absent fields are defaults). */
+/** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */
 interface ModelRef {
-  name: string;
-  version: string;
+  name?: string;
+  version?: string;
 }
 interface RepositoryIndexRequest {
-  ready: boolean;
+  ready?: boolean;
 }
 interface RepositoryModelRequest {
-  model_name: string;
+  model_name?: string;
   parameters?: Record<string, WireParameter>;
 }
 
@@ -155,7 +190,7 @@ interface RepositoryModelRequest {
 function unary<Request>(work: (request: Request) => unknown): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => work(call.request))
+      .then(() => work(decoded(call.request)))
       .then(
         (reply) => callback(null, reply),
         (error: unknown) => callback(toGrpcError(error)),
@@ -177,10 +212,10 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
   return {
     ServerLive: unary(() => ({ live: dataplane.live() })),
     ServerReady: unary(() => ({ ready: dataplane.ready() })),
-    ModelReady: unary((r: ModelRef) => ({ ready: dataplane.modelReady(r.name, r.version || undefined) })),
+    ModelReady: unary((r: ModelRef) => ({ ready: dataplane.modelReady(r.name ?? '', r.version || undefined) })),
     ServerMetadata: unary(() => dataplane.serverMetadata()),
-    ModelMetadata: unary((r: ModelRef) => dataplane.modelMetadata(r.name, r.version || undefined)),
-    ModelConfig: unary((r: ModelRef) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
+    ModelMetadata: unary((r: ModelRef) => dataplane.modelMetadata(r.name ?? '', r.version || undefined)),
+    ModelConfig: unary((r: ModelRef) => ({ config: dataplane.modelConfig(r.name ?? '', r.version || undefined) })),
     ModelStatistics: unary((r: ModelRef) => ({
       model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined),
     })),
@@ -189,17 +224,17 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
     })),
     RepositoryModelLoad: unary(async (r: RepositoryModelRequest) => {
       // ModelRepositoryParameter is a oneof like InferParameter (plus bytes_param): read the same way.
-      await dataplane.loadModel(r.model_name, fromWireParameters(r.parameters) ?? {});
+      await dataplane.loadModel(r.model_name ?? '', fromWireParameters(r.parameters) ?? {});
       return {};
     }),
     RepositoryModelUnload: unary(async (r: RepositoryModelRequest) => {
-      await dataplane.unloadModel(r.model_name);
+      await dataplane.unloadModel(r.model_name ?? '');
       return {};
     }),
     ModelInfer: (call: grpc.ServerUnaryCall<WireInferRequest, object>, callback: grpc.sendUnaryData<object>) => {
       let answer: Promise<InferResponse>;
       try {
-        answer = dataplane.infer(decodeInferRequest(call.request), cancelOnCancel(call));
+        answer = dataplane.infer(decodeInferRequest(decoded(call.request)), cancelOnCancel(call));
       } catch (error) {
         callback(toGrpcError(error));
         return;
@@ -220,12 +255,13 @@ export function grpcHandlers(dataplane: DataPlane, logger: Logger): grpc.Untyped
       call.on('data', (message: WireInferRequest) => {
         pending++;
         Promise.resolve()
-          .then(() => dataplane.infer(decodeInferRequest(message), cancellation))
+          .then(() => dataplane.infer(decodeInferRequest(decoded(message)), cancellation))
           .then(
             (response) => call.write({ error_message: '', infer_response: encodeInferResponse(response) }),
             (error: unknown) =>
               call.write({
-                error_message: clip(messageOf(error)),
+                // The unary mapping's text: a bug reads "internal error: …" here too.
+                error_message: toGrpcError(error).details,
                 infer_response: { id: message.id ?? '', model_name: message.model_name ?? '' },
               }),
           )
@@ -271,7 +307,7 @@ export async function startGrpcServer(
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
   });
-  server.addService(inferenceService().service, grpcHandlers(dataplane, logger));
+  server.addService(withCodedDecodeErrors(inferenceService().service), grpcHandlers(dataplane, logger));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${options.host ?? '0.0.0.0'}:${options.port}`,
