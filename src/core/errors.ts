@@ -136,6 +136,25 @@ export const ERRORS = {
     doc: 'A request body or message is larger than --max-message-bytes (default 64 MiB).',
   },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
+  MAAS_ERR_HTTP_REQUEST: {
+    kind: 'InvalidArgument',
+    doc: 'A REST request is not well-formed HTTP/1.1: the HTTP parser refused its request line, headers or body framing, it has no Host header, or it asks for an Upgrade with a chunked body.',
+  },
+  MAAS_ERR_HTTP_HEADERS_TOO_LARGE: {
+    kind: 'ResourceExhausted',
+    httpStatus: 431,
+    doc: "A REST request's request line and headers are larger than the HTTP parser allows (Node's --max-http-header-size).",
+  },
+  MAAS_ERR_HTTP_EXPECTATION: {
+    kind: 'InvalidArgument',
+    httpStatus: 417,
+    doc: "A REST request's Expect header asks for something other than 100-continue.",
+  },
+  MAAS_ERR_HTTP_REQUEST_TIMEOUT: {
+    kind: 'Unavailable',
+    httpStatus: 408,
+    doc: "A REST request's headers or body did not arrive within the server's request timeout.",
+  },
   MAAS_ERR_GRPC_MESSAGE: {
     kind: 'InvalidArgument',
     doc: "A gRPC request message is not a valid protobuf encoding of its RPC's request type.",

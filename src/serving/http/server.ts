@@ -7,10 +7,13 @@ import {
   DEFAULT_CONNECTION_IDLE_MS,
   DEFAULT_MAX_HTTP_CONNECTIONS,
   DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_JSON_DEPTH,
+  jsonNestsDeeper,
 } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
@@ -71,19 +74,30 @@ function decodeSegment(segment: string): string {
   }
 }
 
+/** JSON text parsed, once its nesting is within MAX_JSON_DEPTH; `what` names it in the error. */
+function parseBounded(text: string, what: string): unknown {
+  if (jsonNestsDeeper(text))
+    throw new MaasError(
+      'MAAS_ERR_HTTP_BODY',
+      `Expected ${what} nested at most ${MAX_JSON_DEPTH} arrays or objects deep but it nests deeper`,
+    );
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new MaasError('MAAS_ERR_HTTP_BODY', `Expected ${what} but parsing failed: ${(error as Error).message}`);
+  }
+}
+
 function json(ctx: Context): Promise<Record<string, unknown>> {
   return ctx.body().then((buffer) => {
     if (buffer.length === 0) return {};
-    try {
-      const parsed: unknown = JSON.parse(buffer.toString('utf8'));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-      return parsed as Record<string, unknown>;
-    } catch (error) {
+    const parsed = parseBounded(buffer.toString('utf8'), 'a JSON object as the request body');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
       throw new MaasError(
         'MAAS_ERR_HTTP_BODY',
-        `Expected a JSON object as the request body but parsing failed: ${(error as Error).message}`,
+        `Expected a JSON object as the request body but received ${describeValue(parsed)}`,
       );
-    }
+    return parsed as Record<string, unknown>;
   });
 }
 
@@ -106,15 +120,7 @@ function splitInferBody(req: IncomingMessage, body: Buffer): { header: Record<st
       );
     }
   }
-  let header: unknown;
-  try {
-    header = JSON.parse(body.subarray(0, headerLength).toString('utf8'));
-  } catch (error) {
-    throw new MaasError(
-      'MAAS_ERR_HTTP_BODY',
-      `Expected a JSON inference request but parsing failed: ${(error as Error).message}`,
-    );
-  }
+  const header = parseBounded(body.subarray(0, headerLength).toString('utf8'), 'a JSON inference request');
   if (typeof header !== 'object' || header === null || Array.isArray(header))
     throw new MaasError('MAAS_ERR_HTTP_BODY', 'Expected a JSON object as the inference request');
   return { header: header as Record<string, unknown>, binary: body.subarray(headerLength) };
@@ -367,6 +373,87 @@ function send(res: ServerResponse, reply: Reply): void {
   res.end(body);
 }
 
+/** What Node's HTTP parser refused, as the registry's error for it. */
+function parserError(error: Error & { code?: string; reason?: string }): MaasError {
+  const why = `${error.reason ?? error.message} (${error.code ?? 'no code'})`;
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    return new MaasError(
+      'MAAS_ERR_HTTP_HEADERS_TOO_LARGE',
+      `Expected a request line and headers within the server's header size limit but received more: ${why}`,
+    );
+  if (error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW')
+    return new MaasError(
+      'MAAS_ERR_MESSAGE_TOO_LARGE',
+      `Expected chunk extensions within the parser's limit but received more: ${why}`,
+    );
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new MaasError(
+      'MAAS_ERR_HTTP_REQUEST_TIMEOUT',
+      `The request did not arrive within the server's request timeout: ${why}`,
+    );
+  return new MaasError(
+    'MAAS_ERR_HTTP_REQUEST',
+    `Expected a well-formed HTTP/1.1 request but the parser refused it: ${why}`,
+  );
+}
+
+/** Writes an error answer straight onto a socket Node no longer parses requests from, then closes it. */
+function answerOnSocket(socket: Duplex, status: number, body: { error: string }): void {
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+    () => socket.destroy(), // the rest of what the client sends is never read
+  );
+}
+
+/**
+ * Answers a request Node's parser refused (a bad request line, header or chunk) with the same
+ * `{error}` body as every other error, then closes the connection, as Node's own answer would.
+ * Like Node, it writes nothing into a response already under way, and nothing to a reset socket.
+ */
+function answerParserError(error: Error & { code?: string }, socket: Duplex): void {
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const { status, body } = httpError(parserError(error));
+  answerOnSocket(socket, status, body);
+}
+
+/** CONNECT hands the socket over instead of making a request: refused like any other method without a route. */
+function refuseConnect(req: IncomingMessage, socket: Duplex): void {
+  const error = new MaasError('MAAS_ERR_HTTP_ROUTE', `CONNECT is not allowed on ${(req.url ?? '').slice(0, 64)}`);
+  answerOnSocket(socket, 405, { error: error.message });
+}
+
+/**
+ * A request refused before its body is read (an Expect other than 100-continue, or bad framing),
+ * answered with a coded error; the unread body ends the connection.
+ */
+function refuseRequest(res: ServerResponse, error: MaasError): void {
+  const { status, body } = httpError(error);
+  res.shouldKeepAlive = false;
+  send(res, { status, json: body });
+}
+
+/**
+ * The request's framing, refused before its body is read: HTTP/1.1 requires a Host header (RFC
+ * 9112 §3.2; Node's own refusal has no body), and a chunked body that also asks for an Upgrade
+ * can never end (Node ignores the upgrade, but its parser drops any error in the chunks that
+ * follow, so the body neither completes nor fails).
+ */
+function badFraming(req: IncomingMessage): MaasError | null {
+  if (req.httpVersion === '1.1' && req.headers.host === undefined)
+    return new MaasError('MAAS_ERR_HTTP_REQUEST', 'Expected a Host header in an HTTP/1.1 request but received none');
+  if (req.headers.upgrade !== undefined && req.headers['transfer-encoding'] !== undefined)
+    return new MaasError(
+      'MAAS_ERR_HTTP_REQUEST',
+      `Expected no Upgrade header on a request with a Transfer-Encoding body (maas serves REST over HTTP/1.1) but received ${describeValue(req.headers.upgrade)}`,
+    );
+  return null;
+}
+
 export interface HttpServerOptions {
   host?: string;
   port: number;
@@ -383,7 +470,9 @@ export async function startHttpServer(
 ): Promise<{ server: Server; port: number }> {
   const table = routes(dataplane);
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const server = createServer((req, res) => {
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
+    const framing = badFraming(req);
+    if (framing) return refuseRequest(res, framing);
     const cancellation = new Cancellation();
     res.on('close', () => {
       if (!res.writableFinished) cancellation.abort(); // the client went away
@@ -426,6 +515,17 @@ export async function startHttpServer(
     );
     send(res, { status: methodMatched ? 405 : 404, json: { error: error.message } });
   });
+  server.on('clientError', answerParserError);
+  server.on('connect', refuseConnect);
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    refuseRequest(
+      res,
+      new MaasError(
+        'MAAS_ERR_HTTP_EXPECTATION',
+        `Expected no Expect header or 'Expect: 100-continue' but received ${describeValue(req.headers.expect)}`,
+      ),
+    ),
+  );
   server.keepAliveTimeout = options.connectionIdleMs ?? DEFAULT_CONNECTION_IDLE_MS;
   server.maxConnections = DEFAULT_MAX_HTTP_CONNECTIONS;
   const port = await new Promise<number>((resolve, reject) => {
