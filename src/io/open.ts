@@ -6,7 +6,7 @@
  * Plain data only: no addon, no layer objects, so it runs in any thread.
  */
 import { dirname, join } from 'node:path';
-import { MaasError, invalidParameter } from '../core/errors.js';
+import { MaasError, invalidParameter, messageOf } from '../core/errors.js';
 import { DEFAULT_ALPHA, type ActivationName } from '../layers/activations.js';
 import { exists } from './files.js';
 import { readArtifacts, resolveModelJson, type ModelArtifacts, type WeightSpec } from './artifacts.js';
@@ -70,6 +70,19 @@ export interface OpenOptions {
 export async function openModelFile(path: string, options: OpenOptions = {}): Promise<OpenedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
+  try {
+    return await openByFormat(path, options);
+  } catch (error) {
+    // Whatever a reader did not foresee (a TypeError on a field of the wrong type, the stack
+    // overflowing on a pathological nesting) is still a file that cannot be read: a coded error.
+    if (error instanceof MaasError) throw error;
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} cannot be read as a model: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+async function openByFormat(path: string, options: OpenOptions): Promise<OpenedModel> {
   if (path.endsWith('.onnx')) return openOnnx(path, options.constants);
   if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options.architecture);
   const json = await resolveModelJson(path);
