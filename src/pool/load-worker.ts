@@ -33,7 +33,8 @@ function sourceHooks(): Promise<void> {
   return esmHooks;
 }
 
-async function load({ path }: LoadRequest): Promise<LoadedModel> {
+/** Opens and packs one model file, as the repository loads it (the fuzzer's file phase calls it too). */
+export async function openAndPack({ path }: LoadRequest): Promise<LoadedModel> {
   await sourceHooks();
   const opened = await openModelFile(path);
   const { inputSize, outputSize } = opened;
@@ -48,7 +49,7 @@ async function load({ path }: LoadRequest): Promise<LoadedModel> {
 /** One load: the model, or the error's code and message (an Error's own fields do not cross threads). */
 export default async function loadTask(request: LoadRequest): Promise<LoadReply> {
   try {
-    return { ok: true, model: await load(request) };
+    return { ok: true, model: await openAndPack(request) };
   } catch (error) {
     const e = error as { code?: unknown; message?: unknown };
     return {
