@@ -164,6 +164,29 @@ export const ERRORS = {
     doc: 'A request carries more typed tensor elements (gRPC contents, REST JSON data) than --max-message-bytes / 4, a JSON body opens more than 100 000 objects and arrays, a large one holds more than 10 000 values besides its numeric data, or its parse outgrows the heap of the thread that parses it; refused before the values reach the event loop.',
   },
   MAAS_ERR_HTTP_PATH: { kind: 'InvalidArgument', doc: 'A REST path segment holds a malformed %-escape.' },
+  MAAS_ERR_HTTP_REQUEST: {
+    kind: 'InvalidArgument',
+    doc: 'A REST request is not well-formed HTTP/1.1: the HTTP parser refused its request line, headers or body framing, it has no Host header, or it asks for an Upgrade with a chunked body.',
+  },
+  MAAS_ERR_HTTP_HEADERS_TOO_LARGE: {
+    kind: 'ResourceExhausted',
+    httpStatus: 431,
+    doc: "A REST request's request line and headers are larger than the HTTP parser allows (Node's --max-http-header-size).",
+  },
+  MAAS_ERR_HTTP_EXPECTATION: {
+    kind: 'InvalidArgument',
+    httpStatus: 417,
+    doc: "A REST request's Expect header asks for something other than 100-continue.",
+  },
+  MAAS_ERR_HTTP_REQUEST_TIMEOUT: {
+    kind: 'Unavailable',
+    httpStatus: 408,
+    doc: "A REST request's headers or body did not arrive within the server's request timeout.",
+  },
+  MAAS_ERR_GRPC_MESSAGE: {
+    kind: 'InvalidArgument',
+    doc: "A gRPC request message is not a valid protobuf encoding of its RPC's request type.",
+  },
   MAAS_ERR_HTTP_BODY: {
     kind: 'InvalidArgument',
     doc: 'A REST body is not valid JSON, or its binary part does not match its header.',

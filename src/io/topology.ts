@@ -4,7 +4,7 @@
  * topologies from tfjs (both the layers-object and the old list form) and Keras chains, folding
  * activation layers into the Dense before them. Anything else is refused by layer and class.
  */
-import { MaasError } from '../core/errors.js';
+import { MaasError, describeValue } from '../core/errors.js';
 import { KERAS_ACTIVATION_ALIASES, TFJS_ACTIVATION_NAMES, type ActivationName } from '../layers/activations.js';
 import type { Dense } from '../layers/dense.js';
 
@@ -168,19 +168,19 @@ function layerList(topology: unknown): KerasLayer[] {
   if (t.class_name !== 'Sequential' && t.class_name !== 'Model' && t.class_name !== 'Functional') {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `Expected a Sequential model but the topology's class is ${String(t.class_name)}`,
+      `Expected a Sequential model but the topology's class is ${typeof t.class_name === 'string' ? t.class_name : describeValue(t.class_name)}`,
     );
   }
   return layers as KerasLayer[];
 }
 
 function inputDimOf(config: Record<string, unknown>): number | null {
-  const shape = (config.batch_input_shape ?? config.batchInputShape) as (number | null)[] | undefined;
+  const shape: unknown = config.batch_input_shape ?? config.batchInputShape;
   if (!shape) return null;
-  if (shape.length !== 2 || typeof shape[1] !== 'number') {
+  if (!Array.isArray(shape) || shape.length !== 2 || typeof shape[1] !== 'number') {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
-      `Expected a rank-2 input shape [null, features] but the file has [${shape.join(',')}]`,
+      `Expected a rank-2 input shape [null, features] but the file has ${Array.isArray(shape) ? `[${shape.map((d) => (typeof d === 'number' || d === null ? String(d) : typeof d)).join(',')}]` : describeValue(shape)}`,
     );
   }
   return shape[1];
@@ -219,8 +219,14 @@ export function fromTopology(topology: unknown, options: { kerasVersion?: string
   const keras3 = /^[3-9]\./.test(options.kerasVersion ?? '');
   /** An activation string of a layer; Keras 3's hard_sigmoid (x/6 + 0.5) is not tf.keras 2's. */
   const activationOf = (layer: KerasLayer, name: unknown): ActivationName => {
-    const act = KERAS_ACTIVATIONS[String(name)];
-    if (!act) refuse(layer, `activation '${String(name)}' is not one maas implements`);
+    // An own key only: 'constructor' or 'toString' must not find Object.prototype's members.
+    const act =
+      typeof name === 'string' && Object.hasOwn(KERAS_ACTIVATIONS, name) ? KERAS_ACTIVATIONS[name] : undefined;
+    if (!act)
+      refuse(
+        layer,
+        `activation ${typeof name === 'string' ? `'${name.slice(0, 64)}'` : describeValue(name)} is not one maas implements`,
+      );
     if (keras3 && String(name) === 'hard_sigmoid')
       refuse(layer, "Keras 3's hard_sigmoid is x/6 + 0.5; maas implements tf.keras 2's and tfjs's 0.2·x + 0.5");
     return act;

@@ -8,11 +8,8 @@
 import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
-import { openModelFile } from '../io/open.js';
-import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
-import { readInt8 } from '../quant/load.js';
-import { describeQuantization, int8PackLayers } from '../quant/model.js';
-import type { LoadReply, LoadRequest, LoadedModel } from './messages.js';
+import type { LoadReply, LoadRequest } from './messages.js';
+import { openAndPack } from './open-and-pack.js';
 
 // Run from the TypeScript sources (tests, benches), the thread requires this module through tsx's
 // CommonJS hook; dynamic ESM imports (the HDF5 reader) need tsx's ESM hooks in this thread too.
@@ -35,22 +32,11 @@ function sourceHooks(): Promise<void> {
   return esmHooks;
 }
 
-async function load({ path, tag, strictIntegrity }: LoadRequest): Promise<LoadedModel> {
-  await sourceHooks();
-  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true });
-  const { inputSize, outputSize } = opened;
-  if (opened.precision === 'int8') {
-    const { spec, int8Weights } = readInt8(opened);
-    const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
-    return { region, inputSize, outputSize, quantization: describeQuantization(spec) };
-  }
-  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize };
-}
-
 /** One load: the model, or the error's code and message (an Error's own fields do not cross threads). */
 async function loadTask(request: LoadRequest): Promise<LoadReply> {
   try {
-    return { ok: true, model: await load(request) };
+    await sourceHooks();
+    return { ok: true, model: await openAndPack(request) };
   } catch (error) {
     const e = error as { code?: unknown; message?: unknown };
     return {

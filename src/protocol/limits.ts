@@ -45,3 +45,27 @@ export const DEFAULT_JSON_THREAD_BYTES = 1024 * 1024;
 export function maxRequestElements(maxMessageBytes: number): number {
   return Math.floor(maxMessageBytes / 4);
 }
+
+/**
+ * Deepest nesting of arrays and objects accepted in a JSON body or config override. A request
+ * needs a handful of levels; without a bound, 100 000 levels parse fine and then overflow the
+ * stack of whatever walks them (flattening tensor data, describing a value in an error).
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `max`: one scan of the text that skips
+ * strings, stopping as soon as it is too deep (no parse, no recursion).
+ */
+export function jsonNestsDeeper(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c /* \ */) i++;
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return false;
+}

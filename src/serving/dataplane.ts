@@ -5,6 +5,7 @@
  */
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import { DATATYPE_BYTES } from '../protocol/datatypes.js';
+import { MAX_JSON_DEPTH, jsonNestsDeeper } from '../protocol/limits.js';
 import { MaasError } from '../core/errors.js';
 import type { DurationStat, ModelStatisticsEntry } from '../protocol/statistics.js';
 import type { ModelConfig } from './repository/config.js';
@@ -225,6 +226,11 @@ export class DataPlane {
         throw new MaasError(
           'MAAS_ERR_MODEL_CONFIG',
           `Expected a JSON string for load parameter config but received ${typeof parameters.config}`,
+        );
+      if (jsonNestsDeeper(parameters.config))
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Expected a JSON model config nested at most ${MAX_JSON_DEPTH} arrays or objects deep for load parameter config but it nests deeper`,
         );
       try {
         config = JSON.parse(parameters.config);

@@ -61,8 +61,8 @@ export interface WireInferRequest {
     parameters?: Record<string, WireParameter>;
     contents?: WireContents;
   }[];
-  outputs: { name: string; parameters?: Record<string, WireParameter> }[];
-  raw_input_contents: Buffer[];
+  outputs?: { name?: string; parameters?: Record<string, WireParameter> }[];
+  raw_input_contents?: Buffer[];
 }
 
 /** A ModelInferRequest off the wire, as the DataPlane takes it. */
@@ -77,8 +77,9 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
   }
   const decoded = inputs.map((input, i): InferInput => {
     const tensor: InferInput = {
-      name: input.name,
-      datatype: input.datatype,
+      // proto3: an absent string is the empty string (proto-loader leaves it undefined).
+      name: input.name ?? '',
+      datatype: input.datatype ?? '',
       shape: input.shape ?? [],
       parameters: fromWireParameters(input.parameters),
     };
@@ -90,15 +91,15 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
       if (typedFields.length > 0)
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `input '${input.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
+          `input '${tensor.name}' has both raw_input_contents and typed contents (${typedFields.join(', ')}); send one of them`,
         );
       tensor.raw = raw[i]!;
     } else if (typedFields.length > 0) {
-      const field = CONTENTS_FIELD[input.datatype];
+      const field = CONTENTS_FIELD[tensor.datatype];
       if (typedFields.length !== 1 || typedFields[0] !== field) {
         throw new MaasError(
           'MAAS_ERR_INFER_INPUT',
-          `Expected ${input.datatype} data in ${field ?? 'raw_input_contents'} for input '${input.name}' but received ${typedFields.join(', ')}`,
+          `Expected ${tensor.datatype} data in ${field ?? 'raw_input_contents'} for input '${tensor.name}' but received ${typedFields.join(', ')}`,
         );
       }
       tensor.values = contents![field!]!;
@@ -109,12 +110,12 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
     return tensor;
   });
   return {
-    model: message.model_name,
+    model: message.model_name ?? '',
     version: message.model_version || undefined,
     id: message.id || undefined,
     parameters: fromWireParameters(message.parameters),
     inputs: decoded,
-    outputs: (message.outputs ?? []).map((o) => ({ name: o.name, parameters: fromWireParameters(o.parameters) })),
+    outputs: (message.outputs ?? []).map((o) => ({ name: o.name ?? '', parameters: fromWireParameters(o.parameters) })),
   };
 }
 
@@ -136,6 +137,12 @@ export interface RefusedInferRequest {
   id: string;
 }
 
+/** The refusal a decoder left in place of a request (any method), if it did. */
+export function refusalOf(request: unknown): MaasError | undefined {
+  const refused = (request as { refused?: unknown } | null)?.refused;
+  return refused instanceof MaasError ? refused : undefined;
+}
+
 /** Whether the decoder refused this request instead of decoding it. */
 export function isRefused(message: WireInferRequest | RefusedInferRequest): message is RefusedInferRequest {
   return (message as RefusedInferRequest).refused !== undefined;
@@ -146,6 +153,36 @@ export function isRefused(message: WireInferRequest | RefusedInferRequest): mess
  * element count: typed contents that disagree with their shape, or that hold more than
  * `maxElements` values, are refused before protobufjs builds arrays of them.
  */
+/**
+ * Decodes a request message, or answers the refusal its handler sends: a message that is not
+ * valid protobuf is a coded INVALID_ARGUMENT (MAAS_ERR_GRPC_MESSAGE), not grpc-js's uncoded
+ * INTERNAL "Error deserializing request".
+ */
+export function decodeOrRefuse(decode: (bytes: Buffer) => unknown, bytes: Buffer, method: string): unknown {
+  try {
+    return decode(bytes);
+  } catch (error) {
+    return {
+      model_name: '',
+      id: '',
+      refused: new MaasError(
+        'MAAS_ERR_GRPC_MESSAGE',
+        `Expected a ${method} request message in protobuf encoding but decoding its ${bytes.length} bytes failed: ${messageOf(error)}`,
+      ),
+    };
+  }
+}
+
+/** Every method's decoder made total (decodeOrRefuse); handlers check isRefused. */
+export function withCodedDecodeErrors(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) => [
+      name,
+      { ...method, requestDeserialize: (bytes: Buffer) => decodeOrRefuse(method.requestDeserialize, bytes, name) },
+    ]),
+  );
+}
+
 export function withElementBounds(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
   const bounded = { ...service };
   for (const method of ['ModelInfer', 'ModelStreamInfer']) {
@@ -156,7 +193,7 @@ export function withElementBounds(service: grpc.ServiceDefinition, maxElements: 
       requestDeserialize: (bytes: Buffer): WireInferRequest | RefusedInferRequest => {
         const outline = outlineInferRequest(bytes);
         const refused = outline && typedElementsRefusal(outline, maxElements);
-        if (!refused) return decode(bytes) as WireInferRequest;
+        if (!refused) return decodeOrRefuse(decode, bytes, method) as WireInferRequest | RefusedInferRequest;
         return { refused, model_name: wireText(outline.modelName), id: wireText(outline.id) };
       },
     };

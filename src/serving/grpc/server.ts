@@ -18,6 +18,8 @@ import {
   decodeInferRequest,
   encodeInferResponse,
   isRefused,
+  refusalOf,
+  withCodedDecodeErrors,
   toGrpcError,
   withElementBounds,
   type RefusedInferRequest,
@@ -25,16 +27,16 @@ import {
 } from './codec.js';
 import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
 
-/** The request messages of the unary RPCs, as proto-loader decodes them (absent fields are defaults). */
+/** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */
 interface ModelRef {
-  name: string;
-  version: string;
+  name?: string;
+  version?: string;
 }
 interface RepositoryIndexRequest {
-  ready: boolean;
+  ready?: boolean;
 }
 interface RepositoryModelRequest {
-  model_name: string;
+  model_name?: string;
   parameters?: Record<string, WireParameter>;
 }
 
@@ -42,7 +44,11 @@ interface RepositoryModelRequest {
 function unary<Request>(work: (request: Request) => unknown): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => work(call.request))
+      .then(() => {
+        const refused = refusalOf(call.request);
+        if (refused) throw refused;
+        return work(call.request);
+      })
       .then(
         (reply) => callback(null, reply),
         (error: unknown) => callback(toGrpcError(error)),
@@ -67,10 +73,10 @@ export function grpcHandlers(
   return {
     ServerLive: unary(() => ({ live: dataplane.live() })),
     ServerReady: unary(() => ({ ready: dataplane.ready() })),
-    ModelReady: unary((r: ModelRef) => ({ ready: dataplane.modelReady(r.name, r.version || undefined) })),
+    ModelReady: unary((r: ModelRef) => ({ ready: dataplane.modelReady(r.name ?? '', r.version || undefined) })),
     ServerMetadata: unary(() => dataplane.serverMetadata()),
-    ModelMetadata: unary((r: ModelRef) => dataplane.modelMetadata(r.name, r.version || undefined)),
-    ModelConfig: unary((r: ModelRef) => ({ config: dataplane.modelConfig(r.name, r.version || undefined) })),
+    ModelMetadata: unary((r: ModelRef) => dataplane.modelMetadata(r.name ?? '', r.version || undefined)),
+    ModelConfig: unary((r: ModelRef) => ({ config: dataplane.modelConfig(r.name ?? '', r.version || undefined) })),
     ModelStatistics: unary((r: ModelRef) => ({
       model_stats: dataplane.modelStatistics(r.name || undefined, r.version || undefined),
     })),
@@ -79,11 +85,11 @@ export function grpcHandlers(
     })),
     RepositoryModelLoad: unary(async (r: RepositoryModelRequest) => {
       // ModelRepositoryParameter is a oneof like InferParameter (plus bytes_param): read the same way.
-      await dataplane.loadModel(r.model_name, fromWireParameters(r.parameters) ?? {});
+      await dataplane.loadModel(r.model_name ?? '', fromWireParameters(r.parameters) ?? {});
       return {};
     }),
     RepositoryModelUnload: unary(async (r: RepositoryModelRequest) => {
-      await dataplane.unloadModel(r.model_name);
+      await dataplane.unloadModel(r.model_name ?? '');
       return {};
     }),
     ModelInfer: (
@@ -150,7 +156,7 @@ export async function startGrpcServer(
   const streamLoad = new StreamLoad();
   const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };
   server.addService(
-    withElementBounds(inferenceService().service, maxRequestElements(limit)),
+    withElementBounds(withCodedDecodeErrors(inferenceService().service), maxRequestElements(limit)),
     grpcHandlers(dataplane, logger, stream, streamLoad),
   );
   const port = await new Promise<number>((resolve, reject) => {

@@ -5,6 +5,7 @@
  * buffers instead of rebuilding millions of array slots.
  */
 import { MaasError } from '../../core/errors.js';
+import { MAX_JSON_DEPTH } from '../../protocol/limits.js';
 import { DATATYPE_BYTES } from '../../protocol/datatypes.js';
 import { elementCountMismatch, elementNumber, flatValues, notAnElement } from '../../protocol/values.js';
 
@@ -24,10 +25,17 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const BRACE = 0x7b;
 const BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
 
-/** Throws when the JSON text opens more than `limit` objects and arrays (a scan of its bytes, before parsing). */
+/**
+ * Throws when the JSON text opens more than `limit` objects and arrays, or nests them deeper than
+ * MAX_JSON_DEPTH (a scan of its bytes, before parsing: deep nesting parses, then overflows the
+ * stack of whatever walks the value).
+ */
 export function checkContainerCount(bytes: Uint8Array, limit: number): void {
   let containers = 0;
+  let depth = 0;
   let inString = false;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;
@@ -36,11 +44,19 @@ export function checkContainerCount(bytes: Uint8Array, limit: number): void {
       else if (b === QUOTE) inString = false;
     } else if (b === QUOTE) {
       inString = true;
-    } else if ((b === BRACE || b === BRACKET) && ++containers > limit) {
-      throw new MaasError(
-        'MAAS_ERR_TOO_MANY_ELEMENTS',
-        `Expected at most ${limit} JSON objects and arrays in a body but it opens more`,
-      );
+    } else if (b === BRACE || b === BRACKET) {
+      if (++containers > limit)
+        throw new MaasError(
+          'MAAS_ERR_TOO_MANY_ELEMENTS',
+          `Expected at most ${limit} JSON objects and arrays in a body but it opens more`,
+        );
+      if (++depth > MAX_JSON_DEPTH)
+        throw new MaasError(
+          'MAAS_ERR_HTTP_BODY',
+          `Expected a body nested at most ${MAX_JSON_DEPTH} arrays or objects deep but it nests deeper`,
+        );
+    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
+      depth--;
     }
   }
 }

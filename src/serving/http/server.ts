@@ -12,7 +12,8 @@ import {
   maxRequestElements,
 } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
@@ -348,6 +349,95 @@ export interface HttpEndpoint {
   connections: ConnectionGate;
 }
 
+/** What Node's HTTP parser refused, as the registry's error for it. */
+function parserError(error: Error & { code?: string; reason?: string }): MaasError {
+  const why = `${error.reason ?? error.message} (${error.code ?? 'no code'})`;
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    return new MaasError(
+      'MAAS_ERR_HTTP_HEADERS_TOO_LARGE',
+      `Expected a request line and headers within the server's header size limit but received more: ${why}`,
+    );
+  if (error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW')
+    return new MaasError(
+      'MAAS_ERR_MESSAGE_TOO_LARGE',
+      `Expected chunk extensions within the parser's limit but received more: ${why}`,
+    );
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return new MaasError(
+      'MAAS_ERR_HTTP_REQUEST_TIMEOUT',
+      `The request did not arrive within the server's request timeout: ${why}`,
+    );
+  return new MaasError(
+    'MAAS_ERR_HTTP_REQUEST',
+    `Expected a well-formed HTTP/1.1 request but the parser refused it: ${why}`,
+  );
+}
+
+/** Writes an error answer straight onto a socket Node no longer parses requests from, then closes it. */
+function answerOnSocket(socket: Duplex, status: number, body: { error: string }): void {
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+    () => socket.destroy(), // the rest of what the client sends is never read
+  );
+}
+
+/**
+ * Answers a request Node's parser refused (a bad request line, header or chunk) with the same
+ * `{error}` body as every other error, then closes the connection, as Node's own answer would.
+ * Like Node, it writes nothing into a response already under way, and nothing to a reset socket.
+ */
+function answerParserError(error: Error & { code?: string }, socket: Duplex): void {
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const { status, body } = httpError(parserError(error));
+  answerOnSocket(socket, status, body);
+}
+
+/** CONNECT hands the socket over instead of making a request: refused like any other method without a route. */
+function refuseConnect(req: IncomingMessage, socket: Duplex): void {
+  const error = new MaasError('MAAS_ERR_HTTP_ROUTE', `CONNECT is not allowed on ${(req.url ?? '').slice(0, 64)}`);
+  answerOnSocket(socket, 405, { error: error.message });
+}
+
+/**
+ * A request refused before its body is read (an Expect other than 100-continue, or bad framing),
+ * answered with a coded error; the unread body ends the connection.
+ */
+function refuseRequest(res: ServerResponse, error: MaasError): void {
+  const { status, body } = httpError(error);
+  res.shouldKeepAlive = false;
+  send(res, { status, json: body });
+}
+
+/**
+ * The request's framing, refused before its body is read: HTTP/1.1 requires a Host header (RFC
+ * 9112 §3.2; Node's own refusal has no body), and a chunked body that also asks for an Upgrade
+ * can never end (Node ignores the upgrade, but its parser drops any error in the chunks that
+ * follow, so the body neither completes nor fails).
+ */
+function badFraming(req: IncomingMessage): MaasError | null {
+  if (req.httpVersion === '1.1' && req.headers.host === undefined)
+    return new MaasError('MAAS_ERR_HTTP_REQUEST', 'Expected a Host header in an HTTP/1.1 request but received none');
+  if (req.headers.upgrade !== undefined && req.headers['transfer-encoding'] !== undefined)
+    return new MaasError(
+      'MAAS_ERR_HTTP_REQUEST',
+      `Expected no Upgrade header on a request with a Transfer-Encoding body (maas serves REST over HTTP/1.1) but received ${describeValue(req.headers.upgrade)}`,
+    );
+  return null;
+}
+
+export interface HttpServerOptions {
+  host?: string;
+  port: number;
+  maxBodyBytes?: number;
+  /** An idle keep-alive connection is closed after this long (default 65 s). */
+  connectionIdleMs?: number;
+}
+
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
 export async function startHttpServer(
   dataplane: DataPlane,
@@ -360,8 +450,12 @@ export async function startHttpServer(
   const jsonBodies = new JsonBodies({ threadBytes, maxElements: maxRequestElements(limit), maxBodyBytes: limit });
   const parseJson = (body: Body | Uint8Array, kind: BodyKind) => jsonBodies.parse(body, kind);
   const connections = new ConnectionGate(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION);
-  const server = createServer((req, res) => connections.admit(req, res, () => handle(req, res)));
+  const server = createServer({ requireHostHeader: false }, (req, res) =>
+    connections.admit(req, res, () => handle(req, res)),
+  );
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const framing = badFraming(req);
+    if (framing) return refuseRequest(res, framing);
     const cancellation = new Cancellation();
     res.on('close', () => {
       if (!res.writableFinished) cancellation.abort(); // the client went away
@@ -413,6 +507,17 @@ export async function startHttpServer(
   server.on('timeout', (socket: Socket) => connections.closeIfIdle(socket));
   server.maxConnections = DEFAULT_MAX_HTTP_CONNECTIONS;
   server.on('close', () => void jsonBodies.close());
+  server.on('clientError', answerParserError);
+  server.on('connect', refuseConnect);
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    refuseRequest(
+      res,
+      new MaasError(
+        'MAAS_ERR_HTTP_EXPECTATION',
+        `Expected no Expect header or 'Expect: 100-continue' but received ${describeValue(req.headers.expect)}`,
+      ),
+    ),
+  );
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve((server.address() as AddressInfo).port));

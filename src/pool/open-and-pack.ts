@@ -1,0 +1,21 @@
+/**
+ * One model file opened and packed exactly as the repository loads it: read, checked and folded
+ * by openModelFile, packed into a shared-memory region tagged with the load. The load thread runs
+ * it; the fuzzer's file phase calls it too.
+ */
+import { openModelFile } from '../io/open.js';
+import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
+import { readInt8 } from '../quant/load.js';
+import { describeQuantization, int8PackLayers } from '../quant/model.js';
+import type { LoadRequest, LoadedModel } from './messages.js';
+
+export async function openAndPack({ path, tag, strictIntegrity }: LoadRequest): Promise<LoadedModel> {
+  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true });
+  const { inputSize, outputSize } = opened;
+  if (opened.precision === 'int8') {
+    const { spec, int8Weights } = readInt8(opened);
+    const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
+    return { region, inputSize, outputSize, quantization: describeQuantization(spec) };
+  }
+  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize };
+}
