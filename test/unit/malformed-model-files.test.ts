@@ -56,7 +56,7 @@ describe('model.json fields of the wrong type', () => {
 
   it("a reader's oversight (a null layer) is still MAAS_ERR_MODEL_FORMAT, its TypeError the cause", async () => {
     const error = await refusal(await modelJson({ class_name: 'Sequential', config: { layers: [null] } }));
-    expect(error.message).toMatch(/cannot be read as a model: /);
+    expect(error.message).toMatch(/^Cannot read the model file .*: /);
     expect(error.cause).toBeInstanceOf(TypeError);
   });
 });
