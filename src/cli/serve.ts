@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
+import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
 
@@ -28,10 +29,16 @@ export interface ServeCommandOptions {
   connectionIdleSecs?: number;
   maxQueueBytes?: number;
   strictModelIntegrity?: boolean;
+  /** The key file of encrypted model files. */
+  modelKeyFile?: string;
+  /** The key command of encrypted model files. */
+  modelKeyCommand?: string;
   print: (line: string) => void;
 }
 
 export async function runServe(options: ServeCommandOptions): Promise<void> {
+  const modelKeys = keyringFrom({ keyFile: options.modelKeyFile, keyCommand: options.modelKeyCommand });
+  await modelKeys.check(); // a key file that cannot be used stops the start, not every load
   const serveOptions: ServeOptions = {
     modelRepository: options.modelRepository,
     host: options.host,
@@ -51,6 +58,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
     strictModelIntegrity: options.strictModelIntegrity,
+    modelKeys,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

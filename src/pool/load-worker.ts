@@ -1,18 +1,20 @@
 /**
  * The load thread: started for one model file (its LoadRequest is the thread's workerData), it
- * opens the file (read, parse, checksum, check, fold), packs the weights straight into a
+ * opens the file (read, decrypt, parse, checksum, check, fold), packs the weights straight into a
  * shared-memory region and posts the region's descriptor, so a large model loads without
  * stalling the event loop that answers requests. The pool then ends the thread, and with it
- * the heap that held the file.
+ * the heap that held the file (and, for an encrypted file, its plaintext).
  */
+import type { KeyObject } from 'node:crypto';
 import { constants, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { MaasError } from '../core/errors.js';
+import { MaasError, isErrorCode } from '../core/errors.js';
+import type { ModelKeys } from '../io/model-keys.js';
 import { openModelFile } from '../io/open.js';
 import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
 import { readInt8 } from '../quant/load.js';
 import { describeQuantization, int8PackLayers } from '../quant/model.js';
-import type { LoadReply, LoadRequest, LoadedModel } from './messages.js';
+import type { KeyAnswer, KeyRequest, LoadReply, LoadRequest, LoadedModel } from './messages.js';
 
 // Run from the TypeScript sources (tests, benches), the thread requires this module through tsx's
 // CommonJS hook; dynamic ESM imports (the HDF5 reader) need tsx's ESM hooks in this thread too.
@@ -35,16 +37,34 @@ function sourceHooks(): Promise<void> {
   return esmHooks;
 }
 
+/** The keys of encrypted files, asked of the thread's owner (see KeyRequest). */
+const keysFromOwner: ModelKeys = {
+  key(keyId: string): Promise<KeyObject> {
+    return new Promise((resolve, reject) => {
+      const onAnswer = (answer: KeyAnswer) => {
+        if (answer.keyId !== keyId) return;
+        parentPort!.off('message', onAnswer);
+        if (answer.ok) resolve(answer.key);
+        else
+          reject(new MaasError(isErrorCode(answer.code) ? answer.code : 'MAAS_ERR_MODEL_KEY_UNKNOWN', answer.message));
+      };
+      parentPort!.on('message', onAnswer);
+      parentPort!.postMessage({ keyRequest: keyId } satisfies KeyRequest);
+    });
+  },
+};
+
 async function load({ path, tag, strictIntegrity }: LoadRequest): Promise<LoadedModel> {
   await sourceHooks();
-  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true });
+  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true, keys: keysFromOwner });
   const { inputSize, outputSize } = opened;
+  const keyId = opened.encryption ? { keyId: opened.encryption.keyId } : {};
   if (opened.precision === 'int8') {
     const { spec, int8Weights } = readInt8(opened);
     const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
-    return { region, inputSize, outputSize, quantization: describeQuantization(spec) };
+    return { region, inputSize, outputSize, quantization: describeQuantization(spec), ...keyId };
   }
-  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize };
+  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize, ...keyId };
 }
 
 /** One load: the model, or the error's code and message (an Error's own fields do not cross threads). */
