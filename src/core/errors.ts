@@ -153,7 +153,7 @@ export const ERRORS = {
   },
   MAAS_ERR_KEY_INVALID: {
     kind: 'InvalidArgument',
-    doc: 'A model key is not 32 bytes written as 64 hex digits or base64, or a key id is not 1 to 128 characters of A-Z a-z 0-9 . _ : / + = @ - starting with a letter or digit.',
+    doc: 'A model key is not 32 bytes written as 64 hex digits or base64, or a key id is not 1 to 128 characters of A-Z a-z 0-9 . _ : / - starting with a letter or digit, without "..".',
   },
   MAAS_ERR_KEY_FILE: {
     kind: 'FailedPrecondition',

@@ -43,15 +43,16 @@ const MAX_KEY_COMMAND_OUTPUT = 4096;
 const MAX_STDERR_QUOTE = 200;
 
 /**
- * A key id: 1 to 128 of A-Z a-z 0-9 . _ : / -, a letter or digit first. A key id read from a
- * model file becomes an argument of the key command: no shell runs it, and it cannot pass for
- * an option (no leading '-'), a path outside (no whitespace or NUL) or anything else unexpected.
+ * A key id: 1 to 128 of A-Z a-z 0-9 . _ : / -, a letter or digit first, no "..". A key id read
+ * from a model file becomes an argument of the key command: no shell runs it, and it cannot pass
+ * for an option (no leading '-'), climb out of a directory a hook looks keys up in (no ".."), or
+ * split into several arguments (no whitespace).
  */
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** Whether `value` is a well-formed key id (see KEY_ID). */
 export function isKeyId(value: unknown): value is string {
-  return typeof value === 'string' && KEY_ID.test(value);
+  return typeof value === 'string' && KEY_ID.test(value) && !value.includes('..');
 }
 
 /** Refuses a malformed key id; `what` names it. The value itself is not quoted (it may be a key). */
@@ -60,7 +61,7 @@ export function checkKeyId(value: unknown, what: string): string {
   const length = typeof value === 'string' ? `${value.length} characters` : typeof value;
   throw new MaasError(
     'MAAS_ERR_KEY_INVALID',
-    `Expected ${what} to be a key id (1 to 128 of A-Z a-z 0-9 . _ : / -, a letter or digit first) but received ${length} that are not one`,
+    `Expected ${what} to be a key id (1 to 128 of A-Z a-z 0-9 . _ : / -, a letter or digit first, no "..") but received ${length} that are not one`,
   );
 }
 

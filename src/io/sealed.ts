@@ -11,7 +11,7 @@
  *   8        1      format version: 1
  *   9        1      algorithm: 1 (HKDF-SHA256, then AES-256-GCM with a 16-byte tag)
  *   10       1      key id length K: 1 to 128
- *   11       K      key id: A-Z a-z 0-9 . _ : / -, a letter or digit first (model-keys.ts)
+ *   11       K      key id: A-Z a-z 0-9 . _ : / -, a letter or digit first, no ".." (model-keys.ts)
  *   11+K     32     salt: random, one per file
  *   43+K     32     key check
  *   75+K     P      the payload, encrypted; P is a multiple of 8

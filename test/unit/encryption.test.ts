@@ -584,6 +584,12 @@ describe('the layout docs/security.md and sealed.ts describe', () => {
     expect(await errorOf(() => writeSealedFile(join(dir, 'y.enc'), [{ name: 'a', bytes }], '-k', key))).toMatch(
       /^MAAS_ERR_KEY_INVALID: Expected the key id to encrypt with to be a key id/,
     );
+    // A key id may reach a key command's arguments: it cannot climb out of a directory there.
+    for (const keyId of ['a/../b', '..', 'k 1'])
+      expect(
+        await errorOf(() => writeSealedFile(join(dir, 'y.enc'), [{ name: 'a', bytes }], keyId, key)),
+        keyId,
+      ).toMatch(/^MAAS_ERR_KEY_INVALID: /);
     expect(await readdir(dir)).toEqual([]);
   });
 });
