@@ -6,7 +6,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import {
-  MaasError,
+  type MaasError,
   ModelKeyring,
   dense,
   encryptModel,
