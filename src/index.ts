@@ -48,6 +48,15 @@ export {
 } from './quant/model.js';
 export { loadQuantizedModel, type QuantizedLoadOptions } from './quant/load.js';
 export type { IntegrityOptions } from './io/integrity.js';
+export type { DecryptionOptions } from './io/sealed.js';
+export { ModelKeyring, generateModelKey, type ModelKeys, type ModelKeyringOptions } from './io/model-keys.js';
+export {
+  encryptModel,
+  decryptModel,
+  type EncryptOptions,
+  type EncryptResult,
+  type DecryptResult,
+} from './io/encryption.js';
 export {
   openModelFile,
   type OpenedModel,

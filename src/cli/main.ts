@@ -3,11 +3,13 @@
  * The `maas` command line. `maas serve` runs the inference service (what `npm start` runs on the
  * bundled repository); `maas quantize` makes an int8 model and prints its accuracy report;
  * `maas demo` builds and times the example model; `maas convert IN OUT` converts between model
- * formats; `maas info` shows the CPU, the selected kernels and the backends.
+ * formats; `maas encrypt`, `maas decrypt` and `maas keygen` keep models encrypted at rest;
+ * `maas info` shows the CPU, the selected kernels and the backends.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
+import { runDecrypt, runEncrypt, runKeygen, type KeySourceOptions } from './encrypt.js';
 import { runServe, type ServeCommandOptions } from './serve.js';
 import { runQuantize } from './quantize.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
@@ -114,6 +116,14 @@ program
     '--strict-model-integrity',
     'refuse model files that record no digest, unless a model config sets strict_integrity to "false"',
   )
+  .option(
+    '--model-key-file <file>',
+    'keys of encrypted model files (*.enc): lines of "<key id> <key>", no access for others (also: MAAS_MODEL_KEY)',
+  )
+  .option(
+    '--model-key-command <command>',
+    'a KMS-style hook printing the key of a key id: words split on spaces, no shell, {keyId} replaced',
+  )
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program
@@ -131,6 +141,45 @@ program
   .option('--architecture <json>', 'the to_json architecture for a Keras weights-only .h5')
   .action(async (input: string, output: string, opts: { architecture?: string }) => {
     await runConvert(input, output, { ...opts, print: (line) => console.log(line) });
+  });
+
+const KEY_FILE_HELP = 'a key file of "<key id> <key>" lines (also: MAAS_MODEL_KEY and MAAS_MODEL_KEY_ID)';
+const KEY_COMMAND_HELP = 'a KMS-style hook that prints the key: words split on spaces, no shell, {keyId} replaced';
+
+program
+  .command('encrypt')
+  .description(
+    'encrypt a model (model.json or its directory with its weights, .onnx, .h5) into one file with AES-256-GCM',
+  )
+  .argument('<in>', 'the model to encrypt')
+  .argument('<out>', 'the encrypted file, named after the model file plus .enc (model.json.enc, model.onnx.enc, …)')
+  .option('--key-id <id>', 'the key to encrypt with, stored in the file (default: the one key the sources hold)')
+  .option('--key-file <file>', KEY_FILE_HELP)
+  .option('--key-command <command>', KEY_COMMAND_HELP)
+  .action(async (input: string, output: string, opts: KeySourceOptions & { keyId?: string }) => {
+    await runEncrypt(input, output, { ...opts, print: (line) => console.log(line) });
+  });
+
+program
+  .command('decrypt')
+  .description(
+    'decrypt an encrypted model file into a directory (the plaintext weights land on disk: only when you need them)',
+  )
+  .argument('<in>', 'the encrypted model file (*.enc)')
+  .argument('<dir>', 'the directory to write its files into (no file is overwritten)')
+  .option('--key-file <file>', KEY_FILE_HELP)
+  .option('--key-command <command>', KEY_COMMAND_HELP)
+  .action(async (input: string, dir: string, opts: KeySourceOptions) => {
+    await runDecrypt(input, dir, { ...opts, print: (line) => console.log(line) });
+  });
+
+program
+  .command('keygen')
+  .description('make a random 256-bit model key: prints "<key id> <key>", or adds it to a key file (made 0600)')
+  .option('--key-id <id>', 'its key id', 'default')
+  .option('--out <file>', 'the key file to add it to')
+  .action(async (opts: { keyId: string; out?: string }) => {
+    await runKeygen({ ...opts, print: (line) => console.log(line) });
   });
 
 program

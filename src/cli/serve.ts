@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
+import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
 
@@ -31,10 +32,16 @@ export interface ServeCommandOptions {
   grpcMaxInFlightPerStream?: number;
   httpMaxInFlightPerConnection?: number;
   httpJsonThreadBytes?: number;
+  /** The key file of encrypted model files. */
+  modelKeyFile?: string;
+  /** The key command of encrypted model files. */
+  modelKeyCommand?: string;
   print: (line: string) => void;
 }
 
 export async function runServe(options: ServeCommandOptions): Promise<void> {
+  const modelKeys = keyringFrom({ keyFile: options.modelKeyFile, keyCommand: options.modelKeyCommand });
+  await modelKeys.check(); // a key file that cannot be used stops the start, not every load
   const serveOptions: ServeOptions = {
     modelRepository: options.modelRepository,
     host: options.host,
@@ -57,6 +64,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     maxInFlightPerStream: options.grpcMaxInFlightPerStream,
     maxInFlightPerConnection: options.httpMaxInFlightPerConnection,
     jsonThreadBytes: options.httpJsonThreadBytes,
+    modelKeys,
   };
   const server = await serve(serveOptions);
   const index = await server.dataplane.repositoryIndex(true);

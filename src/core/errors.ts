@@ -149,6 +149,29 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: 'strictIntegrity (config parameter strict_integrity, maas serve --strict-model-integrity) is on and the model file records no digest to verify.',
   },
+  // Models at rest (docs/security.md): the file, or the server's keys, are not in the state a load
+  // needs; the same request succeeds once they are (FailedPrecondition, like integrity). A key
+  // command that fails may succeed on a retry (a KMS that was down): Unavailable.
+  MAAS_ERR_MODEL_DECRYPT: {
+    kind: 'FailedPrecondition',
+    doc: 'An encrypted model file cannot be decrypted: the key its key id names is not the key it was encrypted with, or the file was damaged, truncated or tampered with (AES-256-GCM authentication failed).',
+  },
+  MAAS_ERR_MODEL_KEY_UNKNOWN: {
+    kind: 'FailedPrecondition',
+    doc: 'An encrypted model file names a key id that none of the configured key sources (MAAS_MODEL_KEY, the key file, the key command) holds.',
+  },
+  MAAS_ERR_KEY_INVALID: {
+    kind: 'InvalidArgument',
+    doc: 'A model key is not 32 bytes written as 64 hex digits or base64, or a key id is not 1 to 128 characters of A-Z a-z 0-9 . _ : / - starting with a letter or digit, without "..".',
+  },
+  MAAS_ERR_KEY_FILE: {
+    kind: 'FailedPrecondition',
+    doc: 'A model key file cannot be used: missing, not a regular file, too large, readable or writable by others, owned by another user, or not lines of "<key id> <key>".',
+  },
+  MAAS_ERR_KEY_COMMAND: {
+    kind: 'Unavailable',
+    doc: 'The model key command could not be run, failed, timed out, or printed more than a key.',
+  },
   MAAS_ERR_MODEL_FILE: {
     kind: 'InvalidArgument',
     doc: 'A model file is not a regular file (a symbolic link, FIFO, device or directory), is larger than its cap, or lies outside its directory.',

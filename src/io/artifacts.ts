@@ -16,12 +16,13 @@
  * Where the weights files are stored (their paths) and `format`/`generatedBy` are not covered.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { MAX_MODEL_FILE_BYTES, openRegularFile, readOpened, readRegularFile } from './files.js';
+import { MAX_MODEL_FILE_BYTES, openRegularFile, readOpened, readRegularFile, syncDirectory } from './files.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
 import { canonicalJson, requireDigest, sha256Hex, verifyDigest, type IntegrityOptions } from './integrity.js';
+import type { SealedFile } from './sealed.js';
 
 /** One weight tensor's entry in a manifest group. */
 export interface WeightSpec {
@@ -86,17 +87,6 @@ async function writeDurably(path: string, data: Uint8Array | string): Promise<vo
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // some filesystems refuse fsync on directories; the rename is still atomic
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Writes model.json and its weights into `dir` atomically; returns the model.json path. */
 export async function writeArtifacts(dir: string, artifacts: ModelArtifacts, hooks: WriteHooks = {}): Promise<string> {
   await mkdir(dir, { recursive: true });
@@ -155,8 +145,8 @@ export async function resolveModelJson(path: string): Promise<string> {
 
 /**
  * Checks a weightsManifest before any file it names is read: groups of relative paths that stay
- * inside the model's directory, and weight entries with a name, a dtype and a shape of
- * non-negative integers.
+ * inside the model's directory (returned normalized: "./a/../w.bin" is "w.bin"), and weight
+ * entries with a name, a dtype and a shape of non-negative integers.
  */
 function checkManifest(manifest: unknown, jsonPath: string): WeightsManifest {
   const bad = (why: string, received: unknown): MaasError =>
@@ -176,7 +166,7 @@ function checkManifest(manifest: unknown, jsonPath: string): WeightsManifest {
       const full = resolve(dir, rel);
       if (isAbsolute(rel) || (full !== dir && !full.startsWith(dir + sep)) || full === dir)
         throw bad('a weights path inside the model directory', p);
-      return rel;
+      return relative(dir, full);
     });
     const weights = g.weights.map((w: unknown) => {
       const spec = w as Partial<WeightSpec>;
@@ -253,6 +243,37 @@ async function readShards(paths: readonly string[], expected: number | null, jso
   }
 }
 
+/**
+ * The weights files a manifest names, from files held in memory (a decrypted model's), with the
+ * checks readShards makes: each path once, each present, together exactly the bytes needed.
+ */
+function shardsInMemory(
+  paths: readonly string[],
+  expected: number | null,
+  files: ReadonlyMap<string, Uint8Array>,
+  jsonPath: string,
+): Uint8Array[] {
+  const name = basename(jsonPath);
+  if (new Set(paths).size !== paths.length)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weightsManifest of ${name} names a weights file twice`);
+  const chunks = paths.map((p) => {
+    const bytes = files.get(p);
+    if (!bytes)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_NOT_FOUND',
+        `The weightsManifest of ${name} names the weights file ${p}, which ${jsonPath} does not hold`,
+      );
+    return bytes;
+  });
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  if (expected !== null && total !== expected)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `The weights files named by ${name} hold ${total} bytes but its weightsManifest needs ${expected}`,
+    );
+  return chunks;
+}
+
 /** The largest model.json maas parses (a topology and manifest; weights live in other files). */
 export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
@@ -294,33 +315,47 @@ function verifyArtifacts(
     );
 }
 
-/**
- * Reads a tfjs-layers model.json and every weights file its manifest names, and verifies the
- * digests it records.
- */
-export async function readArtifacts(path: string, options: IntegrityOptions = {}): Promise<ModelArtifacts> {
-  const jsonPath = await resolveModelJson(path);
-  let parsed: Record<string, unknown>;
+/** A model.json's text parsed: an object with a modelTopology, or a MODEL_FORMAT error naming the file. */
+function parseModelJson(bytes: Uint8Array, jsonPath: string): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    const text = (await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json')).toString('utf8');
-    parsed = JSON.parse(text) as Record<string, unknown>;
+    parsed = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
   } catch (e) {
-    if (e instanceof MaasError) throw e;
-    const code = (e as { code?: string }).code === 'ENOENT' ? 'MAAS_ERR_MODEL_NOT_FOUND' : 'MAAS_ERR_MODEL_FORMAT';
-    throw new MaasError(code, `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Cannot read ${jsonPath}: ${(e as Error).message}`, { cause: e });
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) || !parsed.modelTopology) {
+  const object = parsed as Record<string, unknown> | null;
+  if (object === null || typeof object !== 'object' || Array.isArray(object) || !object.modelTopology) {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
       `Expected a tfjs-layers model.json with a modelTopology in ${basename(jsonPath)}`,
     );
   }
+  return object;
+}
+
+/**
+ * The weights files a model.json's manifest names (normalized paths relative to its directory),
+ * checked as a load checks them: what `maas encrypt` puts beside the model.json.
+ */
+export function manifestPaths(json: Uint8Array, jsonPath: string): string[] {
+  return checkManifest(parseModelJson(json, jsonPath).weightsManifest ?? [], jsonPath).flatMap((g) => g.paths);
+}
+
+/** How readArtifacts gets the weights files a manifest names, their total checked against `expected`. */
+type ShardReader = (paths: readonly string[], expected: number | null) => Promise<Uint8Array[]> | Uint8Array[];
+
+/** A parsed model.json and its weights: shards read, joined once, digests verified. */
+async function assembleArtifacts(
+  parsed: Record<string, unknown>,
+  jsonPath: string,
+  readWeights: ShardReader,
+  options: IntegrityOptions,
+): Promise<ModelArtifacts> {
   const manifest = checkManifest(parsed.weightsManifest ?? [], jsonPath);
   const weightSpecs = manifest.flatMap((group) => group.weights);
-  const chunks = await readShards(
+  const chunks = await readWeights(
     manifest.flatMap((group) => group.paths),
     manifestBytes(weightSpecs),
-    jsonPath,
   );
   // One shard (what maas and most converters write) is used as read; several are joined once.
   let weightData = chunks.length === 1 ? chunks[0]! : new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -341,4 +376,44 @@ export async function readArtifacts(path: string, options: IntegrityOptions = {}
     maas,
     format: parsed.format as string | undefined,
   };
+}
+
+/**
+ * Reads a tfjs-layers model.json and every weights file its manifest names, and verifies the
+ * digests it records.
+ */
+export async function readArtifacts(path: string, options: IntegrityOptions = {}): Promise<ModelArtifacts> {
+  const jsonPath = await resolveModelJson(path);
+  const json = await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json');
+  return assembleArtifacts(
+    parseModelJson(json, jsonPath),
+    jsonPath,
+    (paths, expected) => readShards(paths, expected, jsonPath),
+    options,
+  );
+}
+
+/**
+ * A tfjs-layers model held in memory (a decrypted model's files: the model.json first, then its
+ * weights files by their manifest paths), checked and verified as readArtifacts checks a model
+ * on disk. `path` names it in messages.
+ */
+export async function artifactsFromFiles(
+  files: readonly SealedFile[],
+  path: string,
+  options: IntegrityOptions = {},
+): Promise<ModelArtifacts> {
+  const [json, ...weights] = files;
+  if (!json || json.bytes.length > MAX_MODEL_JSON_BYTES)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FILE',
+      `Expected a model.json of at most ${MAX_MODEL_JSON_BYTES} bytes in ${path} but it holds ${json?.bytes.length ?? 0}`,
+    );
+  const byName = new Map(weights.map((f) => [f.name, f.bytes]));
+  return assembleArtifacts(
+    parseModelJson(json.bytes, path),
+    path,
+    (paths, expected) => shardsInMemory(paths, expected, byName, path),
+    options,
+  );
 }

@@ -1,7 +1,8 @@
 /**
  * Reading model files as untrusted input: a file is read only when it is what it claims, a
  * regular file (not a symbolic link, FIFO, device or directory) no larger than a cap, checked on
- * the open descriptor so the check and the read see the same file.
+ * the open descriptor so the check and the read see the same file. And the one step writers
+ * share to make a rename durable.
  */
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
@@ -83,18 +84,43 @@ export async function readRegularFile(path: string, maxBytes: number, what: stri
 export async function readOpened(handle: FileHandle, size: number, path: string, what: string): Promise<Buffer> {
   try {
     const bytes = Buffer.allocUnsafe(size);
-    let at = 0;
-    while (at < size) {
-      const { bytesRead } = await handle.read(bytes, at, size - at, at);
-      if (bytesRead === 0) break; // the file shrank while being read
-      at += bytesRead;
-    }
-    if (at !== size)
+    await readAt(handle, bytes, 0, path, what);
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Fills `into` with the bytes of an open file from `position` on; a file that shrank while it
+ * was read is refused.
+ */
+export async function readAt(
+  handle: FileHandle,
+  into: Uint8Array,
+  position: number,
+  path: string,
+  what: string,
+): Promise<void> {
+  let at = 0;
+  while (at < into.length) {
+    const { bytesRead } = await handle.read(into, at, into.length - at, position + at);
+    if (bytesRead === 0)
       throw new MaasError(
         'MAAS_ERR_MODEL_FILE',
-        `${what} at ${path} changed while it was read (${at} of ${size} bytes)`,
+        `${what} at ${path} changed while it was read (${position + at} of ${position + into.length} bytes)`,
       );
-    return bytes;
+    at += bytesRead;
+  }
+}
+
+/** Makes the renames in `dir` durable (fsync of the directory). */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
   } finally {
     await handle.close();
   }

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createHash, type Hash } from 'node:crypto';
 import { MAX_MODEL_FILE_BYTES, readRegularFile } from './files.js';
+import { readModelBytes, type DecryptionOptions } from './sealed.js';
 import { MAX_MODEL_JSON_BYTES } from './artifacts.js';
 import { requireDigest, verifyDigest, type IntegrityOptions } from './integrity.js';
 import { MAX_TENSOR_ELEMENTS } from './onnx.js';
@@ -37,7 +38,7 @@ export interface KerasModelData {
 }
 
 /** readKerasH5()'s options. */
-export interface KerasReadOptions extends IntegrityOptions {
+export interface KerasReadOptions extends IntegrityOptions, DecryptionOptions {
   /** For a weights-only file (save_weights): the architecture JSON written by to_json. */
   architecture?: string;
 }
@@ -82,10 +83,14 @@ function threadEntry(): { entry: URL | string; eval: boolean } {
   return { entry: `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(thread)});`, eval: true };
 }
 
-/** Parses the bytes (moved, not copied, into the thread) in a thread that ends with the file. */
-function parseInThread(bytes: Uint8Array, path: string, timeoutMs: number): Promise<H5Contents> {
+/**
+ * Parses the bytes (moved, not copied, into the thread) in a thread that ends with the file.
+ * `movable`: the caller holds no other view of the bytes' buffer, so all of it may move.
+ */
+function parseInThread(bytes: Uint8Array, path: string, timeoutMs: number, movable: boolean): Promise<H5Contents> {
   // A Buffer from Node's pool shares its memory with others: only a buffer of its own can move.
-  const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const owned = whole || movable ? bytes : bytes.slice();
   const job: H5Job = { bytes: owned, maxElements: MAX_TENSOR_ELEMENTS };
   const { entry, eval: isCode } = threadEntry();
   const worker = new Worker(entry, {
@@ -175,16 +180,33 @@ async function readArchitecture(path: string, architecture: string | undefined):
   return parseJson(text, 'the architecture file', architecture);
 }
 
-/** Reads a Keras .h5; `options.architecture` is the to_json file for weights-only saves. */
+/**
+ * Reads a Keras .h5 (or an encrypted one, .h5.enc, decrypted in memory); `options.architecture`
+ * is the to_json file for weights-only saves.
+ */
 export async function readKerasH5(
   path: string,
   options: KerasReadOptions = {},
   hooks: KerasReadHooks = {},
 ): Promise<KerasModelData> {
-  const bytes = await readRegularFile(path, MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file');
+  const { bytes, movable } = await readModelBytes(path, 'keras-h5', MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file', options);
+  return kerasFromBytes(bytes, path, options, hooks, movable);
+}
+
+/**
+ * Reads a Keras .h5 held in memory (see readKerasH5); `path` names it in messages. `movable`:
+ * no one else holds a view of the bytes' buffer, so it moves to the parsing thread uncopied.
+ */
+export async function kerasFromBytes(
+  bytes: Uint8Array,
+  path: string,
+  options: KerasReadOptions = {},
+  hooks: KerasReadHooks = {},
+  movable = false,
+): Promise<KerasModelData> {
   checkHdf5Signature(bytes, path);
   await hooks.afterRead?.();
-  const contents = await parseInThread(bytes, path, hooks.parseTimeoutMs ?? parseTimeoutMs(bytes.byteLength));
+  const contents = await parseInThread(bytes, path, hooks.parseTimeoutMs ?? parseTimeoutMs(bytes.byteLength), movable);
   requireDigest(
     options,
     contents.digest !== null,

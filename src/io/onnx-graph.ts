@@ -8,6 +8,7 @@
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { asLoader } from './files.js';
 import type { IntegrityOptions } from './integrity.js';
+import type { DecryptionOptions } from './sealed.js';
 import {
   ONNX_TYPES,
   decodeOnnxFile,
@@ -359,12 +360,13 @@ export function checkGraphOps(model: OnnxModelProto, path: string): OnnxNode[] {
  * Loads an .onnx file as a graph to evaluate, for graphs that are not a chain of dense layers
  * (loadModel reads those into a Sequential). `constants` binds graph inputs to fixed tensors.
  * Nodes outside ONNX_GRAPH_OPS, or outside the default domain, are refused naming the node and op.
- * A digest the file records is verified (and, with options.strictIntegrity, required).
+ * A digest the file records is verified (and, with options.strictIntegrity, required). An
+ * encrypted file (.onnx.enc) is decrypted in memory with options.keys.
  */
 export async function loadOnnxGraph(
   path: string,
   constants: Record<string, GraphInput> = {},
-  options: IntegrityOptions = {},
+  options: IntegrityOptions & DecryptionOptions = {},
 ): Promise<OnnxGraph> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadOnnxGraph(path)', 'a path to an .onnx file', path);
@@ -374,7 +376,7 @@ export async function loadOnnxGraph(
 async function openGraph(
   path: string,
   constants: Record<string, GraphInput>,
-  options: IntegrityOptions,
+  options: IntegrityOptions & DecryptionOptions,
 ): Promise<OnnxGraph> {
   const model = await decodeOnnxFile(path, options);
   const nodes = checkGraphOps(model, path);

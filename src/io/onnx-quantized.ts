@@ -33,6 +33,7 @@ import { OnnxGraph, initializerValues } from './onnx-graph.js';
 import { attrOf, size, type Value } from './onnx-values.js';
 import { asLoader } from './files.js';
 import { checkFinite, int8ParamsProblem, type IntegrityOptions } from './integrity.js';
+import type { DecryptionOptions } from './sealed.js';
 
 const { FLOAT, UINT8, INT8, INT32 } = ONNX_TYPES;
 const f32 = Math.fround;
@@ -590,11 +591,14 @@ function checkPlausible(layers: readonly ImportedQuantLayer[], path: string): vo
  * Reads an ONNX Runtime–quantized (or maas-exported) .onnx file into maas's int8 layers,
  * verifying the digest it records (required under strictIntegrity).
  */
-export function readQuantizedOnnx(path: string, options: IntegrityOptions = {}): Promise<ImportedQuantModel> {
+export function readQuantizedOnnx(
+  path: string,
+  options: IntegrityOptions & DecryptionOptions = {},
+): Promise<ImportedQuantModel> {
   return asLoader(path, () => readQuantized(path, options));
 }
 
-async function readQuantized(path: string, options: IntegrityOptions): Promise<ImportedQuantModel> {
+async function readQuantized(path: string, options: IntegrityOptions & DecryptionOptions): Promise<ImportedQuantModel> {
   const model = await decodeOnnxFile(path, options);
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);

@@ -5,8 +5,8 @@
  * pass-through Identity, Dropout, Flatten and Reshape of a vector. Anything else is refused
  * with the node's name and op.
  */
-import { readRegularFile } from './files.js';
 import type { IntegrityOptions } from './integrity.js';
+import { readModelBytes, type DecryptionOptions } from './sealed.js';
 import { verifyOnnxDigest, type OnnxMetadataEntry } from './onnx-digest.js';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
@@ -339,16 +339,17 @@ function checkModelProto(model: OnnxModelProto, path: string): OnnxModelProto {
 }
 
 /**
- * Reads and decodes a .onnx file, with maas errors for a missing, oversized or malformed file,
- * and verifies the digest it records (onnx-digest.ts).
+ * Reads and decodes a .onnx file (or an encrypted one, .onnx.enc, decrypted in memory), with maas
+ * errors for a missing, oversized or malformed file, and verifies the digest it records
+ * (onnx-digest.ts).
  */
-export async function decodeOnnxFile(path: string, options: IntegrityOptions = {}): Promise<OnnxModelProto> {
+export async function decodeOnnxFile(
+  path: string,
+  options: IntegrityOptions & DecryptionOptions = {},
+): Promise<OnnxModelProto> {
   let bytes: Uint8Array;
   try {
-    const read = await readRegularFile(path, MAX_ONNX_BYTES, 'an .onnx file');
-    if (read.length === 0)
-      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected an ONNX model at ${path} but received an empty file`);
-    bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
+    ({ bytes } = await readModelBytes(path, 'onnx', MAX_ONNX_BYTES, 'an .onnx file', options));
   } catch (e) {
     if (e instanceof MaasError) throw e;
     const code = (e as { code?: string }).code;
@@ -358,6 +359,15 @@ export async function decodeOnnxFile(path: string, options: IntegrityOptions = {
       });
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
+  return decodeOnnxBytes(bytes, path, options);
+}
+
+/** Decodes the bytes of an .onnx file read into memory (see decodeOnnxFile); `path` names it in messages. */
+export function decodeOnnxBytes(read: Uint8Array, path: string, options: IntegrityOptions = {}): OnnxModelProto {
+  if (read.length === 0)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Expected an ONNX model at ${path} but received an empty file`);
+  // A plain Uint8Array, not a Buffer: protobufjs then decodes bytes fields as Uint8Array views.
+  const bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
   let model: OnnxModelProto;
   try {
     model = onnxTypes().model.decode(bytes) as unknown as OnnxModelProto;
@@ -390,9 +400,17 @@ export function defaultOpset(model: OnnxModelProto): number {
 export async function readOnnx(
   path: string,
   constants: Record<string, OnnxConstant> = {},
-  options: IntegrityOptions = {},
+  options: IntegrityOptions & DecryptionOptions = {},
 ): Promise<OnnxDense[]> {
-  const model = await decodeOnnxFile(path, options);
+  return onnxDenseLayers(await decodeOnnxFile(path, options), path, constants);
+}
+
+/** A decoded ONNX model's dense layers (see readOnnx); `path` names it in messages. */
+export function onnxDenseLayers(
+  model: OnnxModelProto,
+  path: string,
+  constants: Record<string, OnnxConstant> = {},
+): OnnxDense[] {
   const graph = model.graph;
   if (!graph?.node?.length) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} has no graph nodes`);
   const opset = defaultOpset(model);

@@ -2,21 +2,44 @@
  * The one opener: a model file is read once, its format (tfjs-layers model.json + shards, Keras
  * .h5, ONNX) and precision (fp32, or int8 when model.json carries maas.quantization) are detected
  * once, and its dense layers come out checked, BatchNormalization folded, with everything a
- * caller needs (loadModel, loadQuantizedModel, maas convert, the repository's load worker).
+ * caller needs (loadModel, loadQuantizedModel, maas convert, the repository's load worker). An
+ * encrypted model file (sealed.ts: model.json.enc, model.onnx.enc, model.h5.enc) is decrypted
+ * once, in memory, and its files go to the same readers.
  * Plain data only: no addon, no layer objects, so it runs in any thread.
  */
 import { dirname, join } from 'node:path';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { DEFAULT_ALPHA, type ActivationName } from '../layers/activations.js';
-import { asLoader, exists } from './files.js';
+import { MAX_MODEL_FILE_BYTES, asLoader, exists } from './files.js';
+import { formatOfFileName, type ModelFileFormat } from './formats.js';
 import { checkFinite, type IntegrityOptions } from './integrity.js';
-import { readArtifacts, resolveModelJson, type ModelArtifacts, type WeightSpec } from './artifacts.js';
-import { readKerasH5 } from './keras-h5.js';
-import { readOnnx, type OnnxConstant } from './onnx.js';
+import {
+  artifactsFromFiles,
+  readArtifacts,
+  resolveModelJson,
+  type ModelArtifacts,
+  type WeightSpec,
+} from './artifacts.js';
+import { kerasFromBytes, readKerasH5, type KerasModelData } from './keras-h5.js';
+import {
+  MAX_ONNX_BYTES,
+  decodeOnnxBytes,
+  onnxDenseLayers,
+  readOnnx,
+  type OnnxConstant,
+  type OnnxDense,
+} from './onnx.js';
+import {
+  SEALED_SUFFIX,
+  isSealedPath,
+  openSealedFile,
+  sealedModelFormat,
+  singleModelFile,
+  type DecryptionOptions,
+} from './sealed.js';
 import { foldBatchNorm, fromTopology, type ParsedDense } from './topology.js';
 
-/** The file formats openModelFile reads. */
-export type ModelFileFormat = 'tfjs-layers' | 'keras-h5' | 'onnx';
+export type { ModelFileFormat } from './formats.js';
 
 /** The precision a model file is served in. */
 export type ModelPrecision = 'fp32' | 'int8';
@@ -53,10 +76,15 @@ export interface OpenedModel {
   preparation: unknown;
   /** maas.quantization as stored (precision 'int8'); quant/load checks it against the layers. */
   quantization: unknown;
+  /** Present for an encrypted file (absent for a plaintext one). */
+  encryption?: {
+    /** The key id the file names, whose key decrypted it. */
+    keyId: string;
+  };
 }
 
 /** openModelFile()'s options. */
-export interface OpenOptions extends IntegrityOptions {
+export interface OpenOptions extends IntegrityOptions, DecryptionOptions {
   /** For a Keras weights-only .h5 (save_weights): the architecture JSON written by to_json. */
   architecture?: string;
   /** For an .onnx graph that takes weights as inputs: their values, by input name. */
@@ -64,22 +92,53 @@ export interface OpenOptions extends IntegrityOptions {
 }
 
 /**
- * Opens a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, or an
- * .onnx file (or a directory holding model.onnx). The format is detected from the path, the
- * precision from model.json's maas extension. A digest the file records is verified (and, with
+ * Opens a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, an
+ * .onnx file (or a directory holding model.onnx), or any of these encrypted (model.json.enc,
+ * model.onnx.enc, model.h5.enc; a directory holding model.json.enc or model.onnx.enc), which is
+ * decrypted in memory with `options.keys`. The format is detected from the path, the precision
+ * from model.json's maas extension. A digest the file records is verified (and, with
  * strictIntegrity, required); every weight must be finite. Every error is a coded MaasError.
  */
 export async function openModelFile(path: string, options: OpenOptions = {}): Promise<OpenedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadModel(path)', 'a path to a model directory, model.json, model.h5 or model.onnx', path);
   return asLoader(path, async () => {
-    if (path.endsWith('.onnx')) return openOnnx(path, options);
-    if (/\.(h5|hdf5)$/i.test(path)) return openKeras(path, options);
+    if (isSealedPath(path)) return openSealed(path, options);
+    const format = formatOfFileName(path);
+    if (format === 'onnx') return openOnnx(path, await readOnnx(path, options.constants, options));
+    if (format === 'keras-h5') return openKeras(path, await readKerasH5(path, options));
     const json = await resolveModelJson(path);
-    if (!(await exists(json)) && (await exists(join(dirname(json), 'model.onnx'))))
-      return openOnnx(join(dirname(json), 'model.onnx'), options);
+    if (!(await exists(json)))
+      for (const other of DIRECTORY_FALLBACKS) {
+        const candidate = join(dirname(json), other);
+        if (await exists(candidate)) return openModelFile(candidate, options);
+      }
     return openTfjs(json, await readArtifacts(json, options));
   });
+}
+
+/** What a directory without a model.json may hold instead, in the order they are looked for. */
+const DIRECTORY_FALLBACKS = ['model.onnx', `model.json${SEALED_SUFFIX}`, `model.onnx${SEALED_SUFFIX}`];
+
+/** An encrypted model file: decrypted once, in memory, its files read as the format they are. */
+async function openSealed(path: string, options: OpenOptions): Promise<OpenedModel> {
+  const sealed = await openSealedFile(path, options.keys, MAX_MODEL_FILE_BYTES);
+  const encryption = { keyId: sealed.keyId };
+  switch (sealedModelFormat(sealed, path)) {
+    case 'tfjs-layers':
+      return { ...openTfjs(path, await artifactsFromFiles(sealed.files, path, options)), encryption };
+    case 'onnx': {
+      const bytes = singleModelFile(sealed, path, 'onnx', MAX_ONNX_BYTES, 'an .onnx file');
+      return {
+        ...openOnnx(path, onnxDenseLayers(decodeOnnxBytes(bytes, path, options), path, options.constants)),
+        encryption,
+      };
+    }
+    case 'keras-h5': {
+      const bytes = singleModelFile(sealed, path, 'keras-h5', MAX_MODEL_FILE_BYTES, 'a Keras HDF5 file');
+      return { ...openKeras(path, await kerasFromBytes(bytes, path, options, {}, true)), encryption };
+    }
+  }
 }
 
 interface Located {
@@ -211,8 +270,7 @@ function opened(
   };
 }
 
-async function openOnnx(path: string, options: OpenOptions): Promise<OpenedModel> {
-  const layers = await readOnnx(path, options.constants, options);
+function openOnnx(path: string, layers: OnnxDense[]): OpenedModel {
   const parsed: ParsedDense[] = layers.map((l, i) => ({
     name: l.name,
     units: l.out,
@@ -231,8 +289,7 @@ async function openOnnx(path: string, options: OpenOptions): Promise<OpenedModel
   );
 }
 
-async function openKeras(path: string, options: OpenOptions): Promise<OpenedModel> {
-  const data = await readKerasH5(path, options);
+function openKeras(path: string, data: KerasModelData): OpenedModel {
   const layers = checkedLayers(path, fromTopology(data.topology, { kerasVersion: data.kerasVersion }), (p) => {
     const w = data.weights.get(p.name);
     if (!w || w.length < (p.useBias ? 2 : 1))

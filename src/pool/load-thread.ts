@@ -4,15 +4,40 @@
  * file stays resident once its weights are packed.
  */
 import { Worker } from 'node:worker_threads';
+import { MaasError } from '../core/errors.js';
+import type { ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
 import { moduleEntry } from './entry.js';
-import type { LoadReply, LoadRequest } from './messages.js';
+import type { FromLoadWorker, KeyAnswer, LoadReply, LoadRequest } from './messages.js';
+
+/** Answers the thread's request for a key from `keys`; a failure goes back as its code and message. */
+function answerKeyRequest(thread: Worker, keys: ModelKeys, keyId: string): void {
+  // Through a promise: a ModelKeys that throws instead of rejecting still gets its answer back.
+  Promise.resolve(keyId)
+    .then((id) => keys.key(id))
+    .then(
+      (key) => thread.postMessage({ keyId, ok: true, key } satisfies KeyAnswer),
+      (error: unknown) =>
+        thread.postMessage({
+          keyId,
+          ok: false,
+          code: error instanceof MaasError ? error.code : '',
+          message: error instanceof Error ? error.message : String(error),
+        } satisfies KeyAnswer),
+    );
+}
 
 /**
- * Runs `request` in a new thread with a heap cap of `heapMb`; `signal` ends the thread. Rejects
- * with the signal's reason, or with the thread's own error (out of heap, a crash).
+ * Runs `request` in a new thread with a heap cap of `heapMb`; `signal` ends the thread; `keys`
+ * answers the thread's requests for the keys of encrypted files. Rejects with the signal's
+ * reason, or with the thread's own error (out of heap, a crash).
  */
-export async function runLoadThread(request: LoadRequest, heapMb: number, signal: AbortSignal): Promise<LoadReply> {
+export async function runLoadThread(
+  request: LoadRequest,
+  heapMb: number,
+  signal: AbortSignal,
+  keys: ModelKeys,
+): Promise<LoadReply> {
   signal.throwIfAborted();
   const entry = moduleEntry('load-worker');
   const thread = new Worker(entry.threadEntry, {
@@ -23,7 +48,10 @@ export async function runLoadThread(request: LoadRequest, heapMb: number, signal
   let onAbort: (() => void) | undefined;
   try {
     return await new Promise<LoadReply>((resolve, reject) => {
-      thread.once('message', resolve);
+      thread.on('message', (message: FromLoadWorker) => {
+        if ('keyRequest' in message) answerKeyRequest(thread, keys, message.keyRequest);
+        else resolve(message);
+      });
       thread.once('error', reject);
       thread.once('exit', (code) => reject(new Error(`the load thread ended (exit code ${code}) before answering`)));
       onAbort = () => reject(signal.reason as Error);

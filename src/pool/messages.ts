@@ -4,6 +4,7 @@
  * outputs travel as transferred (threads) or serialized (processes) buffers.
  */
 
+import type { KeyObject } from 'node:crypto';
 import type { PackedFormat, PackedRegion } from '../model/packed.js';
 
 export type { PackedFormat, PackedRegion } from '../model/packed.js';
@@ -75,7 +76,25 @@ export interface LoadedModel {
   outputSize: number;
   /** The int8 scheme in words (int8 models only), for the served config's parameters. */
   quantization?: string;
+  /** For an encrypted model file: the key id it was decrypted with. */
+  keyId?: string;
 }
 
-/** The load worker's one message: the loaded model, or the error's code and message. */
+/** The load worker's last message: the loaded model, or the error's code and message. */
 export type LoadReply = { ok: true; model: LoadedModel } | { ok: false; code: string; message: string };
+
+/**
+ * The load worker asks for the key of an encrypted model file by its key id: the keys stay with
+ * the pool's owner (one cache, one key command), and only the key asked for crosses, as a
+ * KeyObject, never as text.
+ */
+export interface KeyRequest {
+  keyRequest: string;
+}
+
+/** The answer to a KeyRequest: the key, or the error's code and message. */
+export type KeyAnswer =
+  { keyId: string; ok: true; key: KeyObject } | { keyId: string; ok: false; code: string; message: string };
+
+/** What the load worker posts: key requests, then one LoadReply. */
+export type FromLoadWorker = KeyRequest | LoadReply;

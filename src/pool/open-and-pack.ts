@@ -7,15 +7,17 @@ import { openModelFile } from '../io/open.js';
 import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
 import { readInt8 } from '../quant/load.js';
 import { describeQuantization, int8PackLayers } from '../quant/model.js';
+import type { ModelKeys } from '../io/model-keys.js';
 import type { LoadRequest, LoadedModel } from './messages.js';
 
-export async function openAndPack({ path, tag, strictIntegrity }: LoadRequest): Promise<LoadedModel> {
-  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true });
+export async function openAndPack({ path, tag, strictIntegrity }: LoadRequest, keys?: ModelKeys): Promise<LoadedModel> {
+  const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true, ...(keys ? { keys } : {}) });
   const { inputSize, outputSize } = opened;
+  const keyId = opened.encryption ? { keyId: opened.encryption.keyId } : {};
   if (opened.precision === 'int8') {
     const { spec, int8Weights } = readInt8(opened);
     const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
-    return { region, inputSize, outputSize, quantization: describeQuantization(spec) };
+    return { region, inputSize, outputSize, quantization: describeQuantization(spec), ...keyId };
   }
-  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize };
+  return { region: packDenseStackRegion(opened.layers, tag), inputSize, outputSize, ...keyId };
 }

@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MaasError, isErrorCode } from '../core/errors.js';
+import { defaultModelKeys, type ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
 import { runLoadThread } from './load-thread.js';
 import {
@@ -154,9 +155,13 @@ export class InferencePool {
    * Opens and packs a model file in the load thread (DESIGN decision 11: large parsing, loading
    * and packing run off the event loop, in something that can be stopped): only the packed
    * region's descriptor and a few numbers come back. `signal` stops the load (the thread ends);
-   * `strictIntegrity` refuses a file that records no digest.
+   * `strictIntegrity` refuses a file that records no digest; `keys` gives the keys of encrypted
+   * files (default: MAAS_MODEL_KEY from the environment), asked for by the thread as it needs them.
    */
-  async load(path: string, options: { signal?: AbortSignal; strictIntegrity?: boolean } = {}): Promise<LoadedModel> {
+  async load(
+    path: string,
+    options: { signal?: AbortSignal; strictIntegrity?: boolean; keys?: ModelKeys } = {},
+  ): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const request: LoadRequest = { path, tag: ++this.nextLoadTag, strictIntegrity: options.strictIntegrity === true };
     let reply: LoadReply;
@@ -168,6 +173,7 @@ export class InferencePool {
         request,
         this.loadHeapMb,
         options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+        options.keys ?? defaultModelKeys(),
       );
     };
     const turn = this.loads.then(run, run);

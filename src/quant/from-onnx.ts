@@ -9,6 +9,7 @@
 import { dense } from '../layers/dense.js';
 import { sequential } from '../model/sequential.js';
 import type { IntegrityOptions } from '../io/integrity.js';
+import type { DecryptionOptions } from '../io/sealed.js';
 import { readQuantizedOnnx, type ImportedQuantModel } from '../io/onnx-quantized.js';
 import { QuantizedModel, type QuantizationSpec, type QuantizedLayerInfo } from './model.js';
 
@@ -54,6 +55,9 @@ export function quantizedModelFrom(imported: ImportedQuantModel, name = 'onnx_in
 }
 
 /** Loads a quantized .onnx file into maas's int8 path (see io/onnx-quantized.ts for what maps exactly). */
-export async function loadQuantizedOnnx(path: string, options: IntegrityOptions = {}): Promise<QuantizedModel> {
+export async function loadQuantizedOnnx(
+  path: string,
+  options: IntegrityOptions & DecryptionOptions = {},
+): Promise<QuantizedModel> {
   return quantizedModelFrom(await readQuantizedOnnx(path, options));
 }

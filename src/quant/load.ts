@@ -5,6 +5,7 @@
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { int8ParamsProblem, type IntegrityOptions } from '../io/integrity.js';
+import type { DecryptionOptions } from '../io/sealed.js';
 import { openModelFile, type OpenedModel } from '../io/open.js';
 import { sequentialFromOpened } from '../model/load.js';
 import { activationParams, requantizeWeights } from './arith.js';
@@ -62,17 +63,18 @@ function checkInputParams(
 }
 
 /** loadQuantizedModel()'s options. */
-export type QuantizedLoadOptions = IntegrityOptions;
+export type QuantizedLoadOptions = IntegrityOptions & DecryptionOptions;
 
 /**
  * Loads a model saved by QuantizedModel.save: the int8 weights are recovered exactly from the
  * stored dequantized values and scales. (loadModel on the same directory gives the fp32 view.)
  * An .onnx path is a model quantized by ONNX Runtime's tools or by toOnnx (quant/from-onnx.ts).
+ * An encrypted file (model.json.enc, .onnx.enc) is decrypted in memory with options.keys.
  */
 export async function loadQuantizedModel(path: string, options: QuantizedLoadOptions = {}): Promise<QuantizedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
-  if (/\.onnx$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path, options);
+  if (/\.onnx(\.enc)?$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path, options);
   return quantizedFromOpened(await openModelFile(path, options));
 }
 

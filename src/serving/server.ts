@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { packageRoot } from '../core/package-root.js';
+import type { ModelKeys } from '../io/model-keys.js';
 import { InferencePool, type WorkerIsolation } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
 import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
@@ -80,6 +81,12 @@ export interface ServeOptions {
    * false). A digest a file records is verified either way.
    */
   strictModelIntegrity?: boolean;
+  /**
+   * The keys of encrypted model files (model.json.enc, model.onnx.enc, model.h5.enc): a
+   * ModelKeyring over a key file, a key command or keys in code (default: MAAS_MODEL_KEY and
+   * MAAS_MODEL_KEY_ID from the environment).
+   */
+  modelKeys?: ModelKeys;
   /** A pino logger to log to (default: a new one on stdout). */
   logger?: Logger;
   /** The new logger's level (default 'info'). */
@@ -146,6 +153,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     startupModels: options.loadModels,
     ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
     ...(options.strictModelIntegrity !== undefined ? { strictIntegrity: options.strictModelIntegrity } : {}),
+    ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
   let grpcServer: grpc.Server | null = null;

@@ -4,6 +4,7 @@
  * fields are absent (like Triton's auto-complete), and checked against the model it describes.
  */
 import { MaasError } from '../../core/errors.js';
+import { SEALED_SUFFIX } from '../../io/sealed.js';
 import type { BatchingPolicy } from '../batcher.js';
 
 /** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
@@ -62,8 +63,17 @@ export interface ModelFacts {
   defaultInstances?: number;
 }
 
-/** The files a version directory may hold, in the order they are looked for. */
-export const MODEL_FILE_NAMES = ['model.json', 'model.h5', 'model.keras.h5', 'model.onnx'] as const;
+/** The plaintext model files a version directory may hold, in the order they are looked for. */
+export const PLAIN_MODEL_FILE_NAMES = ['model.json', 'model.h5', 'model.keras.h5', 'model.onnx'] as const;
+
+/**
+ * The files a version directory may hold, in the order they are looked for: encrypted ones
+ * (io/sealed.ts) first, so a plaintext copy left beside an encrypted file is not what serves.
+ */
+export const MODEL_FILE_NAMES = [
+  ...PLAIN_MODEL_FILE_NAMES.map((name) => `${name}${SEALED_SUFFIX}`),
+  ...PLAIN_MODEL_FILE_NAMES,
+];
 
 /** max_batch_size when a config leaves it out. */
 export const DEFAULT_MAX_BATCH_SIZE = 256;

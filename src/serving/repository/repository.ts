@@ -6,10 +6,12 @@
  */
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
 import { exists, readRegularFile } from '../../io/files.js';
+import type { ModelKeys } from '../../io/model-keys.js';
+import { SEALED_SUFFIX, isSealedPath } from '../../io/sealed.js';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { MaasError } from '../../core/errors.js';
+import { MaasError, type ErrorCode } from '../../core/errors.js';
 import type { InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
@@ -41,6 +43,8 @@ export interface ServedVersion {
   readonly stats: VersionStatistics;
   /** Fingerprint of the files it was loaded from (a change triggers a reload). */
   readonly fingerprint: string;
+  /** For an encrypted model file: the key id it was decrypted with. */
+  readonly keyId?: string;
 }
 
 /** One row of RepositoryIndex. */
@@ -80,6 +84,8 @@ export interface RepositoryOptions {
    * parameter to "false" (default false: a digest is verified when a file records one).
    */
   strictIntegrity?: boolean;
+  /** The keys of encrypted model files (default: MAAS_MODEL_KEY from the environment). */
+  modelKeys?: ModelKeys;
 }
 
 const unknownModel = (name: string) =>
@@ -97,6 +103,7 @@ export class ModelRepository {
   private readonly startupModels: string[];
   private readonly maxQueueBytes: number;
   private readonly strictIntegrity: boolean;
+  private readonly modelKeys: ModelKeys | undefined;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -114,6 +121,7 @@ export class ModelRepository {
     this.startupModels = options.startupModels ?? [];
     this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.strictIntegrity = options.strictIntegrity ?? false;
+    this.modelKeys = options.modelKeys;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -312,6 +320,7 @@ export class ModelRepository {
         );
       entry.reason = '';
       const failed: string[] = [];
+      const failedCodes = new Set<ErrorCode>();
       for (const version of wanted) {
         const files = `${JSON.stringify(raw)}|${await versionFingerprint(join(dir, String(version)))}`;
         if (entry.served.get(version)?.fingerprint === files) continue;
@@ -322,12 +331,19 @@ export class ModelRepository {
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
           this.logger.info(
-            { model: name, version, format: served.weights.format, bytes: served.weights.byteLength },
+            {
+              model: name,
+              version,
+              format: served.weights.format,
+              bytes: served.weights.byteLength,
+              ...(served.keyId ? { keyId: served.keyId } : {}),
+            },
             'model version ready',
           );
           if (old) void this.retire(old);
         } catch (error) {
           const reason = (error as Error).message;
+          failedCodes.add(error instanceof MaasError ? error.code : 'MAAS_ERR_MODEL_FORMAT');
           entry.failures.set(version, reason);
           failed.push(`version ${version}: ${reason}`);
           this.logger.error({ model: name, version, reason }, 'model version failed to load; keeping what was serving');
@@ -346,8 +362,13 @@ export class ModelRepository {
         for (const version of [...entry.failures.keys()]) if (!wanted.includes(version)) entry.failures.delete(version);
       }
       entry.fingerprint = fingerprint;
+      // The versions' own code when they agree (MAAS_ERR_MODEL_DECRYPT, _INTEGRITY, …), so a client
+      // can tell why; MAAS_ERR_MODEL_FORMAT when they differ.
       if (failed.length > 0)
-        throw new MaasError('MAAS_ERR_MODEL_FORMAT', `failed to load '${name}': ${failed.join('; ')}`);
+        throw new MaasError(
+          failedCodes.size === 1 ? [...failedCodes][0]! : 'MAAS_ERR_MODEL_FORMAT',
+          `failed to load '${name}': ${failed.join('; ')}`,
+        );
     } catch (error) {
       if (entry.served.size === 0 && entry.failures.size === 0) entry.reason = (error as Error).message;
       entry.fingerprint = await this.modelFingerprint(name).catch(() => '');
@@ -377,8 +398,18 @@ export class ModelRepository {
     }
     // Read, checked, folded and packed in a load thread: only the packed region's descriptor and
     // a few numbers come back, so a large model does not stall the requests this loop answers.
-    const loaded = await this.pool.load(join(dir, fileName), { signal: this.stopping.signal, strictIntegrity });
-    const { region, inputSize, outputSize, quantization } = loaded;
+    const plaintextTwin = isSealedPath(fileName) ? fileName.slice(0, -SEALED_SUFFIX.length) : null;
+    if (plaintextTwin && (await exists(join(dir, plaintextTwin))))
+      this.logger.warn(
+        { model: name, version, file: plaintextTwin },
+        'a plaintext model file lies beside the encrypted one that is served',
+      );
+    const loaded = await this.pool.load(join(dir, fileName), {
+      signal: this.stopping.signal,
+      strictIntegrity,
+      ...(this.modelKeys ? { keys: this.modelKeys } : {}),
+    });
+    const { region, inputSize, outputSize, quantization, keyId } = loaded;
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
       format: region.format,
@@ -411,7 +442,18 @@ export class ModelRepository {
         (e) => stats.recordExecution(e),
       );
       await this.warmUp(weights, inputSize, outputSize);
-      return { model: name, version, config, inputSize, outputSize, weights, batcher, stats, fingerprint };
+      return {
+        model: name,
+        version,
+        config,
+        inputSize,
+        outputSize,
+        weights,
+        batcher,
+        stats,
+        fingerprint,
+        ...(keyId ? { keyId } : {}),
+      };
     } catch (error) {
       batcher?.close();
       await this.pool.detach(weights.key);
