@@ -67,6 +67,12 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     modelKeys,
   };
   const server = await serve(serveOptions);
+  // The last resort: every handler's errors reach its transport's error mapping, so an error that
+  // still escapes is a maas bug. The request it belonged to is lost; the server logs it and goes
+  // on serving the others. (A native abort is not an exception: worker isolation covers that.)
+  process.on('uncaughtException', (error, origin) =>
+    server.logger.error({ err: error, origin }, 'uncaught exception: logged, and the server keeps serving'),
+  );
   const index = await server.dataplane.repositoryIndex(true);
   const local = options.host === '0.0.0.0' ? 'localhost' : options.host;
   options.print(
