@@ -1,13 +1,16 @@
 /**
  * WorkerShares: how the model versions share the pool's workers. Each version may run at most
  * its instance count of executions at once (Triton's instance_group count; by default every
- * worker), and while more than one version has work, each is held to a fair share of the
- * workers: a slow model can keep a worker busy but cannot take the others from a model that
- * is waiting. A free worker goes to the waiting version holding the fewest.
+ * worker). While more than one version is active (it has work, or had some within the activity
+ * window, one second by default), each is held to a fair share of the workers: a slow model keeps
+ * its share busy but cannot take the workers a model with sporadic requests needs, so that
+ * model's next request finds a worker free instead of queueing behind slow executions. A version
+ * alone uses every worker. A free worker goes to the waiting version holding the fewest.
  *
  * Workers are not pre-empted: a model that arrives while a slow one holds every worker waits for
  * the first of those executions to finish, and from then on has its share.
  */
+import { nowNs } from '../core/clock.js';
 
 /** One version's seat: what its batcher asks before each execution and tells after it. */
 export interface ExecutionShare {
@@ -25,50 +28,101 @@ interface Member {
   readonly cap: number;
   held: number;
   waiting: boolean;
+  /** When the version last asked for a worker (ns), for the activity window. */
+  lastDemand: number;
+  /** A retry armed for when the activity window of the others runs out. */
+  retry: NodeJS.Timeout | null;
   readonly wake: () => void;
+}
+
+/** WorkerShares settings. */
+export interface WorkerSharesOptions {
+  /** A version that asked for a worker this recently still counts as active (default 1000 ms). */
+  activeWindowMs?: number;
 }
 
 export class WorkerShares {
   private readonly members = new Set<Member>();
   private held = 0;
+  private readonly windowNs: number;
 
-  constructor(readonly workers: number) {}
+  constructor(
+    readonly workers: number,
+    options: WorkerSharesOptions = {},
+  ) {
+    this.windowNs = (options.activeWindowMs ?? 1000) * 1e6;
+  }
 
   /**
    * A seat for a version that may run `instances` executions at once (clamped to the workers);
    * `wake` is called when a worker may be free for it (the batcher then tries again).
    */
   join(instances: number, wake: () => void): ExecutionShare {
-    const member: Member = { cap: Math.max(1, Math.min(instances, this.workers)), held: 0, waiting: false, wake };
+    const member: Member = {
+      cap: Math.max(1, Math.min(instances, this.workers)),
+      held: 0,
+      waiting: false,
+      lastDemand: -Infinity,
+      retry: null,
+      wake,
+    };
     this.members.add(member);
     return {
       tryAcquire: () => this.tryAcquire(member),
       release: () => this.release(member),
       idle: () => void (member.waiting = false),
-      leave: () => void this.members.delete(member),
+      leave: () => {
+        if (member.retry) clearTimeout(member.retry);
+        this.members.delete(member);
+      },
     };
   }
 
+  private active(m: Member, now: number): boolean {
+    return m.held > 0 || m.waiting || now - m.lastDemand < this.windowNs;
+  }
+
   private tryAcquire(member: Member): boolean {
-    if (this.held < this.workers && member.held < member.cap && this.withinShare(member)) {
-      member.held++;
-      this.held++;
-      member.waiting = false;
-      return true;
+    const now = nowNs();
+    member.lastDemand = now;
+    if (this.held < this.workers && member.held < member.cap) {
+      const share = this.shareFor(member, now);
+      if (member.held < share.limit) {
+        member.held++;
+        this.held++;
+        member.waiting = false;
+        return true;
+      }
+      // A worker is free but kept for another active version: ask again when its window ends.
+      this.retryAt(member, share.othersQuietAt);
     }
     member.waiting = true;
     return false;
   }
 
-  /** Below its fair share, or nobody else is waiting for a worker. */
-  private withinShare(member: Member): boolean {
-    let active = 0;
-    let othersWaiting = false;
+  /** How many workers `member` may hold now, and when the other active versions would turn quiet. */
+  private shareFor(member: Member, now: number): { limit: number; othersQuietAt: number } {
+    let active = 1;
+    let othersQuietAt = -Infinity;
     for (const m of this.members) {
-      if (m.held > 0 || m.waiting || m === member) active++;
-      if (m !== member && m.waiting) othersWaiting = true;
+      if (m === member || !this.active(m, now)) continue;
+      active++;
+      othersQuietAt = Math.max(othersQuietAt, m.held > 0 || m.waiting ? Infinity : m.lastDemand + this.windowNs);
     }
-    return !othersWaiting || member.held < Math.max(1, Math.floor(this.workers / active));
+    if (active === 1) return { limit: this.workers, othersQuietAt };
+    return { limit: Math.max(1, Math.floor(this.workers / active)), othersQuietAt };
+  }
+
+  private retryAt(member: Member, atNs: number): void {
+    if (member.retry || !Number.isFinite(atNs)) return; // a busy or waiting version wakes us on release
+    member.retry = setTimeout(
+      () => {
+        member.retry = null;
+        member.wake();
+      },
+      Math.max(1, Math.ceil((atNs - nowNs()) / 1e6)),
+    );
+    member.retry.unref();
   }
 
   private release(member: Member): void {

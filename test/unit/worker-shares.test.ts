@@ -40,7 +40,7 @@ describe('WorkerShares', () => {
   });
 
   it('gives a waiting version the next free worker, then holds the slow one to its share', async () => {
-    const shares = new WorkerShares(2);
+    const shares = new WorkerShares(2, { activeWindowMs: 50 });
     const slow = batcherOn(shares, 2);
     const fast = batcherOn(shares, 2);
     void slow.submit(20);
@@ -58,11 +58,14 @@ describe('WorkerShares', () => {
       await tick();
       expect([slow.running.length, fast.running.length]).toEqual([1, 1]);
     }
-    // The fast model's last request ends and it is idle: the slow one takes the free worker at once.
+    // The fast model's last request ends: its worker stays reserved while it is recently active
+    // (its next request would find it free), then the slow one takes it.
     fast.finishOne();
     await tick();
-    expect([slow.running.length, fast.running.length]).toEqual([2, 0]);
+    expect([slow.running.length, fast.running.length]).toEqual([1, 0]);
     expect(await Promise.all(answers)).toHaveLength(5);
+    while (slow.running.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(fast.running.length).toBe(0);
   });
 
   it('shares three ways on two workers without leaving a worker idle', async () => {
@@ -81,6 +84,22 @@ describe('WorkerShares', () => {
     a.finishOne();
     await tick();
     expect([a.running.length, b.running.length, c.running.length].sort()).toEqual([0, 1, 1]);
+  });
+
+  it('keeps a worker free for a model with sporadic requests while it is recently active', async () => {
+    const shares = new WorkerShares(2, { activeWindowMs: 60_000 });
+    const slow = batcherOn(shares, 2);
+    const sporadic = batcherOn(shares, 2);
+    void sporadic.submit(1);
+    await tick();
+    sporadic.finishOne();
+    await tick();
+    void slow.submit(20);
+    await tick();
+    expect(slow.running.length).toBe(1); // the other worker is kept for the sporadic model
+    void sporadic.submit(1);
+    await tick();
+    expect(sporadic.running.length).toBe(1); // and its next request runs at once
   });
 
   it("frees a retired version's seat", async () => {
