@@ -103,7 +103,7 @@ try {
       );
     }
     for (const [isolation, pool] of Object.entries(pools) as [WorkerIsolation, InferencePool][])
-      pool.detach(attached.get(isolation)!.key);
+      await pool.detach(attached.get(isolation)!.key);
   }
   await Promise.all(Object.values(pools).map((p) => p.close()));
 } finally {
