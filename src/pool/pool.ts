@@ -83,6 +83,8 @@ interface Slot {
   readonly retiring: Map<string, () => void>;
   /** When the recent deaths were, to slow down a worker that dies as soon as it starts. */
   deaths: number[];
+  /** The replacement's pending start, if any. */
+  respawn: NodeJS.Timeout | null;
 }
 
 /** A worker that died this often within RESPAWN_WINDOW_MS is restarted after RESPAWN_BACKOFF_MS. */
@@ -106,6 +108,9 @@ export class InferencePool {
     { weights: SharedWeights; running: number; detached: boolean; released?: Promise<void>; onReleased?: () => void }
   >();
   private nextId = 0;
+  /** Executions in flight across the pool, and the timer that keeps the process alive meanwhile. */
+  private inFlight = 0;
+  private keepAlive: NodeJS.Timeout | undefined;
   private nextLoadTag = 0;
   private closed = false;
   private waitingForWorker: (() => void)[] = [];
@@ -145,6 +150,7 @@ export class InferencePool {
       link: null,
       running: new Map(),
       retiring: new Map(),
+      respawn: null,
       deaths: [],
     }));
     for (const slot of this.slots) this.spawn(slot);
@@ -258,16 +264,18 @@ export class InferencePool {
     // Transfer only a buffer x owns whole; a view into someone else's memory is copied first.
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
     entry.running++;
+    // Workers never hold the event loop open on their own; this does, while anything runs.
+    if (this.inFlight++ === 0) this.keepAlive = setInterval(() => {}, 2 ** 30);
     try {
       const slot = this.pick() ?? (await this.workerAvailable());
       const id = ++this.nextId;
       const result = await new Promise<ArrayBuffer>((resolve, reject) => {
         slot.running.set(id, { key: weights.key, resolve, reject });
-        if (slot.running.size === 1) slot.link!.setRef(true);
         slot.link!.send({ kind: 'infer', id, weights, x, rows, outputSize }, [x.buffer as ArrayBuffer]);
       });
       return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
     } finally {
+      if (--this.inFlight === 0) clearInterval(this.keepAlive);
       if (--entry.running === 0 && entry.detached) this.release(weights.key);
     }
   }
@@ -309,7 +317,6 @@ export class InferencePool {
     const running = slot.running.get(message.id);
     if (!running) return;
     slot.running.delete(message.id);
-    if (slot.running.size === 0) slot.link?.setRef(false);
     if (message.kind === 'result') running.resolve(message.result);
     else
       running.reject(
@@ -336,9 +343,11 @@ export class InferencePool {
     const now = Date.now();
     slot.deaths = [...slot.deaths.filter((t) => now - t < RESPAWN_WINDOW_MS), now];
     const delay = slot.deaths.length >= QUICK_DEATHS ? RESPAWN_BACKOFF_MS : 0;
-    setTimeout(() => {
+    // Not unref'd: a caller awaiting run() while the replacement starts must keep the process alive.
+    slot.respawn = setTimeout(() => {
+      slot.respawn = null;
       if (!this.closed) this.spawn(slot);
-    }, delay).unref();
+    }, delay);
   }
 
   /** The workers' process ids (the serving process's own for threads). */
@@ -378,6 +387,7 @@ export class InferencePool {
     );
     await Promise.all(running);
     this.closed = true;
+    for (const slot of this.slots) if (slot.respawn) clearTimeout(slot.respawn);
     for (const wake of this.waitingForWorker) wake();
     this.waitingForWorker = [];
     const links = this.slots.map((slot) => slot.link).filter((link) => link !== null);

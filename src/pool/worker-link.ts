@@ -22,8 +22,6 @@ export interface WorkerLink {
   /** The worker's process id (the serving process's for a thread). */
   readonly pid: number;
   send(message: ToWorker, transfer?: ArrayBuffer[]): void;
-  /** Whether the link keeps the event loop alive (only while executions are in flight). */
-  setRef(ref: boolean): void;
   terminate(): Promise<void>;
 }
 
@@ -46,7 +44,6 @@ function startThread(options: WorkerOptions, events: LinkEvents): WorkerLink {
   return {
     pid: process.pid,
     send: (message, transfer) => worker.postMessage(message, transfer ?? []),
-    setRef: (ref) => (ref ? worker.ref() : worker.unref()),
     terminate: async () => void (await worker.terminate()),
   };
 }
@@ -66,24 +63,17 @@ function startProcess(options: WorkerOptions, events: LinkEvents): WorkerLink {
   child.on('exit', (code, signal) =>
     events.exit(failure ? failure.message : signal ? `signal ${signal}` : `exit code ${code}`),
   );
-  const setRef = (ref: boolean) => {
-    if (ref) {
-      child.ref();
-      child.channel?.ref();
-    } else {
-      child.unref();
-      child.channel?.unref();
-    }
-  };
-  setRef(false);
+  // The pool keeps the process alive while executions run; an idle worker never does.
+  child.unref();
+  child.channel?.unref();
   return {
     get pid() {
       return child.pid ?? -1;
     },
     // A send to a process that just died fails here; its exit event fails what it was running.
     send: (message) => void child.send(message, () => {}),
-    setRef,
     terminate: async () => {
+      child.ref(); // its exit must keep the process alive until it is seen
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
     },
