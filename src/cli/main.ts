@@ -88,6 +88,11 @@ program
     positiveInt,
   )
   .option(
+    '--connection-max-age-secs <n>',
+    'end gRPC and REST connections older than this (gRPC GOAWAY, REST after the next answer; default: no limit)',
+    positiveInt,
+  )
+  .option(
     '--connection-idle-secs <n>',
     'close connections with nothing in flight for this long (default 65)',
     positiveInt,

@@ -27,6 +27,7 @@ export interface ServeCommandOptions {
   shutdownGraceSecs?: number;
   modelLoadTimeoutSecs?: number;
   connectionIdleSecs?: number;
+  connectionMaxAgeSecs?: number;
   maxQueueBytes?: number;
   strictModelIntegrity?: boolean;
   grpcMaxInFlightPerStream?: number;
@@ -59,6 +60,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     shutdownGraceMs: options.shutdownGraceSecs === undefined ? undefined : options.shutdownGraceSecs * 1000,
     modelLoadTimeoutMs: options.modelLoadTimeoutSecs === undefined ? undefined : options.modelLoadTimeoutSecs * 1000,
     connectionIdleMs: options.connectionIdleSecs === undefined ? undefined : options.connectionIdleSecs * 1000,
+    connectionMaxAgeMs: options.connectionMaxAgeSecs === undefined ? undefined : options.connectionMaxAgeSecs * 1000,
     maxQueueBytes: options.maxQueueBytes,
     strictModelIntegrity: options.strictModelIntegrity,
     maxInFlightPerStream: options.grpcMaxInFlightPerStream,

@@ -59,6 +59,11 @@ export interface ServeOptions {
   /** gRPC and REST connections with nothing in flight for this long are closed (default 65 s). */
   connectionIdleMs?: number;
   /**
+   * gRPC and REST connections older than this are ended (gRPC: GOAWAY, 30 s for calls in flight;
+   * REST: after the next answer), so load balancers rebalance long-lived clients (default 0: no limit).
+   */
+  connectionMaxAgeMs?: number;
+  /**
    * Requests read from one ModelStreamInfer stream and not yet answered (default 128). At the cap
    * the stream is not read until answers go out, so a client that writes without reading is held
    * by HTTP/2 flow control rather than by the server's memory.
@@ -197,6 +202,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         port: grpcPort,
         maxMessageBytes: options.maxMessageBytes,
         connectionIdleMs: options.connectionIdleMs,
+        connectionMaxAgeMs: options.connectionMaxAgeMs,
         maxInFlightPerStream: options.maxInFlightPerStream,
       });
       ({ server: grpcServer, port: bound.grpc } = grpcEndpoint);
@@ -207,6 +213,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         port: httpPort,
         maxBodyBytes: options.maxMessageBytes,
         connectionIdleMs: options.connectionIdleMs,
+        connectionMaxAgeMs: options.connectionMaxAgeMs,
         maxInFlightPerConnection: options.maxInFlightPerConnection,
         jsonThreadBytes: options.jsonThreadBytes,
       });

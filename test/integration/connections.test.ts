@@ -89,3 +89,37 @@ describe('idle connections', () => {
     expect(response.status).toBe(200);
   });
 });
+
+describe('connection max age', () => {
+  it('REST: a kept-alive connection past its age is told to close after its next answer; gRPC reconnects', async () => {
+    const root = await tempRepository();
+    await addVersion(root, 'm', 1, smallModel(WIDTH, 2, 8));
+    const aged = await startServer(root, { connectionMaxAgeMs: 300 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const client = new GrpcInferenceClient(`127.0.0.1:${aged.grpcPort}`);
+    const get = () =>
+      new Promise<{ connection: string | undefined; socket: object }>((done, fail) => {
+        const req = request({ host: '127.0.0.1', port: aged.httpPort!, path: '/v2/health/live', agent }, (res) => {
+          res.resume();
+          res.on('end', () => done({ connection: res.headers.connection, socket: req.socket! }));
+        });
+        req.on('error', fail);
+        req.end();
+      });
+    try {
+      const young = await get();
+      expect(young.connection).toBe('keep-alive');
+      await client.infer(ask);
+      await new Promise((r) => setTimeout(r, 400)); // past the age (not a timing assertion: any longer wait passes too)
+      const old = await get();
+      expect(old.socket).toBe(young.socket); // the same connection, now past its age
+      expect(old.connection).toBe('close');
+      expect((await get()).socket).not.toBe(young.socket); // the next request needs a new one
+      expect((await client.infer(ask)).outputs[0]!.shape).toEqual([1, 2]);
+    } finally {
+      client.close();
+      agent.destroy();
+      await aged.close();
+    }
+  });
+});

@@ -122,6 +122,8 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /** A connection with no call in flight for this long gets GOAWAY (default 65 s). */
   connectionIdleMs?: number;
+  /** A connection older than this gets GOAWAY, its calls then have 30 s to finish (default 0: no limit). */
+  connectionMaxAgeMs?: number;
   /** Requests read from one ModelStreamInfer stream and not yet answered (default 128). */
   maxInFlightPerStream?: number;
 }
@@ -152,6 +154,9 @@ export async function startGrpcServer(
     // Pings find peers that vanished without closing (a dead client's streams are then freed).
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
+    ...(options.connectionMaxAgeMs
+      ? { 'grpc.max_connection_age_ms': options.connectionMaxAgeMs, 'grpc.max_connection_age_grace_ms': 30_000 }
+      : {}),
   });
   const streamLoad = new StreamLoad();
   const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };

@@ -1,13 +1,16 @@
 /**
  * REST connections: how many requests of one connection run at once (HTTP/1.1 pipelining lets a
- * client send any number before reading an answer), and closing a connection that carries
- * nothing for the idle time, whether or not it ever sent a request.
+ * client send any number before reading an answer), closing a connection that carries
+ * nothing for the idle time, whether or not it ever sent a request, and ending one that has
+ * lived past the maximum age after its current answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** One connection's requests: those running, and those waiting, in order, for a place. */
 interface Connection {
+  /** When it was accepted (ms). */
+  readonly since: number;
   running: number;
   waiting: (() => void)[];
   closed: boolean;
@@ -23,13 +26,19 @@ export class ConnectionGate {
   /** Requests running on all connections (read by /metrics). */
   running = 0;
 
-  constructor(private readonly maxInFlight: number) {}
+  /** `maxAgeMs`: a connection older than this is closed after its next answer (0: no limit). */
+  constructor(
+    private readonly maxInFlight: number,
+    private readonly maxAgeMs = 0,
+  ) {}
 
   /** Runs `handle` now, or once an earlier request of the same connection has been answered. */
   admit(req: IncomingMessage, res: ServerResponse, handle: () => void): void {
     const socket = req.socket;
     const state = this.connections.get(socket) ?? this.track(socket);
     const run = () => {
+      // Past its age the answer says "Connection: close" and the socket ends after it.
+      if (this.maxAgeMs > 0 && Date.now() - state.since >= this.maxAgeMs) res.shouldKeepAlive = false;
       state.running++;
       this.running++;
       res.once('close', () => {
@@ -46,7 +55,7 @@ export class ConnectionGate {
   }
 
   private track(socket: Socket): Connection {
-    const connection: Connection = { running: 0, waiting: [], closed: false };
+    const connection: Connection = { since: Date.now(), running: 0, waiting: [], closed: false };
     this.connections.set(socket, connection);
     // Answers still queued behind a pipelined one never emit 'close' when the socket goes.
     socket.once('close', () => {

@@ -436,6 +436,8 @@ export interface HttpServerOptions {
   maxBodyBytes?: number;
   /** An idle keep-alive connection is closed after this long (default 65 s). */
   connectionIdleMs?: number;
+  /** A connection older than this is closed after its next answer (default 0: no limit). */
+  connectionMaxAgeMs?: number;
 }
 
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
@@ -449,7 +451,10 @@ export async function startHttpServer(
   const threadBytes = options.jsonThreadBytes ?? DEFAULT_JSON_THREAD_BYTES;
   const jsonBodies = new JsonBodies({ threadBytes, maxElements: maxRequestElements(limit), maxBodyBytes: limit });
   const parseJson = (body: Body | Uint8Array, kind: BodyKind) => jsonBodies.parse(body, kind);
-  const connections = new ConnectionGate(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION);
+  const connections = new ConnectionGate(
+    options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION,
+    options.connectionMaxAgeMs ?? 0,
+  );
   const server = createServer({ requireHostHeader: false }, (req, res) =>
     connections.admit(req, res, () => handle(req, res)),
   );
