@@ -110,7 +110,10 @@ export class InferencePool {
   private nextId = 0;
   /** Executions in flight across the pool, and the timer that keeps the process alive meanwhile. */
   private inFlight = 0;
-  private keepAlive: NodeJS.Timeout | undefined;
+  /** Referenced only while inFlight > 0 (ref/unref are flag flips: nothing allocated per request). */
+  private readonly keepAlive = setInterval(() => {}, 2 ** 30).unref();
+  /** close() waiting for inFlight to reach 0. */
+  private idleWaiters: (() => void)[] = [];
   private nextLoadTag = 0;
   private closed = false;
   private waitingForWorker: (() => void)[] = [];
@@ -265,7 +268,7 @@ export class InferencePool {
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
     entry.running++;
     // Workers never hold the event loop open on their own; this does, while anything runs.
-    if (this.inFlight++ === 0) this.keepAlive = setInterval(() => {}, 2 ** 30);
+    if (this.inFlight++ === 0) this.keepAlive.ref();
     try {
       const slot = this.pick() ?? (await this.workerAvailable());
       const id = ++this.nextId;
@@ -275,7 +278,10 @@ export class InferencePool {
       });
       return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
     } finally {
-      if (--this.inFlight === 0) clearInterval(this.keepAlive);
+      if (--this.inFlight === 0) {
+        this.keepAlive.unref();
+        for (const wake of this.idleWaiters.splice(0)) wake();
+      }
       if (--entry.running === 0 && entry.detached) this.release(weights.key);
     }
   }
@@ -375,18 +381,9 @@ export class InferencePool {
   /** Stops the workers after running executions finish, and closes every region still attached. */
   async close(): Promise<void> {
     if (this.closed) return;
-    const running = this.slots.flatMap((slot) =>
-      [...slot.running.values()].map(
-        (r) =>
-          new Promise<void>((resolve) => {
-            const { resolve: done, reject: failed } = r;
-            r.resolve = (result) => (done(result), resolve());
-            r.reject = (error) => (failed(error), resolve());
-          }),
-      ),
-    );
-    await Promise.all(running);
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.closed = true;
+    clearInterval(this.keepAlive);
     for (const slot of this.slots) if (slot.respawn) clearTimeout(slot.respawn);
     for (const wake of this.waitingForWorker) wake();
     this.waitingForWorker = [];

@@ -126,15 +126,20 @@ export class WorkerShares {
   }
 
   private release(member: Member): void {
+    let woken: Set<Member> | null = null;
     member.held--;
     this.held--;
     // The releasing version asks first: within its share it keeps the worker (no hand-off
     // cost); above it, it now waits. Then the free worker goes to whoever waits with the fewest.
     member.wake();
-    const waiting = [...this.members].filter((m) => m.waiting && m !== member).sort((a, b) => a.held - b.held);
-    for (const m of waiting) {
-      if (this.held >= this.workers) break;
-      m.wake();
+    // Once per finished execution: nothing is allocated unless another version waits.
+    while (this.held < this.workers) {
+      let next: Member | null = null;
+      for (const m of this.members)
+        if (m.waiting && m !== member && !woken?.has(m) && (!next || m.held < next.held)) next = m;
+      if (!next) break;
+      (woken ??= new Set()).add(next);
+      next.wake();
     }
   }
 }
