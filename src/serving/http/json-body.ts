@@ -4,7 +4,9 @@
  * for the time its parse takes. The thread starts on the first large body and ends when idle,
  * taking the garbage of its parses with it.
  */
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
+import { moduleEntry } from '../../core/module-entry.js';
 import { MaasError, isErrorCode } from '../../core/errors.js';
 import { Body } from './body.js';
 import { parseJsonObject, type BodyKind } from './json-parse.js';
@@ -18,14 +20,6 @@ export interface JsonBodyOptions {
   maxElements: number;
   /** The largest body, which sizes the thread's heap cap. */
   maxBodyBytes: number;
-}
-
-/** The parse thread's module: compiled JavaScript beside this file, or the TypeScript source under tsx. */
-function threadEntry(): { filename: string; execArgv: string[] } {
-  const here = import.meta.url;
-  if (here.endsWith('.ts'))
-    return { filename: new URL('./json-thread.ts', here).href, execArgv: ['--import', import.meta.resolve('tsx')] };
-  return { filename: new URL('./json-thread.js', here).href, execArgv: [] };
 }
 
 /** The parse thread's heap in MB: room for a body of the limit parsed into rows of numbers (8× its bytes), not more. */
@@ -77,9 +71,9 @@ export class JsonBodies {
 
   private pool(): Piscina {
     if (!this.thread) {
-      const entry = threadEntry();
+      const entry = moduleEntry(import.meta.url, 'json-thread');
       this.thread = new Piscina({
-        filename: entry.filename,
+        filename: pathToFileURL(entry.module).href,
         execArgv: entry.execArgv,
         minThreads: 0,
         maxThreads: 1,
