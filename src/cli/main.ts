@@ -11,6 +11,7 @@ import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
 import { runDecrypt, runEncrypt, runKeygen, type KeySourceOptions } from './encrypt.js';
 import { runServe, type ServeCommandOptions } from './serve.js';
+import type { ClientCertificates } from '../serving/tls.js';
 import { runQuantize } from './quantize.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 import { SCOPES } from '../serving/auth/tokens.js';
@@ -38,6 +39,19 @@ function controlMode(value: string): string {
   return value;
 }
 
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive number but received '${value}'`);
+  return n;
+}
+
+function clientCerts(value: string): ClientCertificates {
+  if (value !== 'none' && value !== 'optional' && value !== 'required')
+    throw new InvalidArgumentError(`expected none, optional or required but received '${value}'`);
+  return value;
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -60,7 +74,10 @@ program
     '--model-repository <dir>',
     'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx',
   )
-  .option('--host <address>', 'address to listen on', '0.0.0.0')
+  .option(
+    '--host <address>',
+    'address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 once TLS or a token file is set)',
+  )
   .option('--http-port <port>', 'REST port', port, 8000)
   .option('--grpc-port <port>', 'gRPC port', port, 8001)
   .option('--metrics-port <port>', 'Prometheus /metrics port', port, 8002)
@@ -129,6 +146,27 @@ program
     '--model-key-command <command>',
     'a KMS-style hook printing the key of a key id: words split on spaces, no shell, {keyId} replaced',
   )
+  .option(
+    '--tls-cert <file>',
+    'PEM certificate (chain) of the server: TLS on gRPC, REST and metrics; reloaded on change',
+  )
+  .option('--tls-key <file>', 'PEM private key of --tls-cert')
+  .option('--tls-ca <file>', 'PEM CA bundle client certificates must chain to (mutual TLS)')
+  .option('--tls-client-certs <mode>', 'none, optional or required (default: required with --tls-ca)', clientCerts)
+  .option(
+    '--token-file <file>',
+    'API tokens (maas token create): every call then needs a token or a mapped client certificate; reloaded on change',
+  )
+  .option(
+    '--token-header <name>',
+    "also accept a bare token in this header (Triton's restricted-API form for its clients), besides Authorization: Bearer",
+  )
+  .option('--no-open-health', 'server live/ready need credentials too (by default they answer anyone, for probes)')
+  .option('--open-metrics', '/metrics answers without credentials (by default it needs the metadata scope)')
+  .option('--rate-limit <n>', 'requests per second per token (or address without one)', positiveNumber)
+  .option('--rate-burst <n>', 'requests at once above the rate (default: one second of it)', positiveInt)
+  .option('--max-concurrent-per-client <n>', 'requests of one token (or address) running at once', positiveInt)
+  .option('--audit-log <file>', 'JSON-lines audit trail: loads, unloads, refusals, inference counts (file made 0600)')
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program

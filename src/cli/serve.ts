@@ -8,11 +8,31 @@ import { serve, type ServeOptions } from '../serving/server.js';
 import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
+import { MaasError } from '../core/errors.js';
+import type { ClientCertificates, TlsSettings } from '../serving/tls.js';
+
+/** The TLS settings the flags give, or undefined without them (a certificate needs its key). */
+function tlsSettings(options: ServeCommandOptions): TlsSettings | undefined {
+  const { tlsCert, tlsKey, tlsCa, tlsClientCerts } = options;
+  if (tlsCert === undefined && tlsKey === undefined) {
+    if (tlsCa !== undefined || tlsClientCerts !== undefined)
+      throw new MaasError('MAAS_ERR_AUTH_CONFIG', '--tls-ca and --tls-client-certs need --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (tlsCert === undefined || tlsKey === undefined)
+    throw new MaasError('MAAS_ERR_AUTH_CONFIG', '--tls-cert and --tls-key go together');
+  return {
+    certFile: tlsCert,
+    keyFile: tlsKey,
+    ...(tlsCa !== undefined ? { caFile: tlsCa } : {}),
+    ...(tlsClientCerts !== undefined ? { clientCertificates: tlsClientCerts } : {}),
+  };
+}
 
 /** The serve command's options, as commander parses them. */
 export interface ServeCommandOptions {
   modelRepository: string;
-  host: string;
+  host?: string;
   httpPort: number;
   grpcPort: number;
   metricsPort: number;
@@ -37,6 +57,19 @@ export interface ServeCommandOptions {
   modelKeyFile?: string;
   /** The key command of encrypted model files. */
   modelKeyCommand?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsClientCerts?: ClientCertificates;
+  tokenFile?: string;
+  tokenHeader?: string;
+  /** false with --no-open-health. */
+  openHealth: boolean;
+  openMetrics?: boolean;
+  rateLimit?: number;
+  rateBurst?: number;
+  maxConcurrentPerClient?: number;
+  auditLog?: string;
   print: (line: string) => void;
 }
 
@@ -67,6 +100,20 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     maxInFlightPerConnection: options.httpMaxInFlightPerConnection,
     jsonThreadBytes: options.httpJsonThreadBytes,
     modelKeys,
+    tls: tlsSettings(options),
+    tokenFile: options.tokenFile,
+    tokenHeader: options.tokenHeader,
+    openHealth: options.openHealth,
+    openMetrics: options.openMetrics,
+    rateLimits:
+      options.rateLimit !== undefined || options.maxConcurrentPerClient !== undefined
+        ? {
+            ...(options.rateLimit !== undefined ? { ratePerSecond: options.rateLimit } : {}),
+            ...(options.rateBurst !== undefined ? { burst: options.rateBurst } : {}),
+            ...(options.maxConcurrentPerClient !== undefined ? { concurrent: options.maxConcurrentPerClient } : {}),
+          }
+        : undefined,
+    auditLog: options.auditLog,
   };
   const server = await serve(serveOptions);
   // The last resort: every handler's errors reach its transport's error mapping, so an error that
@@ -76,13 +123,14 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     server.logger.error({ err: error, origin }, 'uncaught exception: logged, and the server keeps serving'),
   );
   const index = await server.dataplane.repositoryIndex(true);
-  const local = options.host === '0.0.0.0' ? 'localhost' : options.host;
+  const local = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;
+  const scheme = server.tls ? 'https' : 'http';
   options.print(
     `maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`,
   );
-  options.print(`  REST     http://${local}:${server.httpPort}/v2`);
-  options.print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService)`);
-  options.print(`  metrics  http://${local}:${server.metricsPort}/metrics`);
+  options.print(`  REST     ${scheme}://${local}:${server.httpPort}/v2`);
+  options.print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService${server.tls ? ', TLS' : ''})`);
+  options.print(`  metrics  ${scheme}://${local}:${server.metricsPort}/metrics`);
   const first = index[0];
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);
@@ -92,7 +140,11 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     const body = existsSync(sample)
       ? `@${sample}`
       : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
-    options.print(`  try:     curl -s http://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`);
+    const auth = server.access.enabled ? ' -H "Authorization: Bearer $MAAS_TOKEN"' : '';
+    const ca = server.tls ? ' --cacert <CA of the server certificate>' : '';
+    options.print(
+      `  try:     curl -s${ca}${auth} ${scheme}://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`,
+    );
   }
   options.print('  Ctrl-C stops it.');
   let stopping = false;

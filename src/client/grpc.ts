@@ -6,7 +6,15 @@ import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import * as grpc from '@grpc/grpc-js';
 import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
-import { InferenceServerError, tensorBytes, tensorFromBytes, type InferOptions, type InferResult } from './types.js';
+import {
+  InferenceServerError,
+  tensorBytes,
+  tensorFromBytes,
+  tokenHeaders,
+  type ClientSecurity,
+  type InferOptions,
+  type InferResult,
+} from './types.js';
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
 type UnaryMethod = (
@@ -74,26 +82,47 @@ export function decodeInferResponse(message: WireResponse): InferResult {
   };
 }
 
-/** GrpcInferenceClient's options. */
-export interface GrpcClientOptions {
+/** GrpcInferenceClient's options: TLS and a token (ClientSecurity), or channel credentials of your own. */
+export interface GrpcClientOptions extends ClientSecurity {
   /** Largest message sent and received (default 2 GiB − 1). */
   maxMessageBytes?: number;
-  /** TLS or other channel credentials (default: an insecure channel). */
+  /** Channel credentials of your own, instead of `tls` (default: plain text, or TLS with `tls`). */
   credentials?: grpc.ChannelCredentials;
+}
+
+function toBuffer(pem: string | Buffer | undefined): Buffer | null {
+  return pem === undefined ? null : Buffer.isBuffer(pem) ? pem : Buffer.from(pem);
+}
+
+function channelCredentials(options: GrpcClientOptions): grpc.ChannelCredentials {
+  if (options.credentials) return options.credentials;
+  const tls = options.tls;
+  if (!tls) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(toBuffer(tls.ca), toBuffer(tls.key), toBuffer(tls.cert));
 }
 
 /** A gRPC client for one server address (host:port). */
 export class GrpcInferenceClient {
   private readonly client: grpc.Client & Record<string, UnaryMethod>;
+  private readonly headers: [string, string][];
 
   /** Connects (lazily) to a server at `address` (host:port). */
   constructor(address: string, options: GrpcClientOptions = {}) {
     const Service = inferenceService();
     const limit = options.maxMessageBytes ?? 2 ** 31 - 1;
-    this.client = new Service(address, options.credentials ?? grpc.credentials.createInsecure(), {
+    this.client = new Service(address, channelCredentials(options), {
       'grpc.max_receive_message_length': limit,
       'grpc.max_send_message_length': limit,
+      ...(options.tls?.servername ? { 'grpc.ssl_target_name_override': options.tls.servername } : {}),
     }) as unknown as grpc.Client & Record<string, UnaryMethod>;
+    this.headers = Object.entries(tokenHeaders(options));
+  }
+
+  /** A call's metadata: the token, when the client has one. */
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    for (const [key, value] of this.headers) metadata.set(key, value);
+    return metadata;
   }
 
   private call<T>(
@@ -103,7 +132,7 @@ export class GrpcInferenceClient {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const callOptions: grpc.CallOptions = options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {};
-      const call = this.client[method]!.call(this.client, request, new grpc.Metadata(), callOptions, (error, value) =>
+      const call = this.client[method]!.call(this.client, request, this.metadata(), callOptions, (error, value) =>
         error ? reject(clientError(error)) : resolve(value as T),
       );
       if (options.signal) {
@@ -174,12 +203,11 @@ export class GrpcInferenceClient {
     return new InferStream(
       (
         this.client as unknown as {
-          ModelStreamInfer: () => grpc.ClientDuplexStream<
-            object,
-            { error_message: string; infer_response?: WireResponse }
-          >;
+          ModelStreamInfer: (
+            metadata: grpc.Metadata,
+          ) => grpc.ClientDuplexStream<object, { error_message: string; infer_response?: WireResponse }>;
         }
-      ).ModelStreamInfer(),
+      ).ModelStreamInfer(this.metadata()),
     );
   }
 

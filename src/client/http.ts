@@ -5,9 +5,12 @@
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import { BINARY_HEADER_LENGTH } from '../protocol/http.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
+import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 import {
   InferenceServerError,
   tensorBytes,
+  tokenHeaders,
+  type ClientSecurity,
   tensorFromBytes,
   type InferOptions,
   type InferResult,
@@ -17,17 +20,36 @@ import {
 /** A REST client for one base URL (http://host:port). */
 export class HttpInferenceClient {
   private readonly base: string;
+  private readonly headers: Record<string, string>;
+  private readonly dispatcher: Dispatcher | undefined;
 
-  /** Talks to a server at `baseUrl` (for example 'http://localhost:8000'). */
-  constructor(baseUrl: string) {
+  /**
+   * Talks to a server at `baseUrl` (for example 'http://localhost:8000', or 'https://…' with
+   * `tls` for a CA, a client certificate or a server name of your own).
+   */
+  constructor(baseUrl: string, options: ClientSecurity = {}) {
     this.base = baseUrl.replace(/\/$/, '');
+    this.headers = tokenHeaders(options);
+    const tls = options.tls;
+    this.dispatcher = tls
+      ? new Agent({
+          connect: {
+            ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+            ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+            ...(tls.key !== undefined ? { key: tls.key } : {}),
+            ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+          },
+        })
+      : undefined;
   }
 
   private async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
     const response = await fetch(this.base + path, {
       method,
       signal,
-      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      dispatcher: this.dispatcher,
+      headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     if (!response.ok && response.status !== 503) await raise(response);
     return response;
@@ -129,9 +151,13 @@ export class HttpInferenceClient {
       method: 'POST',
       body,
       signal,
-      headers: typed
-        ? { 'content-type': 'application/json' }
-        : { 'content-type': 'application/octet-stream', [BINARY_HEADER_LENGTH]: String(header.length) },
+      dispatcher: this.dispatcher,
+      headers: {
+        ...this.headers,
+        ...(typed
+          ? { 'content-type': 'application/json' }
+          : { 'content-type': 'application/octet-stream', [BINARY_HEADER_LENGTH]: String(header.length) }),
+      },
     });
     if (!response.ok) await raise(response);
     const bytes = new Uint8Array(await response.arrayBuffer());

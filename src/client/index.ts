@@ -3,7 +3,9 @@ export { GrpcInferenceClient, InferStream, type GrpcClientOptions } from './grpc
 export { HttpInferenceClient } from './http.js';
 export {
   InferenceServerError,
+  type ClientSecurity,
   type ClientTensor,
+  type ClientTls,
   type InferOptions,
   type InferResult,
   type ResultTensor,

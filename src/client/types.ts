@@ -7,6 +7,36 @@ import { DATATYPE_ARRAYS, type TypedArray } from '../protocol/datatypes.js';
 
 export type { TypedArray };
 
+/** TLS for a client: the CA to trust, and a certificate and key for mutual TLS. */
+export interface ClientTls {
+  /** PEM CA bundle the server's certificate must chain to (default: the system's). */
+  ca?: string | Buffer;
+  /** PEM client certificate (mutual TLS). */
+  cert?: string | Buffer;
+  /** PEM key of the client certificate. */
+  key?: string | Buffer;
+  /** The name the server's certificate must carry when it differs from the address's host. */
+  servername?: string;
+}
+
+/** What both clients take besides the address: TLS and a token. */
+export interface ClientSecurity {
+  /** Speak TLS (https:// for REST takes the system's CAs without it). */
+  tls?: ClientTls;
+  /** An API token, sent as `Authorization: Bearer <token>` (or in `tokenHeader`). */
+  token?: string;
+  /** Send the token as this header instead (a server's --token-header, Triton's restricted-API form). */
+  tokenHeader?: string;
+}
+
+/** The header that carries a token: Authorization, or the server's token header. */
+export function tokenHeaders(security: ClientSecurity): Record<string, string> {
+  if (security.token === undefined) return {};
+  return security.tokenHeader
+    ? { [security.tokenHeader.toLowerCase()]: security.token }
+    : { authorization: `Bearer ${security.token}` };
+}
+
 /** A tensor to send: `data` row-major; FP16/BF16 as Uint16Array bit patterns. */
 export interface ClientTensor {
   /** The model's input name (see the model's metadata). */

@@ -130,6 +130,18 @@ export const ERRORS = {
     doc: 'The credentials are valid but their scopes or models do not cover this call.',
   },
   MAAS_ERR_TOKEN_FILE: { kind: 'InvalidArgument', doc: 'The token file cannot be read or is not a valid token file.' },
+  MAAS_ERR_RATE_LIMITED: {
+    kind: 'ResourceExhausted',
+    doc: 'The caller (a token, a certificate or an address) is over its request rate or its concurrent requests; retry after the time the answer names (Retry-After).',
+  },
+  MAAS_ERR_TLS_CONFIG: {
+    kind: 'InvalidArgument',
+    doc: 'A TLS certificate, key or CA file cannot be read, does not parse, or the key does not match the certificate.',
+  },
+  MAAS_ERR_AUTH_CONFIG: {
+    kind: 'InvalidArgument',
+    doc: 'The access settings contradict each other (a client certificate mode without a CA, a rate limit out of range).',
+  },
   MAAS_ERR_WORKER_DIED: {
     kind: 'Unavailable',
     doc: 'The inference worker running the request stopped (a crash or out of memory); it is replaced, so a retry can succeed.',
@@ -242,12 +254,15 @@ export class MaasError extends Error {
   readonly code: ErrorCode;
   /** The transport-neutral kind, which each protocol maps to its status. */
   readonly kind: ErrorKind;
+  /** For a refusal that passes (a rate limit): when a retry may succeed, in milliseconds. */
+  readonly retryAfterMs?: number;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MaasError';
     this.code = code;
     this.kind = ERRORS[code].kind;
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -110,7 +110,8 @@ export class InferencePool {
   private nextId = 0;
   /** Executions in flight across the pool, and the timer that keeps the process alive meanwhile. */
   private inFlight = 0;
-  /** Referenced only while inFlight > 0 (ref/unref are flag flips: nothing allocated per request). */
+  private holds = 0;
+  /** Referenced only while holds > 0 (ref/unref are flag flips: nothing allocated per request). */
   private readonly keepAlive = setInterval(() => {}, 2 ** 30).unref();
   /** close() waiting for inFlight to reach 0. */
   private idleWaiters: (() => void)[] = [];
@@ -255,7 +256,19 @@ export class InferencePool {
       return ack;
     });
     native.closeRegion(entry.weights.fd);
-    void Promise.all(acknowledged).then(() => entry.onReleased?.());
+    // The acknowledgements come over unreferenced worker ports: hold the loop open until they do.
+    this.hold(1);
+    void Promise.all(acknowledged).then(() => {
+      this.hold(-1);
+      entry.onReleased?.();
+    });
+  }
+
+  /** Counts what must keep the process alive (executions, retirements awaiting acknowledgement). */
+  private hold(delta: 1 | -1): void {
+    this.holds += delta;
+    if (this.holds === 0) this.keepAlive.unref();
+    else if (delta === 1 && this.holds === 1) this.keepAlive.ref();
   }
 
   /** Runs `rows` rows of x (transferred to a thread, not copied) through an attached model version. */
@@ -268,7 +281,8 @@ export class InferencePool {
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
     entry.running++;
     // Workers never hold the event loop open on their own; this does, while anything runs.
-    if (this.inFlight++ === 0) this.keepAlive.ref();
+    this.inFlight++;
+    this.hold(1);
     try {
       const slot = this.pick() ?? (await this.workerAvailable());
       const id = ++this.nextId;
@@ -278,10 +292,8 @@ export class InferencePool {
       });
       return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
     } finally {
-      if (--this.inFlight === 0) {
-        this.keepAlive.unref();
-        for (const wake of this.idleWaiters.splice(0)) wake();
-      }
+      this.hold(-1);
+      if (--this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       if (--entry.running === 0 && entry.detached) this.release(weights.key);
     }
   }

@@ -16,13 +16,36 @@ import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
 import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
 import { ServingMetrics } from './statistics.js';
+import { AccessControl } from './auth/access.js';
+import { AuditLog } from './auth/audit.js';
+import type { RateLimits } from './auth/rate-limit.js';
+import { TokenStore } from './auth/token-store.js';
+import { CertificateSource, clientCertificateMode, type TlsSettings } from './tls.js';
+import type { TlsEndpoint } from './http/server.js';
 
 /** serve()'s options: the settings of `maas serve`. */
 export interface ServeOptions {
   /** The model repository directory (Triton's layout). */
   modelRepository: string;
-  /** Address to listen on (default '0.0.0.0'). */
+  /**
+   * Address to listen on (default '127.0.0.1', this machine only, unless TLS or tokens are
+   * configured: then '0.0.0.0').
+   */
   host?: string;
+  /** TLS on every endpoint (gRPC, REST, metrics), mutual with a CA; certificates reload on change. */
+  tls?: TlsSettings;
+  /** The token file (`maas token create` writes it): every call then needs a token or a mapped client certificate. */
+  tokenFile?: string;
+  /** A header (gRPC metadata key) that carries a bare token, Triton's restricted-API form, besides Authorization. */
+  tokenHeader?: string;
+  /** Server live/ready answer without credentials, for Kubernetes probes (default true). */
+  openHealth?: boolean;
+  /** /metrics answers without credentials (default false with a token file). */
+  openMetrics?: boolean;
+  /** Per-caller request rate and concurrent requests (per token, certificate, or address without one). */
+  rateLimits?: RateLimits;
+  /** The audit trail: a JSON-lines file (created 0600) or an AuditLog (default none). */
+  auditLog?: string | AuditLog;
   /** gRPC port (default 8001); 0 picks a free one, null turns the endpoint off. */
   grpcPort?: number | null;
   /** REST port (default 8000); 0 picks a free one, null turns the endpoint off. */
@@ -112,6 +135,12 @@ export interface RunningServer {
   pool: InferencePool;
   /** The logger the server writes to. */
   logger: Logger;
+  /** The access control every call passes (tokens, limits, audit). */
+  access: AccessControl;
+  /** The address the endpoints listen on. */
+  host: string;
+  /** Whether the endpoints speak TLS. */
+  tls: boolean;
   /** Stops taking requests, lets those in flight finish within shutdownGraceMs, then closes the ports and the pool. */
   close(): Promise<void>;
 }
@@ -161,6 +190,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
+  let tokens: TokenStore | undefined;
+  let certificates: CertificateSource | undefined;
+  let audit: AuditLog | undefined;
   let grpcServer: grpc.Server | null = null;
   let httpServer: HttpServer | null = null;
   let metricsServer: HttpServer | null = null;
@@ -188,10 +220,45 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     await httpClosed;
     await repository.close();
     await pool.close();
+    tokens?.stopWatching();
+    certificates?.close();
+    await audit?.close();
   };
   try {
+    if (options.tokenFile !== undefined)
+      tokens = await TokenStore.open(options.tokenFile, {
+        onReload: (error) =>
+          error
+            ? logger.error({ err: error }, 'token file not reloaded: the tokens in force stay')
+            : logger.info('token file reloaded'),
+      });
+    if (options.tls)
+      certificates = await CertificateSource.open(options.tls, (error) =>
+        error
+          ? logger.error({ err: error }, 'TLS files not reloaded: the certificate in force stays')
+          : logger.info('TLS certificate reloaded: new connections use it'),
+      );
+    audit = typeof options.auditLog === 'string' ? AuditLog.toFile(options.auditLog) : options.auditLog;
+    const access = new AccessControl({
+      ...(tokens ? { tokens } : {}),
+      ...(options.openHealth !== undefined ? { openHealth: options.openHealth } : {}),
+      ...(options.openMetrics !== undefined ? { openMetrics: options.openMetrics } : {}),
+      ...(options.rateLimits ? { limits: options.rateLimits } : {}),
+      ...(audit ? { audit } : {}),
+    });
+    const host = options.host ?? (certificates || tokens ? '0.0.0.0' : '127.0.0.1');
+    if (!certificates && !isLoopback(host))
+      logger.warn(
+        { host },
+        'serving plain text on a non-loopback address: anyone on the network can read and change requests (configure --tls-cert/--tls-key, or serve behind a mesh)',
+      );
+    if (!tokens && !isLoopback(host))
+      logger.warn(
+        { host },
+        'no token file: every client that reaches the ports may infer, read and (in explicit mode) load and unload',
+      );
+    const tls = certificates && restTls(certificates, options.tls!);
     await repository.start();
-    const host = options.host ?? '0.0.0.0';
     const grpcPort = options.grpcPort === null ? null : (options.grpcPort ?? 8001);
     const httpPort = options.httpPort === null ? null : (options.httpPort ?? 8000);
     const metricsPort = options.metricsPort === null ? null : (options.metricsPort ?? 8002);
@@ -204,6 +271,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         connectionIdleMs: options.connectionIdleMs,
         connectionMaxAgeMs: options.connectionMaxAgeMs,
         maxInFlightPerStream: options.maxInFlightPerStream,
+        access,
+        ...(options.tokenHeader ? { tokenHeader: options.tokenHeader } : {}),
+        ...(certificates ? { tls: { certificates, clientCertificates: clientCertificateMode(options.tls!) } } : {}),
       });
       ({ server: grpcServer, port: bound.grpc } = grpcEndpoint);
     }
@@ -216,6 +286,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         connectionMaxAgeMs: options.connectionMaxAgeMs,
         maxInFlightPerConnection: options.maxInFlightPerConnection,
         jsonThreadBytes: options.jsonThreadBytes,
+        access,
+        ...(options.tokenHeader ? { tokenHeader: options.tokenHeader } : {}),
+        ...(tls ? { tls } : {}),
       });
       ({ server: httpServer, port: bound.http } = httpEndpoint);
     }
@@ -223,7 +296,13 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(
         () => metrics.text(),
         metrics.contentType,
-        { host, port: metricsPort },
+        {
+          host,
+          port: metricsPort,
+          access,
+          ...(options.tokenHeader ? { tokenHeader: options.tokenHeader } : {}),
+          ...(tls ? { tls } : {}),
+        },
       ));
     logger.info(
       {
@@ -234,12 +313,45 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         threadsPerWorker: pool.threadsPerWorker,
         repository: repository.root,
         mode: repository.controlMode,
+        host,
+        tls: certificates ? clientCertificateMode(options.tls!) : false,
+        tokens: tokens !== undefined,
       },
       'maas serving',
     );
-    return { grpcPort: bound.grpc, httpPort: bound.http, metricsPort: bound.metrics, dataplane, pool, logger, close };
+    return {
+      grpcPort: bound.grpc,
+      httpPort: bound.http,
+      metricsPort: bound.metrics,
+      dataplane,
+      pool,
+      logger,
+      access,
+      host,
+      tls: certificates !== undefined,
+      close,
+    };
   } catch (error) {
     await close().catch(() => {});
     throw error;
   }
+}
+
+/** Whether `host` is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A node:https server's TLS options from the certificate files, following their changes. */
+function restTls(certificates: CertificateSource, settings: TlsSettings): TlsEndpoint {
+  const mode = clientCertificateMode(settings);
+  return {
+    options: {
+      ...certificates.secureContextOptions(),
+      requestCert: mode !== 'none',
+      rejectUnauthorized: mode === 'required',
+      minVersion: 'TLSv1.2',
+    },
+    onChange: (listener) => certificates.onChange(listener),
+  };
 }

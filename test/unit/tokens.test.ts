@@ -16,7 +16,8 @@ import {
   type TokenFile,
 } from '../../src/serving/auth/tokens.js';
 import { TokenStore, addTokenRecord, readTokenFile, revokeTokenRecord } from '../../src/serving/auth/token-store.js';
-import { ALL_MODELS, AccessGuard, bearerOf } from '../../src/serving/auth/guard.js';
+import { ALL_MODELS, ANONYMOUS, AccessControl, bearerOf, type CallInfo } from '../../src/serving/auth/access.js';
+import { RateLimiter } from '../../src/serving/auth/rate-limit.js';
 import { type MaasError } from '../../src/core/errors.js';
 
 let dir: string;
@@ -75,8 +76,11 @@ describe('API tokens', () => {
       JSON.stringify({ version: 1, tokens: [], certificates: [{ subject: 'CN=reports', scopes: ['metadata'] }] }),
     );
     const verifier = new TokenVerifier(file);
-    expect(verifier.certificate('CN=reports')?.scopes.has('metadata')).toBe(true);
-    expect(verifier.certificate('CN=other')).toBeNull();
+    // X509Certificate prints a subject one attribute per line; the grant names a subset of them.
+    expect(verifier.certificate('C=NL\nO=example\nCN=reports')?.scopes.has('metadata')).toBe(true);
+    expect(verifier.certificate('CN = reports')?.id).toBe('certificate:CN=reports');
+    expect(verifier.certificate('CN=other\nO=reports')).toBeNull();
+    expect(verifier.certificate('CN=reports-2')).toBeNull();
   });
 
   it('refuses a hand-edited file field by field with MAAS_ERR_TOKEN_FILE', async () => {
@@ -135,8 +139,12 @@ describe('API tokens', () => {
   });
 });
 
-describe('AccessGuard', () => {
-  it('answers unauthenticated and permission-denied with coded errors, and leaves health open', async () => {
+function call(credentials: CallInfo['credentials'], peer = '10.0.0.1'): CallInfo {
+  return { transport: 'rest', peer, action: 'test', credentials };
+}
+
+describe('AccessControl', () => {
+  it('answers unauthenticated and permission-denied with coded errors, and leaves server health open', async () => {
     const path = join(dir, 'guard.json');
     const limited = await createToken({ name: 'limited', scopes: ['infer', 'metadata'], models: ['classic'] });
     const admin = await createToken({ name: 'admin', scopes: ['admin'] });
@@ -144,33 +152,96 @@ describe('AccessGuard', () => {
     await addTokenRecord(path, admin.record);
     const store = await TokenStore.open(path);
     try {
-      const guard = new AccessGuard({ tokens: store });
-      await expect(guard.check({}, 'health')).resolves.toBeNull();
-      await expect(guard.check({}, 'infer', 'classic')).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED' });
-      await expect(guard.check({ bearer: flipLastChar(limited.token) }, 'infer', 'classic')).rejects.toMatchObject({
+      const access = new AccessControl({ tokens: store });
+      expect(access.isOpen('health', false)).toBe(true);
+      expect(access.isOpen('health', true)).toBe(false); // a model's readiness says it exists
+      expect(access.isOpen('metrics', false)).toBe(false);
+      await expect(access.check(call({}), 'infer', 'classic')).rejects.toMatchObject({
         code: 'MAAS_ERR_UNAUTHENTICATED',
       });
-      await expect(guard.check({ bearer: limited.token }, 'infer', 'classic')).resolves.toMatchObject({
-        name: 'limited',
-      });
+      await expect(
+        access.check(call({ bearer: flipLastChar(limited.token) }), 'infer', 'classic'),
+      ).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED', message: 'Missing or invalid credentials' });
+      const caller = await access.check(call({ bearer: limited.token }), 'infer', 'classic');
+      expect(caller.identity.name).toBe('limited');
+      await expect(access.check(call({ bearer: limited.token }), 'health', 'classic')).resolves.toBeDefined();
       for (const [scope, model] of [
         ['infer', 'other'],
         ['repository', 'classic'],
         ['metadata', ALL_MODELS],
-      ] as const)
-        await expect(guard.check({ bearer: limited.token }, scope, model)).rejects.toMatchObject({
-          code: 'MAAS_ERR_PERMISSION_DENIED',
-        });
-      await expect(guard.check({ bearer: admin.token }, 'repository', ALL_MODELS)).resolves.toMatchObject({
-        name: 'admin',
+      ] as const) {
+        const refusal = access.check(call({ bearer: limited.token }), scope, model);
+        await expect(refusal).rejects.toMatchObject({ code: 'MAAS_ERR_PERMISSION_DENIED' });
+        await expect(refusal).rejects.not.toThrow(/other|classic/); // names no model
+      }
+      await expect(access.check(call({ bearer: admin.token }), 'repository', ALL_MODELS)).resolves.toMatchObject({
+        identity: { name: 'admin' },
       });
-      const closed = new AccessGuard({ tokens: store, openHealth: false });
-      await expect(closed.check({}, 'health')).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED' });
+      const closed = new AccessControl({ tokens: store, openHealth: false });
+      expect(closed.isOpen('health', false)).toBe(false);
       expect(bearerOf('Bearer abc')).toBe('abc');
       expect(bearerOf('bearer  abc')).toBe('abc');
       expect(bearerOf('Basic abc')).toBeUndefined();
     } finally {
       store.stopWatching();
     }
+  });
+
+  it('without a token file every caller is anonymous with every scope', async () => {
+    const access = new AccessControl();
+    expect(access.enabled).toBe(false);
+    expect(access.active).toBe(false);
+    expect((await access.check(call({}), 'repository', ALL_MODELS)).identity).toBe(ANONYMOUS);
+  });
+
+  it('refuses an address that keeps guessing, before checking its guesses', async () => {
+    const path = join(dir, 'guesses.json');
+    const real = await createToken({ name: 'real', scopes: ['infer'] });
+    await addTokenRecord(path, real.record);
+    const store = await TokenStore.open(path);
+    try {
+      const access = new AccessControl({ tokens: store, failureLimits: { ratePerSecond: 1, burst: 3 } });
+      for (let i = 0; i < 3; i++)
+        await expect(access.check(call({ bearer: flipLastChar(real.token) }), 'infer')).rejects.toMatchObject({
+          code: 'MAAS_ERR_UNAUTHENTICATED',
+        });
+      const limited = access.check(call({ bearer: real.token }), 'infer');
+      await expect(limited).rejects.toMatchObject({ code: 'MAAS_ERR_RATE_LIMITED' });
+      await expect(limited).rejects.toHaveProperty('retryAfterMs');
+      // Another address is not held by the guesser's failures.
+      await expect(access.check(call({ bearer: real.token }, '10.0.0.2'), 'infer')).resolves.toBeDefined();
+    } finally {
+      store.stopWatching();
+    }
+  });
+});
+
+describe('RateLimiter', () => {
+  it('admits a burst, then the rate, and says when to retry', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ ratePerSecond: 10, burst: 3 }, () => now);
+    for (let i = 0; i < 3; i++) limiter.admit('a')();
+    expect(() => limiter.admit('a')).toThrow(
+      expect.objectContaining({ code: 'MAAS_ERR_RATE_LIMITED', retryAfterMs: 100 }),
+    );
+    limiter.admit('b')(); // callers are separate
+    now += 100;
+    limiter.admit('a')();
+    expect(() => limiter.admit('a')).toThrow(expect.objectContaining({ code: 'MAAS_ERR_RATE_LIMITED' }));
+    now += 10_000; // refills to the burst, not beyond
+    for (let i = 0; i < 3; i++) limiter.admit('a')();
+    expect(() => limiter.admit('a')).toThrow(expect.objectContaining({ code: 'MAAS_ERR_RATE_LIMITED' }));
+  });
+
+  it('holds concurrent requests until they are released, once each', () => {
+    const limiter = new RateLimiter({ concurrent: 2 });
+    const first = limiter.admit('a');
+    limiter.admit('a');
+    expect(() => limiter.admit('a')).toThrow(expect.objectContaining({ retryAfterMs: 1000 }));
+    first();
+    first(); // a second release gives nothing back
+    limiter.admit('a');
+    expect(() => limiter.admit('a')).toThrow(expect.objectContaining({ code: 'MAAS_ERR_RATE_LIMITED' }));
+    limiter.take('a'); // a stream's message takes rate, not a slot
   });
 });

@@ -9,7 +9,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { MaasError, messageOf } from '../../core/errors.js';
 
-/** What a token (or a client certificate) may do. `admin` implies every other scope. */
+/** What a token (or a client certificate) may do. `admin` implies every other scope, and every scope implies `health`. */
 export const SCOPES = ['health', 'metadata', 'infer', 'explain', 'update', 'repository', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -238,21 +238,40 @@ export class TokenVerifier {
     return outcome;
   }
 
-  /** The identity a verified client certificate's subject maps to, or null. */
+  /**
+   * The identity a verified client certificate maps to, or null: the first grant whose subject
+   * attributes ('CN=reporting', or 'CN=reporting,O=example') all appear in the certificate's
+   * subject (`subject` as X509Certificate prints it, one 'K=V' per line).
+   */
   certificate(subject: string): Identity | null {
-    const grant = this.bySubject.get(subject);
-    if (!grant) return null;
-    return {
-      id: `certificate:${subject}`,
-      name: grant.name ?? subject,
-      scopes: new Set(grant.scopes),
-      models: grant.models ? new Set(grant.models) : null,
-    };
+    const held = subjectAttributes(subject, '\n');
+    for (const [wanted, grant] of this.bySubject) {
+      if (![...subjectAttributes(wanted, ',')].every((a) => held.has(a))) continue;
+      return {
+        id: `certificate:${grant.subject}`,
+        name: grant.name ?? grant.subject,
+        scopes: new Set(grant.scopes),
+        models: grant.models ? new Set(grant.models) : null,
+      };
+    }
+    return null;
   }
+}
+
+/** 'K = V' pairs of a subject, split on `separator`, with the spaces around '=' and the ends trimmed. */
+function subjectAttributes(subject: string, separator: string): Set<string> {
+  return new Set(
+    subject
+      .split(separator)
+      .map((part) => part.split('=').map((side) => side.trim()))
+      .filter((sides) => sides.length >= 2 && sides[0]!.length > 0)
+      .map(([key, ...value]) => `${key!.toUpperCase()}=${value.join('=')}`),
+  );
 }
 
 /** Whether `identity` may use `scope` (on `model`, when the call names one). */
 export function permits(identity: Identity, scope: Scope, model?: string): boolean {
-  if (!identity.scopes.has(scope) && !identity.scopes.has('admin')) return false;
+  // Any identity may ask after health (a model's readiness only for its own models).
+  if (scope !== 'health' && !identity.scopes.has(scope) && !identity.scopes.has('admin')) return false;
   return model === undefined || identity.models === null || identity.models.has(model);
 }

@@ -35,10 +35,15 @@ export function clip(message: string): string {
 }
 
 /** The one mapping from maas errors to gRPC statuses; the code travels in `maas-error-code`. */
-export function toGrpcError(error: unknown): Partial<grpc.StatusObject> {
+export function toGrpcError(error: unknown): { code: grpc.status; details: string; metadata: grpc.Metadata } {
   const metadata = new grpc.Metadata();
   if (error instanceof MaasError) {
     metadata.set('maas-error-code', error.code);
+    if (error.retryAfterMs !== undefined) {
+      // HTTP's header for people and proxies, gRPC's pushback for clients that retry by policy.
+      metadata.set('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+      metadata.set('grpc-retry-pushback-ms', String(error.retryAfterMs));
+    }
     return { code: STATUS[error.kind], details: clip(error.message), metadata };
   }
   return {

@@ -26,6 +26,9 @@ import {
   type WireInferRequest,
 } from './codec.js';
 import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
+import type { AccessControl } from '../auth/access.js';
+import type { CertificateSource, ClientCertificates } from '../tls.js';
+import { accessInterceptor } from './access.js';
 
 /** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */
 interface ModelRef {
@@ -126,6 +129,25 @@ export interface GrpcServerOptions {
   connectionMaxAgeMs?: number;
   /** Requests read from one ModelStreamInfer stream and not yet answered (default 128). */
   maxInFlightPerStream?: number;
+  /** Access control, enforced by a server interceptor on every RPC (default: none). */
+  access?: AccessControl;
+  /** A metadata key that carries a bare token, besides `authorization`. */
+  tokenHeader?: string;
+  /** TLS from certificate files that may change; absent: plain text. */
+  tls?: { certificates: CertificateSource; clientCertificates: ClientCertificates };
+}
+
+/** The server's credentials: TLS that follows the certificate files, or plain text. */
+function credentialsOf(tls: GrpcServerOptions['tls']): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const { certificates, clientCertificates } = tls;
+  // grpc-js's first argument is the identity (certificate and key) provider, despite its typing's
+  // name; the second, the CA one, is what asks clients for certificates.
+  return grpc.experimental.createCertificateProviderServerCredentials(
+    certificates,
+    clientCertificates === 'none' ? null : certificates,
+    clientCertificates === 'required',
+  );
 }
 
 /** A started gRPC endpoint. */
@@ -157,6 +179,9 @@ export async function startGrpcServer(
     ...(options.connectionMaxAgeMs
       ? { 'grpc.max_connection_age_ms': options.connectionMaxAgeMs, 'grpc.max_connection_age_grace_ms': 30_000 }
       : {}),
+    ...(options.access?.active
+      ? { interceptors: [accessInterceptor(options.access, { tokenHeader: options.tokenHeader })] }
+      : {}),
   });
   const streamLoad = new StreamLoad();
   const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };
@@ -165,10 +190,8 @@ export async function startGrpcServer(
     grpcHandlers(dataplane, logger, stream, streamLoad),
   );
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(
-      `${options.host ?? '0.0.0.0'}:${options.port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (error, bound) => (error ? reject(error) : resolve(bound)),
+    server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, credentialsOf(options.tls), (error, bound) =>
+      error ? reject(error) : resolve(bound),
     );
   });
   return { server, port, streamLoad };

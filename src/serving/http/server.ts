@@ -12,12 +12,24 @@ import {
   maxRequestElements,
 } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import {
+  STATUS_CODES,
+  createServer as createPlainServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createTlsServer, type ServerOptions as TlsServerOptions } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
+import { ALL_MODELS, bearerOf, type AccessControl, type Caller, type Credentials } from '../auth/access.js';
+import type { Release } from '../auth/rate-limit.js';
+import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
 import { ConnectionGate } from './connections.js';
 import { JsonBodies } from './json-body.js';
@@ -46,15 +58,23 @@ const STATUS: Record<ErrorKind, number> = {
 };
 
 /** The one mapping from errors to an HTTP status and `{error}` body. */
-export function httpError(error: unknown): { status: number; body: { error: string } } {
+export function httpError(error: unknown): {
+  status: number;
+  body: { error: string };
+  headers?: Record<string, string>;
+} {
   if (error instanceof MaasError) {
     const entry: ErrorEntry = ERRORS[error.code];
-    return { status: entry.httpStatus ?? STATUS[error.kind], body: { error: error.message } };
+    const status = entry.httpStatus ?? STATUS[error.kind];
+    if (error.retryAfterMs === undefined) return { status, body: { error: error.message } };
+    const seconds = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+    return { status, body: { error: error.message }, headers: { 'retry-after': seconds } };
   }
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
 }
 
-interface Context {
+/** What a route's handler gets. */
+export interface Context {
   method: string;
   params: (string | undefined)[];
   req: IncomingMessage;
@@ -66,8 +86,26 @@ interface Context {
   cancellation: Cancellation;
 }
 
-type Reply = { status?: number; json?: unknown; binary?: { header: unknown; blobs: Uint8Array[] } } | void;
-type Route = { method: 'GET' | 'POST'; pattern: RegExp; handle: (ctx: Context) => Reply | Promise<Reply> };
+type Reply = {
+  status?: number;
+  json?: unknown;
+  binary?: { header: unknown; blobs: Uint8Array[] };
+  headers?: Record<string, string>;
+} | void;
+
+/**
+ * One route: its method and path, the scope a caller needs, and whether its path names the model
+ * (`model: 'path'`, the first captured segment) or covers every model (`'all'`).
+ */
+export interface Route {
+  method: 'GET' | 'POST';
+  pattern: RegExp;
+  /** A readable form of the path for the audit trail and the route table test. */
+  path: string;
+  scope: Scope;
+  model?: 'path' | 'all';
+  handle: (ctx: Context) => Reply | Promise<Reply>;
+}
 
 const NAME = '([^/]+)';
 const VERSION = `(?:/versions/${NAME})?`;
@@ -233,24 +271,53 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
   return blobs.length > 0 ? { binary: { header, blobs } } : { json: header };
 }
 
-function routes(dataplane: DataPlane): Route[] {
+/** Every REST route of the service, bound to one DataPlane; each names its scope. */
+export function routes(dataplane: DataPlane): Route[] {
+  const models = '/v2/models/{name}[/versions/{version}]';
   return [
-    { method: 'GET', pattern: /^\/v2\/?$/, handle: () => ({ json: dataplane.serverMetadata() }) },
-    { method: 'GET', pattern: /^\/v2\/health\/live$/, handle: () => ({ status: dataplane.live() ? 200 : 503 }) },
-    { method: 'GET', pattern: /^\/v2\/health\/ready$/, handle: () => ({ status: dataplane.ready() ? 200 : 503 }) },
+    {
+      method: 'GET',
+      pattern: /^\/v2\/?$/,
+      path: '/v2',
+      scope: 'metadata',
+      handle: () => ({ json: dataplane.serverMetadata() }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v2\/health\/live$/,
+      path: '/v2/health/live',
+      scope: 'health',
+      handle: () => ({ status: dataplane.live() ? 200 : 503 }),
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v2\/health\/ready$/,
+      path: '/v2/health/ready',
+      scope: 'health',
+      handle: () => ({ status: dataplane.ready() ? 200 : 503 }),
+    },
     {
       method: 'GET',
       pattern: /^\/v2\/models\/stats$/,
+      path: '/v2/models/stats',
+      scope: 'metadata',
+      model: 'all',
       handle: () => ({ json: { model_stats: dataplane.modelStatistics() } }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/?$`),
+      path: models,
+      scope: 'metadata',
+      model: 'path',
       handle: ({ params: [m, v] }) => ({ json: dataplane.modelMetadata(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/ready$`),
+      path: `${models}/ready`,
+      scope: 'health',
+      model: 'path',
       handle: ({ params: [m, v] }) => {
         const ready = dataplane.modelReady(m!, v);
         return { status: ready ? 200 : 503, json: { name: m, ready } };
@@ -259,16 +326,25 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/config$`),
+      path: `${models}/config`,
+      scope: 'metadata',
+      model: 'path',
       handle: ({ params: [m, v] }) => ({ json: dataplane.modelConfig(m!, v) }),
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/stats$`),
+      path: `${models}/stats`,
+      scope: 'metadata',
+      model: 'path',
       handle: ({ params: [m, v] }) => ({ json: { model_stats: dataplane.modelStatistics(m, v) } }),
     },
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/infer$`),
+      path: `${models}/infer`,
+      scope: 'infer',
+      model: 'path',
       handle: async (ctx) => {
         const [m, v] = ctx.params;
         const { header, binary } = await readInferBody(ctx);
@@ -279,11 +355,17 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'POST',
       pattern: /^\/v2\/repository\/index$/,
+      path: '/v2/repository/index',
+      scope: 'repository',
+      model: 'all',
       handle: async (ctx) => ({ json: await dataplane.repositoryIndex(Boolean((await json(ctx)).ready)) }),
     },
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/repository/models/${NAME}/load$`),
+      path: '/v2/repository/models/{name}/load',
+      scope: 'repository',
+      model: 'path',
       handle: async (ctx) => {
         const parameters = ((await json(ctx)).parameters ?? {}) as Record<string, unknown>;
         await dataplane.loadModel(ctx.params[0]!, parameters);
@@ -293,6 +375,9 @@ function routes(dataplane: DataPlane): Route[] {
     {
       method: 'POST',
       pattern: new RegExp(`^/v2/repository/models/${NAME}/unload$`),
+      path: '/v2/repository/models/{name}/unload',
+      scope: 'repository',
+      model: 'path',
       handle: async (ctx) => {
         await json(ctx);
         await dataplane.unloadModel(ctx.params[0]!);
@@ -302,6 +387,47 @@ function routes(dataplane: DataPlane): Route[] {
   ];
 }
 
+/** The credentials of a REST request: a bearer token, the token header, or a verified client certificate. */
+export function restCredentials(req: IncomingMessage, tokenHeader?: string): Credentials {
+  const header = tokenHeader ? req.headers[tokenHeader] : undefined;
+  const bearer = bearerOf(req.headers.authorization) ?? (typeof header === 'string' && header ? header : undefined);
+  if (bearer !== undefined) return { bearer };
+  const socket = req.socket as Partial<TLSSocket>;
+  if (socket.authorized !== true || !socket.getPeerCertificate) return {};
+  const raw = socket.getPeerCertificate().raw;
+  return raw ? { certificateSubject: new X509Certificate(raw).subject } : {};
+}
+
+/** A REST request's admission: the caller and its concurrent-request slot. */
+interface Admission {
+  caller: Caller;
+  release: Release;
+  model: string | undefined;
+}
+
+/**
+ * The route hook: authenticates, authorizes the route's scope on the model its path names, and
+ * takes a slot under the caller's limits; resolves null for an open route (server health).
+ */
+async function admit(
+  access: AccessControl,
+  route: Route,
+  req: IncomingMessage,
+  rawModel: string | undefined,
+  tokenHeader: string | undefined,
+): Promise<Admission | null> {
+  if (access.isOpen(route.scope, route.model === 'path')) return null;
+  const caller = await access.authenticate({
+    transport: 'rest',
+    peer: req.socket.remoteAddress ?? 'unknown',
+    action: `${route.method} ${route.path}`,
+    credentials: restCredentials(req, tokenHeader),
+  });
+  const model = route.model === 'path' && rawModel !== undefined ? decodeSegment(rawModel) : undefined;
+  access.authorize(caller, route.scope, route.model === 'all' ? ALL_MODELS : model);
+  return { caller, release: access.admit(caller), model };
+}
+
 function send(res: ServerResponse, reply: Reply): void {
   if (res.destroyed) return;
   const status = reply?.status ?? 200;
@@ -309,6 +435,7 @@ function send(res: ServerResponse, reply: Reply): void {
     const header = Buffer.from(JSON.stringify(reply.binary.header));
     const length = header.length + reply.binary.blobs.reduce((n, b) => n + b.byteLength, 0);
     res.writeHead(status, {
+      ...reply.headers,
       'content-type': 'application/octet-stream',
       'content-length': length,
       [BINARY_HEADER_LENGTH]: header.length,
@@ -319,25 +446,13 @@ function send(res: ServerResponse, reply: Reply): void {
     return;
   }
   if (reply?.json === undefined) {
-    res.writeHead(status, { 'content-length': 0 });
+    res.writeHead(status, { ...reply?.headers, 'content-length': 0 });
     res.end();
     return;
   }
   const body = Buffer.from(JSON.stringify(reply.json));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.writeHead(status, { ...reply.headers, 'content-type': 'application/json', 'content-length': body.length });
   res.end(body);
-}
-
-export interface HttpServerOptions {
-  host?: string;
-  port: number;
-  maxBodyBytes?: number;
-  /** A connection with nothing in flight is closed after this long, used or not (default 65 s). */
-  connectionIdleMs?: number;
-  /** Requests of one connection that run at once (pipelining; default 32). */
-  maxInFlightPerConnection?: number;
-  /** JSON bodies of this many bytes or more are parsed in a thread (default 1 MiB). */
-  jsonThreadBytes?: number;
 }
 
 /** A started REST endpoint. */
@@ -430,14 +545,47 @@ function badFraming(req: IncomingMessage): MaasError | null {
   return null;
 }
 
+/** The REST endpoint's settings. */
 export interface HttpServerOptions {
   host?: string;
   port: number;
   maxBodyBytes?: number;
-  /** An idle keep-alive connection is closed after this long (default 65 s). */
+  /** A connection with nothing in flight is closed after this long, used or not (default 65 s). */
   connectionIdleMs?: number;
   /** A connection older than this is closed after its next answer (default 0: no limit). */
   connectionMaxAgeMs?: number;
+  /** Requests of one connection that run at once (pipelining; default 32). */
+  maxInFlightPerConnection?: number;
+  /** JSON bodies of this many bytes or more are parsed in a thread (default 1 MiB). */
+  jsonThreadBytes?: number;
+  /** Access control; every route is checked against it (default: none). */
+  access?: AccessControl;
+  /** A header that carries a bare token (Triton's restricted-API form), besides Authorization. */
+  tokenHeader?: string;
+  /** TLS: the server's options (certificate, key, CA, client certificates); absent: plain HTTP. */
+  tls?: TlsEndpoint;
+}
+
+/** What a TLS endpoint needs: its first options, and a way to follow certificate changes. */
+export interface TlsEndpoint {
+  options: TlsServerOptions;
+  /** Calls back with new certificate options; returns a function that stops it. */
+  onChange: (listener: (options: TlsServerOptions) => void) => () => void;
+}
+
+/** A plain or TLS node:http server; a TLS one follows certificate changes for new connections. */
+function createHttpServer(
+  tls: TlsEndpoint | undefined,
+  options: TlsServerOptions,
+  listener: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
+  if (!tls) return createPlainServer(options, listener);
+  const server = createTlsServer({ ...options, ...tls.options }, listener);
+  const stop = tls.onChange((next) => server.setSecureContext(next));
+  server.on('close', stop);
+  // A handshake that fails (a client without a required certificate, a wrong CA) is the client's.
+  server.on('tlsClientError', () => {});
+  return server;
 }
 
 /** Starts the REST server; resolves with it and the port it bound (port 0 picks one). */
@@ -455,9 +603,16 @@ export async function startHttpServer(
     options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_HTTP_CONNECTION,
     options.connectionMaxAgeMs ?? 0,
   );
-  const server = createServer({ requireHostHeader: false }, (req, res) =>
+  const access = options.access?.active ? options.access : undefined;
+  const tokenHeader = options.tokenHeader?.toLowerCase();
+  const server = createHttpServer(options.tls, { requireHostHeader: false }, (req, res) =>
     connections.admit(req, res, () => handle(req, res)),
   );
+  const finish = (admission: Admission | null, route: Route, result: string) => {
+    if (!admission || !access) return;
+    admission.release();
+    access.record(admission.caller, route.scope, admission.model, result);
+  };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const framing = badFraming(req);
     if (framing) return refuseRequest(res, framing);
@@ -485,14 +640,22 @@ export async function startHttpServer(
         parseJson,
         cancellation,
       });
+      let admission: Admission | null = null;
       Promise.resolve()
-        .then(() => route.handle(context()))
+        .then(async () => {
+          if (access) admission = await admit(access, route, req, match[1], tokenHeader);
+          return route.handle(context());
+        })
         .then(
-          (reply) => send(res, reply),
+          (reply) => {
+            finish(admission, route, 'ok');
+            send(res, reply);
+          },
           (error: unknown) => {
-            const { status, body } = httpError(error);
+            finish(admission, route, error instanceof MaasError ? error.code : 'internal');
+            const { status, body, headers } = httpError(error);
             if (status >= 500 && status !== 503) logger.error({ err: error, path }, 'request failed');
-            send(res, { status, json: body });
+            send(res, { status, json: body, ...(headers ? { headers } : {}) });
           },
         );
       return;
@@ -530,28 +693,56 @@ export async function startHttpServer(
   return { server, port, connections };
 }
 
+/** The metrics endpoint's settings. */
+export interface MetricsServerOptions {
+  host?: string;
+  port: number;
+  /** Access control: /metrics needs the metadata scope over every model unless metrics are open. */
+  access?: AccessControl;
+  tokenHeader?: string;
+  tls?: TlsEndpoint;
+}
+
 /** Starts the Prometheus endpoint (GET /metrics) on its own port, as Triton does. */
 export async function startMetricsServer(
   text: () => Promise<string>,
   contentType: string,
-  options: { host?: string; port: number },
+  options: MetricsServerOptions,
 ): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
+  const access = options.access?.enabled ? options.access : undefined;
+  const tokenHeader = options.tokenHeader?.toLowerCase();
+  const server = createHttpServer(options.tls, {}, (req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('metrics are at GET /metrics\n');
       return;
     }
-    text().then(
-      (body) => {
-        res.writeHead(200, { 'content-type': contentType });
-        res.end(body);
-      },
-      (error: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(String(error));
-      },
-    );
+    const allowed =
+      !access || access.isOpen('metrics', false)
+        ? Promise.resolve()
+        : access.check(
+            {
+              transport: 'metrics',
+              peer: req.socket.remoteAddress ?? 'unknown',
+              action: 'GET /metrics',
+              credentials: restCredentials(req, tokenHeader),
+            },
+            'metadata',
+            ALL_MODELS,
+          );
+    allowed
+      .then(() => text())
+      .then(
+        (body) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(body);
+        },
+        (error: unknown) => {
+          const { status, body, headers } = httpError(error);
+          res.writeHead(status, { ...headers, 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        },
+      );
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);

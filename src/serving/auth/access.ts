@@ -1,0 +1,232 @@
+/**
+ * Access control, the one decision both transports ask before a call reaches its handler: who is
+ * calling (a bearer token, a token in the configured header, or a verified client certificate
+ * the token file maps), whether that identity's scopes and models cover the call, and whether
+ * the caller is within its rate limits. Refusals name no model and say nothing of what exists:
+ * a missing or bad credential is MAAS_ERR_UNAUTHENTICATED, a good one that does not cover the
+ * call MAAS_ERR_PERMISSION_DENIED, a caller over its limits MAAS_ERR_RATE_LIMITED. Every refusal,
+ * and every administrative call, goes to the audit trail.
+ */
+import { MaasError } from '../../core/errors.js';
+import type { AuditLog } from './audit.js';
+import { RateLimiter, type RateLimits, type Release } from './rate-limit.js';
+import type { TokenStore } from './token-store.js';
+import { permits, SCOPES, type Identity, type Scope } from './tokens.js';
+
+/** What a transport found on the call. */
+export interface Credentials {
+  /** The token from `Authorization: Bearer <token>` (REST), `authorization` metadata (gRPC), or the token header. */
+  bearer?: string;
+  /** The subject of a client certificate the TLS layer verified, as X509Certificate prints it. */
+  certificateSubject?: string;
+}
+
+/** One call as a transport sees it. */
+export interface CallInfo {
+  transport: 'grpc' | 'rest' | 'metrics';
+  /** The client's address. */
+  peer: string;
+  /** The RPC name or the route ('POST /v2/models/{name}/infer'). */
+  action: string;
+  credentials: Credentials;
+}
+
+/** A call that passed authentication: who made it, for the next checks and the audit trail. */
+export interface Caller extends CallInfo {
+  identity: Identity;
+}
+
+/** A call that reads or changes every model (the repository index, statistics of all models). */
+export const ALL_MODELS = Symbol('all models');
+
+/** Access settings: all optional; with no token store every caller is ANONYMOUS. */
+export interface AccessOptions {
+  /** The tokens (and certificate grants) in force; absent: no authentication. */
+  tokens?: TokenStore;
+  /** Server health (live, ready) answers without credentials, for Kubernetes probes (default true). */
+  openHealth?: boolean;
+  /** /metrics answers without credentials (default false once tokens are configured). */
+  openMetrics?: boolean;
+  /** Per-caller rate and concurrency limits (default none). */
+  limits?: RateLimits;
+  /** Failed authentications per second one address may make before it is refused without a check (default 5/s, burst 20). */
+  failureLimits?: RateLimits;
+  /** The audit trail (default none). */
+  audit?: AuditLog;
+}
+
+/** The identity of every call when access control is off: every scope, every model. */
+export const ANONYMOUS: Identity = Object.freeze({
+  id: 'anonymous',
+  name: 'anonymous',
+  scopes: new Set(SCOPES),
+  models: null,
+});
+
+/** Scopes whose calls are written to the audit trail one by one. */
+const ADMINISTRATIVE: ReadonlySet<Scope> = new Set(['repository', 'update', 'admin']);
+
+/** Reads `Authorization: Bearer <token>` (case-insensitive scheme); anything else is no token. */
+export function bearerOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer[ ]+([^ ]{1,512})$/i.exec(header.trim());
+  return match?.[1];
+}
+
+/** Whether a scope's calls go to the audit trail one by one. */
+export function isAdministrative(scope: Scope): boolean {
+  return ADMINISTRATIVE.has(scope);
+}
+
+export class AccessControl {
+  /** Whether calls must carry credentials. */
+  readonly enabled: boolean;
+  readonly openHealth: boolean;
+  readonly openMetrics: boolean;
+  readonly audit: AuditLog | undefined;
+  private readonly limiter: RateLimiter;
+  private readonly failures: RateLimiter;
+
+  constructor(private readonly options: AccessOptions = {}) {
+    this.enabled = options.tokens !== undefined;
+    this.openHealth = options.openHealth ?? true;
+    this.openMetrics = options.openMetrics ?? !this.enabled;
+    this.audit = options.audit;
+    this.limiter = new RateLimiter(options.limits ?? {});
+    this.failures = new RateLimiter(options.failureLimits ?? { ratePerSecond: 5, burst: 20 });
+  }
+
+  /** Whether calls need to pass through at all: credentials, limits or an audit trail are configured. */
+  get active(): boolean {
+    return this.enabled || this.limiter.active || this.audit !== undefined;
+  }
+
+  /** Whether a call of `scope` passes without credentials (server health, metrics when open). */
+  isOpen(scope: Scope | 'metrics', namesModel: boolean): boolean {
+    if (!this.enabled) return false;
+    if (scope === 'metrics') return this.openMetrics;
+    return scope === 'health' && !namesModel && this.openHealth;
+  }
+
+  /**
+   * Who makes the call: its identity (ANONYMOUS with access control off), or the coded refusal.
+   * An address that keeps presenting bad credentials is refused without checking them, so a
+   * flood of guesses cannot keep the hash function busy.
+   */
+  async authenticate(call: CallInfo): Promise<Caller> {
+    if (!this.enabled) return { ...call, identity: ANONYMOUS };
+    const waitMs = this.failures.refusalMs(call.peer);
+    if (waitMs > 0) {
+      this.deny(call, null, 'too many failed authentications', 'MAAS_ERR_RATE_LIMITED');
+      throw new MaasError('MAAS_ERR_RATE_LIMITED', 'Too many failed authentications from this address', {
+        retryAfterMs: waitMs,
+      });
+    }
+    const verifier = this.options.tokens!.verifier;
+    const { bearer, certificateSubject } = call.credentials;
+    let identity: Identity | null = null;
+    let reason: string = 'missing';
+    if (bearer !== undefined) {
+      const outcome = await verifier.verify(bearer);
+      if (typeof outcome === 'string') reason = outcome;
+      else identity = outcome;
+    } else if (certificateSubject !== undefined) {
+      identity = verifier.certificate(certificateSubject);
+      reason = 'certificate not granted';
+    }
+    if (identity) return { ...call, identity };
+    if (reason !== 'missing') this.failures.tryTake(call.peer);
+    this.deny(call, null, reason, 'MAAS_ERR_UNAUTHENTICATED');
+    throw new MaasError('MAAS_ERR_UNAUTHENTICATED', 'Missing or invalid credentials');
+  }
+
+  /**
+   * Throws MAAS_ERR_PERMISSION_DENIED unless the caller may make a `scope` call on `model`
+   * (ALL_MODELS: a call over every model, for identities without a model list; absent: a
+   * server-wide call).
+   */
+  authorize(caller: Caller, scope: Scope, model?: string | typeof ALL_MODELS): void {
+    const { identity } = caller;
+    const allowed =
+      model === ALL_MODELS ? identity.models === null && permits(identity, scope) : permits(identity, scope, model);
+    if (allowed) return;
+    this.deny(
+      caller,
+      caller.identity,
+      `scope ${scope} not granted${model === undefined ? '' : model === ALL_MODELS ? ' on every model' : ' on the model'}`,
+      'MAAS_ERR_PERMISSION_DENIED',
+      model,
+    );
+    throw new MaasError('MAAS_ERR_PERMISSION_DENIED', `The credentials do not allow this call (scope ${scope})`);
+  }
+
+  /** authenticate() then authorize(): the whole decision for a call that names its model up front. */
+  async check(call: CallInfo, scope: Scope, model?: string | typeof ALL_MODELS): Promise<Caller> {
+    const caller = await this.authenticate(call);
+    this.authorize(caller, scope, model);
+    return caller;
+  }
+
+  /** Admits one request of the caller under the rate and concurrency limits; release() when it ends. */
+  admit(caller: Caller): Release {
+    try {
+      return this.limiter.admit(this.keyOf(caller));
+    } catch (error) {
+      this.deny(caller, caller.identity, 'rate limit', 'MAAS_ERR_RATE_LIMITED');
+      throw error;
+    }
+  }
+
+  /** Counts one more request of an admitted stream against the caller's rate. */
+  take(caller: Caller): void {
+    try {
+      this.limiter.take(this.keyOf(caller));
+    } catch (error) {
+      this.deny(caller, caller.identity, 'rate limit', 'MAAS_ERR_RATE_LIMITED');
+      throw error;
+    }
+  }
+
+  /** Records how a call ended: administrative calls one by one, inference as counts. */
+  record(caller: Caller, scope: Scope, model: string | undefined, result: string): void {
+    const audit = this.audit;
+    if (!audit) return;
+    if (ADMINISTRATIVE.has(scope)) {
+      audit.action({
+        identity: caller.identity.id,
+        name: caller.identity.name,
+        peer: caller.peer,
+        transport: caller.transport,
+        action: caller.action,
+        ...(model !== undefined ? { model } : {}),
+        result,
+      });
+    } else if (scope === 'infer' || scope === 'explain') {
+      audit.inference(caller.identity.id, model ?? '', result === 'ok');
+    }
+  }
+
+  /** Rate limits apply per identity, and per address to anonymous callers. */
+  private keyOf(caller: Caller): string {
+    return caller.identity === ANONYMOUS ? `address:${caller.peer}` : caller.identity.id;
+  }
+
+  private deny(
+    call: CallInfo,
+    identity: Identity | null,
+    reason: string,
+    code: string,
+    model?: string | typeof ALL_MODELS,
+  ): void {
+    this.audit?.denied({
+      identity: identity?.id ?? null,
+      ...(identity ? { name: identity.name } : {}),
+      peer: call.peer,
+      transport: call.transport,
+      action: call.action,
+      ...(typeof model === 'string' ? { model } : {}),
+      reason,
+      code,
+    });
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Access control on gRPC: one server interceptor, before any handler. The table says each RPC's
+ * scope and where its request names a model; the interceptor authenticates the call from its
+ * metadata (`authorization: Bearer`, the token header, or the verified client certificate),
+ * checks the scope (and, per message, the model), holds a concurrent-request slot until the
+ * status goes out, and tells the audit trail how the call ended. A ModelStreamInfer message
+ * for a model the caller may not use is answered with an error on the stream, which goes on.
+ */
+import { X509Certificate } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { MaasError } from '../../core/errors.js';
+import { ALL_MODELS, bearerOf, type AccessControl, type Caller, type Credentials } from '../auth/access.js';
+import type { Release } from '../auth/rate-limit.js';
+import type { Scope } from '../auth/tokens.js';
+import { refusalOf, toGrpcError } from './codec.js';
+
+/** Where a request message names its model. */
+type ModelOf = (request: Record<string, unknown>) => string | typeof ALL_MODELS;
+
+/** One RPC's access rule: its scope, and the model its request names (absent: a server-wide call). */
+export interface RpcAccess {
+  scope: Scope;
+  model?: ModelOf;
+  /** A bidirectional stream: the rate and the model are checked per message. */
+  stream?: boolean;
+}
+
+const named: ModelOf = (r) => (typeof r.name === 'string' ? r.name : '');
+const modelName: ModelOf = (r) => (typeof r.model_name === 'string' ? r.model_name : '');
+
+/** Every RPC of inference.GRPCInferenceService; an RPC missing here is refused to everyone. */
+export const RPC_ACCESS: Readonly<Record<string, RpcAccess>> = {
+  ServerLive: { scope: 'health' },
+  ServerReady: { scope: 'health' },
+  ModelReady: { scope: 'health', model: named },
+  ServerMetadata: { scope: 'metadata' },
+  ModelMetadata: { scope: 'metadata', model: named },
+  ModelConfig: { scope: 'metadata', model: named },
+  ModelStatistics: { scope: 'metadata', model: (r) => (typeof r.name === 'string' && r.name ? r.name : ALL_MODELS) },
+  RepositoryIndex: { scope: 'repository', model: () => ALL_MODELS },
+  RepositoryModelLoad: { scope: 'repository', model: modelName },
+  RepositoryModelUnload: { scope: 'repository', model: modelName },
+  ModelInfer: { scope: 'infer', model: modelName },
+  ModelStreamInfer: { scope: 'infer', model: modelName, stream: true },
+};
+
+/** Settings of the interceptor beyond the access control itself. */
+export interface GrpcAccessOptions {
+  /** A metadata key that carries a bare token (Triton's restricted-API form), besides `authorization`. */
+  tokenHeader?: string;
+}
+
+function credentialsOf(
+  metadata: grpc.Metadata,
+  call: grpc.ServerInterceptingCallInterface,
+  tokenHeader?: string,
+): Credentials {
+  const authorization = metadata.get('authorization')[0];
+  const bearer =
+    bearerOf(typeof authorization === 'string' ? authorization : undefined) ??
+    (tokenHeader ? (metadata.get(tokenHeader)[0] as string | undefined) : undefined);
+  if (typeof bearer === 'string' && bearer.length > 0) return { bearer };
+  const certificate = call.getAuthContext().sslPeerCertificate;
+  return certificate?.raw ? { certificateSubject: new X509Certificate(certificate.raw).subject } : {};
+}
+
+function peerOf(call: grpc.ServerInterceptingCallInterface): string {
+  return call.getConnectionInfo().remoteAddress ?? call.getPeer();
+}
+
+/** The code the audit trail records for a status (the maas code when there is one). */
+function resultOf(status: { code: grpc.status; metadata?: grpc.Metadata | null }): string {
+  if (status.code === grpc.status.OK) return 'ok';
+  const code = status.metadata?.get('maas-error-code')[0];
+  return typeof code === 'string' ? code : (grpc.status[status.code] ?? String(status.code));
+}
+
+/** The interceptor that enforces `access` on every RPC in RPC_ACCESS. */
+export function accessInterceptor(access: AccessControl, options: GrpcAccessOptions = {}): grpc.ServerInterceptor {
+  const tokenHeader = options.tokenHeader?.toLowerCase();
+  return (descriptor, call) => {
+    const name = descriptor.path.slice(descriptor.path.lastIndexOf('/') + 1);
+    const rule = RPC_ACCESS[name];
+    const unknownRpc = new MaasError(
+      'MAAS_ERR_PERMISSION_DENIED',
+      `No access rule covers ${name}: refused to everyone`,
+    );
+    let caller: Promise<Caller | null> = Promise.resolve(null);
+    let settled: Caller | null = null;
+    let release: Release | undefined;
+    let model: string | undefined;
+    let refused = false;
+    const refuse = (error: unknown) => {
+      if (refused) return;
+      refused = true;
+      release?.();
+      call.sendStatus(toGrpcError(error));
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            if (!rule) return refuse(unknownRpc);
+            if (access.isOpen(rule.scope, rule.model !== undefined)) return nextMetadata(metadata);
+            caller = access
+              .authenticate({
+                transport: 'grpc',
+                peer: peerOf(call),
+                action: name,
+                credentials: credentialsOf(metadata, call, tokenHeader),
+              })
+              .then((authenticated) => {
+                // A server-wide call is decided now; one naming a model when its message comes.
+                if (!rule.model) access.authorize(authenticated, rule.scope);
+                if (!rule.model || rule.stream) release = access.admit(authenticated);
+                settled = authenticated;
+                nextMetadata(metadata);
+                return authenticated;
+              })
+              .catch((error: unknown) => {
+                refuse(error);
+                return null;
+              });
+          },
+          onReceiveMessage: (message: Record<string, unknown>, nextMessage) => {
+            if (!rule?.model) return nextMessage(message);
+            void caller.then((authenticated) => {
+              if (refused) return;
+              if (!authenticated || refusalOf(message)) return nextMessage(message); // open, or a decode error to answer
+              const named = rule.model!(message);
+              model = typeof named === 'string' ? named : undefined;
+              try {
+                access.authorize(authenticated, rule.scope, named);
+                if (rule.stream) access.take(authenticated);
+                else release = access.admit(authenticated);
+              } catch (error) {
+                if (!rule.stream) return refuse(error);
+                // On a stream the refusal is this message's answer; the stream goes on.
+                return nextMessage({ refused: error, id: message.id ?? '', model_name: model ?? '' });
+              }
+              nextMessage(message);
+            });
+          },
+          onCancel: () => release?.(),
+        }),
+      sendMessage: (message, next) => {
+        // Each answer on a stream is one request done (the status ends the stream itself).
+        if (rule?.stream && settled) {
+          const answer = message as { error_message?: string; infer_response?: { model_name?: string } };
+          access.record(settled, rule.scope, answer.infer_response?.model_name, answer.error_message ? 'error' : 'ok');
+        }
+        next(message);
+      },
+      sendStatus: (status, next) => {
+        release?.();
+        if (settled && rule && !rule.stream) access.record(settled, rule.scope, model, resultOf(status));
+        next(status);
+      },
+    });
+  };
+}
