@@ -201,15 +201,22 @@ describe('AccessControl', () => {
     const store = await TokenStore.open(path);
     try {
       const access = new AccessControl({ tokens: store, failureLimits: { ratePerSecond: 1, burst: 3 } });
-      for (let i = 0; i < 3; i++)
-        await expect(access.check(call({ bearer: flipLastChar(real.token) }), 'infer')).rejects.toMatchObject({
+      // Each guess is a new secret for a real token id: each costs a hash.
+      const guesses = ['A', 'B', 'C', 'D'].map((c) => real.token.slice(0, -2) + c + real.token.at(-1));
+      for (const guess of guesses.slice(0, 3))
+        await expect(access.check(call({ bearer: guess }), 'infer')).rejects.toMatchObject({
           code: 'MAAS_ERR_UNAUTHENTICATED',
         });
-      const limited = access.check(call({ bearer: real.token }), 'infer');
+      // A malformed or unknown token costs nothing, and is refused as ever.
+      await expect(
+        access.check(call({ bearer: 'maas_0000000000000000_' + 'x'.repeat(43) }), 'infer'),
+      ).rejects.toMatchObject({ code: 'MAAS_ERR_UNAUTHENTICATED' });
+      const limited = access.check(call({ bearer: guesses[3]! }), 'infer');
       await expect(limited).rejects.toMatchObject({ code: 'MAAS_ERR_RATE_LIMITED' });
       await expect(limited).rejects.toHaveProperty('retryAfterMs');
-      // Another address is not held by the guesser's failures.
+      // Another address is not held by the guesser's failures, nor a real token already verified.
       await expect(access.check(call({ bearer: real.token }, '10.0.0.2'), 'infer')).resolves.toBeDefined();
+      await expect(access.check(call({ bearer: real.token }), 'infer')).resolves.toBeDefined();
     } finally {
       store.stopWatching();
     }

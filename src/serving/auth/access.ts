@@ -49,7 +49,7 @@ export interface AccessOptions {
   openMetrics?: boolean;
   /** Per-caller rate and concurrency limits (default none). */
   limits?: RateLimits;
-  /** Failed authentications per second one address may make before it is refused without a check (default 5/s, burst 20). */
+  /** Wrong secrets of known tokens (each costs a hash) one address may present per second before its next guesses are refused unchecked (default 5/s, burst 20). */
   failureLimits?: RateLimits;
   /** The audit trail (default none). */
   audit?: AuditLog;
@@ -115,27 +115,32 @@ export class AccessControl {
    */
   async authenticate(call: CallInfo): Promise<Caller> {
     if (!this.enabled) return { ...call, identity: ANONYMOUS };
-    const waitMs = this.failures.refusalMs(call.peer);
-    if (waitMs > 0) {
-      this.deny(call, null, 'too many failed authentications', 'MAAS_ERR_RATE_LIMITED');
-      throw new MaasError('MAAS_ERR_RATE_LIMITED', 'Too many failed authentications from this address', {
-        retryAfterMs: waitMs,
-      });
-    }
     const verifier = this.options.tokens!.verifier;
     const { bearer, certificateSubject } = call.credentials;
     let identity: Identity | null = null;
     let reason: string = 'missing';
     if (bearer !== undefined) {
+      // Only a guess that costs a hash is limited: a known token is remembered, and a malformed,
+      // unknown, expired or revoked one is refused without hashing.
+      const hashes = verifier.needsHash(bearer);
+      const waitMs = hashes ? this.failures.refusalMs(call.peer) : 0;
+      if (waitMs > 0) {
+        this.deny(call, null, 'too many failed authentications', 'MAAS_ERR_RATE_LIMITED');
+        throw new MaasError('MAAS_ERR_RATE_LIMITED', 'Too many failed authentications from this address', {
+          retryAfterMs: waitMs,
+        });
+      }
       const outcome = await verifier.verify(bearer);
-      if (typeof outcome === 'string') reason = outcome;
-      else identity = outcome;
+      if (typeof outcome !== 'string') identity = outcome;
+      else {
+        reason = outcome;
+        if (hashes) this.failures.tryTake(call.peer);
+      }
     } else if (certificateSubject !== undefined) {
       identity = verifier.certificate(certificateSubject);
       reason = 'certificate not granted';
     }
     if (identity) return { ...call, identity };
-    if (reason !== 'missing') this.failures.tryTake(call.peer);
     this.deny(call, null, reason, 'MAAS_ERR_UNAUTHENTICATED');
     throw new MaasError('MAAS_ERR_UNAUTHENTICATED', 'Missing or invalid credentials');
   }

@@ -220,6 +220,17 @@ export class TokenVerifier {
     this.bySubject = new Map((file.certificates ?? []).map((c) => [c.subject, c]));
   }
 
+  /**
+   * Whether verifying `token` would run the hash: a well-formed token of a live record whose
+   * outcome is not remembered. Only those cost anything to refuse.
+   */
+  needsHash(token: string, now = Date.now()): boolean {
+    const match = TOKEN_PATTERN.exec(token);
+    const record = match && this.byId.get(match[1]!);
+    if (!record || record.revoked || (record.expires !== undefined && Date.parse(record.expires) <= now)) return false;
+    return !this.verified.has(createHash('sha256').update(token).digest('base64'));
+  }
+
   /** The identity a token stands for, or why it is refused. */
   async verify(token: string, now = Date.now()): Promise<Identity | Refusal> {
     const match = TOKEN_PATTERN.exec(token);
