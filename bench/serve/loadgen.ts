@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { GrpcInferenceClient, type InferOptions } from '../../src/client/index.js';
+import { GrpcInferenceClient, type GrpcClientOptions, type InferOptions } from '../../src/client/index.js';
 import { encodeInferRequest } from '../../src/client/grpc.js';
 import { inferenceService } from '../../src/protocol/grpc.js';
 
@@ -36,48 +36,55 @@ export async function closedLoop(
   request: InferOptions,
   concurrency: number,
   seconds: number,
+  clientOptions: GrpcClientOptions = {},
 ): Promise<LoadResult> {
-  const client = new GrpcInferenceClient(address);
-  try {
-    const warmEnd = performance.now() + Math.min(1000, seconds * 250);
-    let measuring = false;
-    let stop = false;
-    const latencies: number[] = [];
-    let errors = 0;
-    const caller = async () => {
-      while (!stop) {
-        const start = performance.now();
-        try {
-          await client.infer(request);
-          if (measuring) latencies.push(performance.now() - start);
-        } catch {
-          if (measuring) errors++;
-        }
+  const client = new GrpcInferenceClient(address, clientOptions);
+  return closedLoopOf((r) => client.infer(r), request, concurrency, seconds).finally(() => client.close());
+}
+
+/** The closed loop over any infer call (a REST client, a client with TLS and a token). */
+export async function closedLoopOf(
+  infer: (request: InferOptions) => Promise<unknown>,
+  request: InferOptions,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const warmEnd = performance.now() + Math.min(1000, seconds * 250);
+  let measuring = false;
+  let stop = false;
+  const latencies: number[] = [];
+  let errors = 0;
+  const caller = async () => {
+    while (!stop) {
+      const start = performance.now();
+      try {
+        await infer(request);
+        if (measuring) latencies.push(performance.now() - start);
+      } catch {
+        if (measuring) errors++;
       }
-    };
-    const callers = Array.from({ length: concurrency }, caller);
-    await new Promise((r) => setTimeout(r, Math.max(0, warmEnd - performance.now())));
-    measuring = true;
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    measuring = false;
-    const elapsed = (performance.now() - t0) / 1000;
-    stop = true;
-    await Promise.all(callers);
-    latencies.sort((a, b) => a - b);
-    return {
-      concurrency,
-      requests: latencies.length,
-      errors,
-      seconds: elapsed,
-      rps: latencies.length / elapsed,
-      p50: percentile(latencies, 0.5),
-      p90: percentile(latencies, 0.9),
-      p99: percentile(latencies, 0.99),
-    };
-  } finally {
-    client.close();
-  }
+    }
+  };
+  const callers = Array.from({ length: concurrency }, caller);
+  await new Promise((r) => setTimeout(r, Math.max(0, warmEnd - performance.now())));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  measuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  stop = true;
+  await Promise.all(callers);
+  latencies.sort((a, b) => a - b);
+  return {
+    concurrency,
+    requests: latencies.length,
+    errors,
+    seconds: elapsed,
+    rps: latencies.length / elapsed,
+    p50: percentile(latencies, 0.5),
+    p90: percentile(latencies, 0.9),
+    p99: percentile(latencies, 0.99),
+  };
 }
 
 let bodyFiles = 0;
@@ -104,7 +111,9 @@ export async function h2load(
   bodyFile: string,
   concurrency: number,
   seconds: number,
+  options: { tls?: boolean; headers?: Record<string, string> } = {},
 ): Promise<LoadResult> {
+  const extra = Object.entries(options.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
   const args = [
     '-c',
     '1',
@@ -118,9 +127,11 @@ export async function h2load(
     'content-type: application/grpc',
     '-H',
     'te: trailers',
+    ...extra,
     '-d',
     bodyFile,
-    `http://127.0.0.1:${port}/inference.GRPCInferenceService/ModelInfer`,
+    // With https h2load negotiates h2 by ALPN and does not check the certificate.
+    `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/inference.GRPCInferenceService/ModelInfer`,
   ];
   const { stdout } = await promisify(execFile)('h2load', args, { maxBuffer: 1 << 24 });
   const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);

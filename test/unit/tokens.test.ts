@@ -252,3 +252,17 @@ describe('RateLimiter', () => {
     limiter.take('a'); // a stream's message takes rate, not a slot
   });
 });
+
+describe('TokenVerifier under load', () => {
+  it('hashes a new token once however many requests bring it at once', async () => {
+    const { token, record } = await createToken({ name: 'burst', scopes: ['infer'] });
+    const verifier = new TokenVerifier({ version: 1, tokens: [record] });
+    expect(verifier.needsHash(token)).toBe(true);
+    const first = verifier.verify(token);
+    expect(verifier.needsHash(token)).toBe(false); // already being hashed
+    const all = await Promise.all([first, ...Array.from({ length: 63 }, () => verifier.verify(token))]);
+    expect(new Set(all).size).toBe(1); // one identity object: one hash
+    expect(all[0]).toMatchObject({ name: 'burst' });
+    expect(verifier.needsHash(token)).toBe(false);
+  });
+});

@@ -213,6 +213,8 @@ export class TokenVerifier {
   private readonly byId: Map<string, TokenRecord>;
   private readonly bySubject: Map<string, CertificateGrant>;
   private readonly verified = new Map<string, Identity | Refusal>();
+  /** Hashes running, by token digest: requests that bring the same new token at once share one. */
+  private readonly hashing = new Map<string, Promise<Identity | Refusal>>();
   private static readonly MAX_REMEMBERED = 10_000;
 
   constructor(readonly file: TokenFile) {
@@ -228,7 +230,8 @@ export class TokenVerifier {
     const match = TOKEN_PATTERN.exec(token);
     const record = match && this.byId.get(match[1]!);
     if (!record || record.revoked || (record.expires !== undefined && Date.parse(record.expires) <= now)) return false;
-    return !this.verified.has(createHash('sha256').update(token).digest('base64'));
+    const digest = createHash('sha256').update(token).digest('base64');
+    return !this.verified.has(digest) && !this.hashing.has(digest);
   }
 
   /** The identity a token stands for, or why it is refused. */
@@ -240,13 +243,21 @@ export class TokenVerifier {
     if (record.revoked) return 'revoked';
     if (record.expires !== undefined && Date.parse(record.expires) <= now) return 'expired';
     const digest = createHash('sha256').update(token).digest('base64');
-    const known = this.verified.get(digest);
+    const known = this.verified.get(digest) ?? this.hashing.get(digest);
     if (known !== undefined) return known;
-    const hash = await hashSecret(match[2]!, Buffer.from(record.salt, 'base64'), record.scrypt);
-    const outcome = timingSafeEqual(hash, Buffer.from(record.hash, 'base64')) ? identityOf(record) : 'wrong secret';
-    if (this.verified.size >= TokenVerifier.MAX_REMEMBERED) this.verified.clear();
-    this.verified.set(digest, outcome);
-    return outcome;
+    const outcome = hashSecret(match[2]!, Buffer.from(record.salt, 'base64'), record.scrypt).then(
+      (hash): Identity | Refusal =>
+        timingSafeEqual(hash, Buffer.from(record.hash, 'base64')) ? identityOf(record) : 'wrong secret',
+    );
+    this.hashing.set(digest, outcome);
+    try {
+      const settled = await outcome;
+      if (this.verified.size >= TokenVerifier.MAX_REMEMBERED) this.verified.clear();
+      this.verified.set(digest, settled);
+      return settled;
+    } finally {
+      this.hashing.delete(digest);
+    }
   }
 
   /**
