@@ -43,6 +43,11 @@ export class HttpInferenceClient {
       : undefined;
   }
 
+  /** Closes the client's TLS connections (a plain client holds none of its own); it cannot be used after. */
+  async close(): Promise<void> {
+    await this.dispatcher?.close();
+  }
+
   private async request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
     const response = await fetch(this.base + path, {
       method,
