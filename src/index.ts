@@ -88,6 +88,31 @@ export { trainTestSplit, type SplitOptions } from './data/split.js';
 export { isMissing, type Table, type Cell, type ColumnType } from './data/table.js';
 export { serve, type ServeOptions, type RunningServer } from './serving/server.js';
 export {
+  AccessControl,
+  ALL_MODELS,
+  ANONYMOUS,
+  type AccessOptions,
+  type CallInfo,
+  type Caller,
+  type Credentials,
+} from './serving/auth/access.js';
+export { AuditLog, type AuditAction, type AuditCaller, type AuditDenial } from './serving/auth/audit.js';
+export { RateLimiter, type RateLimits, type Release } from './serving/auth/rate-limit.js';
+export {
+  SCOPES,
+  TokenVerifier,
+  createToken,
+  type Refusal,
+  type CertificateGrant,
+  type Identity,
+  type NewToken,
+  type Scope,
+  type TokenFile,
+  type TokenRecord,
+} from './serving/auth/tokens.js';
+export { TokenStore, addTokenRecord, readTokenFile, revokeTokenRecord } from './serving/auth/token-store.js';
+export type { ClientCertificates, TlsSettings } from './serving/tls.js';
+export {
   DataPlane,
   EXTENSIONS,
   type InferRequest,
@@ -112,6 +137,8 @@ export {
   InferStream,
   InferenceServerError,
   type GrpcClientOptions,
+  type ClientSecurity,
+  type ClientTls,
   type ClientTensor,
   type InferOptions,
   type InferResult,

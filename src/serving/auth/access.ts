@@ -23,16 +23,19 @@ export interface Credentials {
 
 /** One call as a transport sees it. */
 export interface CallInfo {
+  /** The endpoint the call came in on. */
   transport: 'grpc' | 'rest' | 'metrics';
   /** The client's address. */
   peer: string;
   /** The RPC name or the route ('POST /v2/models/{name}/infer'). */
   action: string;
+  /** What the call carried. */
   credentials: Credentials;
 }
 
 /** A call that passed authentication: who made it, for the next checks and the audit trail. */
 export interface Caller extends CallInfo {
+  /** Who it is: a token's or certificate's identity, or ANONYMOUS with access control off. */
   identity: Identity;
 }
 
@@ -78,11 +81,15 @@ export function isAdministrative(scope: Scope): boolean {
   return ADMINISTRATIVE.has(scope);
 }
 
+/** The access decision of one server: who calls, what they may do, how often; serve() makes one from its options. */
 export class AccessControl {
   /** Whether calls must carry credentials. */
   readonly enabled: boolean;
+  /** Server live/ready answer without credentials. */
   readonly openHealth: boolean;
+  /** /metrics answers without credentials. */
   readonly openMetrics: boolean;
+  /** The audit trail, when one is configured. */
   readonly audit: AuditLog | undefined;
   private readonly limiter: RateLimiter;
   private readonly failures: RateLimiter;

@@ -11,6 +11,7 @@ import { MaasError, messageOf } from '../../core/errors.js';
 
 /** What a token (or a client certificate) may do. `admin` implies every other scope, and every scope implies `health`. */
 export const SCOPES = ['health', 'metadata', 'infer', 'explain', 'update', 'repository', 'admin'] as const;
+/** One of SCOPES. */
 export type Scope = (typeof SCOPES)[number];
 
 /** scrypt's cost (N = 2^14, r = 8, p = 1: 16 MiB and tens of milliseconds per new token seen). */
