@@ -194,6 +194,17 @@ describe('AccessControl', () => {
     expect((await access.check(call({}), 'repository', ALL_MODELS)).identity).toBe(ANONYMOUS);
   });
 
+  it('limits anonymous callers per address when there is no token file', async () => {
+    const access = new AccessControl({ limits: { ratePerSecond: 1, burst: 2 } });
+    expect(access.active).toBe(true);
+    const first = await access.authenticate(call({}, '10.0.0.1'));
+    access.admit(first)();
+    access.admit(first)();
+    expect(() => access.admit(first)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_RATE_LIMITED' }));
+    const other = await access.authenticate(call({}, '10.0.0.2'));
+    expect(() => access.admit(other)()).not.toThrow();
+  });
+
   it('refuses an address that keeps guessing, before checking its guesses', async () => {
     const path = join(dir, 'guesses.json');
     const real = await createToken({ name: 'real', scopes: ['infer'] });
