@@ -162,13 +162,12 @@ export class AccessControl {
     const allowed =
       model === ALL_MODELS ? identity.models === null && permits(identity, scope) : permits(identity, scope, model);
     if (allowed) return;
-    this.deny(
-      caller,
-      caller.identity,
-      `scope ${scope} not granted${model === undefined ? '' : model === ALL_MODELS ? ' on every model' : ' on the model'}`,
-      'MAAS_ERR_PERMISSION_DENIED',
-      model,
-    );
+    const reason = !permits(identity, scope)
+      ? `scope ${scope} not granted`
+      : model === ALL_MODELS
+        ? 'limited to some models, the call covers every model'
+        : 'model not granted';
+    this.deny(caller, caller.identity, reason, 'MAAS_ERR_PERMISSION_DENIED', model);
     throw new MaasError('MAAS_ERR_PERMISSION_DENIED', `The credentials do not allow this call (scope ${scope})`);
   }
 
