@@ -6,6 +6,7 @@
  *
  *   npm run fuzz -- [--seed N] [--network-cases N] [--file-cases N] [--time-limit SECONDS]
  *                   [--only network|files] [--replay-network I,J] [--replay-file I,J]
+ *                   [--auth valid|none]
  */
 import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/core/package-root.js';
 import { runFileFuzz, type FileResult } from './files/run.js';
+import { AUTH_MODES, type AuthMode } from './network/auth.js';
 import { runNetworkFuzz, type NetworkResult } from './network/run.js';
 import { FindingsWriter } from './report.js';
 
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     'deadline-ms': { type: 'string', default: '5000' },
     'load-timeout-ms': { type: 'string', default: '20000' },
     children: { type: 'string', default: String(Math.min(4, Math.max(2, availableParallelism() - 1))) },
+    auth: { type: 'string' },
     findings: { type: 'string', default: join(packageRoot(), 'fuzz', 'findings') },
   },
 });
@@ -43,7 +46,13 @@ function indices(name: string, text: string | undefined): number[] | undefined {
   return text === undefined ? undefined : text.split(',').map((t) => integer(name, t));
 }
 
+function authMode(text: string | undefined): AuthMode | undefined {
+  if (text === undefined || AUTH_MODES.includes(text as AuthMode)) return text as AuthMode | undefined;
+  throw new Error(`Expected --auth ${AUTH_MODES.join(' or ')} but received '${text}'`);
+}
+
 const seed = values.seed === undefined ? randomInt(2 ** 32) : integer('seed', values.seed);
+const auth = authMode(values.auth);
 const replayNetwork = indices('replay-network', values['replay-network']);
 const replayFile = indices('replay-file', values['replay-file']);
 const replaying = replayNetwork !== undefined || replayFile !== undefined;
@@ -53,7 +62,7 @@ const timeLimitMs = integer('time-limit', values['time-limit']) * 1000;
 const findings = new FindingsWriter(join(values.findings, String(seed)));
 const log = (line: string) => console.log(line);
 
-console.log(`maas fuzz: seed ${seed} (replay with --seed ${seed})`);
+console.log(`maas fuzz: seed ${seed} (replay with --seed ${seed}${auth ? ` --auth ${auth}` : ''})`);
 let network: NetworkResult | null = null;
 let files: FileResult | null = null;
 if (runNetwork) {
@@ -65,11 +74,16 @@ if (runNetwork) {
     deadlineMs: integer('deadline-ms', values['deadline-ms']),
     findings,
     log,
+    ...(auth ? { auth } : {}),
   });
   console.log(
-    `\nnetwork: ${network.cases} cases in ${(network.wallMs / 1000).toFixed(1)} s, server restarted ${network.serverRestarts}×${network.stoppedByTime ? ' (stopped by the time limit)' : ''}`,
+    `\nnetwork${auth ? ` (auth ${auth})` : ''}: ${network.cases} cases in ${(network.wallMs / 1000).toFixed(1)} s, server restarted ${network.serverRestarts}×${network.stoppedByTime ? ' (stopped by the time limit)' : ''}`,
   );
   console.log(network.tally.table());
+  if (auth)
+    console.log(
+      '(denied: refused for its credentials, HTTP 401 or gRPC UNAUTHENTICATED; unauth-served: a call outside server health served without credentials)',
+    );
 }
 if (runFiles) {
   files = await runFileFuzz({
@@ -93,7 +107,12 @@ if (runFiles) {
 }
 
 const failures = (network?.tally.failures ?? 0) + (files?.tally.failures ?? 0);
-await findings.close({ seed, network: network?.tally.toJSON(), files: files?.tally.toJSON() });
+await findings.close({
+  seed,
+  ...(auth ? { auth } : {}),
+  network: network?.tally.toJSON(),
+  files: files?.tally.toJSON(),
+});
 if (failures > 0) console.log(`\n${failures} failing cases, written to ${join(values.findings, String(seed))}`);
 else console.log('\nno failing cases');
 process.exitCode = failures > 0 ? 1 : 0;

@@ -19,10 +19,10 @@ export class TsChild {
   readonly exited: Promise<ChildExit>;
   private stderr = '';
 
-  constructor(module: URL, options: { heapMb?: number } = {}) {
+  constructor(module: URL, options: { heapMb?: number; args?: string[] } = {}) {
     const execArgv = ['--import', import.meta.resolve('tsx')];
     if (options.heapMb) execArgv.push(`--max-old-space-size=${options.heapMb}`);
-    this.process = fork(fileURLToPath(module), [], {
+    this.process = fork(fileURLToPath(module), options.args ?? [], {
       execArgv,
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

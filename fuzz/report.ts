@@ -25,6 +25,25 @@ export const NETWORK_CLASSES = [
   'wrong-output',
 ] as const;
 /**
+ * The network classes of a run under access control (`--auth valid|none`): besides the above,
+ * `denied` (refused for its credentials: HTTP 401, or gRPC UNAUTHENTICATED with its maas code;
+ * fine) and `unauth-served` (with `--auth none`: a call outside the open health endpoints
+ * served without credentials: a 2xx, a gRPC OK or a response message; a failure).
+ */
+export const AUTH_NETWORK_CLASSES = [
+  'answered',
+  'refused',
+  'denied',
+  'closed',
+  'held',
+  'crash',
+  'hang',
+  'uncoded',
+  'grpc-js',
+  'wrong-output',
+  'unauth-served',
+] as const;
+/**
  * What became of a file mutant: refused with a coded error, caught (openModelFile's safety net
  * made a coded error of one a reader did not foresee: listed in the findings, not failed),
  * identical outputs. Failures: crash, hang, uncoded, wrong-digest (other outputs though a digest
@@ -41,7 +60,7 @@ export const FILE_CLASSES = [
   'wrong-no-digest',
 ] as const;
 
-export type NetworkClass = (typeof NETWORK_CLASSES)[number];
+export type NetworkClass = (typeof AUTH_NETWORK_CLASSES)[number];
 export type FileClass = (typeof FILE_CLASSES)[number];
 
 /** The classes that fail a run (and the CI test). */
@@ -52,6 +71,7 @@ export const FAILING: ReadonlySet<string> = new Set([
   'grpc-js',
   'wrong-output',
   'wrong-digest',
+  'unauth-served',
 ]);
 
 /** One case's verdict. */
@@ -107,7 +127,7 @@ export class Tally<C extends string> {
     return this.classes.reduce((n, c) => n + this.count(c), 0);
   }
 
-  /** Failing cases (crash, hang, uncoded, wrong output or wrong load under a digest). */
+  /** Failing cases (crash, hang, uncoded, grpc-js, wrong output, wrong load under a digest, unauthenticated call served). */
   get failures(): number {
     return this.classes.filter((c) => FAILING.has(c)).reduce((n, c) => n + this.count(c), 0);
   }

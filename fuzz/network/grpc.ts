@@ -2,7 +2,8 @@
  * gRPC message cases: a valid request of each RPC, encoded with protobufjs from the service's
  * .proto, then mutated at the wire level (or, for ModelInfer, in its fields' values) and sent as
  * raw bytes through a real @grpc/grpc-js client (unary, and ModelStreamInfer as a stream). An
- * error must carry its maas-error-code and must not be INTERNAL or UNKNOWN.
+ * error must carry its maas-error-code and must not be INTERNAL or UNKNOWN. Under access control
+ * (`--auth valid`) the call carries the token in its `authorization` metadata.
  */
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -11,10 +12,18 @@ import { packageRoot } from '../../src/core/package-root.js';
 import { mutateMessage } from '../protobuf.js';
 import { type Rng } from '../random.js';
 import type { NetworkClass, Verdict } from '../report.js';
+import {
+  GRPC_SERVICE,
+  OPEN_RPCS,
+  UNAUTHENTICATED_CODE,
+  noAccessSeen,
+  type AccessSeen,
+  type AccessVerdict,
+} from './auth.js';
 import { PROBE_INPUT, PROBE_MODEL, PROBE_WIDTH } from './models.js';
 import { mutateConfig } from './config.js';
 
-const SERVICE = '/inference.GRPCInferenceService/';
+const SERVICE = GRPC_SERVICE;
 
 let root: protobuf.Root | null = null;
 
@@ -37,6 +46,8 @@ export interface GrpcCase {
   messages: Buffer[];
   /** A model load: slow work by nature, given the load deadline instead of the request deadline. */
   loads: boolean;
+  /** The `authorization` metadata the call carries (absent: none). */
+  authorization?: string;
 }
 
 interface Seed {
@@ -199,8 +210,8 @@ function namesProbe(seed: Seed, bytes: Buffer): boolean {
   }
 }
 
-/** grpc-message: one RPC's request, mutated. */
-export function grpcMessageCase(rng: Rng): GrpcCase {
+/** grpc-message: one RPC's request, mutated; the call carries `authorization` when given. */
+export function grpcMessageCase(rng: Rng, authorization?: string): GrpcCase {
   const seed = rng.weighted(SEEDS);
   const count = seed.method === 'ModelStreamInfer' ? rng.between(1, 3) : 1;
   const messages: Buffer[] = [];
@@ -233,6 +244,7 @@ export function grpcMessageCase(rng: Rng): GrpcCase {
     method: seed.method,
     messages,
     loads: seed.method === 'RepositoryModelLoad',
+    ...(authorization === undefined ? {} : { authorization }),
   };
 }
 
@@ -251,27 +263,59 @@ function judgeStatus(error: grpc.ServiceError | null): Verdict<NetworkClass> | n
   return { class: error.code === grpc.status.UNAVAILABLE ? 'closed' : 'refused' };
 }
 
-/** Sends a case through `client` and judges the answer. */
-export function runGrpcCase(client: grpc.Client, c: GrpcCase, deadlineMs: number): Promise<Verdict<NetworkClass>> {
+/**
+ * What a call's end shows about access: served (an OK status or any answer message, for an RPC
+ * that is not open), or refused for its credentials (UNAUTHENTICATED, with its maas code or not).
+ */
+function grpcAccess(
+  method: string,
+  code: grpc.status,
+  metadata: grpc.Metadata | undefined,
+  answers: number,
+): AccessSeen {
+  const seen = noAccessSeen();
+  if ((code === grpc.status.OK || answers > 0) && !OPEN_RPCS.has(method))
+    seen.served.push(`${method}: status ${grpc.status[code] ?? code}, ${answers} answer message(s)`);
+  if (code === grpc.status.UNAUTHENTICATED) {
+    const maas = metadata?.get('maas-error-code')[0];
+    if (maas === UNAUTHENTICATED_CODE) seen.denied++;
+    else seen.uncoded = `UNAUTHENTICATED with maas-error-code ${typeof maas === 'string' ? maas : '(none)'}`;
+  }
+  return seen;
+}
+
+/** The call's metadata: the token, when the case carries one. */
+function metadataOf(c: GrpcCase): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (c.authorization !== undefined) metadata.set('authorization', c.authorization);
+  return metadata;
+}
+
+/** Sends a case through `client` and judges the answer (with what it showed about access control). */
+export function runGrpcCase(client: grpc.Client, c: GrpcCase, deadlineMs: number): Promise<AccessVerdict> {
   const path = SERVICE + c.method;
   const deadline = Date.now() + deadlineMs;
   if (c.method !== 'ModelStreamInfer') {
     return new Promise((resolve) => {
-      client.makeUnaryRequest(path, identity, identity, c.messages[0]!, new grpc.Metadata(), { deadline }, (error) =>
-        resolve(judgeStatus(error) ?? { class: 'answered' }),
+      client.makeUnaryRequest(path, identity, identity, c.messages[0]!, metadataOf(c), { deadline }, (error, value) =>
+        resolve({
+          ...(judgeStatus(error) ?? { class: 'answered' }),
+          access: grpcAccess(c.method, error ? error.code : grpc.status.OK, error?.metadata, value ? 1 : 0),
+        }),
       );
     });
   }
   return new Promise((resolve) => {
-    const call = client.makeBidiStreamRequest(path, identity, identity, new grpc.Metadata(), { deadline });
+    const call = client.makeBidiStreamRequest(path, identity, identity, metadataOf(c), { deadline });
     const answers: Buffer[] = [];
     call.on('data', (answer: Buffer) => answers.push(answer));
     call.on('error', () => {}); // the status says it
     call.on('status', (status: grpc.StatusObject) => {
+      const access = grpcAccess(c.method, status.code, status.metadata, answers.length);
       const failed =
         status.code === grpc.status.OK ? null : judgeStatus(Object.assign(new Error(status.details), status));
-      if (failed) return resolve(failed);
-      resolve(judgeStreamAnswers(answers));
+      if (failed) return resolve({ ...failed, access });
+      resolve({ ...judgeStreamAnswers(answers), access });
     });
     for (const m of c.messages) call.write(m);
     call.end();

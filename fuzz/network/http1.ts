@@ -2,9 +2,11 @@
  * Reading the REST server's answers off a raw connection (HTTP/1.1 responses, possibly several
  * for pipelined requests) and judging them: an error must be the adapter's `{"error": "..."}`
  * JSON with a status other than 500; a connection closed without an answer is acceptable for
- * garbage, a connection neither answered nor closed by the deadline is a hang.
+ * garbage, a connection neither answered nor closed by the deadline is a hang. Each answer is
+ * also read for access control: a 2xx to a request outside the open health routes is a call
+ * served, a 401 a refusal for the credentials.
  */
-import type { Verdict, NetworkClass } from '../report.js';
+import { isOpenRestTarget, noAccessSeen, type AccessSeen, type AccessVerdict } from './auth.js';
 import type { Exchange } from './socket.js';
 
 /** One parsed response. */
@@ -101,18 +103,41 @@ export function uncodedReason(answer: HttpAnswer, method: string | undefined): s
   return `HTTP ${answer.status} without a JSON {"error": ...} body: '${shown}'`;
 }
 
-/** A REST case's verdict from what came back on its connection. */
-export function judgeHttp(result: Exchange, methods: readonly string[]): Verdict<NetworkClass> {
+/**
+ * What the answers show about access: the i-th answer goes to the i-th request (HTTP/1.1
+ * answers in order); a 2xx to a target that is not an open health route (or to no request the
+ * case knows of) was served, a 401 refused the credentials.
+ */
+function restAccess(
+  answers: readonly HttpAnswer[],
+  methods: readonly string[],
+  targets: readonly string[],
+): AccessSeen {
+  const seen = noAccessSeen();
+  for (const [i, answer] of answers.entries()) {
+    if (answer.status >= 200 && answer.status < 300 && !isOpenRestTarget(targets[i]))
+      seen.served.push(
+        `${(methods[i] ?? '(no request)').slice(0, 20)} ${(targets[i] ?? '').slice(0, 80)}: HTTP ${answer.status} '${answer.body.toString('utf8', 0, 80)}'`,
+      );
+    if (answer.status === 401) seen.denied++;
+  }
+  return seen;
+}
+
+/** A REST case's verdict from what came back on its connection, with what it showed about access control. */
+export function judgeHttp(result: Exchange, methods: readonly string[], targets: readonly string[]): AccessVerdict {
   const answers = parseResponses(result.received, methods, result.closed);
+  const access = restAccess(answers, methods, targets);
   for (const [i, answer] of answers.entries()) {
     const reason = uncodedReason(answer, methods[i]);
-    if (reason) return { class: 'uncoded', detail: reason };
+    if (reason) return { class: 'uncoded', detail: reason, access };
   }
   if (result.timedOut && answers.length < methods.length)
     return {
       class: 'hang',
       detail: `${answers.length} of ${methods.length} answers by the deadline, the connection still open${result.received.length > 0 ? `: '${result.received.toString('latin1', 0, 120)}'` : ''}`,
+      access,
     };
-  if (answers.length === 0) return { class: 'closed' };
-  return { class: answers.some((a) => a.status >= 400) ? 'refused' : 'answered' };
+  if (answers.length === 0) return { class: 'closed', access };
+  return { class: answers.some((a) => a.status >= 400) ? 'refused' : 'answered', access };
 }

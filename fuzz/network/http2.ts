@@ -6,11 +6,15 @@
  * but must stay up and keep answering others. h2-grpc: well-formed HTTP/2 from node:http2 with
  * gRPC's own framing and headers mutated (content-type, path, grpc-timeout, grpc-encoding,
  * compressed flag, length prefix); each must end in a gRPC status, and not INTERNAL or UNKNOWN.
+ * Under access control (`--auth valid`) every request carries the token: as the last field of
+ * each request's header block, which no mutation edits, and as a node:http2 header.
  */
 import { connect, constants as h2, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { type Rng, mutateBytes } from '../random.js';
 import type { NetworkClass, Verdict } from '../report.js';
+import { UNAUTHENTICATED_CODE, isOpenGrpcPath, noAccessSeen, type AccessSeen, type AccessVerdict } from './auth.js';
 import { protoType } from './grpc.js';
+import { readH2Answers } from './hpack.js';
 import { PROBE_INPUT, PROBE_MODEL, PROBE_WIDTH } from './models.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -39,15 +43,23 @@ interface Frame {
   payload: Buffer;
   /** A length field that lies about the payload. */
   declaredLength?: number;
+  /**
+   * Bytes after the payload that no mutation edits: the token's HPACK field at the end of a
+   * request's header block. A lying length lies by as much about the payload with them.
+   */
+  suffix?: Buffer;
 }
 
 function frameBytes(f: Frame): Buffer {
   const header = Buffer.alloc(9);
-  header.writeUIntBE((f.declaredLength ?? f.payload.length) & 0xffffff, 0, 3);
+  const payload = f.suffix ? Buffer.concat([f.payload, f.suffix]) : f.payload;
+  const declared =
+    f.declaredLength === undefined ? payload.length : Math.min(0xffffff, f.declaredLength + (f.suffix?.length ?? 0));
+  header.writeUIntBE(declared & 0xffffff, 0, 3);
   header[3] = f.type & 0xff;
   header[4] = f.flags & 0xff;
   header.writeUInt32BE(f.stream >>> 0, 5);
-  return Buffer.concat([header, f.payload]);
+  return Buffer.concat([header, payload]);
 }
 
 /** An HPACK integer with an `n`-bit prefix, `first` holding the bits above the prefix. */
@@ -105,7 +117,8 @@ function grpcMessage(compressed = 0, declared?: number): Buffer {
   return Buffer.concat([prefix, body]);
 }
 
-function requestHeaders(stream: number, extra: Buffer = Buffer.alloc(0)): Frame {
+/** A request's HEADERS frame; `token` (the token's HPACK field) ends its block, outside the payload mutations edit. */
+function requestHeaders(stream: number, token?: Buffer): Frame {
   const block = Buffer.concat([
     literal(':method', 'POST'),
     literal(':scheme', 'http'),
@@ -113,9 +126,8 @@ function requestHeaders(stream: number, extra: Buffer = Buffer.alloc(0)): Frame 
     literal(':authority', 'localhost'),
     literal('content-type', 'application/grpc'),
     literal('te', 'trailers'),
-    extra,
   ]);
-  return { type: FrameType.HEADERS, flags: END_HEADERS, stream, payload: block };
+  return { type: FrameType.HEADERS, flags: END_HEADERS, stream, payload: block, ...(token ? { suffix: token } : {}) };
 }
 
 /** The conversation's frames, with its request's HEADERS and DATA frames by name (a mutation may retype them). */
@@ -123,15 +135,19 @@ interface Conversation {
   frames: Frame[];
   headers: Frame;
   data: Frame;
+  /** The token's HPACK field, that every request's header block ends with (absent: no token). */
+  token?: Buffer;
 }
 
-function conversation(): Conversation {
-  const headers = requestHeaders(1);
+function conversation(authorization?: string): Conversation {
+  const token = authorization === undefined ? undefined : literal('authorization', authorization);
+  const headers = requestHeaders(1, token);
   const data: Frame = { type: FrameType.DATA, flags: END_STREAM, stream: 1, payload: grpcMessage() };
   return {
     frames: [{ type: FrameType.SETTINGS, flags: 0, stream: 0, payload: Buffer.alloc(0) }, headers, data],
     headers,
     data,
+    ...(token ? { token } : {}),
   };
 }
 
@@ -198,8 +214,10 @@ const FRAME_MUTATIONS: readonly ((rng: Rng, conversation: Conversation) => strin
       flags: END_HEADERS,
       stream: headers.stream,
       payload: headers.payload.subarray(cut),
+      ...(headers.suffix ? { suffix: headers.suffix } : {}),
     };
     headers.payload = headers.payload.subarray(0, cut);
+    delete headers.suffix; // the token ends the block: it moves to the frame that now ends it
     headers.flags &= ~END_HEADERS;
     const between = rng.pick<Frame | null>([
       null,
@@ -329,16 +347,16 @@ const FRAME_MUTATIONS: readonly ((rng: Rng, conversation: Conversation) => strin
     frames.splice(rng.between(1, frames.length), 0, f);
     return `stray frame ${f.type} on stream ${f.stream}`;
   },
-  (rng, { frames }) => {
+  (rng, { frames, token }) => {
     const count = rng.pick([100, 2000]);
-    frames.splice(2, 0, ...storm(count, (i) => requestHeaders(2 * i + 3)));
+    frames.splice(2, 0, ...storm(count, (i) => requestHeaders(2 * i + 3, token)));
     return `${count} streams opened`;
   },
 ];
 
 /** The unbroken conversation's bytes: a ModelInfer call the server answers (the cases' baseline). */
-export function validH2Conversation(): Buffer {
-  return Buffer.concat([PREFACE, ...conversation().frames.map(frameBytes)]);
+export function validH2Conversation(authorization?: string): Buffer {
+  return Buffer.concat([PREFACE, ...conversation(authorization).frames.map(frameBytes)]);
 }
 
 /**
@@ -371,9 +389,9 @@ export interface H2FramesCase {
   bytes: Buffer;
 }
 
-/** h2-frames: the conversation, broken. */
-export function h2FramesCase(rng: Rng): H2FramesCase {
-  const c = conversation();
+/** h2-frames: the conversation (carrying `authorization` when given), broken. */
+export function h2FramesCase(rng: Rng, authorization?: string): H2FramesCase {
+  const c = conversation(authorization);
   const steps: string[] = [];
   let preface: Buffer = PREFACE;
   if (rng.chance(0.08)) {
@@ -399,14 +417,25 @@ export interface H2GrpcCase {
   body: Buffer;
 }
 
-/** h2-grpc: a valid ModelInfer call over node:http2 with its gRPC headers or framing mutated. */
-export function h2GrpcCase(rng: Rng): H2GrpcCase {
-  const headers: Record<string, string> = {
-    [h2.HTTP2_HEADER_METHOD]: 'POST',
-    [h2.HTTP2_HEADER_PATH]: INFER_PATH,
-    'content-type': 'application/grpc',
-    te: 'trailers',
+/** The unbroken h2-grpc request: a ModelInfer call the server answers (the cases' baseline). */
+export function validH2GrpcCase(authorization?: string): H2GrpcCase {
+  return {
+    target: 'h2-grpc',
+    description: 'unbroken ModelInfer',
+    headers: {
+      [h2.HTTP2_HEADER_METHOD]: 'POST',
+      [h2.HTTP2_HEADER_PATH]: INFER_PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...(authorization === undefined ? {} : { authorization }),
+    },
+    body: grpcMessage(),
   };
+}
+
+/** h2-grpc: a valid ModelInfer call (carrying `authorization` when given) over node:http2 with its gRPC headers or framing mutated. */
+export function h2GrpcCase(rng: Rng, authorization?: string): H2GrpcCase {
+  const { headers } = validH2GrpcCase(authorization);
   let body = grpcMessage();
   const steps: string[] = [];
   const edits: (() => string)[] = [
@@ -475,19 +504,23 @@ export function h2GrpcCase(rng: Rng): H2GrpcCase {
   return { target: 'h2-grpc', description: steps.join(', '), headers, body };
 }
 
-/** Sends an h2-grpc case over a fresh session and judges the status it ends with. */
-export function runH2GrpcCase(port: number, c: H2GrpcCase, deadlineMs: number): Promise<Verdict<NetworkClass>> {
+/**
+ * Sends an h2-grpc case over a fresh session and judges the status it ends with; the verdict
+ * carries what the answer showed about access control (a call served, a credentials refusal).
+ */
+export function runH2GrpcCase(port: number, c: H2GrpcCase, deadlineMs: number): Promise<AccessVerdict> {
   return new Promise((resolve) => {
     let session: ClientHttp2Session;
     let settled = false;
     let response: IncomingHttpHeaders = {};
     let trailers: IncomingHttpHeaders = {};
+    let dataBytes = 0;
     const finish = (verdict: Verdict<NetworkClass>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       session?.destroy();
-      resolve(verdict);
+      resolve({ ...verdict, access: h2GrpcAccess(c.headers[h2.HTTP2_HEADER_PATH], response, trailers, dataBytes) });
     };
     const timer = setTimeout(() => finish({ class: 'hang', detail: 'no status by the deadline' }), deadlineMs);
     try {
@@ -496,7 +529,7 @@ export function runH2GrpcCase(port: number, c: H2GrpcCase, deadlineMs: number): 
       const request = session.request(c.headers, { endStream: false });
       request.on('response', (headers) => (response = headers));
       request.on('trailers', (headers: IncomingHttpHeaders) => (trailers = headers));
-      request.on('data', () => {});
+      request.on('data', (chunk: Buffer) => (dataBytes += chunk.length));
       request.on('error', () => {});
       request.on('close', () => finish(judgeH2Status(response, trailers)));
       request.end(c.body);
@@ -530,4 +563,50 @@ function judgeH2Status(response: IncomingHttpHeaders, trailers: IncomingHttpHead
     return { class: 'grpc-js', detail: `INTERNAL from grpc-js: ${message}` };
   if (status === 13 || status === 2) return { class: 'uncoded', detail: `status ${status}: ${message}` };
   return { class: 'refused' };
+}
+
+/** A gRPC status's credentials refusal: counted when it carries its maas code, reported when it does not. */
+function credentialsRefusal(seen: AccessSeen, status: string | undefined, code: string | undefined): void {
+  if (status !== '16') return;
+  if (code === UNAUTHENTICATED_CODE) seen.denied++;
+  else seen.uncoded = `UNAUTHENTICATED with maas-error-code ${code ?? '(none)'}`;
+}
+
+/** What an h2-grpc answer shows about access: served (an OK status or message bytes on a path not open), or refused for its credentials. */
+function h2GrpcAccess(
+  path: string | undefined,
+  response: IncomingHttpHeaders,
+  trailers: IncomingHttpHeaders,
+  dataBytes: number,
+): AccessSeen {
+  const all = { ...response, ...trailers };
+  const status = all['grpc-status'] === undefined ? undefined : String(all['grpc-status']);
+  const seen = noAccessSeen();
+  if ((status === '0' || dataBytes > 0) && !isOpenGrpcPath(path))
+    seen.served.push(
+      `${String(path).slice(0, 80)}: HTTP ${String(response[h2.HTTP2_HEADER_STATUS])}, grpc-status ${status ?? '(none)'}, ${dataBytes} message bytes`,
+    );
+  const code = all['maas-error-code'];
+  credentialsRefusal(seen, status, code === undefined ? undefined : String(code));
+  return seen;
+}
+
+/**
+ * What a raw h2-frames connection's answers show about access, from the server's frames and
+ * decoded header blocks: every client stream answered with message bytes or grpc-status 0 was
+ * served (the request is a ModelInfer, never an open RPC), and each UNAUTHENTICATED is counted.
+ */
+export function h2FramesAccess(received: Buffer): AccessSeen {
+  const answers = readH2Answers(received);
+  const seen = noAccessSeen();
+  for (const [id, stream] of answers.streams) {
+    if (id === 0) continue;
+    const status = stream.headers['grpc-status'];
+    if (status === '0' || stream.dataBytes > 0)
+      seen.served.push(
+        `ModelInfer on stream ${id}: grpc-status ${status ?? '(none)'}, ${stream.dataBytes} message bytes`,
+      );
+    credentialsRefusal(seen, status, stream.headers['maas-error-code']);
+  }
+  return seen;
 }

@@ -11,9 +11,10 @@ export const PROBE_INPUT: Float32Array = (() => {
   return Float32Array.from({ length: 2 * PROBE_WIDTH }, () => r.uniform(-1, 1));
 })();
 
-/** The target's first message: its ports and the probe's expected output. */
+/** The target's first message: its ports, the probe's expected output, and its admin token when it has a token file. */
 export interface TargetReady {
   grpcPort: number;
   httpPort: number;
   expected: number[];
+  token?: string;
 }

@@ -3,6 +3,8 @@
  * send is out of reach: mutated bodies (JSON structure, text bytes, the binary tensor data
  * extension's header length), request targets (%-escapes, dot segments, long and non-ASCII
  * paths, methods, versions) and headers (huge, many, duplicated, bad lengths, chunked framing).
+ * Under access control (`--auth valid`) every request carries `authorization: Bearer <token>`,
+ * a header no mutation edits or removes.
  */
 import { mutateJson, type Json } from '../json.js';
 import { type Rng, mutateBytes } from '../random.js';
@@ -15,6 +17,8 @@ export interface RestCase {
   description: string;
   chunks: Buffer[];
   methods: string[];
+  /** The requests' targets as sent (latin1), one per method: what decides whether an answer served an open route. */
+  targets: string[];
   /**
    * The bytes may stop inside a request (a body shorter than its declared length, a chunked body
    * without its last chunk): the server may rightly wait for more, so the client half-closes.
@@ -37,6 +41,11 @@ function requestBytes(method: string, target: string | Buffer, headers: Header[]
 }
 
 const HOST: Header = ['host', 'localhost'];
+
+/** The host header, then the token's when the case carries one. */
+function baseHeaders(authorization: string | undefined): Header[] {
+  return authorization === undefined ? [HOST] : [HOST, ['authorization', authorization]];
+}
 
 /** The bodies the REST routes take, each a valid request before mutation. */
 interface BodySeed {
@@ -79,18 +88,22 @@ function bodySeeds(): BodySeed[] {
 const BODY_SEEDS = bodySeeds();
 
 /** A valid infer request on the probe model (pipelined and header cases start from it). */
-function inferRequest(headers: Header[] = []): { head: Header[]; body: Buffer; path: string } {
+function inferRequest(authorization?: string): { head: Header[]; body: Buffer; path: string } {
   const seed = BODY_SEEDS[0]!;
   const body = Buffer.from(JSON.stringify(seed.document));
   return {
-    head: [HOST, ['content-type', 'application/json'], ['content-length', String(body.length)], ...headers],
+    head: [
+      ...baseHeaders(authorization),
+      ['content-type', 'application/json'],
+      ['content-length', String(body.length)],
+    ],
     body,
     path: seed.path,
   };
 }
 
 /** rest-body: one seed body, mutated in its JSON structure, its text, or its binary framing. */
-export function restBodyCase(rng: Rng): RestCase {
+export function restBodyCase(rng: Rng, authorization?: string): RestCase {
   const seed = rng.weighted(BODY_SEEDS.map((s, i) => [s, i === 4 ? 1 : 4] as const));
   let json: Buffer = Buffer.from(JSON.stringify(seed.document));
   let what: string;
@@ -114,7 +127,7 @@ export function restBodyCase(rng: Rng): RestCase {
     what = mutated.what;
   } else what = 'binary framing';
   let binary = seed.binary ?? Buffer.alloc(0);
-  const headers: Header[] = [HOST];
+  const headers: Header[] = baseHeaders(authorization);
   let declared: string | null = seed.binary ? String(json.length) : null;
   if (mode === 'framing') {
     const choice = rng.below(4);
@@ -141,6 +154,7 @@ export function restBodyCase(rng: Rng): RestCase {
     description: `POST ${seed.path}: ${what}`,
     chunks: [requestBytes('POST', seed.path, headers, body)],
     methods: ['POST'],
+    targets: [seed.path],
     loads: seed.path.endsWith('/load'),
   };
 }
@@ -233,7 +247,7 @@ const PATH_MUTATIONS: readonly ((rng: Rng, path: Buffer) => { path: Buffer; what
 ];
 
 /** rest-url: a method, a mutated request target, sometimes an odd HTTP version. */
-export function restUrlCase(rng: Rng): RestCase {
+export function restUrlCase(rng: Rng, authorization?: string): RestCase {
   const method = rng.pick(METHODS);
   let path: Buffer = Buffer.from(rng.pick(URL_SEEDS), 'latin1');
   const steps: string[] = [];
@@ -251,12 +265,17 @@ export function restUrlCase(rng: Rng): RestCase {
     ['', 1],
   ]);
   const body = method === 'POST' ? inferRequest().body : Buffer.alloc(0);
-  const headers: Header[] = [HOST, ['content-type', 'application/json'], ['content-length', String(body.length)]];
+  const headers: Header[] = [
+    ...baseHeaders(authorization),
+    ['content-type', 'application/json'],
+    ['content-length', String(body.length)],
+  ];
   return {
     target: 'rest-url',
     description: `${method.slice(0, 20)} ${path.toString('latin1', 0, 60)} ${version}: ${steps.join(', ')}`,
     chunks: [requestBytes(method, path, headers, body, version)],
     methods: [method],
+    targets: [path.toString('latin1')],
   };
 }
 
@@ -399,8 +418,8 @@ const HEADER_MUTATIONS: readonly HeaderMutation[] = [
 ];
 
 /** rest-header: a valid infer request with one or two header or framing mutations, or pipelined. */
-export function restHeaderCase(rng: Rng): RestCase {
-  const base = inferRequest();
+export function restHeaderCase(rng: Rng, authorization?: string): RestCase {
+  const base = inferRequest(authorization);
   if (rng.chance(0.12)) {
     const count = rng.pick([2, 10, 50]);
     const one = requestBytes('POST', base.path, base.head, base.body);
@@ -410,6 +429,7 @@ export function restHeaderCase(rng: Rng): RestCase {
       description: `${count} pipelined requests${garbage.length ? ' then garbage' : ''}`,
       chunks: [Buffer.concat([...new Array<Buffer>(count).fill(one), garbage])],
       methods: new Array<string>(count).fill('POST'),
+      targets: new Array<string>(count).fill(base.path),
     };
   }
   const request: EditedRequest = { head: base.head, body: base.body, incomplete: false };
@@ -429,6 +449,7 @@ export function restHeaderCase(rng: Rng): RestCase {
     description: steps.join(', '),
     chunks,
     methods: ['POST'],
+    targets: [base.path],
     mayBeIncomplete: request.incomplete,
   };
 }

@@ -3,23 +3,29 @@
  * under fuzz, and judged; then the server must still be alive and answer a known-good gRPC and
  * REST inference with the model's output. A crash, hang or wrong answer restarts the server so
  * that the next case starts clean.
+ *
+ * With `auth` the server has a token file: in `valid` mode every case carries its admin token
+ * and the run is judged as without one; in `none` mode no case carries it, and every answer that
+ * served a call outside the open health endpoints is an `unauth-served` failure.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Rng } from '../random.js';
 import {
+  AUTH_NETWORK_CLASSES,
   FAILING,
   NETWORK_CLASSES,
   Tally,
   printable,
   type FindingsWriter,
   type NetworkClass,
-  type Verdict,
 } from '../report.js';
+import { authVerdict, type AccessVerdict, type AuthMode } from './auth.js';
 import { grpcMessageCase, runGrpcCase, type GrpcCase } from './grpc.js';
 import { judgeHttp, parseResponses } from './http1.js';
 import {
   h2ConversationOver,
   h2Ending,
+  h2FramesAccess,
   h2FramesCase,
   h2GrpcCase,
   runH2GrpcCase,
@@ -42,8 +48,8 @@ const LOAD_DEADLINE_MS = 30_000;
 /** Any network case. */
 export type NetworkCase = RestCase | GrpcCase | H2FramesCase | H2GrpcCase;
 
-/** How often each target is drawn. */
-const TARGETS: readonly (readonly [(rng: Rng) => NetworkCase, number])[] = [
+/** How often each target is drawn; each request of a case carries `authorization` when given. */
+const TARGETS: readonly (readonly [(rng: Rng, authorization?: string) => NetworkCase, number])[] = [
   [h2FramesCase, 2],
   [h2GrpcCase, 1],
   [grpcMessageCase, 3],
@@ -52,10 +58,14 @@ const TARGETS: readonly (readonly [(rng: Rng) => NetworkCase, number])[] = [
   [restHeaderCase, 2],
 ];
 
-/** Case `index` of the run seeded `seed`. */
-export function networkCase(seed: number, index: number): NetworkCase {
+/**
+ * Case `index` of the run seeded `seed`; its requests carry `authorization` (an
+ * `Authorization` header value) when given, which draws nothing from the case's stream: the
+ * case is the same with and without it, but for the header.
+ */
+export function networkCase(seed: number, index: number, authorization?: string): NetworkCase {
   const rng = Rng.forCase(seed, 'network', index);
-  return rng.weighted(TARGETS)(rng);
+  return rng.weighted(TARGETS)(rng, authorization);
 }
 
 /** The bytes a finding keeps, to look at and to replay by hand. */
@@ -83,7 +93,8 @@ async function runCase(
   at: TargetAddress,
   client: grpc.Client,
   requestDeadlineMs: number,
-): Promise<Verdict<NetworkClass>> {
+  auth: AuthMode | undefined,
+): Promise<AccessVerdict> {
   const deadlineMs = 'loads' in c && c.loads ? Math.max(requestDeadlineMs, LOAD_DEADLINE_MS) : requestDeadlineMs;
   switch (c.target) {
     case 'grpc-message':
@@ -98,8 +109,14 @@ async function runCase(
         halfClose: false,
         complete: h2ConversationOver,
       });
-      if (result.timedOut) return { class: 'held' };
-      return { class: h2Ending(result.received) ?? 'closed' };
+      const ending = result.timedOut ? 'held' : (h2Ending(result.received) ?? 'closed');
+      if (!auth) return { class: ending };
+      // Without a token a stream the server ended is refused, unless it was served (which the
+      // access seen in its frames says); with one, the classes stay those of a run without auth.
+      return {
+        class: auth === 'none' && ending === 'answered' ? 'refused' : ending,
+        access: h2FramesAccess(result.received),
+      };
     }
     default: {
       // Node aborts a request whose client half-closes, so whole requests are sent without one
@@ -109,7 +126,7 @@ async function runCase(
         halfClose: c.mayBeIncomplete === true,
         complete: (received) => parseResponses(received, c.methods, false).length >= c.methods.length,
       });
-      return judgeHttp(result, c.methods);
+      return judgeHttp(result, c.methods, c.targets);
     }
   }
 }
@@ -128,6 +145,11 @@ export interface NetworkOptions {
   log?: (line: string) => void;
   /** A server under fuzz the caller started (and stops); by default the phase starts its own. */
   server?: TargetServer;
+  /**
+   * Access control (default off: no token file): the server must have been started with
+   * `tokens`; `valid` sends its admin token with every request, `none` sends none.
+   */
+  auth?: AuthMode;
 }
 
 /** What the network phase measured. */
@@ -143,10 +165,19 @@ export interface NetworkResult {
 /** Runs the network phase against a fresh server under fuzz. */
 export async function runNetworkFuzz(options: NetworkOptions): Promise<NetworkResult> {
   const started = Date.now();
-  const tally = new Tally<NetworkClass>(NETWORK_CLASSES);
-  const server = options.server ?? new TargetServer(options.deadlineMs);
+  const { auth } = options;
+  const tally = new Tally<NetworkClass>(auth ? AUTH_NETWORK_CLASSES : NETWORK_CLASSES);
+  if (auth && options.server && !options.server.options.tokens)
+    throw new Error(`--auth ${auth} needs a server started with a token file`);
+  const server = options.server ?? new TargetServer(options.deadlineMs, { tokens: auth !== undefined });
   if (!options.server) await server.start();
   const startsBefore = server.starts;
+  // Under auth, a run means something only while access control is in force: checked at every start.
+  const checkAccess = async () => {
+    const problem = auth ? await server.checkAccess() : null;
+    if (problem) throw new Error(`access control is not in force on the server under fuzz: ${problem}`);
+  };
+  await checkAccess();
   let client = grpcClient(server.address);
   const indices = options.indices ?? Array.from({ length: options.cases }, (_, i) => i);
   let ran = 0;
@@ -157,8 +188,9 @@ export async function runNetworkFuzz(options: NetworkOptions): Promise<NetworkRe
         stoppedByTime = true;
         break;
       }
-      const c = networkCase(options.seed, index);
-      let verdict = await runCase(c, server.address, client, options.deadlineMs);
+      const c = networkCase(options.seed, index, auth === 'valid' ? `Bearer ${server.token!}` : undefined);
+      let verdict = await runCase(c, server.address, client, options.deadlineMs, auth);
+      if (auth) verdict = authVerdict(auth, verdict, FAILING);
       if (!server.exit) {
         const probe = await server.probe();
         if (!probe.ok && !FAILING.has(verdict.class)) verdict = { class: probe.class, detail: probe.detail };
@@ -187,6 +219,7 @@ export async function runNetworkFuzz(options: NetworkOptions): Promise<NetworkRe
       if (verdict.class === 'crash' || verdict.class === 'hang' || verdict.class === 'wrong-output') {
         client.close();
         await server.restart();
+        await checkAccess();
         client = grpcClient(server.address);
       }
       if (ran % 500 === 0) options.log?.(`network: ${ran} cases, ${tally.failures} failing`);

@@ -3,9 +3,15 @@
  * temporary repository with a probe model (whose answers the fuzzer checks after every case), a
  * scratch model the fuzz cases may load and unload, and a model that converts input datatypes.
  * It reports its ports and the probe's expected output over IPC, then serves until disconnected.
+ * With `--tokens` it serves under access control: a token file (in a directory of its own)
+ * holding one admin token, which it reports too; server health stays open, as by default.
  */
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { addTokenRecord } from '../../src/serving/auth/token-store.js';
+import { createToken } from '../../src/serving/auth/tokens.js';
 import { serve } from '../../src/serving/server.js';
 import { addVersion, smallModel, tempRepository } from '../../test/integration/server-helpers.js';
 import { PROBE_INPUT, PROBE_MODEL, PROBE_WIDTH, type TargetReady } from './models.js';
@@ -21,6 +27,14 @@ await addVersion(root, 'convert', 1, smallModel(PROBE_WIDTH, 3, 43), {
 const expected = Array.from(probe.predict(PROBE_INPUT.slice()).values);
 probe.dispose();
 
+let tokens: { dir: string; file: string; token: string } | null = null;
+if (process.argv.includes('--tokens')) {
+  const dir = await mkdtemp(join(tmpdir(), 'maas-fuzz-tokens-'));
+  const { token, record } = await createToken({ name: 'fuzz', scopes: ['admin'] });
+  await addTokenRecord(join(dir, 'tokens.json'), record);
+  tokens = { dir, file: join(dir, 'tokens.json'), token };
+}
+
 const server = await serve({
   modelRepository: root,
   host: '127.0.0.1',
@@ -33,13 +47,20 @@ const server = await serve({
   // Smaller than the default so that the limit itself is reachable by cheap cases.
   maxMessageBytes: 4 * 2 ** 20,
   logger: pino({ level: 'silent' }),
+  ...(tokens ? { tokenFile: tokens.file } : {}),
 });
 
-const ready: TargetReady = { grpcPort: server.grpcPort!, httpPort: server.httpPort!, expected };
+const ready: TargetReady = {
+  grpcPort: server.grpcPort!,
+  httpPort: server.httpPort!,
+  expected,
+  ...(tokens ? { token: tokens.token } : {}),
+};
 process.send!(ready);
 process.on('disconnect', () => {
   void server
     .close()
     .then(() => rm(root, { recursive: true, force: true }))
+    .then(() => tokens && rm(tokens.dir, { recursive: true, force: true }))
     .finally(() => process.exit(0));
 });

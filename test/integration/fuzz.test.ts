@@ -4,20 +4,36 @@
  * files loaded in child processes. Nothing may crash or hang, every network error must carry
  * its code, the server must keep answering the probe model correctly, and no file under a
  * recorded digest may load to other outputs. A failure names the seed and the cases to replay.
+ *
+ * Then the same under access control, against a second server with a token file: a run whose
+ * requests all carry the admin token passes as without access control, and a run without it
+ * has every call outside server health refused (none served), which it must have seen happen.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
 import { runFileFuzz } from '../../fuzz/files/run.js';
-import { h2ConversationOver, validH2Conversation } from '../../fuzz/network/http2.js';
+import { authVerdict, type AccessVerdict, type AuthMode } from '../../fuzz/network/auth.js';
+import { protoType, runGrpcCase } from '../../fuzz/network/grpc.js';
+import { judgeHttp, parseResponses } from '../../fuzz/network/http1.js';
+import {
+  h2ConversationOver,
+  h2FramesAccess,
+  runH2GrpcCase,
+  validH2Conversation,
+  validH2GrpcCase,
+} from '../../fuzz/network/http2.js';
 import { networkCase, runNetworkFuzz } from '../../fuzz/network/run.js';
 import { TargetServer } from '../../fuzz/network/server.js';
 import { exchange } from '../../fuzz/network/socket.js';
-import { FindingsWriter, type Tally } from '../../fuzz/report.js';
+import { FAILING, FindingsWriter, type NetworkClass, type Tally } from '../../fuzz/report.js';
 
 const SEED = Number(process.env.MAAS_TEST_SEED ?? 20261201);
 const NETWORK_CASES = 300;
+/** Network cases of each run under access control (with the token, and without). */
+const AUTH_NETWORK_CASES = 300;
 const FILE_MUTANTS = 150;
 /** Where the runs write their findings (the failure message names them by seed and index). */
 const FINDINGS = mkdtempSync(join(tmpdir(), 'maas-fuzz-test-'));
@@ -29,12 +45,12 @@ beforeAll(() => server.start());
 afterAll(() => server.stop());
 
 /** "target class: detail" for every finding, so that a failure shows what to replay. */
-function failing(findings: FindingsWriter, classes: string[]): string[] {
+function failing(findings: FindingsWriter, classes: string[], auth?: AuthMode): string[] {
   return findings.findings
     .filter((f) => classes.includes(f.class))
     .map(
       (f) =>
-        `--seed ${SEED} --replay-${f.phase === 'network' ? 'network' : 'file'} ${f.index}: ${f.target} ${f.class}: ${f.description} → ${f.detail}`,
+        `--seed ${SEED}${auth ? ` --auth ${auth}` : ''} --replay-${f.phase === 'network' ? 'network' : 'file'} ${f.index}: ${f.target} ${f.class}: ${f.description} → ${f.detail}`,
     );
 }
 
@@ -46,6 +62,16 @@ describe(`fuzz, seed ${SEED}`, () => {
   it('replays: a case is a function of the seed and its index', () => {
     for (const index of [0, 17, 299]) expect(networkCase(SEED, index)).toEqual(networkCase(SEED, index));
     expect(networkCase(SEED, 1)).not.toEqual(networkCase(SEED + 1, 1));
+    // The token draws nothing from a case's stream: with it, each case is the same case.
+    for (let index = 0; index < 100; index++) {
+      const without = networkCase(SEED, index);
+      const token = networkCase(SEED, index, 'Bearer maas_0123456789abcdef_x');
+      expect(token.target).toBe(without.target);
+      if (token.target === 'h2-frames') continue; // a cut's position scales with the bytes, the token's included
+      expect(token.description).toBe(without.description);
+      if ('methods' in token && 'methods' in without)
+        expect([token.methods, token.targets]).toEqual([without.methods, without.targets]);
+    }
   });
 
   it('reaches the server: the HTTP/2 conversation its frame cases break is answered whole', async () => {
@@ -96,5 +122,147 @@ describe(`fuzz, seed ${SEED}`, () => {
     expect(result.cases).toBe(FILE_MUTANTS);
     expect(failing(findings, ['crash', 'hang', 'wrong-digest'])).toEqual([]);
     expect(result.tally.count('refused')).toBeGreaterThan(FILE_MUTANTS / 4);
+  });
+});
+
+describe(`fuzz under access control, seed ${SEED}`, () => {
+  /** A server with a token file holding one admin token; health stays open, as by default. */
+  const guarded = new TargetServer(5000, { tokens: true });
+  beforeAll(() => guarded.start());
+  afterAll(() => guarded.stop());
+  const bearer = () => `Bearer ${guarded.token!}`;
+
+  /** A REST request's bytes, with the token or without. */
+  function restRequest(method: string, target: string, body: string, authorization?: string): Buffer {
+    const headers = [
+      'host: localhost',
+      ...(authorization ? [`authorization: ${authorization}`] : []),
+      'content-type: application/json',
+      `content-length: ${Buffer.byteLength(body)}`,
+    ];
+    return Buffer.from(`${method} ${target} HTTP/1.1\r\n${headers.join('\r\n')}\r\n\r\n${body}`);
+  }
+
+  async function judgeRest(method: string, target: string, body: string, authorization?: string) {
+    const result = await exchange(
+      guarded.address.host,
+      guarded.address.httpPort,
+      [restRequest(method, target, body, authorization)],
+      {
+        deadlineMs: 5000,
+        halfClose: false,
+        complete: (received) => parseResponses(received, [method], false).length >= 1,
+      },
+    );
+    return judgeHttp(result, [method], [target]);
+  }
+
+  function judgeGrpc(client: grpc.Client, method: string, type: string, message: object, authorization?: string) {
+    const t = protoType(type);
+    const bytes = Buffer.from(t.encode(t.fromObject(message)).finish());
+    const c = { target: 'grpc-message' as const, description: method, method, messages: [bytes], loads: false };
+    return runGrpcCase(client, authorization ? { ...c, authorization } : c, 5000);
+  }
+
+  const asIfWithout = (verdict: AccessVerdict): NetworkClass => authVerdict('none', verdict, FAILING).class;
+
+  it('judges access from the answers: a call served with the token would be unauth-served, one without is denied, health is open', async () => {
+    expect(await guarded.checkAccess()).toBeNull();
+    const infer = JSON.stringify({
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [0.1, 0.2, 0.3, 0.4] }],
+    });
+    // REST: the judge reads the status of each answer against the target it answered.
+    const restServed = await judgeRest('POST', '/v2/models/probe/infer', infer, bearer());
+    expect(restServed.class).toBe('answered');
+    expect(restServed.access!.served).toHaveLength(1);
+    expect(asIfWithout(restServed)).toBe('unauth-served');
+    const restDenied = await judgeRest('POST', '/v2/models/probe/infer', infer);
+    expect(restDenied.access).toEqual({ served: [], denied: 1 });
+    expect(asIfWithout(restDenied)).toBe('denied');
+    const health = await judgeRest('GET', '/v2/health/ready', '');
+    expect(health.class).toBe('answered');
+    expect(health.access).toEqual({ served: [], denied: 0 });
+    expect(asIfWithout(health)).toBe('answered');
+    // A model's readiness is health too, but not open: it needs the token.
+    expect((await judgeRest('GET', '/v2/models/probe/ready', '')).access!.denied).toBe(1);
+
+    // gRPC through @grpc/grpc-js: the status and the answer messages.
+    const client = new grpc.Client(
+      `${guarded.address.host}:${guarded.address.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    );
+    try {
+      const metadata = ['ModelMetadata', 'ModelMetadataRequest', { name: 'probe' }] as const;
+      expect(asIfWithout(await judgeGrpc(client, ...metadata, bearer()))).toBe('unauth-served');
+      expect(asIfWithout(await judgeGrpc(client, ...metadata))).toBe('denied');
+      const ready = await judgeGrpc(client, 'ServerReady', 'ServerReadyRequest', {});
+      expect(ready.class).toBe('answered');
+      expect(asIfWithout(ready)).toBe('answered');
+      expect(asIfWithout(await judgeGrpc(client, 'ModelReady', 'ModelReadyRequest', { name: 'probe' }))).toBe('denied');
+    } finally {
+      client.close();
+    }
+
+    // HTTP/2 from node:http2, and raw frames whose answer is read by the fuzzer's own HPACK decoder.
+    const port = guarded.address.grpcPort;
+    expect(asIfWithout(await runH2GrpcCase(port, validH2GrpcCase(bearer()), 5000))).toBe('unauth-served');
+    expect(asIfWithout(await runH2GrpcCase(port, validH2GrpcCase(), 5000))).toBe('denied');
+    for (const [authorization, served, denied] of [
+      [bearer(), 1, 0],
+      [undefined, 0, 1],
+    ] as const) {
+      const answer = await exchange(guarded.address.host, port, [validH2Conversation(authorization)], {
+        deadlineMs: 5000,
+        halfClose: false,
+        complete: h2ConversationOver,
+      });
+      const seen = h2FramesAccess(answer.received);
+      expect(seen.served).toHaveLength(served);
+      expect(seen.denied).toBe(denied);
+    }
+  });
+
+  it(`network with the token: ${AUTH_NETWORK_CASES} cases pass as without access control`, async () => {
+    const findings = new FindingsWriter(join(FINDINGS, 'network-auth-valid'));
+    const result = await runNetworkFuzz({
+      seed: SEED,
+      cases: AUTH_NETWORK_CASES,
+      timeLimitMs: 600_000,
+      deadlineMs: 5000,
+      findings,
+      server: guarded,
+      auth: 'valid',
+    });
+    expect(result.cases).toBe(AUTH_NETWORK_CASES);
+    expect(failing(findings, ['crash', 'hang', 'uncoded', 'wrong-output', 'unauth-served'], 'valid')).toEqual([]);
+    expect(findings.findings.filter((f) => f.class === 'grpc-js').every((f) => f.target === 'h2-grpc')).toBe(true);
+    const tally = counts(result.tally, ['answered', 'refused', 'denied']);
+    expect(tally.answered).toBeGreaterThan(AUTH_NETWORK_CASES / 10);
+    expect(tally.refused).toBeGreaterThan(AUTH_NETWORK_CASES / 3);
+    // The token is a header no mutation edits: only raw HTTP/2 framing broken around it can lose it.
+    expect(tally.denied).toBe(result.tally.count('denied', 'h2-frames'));
+  });
+
+  it(`network without the token: ${AUTH_NETWORK_CASES} cases, every call outside server health refused`, async () => {
+    const findings = new FindingsWriter(join(FINDINGS, 'network-auth-none'));
+    const result = await runNetworkFuzz({
+      seed: SEED,
+      cases: AUTH_NETWORK_CASES,
+      timeLimitMs: 600_000,
+      deadlineMs: 5000,
+      findings,
+      server: guarded,
+      auth: 'none',
+    });
+    expect(result.cases).toBe(AUTH_NETWORK_CASES);
+    expect(failing(findings, ['unauth-served'], 'none')).toEqual([]);
+    expect(result.tally.count('unauth-served')).toBe(0);
+    expect(failing(findings, ['crash', 'hang', 'uncoded', 'wrong-output'], 'none')).toEqual([]);
+    expect(findings.findings.filter((f) => f.class === 'grpc-js').every((f) => f.target === 'h2-grpc')).toBe(true);
+    // Not vacuous: the server routed many of the cases and refused them for their credentials
+    // (HTTP 401, gRPC UNAUTHENTICATED), over REST and over gRPC.
+    expect(result.tally.count('denied')).toBeGreaterThan(AUTH_NETWORK_CASES / 4);
+    expect(result.tally.count('denied', 'rest-body')).toBeGreaterThan(0);
+    expect(result.tally.count('denied', 'grpc-message')).toBeGreaterThan(0);
   });
 });
