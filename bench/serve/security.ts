@@ -66,6 +66,7 @@ const targets: Target[] = [
 ];
 for (const t of targets)
   t.server = await startServerProcess({
+    built: true, // as npm start runs: compiled, not under tsx
     options: {
       modelRepository: repository,
       host: '127.0.0.1',
@@ -86,7 +87,21 @@ const body = await grpcBodyFile(request);
 const generators = ['node gRPC', 'h2load gRPC', 'node REST'] as const;
 type Generator = (typeof generators)[number];
 
-async function run(t: Target, generator: Generator): Promise<LoadResult> {
+/** One point, with the server's CPU time per answered request (steadier than req/s on a shared machine). */
+async function run(t: Target, generator: Generator): Promise<LoadResult & { cpuUs: number }> {
+  const before = t.server!.cpuSeconds();
+  const result = await load(t, generator);
+  const spent = t.server!.cpuSeconds() - before;
+  // The load includes a warm-up the result does not count: scale the CPU to the measured share.
+  return { ...result, cpuUs: (spent * 1e6) / (result.requests * (1 + warmupShare(generator))) };
+}
+
+/** The warm-up the generator runs before it measures, as a share of the measured time. */
+function warmupShare(generator: Generator): number {
+  return generator === 'h2load gRPC' ? 1 / seconds : Math.min(1, seconds * 0.25) / seconds;
+}
+
+async function load(t: Target, generator: Generator): Promise<LoadResult> {
   const security = {
     ...(t.tls ? { tls: { ca: ca.cert, servername: 'localhost' } } : {}),
     ...(t.token ? { token } : {}),
@@ -102,7 +117,7 @@ async function run(t: Target, generator: Generator): Promise<LoadResult> {
   return closedLoopOf((r) => client.infer(r), request, CONCURRENCY, seconds);
 }
 
-const samples = new Map<string, LoadResult[]>();
+const samples = new Map<string, (LoadResult & { cpuUs: number })[]>();
 try {
   for (let round = 0; round < rounds; round++)
     for (const generator of generators)
@@ -111,7 +126,7 @@ try {
         const key = `${t.name}|${generator}`;
         samples.set(key, [...(samples.get(key) ?? []), result]);
         console.log(
-          `round ${round + 1} ${generator.padEnd(12)} ${t.name.padEnd(12)} ${result.rps.toFixed(0).padStart(6)} req/s  errors ${result.errors}`,
+          `round ${round + 1} ${generator.padEnd(12)} ${t.name.padEnd(12)} ${result.rps.toFixed(0).padStart(6)} req/s  ${result.cpuUs.toFixed(1).padStart(6)} µs server CPU/request  errors ${result.errors}`,
         );
       }
 } finally {
@@ -120,16 +135,17 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-const median = (results: LoadResult[]) => [...results].sort((a, b) => a.rps - b.rps)[Math.floor(results.length / 2)]!;
+const median = <T extends LoadResult>(results: T[]): T =>
+  [...results].sort((a, b) => a.rps - b.rps)[Math.floor(results.length / 2)]!;
 const lines = [
   `## TLS and token overhead (${new Date().toISOString().slice(0, 10)})`,
   '',
   `- Command: \`npx tsx bench/serve/security.ts --seconds ${seconds} --rounds ${rounds}\``,
-  `- CPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores, shared with other work); each server: 1 worker in a child process (sources under tsx); the load generator shares the cores`,
+  `- CPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores, shared with other work); each server: 1 worker in a child process running the built package (dist/); the load generator shares the cores; server CPU is all its threads (main and worker), from /proc, per measured request`,
   `- Model S (100 → 64 → 32 → 1), batch-1 requests, ${CONCURRENCY} in flight, dynamic batching on; median of ${rounds} interleaved rounds of ${seconds} s; TLS 1.3 (ECDSA P-256), one connection per generator; the token is checked on every request (its scrypt hash once, then remembered)`,
   '',
-  '| generator | target | req/s | vs plain | p50 ms | p99 ms | errors |',
-  '|---|---|--:|--:|--:|--:|--:|',
+  '| generator | target | req/s | vs plain | server CPU µs/request | vs plain | p50 ms | p99 ms | errors |',
+  '|---|---|--:|--:|--:|--:|--:|--:|--:|',
 ];
 for (const generator of generators) {
   const plain = median(samples.get(`plain|${generator}`)!);
@@ -137,7 +153,7 @@ for (const generator of generators) {
     const r = median(samples.get(`${t.name}|${generator}`)!);
     const latency = generator.startsWith('h2load') ? ['–', '–'] : [r.p50.toFixed(2), r.p99.toFixed(2)];
     lines.push(
-      `| ${generator} | ${t.name} | ${r.rps.toFixed(0)} | ${(r.rps / plain.rps).toFixed(2)}× | ${latency[0]} | ${latency[1]} | ${r.errors} |`,
+      `| ${generator} | ${t.name} | ${r.rps.toFixed(0)} | ${(r.rps / plain.rps).toFixed(2)}× | ${r.cpuUs.toFixed(1)} | ${(r.cpuUs / plain.cpuUs).toFixed(2)}× | ${latency[0]} | ${latency[1]} | ${r.errors} |`,
     );
   }
 }

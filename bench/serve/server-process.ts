@@ -7,6 +7,7 @@
  *   child:  node --import tsx --expose-gc server-process.ts --child <checkout> <options json>
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -19,6 +20,8 @@ export interface ServerProcess {
   metricsPort: number | null;
   /** The child's resident set in bytes; after two full collections when `gc`. */
   rss(gc?: boolean): Promise<number>;
+  /** CPU seconds the child has used (all its threads: user + system), from /proc. */
+  cpuSeconds(): number;
   /** The child's event-loop delay since the last call (p99 and max, ms): how long its loop was blocked. */
   loopDelay(): Promise<{ p99: number; max: number }>;
   /** SIGTERM (the server's own shutdown), then SIGKILL after 10 s. */
@@ -33,6 +36,8 @@ export interface ServerProcessOptions {
   options: Record<string, unknown>;
   /** Raise the child's open-file limit to this (`ulimit -n`, as root allows). */
   openFiles?: number;
+  /** Run the checkout's built package (dist/, as `npm start` runs) rather than its sources under tsx. */
+  built?: boolean;
 }
 
 const HERE = fileURLToPath(import.meta.url);
@@ -42,6 +47,7 @@ export async function startServerProcess({
   checkout,
   options,
   openFiles,
+  built,
 }: ServerProcessOptions): Promise<ServerProcess> {
   const dir = checkout ?? fileURLToPath(new URL('../..', import.meta.url));
   const node = [
@@ -53,6 +59,7 @@ export async function startServerProcess({
     '--child',
     dir,
     JSON.stringify(options),
+    ...(built ? ['--built'] : []),
   ];
   const quoted = node.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   // `exec` keeps the IPC descriptor and NODE_CHANNEL_FD, so the shell only sets the limit.
@@ -88,11 +95,26 @@ export async function startServerProcess({
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     });
-  return { child, grpcPort: ports.grpc, httpPort: ports.http, metricsPort: ports.metrics, rss, loopDelay, stop };
+  const cpuSeconds = () => {
+    // utime and stime, fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  return {
+    child,
+    grpcPort: ports.grpc,
+    httpPort: ports.http,
+    metricsPort: ports.metrics,
+    rss,
+    cpuSeconds,
+    loopDelay,
+    stop,
+  };
 }
 
-async function child(dir: string, optionsJson: string): Promise<void> {
-  const { serve } = (await import(pathToFileURL(join(dir, 'src', 'serving', 'server.ts')).href)) as {
+async function child(dir: string, optionsJson: string, built: boolean): Promise<void> {
+  const entry = built ? join(dir, 'dist', 'src', 'serving', 'server.js') : join(dir, 'src', 'serving', 'server.ts');
+  const { serve } = (await import(pathToFileURL(entry).href)) as {
     serve: (o: object) => Promise<{
       grpcPort: number | null;
       httpPort: number | null;
@@ -121,7 +143,7 @@ async function child(dir: string, optionsJson: string): Promise<void> {
   console.log(`READY ${JSON.stringify({ grpc: server.grpcPort, http: server.httpPort, metrics: server.metricsPort })}`);
 }
 
-if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!);
+if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!, process.argv[5] === '--built');
 
 /** The p-th quantile of `values` (nearest rank), NaN for none. */
 export function percentile(values: number[], p: number): number {

@@ -116,40 +116,52 @@ export class AccessControl {
   }
 
   /**
-   * Who makes the call: its identity (ANONYMOUS with access control off), or the coded refusal.
+   * Who makes the call: its identity (ANONYMOUS with access control off), or the coded refusal,
+   * decided at once (returned, or thrown) unless a token new to the server must be hashed.
    * An address that keeps presenting bad credentials is refused without checking them, so a
    * flood of guesses cannot keep the hash function busy.
    */
-  async authenticate(call: CallInfo): Promise<Caller> {
-    if (!this.enabled) return { ...call, identity: ANONYMOUS };
+  authenticate(call: CallInfo): Caller | Promise<Caller> {
+    if (!this.enabled) return this.caller(call, ANONYMOUS);
     const verifier = this.options.tokens!.verifier;
     const { bearer, certificateSubject } = call.credentials;
-    let identity: Identity | null = null;
-    let reason: string = 'missing';
     if (bearer !== undefined) {
       // Only a guess that costs a hash is limited: a known token is remembered, and a malformed,
       // unknown, expired or revoked one is refused without hashing.
-      const hashes = verifier.needsHash(bearer);
-      const waitMs = hashes ? this.failures.refusalMs(call.peer) : 0;
-      if (waitMs > 0) {
-        this.deny(call, null, 'too many failed authentications', 'MAAS_ERR_RATE_LIMITED');
-        throw new MaasError('MAAS_ERR_RATE_LIMITED', 'Too many failed authentications from this address', {
-          retryAfterMs: waitMs,
-        });
-      }
-      const outcome = await verifier.verify(bearer);
-      if (typeof outcome !== 'string') identity = outcome;
-      else {
-        reason = outcome;
-        if (hashes) this.failures.tryTake(call.peer);
-      }
-    } else if (certificateSubject !== undefined) {
-      identity = verifier.certificate(certificateSubject);
-      reason = 'certificate not granted';
+      const outcome = verifier.verify(bearer, Date.now(), () => this.refuseGuessing(call));
+      if (!(outcome instanceof Promise)) return this.caller(call, outcome);
+      return outcome.then((settled) => {
+        if (settled === 'wrong secret') this.failures.tryTake(call.peer);
+        return this.caller(call, settled);
+      });
     }
-    if (identity) return { ...call, identity };
-    this.deny(call, null, reason, 'MAAS_ERR_UNAUTHENTICATED');
+    if (certificateSubject !== undefined)
+      return this.caller(call, verifier.certificate(certificateSubject) ?? 'certificate not granted');
+    return this.caller(call, 'missing');
+  }
+
+  /** The caller an outcome makes, or the audited refusal. */
+  private caller(call: CallInfo, outcome: Identity | string): Caller {
+    if (typeof outcome !== 'string')
+      return {
+        transport: call.transport,
+        peer: call.peer,
+        action: call.action,
+        credentials: call.credentials,
+        identity: outcome,
+      };
+    this.deny(call, null, outcome, 'MAAS_ERR_UNAUTHENTICATED');
     throw new MaasError('MAAS_ERR_UNAUTHENTICATED', 'Missing or invalid credentials');
+  }
+
+  /** Refuses, before hashing, a guess from an address that has made too many wrong ones. */
+  private refuseGuessing(call: CallInfo): void {
+    const waitMs = this.failures.refusalMs(call.peer);
+    if (waitMs === 0) return;
+    this.deny(call, null, 'too many failed authentications', 'MAAS_ERR_RATE_LIMITED');
+    throw new MaasError('MAAS_ERR_RATE_LIMITED', 'Too many failed authentications from this address', {
+      retryAfterMs: waitMs,
+    });
   }
 
   /**

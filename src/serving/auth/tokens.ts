@@ -6,7 +6,7 @@
  * scrypt comes from node:crypto (OpenSSL's, maintained with Node) rather than a package: the
  * issue asks for scrypt or argon2, and the built-in one needs no native download.
  */
-import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { hash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { MaasError, messageOf } from '../../core/errors.js';
 
 /** What a token (or a client certificate) may do. `admin` implies every other scope, and every scope implies `health`. */
@@ -224,41 +224,57 @@ export class TokenVerifier {
   }
 
   /**
-   * Whether verifying `token` would run the hash: a well-formed token of a live record whose
-   * outcome is not remembered. Only those cost anything to refuse.
+   * The outcome of `token` without hashing: a refusal that needs no hash, an outcome remembered,
+   * or null when only the hash can tell (`digest` is what to remember it by).
    */
-  needsHash(token: string, now = Date.now()): boolean {
+  private known(
+    token: string,
+    now: number,
+  ): { outcome: Identity | Refusal } | { digest: string; record: TokenRecord; secret: string } {
     const match = TOKEN_PATTERN.exec(token);
-    const record = match && this.byId.get(match[1]!);
-    if (!record || record.revoked || (record.expires !== undefined && Date.parse(record.expires) <= now)) return false;
-    const digest = createHash('sha256').update(token).digest('base64');
-    return !this.verified.has(digest) && !this.hashing.has(digest);
+    if (!match) return { outcome: 'malformed' };
+    const record = this.byId.get(match[1]!);
+    if (!record) return { outcome: 'unknown' };
+    if (record.revoked) return { outcome: 'revoked' };
+    if (record.expires !== undefined && Date.parse(record.expires) <= now) return { outcome: 'expired' };
+    const digest = hash('sha256', token, 'base64'); // one-shot: no Hash object per request
+    const outcome = this.verified.get(digest);
+    return outcome !== undefined ? { outcome } : { digest, record, secret: match[2]! };
   }
 
-  /** The identity a token stands for, or why it is refused. */
-  async verify(token: string, now = Date.now()): Promise<Identity | Refusal> {
-    const match = TOKEN_PATTERN.exec(token);
-    if (!match) return 'malformed';
-    const record = this.byId.get(match[1]!);
-    if (!record) return 'unknown';
-    if (record.revoked) return 'revoked';
-    if (record.expires !== undefined && Date.parse(record.expires) <= now) return 'expired';
-    const digest = createHash('sha256').update(token).digest('base64');
-    const known = this.verified.get(digest) ?? this.hashing.get(digest);
-    if (known !== undefined) return known;
-    const outcome = hashSecret(match[2]!, Buffer.from(record.salt, 'base64'), record.scrypt).then(
-      (hash): Identity | Refusal =>
+  /**
+   * Whether verifying `token` would run the hash: a well-formed token of a live record whose
+   * outcome is neither remembered nor being computed. Only those cost anything to refuse.
+   */
+  needsHash(token: string, now = Date.now()): boolean {
+    const known = this.known(token, now);
+    return !('outcome' in known) && !this.hashing.has(known.digest);
+  }
+
+  /**
+   * The identity a token stands for, or why it is refused: at once when no hash is needed (a
+   * token seen before, or one refused on sight), else a promise of the hash's verdict. `beforeHash`
+   * runs just before a new hash starts, and may throw to refuse it.
+   */
+  verify(token: string, now = Date.now(), beforeHash?: () => void): Identity | Refusal | Promise<Identity | Refusal> {
+    const known = this.known(token, now);
+    if ('outcome' in known) return known.outcome;
+    const { digest, record, secret } = known;
+    const running = this.hashing.get(digest);
+    if (running) return running;
+    beforeHash?.(); // may throw: the caller's say on whether this guess is worth a hash
+    const outcome = hashSecret(secret, Buffer.from(record.salt, 'base64'), record.scrypt)
+      .then((hash): Identity | Refusal =>
         timingSafeEqual(hash, Buffer.from(record.hash, 'base64')) ? identityOf(record) : 'wrong secret',
-    );
+      )
+      .then((settled) => {
+        if (this.verified.size >= TokenVerifier.MAX_REMEMBERED) this.verified.clear();
+        this.verified.set(digest, settled);
+        return settled;
+      })
+      .finally(() => this.hashing.delete(digest));
     this.hashing.set(digest, outcome);
-    try {
-      const settled = await outcome;
-      if (this.verified.size >= TokenVerifier.MAX_REMEMBERED) this.verified.clear();
-      this.verified.set(digest, settled);
-      return settled;
-    } finally {
-      this.hashing.delete(digest);
-    }
+    return outcome;
   }
 
   /**

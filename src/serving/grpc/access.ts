@@ -81,11 +81,8 @@ export function accessInterceptor(access: AccessControl, options: GrpcAccessOpti
   return (descriptor, call) => {
     const name = descriptor.path.slice(descriptor.path.lastIndexOf('/') + 1);
     const rule = RPC_ACCESS[name];
-    const unknownRpc = new MaasError(
-      'MAAS_ERR_PERMISSION_DENIED',
-      `No access rule covers ${name}: refused to everyone`,
-    );
-    let caller: Promise<Caller | null> = Promise.resolve(null);
+    /** While a new token is being hashed: settles (never rejects) once the call is admitted or refused. */
+    let pending: Promise<unknown> | null = null;
     let settled: Caller | null = null;
     let release: Release | undefined;
     let model: string | undefined;
@@ -96,50 +93,67 @@ export function accessInterceptor(access: AccessControl, options: GrpcAccessOpti
       release?.();
       call.sendStatus(toGrpcError(error));
     };
+    /** The authenticated caller passes on: a server-wide call is decided now, one naming a model per message. */
+    const admitCall = (caller: Caller, next: () => void) => {
+      try {
+        if (!rule!.model) access.authorize(caller, rule!.scope);
+        if (!rule!.model || rule!.stream) release = access.admit(caller);
+      } catch (error) {
+        return refuse(error);
+      }
+      settled = caller;
+      next();
+    };
+    const admitMessage = (message: Record<string, unknown>, next: (message: unknown) => void) => {
+      if (refused) return;
+      if (!settled || refusalOf(message)) return next(message); // open, or a decode error to answer
+      const named = rule!.model!(message);
+      model = typeof named === 'string' ? named : undefined;
+      try {
+        access.authorize(settled, rule!.scope, named);
+        if (rule!.stream) access.take(settled);
+        else release = access.admit(settled);
+      } catch (error) {
+        if (!rule!.stream) return refuse(error);
+        // On a stream the refusal is this message's answer; the stream goes on.
+        return next({ refused: error, id: message.id ?? '', model_name: model ?? '' });
+      }
+      next(message);
+    };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
-            if (!rule) return refuse(unknownRpc);
+            if (!rule)
+              return refuse(
+                new MaasError('MAAS_ERR_PERMISSION_DENIED', `No access rule covers ${name}: refused to everyone`),
+              );
             if (access.isOpen(rule.scope, rule.model !== undefined)) return nextMetadata(metadata);
-            caller = access
-              .authenticate({
+            const pass = () => nextMetadata(metadata);
+            let caller: Caller | Promise<Caller>;
+            try {
+              caller = access.authenticate({
                 transport: 'grpc',
                 peer: peerOf(call),
                 action: name,
                 credentials: credentialsOf(metadata, call, tokenHeader),
-              })
-              .then((authenticated) => {
-                // A server-wide call is decided now; one naming a model when its message comes.
-                if (!rule.model) access.authorize(authenticated, rule.scope);
-                if (!rule.model || rule.stream) release = access.admit(authenticated);
-                settled = authenticated;
-                nextMetadata(metadata);
-                return authenticated;
-              })
-              .catch((error: unknown) => {
-                refuse(error);
-                return null;
               });
+            } catch (error) {
+              return refuse(error);
+            }
+            // A token seen before is decided at once; only a new one waits for its hash.
+            if (!(caller instanceof Promise)) return admitCall(caller, pass);
+            pending = caller
+              .then(
+                (authenticated) => admitCall(authenticated, pass),
+                (error: unknown) => refuse(error),
+              )
+              .finally(() => (pending = null)); // messages queued meanwhile are chained before this
           },
           onReceiveMessage: (message: Record<string, unknown>, nextMessage) => {
             if (!rule?.model) return nextMessage(message);
-            void caller.then((authenticated) => {
-              if (refused) return;
-              if (!authenticated || refusalOf(message)) return nextMessage(message); // open, or a decode error to answer
-              const named = rule.model!(message);
-              model = typeof named === 'string' ? named : undefined;
-              try {
-                access.authorize(authenticated, rule.scope, named);
-                if (rule.stream) access.take(authenticated);
-                else release = access.admit(authenticated);
-              } catch (error) {
-                if (!rule.stream) return refuse(error);
-                // On a stream the refusal is this message's answer; the stream goes on.
-                return nextMessage({ refused: error, id: message.id ?? '', model_name: model ?? '' });
-              }
-              nextMessage(message);
-            });
+            if (pending) void pending.then(() => admitMessage(message, nextMessage));
+            else admitMessage(message, nextMessage);
           },
           onCancel: () => release?.(),
         }),
