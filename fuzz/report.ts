@@ -31,16 +31,9 @@ export const NETWORK_CLASSES = [
  * served without credentials: a 2xx, a gRPC OK or a response message; a failure).
  */
 export const AUTH_NETWORK_CLASSES = [
-  'answered',
-  'refused',
+  ...NETWORK_CLASSES.slice(0, 2),
   'denied',
-  'closed',
-  'held',
-  'crash',
-  'hang',
-  'uncoded',
-  'grpc-js',
-  'wrong-output',
+  ...NETWORK_CLASSES.slice(2),
   'unauth-served',
 ] as const;
 /**

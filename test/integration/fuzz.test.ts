@@ -222,8 +222,9 @@ describe(`fuzz under access control, seed ${SEED}`, () => {
     }
   });
 
-  it(`network with the token: ${AUTH_NETWORK_CASES} cases pass as without access control`, async () => {
-    const findings = new FindingsWriter(join(FINDINGS, 'network-auth-valid'));
+  /** A seeded network run against the guarded server, with the token on every request or on none. */
+  async function authRun(auth: 'valid' | 'none') {
+    const findings = new FindingsWriter(join(FINDINGS, `network-auth-${auth}`));
     const result = await runNetworkFuzz({
       seed: SEED,
       cases: AUTH_NETWORK_CASES,
@@ -231,8 +232,13 @@ describe(`fuzz under access control, seed ${SEED}`, () => {
       deadlineMs: 5000,
       findings,
       server: guarded,
-      auth: 'valid',
+      auth,
     });
+    return { findings, result };
+  }
+
+  it(`network with the token: ${AUTH_NETWORK_CASES} cases pass as without access control`, async () => {
+    const { findings, result } = await authRun('valid');
     expect(result.cases).toBe(AUTH_NETWORK_CASES);
     expect(failing(findings, ['crash', 'hang', 'uncoded', 'wrong-output', 'unauth-served'], 'valid')).toEqual([]);
     expect(findings.findings.filter((f) => f.class === 'grpc-js').every((f) => f.target === 'h2-grpc')).toBe(true);
@@ -244,16 +250,7 @@ describe(`fuzz under access control, seed ${SEED}`, () => {
   });
 
   it(`network without the token: ${AUTH_NETWORK_CASES} cases, every call outside server health refused`, async () => {
-    const findings = new FindingsWriter(join(FINDINGS, 'network-auth-none'));
-    const result = await runNetworkFuzz({
-      seed: SEED,
-      cases: AUTH_NETWORK_CASES,
-      timeLimitMs: 600_000,
-      deadlineMs: 5000,
-      findings,
-      server: guarded,
-      auth: 'none',
-    });
+    const { findings, result } = await authRun('none');
     expect(result.cases).toBe(AUTH_NETWORK_CASES);
     expect(failing(findings, ['unauth-served'], 'none')).toEqual([]);
     expect(result.tally.count('unauth-served')).toBe(0);
