@@ -111,7 +111,7 @@ export {
   type TokenRecord,
 } from './serving/auth/tokens.js';
 export { TokenStore, addTokenRecord, readTokenFile, revokeTokenRecord } from './serving/auth/token-store.js';
-export type { ClientCertificates, TlsSettings } from './serving/tls.js';
+export type { ClientCertificates, TlsSettings } from './serving/auth/tls.js';
 export {
   DataPlane,
   EXTENSIONS,

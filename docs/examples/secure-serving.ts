@@ -11,7 +11,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import {
   GrpcInferenceClient,
   HttpInferenceClient,
-  InferenceServerError,
+  type InferenceServerError,
   addTokenRecord,
   createToken,
   dense,

@@ -11,7 +11,7 @@ import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
 import { runDecrypt, runEncrypt, runKeygen, type KeySourceOptions } from './encrypt.js';
 import { runServe, type ServeCommandOptions } from './serve.js';
-import type { ClientCertificates } from '../serving/tls.js';
+import type { ClientCertificates } from '../serving/auth/tls.js';
 import { runQuantize } from './quantize.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 import { SCOPES } from '../serving/auth/tokens.js';

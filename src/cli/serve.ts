@@ -9,7 +9,7 @@ import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
 import { MaasError } from '../core/errors.js';
-import type { ClientCertificates, TlsSettings } from '../serving/tls.js';
+import type { ClientCertificates, TlsSettings } from '../serving/auth/tls.js';
 
 /** The TLS settings the flags give, or undefined without them (a certificate needs its key). */
 function tlsSettings(options: ServeCommandOptions): TlsSettings | undefined {

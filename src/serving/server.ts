@@ -20,7 +20,7 @@ import { AccessControl } from './auth/access.js';
 import { AuditLog } from './auth/audit.js';
 import type { RateLimits } from './auth/rate-limit.js';
 import { TokenStore } from './auth/token-store.js';
-import { CertificateSource, clientCertificateMode, type TlsSettings } from './tls.js';
+import { CertificateSource, clientCertificateMode, type TlsSettings } from './auth/tls.js';
 import type { TlsEndpoint } from './http/server.js';
 
 /** serve()'s options: the settings of `maas serve`. */

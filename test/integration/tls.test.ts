@@ -26,7 +26,7 @@ import type { Sequential } from '../../src/index.js';
 import { createToken } from '../../src/serving/auth/tokens.js';
 import { writeTokenFile } from '../../src/serving/auth/token-store.js';
 import type { RunningServer, ServeOptions } from '../../src/serving/server.js';
-import type { TlsSettings } from '../../src/serving/tls.js';
+import type { TlsSettings } from '../../src/serving/auth/tls.js';
 import { certificateAuthority, type Authority, type Issued } from './certificates.js';
 import { addVersion, inputs, smallModel, startServer, tempRepository } from './server-helpers.js';
 

@@ -37,6 +37,8 @@ function importGraph(): Map<string, string[]> {
 function layerOf(file: string): string {
   if (file.startsWith('serving/grpc/') || file.startsWith('serving/http/')) return 'adapter';
   if (file === 'serving/dataplane.ts' || file === 'serving/cancellation.ts') return 'dataplane';
+  // Access control and TLS: a protocol-free decision each adapter's one hook consults.
+  if (file.startsWith('serving/auth/')) return 'access';
   // serve(): the one place that wires the adapters to a DataPlane.
   if (file === 'serving/server.ts') return 'composition';
   const top = file.split('/')[0]!;
@@ -55,11 +57,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   pool: ['library', 'native', 'core'],
   serving: ['dataplane', 'pool', 'library', 'native', 'core', 'protocol'],
   dataplane: ['serving', 'pool', 'library', 'native', 'core', 'protocol'],
-  adapter: ['dataplane', 'core', 'protocol'],
-  composition: ['adapter', 'dataplane', 'serving', 'pool', 'library', 'native', 'core', 'protocol'],
+  access: ['library', 'core'],
+  adapter: ['dataplane', 'access', 'core', 'protocol'],
+  composition: ['adapter', 'access', 'dataplane', 'serving', 'pool', 'library', 'native', 'core', 'protocol'],
   client: ['protocol', 'core'],
   cli: [
     'composition',
+    'access',
     'serving',
     'dataplane',
     'adapter',
@@ -72,7 +76,19 @@ const ALLOWED: Record<string, readonly string[]> = {
     'client',
     'index',
   ],
-  index: ['composition', 'serving', 'dataplane', 'pool', 'library', 'native', 'runtime', 'core', 'protocol', 'client'],
+  index: [
+    'composition',
+    'access',
+    'serving',
+    'dataplane',
+    'pool',
+    'library',
+    'native',
+    'runtime',
+    'core',
+    'protocol',
+    'client',
+  ],
 };
 
 describe('the import graph of src/', () => {

@@ -27,7 +27,7 @@ import {
 } from './codec.js';
 import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
 import type { AccessControl } from '../auth/access.js';
-import type { CertificateSource, ClientCertificates } from '../tls.js';
+import type { CertificateSource, ClientCertificates } from '../auth/tls.js';
 import { accessInterceptor } from './access.js';
 
 /** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */

@@ -8,8 +8,8 @@ import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { watchFile, unwatchFile } from 'node:fs';
 import type { experimental } from '@grpc/grpc-js';
-import { MaasError, messageOf } from '../core/errors.js';
-import { readRegularFile } from '../io/files.js';
+import { MaasError, messageOf } from '../../core/errors.js';
+import { readRegularFile } from '../../io/files.js';
 
 /** Whether clients present certificates: not asked, asked and optional, or required. */
 export type ClientCertificates = 'none' | 'optional' | 'required';
