@@ -70,6 +70,24 @@ export interface NativeKernelInfo {
   supported: boolean;
 }
 
+/** The microarchitecture classes kernels are tuned for (MAAS_CPU_CLASS forces one). */
+export type CpuClassName = 'generic' | 'avx2' | 'zen4' | 'zen5' | 'intel-avx512';
+
+/** One fp32 GEMM kernel, with the CPU classes it is tuned for (all of them: its ISA's fallback). */
+export interface NativeF32KernelInfo extends NativeKernelInfo {
+  cpuClasses: CpuClassName[];
+  /** Its blocking: the K block, and the rows of A packed per block. */
+  kc: number;
+  mc: number;
+}
+
+/** A made-up CPU for the dispatch rules: its features, and the vendor (1 Intel, 2 AMD), family and model. */
+export interface NativeCpuIdentity extends Partial<NativeCpuFeatures> {
+  vendor?: number;
+  family?: number;
+  model?: number;
+}
+
 /** One int8 GEMM kernel as the addon lists it. */
 export interface NativeInt8KernelInfo extends NativeKernelInfo {
   /** K is padded to a multiple of this in the packed panels. */
@@ -91,13 +109,20 @@ export interface NativeCpuFeatures {
 /** What the addon found: the CPU's features, the ISA cap, and the kernels it selected. */
 export interface NativeCpuInfo {
   brand: string;
+  vendor: 'intel' | 'amd' | 'other';
+  /** CPUID display family and model. */
+  family: number;
+  model: number;
+  /** The class the kernels were chosen for: detected, or MAAS_CPU_CLASS. */
+  cpuClass: CpuClassName;
+  detectedCpuClass: CpuClassName;
   best: IsaName;
   cap: IsaName;
   isa: IsaName;
   f32Kernel: string;
   f32UpdateKernel: string;
   features: NativeCpuFeatures;
-  f32Kernels: NativeKernelInfo[];
+  f32Kernels: NativeF32KernelInfo[];
   int8Kernel: string;
   int8Kernels: NativeInt8KernelInfo[];
   backends: { name: string; compiled: boolean; available: boolean }[];
@@ -254,6 +279,12 @@ export interface NativeBinding {
   _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
   _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };
   _selectInt8Gemm(features: NativeCpuFeatures, cap: IsaName): string;
+  /** The fp32 dispatch rule for a made-up CPU, under its own class or the one given. */
+  _selectF32Gemm(
+    cpu: NativeCpuIdentity,
+    cap: IsaName,
+    cpuClass?: CpuClassName,
+  ): { kernel: string; cpuClass: CpuClassName };
   _peakInt8(isa: 'avx512vnni' | 'amx', iterations: number, threads: number): { ops: number; seconds: number };
 }
 

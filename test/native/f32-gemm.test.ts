@@ -4,8 +4,10 @@
  * one and two threads, and guards that catch reads and writes past the ends.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import {
   ACTIVATION_CODES,
+  addonPath,
   native,
   type ActivationName,
   type NativeActivationParams,
@@ -16,7 +18,8 @@ import { WRITE_GUARD, TEST_SEED, guardedInput, rng, shapeName, stridedMatrix, ta
 /** The sweep STYLE.md names: odd sizes, tails on both sides of every register tile. */
 const SWEEP = [1, 2, 3, 5, 7, 15, 17, 31, 33, 63, 67, 127, 129];
 /** K on both sides of the driver's K block (256) and twice it. */
-const K_AROUND_BLOCK = [255, 256, 257, 511, 513];
+/** K on both sides of a kernel's K block and of two blocks (the C tile is reloaded between blocks). */
+const kAroundBlock = (kc: number) => [kc - 1, kc, kc + 1, 2 * kc - 1, 2 * kc + 1];
 
 /** Unit roundoff of float32. */
 const U32 = 2 ** -24;
@@ -125,13 +128,62 @@ function expectAll(kernel: NativeKernelInfo, cases: Case[], salt: number): void 
 
 const kernels = native.cpuInfo().f32Kernels;
 
+const ALL_CLASSES = ['generic', 'avx2', 'zen4', 'zen5', 'intel-avx512'] as const;
+
 describe('fp32 GEMM kernel list', () => {
-  it('lists every ISA path once, best first, and the scalar path is always supported', () => {
-    const isas = kernels.map((k) => k.isa);
-    expect(new Set(isas).size).toBe(isas.length);
-    expect(isas[isas.length - 1]).toBe('scalar');
+  it('lists each kernel once, best first, with a fallback for every class on every ISA', () => {
+    const names = kernels.map((k) => k.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect(kernels.at(-1)!.isa).toBe('scalar');
     expect(kernels.find((k) => k.isa === 'scalar')!.supported).toBe(true);
     for (const k of kernels) expect(k.name).toMatch(new RegExp(`^f32_gemm_bias_act_${k.mr}x${k.nr}__`));
+    // Within an ISA, class-specific kernels come first and the last one serves every class.
+    for (const isa of new Set(kernels.map((k) => k.isa))) {
+      const ofIsa = kernels.filter((k) => k.isa === isa);
+      expect([...ofIsa.at(-1)!.cpuClasses].sort(), isa).toEqual([...ALL_CLASSES].sort());
+    }
+  });
+
+  it('picks each CPU class its tuned kernel, under any ISA cap (the rule, for made-up CPUs)', () => {
+    const avx512 = { avx2Fma: true, avx512: true, avx512Vnni: true };
+    const cpus = {
+      zen4: { vendor: 2, family: 0x19, model: 0x11, ...avx512 },
+      zen5: { vendor: 2, family: 0x1a, model: 0x02, ...avx512 },
+      'intel-avx512': { vendor: 1, family: 6, model: 0x8f, ...avx512, amxInt8: true, amxPermitted: true },
+      avx2: { vendor: 2, family: 0x17, model: 0x31, avx2Fma: true },
+      generic: {},
+    } as const;
+    const want: Record<keyof typeof cpus, string> = {
+      zen4: 'f32_gemm_bias_act_14x32__avx512f',
+      zen5: 'f32_gemm_bias_act_6x64__avx512f_broadcast',
+      'intel-avx512': 'f32_gemm_bias_act_6x64__avx512f_broadcast',
+      avx2: 'f32_gemm_bias_act_6x16__avx2_fma',
+      generic: 'f32_gemm_bias_act_4x8__scalar',
+    };
+    for (const [name, cpu] of Object.entries(cpus) as [keyof typeof cpus, (typeof cpus)[keyof typeof cpus]][]) {
+      expect(native._selectF32Gemm(cpu, 'amx'), name).toEqual({ kernel: want[name], cpuClass: name });
+      // A cap below AVX-512 takes the AVX2 kernel whatever the class; a forced class is obeyed.
+      if (cpu !== cpus.generic) expect(native._selectF32Gemm(cpu, 'avx2').kernel).toBe('f32_gemm_bias_act_6x16__avx2_fma');
+    }
+    expect(native._selectF32Gemm(cpus.zen5, 'amx', 'zen4').kernel).toBe('f32_gemm_bias_act_14x32__avx512f');
+    expect(native._selectF32Gemm(cpus.zen4, 'amx', 'zen5').kernel).toBe('f32_gemm_bias_act_6x64__avx512f_broadcast');
+    expect(() => native._selectF32Gemm(cpus.zen5, 'amx', 'pentium' as 'zen5')).toThrow(/unknown CPU class/);
+  });
+
+  it('reports the class it chose for, and MAAS_CPU_CLASS forces one (checked in a child process)', () => {
+    const info = native.cpuInfo();
+    expect(ALL_CLASSES).toContain(info.cpuClass);
+    expect(info.cpuClass).toBe(process.env.MAAS_CPU_CLASS ?? info.detectedCpuClass);
+    const forced = JSON.parse(
+      execFileSync(
+        process.execPath,
+        ['-e', `const n = require(${JSON.stringify(addonPath())}); const i = n.cpuInfo(); console.log(JSON.stringify([i.cpuClass, i.f32Kernel]))`],
+        { env: { ...process.env, MAAS_CPU_CLASS: 'zen4' }, encoding: 'utf8' },
+      ),
+    ) as [string, string];
+    expect(forced[0]).toBe('zen4');
+    const cap = native.cpuInfo().cap;
+    if (cap === 'avx512' || cap === 'avx512vnni' || cap === 'amx') expect(forced[1]).toBe('f32_gemm_bias_act_14x32__avx512f');
   });
 });
 
@@ -150,9 +202,16 @@ for (const kernel of kernels.filter((k) => k.supported)) {
     it('matches the reference with K around the block size, without bias', () => {
       const cases: Case[] = [];
       for (const m of [1, 2, kernel.mr, kernel.mr + 1, 3 * kernel.mr + 2, 100]) {
-        for (const n of [1, kernel.nr - 1, kernel.nr + 1, 64]) for (const k of K_AROUND_BLOCK) cases.push({ m, n, k, act: 'linear', bias: false });
+        for (const n of [1, kernel.nr - 1, kernel.nr + 1, 64]) for (const k of kAroundBlock(kernel.kc)) cases.push({ m, n, k, act: 'linear', bias: false });
       }
       expectAll(kernel, cases, 2000);
+    });
+
+    it('matches the reference with M around the rows of an A block', () => {
+      const cases: Case[] = [];
+      for (const m of [kernel.mc - 1, kernel.mc, kernel.mc + 1, 2 * kernel.mc + kernel.mr + 1])
+        cases.push({ m, n: kernel.nr + 1, k: kernel.kc + 1, act: 'relu', bias: true });
+      expectAll(kernel, cases, 2500);
     });
 
     it('fuses every activation', () => {

@@ -41,7 +41,9 @@ struct GemmTile {
 struct F32GemmKernel {
   const char* name;
   Isa isa;
-  uint32_t mr, nr;  // register tile: rows of A, columns of B (the packing panel width)
+  uint32_t mr, nr;   // register tile: rows of A, columns of B (the packing panel width)
+  uint32_t classes;  // the CPU classes it is tuned for (CpuClassBit set; kAnyCpuClass: its ISA's fallback)
+  uint32_t kc, mc;   // its blocking: K block, and rows of A packed per block (tests sweep around them)
   // Floats of scratch one thread needs for a given K (packed A blocks).
   size_t (*scratch_floats)(size_t k);
   // Computes one tile. Softmax requires the tile to span every panel. noexcept, no allocation.
@@ -54,8 +56,11 @@ struct F32GemmKernel {
 
 // Kernels in preference order (best first), from f32_gemm.inc.
 const F32GemmKernel* F32GemmKernels(size_t* count) noexcept;
-// The best kernel whose ISA is at most `cap` and that this CPU/OS supports.
+// The best kernel whose ISA is at most `cap`, that this CPU/OS supports, tuned for this process's
+// CPU class (ActiveCpuClass: detected, or MAAS_CPU_CLASS).
 const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept;
+// The same rule for a given class and feature set (tests: every class's choice on any machine).
+const F32GemmKernel* SelectF32GemmFor(Isa cap, CpuClass cls, const CpuFeatures& cpu) noexcept;
 const F32GemmKernel* FindF32Gemm(const char* name) noexcept;
 
 // Packed B: ceil(n / nr) panels, each k rows of nr floats, zero padded past n.

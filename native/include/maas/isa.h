@@ -22,7 +22,29 @@ const char* IsaName(Isa isa) noexcept;
 // Parses "scalar" | "avx2" | "avxvnni" | "avx512" | "avx512vnni" | "amx"; false on anything else.
 bool ParseIsa(const char* text, Isa* out) noexcept;
 
+// Microarchitecture classes: one ISA runs best with different tiles and blocking on each (a
+// Zen 4 executes a 512-bit op as two 256-bit halves; Zen 5 and Intel's server cores have full-width
+// FMA pipes, where a register broadcast beats an embedded one on Zen 5's load ports).
+enum class CpuClass : uint32_t {
+  kGeneric = 0,      // none of the below: the conservative kernels
+  kAvx2 = 1,         // AVX2 + FMA, no AVX-512
+  kZen4 = 2,         // AMD family 19h with AVX-512 (double-pumped 512-bit datapath)
+  kZen5 = 3,         // AMD family 1Ah: full-width AVX-512
+  kIntelAvx512 = 4,  // Intel with AVX-512 (Skylake-SP and later server cores; AMX on Sapphire Rapids+)
+};
+
+constexpr uint32_t kCpuClassCount = 5;
+// A set of classes, for a kernel's tuning targets: bit (1 << class).
+constexpr uint32_t CpuClassBit(CpuClass c) noexcept { return 1u << static_cast<uint32_t>(c); }
+constexpr uint32_t kAnyCpuClass = (1u << kCpuClassCount) - 1;
+
+const char* CpuClassName(CpuClass c) noexcept;
+// Parses "generic" | "avx2" | "zen4" | "zen5" | "intel-avx512"; false on anything else.
+bool ParseCpuClass(const char* text, CpuClass* out) noexcept;
+
 struct CpuFeatures {
+  // CPUID leaf 0 and 1: "GenuineIntel" = 1, "AuthenticAMD" = 2, else 0; display family and model.
+  uint32_t vendor = 0, family = 0, model = 0;
   bool avx2_fma = false;
   bool avx512 = false;
   bool avx512_vnni = false;
@@ -38,6 +60,12 @@ const CpuFeatures& DetectCpu() noexcept;
 bool IsaSupportedBy(const CpuFeatures& features, Isa isa) noexcept;
 // Whether this CPU and OS can run `isa`.
 bool IsaSupported(Isa isa) noexcept;
+// The class a feature set belongs to (the pure rule; tests feed it made-up CPUs).
+CpuClass ClassOf(const CpuFeatures& features) noexcept;
+// This process's class: MAAS_CPU_CLASS when it names one (for tests and benches), else detected.
+CpuClass ActiveCpuClass() noexcept;
+// The detected class, ignoring MAAS_CPU_CLASS.
+CpuClass DetectedCpuClass() noexcept;
 // The best ISA level the CPU and OS support, ignoring any cap.
 Isa BestSupportedIsa() noexcept;
 // True when `isa` may run under `cap`: at or below it in the ordering above.

@@ -66,6 +66,12 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("brand", Napi::String::New(env, f.brand));
   out.Set("best", Napi::String::New(env, IsaName(BestSupportedIsa())));
+  out.Set("vendor", Napi::String::New(env, f.vendor == 1 ? "intel" : f.vendor == 2 ? "amd" : "other"));
+  out.Set("family", f.family);
+  out.Set("model", f.model);
+  // The class kernels are chosen for (MAAS_CPU_CLASS may force one), and the one detected.
+  out.Set("cpuClass", Napi::String::New(env, CpuClassName(ActiveCpuClass())));
+  out.Set("detectedCpuClass", Napi::String::New(env, CpuClassName(DetectedCpuClass())));
   out.Set("cap", Napi::String::New(env, IsaName(isa_cap_)));
   const F32GemmKernel* selected = SelectF32Gemm(isa_cap_);
   out.Set("isa", Napi::String::New(env, IsaName(selected->isa)));
@@ -88,6 +94,13 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
     k.Set("isa", IsaName(kernels[i].isa));
     k.Set("mr", kernels[i].mr);
     k.Set("nr", kernels[i].nr);
+    k.Set("kc", kernels[i].kc);
+    k.Set("mc", kernels[i].mc);
+    Napi::Array classes = Napi::Array::New(env);
+    for (uint32_t c = 0; c < kCpuClassCount; ++c)
+      if (kernels[i].classes & CpuClassBit(static_cast<CpuClass>(c)))
+        classes.Set(classes.Length(), CpuClassName(static_cast<CpuClass>(c)));
+    k.Set("cpuClasses", classes);
     k.Set("supported", IsaSupported(kernels[i].isa));
     list.Set(i, k);
   }

@@ -42,5 +42,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports);
 void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);
+// A made-up CPU from a JS object, for the dispatch-rule entries (_selectInt8Gemm, _selectF32Gemm).
+CpuFeatures ArgCpuFeatures(const Napi::Object& o);
 
 }  // namespace maas::binding

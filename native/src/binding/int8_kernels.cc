@@ -171,19 +171,32 @@ Napi::Value ActivationParams(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// _selectInt8Gemm(features, cap) -> kernel name: the dispatch rule for a made-up CPU.
-Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[1].IsString())
-    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap)", true);
-  Napi::Object o = info[0].As<Napi::Object>();
+}  // namespace
+
+// A made-up CPU from { vendor, family, model, avx2Fma, avx512, ... } (absent fields: 0 / false).
+CpuFeatures ArgCpuFeatures(const Napi::Object& o) {
   CpuFeatures f;
+  const auto number = [&](const char* key) { return o.Has(key) ? o.Get(key).ToNumber().Uint32Value() : 0u; };
+  f.vendor = number("vendor");
+  f.family = number("family");
+  f.model = number("model");
   f.avx2_fma = o.Get("avx2Fma").ToBoolean();
   f.avx512 = o.Get("avx512").ToBoolean();
   f.avx512_vnni = o.Get("avx512Vnni").ToBoolean();
   f.avx_vnni = o.Get("avxVnni").ToBoolean();
   f.amx_int8 = o.Get("amxInt8").ToBoolean();
   f.amx_permitted = o.Get("amxPermitted").ToBoolean();
+  return f;
+}
+
+namespace {
+
+// _selectInt8Gemm(features, cap) -> kernel name: the dispatch rule for a made-up CPU.
+Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsString())
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap)", true);
+  const CpuFeatures f = ArgCpuFeatures(info[0].As<Napi::Object>());
   Isa cap;
   const std::string text = info[1].As<Napi::String>();
   if (!ParseIsa(text.c_str(), &cap)) ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "unknown ISA '" + text + "'", true);

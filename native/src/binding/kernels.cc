@@ -121,6 +121,28 @@ DenseOperands ArgDenseOperands(const Napi::CallbackInfo& info, size_t first, con
 
 // _gemm(kernel, x, lda, w, bias|null, m, n, k, act, alpha, y, ldy, threads): one GEMM on a named
 // kernel, weights packed here. A test entry: it allocates, unlike the compiled path.
+// _selectF32Gemm(features, cap, cpuClass?) -> { kernel, cpuClass }: the dispatch rule for a
+// made-up CPU, under its own class (from vendor, family and features) or the one given.
+Napi::Value SelectF32ForFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsString())
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap, cpuClass?)", true);
+  const CpuFeatures f = ArgCpuFeatures(info[0].As<Napi::Object>());
+  Isa cap;
+  const std::string text = info[1].As<Napi::String>();
+  if (!ParseIsa(text.c_str(), &cap)) ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "unknown ISA '" + text + "'", true);
+  CpuClass cls = ClassOf(f);
+  if (info.Length() > 2 && info[2].IsString()) {
+    const std::string name = info[2].As<Napi::String>();
+    if (!ParseCpuClass(name.c_str(), &cls))
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "unknown CPU class '" + name + "'", true);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kernel", SelectF32GemmFor(cap, cls, f)->name);
+  out.Set("cpuClass", CpuClassName(cls));
+  return out;
+}
+
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const F32GemmKernel& kernel = ArgKernel(info, 0);
@@ -204,6 +226,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("packedStackByteLength", Napi::Function::New(env, PackedStackByteLength, "packedStackByteLength"));
   exports.Set("packStack", Napi::Function::New(env, PackStack, "packStack"));
   exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
+  exports.Set("_selectF32Gemm", Napi::Function::New(env, SelectF32ForFeatures, "_selectF32Gemm"));
   exports.Set("_referenceDense", Napi::Function::New(env, ReferenceDense, "_referenceDense"));
   exports.Set("_activate", Napi::Function::New(env, Activate, "_activate"));
   exports.Set("_peakFma", Napi::Function::New(env, PeakFma, "_peakFma"));

@@ -1,5 +1,6 @@
-// fp32 GEMM for AVX-512F (a 14×32 register tile, 28 zmm accumulators, masked tails) and the
-// optimizer update pass, both over the AVX-512 vector traits below.
+// fp32 GEMM for AVX-512F: a 14×32 register tile (28 zmm accumulators, embedded broadcasts) for
+// Zen 4 and the rest, a 6×64 one with register broadcasts for full-width AVX-512 cores; masked
+// tails; and the optimizer update pass, over the AVX-512 vector traits below.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
 
@@ -49,8 +50,16 @@ struct VAvx512 {
   static float hsum(R x) { return _mm512_reduce_add_ps(x); }
 };
 
+// The same, with each row's A value broadcast into a register first (vbroadcastss, then a
+// register FMA): on Zen 5 the embedded {1to16} form's loads bound the 6×64 tile well below the
+// FMA peak, and one broadcast feeds 4 FMAs here.
+struct VAvx512Broadcast : VAvx512 {
+  static R fmadd_bcast(const float* p, R b, R acc) { return _mm512_fmadd_ps(_mm512_set1_ps(*p), b, acc); }
+};
+
 }  // namespace
 }  // namespace maas
 
+MAAS_DEFINE_F32_GEMM_BLOCKED(f32_gemm_bias_act_6x64__avx512f_broadcast, VAvx512Broadcast, 6, 4, 768, 96)
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_14x32__avx512f, VAvx512, 14, 2)
 MAAS_DEFINE_F32_UPDATE(f32_update__avx512f, VAvx512)

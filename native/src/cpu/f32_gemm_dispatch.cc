@@ -7,7 +7,8 @@
 
 namespace maas {
 
-#define MAAS_F32_GEMM(name, isa, mr, nr)                        \
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes)               \
+  extern const uint32_t name##_kc, name##_mc;                   \
   size_t name##_scratch(size_t k);                              \
   void name##_run(const F32GemmArgs&, const GemmTile&, float*); \
   void name##_activate(Activation, const ActivationParams&, const float*, float*, size_t);
@@ -16,7 +17,8 @@ namespace maas {
 
 namespace {
 const F32GemmKernel kKernels[] = {
-#define MAAS_F32_GEMM(name, isa, mr, nr) {#name, Isa::isa, mr, nr, &name##_scratch, &name##_run, &name##_activate},
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes) \
+  {#name, Isa::isa, mr, nr, classes, name##_kc, name##_mc, &name##_scratch, &name##_run, &name##_activate},
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 };
@@ -28,12 +30,14 @@ const F32GemmKernel* F32GemmKernels(size_t* count) noexcept {
   return kKernels;
 }
 
-const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept {
+const F32GemmKernel* SelectF32GemmFor(Isa cap, CpuClass cls, const CpuFeatures& cpu) noexcept {
   for (const F32GemmKernel& k : kKernels) {
-    if (IsaWithin(k.isa, cap) && IsaSupported(k.isa)) return &k;
+    if (IsaWithin(k.isa, cap) && IsaSupportedBy(cpu, k.isa) && (k.classes & CpuClassBit(cls)) != 0) return &k;
   }
   return nullptr;
 }
+
+const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept { return SelectF32GemmFor(cap, ActiveCpuClass(), DetectCpu()); }
 
 const F32GemmKernel* FindF32Gemm(const char* name) noexcept {
   for (const F32GemmKernel& k : kKernels) {

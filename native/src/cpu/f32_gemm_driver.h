@@ -188,18 +188,24 @@ struct Epilogue {
   ActivationParams params;
 };
 
-template <class V, int kMR, int kNV>
+// kKC_: the K block (a KC×NR panel of B is reused by every row tile of an A block); kMCTiles:
+// row tiles per A block (packed once per K block, streamed once per B panel). Both per CPU class.
+template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24>
 struct F32GemmDriver {
   using R = typename V::R;
   static constexpr size_t kNR = V::W * kNV;
-  static constexpr size_t kKC = 256;       // K block: a KC×NR panel of B stays in L1
-  static constexpr size_t kMC = kMR * 24;  // rows of A packed per block (L2 resident)
+  static constexpr size_t kKC = kKC_;
+  static constexpr size_t kMC = kMR * kMCTiles;
 
   // Up to this many rows, each B panel streams once over the whole K (few rows reuse it little,
   // so it is read sequentially from memory while A and the C tiles stay close).
   static constexpr size_t kStreamRows = 2 * kMR;
 
-  static size_t ScratchFloats(size_t k) { return kMC * kKC > kStreamRows * k ? kMC * kKC : kStreamRows * k; }
+  // A packed A block is kMC rows × min(kKC, k); the streaming path's rows span the whole k.
+  static size_t ScratchFloats(size_t k) {
+    const size_t block = kMC * MinSize(kKC, k);
+    return block > kStreamRows * k ? block : kStreamRows * k;
+  }
 
   // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
   // On the last K block the epilogue (bias, activation) runs on registers before the one store.
@@ -371,13 +377,17 @@ struct F32GemmDriver {
 }  // namespace
 }  // namespace maas
 
-// Defines the two entry points f32_gemm.inc declares for one kernel.
-#define MAAS_DEFINE_F32_GEMM(name, V, mr, nv)                                                                    \
-  namespace maas {                                                                                               \
-  static_assert(F32GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
-  size_t name##_scratch(size_t k) { return F32GemmDriver<V, mr, nv>::ScratchFloats(k); }                         \
-  void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { F32GemmDriver<V, mr, nv>::Run(g, t, s); } \
-  void name##_activate(Activation a, const ActivationParams& p, const float* z, float* y, size_t n) {            \
-    ActivateRow<V>(a, p, z, y, n);                                                                               \
-  }                                                                                                              \
+// Defines the entry points f32_gemm.inc declares for one kernel: V's register tile of mr rows ×
+// nv vectors, with the default blocking, or with its class's (MAAS_DEFINE_F32_GEMM_BLOCKED).
+#define MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, kc, mc_tiles)                                   \
+  namespace maas {                                                                                    \
+  using name##_driver = F32GemmDriver<V, mr, nv, kc, mc_tiles>;                                       \
+  static_assert(name##_driver::kNR > 0, "kernel tile");                                               \
+  extern const uint32_t name##_kc = name##_driver::kKC, name##_mc = name##_driver::kMC;               \
+  size_t name##_scratch(size_t k) { return name##_driver::ScratchFloats(k); }                         \
+  void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { name##_driver::Run(g, t, s); } \
+  void name##_activate(Activation a, const ActivationParams& p, const float* z, float* y, size_t n) { \
+    ActivateRow<V>(a, p, z, y, n);                                                                    \
+  }                                                                                                   \
   }
+#define MAAS_DEFINE_F32_GEMM(name, V, mr, nv) MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, 256, 24)

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace maas {
@@ -32,7 +33,19 @@ bool RequestAmxPermission() noexcept {
 CpuFeatures Probe() noexcept {
   CpuFeatures f;
   unsigned a, b, c, d;
+  if (__get_cpuid(0, &a, &b, &c, &d)) {
+    char vendor[13];
+    std::memcpy(vendor, &b, 4);
+    std::memcpy(vendor + 4, &d, 4);
+    std::memcpy(vendor + 8, &c, 4);
+    vendor[12] = 0;
+    f.vendor = std::strcmp(vendor, "GenuineIntel") == 0 ? 1 : std::strcmp(vendor, "AuthenticAMD") == 0 ? 2 : 0;
+  }
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  // Display family and model: the extended fields count only from base family 0xF (and 6 for the model).
+  const uint32_t base_family = (a >> 8) & 0xF, base_model = (a >> 4) & 0xF;
+  f.family = base_family == 0xF ? base_family + ((a >> 20) & 0xFF) : base_family;
+  f.model = base_family == 0xF || base_family == 6 ? base_model | (((a >> 16) & 0xF) << 4) : base_model;
   const bool osxsave = (c >> 27) & 1;
   const bool fma = (c >> 12) & 1;
   const bool avx = (c >> 28) & 1;
@@ -91,6 +104,55 @@ bool IsaSupportedBy(const CpuFeatures& f, Isa isa) noexcept {
 }
 
 bool IsaSupported(Isa isa) noexcept { return IsaSupportedBy(DetectCpu(), isa); }
+
+CpuClass ClassOf(const CpuFeatures& f) noexcept {
+  if (!f.avx2_fma) return CpuClass::kGeneric;
+  if (!f.avx512) return CpuClass::kAvx2;
+  if (f.vendor == 2 && f.family == 0x19) return CpuClass::kZen4;
+  if (f.vendor == 2 && f.family >= 0x1A) return CpuClass::kZen5;
+  if (f.vendor == 1) return CpuClass::kIntelAvx512;
+  return CpuClass::kGeneric;
+}
+
+CpuClass DetectedCpuClass() noexcept {
+  static const CpuClass detected = ClassOf(DetectCpu());
+  return detected;
+}
+
+CpuClass ActiveCpuClass() noexcept {
+  static const CpuClass active = [] {
+    CpuClass forced;
+    const char* text = std::getenv("MAAS_CPU_CLASS");
+    return text && ParseCpuClass(text, &forced) ? forced : DetectedCpuClass();
+  }();
+  return active;
+}
+
+const char* CpuClassName(CpuClass c) noexcept {
+  switch (c) {
+    case CpuClass::kGeneric:
+      return "generic";
+    case CpuClass::kAvx2:
+      return "avx2";
+    case CpuClass::kZen4:
+      return "zen4";
+    case CpuClass::kZen5:
+      return "zen5";
+    case CpuClass::kIntelAvx512:
+      return "intel-avx512";
+  }
+  return "unknown";
+}
+
+bool ParseCpuClass(const char* text, CpuClass* out) noexcept {
+  for (uint32_t i = 0; i < kCpuClassCount; ++i) {
+    if (std::strcmp(text, CpuClassName(static_cast<CpuClass>(i))) == 0) {
+      *out = static_cast<CpuClass>(i);
+      return true;
+    }
+  }
+  return false;
+}
 
 Isa BestSupportedIsa() noexcept {
   for (uint32_t i = kIsaCount; i-- > 0;) {
