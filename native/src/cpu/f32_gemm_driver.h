@@ -211,30 +211,32 @@ struct F32GemmDriver {
   // On the last K block the epilogue (bias, activation) runs on registers before the one store.
   // kPacked: a is k-major, row i of step p at a[p·lda + i] (a packed micro-panel with lda = kMR,
   // or transposed A read in place); otherwise a is row-major A with row stride lda, read in place.
-  template <int kRows, bool kPacked>
+  // kVecs <= kNV: the vectors of the panel the tile computes (a panel narrower than NR, the last
+  // of an N that is not a multiple of NR, or a layer narrower than the tile, skips the rest).
+  template <int kRows, bool kPacked, int kVecs>
   static void Micro(size_t kc, const float* a, size_t lda, const float* b, float* c, size_t ldc, size_t cols,
                     bool accumulate, const Epilogue* epi) {
-    R acc[kRows][kNV];
+    R acc[kRows][kVecs];
 #pragma GCC unroll 16
     for (int i = 0; i < kRows; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) acc[i][j] = V::zero();
+      for (int j = 0; j < kVecs; ++j) acc[i][j] = V::zero();
     for (size_t p = 0; p < kc; ++p) {
-      R bv[kNV];
+      R bv[kVecs];
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
+      for (int j = 0; j < kVecs; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
 #pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i) {
         const float* ai = kPacked ? a + p * lda + i : a + i * lda + p;
 #pragma GCC unroll 8
-        for (int j = 0; j < kNV; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
+        for (int j = 0; j < kVecs; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
       }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < kRows; ++i) {
       float* row = c + i * ldc;
 #pragma GCC unroll 8
-      for (int j = 0; j < kNV; ++j) {
+      for (int j = 0; j < kVecs; ++j) {
         const size_t col = j * V::W;
         if (col >= cols) break;
         const size_t count = MinSize(V::W, cols - col);
@@ -254,13 +256,21 @@ struct F32GemmDriver {
 
   using MicroFn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, bool, const Epilogue*);
 
+  // Every (rows, vectors) tile, packed and direct: micro.packed[v - 1][rows - 1].
   struct MicroTable {
-    MicroFn packed[kMR];
-    MicroFn direct[kMR];
+    MicroFn packed[kNV][kMR];
+    MicroFn direct[kNV][kMR];
   };
-  template <size_t... I>
-  static constexpr MicroTable MakeMicroTable(std::index_sequence<I...>) {
-    return MicroTable{{&Micro<static_cast<int>(I) + 1, true>...}, {&Micro<static_cast<int>(I) + 1, false>...}};
+  template <int kVecs, size_t... I>
+  static constexpr void FillMicro(MicroTable& t, std::index_sequence<I...>) {
+    ((t.packed[kVecs - 1][I] = &Micro<static_cast<int>(I) + 1, true, kVecs>), ...);
+    ((t.direct[kVecs - 1][I] = &Micro<static_cast<int>(I) + 1, false, kVecs>), ...);
+  }
+  template <size_t... J>
+  static constexpr MicroTable MakeMicroTable(std::index_sequence<J...>) {
+    MicroTable t{};
+    (FillMicro<static_cast<int>(J) + 1>(t, std::make_index_sequence<kMR>{}), ...);
+    return t;
   }
 
   // Row tiles of a block of mc rows: as few tiles as kMR allows, sizes differing by at most one
@@ -335,7 +345,7 @@ struct F32GemmDriver {
 
   static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
     if (g.n <= kNarrowN && !g.a_transposed) return RunNarrow(g, t, scratch);
-    static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kMR>{});
+    static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kNV>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
     const size_t kc_block = m_count <= kStreamRows ? k : kKC;
@@ -355,16 +365,19 @@ struct F32GemmDriver {
           const size_t cols = MinSize(kNR, g.n - col0);
           const float* b = g.b_packed + pnl * k * kNR + pc * kNR;
           const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
+          const size_t vecs = (cols + V::W - 1) / V::W;
           for (size_t tile = 0; tile < tiles.count; ++tile) {
             const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
             if (pack) {
-              micro.packed[rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first,
-                                     last ? &epi : nullptr);
+              micro.packed[vecs - 1][rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first,
+                                               last ? &epi : nullptr);
             } else if (g.a_transposed) {
-              micro.packed[rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+              micro.packed[vecs - 1][rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first,
+                                               last ? &epi : nullptr);
             } else {
-              micro.direct[rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
+              micro.direct[vecs - 1][rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first,
+                                               last ? &epi : nullptr);
             }
           }
         }
