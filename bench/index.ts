@@ -64,6 +64,45 @@ function measurePeaks(): Map<string, number> {
   return peaks;
 }
 
+/** FMA pipes × lanes per cycle of each ISA on each CPU class (Zen 4 runs a zmm FMA as two halves). */
+const FMA_LANES_PER_CYCLE: Record<string, { avx512?: number; avx2: number }> = {
+  zen4: { avx512: 2 * 8, avx2: 2 * 8 },
+  zen5: { avx512: 2 * 16, avx2: 2 * 8 },
+  'intel-avx512': { avx512: 2 * 16, avx2: 2 * 8 },
+  avx2: { avx2: 2 * 8 },
+  generic: { avx2: 2 * 8 },
+};
+
+/**
+ * The peaks estimated independently of the FMA probes: the running clock (dependent adds, one
+ * per cycle) × FMA lanes per cycle × 2 flops. Lines for the results, with a warning where the
+ * estimate and the measured peak disagree by more than 15%.
+ */
+function peakEstimates(peaks: Map<string, number>, cpuClass: string): string[] {
+  setThreads(1);
+  let ghz = 0;
+  for (let r = 0; r < 3; r++) {
+    const { cycles, seconds } = native._clockProbe(5e7, 1);
+    ghz = Math.max(ghz, cycles / seconds / 1e9);
+  }
+  const lines = [`- clock ${ghz.toFixed(2)} GHz (dependent adds, 1 thread); CPU class ${cpuClass}`];
+  for (const isa of ['avx512', 'avx2'] as const) {
+    const lanes = FMA_LANES_PER_CYCLE[cpuClass]?.[isa];
+    const measured = peaks.get(`${isa}/1`);
+    if (lanes === undefined || measured === undefined) continue;
+    const estimate = ghz * lanes * 2;
+    const ratio = measured / estimate;
+    const warn =
+      Math.abs(ratio - 1) > 0.15
+        ? ' **WARNING: more than 15% apart: the class or the probe is wrong for this CPU**'
+        : '';
+    lines.push(
+      `- ${isa} 1-thread peak: measured ${measured.toFixed(1)} GFLOP/s, estimated ${estimate.toFixed(1)} (clock × ${lanes} FMA lanes/cycle × 2): ${ratio.toFixed(2)}×${warn}`,
+    );
+  }
+  return lines;
+}
+
 interface Row {
   workload: string;
   impl: string;
@@ -180,7 +219,7 @@ async function main(): Promise<void> {
     '',
     `- date: ${started.toISOString()}`,
     `- command: \`npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\``,
-    `- CPU: ${info.brand.trim() || cpus()[0]?.model} (${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB); maas ISA ${info.isa}, kernel ${info.f32Kernel}`,
+    `- CPU: ${info.brand.trim() || cpus()[0]?.model} (${cpus().length} logical cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB), ${info.vendor} family ${info.family} model ${info.model}, class ${info.cpuClass}${info.cpuClass === info.detectedCpuClass ? '' : ` (forced; detected ${info.detectedCpuClass})`}; maas ISA ${info.isa}, kernel ${info.f32Kernel}`,
     `- node ${process.version}; onnxruntime-node, @tensorflow/tfjs and tfjs-backend-wasm as installed (see package-lock.json)`,
     `- latency: one call from a Float32Array to a JS-readable output, median of samples after warm-up`,
     '',
@@ -194,6 +233,7 @@ async function main(): Promise<void> {
       `| fp32 FMA ${isa === 'avx512' ? 'AVX-512 (zmm)' : 'AVX2 (ymm)'} | ${threads} | ${value.toFixed(1)} |`,
     );
   }
+  peakLines.push('', ...peakEstimates(peaks, info.detectedCpuClass));
   console.log(peakLines.join('\n') + '\n');
   const rows: Row[] = [];
   const print = (r: Row): void =>

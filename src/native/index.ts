@@ -266,6 +266,8 @@ export interface NativeBinding {
   /** y = act(z) with a kernel's element-wise activation pass (training and the int8 path use it). */
   _activate(kernel: string, activation: number, params: NativeActivationParams | null, z: Float32Array, y: Float32Array): void;
   _peakFma(isa: 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
+  /** 16 dependent adds per iteration, one per cycle: cycles ÷ seconds is the running clock. */
+  _clockProbe(iterations: number, threads: number): { cycles: number; seconds: number };
   _qgemm(
     kernel: string, a: Uint8Array, lda: number, aZero: number, w: Int8Array, scale: Float32Array, bias: Float32Array | null,
     m: number, n: number, k: number, activation: number, out: Float32Array | Uint8Array, ldo: number,

@@ -121,15 +121,17 @@ inline PredictArgs ArgPredict(const Napi::CallbackInfo& info, size_t in, size_t 
 // Runs a peak probe (independent chains in registers, returning the ops it did) on `threads`
 // pool threads for info's (isa, iterations, threads) arguments 1 and 2, and answers
 // { <unit>: total ops, seconds }.
-inline Napi::Value RunPeakProbe(const Napi::CallbackInfo& info, double (*probe)(uint64_t), const char* unit) {
+// Iterations and threads are info[first] and info[first + 1] (after the ISA name by default).
+inline Napi::Value RunPeakProbe(const Napi::CallbackInfo& info, double (*probe)(uint64_t), const char* unit,
+                                size_t first = 1) {
   struct Job {
     double (*probe)(uint64_t);
     uint64_t iterations;
     double ops[64];
-  } job{probe, ArgSize(info, 1, "iterations"), {}};
+  } job{probe, ArgSize(info, first, "iterations"), {}};
   Napi::Env env = info.Env();
   ThreadPool& pool = AddonOf(env)->pool();
-  size_t nth = ArgSize(info, 2, "threads");
+  size_t nth = ArgSize(info, first + 1, "threads");
   nth = nth < 1 ? 1 : (nth > pool.size() ? pool.size() : nth);
   nth = nth > 64 ? 64 : nth;
   const auto t0 = std::chrono::steady_clock::now();

@@ -206,6 +206,9 @@ Napi::Value Activate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// _clockProbe(iterations, threads) -> { cycles, seconds }: the clock the peaks run at.
+Napi::Value ClockProbe(const Napi::CallbackInfo& info) { return RunPeakProbe(info, &ClockCycles, "cycles", 0); }
+
 // _peakFma(isa: 'avx512'|'avx2', iterations, threads) -> { flops, seconds }
 Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -230,6 +233,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("_referenceDense", Napi::Function::New(env, ReferenceDense, "_referenceDense"));
   exports.Set("_activate", Napi::Function::New(env, Activate, "_activate"));
   exports.Set("_peakFma", Napi::Function::New(env, PeakFma, "_peakFma"));
+  exports.Set("_clockProbe", Napi::Function::New(env, ClockProbe, "_clockProbe"));
 }
 
 }  // namespace maas::binding
