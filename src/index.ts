@@ -157,7 +157,9 @@ export type {
   NativeCpuInfo,
   NativeCpuFeatures,
   NativeKernelInfo,
+  NativeF32KernelInfo,
   NativeInt8KernelInfo,
+  CpuClassName,
 } from './native/index.js';
 export type {
   DataPlaneOptions,

@@ -74,9 +74,14 @@ struct Int8GemmDriver {
   static void Micro(const Int8GemmArgs& g, size_t groups, const uint8_t* a, const int8_t* b, size_t row0, size_t col0,
                     size_t cols) {
     constexpr int kSplit = kRows <= 2 && V::W > 1 ? 2 : 1;  // one lane wide there is no latency to hide
+    // Every loop over the accumulators is unrolled: one left rolled (the epilogue's, with its
+    // break) makes GCC keep the whole array on the stack, loaded and stored in the hot loop.
     I acc[kSplit][kRows][kNV];
+#pragma GCC unroll 2
     for (int s = 0; s < kSplit; ++s)
+#pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 8
         for (int j = 0; j < kNV; ++j) acc[s][i][j] = V::zero_i();
     size_t p = 0;
     for (; p + kSplit <= groups; p += kSplit) {
@@ -94,13 +99,17 @@ struct Int8GemmDriver {
       }
     }
     for (; p < groups; ++p) {  // an odd group count with the split
+#pragma GCC unroll 16
       for (int i = 0; i < kRows; ++i) {
         const I av = V::bcast_a(Load4(a + i * g.lda + p * 4));
+#pragma GCC unroll 8
         for (int j = 0; j < kNV; ++j)
           acc[0][i][j] = V::dot(acc[0][i][j], av, V::load_b(b + p * kGroupBytes + j * V::W * 4));
       }
     }
+#pragma GCC unroll 16
     for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 8
       for (int j = 0; j < kNV; ++j) {
         const size_t col = j * V::W;
         if (col >= cols) break;
