@@ -94,6 +94,8 @@ export interface NativeInt8KernelInfo extends NativeKernelInfo {
   kAlign: number;
   /** Largest activation value the kernel computes exactly (127 on the AVX2 path). */
   aMax: number;
+  /** The CPU classes it is tuned for (all of them: its ISA's fallback). */
+  cpuClasses: CpuClassName[];
 }
 
 /** CPU features as the addon reports them (and as _selectInt8Gemm takes made-up ones). */
@@ -280,7 +282,7 @@ export interface NativeBinding {
   ): void;
   _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
   _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };
-  _selectInt8Gemm(features: NativeCpuFeatures, cap: IsaName): string;
+  _selectInt8Gemm(cpu: NativeCpuIdentity, cap: IsaName): string;
   /** The fp32 dispatch rule for a made-up CPU, under its own class or the one given. */
   _selectF32Gemm(
     cpu: NativeCpuIdentity,

@@ -95,12 +95,14 @@ afterAll(() => {
 });
 
 describe('int8 GEMM kernel list and dispatch', () => {
-  it('lists every ISA path once, best first; the scalar path is always there', () => {
+  it('lists each kernel once, best ISA first, with a fallback for every class on every ISA', () => {
+    const names = kernels.map((k) => k.name);
+    expect(new Set(names).size).toBe(names.length);
     const isas = kernels.map((k) => k.isa);
-    expect(new Set(isas).size).toBe(isas.length);
     expect(isas).toEqual([...isas].sort((x, y) => ISA_LEVELS.indexOf(y) - ISA_LEVELS.indexOf(x)));
     expect(kernels[kernels.length - 1]).toMatchObject({ isa: 'scalar', supported: true });
-    for (const k of kernels) expect(k.name).toMatch(new RegExp(`^qu[78]s8_gemm_bias_relu_requant_${k.mr}x${k.nr}c${k.kAlign}__${k.isa}$`));
+    for (const k of kernels) expect(k.name).toMatch(new RegExp(`^qu[78]s8_gemm_bias_relu_requant_${k.mr}x${k.nr}c${k.kAlign}__${k.isa}(_[a-z0-9]+)?$`));
+    for (const isa of new Set(isas)) expect(kernels.filter((k) => k.isa === isa).at(-1)!.cpuClasses, isa).toHaveLength(5);
     // Only the AVX2 path keeps activations in 7 bits.
     for (const k of kernels) expect(k.aMax).toBe(k.isa === 'avx2' ? 127 : 255);
   });
@@ -109,9 +111,17 @@ describe('int8 GEMM kernel list and dispatch', () => {
     for (const cap of ISA_LEVELS) {
       native.setMaxIsa(cap);
       const now = native.cpuInfo();
-      const expected = kernels.find((k) => k.supported && ISA_LEVELS.indexOf(k.isa) <= ISA_LEVELS.indexOf(now.cap))!;
+      // The first supported kernel within the cap that is tuned for this process's class.
+      const expected = kernels.find(
+        (k) =>
+          k.supported && ISA_LEVELS.indexOf(k.isa) <= ISA_LEVELS.indexOf(now.cap) && k.cpuClasses.includes(now.cpuClass),
+      )!;
       expect(now.int8Kernel, `cap ${cap}`).toBe(expected.name);
-      expect(native._selectInt8Gemm(now.features, now.cap)).toBe(expected.name);
+      if (now.cpuClass === now.detectedCpuClass) {
+        const vendor = { intel: 1, amd: 2, other: 0 }[now.vendor];
+        const here = { ...now.features, vendor, family: now.family, model: now.model };
+        expect(native._selectInt8Gemm(here, now.cap)).toBe(expected.name);
+      }
       expect(ISA_LEVELS.indexOf(now.isa)).toBeLessThanOrEqual(ISA_LEVELS.indexOf(now.cap));
     }
     native.setMaxIsa(bestCap);
@@ -128,6 +138,10 @@ describe('int8 GEMM kernel list and dispatch', () => {
     const adlLike: NativeCpuFeatures = { avx2Fma: true, avx512: false, avx512Vnni: false, avxVnni: true, amxInt8: false, amxPermitted: false };
     expect(native._selectInt8Gemm(adlLike, 'amx')).toMatch(/__avxvnni$/);
     expect(native._selectInt8Gemm({ ...adlLike, avx2Fma: false, avxVnni: false }, 'amx')).toMatch(/__scalar$/);
+    // Zen 5 takes its own VNNI blocking; Zen 4 and the rest the general one.
+    const zen = { ...sprLike, amxInt8: false, amxPermitted: false, vendor: 2, model: 2 };
+    expect(native._selectInt8Gemm({ ...zen, family: 0x1a }, 'amx')).toBe('qu8s8_gemm_bias_relu_requant_8x32c4__avx512vnni_mc512');
+    expect(native._selectInt8Gemm({ ...zen, family: 0x19 }, 'amx')).toBe('qu8s8_gemm_bias_relu_requant_8x32c4__avx512vnni');
     // This CPU: AMX is selected exactly when both halves of the check hold.
     const amxHere = info.features.amxInt8 && info.features.amxPermitted;
     expect(kernels.find((k) => k.isa === 'amx')!.supported).toBe(amxHere);
@@ -143,6 +157,13 @@ for (const kernel of kernels) {
       const cases: Case[] = [];
       for (const m of SWEEP) for (const n of SWEEP) for (const k of SWEEP) cases.push({ m, n, k, bias: true });
       expectAll(kernel, cases, 1000);
+    });
+
+    it('matches the reference across A blocks (M past the 512 rows of the largest block)', () => {
+      native.setMaxIsa(kernel.isa);
+      const cases: Case[] = [];
+      for (const m of [127, 129, 511, 513, 1100]) cases.push({ m, n: kernel.nr + 1, k: 67, bias: true });
+      expectAll(kernel, cases, 1500);
     });
 
     it('requantizes to u8 and fuses relu and relu6 exactly, with and without bias', () => {

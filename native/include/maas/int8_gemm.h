@@ -54,6 +54,7 @@ struct Int8GemmKernel {
   uint32_t mr, nr;   // register (or tile) rows and the packed panel width
   uint32_t k_align;  // K is zero-padded to a multiple of this in the packed panels (4, AMX: 64)
   int32_t a_max;     // largest activation value the kernel computes exactly (255, AVX2: 127)
+  uint32_t classes;  // the CPU classes it is tuned for (CpuClassBit set; kAnyCpuClass: its ISA's fallback)
   // Bytes of scratch one thread needs for a given K.
   size_t (*scratch_bytes)(size_t k);
   // Computes one tile of the output. noexcept, no allocation.
@@ -65,7 +66,7 @@ struct Int8GemmKernel {
 // Kernels in preference order (best first), from int8_gemm.inc.
 const Int8GemmKernel* Int8GemmKernels(size_t* count) noexcept;
 // The best kernel whose ISA is within `cap` and supported by `features` (tests pass made-up CPUs).
-const Int8GemmKernel* SelectInt8GemmFor(const CpuFeatures& features, Isa cap) noexcept;
+const Int8GemmKernel* SelectInt8GemmFor(const CpuFeatures& features, Isa cap, CpuClass cls) noexcept;
 // The same for this CPU and OS.
 const Int8GemmKernel* SelectInt8Gemm(Isa cap) noexcept;
 const Int8GemmKernel* FindInt8Gemm(const char* name) noexcept;

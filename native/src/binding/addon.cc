@@ -60,6 +60,17 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterSharedRegions(env, exports);
 }
 
+namespace {
+// The names of a set of CPU classes (a kernel's CpuClassBit set).
+Napi::Array ClassNames(Napi::Env env, uint32_t classes) {
+  Napi::Array names = Napi::Array::New(env);
+  for (uint32_t c = 0; c < kCpuClassCount; ++c)
+    if (classes & CpuClassBit(static_cast<CpuClass>(c)))
+      names.Set(names.Length(), CpuClassName(static_cast<CpuClass>(c)));
+  return names;
+}
+}  // namespace
+
 Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const CpuFeatures& f = DetectCpu();
@@ -96,11 +107,7 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
     k.Set("nr", kernels[i].nr);
     k.Set("kc", kernels[i].kc);
     k.Set("mc", kernels[i].mc);
-    Napi::Array classes = Napi::Array::New(env);
-    for (uint32_t c = 0; c < kCpuClassCount; ++c)
-      if (kernels[i].classes & CpuClassBit(static_cast<CpuClass>(c)))
-        classes.Set(classes.Length(), CpuClassName(static_cast<CpuClass>(c)));
-    k.Set("cpuClasses", classes);
+    k.Set("cpuClasses", ClassNames(env, kernels[i].classes));
     k.Set("supported", IsaSupported(kernels[i].isa));
     list.Set(i, k);
   }
@@ -117,6 +124,7 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
     k.Set("nr", int8_kernels[i].nr);
     k.Set("kAlign", int8_kernels[i].k_align);
     k.Set("aMax", int8_kernels[i].a_max);
+    k.Set("cpuClasses", ClassNames(env, int8_kernels[i].classes));
     k.Set("supported", IsaSupported(int8_kernels[i].isa));
     qlist.Set(i, k);
   }

@@ -191,7 +191,8 @@ CpuFeatures ArgCpuFeatures(const Napi::Object& o) {
 
 namespace {
 
-// _selectInt8Gemm(features, cap) -> kernel name: the dispatch rule for a made-up CPU.
+// _selectInt8Gemm(cpu, cap) -> kernel name: the dispatch rule for a made-up CPU (its class from
+// vendor, family and features, as for fp32).
 Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsString())
@@ -200,7 +201,7 @@ Napi::Value SelectForFeatures(const Napi::CallbackInfo& info) {
   Isa cap;
   const std::string text = info[1].As<Napi::String>();
   if (!ParseIsa(text.c_str(), &cap)) ThrowCoded(env, "MAAS_ERR_ISA_INVALID", "unknown ISA '" + text + "'", true);
-  return Napi::String::New(env, SelectInt8GemmFor(f, cap)->name);
+  return Napi::String::New(env, SelectInt8GemmFor(f, cap, ClassOf(f))->name);
 }
 
 // _peakInt8(isa: 'avx512vnni'|'amx', iterations, threads) -> { ops, seconds }

@@ -8,17 +8,17 @@
 
 namespace maas {
 
-#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max)       \
-  size_t name##_scratch(size_t k);                              \
-  void name##_run(const Int8GemmArgs&, const GemmTile&, void*); \
+#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max, classes) \
+  size_t name##_scratch(size_t k);                                 \
+  void name##_run(const Int8GemmArgs&, const GemmTile&, void*);    \
   void name##_quantize(const float*, size_t, float, int32_t, uint8_t*);
 #include "int8_gemm.inc"
 #undef MAAS_INT8_GEMM
 
 namespace {
 const Int8GemmKernel kKernels[] = {
-#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max) \
-  {#name, Isa::isa, mr, nr, k_align, a_max, &name##_scratch, &name##_run, &name##_quantize},
+#define MAAS_INT8_GEMM(name, isa, mr, nr, k_align, a_max, classes) \
+  {#name, Isa::isa, mr, nr, k_align, a_max, classes, &name##_scratch, &name##_run, &name##_quantize},
 #include "int8_gemm.inc"
 #undef MAAS_INT8_GEMM
 };
@@ -29,14 +29,14 @@ const Int8GemmKernel* Int8GemmKernels(size_t* count) noexcept {
   return kKernels;
 }
 
-const Int8GemmKernel* SelectInt8GemmFor(const CpuFeatures& features, Isa cap) noexcept {
+const Int8GemmKernel* SelectInt8GemmFor(const CpuFeatures& features, Isa cap, CpuClass cls) noexcept {
   for (const Int8GemmKernel& k : kKernels) {
-    if (IsaWithin(k.isa, cap) && IsaSupportedBy(features, k.isa)) return &k;
+    if (IsaWithin(k.isa, cap) && IsaSupportedBy(features, k.isa) && (k.classes & CpuClassBit(cls)) != 0) return &k;
   }
   return nullptr;
 }
 
-const Int8GemmKernel* SelectInt8Gemm(Isa cap) noexcept { return SelectInt8GemmFor(DetectCpu(), cap); }
+const Int8GemmKernel* SelectInt8Gemm(Isa cap) noexcept { return SelectInt8GemmFor(DetectCpu(), cap, ActiveCpuClass()); }
 
 const Int8GemmKernel* FindInt8Gemm(const char* name) noexcept {
   for (const Int8GemmKernel& k : kKernels) {

@@ -61,12 +61,13 @@ void QuantizeRow(const float* x, size_t n, float scale, int32_t zero, int32_t am
   }
 }
 
-template <class V, int kMR, int kNV>
+// kMCTiles: row tiles per block; its A rows are re-read for every B panel, B once per block.
+template <class V, int kMR, int kNV, int kMCTiles = 16>
 struct Int8GemmDriver {
   using I = typename V::I;
   static constexpr size_t kNR = V::W * kNV;
   static constexpr size_t kGroupBytes = kNR * 4;  // one K group of a panel
-  static constexpr size_t kMC = kMR * 16;         // rows per block: their A rows stay in L2
+  static constexpr size_t kMC = kMR * kMCTiles;
 
   // kRows rows × kNR columns over every K group. With one or two rows the dot chain would be
   // latency bound, so even and odd groups accumulate separately and are summed at the end.
@@ -151,12 +152,14 @@ struct Int8GemmDriver {
 }  // namespace maas
 
 // Defines the entry points int8_gemm.inc declares for one kernel.
-#define MAAS_DEFINE_INT8_GEMM(name, V, mr, nv, amax)                                                              \
-  namespace maas {                                                                                                \
-  static_assert(Int8GemmDriver<V, mr, nv>::kNR > 0, "kernel tile");                                               \
-  size_t name##_scratch(size_t) { return 0; }                                                                     \
-  void name##_run(const Int8GemmArgs& g, const GemmTile& t, void* s) { Int8GemmDriver<V, mr, nv>::Run(g, t, s); } \
-  void name##_quantize(const float* x, size_t n, float scale, int32_t zero, uint8_t* q) {                         \
-    QuantizeRow<V>(x, n, scale, zero, amax, q);                                                                   \
-  }                                                                                                               \
+#define MAAS_DEFINE_INT8_GEMM_BLOCKED(name, V, mr, nv, amax, mc_tiles)                                \
+  namespace maas {                                                                                    \
+  using name##_driver = Int8GemmDriver<V, mr, nv, mc_tiles>;                                          \
+  static_assert(name##_driver::kNR > 0, "kernel tile");                                               \
+  size_t name##_scratch(size_t) { return 0; }                                                         \
+  void name##_run(const Int8GemmArgs& g, const GemmTile& t, void* s) { name##_driver::Run(g, t, s); } \
+  void name##_quantize(const float* x, size_t n, float scale, int32_t zero, uint8_t* q) {             \
+    QuantizeRow<V>(x, n, scale, zero, amax, q);                                                       \
+  }                                                                                                   \
   }
+#define MAAS_DEFINE_INT8_GEMM(name, V, mr, nv, amax) MAAS_DEFINE_INT8_GEMM_BLOCKED(name, V, mr, nv, amax, 16)
