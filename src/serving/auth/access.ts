@@ -7,6 +7,8 @@
  * call MAAS_ERR_PERMISSION_DENIED, a caller over its limits MAAS_ERR_RATE_LIMITED. Every refusal,
  * and every administrative call, goes to the audit trail.
  */
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import { MaasError } from '../../core/errors.js';
 import type { AuditLog } from './audit.js';
 import { RateLimiter, type RateLimits, type Release } from './rate-limit.js';
@@ -66,6 +68,8 @@ export const ANONYMOUS: Identity = Object.freeze({
   models: null,
 });
 
+const NO_RELEASE: Release = () => {};
+
 /** Scopes whose calls are written to the audit trail one by one. */
 const ADMINISTRATIVE: ReadonlySet<Scope> = new Set(['repository', 'update', 'admin']);
 
@@ -74,6 +78,40 @@ export function bearerOf(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^Bearer[ ]+([^ ]{1,512})$/i.exec(header.trim());
   return match?.[1];
+}
+
+/** Subjects of client certificates seen, by SHA-256 fingerprint: parsed once, not per request. */
+const subjects = new Map<string, string>();
+const MAX_SUBJECTS = 1024;
+
+/** A verified client certificate's subject, as X509Certificate prints it (one 'K=V' per line). */
+function subjectOf(certificate: PeerCertificate): string {
+  let subject = subjects.get(certificate.fingerprint256);
+  if (subject === undefined) {
+    subject = new X509Certificate(certificate.raw).subject;
+    if (subjects.size >= MAX_SUBJECTS) subjects.clear();
+    subjects.set(certificate.fingerprint256, subject);
+  }
+  return subject;
+}
+
+/**
+ * The credentials of a call, the same rule on both transports: `Authorization: Bearer`, else a
+ * bare token in the configured header (at most 512 characters, like a bearer token), else the
+ * client certificate TLS verified (`certificate` is asked only when no token came, and must
+ * answer undefined unless the socket is authorized).
+ */
+export function credentialsOf(
+  authorization: unknown,
+  tokenHeader: unknown,
+  certificate: () => PeerCertificate | undefined,
+): Credentials {
+  const bearer =
+    bearerOf(typeof authorization === 'string' ? authorization : undefined) ??
+    (typeof tokenHeader === 'string' && tokenHeader.length > 0 && tokenHeader.length <= 512 ? tokenHeader : undefined);
+  if (bearer !== undefined) return { bearer };
+  const verified = certificate();
+  return verified?.raw ? { certificateSubject: subjectOf(verified) } : {};
 }
 
 /** Whether a scope's calls go to the audit trail one by one. */
@@ -192,6 +230,8 @@ export class AccessControl {
 
   /** Admits one request of the caller under the rate and concurrency limits; release() when it ends. */
   admit(caller: Caller): Release {
+    // Without limits there is nothing to count: no bucket per caller, no release to allocate.
+    if (!this.limiter.active) return NO_RELEASE;
     try {
       return this.limiter.admit(this.keyOf(caller));
     } catch (error) {
@@ -202,6 +242,7 @@ export class AccessControl {
 
   /** Counts one more request of an admitted stream against the caller's rate. */
   take(caller: Caller): void {
+    if (!this.limiter.active) return;
     try {
       this.limiter.take(this.keyOf(caller));
     } catch (error) {

@@ -6,10 +6,9 @@
  * status goes out, and tells the audit trail how the call ended. A ModelStreamInfer message
  * for a model the caller may not use is answered with an error on the stream, which goes on.
  */
-import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { MaasError } from '../../core/errors.js';
-import { ALL_MODELS, bearerOf, type AccessControl, type Caller, type Credentials } from '../auth/access.js';
+import { ALL_MODELS, credentialsOf, type AccessControl, type Caller } from '../auth/access.js';
 import type { Release } from '../auth/rate-limit.js';
 import type { Scope } from '../auth/tokens.js';
 import { refusalOf, toGrpcError } from './codec.js';
@@ -48,20 +47,6 @@ export const RPC_ACCESS: Readonly<Record<string, RpcAccess>> = {
 export interface GrpcAccessOptions {
   /** A metadata key that carries a bare token (Triton's restricted-API form), besides `authorization`. */
   tokenHeader?: string;
-}
-
-function credentialsOf(
-  metadata: grpc.Metadata,
-  call: grpc.ServerInterceptingCallInterface,
-  tokenHeader?: string,
-): Credentials {
-  const authorization = metadata.get('authorization')[0];
-  const bearer =
-    bearerOf(typeof authorization === 'string' ? authorization : undefined) ??
-    (tokenHeader ? (metadata.get(tokenHeader)[0] as string | undefined) : undefined);
-  if (typeof bearer === 'string' && bearer.length > 0) return { bearer };
-  const certificate = call.getAuthContext().sslPeerCertificate;
-  return certificate?.raw ? { certificateSubject: new X509Certificate(certificate.raw).subject } : {};
 }
 
 function peerOf(call: grpc.ServerInterceptingCallInterface): string {
@@ -136,7 +121,11 @@ export function accessInterceptor(access: AccessControl, options: GrpcAccessOpti
                 transport: 'grpc',
                 peer: peerOf(call),
                 action: name,
-                credentials: credentialsOf(metadata, call, tokenHeader),
+                credentials: credentialsOf(
+                  metadata.get('authorization')[0],
+                  tokenHeader ? metadata.get(tokenHeader)[0] : undefined,
+                  () => call.getAuthContext().sslPeerCertificate,
+                ),
               });
             } catch (error) {
               return refuse(error);

@@ -12,7 +12,6 @@ import {
   maxRequestElements,
 } from '../../protocol/limits.js';
 import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
-import { X509Certificate } from 'node:crypto';
 import {
   STATUS_CODES,
   createServer as createPlainServer,
@@ -27,7 +26,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERRORS, MaasError, describeValue, messageOf, type ErrorEntry, type ErrorKind } from '../../core/errors.js';
 
-import { ALL_MODELS, bearerOf, type AccessControl, type Caller, type Credentials } from '../auth/access.js';
+import { ALL_MODELS, credentialsOf, type AccessControl, type Caller, type Credentials } from '../auth/access.js';
 import type { Release } from '../auth/rate-limit.js';
 import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
@@ -389,13 +388,10 @@ export function routes(dataplane: DataPlane): Route[] {
 
 /** The credentials of a REST request: a bearer token, the token header, or a verified client certificate. */
 export function restCredentials(req: IncomingMessage, tokenHeader?: string): Credentials {
-  const header = tokenHeader ? req.headers[tokenHeader] : undefined;
-  const bearer = bearerOf(req.headers.authorization) ?? (typeof header === 'string' && header ? header : undefined);
-  if (bearer !== undefined) return { bearer };
   const socket = req.socket as Partial<TLSSocket>;
-  if (socket.authorized !== true || !socket.getPeerCertificate) return {};
-  const raw = socket.getPeerCertificate().raw;
-  return raw ? { certificateSubject: new X509Certificate(raw).subject } : {};
+  return credentialsOf(req.headers.authorization, tokenHeader ? req.headers[tokenHeader] : undefined, () =>
+    socket.authorized === true ? socket.getPeerCertificate?.() : undefined,
+  );
 }
 
 /** A REST request's admission: the caller and its concurrent-request slot. */
@@ -413,7 +409,7 @@ async function admit(
   access: AccessControl,
   route: Route,
   req: IncomingMessage,
-  rawModel: string | undefined,
+  pathModel: string | undefined,
   tokenHeader: string | undefined,
 ): Promise<Admission | null> {
   if (access.isOpen(route.scope, route.model === 'path')) return null;
@@ -423,7 +419,7 @@ async function admit(
     action: `${route.method} ${route.path}`,
     credentials: restCredentials(req, tokenHeader),
   });
-  const model = route.model === 'path' && rawModel !== undefined ? decodeSegment(rawModel) : undefined;
+  const model = route.model === 'path' ? pathModel : undefined;
   access.authorize(caller, route.scope, route.model === 'all' ? ALL_MODELS : model);
   return { caller, release: access.admit(caller), model };
 }
@@ -629,10 +625,9 @@ export async function startHttpServer(
         methodMatched = true;
         continue;
       }
-      // Built inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
-      const context = (): Context => ({
+      const context = (params: (string | undefined)[]): Context => ({
         method: req.method!,
-        params: match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p))),
+        params,
         req,
         res,
         // A body with binary tensors is needed in one buffer; a JSON one may go to the parse thread.
@@ -643,8 +638,10 @@ export async function startHttpServer(
       let admission: Admission | null = null;
       Promise.resolve()
         .then(async () => {
-          if (access) admission = await admit(access, route, req, match[1], tokenHeader);
-          return route.handle(context());
+          // Decoded inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
+          const params = match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p)));
+          if (access) admission = await admit(access, route, req, params[0], tokenHeader);
+          return route.handle(context(params));
         })
         .then(
           (reply) => {
