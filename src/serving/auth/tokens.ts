@@ -243,15 +243,6 @@ export class TokenVerifier {
   }
 
   /**
-   * Whether verifying `token` would run the hash: a well-formed token of a live record whose
-   * outcome is neither remembered nor being computed. Only those cost anything to refuse.
-   */
-  needsHash(token: string, now = Date.now()): boolean {
-    const known = this.known(token, now);
-    return !('outcome' in known) && !this.hashing.has(known.digest);
-  }
-
-  /**
    * The identity a token stands for, or why it is refused: at once when no hash is needed (a
    * token seen before, or one refused on sight), else a promise of the hash's verdict. `beforeHash`
    * runs just before a new hash starts, and may throw to refuse it.
