@@ -213,47 +213,29 @@ describe('the packed int8 stack', () => {
         const scale = Float32Array.from(info.weightScales!, (s) => Math.fround(p.scale * s));
         const next = int8.spec.layers[i + 1];
         const act = l.activation === 'relu' ? ACTIVATION_CODES.relu : ACTIVATION_CODES.linear;
-        if (next) {
-          const np = activationParams(next.input!.min, next.input!.max, kernel.aMax);
-          const out = new Uint8Array(rows * l.units);
-          native._referenceQGemm(
-            a,
-            l.inputDim!,
-            p.zeroPoint,
-            q,
-            scale,
-            l.bias,
-            rows,
-            l.units,
-            l.inputDim!,
-            act,
-            out,
-            l.units,
-            np.scale,
-            np.zeroPoint,
-            kernel.aMax,
-          );
-          a = out;
+        // Every layer but the last requantizes to u8 for the next; the last writes fp32.
+        const np = next ? activationParams(next.input!.min, next.input!.max, kernel.aMax) : null;
+        const out = np ? new Uint8Array(rows * l.units) : (y = new Float32Array(rows * l.units));
+        native._referenceQGemm(
+          a,
+          l.inputDim!,
+          p.zeroPoint,
+          q,
+          scale,
+          l.bias,
+          rows,
+          l.units,
+          l.inputDim!,
+          act,
+          out,
+          l.units,
+          np ? np.scale : 1,
+          np ? np.zeroPoint : 0,
+          kernel.aMax,
+        );
+        if (np) {
+          a = out as Uint8Array<ArrayBuffer>;
           p = np;
-        } else {
-          y = new Float32Array(rows * l.units);
-          native._referenceQGemm(
-            a,
-            l.inputDim!,
-            p.zeroPoint,
-            q,
-            scale,
-            l.bias,
-            rows,
-            l.units,
-            l.inputDim!,
-            act,
-            y,
-            l.units,
-            1,
-            0,
-            kernel.aMax,
-          );
         }
       });
       expect(got.length).toBe(y.length);
