@@ -213,7 +213,12 @@ describe('AccessControl', () => {
     try {
       const access = new AccessControl({ tokens: store, failureLimits: { ratePerSecond: 1, burst: 3 } });
       // Each guess is a new secret for a real token id: each costs a hash.
-      const guesses = ['A', 'B', 'C', 'D'].map((c) => real.token.slice(0, -2) + c + real.token.at(-1));
+      // The changed character must differ from the real one, or a "guess" would be the token.
+      const realChar = real.token.at(-2)!;
+      const guesses = ['A', 'B', 'C', 'D', 'E']
+        .filter((c) => c !== realChar)
+        .slice(0, 4)
+        .map((c) => real.token.slice(0, -2) + c + real.token.at(-1));
       for (const guess of guesses.slice(0, 3))
         await expect(access.check(call({ bearer: guess }), 'infer')).rejects.toMatchObject({
           code: 'MAAS_ERR_UNAUTHENTICATED',
