@@ -41,6 +41,12 @@
       "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx512vnni.join(' ')\")"]
     },
     {
+      "target_name": "maas_avx512bf16",
+      "type": "static_library",
+      "sources": ["<!@(node -p \"require('./native/sources.json').avx512bf16.join(' ')\")"],
+      "cflags_cc": ["<!@(node -p \"require('./native/sources.json').flags.avx512bf16.join(' ')\")"]
+    },
+    {
       "target_name": "maas_amx",
       "type": "static_library",
       "sources": ["<!@(node -p \"require('./native/sources.json').amx.join(' ')\")"],
@@ -49,7 +55,7 @@
     {
       "target_name": "maas",
       "sources": ["<!@(node -p \"require('./native/sources.json').baseline.join(' ')\")"],
-      "dependencies": ["maas_avx2", "maas_avxvnni", "maas_avx512", "maas_avx512vnni", "maas_amx"]
+      "dependencies": ["maas_avx2", "maas_avxvnni", "maas_avx512", "maas_avx512vnni", "maas_avx512bf16", "maas_amx"]
     }
   ]
 }

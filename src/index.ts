@@ -4,7 +4,7 @@
  */
 export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
 export { InferenceModel } from './model/shell.js';
-export type { PackedModel, PackedFormat } from './model/packed.js';
+export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
 export {

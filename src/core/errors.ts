@@ -67,7 +67,7 @@ export const ERRORS = {
   MAAS_ERR_WEIGHTS_MISMATCH: { kind: 'InvalidArgument', doc: 'Weights given to setWeights do not match the layers.' },
   MAAS_ERR_ISA_INVALID: {
     kind: 'InvalidArgument',
-    doc: "An ISA name is not 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni' or 'amx'.",
+    doc: "An ISA name is not 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'avx512bf16' or 'amx'.",
   },
   MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },
   MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },

@@ -12,6 +12,7 @@ import { Optimizer, sgd, adam, adamw, rmsprop, type OptimizerName } from '../tra
 import type { LossName } from '../native/index.js';
 import type { MetricName } from '../train/metrics.js';
 import { Sequential } from './sequential.js';
+import type { DensePrecision } from './packed.js';
 
 const KERAS_LOSSES: Record<string, LossName> = {
   mean_squared_error: 'meanSquaredError',
@@ -53,8 +54,10 @@ function compileFromKeras(model: Sequential, config: unknown): void {
   }
 }
 
-/** loadModel()'s options. */
-export type LoadOptions = OpenOptions;
+/** loadModel()'s options: openModelFile's, and the precision predict runs in (Sequential.setPrecision). */
+export interface LoadOptions extends OpenOptions {
+  precision?: DensePrecision;
+}
 
 /**
  * Loads a model: a tfjs-layers model.json (or a directory holding one), a Keras .h5 file, or an
@@ -62,7 +65,10 @@ export type LoadOptions = OpenOptions;
  * model loads as its fp32 view (loadQuantizedModel gives the int8 one).
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Sequential> {
-  return sequentialFromOpened(await openModelFile(path, options));
+  const { precision, ...open } = options ?? {};
+  const model = sequentialFromOpened(await openModelFile(path, open));
+  if (precision !== undefined) model.setPrecision(precision);
+  return model;
 }
 
 /**

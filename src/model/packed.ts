@@ -9,8 +9,17 @@ import { fromNative, invalidParameter } from '../core/errors.js';
 import type { ActivationName } from '../layers/activations.js';
 import { ACTIVATION_CODES, native, type NativeModelHandle, type NativeQuantLayerSpec } from '../native/index.js';
 
-/** The packed formats a handle can be opened over. */
-export type PackedFormat = 'fp32' | 'int8';
+/**
+ * The packed formats a handle can be opened over: fp32 weights, the same model with its weights
+ * stored as bf16 (fp32 in and out, products summed in fp32), or an int8 stack.
+ */
+export type PackedFormat = 'fp32' | 'bf16' | 'int8';
+
+/** The precisions an fp32 model can be packed in: as trained, or with bf16 weights and activations. */
+export type DensePrecision = 'fp32' | 'bf16';
+
+/** The precisions packDenseStack takes, for checking a caller's or a config's value. */
+export const DENSE_PRECISIONS: readonly DensePrecision[] = ['fp32', 'bf16'];
 
 /** A model's weights packed for one kernel: shareable with workers as is. */
 export interface PackedModel {
@@ -18,7 +27,7 @@ export interface PackedModel {
   readonly buffer: SharedArrayBuffer;
   /** The kernel the panels are laid out for. */
   readonly kernel: string;
-  /** 'fp32' (also when absent) or 'int8'. */
+  /** 'fp32' (also when absent), 'bf16' or 'int8'. */
   readonly format?: PackedFormat;
 }
 
@@ -66,17 +75,21 @@ interface Packer {
   pack(dst: Uint8Array): string;
 }
 
-function denseStackPacker(layers: readonly PackLayer[]): Packer {
+function denseStackPacker(layers: readonly PackLayer[], precision: DensePrecision): Packer {
+  if (!DENSE_PRECISIONS.includes(precision))
+    throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
   const specs = layers.map(nativeLayerSpec);
   return {
-    bytes: native.packedStackByteLength(specs),
-    format: 'fp32',
+    // The addon takes a precision where it takes a kernel name: this thread's best kernel for it.
+    bytes: native.packedStackByteLength(specs, precision),
+    format: precision,
     pack: (dst) =>
       native.packStack(
         specs,
         layers.map((l) => l.kernel!),
         layers.map((l) => l.bias),
         dst,
+        precision,
       ),
   };
 }
@@ -113,9 +126,12 @@ function packShared<F extends PackedFormat>(packer: () => Packer): PackedModel &
   }
 }
 
-/** Packs an fp32 dense stack for this thread's kernel. */
-export function packDenseStack(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
-  return packShared(() => denseStackPacker(layers));
+/** Packs an fp32 dense stack for this thread's kernel, its weights kept in fp32 or stored as bf16. */
+export function packDenseStack<P extends DensePrecision = 'fp32'>(
+  layers: readonly PackLayer[],
+  precision: P = 'fp32' as P,
+): PackedModel & { readonly format: P } {
+  return packShared(() => denseStackPacker(layers, precision));
 }
 
 /** Packs an int8 stack (layers with null weights stay fp32) for this thread's int8 kernel. */
@@ -166,8 +182,12 @@ function packRegion(packer: () => Packer, tag: number): PackedRegion {
 }
 
 /** packDenseStack into a shared-memory region. */
-export function packDenseStackRegion(layers: readonly PackLayer[], tag = 0): PackedRegion {
-  return packRegion(() => denseStackPacker(layers), tag);
+export function packDenseStackRegion(
+  layers: readonly PackLayer[],
+  tag = 0,
+  precision: DensePrecision = 'fp32',
+): PackedRegion {
+  return packRegion(() => denseStackPacker(layers, precision), tag);
 }
 
 /** packInt8Stack into a shared-memory region. */
@@ -198,8 +218,8 @@ export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>):
     );
   }
   const format = packed.format ?? 'fp32';
-  if (format !== 'fp32' && format !== 'int8')
-    throw invalidParameter('openPackedModel(packed).format', "'fp32' or 'int8'", format, 'MAAS_ERR_ARG_RANGE');
+  if (format !== 'fp32' && format !== 'bf16' && format !== 'int8')
+    throw invalidParameter('openPackedModel(packed).format', "'fp32', 'bf16' or 'int8'", format, 'MAAS_ERR_ARG_RANGE');
   try {
     const bytes = new Uint8Array(packed.buffer);
     return format === 'int8' ? new native.QuantizedStackHandle(bytes) : new native.DenseStackHandle(bytes);

@@ -25,7 +25,7 @@ import {
   type FitArgs,
   type TrainingTarget,
 } from '../train/engine.js';
-import { nativeLayerSpec, packDenseStack, type PackedModel } from './packed.js';
+import { DENSE_PRECISIONS, nativeLayerSpec, packDenseStack, type DensePrecision, type PackedModel } from './packed.js';
 import { InferenceModel } from './shell.js';
 
 export type { PackedModel } from './packed.js';
@@ -48,6 +48,7 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
   stopTraining = false;
   /** The fitted preparation pipeline for raw inputs, saved with the model; null when none. */
   preparation: Pipeline | null = null;
+  private inferencePrecision: DensePrecision = 'fp32';
 
   constructor(args: SequentialArgs = {}) {
     super();
@@ -83,6 +84,26 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
     }
     this.stack.push(layer);
     this.invalidate();
+  }
+
+  /** The precision predict runs in (see setPrecision). */
+  get precision(): DensePrecision {
+    return this.inferencePrecision;
+  }
+
+  /**
+   * Runs predict in 'bf16' (weights stored as bf16, each input row rounded to bf16 as it is
+   * multiplied, products summed in fp32, activations in fp32: half the weight bytes, and twice the
+   * multiplies per instruction where the CPU has AVX512_BF16) or back in 'fp32'. Training is
+   * unaffected: fit updates the fp32 weights, and predict packs them again in this precision.
+   */
+  setPrecision(precision: DensePrecision): void {
+    this.checkLive();
+    if (!DENSE_PRECISIONS.includes(precision))
+      throw invalidParameter('setPrecision(precision)', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
+    if (precision === this.inferencePrecision) return;
+    this.inferencePrecision = precision;
+    this.dropPacked();
   }
 
   /** Attaches a fitted preparation pipeline: predictRaw and the service apply it to raw rows. */
@@ -206,10 +227,10 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
     });
   }
 
-  /** Packs the layers' weights for this thread's fp32 kernel. */
+  /** Packs the layers' weights for this thread's kernel of the model's precision. */
   protected pack(): PackedModel {
     if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
-    return packDenseStack(this.stack);
+    return packDenseStack(this.stack, this.inferencePrecision);
   }
 
   /** The loss and metrics given to compile(), or null before compile (what reports compare). */

@@ -13,8 +13,8 @@ import { availableParallelism } from 'node:os';
  * ISA levels the kernels are built for, in cap order (a cap admits every level at or below it
  * that the CPU has). The fp32 family uses scalar, avx2 and avx512; the int8 family all six.
  */
-export type IsaName = 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'amx';
-export const ISA_LEVELS: readonly IsaName[] = ['scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx'];
+export type IsaName = 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'avx512bf16' | 'amx';
+export const ISA_LEVELS: readonly IsaName[] = ['scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'avx512bf16', 'amx'];
 
 /** Activation codes shared with native/include/maas/activation.h (append only). */
 export const ACTIVATION_CODES = {
@@ -76,6 +76,8 @@ export type CpuClassName = 'generic' | 'avx2' | 'zen4' | 'zen5' | 'intel-avx512'
 /** One fp32 GEMM kernel, with the CPU classes it is tuned for (all of them: its ISA's fallback). */
 export interface NativeF32KernelInfo extends NativeKernelInfo {
   cpuClasses: CpuClassName[];
+  /** How it stores the weights: fp32, or bf16 pairs along K (A rounded to bf16 as it is packed). */
+  weights: 'fp32' | 'bf16';
   /** Its blocking: the K block, and the rows of A packed per block. */
   kc: number;
   mc: number;
@@ -104,6 +106,7 @@ export interface NativeCpuFeatures {
   avx512: boolean;
   avx512Vnni: boolean;
   avxVnni: boolean;
+  avx512Bf16: boolean;
   amxInt8: boolean;
   amxPermitted: boolean;
 }
@@ -123,6 +126,8 @@ export interface NativeCpuInfo {
   isa: IsaName;
   f32Kernel: string;
   f32UpdateKernel: string;
+  /** The kernel a model packed in bf16 runs on here. */
+  bf16Kernel: string;
   features: NativeCpuFeatures;
   f32Kernels: NativeF32KernelInfo[];
   int8Kernel: string;
@@ -211,6 +216,7 @@ export interface NativeBinding {
   setMaxIsa(isa: IsaName): IsaName;
   setThreads(threads: number): void;
   getThreads(): number;
+  /** `kernel`: a kernel name, or 'fp32' | 'bf16' for this thread's best kernel storing that precision. */
   packedStackByteLength(specs: NativeLayerSpec[], kernel?: string): number;
   packStack(
     specs: NativeLayerSpec[],
@@ -283,11 +289,12 @@ export interface NativeBinding {
   _quantizeU8(kernel: string | null, x: Float32Array, scale: number, zero: number, q: Uint8Array): void;
   _activationQuantParams(min: number, max: number, qmax: number): { scale: number; zero: number };
   _selectInt8Gemm(cpu: NativeCpuIdentity, cap: IsaName): string;
-  /** The fp32 dispatch rule for a made-up CPU, under its own class or the one given. */
+  /** The fp32-family dispatch rule for a made-up CPU, under its own class or the one given, for fp32 or bf16 weights. */
   _selectF32Gemm(
     cpu: NativeCpuIdentity,
     cap: IsaName,
     cpuClass?: CpuClassName,
+    weights?: 'fp32' | 'bf16',
   ): { kernel: string; cpuClass: CpuClassName };
   _peakInt8(isa: 'avx512vnni' | 'amx', iterations: number, threads: number): { ops: number; seconds: number };
 }

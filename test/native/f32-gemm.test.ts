@@ -1,7 +1,9 @@
 /**
- * Every fp32 GEMM kernel on every ISA path this CPU allows, against the double-precision scalar
- * reference, over the named shape sweep, with every fused activation, strided rows, bias or none,
- * one and two threads, and guards that catch reads and writes past the ends.
+ * Every fp32-family GEMM kernel on every ISA path this CPU allows, against the double-precision
+ * scalar reference, over the named shape sweep, with every fused activation, strided rows, bias or
+ * none, one and two threads, and guards that catch reads and writes past the ends. A kernel that
+ * stores bf16 weights is checked against the reference given A and B rounded to bf16 as the kernel
+ * rounds them: what remains is fp32 summation, held to the same bound as the fp32 kernels.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -11,7 +13,8 @@ import {
   native,
   type ActivationName,
   type NativeActivationParams,
-  type NativeKernelInfo,
+  type NativeF32KernelInfo,
+  type IsaName,
 } from '../../src/native/index.js';
 import { WRITE_GUARD, TEST_SEED, guardedInput, rng, shapeName, stridedMatrix, tailIntact } from '../helpers.js';
 
@@ -20,6 +23,19 @@ const SWEEP = [1, 2, 3, 5, 7, 15, 17, 31, 33, 63, 67, 127, 129];
 /** K on both sides of the driver's K block (256) and twice it. */
 /** K on both sides of a kernel's K block and of two blocks (the C tile is reloaded between blocks). */
 const kAroundBlock = (kc: number) => [kc - 1, kc, kc + 1, 2 * kc - 1, 2 * kc + 1];
+
+/** x rounded to bf16 (nearest even, subnormals flushed, NaN kept), as every bf16 kernel rounds A and B. */
+function bf16(x: number): number {
+  const bits = new Uint32Array(new Float32Array([x]).buffer)[0]!;
+  let out: number;
+  if ((bits & 0x7fffffff) > 0x7f800000) out = (bits | 0x400000) & 0xffff0000;
+  else if ((bits & 0x7f800000) === 0) out = bits & 0x80000000;
+  else out = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  return new Float32Array(new Uint32Array([out >>> 0]).buffer)[0]!;
+}
+/** The operands the kernel multiplies: its inputs as they are, or rounded to bf16. */
+const asMultiplied = (kernel: NativeF32KernelInfo, v: Float32Array): Float32Array =>
+  kernel.weights === 'bf16' ? v.map(bf16) : v;
 
 /** Unit roundoff of float32. */
 const U32 = 2 ** -24;
@@ -77,7 +93,7 @@ interface Case {
 }
 
 /** Runs one case on `kernel` and the reference; returns a failure description or null. */
-function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null {
+function runCase(kernel: NativeF32KernelInfo, c: Case, salt: number): string | null {
   const r = rng(salt);
   const lda = c.lda ?? c.k;
   const ldy = c.ldy ?? c.n;
@@ -91,7 +107,7 @@ function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null
   const code = ACTIVATION_CODES[c.act];
   const params = c.params ?? paramsOf(c.act);
   native._gemm(kernel.name, x, lda, w, bias, c.m, c.n, c.k, code, params, y, ldy, c.threads ?? 1);
-  native._referenceDense(x, lda, w, bias, c.m, c.n, c.k, code, params, want, c.n, mag);
+  native._referenceDense(asMultiplied(kernel, x), lda, asMultiplied(kernel, w), bias, c.m, c.n, c.k, code, params, want, c.n, mag);
   const where = `seed ${TEST_SEED}, ${kernel.name}, ${shapeName(c.m, c.n, c.k)} ${c.act}${c.bias ? '+bias' : ''}` +
     `${c.params ? ` ${JSON.stringify(c.params)}` : ''}` +
     `${c.lda ? ` lda${lda}` : ''}${c.ldy ? ` ldy${ldy}` : ''}${c.threads ? ` threads${c.threads}` : ''}`;
@@ -117,7 +133,7 @@ function runCase(kernel: NativeKernelInfo, c: Case, salt: number): string | null
   return null;
 }
 
-function expectAll(kernel: NativeKernelInfo, cases: Case[], salt: number): void {
+function expectAll(kernel: NativeF32KernelInfo, cases: Case[], salt: number): void {
   let checked = 0;
   for (const c of cases) {
     const failure = runCase(kernel, c, salt + checked++);
@@ -136,11 +152,15 @@ describe('fp32 GEMM kernel list', () => {
     expect(new Set(names).size).toBe(names.length);
     expect(kernels.at(-1)!.isa).toBe('scalar');
     expect(kernels.find((k) => k.isa === 'scalar')!.supported).toBe(true);
-    for (const k of kernels) expect(k.name).toMatch(new RegExp(`^f32_gemm_bias_act_${k.mr}x${k.nr}__`));
-    // Within an ISA, class-specific kernels come first and the last one serves every class.
-    for (const isa of new Set(kernels.map((k) => k.isa))) {
-      const ofIsa = kernels.filter((k) => k.isa === isa);
-      expect([...ofIsa.at(-1)!.cpuClasses].sort(), isa).toEqual([...ALL_CLASSES].sort());
+    for (const k of kernels) expect(k.name).toMatch(new RegExp(`^${k.weights === 'bf16' ? 'bf16' : 'f32'}_gemm_bias_act_${k.mr}x${k.nr}__`));
+    // Within an ISA and weight format, class-specific kernels come first and the last one serves every class.
+    for (const weights of ['fp32', 'bf16'] as const) {
+      const ofFormat = kernels.filter((k) => k.weights === weights);
+      expect(ofFormat.at(-1)!.isa, `a scalar ${weights} kernel serves every CPU`).toBe('scalar');
+      for (const isa of new Set(ofFormat.map((k) => k.isa))) {
+        const ofIsa = ofFormat.filter((k) => k.isa === isa);
+        expect([...ofIsa.at(-1)!.cpuClasses].sort(), `${weights} ${isa}`).toEqual([...ALL_CLASSES].sort());
+      }
     }
   });
 
@@ -166,6 +186,17 @@ describe('fp32 GEMM kernel list', () => {
       if (cpu !== cpus.generic) expect(native._selectF32Gemm(cpu, 'avx2').kernel).toBe('f32_gemm_bias_act_6x16__avx2_fma');
     }
     expect(native._selectF32Gemm(cpus.zen5, 'amx', 'zen4').kernel).toBe('f32_gemm_bias_act_14x32__avx512f');
+    // bf16 weights: vdpbf16ps where AVX512_BF16 is present and within the cap, widened pairs on
+    // AVX2 otherwise (an AVX-512 CPU without it, or a cap below it), the scalar twin last.
+    const bf16 = (cpu: object, cap: IsaName) => native._selectF32Gemm(cpu, cap, undefined, 'bf16').kernel;
+    for (const cls of ['zen4', 'zen5', 'intel-avx512'] as const) {
+      expect(bf16({ ...cpus[cls], avx512Bf16: true }, 'amx')).toBe('bf16_gemm_bias_act_6x64__avx512bf16');
+      expect(bf16({ ...cpus[cls], avx512Bf16: true }, 'avx512vnni')).toBe('bf16_gemm_bias_act_4x16__avx2_fma');
+      expect(bf16(cpus[cls], 'amx')).toBe('bf16_gemm_bias_act_4x16__avx2_fma');
+    }
+    expect(bf16(cpus.avx2, 'amx')).toBe('bf16_gemm_bias_act_4x16__avx2_fma');
+    expect(bf16(cpus.generic, 'amx')).toBe('bf16_gemm_bias_act_4x8__scalar');
+    expect(() => native._selectF32Gemm(cpus.zen5, 'amx', undefined, 'fp16' as 'bf16')).toThrow(/unknown weight precision/);
     expect(native._selectF32Gemm(cpus.zen4, 'amx', 'zen5').kernel).toBe('f32_gemm_bias_act_6x64__avx512f_broadcast');
     expect(() => native._selectF32Gemm(cpus.zen5, 'amx', 'pentium' as 'zen5')).toThrow(/unknown CPU class/);
   });
@@ -183,7 +214,7 @@ describe('fp32 GEMM kernel list', () => {
     ) as [string, string];
     expect(forced[0]).toBe('zen4');
     const cap = native.cpuInfo().cap;
-    if (cap === 'avx512' || cap === 'avx512vnni' || cap === 'amx') expect(forced[1]).toBe('f32_gemm_bias_act_14x32__avx512f');
+    if (cap === 'avx512' || cap === 'avx512vnni' || cap === 'avx512bf16' || cap === 'amx') expect(forced[1]).toBe('f32_gemm_bias_act_14x32__avx512f');
   });
 });
 
@@ -301,7 +332,7 @@ for (const kernel of kernels.filter((k) => k.supported)) {
         const w = new Float32Array(n).fill(1);
         const got = new Float32Array(xs.length * n), want = new Float32Array(xs.length * n);
         native._gemm(kernel.name, x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, got, n, 1);
-        native._referenceDense(x, 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, want, n, null);
+        native._referenceDense(asMultiplied(kernel, x), 1, w, null, xs.length, n, 1, ACTIVATION_CODES.exponential, 0, want, n, null);
         for (let i = 0; i < got.length; i++) {
           const ok = want[i] === Infinity ? got[i] === Infinity : Math.abs(got[i]! - want[i]!) <= ACT_RELATIVE * want[i]! + 1e-45;
           if (!ok) expect.fail(`${kernel.name} exp(${x[Math.floor(i / n)]}) n${n}: got ${got[i]}, want ${want[i]}`);

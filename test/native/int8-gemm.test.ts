@@ -128,14 +128,14 @@ describe('int8 GEMM kernel list and dispatch', () => {
   });
 
   it('selects AMX only when CPUID reports AMX-INT8 and the kernel granted tile data', () => {
-    const sprLike: NativeCpuFeatures = { avx2Fma: true, avx512: true, avx512Vnni: true, avxVnni: true, amxInt8: true, amxPermitted: true };
+    const sprLike: NativeCpuFeatures = { avx2Fma: true, avx512: true, avx512Vnni: true, avxVnni: true, avx512Bf16: true, amxInt8: true, amxPermitted: true };
     expect(native._selectInt8Gemm(sprLike, 'amx')).toMatch(/__amx$/);
     expect(native._selectInt8Gemm({ ...sprLike, amxPermitted: false }, 'amx')).toMatch(/__avx512vnni$/);
     expect(native._selectInt8Gemm({ ...sprLike, amxInt8: false, amxPermitted: false }, 'amx')).toMatch(/__avx512vnni$/);
     expect(native._selectInt8Gemm(sprLike, 'avx512vnni')).toMatch(/__avx512vnni$/);
     expect(native._selectInt8Gemm(sprLike, 'avx512')).toMatch(/__avxvnni$/);
     expect(native._selectInt8Gemm({ ...sprLike, avxVnni: false }, 'avx512')).toMatch(/__avx2$/);
-    const adlLike: NativeCpuFeatures = { avx2Fma: true, avx512: false, avx512Vnni: false, avxVnni: true, amxInt8: false, amxPermitted: false };
+    const adlLike: NativeCpuFeatures = { avx2Fma: true, avx512: false, avx512Vnni: false, avxVnni: true, avx512Bf16: false, amxInt8: false, amxPermitted: false };
     expect(native._selectInt8Gemm(adlLike, 'amx')).toMatch(/__avxvnni$/);
     expect(native._selectInt8Gemm({ ...adlLike, avx2Fma: false, avxVnni: false }, 'amx')).toMatch(/__scalar$/);
     // Zen 5 takes its own VNNI blocking; Zen 4 and the rest the general one.

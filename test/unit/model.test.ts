@@ -264,7 +264,7 @@ describe('bad calls are coded errors', () => {
 
   it('an invalid ISA cap is refused', () => {
     expect(syncErrorOf(() => setMaxIsa('neon' as never))).toMatch(
-      /^MAAS_ERR_ISA_INVALID: Expected one of 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'amx' for setMaxIsa\(isa\) but received 'neon'/,
+      /^MAAS_ERR_ISA_INVALID: Expected one of 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'avx512bf16', 'amx' for setMaxIsa\(isa\) but received 'neon'/,
     );
   });
 });

@@ -88,11 +88,13 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
   out.Set("isa", Napi::String::New(env, IsaName(selected->isa)));
   out.Set("f32Kernel", Napi::String::New(env, selected->name));
   out.Set("f32UpdateKernel", Napi::String::New(env, SelectF32Update(selected->isa)->name));
+  out.Set("bf16Kernel", Napi::String::New(env, SelectF32Gemm(isa_cap_, WeightFormat::kBf16)->name));
   Napi::Object features = Napi::Object::New(env);
   features.Set("avx2Fma", f.avx2_fma);
   features.Set("avx512", f.avx512);
   features.Set("avx512Vnni", f.avx512_vnni);
   features.Set("avxVnni", f.avx_vnni);
+  features.Set("avx512Bf16", f.avx512_bf16);
   features.Set("amxInt8", f.amx_int8);
   features.Set("amxPermitted", f.amx_permitted);
   out.Set("features", features);
@@ -108,6 +110,7 @@ Napi::Value MaasAddon::CpuInfo(const Napi::CallbackInfo& info) {
     k.Set("kc", kernels[i].kc);
     k.Set("mc", kernels[i].mc);
     k.Set("cpuClasses", ClassNames(env, kernels[i].classes));
+    k.Set("weights", WeightFormatName(kernels[i].weights));
     k.Set("supported", IsaSupported(kernels[i].isa));
     list.Set(i, k);
   }

@@ -184,6 +184,7 @@ CpuFeatures ArgCpuFeatures(const Napi::Object& o) {
   f.avx512 = o.Get("avx512").ToBoolean();
   f.avx512_vnni = o.Get("avx512Vnni").ToBoolean();
   f.avx_vnni = o.Get("avxVnni").ToBoolean();
+  f.avx512_bf16 = o.Get("avx512Bf16").ToBoolean();
   f.amx_int8 = o.Get("amxInt8").ToBoolean();
   f.amx_permitted = o.Get("amxPermitted").ToBoolean();
   return f;

@@ -14,16 +14,22 @@ namespace maas::binding {
 
 namespace {
 
-// The fp32 kernel named by info[index], or the best under this env's cap when absent.
+// The fp32-family kernel named by info[index]; or, for a weight precision ('fp32' | 'bf16'), this
+// thread's best kernel storing it; the best fp32 one under this env's cap when absent.
 const F32GemmKernel& ArgKernel(const Napi::CallbackInfo& info, size_t index) {
-  return ArgKernelOf<F32GemmKernel>(info, index, SelectF32Gemm, FindF32Gemm, "");
+  WeightFormat weights;
+  if (info.Length() > index && info[index].IsString()) {
+    const std::string text = info[index].As<Napi::String>();
+    if (ParseWeightFormat(text.c_str(), &weights)) return *SelectF32Gemm(AddonOf(info.Env())->isa_cap(), weights);
+  }
+  return ArgKernelOf<F32GemmKernel>(info, index, [](Isa cap) { return SelectF32Gemm(cap); }, FindF32Gemm, "");
 }
 
 std::vector<DenseLayerSpec> ArgSpecs(const Napi::CallbackInfo& info, size_t index) {
   return ArgSpecArray<DenseLayerSpec>(info, index, "layer specs", ParseDenseSpec);
 }
 
-// packedStackByteLength(specs, kernel?) -> bytes the packed buffer needs
+// packedStackByteLength(specs, kernel?) -> bytes the packed buffer needs (kernel: a name or 'fp32' | 'bf16')
 Napi::Value PackedStackByteLength(const Napi::CallbackInfo& info) {
   std::vector<DenseLayerSpec> specs = ArgSpecs(info, 0);
   size_t bytes = 0;
@@ -121,12 +127,13 @@ DenseOperands ArgDenseOperands(const Napi::CallbackInfo& info, size_t first, con
 
 // _gemm(kernel, x, lda, w, bias|null, m, n, k, act, alpha, y, ldy, threads): one GEMM on a named
 // kernel, weights packed here. A test entry: it allocates, unlike the compiled path.
-// _selectF32Gemm(features, cap, cpuClass?) -> { kernel, cpuClass }: the dispatch rule for a
-// made-up CPU, under its own class (from vendor, family and features) or the one given.
+// _selectF32Gemm(features, cap, cpuClass?, weights?) -> { kernel, cpuClass }: the dispatch rule for
+// a made-up CPU, under its own class (from vendor, family and features) or the one given, for
+// 'fp32' (the default) or 'bf16' weights.
 Napi::Value SelectF32ForFeatures(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsString())
-    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap, cpuClass?)", true);
+    ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected (features, cap, cpuClass?, weights?)", true);
   const CpuFeatures f = ArgCpuFeatures(info[0].As<Napi::Object>());
   Isa cap;
   const std::string text = info[1].As<Napi::String>();
@@ -137,8 +144,14 @@ Napi::Value SelectF32ForFeatures(const Napi::CallbackInfo& info) {
     if (!ParseCpuClass(name.c_str(), &cls))
       ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "unknown CPU class '" + name + "'", true);
   }
+  WeightFormat weights = WeightFormat::kF32;
+  if (info.Length() > 3 && info[3].IsString()) {
+    const std::string name = info[3].As<Napi::String>();
+    if (!ParseWeightFormat(name.c_str(), &weights))
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "unknown weight precision '" + name + "'", true);
+  }
   Napi::Object out = Napi::Object::New(env);
-  out.Set("kernel", SelectF32GemmFor(cap, cls, f)->name);
+  out.Set("kernel", SelectF32GemmFor(cap, cls, f, weights)->name);
   out.Set("cpuClass", CpuClassName(cls));
   return out;
 }
@@ -153,8 +166,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     bias_padded.resize(PackedBiasFloats(d.n, kernel.nr));
     PackF32Bias(d.bias, d.n, kernel.nr, bias_padded.data());
   }
-  std::vector<float> packed(PackedBFloats(d.k, d.n, kernel.nr));
-  PackF32B(d.w, d.n, d.k, d.n, kernel.nr, packed.data());
+  std::vector<float> packed(PackedWeightFloats(kernel, d.k, d.n));
+  PackWeights(kernel, d.w, d.n, d.k, d.n, packed.data());
   ThreadPool& pool = AddonOf(env)->pool();
   const size_t nth = threads < 1 ? 1 : (threads > pool.size() ? pool.size() : threads);
   std::vector<float> scratch(kernel.scratch_floats(d.k) * nth);

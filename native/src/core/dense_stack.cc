@@ -37,11 +37,12 @@ using packed::AlignedStart;
 using packed::AlignUp;
 
 // Layout from the aligned start: header, records, then each layer's panels and padded bias.
-size_t LayoutBytes(const DenseLayerSpec* layers, size_t count, uint32_t nr, PackedLayerRecord* records) {
+size_t LayoutBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel,
+                   PackedLayerRecord* records) {
   size_t off = AlignUp(sizeof(PackedHeader) + count * sizeof(PackedLayerRecord), kPackedAlign);
   for (size_t i = 0; i < count; ++i) {
-    const size_t wbytes = PackedBFloats(layers[i].in, layers[i].out, nr) * sizeof(float);
-    const size_t bbytes = layers[i].has_bias ? PackedBiasFloats(layers[i].out, nr) * sizeof(float) : 0;
+    const size_t wbytes = PackedWeightFloats(kernel, layers[i].in, layers[i].out) * sizeof(float);
+    const size_t bbytes = layers[i].has_bias ? PackedBiasFloats(layers[i].out, kernel.nr) * sizeof(float) : 0;
     if (records) {
       records[i] = PackedLayerRecord{layers[i].in,
                                      layers[i].out,
@@ -77,7 +78,7 @@ Status CheckSpecs(const DenseLayerSpec* layers, size_t count) {
 Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel,
                         size_t* bytes) noexcept {
   MAAS_RETURN_IF_ERROR(CheckSpecs(layers, count));
-  *bytes = LayoutBytes(layers, count, kernel.nr, nullptr) + kPackedAlign;
+  *bytes = LayoutBytes(layers, count, kernel, nullptr) + kPackedAlign;
   return Status::kOk;
 }
 
@@ -96,11 +97,11 @@ Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* c
   header.kernel_nr = kernel.nr;
   std::strncpy(header.kernel_name, kernel.name, sizeof(header.kernel_name) - 1);
   auto* records = reinterpret_cast<PackedLayerRecord*>(base + sizeof(PackedHeader));
-  header.total_bytes = LayoutBytes(layers, count, kernel.nr, records);
+  header.total_bytes = LayoutBytes(layers, count, kernel, records);
   std::memcpy(base, &header, sizeof(header));
   for (size_t i = 0; i < count; ++i) {
-    PackF32B(weights[i], layers[i].out, layers[i].in, layers[i].out, kernel.nr,
-             reinterpret_cast<float*>(base + records[i].weights_offset));
+    PackWeights(kernel, weights[i], layers[i].out, layers[i].in, layers[i].out,
+                reinterpret_cast<float*>(base + records[i].weights_offset));
     if (layers[i].has_bias) {
       PackF32Bias(biases ? biases[i] : nullptr, layers[i].out, kernel.nr,
                   reinterpret_cast<float*>(base + records[i].bias_offset));
@@ -136,7 +137,7 @@ Status OpenDenseStack(const void* buffer, size_t bytes, PackedStackView* view) n
   if (CheckSpecs(specs, header.layer_count) != Status::kOk) return Status::kCorruptPacked;
   // Offsets must be exactly what packing these specs produces: no pointer can leave the buffer.
   PackedLayerRecord expected[kMaxDenseLayers];
-  if (LayoutBytes(specs, header.layer_count, kernel->nr, expected) != header.total_bytes) return Status::kCorruptPacked;
+  if (LayoutBytes(specs, header.layer_count, *kernel, expected) != header.total_bytes) return Status::kCorruptPacked;
   view->kernel = kernel;
   view->count = header.layer_count;
   view->max_width = 0;

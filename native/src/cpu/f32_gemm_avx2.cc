@@ -1,8 +1,10 @@
 // fp32 GEMM for AVX2 + FMA3 (a 6×16 register tile, 12 ymm accumulators, maskload/maskstore tails)
-// and the optimizer update pass, both over the AVX2 vector traits below.
+// the bf16-weight kernel without AVX512_BF16 (4×16, pairs widened to fp32), and the optimizer
+// update pass, all over the AVX2 vector traits below.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
 
+#include "bf16_gemm_driver.h"
 #include "f32_gemm_driver.h"
 #include "f32_update_driver.h"
 
@@ -55,8 +57,25 @@ struct VAvx2 {
   }
 };
 
+// bf16 weights without AVX512_BF16: each pair widened to two fp32 values (a bf16 is the high half
+// of a float) and two FMAs, in vdpbf16ps's order (high pair first); B still moves half the bytes.
+struct TAvx2Bf16 : VAvx2 {
+  using P = __m256i;
+  static P bcast_pair(const uint32_t* p) { return _mm256_set1_epi32(static_cast<int>(*p)); }
+  static P load_pairs(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static R dot2(R acc, P a, P b) {
+    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+    const R a_hi = _mm256_castsi256_ps(_mm256_and_si256(a, high)),
+            b_hi = _mm256_castsi256_ps(_mm256_and_si256(b, high));
+    const R a_lo = _mm256_castsi256_ps(_mm256_slli_epi32(a, 16)), b_lo = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
+    return _mm256_fmadd_ps(a_lo, b_lo, _mm256_fmadd_ps(a_hi, b_hi, acc));
+  }
+  static void to_pairs(const float* x, size_t n, uint32_t* dst) { ToBf16PairsScalar(x, n, dst); }
+};
+
 }  // namespace
 }  // namespace maas
 
+MAAS_DEFINE_BF16_GEMM(bf16_gemm_bias_act_4x16__avx2_fma, TAvx2Bf16, 4, 2, 512, 32)
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_6x16__avx2_fma, VAvx2, 6, 2)
 MAAS_DEFINE_F32_UPDATE(f32_update__avx2_fma, VAvx2)

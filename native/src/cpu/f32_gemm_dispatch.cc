@@ -1,13 +1,14 @@
 // The fp32 GEMM kernel table built from f32_gemm.inc, selection under an ISA cap, and B packing.
 // Baseline flags only: nothing here may execute an instruction the CPU might lack.
 #include <cstring>
+#include <initializer_list>
 
 #include "maas/f32_gemm.h"
 #include "maas/f32_update.h"
 
 namespace maas {
 
-#define MAAS_F32_GEMM(name, isa, mr, nr, classes)               \
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights)      \
   extern const uint32_t name##_kc, name##_mc;                   \
   size_t name##_scratch(size_t k);                              \
   void name##_run(const F32GemmArgs&, const GemmTile&, float*); \
@@ -17,8 +18,9 @@ namespace maas {
 
 namespace {
 const F32GemmKernel kKernels[] = {
-#define MAAS_F32_GEMM(name, isa, mr, nr, classes) \
-  {#name, Isa::isa, mr, nr, classes, name##_kc, name##_mc, &name##_scratch, &name##_run, &name##_activate},
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights)                                                      \
+  {#name,       Isa::isa,        mr, nr, classes, name##_kc, name##_mc, WeightFormat::weights, &name##_scratch, \
+   &name##_run, &name##_activate},
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 };
@@ -30,14 +32,60 @@ const F32GemmKernel* F32GemmKernels(size_t* count) noexcept {
   return kKernels;
 }
 
-const F32GemmKernel* SelectF32GemmFor(Isa cap, CpuClass cls, const CpuFeatures& cpu) noexcept {
+const F32GemmKernel* SelectF32GemmFor(Isa cap, CpuClass cls, const CpuFeatures& cpu, WeightFormat weights) noexcept {
   for (const F32GemmKernel& k : kKernels) {
-    if (IsaWithin(k.isa, cap) && IsaSupportedBy(cpu, k.isa) && (k.classes & CpuClassBit(cls)) != 0) return &k;
+    if (k.weights == weights && IsaWithin(k.isa, cap) && IsaSupportedBy(cpu, k.isa) &&
+        (k.classes & CpuClassBit(cls)) != 0)
+      return &k;
   }
   return nullptr;
 }
 
-const F32GemmKernel* SelectF32Gemm(Isa cap) noexcept { return SelectF32GemmFor(cap, ActiveCpuClass(), DetectCpu()); }
+const F32GemmKernel* SelectF32Gemm(Isa cap, WeightFormat weights) noexcept {
+  return SelectF32GemmFor(cap, ActiveCpuClass(), DetectCpu(), weights);
+}
+
+const char* WeightFormatName(WeightFormat w) noexcept { return w == WeightFormat::kBf16 ? "bf16" : "fp32"; }
+
+bool ParseWeightFormat(const char* text, WeightFormat* out) noexcept {
+  for (WeightFormat w : {WeightFormat::kF32, WeightFormat::kBf16}) {
+    if (std::strcmp(text, WeightFormatName(w)) == 0) {
+      *out = w;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t PackedWeightFloats(const F32GemmKernel& kernel, size_t k, size_t n) noexcept {
+  if (kernel.weights == WeightFormat::kBf16) return PackedBFloats((k + 1) / 2, n, kernel.nr);
+  return PackedBFloats(k, n, kernel.nr);
+}
+
+void PackWeights(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t k, size_t n, float* dst) noexcept {
+  if (kernel.weights == WeightFormat::kBf16) {
+    PackBf16B(w, ldw, k, n, kernel.nr, reinterpret_cast<uint32_t*>(dst));
+  } else {
+    PackF32B(w, ldw, k, n, kernel.nr, dst);
+  }
+}
+
+void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t* dst) noexcept {
+  const size_t panels = PackedPanels(n, nr), pairs = (k + 1) / 2;
+  for (size_t p = 0; p < panels; ++p) {
+    uint32_t* panel = dst + p * pairs * nr;
+    for (size_t q = 0; q < pairs; ++q) {
+      const float* lo = w + 2 * q * ldw;
+      const float* hi = 2 * q + 1 < k ? lo + ldw : nullptr;
+      for (size_t j = 0; j < nr; ++j) {
+        const size_t col = p * nr + j;
+        const uint32_t low = col < n ? Bf16Bits(lo[col]) : 0u;
+        const uint32_t high = col < n && hi ? Bf16Bits(hi[col]) : 0u;
+        panel[q * nr + j] = low | (high << 16);
+      }
+    }
+  }
+}
 
 const F32GemmKernel* FindF32Gemm(const char* name) noexcept {
   for (const F32GemmKernel& k : kKernels) {

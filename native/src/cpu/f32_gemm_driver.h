@@ -188,6 +188,51 @@ struct Epilogue {
   ActivationParams params;
 };
 
+// Writes a register tile's first `cols` columns to C: added to what C holds (`accumulate`, a K
+// block after the first), then on the last K block the epilogue (bias, activation) on registers
+// before the one store.
+template <class V, int kRows, int kVecs>
+inline void StoreTile(typename V::R (&acc)[kRows][kVecs], float* c, size_t ldc, size_t cols, bool accumulate,
+                      const Epilogue* epi) {
+  using R = typename V::R;
+#pragma GCC unroll 16
+  for (int i = 0; i < kRows; ++i) {
+    float* row = c + i * ldc;
+#pragma GCC unroll 8
+    for (int j = 0; j < kVecs; ++j) {
+      const size_t col = j * V::W;
+      if (col >= cols) break;
+      const size_t count = MinSize(V::W, cols - col);
+      R x = acc[i][j];
+      if (accumulate) x = V::add(x, count == V::W ? V::load(row + col) : V::load_tail(row + col, count, 0.f));
+      if (epi) {
+        if (epi->bias) x = V::add(x, V::load(epi->bias + col));  // bias is padded to NR
+        x = Activate<V>(epi->act, x, epi->params);
+      }
+      if (count == V::W)
+        V::store(row + col, x);
+      else
+        V::store_tail(row + col, x, count);
+    }
+  }
+}
+
+// Row tiles of a block of mc rows: as few tiles as mr allows, sizes differing by at most one
+// (16 rows run as 8 + 8, not 14 + 2, whose 2-row tile would be bound by loads, not FMAs).
+struct RowTiles {
+  size_t count, base, extra;
+  RowTiles(size_t mc, size_t mr) : count((mc + mr - 1) / mr), base(mc / count), extra(mc % count) {}
+  size_t begin(size_t t) const { return t * base + MinSize(t, extra); }
+  size_t rows(size_t t) const { return base + (t < extra ? 1 : 0); }
+};
+
+// Every (rows, vectors) instantiation of a micro-kernel, so a tile of any size up to mr × nv
+// calls code with its loops fully unrolled: table[vecs - 1][rows - 1].
+template <class Fn, int kMR, int kNV>
+struct MicroTable {
+  Fn at[kNV][kMR];
+};
+
 // kKC_: the K block (a KC×NR panel of B is reused by every row tile of an A block); kMCTiles:
 // row tiles per A block (packed once per K block, streamed once per B panel). Both per CPU class.
 template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24>
@@ -208,7 +253,6 @@ struct F32GemmDriver {
   }
 
   // An R×NR register tile over kc steps. a[k·ka + i] is row i's element k; b holds kc rows of NR.
-  // On the last K block the epilogue (bias, activation) runs on registers before the one store.
   // kPacked: a is k-major, row i of step p at a[p·lda + i] (a packed micro-panel with lda = kMR,
   // or transposed A read in place); otherwise a is row-major A with row stride lda, read in place.
   // kVecs <= kNV: the vectors of the panel the tile computes (a panel narrower than NR, the last
@@ -232,55 +276,21 @@ struct F32GemmDriver {
         for (int j = 0; j < kVecs; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
       }
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < kRows; ++i) {
-      float* row = c + i * ldc;
-#pragma GCC unroll 8
-      for (int j = 0; j < kVecs; ++j) {
-        const size_t col = j * V::W;
-        if (col >= cols) break;
-        const size_t count = MinSize(V::W, cols - col);
-        R x = acc[i][j];
-        if (accumulate) x = V::add(x, count == V::W ? V::load(row + col) : V::load_tail(row + col, count, 0.f));
-        if (epi) {
-          if (epi->bias) x = V::add(x, V::load(epi->bias + col));  // bias is padded to NR
-          x = Activate<V>(epi->act, x, epi->params);
-        }
-        if (count == V::W)
-          V::store(row + col, x);
-        else
-          V::store_tail(row + col, x, count);
-      }
-    }
+    StoreTile<V>(acc, c, ldc, cols, accumulate, epi);
   }
 
   using MicroFn = void (*)(size_t, const float*, size_t, const float*, float*, size_t, size_t, bool, const Epilogue*);
-
-  // Every (rows, vectors) tile, packed and direct: micro.packed[v - 1][rows - 1].
-  struct MicroTable {
-    MicroFn packed[kNV][kMR];
-    MicroFn direct[kNV][kMR];
-  };
-  template <int kVecs, size_t... I>
-  static constexpr void FillMicro(MicroTable& t, std::index_sequence<I...>) {
-    ((t.packed[kVecs - 1][I] = &Micro<static_cast<int>(I) + 1, true, kVecs>), ...);
-    ((t.direct[kVecs - 1][I] = &Micro<static_cast<int>(I) + 1, false, kVecs>), ...);
+  using Micros = MicroTable<MicroFn, kMR, kNV>;
+  template <bool kPacked, int kVecs, size_t... I>
+  static constexpr void FillMicro(Micros& t, std::index_sequence<I...>) {
+    ((t.at[kVecs - 1][I] = &Micro<static_cast<int>(I) + 1, kPacked, kVecs>), ...);
   }
-  template <size_t... J>
-  static constexpr MicroTable MakeMicroTable(std::index_sequence<J...>) {
-    MicroTable t{};
-    (FillMicro<static_cast<int>(J) + 1>(t, std::make_index_sequence<kMR>{}), ...);
+  template <bool kPacked, size_t... J>
+  static constexpr Micros MakeMicros(std::index_sequence<J...>) {
+    Micros t{};
+    (FillMicro<kPacked, static_cast<int>(J) + 1>(t, std::make_index_sequence<kMR>{}), ...);
     return t;
   }
-
-  // Row tiles of a block of mc rows: as few tiles as kMR allows, sizes differing by at most one
-  // (16 rows run as 8 + 8, not 14 + 2, whose 2-row tile would be bound by loads, not FMAs).
-  struct RowTiles {
-    size_t count, base, extra;
-    explicit RowTiles(size_t mc) : count((mc + kMR - 1) / kMR), base(mc / count), extra(mc % count) {}
-    size_t begin(size_t t) const { return t * base + MinSize(t, extra); }
-    size_t rows(size_t t) const { return base + (t < extra ? 1 : 0); }
-  };
 
   // Copies each row tile of A into a k-major micro-panel: row i of step p at panel[p·kMR + i],
   // tile t's panel at dst + t·kMR·kc.
@@ -345,7 +355,8 @@ struct F32GemmDriver {
 
   static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
     if (g.n <= kNarrowN && !g.a_transposed) return RunNarrow(g, t, scratch);
-    static constexpr MicroTable micro = MakeMicroTable(std::make_index_sequence<kNV>{});
+    static constexpr Micros packed = MakeMicros<true>(std::make_index_sequence<kNV>{});
+    static constexpr Micros direct = MakeMicros<false>(std::make_index_sequence<kNV>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
     const size_t kc_block = m_count <= kStreamRows ? k : kKC;
@@ -358,7 +369,7 @@ struct F32GemmDriver {
       for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
         const size_t mc = MinSize(kMC, t.m_end - ic);
         const float* a_block = g.a_transposed ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
-        const RowTiles tiles(mc);
+        const RowTiles tiles(mc, kMR);
         if (pack) PackA(a_block, g.lda, g.a_transposed, tiles, kc, scratch);
         for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
           const size_t col0 = pnl * kNR;
@@ -370,14 +381,13 @@ struct F32GemmDriver {
             const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
             float* c = g.c + (ic + ir) * g.ldc + col0;
             if (pack) {
-              micro.packed[vecs - 1][rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first,
-                                               last ? &epi : nullptr);
+              packed.at[vecs - 1][rows - 1](kc, scratch + tile * kMR * kc, kMR, b, c, g.ldc, cols, !first,
+                                            last ? &epi : nullptr);
             } else if (g.a_transposed) {
-              micro.packed[vecs - 1][rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first,
-                                               last ? &epi : nullptr);
+              packed.at[vecs - 1][rows - 1](kc, a_block + ir, g.lda, b, c, g.ldc, cols, !first, last ? &epi : nullptr);
             } else {
-              micro.direct[vecs - 1][rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first,
-                                               last ? &epi : nullptr);
+              direct.at[vecs - 1][rows - 1](kc, a_block + ir * g.lda, g.lda, b, c, g.ldc, cols, !first,
+                                            last ? &epi : nullptr);
             }
           }
         }

@@ -3,6 +3,7 @@
 // The portable path; the same driver and epilogue as the SIMD kernels, one lane wide.
 #include <cmath>
 
+#include "bf16_gemm_driver.h"
 #include "f32_gemm_driver.h"
 #include "f32_update_driver.h"
 
@@ -38,8 +39,22 @@ struct VScalar {
   static float hsum(R x) { return x; }
 };
 
+// bf16 weights, one lane wide: the portable twin of vdpbf16ps (high pair first, exact products).
+struct TScalarBf16 : VScalar {
+  using P = uint32_t;
+  static P bcast_pair(const uint32_t* p) { return *p; }
+  static P load_pairs(const uint32_t* p) { return *p; }
+  static R dot2(R acc, P a, P b) {
+    const float hi = Bf16ToFloat(static_cast<uint16_t>(a >> 16)) * Bf16ToFloat(static_cast<uint16_t>(b >> 16));
+    const float lo = Bf16ToFloat(static_cast<uint16_t>(a)) * Bf16ToFloat(static_cast<uint16_t>(b));
+    return (acc + hi) + lo;
+  }
+  static void to_pairs(const float* x, size_t n, uint32_t* dst) { ToBf16PairsScalar(x, n, dst); }
+};
+
 }  // namespace
 }  // namespace maas
 
+MAAS_DEFINE_BF16_GEMM(bf16_gemm_bias_act_4x8__scalar, TScalarBf16, 4, 8, 256, 24)
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_4x8__scalar, VScalar, 4, 8)
 MAAS_DEFINE_F32_UPDATE(f32_update__scalar, VScalar)

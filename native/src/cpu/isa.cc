@@ -66,6 +66,7 @@ CpuFeatures Probe() noexcept {
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx_vnni = f.avx2_fma && ((a1 >> 4) & 1);
+    f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
   }
   if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
     unsigned regs[12];
@@ -96,6 +97,8 @@ bool IsaSupportedBy(const CpuFeatures& f, Isa isa) noexcept {
       return f.avx512;
     case Isa::kAvx512Vnni:
       return f.avx512 && f.avx512_vnni;
+    case Isa::kAvx512Bf16:
+      return f.avx512 && f.avx512_vnni && f.avx512_bf16;
     // The AMX kernel's epilogue is AVX-512 code, and tiles are usable only once granted.
     case Isa::kAmx:
       return f.avx512 && f.avx512_vnni && f.amx_int8 && f.amx_permitted;
@@ -173,6 +176,8 @@ const char* IsaName(Isa isa) noexcept {
       return "avx512";
     case Isa::kAvx512Vnni:
       return "avx512vnni";
+    case Isa::kAvx512Bf16:
+      return "avx512bf16";
     case Isa::kAmx:
       return "amx";
   }
