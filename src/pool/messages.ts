@@ -5,7 +5,7 @@
  */
 
 import type { KeyObject } from 'node:crypto';
-import type { PackedFormat, PackedRegion } from '../model/packed.js';
+import type { DensePrecision, PackedFormat, PackedRegion } from '../model/packed.js';
 
 export type { PackedFormat, PackedRegion } from '../model/packed.js';
 
@@ -66,6 +66,8 @@ export interface LoadRequest {
   tag: number;
   /** Refuse a file that records no digest (openModelFile's strictIntegrity). */
   strictIntegrity?: boolean;
+  /** The precision to pack an fp32 file in (absent: as the file is). */
+  precision?: DensePrecision;
 }
 
 /** A model file opened and packed in the load worker: the packed region and what serving needs. */

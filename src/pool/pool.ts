@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { MaasError, isErrorCode } from '../core/errors.js';
 import { defaultModelKeys, type ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
+import type { DensePrecision } from '../model/packed.js';
 import { runLoadThread } from './load-thread.js';
 import {
   RESULT_HEADER_BYTES,
@@ -165,15 +166,21 @@ export class InferencePool {
    * Opens and packs a model file in the load thread (DESIGN decision 11: large parsing, loading
    * and packing run off the event loop, in something that can be stopped): only the packed
    * region's descriptor and a few numbers come back. `signal` stops the load (the thread ends);
-   * `strictIntegrity` refuses a file that records no digest; `keys` gives the keys of encrypted
-   * files (default: MAAS_MODEL_KEY from the environment), asked for by the thread as it needs them.
+   * `strictIntegrity` refuses a file that records no digest; `precision` packs an fp32 file's
+   * weights as bf16; `keys` gives the keys of encrypted files (default: MAAS_MODEL_KEY from the
+   * environment), asked for by the thread as it needs them.
    */
   async load(
     path: string,
-    options: { signal?: AbortSignal; strictIntegrity?: boolean; keys?: ModelKeys } = {},
+    options: { signal?: AbortSignal; strictIntegrity?: boolean; precision?: DensePrecision; keys?: ModelKeys } = {},
   ): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
-    const request: LoadRequest = { path, tag: ++this.nextLoadTag, strictIntegrity: options.strictIntegrity === true };
+    const request: LoadRequest = {
+      path,
+      tag: ++this.nextLoadTag,
+      strictIntegrity: options.strictIntegrity === true,
+      ...(options.precision ? { precision: options.precision } : {}),
+    };
     let reply: LoadReply;
     let timeout: AbortSignal | undefined;
     const run = async () => {

@@ -377,3 +377,52 @@ describe('model integrity', () => {
     expect(row('damaged').reason).toMatch(/do not match the SHA-256 recorded in maas.weightsSha256/);
   });
 });
+
+describe('bf16 models', () => {
+  it('serves an fp32 model in bf16 when its config asks, exactly as the model predicts in bf16', async () => {
+    const root = await tempRepository();
+    const fp32 = smallModel(WIDTH, 3, 60);
+    await addVersion(root, 'b', 1, fp32, { parameters: { precision: { string_value: 'bf16' } } });
+    const { client } = await open(root);
+    const config = await client.modelConfig('b');
+    const parameters = config.parameters as Record<string, { string_value: string }>;
+    expect(config.platform).toBe('maas_dense');
+    expect(parameters.precision!.string_value).toBe('bf16');
+    expect(parameters.kernel!.string_value).toMatch(/^bf16_gemm_/);
+    const x = inputs(9, WIDTH, 61);
+    const r = await client.infer({
+      model: 'b',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [9, WIDTH], data: x }],
+    });
+    fp32.setPrecision('bf16');
+    expect(Array.from(r.outputs[0]!.data as Float32Array)).toEqual(Array.from(fp32.predict(x.slice()).values));
+    const [stats] = await client.modelStatistics('b');
+    expect(stats!.memory_usage[0]!.byte_size).toBe(fp32.packed().buffer.byteLength);
+  });
+
+  it('refuses a precision it cannot serve, with a coded error naming the parameter', async () => {
+    const { quantize } = await import('../../src/index.js');
+    const root = await tempRepository();
+    const fp32 = smallModel(WIDTH, 1, 62);
+    await addVersion(root, 'word', 1, fp32, { parameters: { precision: { string_value: 'int8' } } });
+    await addVersion(root, 'q', 1, fp32, { parameters: { precision: { string_value: 'bf16' } } });
+    await rm(join(root, 'q', '1'), { recursive: true });
+    await quantize(fp32, { calibrationData: inputs(32, WIDTH, 63) }).save(join(root, 'q', '1'));
+    const { client } = await open(root, { modelControlMode: 'explicit' });
+    await expect(client.loadModel('word')).rejects.toMatchObject({
+      code: 'MAAS_ERR_MODEL_CONFIG',
+      message: expect.stringMatching(/parameters\.precision/),
+    });
+    await expect(client.loadModel('q')).rejects.toMatchObject({
+      code: 'MAAS_ERR_MODEL_CONFIG',
+      message: expect.stringMatching(/precision bf16 .* is an int8 model/),
+    });
+    // The server is still up, and the fp32 model loads once its config is mended.
+    await writeFile(
+      join(root, 'word', 'config.json'),
+      JSON.stringify({ parameters: { precision: { string_value: 'fp32' } } }),
+    );
+    await client.loadModel('word');
+    expect((await client.modelConfig('word')).parameters).toMatchObject({ precision: { string_value: 'fp32' } });
+  });
+});

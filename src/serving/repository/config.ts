@@ -6,6 +6,7 @@
 import { MaasError } from '../../core/errors.js';
 import { SEALED_SUFFIX } from '../../io/sealed.js';
 import type { BatchingPolicy } from '../batcher.js';
+import { DENSE_PRECISIONS, type DensePrecision } from '../../model/packed.js';
 
 /** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
 export interface TensorConfig {
@@ -356,6 +357,28 @@ export function strictIntegrityOf(config: ModelConfig, serverDefault: boolean): 
     config.name,
     `parameters.${STRICT_INTEGRITY_PARAMETER}`,
     '{"string_value": "true"} or {"string_value": "false"}',
+    entry,
+  );
+}
+
+/** The config.json parameter that serves an fp32 model in another precision ("bf16"). */
+export const PRECISION_PARAMETER = 'precision';
+
+/**
+ * The precision a model's config asks its fp32 files to be served in: "fp32" or "bf16" (weights
+ * and activations rounded to bf16, products summed in fp32), or undefined when the config says
+ * nothing (served as the file is). An int8 model is made with `maas quantize`, not asked for here.
+ */
+export function requestedPrecisionOf(config: ModelConfig): DensePrecision | undefined {
+  if (!Object.hasOwn(config.parameters, PRECISION_PARAMETER)) return undefined;
+  const entry: unknown = config.parameters[PRECISION_PARAMETER];
+  const value = (entry as { string_value?: unknown } | null)?.string_value;
+  if (typeof value === 'string' && (DENSE_PRECISIONS as readonly string[]).includes(value))
+    return value as DensePrecision;
+  throw bad(
+    config.name,
+    `parameters.${PRECISION_PARAMETER}`,
+    '{"string_value": "fp32"} or {"string_value": "bf16"} (int8 models are made with maas quantize)',
     entry,
   );
 }

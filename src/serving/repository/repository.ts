@@ -22,9 +22,11 @@ import {
   instanceCount,
   selectVersions,
   strictIntegrityOf,
+  requestedPrecisionOf,
   type ModelConfig,
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
+import type { DensePrecision } from '../../model/packed.js';
 
 /** Triton's model control modes: load everything at start, follow the directory, or load on request. */
 export type ControlMode = 'none' | 'poll' | 'explicit';
@@ -311,6 +313,7 @@ export class ModelRepository {
       const raw = override !== undefined ? override : await readConfig(dir, name);
       const policyConfig = completeConfig(name, raw);
       const strictIntegrity = strictIntegrityOf(policyConfig, this.strictIntegrity);
+      const precision = requestedPrecisionOf(policyConfig);
       const onDisk = await versionDirs(dir);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
@@ -326,7 +329,7 @@ export class ModelRepository {
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
-          const served = await this.loadVersion(name, version, raw, files, strictIntegrity);
+          const served = await this.loadVersion(name, version, raw, files, strictIntegrity, precision);
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
@@ -383,6 +386,7 @@ export class ModelRepository {
     raw: unknown,
     fingerprint: string,
     strictIntegrity: boolean,
+    precision: DensePrecision | undefined,
   ): Promise<ServedVersion> {
     const dir = join(this.root, name, String(version));
     await refuseSymlink(dir, `version directory ${name}/${version}`);
@@ -407,6 +411,7 @@ export class ModelRepository {
     const loaded = await this.pool.load(join(dir, fileName), {
       signal: this.stopping.signal,
       strictIntegrity,
+      ...(precision ? { precision } : {}),
       ...(this.modelKeys ? { keys: this.modelKeys } : {}),
     });
     const { region, inputSize, outputSize, quantization, keyId } = loaded;
