@@ -4,7 +4,7 @@
  * process run. Prints a table and writes bench/RESULTS.md with the date, CPU and command.
  *
  *   npm run bench                      # everything (about 5 minutes)
- *   npm run bench -- --suites S,gemm   # a subset of S, L, gemm, train, int8: peak is always measured
+ *   npm run bench -- --suites S,gemm   # a subset of S, L, gemm, train, int8, bf16: peak is always measured
  *   npm run bench -- --budget 0.5      # seconds of timed calls per case
  */
 import { writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ import { createTfjsPeer } from './peers/tfjs.js';
 import { createNaivePeer } from './peers/naive.js';
 import { runTrainWorkload, type TrainRow } from './train.js';
 import { int8Table, measureInt8Peaks, runInt8Workload, type Int8Row } from './int8.js';
+import { bf16Accuracy, bf16Table, measureBf16Peaks, runBf16Workload, type Bf16Row } from './bf16.js';
 
 interface Args {
   suites: Set<string>;
@@ -29,7 +30,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    suites: new Set(['S', 'L', 'gemm', 'train', 'int8']),
+    suites: new Set(['S', 'L', 'gemm', 'train', 'int8', 'bf16']),
     budget: 1.5,
     out: join(packageRoot(), 'bench', 'RESULTS.md'),
   };
@@ -38,7 +39,10 @@ function parseArgs(argv: string[]): Args {
     if (a === '--suites') args.suites = new Set(argv[++i]!.split(','));
     else if (a === '--budget') args.budget = Number(argv[++i]);
     else if (a === '--out') args.out = argv[++i]!;
-    else throw new Error(`bench: unknown argument ${a} (use --suites S,L,gemm,train,int8 --budget SECONDS --out FILE)`);
+    else
+      throw new Error(
+        `bench: unknown argument ${a} (use --suites S,L,gemm,train,int8,bf16 --budget SECONDS --out FILE)`,
+      );
   }
   return args;
 }
@@ -274,6 +278,25 @@ async function main(): Promise<void> {
       ours.dispose();
     }
   }
+  const bf16Rows: Bf16Row[] = [];
+  let bf16Peaks: string[] = [];
+  let bf16PeakMap = new Map<string, number>();
+  let bf16Errors: string[] = [];
+  if (args.suites.has('bf16')) {
+    const measured = measureBf16Peaks();
+    bf16Peaks = measured.lines;
+    bf16PeakMap = measured.peaks;
+    console.log(bf16Peaks.join('\n') + '\n');
+    const printBf16 = (r: Bf16Row): void =>
+      console.log(
+        `${r.workload.padEnd(22)} ${r.impl.padEnd(10)} t${r.threads}  ${formatSeconds(r.m.median).padStart(10)}  ${(r.flops / r.m.median / 1e9).toFixed(1).padStart(7)} GFLOP/s  ${r.note}`,
+      );
+    await runBf16Workload(gemm(), [1024], args.budget, bf16Rows, printBf16);
+    await runBf16Workload(modelL(), [1, 16, 256], args.budget, bf16Rows, printBf16);
+    await runBf16Workload(modelS(), [1024], args.budget, bf16Rows, printBf16);
+    bf16Errors = await bf16Accuracy(modelL());
+    console.log(bf16Errors.join('\n') + '\n');
+  }
   const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
   const doc = [
     ...header.slice(0, -1),
@@ -297,6 +320,20 @@ async function main(): Promise<void> {
       ...int8Peaks,
       '',
       ...int8Table(int8Rows, int8PeakMap),
+      '',
+    );
+  }
+  if (bf16Rows.length) {
+    doc.push(
+      `## bf16 (maas kernel ${info.bf16Kernel}: the fp32 model with setPrecision('bf16'); ort-fp32 runs the fp32 model)`,
+      '',
+      ...bf16Peaks,
+      '',
+      ...bf16Table(bf16Rows, bf16PeakMap),
+      '',
+      '### bf16 accuracy against fp32',
+      '',
+      ...bf16Errors,
       '',
     );
   }

@@ -25,13 +25,15 @@ const SWEEP = [1, 2, 3, 5, 7, 15, 17, 31, 33, 63, 67, 127, 129];
 const kAroundBlock = (kc: number) => [kc - 1, kc, kc + 1, 2 * kc - 1, 2 * kc + 1];
 
 /** x rounded to bf16 (nearest even, subnormals flushed, NaN kept), as every bf16 kernel rounds A and B. */
+const bf16Float = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Float.buffer);
 function bf16(x: number): number {
-  const bits = new Uint32Array(new Float32Array([x]).buffer)[0]!;
-  let out: number;
-  if ((bits & 0x7fffffff) > 0x7f800000) out = (bits | 0x400000) & 0xffff0000;
-  else if ((bits & 0x7f800000) === 0) out = bits & 0x80000000;
-  else out = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(new Uint32Array([out >>> 0]).buffer)[0]!;
+  bf16Float[0] = x;
+  const bits = bf16Bits[0]!;
+  if ((bits & 0x7fffffff) > 0x7f800000) bf16Bits[0] = (bits | 0x400000) & 0xffff0000;
+  else if ((bits & 0x7f800000) === 0) bf16Bits[0] = bits & 0x80000000;
+  else bf16Bits[0] = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  return bf16Float[0];
 }
 /** The operands the kernel multiplies: its inputs as they are, or rounded to bf16. */
 const asMultiplied = (kernel: NativeF32KernelInfo, v: Float32Array): Float32Array =>

@@ -8,6 +8,8 @@ namespace maas {
 // Runs `iterations` rounds of independent FMAs; returns the flops performed (2 per lane per FMA).
 double PeakFmaAvx512(uint64_t iterations) noexcept;
 double PeakFmaAvx2(uint64_t iterations) noexcept;
+// vdpbf16ps chains: flops counted as for FMA, 4 per lane per instruction (two multiply-adds).
+double PeakBf16Avx512(uint64_t iterations) noexcept;
 // Runs 16 dependent adds per iteration; returns the adds, one per core cycle (baseline ISA).
 double ClockCycles(uint64_t iterations) noexcept;
 

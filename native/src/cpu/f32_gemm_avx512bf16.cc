@@ -1,6 +1,7 @@
 // bf16-weight GEMM for AVX512_BF16: vdpbf16ps multiplies a pair of bf16 along K per fp32 lane, so
 // one instruction does the work of two FMAs on half the bytes of B. A 6×64 register tile (24
-// accumulators, A pairs broadcast from memory, 4 B vectors a step) as the fp32 Zen 5 kernel.
+// accumulators, A pairs broadcast from memory, 4 B vectors a step) as the fp32 Zen 5 kernel; its
+// blocking is in f32_gemm.inc.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
 
@@ -35,4 +36,4 @@ struct TAvx512Bf16 : VAvx512 {
 }  // namespace
 }  // namespace maas
 
-MAAS_DEFINE_BF16_GEMM(bf16_gemm_bias_act_6x64__avx512bf16, TAvx512Bf16, 6, 4, 768, 96)
+MAAS_DEFINE_BF16_GEMM(bf16_gemm_bias_act_6x64__avx512bf16, TAvx512Bf16, 6, 4, 1536, 48)
