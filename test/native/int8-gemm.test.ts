@@ -103,6 +103,11 @@ describe('int8 GEMM kernel list and dispatch', () => {
     expect(kernels[kernels.length - 1]).toMatchObject({ isa: 'scalar', supported: true });
     for (const k of kernels) expect(k.name).toMatch(new RegExp(`^qu[78]s8_gemm_bias_relu_requant_${k.mr}x${k.nr}c${k.kAlign}__${k.isa}(_[a-z0-9]+)?$`));
     for (const isa of new Set(isas)) expect(kernels.filter((k) => k.isa === isa).at(-1)!.cpuClasses, isa).toHaveLength(5);
+    // The AMX tiling over emulated tiles is never dispatched (no class), and has the AMX kernel's shape.
+    const amx = kernels.find((k) => k.isa === 'amx')!;
+    const emulated = kernels.find((k) => k.name.endsWith('_amxemu'))!;
+    expect(emulated.cpuClasses).toEqual([]);
+    expect([emulated.mr, emulated.nr, emulated.kAlign]).toEqual([amx.mr, amx.nr, amx.kAlign]);
     // Only the AVX2 path keeps activations in 7 bits.
     for (const k of kernels) expect(k.aMax).toBe(k.isa === 'avx2' ? 127 : 255);
   });

@@ -1,91 +1,76 @@
-// int8 GEMM for AMX-INT8: 16×16 output tiles accumulated by tdpbusd over K in steps of 64, then
-// the shared AVX-512 epilogue row by row. One tile configuration (palette 1) for the whole call:
-//   tmm0 = C (16 rows × 16 int32), tmm1 = A (16 rows × 64 u8), tmm2 = B (16 K-groups × 16 cols × 4 s8).
-// B panels are packed 16 wide with K padded to 64, so one panel's K step is one contiguous B tile.
-// A rows are copied into zero-padded scratch, so tails in M and K need no second configuration.
-// Dispatch selects this file only when CPUID reports AMX-INT8 and the kernel granted XTILEDATA.
+// int8 GEMM for AMX-INT8: the 2×2-tile driver of int8_amx_driver.h over the AMX instructions, and
+// the tdpbusd peak probe. Dispatch selects this file only when CPUID reports AMX-INT8 and the
+// kernel granted XTILEDATA.
 #include <immintrin.h>
 
-#include <cstring>
-
-#include "int8_gemm_driver.h"
-#include "int8_zmm_traits.h"
+#include "int8_amx_driver.h"
 #include "maas/peak.h"
 
 namespace maas {
 namespace {
 
-constexpr size_t kTile = 16;   // rows of A and C, columns of C
-constexpr size_t kTileK = 64;  // bytes of K per A row and per B tile
-constexpr size_t kCBytes = kTile * kTile * sizeof(int32_t);
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
+// The tile operations on the tile registers. GCC's tile intrinsics paste the tile number into
+// the instruction text, so each template picks its literal by `if constexpr`.
+#define MAAS_TILE_CASE(n, stmt) \
+  if constexpr (kT == n) {      \
+    stmt;                       \
+  }
+struct AmxTiles {
+  void begin() {
+    const AmxTileConfig cfg(8);
+    _tile_loadconfig(&cfg);
+  }
+  void end() { _tile_release(); }
+  template <int kT>
+  void zero() {
+    static_assert(kT >= 0 && kT < 4, "C tiles are 0..3");
+    MAAS_TILE_CASE(0, _tile_zero(0))
+    MAAS_TILE_CASE(1, _tile_zero(1))
+    MAAS_TILE_CASE(2, _tile_zero(2))
+    MAAS_TILE_CASE(3, _tile_zero(3))
+  }
+  template <int kT>
+  void store(void* p, size_t stride) {
+    static_assert(kT >= 0 && kT < 4, "C tiles are 0..3");
+    const long s = static_cast<long>(stride);
+    MAAS_TILE_CASE(0, _tile_stored(0, p, s))
+    MAAS_TILE_CASE(1, _tile_stored(1, p, s))
+    MAAS_TILE_CASE(2, _tile_stored(2, p, s))
+    MAAS_TILE_CASE(3, _tile_stored(3, p, s))
+  }
+  template <int kT>
+  void load(const void* p, size_t stride) {
+    static_assert(kT >= 4 && kT < 8, "A and B tiles are 4..7");
+    const long s = static_cast<long>(stride);
+    MAAS_TILE_CASE(4, _tile_loadd(4, p, s))
+    MAAS_TILE_CASE(5, _tile_loadd(5, p, s))
+    MAAS_TILE_CASE(6, _tile_loadd(6, p, s))
+    MAAS_TILE_CASE(7, _tile_loadd(7, p, s))
+  }
+  template <int kC, int kA, int kB>
+  void dot() {
+    constexpr int kT = kC * 100 + kA * 10 + kB;  // the driver's four products
+    static_assert(kT == 46 || kT == 147 || kT == 256 || kT == 357, "C = A·B as the driver pairs them");
+    MAAS_TILE_CASE(46, _tile_dpbusd(0, 4, 6))
+    MAAS_TILE_CASE(147, _tile_dpbusd(1, 4, 7))
+    MAAS_TILE_CASE(256, _tile_dpbusd(2, 5, 6))
+    MAAS_TILE_CASE(357, _tile_dpbusd(3, 5, 7))
+  }
 };
-static_assert(sizeof(TileConfig) == 64, "the tile configuration is 64 bytes");
-
-TileConfig MakeConfig() {
-  TileConfig cfg;
-  for (int t = 0; t < 3; ++t) {
-    cfg.rows[t] = kTile;
-    cfg.colsb[t] = 64;  // C: 16 int32; A: 64 u8; B: 16 columns × 4 s8
-  }
-  return cfg;
-}
-
-size_t AmxScratch(size_t k) { return kCBytes + kTile * RoundUpTo(k, kTileK) + 64; }
-
-void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch) {
-  const size_t k64 = RoundUpTo(g.k, kTileK);
-  auto* base = reinterpret_cast<uint8_t*>(RoundUpTo(reinterpret_cast<uintptr_t>(scratch), 64));
-  auto* c = reinterpret_cast<int32_t*>(base);
-  uint8_t* a = base + kCBytes;
-  const TileConfig cfg = MakeConfig();
-  _tile_loadconfig(&cfg);
-  for (size_t r0 = t.m_begin; r0 < t.m_end; r0 += kTile) {
-    const size_t rows = MinSz(kTile, t.m_end - r0);
-    std::memset(a, 0, kTile * k64);
-    for (size_t i = 0; i < rows; ++i) std::memcpy(a + i * k64, g.a + (r0 + i) * g.lda, g.k);
-    for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
-      const int8_t* b = g.b_packed + pnl * k64 * kTile;  // a panel: k64 / 4 rows of 64 bytes
-      _tile_zero(0);
-      for (size_t kk = 0; kk < k64; kk += kTileK) {
-        _tile_loadd(1, a + kk, static_cast<long>(k64));
-        _tile_loadd(2, b + kk * kTile, 64);  // K groups kk/4 .. kk/4 + 15
-        _tile_dpbusd(0, 1, 2);
-      }
-      _tile_stored(0, c, 64);
-      const size_t col0 = pnl * kTile, cols = MinSz(kTile, g.n - col0);
-      for (size_t i = 0; i < rows; ++i) Epilogue<VZmmVnni>(g, VZmmVnni::load_i(c + i * kTile), r0 + i, col0, cols);
-    }
-  }
-  _tile_release();
-}
+#undef MAAS_TILE_CASE
 
 }  // namespace
+}  // namespace maas
 
-size_t qu8s8_gemm_bias_relu_requant_16x16c64__amx_scratch(size_t k) { return AmxScratch(k); }
-void qu8s8_gemm_bias_relu_requant_16x16c64__amx_run(const Int8GemmArgs& g, const GemmTile& t, void* s) {
-  AmxRun(g, t, s);
-}
-void qu8s8_gemm_bias_relu_requant_16x16c64__amx_quantize(const float* x, size_t n, float scale, int32_t zero,
-                                                         uint8_t* q) {
-  QuantizeRow<VZmmVnni>(x, n, scale, zero, 255, q);
-}
+MAAS_DEFINE_INT8_AMX_GEMM(qu8s8_gemm_bias_relu_requant_32x16c64__amx, AmxTiles)
+
+namespace maas {
 
 // Four independent C tiles fed by the same A and B tiles: tdpbusd throughput, not latency.
 double PeakAmxInt8(uint64_t iterations) noexcept {
   if (iterations == 0) return 0;
-  TileConfig cfg;
-  for (int t = 0; t < 6; ++t) {
-    cfg.rows[t] = kTile;
-    cfg.colsb[t] = 64;
-  }
-  alignas(64) static const uint8_t zeros[kTile * 64] = {};
+  const AmxTileConfig cfg(6);
+  alignas(64) static const uint8_t zeros[kAmxTile * 64] = {};
   _tile_loadconfig(&cfg);
   _tile_zero(0);
   _tile_zero(1);
@@ -100,7 +85,7 @@ double PeakAmxInt8(uint64_t iterations) noexcept {
     _tile_dpbusd(3, 4, 5);
   }
   _tile_release();
-  return 2.0 * 4 * kTile * kTile * kTileK * static_cast<double>(iterations);
+  return 2.0 * 4 * kAmxTile * kAmxTile * kAmxTileK * static_cast<double>(iterations);
 }
 
 }  // namespace maas
