@@ -283,6 +283,7 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
         this.stack.map((l) => l.bias),
         this.stack.map((l) => ({ l1: l.kernelRegularizer?.l1 ?? 0, l2: l.kernelRegularizer?.l2 ?? 0 })),
         LOSS_CODES[config.loss],
+        config.precision,
       );
     } catch (e) {
       throw fromNative(e);

@@ -260,6 +260,7 @@ export interface NativeBinding {
     biases: (Float32Array | null)[],
     regularizers: { l1: number; l2: number }[],
     loss: number,
+    precision?: 'fp32' | 'bf16',
   ) => NativeTrainer;
   _gemm(
     kernel: string, x: Float32Array, lda: number, w: Float32Array, bias: Float32Array | null,

@@ -24,6 +24,12 @@ export interface CompileArgs {
   loss: LossName;
   /** Metrics evaluated with the loss and logged per epoch; see METRIC_NAMES. */
   metrics?: MetricName[] | MetricName;
+  /**
+   * The precision of the training step's products: 'fp32' (default), or 'bf16' for mixed
+   * precision: the forward and backward matrix products round their operands to bf16 and sum in
+   * fp32, while weights, gradients, losses and optimizer updates stay fp32 (the master weights).
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** A validated compile configuration. */
@@ -31,11 +37,14 @@ export interface CompiledConfig {
   optimizer: Optimizer;
   loss: LossName;
   metrics: MetricName[];
+  precision: 'fp32' | 'bf16';
 }
 
 /** Checks compile() arguments. */
 export function parseCompileArgs(args: unknown): CompiledConfig {
-  const o = checkOptions('compile', args, ['optimizer', 'loss', 'metrics']);
+  const o = checkOptions('compile', args, ['optimizer', 'loss', 'metrics', 'precision']);
+  if (o.precision !== undefined && o.precision !== 'fp32' && o.precision !== 'bf16')
+    throw invalidParameter('compile.precision', "'fp32' or 'bf16'", o.precision, 'MAAS_ERR_ARG_RANGE');
   if (typeof o.loss !== 'string' || !(LOSS_NAMES as string[]).includes(o.loss)) {
     throw invalidParameter(
       'compile.loss',
@@ -46,7 +55,12 @@ export function parseCompileArgs(args: unknown): CompiledConfig {
   }
   const metrics = o.metrics === undefined ? [] : Array.isArray(o.metrics) ? o.metrics : [o.metrics];
   for (const m of metrics) createMetric(m, o.loss as LossName, 1); // validates the name
-  return { optimizer: getOptimizer(o.optimizer), loss: o.loss as LossName, metrics: metrics as MetricName[] };
+  return {
+    optimizer: getOptimizer(o.optimizer),
+    loss: o.loss as LossName,
+    metrics: metrics as MetricName[],
+    precision: (o.precision as 'fp32' | 'bf16' | undefined) ?? 'fp32',
+  };
 }
 
 /** What the engine needs from a model. */

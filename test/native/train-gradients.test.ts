@@ -160,7 +160,8 @@ function checkGradients(layers: RefLayer[], loss: LossName, r: Random, what: str
   trainer.dispose();
 }
 
-const isas = native.cpuInfo().f32Kernels.filter((k) => k.supported).map((k) => k.isa);
+const isas = [...new Set(native.cpuInfo().f32Kernels.filter((k) => k.supported && k.weights === 'fp32').map((k) => k.isa))];
+const bf16Isas = [...new Set(native.cpuInfo().f32Kernels.filter((k) => k.supported && k.weights === 'bf16').map((k) => k.isa))];
 const HIDDEN = Object.keys(ACTIVATION_CODES) as ActivationName[];
 
 describe('backward pass against central finite differences (float64)', () => {
@@ -204,6 +205,58 @@ describe('backward pass against central finite differences (float64)', () => {
     const scaled = (layers: RefLayer[]) => layers.map((l) => ({ ...l, w: l.w.map((v) => v * 0.1) }));
     checkGradients(scaled(randomLayers(r, [260, 5, 1], ['tanh', 'sigmoid'])), 'binaryCrossentropy', r, 'wide input', 3);
     checkGradients(randomLayers(r, [7, 6, 2], ['relu', 'linear']), 'meanSquaredError', r, 'large batch', 300);
+  });
+});
+
+describe('mixed precision (bf16 products, fp32 weights and updates)', () => {
+  const best = native.cpuInfo().isa;
+  afterAll(() => native.setMaxIsa(best));
+
+  /** Gradients of one batch from a trainer whose products run in `precision`. */
+  function gradientsIn(precision: 'fp32' | 'bf16', seed: number) {
+    const r = rng(seed);
+    const widths = [40, 33, 20, 5];
+    // Smooth activations: a ReLU whose input sits near 0 may flip under bf16 rounding, moving that
+    // unit's gradient by its whole size (legitimately, but not what this bound is about).
+    const acts = ['tanh', 'tanh', 'softmax'] as const;
+    const specs = acts.map((act, i) => ({ in: widths[i]!, out: widths[i + 1]!, activation: ACTIVATION_CODES[act], alpha: 0, hasBias: true }));
+    const kernels = specs.map((s) => Float32Array.from({ length: s.in * s.out }, () => r.uniform(-0.4, 0.4)));
+    const biases = specs.map((s) => Float32Array.from({ length: s.out }, () => r.uniform(-0.1, 0.1)));
+    const batch = 37;
+    const x = Float32Array.from({ length: batch * 40 }, () => r.uniform(-1.5, 1.5));
+    const y = Float32Array.from({ length: batch }, (_, i) => i % 5);
+    const trainer = new native.Trainer(specs, kernels, biases, specs.map(() => ({ l1: 0, l2: 0 })), LOSS_CODES.sparseCategoricalCrossentropy, precision);
+    const g = trainer.gradients(x, y, batch);
+    trainer.dispose();
+    return g;
+  }
+  const relativeDistance = (a: Float32Array, b: Float32Array) => {
+    let d = 0, n = 0;
+    for (let i = 0; i < a.length; i++) { d += (a[i]! - b[i]!) ** 2; n += b[i]! ** 2; }
+    return Math.sqrt(d / n);
+  };
+
+  for (const isa of bf16Isas) {
+    it(`gradients within bf16 rounding of fp32's, on ${isa}`, () => {
+      native.setMaxIsa(best);
+      const fp32 = gradientsIn('fp32', 900);
+      native.setMaxIsa(isa);
+      const bf16 = gradientsIn('bf16', 900);
+      expect(Math.abs(bf16.loss - fp32.loss) / fp32.loss).toBeLessThan(1e-2);
+      for (let l = 0; l < 3; l++) {
+        // bf16 keeps 8 bits: each product is off by up to 2^-8 of its size, and the errors mostly cancel in sums.
+        const kernel = relativeDistance(bf16.kernels[l]!, fp32.kernels[l]!);
+        expect(kernel, `layer ${l} kernel on ${isa}`).toBeGreaterThan(0);
+        expect(kernel, `layer ${l} kernel on ${isa}`).toBeLessThan(2e-2);
+        expect(relativeDistance(bf16.biases[l]!, fp32.biases[l]!), `layer ${l} bias on ${isa}`).toBeLessThan(2e-2);
+      }
+    });
+  }
+
+  it('refuses a precision it does not have', () => {
+    expect(() => new native.Trainer([{ in: 2, out: 1, activation: 0, alpha: 0, hasBias: false }], [new Float32Array(2)], [null], [{ l1: 0, l2: 0 }], 0, 'fp16' as 'bf16')).toThrow(
+      expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+    );
   });
 });
 

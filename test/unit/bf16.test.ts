@@ -95,6 +95,41 @@ describe('bf16 precision', () => {
     expect(Array.from(m.predict(x).values)).not.toEqual(Array.from(before));
   });
 
+  it('trains in mixed precision (compile precision bf16) as well as in fp32 on the classic data', async () => {
+    const { x, y } = classicData(3000, 5);
+    const accuracy: Record<string, number> = {};
+    for (const precision of ['fp32', 'bf16'] as const) {
+      const m = sequential({
+        layers: [
+          dense({
+            units: 32,
+            activation: 'relu',
+            inputShape: [100],
+            kernelInitializer: initializers.glorotUniform({ seed: 1 }),
+          }),
+          dense({ units: 1, activation: 'sigmoid', kernelInitializer: initializers.glorotUniform({ seed: 2 }) }),
+        ],
+      });
+      m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'], precision });
+      await m.fit(tensor(x.subarray(0, 2500 * 100), [2500, 100]), tensor(y.subarray(0, 2500), [2500, 1]), {
+        epochs: 5,
+        batchSize: 32,
+        seed: 3,
+        verbose: 0,
+      });
+      const [, acc] = m.evaluate(tensor(x.subarray(2500 * 100), [500, 100]), tensor(y.subarray(2500), [500, 1])) as {
+        values: Float32Array;
+      }[];
+      accuracy[precision] = acc!.values[0]!;
+      m.dispose();
+    }
+    expect(accuracy.bf16).toBeGreaterThan(0.85);
+    expect(Math.abs(accuracy.bf16! - accuracy.fp32!)).toBeLessThan(0.03);
+    expect(() =>
+      model(1).compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', precision: 'fp16' as 'bf16' }),
+    ).toThrow(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
+  });
+
   it('the bundled classic model decides as in fp32 on at least 99.5% of 20,000 rows', async () => {
     const path = join(packageRoot(), 'models', 'classic', '1');
     const fp32 = await loadModel(path);

@@ -88,17 +88,20 @@ inline size_t PackedBiasFloats(size_t n, uint32_t nr) noexcept { return PackedPa
 size_t PackedWeightFloats(const F32GemmKernel& kernel, size_t k, size_t n) noexcept;
 // Packs w (k rows of n floats, row stride ldw) in the kernel's format: PackF32B or PackBf16B.
 void PackWeights(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t k, size_t n, float* dst) noexcept;
+// Packs B = W^T (PackF32BTransposed's operand) in the kernel's format.
+void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t rows, size_t cols,
+                           float* dst) noexcept;
 // bf16 pairs along K (WeightFormat::kBf16), odd K padded with a zero half.
 void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t* dst) noexcept;
 // float -> bf16 bits, rounded to nearest even (NaN stays a quiet NaN): the rounding every bf16
-// kernel applies to A and B, and tests apply to their reference's inputs.
+// kernel applies to A and B, and tests apply to their reference's inputs. Subnormals flush to a
+// signed zero, as vcvtne2ps2bf16 does. Selects, not branches, so loops over it vectorize.
 inline uint16_t Bf16Bits(float x) noexcept {
   uint32_t u;
   __builtin_memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  if ((u & 0x7f800000u) == 0)
-    return static_cast<uint16_t>((u >> 16) & 0x8000u);  // subnormals flush, as vcvtne2ps2bf16 does
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t finite = (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : rounded;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : finite);
 }
 inline float Bf16ToFloat(uint16_t h) noexcept {
   const uint32_t u = static_cast<uint32_t>(h) << 16;

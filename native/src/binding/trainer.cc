@@ -31,7 +31,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
                        });
   }
 
-  // new Trainer(specs, kernels, biases, regularizers: {l1, l2}[], loss)
+  // new Trainer(specs, kernels, biases, regularizers: {l1, l2}[], loss, precision?: 'fp32' | 'bf16'):
+  // 'bf16' runs the forward and backward products on this thread's bf16 kernel (operands rounded
+  // to bf16, sums in fp32); the weights, gradients and updates stay fp32.
   explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
     Napi::Env env = info.Env();
     addon_ = env.GetInstanceData<MaasAddon>();
@@ -84,8 +86,14 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     if (!(loss >= 0 && loss < kLossCount))
       ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: loss code out of range", true);
     sparse_loss_ = static_cast<Loss>(static_cast<uint32_t>(loss)) == Loss::kSparseCategoricalCrossentropy;
+    WeightFormat products = WeightFormat::kF32;
+    if (info.Length() > 5 && info[5].IsString()) {
+      const std::string name = info[5].As<Napi::String>();
+      if (!ParseWeightFormat(name.c_str(), &products))
+        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "Trainer: unknown precision '" + name + "'", true);
+    }
     trainer_ = std::make_unique<Trainer>(std::move(layers), static_cast<Loss>(static_cast<uint32_t>(loss)),
-                                         *SelectF32Gemm(addon_->isa_cap()));
+                                         *SelectF32Gemm(addon_->isa_cap(), products));
     const Status s = trainer_->Check();
     if (s != Status::kOk) {
       ThrowCoded(env, "MAAS_ERR_LOSS_OUTPUT_MISMATCH",

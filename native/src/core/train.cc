@@ -155,10 +155,10 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
   for (const TrainLayer& l : layers_) {
     max_in = l.spec.in > max_in ? l.spec.in : max_in;
     max_out = l.spec.out > max_out ? l.spec.out : max_out;
-    const size_t fwd = PackedBFloats(l.spec.in, l.spec.out, kernel_.nr);
-    const size_t dw = PackedBFloats(batch, l.spec.out, kernel_.nr);
-    const size_t dx = PackedBFloats(l.spec.out, l.spec.in, kernel_.nr);
-    const size_t dwt = l.spec.out <= kNarrowOutputs ? PackedBFloats(batch, l.spec.in, kernel_.nr) : 0;
+    const size_t fwd = PackedWeightFloats(kernel_, l.spec.in, l.spec.out);
+    const size_t dw = PackedWeightFloats(kernel_, batch, l.spec.out);
+    const size_t dx = PackedWeightFloats(kernel_, l.spec.out, l.spec.in);
+    const size_t dwt = l.spec.out <= kNarrowOutputs ? PackedWeightFloats(kernel_, batch, l.spec.in) : 0;
     max_b = dwt > max_b ? dwt : max_b;
     if (l.spec.out <= kNarrowOutputs && grad_t_.size() < static_cast<size_t>(l.spec.in) * l.spec.out) {
       try {
@@ -208,7 +208,7 @@ Status Trainer::Forward(const float* x, size_t batch, bool logits_last, ThreadPo
   const float* in = x;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const TrainLayer& layer = layers_[l];
-    PackF32B(layer.kernel, layer.spec.out, layer.spec.in, layer.spec.out, kernel_.nr, packed_b_.data());
+    PackWeights(kernel_, layer.kernel, layer.spec.out, layer.spec.in, layer.spec.out, packed_b_.data());
     if (layer.bias) PackF32Bias(layer.bias, layer.spec.out, kernel_.nr, bias_padded_.data());
     F32GemmArgs g;
     g.m = batch;
@@ -329,7 +329,7 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
     if (out <= kNarrowOutputs) {
       // A narrow layer (a sigmoid head) would fill one column of each NR-wide tile: compute
       // dWᵀ = dZᵀ · X_l instead (out rows, in columns: full tiles), then transpose the few rows.
-      PackF32B(x_l, in, batch, in, kernel_.nr, packed_b_.data());
+      PackWeights(kernel_, x_l, in, batch, in, packed_b_.data());
       F32GemmArgs gt;
       gt.m = out;
       gt.n = in;
@@ -346,7 +346,7 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
         for (size_t i = 0; i < in; ++i) gw[i * out + j] = grad_t_[j * in + i];
     } else {
       // dW = X_lᵀ · dZ: A is X_l read transposed, B is dZ packed into panels.
-      PackF32B(dz_.data(), out, batch, out, kernel_.nr, packed_b_.data());
+      PackWeights(kernel_, dz_.data(), out, batch, out, packed_b_.data());
       F32GemmArgs gw;
       gw.m = in;
       gw.n = out;
@@ -361,7 +361,7 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
     }
     if (l == 0) break;
     // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_.
-    PackF32BTransposed(layer.kernel, out, in, out, kernel_.nr, packed_b_.data());
+    PackWeightsTransposed(kernel_, layer.kernel, out, in, out, packed_b_.data());
     F32GemmArgs gx;
     gx.m = batch;
     gx.n = in;

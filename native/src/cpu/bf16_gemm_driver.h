@@ -84,16 +84,21 @@ struct Bf16GemmDriver {
 
   // Rounds rows [0, mc) × columns [0, kc) of an A block to bf16 pairs, `pairs` words a row.
   static void PackA(const float* a, size_t lda, bool transposed, size_t mc, size_t kc, size_t pairs, uint32_t* dst) {
-    for (size_t r = 0; r < mc; ++r) {
-      uint32_t* out = dst + r * pairs;
-      if (!transposed) {
-        T::to_pairs(a + r * lda, kc, out);
-        continue;
-      }
-      // Transposed A (A(r, p) = a[p·lda + r]): gathered one element at a time.
-      for (size_t p = 0; p < kc; p += 2) {
-        const uint32_t hi = p + 1 < kc ? Bf16Bits(a[(p + 1) * lda + r]) : 0u;
-        out[p / 2] = Bf16Bits(a[p * lda + r]) | (hi << 16);
+    if (!transposed) {
+      for (size_t r = 0; r < mc; ++r) T::to_pairs(a + r * lda, kc, dst + r * pairs);
+      return;
+    }
+    // Transposed A (A(r, p) = a[p·lda + r], training's Xᵀ): two source rows are read along r at a
+    // time, and their pair scattered into the (cache-resident) block, not gathered down columns.
+    for (size_t p = 0; p < kc; p += 2) {
+      const float* lo = a + p * lda;
+      uint32_t* out = dst + p / 2;
+      if (p + 1 < kc) {
+        const float* hi = lo + lda;
+        for (size_t r = 0; r < mc; ++r)
+          out[r * pairs] = Bf16Bits(lo[r]) | (static_cast<uint32_t>(Bf16Bits(hi[r])) << 16);
+      } else {
+        for (size_t r = 0; r < mc; ++r) out[r * pairs] = Bf16Bits(lo[r]);
       }
     }
   }

@@ -70,19 +70,42 @@ void PackWeights(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t
   }
 }
 
+void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t rows, size_t cols,
+                           float* dst) noexcept {
+  if (kernel.weights != WeightFormat::kBf16) return PackF32BTransposed(w, ldw, rows, cols, kernel.nr, dst);
+  // B(kk, j) = W(j, kk): k = cols, n = rows; panel p holds W's rows p·nr.., pairs along W's columns.
+  const uint32_t nr = kernel.nr;
+  const size_t k = cols, n = rows, pairs = (k + 1) / 2;
+  auto* out = reinterpret_cast<uint32_t*>(dst);
+  for (size_t p = 0; p < PackedPanels(n, nr); ++p) {
+    uint32_t* panel = out + p * pairs * nr;
+    for (size_t j = 0; j < nr; ++j) {
+      const size_t row = p * nr + j;
+      const float* src = row < n ? w + row * ldw : nullptr;
+      for (size_t q = 0; q < pairs; ++q) {
+        const uint32_t lo = src ? Bf16Bits(src[2 * q]) : 0u;
+        const uint32_t hi = src && 2 * q + 1 < k ? Bf16Bits(src[2 * q + 1]) : 0u;
+        panel[q * nr + j] = lo | (hi << 16);
+      }
+    }
+  }
+}
+
 void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t* dst) noexcept {
   const size_t panels = PackedPanels(n, nr), pairs = (k + 1) / 2;
   for (size_t p = 0; p < panels; ++p) {
     uint32_t* panel = dst + p * pairs * nr;
+    const size_t col0 = p * nr, cols = n - col0 < nr ? n - col0 : nr;
     for (size_t q = 0; q < pairs; ++q) {
-      const float* lo = w + 2 * q * ldw;
-      const float* hi = 2 * q + 1 < k ? lo + ldw : nullptr;
-      for (size_t j = 0; j < nr; ++j) {
-        const size_t col = p * nr + j;
-        const uint32_t low = col < n ? Bf16Bits(lo[col]) : 0u;
-        const uint32_t high = col < n && hi ? Bf16Bits(hi[col]) : 0u;
-        panel[q * nr + j] = low | (high << 16);
+      const float* lo = w + 2 * q * ldw + col0;
+      uint32_t* out = panel + q * nr;
+      if (2 * q + 1 < k) {
+        const float* hi = lo + ldw;
+        for (size_t j = 0; j < cols; ++j) out[j] = Bf16Bits(lo[j]) | (static_cast<uint32_t>(Bf16Bits(hi[j])) << 16);
+      } else {
+        for (size_t j = 0; j < cols; ++j) out[j] = Bf16Bits(lo[j]);
       }
+      for (size_t j = cols; j < nr; ++j) out[j] = 0;
     }
   }
 }
