@@ -59,7 +59,7 @@ export function parseCompileArgs(args: unknown): CompiledConfig {
     optimizer: getOptimizer(o.optimizer),
     loss: o.loss as LossName,
     metrics: metrics as MetricName[],
-    precision: (o.precision) ?? 'fp32',
+    precision: o.precision ?? 'fp32',
   };
 }
 
