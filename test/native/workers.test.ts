@@ -142,12 +142,23 @@ describe('MAAS_MAX_ISA', () => {
     const f32Levels = ['scalar', 'avx2', 'avx512'];
     for (const cap of levels) {
       const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MAAS_MAX_ISA: cap }, encoding: 'utf8' });
-      const info = JSON.parse(out) as { isa: string; best: string; cap: string; int8Kernels: { name: string; isa: string; supported: boolean }[]; int8Kernel: string };
+      const info = JSON.parse(out) as {
+        isa: string;
+        best: string;
+        cap: string;
+        cpuClass: string;
+        int8Kernels: { name: string; isa: string; supported: boolean; cpuClasses: string[] }[];
+        int8Kernel: string;
+      };
       const capped = levels[Math.min(levels.indexOf(cap), levels.indexOf(info.best as IsaName))]!;
       expect(info.cap).toBe(capped);
       // The fp32 family has three levels: the highest one within the cap that this CPU supports.
       expect(info.isa).toBe(f32Levels.filter((l) => levels.indexOf(l as IsaName) <= levels.indexOf(capped)).pop());
-      expect(info.int8Kernel).toBe(info.int8Kernels.find((k) => k.supported && levels.indexOf(k.isa as IsaName) <= levels.indexOf(capped))!.name);
+      // The int8 family: the first kernel within the cap that this CPU supports, tuned for its class.
+      const int8 = info.int8Kernels.find(
+        (k) => k.supported && levels.indexOf(k.isa as IsaName) <= levels.indexOf(capped) && k.cpuClasses.includes(info.cpuClass),
+      );
+      expect(info.int8Kernel).toBe(int8!.name);
     }
   });
 });
