@@ -376,6 +376,24 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
   }
 }
 
+namespace {
+
+// Σ x² in double with eight independent partial sums: one running sum is a chain of dependent
+// adds (about 25 ms per step on model L's 21M weights); eight lanes vectorize and are bound by
+// reading the gradients instead.
+double SumOfSquares(const float* x, size_t n) noexcept {
+  double part[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t j = 0; j < 8; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  double sum = 0;
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  for (double p : part) sum += p;
+  return sum;
+}
+
+}  // namespace
+
 double Trainer::RegularizeAndNorm(StepResult* out) noexcept {
   double penalty = 0, norm2 = 0;
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -389,9 +407,8 @@ double Trainer::RegularizeAndNorm(StepResult* out) noexcept {
         g[i] += 2.f * layer.l2 * w + layer.l1 * (w > 0.f ? 1.f : w < 0.f ? -1.f : 0.f);
       }
     }
-    for (size_t i = 0; i < size; ++i) norm2 += static_cast<double>(g[i]) * g[i];
-    if (layer.bias)
-      for (float v : grads_[l].bias) norm2 += static_cast<double>(v) * v;
+    norm2 += SumOfSquares(g, size);
+    if (layer.bias) norm2 += SumOfSquares(grads_[l].bias.data(), grads_[l].bias.size());
   }
   out->penalty = penalty;
   out->grad_norm = std::sqrt(norm2);

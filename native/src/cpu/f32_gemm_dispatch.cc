@@ -132,17 +132,23 @@ void PackF32B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, float
 
 void PackF32BTransposed(const float* w, size_t ldw, size_t rows, size_t cols, uint32_t nr, float* dst) noexcept {
   // B(kk, j) = W(j, kk): panel p holds B's columns p·nr.. = W's rows p·nr..
+  // In blocks of 16 K rows: the block's nr × 16 floats of the panel stay in L1 while every W row
+  // fills its column of them (column by column over all of K, each write went to another line).
+  constexpr size_t kBlock = 16;
   const size_t k = cols, n = rows;
   const size_t panels = PackedPanels(n, nr);
   for (size_t p = 0; p < panels; ++p) {
     float* panel = dst + p * k * nr;
-    for (size_t j = 0; j < nr; ++j) {
-      const size_t row = p * nr + j;
-      if (row < n) {
-        const float* src = w + row * ldw;
-        for (size_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = src[kk];
-      } else {
-        for (size_t kk = 0; kk < k; ++kk) panel[kk * nr + j] = 0.f;
+    for (size_t k0 = 0; k0 < k; k0 += kBlock) {
+      const size_t k1 = k0 + kBlock < k ? k0 + kBlock : k;
+      for (size_t j = 0; j < nr; ++j) {
+        const size_t row = p * nr + j;
+        if (row < n) {
+          const float* src = w + row * ldw;
+          for (size_t kk = k0; kk < k1; ++kk) panel[kk * nr + j] = src[kk];
+        } else {
+          for (size_t kk = k0; kk < k1; ++kk) panel[kk * nr + j] = 0.f;
+        }
       }
     }
   }
