@@ -254,6 +254,8 @@ export interface NativeBinding {
   closeRegion(fd: number): void;
   /** Returns the allocator's free pages to the system (glibc malloc_trim); false when nothing was released or elsewhere. */
   releaseFreeMemory(): boolean;
+  /** A Float32Array of `floats` uninitialized floats: large ones come from a pool of mapped buffers that the collector refills. */
+  allocOutput(floats: number): Float32Array;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -58,6 +58,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterQuantizedStackHandle(env, exports);
   RegisterInt8Kernels(env, exports);
   RegisterSharedRegions(env, exports);
+  RegisterOutputPool(env, exports);
 }
 
 namespace {

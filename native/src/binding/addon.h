@@ -39,6 +39,9 @@ class MaasAddon : public Napi::Addon<MaasAddon> {
 // Registration hooks of the other binding files.
 void RegisterDenseStackHandle(Napi::Env env, Napi::Object exports, MaasAddon* addon);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
+void RegisterOutputPool(Napi::Env env, Napi::Object exports);
+// Frees the output buffers the pool keeps (releaseFreeMemory).
+void DrainOutputPool();
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports);
 void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);

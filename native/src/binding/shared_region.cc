@@ -191,8 +191,10 @@ Napi::Value CloseRegion(const Napi::CallbackInfo& info) {
 
 // releaseFreeMemory() -> boolean: hands the allocator's free pages back to the system. A load
 // thread's large transient buffers end in glibc's per-thread arenas, which outlive the thread
-// and are not trimmed on their own; without this the process keeps them resident.
+// and are not trimmed on their own; without this the process keeps them resident. The pooled
+// predict outputs go too.
 Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
+  DrainOutputPool();
 #if defined(__GLIBC__)
   return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
 #else
