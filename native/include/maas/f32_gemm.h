@@ -58,6 +58,7 @@ struct F32GemmKernel {
   uint32_t classes;  // the CPU classes it is tuned for (CpuClassBit set; kAnyCpuClass: its ISA's fallback)
   uint32_t kc, mc;   // its blocking: K block, and rows of A packed per block (tests sweep around them)
   WeightFormat weights;
+  uint32_t pair_align;  // bf16: K pairs per packed panel padded to a multiple of this (AMX tiles: 16)
   // Floats of scratch one thread needs for a given K (packed A blocks).
   size_t (*scratch_floats)(size_t k);
   // Computes one tile. Softmax requires the tile to span every panel. noexcept, no allocation.
@@ -84,15 +85,21 @@ inline size_t PackedPanels(size_t n, uint32_t nr) noexcept { return (n + nr - 1)
 inline size_t PackedBFloats(size_t k, size_t n, uint32_t nr) noexcept { return PackedPanels(n, nr) * nr * k; }
 inline size_t PackedBiasFloats(size_t n, uint32_t nr) noexcept { return PackedPanels(n, nr) * nr; }
 // Floats (4-byte words) the kernel's packed B takes for k×n weights: fp32 panels, or bf16 pairs
-// (ceil(k / 2) rows of nr words per panel).
+// (ceil(k / 2) rows, rounded up to pair_align, of nr words per panel).
 size_t PackedWeightFloats(const F32GemmKernel& kernel, size_t k, size_t n) noexcept;
 // Packs w (k rows of n floats, row stride ldw) in the kernel's format: PackF32B or PackBf16B.
 void PackWeights(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t k, size_t n, float* dst) noexcept;
 // Packs B = W^T (PackF32BTransposed's operand) in the kernel's format.
 void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t rows, size_t cols,
                            float* dst) noexcept;
-// bf16 pairs along K (WeightFormat::kBf16), odd K padded with a zero half.
-void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t* dst) noexcept;
+// bf16 pairs along K (WeightFormat::kBf16), odd K padded with a zero half and the pairs with zero
+// rows up to a multiple of pair_align.
+void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t pair_align,
+               uint32_t* dst) noexcept;
+// K pairs of a bf16 kernel's packed panel.
+inline size_t PackedPairs(size_t k, uint32_t pair_align) noexcept {
+  return ((k + 1) / 2 + pair_align - 1) / pair_align * pair_align;
+}
 // float -> bf16 bits, rounded to nearest even (NaN stays a quiet NaN): the rounding every bf16
 // kernel applies to A and B, and tests apply to their reference's inputs. Subnormals flush to a
 // signed zero, as vcvtne2ps2bf16 does. Selects, not branches, so loops over it vectorize.

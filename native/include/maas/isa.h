@@ -14,7 +14,7 @@ enum class Isa : uint32_t {
   kAvx512 = 3,      // AVX-512 F/BW/DQ/VL, OS saves ZMM and opmask state
   kAvx512Vnni = 4,  // AVX-512 + AVX512-VNNI (EVEX vpdpbusd on zmm)
   kAvx512Bf16 = 5,  // AVX512-VNNI + AVX512_BF16 (vdpbf16ps): Zen 4 and later, Cooper Lake and later
-  kAmx = 6,         // AVX512-VNNI + AMX-TILE/INT8, XTILEDATA granted by the kernel (arch_prctl)
+  kAmx = 6,         // AVX512-VNNI + AMX-TILE/INT8/BF16, XTILEDATA granted by the kernel (arch_prctl)
 };
 
 constexpr uint32_t kIsaCount = 7;
@@ -51,7 +51,7 @@ struct CpuFeatures {
   bool avx512_vnni = false;
   bool avx_vnni = false;
   bool avx512_bf16 = false;    // CPUID.(7,1):EAX[5]
-  bool amx_int8 = false;       // CPUID AMX-TILE + AMX-INT8 and XCR0 tile state
+  bool amx_int8 = false;       // CPUID AMX-TILE + AMX-INT8 + AMX-BF16 and XCR0 tile state
   bool amx_permitted = false;  // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) succeeded
   char brand[49] = {0};
 };

@@ -8,19 +8,20 @@
 
 namespace maas {
 
-#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights)      \
-  extern const uint32_t name##_kc, name##_mc;                   \
-  size_t name##_scratch(size_t k);                              \
-  void name##_run(const F32GemmArgs&, const GemmTile&, float*); \
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights, pair_align) \
+  extern const uint32_t name##_kc, name##_mc;                          \
+  size_t name##_scratch(size_t k);                                     \
+  void name##_run(const F32GemmArgs&, const GemmTile&, float*);        \
   void name##_activate(Activation, const ActivationParams&, const float*, float*, size_t);
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 
 namespace {
 const F32GemmKernel kKernels[] = {
-#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights)                                                      \
-  {#name,       Isa::isa,        mr, nr, classes, name##_kc, name##_mc, WeightFormat::weights, &name##_scratch, \
-   &name##_run, &name##_activate},
+#define MAAS_F32_GEMM(name, isa, mr, nr, classes, weights, pair_align) \
+  {#name,      Isa::isa,        mr,          nr,                       \
+   classes,    name##_kc,       name##_mc,   WeightFormat::weights,    \
+   pair_align, &name##_scratch, &name##_run, &name##_activate},
 #include "f32_gemm.inc"
 #undef MAAS_F32_GEMM
 };
@@ -58,13 +59,13 @@ bool ParseWeightFormat(const char* text, WeightFormat* out) noexcept {
 }
 
 size_t PackedWeightFloats(const F32GemmKernel& kernel, size_t k, size_t n) noexcept {
-  if (kernel.weights == WeightFormat::kBf16) return PackedBFloats((k + 1) / 2, n, kernel.nr);
+  if (kernel.weights == WeightFormat::kBf16) return PackedBFloats(PackedPairs(k, kernel.pair_align), n, kernel.nr);
   return PackedBFloats(k, n, kernel.nr);
 }
 
 void PackWeights(const F32GemmKernel& kernel, const float* w, size_t ldw, size_t k, size_t n, float* dst) noexcept {
   if (kernel.weights == WeightFormat::kBf16) {
-    PackBf16B(w, ldw, k, n, kernel.nr, reinterpret_cast<uint32_t*>(dst));
+    PackBf16B(w, ldw, k, n, kernel.nr, kernel.pair_align, reinterpret_cast<uint32_t*>(dst));
   } else {
     PackF32B(w, ldw, k, n, kernel.nr, dst);
   }
@@ -75,7 +76,7 @@ void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t l
   if (kernel.weights != WeightFormat::kBf16) return PackF32BTransposed(w, ldw, rows, cols, kernel.nr, dst);
   // B(kk, j) = W(j, kk): k = cols, n = rows; panel p holds W's rows p·nr.., pairs along W's columns.
   const uint32_t nr = kernel.nr;
-  const size_t k = cols, n = rows, pairs = (k + 1) / 2;
+  const size_t k = cols, n = rows, pairs = PackedPairs(k, kernel.pair_align);
   auto* out = reinterpret_cast<uint32_t*>(dst);
   for (size_t p = 0; p < PackedPanels(n, nr); ++p) {
     uint32_t* panel = out + p * pairs * nr;
@@ -83,7 +84,7 @@ void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t l
       const size_t row = p * nr + j;
       const float* src = row < n ? w + row * ldw : nullptr;
       for (size_t q = 0; q < pairs; ++q) {
-        const uint32_t lo = src ? Bf16Bits(src[2 * q]) : 0u;
+        const uint32_t lo = src && 2 * q < k ? Bf16Bits(src[2 * q]) : 0u;
         const uint32_t hi = src && 2 * q + 1 < k ? Bf16Bits(src[2 * q + 1]) : 0u;
         panel[q * nr + j] = lo | (hi << 16);
       }
@@ -91,14 +92,19 @@ void PackWeightsTransposed(const F32GemmKernel& kernel, const float* w, size_t l
   }
 }
 
-void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t* dst) noexcept {
-  const size_t panels = PackedPanels(n, nr), pairs = (k + 1) / 2;
+void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint32_t pair_align,
+               uint32_t* dst) noexcept {
+  const size_t panels = PackedPanels(n, nr), pairs = PackedPairs(k, pair_align), data_pairs = (k + 1) / 2;
   for (size_t p = 0; p < panels; ++p) {
     uint32_t* panel = dst + p * pairs * nr;
     const size_t col0 = p * nr, cols = n - col0 < nr ? n - col0 : nr;
     for (size_t q = 0; q < pairs; ++q) {
-      const float* lo = w + 2 * q * ldw + col0;
       uint32_t* out = panel + q * nr;
+      if (q >= data_pairs) {  // padding to whole AMX tiles
+        for (size_t j = 0; j < nr; ++j) out[j] = 0;
+        continue;
+      }
+      const float* lo = w + 2 * q * ldw + col0;
       if (2 * q + 1 < k) {
         const float* hi = lo + ldw;
         for (size_t j = 0; j < cols; ++j) out[j] = Bf16Bits(lo[j]) | (static_cast<uint32_t>(Bf16Bits(hi[j])) << 16);

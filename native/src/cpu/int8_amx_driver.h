@@ -17,32 +17,12 @@
 #pragma once
 #include <cstring>
 
+#include "amx_tiles.h"
 #include "int8_gemm_driver.h"
 #include "int8_zmm_traits.h"
 
 namespace maas {
 namespace {
-
-constexpr size_t kAmxTile = 16;   // rows of A and C, columns of C and of a B panel
-constexpr size_t kAmxTileK = 64;  // bytes of K per A row and per B tile row group
-constexpr size_t kAmxRows = 2 * kAmxTile;
-constexpr size_t kAmxCBytes = kAmxTile * kAmxTile * sizeof(int32_t);
-
-// The palette-1 configuration every kernel and the peak probe load: `tiles` tiles of 16 × 64 bytes.
-struct alignas(64) AmxTileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-  explicit AmxTileConfig(int tiles) {
-    for (int t = 0; t < tiles; ++t) {
-      rows[t] = kAmxTile;
-      colsb[t] = 64;
-    }
-  }
-};
-static_assert(sizeof(AmxTileConfig) == 64, "the tile configuration is 64 bytes");
 
 // Four C tiles, then 32 rows of A padded to whole K steps.
 inline size_t AmxScratchBytes(size_t k) { return 4 * kAmxCBytes + kAmxRows * RoundUpTo(k, kAmxTileK) + 64; }

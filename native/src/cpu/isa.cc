@@ -61,7 +61,8 @@ CpuFeatures Probe() noexcept {
     f.avx2_fma = avx && avx2 && fma && os_ymm;
     f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && os_zmm;
     f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
-    f.amx_int8 = os_amx && ((d >> 25) & 1) && ((d >> 24) & 1);
+    // AMX as Intel ships it (Sapphire Rapids and later): TILE (bit 24), INT8 (25) and BF16 (22).
+    f.amx_int8 = os_amx && ((d >> 25) & 1) && ((d >> 24) & 1) && ((d >> 22) & 1);
     f.amx_permitted = f.amx_int8 && RequestAmxPermission();
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
@@ -101,7 +102,7 @@ bool IsaSupportedBy(const CpuFeatures& f, Isa isa) noexcept {
       return f.avx512 && f.avx512_vnni && f.avx512_bf16;
     // The AMX kernel's epilogue is AVX-512 code, and tiles are usable only once granted.
     case Isa::kAmx:
-      return f.avx512 && f.avx512_vnni && f.amx_int8 && f.amx_permitted;
+      return f.avx512 && f.avx512_vnni && f.avx512_bf16 && f.amx_int8 && f.amx_permitted;
   }
   return false;
 }
