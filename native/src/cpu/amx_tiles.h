@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace maas {
 namespace {
@@ -27,6 +28,26 @@ struct alignas(64) AmxTileConfig {
   }
 };
 static_assert(sizeof(AmxTileConfig) == 64, "the tile configuration is 64 bytes");
+
+// Eight tile registers of 16 rows × 64 bytes in memory, with palette 1's loads, stores and zeroing:
+// the emulations derive from it and add their dot product.
+struct EmulatedTileRegisters {
+  alignas(64) uint8_t tile[8][kAmxTile][64];
+  void begin() { std::memset(tile, 0, sizeof(tile)); }
+  void end() {}
+  template <int kT>
+  void zero() {
+    std::memset(tile[kT], 0, sizeof(tile[kT]));
+  }
+  template <int kT>
+  void load(const void* p, size_t stride) {
+    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(tile[kT][r], static_cast<const uint8_t*>(p) + r * stride, 64);
+  }
+  template <int kT>
+  void store(void* p, size_t stride) {
+    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(static_cast<uint8_t*>(p) + r * stride, tile[kT][r], 64);
+  }
+};
 
 }  // namespace
 }  // namespace maas

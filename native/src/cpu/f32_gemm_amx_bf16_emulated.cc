@@ -8,23 +8,8 @@
 namespace maas {
 namespace {
 
-// Eight tiles of 16 rows × 64 bytes; C tiles hold 16 fp32, A and B tiles 16 bf16 pairs per row.
-struct EmulatedAmxBf16Tiles {
-  alignas(64) uint8_t tile[8][kAmxTile][64];
-  void begin() { std::memset(tile, 0, sizeof(tile)); }
-  void end() {}
-  template <int kT>
-  void zero() {
-    std::memset(tile[kT], 0, sizeof(tile[kT]));
-  }
-  template <int kT>
-  void load(const void* p, size_t stride) {
-    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(tile[kT][r], static_cast<const uint8_t*>(p) + r * stride, 64);
-  }
-  template <int kT>
-  void store(void* p, size_t stride) {
-    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(static_cast<uint8_t*>(p) + r * stride, tile[kT][r], 64);
-  }
+// The tile registers in memory, with tdpbf16ps: C tiles hold 16 fp32, A and B 16 bf16 pairs a row.
+struct EmulatedAmxBf16Tiles : EmulatedTileRegisters {
   // C[m][n] += A[m][k].lo · B[k][n].lo + A[m][k].hi · B[k][n].hi over the 16 pairs, in fp32 (the
   // products of two bf16 values are exact in fp32), low half first as the SDM's pseudocode does.
   template <int kC, int kA, int kB>

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "bf16_gemm_driver.h"
+#include "bf16_zmm_pairs.h"
 #include "f32_zmm_traits.h"
 
 namespace maas {
@@ -17,20 +18,7 @@ struct TAvx512Bf16 : VAvx512 {
   static P load_pairs(const uint32_t* p) { return _mm512_loadu_si512(p); }
   static R dot2(R acc, P a, P b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
   // vcvtne2ps2bf16 rounds to nearest even, quiets NaNs and flushes subnormals: Bf16Bits' rule.
-  static void to_pairs(const float* x, size_t n, uint32_t* dst) {
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
-      _mm512_storeu_si512(dst + i / 2, (__m512i)h);
-    }
-    if (i < n) {
-      const size_t rest = n - i, lo = MinSize(rest, 16), hi = rest - lo;
-      const __m512 a = _mm512_maskz_loadu_ps(Mask(lo), x + i);
-      const __m512 b = _mm512_maskz_loadu_ps(Mask(hi), x + i + 16);
-      const __m512bh h = _mm512_cvtne2ps_pbh(b, a);
-      _mm512_mask_storeu_epi32(dst + i / 2, Mask((rest + 1) / 2), (__m512i)h);
-    }
-  }
+  static void to_pairs(const float* x, size_t n, uint32_t* dst) { ToPairsAvx512Bf16(x, n, dst); }
 };
 
 }  // namespace

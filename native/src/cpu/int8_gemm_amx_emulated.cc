@@ -8,23 +8,8 @@
 namespace maas {
 namespace {
 
-// Eight tiles of 16 rows × 64 bytes, with palette 1's semantics for the shapes the driver uses.
-struct EmulatedAmxTiles {
-  alignas(64) uint8_t tile[8][kAmxTile][64];
-  void begin() { std::memset(tile, 0, sizeof(tile)); }
-  void end() {}
-  template <int kT>
-  void zero() {
-    std::memset(tile[kT], 0, sizeof(tile[kT]));
-  }
-  template <int kT>
-  void load(const void* p, size_t stride) {
-    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(tile[kT][r], static_cast<const uint8_t*>(p) + r * stride, 64);
-  }
-  template <int kT>
-  void store(void* p, size_t stride) {
-    for (size_t r = 0; r < kAmxTile; ++r) std::memcpy(static_cast<uint8_t*>(p) + r * stride, tile[kT][r], 64);
-  }
+// The tile registers in memory, with tdpbusd.
+struct EmulatedAmxTiles : EmulatedTileRegisters {
   // C (16 × 16 int32) += A (16 rows × 16 groups of 4 u8) · B (16 groups × 16 columns × 4 s8).
   template <int kC, int kA, int kB>
   void dot() {

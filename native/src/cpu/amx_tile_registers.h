@@ -1,0 +1,54 @@
+// The AMX tile registers themselves: palette-1 configuration, zeroing, loads and stores, shared by
+// the int8 and bf16 AMX kernels (each adds its dot product). Include only from a translation unit
+// built with AMX flags.
+#pragma once
+#include <immintrin.h>
+
+#include "amx_tiles.h"
+
+namespace maas {
+namespace {
+
+// GCC's tile intrinsics paste the tile number into the instruction text, so each template picks
+// its literal by `if constexpr`; the macro stays defined for the including file's dot product,
+// which undefines it.
+#define MAAS_TILE_CASE(n, stmt) \
+  if constexpr (kT == n) {      \
+    stmt;                       \
+  }
+struct AmxTileRegisters {
+  void begin() {
+    const AmxTileConfig cfg(8);
+    _tile_loadconfig(&cfg);
+  }
+  void end() { _tile_release(); }
+  template <int kT>
+  void zero() {
+    static_assert(kT >= 0 && kT < 4, "C tiles are 0..3");
+    MAAS_TILE_CASE(0, _tile_zero(0))
+    MAAS_TILE_CASE(1, _tile_zero(1))
+    MAAS_TILE_CASE(2, _tile_zero(2))
+    MAAS_TILE_CASE(3, _tile_zero(3))
+  }
+  template <int kT>
+  void store(void* p, size_t stride) {
+    static_assert(kT >= 0 && kT < 4, "C tiles are 0..3");
+    const long s = static_cast<long>(stride);
+    MAAS_TILE_CASE(0, _tile_stored(0, p, s))
+    MAAS_TILE_CASE(1, _tile_stored(1, p, s))
+    MAAS_TILE_CASE(2, _tile_stored(2, p, s))
+    MAAS_TILE_CASE(3, _tile_stored(3, p, s))
+  }
+  template <int kT>
+  void load(const void* p, size_t stride) {
+    static_assert(kT >= 4 && kT < 8, "A and B tiles are 4..7");
+    const long s = static_cast<long>(stride);
+    MAAS_TILE_CASE(4, _tile_loadd(4, p, s))
+    MAAS_TILE_CASE(5, _tile_loadd(5, p, s))
+    MAAS_TILE_CASE(6, _tile_loadd(6, p, s))
+    MAAS_TILE_CASE(7, _tile_loadd(7, p, s))
+  }
+};
+
+}  // namespace
+}  // namespace maas
