@@ -57,8 +57,10 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
     const units = layers[layers.length - 1]!.units;
     const input = toMatrix(x, inputDim, 'x');
     // Pooled when large: the pages of a fresh 16 MB output cost more to fault in than a sixth of
-    // a 1024 × 4096 × 4096 product. Every element is written below.
-    const out = native.allocOutput(input.rows * units);
+    // a 1024 × 4096 × 4096 product. Small ones skip the native call (batch 1 of model S takes
+    // about a microsecond in all). Every element is written below.
+    const floats = input.rows * units;
+    const out = floats >= native.pooledOutputMinFloats ? native.allocOutput(floats) : new Float32Array(floats);
     try {
       handle.predict(input.data, input.rows, out);
     } catch (e) {

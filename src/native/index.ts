@@ -256,6 +256,8 @@ export interface NativeBinding {
   releaseFreeMemory(): boolean;
   /** A Float32Array of `floats` uninitialized floats: large ones come from a pool of mapped buffers that the collector refills. */
   allocOutput(floats: number): Float32Array;
+  /** The smallest float count allocOutput pools: below it, a plain Float32Array is the same and needs no native call. */
+  readonly pooledOutputMinFloats: number;
   Trainer: new (
     specs: NativeLayerSpec[],
     kernels: Float32Array[],

@@ -120,6 +120,8 @@ void DrainOutputPool() { Pool().Drain(); }
 
 void RegisterOutputPool(Napi::Env env, Napi::Object exports) {
   exports.Set("allocOutput", Napi::Function::New(env, AllocOutput, "allocOutput"));
+  // The smallest output the pool serves, so callers skip the native call below it.
+  exports.Set("pooledOutputMinFloats", Napi::Number::New(env, static_cast<double>(kPoolMinBytes / sizeof(float))));
 }
 
 }  // namespace maas::binding
