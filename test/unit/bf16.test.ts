@@ -9,6 +9,7 @@ import { classicData } from '../../examples/classic.js';
 import { dense, initializers, loadModel, openPackedModel, sequential, tensor } from '../../src/index.js';
 import { native } from '../../src/native/index.js';
 import { packageRoot } from '../../src/core/package-root.js';
+import { rng } from '../helpers.js';
 
 /** bf16 keeps 8 significant bits: each operand is within 2^-9 of its fp32 value. */
 const BF16_UNIT = 2 ** -9;
@@ -28,12 +29,10 @@ function model(seed: number) {
   });
 }
 
-const rows = (n: number, width: number, seed: number) => {
-  let s = seed;
-  return Float32Array.from({ length: n * width }, () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return (s / 2 ** 31) * 2 - 1;
-  });
+/** n rows of `width` uniform values in [-1, 1) (the run's seed, as every test's inputs). */
+const rows = (n: number, width: number, salt: number) => {
+  const r = rng(salt);
+  return Float32Array.from({ length: n * width }, () => r.uniform(-1, 1));
 };
 
 describe('bf16 precision', () => {
