@@ -11,7 +11,7 @@
  *   npm run bench:serve                       # sweep 1,4,16,64,256; 3 s per point
  *   npm run bench:serve -- --seconds 1 --concurrency 1,64
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -22,9 +22,11 @@ import { inputRows, modelL, modelS, workloadModel } from '../workloads.js';
 import type { DenseSpec } from '../peers/onnx.js';
 import { Random } from '../../src/core/random.js';
 import { closedLoop, grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
+import { rssOf, startChild, stopChild, type Rss } from './children.js';
+import { ceilingSection } from './ceiling.js';
 
 interface Args {
-  /** Parts to run: a, b, c, rss. */
+  /** Parts to run: ceiling, a, b, c, rss. */
   parts: Set<string>;
   seconds: number;
   /** Interleaved rounds at concurrency 64. */
@@ -35,7 +37,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    parts: new Set(['a', 'b', 'c', 'rss']),
+    parts: new Set(['ceiling', 'a', 'b', 'c', 'rss']),
     seconds: 3,
     rounds: 3,
     concurrency: [1, 4, 16, 64, 256],
@@ -50,49 +52,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = argv[++i]!;
     else
       throw new Error(
-        `bench:serve: unknown argument ${a} (use --parts a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`,
+        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`,
       );
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
   return args;
-}
-
-/** A server child process: resolves with its port once it prints READY. */
-async function startChild(args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  // An explicit execArgv so the child does not inherit tsx's loader: it runs the built package as npm start does.
-  const child = fork(join(packageRoot(), 'bench', 'serve', 'child.mjs'), args, {
-    execArgv: ['--expose-gc'],
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`server child exited with ${code} before it was ready`)));
-  });
-  return { child, port };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
-
-interface Rss {
-  rss: number;
-  rssAfterGc: number;
-}
-
-function rssOf(child: ChildProcess): Promise<Rss> {
-  return new Promise((resolve) => {
-    child.once('message', (m: Rss) => resolve(m));
-    child.send('rss');
-  });
 }
 
 async function writeModel(root: string, name: string, layers: DenseSpec[], config: object): Promise<void> {
@@ -213,6 +177,9 @@ async function main(): Promise<void> {
     `bench:serve: ${cpus()[0]?.model.trim()}, ${workers} cores, servers with ${workers} workers × 1 thread, ${args.seconds} s per point`,
   );
 
+  const ceiling = args.parts.has('ceiling')
+    ? await ceilingSection({ seconds: args.seconds, rounds: args.rounds, workers })
+    : [];
   let server: { child: ChildProcess; port: number };
   // Every server runs from the start (idle ones cost nothing) so the rounds can interleave them.
   const targets: Target[] = [];
@@ -261,14 +228,14 @@ async function main(): Promise<void> {
       await stopChild(server.child);
     }
   }
-  report(args, rows, samples, { sOk, rss, bigBytes, workers });
+  report(args, rows, samples, { sOk, rss, bigBytes, workers, ceiling });
 }
 
 function report(
   args: Args,
   rows: Row[],
   samples: Map<string, LoadResult[]>,
-  extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number },
+  extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number; ceiling: string[] },
 ): void {
   const at = (target: string, generator: string, c = 64) =>
     rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
@@ -281,6 +248,7 @@ function report(
     `- command: \`npm run bench:serve${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}\``,
     `- ${args.seconds} s per point after a warm-up; closed loop (each caller sends its next request when the answer arrives); batch-1 requests, raw FP32 tensors`,
     '',
+    ...extra.ceiling,
     '| target | generator | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
@@ -292,10 +260,9 @@ function report(
       x.result.concurrency - y.result.concurrency,
   );
   for (const { target, generator, result: r } of sorted) {
-    const h2 = generator === 'h2load';
     const c = r.concurrency === 64 ? `64 (median of ${args.rounds})` : String(r.concurrency);
     lines.push(
-      `| ${target} | ${generator} | ${c} | ${fmt(r.rps, 0)} | ${fmt(r.p50)}${h2 ? ' (mean)' : ''} | ${fmt(r.p90)} | ${fmt(r.p99)}${h2 ? ' (max)' : ''} | ${r.errors} |`,
+      `| ${target} | ${generator} | ${c} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${fmt(r.p99)} | ${r.errors} |`,
     );
   }
   lines.push('', `Concurrency 64, every round (targets interleaved, req/s): `);

@@ -4,7 +4,7 @@
  * the same ModelInfer request as raw gRPC frames, as a second, non-Node generator.
  */
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -114,7 +114,11 @@ export async function h2load(
   options: { tls?: boolean; headers?: Record<string, string> } = {},
 ): Promise<LoadResult> {
   const extra = Object.entries(options.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  // Every request's latency (h2load's log: start µs, status, duration µs per line) gives percentiles.
+  const log = join(tmpdir(), `maas-h2load-${process.pid}-${++bodyFiles}.log`);
   const args = [
+    '--log-file',
+    log,
     '-c',
     '1',
     '-m',
@@ -134,6 +138,14 @@ export async function h2load(
     `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/inference.GRPCInferenceService/ModelInfer`,
   ];
   const { stdout } = await promisify(execFile)('h2load', args, { maxBuffer: 1 << 24 });
+  const durations = (await readFile(log, 'utf8'))
+    .split('\n')
+    .map((line) => Number(line.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((x, y) => x - y);
+  await rm(log, { force: true });
+  const quantile = (q: number) =>
+    durations.length > 0 ? durations[Math.min(durations.length - 1, Math.floor(q * durations.length))]! / 1000 : NaN;
   const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);
   const unit = (value: string, u: string) => Number(value) * (u === 'us' ? 1e-3 : u === 's' ? 1e3 : 1);
   const lat = /time for request:\s+(\S+?)(us|ms|s)\s+(\S+?)(us|ms|s)\s+(\S+?)(us|ms|s)/.exec(stdout);
@@ -146,9 +158,9 @@ export async function h2load(
     errors: failed,
     seconds,
     rps,
-    // h2load reports min / max / mean: the mean stands in the p50 column, marked in the table.
-    p50: lat ? unit(lat[5]!, lat[6]!) : NaN,
-    p90: NaN,
-    p99: lat ? unit(lat[3]!, lat[4]!) : NaN,
+    // Percentiles of the logged requests (the warm-up's are not logged); the mean when none were.
+    p50: durations.length > 0 ? quantile(0.5) : lat ? unit(lat[5]!, lat[6]!) : NaN,
+    p90: quantile(0.9),
+    p99: quantile(0.99),
   };
 }

@@ -31,6 +31,8 @@ export type ToWorker =
   | { kind: 'infer'; id: number; weights: SharedWeights; x: Float32Array; rows: number; outputSize: number }
   /** The version is unloaded and nothing of it is in flight: close its handle (unmapping its weights). */
   | { kind: 'retire'; key: string }
+  /** Answered at once with a pong: the pool times the event loop's share of a round trip. */
+  | { kind: 'ping'; id: number }
   | { kind: 'fault'; fault: WorkerFault };
 
 /** A worker's messages to the pool. */
@@ -38,6 +40,7 @@ export type FromWorker =
   | { kind: 'ready' }
   /** The version's handle is closed and its weights unmapped. */
   | { kind: 'retired'; key: string }
+  | { kind: 'pong'; id: number }
   /** The result buffer: a float64 compute time (RESULT_HEADER_BYTES), then the outputs. */
   | { kind: 'result'; id: number; result: ArrayBuffer }
   | { kind: 'error'; id: number; code: string; message: string };

@@ -5,10 +5,12 @@
  * above the cores by default). A worker that dies fails only what it was running, and is replaced.
  */
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { MaasError, isErrorCode } from '../core/errors.js';
 import { defaultModelKeys, type ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
-import type { DensePrecision } from '../model/packed.js';
+import { openPackedRegion, type DensePrecision } from '../model/packed.js';
+import type { NativeModelHandle } from '../native/index.js';
 import { runLoadThread } from './load-thread.js';
 import {
   RESULT_HEADER_BYTES,
@@ -90,6 +92,12 @@ interface Slot {
 
 /** A worker that died this often within RESPAWN_WINDOW_MS is restarted after RESPAWN_BACKOFF_MS. */
 const QUICK_DEATHS = 3;
+/** Round trips timed for hopCostNs(), after a few untimed ones. */
+const HOP_SAMPLES = 64;
+/** hopCostNs() when it cannot be measured (no worker answered): a round trip's usual share here. */
+const DEFAULT_HOP_NS = 20_000;
+/** A pong's resolution: no result travels with it. */
+const NO_RESULT = new ArrayBuffer(0);
 const RESPAWN_WINDOW_MS = 10_000;
 const RESPAWN_BACKOFF_MS = 1_000;
 
@@ -121,6 +129,9 @@ export class InferencePool {
   private waitingForWorker: (() => void)[] = [];
   private readonly loadTimeoutMs: number;
   private readonly onWorkerExit: (exit: WorkerExit) => void;
+  /** This thread's handles for inline executions, by version key (opened on first use). */
+  private readonly inlineHandles = new Map<string, NativeModelHandle>();
+  private hop: Promise<number> | null = null;
 
   constructor(options: PoolOptions = {}) {
     this.loadTimeoutMs = options.loadTimeoutMs ?? 300_000;
@@ -256,6 +267,8 @@ export class InferencePool {
   private release(key: string): void {
     const entry = this.attached.get(key)!;
     this.attached.delete(key);
+    this.inlineHandles.get(key)?.dispose();
+    this.inlineHandles.delete(key);
     const acknowledged = this.slots.map((slot) => {
       if (!slot.link) return Promise.resolve();
       const ack = new Promise<void>((resolve) => slot.retiring.set(key, resolve));
@@ -305,6 +318,58 @@ export class InferencePool {
     }
   }
 
+  /**
+   * Runs an execution on this thread, synchronously: for batches that cost less than handing them
+   * to a worker would cost this thread (see hopCostNs). Thread isolation only: a pool of worker
+   * processes exists to keep native code out of the serving process.
+   */
+  runInline(weights: SharedWeights, x: Float32Array, rows: number, outputSize: number): InferResult {
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    const entry = this.attached.get(weights.key);
+    if (!entry || entry.detached)
+      throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model weights ${weights.key} are not attached to the pool`);
+    if (this.isolation !== 'thread')
+      throw new MaasError('MAAS_ERR_ARG_RANGE', "Inline execution needs thread isolation (this pool runs 'process')");
+    let handle = this.inlineHandles.get(weights.key);
+    if (!handle) {
+      handle = openPackedRegion(weights);
+      this.inlineHandles.set(weights.key, handle);
+    }
+    const y = new Float32Array(rows * outputSize);
+    const start = process.hrtime.bigint();
+    handle.predict(x, rows, y);
+    return { y, computeNs: Number(process.hrtime.bigint() - start) };
+  }
+
+  /**
+   * What one execution handed to a worker costs this thread (the event loop), in nanoseconds:
+   * sending, receiving and settling a round trip, measured once as the event loop's active time
+   * over sequential pings to an idle worker. Below it, running a batch inline is the cheaper way.
+   */
+  hopCostNs(): Promise<number> {
+    this.hop ??= this.measureHop().catch(() => DEFAULT_HOP_NS);
+    return this.hop;
+  }
+
+  private async measureHop(): Promise<number> {
+    const slot = this.pick() ?? (await this.workerAvailable());
+    const ping = () =>
+      new Promise<ArrayBuffer>((resolve, reject) => {
+        const id = ++this.nextId;
+        slot.running.set(id, { key: '', resolve, reject });
+        slot.link!.send({ kind: 'ping', id });
+      });
+    this.hold(1);
+    try {
+      for (let i = 0; i < 8; i++) await ping();
+      const before = performance.eventLoopUtilization();
+      for (let i = 0; i < HOP_SAMPLES; i++) await ping();
+      return (performance.eventLoopUtilization(before).active * 1e6) / HOP_SAMPLES;
+    } finally {
+      this.hold(-1);
+    }
+  }
+
   /** The live worker running the fewest executions (null while every worker is being replaced). */
   private pick(): Slot | null {
     let best: Slot | null = null;
@@ -343,6 +408,7 @@ export class InferencePool {
     if (!running) return;
     slot.running.delete(message.id);
     if (message.kind === 'result') running.resolve(message.result);
+    else if (message.kind === 'pong') running.resolve(NO_RESULT);
     else
       running.reject(
         new MaasError(isErrorCode(message.code) ? message.code : 'MAAS_ERR_NATIVE_INTERNAL', message.message),
@@ -408,6 +474,8 @@ export class InferencePool {
     this.waitingForWorker = [];
     const links = this.slots.map((slot) => slot.link).filter((link) => link !== null);
     for (const slot of this.slots) slot.link = null;
+    for (const handle of this.inlineHandles.values()) handle.dispose();
+    this.inlineHandles.clear();
     for (const { weights } of this.attached.values()) native.closeRegion(weights.fd);
     this.attached.clear();
     await Promise.all([...links.map((link) => link.terminate()), this.loads]);

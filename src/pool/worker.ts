@@ -105,6 +105,7 @@ function fault(kind: WorkerFault): void {
 channel.onMessage((message) => {
   if (message.kind === 'infer') infer(message);
   else if (message.kind === 'retire') retire(message.key);
+  else if (message.kind === 'ping') channel.send({ kind: 'pong', id: message.id });
   else fault(message.fault);
 });
 channel.send({ kind: 'ready' });

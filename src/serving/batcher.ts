@@ -3,7 +3,8 @@
  * knobs (max_batch_size, preferred_batch_size, max_queue_delay_microseconds, max_queue_size,
  * per-request timeout and priority), drops requests whose client went away, and runs an
  * execution only when its share of the workers allows (WorkerShares), so the queue forms here,
- * where it can be batched, and one model cannot take every worker from the others.
+ * where it can be batched, and one model cannot take every worker from the others. A batch small
+ * enough for its version's inline placement runs on this thread instead, without a worker.
  */
 import { MaasError, messageOf } from '../core/errors.js';
 import { nowNs } from '../core/clock.js';
@@ -30,8 +31,12 @@ export interface BatchingPolicy {
   defaultPriorityLevel: number;
 }
 
+/** Where an execution ran: on the serving thread, or in a pool worker. */
+export type Placement = 'inline' | 'pool';
+
 /** How one execution went, as the batcher reports it (for statistics and metrics). */
 export interface Execution {
+  placement: Placement;
   rows: number;
   requests: number;
   /** Gathering the requests' rows into the batch. */
@@ -50,6 +55,12 @@ export type InputRows = Float32Array | Uint8Array;
 /** Runs one batch: returns rows·outputSize floats and the native compute time. */
 export type Executor = (x: Float32Array, rows: number) => Promise<{ y: Float32Array; computeNs: number }>;
 
+/** Batches of at most `maxRows` rows run synchronously on this thread, through `run`. */
+export interface InlinePlacement {
+  maxRows: number;
+  run: (x: Float32Array, rows: number) => { y: Float32Array; computeNs: number };
+}
+
 /** Per-request options. */
 export interface SubmitOptions {
   priority?: number;
@@ -64,6 +75,14 @@ export interface BatchedResult {
   queueNs: number;
   computeNs: number;
   batchRows: number;
+}
+
+/** When and where an execution ran, for its statistics. */
+interface ExecutionTiming {
+  placement: Placement;
+  rows: number;
+  gathering: number;
+  started: number;
 }
 
 interface Pending {
@@ -87,6 +106,7 @@ export class DynamicBatcher {
   private delayTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly share: ExecutionShare;
+  private inline: InlinePlacement | null = null;
 
   /**
    * `workers`: the shared workers and this version's instance count, or a number of workers of
@@ -104,6 +124,11 @@ export class DynamicBatcher {
     const { shares, instances } =
       typeof workers === 'number' ? { shares: new WorkerShares(workers), instances: workers } : workers;
     this.share = shares.join(instances, () => this.pump());
+  }
+
+  /** Batches up to `placement.maxRows` rows run inline from now on (null: every batch in the pool). */
+  placeInline(placement: InlinePlacement | null): void {
+    this.inline = placement && placement.maxRows > 0 ? placement : null;
   }
 
   /** The version is retired: it gives up its seat among the shared workers. */
@@ -211,7 +236,12 @@ export class DynamicBatcher {
   private pump(): void {
     while (this.queued > 0) {
       const rows = this.readyRows();
-      if (rows === 0 || !this.share.tryAcquire()) return;
+      if (rows === 0) return;
+      if (this.inline && rows <= this.inline.maxRows) {
+        this.runInline(this.inline, this.take(rows));
+        continue;
+      }
+      if (!this.share.tryAcquire()) return;
       this.dispatch(this.take(rows));
     }
     this.share.idle();
@@ -269,64 +299,85 @@ export class DynamicBatcher {
     return batch;
   }
 
-  private dispatch(batch: Pending[]): void {
+  /** Copies each request's rows once, into the batch; a lone float32 request that owns its buffer is used as it is. */
+  private gather(batch: Pending[]): { x: Float32Array; rows: number } {
     // A delay armed for the requests just taken is void; pump() arms one for whoever still waits.
     if (this.delayTimer) {
       clearTimeout(this.delayTimer);
       this.delayTimer = null;
     }
-    const gathering = nowNs();
     const rows = batch.reduce((sum, r) => sum + r.rows, 0);
-    // Each request's rows are copied once, into the batch (the executor may transfer it); a lone
-    // float32 request that owns its buffer is sent as it is.
     const lone = batch.length === 1 ? batch[0]!.x : null;
-    let x: Float32Array;
-    if (lone instanceof Float32Array && lone.byteOffset === 0 && lone.byteLength === lone.buffer.byteLength) {
-      x = lone;
-    } else {
-      x = new Float32Array(rows * this.inputSize);
-      const bytes = new Uint8Array(x.buffer);
-      let at = 0;
-      for (const { x: rowsIn } of batch) {
-        bytes.set(
-          rowsIn instanceof Uint8Array ? rowsIn : new Uint8Array(rowsIn.buffer, rowsIn.byteOffset, rowsIn.byteLength),
-          at,
-        );
-        at += rowsIn.byteLength;
-      }
+    if (lone instanceof Float32Array && lone.byteOffset === 0 && lone.byteLength === lone.buffer.byteLength)
+      return { x: lone, rows };
+    const x = new Float32Array(rows * this.inputSize);
+    const bytes = new Uint8Array(x.buffer);
+    let at = 0;
+    for (const { x: rowsIn } of batch) {
+      bytes.set(
+        rowsIn instanceof Uint8Array ? rowsIn : new Uint8Array(rowsIn.buffer, rowsIn.byteOffset, rowsIn.byteLength),
+        at,
+      );
+      at += rowsIn.byteLength;
     }
+    return { x, rows };
+  }
+
+  /** Hands each request its share of the batch's outputs, and reports the execution. */
+  private deliver(batch: Pending[], y: Float32Array, computeNs: number, timing: ExecutionTiming): void {
+    const splitting = nowNs();
+    let row = 0;
+    for (const request of batch) {
+      const n = request.rows * this.outputSize;
+      request.resolve({
+        y: y.subarray(row, row + n),
+        queueNs: timing.started - request.enqueued,
+        computeNs,
+        batchRows: timing.rows,
+      });
+      row += n;
+    }
+    this.onExecuted({
+      placement: timing.placement,
+      rows: timing.rows,
+      requests: batch.length,
+      inputNs: timing.started - timing.gathering,
+      computeNs,
+      outputNs: nowNs() - splitting,
+    });
+  }
+
+  private fail(batch: Pending[], error: unknown): void {
+    const failure =
+      error instanceof MaasError
+        ? error
+        : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${messageOf(error)}`);
+    for (const request of batch) request.reject(failure);
+  }
+
+  /** Runs a batch on this thread now; its requests settle when the caller's turn of the event loop ends. */
+  private runInline(inline: InlinePlacement, batch: Pending[]): void {
+    const gathering = nowNs();
+    const { x, rows } = this.gather(batch);
+    const started = nowNs();
+    try {
+      const { y, computeNs } = inline.run(x, rows);
+      this.deliver(batch, y, computeNs, { placement: 'inline', rows, gathering, started });
+    } catch (error) {
+      this.fail(batch, error);
+    }
+    this.notifyIdle();
+  }
+
+  private dispatch(batch: Pending[]): void {
+    const gathering = nowNs();
+    const { x, rows } = this.gather(batch);
     const started = nowNs();
     this.inFlight++;
     this.execute(x, rows)
       .then(
-        ({ y, computeNs }) => {
-          const splitting = nowNs();
-          let row = 0;
-          for (const request of batch) {
-            const n = request.rows * this.outputSize;
-            request.resolve({
-              y: y.subarray(row, row + n),
-              queueNs: started - request.enqueued,
-              computeNs,
-              batchRows: rows,
-            });
-            row += n;
-          }
-          this.onExecuted({
-            rows,
-            requests: batch.length,
-            inputNs: started - gathering,
-            computeNs,
-            outputNs: nowNs() - splitting,
-          });
-        },
-        (error: unknown) => {
-          const failure =
-            error instanceof MaasError
-              ? error
-              : new MaasError('MAAS_ERR_NATIVE_INTERNAL', `Execution failed: ${messageOf(error)}`);
-          for (const request of batch) request.reject(failure);
-        },
+        ({ y, computeNs }) => this.deliver(batch, y, computeNs, { placement: 'pool', rows, gathering, started }),
+        (error: unknown) => this.fail(batch, error),
       )
       .finally(() => {
         this.inFlight--;

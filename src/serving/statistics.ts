@@ -58,6 +58,8 @@ export class VersionStatistics {
   lastInference = 0;
   inferenceCount = 0;
   executionCount = 0;
+  /** Executions run on the serving thread (the rest ran in the pool). */
+  inlineExecutionCount = 0;
   readonly success = duration();
   readonly fail = duration();
   readonly failures: Record<FailureReason, number> = { REJECTED: 0, CANCELED: 0, BACKEND: 0, OTHER: 0 };
@@ -93,8 +95,9 @@ export class VersionStatistics {
     this.failures[reason]++;
   }
 
-  recordExecution({ rows, inputNs, computeNs, outputNs }: Execution): void {
+  recordExecution({ placement, rows, inputNs, computeNs, outputNs }: Execution): void {
     this.executionCount++;
+    if (placement === 'inline') this.inlineExecutionCount++;
     let batch = this.batches.get(rows);
     if (!batch) {
       batch = { computeInput: duration(), computeInfer: duration(), computeOutput: duration() };
@@ -200,6 +203,19 @@ export class ServingMetrics {
     });
     counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', (s) => s.inferenceCount);
     counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
+    new Counter<Label | 'placement'>({
+      name: 'maas_inference_exec_count',
+      help: 'Number of model executions performed, by where they ran (inline on the serving thread, or in the pool)',
+      labelNames: [...LABELS, 'placement'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { stats } of sources()) {
+          this.inc({ ...labelsOf(stats), placement: 'inline' }, stats.inlineExecutionCount);
+          this.inc({ ...labelsOf(stats), placement: 'pool' }, stats.executionCount - stats.inlineExecutionCount);
+        }
+      },
+    });
     counter(
       'nv_inference_request_duration_us',
       'Cumulative inference request duration in microseconds',

@@ -46,7 +46,9 @@ describe('explicit model control', () => {
     const root = await tempRepository();
     const v1 = smallModel(WIDTH, 1, 1);
     const v2 = smallModel(WIDTH, 1, 2);
-    await addVersion(root, 'm', 1, v1, { max_batch_size: 8, dynamic_batching: {} });
+    // In the pool, so that requests are still queued or running when the unload below comes.
+    const pooled = { max_batch_size: 8, dynamic_batching: {}, parameters: { placement: { string_value: 'pool' } } };
+    await addVersion(root, 'm', 1, v1, pooled);
     const { server, client } = await open(root, { modelControlMode: 'explicit' });
     expect(await client.repositoryIndex()).toEqual([{ name: 'm', version: '', state: '', reason: '' }]);
     expect((await ask(client).catch((e: InferenceServerError) => e)) as InferenceServerError).toMatchObject({

@@ -31,6 +31,8 @@ beforeAll(async () => {
   await addVersion(root, 'slow', 1, model, {
     max_batch_size: ROWS,
     dynamic_batching: { default_queue_policy: { max_queue_size: 4, allow_timeout_override: true } },
+    // The queue forms in front of the pool's one worker: a batch this small would otherwise run inline.
+    parameters: { placement: { string_value: 'pool' } },
   });
   server = await startServer(root, { workers: 1 });
   client = new GrpcInferenceClient(`127.0.0.1:${server.grpcPort}`);

@@ -1,9 +1,9 @@
 /**
  * DynamicBatcher against a controllable executor: batch formation (max, preferred, delay),
- * queue limits, timeouts, priorities, cancellation, and draining.
+ * queue limits, timeouts, priorities, cancellation, draining, and inline placement.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { DynamicBatcher, type Executor } from '../../src/serving/batcher.js';
+import { DynamicBatcher, type Execution, type Executor } from '../../src/serving/batcher.js';
 import { testPolicy } from '../helpers.js';
 import { Cancellation } from '../../src/serving/cancellation.js';
 import { type MaasError } from '../../src/core/errors.js';
@@ -204,5 +204,91 @@ describe('DynamicBatcher', () => {
     await expect(b.submit(one(1), 1)).rejects.toMatchObject({ code: 'MAAS_ERR_NATIVE_INTERNAL' });
     fail = false;
     expect((await b.submit(one(1), 1)).y[0]).toBe(2);
+  });
+
+  describe('inline placement', () => {
+    /** An inline runner that records its batches; y = 100·x. */
+    function inlineRunner(maxRows: number, fail = false) {
+      const batches: number[][] = [];
+      const run = (x: Float32Array, rows: number) => {
+        if (fail) throw new Error('native fault');
+        batches.push(Array.from(x.subarray(0, rows)));
+        return { y: Float32Array.from(x.subarray(0, rows), (v) => v * 100), computeNs: 5 };
+      };
+      return { batches, placement: { maxRows, run } };
+    }
+
+    it('runs batches up to maxRows on this thread, without a worker, and larger ones in the pool', async () => {
+      const { calls, execute } = gatedExecutor();
+      const executions: Execution[] = [];
+      const b = new DynamicBatcher(policy({ maxBatchSize: 8 }), 1, 1, 1, execute, (e) => executions.push(e));
+      const inline = inlineRunner(2);
+      b.placeInline(inline.placement);
+      const small = await b.submit(Float32Array.of(1, 2), 2);
+      expect(small.y).toEqual(Float32Array.of(100, 200));
+      expect(inline.batches).toEqual([[1, 2]]);
+      expect(calls.length).toBe(0);
+      const large = b.submit(Float32Array.of(3, 4, 5), 3);
+      expect(calls.map((c) => c.rows)).toEqual([3]);
+      calls[0]!.release();
+      expect((await large).y).toEqual(Float32Array.of(30, 40, 50));
+      expect(executions.map((e) => [e.placement, e.rows])).toEqual([
+        ['inline', 2],
+        ['pool', 3],
+      ]);
+      await tick();
+      expect(b.pending).toBe(0);
+    });
+
+    it('runs inline even while every worker is busy, and keeps batching: a delayed batch runs inline whole', async () => {
+      const { calls, execute } = gatedExecutor();
+      const b = new DynamicBatcher(policy({ maxBatchSize: 8, maxQueueDelayUs: 50_000 }), 1, 1, 1, execute);
+      const inline = inlineRunner(4);
+      b.placeInline(inline.placement);
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      try {
+        const waiting = [1, 2, 3].map((v) => b.submit(one(v), 1));
+        expect(inline.batches).toEqual([]); // waiting out the queue delay for more rows
+        vi.advanceTimersByTime(51);
+        expect(inline.batches).toEqual([[1, 2, 3]]);
+        expect((await Promise.all(waiting)).map((r) => [r.y[0], r.batchRows])).toEqual([
+          [100, 3],
+          [200, 3],
+          [300, 3],
+        ]);
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(calls.length).toBe(0);
+    });
+
+    it('fails every request of an inline batch whose run throws, with a coded error, and goes on', async () => {
+      const { execute } = gatedExecutor();
+      const b = new DynamicBatcher(policy({ maxBatchSize: 8 }), 1, 1, 1, execute);
+      b.placeInline(inlineRunner(8, true).placement);
+      const error = (await b.submit(one(1), 1).catch((e: unknown) => e)) as MaasError;
+      expect(error.code).toBe('MAAS_ERR_NATIVE_INTERNAL');
+      expect(error.message).toMatch(/native fault/);
+      b.placeInline(inlineRunner(8).placement);
+      expect((await b.submit(one(2), 1)).y[0]).toBe(200);
+      expect(b.pending).toBe(0);
+    });
+
+    it('maxRows 0 or null sends everything to the pool', async () => {
+      const { calls, execute } = gatedExecutor();
+      const b = new DynamicBatcher(policy({ maxBatchSize: 8 }), 1, 1, 1, execute);
+      const inline = inlineRunner(0);
+      b.placeInline(inline.placement);
+      const answer = b.submit(one(1), 1);
+      expect(calls.length).toBe(1);
+      calls[0]!.release();
+      await answer;
+      b.placeInline(null);
+      const again = b.submit(one(2), 1);
+      await tick();
+      calls[1]!.release();
+      await again;
+      expect(inline.batches).toEqual([]);
+    });
   });
 });

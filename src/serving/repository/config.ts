@@ -383,6 +383,31 @@ export function requestedPrecisionOf(config: ModelConfig): DensePrecision | unde
   );
 }
 
+/** The config.json parameter that says where a version's batches run: "auto", "inline" or "pool". */
+export const PLACEMENT_PARAMETER = 'placement';
+
+/** Where a config asks its batches to run; "auto" decides per batch from the measured costs. */
+export type PlacementChoice = 'auto' | 'inline' | 'pool';
+const PLACEMENT_CHOICES: readonly PlacementChoice[] = ['auto', 'inline', 'pool'];
+
+/**
+ * Where a model's config asks its batches to run: "inline" (on the serving thread), "pool" (in the
+ * workers) or "auto" (the default: inline when a batch costs less than handing it to a worker).
+ */
+export function placementOf(config: ModelConfig): PlacementChoice {
+  if (!Object.hasOwn(config.parameters, PLACEMENT_PARAMETER)) return 'auto';
+  const entry: unknown = config.parameters[PLACEMENT_PARAMETER];
+  const value = (entry as { string_value?: unknown } | null)?.string_value;
+  if (typeof value === 'string' && (PLACEMENT_CHOICES as readonly string[]).includes(value))
+    return value as PlacementChoice;
+  throw bad(
+    config.name,
+    `parameters.${PLACEMENT_PARAMETER}`,
+    '{"string_value": "auto"}, {"string_value": "inline"} or {"string_value": "pool"}',
+    entry,
+  );
+}
+
 /** The batcher's view of a config. */
 /** The executions a version may run at once: its instance groups' counts together. */
 export function instanceCount(config: ModelConfig): number {

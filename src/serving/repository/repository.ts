@@ -23,10 +23,18 @@ import {
   selectVersions,
   strictIntegrityOf,
   requestedPrecisionOf,
+  placementOf,
+  PLACEMENT_PARAMETER,
+  type PlacementChoice,
   type ModelConfig,
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
 import type { DensePrecision } from '../../model/packed.js';
+
+/** Warm-up rounds of one execution per worker; the rounds after the first are timed. */
+const WARM_UP_ROUNDS = 2;
+/** The batch an "auto" or "inline" version is timed at on the serving thread, besides one row. */
+const INLINE_PROBE_ROWS = 8;
 
 /** Triton's model control modes: load everything at start, follow the directory, or load on request. */
 export type ControlMode = 'none' | 'poll' | 'explicit';
@@ -314,6 +322,12 @@ export class ModelRepository {
       const policyConfig = completeConfig(name, raw);
       const strictIntegrity = strictIntegrityOf(policyConfig, this.strictIntegrity);
       const precision = requestedPrecisionOf(policyConfig);
+      const placement = placementOf(policyConfig);
+      if (placement === 'inline' && this.pool.isolation !== 'thread')
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Model '${name}' asks for placement inline, but the workers are processes (--isolation process keeps native code out of the serving process)`,
+        );
       const onDisk = await versionDirs(dir);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
@@ -329,7 +343,7 @@ export class ModelRepository {
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
-          const served = await this.loadVersion(name, version, raw, files, strictIntegrity, precision);
+          const served = await this.loadVersion(name, version, raw, files, { strictIntegrity, precision, placement });
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
@@ -339,6 +353,9 @@ export class ModelRepository {
               version,
               format: served.weights.format,
               bytes: served.weights.byteLength,
+              placement: served.config.parameters[PLACEMENT_PARAMETER]?.string_value,
+              inlineMaxRows: served.config.parameters.inline_max_rows?.string_value,
+              costPerRowNs: Number(served.config.parameters.cost_per_row_ns?.string_value),
               ...(served.keyId ? { keyId: served.keyId } : {}),
             },
             'model version ready',
@@ -385,9 +402,9 @@ export class ModelRepository {
     version: number,
     raw: unknown,
     fingerprint: string,
-    strictIntegrity: boolean,
-    precision: DensePrecision | undefined,
+    asked: { strictIntegrity: boolean; precision: DensePrecision | undefined; placement: PlacementChoice },
   ): Promise<ServedVersion> {
+    const { strictIntegrity, precision } = asked;
     const dir = join(this.root, name, String(version));
     await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
@@ -446,7 +463,21 @@ export class ModelRepository {
         run,
         (e) => stats.recordExecution(e),
       );
-      await this.warmUp(weights, inputSize, outputSize);
+      const warmRowNs = await this.warmUp(weights, inputSize, outputSize);
+      const runInline = (x: Float32Array, rows: number) => this.pool.runInline(weights, x, rows, outputSize);
+      const cost = await this.placementFor(
+        asked.placement,
+        warmRowNs,
+        (rows) => runInline(new Float32Array(rows * inputSize), rows).computeNs,
+      );
+      // What was measured and decided is part of the served config: ModelConfig shows it.
+      Object.assign(config.parameters, {
+        [PLACEMENT_PARAMETER]: { string_value: asked.placement },
+        inline_max_rows: { string_value: Number.isFinite(cost.maxRows) ? String(cost.maxRows) : 'all' },
+        cost_per_row_ns: { string_value: String(Math.round(cost.perRowNs)) },
+        cost_per_batch_ns: { string_value: String(Math.round(cost.fixedNs)) },
+      });
+      batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
       return {
         model: name,
         version,
@@ -466,18 +497,56 @@ export class ModelRepository {
     }
   }
 
-  /** One execution per worker (each opens its handle), and outputs must be finite. */
-  private async warmUp(weights: SharedWeights, inputSize: number, outputSize: number): Promise<void> {
-    const runs = Array.from({ length: this.pool.workers }, () =>
-      this.pool.run(weights, new Float32Array(inputSize), 1, outputSize),
-    );
-    // Every run settles before any failure is reported: the version is detached only when idle.
-    const settled = await Promise.allSettled(runs);
-    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
-    for (const { y } of settled.map((o) => (o as PromiseFulfilledResult<InferResult>).value)) {
-      if (!y.every(Number.isFinite))
-        throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
+  /**
+   * Two rounds of one execution per worker (each opens its handle, then runs warm), and outputs
+   * must be finite. Returns the version's cost of one row: the fastest warm execution's compute time.
+   */
+  private async warmUp(weights: SharedWeights, inputSize: number, outputSize: number): Promise<number> {
+    let fastest = Infinity;
+    for (let round = 0; round < WARM_UP_ROUNDS; round++) {
+      const runs = Array.from({ length: this.pool.workers }, () =>
+        this.pool.run(weights, new Float32Array(inputSize), 1, outputSize),
+      );
+      // Every run settles before any failure is reported: the version is detached only when idle.
+      const settled = await Promise.allSettled(runs);
+      for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+      for (const { y, computeNs } of settled.map((o) => (o as PromiseFulfilledResult<InferResult>).value)) {
+        if (!y.every(Number.isFinite))
+          throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'warmup produced non-finite outputs (corrupt weights?)');
+        if (round > 0) fastest = Math.min(fastest, computeNs);
+      }
     }
+    return fastest;
+  }
+
+  /**
+   * The largest batch that runs inline: every batch for "inline", none for "pool" (or when the
+   * workers are processes), and for "auto" the batches whose cost stays below what handing them
+   * to a worker costs the event loop, so inline execution never holds the loop longer than
+   * offloading would. A version whose warm one-row execution in a worker already costs more than
+   * that runs in the pool; one below is timed on this thread at one and at INLINE_PROBE_ROWS rows
+   * (a few dozen µs of the loop, once), and the cost is taken as fixed + rows × per-row.
+   */
+  private async placementFor(
+    placement: PlacementChoice,
+    warmRowNs: number,
+    probe: (rows: number) => number,
+  ): Promise<{ maxRows: number; fixedNs: number; perRowNs: number }> {
+    const pooled = { maxRows: 0, fixedNs: 0, perRowNs: warmRowNs };
+    if (placement === 'pool' || this.pool.isolation !== 'thread') return pooled;
+    const hopNs = await this.pool.hopCostNs();
+    if (placement === 'auto' && warmRowNs > hopNs) return pooled;
+    const fastest = (rows: number, runs: number) => {
+      let best = Infinity;
+      for (let i = 0; i < runs; i++) best = Math.min(best, probe(rows));
+      return best;
+    };
+    const one = fastest(1, 16);
+    const many = fastest(INLINE_PROBE_ROWS, 4);
+    const perRowNs = Math.max((many - one) / (INLINE_PROBE_ROWS - 1), 1);
+    const fixedNs = Math.max(one - perRowNs, 0);
+    if (placement === 'inline') return { maxRows: Infinity, fixedNs, perRowNs };
+    return { maxRows: Math.max(0, Math.floor((hopNs - fixedNs) / perRowNs)), fixedNs, perRowNs };
   }
 
   /** Takes a version out of service: no new requests; queued and running ones finish; then its weights go. */
