@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { MaasError, messageOf, type ErrorKind } from '../../core/errors.js';
 import { outlineInferRequest, typedElementsRefusal, wireText } from '../../protocol/grpc-elements.js';
 import { CONTENTS_FIELD, fromWireParameters, type WireContents, type WireParameter } from '../../protocol/grpc.js';
+import { decodeModelInferRequest, encodeModelInferResponse, type WireResponse } from '../../protocol/infer-wire.js';
 import type { InferInput, InferRequest, InferResponse } from '../dataplane.js';
 
 /** gRPC status per error kind. */
@@ -125,7 +126,7 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
 }
 
 /** A response onto the wire: outputs in raw_output_contents, as Triton (and tritonclient) do. */
-export function encodeInferResponse(response: InferResponse): object {
+export function encodeInferResponse(response: InferResponse): WireResponse {
   return {
     model_name: response.model,
     model_version: response.version,
@@ -176,6 +177,23 @@ export function decodeOrRefuse(decode: (bytes: Buffer) => unknown, bytes: Buffer
       ),
     };
   }
+}
+
+/**
+ * ModelInfer's request and response, and ModelStreamInfer's request, through the codec written
+ * for them (protocol/infer-wire.ts): one pass over the request, raw contents as views into it,
+ * the response in one allocation. The other RPCs keep the generic codec.
+ */
+export function withInferCodec(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return {
+    ...service,
+    ModelInfer: {
+      ...service.ModelInfer!,
+      requestDeserialize: decodeModelInferRequest,
+      responseSerialize: (response: WireResponse) => encodeModelInferResponse(response),
+    },
+    ModelStreamInfer: { ...service.ModelStreamInfer!, requestDeserialize: decodeModelInferRequest },
+  };
 }
 
 /** Every method's decoder made total (decodeOrRefuse); handlers check isRefused. */

@@ -20,12 +20,14 @@ import {
   isRefused,
   refusalOf,
   withCodedDecodeErrors,
+  withInferCodec,
   toGrpcError,
   withElementBounds,
   type RefusedInferRequest,
   type WireInferRequest,
 } from './codec.js';
 import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
+import type { WireResponse } from '../../protocol/infer-wire.js';
 import type { AccessControl } from '../auth/access.js';
 import type { CertificateSource, ClientCertificates } from '../auth/tls.js';
 import { accessInterceptor } from './access.js';
@@ -97,7 +99,7 @@ export function grpcHandlers(
     }),
     ModelInfer: (
       call: grpc.ServerUnaryCall<WireInferRequest | RefusedInferRequest, object>,
-      callback: grpc.sendUnaryData<object>,
+      callback: grpc.sendUnaryData<WireResponse>,
     ) => {
       const message = call.request;
       let answer: Promise<InferResponse>;
@@ -186,7 +188,7 @@ export async function startGrpcServer(
   const streamLoad = new StreamLoad();
   const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };
   server.addService(
-    withElementBounds(withCodedDecodeErrors(inferenceService().service), maxRequestElements(limit)),
+    withElementBounds(withCodedDecodeErrors(withInferCodec(inferenceService().service)), maxRequestElements(limit)),
     grpcHandlers(dataplane, logger, stream, streamLoad),
   );
   const port = await new Promise<number>((resolve, reject) => {
