@@ -370,15 +370,25 @@ export const PRECISION_PARAMETER = 'precision';
  * nothing (served as the file is). An int8 model is made with `maas quantize`, not asked for here.
  */
 export function requestedPrecisionOf(config: ModelConfig): DensePrecision | undefined {
-  if (!Object.hasOwn(config.parameters, PRECISION_PARAMETER)) return undefined;
-  const entry: unknown = config.parameters[PRECISION_PARAMETER];
+  return choiceParameter(config, PRECISION_PARAMETER, DENSE_PRECISIONS, ' (int8 models are made with maas quantize)');
+}
+
+/** A parameter that names one of `choices` in its string_value (undefined when absent); anything else is refused. */
+function choiceParameter<T extends string>(
+  config: ModelConfig,
+  name: string,
+  choices: readonly T[],
+  hint = '',
+): T | undefined {
+  if (!Object.hasOwn(config.parameters, name)) return undefined;
+  const entry: unknown = config.parameters[name];
   const value = (entry as { string_value?: unknown } | null)?.string_value;
-  if (typeof value === 'string' && (DENSE_PRECISIONS as readonly string[]).includes(value))
-    return value as DensePrecision;
+  if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
+  const expected = choices.map((c) => `{"string_value": "${c}"}`);
   throw bad(
     config.name,
-    `parameters.${PRECISION_PARAMETER}`,
-    '{"string_value": "fp32"} or {"string_value": "bf16"} (int8 models are made with maas quantize)',
+    `parameters.${name}`,
+    `${expected.slice(0, -1).join(', ')} or ${expected[expected.length - 1]}${hint}`,
     entry,
   );
 }
@@ -395,17 +405,7 @@ const PLACEMENT_CHOICES: readonly PlacementChoice[] = ['auto', 'inline', 'pool']
  * workers) or "auto" (the default: inline when a batch costs less than handing it to a worker).
  */
 export function placementOf(config: ModelConfig): PlacementChoice {
-  if (!Object.hasOwn(config.parameters, PLACEMENT_PARAMETER)) return 'auto';
-  const entry: unknown = config.parameters[PLACEMENT_PARAMETER];
-  const value = (entry as { string_value?: unknown } | null)?.string_value;
-  if (typeof value === 'string' && (PLACEMENT_CHOICES as readonly string[]).includes(value))
-    return value as PlacementChoice;
-  throw bad(
-    config.name,
-    `parameters.${PLACEMENT_PARAMETER}`,
-    '{"string_value": "auto"}, {"string_value": "inline"} or {"string_value": "pool"}',
-    entry,
-  );
+  return choiceParameter(config, PLACEMENT_PARAMETER, PLACEMENT_CHOICES) ?? 'auto';
 }
 
 /** The batcher's view of a config. */
