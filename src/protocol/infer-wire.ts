@@ -6,12 +6,15 @@
  *
  * The request decoder gives the object protobufjs 7 (which proto-loader uses) gives, and refuses
  * what either it or the spec-strict protobufjs 8 refuses: lengths past their message, unmatched
- * groups, field 0, varints over 10 bytes, strings that are not UTF-8, a parameter without a value or named __proto__. It also refuses what the
+ * groups, field 0, varints over 10 bytes, strings that are not UTF-8, a parameter without a value
+ * or named __proto__. Typed contents are counted as they are read and kept only up to a cap. It also refuses what the
  * two would read differently (a parser differential): a known field in the wrong wire type, a
  * second contents or parameter value, a oneof given two members. A repeated scalar may come packed
  * or not. test/unit/infer-wire.test.ts fuzzes it against both.
  */
 import { isUtf8 } from 'node:buffer';
+import type { MaasError } from '../core/errors.js';
+import { typedElementsRefusal } from './grpc-elements.js';
 import type { WireContents, WireParameter } from './grpc.js';
 
 /** ModelInferRequest as the generic decoder gives it. */
@@ -35,6 +38,30 @@ export interface WireInput {
 
 /** A message the decoder refuses (the generic decoder throws on the same bytes). */
 export class WireError extends Error {}
+
+/**
+ * A well-formed request whose typed contents disagree with their shapes or exceed the cap
+ * (typedElementsRefusal), with what names it, so a stream can answer it by id.
+ */
+export class ElementsRefused extends Error {
+  constructor(
+    readonly refusal: MaasError,
+    readonly modelName: string,
+    readonly id: string,
+  ) {
+    super(refusal.message);
+  }
+}
+
+/** Typed elements read so far: every one counts, only the first `max` are kept. */
+class Tally {
+  count = 0;
+  constructor(readonly max: number) {}
+
+  keep<T>(into: T[], value: T): void {
+    if (++this.count <= this.max) into.push(value);
+  }
+}
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -201,17 +228,16 @@ class Reader {
     } else throw new WireError(`invalid wire type ${wireType}`);
   }
 
-  /** Repeated scalars: one value, or a packed run of them. */
-  repeated(wireType: number, scalarType: number, into: unknown[], read: () => unknown): boolean {
+  /** Repeated scalars: one value, or a packed run of them, each handed to `sink`. */
+  repeated<T>(wireType: number, scalarType: number, sink: (value: T) => void, read: () => T): void {
     if (wireType === DELIMITED) {
       const outer = this.enter();
-      while (this.pos < this.len) into.push(read());
+      while (this.pos < this.len) sink(read());
       this.leave(outer);
-      return true;
+      return;
     }
     wireTypeOf(wireType, scalarType);
-    into.push(read());
-    return true;
+    sink(read());
   }
 }
 
@@ -308,32 +334,26 @@ function emptyContents(): Required<WireContents> {
   };
 }
 
-/** InferTensorContents. */
-function contents(r: Reader, depth: number, c: Required<WireContents>): void {
+/** InferTensorContents, each element counted by `tally` (which keeps only those within its cap). */
+function contents(r: Reader, depth: number, c: Required<WireContents>, tally: Tally): void {
   const buf = r.buf;
+  const into =
+    <T>(values: T[]) =>
+    (value: T) =>
+      tally.keep(values, value);
   nested(r, depth, (n, w) => {
-    switch (n) {
-      case 1:
-        return r.repeated(w, VARINT, c.bool_contents, () => r.bool());
-      case 2:
-        return r.repeated(w, VARINT, c.int_contents, () => r.uint32() | 0);
-      case 3:
-        return r.repeated(w, VARINT, c.int64_contents, () => r.int64(false));
-      case 4:
-        return r.repeated(w, VARINT, c.uint_contents, () => r.uint32());
-      case 5:
-        return r.repeated(w, VARINT, c.uint64_contents, () => r.int64(true));
-      case 6:
-        return fixedRun(r, w, FIXED32, 4, c.fp32_contents, (at) => buf.readFloatLE(at));
-      case 7:
-        return fixedRun(r, w, FIXED64, 8, c.fp64_contents, (at) => buf.readDoubleLE(at));
-      case 8:
-        wireTypeOf(w, DELIMITED);
-        c.bytes_contents.push(r.bytes());
-        return true;
-      default:
-        return false;
-    }
+    if (n === 1) r.repeated(w, VARINT, into(c.bool_contents), () => r.bool());
+    else if (n === 2) r.repeated(w, VARINT, into(c.int_contents), () => r.uint32() | 0);
+    else if (n === 3) r.repeated(w, VARINT, into(c.int64_contents), () => r.int64(false));
+    else if (n === 4) r.repeated(w, VARINT, into(c.uint_contents), () => r.uint32());
+    else if (n === 5) r.repeated(w, VARINT, into(c.uint64_contents), () => r.int64(true));
+    else if (n === 6) fixedRun(r, w, FIXED32, 4, into(c.fp32_contents), (at) => buf.readFloatLE(at));
+    else if (n === 7) fixedRun(r, w, FIXED64, 8, into(c.fp64_contents), (at) => buf.readDoubleLE(at));
+    else if (n === 8) {
+      wireTypeOf(w, DELIMITED);
+      tally.keep(c.bytes_contents, r.bytes());
+    } else return false;
+    return true;
   });
 }
 
@@ -343,26 +363,34 @@ function fixedRun(
   w: number,
   scalarType: number,
   width: number,
-  into: number[],
+  sink: (value: number) => void,
   read: (at: number) => number,
-): boolean {
+): void {
   if (w === DELIMITED) {
     const n = r.size();
     const at = r.take(n);
     if (n % width !== 0) throw new WireError(`packed run of ${n} bytes is not whole ${width}-byte values`);
-    for (let i = at; i < at + n; i += width) into.push(read(i));
-    return true;
+    for (let i = at; i < at + n; i += width) sink(read(i));
+    return;
   }
   wireTypeOf(w, scalarType);
-  into.push(read(r.take(width)));
-  return true;
+  sink(read(r.take(width)));
 }
 
-function input(r: Reader, depth: number): WireInput {
+/** An input tensor; its typed elements are counted by `tally`. */
+function input(r: Reader, depth: number, tally: Tally): WireInput {
   const t: WireInput = { shape: [], parameters: {} };
   nested(r, depth, (n, w) => {
     if (n < 1 || n > 5) return false;
-    if (n === 3) return r.repeated(w, VARINT, t.shape, () => r.int64(false));
+    if (n === 3) {
+      r.repeated(
+        w,
+        VARINT,
+        (d) => t.shape.push(d),
+        () => r.int64(false),
+      );
+      return true;
+    }
     wireTypeOf(w, DELIMITED);
     if (n === 1) t.name = r.string();
     else if (n === 2) t.datatype = r.string();
@@ -372,7 +400,7 @@ function input(r: Reader, depth: number): WireInput {
       // first holds nothing.
       if (t.contents && Object.values(t.contents).some((values) => values.length > 0))
         throw new WireError('input with two contents fields');
-      contents(r, depth + 1, (t.contents = emptyContents()));
+      contents(r, depth + 1, (t.contents = emptyContents()), tally);
     }
     return true;
   });
@@ -391,10 +419,17 @@ function requestedOutput(r: Reader, depth: number): WireRequest['outputs'][numbe
   return o;
 }
 
-/** A serialized ModelInferRequest as the generic decoder gives it; throws WireError where it throws. */
-export function decodeModelInferRequest(bytes: Buffer): WireRequest {
+/**
+ * A serialized ModelInferRequest as the generic decoder gives it; throws WireError where it
+ * throws. With `maxElements`, typed contents are bounded in the same pass: at most that many are
+ * kept, and a request holding more, or an input whose count is not its shape's, throws
+ * ElementsRefused.
+ */
+export function decodeModelInferRequest(bytes: Buffer, maxElements?: number): WireRequest {
   const r = new Reader(bytes);
   const m: WireRequest = { parameters: {}, inputs: [], outputs: [], raw_input_contents: [] };
+  const tally = new Tally(maxElements ?? Infinity);
+  const elements: number[] = [];
   fields(r, 0, (n, w) => {
     if (n < 1 || n > 7) return false;
     wireTypeOf(w, DELIMITED);
@@ -402,8 +437,11 @@ export function decodeModelInferRequest(bytes: Buffer): WireRequest {
     else if (n === 2) m.model_version = r.string();
     else if (n === 3) m.id = r.string();
     else if (n === 4) parameterEntry(r, 0, m.parameters);
-    else if (n === 5) m.inputs.push(input(r, 1));
-    else if (n === 6) m.outputs.push(requestedOutput(r, 1));
+    else if (n === 5) {
+      const before = tally.count;
+      m.inputs.push(input(r, 1, tally));
+      elements.push(tally.count - before);
+    } else if (n === 6) m.outputs.push(requestedOutput(r, 1));
     else m.raw_input_contents.push(r.bytes());
     return true;
   });
@@ -412,7 +450,22 @@ export function decodeModelInferRequest(bytes: Buffer): WireRequest {
       // protobufjs 7 fails on a parameter left without a value (8 would give an empty one).
       if (value === null) throw new WireError(`parameter '${key}' has no value`);
     }
+  if (maxElements !== undefined && tally.count > 0) refuseBadCounts(m, elements, maxElements);
   return m;
+}
+
+/** Throws ElementsRefused when the counted elements disagree with the shapes or the cap. */
+function refuseBadCounts(m: WireRequest, elements: number[], maxElements: number): void {
+  const refusal = typedElementsRefusal(
+    m.inputs.map((t, i) => ({
+      name: t.name ?? '',
+      // A negative or inexact dimension checks nothing here: the DataPlane refuses the shape.
+      shape: t.shape.every((d) => d >= 0 && d <= Number.MAX_SAFE_INTEGER) ? t.shape : null,
+      elements: elements[i]!,
+    })),
+    maxElements,
+  );
+  if (refusal) throw new ElementsRefused(refusal, m.model_name ?? '', m.id ?? '');
 }
 
 /** What encodeModelInferResponse writes: ModelInferResponse without parameters or typed contents. */

@@ -5,9 +5,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { MaasError, messageOf, type ErrorKind } from '../../core/errors.js';
-import { outlineInferRequest, typedElementsRefusal, wireText } from '../../protocol/grpc-elements.js';
-import { CONTENTS_FIELD, fromWireParameters, type WireContents, type WireParameter } from '../../protocol/grpc.js';
-import { decodeModelInferRequest, encodeModelInferResponse, type WireResponse } from '../../protocol/infer-wire.js';
+import { CONTENTS_FIELD, fromWireParameters, type WireContents } from '../../protocol/grpc.js';
+import {
+  decodeModelInferRequest,
+  ElementsRefused,
+  encodeModelInferResponse,
+  type WireRequest,
+  type WireResponse,
+} from '../../protocol/infer-wire.js';
 import type { InferInput, InferRequest, InferResponse } from '../dataplane.js';
 
 /** gRPC status per error kind. */
@@ -54,27 +59,10 @@ export function toGrpcError(error: unknown): { code: grpc.status; details: strin
   };
 }
 
-/** A ModelInferRequest as proto-loader decodes it. */
-export interface WireInferRequest {
-  model_name: string;
-  model_version?: string;
-  id?: string;
-  parameters?: Record<string, WireParameter>;
-  inputs: {
-    name: string;
-    datatype: string;
-    shape: number[];
-    parameters?: Record<string, WireParameter>;
-    contents?: WireContents;
-  }[];
-  outputs?: { name?: string; parameters?: Record<string, WireParameter> }[];
-  raw_input_contents?: Buffer[];
-}
-
 /** A ModelInferRequest off the wire, as the DataPlane takes it. */
-export function decodeInferRequest(message: WireInferRequest): InferRequest {
-  const raw = message.raw_input_contents ?? [];
-  const inputs = message.inputs ?? [];
+export function decodeInferRequest(message: WireRequest): InferRequest {
+  const raw = message.raw_input_contents;
+  const inputs = message.inputs;
   if (raw.length > 0 && raw.length !== inputs.length) {
     throw new MaasError(
       'MAAS_ERR_INFER_INPUT',
@@ -83,10 +71,10 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
   }
   const decoded = inputs.map((input, i): InferInput => {
     const tensor: InferInput = {
-      // proto3: an absent string is the empty string (proto-loader leaves it undefined).
+      // proto3: an absent string is the empty string (the decoder leaves it undefined).
       name: input.name ?? '',
       datatype: input.datatype ?? '',
-      shape: input.shape ?? [],
+      shape: input.shape,
       parameters: fromWireParameters(input.parameters),
     };
     const contents = input.contents;
@@ -121,7 +109,7 @@ export function decodeInferRequest(message: WireInferRequest): InferRequest {
     id: message.id || undefined,
     parameters: fromWireParameters(message.parameters),
     inputs: decoded,
-    outputs: (message.outputs ?? []).map((o) => ({ name: o.name ?? '', parameters: fromWireParameters(o.parameters) })),
+    outputs: message.outputs.map((o) => ({ name: o.name ?? '', parameters: fromWireParameters(o.parameters) })),
   };
 }
 
@@ -150,15 +138,10 @@ export function refusalOf(request: unknown): MaasError | undefined {
 }
 
 /** Whether the decoder refused this request instead of decoding it. */
-export function isRefused(message: WireInferRequest | RefusedInferRequest): message is RefusedInferRequest {
+export function isRefused(message: WireRequest | RefusedInferRequest): message is RefusedInferRequest {
   return (message as RefusedInferRequest).refused !== undefined;
 }
 
-/**
- * The service definition with ModelInfer's and ModelStreamInfer's request decoder behind the
- * element count: typed contents that disagree with their shape, or that hold more than
- * `maxElements` values, are refused before protobufjs builds arrays of them.
- */
 /**
  * Decodes a request message, or answers the refusal its handler sends: a message that is not
  * valid protobuf is a coded INVALID_ARGUMENT (MAAS_ERR_GRPC_MESSAGE), not grpc-js's uncoded
@@ -182,17 +165,23 @@ export function decodeOrRefuse(decode: (bytes: Buffer) => unknown, bytes: Buffer
 /**
  * ModelInfer's request and response, and ModelStreamInfer's request, through the codec written
  * for them (protocol/infer-wire.ts): one pass over the request, raw contents as views into it,
- * the response in one allocation. The other RPCs keep the generic codec.
+ * typed contents counted and bounded by `maxElements` as they are read (a request refused for its
+ * counts keeps its model name and id), the response in one allocation. The other RPCs keep the
+ * generic codec.
  */
-export function withInferCodec(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+export function withInferCodec(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
+  const decode = (bytes: Buffer): WireRequest | RefusedInferRequest => {
+    try {
+      return decodeModelInferRequest(bytes, maxElements);
+    } catch (error) {
+      if (!(error instanceof ElementsRefused)) throw error;
+      return { refused: error.refusal, model_name: error.modelName, id: error.id };
+    }
+  };
   return {
     ...service,
-    ModelInfer: {
-      ...service.ModelInfer!,
-      requestDeserialize: decodeModelInferRequest,
-      responseSerialize: (response: WireResponse) => encodeModelInferResponse(response),
-    },
-    ModelStreamInfer: { ...service.ModelStreamInfer!, requestDeserialize: decodeModelInferRequest },
+    ModelInfer: { ...service.ModelInfer!, requestDeserialize: decode, responseSerialize: encodeModelInferResponse },
+    ModelStreamInfer: { ...service.ModelStreamInfer!, requestDeserialize: decode },
   };
 }
 
@@ -204,22 +193,4 @@ export function withCodedDecodeErrors(service: grpc.ServiceDefinition): grpc.Ser
       { ...method, requestDeserialize: (bytes: Buffer) => decodeOrRefuse(method.requestDeserialize, bytes, name) },
     ]),
   );
-}
-
-export function withElementBounds(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
-  const bounded = { ...service };
-  for (const method of ['ModelInfer', 'ModelStreamInfer']) {
-    const definition = service[method]!;
-    const decode = definition.requestDeserialize;
-    bounded[method] = {
-      ...definition,
-      requestDeserialize: (bytes: Buffer): WireInferRequest | RefusedInferRequest => {
-        const outline = outlineInferRequest(bytes);
-        const refused = outline && typedElementsRefusal(outline, maxElements);
-        if (!refused) return decodeOrRefuse(decode, bytes, method) as WireInferRequest | RefusedInferRequest;
-        return { refused, model_name: wireText(outline.modelName), id: wireText(outline.id) };
-      },
-    };
-  }
-  return bounded;
 }

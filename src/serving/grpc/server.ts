@@ -22,12 +22,10 @@ import {
   withCodedDecodeErrors,
   withInferCodec,
   toGrpcError,
-  withElementBounds,
   type RefusedInferRequest,
-  type WireInferRequest,
 } from './codec.js';
 import { serveInferStream, StreamLoad, type StreamOptions } from './stream.js';
-import type { WireResponse } from '../../protocol/infer-wire.js';
+import type { WireRequest, WireResponse } from '../../protocol/infer-wire.js';
 import type { AccessControl } from '../auth/access.js';
 import type { CertificateSource, ClientCertificates } from '../auth/tls.js';
 import { accessInterceptor } from './access.js';
@@ -98,7 +96,7 @@ export function grpcHandlers(
       return {};
     }),
     ModelInfer: (
-      call: grpc.ServerUnaryCall<WireInferRequest | RefusedInferRequest, object>,
+      call: grpc.ServerUnaryCall<WireRequest | RefusedInferRequest, object>,
       callback: grpc.sendUnaryData<WireResponse>,
     ) => {
       const message = call.request;
@@ -115,7 +113,7 @@ export function grpcHandlers(
         (error: unknown) => callback(toGrpcError(error)),
       );
     },
-    ModelStreamInfer: (call: grpc.ServerDuplexStream<WireInferRequest | RefusedInferRequest, object>) =>
+    ModelStreamInfer: (call: grpc.ServerDuplexStream<WireRequest | RefusedInferRequest, object>) =>
       serveInferStream(call, dataplane, logger, stream, load),
   };
 }
@@ -188,7 +186,7 @@ export async function startGrpcServer(
   const streamLoad = new StreamLoad();
   const stream = { maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM };
   server.addService(
-    withElementBounds(withCodedDecodeErrors(withInferCodec(inferenceService().service)), maxRequestElements(limit)),
+    withCodedDecodeErrors(withInferCodec(inferenceService().service, maxRequestElements(limit))),
     grpcHandlers(dataplane, logger, stream, streamLoad),
   );
   const port = await new Promise<number>((resolve, reject) => {

@@ -9,14 +9,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { messageOf } from '../../core/errors.js';
 import { Cancellation, type DataPlane } from '../dataplane.js';
-import {
-  clip,
-  decodeInferRequest,
-  encodeInferResponse,
-  isRefused,
-  type RefusedInferRequest,
-  type WireInferRequest,
-} from './codec.js';
+import { clip, decodeInferRequest, encodeInferResponse, isRefused, type RefusedInferRequest } from './codec.js';
+import type { WireRequest } from '../../protocol/infer-wire.js';
 
 /** Requests read from the streams of one server and not yet answered (read by /metrics). */
 export class StreamLoad {
@@ -30,7 +24,7 @@ export interface StreamOptions {
   maxInFlight: number;
 }
 
-type StreamCall = grpc.ServerDuplexStream<WireInferRequest | RefusedInferRequest, object>;
+type StreamCall = grpc.ServerDuplexStream<WireRequest | RefusedInferRequest, object>;
 
 /** Serves one ModelStreamInfer call until the client half-closes it and every answer is out, or it is cancelled. */
 export function serveInferStream(
@@ -76,7 +70,7 @@ export function serveInferStream(
     infer_response: { id: id ?? '', model_name: model ?? '' },
   });
 
-  call.on('data', (message: WireInferRequest | RefusedInferRequest) => {
+  call.on('data', (message: WireRequest | RefusedInferRequest) => {
     count(1);
     computing++;
     regulate();
