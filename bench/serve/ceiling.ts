@@ -39,7 +39,7 @@ export async function ceilingSection(options: { seconds: number; rounds: number;
   const maas = await startChild(['maas', join(packageRoot(), 'models'), String(options.workers)]);
   const client = new GrpcInferenceClient(`127.0.0.1:${maas.port}`);
   const before = (await client.infer(classicRequest('classic'))).outputs[0]!.data as Float32Array;
-  const [config] = [await client.modelConfig('classic')];
+  const config = await client.modelConfig('classic');
   client.close();
   const bodies = {
     echo: await grpcBodyFile(classicRequest('echo')),
