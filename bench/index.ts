@@ -78,18 +78,18 @@ const FMA_LANES_PER_CYCLE: Record<string, { avx512?: number; avx2: number }> = {
 };
 
 /**
- * The peaks estimated independently of the FMA probes: the running clock (dependent adds, one
- * per cycle) × FMA lanes per cycle × 2 flops. Lines for the results, with a warning where the
+ * The peaks estimated independently of the FMA probes: the running clock (dependent multiplies,
+ * three cycles each) × FMA lanes per cycle × 2 flops. Lines for the results, with a warning where the
  * estimate and the measured peak disagree by more than 15%.
  */
 function peakEstimates(peaks: Map<string, number>, cpuClass: string): string[] {
   setThreads(1);
   let ghz = 0;
   for (let r = 0; r < 3; r++) {
-    const { cycles, seconds } = native._clockProbe(5e7, 1);
+    const { cycles, seconds } = native._clockProbe(3e7, 1);
     ghz = Math.max(ghz, cycles / seconds / 1e9);
   }
-  const lines = [`- clock ${ghz.toFixed(2)} GHz (dependent adds, 1 thread); CPU class ${cpuClass}`];
+  const lines = [`- clock ${ghz.toFixed(2)} GHz (dependent multiplies, 1 thread); CPU class ${cpuClass}`];
   for (const isa of ['avx512', 'avx2'] as const) {
     const lanes = FMA_LANES_PER_CYCLE[cpuClass]?.[isa];
     const measured = peaks.get(`${isa}/1`);

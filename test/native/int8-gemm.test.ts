@@ -143,10 +143,14 @@ describe('int8 GEMM kernel list and dispatch', () => {
     const adlLike: NativeCpuFeatures = { avx2Fma: true, avx512: false, avx512Vnni: false, avxVnni: true, avx512Bf16: false, amxInt8: false, amxPermitted: false };
     expect(native._selectInt8Gemm(adlLike, 'amx')).toMatch(/__avxvnni$/);
     expect(native._selectInt8Gemm({ ...adlLike, avx2Fma: false, avxVnni: false }, 'amx')).toMatch(/__scalar$/);
-    // Zen 5 takes its own VNNI blocking; Zen 4 and the rest the general one.
+    // Zen 5 and Intel (AMX withheld, as some hypervisors do) take the 512-row VNNI blocking; Zen 4
+    // and the rest the general one.
     const zen = { ...sprLike, amxInt8: false, amxPermitted: false, vendor: 2, model: 2 };
     expect(native._selectInt8Gemm({ ...zen, family: 0x1a }, 'amx')).toBe('qu8s8_gemm_bias_relu_requant_8x32c4__avx512vnni_mc512');
     expect(native._selectInt8Gemm({ ...zen, family: 0x19 }, 'amx')).toBe('qu8s8_gemm_bias_relu_requant_8x32c4__avx512vnni');
+    const emeraldRapids = { ...sprLike, amxInt8: false, amxPermitted: false, vendor: 1, family: 6, model: 0xcf };
+    expect(native._selectInt8Gemm(emeraldRapids, 'amx')).toBe('qu8s8_gemm_bias_relu_requant_8x32c4__avx512vnni_mc512');
+    expect(native._selectInt8Gemm({ ...emeraldRapids, amxInt8: true, amxPermitted: true }, 'amx')).toMatch(/__amx$/);
     // This CPU: AMX is selected exactly when both halves of the check hold.
     const amxHere = info.features.amxInt8 && info.features.amxPermitted;
     expect(kernels.find((k) => k.isa === 'amx')!.supported).toBe(amxHere);

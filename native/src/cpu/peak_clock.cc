@@ -1,5 +1,7 @@
-// The core clock, measured: a chain of dependent integer adds retires one per cycle on every x86
-// core, so adds ÷ seconds is the clock the FMA probes ran at (turbo included, unlike cpu MHz).
+// The core clock, measured: a chain of dependent 64-bit multiplies takes 3 cycles each on every
+// x86 core with AVX2 (Intel since Core 2, AMD since Zen), so 3 × multiplies ÷ seconds is the clock
+// the FMA probes ran at (turbo included, unlike cpu MHz). Not adds: Golden Cove and later fold a
+// chain of add-immediates at rename, which read as six "cycles" per real one on Emerald Rapids.
 #include <cstdint>
 
 #include "maas/peak.h"
@@ -7,17 +9,17 @@
 namespace maas {
 
 double ClockCycles(uint64_t iterations) noexcept {
-  uint64_t x = 0;
+  uint64_t x = 1;
+  const uint64_t factor = 3;
   for (uint64_t i = 0; i < iterations; ++i) {
-    // 16 dependent adds: the loop's own compare and branch run beside them on other ports.
+    // 8 dependent multiplies (24 cycles): the loop's own compare and branch run beside them.
     __asm__ volatile(
-        "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-        "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-        "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-        "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-        : "+r"(x));
+        "imul %1, %0\n\timul %1, %0\n\timul %1, %0\n\timul %1, %0\n\t"
+        "imul %1, %0\n\timul %1, %0\n\timul %1, %0\n\timul %1, %0"
+        : "+r"(x)
+        : "r"(factor));
   }
-  return static_cast<double>(x);
+  return static_cast<double>(iterations) * 8.0 * 3.0;
 }
 
 }  // namespace maas
