@@ -190,17 +190,21 @@ describe('fp32 GEMM kernel list', () => {
       if (cpu !== cpus.generic) expect(native._selectF32Gemm(cpu, 'avx2').kernel).toBe('f32_gemm_bias_act_6x16__avx2_fma');
     }
     expect(native._selectF32Gemm(cpus.zen5, 'amx', 'zen4').kernel).toBe('f32_gemm_bias_act_14x32__avx512f');
-    // bf16 weights: vdpbf16ps where AVX512_BF16 is present and within the cap, widened pairs on
-    // AVX2 otherwise (an AVX-512 CPU without it, or a cap below it), the scalar twin last.
+    // bf16 weights: AMX tiles where granted; vdpbf16ps where AVX512_BF16 is present and within the
+    // cap (Intel: its blocked products widened to fp32 FMAs, the dot being half-rate there); widened
+    // pairs on AVX2 otherwise (an AVX-512 CPU without it, or a cap below it), the scalar twin last.
     const bf16 = (cpu: object, cap: IsaName) => native._selectF32Gemm(cpu, cap, undefined, 'bf16').kernel;
     expect(bf16({ ...cpus['intel-avx512'], avx512Bf16: true }, 'amx')).toBe('bf16_gemm_bias_act_32x16__amx');
-    expect(bf16({ ...cpus['intel-avx512'], avx512Bf16: true, amxPermitted: false }, 'amx')).toBe('bf16_gemm_bias_act_6x64__avx512bf16');
+    expect(bf16({ ...cpus['intel-avx512'], avx512Bf16: true, amxPermitted: false }, 'amx')).toBe(
+      'bf16_gemm_bias_act_6x64__avx512bf16_widened',
+    );
     const emulated = kernels.find((k) => k.name === 'bf16_gemm_bias_act_32x16__avx512_amxemu')!;
     const amx = kernels.find((k) => k.name === 'bf16_gemm_bias_act_32x16__amx')!;
     expect(emulated.cpuClasses).toEqual([]);
     expect([emulated.mr, emulated.nr, emulated.kc, emulated.mc]).toEqual([amx.mr, amx.nr, amx.kc, amx.mc]);
     for (const cls of ['zen4', 'zen5', 'intel-avx512'] as const) {
-      expect(bf16({ ...cpus[cls], avx512Bf16: true }, 'avx512bf16')).toBe('bf16_gemm_bias_act_6x64__avx512bf16');
+      const dot = cls === 'intel-avx512' ? 'bf16_gemm_bias_act_6x64__avx512bf16_widened' : 'bf16_gemm_bias_act_6x64__avx512bf16';
+      expect(bf16({ ...cpus[cls], avx512Bf16: true }, 'avx512bf16')).toBe(dot);
       expect(bf16({ ...cpus[cls], avx512Bf16: true }, 'avx512vnni')).toBe('bf16_gemm_bias_act_4x16__avx2_fma');
       expect(bf16(cpus[cls], 'amx')).toBe('bf16_gemm_bias_act_4x16__avx2_fma');
     }

@@ -3,8 +3,9 @@
  * independent JS forward pass, for every activation (kerasRelu in each parameter combination)
  * and every loss, on every ISA path.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ACTIVATION_CODES, LOSS_CODES, native, type ActivationName, type LossName } from '../../src/native/index.js';
+import { ACTIVATION_CODES, LOSS_CODES, addonPath, native, type ActivationName, type LossName } from '../../src/native/index.js';
 import { TEST_SEED, rng } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';
 
@@ -250,6 +251,44 @@ describe('mixed precision (bf16 products, fp32 weights and updates)', () => {
         expect(kernel, `layer ${l} kernel on ${isa}`).toBeLessThan(2e-2);
         expect(relativeDistance(bf16.biases[l]!, fp32.biases[l]!), `layer ${l} bias on ${isa}`).toBeLessThan(2e-2);
       }
+    });
+  }
+
+  // Every class's bf16 kernel on this CPU: Intel's widens its blocked products to fp32 FMAs, and the
+  // backward pass multiplies by transposed operands, so the class is forced in a child process
+  // (the addon reads MAAS_CPU_CLASS once) and the same gradients are compared there.
+  const avx512Bf16 = native.cpuInfo().features.avx512Bf16 === true;
+  for (const cls of ['zen4', 'zen5', 'intel-avx512'] as const) {
+    it.skipIf(!avx512Bf16)(`gradients within bf16 rounding of fp32's under the ${cls} class (child process)`, () => {
+      const script = `
+        const n = require(${JSON.stringify(addonPath())});
+        let s = 12345;
+        const u = (a, b) => { s = (s * 1103515245 + 12345) % 2147483648; return a + (b - a) * s / 2147483648; };
+        const widths = [40, 33, 20, 5], acts = [${ACTIVATION_CODES.tanh}, ${ACTIVATION_CODES.tanh}, ${ACTIVATION_CODES.softmax}];
+        const specs = acts.map((a, i) => ({ in: widths[i], out: widths[i + 1], activation: a, alpha: 0, hasBias: true }));
+        const kernels = specs.map((l) => Float32Array.from({ length: l.in * l.out }, () => u(-0.4, 0.4)));
+        const biases = specs.map((l) => Float32Array.from({ length: l.out }, () => u(-0.1, 0.1)));
+        const batch = 37;
+        const x = Float32Array.from({ length: batch * 40 }, () => u(-1.5, 1.5));
+        const y = Float32Array.from({ length: batch }, (_, i) => i % 5);
+        const grads = (precision) => {
+          const t = new n.Trainer(specs, kernels, biases, specs.map(() => ({ l1: 0, l2: 0 })), ${LOSS_CODES.sparseCategoricalCrossentropy}, precision);
+          const g = t.gradients(x, y, batch);
+          t.dispose();
+          return g;
+        };
+        const a = grads('fp32'), b = grads('bf16');
+        const dist = (p, q) => { let d = 0, m = 0; for (let i = 0; i < p.length; i++) { d += (p[i] - q[i]) ** 2; m += q[i] ** 2; } return Math.sqrt(d / m); };
+        console.log(JSON.stringify({ bf16Kernel: n.cpuInfo().bf16Kernel, loss: Math.abs(b.loss - a.loss) / a.loss,
+          kernels: b.kernels.map((k, l) => dist(k, a.kernels[l])), biases: b.biases.map((k, l) => dist(k, a.biases[l])) }));`;
+      const out = JSON.parse(
+        execFileSync(process.execPath, ['-e', script], { env: { ...process.env, MAAS_CPU_CLASS: cls }, encoding: 'utf8' }),
+      ) as { bf16Kernel: string; loss: number; kernels: number[]; biases: number[] };
+      if (cls === 'intel-avx512' && !native.cpuInfo().features.amxPermitted)
+        expect(out.bf16Kernel).toBe('bf16_gemm_bias_act_6x64__avx512bf16_widened');
+      expect(out.loss).toBeLessThan(1e-2);
+      for (const d of out.kernels) expect(d).toBeGreaterThan(0);
+      for (const d of [...out.kernels, ...out.biases]) expect(d).toBeLessThan(2e-2);
     });
   }
 

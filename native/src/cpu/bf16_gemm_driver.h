@@ -7,8 +7,14 @@
 //   P load_pairs(const uint32_t* p)         W words of a packed B row
 //   R dot2(R acc, P a, P b)                 acc + a.hi·b.hi + a.lo·b.lo per lane (vdpbf16ps)
 //   void to_pairs(const float* x, size_t n, uint32_t* dst)   n floats -> ceil(n/2) words, RNE
+// and, for traits that set kWidenBlocked (cores where the bf16 dot issues at half the FMA rate):
+//   fmadd_bcast, as the fp32 vector traits         the fp32 tile's FMA
+//   void round_floats(float* x, size_t n)          x rounded to bf16 in place (Bf16Bits' rule)
+//   void widen_pairs(const uint32_t* b, size_t rows, size_t nr, float* dst)   rows of nr floats from pairs
 // Include only from an ISA translation unit (see f32_gemm_driver.h).
 #pragma once
+#include <type_traits>
+
 #include "f32_gemm_driver.h"
 
 namespace maas {
@@ -21,6 +27,12 @@ inline void ToBf16PairsScalar(const float* x, size_t n, uint32_t* dst) {
   for (; i + 2 <= n; i += 2) dst[i / 2] = Bf16Bits(x[i]) | (static_cast<uint32_t>(Bf16Bits(x[i + 1])) << 16);
   if (i < n) dst[i / 2] = Bf16Bits(x[i]);
 }
+
+// Whether traits T widen blocked products to fp32 (T::kWidenBlocked, false where absent).
+template <class T, class = void>
+struct WidensBlocked : std::false_type {};
+template <class T>
+struct WidensBlocked<T, std::void_t<decltype(T::kWidenBlocked)>> : std::bool_constant<T::kWidenBlocked> {};
 
 // kKC_ must be even, so only the last K block of a call can hold an odd K (its pair is padded).
 template <class T, int kMR, int kNV, int kKC_, int kMCTiles>
@@ -37,9 +49,15 @@ struct Bf16GemmDriver {
 
   static size_t Pairs(size_t k) { return (k + 1) / 2; }
 
-  // A block of A as bf16 pairs: kMC rows × kKC / 2 words, or the streaming path's rows × all of K.
+  static constexpr bool kWiden = WidensBlocked<T>::value;
+  // The widened path's fp32 tile: the fp32 driver's micro-kernels and A packing over the same T.
+  using F32 = F32GemmDriver<T, kMR, kNV, kKC_, kMCTiles>;
+
+  // A block of A as bf16 pairs: kMC rows × kKC / 2 words, or the streaming path's rows × all of K;
+  // widened, a block of A as floats and one K block of a B panel in fp32.
   static size_t ScratchFloats(size_t k) {
-    const size_t block = kMC * Pairs(MinSize(kKC, k));
+    const size_t kc = MinSize(kKC, k);
+    const size_t block = kWiden ? kMC * kc + kc * kNR : kMC * Pairs(kc);
     const size_t stream = kStreamRows * Pairs(k);
     return block > stream ? block : stream;
   }
@@ -103,10 +121,54 @@ struct Bf16GemmDriver {
     }
   }
 
+  // Blocked products in fp32, for cores where the bf16 dot issues at half the FMA rate (Intel
+  // without AMX: vdpbf16ps at 0.52 of the fp32 FMA peak on Emerald Rapids). Each K block of a B
+  // panel is widened once to fp32 (a bf16 is the high half of a float) and reused by every row
+  // tile of the A block, which is packed as the fp32 driver packs it and rounded to bf16: the same
+  // operands as the dot, multiplied exactly and summed in fp32, at the fp32 tile's rate.
+  static void RunWidened(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
+    static constexpr typename F32::Micros micro = F32::template MakeMicros<true>(std::make_index_sequence<kNV>{});
+    const size_t k = g.k;
+    const size_t panel_words = Pairs(k) * kNR;
+    const auto* b_words = reinterpret_cast<const uint32_t*>(g.b_packed);
+    float* a_panels = scratch;
+    float* b_floats = scratch + kMC * MinSize(kKC, k);
+    const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
+    for (size_t pc = 0; pc < k; pc += kKC) {
+      const size_t kc = MinSize(kKC, k - pc);
+      const bool first = pc == 0, last = pc + kc == k;
+      for (size_t ic = t.m_begin; ic < t.m_end; ic += kMC) {
+        const size_t mc = MinSize(kMC, t.m_end - ic);
+        const float* a_block = g.a_transposed ? g.a + pc * g.lda + ic : g.a + ic * g.lda + pc;
+        const RowTiles tiles(mc, kMR);
+        F32::PackA(a_block, g.lda, g.a_transposed, tiles, kc, a_panels);
+        T::round_floats(a_panels, tiles.count * kMR * kc);
+        for (size_t pnl = t.p_begin; pnl < t.p_end; ++pnl) {
+          const size_t col0 = pnl * kNR;
+          const size_t cols = MinSize(kNR, g.n - col0);
+          T::widen_pairs(b_words + pnl * panel_words + pc / 2 * kNR, kc, kNR, b_floats);
+          const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
+          const size_t vecs = (cols + T::W - 1) / T::W;
+          for (size_t tile = 0; tile < tiles.count; ++tile) {
+            const size_t ir = tiles.begin(tile), rows = tiles.rows(tile);
+            micro.at[vecs - 1][rows - 1](kc, a_panels + tile * kMR * kc, kMR, b_floats, g.c + (ic + ir) * g.ldc + col0,
+                                         g.ldc, cols, !first, last ? &epi : nullptr);
+          }
+        }
+        if (last && g.act == Activation::kSoftmax) SoftmaxRows<T>(g.c + ic * g.ldc, g.ldc, mc, g.n);
+      }
+    }
+  }
+
   static void Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
     static constexpr Micros micro = MakeMicros(std::make_index_sequence<kNV>{});
     const size_t k = g.k;
     const size_t m_count = t.m_end - t.m_begin;
+    // A few rows stream B once and are bound by its bytes, which the dot halves; more rows are
+    // bound by the arithmetic, which the widened path does at the FMA rate.
+    if constexpr (kWiden) {
+      if (m_count > kStreamRows) return RunWidened(g, t, scratch);
+    }
     const size_t kc_block = m_count <= kStreamRows ? k : kKC;
     const size_t panel_words = Pairs(k) * kNR;
     const auto* b_words = reinterpret_cast<const uint32_t*>(g.b_packed);
