@@ -283,7 +283,7 @@ async function main(): Promise<void> {
   let bf16PeakMap = new Map<string, number>();
   let bf16Errors: string[] = [];
   if (args.suites.has('bf16')) {
-    const measured = measureBf16Peaks();
+    const measured = measureBf16Peaks(peaks);
     bf16Peaks = measured.lines;
     bf16PeakMap = measured.peaks;
     console.log(bf16Peaks.join('\n') + '\n');
