@@ -180,7 +180,7 @@ describe('fp32 GEMM kernel list', () => {
     const want: Record<keyof typeof cpus, string> = {
       zen4: 'f32_gemm_bias_act_14x32__avx512f',
       zen5: 'f32_gemm_bias_act_6x64__avx512f_broadcast',
-      'intel-avx512': 'f32_gemm_bias_act_6x64__avx512f_broadcast',
+      'intel-avx512': 'f32_gemm_bias_act_6x64__avx512f_broadcast_pf16',
       avx2: 'f32_gemm_bias_act_6x16__avx2_fma',
       generic: 'f32_gemm_bias_act_4x8__scalar',
     };

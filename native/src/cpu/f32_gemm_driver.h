@@ -239,8 +239,9 @@ struct MicroTable {
 };
 
 // kKC_: the K block (a KC×NR panel of B is reused by every row tile of an A block); kMCTiles:
-// row tiles per A block (packed once per K block, streamed once per B panel). Both per CPU class.
-template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24>
+// row tiles per A block (packed once per K block, streamed once per B panel); kPrefetchSteps: how
+// many K steps ahead the tile asks for B's lines (0: leave it to the hardware). All per CPU class.
+template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24, int kPrefetchSteps = 0>
 struct F32GemmDriver {
   using R = typename V::R;
   static constexpr size_t kNR = V::W * kNV;
@@ -271,6 +272,11 @@ struct F32GemmDriver {
 #pragma GCC unroll 8
       for (int j = 0; j < kVecs; ++j) acc[i][j] = V::zero();
     for (size_t p = 0; p < kc; ++p) {
+      if constexpr (kPrefetchSteps > 0) {
+        // One prefetch per line of the B row kPrefetchSteps ahead (a row is kNR floats).
+#pragma GCC unroll 8
+        for (int j = 0; j < kVecs; ++j) __builtin_prefetch(b + (p + kPrefetchSteps) * kNR + j * V::W);
+      }
       R bv[kVecs];
 #pragma GCC unroll 8
       for (int j = 0; j < kVecs; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
@@ -412,10 +418,11 @@ struct F32GemmDriver {
 }  // namespace maas
 
 // Defines the entry points f32_gemm.inc declares for one kernel: V's register tile of mr rows ×
-// nv vectors, with the default blocking, or with its class's (MAAS_DEFINE_F32_GEMM_BLOCKED).
-#define MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, kc, mc_tiles)                                   \
+// nv vectors, with the default blocking, or with its class's (MAAS_DEFINE_F32_GEMM_BLOCKED, and
+// _PREFETCH for a class that wants B prefetched in software).
+#define MAAS_DEFINE_F32_GEMM_PREFETCH(name, V, mr, nv, kc, mc_tiles, pf)                              \
   namespace maas {                                                                                    \
-  using name##_driver = F32GemmDriver<V, mr, nv, kc, mc_tiles>;                                       \
+  using name##_driver = F32GemmDriver<V, mr, nv, kc, mc_tiles, pf>;                                   \
   static_assert(name##_driver::kNR > 0, "kernel tile");                                               \
   extern const uint32_t name##_kc = name##_driver::kKC, name##_mc = name##_driver::kMC;               \
   size_t name##_scratch(size_t k) { return name##_driver::ScratchFloats(k); }                         \
@@ -424,4 +431,6 @@ struct F32GemmDriver {
     ActivateRow<V>(a, p, z, y, n);                                                                    \
   }                                                                                                   \
   }
+#define MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, kc, mc_tiles) \
+  MAAS_DEFINE_F32_GEMM_PREFETCH(name, V, mr, nv, kc, mc_tiles, 0)
 #define MAAS_DEFINE_F32_GEMM(name, V, mr, nv) MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, 256, 24)
