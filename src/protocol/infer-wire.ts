@@ -566,5 +566,7 @@ export function encodeModelInferResponse(response: WireResponse): Buffer {
     w.buf.set(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), w.pos);
     w.pos += raw.byteLength;
   }
+  // The buffer is allocUnsafe: a sizing slip would send stale heap bytes (another request's data).
+  if (w.pos !== total) throw new Error(`ModelInferResponse sized ${total} bytes but wrote ${w.pos}`);
   return w.buf;
 }
