@@ -120,7 +120,7 @@ describe("the decoder's element count", () => {
     expect(refusedAt(bytes, 9).refusal.message).toMatch(/received 10 by input 'x'$/);
   });
 
-  it('keeps no more elements than the cap while it counts the rest', () => {
+  it('counts every element past the cap, so the refusal names the true total', () => {
     const bytes = encode({
       model_name: 'm',
       inputs: [{ name: 'x', shape: [500], contents: { bool_contents: Array(500).fill(true) } }],

@@ -205,34 +205,41 @@ describe('ModelInfer request decoder', () => {
   });
 
   it('agrees on the corners, refusing where the generic decoders differ: repeated values, groups, field 0, __proto__', () => {
-    const cases = [
+    // Each case with what ours must do: decode, or refuse for the reason named (not for another,
+    // such as a length that happens to run short).
+    const cases: [hex: string, want: 'decodes' | RegExp][] = [
       // parameters entry with two value fields: 8 merges, 7 replaces
-      '2208 0a0161 1202 0801 1200',
+      ['2209 0a0161 12020801 1200', /two values/],
       // shape unpacked (two varints) and packed, mixed
-      '2a08 1803 1804 1a020506',
+      ['2a08 1803 1804 1a020506', 'decodes'],
       // an unknown group, matched and unmatched end
-      '0a016d 4b 0801 4c',
-      '0a016d 4b 0801 54',
+      ['0a016d 4b 0801 4c', 'decodes'],
+      ['0a016d 4b 0801 54', /end group/],
       // field number 0, wire types 6 and 7
-      '00 01',
-      '0e',
-      '0f',
+      ['00 01', /field number 0/],
+      ['0e', /wire type 6/],
+      ['0f', /wire type 7/],
       // contents twice: 8 merges, 7 replaces
-      '2a0c 2a04 3204 0000803f 2a02 1001',
+      ['2a0c 2a06 32040000803f 2a02 1001', /two contents/],
       // a oneof given two members: 8 keeps the last, 7 both
-      '220b 0a0170 1206 0801 1a0178',
+      ['220a 0a0170 1205 0801 1a0178', /sets both/],
       // a nested length past its parent
-      '2a05 0a10 6162',
+      ['2a04 0a10 6162', /runs past its message/],
     ];
-    for (const hex of cases) {
+    for (const [hex, want] of cases) {
       const bytes = Buffer.from(hex.replace(/ /g, ''), 'hex');
       const strict = run(generic.strict, bytes);
       const lenient = run(generic.decode, bytes);
       const ours = run(decodeModelInferRequest, bytes);
       const alike = strict.ok && lenient.ok && sameMeaning(strict.value, lenient.value);
-      if (ours.ok) expect(alike, hex).toBe(true);
-      if (ours.ok && lenient.ok) expect(ours.value, hex).toEqual(lenient.value);
-      if (!alike) expect(ours.ok, hex).toBe(false);
+      if (want === 'decodes') {
+        expect(ours.ok, hex).toBe(true);
+        expect(alike, hex).toBe(true);
+        if (ours.ok && lenient.ok) expect(ours.value, hex).toEqual(lenient.value);
+      } else {
+        expect(alike, hex).toBe(false);
+        expect(() => decodeModelInferRequest(bytes), hex).toThrow(want);
+      }
     }
   });
 
