@@ -183,39 +183,44 @@ export class ServingMetrics {
           for (const { stats } of sources()) this.inc(labelsOf(stats), read(stats));
         },
       });
+    /** A counter with one more label, read as [label value, count] pairs per version. */
+    const counterBy = <L extends string>(
+      name: string,
+      help: string,
+      label: L,
+      read: (s: VersionStatistics) => [string, number][],
+    ) =>
+      new Counter<Label | L>({
+        name,
+        help,
+        labelNames: [...LABELS, label],
+        registers,
+        collect() {
+          this.reset();
+          for (const { stats } of sources())
+            for (const [value, count] of read(stats))
+              this.inc({ ...labelsOf(stats), [label]: value } as Record<Label | L, string>, count);
+        },
+      });
     counter(
       'nv_inference_request_success',
       'Number of successful inference requests, all batch sizes',
       (s) => s.success.count,
     );
-    new Counter<Label | 'reason'>({
-      name: 'nv_inference_request_failure',
-      help: 'Number of failed inference requests, all batch sizes',
-      labelNames: [...LABELS, 'reason'],
-      registers,
-      collect() {
-        this.reset();
-        for (const { stats } of sources()) {
-          for (const [reason, count] of Object.entries(stats.failures))
-            if (count > 0) this.inc({ ...labelsOf(stats), reason }, count);
-        }
-      },
-    });
+    counterBy('nv_inference_request_failure', 'Number of failed inference requests, all batch sizes', 'reason', (s) =>
+      Object.entries(s.failures).filter(([, count]) => count > 0),
+    );
     counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', (s) => s.inferenceCount);
     counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
-    new Counter<Label | 'placement'>({
-      name: 'maas_inference_exec_count',
-      help: 'Number of model executions performed, by where they ran (inline on the serving thread, or in the pool)',
-      labelNames: [...LABELS, 'placement'],
-      registers,
-      collect() {
-        this.reset();
-        for (const { stats } of sources()) {
-          this.inc({ ...labelsOf(stats), placement: 'inline' }, stats.inlineExecutionCount);
-          this.inc({ ...labelsOf(stats), placement: 'pool' }, stats.executionCount - stats.inlineExecutionCount);
-        }
-      },
-    });
+    counterBy(
+      'maas_inference_exec_count',
+      'Number of model executions performed, by where they ran (inline on the serving thread, or in the pool)',
+      'placement',
+      (s) => [
+        ['inline', s.inlineExecutionCount],
+        ['pool', s.executionCount - s.inlineExecutionCount],
+      ],
+    );
     counter(
       'nv_inference_request_duration_us',
       'Cumulative inference request duration in microseconds',
