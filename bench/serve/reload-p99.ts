@@ -11,12 +11,13 @@
  * process, each timed from when it was due (no coordinated omission). A request belongs to the window (quiet or loading) in which it was sent; the loading
  * window runs from the RepositoryModelLoad call to its answer (the version READY).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile, appendFile, readFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { forkServer, stopChild } from './children.js';
 
 interface Args {
   checkouts: { label: string; dir: string }[];
@@ -89,30 +90,13 @@ async function child(dir: string, repo: string, workers: number): Promise<void> 
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
-async function startChild(dir: string, repo: string, workers: number): Promise<{ child: ChildProcess; port: number }> {
-  const proc = fork(fileURLToPath(import.meta.url), ['--child', dir, repo, String(workers)], {
-    execArgv: ['--import', import.meta.resolve('tsx')],
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((ok, fail) => {
-    let out = '';
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) ok(Number(m[1]));
-    });
-    proc.once('exit', (code) => fail(new Error(`server child (${dir}) exited with ${code} before it was ready`)));
-  });
-  return { child: proc, port };
-}
-
-function stopChild(proc: ChildProcess): Promise<void> {
-  return new Promise((ok) => {
-    if (proc.exitCode !== null) return ok();
-    proc.once('exit', () => ok());
-    proc.kill('SIGTERM');
-    setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
-  });
+function startChild(dir: string, repo: string, workers: number): Promise<{ child: ChildProcess; port: number }> {
+  return forkServer(
+    fileURLToPath(import.meta.url),
+    ['--child', dir, repo, String(workers)],
+    ['--import', import.meta.resolve('tsx')],
+    `server child (${dir})`,
+  );
 }
 
 interface Sample {
@@ -187,7 +171,7 @@ async function measure(args: Args, label: string, dir: string, repo: string, rou
     clearInterval(ticker);
     client.close();
     control.close();
-    await stopChild(proc);
+    await stopChild(proc, 5000);
   }
   const within = (windows: [number, number][]) =>
     samples.filter((s) => windows.some(([a, b]) => s.start >= a && s.start < b)).map((s) => s.ms);
