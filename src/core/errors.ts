@@ -73,6 +73,14 @@ export const ERRORS = {
   MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },
   MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
   MAAS_ERR_PACKED_CORRUPT: { kind: 'InvalidArgument', doc: 'A packed weight buffer failed its header checks.' },
+  MAAS_ERR_PACKED_MAP_FAILED: {
+    kind: 'ResourceExhausted',
+    doc: 'Packed weights (a shared region or a packed cache file) could not be mapped into memory.',
+  },
+  MAAS_ERR_PACKED_CACHE_UNSAFE: {
+    kind: 'PermissionDenied',
+    doc: 'A packed cache directory or file is not private to this user (owner, mode or a symbolic link).',
+  },
   MAAS_ERR_PACKED_ISA_ABOVE_CAP: {
     kind: 'FailedPrecondition',
     doc: "A packed buffer targets an ISA above this thread's cap.",

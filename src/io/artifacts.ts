@@ -277,6 +277,52 @@ function shardsInMemory(
 /** The largest model.json maas parses (a topology and manifest; weights live in other files). */
 export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
+/** A model.json's maas extension field, when it holds an object. */
+function maasField(parsed: Record<string, unknown>): Partial<MaasExtension> | undefined {
+  return (parsed.maas !== null && typeof parsed.maas === 'object' ? parsed.maas : undefined);
+}
+
+/** Under strictIntegrity, refuses a model.json that records neither digest. */
+function requireArtifactDigests(parsed: Record<string, unknown>, jsonPath: string, options: IntegrityOptions): void {
+  const maas = maasField(parsed);
+  requireDigest(
+    options,
+    maas?.weightsSha256 !== undefined && maas.descriptionSha256 !== undefined,
+    jsonPath,
+    'maas records maas.weightsSha256 and maas.descriptionSha256 when it saves a model: load and save it with maas, or maas convert it',
+  );
+}
+
+/** Verifies maas.weightsSha256, when recorded, against `computed` (the weights' SHA-256, hex). */
+function verifyWeightsDigest(parsed: Record<string, unknown>, computed: () => string, jsonPath: string): void {
+  const maas = maasField(parsed);
+  if (maas?.weightsSha256 !== undefined)
+    verifyDigest(maas.weightsSha256, computed, {
+      path: jsonPath,
+      field: `maas.weightsSha256 of ${basename(jsonPath)}`,
+      covers: 'The weights',
+    });
+}
+
+/** Verifies maas.descriptionSha256, when recorded: the topology, weight specs and maas field. */
+function verifyDescriptionDigest(
+  parsed: Record<string, unknown>,
+  weightSpecs: readonly WeightSpec[],
+  jsonPath: string,
+): void {
+  const maas = maasField(parsed);
+  if (maas?.descriptionSha256 !== undefined)
+    verifyDigest(
+      maas.descriptionSha256,
+      () => sha256Hex(Buffer.from(description(parsed.modelTopology, weightSpecs, maas), 'utf8')),
+      {
+        path: jsonPath,
+        field: `maas.descriptionSha256 of ${basename(jsonPath)}`,
+        covers: 'The topology, weight specs and maas field',
+      },
+    );
+}
+
 /**
  * Verifies the digests a model.json records (both, when strictIntegrity asks for them): a file
  * that maas saved loads only as it was saved.
@@ -288,31 +334,9 @@ function verifyArtifacts(
   jsonPath: string,
   options: IntegrityOptions,
 ): void {
-  const maas = (parsed.maas !== null && typeof parsed.maas === 'object' ? parsed.maas : undefined) as
-    Partial<MaasExtension> | undefined;
-  const name = basename(jsonPath);
-  requireDigest(
-    options,
-    maas?.weightsSha256 !== undefined && maas.descriptionSha256 !== undefined,
-    jsonPath,
-    'maas records maas.weightsSha256 and maas.descriptionSha256 when it saves a model: load and save it with maas, or maas convert it',
-  );
-  if (maas?.weightsSha256 !== undefined)
-    verifyDigest(maas.weightsSha256, () => sha256Hex(weightData), {
-      path: jsonPath,
-      field: `maas.weightsSha256 of ${name}`,
-      covers: 'The weights',
-    });
-  if (maas?.descriptionSha256 !== undefined)
-    verifyDigest(
-      maas.descriptionSha256,
-      () => sha256Hex(Buffer.from(description(parsed.modelTopology, weightSpecs, maas), 'utf8')),
-      {
-        path: jsonPath,
-        field: `maas.descriptionSha256 of ${name}`,
-        covers: 'The topology, weight specs and maas field',
-      },
-    );
+  requireArtifactDigests(parsed, jsonPath, options);
+  verifyWeightsDigest(parsed, () => sha256Hex(weightData), jsonPath);
+  verifyDescriptionDigest(parsed, weightSpecs, jsonPath);
 }
 
 /** A model.json's text parsed: an object with a modelTopology, or a MODEL_FORMAT error naming the file. */
@@ -416,4 +440,70 @@ export async function artifactsFromFiles(
     (paths, expected) => shardsInMemory(paths, expected, byName, path),
     options,
   );
+}
+
+/** A model.json read and checked, with its weights files opened but not yet read (see tfjs-stream.ts). */
+export interface TfjsManifest {
+  jsonPath: string;
+  modelTopology: unknown;
+  weightSpecs: WeightSpec[];
+  maas: MaasExtension | undefined;
+  /** Whether the model.json records a digest of its weights (verified by verifyWeights). */
+  weightsDigestRecorded: boolean;
+  /** The weights files in manifest order, open, with their sizes (together what the manifest needs). */
+  shards: { handle: FileHandle; size: number; path: string }[];
+  /** Verifies the weights' SHA-256 (hex), computed as they were read, against the recorded one. */
+  verifyWeights(sha256Hex: string): void;
+  /** Closes the weights files. */
+  close(): Promise<void>;
+}
+
+/** The largest weights file a streamed load reads (one file per layer of a large model is normal). */
+export const MAX_STREAMED_SHARD_BYTES = 2 ** 40;
+
+/**
+ * Opens a tfjs-layers model for reading its weights a tensor at a time: the model.json read and
+ * checked (strictIntegrity's demand for digests, the description digest verified), each weights
+ * file opened and the sizes checked against the manifest; nothing of the weights is read yet.
+ */
+export async function openTfjsManifest(path: string, options: IntegrityOptions = {}): Promise<TfjsManifest> {
+  const jsonPath = await resolveModelJson(path);
+  const parsed = parseModelJson(await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json'), jsonPath);
+  const manifest = checkManifest(parsed.weightsManifest ?? [], jsonPath);
+  const weightSpecs = manifest.flatMap((group) => group.weights);
+  requireArtifactDigests(parsed, jsonPath, options);
+  verifyDescriptionDigest(parsed, weightSpecs, jsonPath);
+  const paths = manifest.flatMap((group) => group.paths);
+  const name = basename(jsonPath);
+  if (new Set(paths).size !== paths.length)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weightsManifest of ${name} names a weights file twice`);
+  const shards: TfjsManifest['shards'] = [];
+  const close = () => Promise.all(shards.map((f) => f.handle.close())).then(() => {});
+  try {
+    for (const p of paths) {
+      const file = join(dirname(jsonPath), p);
+      const { handle, size } = await openRegularFile(file, MAX_STREAMED_SHARD_BYTES, `the weights file ${p}`);
+      shards.push({ handle, size, path: file });
+    }
+    const expected = manifestBytes(weightSpecs);
+    const total = shards.reduce((n, f) => n + f.size, 0);
+    if (expected !== null && total !== expected)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `The weights files named by ${name} hold ${total} bytes but its weightsManifest needs ${expected}`,
+      );
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return {
+    jsonPath,
+    modelTopology: parsed.modelTopology,
+    weightSpecs,
+    maas: parsed.maas as MaasExtension | undefined,
+    weightsDigestRecorded: maasField(parsed)?.weightsSha256 !== undefined,
+    shards,
+    verifyWeights: (sha256) => verifyWeightsDigest(parsed, () => sha256, jsonPath),
+    close,
+  };
 }

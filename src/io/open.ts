@@ -17,6 +17,7 @@ import {
   artifactsFromFiles,
   readArtifacts,
   resolveModelJson,
+  type MaasExtension,
   type ModelArtifacts,
   type WeightSpec,
 } from './artifacts.js';
@@ -141,9 +142,12 @@ async function openSealed(path: string, options: OpenOptions): Promise<OpenedMod
   }
 }
 
-interface Located {
+/** One manifest entry and where its bytes start in the weights (all files, in manifest order). */
+export interface Located {
   spec: WeightSpec;
   offset: number;
+  /** Its byte count (float32 values × 4). */
+  bytes: number;
 }
 
 function locate(specs: WeightSpec[]): Located[] {
@@ -155,21 +159,25 @@ function locate(specs: WeightSpec[]): Located[] {
         `Weight ${spec.name} is ${spec.quantization ? 'quantized' : spec.dtype}; maas loads float32 weights`,
       );
     }
-    const located = { spec, offset };
-    offset += spec.shape.reduce((a, b) => a * b, 1) * 4;
+    const bytes = spec.shape.reduce((a, b) => a * b, 1) * 4;
+    const located = { spec, offset, bytes };
+    offset += bytes;
     return located;
   });
 }
 
-function read(data: Uint8Array, w: Located, expected: number[], what: string): Float32Array {
-  const size = expected.reduce((a, b) => a * b, 1);
+/** A manifest entry's shape must be the one the layer needs. */
+function checkShape(w: Located, expected: number[], what: string): void {
   if (w.spec.shape.length !== expected.length || w.spec.shape.some((d, i) => d !== expected[i])) {
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
       `Weight ${w.spec.name} has shape [${w.spec.shape.join(',')}] but ${what} needs [${expected.join(',')}]`,
     );
   }
-  if (w.offset + size * 4 > data.length)
+}
+
+function read(data: Uint8Array, w: Located): Float32Array {
+  if (w.offset + w.bytes > data.length)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',
       `The weights file is shorter than the manifest says (at ${w.spec.name})`,
@@ -177,23 +185,154 @@ function read(data: Uint8Array, w: Located, expected: number[], what: string): F
   // A view into the file's bytes when they are 4-byte aligned (loading a large model then holds
   // one copy of its weights, not two); a copy when a converter wrote them unaligned.
   const start = data.byteOffset + w.offset;
-  if (start % 4 === 0) return new Float32Array(data.buffer, start, size);
-  return new Float32Array(data.slice(w.offset, w.offset + size * 4).buffer);
+  if (start % 4 === 0) return new Float32Array(data.buffer, start, w.bytes / 4);
+  return new Float32Array(data.slice(w.offset, w.offset + w.bytes).buffer);
+}
+
+/** The manifest entries one tfjs layer takes: its kernel and bias, and a folded BatchNormalization's. */
+export interface TfjsLayerSources {
+  kernel: Located;
+  bias: Located | null;
+  batchNorm?: { gamma?: Located; beta?: Located; mean: Located; variance: Located };
+}
+
+/**
+ * Which manifest entries each layer takes, with their shapes checked, from the names and shapes
+ * alone (no weight bytes): a whole-file load and a streamed one read the same entries.
+ */
+export function planTfjsLayers(parsed: ParsedDense[], weightSpecs: WeightSpec[]): TfjsLayerSources[] {
+  const located = locate(weightSpecs);
+  const byName = new Map(located.map((l) => [l.spec.name, l]));
+  // Weight names are "<layer>/kernel" (tfjs) or carry a scope prefix (converters); fall back to order.
+  const find = (layer: string, kind: string, index: number): Located | undefined =>
+    byName.get(`${layer}/${kind}`) ??
+    located.find((l) => l.spec.name.endsWith(`/${layer}/${kind}`) || l.spec.name.startsWith(`${layer}/${kind}`)) ??
+    located[index];
+  let index = 0;
+  let inputDim = parsed[0]?.inputDim ?? 0;
+  return parsed.map((p) => {
+    checkUnits(p);
+    const kernel = find(p.name, 'kernel', index++);
+    if (!kernel) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
+    checkShape(kernel, [inputDim, p.units], `layer ${p.name}'s kernel`);
+    let bias: Located | null = null;
+    if (p.useBias) {
+      bias = find(p.name, 'bias', index++) ?? null;
+      if (!bias) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No bias weights for layer ${p.name}`);
+      checkShape(bias, [p.units], `layer ${p.name}'s bias`);
+    }
+    inputDim = p.units;
+    const bn = p.batchNorm;
+    if (!bn) return { kernel, bias };
+    index += (bn.scale ? 1 : 0) + (bn.center ? 1 : 0) + 2;
+    const get = (kind: string) => {
+      const w = byName.get(`${bn.name}/${kind}`);
+      if (w) checkShape(w, [p.units], `${bn.name}/${kind}`);
+      return w;
+    };
+    const mean = get('moving_mean'),
+      variance = get('moving_variance');
+    const gamma = get('gamma'),
+      beta = get('beta');
+    return {
+      kernel,
+      bias,
+      ...(mean && variance
+        ? { batchNorm: { ...(gamma ? { gamma } : {}), ...(beta ? { beta } : {}), mean, variance } }
+        : {}),
+    };
+  });
+}
+
+/** The weights of a planned layer, each entry's values given by `valuesOf`. */
+export function tfjsLayerWeights(sources: TfjsLayerSources, valuesOf: (w: Located) => Float32Array): LayerWeights {
+  const bn = sources.batchNorm;
+  return {
+    kernel: valuesOf(sources.kernel),
+    bias: sources.bias ? valuesOf(sources.bias) : null,
+    ...(bn
+      ? {
+          batchNorm: {
+            gamma: bn.gamma ? valuesOf(bn.gamma) : undefined,
+            beta: bn.beta ? valuesOf(bn.beta) : undefined,
+            mean: valuesOf(bn.mean),
+            variance: valuesOf(bn.variance),
+          },
+        }
+      : {}),
+  };
 }
 
 type BatchNormParams = { gamma?: Float32Array; beta?: Float32Array; mean: Float32Array; variance: Float32Array };
 
 /** One layer's weights as a file holds them: its own kernel and bias, and a following BatchNormalization's. */
-interface LayerWeights {
+export interface LayerWeights {
   kernel: Float32Array;
   bias: Float32Array | null;
   batchNorm?: BatchNormParams;
 }
 
+function checkUnits(p: ParsedDense): void {
+  if (!Number.isInteger(p.units) || p.units < 1 || p.units > 1 << 24)
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name} has ${p.units} units; expected 1 to 2^24`);
+}
+
 /**
- * The one place a file's layers are checked: each kernel's size, BatchNormalization folded into
- * the Dense before it, the bias a folded or biased layer needs, widths chained.
+ * The one place a file's layer is checked: its kernel's size, a BatchNormalization folded into
+ * the Dense before it, the bias a folded or biased layer needs, every value finite.
  */
+export function checkedLayer(path: string, p: ParsedDense, inputDim: number, weights: LayerWeights): OpenedLayer {
+  checkUnits(p);
+  let { kernel, bias } = weights;
+  const { batchNorm } = weights;
+  if (kernel.length !== inputDim * p.units) {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Layer ${p.name}'s kernel holds ${kernel.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`,
+    );
+  }
+  if (p.batchNorm) {
+    if (!batchNorm) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${p.batchNorm.name}`);
+    ({ kernel, bias } = foldBatchNorm(kernel, bias, p.units, p.batchNorm, batchNorm));
+  }
+  const useBias = p.useBias || p.batchNorm !== undefined; // folding always yields a bias
+  if (useBias && (!bias || bias.length !== p.units)) {
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Layer ${p.name}'s bias holds ${bias?.length ?? 0} values but needs ${p.units}`,
+    );
+  }
+  // After folding: a BatchNormalization's statistics reach the kernel and bias only through it.
+  const folded = p.batchNorm ? ` (with ${p.batchNorm.name} folded in)` : '';
+  checkFinite(kernel, `Layer ${p.name}'s kernel${folded}`, path);
+  if (useBias) checkFinite(bias!, `Layer ${p.name}'s bias${folded}`, path);
+  checkFinite(
+    [p.alpha ?? 0, p.maxValue ?? 0, p.threshold ?? 0],
+    `Layer ${p.name}'s activation parameters (alpha, max_value, threshold)`,
+    path,
+  );
+  return { ...openedShape(p, inputDim), kernel, bias: useBias ? bias : null };
+}
+
+/** An opened layer without its weights: its shape and activation, as checkedLayer gives them. */
+export type OpenedShape = Omit<OpenedLayer, 'kernel' | 'bias'>;
+
+/** A layer's shape as it opens (a folded BatchNormalization always yields a bias). */
+export function openedShape(p: ParsedDense, inputDim: number): OpenedShape {
+  return {
+    name: p.name,
+    inputDim,
+    units: p.units,
+    activation: p.activation,
+    alpha: p.alpha ?? DEFAULT_ALPHA[p.activation],
+    maxValue: p.maxValue ?? null,
+    threshold: p.threshold ?? 0,
+    useBias: p.useBias || p.batchNorm !== undefined,
+    kernelRegularizer: p.kernelRegularizer,
+  };
+}
+
+/** Each layer checked (checkedLayer), widths chained from the first layer's input. */
 function checkedLayers(
   path: string,
   parsed: ParsedDense[],
@@ -202,50 +341,8 @@ function checkedLayers(
   const out: OpenedLayer[] = [];
   let inputDim = parsed[0]!.inputDim!;
   for (const p of parsed) {
-    if (!Number.isInteger(p.units) || p.units < 1 || p.units > 1 << 24)
-      throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Layer ${p.name} has ${p.units} units; expected 1 to 2^24`);
-    const weights = weightsOf(p, inputDim);
-    let { kernel, bias } = weights;
-    const { batchNorm } = weights;
-    if (kernel.length !== inputDim * p.units) {
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Layer ${p.name}'s kernel holds ${kernel.length} values but [${inputDim}, ${p.units}] needs ${inputDim * p.units}`,
-      );
-    }
-    if (p.batchNorm) {
-      if (!batchNorm) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No moving statistics for ${p.batchNorm.name}`);
-      ({ kernel, bias } = foldBatchNorm(kernel, bias, p.units, p.batchNorm, batchNorm));
-    }
-    const useBias = p.useBias || p.batchNorm !== undefined; // folding always yields a bias
-    if (useBias && (!bias || bias.length !== p.units)) {
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Layer ${p.name}'s bias holds ${bias?.length ?? 0} values but needs ${p.units}`,
-      );
-    }
-    // After folding: a BatchNormalization's statistics reach the kernel and bias only through it.
-    const folded = p.batchNorm ? ` (with ${p.batchNorm.name} folded in)` : '';
-    checkFinite(kernel, `Layer ${p.name}'s kernel${folded}`, path);
-    if (useBias) checkFinite(bias!, `Layer ${p.name}'s bias${folded}`, path);
-    checkFinite(
-      [p.alpha ?? 0, p.maxValue ?? 0, p.threshold ?? 0],
-      `Layer ${p.name}'s activation parameters (alpha, max_value, threshold)`,
-      path,
-    );
-    out.push({
-      name: p.name,
-      inputDim,
-      units: p.units,
-      activation: p.activation,
-      alpha: p.alpha ?? DEFAULT_ALPHA[p.activation],
-      maxValue: p.maxValue ?? null,
-      threshold: p.threshold ?? 0,
-      useBias,
-      kernel,
-      bias: useBias ? bias : null,
-      kernelRegularizer: p.kernelRegularizer,
-    });
+    checkUnits(p);
+    out.push(checkedLayer(path, p, inputDim, weightsOf(p, inputDim)));
     inputDim = p.units;
   }
   return out;
@@ -315,43 +412,20 @@ function openKeras(path: string, data: KerasModelData): OpenedModel {
 
 function openTfjs(path: string, artifacts: ModelArtifacts): OpenedModel {
   const parsed = fromTopology(artifacts.modelTopology);
-  const located = locate(artifacts.weightSpecs);
-  const byName = new Map(located.map((l) => [l.spec.name, l]));
-  // Weight names are "<layer>/kernel" (tfjs) or carry a scope prefix (converters); fall back to order.
-  const find = (layer: string, kind: string, index: number): Located | undefined =>
-    byName.get(`${layer}/${kind}`) ??
-    located.find((l) => l.spec.name.endsWith(`/${layer}/${kind}`) || l.spec.name.startsWith(`${layer}/${kind}`)) ??
-    located[index];
-  let index = 0;
-  const layers = checkedLayers(path, parsed, (p, inputDim) => {
-    const k = find(p.name, 'kernel', index++);
-    if (!k) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No kernel weights for layer ${p.name}`);
-    const kernel = read(artifacts.weightData, k, [inputDim, p.units], `layer ${p.name}'s kernel`);
-    let bias: Float32Array | null = null;
-    if (p.useBias) {
-      const b = find(p.name, 'bias', index++);
-      if (!b) throw new MaasError('MAAS_ERR_MODEL_FORMAT', `No bias weights for layer ${p.name}`);
-      bias = read(artifacts.weightData, b, [p.units], `layer ${p.name}'s bias`);
-    }
-    const bn = p.batchNorm;
-    if (!bn) return { kernel, bias };
-    index += (bn.scale ? 1 : 0) + (bn.center ? 1 : 0) + 2;
-    const get = (kind: string) => {
-      const w = byName.get(`${bn.name}/${kind}`);
-      return w ? read(artifacts.weightData, w, [p.units], `${bn.name}/${kind}`) : undefined;
-    };
-    const mean = get('moving_mean'),
-      variance = get('moving_variance');
-    return {
-      kernel,
-      bias,
-      ...(mean && variance ? { batchNorm: { gamma: get('gamma'), beta: get('beta'), mean, variance } } : {}),
-    };
-  });
-  const ext = artifacts.maas;
-  return opened(path, 'tfjs-layers', layers, {
+  const plan = planTfjsLayers(parsed, artifacts.weightSpecs);
+  const layers = checkedLayers(path, parsed, (p) =>
+    tfjsLayerWeights(plan[parsed.indexOf(p)]!, (w) => read(artifacts.weightData, w)),
+  );
+  return opened(path, 'tfjs-layers', layers, extrasOf(artifacts.maas));
+}
+
+/** What a tfjs model.json's maas field gives an opened model besides its layers. */
+export function extrasOf(
+  ext: MaasExtension | undefined,
+): Partial<Pick<OpenedModel, 'training' | 'preparation' | 'quantization'>> {
+  return {
     training: ext?.trainingConfig ? { source: 'maas', config: ext.trainingConfig } : null,
     preparation: ext?.preparation,
     quantization: ext?.quantization,
-  });
+  };
 }

@@ -5,6 +5,7 @@
  * Packing takes plain layer data, so a model object, a freshly opened file or a loader thread
  * all pack the same way.
  */
+import { rmSync } from 'node:fs';
 import { fromNative, invalidParameter } from '../core/errors.js';
 import type { ActivationName } from '../layers/activations.js';
 import { ACTIVATION_CODES, native, type NativeModelHandle, type NativeQuantLayerSpec } from '../native/index.js';
@@ -55,8 +56,11 @@ export interface Int8PackLayer {
   inMax: number;
 }
 
+/** A layer's shape and activation without its weights: what sizing a packed stack needs. */
+export type LayerShape = Omit<PackLayer, 'kernel' | 'bias'>;
+
 /** A layer as the addon describes it: packing and the native trainer both take this. */
-export function nativeLayerSpec(l: PackLayer) {
+export function nativeLayerSpec(l: LayerShape) {
   return {
     in: l.inputDim!,
     out: l.units,
@@ -146,7 +150,8 @@ export function packInt8Stack(
 /**
  * A stack packed into a shared-memory region (what a server loads): every worker thread and
  * worker process maps the same pages, and the memory is returned to the system when the last
- * descriptor and mapping close, not when a garbage collector gets to it.
+ * descriptor and mapping close, not when a garbage collector gets to it. A region may be a file
+ * of a packed cache, so other processes map the same pages from the page cache.
  */
 export interface PackedRegion {
   /** The region's descriptor in the process that packed it (it stays open until closeRegion). */
@@ -156,48 +161,132 @@ export interface PackedRegion {
   readonly format: PackedFormat;
 }
 
+/** An int8 stack's layer as sizing needs it: whether it runs in int8, and its calibrated input range. */
+export type Int8LayerShape = Pick<Int8PackLayer, 'inMin' | 'inMax'> & { readonly int8: boolean };
+
 /**
- * Packs straight into a new region, then unmaps the writable view and seals the region. `tag`
- * names the load, so a stopped load's region can be closed (native.closeUnclaimedRegions).
+ * A stack's packing, one layer at a time: the region's size, and the call that packs layer
+ * `index` into the region's view (returning the kernel), so a large model's layers can be
+ * packed as they are read and dropped.
  */
-function packRegion(packer: () => Packer, tag: number): PackedRegion {
+export interface LayerPacker {
+  readonly bytes: number;
+  readonly format: PackedFormat;
+  /** `int8`: the layer's s8 weights and scales (an int8 stack; null weights keep the layer fp32). */
+  packLayer(dst: Uint8Array, index: number, layer: PackLayer, int8?: Int8PackLayer): string;
+}
+
+/** Packs an fp32 stack's layers (as fp32 or bf16) for this thread's kernel. */
+export function denseLayerPacker(shapes: readonly LayerShape[], precision: DensePrecision = 'fp32'): LayerPacker {
+  if (!DENSE_PRECISIONS.includes(precision))
+    throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
+  const specs = shapes.map(nativeLayerSpec);
+  return {
+    bytes: native.packedStackByteLength(specs, precision),
+    format: precision,
+    packLayer: (dst, index, layer) => native.packStackLayer(specs, index, layer.kernel!, layer.bias, dst, precision),
+  };
+}
+
+/** Packs an int8 stack's layers (those with int8 false stay fp32) for this thread's int8 kernel. */
+export function int8LayerPacker(
+  shapes: readonly LayerShape[],
+  int8: readonly Int8LayerShape[],
+  dynamic: boolean,
+): LayerPacker {
+  const specs: NativeQuantLayerSpec[] = shapes.map((l, i) => ({
+    ...nativeLayerSpec(l),
+    int8: int8[i]!.int8,
+    inMin: int8[i]!.inMin,
+    inMax: int8[i]!.inMax,
+  }));
+  return {
+    bytes: native.packedQuantizedByteLength(specs),
+    format: 'int8',
+    packLayer: (dst, index, layer, q) =>
+      native.packQuantizedLayer(
+        specs,
+        dynamic,
+        index,
+        specs[index]!.int8 ? q!.weights! : layer.kernel!,
+        q?.scales ?? null,
+        layer.bias,
+        dst,
+      ),
+  };
+}
+
+/** Where a region is packed: anonymous shared memory, or a new file at `file` (a packed cache's entry). */
+export interface RegionTarget {
+  readonly file?: string;
+}
+
+/**
+ * Packs into a new region through `fill` (which packs every layer into the view and returns the
+ * kernel), then unmaps the writable view and seals the region, or, for a file, flushes it to
+ * the disk. `tag` names the load, so a stopped load's region can be closed
+ * (native.closeUnclaimedRegions). A failure closes the region and removes its file.
+ */
+export async function packIntoRegion(
+  packer: LayerPacker,
+  fill: (view: Uint8Array) => Promise<string> | string,
+  tag = 0,
+  target: RegionTarget = {},
+): Promise<PackedRegion> {
   let region: { fd: number; view: Uint8Array } | null = null;
   let mapped = false;
   try {
-    const p = packer();
-    region = native.createRegion(p.bytes, tag);
+    region = target.file
+      ? native.createFileRegion(target.file, packer.bytes, tag)
+      : native.createRegion(packer.bytes, tag);
     mapped = true;
-    const kernel = p.pack(region.view);
+    const kernel = await fill(region.view);
     mapped = false;
     native.releaseRegionView(region.view);
-    native.sealRegion(region.fd);
-    return { fd: region.fd, byteLength: p.bytes, kernel, format: p.format };
+    if (target.file) native.syncRegion(region.fd);
+    else native.sealRegion(region.fd);
+    return { fd: region.fd, byteLength: packer.bytes, kernel, format: packer.format };
   } catch (e) {
     if (region) {
       if (mapped) native.releaseRegionView(region.view);
       native.closeRegion(region.fd);
+      if (target.file) rmSync(target.file, { force: true });
     }
     throw fromNative(e);
   }
 }
 
-/** packDenseStack into a shared-memory region. */
+/** Packs layers held in memory, each in turn (the int8 ones with `int8[i]`). */
+function packEach(packer: LayerPacker, layers: readonly PackLayer[], int8?: readonly Int8PackLayer[]) {
+  return (view: Uint8Array): string => {
+    let kernel = '';
+    layers.forEach((layer, i) => (kernel = packer.packLayer(view, i, layer, int8?.[i])));
+    return kernel;
+  };
+}
+
+/** packDenseStack into a region (shared memory, or a cache file). */
 export function packDenseStackRegion(
   layers: readonly PackLayer[],
   tag = 0,
   precision: DensePrecision = 'fp32',
-): PackedRegion {
-  return packRegion(() => denseStackPacker(layers, precision), tag);
+  target: RegionTarget = {},
+): Promise<PackedRegion> {
+  const packer = denseLayerPacker(layers, precision);
+  return packIntoRegion(packer, packEach(packer, layers), tag, target);
 }
 
-/** packInt8Stack into a shared-memory region. */
+/** packInt8Stack into a region (shared memory, or a cache file). */
 export function packInt8StackRegion(
   layers: readonly PackLayer[],
   int8: readonly Int8PackLayer[],
   dynamic: boolean,
   tag = 0,
-): PackedRegion {
-  return packRegion(() => int8StackPacker(layers, int8, dynamic), tag);
+  target: RegionTarget = {},
+): Promise<PackedRegion> {
+  const shapes = int8.map((q) => ({ int8: q.weights !== null, inMin: q.inMin, inMax: q.inMax }));
+  const packer = int8LayerPacker(layers, shapes, dynamic);
+  return packIntoRegion(packer, packEach(packer, layers, int8), tag, target);
 }
 
 /**

@@ -225,6 +225,18 @@ export interface NativeBinding {
     dst: Uint8Array,
     kernel?: string,
   ): string;
+  /**
+   * Packs layer `index` alone (with the header every layer shares) into dst, sized for the whole
+   * stack: packing each layer once this way gives packStack's bytes, one layer's weights at a time.
+   */
+  packStackLayer(
+    specs: NativeLayerSpec[],
+    index: number,
+    weights: Float32Array,
+    bias: Float32Array | null,
+    dst: Uint8Array,
+    kernel?: string,
+  ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
   DenseStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeModelHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
@@ -237,10 +249,33 @@ export interface NativeBinding {
     dst: Uint8Array,
     kernel?: string,
   ): string;
+  /** packQuantized for layer `index` alone (see packStackLayer). */
+  packQuantizedLayer(
+    specs: NativeQuantLayerSpec[],
+    dynamic: boolean,
+    index: number,
+    weights: Int8Array | Float32Array,
+    weightScale: Float32Array | null,
+    bias: Float32Array | null,
+    dst: Uint8Array,
+    kernel?: string,
+  ): string;
   /** The addon's class for an int8 handle. */
   QuantizedStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeQuantizedHandle;
   /** A new shared-memory region of `bytes` bytes (memfd on Linux) and a writable view to pack into. */
   createRegion(bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  /**
+   * A region backed by a new file at `path` (created exclusively, mode 0600, not through a
+   * symbolic link) and a writable view: other processes map it by opening the file.
+   */
+  createFileRegion(path: string, bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  /** Flushes a file region's bytes to the disk (fdatasync). */
+  syncRegion(fd: number): void;
+  /**
+   * Opens a packed file of a cache read-only, unclaimed under `tag`; refuses (MAAS_ERR_PACKED_CACHE_UNSAFE)
+   * anything but a regular file owned by this effective user and writable by no one else.
+   */
+  openCachedRegion(path: string, tag?: number): { fd: number; byteLength: number };
   /** Unmaps a view from createRegion now (its buffer is detached). */
   releaseRegionView(view: Uint8Array): void;
   /** Freezes a region's size and bytes (Linux seals; elsewhere nothing). */

@@ -71,6 +71,8 @@ export interface LoadRequest {
   strictIntegrity?: boolean;
   /** The precision to pack an fp32 file in (absent: as the file is). */
   precision?: DensePrecision;
+  /** A packed cache directory to map the model from, or to pack it into (absent: no cache). */
+  packedCache?: string;
 }
 
 /** A model file opened and packed in the load worker: the packed region and what serving needs. */
@@ -83,6 +85,8 @@ export interface LoadedModel {
   quantization?: string;
   /** For an encrypted model file: the key id it was decrypted with. */
   keyId?: string;
+  /** With a packed cache: whether the weights were mapped from an entry ('hit') or packed into a new one. */
+  cached?: 'hit' | 'written';
 }
 
 /** The load worker's last message: the loaded model, or the error's code and message. */

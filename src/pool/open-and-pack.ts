@@ -1,32 +1,147 @@
 /**
- * One model file opened and packed exactly as the repository loads it: read, checked and folded
- * by openModelFile, packed into a shared-memory region tagged with the load. The load thread runs
- * it; the fuzzer's file phase calls it too.
+ * One model file opened and packed exactly as the repository loads it, into a shared-memory
+ * region tagged with the load (or into a packed cache file, mapped from there). A plaintext
+ * tfjs-layers model is streamed: read a layer at a time and packed as it is read, so a model
+ * larger than memory's comfort (a billion parameters) never exists whole outside its packed
+ * layout. Other formats are read, checked and folded by openModelFile, then packed. The load
+ * thread runs it; `maas pack` and the fuzzer's file phase call it too.
  */
 import { MaasError } from '../core/errors.js';
 import { openModelFile } from '../io/open.js';
-import { packDenseStackRegion, packInt8StackRegion } from '../model/packed.js';
-import { readInt8 } from '../quant/load.js';
-import { describeQuantization, int8PackLayers } from '../quant/model.js';
+import { isSealedPath } from '../io/sealed.js';
+import { streamablePath, streamTfjsModel, type StreamedModel } from '../io/tfjs-stream.js';
+import {
+  denseLayerPacker,
+  int8LayerPacker,
+  packDenseStackRegion,
+  packInt8StackRegion,
+  packIntoRegion,
+  type DensePrecision,
+  type LayerPacker,
+  type PackedRegion,
+  type RegionTarget,
+} from '../model/packed.js';
+import { checkSpec, int8WeightsOf, readInt8 } from '../quant/load.js';
+import { describeQuantization, int8PackLayer, int8PackLayers, type QuantizationSpec } from '../quant/model.js';
 import type { ModelKeys } from '../io/model-keys.js';
 import type { LoadRequest, LoadedModel } from './messages.js';
+import { PackedCache } from './packed-cache.js';
+import { native } from '../native/index.js';
 
-export async function openAndPack(
+function refuseBf16OfInt8(path: string): MaasError {
+  return new MaasError(
+    'MAAS_ERR_MODEL_CONFIG',
+    `The config asks for precision bf16 but ${path} is an int8 model: serve it as it is, or serve its fp32 source in bf16`,
+  );
+}
+
+/** A loaded model and whether a digest the file records was verified on the way. */
+interface Packed {
+  model: LoadedModel;
+  digestVerified: boolean;
+}
+
+/** Streams a tfjs-layers model into a region, a layer at a time. */
+async function streamAndPack(
+  stream: StreamedModel,
+  precision: DensePrecision | undefined,
+  tag: number,
+  target: RegionTarget,
+): Promise<Packed> {
+  let packer: LayerPacker;
+  let spec: QuantizationSpec | null = null;
+  if (stream.precision === 'int8') {
+    if (precision === 'bf16') throw refuseBf16OfInt8(stream.path);
+    const checked = checkSpec(stream.quantization, stream.shapes, stream.path);
+    spec = checked;
+    const shapes = checked.layers.map((info, i) => ({ ...int8PackLayer(checked, i, null), int8: info.int8 }));
+    packer = int8LayerPacker(stream.shapes, shapes, checked.mode === 'dynamic');
+  } else {
+    packer = denseLayerPacker(stream.shapes, precision ?? 'fp32');
+  }
+  const region = await packIntoRegion(
+    packer,
+    async (view) => {
+      let kernel = '';
+      await stream.readLayers((index, layer) => {
+        const int8 = spec ? int8PackLayer(spec, index, int8WeightsOf(spec, index, layer)) : undefined;
+        kernel = packer.packLayer(view, index, layer, int8);
+      });
+      return kernel;
+    },
+    tag,
+    target,
+  );
+  const { inputSize, outputSize } = stream;
+  return {
+    model: { region, inputSize, outputSize, ...(spec ? { quantization: describeQuantization(spec) } : {}) },
+    digestVerified: stream.weightsDigestRecorded,
+  };
+}
+
+/** Any model file read whole by openModelFile, then packed. */
+async function openWholeAndPack(
   { path, tag, strictIntegrity, precision }: LoadRequest,
-  keys?: ModelKeys,
-): Promise<LoadedModel> {
+  keys: ModelKeys | undefined,
+  target: RegionTarget,
+): Promise<Packed> {
   const opened = await openModelFile(path, { strictIntegrity: strictIntegrity === true, ...(keys ? { keys } : {}) });
   const { inputSize, outputSize } = opened;
   const keyId = opened.encryption ? { keyId: opened.encryption.keyId } : {};
+  let region: PackedRegion;
+  let quantization: string | undefined;
   if (opened.precision === 'int8') {
-    if (precision === 'bf16')
-      throw new MaasError(
-        'MAAS_ERR_MODEL_CONFIG',
-        `The config asks for precision bf16 but ${path} is an int8 model: serve it as it is, or serve its fp32 source in bf16`,
-      );
+    if (precision === 'bf16') throw refuseBf16OfInt8(path);
     const { spec, int8Weights } = readInt8(opened);
-    const region = packInt8StackRegion(opened.layers, int8PackLayers(spec, int8Weights), spec.mode === 'dynamic', tag);
-    return { region, inputSize, outputSize, quantization: describeQuantization(spec), ...keyId };
+    region = await packInt8StackRegion(
+      opened.layers,
+      int8PackLayers(spec, int8Weights),
+      spec.mode === 'dynamic',
+      tag,
+      target,
+    );
+    quantization = describeQuantization(spec);
+  } else {
+    region = await packDenseStackRegion(opened.layers, tag, precision ?? 'fp32', target);
   }
-  return { region: packDenseStackRegion(opened.layers, tag, precision ?? 'fp32'), inputSize, outputSize, ...keyId };
+  return {
+    model: { region, inputSize, outputSize, ...(quantization ? { quantization } : {}), ...keyId },
+    // Only a strict load is known to have verified a digest (a lenient one may have found none).
+    digestVerified: strictIntegrity === true,
+  };
+}
+
+/** Opens and packs the model at request.path, streaming where it can. */
+async function openAndPackUncached(request: LoadRequest, keys: ModelKeys | undefined, target: RegionTarget) {
+  const json = await streamablePath(request.path);
+  if (!json) return openWholeAndPack(request, keys, target);
+  const stream = await streamTfjsModel(json, { strictIntegrity: request.strictIntegrity === true });
+  try {
+    return await streamAndPack(stream, request.precision, request.tag, target);
+  } finally {
+    await stream.close();
+  }
+}
+
+/**
+ * Opens and packs `request.path`. With request.packedCache, a plaintext model is mapped from its
+ * cache entry when there is one, and otherwise packed straight into a new entry; an encrypted
+ * model is never cached.
+ */
+export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promise<LoadedModel> {
+  const cache = request.packedCache && !isSealedPath(request.path) ? new PackedCache(request.packedCache) : null;
+  if (!cache) return (await openAndPackUncached(request, keys, {})).model;
+  await cache.prepare();
+  const key = await cache.keyOf(request.path, request.precision ?? 'as-stored');
+  if (!key) return (await openAndPackUncached(request, keys, {})).model;
+  const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
+  if (hit) return { ...hit, cached: 'hit' };
+  const entry = cache.begin(key, request.path, request.tag);
+  const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);
+  try {
+    return { ...model, region: await entry.commit(model.region, model, digestVerified), cached: 'written' };
+  } catch (e) {
+    native.closeRegion(model.region.fd);
+    throw e;
+  }
 }

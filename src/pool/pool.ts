@@ -178,12 +178,18 @@ export class InferencePool {
    * and packing run off the event loop, in something that can be stopped): only the packed
    * region's descriptor and a few numbers come back. `signal` stops the load (the thread ends);
    * `strictIntegrity` refuses a file that records no digest; `precision` packs an fp32 file's
-   * weights as bf16; `keys` gives the keys of encrypted files (default: MAAS_MODEL_KEY from the
+   * weights as bf16; `packedCache` maps the weights from (or packs them into) that cache; `keys` gives the keys of encrypted files (default: MAAS_MODEL_KEY from the
    * environment), asked for by the thread as it needs them.
    */
   async load(
     path: string,
-    options: { signal?: AbortSignal; strictIntegrity?: boolean; precision?: DensePrecision; keys?: ModelKeys } = {},
+    options: {
+      signal?: AbortSignal;
+      strictIntegrity?: boolean;
+      precision?: DensePrecision;
+      keys?: ModelKeys;
+      packedCache?: string;
+    } = {},
   ): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const request: LoadRequest = {
@@ -191,6 +197,7 @@ export class InferencePool {
       tag: ++this.nextLoadTag,
       strictIntegrity: options.strictIntegrity === true,
       ...(options.precision ? { precision: options.precision } : {}),
+      ...(options.packedCache ? { packedCache: options.packedCache } : {}),
     };
     let reply: LoadReply;
     let timeout: AbortSignal | undefined;

@@ -11,8 +11,8 @@ import { sequentialFromOpened } from '../model/load.js';
 import { activationParams, requantizeWeights } from './arith.js';
 import { QuantizedModel, type QuantizationSpec } from './model.js';
 
-/** Checks a saved maas.quantization against the loaded layers. */
-function checkSpec(spec: unknown, layers: readonly { units: number }[], path: string): QuantizationSpec {
+/** Checks a saved maas.quantization against the loaded layers (their shapes are enough). */
+export function checkSpec(spec: unknown, layers: readonly { units: number }[], path: string): QuantizationSpec {
   const s = spec as Partial<QuantizationSpec> | undefined;
   const bad = (why: string): MaasError =>
     new MaasError('MAAS_ERR_MODEL_FORMAT', `The maas.quantization field of ${path} is invalid: ${why}`);
@@ -100,16 +100,26 @@ export function readInt8(opened: OpenedModel): { spec: QuantizationSpec; int8Wei
     );
   }
   const spec = checkSpec(opened.quantization, opened.layers, opened.path);
-  const int8Weights = opened.layers.map((l, i) => {
-    const info = spec.layers[i]!;
-    if (!info.int8) return null;
-    const q = requantizeWeights(l.kernel, Float32Array.from(info.weightScales!), l.units);
-    if (!q)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `Layer ${l.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`,
-      );
-    return q;
-  });
+  const int8Weights = opened.layers.map((l, i) => int8WeightsOf(spec, i, l));
   return { spec, int8Weights };
+}
+
+/**
+ * Layer `index`'s s8 weights, recovered exactly from its stored dequantized values and scales
+ * (null for a layer kept in fp32); a streamed load calls it a layer at a time.
+ */
+export function int8WeightsOf(
+  spec: QuantizationSpec,
+  index: number,
+  layer: { name: string; kernel: Float32Array; units: number },
+): Int8Array | null {
+  const info = spec.layers[index]!;
+  if (!info.int8) return null;
+  const q = requantizeWeights(layer.kernel, Float32Array.from(info.weightScales!), layer.units);
+  if (!q)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `Layer ${layer.name}'s weights are not on the int8 grid its scales define (edited or corrupt)`,
+    );
+  return q;
 }

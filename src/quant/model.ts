@@ -40,14 +40,20 @@ export interface PackedQuantizedModel extends PackedModel {
   readonly format: 'int8';
 }
 
-/** Each layer's int8 packing inputs: s8 weights and scales (null for fp32 layers) and its input range. */
-export function int8PackLayers(spec: QuantizationSpec, int8Weights: readonly (Int8Array | null)[]): Int8PackLayer[] {
-  return spec.layers.map((info, i) => ({
-    weights: info.int8 ? int8Weights[i]! : null,
+/** Layer `index`'s int8 packing inputs: its s8 weights and scales (null for an fp32 layer) and its input range. */
+export function int8PackLayer(spec: QuantizationSpec, index: number, weights: Int8Array | null): Int8PackLayer {
+  const info = spec.layers[index]!;
+  return {
+    weights: info.int8 ? weights : null,
     scales: info.int8 ? Float32Array.from(info.weightScales!) : null,
     inMin: info.input?.min ?? 0,
     inMax: info.input?.max ?? 0,
-  }));
+  };
+}
+
+/** Each layer's int8 packing inputs (int8PackLayer). */
+export function int8PackLayers(spec: QuantizationSpec, int8Weights: readonly (Int8Array | null)[]): Int8PackLayer[] {
+  return spec.layers.map((_, i) => int8PackLayer(spec, i, int8Weights[i] ?? null));
 }
 
 /** How a quantized model describes itself in a served config's parameters. */

@@ -110,6 +110,13 @@ export interface ServeOptions {
    */
   strictModelIntegrity?: boolean;
   /**
+   * A packed cache directory: each model version's packed weights are written there at first
+   * load and mapped from there after (by this process, its workers, other serving processes and
+   * restarts), so one copy sits in the page cache per machine. Created 0700; refused unless
+   * private to this user. Default: none (the CLI's `maas serve` uses ~/.cache/maas/packed).
+   */
+  packedCache?: string;
+  /**
    * The keys of encrypted model files (model.json.enc, model.onnx.enc, model.h5.enc): a
    * ModelKeyring over a key file, a key command or keys in code (default: MAAS_MODEL_KEY and
    * MAAS_MODEL_KEY_ID from the environment).
@@ -188,6 +195,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
     ...(options.strictModelIntegrity !== undefined ? { strictIntegrity: options.strictModelIntegrity } : {}),
     ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
+    ...(options.packedCache ? { packedCache: resolve(options.packedCache) } : {}),
   });
   const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
   let tokens: TokenStore | undefined;

@@ -33,6 +33,11 @@ Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* c
                       const float* const* biases, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept;
 
 // A read-only view over a packed buffer, checked on open.
+// Packs layer `index` alone (and the header every layer shares), so a large stack can be packed as
+// its layers are read; packing each layer once this way gives the bytes PackDenseStack gives.
+Status PackDenseStackLayer(const DenseLayerSpec* layers, size_t count, size_t index, const float* weights,
+                           const float* bias, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept;
+
 struct PackedLayerView {
   DenseLayerSpec spec;
   const float* weights;  // packed panels

@@ -33,6 +33,12 @@ Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode
                       const float* const* w_scales, const float* const* biases, const Int8GemmKernel& kernel,
                       const F32GemmKernel& f32, void* dst, size_t dst_bytes) noexcept;
 
+// Packs layer `index` alone (and the header every layer shares): packing each layer once this way
+// gives the bytes PackQuantStack gives, without holding every layer's weights at once.
+Status PackQuantStackLayer(const QuantLayerSpec* layers, size_t count, QuantMode mode, size_t index,
+                           const void* weights, const float* w_scale, const float* bias, const Int8GemmKernel& kernel,
+                           const F32GemmKernel& f32, void* dst, size_t dst_bytes) noexcept;
+
 struct QuantLayerView {
   QuantLayerSpec spec;
   QuantParams in;              // static input quantization for the kernel's a_max

@@ -75,6 +75,28 @@ Napi::Value PackStack(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, kernel.name);
 }
 
+// packStackLayer(specs, index, weights: Float32Array, bias: Float32Array|null, dst: Uint8Array, kernel?) -> kernel name
+Napi::Value PackStackLayer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<DenseLayerSpec> specs = ArgSpecs(info, 0);
+  const size_t index = ArgSize(info, 1, "index");
+  if (index >= specs.size()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "packStackLayer: index past the last layer", true);
+  const DenseLayerSpec& spec = specs[index];
+  const std::string layer = "layer " + std::to_string(index);
+  const auto* weights = static_cast<const float*>(
+      ArgLayerArray(env, info[2], napi_float32_array, static_cast<size_t>(spec.in) * spec.out, layer + " kernel"));
+  const auto* bias =
+      spec.has_bias
+          ? static_cast<const float*>(ArgLayerArray(env, info[3], napi_float32_array, spec.out, layer + " bias"))
+          : nullptr;
+  auto dst = ArgTypedArray<uint8_t>(info, 4, "dst", napi_uint8_array);
+  const F32GemmKernel& kernel = ArgKernel(info, 5);
+  const Status s =
+      PackDenseStackLayer(specs.data(), specs.size(), index, weights, bias, kernel, dst.Data(), dst.ByteLength());
+  if (s != Status::kOk) ThrowStatus(env, s, "packStackLayer");
+  return Napi::String::New(env, kernel.name);
+}
+
 // The operands _gemm and _referenceDense share, read from info[first..first+10]:
 // x, lda, w, bias|null, m, n, k, activation, params, y, ldy; params is alpha (a number) or
 // {alpha, maxValue?, threshold?}.
@@ -243,6 +265,7 @@ Napi::Value PeakFma(const Napi::CallbackInfo& info) {
 void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("packedStackByteLength", Napi::Function::New(env, PackedStackByteLength, "packedStackByteLength"));
   exports.Set("packStack", Napi::Function::New(env, PackStack, "packStack"));
+  exports.Set("packStackLayer", Napi::Function::New(env, PackStackLayer, "packStackLayer"));
   exports.Set("_gemm", Napi::Function::New(env, Gemm, "_gemm"));
   exports.Set("_selectF32Gemm", Napi::Function::New(env, SelectF32ForFeatures, "_selectF32Gemm"));
   exports.Set("_referenceDense", Napi::Function::New(env, ReferenceDense, "_referenceDense"));

@@ -4,6 +4,8 @@
 #pragma once
 #include <napi.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -51,9 +53,12 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
       }
       const double fd_value = fd.As<Napi::Number>().DoubleValue();
       const double byte_value = length.As<Napi::Number>().DoubleValue();
-      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0) ||
-          !mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value))) {
-        ThrowCoded(env, "MAAS_ERR_PACKED_CORRUPT", std::string(Traits::kName) + ": cannot map the shared region");
+      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0)) {
+        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", std::string(Traits::kName) + ": expected a descriptor and a byte count");
+      }
+      if (!mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value))) {
+        ThrowCoded(env, "MAAS_ERR_PACKED_MAP_FAILED",
+                   std::string(Traits::kName) + ": cannot map the packed weights: " + std::strerror(errno));
       }
       data = mapping_.data();
       bytes = mapping_.size();

@@ -31,20 +31,6 @@ std::vector<QuantLayerSpec> ArgQuantSpecs(const Napi::CallbackInfo& info, size_t
                                       });
 }
 
-// A typed array of exactly `length` elements of `type` from arr[i], or a coded TypeError.
-const void* ArgLayerArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t length,
-                          const std::string& what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type ||
-      v.As<Napi::TypedArray>().ElementLength() != length) {
-    ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
-               what + ": expected a " + (type == napi_int8_array ? "Int8Array" : "Float32Array") + " of " +
-                   std::to_string(length) + " elements",
-               true);
-  }
-  Napi::TypedArray t = v.As<Napi::TypedArray>();
-  return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-}
-
 // packedQuantizedByteLength(specs, kernel?) -> bytes
 Napi::Value PackedQuantizedByteLength(const Napi::CallbackInfo& info) {
   std::vector<QuantLayerSpec> specs = ArgQuantSpecs(info, 0);
@@ -91,6 +77,36 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, kernel.name);
 }
 
+// packQuantizedLayer(specs, dynamic, index, weights: Int8Array|Float32Array, wScale: Float32Array|null,
+//                    bias: Float32Array|null, dst: Uint8Array, kernel?) -> int8 kernel name
+Napi::Value PackQuantizedLayer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<QuantLayerSpec> specs = ArgQuantSpecs(info, 0);
+  const bool dynamic = info[1].ToBoolean().Value();
+  const size_t index = ArgSize(info, 2, "index");
+  if (index >= specs.size())
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "packQuantizedLayer: index past the last layer", true);
+  const QuantLayerSpec& spec = specs[index];
+  const DenseLayerSpec& d = spec.dense;
+  const std::string layer = "layer " + std::to_string(index);
+  const void* weights = ArgLayerArray(env, info[3], spec.int8 ? napi_int8_array : napi_float32_array,
+                                      static_cast<size_t>(d.in) * d.out, layer + " weights");
+  const auto* w_scale =
+      spec.int8
+          ? static_cast<const float*>(ArgLayerArray(env, info[4], napi_float32_array, d.out, layer + " weight scales"))
+          : nullptr;
+  const auto* bias =
+      d.has_bias ? static_cast<const float*>(ArgLayerArray(env, info[5], napi_float32_array, d.out, layer + " bias"))
+                 : nullptr;
+  auto dst = ArgTypedArray<uint8_t>(info, 6, "dst", napi_uint8_array);
+  const Int8GemmKernel& kernel = ArgInt8Kernel(info, 7);
+  const Status s = PackQuantStackLayer(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic,
+                                       index, weights, w_scale, bias, kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()),
+                                       dst.Data(), dst.ByteLength());
+  if (s != Status::kOk) ThrowStatus(env, s, "packQuantizedLayer");
+  return Napi::String::New(env, kernel.name);
+}
+
 struct QuantStackTraits {
   using View = QuantStackView;
   using Scratch = QuantScratch;
@@ -118,6 +134,7 @@ void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports) {
   exports.Set("packedQuantizedByteLength",
               Napi::Function::New(env, PackedQuantizedByteLength, "packedQuantizedByteLength"));
   exports.Set("packQuantized", Napi::Function::New(env, PackQuantized, "packQuantized"));
+  exports.Set("packQuantizedLayer", Napi::Function::New(env, PackQuantizedLayer, "packQuantizedLayer"));
 }
 
 }  // namespace maas::binding

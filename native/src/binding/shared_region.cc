@@ -73,27 +73,19 @@ void FinalizeView(Napi::Env, void*, WritableView* view) {
   delete view;
 }
 
-// createRegion(bytes, tag = 0) -> { fd, view: Uint8Array }: a new region of `bytes` zero bytes,
-// its view writable, unclaimed under `tag`.
-Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const size_t bytes = ArgSize(info, 0, "bytes");
-  const double tag = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
-  if (bytes == 0 || bytes > kMaxRegionBytes) {
-    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "createRegion: expected 1 byte to 1 TiB for bytes", true);
-  }
-  const int fd = CreateAnonymousFile();
-  if (fd < 0) ThrowErrno(env, "createRegion: cannot create a shared-memory file", errno);
+// Sizes and maps a new region's file writable and registers it unclaimed under `tag`; the
+// descriptor is closed on failure. Returns { fd, view: Uint8Array }.
+Napi::Value MapNewRegion(Napi::Env env, int fd, size_t bytes, double tag, const char* fn) {
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     const int error = errno;
     close(fd);
-    ThrowErrno(env, "createRegion: cannot size the shared-memory file", error);
+    ThrowErrno(env, (std::string(fn) + ": cannot size the region's file").c_str(), error);
   }
   void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (data == MAP_FAILED) {
     const int error = errno;
     close(fd);
-    ThrowErrno(env, "createRegion: cannot map the shared-memory file", error);
+    ThrowErrno(env, (std::string(fn) + ": cannot map the region's file").c_str(), error);
   }
   auto* view = new WritableView{data, bytes, true};
   {
@@ -106,6 +98,47 @@ Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("view", Napi::Uint8Array::New(env, bytes, buffer, 0));
   return out;
+}
+
+size_t ArgRegionBytes(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  const size_t bytes = ArgSize(info, index, "bytes");
+  if (bytes == 0 || bytes > kMaxRegionBytes) {
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", std::string(fn) + ": expected 1 byte to 1 TiB for bytes", true);
+  }
+  return bytes;
+}
+
+double ArgTag(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].IsNumber() ? info[index].As<Napi::Number>().DoubleValue() : 0;
+}
+
+std::string ArgPath(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || !info[index].IsString()) {
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", "expected a path", true);
+  }
+  return info[index].As<Napi::String>();
+}
+
+// createRegion(bytes, tag = 0) -> { fd, view: Uint8Array }: a new anonymous region of `bytes`
+// zero bytes, its view writable, unclaimed under `tag`.
+Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t bytes = ArgRegionBytes(info, 0, "createRegion");
+  const int fd = CreateAnonymousFile();
+  if (fd < 0) ThrowErrno(env, "createRegion: cannot create a shared-memory file", errno);
+  return MapNewRegion(env, fd, bytes, ArgTag(info, 1), "createRegion");
+}
+
+// createFileRegion(path, bytes, tag = 0) -> { fd, view }: a region backed by a new file at `path`
+// (created exclusively, mode 0600, never through a symbolic link), so other processes can map
+// the packed weights from the page cache by opening that file.
+Napi::Value CreateFileRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = ArgPath(info, 0);
+  const size_t bytes = ArgRegionBytes(info, 1, "createFileRegion");
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) ThrowErrno(env, ("createFileRegion: cannot create " + path).c_str(), errno);
+  return MapNewRegion(env, fd, bytes, ArgTag(info, 2), "createFileRegion");
 }
 
 // releaseRegionView(view): unmaps a view from createRegion now and detaches its buffer.
@@ -143,6 +176,13 @@ Napi::Value SealRegion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// syncRegion(fd): the region's file reaches the disk (before it is renamed into a cache).
+Napi::Value SyncRegion(const Napi::CallbackInfo& info) {
+  const int fd = ArgDescriptor(info, 0);
+  if (fdatasync(fd) != 0) ThrowErrno(info.Env(), "syncRegion", errno);
+  return info.Env().Undefined();
+}
+
 // claimRegion(fd): the serving thread owns the region now (closeUnclaimedRegions leaves it).
 Napi::Value ClaimRegion(const Napi::CallbackInfo& info) {
   const int fd = ArgDescriptor(info, 0);
@@ -171,11 +211,46 @@ Napi::Value CloseUnclaimedRegions(const Napi::CallbackInfo& info) {
 // openRegion(path) -> fd: a read-only descriptor of a region another process shares by path.
 Napi::Value OpenRegion(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "expected a path", true);
-  const std::string path = info[0].As<Napi::String>();
+  const std::string path = ArgPath(info, 0);
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) ThrowErrno(env, ("openRegion: cannot open " + path).c_str(), errno);
   return Napi::Number::New(env, fd);
+}
+
+// openCachedRegion(path, tag = 0) -> { fd, byteLength }: a read-only descriptor of a packed file
+// in a cache, unclaimed under `tag`. The addon trusts packed bytes beyond their header checks, so
+// the file must be what this user wrote: a regular file (not reached through a symbolic link)
+// owned by this process's effective user and writable by no one else.
+Napi::Value OpenCachedRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = ArgPath(info, 0);
+  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, ("openCachedRegion: cannot open " + path).c_str(), errno);
+  struct stat st;
+  const char* problem = nullptr;
+  if (fstat(fd, &st) != 0) {
+    problem = "cannot stat it";
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "it is not a regular file";
+  } else if (st.st_uid != geteuid()) {
+    problem = "it is owned by another user";
+  } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    problem = "other users may write it";
+  } else if (st.st_size <= 0 || static_cast<uint64_t>(st.st_size) > kMaxRegionBytes) {
+    problem = "its size is out of range";
+  }
+  if (problem) {
+    close(fd);
+    ThrowCoded(env, "MAAS_ERR_PACKED_CACHE_UNSAFE", "openCachedRegion: refusing " + path + ": " + problem);
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_unclaimed[fd] = ArgTag(info, 1);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("byteLength", Napi::Number::New(env, static_cast<double>(st.st_size)));
+  return out;
 }
 
 // closeRegion(fd)
@@ -228,6 +303,9 @@ void RegionMapping::Reset() {
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {
   exports.Set("createRegion", Napi::Function::New(env, CreateRegion, "createRegion"));
+  exports.Set("createFileRegion", Napi::Function::New(env, CreateFileRegion, "createFileRegion"));
+  exports.Set("syncRegion", Napi::Function::New(env, SyncRegion, "syncRegion"));
+  exports.Set("openCachedRegion", Napi::Function::New(env, OpenCachedRegion, "openCachedRegion"));
   exports.Set("releaseRegionView", Napi::Function::New(env, ReleaseRegionView, "releaseRegionView"));
   exports.Set("sealRegion", Napi::Function::New(env, SealRegion, "sealRegion"));
   exports.Set("claimRegion", Napi::Function::New(env, ClaimRegion, "claimRegion"));

@@ -58,4 +58,18 @@ inline Activation ArgActivation(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<Activation>(a);
 }
 
+// A typed array of exactly `length` elements of `type` from arr[i], or a coded TypeError.
+inline const void* ArgLayerArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, size_t length,
+                                 const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type ||
+      v.As<Napi::TypedArray>().ElementLength() != length) {
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+               what + ": expected a " + (type == napi_int8_array ? "Int8Array" : "Float32Array") + " of " +
+                   std::to_string(length) + " elements",
+               true);
+  }
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+
 }  // namespace maas::binding

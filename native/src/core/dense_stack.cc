@@ -82,8 +82,11 @@ Status PackedStackBytes(const DenseLayerSpec* layers, size_t count, const F32Gem
   return Status::kOk;
 }
 
-Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* const* weights,
-                      const float* const* biases, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept {
+namespace {
+
+// Writes the header and every layer's record (all any single layer's packing needs) into dst.
+Status WriteDenseHeader(const DenseLayerSpec* layers, size_t count, const F32GemmKernel& kernel, void* dst,
+                        size_t dst_bytes, PackedLayerRecord** records) {
   MAAS_RETURN_IF_ERROR(CheckSpecs(layers, count));
   size_t need = 0;
   MAAS_RETURN_IF_ERROR(PackedStackBytes(layers, count, kernel, &need));
@@ -96,17 +99,38 @@ Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* c
   header.kernel_isa = static_cast<uint32_t>(kernel.isa);
   header.kernel_nr = kernel.nr;
   std::strncpy(header.kernel_name, kernel.name, sizeof(header.kernel_name) - 1);
-  auto* records = reinterpret_cast<PackedLayerRecord*>(base + sizeof(PackedHeader));
-  header.total_bytes = LayoutBytes(layers, count, kernel, records);
+  *records = reinterpret_cast<PackedLayerRecord*>(base + sizeof(PackedHeader));
+  header.total_bytes = LayoutBytes(layers, count, kernel, *records);
   std::memcpy(base, &header, sizeof(header));
-  for (size_t i = 0; i < count; ++i) {
-    PackWeights(kernel, weights[i], layers[i].out, layers[i].in, layers[i].out,
-                reinterpret_cast<float*>(base + records[i].weights_offset));
-    if (layers[i].has_bias) {
-      PackF32Bias(biases ? biases[i] : nullptr, layers[i].out, kernel.nr,
-                  reinterpret_cast<float*>(base + records[i].bias_offset));
-    }
+  return Status::kOk;
+}
+
+void PackDenseLayer(const DenseLayerSpec& layer, const PackedLayerRecord& record, const float* weights,
+                    const float* bias, const F32GemmKernel& kernel, uint8_t* base) {
+  PackWeights(kernel, weights, layer.out, layer.in, layer.out, reinterpret_cast<float*>(base + record.weights_offset));
+  if (layer.has_bias) {
+    PackF32Bias(bias, layer.out, kernel.nr, reinterpret_cast<float*>(base + record.bias_offset));
   }
+}
+
+}  // namespace
+
+Status PackDenseStack(const DenseLayerSpec* layers, size_t count, const float* const* weights,
+                      const float* const* biases, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept {
+  PackedLayerRecord* records = nullptr;
+  MAAS_RETURN_IF_ERROR(WriteDenseHeader(layers, count, kernel, dst, dst_bytes, &records));
+  for (size_t i = 0; i < count; ++i) {
+    PackDenseLayer(layers[i], records[i], weights[i], biases ? biases[i] : nullptr, kernel, AlignedStart(dst));
+  }
+  return Status::kOk;
+}
+
+Status PackDenseStackLayer(const DenseLayerSpec* layers, size_t count, size_t index, const float* weights,
+                           const float* bias, const F32GemmKernel& kernel, void* dst, size_t dst_bytes) noexcept {
+  if (index >= count || !weights) return Status::kInvalidArgument;
+  PackedLayerRecord* records = nullptr;
+  MAAS_RETURN_IF_ERROR(WriteDenseHeader(layers, count, kernel, dst, dst_bytes, &records));
+  PackDenseLayer(layers[index], records[index], weights, bias, kernel, AlignedStart(dst));
   return Status::kOk;
 }
 

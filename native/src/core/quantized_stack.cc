@@ -107,16 +107,14 @@ Status PackedQuantStackBytes(const QuantLayerSpec* layers, size_t count, const I
   return Status::kOk;
 }
 
-Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode, const void* const* weights,
-                      const float* const* w_scales, const float* const* biases, const Int8GemmKernel& kernel,
-                      const F32GemmKernel& f32, void* dst, size_t dst_bytes) noexcept {
+namespace {
+
+// Writes the header and every layer's record (all any single layer's packing needs) into dst.
+Status WriteQuantHeader(const QuantLayerSpec* layers, size_t count, QuantMode mode, const Int8GemmKernel& kernel,
+                        const F32GemmKernel& f32, void* dst, size_t dst_bytes, QuantLayerRecord** records) {
   size_t need = 0;
   MAAS_RETURN_IF_ERROR(PackedQuantStackBytes(layers, count, kernel, f32, &need));
   if (dst_bytes < need || (mode != QuantMode::kStatic && mode != QuantMode::kDynamic)) return Status::kInvalidArgument;
-  for (size_t i = 0; i < count; ++i) {
-    if (!weights[i] || (layers[i].int8 && !w_scales[i]) || (layers[i].dense.has_bias && !biases[i]))
-      return Status::kInvalidArgument;
-  }
   uint8_t* base = AlignedStart(dst);
   QuantHeader header{};
   std::memcpy(header.magic, kMagic, sizeof(kMagic));
@@ -125,27 +123,59 @@ Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode
   header.mode = static_cast<uint32_t>(mode);
   std::strncpy(header.kernel_name, kernel.name, sizeof(header.kernel_name) - 1);
   std::strncpy(header.f32_name, f32.name, sizeof(header.f32_name) - 1);
-  auto* records = reinterpret_cast<QuantLayerRecord*>(base + sizeof(QuantHeader));
-  header.total_bytes = LayoutBytes(layers, count, kernel, f32, records);
+  *records = reinterpret_cast<QuantLayerRecord*>(base + sizeof(QuantHeader));
+  header.total_bytes = LayoutBytes(layers, count, kernel, f32, *records);
   std::memcpy(base, &header, sizeof(header));
-  for (size_t i = 0; i < count; ++i) {
-    const DenseLayerSpec& d = layers[i].dense;
-    const QuantLayerRecord& r = records[i];
-    if (!layers[i].int8) {
-      PackF32B(static_cast<const float*>(weights[i]), d.out, d.in, d.out, f32.nr,
-               reinterpret_cast<float*>(base + r.w_offset));
-      if (d.has_bias) PackF32Bias(biases[i], d.out, f32.nr, reinterpret_cast<float*>(base + r.bias_offset));
-      continue;
-    }
-    const size_t padded = PackedBiasFloats(d.out, kernel.nr);
-    PackInt8B(static_cast<const int8_t*>(weights[i]), d.out, d.in, d.out, kernel,
-              reinterpret_cast<int8_t*>(base + r.w_offset), reinterpret_cast<int32_t*>(base + r.colsum_offset));
-    PackF32Bias(w_scales[i], d.out, kernel.nr, reinterpret_cast<float*>(base + r.wscale_offset));
-    const QuantParams in = ActivationQuantParams(layers[i].in_min, layers[i].in_max, kernel.a_max);
-    CombineScales(in.scale, reinterpret_cast<const float*>(base + r.wscale_offset), padded,
-                  reinterpret_cast<float*>(base + r.scale_offset));
-    if (d.has_bias) PackF32Bias(biases[i], d.out, kernel.nr, reinterpret_cast<float*>(base + r.bias_offset));
+  return Status::kOk;
+}
+
+bool LayerOperandsPresent(const QuantLayerSpec& layer, const void* weights, const float* w_scale, const float* bias) {
+  return weights && (!layer.int8 || w_scale) && (!layer.dense.has_bias || bias);
+}
+
+void PackQuantLayer(const QuantLayerSpec& layer, const QuantLayerRecord& r, const void* weights, const float* w_scale,
+                    const float* bias, const Int8GemmKernel& kernel, const F32GemmKernel& f32, uint8_t* base) {
+  const DenseLayerSpec& d = layer.dense;
+  if (!layer.int8) {
+    PackF32B(static_cast<const float*>(weights), d.out, d.in, d.out, f32.nr,
+             reinterpret_cast<float*>(base + r.w_offset));
+    if (d.has_bias) PackF32Bias(bias, d.out, f32.nr, reinterpret_cast<float*>(base + r.bias_offset));
+    return;
   }
+  const size_t padded = PackedBiasFloats(d.out, kernel.nr);
+  PackInt8B(static_cast<const int8_t*>(weights), d.out, d.in, d.out, kernel,
+            reinterpret_cast<int8_t*>(base + r.w_offset), reinterpret_cast<int32_t*>(base + r.colsum_offset));
+  PackF32Bias(w_scale, d.out, kernel.nr, reinterpret_cast<float*>(base + r.wscale_offset));
+  const QuantParams in = ActivationQuantParams(layer.in_min, layer.in_max, kernel.a_max);
+  CombineScales(in.scale, reinterpret_cast<const float*>(base + r.wscale_offset), padded,
+                reinterpret_cast<float*>(base + r.scale_offset));
+  if (d.has_bias) PackF32Bias(bias, d.out, kernel.nr, reinterpret_cast<float*>(base + r.bias_offset));
+}
+
+}  // namespace
+
+Status PackQuantStack(const QuantLayerSpec* layers, size_t count, QuantMode mode, const void* const* weights,
+                      const float* const* w_scales, const float* const* biases, const Int8GemmKernel& kernel,
+                      const F32GemmKernel& f32, void* dst, size_t dst_bytes) noexcept {
+  QuantLayerRecord* records = nullptr;
+  MAAS_RETURN_IF_ERROR(WriteQuantHeader(layers, count, mode, kernel, f32, dst, dst_bytes, &records));
+  for (size_t i = 0; i < count; ++i) {
+    if (!LayerOperandsPresent(layers[i], weights[i], w_scales[i], biases[i])) return Status::kInvalidArgument;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    PackQuantLayer(layers[i], records[i], weights[i], w_scales[i], biases[i], kernel, f32, AlignedStart(dst));
+  }
+  return Status::kOk;
+}
+
+Status PackQuantStackLayer(const QuantLayerSpec* layers, size_t count, QuantMode mode, size_t index,
+                           const void* weights, const float* w_scale, const float* bias, const Int8GemmKernel& kernel,
+                           const F32GemmKernel& f32, void* dst, size_t dst_bytes) noexcept {
+  if (index >= count) return Status::kInvalidArgument;
+  QuantLayerRecord* records = nullptr;
+  MAAS_RETURN_IF_ERROR(WriteQuantHeader(layers, count, mode, kernel, f32, dst, dst_bytes, &records));
+  if (!LayerOperandsPresent(layers[index], weights, w_scale, bias)) return Status::kInvalidArgument;
+  PackQuantLayer(layers[index], records[index], weights, w_scale, bias, kernel, f32, AlignedStart(dst));
   return Status::kOk;
 }
 

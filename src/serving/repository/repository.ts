@@ -96,6 +96,8 @@ export interface RepositoryOptions {
   strictIntegrity?: boolean;
   /** The keys of encrypted model files (default: MAAS_MODEL_KEY from the environment). */
   modelKeys?: ModelKeys;
+  /** A packed cache directory (pool/packed-cache.ts): versions map their packed weights from it (default: none). */
+  packedCache?: string;
 }
 
 const unknownModel = (name: string) =>
@@ -114,6 +116,7 @@ export class ModelRepository {
   private readonly maxQueueBytes: number;
   private readonly strictIntegrity: boolean;
   private readonly modelKeys: ModelKeys | undefined;
+  private readonly packedCache: string | undefined;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -132,6 +135,7 @@ export class ModelRepository {
     this.maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.strictIntegrity = options.strictIntegrity ?? false;
     this.modelKeys = options.modelKeys;
+    this.packedCache = options.packedCache;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -430,8 +434,10 @@ export class ModelRepository {
       strictIntegrity,
       ...(precision ? { precision } : {}),
       ...(this.modelKeys ? { keys: this.modelKeys } : {}),
+      ...(this.packedCache ? { packedCache: this.packedCache } : {}),
     });
-    const { region, inputSize, outputSize, quantization, keyId } = loaded;
+    const { region, inputSize, outputSize, quantization, keyId, cached } = loaded;
+    if (cached) this.logger.info({ model: name, version, packedCache: cached }, 'packed weights mapped from the cache');
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
       format: region.format,

@@ -1,0 +1,273 @@
+/**
+ * The packed cache: a model version's weights packed once into a file of a cache directory, so
+ * every serving process and its workers map the same pages from the page cache (one copy per
+ * machine, DESIGN decision 13), and a restart or a second process loads by mapping instead of
+ * reading, checking and packing the model again.
+ *
+ * An entry is `<key>.json` (what serving needs besides the weights) and `<key>.pack` (the packed
+ * bytes exactly as a region holds them). The key covers everything the bytes depend on: the
+ * model's files (path, size, inode, modification and change times: an edited file is a new
+ * key), the precision, the kernels this process packs for, and the cache's layout version. The
+ * `.pack` file appears last (by link, so two processes packing the same version at once end
+ * with one file), so its presence marks a complete entry.
+ *
+ * The addon trusts packed bytes beyond their header checks, so the cache must be private: the
+ * directory is created 0700, and the directory and every file used must be owned by this
+ * effective user, writable by no one else and not reached through a symbolic link
+ * (MAAS_ERR_PACKED_CACHE_UNSAFE otherwise). Encrypted models are never cached: their packed
+ * weights would be plaintext on disk.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { MaasError } from '../core/errors.js';
+import { syncDirectory } from '../io/files.js';
+import type { PackedFormat, PackedRegion, RegionTarget } from '../model/packed.js';
+import { native } from '../native/index.js';
+import type { LoadedModel } from './messages.js';
+
+/** Bump when the entry files' meaning changes: older entries are then never matched. */
+const CACHE_LAYOUT = 1;
+/** A model directory with more files than this is not cached (the key stats every file). */
+const MAX_KEYED_FILES = 4096;
+const MAX_ENTRY_JSON_BYTES = 64 * 1024;
+
+/** What an entry's JSON records besides the packed bytes. */
+interface EntryRecord {
+  layout: number;
+  format: PackedFormat;
+  kernel: string;
+  byteLength: number;
+  inputSize: number;
+  outputSize: number;
+  quantization?: string;
+  /** Whether the model file's recorded digest was verified when it was packed (strictIntegrity needs it). */
+  digestVerified: boolean;
+  /** The model file, for people reading the cache. */
+  source: string;
+}
+
+/** An entry being written: where to pack, and how to publish it once packed. */
+export interface PendingEntry {
+  readonly target: RegionTarget & { readonly file: string };
+  /** Publishes the packed region as the entry; returns the region over the published file. */
+  commit(region: PackedRegion, loaded: Omit<LoadedModel, 'region'>, digestVerified: boolean): Promise<PackedRegion>;
+}
+
+function unsafe(path: string, why: string): MaasError {
+  return new MaasError('MAAS_ERR_PACKED_CACHE_UNSAFE', `The packed cache ${path} is refused: ${why}`);
+}
+
+/** The effective user (a cache must be this user's alone), or null where the platform has none. */
+function effectiveUser(): number | null {
+  return typeof process.geteuid === 'function' ? process.geteuid() : null;
+}
+
+/** Refuses a cache directory that is a symbolic link, someone else's, or open to other users. */
+async function checkPrivateDirectory(dir: string): Promise<void> {
+  const info = await lstat(dir);
+  if (info.isSymbolicLink()) throw unsafe(dir, 'it is a symbolic link');
+  if (!info.isDirectory()) throw unsafe(dir, 'it is not a directory');
+  const euid = effectiveUser();
+  if (euid !== null && info.uid !== euid) throw unsafe(dir, `it is owned by uid ${info.uid}, not this user (${euid})`);
+  if ((info.mode & 0o077) !== 0)
+    throw unsafe(dir, `its mode is ${(info.mode & 0o777).toString(8)}; other users must have no access (chmod 700)`);
+}
+
+/** Every regular file under the model's directory (a few levels deep), stat'ed: the key's file part. */
+async function modelFiles(path: string): Promise<string[] | null> {
+  const real = await realpath(path);
+  const root = (await stat(real)).isDirectory() ? real : dirname(real);
+  const out: string[] = [];
+  const walk = async (dir: string, depth: number): Promise<boolean> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory() && depth < 3) {
+        if (!(await walk(full, depth + 1))) return false;
+      } else if (entry.isFile()) {
+        const s = await lstat(full, { bigint: true });
+        out.push(`${full}\0${s.size}\0${s.ino}\0${s.dev}\0${s.mtimeNs}\0${s.ctimeNs}`);
+        if (out.length > MAX_KEYED_FILES) return false;
+      }
+    }
+    return true;
+  };
+  return (await walk(root, 0)) ? [real, ...out.sort()] : null;
+}
+
+/** The packed cache in `dir`: looked up and written by the load thread, and by `maas pack`. */
+export class PackedCache {
+  constructor(readonly dir: string) {}
+
+  /**
+   * The key of `modelPath` packed in `precision` ('int8' for int8 files) by this process's
+   * kernels, or null when the model is not cacheable (too many files).
+   */
+  async keyOf(modelPath: string, precision: string): Promise<string | null> {
+    const files = await modelFiles(modelPath);
+    if (!files) return null;
+    const cpu = native.cpuInfo();
+    const identity = {
+      layout: CACHE_LAYOUT,
+      precision,
+      kernels: [cpu.f32Kernel, cpu.bf16Kernel, cpu.int8Kernel, cpu.cap],
+      files,
+    };
+    return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 40);
+  }
+
+  /** Creates the directory (0700) if needed and checks that it is private. */
+  async prepare(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await checkPrivateDirectory(this.dir);
+  }
+
+  /**
+   * The entry under `key`, mapped read-only as a region tagged `tag`; null when there is none
+   * (or, under strictIntegrity, when it was packed from a file whose digest was not verified).
+   */
+  async lookup(key: string, tag: number, strictIntegrity: boolean): Promise<LoadedModel | null> {
+    await checkPrivateDirectory(this.dir);
+    const record = await this.readRecord(key);
+    if (!record || (strictIntegrity && !record.digestVerified)) return null;
+    let opened: { fd: number; byteLength: number };
+    try {
+      opened = native.openCachedRegion(this.packPath(key), tag);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'MAAS_ERR_PACKED_CACHE_UNSAFE') throw e;
+      return null; // not there (yet): a miss
+    }
+    if (opened.byteLength !== record.byteLength) {
+      // Cut short (a full disk, a crash mid-copy): removed, so the next pack can publish again.
+      native.closeRegion(opened.fd);
+      await rm(this.packPath(key), { force: true });
+      return null;
+    }
+    const region: PackedRegion = {
+      fd: opened.fd,
+      byteLength: record.byteLength,
+      kernel: record.kernel,
+      format: record.format,
+    };
+    return {
+      region,
+      inputSize: record.inputSize,
+      outputSize: record.outputSize,
+      ...(record.quantization !== undefined ? { quantization: record.quantization } : {}),
+    };
+  }
+
+  /**
+   * A new entry under `key`: pack into its target file, then commit; the published region's
+   * descriptor is unclaimed under `tag` like the packed one it replaces.
+   */
+  begin(key: string, source: string, tag: number): PendingEntry {
+    const temporary = join(this.dir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    return {
+      target: { file: temporary },
+      commit: async (region, loaded, digestVerified) => {
+        try {
+          const record: EntryRecord = {
+            layout: CACHE_LAYOUT,
+            format: region.format,
+            kernel: region.kernel,
+            byteLength: region.byteLength,
+            inputSize: loaded.inputSize,
+            outputSize: loaded.outputSize,
+            ...(loaded.quantization !== undefined ? { quantization: loaded.quantization } : {}),
+            digestVerified,
+            source,
+          };
+          await this.writeRecord(key, record);
+          // link, not rename: when another process published the same key first, its file stays
+          // and this one's copy is dropped, so both map one file.
+          await link(temporary, this.packPath(key)).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EEXIST') throw e;
+          });
+          await syncDirectory(this.dir);
+          const published = native.openCachedRegion(this.packPath(key), tag);
+          if (published.byteLength !== region.byteLength) {
+            native.closeRegion(published.fd);
+            throw unsafe(this.packPath(key), 'it changed while it was published');
+          }
+          native.closeRegion(region.fd);
+          return { ...region, fd: published.fd };
+        } finally {
+          await rm(temporary, { force: true });
+        }
+      },
+    };
+  }
+
+  private packPath(key: string): string {
+    return join(this.dir, `${key}.pack`);
+  }
+
+  private async readRecord(key: string): Promise<EntryRecord | null> {
+    let handle;
+    try {
+      handle = await open(join(this.dir, `${key}.json`), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw unsafe(join(this.dir, `${key}.json`), (e as Error).message);
+    }
+    try {
+      const info = await handle.stat();
+      const euid = effectiveUser();
+      if (!info.isFile() || (euid !== null && info.uid !== euid) || (info.mode & 0o022) !== 0)
+        throw unsafe(join(this.dir, `${key}.json`), 'it is not a regular file of this user writable only by it');
+      if (info.size > MAX_ENTRY_JSON_BYTES) return null;
+      const parsed = JSON.parse(await handle.readFile('utf8')) as Partial<EntryRecord>;
+      return isEntryRecord(parsed) ? parsed : null;
+    } catch (e) {
+      if (e instanceof MaasError) throw e;
+      return null; // unreadable or from another layout: a miss, rewritten by the next pack
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async writeRecord(key: string, record: EntryRecord): Promise<void> {
+    const temporary = join(this.dir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.json.tmp`);
+    try {
+      const handle = await open(temporary, 'wx', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(record, null, 2) + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temporary, join(this.dir, `${key}.json`));
+    } finally {
+      await rm(temporary, { force: true });
+    }
+  }
+}
+
+function isEntryRecord(r: Partial<EntryRecord>): r is EntryRecord {
+  return (
+    r.layout === CACHE_LAYOUT &&
+    (r.format === 'fp32' || r.format === 'bf16' || r.format === 'int8') &&
+    typeof r.kernel === 'string' &&
+    Number.isSafeInteger(r.byteLength) &&
+    r.byteLength! > 0 &&
+    Number.isSafeInteger(r.inputSize) &&
+    Number.isSafeInteger(r.outputSize) &&
+    (r.quantization === undefined || typeof r.quantization === 'string') &&
+    typeof r.digestVerified === 'boolean'
+  );
+}
+
+/** The default cache directory: $MAAS_PACKED_CACHE, else $XDG_CACHE_HOME/maas/packed, else ~/.cache/maas/packed. */
+export function defaultPackedCacheDir(env: NodeJS.ProcessEnv = process.env, home = process.env.HOME ?? ''): string {
+  if (env.MAAS_PACKED_CACHE) return env.MAAS_PACKED_CACHE;
+  const base = env.XDG_CACHE_HOME || join(home || '.', '.cache');
+  return join(base, 'maas', 'packed');
+}
+
+/** The entry files in a cache directory, for `maas pack --list` and tests. */
+export async function cacheEntries(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => []);
+  return names.filter((n) => n.endsWith('.pack')).map((n) => basename(n, '.pack'));
+}
