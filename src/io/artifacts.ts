@@ -279,7 +279,7 @@ export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
 
 /** A model.json's maas extension field, when it holds an object. */
 function maasField(parsed: Record<string, unknown>): Partial<MaasExtension> | undefined {
-  return (parsed.maas !== null && typeof parsed.maas === 'object' ? parsed.maas : undefined);
+  return parsed.maas !== null && typeof parsed.maas === 'object' ? parsed.maas : undefined;
 }
 
 /** Under strictIntegrity, refuses a model.json that records neither digest. */
