@@ -13,6 +13,7 @@ import { runDecrypt, runEncrypt, runKeygen, type KeySourceOptions } from './encr
 import { runServe, type ServeCommandOptions } from './serve.js';
 import type { ClientCertificates } from '../serving/auth/tls.js';
 import { runQuantize } from './quantize.js';
+import { runPack } from './pack.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 import { SCOPES } from '../serving/auth/tokens.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
@@ -167,6 +168,16 @@ program
   .option('--rate-burst <n>', 'requests at once above the rate (default: one second of it)', positiveInt)
   .option('--max-concurrent-per-client <n>', 'requests of one token (or address) running at once', positiveInt)
   .option('--audit-log <file>', 'JSON-lines audit trail: loads, unloads, refusals, inference counts (file made 0600)')
+  .option(
+    '--processes <n>',
+    'serving processes (node:cluster) sharing the ports and one copy of the weights through the packed cache (default 1)',
+    positiveInt,
+  )
+  .option(
+    '--packed-cache <dir>',
+    'where packed weights are kept and mapped from (made 0700; default $MAAS_PACKED_CACHE or ~/.cache/maas/packed)',
+  )
+  .option('--no-packed-cache', 'pack every model in memory at each load instead')
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program
@@ -262,6 +273,21 @@ program
       await runQuantize({ ...opts, print: (line) => console.log(line) });
     },
   );
+
+program
+  .command('pack')
+  .description(
+    'pack a model into the packed cache ahead of serving (what maas serve maps instead of reading the model)',
+  )
+  .argument('<model>', 'a model file (model.json, .h5, .onnx) or a repository version directory')
+  .option('--packed-cache <dir>', 'the cache directory (default $MAAS_PACKED_CACHE or ~/.cache/maas/packed)')
+  .option('--precision <precision>', 'fp32 or bf16 for an fp32 model (as its config.json asks)', (v: string) => {
+    if (v !== 'fp32' && v !== 'bf16') throw new InvalidArgumentError(`expected fp32 or bf16 but received '${v}'`);
+    return v;
+  })
+  .action(async (model: string, opts: { packedCache?: string; precision?: 'fp32' | 'bf16' }) => {
+    await runPack(model, { ...opts, print: (line) => console.log(line) });
+  });
 
 program
   .command('info')

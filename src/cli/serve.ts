@@ -3,8 +3,11 @@
  * a first request to try, and shuts down cleanly on SIGINT/SIGTERM.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
+import { joinProcessGroup, runProcessGroup } from '../serving/process-group.js';
+import { defaultPackedCacheDir, PackedCache } from '../pool/packed-cache.js';
 import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
@@ -70,10 +73,59 @@ export interface ServeCommandOptions {
   rateBurst?: number;
   maxConcurrentPerClient?: number;
   auditLog?: string;
+  /** Serving processes sharing the ports and the packed weights (default 1). */
+  processes?: number;
+  /** The packed cache directory; false with --no-packed-cache; absent: the default one. */
+  packedCache?: string | false;
   print: (line: string) => void;
 }
 
+/**
+ * The packed cache to serve with: the one named, none with --no-packed-cache, or the default
+ * one (~/.cache/maas/packed) when it can be made private here; a default that cannot (a
+ * read-only home, another owner) is skipped with a warning, since the service works without it.
+ */
+async function packedCacheFor(options: ServeCommandOptions): Promise<string | undefined> {
+  if (options.packedCache === false) return undefined;
+  if (typeof options.packedCache === 'string') return resolve(options.packedCache);
+  const dir = defaultPackedCacheDir();
+  try {
+    await new PackedCache(dir).prepare();
+    return dir;
+  } catch (error) {
+    options.print(`maas: not using the packed cache ${dir}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** As the primary of --processes N: starts the serving processes and supervises them. */
+async function runPrimary(options: ServeCommandOptions, count: number, packedCache: string): Promise<void> {
+  await runProcessGroup(count, {
+    started: (pids) =>
+      options.print(
+        `  ${count} serving processes (pids ${pids.join(', ')}) share the ports and the packed weights in ${packedCache}`,
+      ),
+    stopped: (index, code, signal) =>
+      options.print(`maas: serving process ${index} stopped (${signal ?? `code ${code}`}); starting it again`),
+    restarted: (index, pid) => options.print(`maas: serving process ${index} started again as pid ${pid}`),
+    failed: (message) => options.print(`maas: ${message}`),
+  });
+}
+
 export async function runServe(options: ServeCommandOptions): Promise<void> {
+  const processes = options.processes ?? 1;
+  const group = joinProcessGroup();
+  const packedCache = await packedCacheFor(options);
+  if (processes > 1 && !group) {
+    if (!packedCache)
+      throw new MaasError(
+        'MAAS_ERR_ARG_RANGE',
+        '--processes shares the weights through the packed cache: give --packed-cache <dir> (or leave the default on)',
+      );
+    return runPrimary(options, processes, packedCache);
+  }
+  // In a group only the first process prints the banner (the primary prints the group's line).
+  const print = group && group.index > 0 ? () => {} : options.print;
   const modelKeys = keyringFrom({ keyFile: options.modelKeyFile, keyCommand: options.modelKeyCommand });
   await modelKeys.check(); // a key file that cannot be used stops the start, not every load
   const serveOptions: ServeOptions = {
@@ -82,7 +134,8 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     httpPort: options.httpPort,
     grpcPort: options.grpcPort,
     metricsPort: options.metricsPort,
-    workers: options.workers,
+    // N processes share the cores: by default each takes its part of them.
+    workers: options.workers ?? (group ? Math.max(1, Math.floor(availableParallelism() / group.count)) : undefined),
     threadsPerWorker: options.threads,
     workerIsolation: options.workerIsolation,
     modelControlMode: options.modelControlMode,
@@ -114,6 +167,8 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
           }
         : undefined,
     auditLog: options.auditLog,
+    ...(packedCache ? { packedCache } : {}),
+    ...(group ? { processGroup: group } : {}),
   };
   const server = await serve(serveOptions);
   // The last resort: every handler's errors reach its transport's error mapping, so an error that
@@ -125,12 +180,12 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   const index = await server.dataplane.repositoryIndex(true);
   const local = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;
   const scheme = server.tls ? 'https' : 'http';
-  options.print(
+  print(
     `maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`,
   );
-  options.print(`  REST     ${scheme}://${local}:${server.httpPort}/v2`);
-  options.print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService${server.tls ? ', TLS' : ''})`);
-  options.print(`  metrics  ${scheme}://${local}:${server.metricsPort}/metrics`);
+  print(`  REST     ${scheme}://${local}:${server.httpPort}/v2`);
+  print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService${server.tls ? ', TLS' : ''})`);
+  print(`  metrics  ${scheme}://${local}:${server.metricsPort}/metrics`);
   const first = index[0];
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);
@@ -142,11 +197,11 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
       : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
     const auth = server.access.enabled ? ' -H "Authorization: Bearer $MAAS_TOKEN"' : '';
     const ca = server.tls ? ' --cacert <CA of the server certificate>' : '';
-    options.print(
+    print(
       `  try:     curl -s${ca}${auth} ${scheme}://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`,
     );
   }
-  options.print('  Ctrl-C stops it.');
+  print('  Ctrl-C stops it.');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -162,4 +217,5 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  group?.ready();
 }

@@ -85,6 +85,10 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: "A packed buffer targets an ISA above this thread's cap.",
   },
+  MAAS_ERR_PEER_FAILED: {
+    kind: 'Internal',
+    doc: 'A load or unload ran in this serving process but failed in another of the group (maas serve --processes).',
+  },
   // Serving. Unknown models keep Triton's message text and status (clients match on them).
   MAAS_ERR_MODEL_UNKNOWN: {
     kind: 'InvalidArgument',

@@ -132,7 +132,8 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
   const cache = request.packedCache && !isSealedPath(request.path) ? new PackedCache(request.packedCache) : null;
   if (!cache) return (await openAndPackUncached(request, keys, {})).model;
   await cache.prepare();
-  const key = await cache.keyOf(request.path, request.precision ?? 'as-stored');
+  // fp32 asked of an fp32 file is the file as stored: one entry for both.
+  const key = await cache.keyOf(request.path, request.precision === 'bf16' ? 'bf16' : 'as-stored');
   if (!key) return (await openAndPackUncached(request, keys, {})).model;
   const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
   if (hit) return { ...hit, cached: 'hit' };

@@ -147,6 +147,17 @@ export interface DataPlaneOptions {
   metrics: ServingMetrics;
   serverName?: string;
   serverVersion: string;
+  /** The other serving processes of this machine (maas serve --processes N), which control operations reach too. */
+  peers?: ServingPeers;
+}
+
+/** A repository control operation, as it travels to the other serving processes. */
+export type ControlOperation = { kind: 'load'; name: string; config?: string } | { kind: 'unload'; name: string };
+
+/** The other serving processes: a load or unload that succeeds here runs in each of them as well. */
+export interface ServingPeers {
+  /** Runs `operation` in every other process; rejects with the first failure. */
+  broadcast(operation: ControlOperation): Promise<void>;
 }
 
 /** The protocol-free core of the service: every operation of the protocol, which the gRPC and REST adapters call. */
@@ -155,6 +166,7 @@ export class DataPlane {
   readonly metrics: ServingMetrics;
   private readonly serverName: string;
   private readonly serverVersion: string;
+  private readonly peers: ServingPeers | undefined;
   private stopping = false;
 
   constructor(options: DataPlaneOptions) {
@@ -162,6 +174,7 @@ export class DataPlane {
     this.metrics = options.metrics;
     this.serverName = options.serverName ?? 'maas';
     this.serverVersion = options.serverVersion;
+    this.peers = options.peers;
   }
 
   /** Marks the server as going away: not ready, new inferences refused. */
@@ -242,11 +255,24 @@ export class DataPlane {
       }
     }
     await this.repository.load(name, config);
+    const text = parameters.config;
+    await this.peers?.broadcast({ kind: 'load', name, ...(text !== undefined ? { config: text } : {}) });
   }
 
   async unloadModel(name: string): Promise<void> {
     this.checkExplicit('unload');
     await this.repository.unload(name);
+    await this.peers?.broadcast({ kind: 'unload', name });
+  }
+
+  /** Runs a control operation another serving process received (and already ran) here, without passing it on. */
+  async applyPeerOperation(operation: ControlOperation): Promise<void> {
+    this.checkExplicit(operation.kind);
+    if (operation.kind === 'unload') return this.repository.unload(operation.name);
+    await this.repository.load(
+      operation.name,
+      operation.config === undefined ? undefined : (JSON.parse(operation.config) as unknown),
+    );
   }
 
   /** Runs one inference request through its model version's batcher. */

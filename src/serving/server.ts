@@ -12,6 +12,7 @@ import { packageRoot } from '../core/package-root.js';
 import type { ModelKeys } from '../io/model-keys.js';
 import { InferencePool, type WorkerIsolation } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
+import type { ProcessGroup } from './process-group.js';
 import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
 import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
@@ -117,6 +118,11 @@ export interface ServeOptions {
    */
   packedCache?: string;
   /**
+   * The group of serving processes this one belongs to (maas serve --processes N; see
+   * process-group.ts): loads and unloads reach every process, /metrics sums them all.
+   */
+  processGroup?: ProcessGroup;
+  /**
    * The keys of encrypted model files (model.json.enc, model.onnx.enc, model.h5.enc): a
    * ModelKeyring over a key file, a key command or keys in code (default: MAAS_MODEL_KEY and
    * MAAS_MODEL_KEY_ID from the environment).
@@ -197,7 +203,14 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
     ...(options.packedCache ? { packedCache: resolve(options.packedCache) } : {}),
   });
-  const dataplane = new DataPlane({ repository, metrics, serverVersion: packageVersion() });
+  const group = options.processGroup;
+  const dataplane = new DataPlane({
+    repository,
+    metrics,
+    serverVersion: packageVersion(),
+    ...(group ? { peers: group } : {}),
+  });
+  group?.serve((operation) => dataplane.applyPeerOperation(operation), metrics.registry);
   let tokens: TokenStore | undefined;
   let certificates: CertificateSource | undefined;
   let audit: AuditLog | undefined;
@@ -302,7 +315,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     }
     if (metricsPort !== null)
       ({ server: metricsServer, port: bound.metrics } = await startMetricsServer(
-        () => metrics.text(),
+        group ? () => group.metrics() : () => metrics.text(),
         metrics.contentType,
         {
           host,

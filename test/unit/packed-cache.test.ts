@@ -42,6 +42,7 @@ import {
 import { readInt8 } from '../../src/quant/load.js';
 import { int8PackLayer, int8PackLayers } from '../../src/quant/model.js';
 import { native } from '../../src/native/index.js';
+import { runPack } from '../../src/cli/pack.js';
 
 const rows = Float32Array.from({ length: 8 * 10 }, (_, i) => Math.sin(i * 0.37));
 
@@ -353,6 +354,31 @@ describe('the packed cache', () => {
     expect(lenient.cached).toBe('written');
     await expect(pool.load(path, { packedCache: cache, strictIntegrity: true })).rejects.toMatchObject({
       code: 'MAAS_ERR_MODEL_DIGEST_MISSING',
+    });
+  });
+});
+
+describe('maas pack', () => {
+  const pool = new InferencePool({ workers: 1 });
+  afterAll(() => pool.close());
+
+  it('packs a version directory ahead of serving: the server then maps the entry', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'maas-pack-cli-'));
+    await model().save(join(root, '1'));
+    const cache = join(root, 'cache');
+    const lines: string[] = [];
+    const print = (line: string) => lines.push(line);
+    await runPack(join(root, '1'), { packedCache: cache, print });
+    await runPack(join(root, '1', 'model.json'), { packedCache: cache, print, precision: 'fp32' });
+    expect(lines[0]).toMatch(/^packed .*model\.json: fp32 for f32_gemm\S+, [\d.]+ MiB in .*cache \(\d+ ms\)$/);
+    expect(lines[1]).toMatch(/^already packed /);
+    const served = await pool.load(join(root, '1', 'model.json'), { packedCache: cache });
+    pool.discard(served);
+    expect(served.cached).toBe('hit');
+    await writeFile(join(root, 'model.json.enc'), 'not really encrypted');
+    await expect(runPack(join(root, 'model.json.enc'), { packedCache: cache, print })).rejects.toMatchObject({
+      code: 'MAAS_ERR_ARG_RANGE',
+      message: expect.stringMatching(/encrypted models are never cached/),
     });
   });
 });
