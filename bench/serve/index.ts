@@ -4,7 +4,9 @@
  *   (b) maas serving model S, batch-1 requests;
  *   (c) model L with dynamic batching on and off;
  * each as a closed-loop concurrency sweep (our gRPC client) and, at concurrency 64, under h2load;
- * then the resident memory of a server holding a ≥ 200 MB model with 1 and with 2 workers.
+ * then the resident memory of a server holding a ≥ 200 MB model with 1 and with 2 workers; then
+ * `maas serve --processes 1` against `--processes 2`, and a model of a billion parameters
+ * (generated once into --large-dir, 6 GB of disk: cold start, memory, latency, hot reload).
  * Servers run in child processes from the built package (dist/, as `npm start` runs them); writes
  * bench/RESULTS-serve.md.
  *
@@ -24,35 +26,40 @@ import { Random } from '../../src/core/random.js';
 import { closedLoop, grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
 import { rssOf, startChild, stopChild, type Rss } from './children.js';
 import { ceilingSection } from './ceiling.js';
+import { largeModelSection, processesSection } from './scale.js';
 
 interface Args {
-  /** Parts to run: ceiling, a, b, c, rss. */
+  /** Parts to run: ceiling, a, b, c, rss, processes, large. */
   parts: Set<string>;
   seconds: number;
   /** Interleaved rounds at concurrency 64. */
   rounds: number;
   concurrency: number[];
   out: string;
+  /** Where the billion-parameter model is generated (once) and served from. */
+  largeDir: string;
 }
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    parts: new Set(['ceiling', 'a', 'b', 'c', 'rss']),
+    parts: new Set(['ceiling', 'a', 'b', 'c', 'rss', 'processes', 'large']),
     seconds: 3,
     rounds: 3,
     concurrency: [1, 4, 16, 64, 256],
     out: join(packageRoot(), 'bench', 'RESULTS-serve.md'),
+    largeDir: join(tmpdir(), 'maas-bench-large'),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--seconds') args.seconds = Number(argv[++i]);
     else if (a === '--parts') args.parts = new Set(argv[++i]!.split(','));
+    else if (a === '--large-dir') args.largeDir = argv[++i]!;
     else if (a === '--rounds') args.rounds = Number(argv[++i]);
     else if (a === '--concurrency') args.concurrency = argv[++i]!.split(',').map(Number);
     else if (a === '--out') args.out = argv[++i]!;
     else
       throw new Error(
-        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss --seconds S --rounds N --concurrency 1,64 --out FILE)`,
+        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss,processes,large --large-dir DIR --seconds S --rounds N --concurrency 1,64 --out FILE)`,
       );
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
@@ -228,14 +235,26 @@ async function main(): Promise<void> {
       await stopChild(server.child);
     }
   }
-  report(args, rows, samples, { sOk, rss, bigBytes, workers, ceiling });
+  const scale: string[] = [];
+  if (args.parts.has('processes'))
+    scale.push(...(await processesSection({ seconds: args.seconds, rounds: args.rounds })));
+  if (args.parts.has('large'))
+    scale.push(...(await largeModelSection({ dir: args.largeDir, layers: 8, width: 12288 })));
+  report(args, rows, samples, { sOk, rss, bigBytes, workers, ceiling, scale });
 }
 
 function report(
   args: Args,
   rows: Row[],
   samples: Map<string, LoadResult[]>,
-  extra: { sOk: number; rss: ({ workers: number } & Rss)[]; bigBytes: number; workers: number; ceiling: string[] },
+  extra: {
+    sOk: number;
+    rss: ({ workers: number } & Rss)[];
+    bigBytes: number;
+    workers: number;
+    ceiling: string[];
+    scale: string[];
+  },
 ): void {
   const at = (target: string, generator: string, c = 64) =>
     rows.find((r) => r.target === target && r.generator === generator && r.result.concurrency === c)?.result;
@@ -291,6 +310,7 @@ function report(
     `- RSS with a ${MB(extra.bigBytes)} MB model, after a full GC: 1 worker ${MB(r1?.rssAfterGc ?? NaN)} MB, 2 workers ${MB(r2?.rssAfterGc ?? NaN)} MB: the second worker adds ${MB(perWorker)} MB = **${fmt((perWorker / extra.bigBytes) * 100, 1)}%** of the model (target < 5%). Before the GC (the loader's transient copies not yet collected): ${MB(r1?.rss ?? NaN)} → ${MB(r2?.rss ?? NaN)} MB (${MB(perWorkerRaw)} MB)`,
     '',
   );
+  lines.push(...extra.scale);
   writeFileSync(args.out, lines.join('\n'));
   console.log(lines.slice(-8).join('\n'));
   console.log(`wrote ${args.out}`);

@@ -103,7 +103,7 @@ export async function grpcBodyFile(request: InferOptions): Promise<string> {
 }
 
 /**
- * h2load over one connection with `concurrency` streams for `seconds`. h2load counts HTTP status
+ * h2load with `concurrency` streams (over one connection unless told) for `seconds`. h2load counts HTTP status
  * only; gRPC errors travel in trailers, so callers check the server's success count separately.
  */
 export async function h2load(
@@ -111,8 +111,11 @@ export async function h2load(
   bodyFile: string,
   concurrency: number,
   seconds: number,
-  options: { tls?: boolean; headers?: Record<string, string> } = {},
+  options: { tls?: boolean; headers?: Record<string, string>; connections?: number } = {},
 ): Promise<LoadResult> {
+  // `concurrency` streams in all, spread over the connections (several serving processes take
+  // connections, not streams, in turn).
+  const connections = options.connections ?? 1;
   const extra = Object.entries(options.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
   // Every request's latency (h2load's log: start µs, status, duration µs per line) gives percentiles.
   const log = join(tmpdir(), `maas-h2load-${process.pid}-${++bodyFiles}.log`);
@@ -120,9 +123,9 @@ export async function h2load(
     '--log-file',
     log,
     '-c',
-    '1',
+    String(connections),
     '-m',
-    String(concurrency),
+    String(Math.ceil(concurrency / connections)),
     '-D',
     String(seconds),
     '--warm-up-time',

@@ -37,7 +37,7 @@ export interface StreamedModel extends Omit<OpenedModel, 'layers'> {
   /**
    * Reads every weight once, in file order, and calls onLayer(index, layer) for each layer as
    * soon as its tensors are read (not necessarily in layer order); verifies the weights digest
-   * after the last. Closes the files whether it resolves or rejects; call it once.
+   * after the last. The layer's arrays are reused once onLayer returns: consume them before. Closes the files whether it resolves or rejects; call it once.
    */
   readLayers(onLayer: (index: number, layer: OpenedLayer) => void | Promise<void>): Promise<void>;
   /** Closes the files without reading (when the caller gives up before readLayers). */
@@ -153,12 +153,17 @@ async function readInOrder(
   });
   const uses = new Map([...takers].map(([w, layers]) => [w, layers.length]));
   const values = new Map<Located, Float32Array>();
+  // A dropped entry's buffer is taken by the next entry of its length (a stack's layers are
+  // often all one size), so a large model's load holds one layer's weights, not a heap of
+  // garbage layers waiting for a collector.
+  const spare = new Map<number, Float32Array[]>();
+  const buffer = (floats: number) => spare.get(floats)?.pop() ?? new Float32Array(floats);
   const entries = [...takers.keys()].sort((a, b) => a.offset - b.offset);
   const stream = new WeightStream(manifest.shards);
   let offset = 0;
   for (const entry of entries) {
     if (entry.offset > offset) await stream.skip(entry.offset - offset);
-    const data = new Float32Array(entry.bytes / 4);
+    const data = buffer(entry.bytes / 4);
     await stream.read(new Uint8Array(data.buffer));
     offset = entry.offset + entry.bytes;
     values.set(entry, data);
@@ -167,7 +172,12 @@ async function readInOrder(
       const sources = plan[layer]!;
       const weights = tfjsLayerWeights(sources, (w) => values.get(w)!);
       await onLayer(layer, checkedLayer(manifest.jsonPath, parsed[layer]!, shapes[layer]!.inputDim, weights));
-      for (const w of new Set(entriesOf(sources))) if (uses.set(w, uses.get(w)! - 1).get(w) === 0) values.delete(w);
+      for (const w of new Set(entriesOf(sources)))
+        if (uses.set(w, uses.get(w)! - 1).get(w) === 0) {
+          const dropped = values.get(w)!;
+          values.delete(w);
+          spare.set(dropped.length, [...(spare.get(dropped.length) ?? []), dropped]);
+        }
     }
   }
   const total = manifest.shards.reduce((n, f) => n + f.size, 0);

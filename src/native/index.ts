@@ -269,6 +269,8 @@ export interface NativeBinding {
    * symbolic link) and a writable view: other processes map it by opening the file.
    */
   createFileRegion(path: string, bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  /** Takes a writable region view's pages out of the resident set (madvise DONTNEED); the bytes stay in its file. */
+  dropRegionPages(view: Uint8Array): void;
   /** Flushes a file region's bytes to the disk (fdatasync). */
   syncRegion(fd: number): void;
   /**

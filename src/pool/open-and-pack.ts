@@ -63,9 +63,14 @@ async function streamAndPack(
     packer,
     async (view) => {
       let kernel = '';
+      let scratch: Int8Array | undefined;
       await stream.readLayers((index, layer) => {
-        const int8 = spec ? int8PackLayer(spec, index, int8WeightsOf(spec, index, layer)) : undefined;
+        if (spec && scratch?.length !== layer.kernel.length) scratch = new Int8Array(layer.kernel.length);
+        const int8 = spec ? int8PackLayer(spec, index, int8WeightsOf(spec, index, layer, scratch)) : undefined;
         kernel = packer.packLayer(view, index, layer, int8);
+        // A cache file's packed pages are on their way to the disk: out of this process's
+        // resident set until a worker maps them, so packing holds one layer, not the model.
+        if (target.file) native.dropRegionPages(view);
       });
       return kernel;
     },

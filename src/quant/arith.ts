@@ -99,8 +99,13 @@ export function dequantizeWeights(q: Int8Array, scales: Float32Array, cols: numb
  * Recovers the s8 weights from their dequantized fp32 values. Exact: |fl(q·s)/s − q| <= 2·127·2^−24,
  * far below the 0.5 rounding needs. Returns null when a value is not on the grid.
  */
-export function requantizeWeights(w: Float32Array, scales: Float32Array, cols: number): Int8Array | null {
-  const q = new Int8Array(w.length);
+export function requantizeWeights(
+  w: Float32Array,
+  scales: Float32Array,
+  cols: number,
+  into?: Int8Array,
+): Int8Array | null {
+  const q = into?.length === w.length ? into : new Int8Array(w.length);
   for (let i = 0; i < w.length; i++) {
     const t = roundHalfEven(f32(w[i]! / scales[i % cols]!));
     if (!(Math.abs(t) <= 127) || f32(t * scales[i % cols]!) !== w[i]) return null;

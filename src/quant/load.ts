@@ -106,16 +106,18 @@ export function readInt8(opened: OpenedModel): { spec: QuantizationSpec; int8Wei
 
 /**
  * Layer `index`'s s8 weights, recovered exactly from its stored dequantized values and scales
- * (null for a layer kept in fp32); a streamed load calls it a layer at a time.
+ * (null for a layer kept in fp32); a streamed load calls it a layer at a time, with `into` (an
+ * Int8Array of the kernel's length) to reuse.
  */
 export function int8WeightsOf(
   spec: QuantizationSpec,
   index: number,
   layer: { name: string; kernel: Float32Array; units: number },
+  into?: Int8Array,
 ): Int8Array | null {
   const info = spec.layers[index]!;
   if (!info.int8) return null;
-  const q = requantizeWeights(layer.kernel, Float32Array.from(info.weightScales!), layer.units);
+  const q = requantizeWeights(layer.kernel, Float32Array.from(info.weightScales!), layer.units, into);
   if (!q)
     throw new MaasError(
       'MAAS_ERR_MODEL_FORMAT',

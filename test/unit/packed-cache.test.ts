@@ -263,9 +263,20 @@ describe('the packed cache', () => {
         3,
       ]);
       const handle = openPackedRegion(second.region);
+      const twin = openPackedRegion(first.region);
+      // Two handles over one file share one mapping: the weights count once in the resident set.
+      const pack = (await readdir(cache)).find((f) => f.endsWith('.pack'))!;
+      const mappings = () =>
+        readFileSync('/proc/self/maps', 'utf8')
+          .split('\n')
+          .filter((l) => l.endsWith(pack));
+      expect(mappings().length).toBe(1);
       const y = new Float32Array(8 * 3);
       handle.predict(rows, 8, y);
       handle.dispose();
+      expect(mappings().length).toBe(1);
+      twin.dispose();
+      expect(mappings().length).toBe(0);
       expect(y).toEqual(m.predict(rows).values);
       expect((await stat(cache)).mode & 0o777).toBe(0o700);
       const files = await readdir(cache);

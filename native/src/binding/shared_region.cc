@@ -14,9 +14,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 #include "addon.h"
@@ -159,6 +161,19 @@ Napi::Value ReleaseRegionView(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dropRegionPages(view): takes a writable view's pages out of this process's resident set; the
+// bytes stay in the region's file (page cache, written back as usual) and come back on access.
+Napi::Value DropRegionPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto typed = ArgTypedArray<uint8_t>(info, 0, "view", napi_uint8_array);
+  void* data = typed.ArrayBuffer().Data();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = g_views.find(data);
+  if (it == g_views.end()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "dropRegionPages: not a live region view", true);
+  if (madvise(it->second->data, it->second->size, MADV_DONTNEED) != 0) ThrowErrno(env, "dropRegionPages", errno);
+  return env.Undefined();
+}
+
 int ArgDescriptor(const Napi::CallbackInfo& info, size_t index) {
   const size_t fd = ArgSize(info, index, "fd");
   if (fd > 1u << 30) ThrowCoded(info.Env(), "MAAS_ERR_ARG_RANGE", "expected a file descriptor for fd", true);
@@ -279,6 +294,18 @@ Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+namespace {
+
+// The process's read-only mappings of regions, by file identity and length, with their users.
+struct MappedRegion {
+  void* data;
+  size_t refs;
+};
+std::map<std::tuple<dev_t, ino_t, size_t>, MappedRegion> g_mapped;
+std::unordered_map<const void*, std::tuple<dev_t, ino_t, size_t>> g_mapped_keys;
+
+}  // namespace
+
 bool RegionMapping::Map(int fd, size_t bytes) {
   Reset();
   struct stat st;
@@ -288,23 +315,45 @@ bool RegionMapping::Map(int fd, size_t bytes) {
     errno = EINVAL;
     return false;
   }
-  void* data = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
-  if (data == MAP_FAILED) return false;
-  data_ = data;
+  const auto key = std::make_tuple(st.st_dev, st.st_ino, bytes);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = g_mapped.find(key);
+  if (it == g_mapped.end()) {
+    void* data = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (data == MAP_FAILED) return false;
+    it = g_mapped.emplace(key, MappedRegion{data, 0}).first;
+    g_mapped_keys[data] = key;
+  }
+  ++it->second.refs;
+  data_ = it->second.data;
   size_ = bytes;
+  shared_ = true;
   return true;
 }
 
 void RegionMapping::Reset() {
-  if (data_ != nullptr) munmap(data_, size_);
+  if (data_ != nullptr && shared_) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto key = g_mapped_keys.find(data_);
+    if (key != g_mapped_keys.end()) {
+      auto it = g_mapped.find(key->second);
+      if (it != g_mapped.end() && --it->second.refs == 0) {
+        munmap(it->second.data, size_);
+        g_mapped.erase(it);
+        g_mapped_keys.erase(key);
+      }
+    }
+  }
   data_ = nullptr;
   size_ = 0;
+  shared_ = false;
 }
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {
   exports.Set("createRegion", Napi::Function::New(env, CreateRegion, "createRegion"));
   exports.Set("createFileRegion", Napi::Function::New(env, CreateFileRegion, "createFileRegion"));
   exports.Set("syncRegion", Napi::Function::New(env, SyncRegion, "syncRegion"));
+  exports.Set("dropRegionPages", Napi::Function::New(env, DropRegionPages, "dropRegionPages"));
   exports.Set("openCachedRegion", Napi::Function::New(env, OpenCachedRegion, "openCachedRegion"));
   exports.Set("releaseRegionView", Napi::Function::New(env, ReleaseRegionView, "releaseRegionView"));
   exports.Set("sealRegion", Napi::Function::New(env, SealRegion, "sealRegion"));

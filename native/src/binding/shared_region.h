@@ -8,7 +8,10 @@
 
 namespace maas::binding {
 
-// A read-only mapping of a region, owned by one model handle: unmapped by Reset() or the destructor.
+// A read-only mapping of a region, owned by one model handle: released by Reset() or the
+// destructor. Handles in different threads of one process that open the same region (the same
+// file, whatever the descriptor) share one mapping, counted: the weights appear once in the
+// process's resident set, not once per worker thread.
 class RegionMapping {
  public:
   RegionMapping() = default;
@@ -25,6 +28,7 @@ class RegionMapping {
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
+  bool shared_ = false;
 };
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports);
