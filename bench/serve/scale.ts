@@ -41,8 +41,8 @@ async function startCli(args: string[]): Promise<CliServer> {
       if (http && grpc && (!group || /serving processes \(pids/.test(output)))
         resolve({ grpc: Number(grpc[1]), http: Number(http[1]) });
     };
-    child.stdout!.on('data', (c: Buffer) => ((output += c.toString()), look()));
-    child.stderr!.on('data', (c: Buffer) => ((output += c.toString()), look()));
+    child.stdout.on('data', (c: Buffer) => ((output += c.toString()), look()));
+    child.stderr.on('data', (c: Buffer) => ((output += c.toString()), look()));
     child.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
   });
   return { child, grpcPort: ports.grpc, httpPort: ports.http, readyMs: performance.now() - started };
@@ -68,7 +68,7 @@ export async function processesSection(options: { seconds: number; rounds: numbe
     const body = await grpcBodyFile({
       model: 'classic',
       inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 100], data: new Float32Array(100).fill(0.25) }],
-    } as InferOptions);
+    });
     const results = new Map<string, LoadResult[]>();
     for (let round = 0; round < options.rounds; round++)
       for (const inFlight of [64, 256])
