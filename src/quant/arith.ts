@@ -109,7 +109,7 @@ export function requantizeWeights(
   // Row by row (no modulo per value), and Math.round for the tie rule: a value on the grid lies
   // within 2^-17 of its integer, where every rounding rule agrees, and a value at a tie is
   // refused by the check either way. A billion weights take seconds this way, not a minute.
-  for (let i = 0; i < w.length; ) {
+  for (let i = 0; i < w.length;) {
     for (let c = 0; c < cols; c++, i++) {
       const s = scales[c]!;
       const v = w[i]!;
