@@ -38,7 +38,7 @@ export { loadModel } from './model/load.js';
  * Use loadModel for dense chains (they become a trainable, servable Sequential).
  */
 export { loadOnnxGraph, OnnxGraph, ONNX_GRAPH_OPS, type GraphInput, type GraphTensor } from './io/onnx-graph.js';
-export { openPackedModel, openPackedRegion, type PackedRegion } from './model/packed.js';
+export { openPackedModel, openPackedRegion, type PackedRegion, type RegionTarget } from './model/packed.js';
 export { quantize, type QuantizeOptions } from './quant/quantize.js';
 export {
   QuantizedModel,
@@ -119,7 +119,11 @@ export {
   type InferResponse,
   type InferInput,
   type InferOutput,
+  type ControlOperation,
+  type ServingPeers,
 } from './serving/dataplane.js';
+export { joinProcessGroup, runProcessGroup, type GroupEvents, type ProcessGroup } from './serving/process-group.js';
+export { PackedCache, defaultPackedCacheDir, type PendingEntry } from './pool/packed-cache.js';
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export {
