@@ -29,12 +29,17 @@ interface CliServer {
 /** Starts `maas serve` with `args`; resolves when it (and, with --processes, every process) serves. */
 async function startCli(args: string[]): Promise<CliServer> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const ports = ['--http-port', '0', '--grpc-port', '0', '--metrics-port', '0'];
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--host', '127.0.0.1', '--log-level', 'warn', ...ports, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const group = args.includes('--processes') && args[args.indexOf('--processes') + 1] !== '1';
   let output = '';
-  const ports = await new Promise<{ grpc: number; http: number }>((resolve, reject) => {
+  const bound = await new Promise<{ grpc: number; http: number }>((resolve, reject) => {
     const look = () => {
       const http = /REST\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output);
       const grpc = /gRPC\s+127\.0\.0\.1:(\d+)/.exec(output);
@@ -45,7 +50,7 @@ async function startCli(args: string[]): Promise<CliServer> {
     child.stderr.on('data', (c: Buffer) => ((output += c.toString()), look()));
     child.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
   });
-  return { child, grpcPort: ports.grpc, httpPort: ports.http, readyMs: performance.now() - started };
+  return { child, grpcPort: bound.grpc, httpPort: bound.http, readyMs: performance.now() - started };
 }
 
 const fmt = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '–');

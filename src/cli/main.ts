@@ -6,6 +6,7 @@
  * formats; `maas encrypt`, `maas decrypt` and `maas keygen` keep models encrypted at rest;
  * `maas info` shows the CPU, the selected kernels and the backends.
  */
+import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { runDemo } from './demo.js';
 import { runConvert } from './convert.js';
@@ -319,4 +320,7 @@ token
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(e instanceof Error ? `maas: ${e.message}` : e);
   process.exitCode = 1;
+  // A serving process of --processes N that cannot start (a port taken) would stay alive on its
+  // IPC channel: it ends, so the primary reports it and stops the group.
+  if (cluster.isWorker) process.exit(1);
 });

@@ -277,6 +277,10 @@ describe('the packed cache', () => {
       expect(mappings().length).toBe(1);
       twin.dispose();
       expect(mappings().length).toBe(0);
+      // A region shorter than its record cannot be mapped: a coded error, not a fault later.
+      expect(() => openPackedRegion({ ...second.region, byteLength: second.region.byteLength + 4096 })).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_PACKED_MAP_FAILED' }),
+      );
       expect(y).toEqual(m.predict(rows).values);
       expect((await stat(cache)).mode & 0o777).toBe(0o700);
       const files = await readdir(cache);
