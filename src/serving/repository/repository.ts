@@ -437,7 +437,11 @@ export class ModelRepository {
       ...(this.packedCache ? { packedCache: this.packedCache } : {}),
     });
     const { region, inputSize, outputSize, quantization, keyId, cached } = loaded;
-    if (cached) this.logger.info({ model: name, version, packedCache: cached }, 'packed weights mapped from the cache');
+    if (cached)
+      this.logger.info(
+        { model: name, version, packedCache: cached },
+        cached === 'hit' ? 'packed weights mapped from the cache' : 'packed weights written to the cache',
+      );
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
       format: region.format,
