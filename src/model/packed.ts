@@ -79,14 +79,20 @@ interface Packer {
   pack(dst: Uint8Array): string;
 }
 
-function denseStackPacker(layers: readonly PackLayer[], precision: DensePrecision): Packer {
+/** A dense stack's layout for `precision`: its native specs, byte count and format (the precision checked). */
+function denseLayout(shapes: readonly LayerShape[], precision: DensePrecision) {
   if (!DENSE_PRECISIONS.includes(precision))
     throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
-  const specs = layers.map(nativeLayerSpec);
+  const specs = shapes.map(nativeLayerSpec);
+  // The addon takes a precision where it takes a kernel name: this thread's best kernel for it.
+  return { specs, bytes: native.packedStackByteLength(specs, precision), format: precision };
+}
+
+function denseStackPacker(layers: readonly PackLayer[], precision: DensePrecision): Packer {
+  const { specs, bytes, format } = denseLayout(layers, precision);
   return {
-    // The addon takes a precision where it takes a kernel name: this thread's best kernel for it.
-    bytes: native.packedStackByteLength(specs, precision),
-    format: precision,
+    bytes,
+    format,
     pack: (dst) =>
       native.packStack(
         specs,
@@ -178,12 +184,10 @@ export interface LayerPacker {
 
 /** Packs an fp32 stack's layers (as fp32 or bf16) for this thread's kernel. */
 export function denseLayerPacker(shapes: readonly LayerShape[], precision: DensePrecision = 'fp32'): LayerPacker {
-  if (!DENSE_PRECISIONS.includes(precision))
-    throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
-  const specs = shapes.map(nativeLayerSpec);
+  const { specs, bytes, format } = denseLayout(shapes, precision);
   return {
-    bytes: native.packedStackByteLength(specs, precision),
-    format: precision,
+    bytes,
+    format,
     packLayer: (dst, index, layer) => native.packStackLayer(specs, index, layer.kernel!, layer.bias, dst, precision),
   };
 }
