@@ -32,10 +32,9 @@ function generator(seed: number): () => number {
   };
 }
 
-/** One layer's kernel [width, width] on its columns' int8 grids (or plain fp32), and its bias. */
+/** One layer's kernel [width, width] on its columns' int8 grids (an fp32 model takes the same values), and its bias. */
 function layerWeights(
   width: number,
-  int8: boolean,
   next: () => number,
 ): { kernel: Float32Array; bias: Float32Array; scales: number[] } {
   const scales = Array.from({ length: width }, (_, j) =>
@@ -47,7 +46,7 @@ function layerWeights(
     for (let b = 0; b < 4 && i + b < kernel.length; b++) {
       const q = Math.max(-127, ((r >>> (8 * b)) & 0xff) - 128);
       const s = scales[(i + b) % width]!;
-      kernel[i + b] = int8 ? Math.fround(q * s) : (q / 127) * s * 127;
+      kernel[i + b] = q * s; // stored as the float nearest q·s: on the column's int8 grid
     }
   }
   const bias = Float32Array.from({ length: width }, (_, j) => 0.01 * Math.sin(j));
@@ -67,7 +66,7 @@ export async function writeLargeModel(dir: string, options: LargeModelOptions): 
   for (let l = 0; l < layers; l++) {
     const name = `dense_${l + 1}`;
     const last = l === layers - 1;
-    const { kernel, bias, scales } = layerWeights(width, int8, next);
+    const { kernel, bias, scales } = layerWeights(width, next);
     const file = `layer${l + 1}.bin`;
     const handle = await open(join(dir, file), 'w');
     try {

@@ -179,9 +179,10 @@ export async function largeModelSection(options: { dir: string; layers: number; 
   await rm(cache, { recursive: true, force: true });
   await linkVersion(model, repository, 1);
   await writeFile(join(repository, 'large', 'config.json'), JSON.stringify({ max_batch_size: 64 }));
-  const fileBytes = (await readdir(model)).length
-    ? (await Promise.all((await readdir(model)).map((f) => stat(join(model, f))))).reduce((n, s) => n + s.size, 0)
-    : 0;
+  const fileBytes = (await Promise.all((await readdir(model)).map((f) => stat(join(model, f))))).reduce(
+    (n, s) => n + s.size,
+    0,
+  );
   const serveArgs = ['--model-repository', repository, '--packed-cache', cache, '--workers', '2'];
   const serveArgsPoll = [...serveArgs, '--model-control-mode', 'poll', '--repository-poll-secs', '1'];
 

@@ -207,23 +207,34 @@ function manifestBytes(specs: readonly WeightSpec[]): number | null {
   return total;
 }
 
+/** A weights file opened for reading: its handle, size, full path and manifest name. */
+interface OpenedShard {
+  handle: FileHandle;
+  size: number;
+  path: string;
+  name: string;
+}
+
 /**
- * Opens every weights file first and checks their sizes against the manifest (each path once,
- * together exactly the bytes its weights need) before reading a byte of any.
+ * Opens every weights file a manifest names (each path once, each a regular file of at most
+ * `maxBytes`) and checks that together they hold exactly the bytes the manifest needs, before a
+ * byte of any is read. Closes what it opened when a check fails.
  */
-async function readShards(paths: readonly string[], expected: number | null, jsonPath: string): Promise<Uint8Array[]> {
+async function openShards(
+  paths: readonly string[],
+  expected: number | null,
+  jsonPath: string,
+  maxBytes: number,
+): Promise<OpenedShard[]> {
   const name = basename(jsonPath);
   if (new Set(paths).size !== paths.length)
     throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weightsManifest of ${name} names a weights file twice`);
-  const opened: { handle: FileHandle; size: number; path: string }[] = [];
+  const opened: OpenedShard[] = [];
   try {
     for (const p of paths) {
-      const { handle, size } = await openRegularFile(
-        join(dirname(jsonPath), p),
-        MAX_MODEL_FILE_BYTES,
-        `the weights file ${p}`,
-      );
-      opened.push({ handle, size, path: p });
+      const path = join(dirname(jsonPath), p);
+      const { handle, size } = await openRegularFile(path, maxBytes, `the weights file ${p}`);
+      opened.push({ handle, size, path, name: p });
     }
     const total = opened.reduce((n, f) => n + f.size, 0);
     if (expected !== null && total !== expected)
@@ -231,10 +242,21 @@ async function readShards(paths: readonly string[], expected: number | null, jso
         'MAAS_ERR_MODEL_FORMAT',
         `The weights files named by ${name} hold ${total} bytes but its weightsManifest needs ${expected}`,
       );
+    return opened;
+  } catch (e) {
+    await Promise.all(opened.map((f) => f.handle.close()));
+    throw e;
+  }
+}
+
+/** Reads the weights files a manifest names, whole (see openShards for the checks). */
+async function readShards(paths: readonly string[], expected: number | null, jsonPath: string): Promise<Uint8Array[]> {
+  const opened = await openShards(paths, expected, jsonPath, MAX_MODEL_FILE_BYTES);
+  try {
     const chunks: Uint8Array[] = [];
     while (opened.length > 0) {
       const f = opened.shift()!;
-      const bytes = await readOpened(f.handle, f.size, join(dirname(jsonPath), f.path), `the weights file ${f.path}`);
+      const bytes = await readOpened(f.handle, f.size, f.path, `the weights file ${f.name}`);
       chunks.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)); // a view, not a copy
     }
     return chunks;
@@ -451,10 +473,10 @@ export interface TfjsManifest {
   /** Whether the model.json records a digest of its weights (verified by verifyWeights). */
   weightsDigestRecorded: boolean;
   /** The weights files in manifest order, open, with their sizes (together what the manifest needs). */
-  shards: { handle: FileHandle; size: number; path: string }[];
+  shards: OpenedShard[];
   /** Verifies the weights' SHA-256 (hex), computed as they were read, against the recorded one. */
   verifyWeights(sha256Hex: string): void;
-  /** Closes the weights files. */
+  /** Closes the weights files (once, however often it is called). */
   close(): Promise<void>;
 }
 
@@ -473,29 +495,15 @@ export async function openTfjsManifest(path: string, options: IntegrityOptions =
   const weightSpecs = manifest.flatMap((group) => group.weights);
   requireArtifactDigests(parsed, jsonPath, options);
   verifyDescriptionDigest(parsed, weightSpecs, jsonPath);
-  const paths = manifest.flatMap((group) => group.paths);
-  const name = basename(jsonPath);
-  if (new Set(paths).size !== paths.length)
-    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `The weightsManifest of ${name} names a weights file twice`);
-  const shards: TfjsManifest['shards'] = [];
-  const close = () => Promise.all(shards.map((f) => f.handle.close())).then(() => {});
-  try {
-    for (const p of paths) {
-      const file = join(dirname(jsonPath), p);
-      const { handle, size } = await openRegularFile(file, MAX_STREAMED_SHARD_BYTES, `the weights file ${p}`);
-      shards.push({ handle, size, path: file });
-    }
-    const expected = manifestBytes(weightSpecs);
-    const total = shards.reduce((n, f) => n + f.size, 0);
-    if (expected !== null && total !== expected)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `The weights files named by ${name} hold ${total} bytes but its weightsManifest needs ${expected}`,
-      );
-  } catch (e) {
-    await close();
-    throw e;
-  }
+  const shards = await openShards(
+    manifest.flatMap((group) => group.paths),
+    manifestBytes(weightSpecs),
+    jsonPath,
+    MAX_STREAMED_SHARD_BYTES,
+  );
+  let closing: Promise<void> | null = null;
+  // Once: readLayers closes the files when it ends, and a caller's cleanup may close them again.
+  const close = () => (closing ??= Promise.all(shards.map((f) => f.handle.close())).then(() => {}));
   return {
     jsonPath,
     modelTopology: parsed.modelTopology,

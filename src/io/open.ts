@@ -279,10 +279,10 @@ function checkUnits(p: ParsedDense): void {
 
 /**
  * The one place a file's layer is checked: its kernel's size, a BatchNormalization folded into
- * the Dense before it, the bias a folded or biased layer needs, every value finite.
+ * the Dense before it, the bias a folded or biased layer needs, every value finite. The caller
+ * has checked p's units (checkUnits) before reading its weights.
  */
 export function checkedLayer(path: string, p: ParsedDense, inputDim: number, weights: LayerWeights): OpenedLayer {
-  checkUnits(p);
   let { kernel, bias } = weights;
   const { batchNorm } = weights;
   if (kernel.length !== inputDim * p.units) {
@@ -336,13 +336,13 @@ export function openedShape(p: ParsedDense, inputDim: number): OpenedShape {
 function checkedLayers(
   path: string,
   parsed: ParsedDense[],
-  weightsOf: (p: ParsedDense, inputDim: number) => LayerWeights,
+  weightsOf: (p: ParsedDense, index: number) => LayerWeights,
 ): OpenedLayer[] {
   const out: OpenedLayer[] = [];
   let inputDim = parsed[0]!.inputDim!;
   for (const p of parsed) {
     checkUnits(p);
-    out.push(checkedLayer(path, p, inputDim, weightsOf(p, inputDim)));
+    out.push(checkedLayer(path, p, inputDim, weightsOf(p, out.length)));
     inputDim = p.units;
   }
   return out;
@@ -378,11 +378,10 @@ function openOnnx(path: string, layers: OnnxDense[]): OpenedModel {
     inputDim: i === 0 ? l.in : null,
     kernelRegularizer: null,
   }));
-  const source = new Map(parsed.map((p, i) => [p, layers[i]!]));
   return opened(
     path,
     'onnx',
-    checkedLayers(path, parsed, (p) => ({ kernel: source.get(p)!.kernel, bias: source.get(p)!.bias })),
+    checkedLayers(path, parsed, (_, i) => ({ kernel: layers[i]!.kernel, bias: layers[i]!.bias })),
   );
 }
 
@@ -413,8 +412,8 @@ function openKeras(path: string, data: KerasModelData): OpenedModel {
 function openTfjs(path: string, artifacts: ModelArtifacts): OpenedModel {
   const parsed = fromTopology(artifacts.modelTopology);
   const plan = planTfjsLayers(parsed, artifacts.weightSpecs);
-  const layers = checkedLayers(path, parsed, (p) =>
-    tfjsLayerWeights(plan[parsed.indexOf(p)]!, (w) => read(artifacts.weightData, w)),
+  const layers = checkedLayers(path, parsed, (_, i) =>
+    tfjsLayerWeights(plan[i]!, (w) => read(artifacts.weightData, w)),
   );
   return opened(path, 'tfjs-layers', layers, extrasOf(artifacts.maas));
 }

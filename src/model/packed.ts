@@ -72,65 +72,15 @@ export function nativeLayerSpec(l: LayerShape) {
   };
 }
 
-/** Packing one stack: its byte count, and the call that writes it into a destination (returning the kernel). */
-interface Packer {
-  readonly bytes: number;
-  readonly format: PackedFormat;
-  pack(dst: Uint8Array): string;
-}
-
-/** A dense stack's layout for `precision`: its native specs, byte count and format (the precision checked). */
-function denseLayout(shapes: readonly LayerShape[], precision: DensePrecision) {
-  if (!DENSE_PRECISIONS.includes(precision))
-    throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
-  const specs = shapes.map(nativeLayerSpec);
-  // The addon takes a precision where it takes a kernel name: this thread's best kernel for it.
-  return { specs, bytes: native.packedStackByteLength(specs, precision), format: precision };
-}
-
-function denseStackPacker(layers: readonly PackLayer[], precision: DensePrecision): Packer {
-  const { specs, bytes, format } = denseLayout(layers, precision);
-  return {
-    bytes,
-    format,
-    pack: (dst) =>
-      native.packStack(
-        specs,
-        layers.map((l) => l.kernel!),
-        layers.map((l) => l.bias),
-        dst,
-        precision,
-      ),
-  };
-}
-
-function int8StackPacker(layers: readonly PackLayer[], int8: readonly Int8PackLayer[], dynamic: boolean): Packer {
-  const specs: NativeQuantLayerSpec[] = layers.map((l, i) => ({
-    ...nativeLayerSpec(l),
-    int8: int8[i]!.weights !== null,
-    inMin: int8[i]!.inMin,
-    inMax: int8[i]!.inMax,
-  }));
-  return {
-    bytes: native.packedQuantizedByteLength(specs),
-    format: 'int8',
-    pack: (dst) =>
-      native.packQuantized(
-        specs,
-        dynamic,
-        layers.map((l, i) => int8[i]!.weights ?? l.kernel!),
-        int8.map((q) => q.scales),
-        layers.map((l) => l.bias),
-        dst,
-      ),
-  };
-}
-
-function packShared<F extends PackedFormat>(packer: () => Packer): PackedModel & { readonly format: F } {
+function packShared<F extends PackedFormat>(
+  packer: () => LayerPacker,
+  layers: readonly PackLayer[],
+  int8?: readonly Int8PackLayer[],
+): PackedModel & { readonly format: F } {
   try {
     const p = packer();
     const buffer = new SharedArrayBuffer(p.bytes);
-    return { buffer, kernel: p.pack(new Uint8Array(buffer)), format: p.format as F };
+    return { buffer, kernel: packEach(p, layers, int8)(new Uint8Array(buffer)), format: p.format as F };
   } catch (e) {
     throw fromNative(e);
   }
@@ -141,7 +91,7 @@ export function packDenseStack<P extends DensePrecision = 'fp32'>(
   layers: readonly PackLayer[],
   precision: P = 'fp32' as P,
 ): PackedModel & { readonly format: P } {
-  return packShared(() => denseStackPacker(layers, precision));
+  return packShared(() => denseLayerPacker(layers, precision), layers);
 }
 
 /** Packs an int8 stack (layers with null weights stay fp32) for this thread's int8 kernel. */
@@ -150,7 +100,7 @@ export function packInt8Stack(
   int8: readonly Int8PackLayer[],
   dynamic: boolean,
 ): PackedModel & { readonly format: 'int8' } {
-  return packShared(() => int8StackPacker(layers, int8, dynamic));
+  return packShared(() => int8LayerPacker(layers, int8Shapes(int8), dynamic), layers, int8);
 }
 
 /**
@@ -170,6 +120,11 @@ export interface PackedRegion {
 /** An int8 stack's layer as sizing needs it: whether it runs in int8, and its calibrated input range. */
 export type Int8LayerShape = Pick<Int8PackLayer, 'inMin' | 'inMax'> & { readonly int8: boolean };
 
+/** The sizing part of each int8 packing input (a layer with null weights stays fp32). */
+function int8Shapes(int8: readonly Int8PackLayer[]): Int8LayerShape[] {
+  return int8.map((q) => ({ int8: q.weights !== null, inMin: q.inMin, inMax: q.inMax }));
+}
+
 /**
  * A stack's packing, one layer at a time: the region's size, and the call that packs layer
  * `index` into the region's view (returning the kernel), so a large model's layers can be
@@ -180,6 +135,15 @@ export interface LayerPacker {
   readonly format: PackedFormat;
   /** `int8`: the layer's s8 weights and scales (an int8 stack; null weights keep the layer fp32). */
   packLayer(dst: Uint8Array, index: number, layer: PackLayer, int8?: Int8PackLayer): string;
+}
+
+/** A dense stack's layout for `precision`: its native specs, byte count and format (the precision checked). */
+function denseLayout(shapes: readonly LayerShape[], precision: DensePrecision) {
+  if (!DENSE_PRECISIONS.includes(precision))
+    throw invalidParameter('precision', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
+  const specs = shapes.map(nativeLayerSpec);
+  // The addon takes a precision where it takes a kernel name: this thread's best kernel for it.
+  return { specs, bytes: native.packedStackByteLength(specs, precision), format: precision };
 }
 
 /** Packs an fp32 stack's layers (as fp32 or bf16) for this thread's kernel. */
@@ -288,8 +252,7 @@ export function packInt8StackRegion(
   tag = 0,
   target: RegionTarget = {},
 ): Promise<PackedRegion> {
-  const shapes = int8.map((q) => ({ int8: q.weights !== null, inMin: q.inMin, inMax: q.inMax }));
-  const packer = int8LayerPacker(layers, shapes, dynamic);
+  const packer = int8LayerPacker(layers, int8Shapes(int8), dynamic);
   return packIntoRegion(packer, packEach(packer, layers, int8), tag, target);
 }
 

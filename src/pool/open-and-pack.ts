@@ -144,10 +144,5 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
   if (hit) return { ...hit, cached: 'hit' };
   const entry = cache.begin(key, request.path, request.tag);
   const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);
-  try {
-    return { ...model, region: await entry.commit(model.region, model, digestVerified), cached: 'written' };
-  } catch (e) {
-    native.closeRegion(model.region.fd);
-    throw e;
-  }
+  return { ...model, region: await entry.commit(model.region, model, digestVerified), cached: 'written' };
 }

@@ -20,7 +20,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { syncDirectory } from '../io/files.js';
 import type { PackedFormat, PackedRegion, RegionTarget } from '../model/packed.js';
@@ -51,7 +51,10 @@ interface EntryRecord {
 /** An entry being written: where to pack, and how to publish it once packed. */
 export interface PendingEntry {
   readonly target: RegionTarget & { readonly file: string };
-  /** Publishes the packed region as the entry; returns the region over the published file. */
+  /**
+   * Publishes the packed region as the entry and closes the region's descriptor (on failure too);
+   * returns the region over the published file.
+   */
   commit(region: PackedRegion, loaded: Omit<LoadedModel, 'region'>, digestVerified: boolean): Promise<PackedRegion>;
 }
 
@@ -167,6 +170,7 @@ export class PackedCache {
     return {
       target: { file: temporary },
       commit: async (region, loaded, digestVerified) => {
+        // The packed region's descriptor is this call's to close, whatever happens.
         try {
           const record: EntryRecord = {
             layout: CACHE_LAYOUT,
@@ -191,9 +195,9 @@ export class PackedCache {
             native.closeRegion(published.fd);
             throw unsafe(this.packPath(key), 'it changed while it was published');
           }
-          native.closeRegion(region.fd);
           return { ...region, fd: published.fd };
         } finally {
+          native.closeRegion(region.fd);
           await rm(temporary, { force: true });
         }
       },
@@ -264,10 +268,4 @@ export function defaultPackedCacheDir(env: NodeJS.ProcessEnv = process.env, home
   if (env.MAAS_PACKED_CACHE) return env.MAAS_PACKED_CACHE;
   const base = env.XDG_CACHE_HOME || join(home || '.', '.cache');
   return join(base, 'maas', 'packed');
-}
-
-/** The entry files in a cache directory, for `maas pack --list` and tests. */
-export async function cacheEntries(dir: string): Promise<string[]> {
-  const names = await readdir(dir).catch(() => []);
-  return names.filter((n) => n.endsWith('.pack')).map((n) => basename(n, '.pack'));
 }

@@ -302,7 +302,6 @@ struct MappedRegion {
   size_t refs;
 };
 std::map<std::tuple<dev_t, ino_t, size_t>, MappedRegion> g_mapped;
-std::unordered_map<const void*, std::tuple<dev_t, ino_t, size_t>> g_mapped_keys;
 
 }  // namespace
 
@@ -315,38 +314,32 @@ bool RegionMapping::Map(int fd, size_t bytes) {
     errno = EINVAL;
     return false;
   }
-  const auto key = std::make_tuple(st.st_dev, st.st_ino, bytes);
   std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_mapped.find(key);
+  auto it = g_mapped.find(std::make_tuple(st.st_dev, st.st_ino, bytes));
   if (it == g_mapped.end()) {
     void* data = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
     if (data == MAP_FAILED) return false;
-    it = g_mapped.emplace(key, MappedRegion{data, 0}).first;
-    g_mapped_keys[data] = key;
+    it = g_mapped.emplace(std::make_tuple(st.st_dev, st.st_ino, bytes), MappedRegion{data, 0}).first;
   }
   ++it->second.refs;
   data_ = it->second.data;
   size_ = bytes;
-  shared_ = true;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
   return true;
 }
 
 void RegionMapping::Reset() {
-  if (data_ != nullptr && shared_) {
+  if (data_ != nullptr) {
     std::lock_guard<std::mutex> lock(g_mutex);
-    auto key = g_mapped_keys.find(data_);
-    if (key != g_mapped_keys.end()) {
-      auto it = g_mapped.find(key->second);
-      if (it != g_mapped.end() && --it->second.refs == 0) {
-        munmap(it->second.data, size_);
-        g_mapped.erase(it);
-        g_mapped_keys.erase(key);
-      }
+    auto it = g_mapped.find(std::make_tuple(dev_, ino_, size_));
+    if (it != g_mapped.end() && --it->second.refs == 0) {
+      munmap(it->second.data, size_);
+      g_mapped.erase(it);
     }
   }
   data_ = nullptr;
   size_ = 0;
-  shared_ = false;
 }
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {

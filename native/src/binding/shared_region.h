@@ -3,6 +3,7 @@
 // system as soon as the last mapping and descriptor close (not when a garbage collector runs).
 #pragma once
 #include <napi.h>
+#include <sys/types.h>
 
 #include <cstddef>
 
@@ -28,7 +29,9 @@ class RegionMapping {
  private:
   void* data_ = nullptr;
   size_t size_ = 0;
-  bool shared_ = false;
+  // The mapped file's identity: the key of the process-wide mapping this handle shares.
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
 };
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports);
