@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { nowNs } from '../core/clock.js';
 import { MaasError, isErrorCode } from '../core/errors.js';
 import { defaultModelKeys, type ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
@@ -343,9 +344,9 @@ export class InferencePool {
       this.inlineHandles.set(weights.key, handle);
     }
     const y = new Float32Array(rows * outputSize);
-    const start = process.hrtime.bigint();
+    const start = nowNs();
     handle.predict(x, rows, y);
-    return { y, computeNs: Number(process.hrtime.bigint() - start) };
+    return { y, computeNs: nowNs() - start };
   }
 
   /**

@@ -97,6 +97,9 @@ interface Pending {
   done: boolean;
 }
 
+/** Rows of the reused inline input buffer at most; a larger inline batch gets its own. */
+const INLINE_INPUT_ROWS = 256;
+
 export class DynamicBatcher {
   private readonly queues: Pending[][];
   private queued = 0;
@@ -107,6 +110,8 @@ export class DynamicBatcher {
   private idleWaiters: (() => void)[] = [];
   private readonly share: ExecutionShare;
   private inline: InlinePlacement | null = null;
+  /** The inline runs' input, reused batch after batch (the addon reads it and keeps nothing). */
+  private inlineInput: Float32Array | undefined;
 
   /**
    * `workers`: the shared workers and this version's instance count, or a number of workers of
@@ -129,6 +134,8 @@ export class DynamicBatcher {
   /** Batches up to `placement.maxRows` rows run inline from now on (null: every batch in the pool). */
   placeInline(placement: InlinePlacement | null): void {
     this.inline = placement && placement.maxRows > 0 ? placement : null;
+    const rows = this.inline ? Math.min(this.inline.maxRows, INLINE_INPUT_ROWS) : 0;
+    this.inlineInput = rows > 0 ? new Float32Array(rows * this.inputSize) : undefined;
   }
 
   /** The version is retired: it gives up its seat among the shared workers. */
@@ -163,27 +170,33 @@ export class DynamicBatcher {
     return new Promise<BatchedResult>((resolve, reject) => {
       const request: Pending = { x, rows, enqueued: nowNs(), level, resolve, reject, done: false };
       const cancellation = options.cancellation;
-      if (cancellation) {
-        if (cancellation.aborted) return reject(cancelled());
-        request.cancellation = cancellation;
-        cancellation.onAbort(() => this.drop(request, cancelled()));
-      }
-      if (timeoutUs > 0) {
-        request.timer = setTimeout(
-          () =>
-            this.drop(
-              request,
-              new MaasError('MAAS_ERR_REQUEST_TIMEOUT', `Request timeout expired (${timeoutUs} µs in the queue)`),
-            ),
-          Math.max(1, timeoutUs / 1000),
-        );
-      }
+      if (cancellation?.aborted) return reject(cancelled());
       this.queues[level]!.push(request);
       this.queued++;
       this.queuedRows += rows;
       this.queuedBytes += x.byteLength;
       this.pump();
+      // Taken at once (run inline, or handed to a worker): nothing to cancel or time out.
+      if (!request.done) this.watchWhileQueued(request, cancellation, timeoutUs);
     });
+  }
+
+  /** A request left waiting is dropped when its client goes away or its timeout expires. */
+  private watchWhileQueued(request: Pending, cancellation: Cancellation | undefined, timeoutUs: number): void {
+    if (cancellation) {
+      request.cancellation = cancellation;
+      cancellation.onAbort(() => this.drop(request, cancelled()));
+    }
+    if (timeoutUs > 0) {
+      request.timer = setTimeout(
+        () =>
+          this.drop(
+            request,
+            new MaasError('MAAS_ERR_REQUEST_TIMEOUT', `Request timeout expired (${timeoutUs} µs in the queue)`),
+          ),
+        Math.max(1, timeoutUs / 1000),
+      );
+    }
   }
 
   /** Resolves once nothing is queued or running (for unloading a version). */
@@ -299,8 +312,12 @@ export class DynamicBatcher {
     return batch;
   }
 
-  /** Copies each request's rows once, into the batch; a lone float32 request that owns its buffer is used as it is. */
-  private gather(batch: Pending[]): { x: Float32Array; rows: number } {
+  /**
+   * Copies each request's rows once, into the batch; a lone float32 request that owns its buffer
+   * is used as it is. `scratch` (an inline run, which keeps nothing of its input) is reused
+   * when it is large enough; a batch for a worker gets a fresh buffer, which is transferred.
+   */
+  private gather(batch: Pending[], scratch?: Float32Array): { x: Float32Array; rows: number } {
     // A delay armed for the requests just taken is void; pump() arms one for whoever still waits.
     if (this.delayTimer) {
       clearTimeout(this.delayTimer);
@@ -310,8 +327,9 @@ export class DynamicBatcher {
     const lone = batch.length === 1 ? batch[0]!.x : null;
     if (lone instanceof Float32Array && lone.byteOffset === 0 && lone.byteLength === lone.buffer.byteLength)
       return { x: lone, rows };
-    const x = new Float32Array(rows * this.inputSize);
-    const bytes = new Uint8Array(x.buffer);
+    const size = rows * this.inputSize;
+    const x = scratch && scratch.length >= size ? scratch.subarray(0, size) : new Float32Array(size);
+    const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
     let at = 0;
     for (const { x: rowsIn } of batch) {
       bytes.set(
@@ -358,7 +376,7 @@ export class DynamicBatcher {
   /** Runs a batch on this thread now; its requests settle when the caller's turn of the event loop ends. */
   private runInline(inline: InlinePlacement, batch: Pending[]): void {
     const gathering = nowNs();
-    const { x, rows } = this.gather(batch);
+    const { x, rows } = this.gather(batch, this.inlineInput);
     const started = nowNs();
     try {
       const { y, computeNs } = inline.run(x, rows);

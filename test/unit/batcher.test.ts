@@ -274,6 +274,58 @@ describe('DynamicBatcher', () => {
       expect(b.pending).toBe(0);
     });
 
+    it('watches a client only while its request waits: an inline run never subscribes', async () => {
+      const { calls, execute } = gatedExecutor();
+      const b = new DynamicBatcher(policy({ maxBatchSize: 1, defaultTimeoutUs: 60_000_000 }), 1, 1, 1, execute);
+      b.placeInline(inlineRunner(1).placement);
+      let watched = 0;
+      const watching = (gone: boolean) =>
+        new Cancellation((abort) => {
+          watched++;
+          if (gone) abort(); // the client left before anyone listened
+        });
+      expect((await b.submit(one(1), 1, { cancellation: watching(false) })).y[0]).toBe(100);
+      expect(watched).toBe(0);
+      b.placeInline(null);
+      const running = b.submit(one(2), 1, { cancellation: watching(false) });
+      expect(watched).toBe(0); // handed to the worker at once
+      const gone = b.submit(one(3), 1, { cancellation: watching(true) });
+      expect(watched).toBe(1);
+      await expect(gone).rejects.toMatchObject({ code: 'MAAS_ERR_REQUEST_CANCELLED' });
+      calls[0]!.release();
+      expect((await running).y[0]).toBe(20);
+      expect(calls.length).toBe(1);
+      await tick();
+      expect(b.pending).toBe(0);
+    });
+
+    it('gathers raw bytes into a reused input batch after batch, and a larger batch into its own', async () => {
+      const { execute } = gatedExecutor();
+      const b = new DynamicBatcher(policy({ maxBatchSize: 512 }), 2, 2, 1, execute);
+      const seen: Float32Array[] = [];
+      b.placeInline({
+        maxRows: 512,
+        run: (x, rows) => {
+          seen.push(x);
+          return { y: x.slice(0, rows * 2).map((v) => v + 1), computeNs: 1 };
+        },
+      });
+      // Raw little-endian bytes at an odd offset, as a received message holds them.
+      const rawRows = (values: number[]) => {
+        const bytes = new Uint8Array(values.length * 4 + 1);
+        new DataView(bytes.buffer).setFloat32(1, 0, true);
+        values.forEach((v, i) => new DataView(bytes.buffer).setFloat32(1 + 4 * i, v, true));
+        return bytes.subarray(1);
+      };
+      expect(Array.from((await b.submit(rawRows([1, 2]), 1)).y)).toEqual([2, 3]);
+      expect(Array.from((await b.submit(rawRows([5, 6, 7, 8]), 2)).y)).toEqual([6, 7, 8, 9]);
+      expect(seen[1]!.buffer).toBe(seen[0]!.buffer);
+      const big = Array.from({ length: 600 }, (_, i) => i);
+      expect(Array.from((await b.submit(rawRows(big), 300)).y)).toEqual(big.map((v) => v + 1));
+      expect(seen[2]!.buffer).not.toBe(seen[0]!.buffer);
+      expect(Array.from((await b.submit(rawRows([9, 10]), 1)).y)).toEqual([10, 11]);
+    });
+
     it('maxRows 0 or null sends everything to the pool', async () => {
       const { calls, execute } = gatedExecutor();
       const b = new DynamicBatcher(policy({ maxBatchSize: 8 }), 1, 1, 1, execute);

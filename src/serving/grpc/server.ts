@@ -61,9 +61,10 @@ function unary<Request>(work: (request: Request) => unknown): grpc.handleUnaryCa
 
 /** A cancelled or deadline-exceeded call cancels its request while it is still queued. */
 function cancelOnCancel(call: grpc.ServerUnaryCall<unknown, unknown>): Cancellation {
-  const cancellation = new Cancellation();
-  call.once('cancelled', () => cancellation.abort());
-  return cancellation;
+  return new Cancellation((abort) => {
+    if (call.cancelled) abort();
+    else call.once('cancelled', abort);
+  });
 }
 
 /** Every RPC of the service, bound to one DataPlane. */

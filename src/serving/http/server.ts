@@ -612,9 +612,10 @@ export async function startHttpServer(
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const framing = badFraming(req);
     if (framing) return refuseRequest(res, framing);
-    const cancellation = new Cancellation();
-    res.on('close', () => {
-      if (!res.writableFinished) cancellation.abort(); // the client went away
+    // The client went away: its connection closed before the answer was written.
+    const cancellation = new Cancellation((abort) => {
+      if (res.closed) abort();
+      else res.on('close', () => !res.writableFinished && abort());
     });
     const path = (req.url ?? '/').split('?')[0]!;
     let methodMatched = false;
