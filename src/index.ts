@@ -74,14 +74,35 @@ export {
   type MetricChange,
 } from './quant/report.js';
 export { CALIBRATION_METHODS, type CalibrationMethod } from './quant/calibrate.js';
-export { loadCsv, parseCsv, type CsvData, type CsvOptions } from './data/csv.js';
+export {
+  loadCsv,
+  parseCsv,
+  readCsv,
+  csvRecords,
+  type CsvData,
+  type CsvOptions,
+  type CsvSource,
+  type ReadCsvOptions,
+} from './data/csv.js';
+export {
+  DataFrame,
+  COLUMN_KINDS,
+  inferKind,
+  type ColumnKind,
+  type FrameOptions,
+  type SplitFrameOptions,
+} from './data/frame.js';
+export { type DataWarning, type DataWarningCode, type WarningSink } from './data/warnings.js';
 export {
   Pipeline,
   prepare,
   type PreparationOptions,
   type PreparationReport,
   type MissingStrategy,
+  type PredictedLabel,
+  type RankedClass,
   type RawRows,
+  type TransformOptions,
 } from './data/pipeline.js';
 export { StandardScaler, MinMaxScaler, LabelEncoder, OneHotEncoder } from './data/transforms.js';
 export { trainTestSplit, type SplitOptions } from './data/split.js';

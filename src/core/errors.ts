@@ -64,6 +64,10 @@ export const ERRORS = {
     kind: 'InvalidArgument',
     doc: 'A categorical value was not seen when the encoder was fitted.',
   },
+  MAAS_ERR_DATA_COLUMNS: {
+    kind: 'InvalidArgument',
+    doc: 'Records at prediction lack a column the model takes (without allowMissing) or name one it does not know.',
+  },
   MAAS_ERR_WEIGHTS_MISMATCH: { kind: 'InvalidArgument', doc: 'Weights given to setWeights do not match the layers.' },
   MAAS_ERR_ISA_INVALID: {
     kind: 'InvalidArgument',

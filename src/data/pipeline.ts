@@ -1,187 +1,631 @@
 /**
- * A preparation pipeline: missing-value handling per column, categorical encoding, then scaling,
- * fitted on training data and applied identically to any later rows. It serializes into the
- * model file, so predict() on raw records and the service use exactly the training transform.
+ * A preparation pipeline: per column, missing values filled, categories encoded, dates taken
+ * apart, free text hashed or left out; then the features scaled; and the label column turned
+ * into class indices (classification, class names kept) or values (regression, optionally
+ * scaled). Fitted on the training rows only and applied unchanged to any later ones. It travels
+ * in the model file, so predictRaw, predictLabels and the service use exactly the training
+ * transform, and strict by default: a record lacking a column, or naming one the model does not
+ * know, is an error rather than a confident answer.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { checkOptions } from '../core/validation.js';
-import { LabelEncoder, MinMaxScaler, OneHotEncoder, StandardScaler } from './transforms.js';
-import { isMissing, type Cell, type ColumnType, type Table } from './table.js';
+import {
+  checkBoolean,
+  checkInteger,
+  checkOneOf,
+  checkOptions,
+  checkString,
+  isPlainObject,
+} from '../core/validation.js';
+import { DataFrame, dateOf, type ColumnKind } from './frame.js';
+import { MinMaxScaler, StandardScaler } from './transforms.js';
+import { isMissing, type Cell, type Table } from './table.js';
+import { warn, type DataWarning, type WarningSink } from './warnings.js';
 
 /** How missing, NaN and infinite cells are handled. */
 export type MissingStrategy = 'drop' | 'mean' | 'median' | 'mostFrequent' | { constant: number | string };
 
 /** preparation()'s options. */
 export interface PreparationOptions {
+  /** The column to predict: split off as y and saved with the pipeline (class names for classification). */
+  label?: string;
+  /** What the label is: a category column is 'classification', a numeric one 'regression' unless told. */
+  task?: 'classification' | 'regression';
   /** Missing, NaN and ±Infinity cells: drop the row at fit, or fill (default 'mean'; 'mostFrequent' for categories). */
   missing?: MissingStrategy;
   /** Categorical columns: one-hot (default) or label indices. */
   categorical?: 'oneHot' | 'label';
   /** Scaling of the resulting features: 'standard' (default), 'minMax' or 'none'. */
   scale?: 'standard' | 'minMax' | 'none';
+  /** Date columns: year, month, day, weekday (and hour when times are present) (default 'parts'), or days since 1970. */
+  dates?: 'parts' | 'epoch';
+  /** Free-text and ID-like columns: left out with a warning (default 'drop'), or hashed word counts. */
+  text?: 'drop' | 'hash';
+  /** Buckets of the hashed word counts of each text column (default 32). */
+  hashBuckets?: number;
+  /** Regression: standardize y (predictions are scaled back). Default false. */
+  scaleLabel?: boolean;
+  /** Where warnings go (default: process warnings). */
+  onWarning?: WarningSink;
 }
 
 /** What fitting did to the data. */
 export interface PreparationReport {
   /** Rows in the table. */
   rows: number;
-  /** Rows dropped for a missing cell (missing: 'drop'). */
+  /** Rows dropped for a missing cell (missing: 'drop') or a missing label. */
   droppedRows: number;
   /** Cells filled per column, with the value used. */
   filled: Record<string, { count: number; value: Cell }>;
+  /** Columns left out of the features (text, constant), with why in `warnings`. */
+  ignored: string[];
+  /** Everything noticed: the frame's own warnings on the columns used, and fitting's. */
+  warnings: DataWarning[];
 }
+
+/** The parts a date column becomes. */
+type DatePart = 'year' | 'month' | 'day' | 'weekday' | 'hour';
 
 type ColumnPlan =
   | { name: string; kind: 'number'; fill: number | null }
   | { name: string; kind: 'oneHot'; categories: string[]; fill: string | null }
-  | { name: string; kind: 'label'; classes: string[]; fill: string | null };
+  | { name: string; kind: 'label'; classes: string[]; fill: string | null }
+  | { name: string; kind: 'date'; parts: DatePart[] | null; fill: number | null }
+  | { name: string; kind: 'hash'; buckets: number; fill: string | null };
+
+type LabelPlan =
+  { name: string; kind: 'classes'; classes: string[] } | { name: string; kind: 'value'; mean: number; std: number };
+
+type ScalePlan =
+  | { kind: 'standard'; mean: number[]; std: number[] }
+  | { kind: 'minMax'; min: number[]; max: number[] }
+  | { kind: 'none' };
 
 interface PipelineJson {
   kind: 'maas.preparation';
-  version: 1;
+  version: 2;
   columns: ColumnPlan[];
-  scale:
-    | { kind: 'standard'; mean: number[]; std: number[] }
-    | { kind: 'minMax'; min: number[]; max: number[] }
-    | { kind: 'none' };
+  scale: ScalePlan;
+  label?: LabelPlan;
+  ignored?: string[];
 }
 
-/** Raw rows a pipeline can transform: a Table, records by column name, or arrays in column order. */
-export type RawRows = Table | Record<string, unknown>[] | unknown[][];
+/** Raw rows a pipeline can transform: a DataFrame, a Table, records by column name, or arrays in column order. */
+export type RawRows = DataFrame | Table | Record<string, unknown>[] | unknown[][];
 
-function fillValue(strategy: MissingStrategy, type: ColumnType, present: Cell[]): Cell {
-  if (typeof strategy === 'object') return strategy.constant;
-  if (type === 'string' || strategy === 'mostFrequent') {
-    const counts = new Map<Cell, number>();
-    for (const v of present) counts.set(v, (counts.get(v) ?? 0) + 1);
-    let best: Cell = null;
-    let n = -1;
-    for (const [v, c] of [...counts].sort((a, b) => String(a[0]).localeCompare(String(b[0]))))
-      if (c > n) {
-        best = v;
-        n = c;
-      }
-    return best;
+/** How raw rows are read at prediction. */
+export interface TransformOptions {
+  /** Fill columns the records lack with the saved policy, with a warning (default false: an error). */
+  allowMissing?: boolean;
+  /** Where that warning goes (default: process warnings). */
+  onWarning?: WarningSink;
+}
+
+/** A prediction as labels: class names (classification) or values in the label's units (regression). */
+export type PredictedLabel = string | number;
+
+/** One of a row's top classes. */
+export interface RankedClass {
+  score: number;
+  index: number;
+  label: string;
+}
+
+const MISSING_CHOICES = "'drop', 'mean', 'median', 'mostFrequent' or { constant: value }";
+const DAY_MS = 86_400_000;
+/** Categories beyond which one-hot encoding is worth a warning. */
+const MANY_CATEGORIES = 50;
+
+function checkMissing(value: unknown): MissingStrategy {
+  if (value === undefined) return 'mean';
+  if (typeof value === 'string' && ['drop', 'mean', 'median', 'mostFrequent'].includes(value))
+    return value as MissingStrategy;
+  if (isPlainObject(value) && Object.keys(value).length === 1 && 'constant' in value) {
+    const c = value.constant;
+    if ((typeof c === 'number' && Number.isFinite(c)) || typeof c === 'string') return { constant: c };
   }
-  const nums = (present as number[]).slice().sort((a, b) => a - b);
-  if (nums.length === 0) return 0;
-  if (strategy === 'median')
-    return nums.length % 2 ? nums[(nums.length - 1) / 2]! : (nums[nums.length / 2 - 1]! + nums[nums.length / 2]!) / 2;
-  return nums.reduce((a, b) => a + b, 0) / nums.length;
+  throw invalidParameter('preparation.missing', MISSING_CHOICES, value, 'MAAS_ERR_ARG_RANGE');
 }
 
-/** A fitted pipeline: transform() maps raw rows to model inputs. */
+function mostFrequent(present: readonly Cell[]): Cell {
+  const counts = new Map<string, { value: Cell; n: number }>();
+  for (const v of present) {
+    const key = String(v);
+    const entry = counts.get(key) ?? counts.set(key, { value: v, n: 0 }).get(key)!;
+    entry.n++;
+  }
+  let best: { value: Cell; n: number } | null = null;
+  for (const key of [...counts.keys()].sort()) if (!best || counts.get(key)!.n > best.n) best = counts.get(key)!;
+  return best?.value ?? null;
+}
+
+function numericFill(strategy: MissingStrategy, present: number[]): number {
+  if (typeof strategy === 'object') {
+    const n = Number(strategy.constant);
+    if (!Number.isFinite(n))
+      throw invalidParameter('preparation.missing.constant', 'a number for a numeric column', strategy.constant);
+    return n;
+  }
+  if (present.length === 0) return 0;
+  if (strategy === 'mostFrequent') return mostFrequent(present) as number;
+  const sorted = present.slice().sort((a, b) => a - b);
+  if (strategy === 'median') {
+    const m = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+  }
+  return sorted.reduce((a, b) => a + b, 0) / sorted.length;
+}
+
+/** Sorted class or category names: numerically when every one is a number, else by code point. */
+function sortedNames(values: Iterable<string>): string[] {
+  const names = [...new Set(values)];
+  return names.every((v) => v !== '' && Number.isFinite(Number(v)))
+    ? names.sort((a, b) => Number(a) - Number(b))
+    : names.sort();
+}
+
+/** 32-bit FNV-1a of a word, for hashed text features. */
+function fnv1a(word: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < word.length; i++) {
+    h ^= word.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function words(text: string): string[] {
+  return text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter((w) => w.length > 0);
+}
+
+function datePart(ms: number, part: DatePart): number {
+  const d = new Date(ms);
+  if (part === 'year') return d.getUTCFullYear();
+  if (part === 'month') return d.getUTCMonth() + 1;
+  if (part === 'day') return d.getUTCDate();
+  if (part === 'weekday') return d.getUTCDay();
+  return d.getUTCHours() + d.getUTCMinutes() / 60;
+}
+
+function planWidth(plan: ColumnPlan): number {
+  if (plan.kind === 'oneHot') return plan.categories.length;
+  if (plan.kind === 'date') return plan.parts ? plan.parts.length : 1;
+  if (plan.kind === 'hash') return plan.buckets;
+  return 1;
+}
+
+/** Any of the accepted inputs, as a frame (records and tables are read as fit reads them). */
+function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string): DataFrame {
+  if (data instanceof DataFrame) return data;
+  if (Array.isArray(data)) {
+    if (data.length > 0 && !data.every(isPlainObject))
+      throw invalidParameter(what, 'a DataFrame, a table or an array of records', data);
+    return DataFrame.fromRecords(data as Record<string, unknown>[], { onWarning });
+  }
+  if (isPlainObject(data) && Array.isArray(data.columns) && Array.isArray(data.rows) && Array.isArray(data.types))
+    return DataFrame.fromTable(data as unknown as Table, { onWarning });
+  throw invalidParameter(what, 'a DataFrame, a table ({columns, types, rows}) or an array of records', data);
+}
+
+/** A fitted pipeline: transform() maps raw rows to model inputs; decode() maps outputs back to labels. */
 export class Pipeline {
+  /** Every column a record may name: inputs, ignored ones and the label (made once). */
+  private known: Set<string> | undefined;
+
   private constructor(
     private readonly columns: ColumnPlan[],
-    private readonly scale: PipelineJson['scale'],
+    private readonly scale: ScalePlan,
+    private readonly labelPlan: LabelPlan | null,
+    private readonly ignored: string[],
   ) {}
 
-  /** Raw input column names, in order. */
+  /** Raw input column names, in order (the columns a record must have). */
   get inputColumns(): string[] {
     return this.columns.map((c) => c.name);
   }
 
-  /** Width of the transformed rows (the model's input size). */
-  get width(): number {
-    return this.columns.reduce((n, c) => n + (c.kind === 'oneHot' ? c.categories.length : 1), 0);
+  /** Each input column's kind, as the service lists its raw inputs. */
+  get inputKinds(): Record<string, ColumnKind> {
+    return Object.fromEntries(
+      this.columns.map((c) => [
+        c.name,
+        c.kind === 'number' ? 'number' : c.kind === 'date' ? 'date' : c.kind === 'hash' ? 'text' : 'category',
+      ]),
+    );
   }
 
-  /** Fits on a table; returns the pipeline, the transformed rows, the kept row indices and a report. */
+  /** Columns fit left out (text, constant): accepted in records and not used. */
+  get ignoredColumns(): string[] {
+    return [...this.ignored];
+  }
+
+  /** Width of the transformed rows (the model's input size). */
+  get width(): number {
+    return this.columns.reduce((n, c) => n + planWidth(c), 0);
+  }
+
+  /** The label column's name, or null when the pipeline was fitted without one. */
+  get label(): string | null {
+    return this.labelPlan?.name ?? null;
+  }
+
+  /** 'classification', 'regression', or null without a label. */
+  get task(): 'classification' | 'regression' | null {
+    return this.labelPlan ? (this.labelPlan.kind === 'classes' ? 'classification' : 'regression') : null;
+  }
+
+  /** The class names, in index order (classification), else null. */
+  get classes(): string[] | null {
+    return this.labelPlan?.kind === 'classes' ? [...this.labelPlan.classes] : null;
+  }
+
+  /**
+   * Fits on the training rows (a DataFrame, a table or records); returns the pipeline, the
+   * transformed features x, the label y when `label` is named, the row indices kept, and a report.
+   */
   static fit(
-    table: Table,
+    data: RawRows,
     options: PreparationOptions = {},
-  ): { pipeline: Pipeline; x: Float32Array; kept: number[]; report: PreparationReport } {
-    const o = checkOptions('preparation', options, ['missing', 'categorical', 'scale']);
-    const missing = (o.missing ?? 'mean') as MissingStrategy;
-    const drop = missing === 'drop';
-    const kept = drop
-      ? table.rows.map((_, i) => i).filter((i) => table.rows[i]!.every((v) => !isMissing(v)))
-      : table.rows.map((_, i) => i);
-    if (kept.length === 0)
+  ): { pipeline: Pipeline; x: Float32Array; y: Float32Array | null; kept: number[]; report: PreparationReport } {
+    const o = checkOptions('preparation', options, [
+      'label',
+      'task',
+      'missing',
+      'categorical',
+      'scale',
+      'dates',
+      'text',
+      'hashBuckets',
+      'scaleLabel',
+      'onWarning',
+    ]);
+    const missing = checkMissing(o.missing);
+    const categorical = checkOneOf('preparation.categorical', o.categorical ?? 'oneHot', ['oneHot', 'label']);
+    const scaleKind = checkOneOf('preparation.scale', o.scale ?? 'standard', ['standard', 'minMax', 'none']);
+    const dates = checkOneOf('preparation.dates', o.dates ?? 'parts', ['parts', 'epoch']);
+    const text = checkOneOf('preparation.text', o.text ?? 'drop', ['drop', 'hash']);
+    const buckets = o.hashBuckets === undefined ? 32 : checkInteger('preparation.hashBuckets', o.hashBuckets, 2, 4096);
+    const scaleLabel = o.scaleLabel === undefined ? false : checkBoolean('preparation.scaleLabel', o.scaleLabel);
+    const task =
+      o.task === undefined ? undefined : checkOneOf('preparation.task', o.task, ['classification', 'regression']);
+    const sink = o.onWarning as WarningSink | undefined;
+    if (Array.isArray(data) && data.length > 0 && !data.every(isPlainObject))
+      throw invalidParameter('prepare(data)', 'a DataFrame, a table or an array of records', data[0]);
+    const frame = frameOf(data, sink, 'prepare(data)');
+    const warnings: DataWarning[] = [];
+    const note = (w: DataWarning) => {
+      warnings.push(w);
+      warn(sink, w);
+    };
+
+    // The label: which rows have one, and what it is.
+    const labelName = o.label === undefined ? null : checkString('preparation.label', o.label);
+    const labelCells = labelName === null ? null : frame.column(labelName);
+    let rows = Array.from({ length: frame.length }, (_, i) => i);
+    let droppedRows = 0;
+    if (labelCells) {
+      const labelled = rows.filter((i) => labelCells[i] !== null);
+      if (labelled.length < rows.length)
+        note({
+          code: 'MAAS_WARN_MISSING_LABELS',
+          column: labelName!,
+          message: `${rows.length - labelled.length} of ${rows.length} rows have no '${labelName}': they are left out`,
+        });
+      droppedRows += rows.length - labelled.length;
+      rows = labelled;
+    }
+    const featureNames = frame.columns.filter((n) => n !== labelName);
+    if (featureNames.length === 0)
+      throw new MaasError('MAAS_ERR_DATA_FORMAT', 'There are no feature columns to prepare');
+
+    // Which columns become features, and how.
+    const ignored: string[] = [];
+    const used: { name: string; kind: ColumnKind }[] = [];
+    for (const name of featureNames) {
+      const kind = frame.kind(name);
+      const cells = frame.column(name);
+      const distinct = new Set<string>();
+      for (const i of rows) if (cells[i] !== null) distinct.add(String(cells[i]));
+      if (kind === 'text' && text === 'drop') {
+        ignored.push(name);
+        note({
+          code: 'MAAS_WARN_TEXT_COLUMN',
+          column: name,
+          message: `Column '${name}' looks like free text or an ID (${distinct.size} distinct values in ${rows.length} rows): it is left out of the features; prepare it with { text: 'hash' }, or make it a category with asType('${name}', 'category')`,
+        });
+      } else if (distinct.size <= 1) {
+        ignored.push(name);
+        note({
+          code: 'MAAS_WARN_CONSTANT_COLUMN',
+          column: name,
+          message: `Column '${name}' has ${distinct.size === 0 ? 'no values' : 'the same value in every row'}: it is left out of the features`,
+        });
+      } else used.push({ name, kind });
+    }
+    if (used.length === 0)
+      throw new MaasError('MAAS_ERR_DATA_FORMAT', `No usable feature columns: ${ignored.join(', ')} were left out`);
+
+    if (missing === 'drop') {
+      const before = rows.length;
+      rows = rows.filter((i) => used.every(({ name }) => frame.column(name)[i] !== null));
+      droppedRows += before - rows.length;
+    }
+    if (rows.length === 0)
       throw new MaasError(
         'MAAS_ERR_DATA_FORMAT',
         'No rows are left to fit on (every row has a missing value, or the table is empty)',
       );
-    const report: PreparationReport = {
-      rows: table.rows.length,
-      droppedRows: table.rows.length - kept.length,
-      filled: {},
-    };
-    const plans: ColumnPlan[] = table.columns.map((name, c) => {
-      const present = kept.map((i) => table.rows[i]![c]!).filter((v) => !isMissing(v));
-      const fill = drop ? null : fillValue(missing, table.types[c]!, present);
-      if (!drop) {
-        const count = kept.filter((i) => isMissing(table.rows[i]![c])).length;
-        if (count > 0) report.filled[name] = { count, value: fill };
+
+    const filled: PreparationReport['filled'] = {};
+    const plans = used.map(({ name, kind }): ColumnPlan => {
+      const cells = frame.column(name);
+      const present = rows.map((i) => cells[i]!).filter((v) => v !== null);
+      const count = rows.length - present.length;
+      const filling = missing !== 'drop';
+      let plan: ColumnPlan;
+      if (kind === 'number' || kind === 'date') {
+        const fill = filling ? numericFill(missing, present as number[]) : null;
+        if (kind === 'number') plan = { name, kind: 'number', fill };
+        else {
+          const timed = present.some((v) => (v as number) % DAY_MS !== 0);
+          const parts: DatePart[] | null =
+            dates === 'epoch' ? null : ['year', 'month', 'day', 'weekday', ...(timed ? (['hour'] as const) : [])];
+          plan = { name, kind: 'date', parts, fill };
+        }
+        if (filling && count > 0)
+          filled[name] = { count, value: kind === 'date' ? new Date(fill!).toISOString() : fill };
+        return plan;
       }
-      if (table.types[c] === 'number') return { name, kind: 'number', fill: fill === null ? null : Number(fill) };
-      const values = present.map(String);
-      return o.categorical === 'label'
-        ? {
-            name,
-            kind: 'label',
-            classes: new LabelEncoder().fit(values).classes,
-            fill: fill === null ? null : String(fill),
-          }
-        : {
-            name,
-            kind: 'oneHot',
-            categories: new OneHotEncoder().fit(values).categories,
-            fill: fill === null ? null : String(fill),
-          };
+      const names = present.map(String);
+      const fill = !filling
+        ? null
+        : typeof missing === 'object'
+          ? String(missing.constant)
+          : (mostFrequent(names) as string | null);
+      if (filling && count > 0) filled[name] = { count, value: fill };
+      if (kind === 'text') return { name, kind: 'hash', buckets, fill: fill === null ? null : '' };
+      const categories = sortedNames(names);
+      if (categorical === 'label') return { name, kind: 'label', classes: categories, fill };
+      if (categories.length > MANY_CATEGORIES)
+        note({
+          code: 'MAAS_WARN_MANY_CATEGORIES',
+          column: name,
+          message: `Column '${name}' has ${categories.length} categories: one-hot encoding makes as many features; consider { categorical: 'label' }, { text: 'hash' } with asType('${name}', 'text'), or dropping it`,
+        });
+      return { name, kind: 'oneHot', categories, fill };
     });
-    const unscaled = new Pipeline(plans, { kind: 'none' });
-    const x = unscaled.encode(kept.map((i) => table.rows[i]!));
-    const scaleKind = o.scale ?? 'standard';
-    let scale: PipelineJson['scale'] = { kind: 'none' };
+
+    // The label's plan and values.
+    let labelPlan: LabelPlan | null = null;
+    let y: Float32Array | null = null;
+    if (labelName !== null) {
+      const cells = labelCells!;
+      const labelKind = frame.kind(labelName);
+      if (labelKind === 'date')
+        throw new MaasError(
+          'MAAS_ERR_DATA_FORMAT',
+          `Label column '${labelName}' holds dates, which maas does not predict`,
+        );
+      const classification = task === 'classification' || (task === undefined && labelKind !== 'number');
+      if (classification) {
+        const classes = sortedNames(rows.map((i) => String(cells[i])));
+        if (classes.length < 2)
+          throw new MaasError(
+            'MAAS_ERR_DATA_FORMAT',
+            `Label column '${labelName}' has ${classes.length} class in the training rows; classification needs at least 2`,
+          );
+        labelPlan = { name: labelName, kind: 'classes', classes };
+        const index = new Map(classes.map((c, k) => [c, k]));
+        y = Float32Array.from(rows, (i) => index.get(String(cells[i]))!);
+      } else {
+        if (labelKind !== 'number')
+          throw new MaasError(
+            'MAAS_ERR_DATA_FORMAT',
+            `Label column '${labelName}' holds ${labelKind} values; regression needs numbers`,
+          );
+        const values = rows.map((i) => cells[i] as number);
+        let mean = 0;
+        let std = 1;
+        if (scaleLabel) {
+          mean = values.reduce((a, b) => a + b, 0) / values.length;
+          std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length) || 1;
+        }
+        labelPlan = { name: labelName, kind: 'value', mean, std };
+        y = Float32Array.from(values, (v) => (v - mean) / std);
+      }
+    }
+
+    const unscaled = new Pipeline(plans, { kind: 'none' }, labelPlan, ignored);
+    const x = unscaled.encode(unscaled.cellsOf(frame, rows));
+    let scale: ScalePlan = { kind: 'none' };
     if (scaleKind === 'standard') {
       const s = new StandardScaler().fit(x, unscaled.width);
       scale = { kind: 'standard', mean: s.mean, std: s.std };
     } else if (scaleKind === 'minMax') {
       const s = new MinMaxScaler().fit(x, unscaled.width);
       scale = { kind: 'minMax', min: s.min, max: s.max };
-    } else if (scaleKind !== 'none') {
-      throw invalidParameter('preparation.scale', "'standard', 'minMax' or 'none'", scaleKind, 'MAAS_ERR_ARG_RANGE');
     }
-    const pipeline = new Pipeline(plans, scale);
+    const pipeline = new Pipeline(plans, scale, labelPlan, ignored);
     pipeline.applyScale(x);
-    return { pipeline, x, kept, report };
+    const usedNames = new Set(used.map((u) => u.name));
+    const frameWarnings = frame.warnings.filter((w) => w.column === undefined || usedNames.has(w.column));
+    return {
+      pipeline,
+      x,
+      y,
+      kept: rows,
+      report: {
+        rows: frame.length,
+        droppedRows,
+        filled,
+        ignored,
+        warnings: [...frameWarnings, ...warnings],
+      },
+    };
   }
 
-  /** Maps raw rows to model inputs with the fitted fills, encodings and scaling. */
-  transform(rows: RawRows): Float32Array {
-    const cells = this.toCells(rows);
-    return this.applyScale(this.encode(cells));
+  /** Maps raw rows to model inputs with the fitted fills, encodings and scaling (strict about columns). */
+  transform(rows: RawRows, options: TransformOptions = {}): Float32Array {
+    const o = checkOptions('transform options', options, ['allowMissing', 'onWarning']);
+    const allowMissing = o.allowMissing === undefined ? false : checkBoolean('allowMissing', o.allowMissing);
+    return this.applyScale(this.encode(this.rawCells(rows, allowMissing, o.onWarning as WarningSink | undefined)));
   }
 
-  private toCells(rows: RawRows): Cell[][] {
+  /**
+   * Features and, when the rows carry the label column, labels: a test set through the training
+   * transform. Rows whose label is missing are left out (kept says which were used).
+   */
+  apply(data: RawRows, options: TransformOptions = {}): { x: Float32Array; y: Float32Array | null; kept: number[] } {
+    const frame = frameOf(data, options.onWarning, 'apply(data)');
+    const label = this.labelPlan;
+    if (!label || !frame.has(label.name))
+      return { x: this.transform(frame, options), y: null, kept: Array.from({ length: frame.length }, (_, i) => i) };
+    const cells = frame.column(label.name);
+    const kept = Array.from({ length: frame.length }, (_, i) => i).filter((i) => cells[i] !== null);
+    const rows = kept.length === frame.length ? frame : frame.take(kept);
+    const y = Float32Array.from(kept, (i, row) => {
+      const v = cells[i]!;
+      if (label.kind === 'value') {
+        const n = Number(v);
+        if (!Number.isFinite(n))
+          throw new MaasError(
+            'MAAS_ERR_DATA_FORMAT',
+            `Row ${row}, label '${label.name}': expected a number but received '${String(v)}'`,
+          );
+        return (n - label.mean) / label.std;
+      }
+      const k = label.classes.indexOf(String(v));
+      if (k < 0)
+        throw new MaasError(
+          'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
+          `Row ${row}, label '${label.name}': '${String(v)}' is not one of the classes seen in fit (${label.classes.slice(0, 5).join(', ')}${label.classes.length > 5 ? ', …' : ''})`,
+        );
+      return k;
+    });
+    return { x: this.transform(rows, options), y, kept };
+  }
+
+  /**
+   * Model outputs back to labels, one per row: the class name of the highest score
+   * (classification; one sigmoid output reads as class 1 above 0.5), or the value in the label's
+   * units (regression).
+   */
+  decode(outputs: ArrayLike<number>, rows: number): PredictedLabel[] {
+    const label = this.requireLabel('decode');
+    const width = outputs.length / rows;
+    if (!Number.isInteger(width) || width < 1)
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected outputs of ${rows} whole rows but received ${outputs.length} values`,
+      );
+    if (label.kind === 'value')
+      return Array.from({ length: rows }, (_, r) => outputs[r * width]! * label.std + label.mean);
+    return this.rank(outputs, rows, 1).map((top) => top[0]!.label);
+  }
+
+  /** Each row's k highest-scoring classes, best first (Triton's classification extension). */
+  rank(outputs: ArrayLike<number>, rows: number, k: number): RankedClass[][] {
+    const label = this.requireLabel('rank');
+    if (label.kind !== 'classes')
+      throw new MaasError('MAAS_ERR_DATA_FORMAT', `The label '${label.name}' is a value, not classes: nothing to rank`);
+    const width = outputs.length / rows;
+    const binary = width === 1 && label.classes.length === 2;
+    if (!binary && width !== label.classes.length)
+      throw new MaasError(
+        'MAAS_ERR_SHAPE_MISMATCH',
+        `Expected ${label.classes.length} scores per row (one per class) but the model gives ${width}`,
+      );
+    return Array.from({ length: rows }, (_, r) => {
+      const scores = binary
+        ? [1 - outputs[r]!, outputs[r]!]
+        : Array.from({ length: width }, (_, j) => outputs[r * width + j]!);
+      return scores
+        .map((score, index) => ({ score, index, label: label.classes[index]! }))
+        .sort((a, b) => b.score - a.score || a.index - b.index)
+        .slice(0, Math.max(1, k));
+    });
+  }
+
+  private requireLabel(what: string): LabelPlan {
+    if (!this.labelPlan)
+      throw new MaasError(
+        'MAAS_ERR_DATA_FORMAT',
+        `${what}() needs a pipeline fitted with a label column (prepare(data, { label: 'column' }))`,
+      );
+    return this.labelPlan;
+  }
+
+  /** Cells of the given rows of a frame, in input-column order. */
+  private cellsOf(frame: DataFrame, rows: readonly number[]): Cell[][] {
+    const columns = this.columns.map((c) => frame.column(c.name));
+    return rows.map((i) => columns.map((cells) => cells[i]!));
+  }
+
+  /** Raw rows as cells in input-column order, the columns checked strictly. */
+  private rawCells(rows: RawRows, allowMissing: boolean, sink: WarningSink | undefined): Cell[][] {
     const names = this.inputColumns;
-    if (!Array.isArray(rows)) {
-      const table = rows;
-      const idx = names.map((n) => {
-        const i = table.columns.indexOf(n);
-        if (i < 0)
-          throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected a column named '${n}' in the rows to transform`);
-        return i;
-      });
-      return table.rows.map((r) => idx.map((i) => r[i]!));
-    }
-    return rows.map((r, row) => {
-      if (Array.isArray(r)) {
+    if (Array.isArray(rows) && rows.every((r) => Array.isArray(r))) {
+      return rows.map((r, row) => {
         if (r.length !== names.length)
           throw new MaasError(
             'MAAS_ERR_SHAPE_MISMATCH',
             `Expected ${names.length} raw values (${names.join(', ')}) in row ${row} but received ${r.length}`,
           );
-        return r.map((v) => (isMissing(v) ? null : (v as Cell)));
-      }
-      if (typeof r !== 'object' || r === null)
-        throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
-      return names.map((n) => {
-        const v = r[n];
-        return isMissing(v) ? null : (v as Cell);
+        return r.map((v) => (isMissing(v) && !(v instanceof Date) ? null : (v as Cell)));
       });
+    }
+    if (Array.isArray(rows)) {
+      const absent = new Set<string>();
+      const cells = rows.map((r, row) => {
+        if (!isPlainObject(r)) throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
+        this.checkColumns(Object.keys(r), allowMissing, row);
+        return names.map((n) => {
+          if (!(n in r)) absent.add(n);
+          const v = r[n];
+          return isMissing(v) && !(v instanceof Date) ? null : (v as Cell);
+        });
+      });
+      if (absent.size > 0) this.warnFilled([...absent], sink);
+      return cells;
+    }
+    const frame = rows instanceof DataFrame ? rows : frameOf(rows, sink, 'transform(rows)');
+    const present = frame.columns;
+    this.checkColumns(present, allowMissing, null);
+    const absent = names.filter((n) => !frame.has(n));
+    if (absent.length > 0) this.warnFilled(absent, sink);
+    const columns = names.map((n) => (frame.has(n) ? frame.column(n) : null));
+    return Array.from({ length: frame.length }, (_, i) => columns.map((cells) => (cells ? cells[i]! : null)));
+  }
+
+  /** Unknown columns are always an error; absent ones unless allowMissing. */
+  private checkColumns(present: readonly string[], allowMissing: boolean, row: number | null): void {
+    const where = row === null ? '' : ` (record ${row})`;
+    const known = (this.known ??= new Set([
+      ...this.inputColumns,
+      ...this.ignored,
+      ...(this.labelPlan ? [this.labelPlan.name] : []),
+    ]));
+    const unknown = present.filter((n) => !known.has(n));
+    if (unknown.length > 0)
+      throw new MaasError(
+        'MAAS_ERR_DATA_COLUMNS',
+        `Unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')}`,
+      );
+    if (allowMissing) return;
+    const absent = this.inputColumns.filter((n) => !present.includes(n));
+    if (absent.length > 0)
+      throw new MaasError(
+        'MAAS_ERR_DATA_COLUMNS',
+        `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')} (allowMissing fills absent columns with the saved policy)`,
+      );
+  }
+
+  private warnFilled(absent: string[], sink: WarningSink | undefined): void {
+    warn(sink, {
+      code: 'MAAS_WARN_FILLED_COLUMNS',
+      message: `Absent column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')} filled with the saved policy (allowMissing)`,
     });
   }
 
@@ -190,15 +634,15 @@ export class Pipeline {
     const out = new Float32Array(rows.length * width);
     // Category -> index, built once per call rather than searched per cell.
     const index = this.columns.map((plan) =>
-      plan.kind === 'number'
-        ? null
-        : new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k])),
+      plan.kind === 'oneHot' || plan.kind === 'label'
+        ? new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k]))
+        : null,
     );
     rows.forEach((row, i) => {
       let offset = i * width;
       this.columns.forEach((plan, c) => {
         let v = row[c] ?? null;
-        if (isMissing(v)) {
+        if (v === null) {
           if (plan.fill === null)
             throw new MaasError(
               'MAAS_ERR_DATA_MISSING',
@@ -207,13 +651,25 @@ export class Pipeline {
           v = plan.fill;
         }
         if (plan.kind === 'number') {
-          const n = Number(v);
+          const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
           if (!Number.isFinite(n))
             throw new MaasError(
               'MAAS_ERR_DATA_FORMAT',
               `Row ${i}, column '${plan.name}': expected a number but received '${String(v)}'`,
             );
           out[offset++] = n;
+        } else if (plan.kind === 'date') {
+          const ms = dateOf(v);
+          if (ms === undefined)
+            throw new MaasError(
+              'MAAS_ERR_DATA_FORMAT',
+              `Row ${i}, column '${plan.name}': expected an ISO 8601 date but received '${String(v)}'`,
+            );
+          if (!plan.parts) out[offset++] = ms / DAY_MS;
+          else for (const part of plan.parts) out[offset++] = datePart(ms, part);
+        } else if (plan.kind === 'hash') {
+          for (const word of words(String(v))) out[offset + (fnv1a(word) % plan.buckets)]!++;
+          offset += plan.buckets;
         } else if (plan.kind === 'label') {
           const k = index[c]!.get(String(v));
           if (k === undefined)
@@ -241,20 +697,86 @@ export class Pipeline {
 
   /** Plain JSON for model.json's extension field. */
   toJSON(): PipelineJson {
-    return { kind: 'maas.preparation', version: 1, columns: this.columns, scale: this.scale };
+    return {
+      kind: 'maas.preparation',
+      version: 2,
+      columns: this.columns,
+      scale: this.scale,
+      ...(this.labelPlan ? { label: this.labelPlan } : {}),
+      ...(this.ignored.length > 0 ? { ignored: this.ignored } : {}),
+    };
   }
 
-  /** Rebuilds a pipeline saved by toJSON. */
+  /** Rebuilds a pipeline saved by toJSON (version 1 or 2), checking every field: it comes from a file. */
   static fromJSON(json: unknown): Pipeline {
-    const j = json as PipelineJson;
-    if (!j || j.kind !== 'maas.preparation' || j.version !== 1 || !Array.isArray(j.columns)) {
-      throw new MaasError('MAAS_ERR_MODEL_FORMAT', 'The preparation pipeline in model.json is malformed');
-    }
-    return new Pipeline(j.columns, j.scale);
+    const { columns, scale, label, ignored } = checkedPipelineJson(json);
+    return new Pipeline(columns, scale, label, ignored);
   }
 }
 
-/** Fits a preparation pipeline on a table (missing values, encodings, scaling). */
-export function prepare(table: Table, options?: PreparationOptions) {
-  return Pipeline.fit(table, options);
+const malformed = (what: string) =>
+  new MaasError('MAAS_ERR_MODEL_FORMAT', `The preparation pipeline in the model file is malformed: ${what}`);
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isNumbers = (v: unknown, n: number): v is number[] =>
+  Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+const isFill = (v: unknown, type: 'number' | 'string') =>
+  v === null || (type === 'number' ? typeof v === 'number' && Number.isFinite(v) : typeof v === 'string');
+
+function checkedPlan(p: unknown, i: number): ColumnPlan {
+  if (!isPlainObject(p) || typeof p.name !== 'string') throw malformed(`column ${i} has no name`);
+  const ok =
+    (p.kind === 'number' && isFill(p.fill, 'number')) ||
+    (p.kind === 'oneHot' && isStrings(p.categories) && isFill(p.fill, 'string')) ||
+    (p.kind === 'label' && isStrings(p.classes) && isFill(p.fill, 'string')) ||
+    (p.kind === 'date' &&
+      (p.parts === null ||
+        (isStrings(p.parts) && p.parts.every((x) => ['year', 'month', 'day', 'weekday', 'hour'].includes(x)))) &&
+      isFill(p.fill, 'number')) ||
+    (p.kind === 'hash' &&
+      Number.isInteger(p.buckets) &&
+      (p.buckets as number) >= 2 &&
+      (p.buckets as number) <= 4096 &&
+      isFill(p.fill, 'string'));
+  if (!ok) throw malformed(`column '${p.name}' (${String(p.kind)})`);
+  return p as unknown as ColumnPlan;
+}
+
+function checkedPipelineJson(json: unknown): {
+  columns: ColumnPlan[];
+  scale: ScalePlan;
+  label: LabelPlan | null;
+  ignored: string[];
+} {
+  if (!isPlainObject(json) || json.kind !== 'maas.preparation' || (json.version !== 1 && json.version !== 2))
+    throw malformed('not a maas.preparation of version 1 or 2');
+  if (!Array.isArray(json.columns) || json.columns.length === 0) throw malformed('no columns');
+  const columns = json.columns.map(checkedPlan);
+  const width = columns.reduce((n, c) => n + planWidth(c), 0);
+  const s = json.scale;
+  const scaleOk =
+    isPlainObject(s) &&
+    (s.kind === 'none' ||
+      (s.kind === 'standard' && isNumbers(s.mean, width) && isNumbers(s.std, width) && s.std.every((v) => v > 0)) ||
+      (s.kind === 'minMax' && isNumbers(s.min, width) && isNumbers(s.max, width)));
+  if (!scaleOk) throw malformed(`scale (the features are ${width} wide)`);
+  const l = json.label;
+  let label: LabelPlan | null = null;
+  if (l !== undefined) {
+    const ok =
+      isPlainObject(l) &&
+      typeof l.name === 'string' &&
+      ((l.kind === 'classes' && isStrings(l.classes) && l.classes.length >= 2) ||
+        (l.kind === 'value' && isNumbers([l.mean, l.std], 2) && (l.std as number) > 0));
+    if (!ok) throw malformed('label');
+    label = l as unknown as LabelPlan;
+  }
+  const ignored = json.ignored ?? [];
+  if (!isStrings(ignored)) throw malformed('ignored columns');
+  return { columns, scale: s as ScalePlan, label, ignored };
+}
+
+/** Fits a preparation pipeline on the training rows (see Pipeline.fit). */
+export function prepare(data: RawRows, options?: PreparationOptions) {
+  return Pipeline.fit(data, options);
 }

@@ -1,11 +1,12 @@
 /**
  * trainTestSplit: a seeded shuffle into train and test rows, optionally stratified so each class
- * keeps its share in both parts.
+ * keeps its share in both parts: of a DataFrame (before anything is fitted), or of x and y.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { Random, randomSeed } from '../core/random.js';
 import { Tensor, tensor, type NestedArray } from '../core/tensor.js';
 import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../core/validation.js';
+import { DataFrame, type SplitFrameOptions } from './frame.js';
 
 /** trainTestSplit()'s options. */
 export interface SplitOptions {
@@ -42,11 +43,27 @@ function classOf(y: Tensor, row: number): number {
   return best;
 }
 
+/** Splits a DataFrame's rows into train and test frames (seeded; `stratify` names a column). */
+export function trainTestSplit(frame: DataFrame, options?: SplitFrameOptions): { train: DataFrame; test: DataFrame };
 /** Splits x and y into train and test rows. */
 export function trainTestSplit(
   x: Tensor | NestedArray | Float32Array,
   y: Tensor | NestedArray | Float32Array,
+  options?: SplitOptions,
+): { xTrain: Tensor; xTest: Tensor; yTrain: Tensor; yTest: Tensor };
+export function trainTestSplit(
+  x: DataFrame | Tensor | NestedArray | Float32Array,
+  y?: Tensor | NestedArray | Float32Array | SplitFrameOptions,
   options: SplitOptions = {},
+): { train: DataFrame; test: DataFrame } | { xTrain: Tensor; xTest: Tensor; yTrain: Tensor; yTest: Tensor } {
+  if (x instanceof DataFrame) return x.split(y as SplitFrameOptions | undefined);
+  return splitTensors(x, y as Tensor | NestedArray | Float32Array, options);
+}
+
+function splitTensors(
+  x: Tensor | NestedArray | Float32Array,
+  y: Tensor | NestedArray | Float32Array,
+  options: SplitOptions,
 ) {
   const o = checkOptions('trainTestSplit', options, ['testSize', 'seed', 'stratify']);
   const testSize = o.testSize === undefined ? 0.25 : checkFinite('trainTestSplit.testSize', o.testSize);

@@ -10,7 +10,7 @@ import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkOptions } from '../core/validation.js';
 import type { Dense } from '../layers/dense.js';
 import { native, type NativeModelHandle } from '../native/index.js';
-import type { Pipeline, RawRows } from '../data/pipeline.js';
+import type { Pipeline, PredictedLabel, RawRows, TransformOptions } from '../data/pipeline.js';
 import { writeArtifacts, type ModelArtifacts, type WriteHooks } from '../io/artifacts.js';
 import { printSummary } from '../io/summary.js';
 import { openPackedModel, type PackedModel } from './packed.js';
@@ -69,15 +69,34 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
     return new Tensor(out, [input.rows, units]);
   }
 
-  /** Predicts from raw rows (records or arrays of column values) through the preparation pipeline. */
-  predictRaw(rows: RawRows): Tensor {
+  /**
+   * Predicts from raw rows (records, a DataFrame, or arrays of column values) through the
+   * preparation pipeline. Strict: a record lacking a column the model takes, or naming one it does
+   * not know, is an error (MAAS_ERR_DATA_COLUMNS); `allowMissing` fills absent columns with the
+   * saved policy and warns.
+   */
+  predictRaw(rows: RawRows, options?: TransformOptions): Tensor {
+    return this.predict(this.requirePipeline().transform(rows, options));
+  }
+
+  /**
+   * Predicts labels from raw rows: class names (classification) or values in the label's units
+   * (regression), through the pipeline fitted with a label column.
+   */
+  predictLabels(rows: RawRows, options?: TransformOptions): PredictedLabel[] {
+    const pipeline = this.requirePipeline();
+    const outputs = this.predict(pipeline.transform(rows, options));
+    return pipeline.decode(outputs.values, outputs.shape[0]!);
+  }
+
+  private requirePipeline(): Pipeline {
     const pipeline = this.preparationPipeline();
     if (!pipeline)
       throw new MaasError(
         'MAAS_ERR_MODEL_EMPTY',
         `Model ${this.name} has no preparation pipeline: use predict() on numeric features, or setPreparation()`,
       );
-    return this.predict(pipeline.transform(rows));
+    return pipeline;
   }
 
   /**

@@ -68,6 +68,8 @@ describe('cleaning and the pipeline', () => {
         color: { count: 1, value: 'blue' },
         income: { count: 2, value: (52000 + 61000 + 48000 + 58000) / 4 },
       },
+      ignored: [],
+      warnings: [],
     });
     expect(pipeline.width).toBe(1 + 3 + 1);
     // row 1: age filled, color blue one-hot over [blue, green, red]
