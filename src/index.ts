@@ -167,6 +167,7 @@ export {
   type ClientTensor,
   type InferOptions,
   type InferResult,
+  type RequestedOutput,
   type ResultTensor,
 } from './client/index.js';
 

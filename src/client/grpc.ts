@@ -8,6 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
 import {
   InferenceServerError,
+  recordsToColumns,
+  requestedOutput,
+  stringsFromBytes,
   tensorBytes,
   tensorFromBytes,
   tokenHeaders,
@@ -36,24 +39,33 @@ function clientError(error: grpc.ServiceError): InferenceServerError {
 /** A ModelInferRequest for the wire. */
 export function encodeInferRequest(options: InferOptions): object {
   const typed = options.typed === true;
+  const records = options.records;
+  if (records && options.inputs) throw new TypeError('Send records or inputs, not both');
+  // Records travel as one input per column, MLServer's pandas content type.
+  const inputs = records ? recordsToColumns(records) : (options.inputs ?? []);
+  const parameters = records ? { content_type: 'pd', ...options.parameters } : options.parameters;
   return {
     model_name: options.model,
     model_version: options.version ?? '',
     id: options.id ?? '',
-    parameters: toWireParameters(options.parameters),
-    inputs: options.inputs.map((t) => {
+    parameters: toWireParameters(parameters),
+    inputs: inputs.map((t) => {
       const base = { name: t.name, datatype: t.datatype, shape: t.shape };
       if (!typed) return base;
       const field = CONTENTS_FIELD[t.datatype];
-      if (!field || field === 'bytes_contents')
-        throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
+      if (!field) throw new TypeError(`${t.datatype} has no typed contents field: send it raw`);
+      if (field === 'bytes_contents')
+        return { ...base, contents: { bytes_contents: (t.data as unknown[]).map((v) => Buffer.from(String(v))) } };
       const values = Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) =>
         typeof v === 'bigint' ? Number(v) : v,
       );
       return { ...base, contents: { [field]: values } };
     }),
-    outputs: (options.outputs ?? []).map((name) => ({ name })),
-    raw_input_contents: typed ? [] : options.inputs.map((t) => Buffer.from(tensorBytes(t))),
+    outputs: (options.outputs ?? []).map((o) => {
+      const { name, parameters: p } = requestedOutput(o);
+      return { name, ...(p ? { parameters: toWireParameters(p) } : {}) };
+    }),
+    raw_input_contents: typed ? [] : inputs.map((t) => Buffer.from(tensorBytes(t))),
   };
 }
 
@@ -76,8 +88,12 @@ export function decodeInferResponse(message: WireResponse): InferResult {
       datatype: o.datatype,
       shape: o.shape,
       data: message.raw_output_contents[i]
-        ? tensorFromBytes(message.raw_output_contents[i], o.datatype)
-        : Float32Array.from(Object.values(o.contents ?? {})[0] ?? []),
+        ? o.datatype === 'BYTES'
+          ? stringsFromBytes(message.raw_output_contents[i])
+          : tensorFromBytes(message.raw_output_contents[i], o.datatype)
+        : o.datatype === 'BYTES'
+          ? (o.contents?.bytes_contents ?? []).map((b) => Buffer.from(b as unknown as Uint8Array).toString('utf8'))
+          : Float32Array.from(Object.values(o.contents ?? {})[0] ?? []),
     })),
   };
 }

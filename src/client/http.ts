@@ -3,11 +3,13 @@
  * (Inference-Header-Content-Length) for inference unless `typed` asks for JSON data.
  */
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
-import { BINARY_HEADER_LENGTH } from '../protocol/http.js';
+import { BINARY_HEADER_LENGTH, ERROR_CODE_HEADER } from '../protocol/http.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 import {
   InferenceServerError,
+  requestedOutput,
+  stringsFromBytes,
   tensorBytes,
   tokenHeaders,
   type ClientSecurity,
@@ -124,13 +126,14 @@ export class HttpInferenceClient {
   /** Runs one inference request (ModelInfer); rejects with an InferenceServerError. */
   async infer(options: InferOptions): Promise<InferResult> {
     const typed = options.typed === true;
+    if (options.records && options.inputs) throw new TypeError('Send records or inputs, not both');
     const blobs: Uint8Array[] = [];
-    const inputs = options.inputs.map((t) => {
+    const inputs = (options.inputs ?? []).map((t) => {
       const base = { name: t.name, datatype: t.datatype, shape: t.shape };
-      if (typed)
+      if (typed || t.datatype === 'BYTES')
         return {
           ...base,
-          data: Array.from(t.data as ArrayLike<number | bigint | boolean>, (v) =>
+          data: Array.from(t.data as ArrayLike<number | bigint | boolean | string>, (v) =>
             typeof v === 'bigint' ? Number(v) : v,
           ),
         };
@@ -141,9 +144,14 @@ export class HttpInferenceClient {
     const header = Buffer.from(
       JSON.stringify({
         ...(options.id ? { id: options.id } : {}),
-        inputs,
+        ...(options.records ? { records: options.records } : { inputs }),
         ...(options.outputs
-          ? { outputs: options.outputs.map((name) => ({ name, parameters: { binary_data: !typed } })) }
+          ? {
+              outputs: options.outputs.map((o) => {
+                const { name, parameters } = requestedOutput(o);
+                return { name, parameters: { binary_data: !typed, ...parameters } };
+              }),
+            }
           : {}),
         parameters: { ...(options.parameters ?? {}), binary_data_output: !typed },
       }),
@@ -175,7 +183,7 @@ export class HttpInferenceClient {
         name: string;
         datatype: string;
         shape: number[];
-        data?: number[];
+        data?: number[] | string[];
         parameters?: { binary_data_size?: number };
       }[];
     };
@@ -185,13 +193,14 @@ export class HttpInferenceClient {
       version: parsed.model_version,
       ...(parsed.id ? { id: parsed.id } : {}),
       outputs: parsed.outputs.map((o) => {
-        let data: TypedArray;
+        let data: TypedArray | string[];
         const size = o.parameters?.binary_data_size;
         if (size !== undefined) {
-          data = tensorFromBytes(bytes.subarray(offset, offset + size), o.datatype);
+          const blob = bytes.subarray(offset, offset + size);
+          data = o.datatype === 'BYTES' ? stringsFromBytes(blob) : tensorFromBytes(blob, o.datatype);
           offset += size;
         } else {
-          data = Float32Array.from(o.data ?? []);
+          data = o.datatype === 'BYTES' ? ((o.data ?? []) as string[]) : Float32Array.from((o.data ?? []) as number[]);
         }
         return { name: o.name, datatype: o.datatype, shape: o.shape, data };
       }),
@@ -211,5 +220,5 @@ async function raise(response: Response): Promise<never> {
   } catch {
     // not JSON: keep the status line
   }
-  throw new InferenceServerError(message, response.status);
+  throw new InferenceServerError(message, response.status, response.headers.get(ERROR_CODE_HEADER) ?? undefined);
 }

@@ -8,6 +8,7 @@ export {
   type ClientTls,
   type InferOptions,
   type InferResult,
+  type RequestedOutput,
   type ResultTensor,
   type TypedArray,
 } from './types.js';

@@ -4,6 +4,7 @@
  */
 
 import { DATATYPE_ARRAYS, type TypedArray } from '../protocol/datatypes.js';
+import { deserializeBytesTensor, serializeBytesTensor } from '../protocol/bytes-tensor.js';
 
 export type { TypedArray };
 
@@ -41,12 +42,12 @@ export function tokenHeaders(security: ClientSecurity): Record<string, string> {
 export interface ClientTensor {
   /** The model's input name (see the model's metadata). */
   name: string;
-  /** The protocol datatype: FP32, FP64, FP16, BF16, INT8…INT64, UINT8…UINT64 or BOOL. */
+  /** The protocol datatype: FP32, FP64, FP16, BF16, INT8…INT64, UINT8…UINT64, BOOL or BYTES. */
   datatype: string;
   /** Dimensions, the batch first. */
   shape: number[];
-  /** The values, row-major. */
-  data: TypedArray | number[] | boolean[];
+  /** The values, row-major; strings for BYTES. */
+  data: TypedArray | number[] | boolean[] | string[];
 }
 
 /** A tensor received. */
@@ -57,8 +58,14 @@ export interface ResultTensor {
   datatype: string;
   /** Dimensions, the batch first. */
   shape: number[];
-  /** The values, row-major, in the typed array of `datatype`. */
-  data: TypedArray;
+  /** The values, row-major, in the typed array of `datatype`; strings for BYTES. */
+  data: TypedArray | string[];
+}
+
+/** An output to return, by name, with parameters (e.g. Triton's classification: k). */
+export interface RequestedOutput {
+  name: string;
+  parameters?: ParameterValues;
 }
 
 /** Request parameters by name (the protocol's bool, int64 and string parameters). */
@@ -73,9 +80,14 @@ export interface InferOptions {
   /** Echoed in the response (and matches stream answers to requests). */
   id?: string;
   /** The input tensors. */
-  inputs: ClientTensor[];
-  /** Output names to return (default: all). */
-  outputs?: string[];
+  inputs?: ClientTensor[];
+  /**
+   * Raw records, for a model saved with its preparation pipeline, instead of inputs: REST sends
+   * them as they are, gRPC as one input per column (MLServer's content_type "pd").
+   */
+  records?: Record<string, string | number | boolean | null>[];
+  /** Outputs to return, by name or with parameters (default: all). */
+  outputs?: (string | RequestedOutput)[];
   /** Request parameters, e.g. {priority: 1, timeout: 5000}. */
   parameters?: ParameterValues;
   /** Send typed contents (gRPC) or JSON data (REST) instead of raw bytes. */
@@ -112,8 +124,44 @@ export class InferenceServerError extends Error {
   }
 }
 
-/** A tensor's data as little-endian bytes (a view when it already is a typed array of the right type). */
+/** A requested output as the protocol spells it. */
+export function requestedOutput(output: string | RequestedOutput): RequestedOutput {
+  return typeof output === 'string' ? { name: output } : output;
+}
+
+/**
+ * Records as one tensor per column: FP32 where every value is a number or null (null as NaN,
+ * which the pipeline reads as missing), else BYTES strings (null as '', also missing).
+ */
+export function recordsToColumns(records: readonly Record<string, unknown>[]): ClientTensor[] {
+  const names = [...new Set(records.flatMap((r) => Object.keys(r)))];
+  return names.map((name) => {
+    const values = records.map((r) => r[name] ?? null);
+    const numeric = values.every((v) => v === null || typeof v === 'number');
+    return numeric
+      ? {
+          name,
+          datatype: 'FP32',
+          shape: [records.length],
+          data: Float32Array.from(values, (v) => (typeof v === 'number' ? v : NaN)),
+        }
+      : {
+          name,
+          datatype: 'BYTES',
+          shape: [records.length],
+          data: values.map((v) => (v === null ? '' : String(v as string | number | boolean))),
+        };
+  });
+}
+
+/** BYTES data off the wire (Triton's serialization) as strings. */
+export function stringsFromBytes(bytes: Uint8Array): string[] {
+  return deserializeBytesTensor(bytes, undefined, 'a BYTES output').map((e) => Buffer.from(e).toString('utf8'));
+}
+
+/** A tensor's data as little-endian bytes (a view when it already is a typed array of the right type); BYTES serialized. */
 export function tensorBytes(tensor: ClientTensor): Uint8Array {
+  if (tensor.datatype === 'BYTES') return serializeBytesTensor((tensor.data as unknown[]).map(String));
   const Ctor = DATATYPE_ARRAYS[tensor.datatype];
   if (!Ctor) throw new TypeError(`Expected a numeric datatype for ${tensor.name} but received ${tensor.datatype}`);
   let data = tensor.data as ArrayLike<unknown>;

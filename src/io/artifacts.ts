@@ -488,6 +488,18 @@ export const MAX_STREAMED_SHARD_BYTES = 2 ** 40;
  * checked (strictIntegrity's demand for digests, the description digest verified), each weights
  * file opened and the sizes checked against the manifest; nothing of the weights is read yet.
  */
+/**
+ * The preparation pipeline a plaintext tfjs-layers model.json carries (maas.preparation), or
+ * undefined when it carries none or the file is another format (read again here, on the serving
+ * thread: the load worker hands back only the packed weights).
+ */
+export async function savedPreparation(path: string): Promise<unknown> {
+  const jsonPath = await resolveModelJson(path);
+  const parsed = parseModelJson(await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json'), jsonPath);
+  const maas = parsed.maas as { preparation?: unknown } | undefined;
+  return typeof maas === 'object' && maas !== null ? maas.preparation : undefined;
+}
+
 export async function openTfjsManifest(path: string, options: IntegrityOptions = {}): Promise<TfjsManifest> {
   const jsonPath = await resolveModelJson(path);
   const parsed = parseModelJson(await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json'), jsonPath);

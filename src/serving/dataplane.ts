@@ -15,6 +15,14 @@ import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js'
 import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import type { InputRows } from './batcher.js';
+import {
+  PANDAS_CONTENT_TYPE,
+  checkedRecords,
+  classificationOf,
+  classificationStrings,
+  preparedRows,
+  recordsFromColumns,
+} from './records.js';
 
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
@@ -49,17 +57,17 @@ export interface InferRequest {
   inputs: InferInput[];
   /** Requested outputs; absent or empty means all. */
   outputs?: { name: string; parameters?: Parameters }[];
+  /** Raw JSON records (REST) for a model with a preparation pipeline, instead of inputs. */
+  records?: unknown;
 }
 
-/** One output tensor of a response. */
-export interface InferOutput {
+/** One output tensor of a response: FP32 values, or BYTES strings (labels, classification). */
+export type InferOutput = {
   name: string;
-  datatype: 'FP32';
   shape: number[];
-  data: Float32Array;
   /** The parameters the client attached to this requested output (binary_data, for REST). */
   parameters?: Parameters;
-}
+} & ({ datatype: 'FP32'; data: Float32Array } | { datatype: 'BYTES'; data: string[] });
 
 /** The answer to an InferRequest, before an adapter encodes it. */
 export interface InferResponse {
@@ -211,8 +219,27 @@ export class DataPlane {
       name,
       versions: this.repository.versionsOf(name),
       platform: config.platform,
-      inputs: config.input.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
-      outputs: config.output.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
+      inputs: [
+        ...config.input.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
+        // The raw columns the saved pipeline takes: one input per column (MLServer's content_type "pd").
+        ...Object.entries(served.preparation?.inputKinds ?? {}).map(([column, kind]) => ({
+          name: column,
+          datatype: kind === 'number' ? 'FP32' : 'BYTES',
+          shape: [-1],
+        })),
+      ],
+      outputs: [
+        ...config.output.map((t) => ({ name: t.name, datatype: 'FP32', shape: [-1, ...t.dims] })),
+        ...(labelOutputName(served)
+          ? [
+              {
+                name: labelOutputName(served)!,
+                datatype: served.preparation!.task === 'classification' ? 'BYTES' : 'FP32',
+                shape: [-1],
+              },
+            ]
+          : []),
+      ],
     };
   }
 
@@ -281,8 +308,9 @@ export class DataPlane {
     if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     const served = this.repository.resolve(request.model, request.version);
     try {
-      const { x, rows, batched } = this.inputRows(served, request);
-      const outputs = this.requestedOutputs(served, request);
+      const raw = this.rawRows(served, request);
+      const { x, rows, batched } = raw ?? this.inputRows(served, request);
+      const outputs = this.requestedOutputs(served, request, raw !== null);
       const inputDone = nowNs();
       const result = await served.batcher.submit(x, rows, {
         priority: integerParameter(request.parameters, 'priority'),
@@ -290,18 +318,11 @@ export class DataPlane {
         cancellation,
       });
       const outputStart = nowNs();
-      const shape = batched ? [rows, served.outputSize] : [served.outputSize];
       const response: InferResponse = {
         model: served.model,
         version: String(served.version),
         ...(request.id ? { id: request.id } : {}),
-        outputs: outputs.map((o) => ({
-          name: o.name,
-          datatype: 'FP32',
-          shape,
-          data: result.y,
-          ...(o.parameters ? { parameters: o.parameters } : {}),
-        })),
+        outputs: outputs.map((o) => outputTensor(served, o, result.y, rows, batched)),
       };
       const done = nowNs();
       served.stats.recordSuccess(rows, {
@@ -384,18 +405,106 @@ export class DataPlane {
     );
   }
 
-  private requestedOutputs(served: ServedVersion, request: InferRequest): { name: string; parameters?: Parameters }[] {
+  /**
+   * Rows from a raw request, through the model's preparation pipeline: JSON records, or one input
+   * per column (MLServer's content_type "pd", or inputs named after the pipeline's columns); null
+   * for a request of prepared features, which inputRows reads.
+   */
+  private rawRows(
+    served: ServedVersion,
+    request: InferRequest,
+  ): { x: Float32Array; rows: number; batched: true } | null {
+    const pipeline = served.preparation;
+    const pandas = request.parameters?.content_type === PANDAS_CONTENT_TYPE;
+    const prepared = served.config.input[0]!.name;
+    const columns = pipeline ? new Set([...pipeline.inputColumns, ...pipeline.ignoredColumns]) : null;
+    const byColumn =
+      pandas ||
+      (columns !== null &&
+        request.inputs.length > 0 &&
+        request.inputs.every((i) => i.name !== prepared && columns.has(i.name)));
+    if (request.records === undefined && !byColumn) return null;
+    if (!pipeline)
+      throw new MaasError(
+        'MAAS_ERR_INFER_INPUT',
+        `Model '${served.model}' was saved without a preparation pipeline: send its input '${prepared}' as ${served.inputSize} FP32 features per row`,
+      );
+    if (request.records !== undefined && request.inputs.length > 0)
+      throw new MaasError('MAAS_ERR_INFER_INPUT', 'A request carries records or inputs, not both');
+    const maxRows = served.config.max_batch_size;
+    const records =
+      request.records !== undefined
+        ? checkedRecords(request.records, maxRows)
+        : recordsFromColumns(request.inputs, maxRows);
+    const allowMissing = request.parameters?.allow_missing === true || request.parameters?.allow_missing === 'true';
+    return { ...preparedRows(pipeline, records, allowMissing), batched: true };
+  }
+
+  /**
+   * The outputs to answer: the model's output (scores, or Triton's classification strings when
+   * asked), and the label output (named after the pipeline's label column). A raw request gets
+   * both by default, a request of prepared features the model's output.
+   */
+  private requestedOutputs(served: ServedVersion, request: InferRequest, raw: boolean): RequestedOutput[] {
     const output = served.config.output[0]!;
-    if (!request.outputs || request.outputs.length === 0) return [{ name: output.name }];
-    for (const o of request.outputs) {
-      if (o.name !== output.name)
+    const label = labelOutputName(served);
+    if (!request.outputs || request.outputs.length === 0)
+      return [{ name: output.name }, ...(raw && label ? [{ name: label, label: true }] : [])];
+    return request.outputs.map((o) => {
+      if (o.name !== output.name && o.name !== label)
         throw new MaasError(
           'MAAS_ERR_INFER_OUTPUT',
-          `unexpected inference output '${o.name}' for model '${served.model}', allowed outputs are: ${output.name}`,
+          `unexpected inference output '${o.name}' for model '${served.model}', allowed outputs are: ${[output.name, ...(label ? [label] : [])].join(', ')}`,
         );
-    }
-    return request.outputs;
+      const classification = classificationOf(o.parameters);
+      return { ...o, ...(o.name === label ? { label: true } : {}), ...(classification ? { classification } : {}) };
+    });
   }
+}
+
+/** An output to answer, as requestedOutputs reads it. */
+interface RequestedOutput {
+  name: string;
+  parameters?: Parameters;
+  /** The label output (class names or values in the label's units). */
+  label?: boolean;
+  /** Triton's classification extension: the top k classes as strings. */
+  classification?: number;
+}
+
+/** The label output's name: the pipeline's label column, unless the model's output has that name. */
+function labelOutputName(served: ServedVersion): string | null {
+  const label = served.preparation?.label ?? null;
+  return label !== null && label !== served.config.output[0]!.name ? label : null;
+}
+
+/** One output of a response from the batch's outputs. */
+function outputTensor(
+  served: ServedVersion,
+  o: RequestedOutput,
+  y: Float32Array,
+  rows: number,
+  batched: boolean,
+): InferOutput {
+  const parameters = o.parameters ? { parameters: o.parameters } : {};
+  if (o.label) {
+    const labels = served.preparation!.decode(y, rows);
+    if (served.preparation!.task === 'classification')
+      return { name: o.name, datatype: 'BYTES', shape: [rows], data: labels.map(String), ...parameters };
+    return {
+      name: o.name,
+      datatype: 'FP32',
+      shape: [rows],
+      data: Float32Array.from(labels as number[]),
+      ...parameters,
+    };
+  }
+  if (o.classification !== undefined) {
+    const { strings, k } = classificationStrings(y, rows, o.classification, served.preparation, served.labels);
+    return { name: o.name, datatype: 'BYTES', shape: batched ? [rows, k] : [k], data: strings, ...parameters };
+  }
+  const shape = batched ? [rows, served.outputSize] : [served.outputSize];
+  return { name: o.name, datatype: 'FP32', shape, data: y, ...parameters };
 }
 
 function isWholeFloat32Array(values: ArrayLike<unknown>, elements: number): values is Float32Array {

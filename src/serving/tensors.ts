@@ -6,6 +6,7 @@
 import { MaasError } from '../core/errors.js';
 import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 import { elementCountMismatch, elementNumber, flatValues, notAnElement } from '../protocol/values.js';
+import { serializeBytesTensor } from '../protocol/bytes-tensor.js';
 
 /** A float16 bit pattern as a number. */
 function halfToFloat(bits: number): number {
@@ -97,4 +98,12 @@ export function floatsFromValues(
     out[i] = n;
   }
   return out;
+}
+
+/** An output's data as raw bytes: FP32 little-endian values as they are, BYTES serialized as Triton does. */
+export function outputBytes(
+  output: { datatype: 'FP32'; data: Float32Array } | { datatype: 'BYTES'; data: string[] },
+): Uint8Array {
+  if (output.datatype === 'BYTES') return serializeBytesTensor(output.data);
+  return new Uint8Array(output.data.buffer, output.data.byteOffset, output.data.byteLength);
 }

@@ -14,6 +14,7 @@ import {
   type WireResponse,
 } from '../../protocol/infer-wire.js';
 import type { InferInput, InferRequest, InferResponse } from '../dataplane.js';
+import { outputBytes } from '../tensors.js';
 
 /** gRPC status per error kind. */
 const STATUS: Record<ErrorKind, grpc.status> = {
@@ -120,7 +121,10 @@ export function encodeInferResponse(response: InferResponse): WireResponse {
     model_version: response.version,
     id: response.id ?? '',
     outputs: response.outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape })),
-    raw_output_contents: response.outputs.map((o) => Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength)),
+    raw_output_contents: response.outputs.map((o) => {
+      const bytes = outputBytes(o);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }),
   };
 }
 

@@ -11,7 +11,7 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   maxRequestElements,
 } from '../../protocol/limits.js';
-import { BINARY_HEADER_LENGTH } from '../../protocol/http.js';
+import { BINARY_HEADER_LENGTH, ERROR_CODE_HEADER } from '../../protocol/http.js';
 import {
   STATUS_CODES,
   createServer as createPlainServer,
@@ -32,6 +32,7 @@ import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
 import { ConnectionGate } from './connections.js';
 import { JsonBodies } from './json-body.js';
+import { outputBytes } from '../tensors.js';
 import type { BodyKind } from './json-parse.js';
 import {
   Cancellation,
@@ -65,9 +66,11 @@ export function httpError(error: unknown): {
   if (error instanceof MaasError) {
     const entry: ErrorEntry = ERRORS[error.code];
     const status = entry.httpStatus ?? STATUS[error.kind];
-    if (error.retryAfterMs === undefined) return { status, body: { error: error.message } };
+    // The body is Triton's; the code travels in a header, as it does in gRPC's trailers.
+    const coded = { [ERROR_CODE_HEADER]: error.code };
+    if (error.retryAfterMs === undefined) return { status, body: { error: error.message }, headers: coded };
     const seconds = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
-    return { status, body: { error: error.message }, headers: { 'retry-after': seconds } };
+    return { status, body: { error: error.message }, headers: { ...coded, 'retry-after': seconds } };
   }
   return { status: 500, body: { error: `internal error: ${messageOf(error)}` } };
 }
@@ -172,13 +175,19 @@ export function decodeInferBody(
   header: Record<string, unknown>,
   binary: Buffer,
 ): { request: InferRequest; binaryOutputs: boolean } {
-  if (!Array.isArray(header.inputs))
+  // Raw JSON records (for a model saved with its preparation pipeline) stand in for the inputs.
+  const records = header.records;
+  if (records !== undefined && header.inputs !== undefined)
+    throw new MaasError('MAAS_ERR_INFER_INPUT', 'An inference request carries records or inputs, not both');
+  if (records === undefined && !Array.isArray(header.inputs))
     throw new MaasError(
       'MAAS_ERR_INFER_INPUT',
-      `Expected an inputs array in the inference request but received ${describeValue(header.inputs)}`,
+      `Expected an inputs array (or records) in the inference request but received ${describeValue(header.inputs)}`,
     );
+  const inputsIn = (header.inputs ?? []) as unknown[];
   let offset = 0;
-  const inputs = header.inputs.map((raw: Record<string, unknown>, i: number): InferInput => {
+  const inputs = inputsIn.map((item: unknown, i: number): InferInput => {
+    const raw = item as Record<string, unknown>;
     if (typeof raw !== 'object' || raw === null)
       throw new MaasError('MAAS_ERR_INFER_INPUT', `Expected an object for inputs[${i}]`);
     const { name, datatype, shape, data } = raw;
@@ -238,6 +247,7 @@ export function decodeInferBody(
       id: typeof header.id === 'string' ? header.id : undefined,
       parameters,
       inputs,
+      ...(records !== undefined ? { records } : {}),
       outputs: outputs.map((o: Record<string, unknown>, i: number) => {
         if (typeof o?.name !== 'string')
           throw new MaasError(
@@ -257,9 +267,10 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
   const outputs = response.outputs.map((o) => {
     const binary = typeof o.parameters?.binary_data === 'boolean' ? o.parameters.binary_data : binaryOutputs;
     const base = { name: o.name, datatype: o.datatype, shape: o.shape };
-    if (!binary) return { ...base, data: Array.from(o.data) };
-    blobs.push(new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength));
-    return { ...base, parameters: { binary_data_size: o.data.byteLength } };
+    if (!binary) return { ...base, data: o.datatype === 'BYTES' ? o.data : Array.from(o.data) };
+    const bytes = outputBytes(o);
+    blobs.push(bytes);
+    return { ...base, parameters: { binary_data_size: bytes.byteLength } };
   });
   const header = {
     model_name: response.model,

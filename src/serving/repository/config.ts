@@ -13,6 +13,8 @@ export interface TensorConfig {
   name: string;
   data_type: string;
   dims: number[];
+  /** An output's class names, one per line, in a file of the model's directory (Triton's classification extension). */
+  label_filename?: string;
 }
 
 /** Triton's queue policy: queue size, default timeout and whether a request may override it. */
@@ -140,7 +142,18 @@ function tensorList(model: string, field: string, value: unknown): TensorConfig[
   const dims = t.dims;
   if (dims !== undefined && (!Array.isArray(dims) || dims.some((d) => !Number.isInteger(Number(d)))))
     throw bad(model, `${field}[0].dims`, 'a list of integers', dims);
-  return [{ name: t.name, data_type: 'TYPE_FP32', dims: dims ? (dims as unknown[]).map(Number) : [] }];
+  const labels = t.label_filename;
+  // A name inside the model directory: no separator, no '.' or '..'.
+  if (labels !== undefined && (field !== 'output' || typeof labels !== 'string' || !/^\w[\w.-]{0,254}$/.test(labels)))
+    throw bad(model, `${field}[0].label_filename`, "a file name in the model's directory (outputs only)", labels);
+  return [
+    {
+      name: t.name,
+      data_type: 'TYPE_FP32',
+      dims: dims ? (dims as unknown[]).map(Number) : [],
+      ...(labels !== undefined ? { label_filename: labels } : {}),
+    },
+  ];
 }
 
 function versionPolicy(model: string, value: unknown): VersionPolicyConfig {

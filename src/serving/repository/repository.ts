@@ -29,6 +29,9 @@ import {
   type ModelConfig,
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
+import { Pipeline } from '../../data/pipeline.js';
+import { savedPreparation } from '../../io/artifacts.js';
+import { streamablePath } from '../../io/tfjs-stream.js';
 import type { DensePrecision } from '../../model/packed.js';
 
 /** Warm-up rounds of one execution per worker; the rounds after the first are timed. */
@@ -55,7 +58,14 @@ export interface ServedVersion {
   readonly fingerprint: string;
   /** For an encrypted model file: the key id it was decrypted with. */
   readonly keyId?: string;
+  /** The preparation pipeline saved with the model: raw records in, labels out. */
+  readonly preparation: Pipeline | null;
+  /** Class names of the output (the pipeline's, or the config's label_filename), for classification. */
+  readonly labels: string[] | null;
 }
+
+/** Largest label file read (Triton's label_filename: one class name per line). */
+const MAX_LABEL_FILE_BYTES = 4 * 2 ** 20;
 
 /** One row of RepositoryIndex. */
 export interface IndexEntry {
@@ -488,6 +498,8 @@ export class ModelRepository {
         cost_per_batch_ns: { string_value: String(Math.round(cost.fixedNs)) },
       });
       batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
+      const preparation = await this.preparationOf(join(dir, fileName), inputSize);
+      const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
       return {
         model: name,
         version,
@@ -499,12 +511,39 @@ export class ModelRepository {
         stats,
         fingerprint,
         ...(keyId ? { keyId } : {}),
+        preparation,
+        labels,
       };
     } catch (error) {
       batcher?.close();
       await this.pool.detach(weights.key);
       throw error;
     }
+  }
+
+  /** The pipeline a plaintext tfjs model carries, checked against the model's input width. */
+  private async preparationOf(path: string, inputSize: number): Promise<Pipeline | null> {
+    if (!(await streamablePath(path))) return null;
+    const saved = await savedPreparation(path);
+    if (saved === undefined) return null;
+    const pipeline = Pipeline.fromJSON(saved);
+    if (pipeline.width !== inputSize)
+      throw new MaasError(
+        'MAAS_ERR_MODEL_FORMAT',
+        `The preparation pipeline saved with ${path} makes ${pipeline.width} features but the model takes ${inputSize}`,
+      );
+    return pipeline;
+  }
+
+  /** The class names of a config's label_filename, one per line. */
+  private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
+    if (file === undefined) return null;
+    const text = (await readRegularFile(join(this.root, model, file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
+      'utf8',
+    );
+    const lines = text.split(/\r?\n/);
+    if (lines.at(-1) === '') lines.pop();
+    return lines;
   }
 
   /**
