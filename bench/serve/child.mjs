@@ -1,7 +1,7 @@
 /**
  * A server process for the serving bench, run from the built package (dist/) as `npm start` runs:
  * `echo` (a bare @grpc/grpc-js server answering ModelInfer with a response of the model's size:
- * the transport ceiling) or `maas` (serve() on a repository). Prints `READY <port>` when
+ * the transport ceiling), `maas` (serve() on a repository, gRPC) or `maas-http` (the same, REST). Prints `READY <port>` when
  * listening; answers `rss` messages over IPC.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -40,16 +40,18 @@ async function startEcho(outputFloats) {
 let port;
 if (mode === 'echo') port = await startEcho(Number(arg));
 else {
+  // `maas` serves gRPC; `maas-http` the same repository over REST.
+  const rest = mode === 'maas-http';
   const server = await serve({
     modelRepository: arg,
     host: '127.0.0.1',
-    grpcPort: 0,
-    httpPort: null,
+    grpcPort: rest ? null : 0,
+    httpPort: rest ? 0 : null,
     metricsPort: null,
     workers: Number(workers),
     logger: pino({ level: 'warn' }),
   });
-  port = server.grpcPort;
+  port = rest ? server.httpPort : server.grpcPort;
 }
 // RSS as it is, and after a full GC (the loader's transient copies of the weights, the file's bytes
 // and the layers' arrays, are garbage once the packed SharedArrayBuffer exists).

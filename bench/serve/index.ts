@@ -26,6 +26,7 @@ import { Random } from '../../src/core/random.js';
 import { closedLoop, grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
 import { rssOf, startChild, stopChild, type Rss } from './children.js';
 import { ceilingSection } from './ceiling.js';
+import { recordsSection } from './records.js';
 import { largeModelSection, processesSection } from './scale.js';
 
 interface Args {
@@ -42,7 +43,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    parts: new Set(['ceiling', 'a', 'b', 'c', 'rss', 'processes', 'large']),
+    parts: new Set(['ceiling', 'a', 'b', 'c', 'rss', 'processes', 'large', 'records']),
     seconds: 3,
     rounds: 3,
     concurrency: [1, 4, 16, 64, 256],
@@ -59,7 +60,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = argv[++i]!;
     else
       throw new Error(
-        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss,processes,large --large-dir DIR --seconds S --rounds N --concurrency 1,64 --out FILE)`,
+        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss,processes,large,records --large-dir DIR --seconds S --rounds N --concurrency 1,64 --out FILE)`,
       );
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
@@ -240,6 +241,8 @@ async function main(): Promise<void> {
     scale.push(...(await processesSection({ seconds: args.seconds, rounds: args.rounds })));
   if (args.parts.has('large'))
     scale.push(...(await largeModelSection({ dir: args.largeDir, layers: 8, width: 12288 })));
+  if (args.parts.has('records'))
+    scale.push(...(await recordsSection({ seconds: args.seconds, rounds: args.rounds, workers })));
   report(args, rows, samples, { sOk, rss, bigBytes, workers, ceiling, scale });
 }
 

@@ -1,28 +1,26 @@
 /**
- * Getting started, step 1: read a CSV, prepare it, train a small classifier, evaluate it on
- * held-out rows and save it as version 1 of model "orders" in a Triton-style repository.
+ * Getting started, step 1: read a CSV, split it, prepare the training rows, train a small
+ * classifier, evaluate it on the held-out rows and save it (with its preparation) as version 1
+ * of model "orders" in a Triton-style repository.
  *
  *   npx tsx docs/examples/train.ts
  */
 import { writeFile } from 'node:fs/promises';
-import { adam, dense, initializers, loadCsv, prepare, sequential, tensor, trainTestSplit, type Tensor } from 'maas';
+import { adam, dense, initializers, prepare, readCsv, sequential, type Tensor } from 'maas';
 
 const { glorotUniform } = initializers;
 
 const REPO = 'docs/examples/out/repo';
 
-// 1. Data: every column but `returned` is a feature; missing cells are filled with the median,
-//    `category` is one-hot encoded, and everything is standardised.
-const { features, target } = await loadCsv('docs/examples/data/orders.csv', { target: 'returned' });
-const { pipeline, x, kept, report } = prepare(features, { missing: 'median', scale: 'standard' });
-console.log(`${report.rows} rows, filled:`, report.filled);
-const y = Float32Array.from(kept, (row) => Number(target!.values[row]));
-const rows = kept.length;
-const split = trainTestSplit(tensor(x, [rows, pipeline.width]), tensor(y, [rows, 1]), {
-  testSize: 0.2,
-  seed: 7,
-  stratify: true,
-});
+// 1. Data: read the CSV (kinds inferred: `category` is a category, the rest numbers), split off
+//    a fifth of the rows for the test (seeded, each class keeping its share), then fit the
+//    preparation on the training rows only: the median fills missing cells, `category` is one-hot
+//    encoded, everything is standardised, and `returned` becomes the label (classes 0 and 1).
+const orders = await readCsv('docs/examples/data/orders.csv');
+const { train, test } = orders.split({ testSize: 0.2, seed: 7, stratify: 'returned' });
+const { pipeline, x, y, report } = prepare(train, { label: 'returned', task: 'classification', missing: 'median' });
+console.log(`${report.rows} training rows, filled:`, report.filled);
+const testSet = pipeline.apply(test); // the same transform, with the training rows' statistics
 
 // 2. Model: pipeline.width inputs (the numbers plus one column per category) → 16 → 1.
 //    Seeded initial weights (and the seeded shuffles below) make every run print the same figures.
@@ -40,7 +38,7 @@ const model = sequential({
 model.compile({ optimizer: adam({ learningRate: 0.01 }), loss: 'binaryCrossentropy', metrics: ['accuracy'] });
 
 // 3. Train, then evaluate on rows the model has not seen.
-const history = await model.fit(split.xTrain, split.yTrain, {
+const history = await model.fit(x, y!, {
   epochs: 40,
   batchSize: 32,
   validationSplit: 0.1,
@@ -48,15 +46,17 @@ const history = await model.fit(split.xTrain, split.yTrain, {
   verbose: 0,
 });
 const valLoss = history.history.val_loss ?? [];
-const [loss = NaN, accuracy = NaN] = (model.evaluate(split.xTest, split.yTest) as Tensor[]).map((t) => t.dataSync()[0]);
+const [loss = NaN, accuracy = NaN] = (model.evaluate(testSet.x, testSet.y!) as Tensor[]).map((t) => t.dataSync()[0]);
 console.log(`validation loss after 40 epochs: ${valLoss.at(-1)?.toFixed(3)}`);
 console.log(`test loss ${loss.toFixed(3)}, accuracy ${(accuracy * 100).toFixed(1)}%`);
 
-// 4. Save: the pipeline travels inside model.json, so raw rows can be prepared later.
+// 4. Save: the pipeline travels inside model.json, so the model and the service take raw records
+//    and answer with the class names.
 model.setPreparation(pipeline);
 await model.save(`${REPO}/orders/1`);
 await writeFile(
   `${REPO}/orders/config.json`,
   JSON.stringify({ max_batch_size: 64, dynamic_batching: { max_queue_delay_microseconds: 500 } }, null, 2),
 );
+console.log('labels of the first two test rows:', model.predictLabels(test.head(2)));
 console.log(`saved ${REPO}/orders/1/model.json`);

@@ -618,7 +618,7 @@ export class Pipeline {
     if (absent.length > 0)
       throw new MaasError(
         'MAAS_ERR_DATA_COLUMNS',
-        `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')} (allowMissing fills absent columns with the saved policy)`,
+        `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')} (allowMissing, or the service's allow_missing parameter, fills absent columns with the saved policy)`,
       );
   }
 
