@@ -9,8 +9,8 @@
  * larger than memory streams in batches instead of becoming a frame).
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { Random, randomSeed } from '../core/random.js';
-import { checkFinite, checkInteger, checkOneOf, checkOptions, isPlainObject } from '../core/validation.js';
+import { checkInteger, checkOneOf, checkOptions, isPlainObject } from '../core/validation.js';
+import { seededSplit, splitSettings } from './seeded-split.js';
 import { isMissing, type Cell, type Table } from './table.js';
 import { warn, type DataWarning, type WarningSink } from './warnings.js';
 
@@ -374,38 +374,10 @@ export class DataFrame {
    */
   split(options: SplitFrameOptions = {}): { train: DataFrame; test: DataFrame } {
     const o = checkOptions('split options', options, ['testSize', 'seed', 'stratify']);
-    const testSize = o.testSize === undefined ? 0.25 : checkFinite('split.testSize', o.testSize);
-    if (testSize <= 0 || testSize >= 1)
-      throw invalidParameter('split.testSize', 'a fraction in (0, 1)', testSize, 'MAAS_ERR_ARG_RANGE');
-    const seed = o.seed === undefined ? randomSeed() : checkInteger('split.seed', o.seed, 0, 2 ** 32 - 1);
+    const settings = splitSettings('split', o.testSize, o.seed);
     const by = o.stratify === undefined ? null : this.column(checkColumnName(o.stratify, 'split.stratify'));
-    const rng = new Random(seed);
-    const shuffle = (a: number[]): number[] => {
-      for (let i = a.length - 1; i > 0; i--) {
-        const j = Math.floor(rng.next() * (i + 1));
-        [a[i], a[j]] = [a[j]!, a[i]!];
-      }
-      return a;
-    };
-    const groups = new Map<string, number[]>();
-    for (let r = 0; r < this.length; r++) {
-      const key = by ? String(by[r]) : '';
-      (groups.get(key) ?? groups.set(key, []).get(key)!).push(r);
-    }
-    const train: number[] = [];
-    const test: number[] = [];
-    for (const key of [...groups.keys()].sort()) {
-      const members = shuffle(groups.get(key)!);
-      const n = Math.round(members.length * testSize);
-      test.push(...members.slice(0, n));
-      train.push(...members.slice(n));
-    }
-    if (train.length === 0 || test.length === 0)
-      throw new MaasError(
-        'MAAS_ERR_DATA_FORMAT',
-        `A split of ${this.length} rows with testSize ${testSize} leaves one side empty`,
-      );
-    return { train: this.take(shuffle(train)), test: this.take(shuffle(test)) };
+    const { train, test } = seededSplit(this.length, (r) => (by ? String(by[r]) : ''), settings);
+    return { train: this.take(train), test: this.take(test) };
   }
 
   /** The older row table (dates as epoch milliseconds, every other non-number as a string). */

@@ -3,9 +3,9 @@
  * keeps its share in both parts: of a DataFrame (before anything is fitted), or of x and y.
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { Random, randomSeed } from '../core/random.js';
 import { Tensor, tensor, type NestedArray } from '../core/tensor.js';
-import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../core/validation.js';
+import { checkBoolean, checkOptions } from '../core/validation.js';
+import { seededSplit, splitSettings } from './seeded-split.js';
 import { DataFrame, type SplitFrameOptions } from './frame.js';
 
 /** trainTestSplit()'s options. */
@@ -66,10 +66,7 @@ function splitTensors(
   options: SplitOptions,
 ) {
   const o = checkOptions('trainTestSplit', options, ['testSize', 'seed', 'stratify']);
-  const testSize = o.testSize === undefined ? 0.25 : checkFinite('trainTestSplit.testSize', o.testSize);
-  if (testSize <= 0 || testSize >= 1)
-    throw invalidParameter('trainTestSplit.testSize', 'a fraction in (0, 1)', testSize, 'MAAS_ERR_ARG_RANGE');
-  const seed = o.seed === undefined ? randomSeed() : checkInteger('trainTestSplit.seed', o.seed, 0, 2 ** 32 - 1);
+  const settings = splitSettings('trainTestSplit', o.testSize, o.seed);
   const stratify = o.stratify === undefined ? false : checkBoolean('trainTestSplit.stratify', o.stratify);
   const xt = asTensor(x, 'x'),
     yt = asTensor(y, 'y');
@@ -79,33 +76,6 @@ function splitTensors(
       'MAAS_ERR_SHAPE_MISMATCH',
       `Expected y to have as many rows as x (${rows}) but received ${yt.shape[0]}`,
     );
-  const rng = new Random(seed);
-  const shuffle = (a: number[]): number[] => {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = Math.floor(rng.next() * (i + 1));
-      [a[i], a[j]] = [a[j]!, a[i]!];
-    }
-    return a;
-  };
-  const groups = new Map<number, number[]>();
-  for (let r = 0; r < rows; r++) {
-    const key = stratify ? classOf(yt, r) : 0;
-    (groups.get(key) ?? groups.set(key, []).get(key)!).push(r);
-  }
-  const train: number[] = [],
-    test: number[] = [];
-  for (const key of [...groups.keys()].sort((a, b) => a - b)) {
-    const members = shuffle(groups.get(key)!);
-    const n = Math.round(members.length * testSize);
-    test.push(...members.slice(0, n));
-    train.push(...members.slice(n));
-  }
-  if (train.length === 0 || test.length === 0)
-    throw new MaasError(
-      'MAAS_ERR_DATA_FORMAT',
-      `A split of ${rows} rows with testSize ${testSize} leaves one side empty`,
-    );
-  shuffle(train);
-  shuffle(test);
+  const { train, test } = seededSplit(rows, (r) => (stratify ? classOf(yt, r) : 0), settings);
   return { xTrain: take(xt, train), xTest: take(xt, test), yTrain: take(yt, train), yTest: take(yt, test) };
 }
