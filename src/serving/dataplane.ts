@@ -26,6 +26,8 @@ import {
 
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
+/** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
+export { outputBytes } from './tensors.js';
 export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
 
 /** A request or tensor parameter value. */

@@ -13,8 +13,7 @@ import {
   type WireRequest,
   type WireResponse,
 } from '../../protocol/infer-wire.js';
-import type { InferInput, InferRequest, InferResponse } from '../dataplane.js';
-import { outputBytes } from '../tensors.js';
+import { outputBytes, type InferInput, type InferRequest, type InferResponse } from '../dataplane.js';
 
 /** gRPC status per error kind. */
 const STATUS: Record<ErrorKind, grpc.status> = {

@@ -32,10 +32,10 @@ import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
 import { ConnectionGate } from './connections.js';
 import { JsonBodies } from './json-body.js';
-import { outputBytes } from '../tensors.js';
 import type { BodyKind } from './json-parse.js';
 import {
   Cancellation,
+  outputBytes,
   type DataPlane,
   type InferInput,
   type InferRequest,
