@@ -490,8 +490,8 @@ export const MAX_STREAMED_SHARD_BYTES = 2 ** 40;
  */
 /**
  * The preparation pipeline a plaintext tfjs-layers model.json carries (maas.preparation), or
- * undefined when it carries none or the file is another format (read again here, on the serving
- * thread: the load worker hands back only the packed weights).
+ * undefined when it carries none: for a load whose weights came from the packed cache, which
+ * opened no model file.
  */
 export async function savedPreparation(path: string): Promise<unknown> {
   const jsonPath = await resolveModelJson(path);

@@ -87,6 +87,8 @@ export interface LoadedModel {
   keyId?: string;
   /** With a packed cache: whether the weights were mapped from an entry ('hit') or packed into a new one. */
   cached?: 'hit' | 'written';
+  /** The preparation pipeline the model file carries (its JSON, read in the load worker; checked by the repository). */
+  preparation?: unknown;
 }
 
 /** The load worker's last message: the loaded model, or the error's code and message. */

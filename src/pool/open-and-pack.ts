@@ -7,6 +7,7 @@
  * thread runs it; `maas pack` and the fuzzer's file phase call it too.
  */
 import { MaasError } from '../core/errors.js';
+import { savedPreparation } from '../io/artifacts.js';
 import { openModelFile } from '../io/open.js';
 import { isSealedPath } from '../io/sealed.js';
 import { streamablePath, streamTfjsModel, type StreamedModel } from '../io/tfjs-stream.js';
@@ -79,7 +80,13 @@ async function streamAndPack(
   );
   const { inputSize, outputSize } = stream;
   return {
-    model: { region, inputSize, outputSize, ...(spec ? { quantization: describeQuantization(spec) } : {}) },
+    model: {
+      region,
+      inputSize,
+      outputSize,
+      ...(spec ? { quantization: describeQuantization(spec) } : {}),
+      ...preparationOf(stream),
+    },
     digestVerified: stream.weightsDigestRecorded,
   };
 }
@@ -110,10 +117,22 @@ async function openWholeAndPack(
     region = await packDenseStackRegion(opened.layers, tag, precision ?? 'fp32', target);
   }
   return {
-    model: { region, inputSize, outputSize, ...(quantization ? { quantization } : {}), ...keyId },
+    model: {
+      region,
+      inputSize,
+      outputSize,
+      ...(quantization ? { quantization } : {}),
+      ...keyId,
+      ...preparationOf(opened),
+    },
     // Only a strict load is known to have verified a digest (a lenient one may have found none).
     digestVerified: strictIntegrity === true,
   };
+}
+
+/** The model file's preparation pipeline, as LoadedModel carries it (absent when there is none). */
+function preparationOf(opened: { preparation: unknown }): Pick<LoadedModel, 'preparation'> {
+  return opened.preparation !== undefined ? { preparation: opened.preparation } : {};
 }
 
 /** Opens and packs the model at request.path, streaming where it can. */
@@ -141,7 +160,15 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
   const key = await cache.keyOf(request.path, request.precision === 'bf16' ? 'bf16' : 'as-stored');
   if (!key) return (await openAndPackUncached(request, keys, {})).model;
   const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
-  if (hit) return { ...hit, cached: 'hit' };
+  // A hit opens no model file: the pipeline, small beside the weights, is read from model.json here.
+  if (hit) {
+    const json = await streamablePath(request.path);
+    return {
+      ...hit,
+      ...preparationOf({ preparation: json ? await savedPreparation(json) : undefined }),
+      cached: 'hit',
+    };
+  }
   const entry = cache.begin(key, request.path, request.tag);
   const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);
   return { ...model, region: await entry.commit(model.region, model, digestVerified), cached: 'written' };

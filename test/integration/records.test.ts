@@ -5,7 +5,8 @@
  * label_filename, the raw inputs in ModelMetadata, strict columns with coded errors, and the
  * prepared-tensor input still answering.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '../../src/client/index.js';
@@ -33,6 +34,7 @@ let rest: HttpInferenceClient;
 let grpcClient: GrpcInferenceClient;
 let model: Sequential;
 let unlabelled: Sequential;
+let repository: string;
 
 beforeAll(async () => {
   const frame = DataFrame.fromRecords(cars(60), { onWarning: 'ignore' });
@@ -40,7 +42,7 @@ beforeAll(async () => {
   model = smallModel(pipeline.width, 3, 11);
   model.setPreparation(pipeline);
   unlabelled = smallModel(4, 3, 12);
-  const root = await tempRepository();
+  const root = (repository = await tempRepository());
   await addVersion(root, 'cars', 1, model, { max_batch_size: 16 });
   await addVersion(root, 'plain', 1, unlabelled, {
     max_batch_size: 8,
@@ -155,9 +157,26 @@ describe('raw records through the service', () => {
     }
   });
 
+  it('reads the pipeline when the weights come from the packed cache (the load opens no model file)', async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'maas-records-cache-'));
+    const expected = model.predictLabels(records);
+    for (const round of ['written', 'hit']) {
+      const cached = await startServer(repository, { packedCache: cache, httpPort: null, metricsPort: null });
+      const client = new GrpcInferenceClient(`127.0.0.1:${cached.grpcPort}`);
+      try {
+        const result = await client.infer({ model: 'cars', records, outputs: ['size'] });
+        expect([round, result.outputs[0]!.data]).toEqual([round, expected]);
+      } finally {
+        client.close();
+        await cached.close();
+      }
+    }
+    expect((await readdir(cache)).filter((f) => f.endsWith('.pack')).length).toBeGreaterThan(0);
+  });
+
   it('answers malformed raw data with coded errors and keeps serving', async () => {
-    const bad = async (body: object) => {
-      const response = await fetch(`http://127.0.0.1:${server.httpPort}/v2/models/cars/infer`, {
+    const bad = async (body: object, model = 'cars') => {
+      const response = await fetch(`http://127.0.0.1:${server.httpPort}/v2/models/${model}/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
@@ -168,14 +187,10 @@ describe('raw records through the service', () => {
     expect(await bad({ records: [] })).toMatchObject({ status: 400 });
     expect(await bad({ records: Array.from({ length: 17 }, () => records[0]) })).toMatchObject({ status: 400 });
     expect(await bad({ records: [records[0]], inputs: [] })).toMatchObject({ status: 400 });
-    const noPipeline = await bad({ records: [{ a: 1 }] }).then(() =>
-      fetch(`http://127.0.0.1:${server.httpPort}/v2/models/plain/infer`, {
-        method: 'POST',
-        body: JSON.stringify({ records: [{ a: 1 }] }),
-      }),
-    );
-    expect(noPipeline.status).toBe(400);
-    expect(await noPipeline.text()).toMatch(/saved without a preparation pipeline/);
+    expect(await bad({ records: [{ a: 1 }] }, 'plain')).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/saved without a preparation pipeline/) as unknown },
+    });
     // A BYTES column (REST binary data) whose length prefix runs past its bytes.
     const broken = serializeBytesTensor(['usa']);
     broken.writeUInt32LE(1000, 0);

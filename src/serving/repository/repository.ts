@@ -30,8 +30,6 @@ import {
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
 import { Pipeline } from '../../data/pipeline.js';
-import { savedPreparation } from '../../io/artifacts.js';
-import { streamablePath } from '../../io/tfjs-stream.js';
 import type { DensePrecision } from '../../model/packed.js';
 
 /** Warm-up rounds of one execution per worker; the rounds after the first are timed. */
@@ -62,6 +60,18 @@ export interface ServedVersion {
   readonly preparation: Pipeline | null;
   /** Class names of the output (the pipeline's, or the config's label_filename), for classification. */
   readonly labels: string[] | null;
+}
+
+/** The pipeline a model file carries (its JSON, from the load worker), checked against the model's input width. */
+function pipelineOf(saved: unknown, path: string, inputSize: number): Pipeline | null {
+  if (saved === undefined) return null;
+  const pipeline = Pipeline.fromJSON(saved);
+  if (pipeline.width !== inputSize)
+    throw new MaasError(
+      'MAAS_ERR_MODEL_FORMAT',
+      `The preparation pipeline saved with ${path} makes ${pipeline.width} features but the model takes ${inputSize}`,
+    );
+  return pipeline;
 }
 
 /** Largest label file read (Triton's label_filename: one class name per line). */
@@ -446,7 +456,7 @@ export class ModelRepository {
       ...(this.modelKeys ? { keys: this.modelKeys } : {}),
       ...(this.packedCache ? { packedCache: this.packedCache } : {}),
     });
-    const { region, inputSize, outputSize, quantization, keyId, cached } = loaded;
+    const { region, inputSize, outputSize, quantization, keyId, cached, preparation: savedPipeline } = loaded;
     if (cached)
       this.logger.info(
         { model: name, version, packedCache: cached },
@@ -498,7 +508,7 @@ export class ModelRepository {
         cost_per_batch_ns: { string_value: String(Math.round(cost.fixedNs)) },
       });
       batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
-      const preparation = await this.preparationOf(join(dir, fileName), inputSize);
+      const preparation = pipelineOf(savedPipeline, join(dir, fileName), inputSize);
       const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
       return {
         model: name,
@@ -519,20 +529,6 @@ export class ModelRepository {
       await this.pool.detach(weights.key);
       throw error;
     }
-  }
-
-  /** The pipeline a plaintext tfjs model carries, checked against the model's input width. */
-  private async preparationOf(path: string, inputSize: number): Promise<Pipeline | null> {
-    if (!(await streamablePath(path))) return null;
-    const saved = await savedPreparation(path);
-    if (saved === undefined) return null;
-    const pipeline = Pipeline.fromJSON(saved);
-    if (pipeline.width !== inputSize)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_FORMAT',
-        `The preparation pipeline saved with ${path} makes ${pipeline.width} features but the model takes ${inputSize}`,
-      );
-    return pipeline;
   }
 
   /** The class names of a config's label_filename, one per line. */
