@@ -211,19 +211,39 @@ function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string
 
 /** A fitted pipeline: transform() maps raw rows to model inputs; decode() maps outputs back to labels. */
 export class Pipeline {
-  /** Every column a record may name: inputs, ignored ones and the label (made once). */
-  private known: Set<string> | undefined;
+  /** The input columns' names, in order. */
+  private readonly names: readonly string[];
+  /** Every column a record may name: inputs, ignored ones and the label. */
+  private readonly known: ReadonlySet<string>;
+  /** Each categorical column's category → index (null for the others), made once, not per request. */
+  private readonly indexes: readonly (ReadonlyMap<string, number> | null)[];
+  /** Width of the transformed rows. */
+  readonly width: number;
 
   private constructor(
     private readonly columns: ColumnPlan[],
     private readonly scale: ScalePlan,
     private readonly labelPlan: LabelPlan | null,
     private readonly ignored: string[],
-  ) {}
+  ) {
+    this.names = columns.map((c) => c.name);
+    this.known = new Set([...this.names, ...ignored, ...(labelPlan ? [labelPlan.name] : [])]);
+    this.indexes = columns.map((plan) =>
+      plan.kind === 'oneHot' || plan.kind === 'label'
+        ? new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k]))
+        : null,
+    );
+    this.width = columns.reduce((n, c) => n + planWidth(c), 0);
+  }
 
   /** Raw input column names, in order (the columns a record must have). */
   get inputColumns(): string[] {
-    return this.columns.map((c) => c.name);
+    return [...this.names];
+  }
+
+  /** Whether a record may name this column: an input, an ignored column or the label. */
+  knowsColumn(name: string): boolean {
+    return this.known.has(name);
   }
 
   /** Each input column's kind, as the service lists its raw inputs. */
@@ -239,11 +259,6 @@ export class Pipeline {
   /** Columns fit left out (text, constant): accepted in records and not used. */
   get ignoredColumns(): string[] {
     return [...this.ignored];
-  }
-
-  /** Width of the transformed rows (the model's input size). */
-  get width(): number {
-    return this.columns.reduce((n, c) => n + planWidth(c), 0);
   }
 
   /** The label column's name, or null when the pipeline was fitted without one. */
@@ -291,8 +306,6 @@ export class Pipeline {
     const task =
       o.task === undefined ? undefined : checkOneOf('preparation.task', o.task, ['classification', 'regression']);
     const sink = o.onWarning as WarningSink | undefined;
-    if (Array.isArray(data) && data.length > 0 && !data.every(isPlainObject))
-      throw invalidParameter('prepare(data)', 'a DataFrame, a table or an array of records', data[0]);
     const frame = frameOf(data, sink, 'prepare(data)');
     const warnings: DataWarning[] = [];
     const note = (w: DataWarning) => {
@@ -565,7 +578,7 @@ export class Pipeline {
 
   /** Raw rows as cells in input-column order, the columns checked strictly. */
   private rawCells(rows: RawRows, allowMissing: boolean, sink: WarningSink | undefined): Cell[][] {
-    const names = this.inputColumns;
+    const names = this.names;
     if (Array.isArray(rows) && rows.every((r) => Array.isArray(r))) {
       return rows.map((r, row) => {
         if (r.length !== names.length)
@@ -582,7 +595,11 @@ export class Pipeline {
         if (!isPlainObject(r)) throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
         this.checkColumns(Object.keys(r), allowMissing, row);
         return names.map((n) => {
-          if (!(n in r)) absent.add(n);
+          // Own keys only: a column named 'constructor' must not read the prototype's.
+          if (!Object.hasOwn(r, n)) {
+            absent.add(n);
+            return null;
+          }
           const v = r[n];
           return isMissing(v) && !(v instanceof Date) ? null : (v as Cell);
         });
@@ -602,23 +619,18 @@ export class Pipeline {
   /** Unknown columns are always an error; absent ones unless allowMissing. */
   private checkColumns(present: readonly string[], allowMissing: boolean, row: number | null): void {
     const where = row === null ? '' : ` (record ${row})`;
-    const known = (this.known ??= new Set([
-      ...this.inputColumns,
-      ...this.ignored,
-      ...(this.labelPlan ? [this.labelPlan.name] : []),
-    ]));
-    const unknown = present.filter((n) => !known.has(n));
+    const unknown = present.filter((n) => !this.known.has(n));
     if (unknown.length > 0)
       throw new MaasError(
         'MAAS_ERR_DATA_COLUMNS',
-        `Unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')}`,
+        `Unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.names.map((n) => `'${n}'`).join(', ')}`,
       );
     if (allowMissing) return;
-    const absent = this.inputColumns.filter((n) => !present.includes(n));
+    const absent = this.names.filter((n) => !present.includes(n));
     if (absent.length > 0)
       throw new MaasError(
         'MAAS_ERR_DATA_COLUMNS',
-        `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.inputColumns.map((n) => `'${n}'`).join(', ')} (allowMissing, or the service's allow_missing parameter, fills absent columns with the saved policy)`,
+        `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.names.map((n) => `'${n}'`).join(', ')} (allowMissing, or the service's allow_missing parameter, fills absent columns with the saved policy)`,
       );
   }
 
@@ -632,12 +644,7 @@ export class Pipeline {
   private encode(rows: Cell[][]): Float32Array {
     const width = this.width;
     const out = new Float32Array(rows.length * width);
-    // Category -> index, built once per call rather than searched per cell.
-    const index = this.columns.map((plan) =>
-      plan.kind === 'oneHot' || plan.kind === 'label'
-        ? new Map((plan.kind === 'label' ? plan.classes : plan.categories).map((v, k) => [v, k]))
-        : null,
-    );
+    const index = this.indexes;
     rows.forEach((row, i) => {
       let offset = i * width;
       this.columns.forEach((plan, c) => {

@@ -20,7 +20,6 @@ import {
   checkedRecords,
   classificationOf,
   classificationStrings,
-  preparedRows,
   recordsFromColumns,
 } from './records.js';
 
@@ -419,12 +418,11 @@ export class DataPlane {
     const pipeline = served.preparation;
     const pandas = request.parameters?.content_type === PANDAS_CONTENT_TYPE;
     const prepared = served.config.input[0]!.name;
-    const columns = pipeline ? new Set([...pipeline.inputColumns, ...pipeline.ignoredColumns]) : null;
     const byColumn =
       pandas ||
-      (columns !== null &&
+      (pipeline !== null &&
         request.inputs.length > 0 &&
-        request.inputs.every((i) => i.name !== prepared && columns.has(i.name)));
+        request.inputs.every((i) => i.name !== prepared && pipeline.knowsColumn(i.name)));
     if (request.records === undefined && !byColumn) return null;
     if (!pipeline)
       throw new MaasError(
@@ -439,7 +437,8 @@ export class DataPlane {
         ? checkedRecords(request.records, maxRows)
         : recordsFromColumns(request.inputs, maxRows);
     const allowMissing = request.parameters?.allow_missing === true || request.parameters?.allow_missing === 'true';
-    return { ...preparedRows(pipeline, records, allowMissing), batched: true };
+    const x = pipeline.transform(records, { allowMissing, onWarning: 'ignore' });
+    return { x, rows: records.length, batched: true };
   }
 
   /**

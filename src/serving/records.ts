@@ -89,7 +89,8 @@ export function recordsFromColumns(inputs: readonly ColumnInput[], maxRows: numb
       `raw column '${uneven.name}' has ${uneven.values.length} rows but '${columns[0]!.name}' has ${rows}`,
     );
   return Array.from({ length: rows }, (_, i) => {
-    const record: Record<string, unknown> = {};
+    // No prototype: an input named '__proto__' is a key like any other, not a setter.
+    const record = Object.create(null) as Record<string, unknown>;
     for (const c of columns) record[c.name] = c.values[i];
     return record;
   });
@@ -114,15 +115,6 @@ export function checkedRecords(records: unknown, maxRows: number): Record<string
         );
   });
   return records as Record<string, unknown>[];
-}
-
-/** Rows for the model: the records through the pipeline (strict about columns unless allowMissing). */
-export function preparedRows(
-  pipeline: Pipeline,
-  records: Record<string, unknown>[],
-  allowMissing: boolean,
-): { x: Float32Array; rows: number } {
-  return { x: pipeline.transform(records, { allowMissing, onWarning: 'ignore' }), rows: records.length };
 }
 
 /** The classification parameter of a requested output: k ≥ 1, or undefined when absent. */

@@ -161,7 +161,12 @@ describe('prepare with a label', () => {
     const applied = pipeline.apply(test);
     expect(applied.y).toEqual(Float32Array.from(test.column('size'), (s) => (s === 'heavy' ? 0 : 1)));
     expect(applied.x.length).toBe(test.length * pipeline.width);
-    // The test rows' own mean is not forced to 0: the scaler came from the training rows.
+    // The test rows are scaled with the training rows' statistics, not their own.
+    const trainWeights = train.column('weight') as number[];
+    const mean = trainWeights.reduce((a, b) => a + b, 0) / trainWeights.length;
+    const std = Math.sqrt(trainWeights.reduce((a, b) => a + (b - mean) ** 2, 0) / trainWeights.length);
+    const testWeights = test.column('weight') as number[];
+    testWeights.forEach((w, i) => expect(applied.x[i * pipeline.width]).toBeCloseTo((w - mean) / std, 4));
     const testRow0 = pipeline.transform(test.head(1));
     expect(Array.from(testRow0)).toEqual(Array.from(applied.x.subarray(0, pipeline.width)));
   });
