@@ -9,7 +9,7 @@ import { classicData } from '../examples/classic.js';
 import { loadModel, setThreads, tensor } from '../src/index.js';
 import { packageRoot } from '../src/core/package-root.js';
 import { native } from '../src/native/index.js';
-import { time, formatSeconds, type Measurement } from './harness.js';
+import { timeInterleaved, formatSeconds, type Measurement } from './harness.js';
 import { inputRows, workloadModel, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 
@@ -82,9 +82,13 @@ export async function runBf16Workload(
         rows.push(row);
         print(row);
       };
-      add('maas-bf16', await time(() => bf16.predict(x), { budget }), w.weightBytes / 2);
-      add('maas-fp32', await time(() => fp32.predict(x), { budget }), w.weightBytes);
-      add('ort-fp32', await time(() => ort[threads - 1]!.run(x, batch), { budget }), w.weightBytes);
+      const [mb, mf, of] = await timeInterleaved(
+        [() => bf16.predict(x).dispose(), () => fp32.predict(x).dispose(), () => ort[threads - 1]!.run(x, batch)],
+        { budget: 3 * budget },
+      );
+      add('maas-bf16', mb!, w.weightBytes / 2);
+      add('maas-fp32', mf!, w.weightBytes);
+      add('ort-fp32', of!, w.weightBytes);
     }
   }
   fp32.dispose();

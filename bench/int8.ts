@@ -5,7 +5,7 @@
  */
 import { setThreads, quantize, type Sequential } from '../src/index.js';
 import { native } from '../src/native/index.js';
-import { time, formatSeconds, type Measurement } from './harness.js';
+import { timeInterleaved, formatSeconds, type Measurement } from './harness.js';
 import { inputRows, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 import { buildDynamicQuantOnnx } from './peers/onnx-int8.js';
@@ -84,10 +84,19 @@ export async function runInt8Workload(
         rows.push(row);
         print(row);
       };
-      add('maas-int8', await time(() => int8.predict(x), { budget }), w.macsPerRow);
-      add('maas-fp32', await time(() => ours.predict(x), { budget }), w.weightBytes);
-      add('ort-int8', await time(() => ort.int8[threads - 1]!.run(x, batch), { budget }), w.macsPerRow);
-      add('ort-fp32', await time(() => ort.fp32[threads - 1]!.run(x, batch), { budget }), w.weightBytes);
+      const [mi, mf, oi, of] = await timeInterleaved(
+        [
+          () => int8.predict(x).dispose(),
+          () => ours.predict(x).dispose(),
+          () => ort.int8[threads - 1]!.run(x, batch),
+          () => ort.fp32[threads - 1]!.run(x, batch),
+        ],
+        { budget: 4 * budget },
+      );
+      add('maas-int8', mi!, w.macsPerRow);
+      add('maas-fp32', mf!, w.weightBytes);
+      add('ort-int8', oi!, w.macsPerRow);
+      add('ort-fp32', of!, w.weightBytes);
     }
   }
   int8.dispose();

@@ -38,6 +38,7 @@ export const ERRORS = {
   MAAS_ERR_LAYER_CONFIG: { kind: 'InvalidArgument', doc: 'A layer configuration is invalid (units, inputShape, ...).' },
   MAAS_ERR_MODEL_EMPTY: { kind: 'FailedPrecondition', doc: 'The model has no layers, or its input shape is unknown.' },
   MAAS_ERR_MODEL_DISPOSED: { kind: 'FailedPrecondition', doc: 'The model (or its native handle) was disposed.' },
+  MAAS_ERR_TENSOR_DISPOSED: { kind: 'FailedPrecondition', doc: "A tensor's values were read after dispose()." },
   MAAS_ERR_LOSS_OUTPUT_MISMATCH: {
     kind: 'InvalidArgument',
     doc: 'The loss does not fit the output layer (categorical losses need softmax).',

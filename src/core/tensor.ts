@@ -19,6 +19,7 @@ export class Tensor {
   readonly values: Float32Array;
   /** Always float32, as tfjs names it. */
   readonly dtype = 'float32' as const;
+  #disposed = false;
 
   constructor(data: Float32Array, shape: readonly number[]) {
     let size = 1;
@@ -43,24 +44,39 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** Whether dispose() ran: the values can no longer be read. */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
   /** The values (the backing array, not a copy, as tfjs's dataSync on CPU). */
   dataSync(): Float32Array {
+    this.assertLive();
     return this.values;
   }
 
   /** The values, as a promise (tfjs compatibility). */
   data(): Promise<Float32Array> {
-    return Promise.resolve(this.values);
+    try {
+      return Promise.resolve(this.dataSync());
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   /** The values as nested arrays following the shape. */
   arraySync(): NestedArray {
+    this.assertLive();
     return nest(this.values, this.shape, 0, 0);
   }
 
   /** The nested arrays, as a promise (tfjs compatibility). */
   array(): Promise<NestedArray> {
-    return Promise.resolve(this.arraySync());
+    try {
+      return Promise.resolve(this.arraySync());
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   /** Formats the tensor for logs, eliding long data. */
@@ -69,8 +85,29 @@ export class Tensor {
     return `Tensor [${this.shape.join(',')}] float32 [${values}${this.size > 8 ? ', …' : ''}]`;
   }
 
-  /** No-op, for code written against tfjs (our tensors are garbage collected). */
-  dispose(): void {}
+  /**
+   * Done with the values, as in tfjs. Tensors are garbage collected either way; what dispose adds is
+   * for predict's large outputs (1 MiB and up): their memory goes back to the addon's pool now, for
+   * the next call, rather than at some later collection. The values are unreadable afterwards (a
+   * pooled output's array, and every view of its buffer, becomes empty).
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.release();
+  }
+
+  /** What dispose frees beyond the flag (pooled outputs return their memory). */
+  protected release(): void {}
+
+  private assertLive(): void {
+    if (this.#disposed) {
+      throw new MaasError(
+        'MAAS_ERR_TENSOR_DISPOSED',
+        `Tensor [${this.shape.join(',')}] was disposed: its values are gone`,
+      );
+    }
+  }
 }
 
 function nest(data: Float32Array, shape: readonly number[], dim: number, offset: number): NestedArray {

@@ -15,6 +15,13 @@ import { writeArtifacts, type ModelArtifacts, type WriteHooks } from '../io/arti
 import { printSummary } from '../io/summary.js';
 import { openPackedModel, type PackedModel } from './packed.js';
 
+/** predict's output over a buffer lent by the addon's output pool: dispose returns it there. */
+class PooledOutput extends Tensor {
+  protected override release(): void {
+    native.releaseOutput(this.values);
+  }
+}
+
 /** A dense stack that predicts through a native handle over its packed weights. */
 export abstract class InferenceModel<OnnxOptions extends object = Record<string, never>> {
   /** The model's name. */
@@ -60,13 +67,15 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
     // a 1024 × 4096 × 4096 product. Small ones skip the native call (batch 1 of model S takes
     // about a microsecond in all). Every element is written below.
     const floats = input.rows * units;
-    const out = floats >= native.pooledOutputMinFloats ? native.allocOutput(floats) : new Float32Array(floats);
+    const pooled = floats >= native.pooledOutputMinFloats;
+    const out = pooled ? native.allocOutput(floats) : new Float32Array(floats);
     try {
       handle.predict(input.data, input.rows, out);
     } catch (e) {
+      if (pooled) native.releaseOutput(out);
       throw fromNative(e);
     }
-    return new Tensor(out, [input.rows, units]);
+    return pooled ? new PooledOutput(out, [input.rows, units]) : new Tensor(out, [input.rows, units]);
   }
 
   /**
@@ -86,7 +95,9 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   predictLabels(rows: RawRows, options?: TransformOptions): PredictedLabel[] {
     const pipeline = this.requirePipeline();
     const outputs = this.predict(pipeline.transform(rows, options));
-    return pipeline.decode(outputs.values, outputs.shape[0]!);
+    const labels = pipeline.decode(outputs.values, outputs.shape[0]!);
+    outputs.dispose();
+    return labels;
   }
 
   private requirePipeline(): Pipeline {

@@ -293,6 +293,11 @@ export interface NativeBinding {
   releaseFreeMemory(): boolean;
   /** A Float32Array of `floats` uninitialized floats: large ones come from a pool of mapped buffers that the collector refills. */
   allocOutput(floats: number): Float32Array;
+  /**
+   * Detaches a buffer allocOutput lent (every view of it becomes empty) and returns its memory to
+   * the pool now; false (and nothing done) for any other array.
+   */
+  releaseOutput(array: Float32Array): boolean;
   /** The smallest float count allocOutput pools: below it, a plain Float32Array is the same and needs no native call. */
   readonly pooledOutputMinFloats: number;
   Trainer: new (

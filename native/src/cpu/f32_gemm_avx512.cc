@@ -1,6 +1,7 @@
 // fp32 GEMM for AVX-512F: a 14×32 register tile (28 zmm accumulators, embedded broadcasts) for
 // Zen 4 and the rest, a 6×64 one with register broadcasts for full-width AVX-512 cores (Intel's
-// with B prefetched 16 K steps ahead); masked
+// with B prefetched 16 K steps ahead, Zen 5's with C's lines asked for 64 K steps before a tile's
+// end); masked
 // tails; and the optimizer update pass, over the AVX-512 vector traits of f32_zmm_traits.h.
 // Built with this file's own ISA flags; dispatch calls it only where CPUID and XCR0 allow.
 #include <immintrin.h>
@@ -23,6 +24,6 @@ struct VAvx512Broadcast : VAvx512 {
 }  // namespace maas
 
 MAAS_DEFINE_F32_GEMM_PREFETCH(f32_gemm_bias_act_6x64__avx512f_broadcast_pf16, VAvx512Broadcast, 6, 4, 768, 96, 16)
-MAAS_DEFINE_F32_GEMM_BLOCKED(f32_gemm_bias_act_6x64__avx512f_broadcast, VAvx512Broadcast, 6, 4, 768, 96)
+MAAS_DEFINE_F32_GEMM_TUNED(f32_gemm_bias_act_6x64__avx512f_broadcast, VAvx512Broadcast, 6, 4, 1024, 96, 0, 64)
 MAAS_DEFINE_F32_GEMM(f32_gemm_bias_act_14x32__avx512f, VAvx512, 14, 2)
 MAAS_DEFINE_F32_UPDATE(f32_update__avx512f, VAvx512)

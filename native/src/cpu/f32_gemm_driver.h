@@ -240,8 +240,9 @@ struct MicroTable {
 
 // kKC_: the K block (a KC×NR panel of B is reused by every row tile of an A block); kMCTiles:
 // row tiles per A block (packed once per K block, streamed once per B panel); kPrefetchSteps: how
-// many K steps ahead the tile asks for B's lines (0: leave it to the hardware). All per CPU class.
-template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24, int kPrefetchSteps = 0>
+// many K steps ahead the tile asks for B's lines (0: leave it to the hardware); kPrefetchCSteps:
+// how many K steps before its end the tile asks for its C lines (0: never). All per CPU class.
+template <class V, int kMR, int kNV, int kKC_ = 256, int kMCTiles = 24, int kPrefetchSteps = 0, int kPrefetchCSteps = 0>
 struct F32GemmDriver {
   using R = typename V::R;
   static constexpr size_t kNR = V::W * kNV;
@@ -271,21 +272,36 @@ struct F32GemmDriver {
     for (int i = 0; i < kRows; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < kVecs; ++j) acc[i][j] = V::zero();
-    for (size_t p = 0; p < kc; ++p) {
-      if constexpr (kPrefetchSteps > 0) {
-        // One prefetch per line of the B row kPrefetchSteps ahead (a row is kNR floats).
+    auto steps = [&](size_t from, size_t to) {
+      for (size_t p = from; p < to; ++p) {
+        if constexpr (kPrefetchSteps > 0) {
+          // One prefetch per line of the B row kPrefetchSteps ahead (a row is kNR floats).
 #pragma GCC unroll 8
-        for (int j = 0; j < kVecs; ++j) __builtin_prefetch(b + (p + kPrefetchSteps) * kNR + j * V::W);
-      }
-      R bv[kVecs];
+          for (int j = 0; j < kVecs; ++j) __builtin_prefetch(b + (p + kPrefetchSteps) * kNR + j * V::W);
+        }
+        R bv[kVecs];
 #pragma GCC unroll 8
-      for (int j = 0; j < kVecs; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
+        for (int j = 0; j < kVecs; ++j) bv[j] = V::load(b + p * kNR + j * V::W);
 #pragma GCC unroll 16
-      for (int i = 0; i < kRows; ++i) {
-        const float* ai = kPacked ? a + p * lda + i : a + i * lda + p;
+        for (int i = 0; i < kRows; ++i) {
+          const float* ai = kPacked ? a + p * lda + i : a + i * lda + p;
 #pragma GCC unroll 8
-        for (int j = 0; j < kVecs; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
+          for (int j = 0; j < kVecs; ++j) acc[i][j] = V::fmadd_bcast(ai, bv[j], acc[i][j]);
+        }
       }
+    };
+    if constexpr (kPrefetchCSteps > 0) {
+      // C's lines (read when accumulating, written either way) come in while the last steps run,
+      // rather than stalling the stores: a K block's pass over C finds it in memory, not cache.
+      const size_t split = kc > kPrefetchCSteps ? kc - kPrefetchCSteps : 0;
+      steps(0, split);
+#pragma GCC unroll 16
+      for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < kVecs; ++j) __builtin_prefetch(c + i * ldc + j * V::W, 1);
+      steps(split, kc);
+    } else {
+      steps(0, kc);
     }
     StoreTile<V>(acc, c, ldc, cols, accumulate, epi);
   }
@@ -420,9 +436,9 @@ struct F32GemmDriver {
 // Defines the entry points f32_gemm.inc declares for one kernel: V's register tile of mr rows ×
 // nv vectors, with the default blocking, or with its class's (MAAS_DEFINE_F32_GEMM_BLOCKED, and
 // _PREFETCH for a class that wants B prefetched in software).
-#define MAAS_DEFINE_F32_GEMM_PREFETCH(name, V, mr, nv, kc, mc_tiles, pf)                              \
+#define MAAS_DEFINE_F32_GEMM_TUNED(name, V, mr, nv, kc, mc_tiles, pf, pfc)                            \
   namespace maas {                                                                                    \
-  using name##_driver = F32GemmDriver<V, mr, nv, kc, mc_tiles, pf>;                                   \
+  using name##_driver = F32GemmDriver<V, mr, nv, kc, mc_tiles, pf, pfc>;                              \
   static_assert(name##_driver::kNR > 0, "kernel tile");                                               \
   extern const uint32_t name##_kc = name##_driver::kKC, name##_mc = name##_driver::kMC;               \
   size_t name##_scratch(size_t k) { return name##_driver::ScratchFloats(k); }                         \
@@ -431,6 +447,8 @@ struct F32GemmDriver {
     ActivateRow<V>(a, p, z, y, n);                                                                    \
   }                                                                                                   \
   }
+#define MAAS_DEFINE_F32_GEMM_PREFETCH(name, V, mr, nv, kc, mc_tiles, pf) \
+  MAAS_DEFINE_F32_GEMM_TUNED(name, V, mr, nv, kc, mc_tiles, pf, 0)
 #define MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, kc, mc_tiles) \
   MAAS_DEFINE_F32_GEMM_PREFETCH(name, V, mr, nv, kc, mc_tiles, 0)
 #define MAAS_DEFINE_F32_GEMM(name, V, mr, nv) MAAS_DEFINE_F32_GEMM_BLOCKED(name, V, mr, nv, 256, 24)
