@@ -60,7 +60,7 @@ export class Tensor {
     try {
       return Promise.resolve(this.dataSync());
     } catch (e) {
-      return Promise.reject(e as Error);
+      return Promise.reject(e);
     }
   }
 
@@ -75,7 +75,7 @@ export class Tensor {
     try {
       return Promise.resolve(this.arraySync());
     } catch (e) {
-      return Promise.reject(e as Error);
+      return Promise.reject(e);
     }
   }
 
