@@ -57,11 +57,7 @@ export class Tensor {
 
   /** The values, as a promise (tfjs compatibility). */
   data(): Promise<Float32Array> {
-    try {
-      return Promise.resolve(this.dataSync());
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return new Promise((resolve) => resolve(this.dataSync())); // a throw rejects
   }
 
   /** The values as nested arrays following the shape. */
@@ -72,11 +68,7 @@ export class Tensor {
 
   /** The nested arrays, as a promise (tfjs compatibility). */
   array(): Promise<NestedArray> {
-    try {
-      return Promise.resolve(this.arraySync());
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return new Promise((resolve) => resolve(this.arraySync())); // a throw rejects
   }
 
   /** Formats the tensor for logs, eliding long data. */
