@@ -79,7 +79,7 @@ describe('output pool', () => {
     expect(out).toEqual({ released: true, detached: true, again: false, reused: true, kept: true, plain: false });
   });
 
-  it("a disposed predict output gives its memory back and refuses reads; later outputs are whole", () => {
+  it('a disposed predict output gives its memory back and refuses reads; later outputs are whole', async () => {
     const m = sequential({
       layers: [dense({ units: 4096, inputShape: [16], kernelInitializer: initializers.glorotUniform({ seed: 2 }) })],
     });
@@ -91,6 +91,7 @@ describe('output pool', () => {
     expect(first.values.length).toBe(0);
     expect(() => first.dataSync()).toThrow(expect.objectContaining({ code: 'MAAS_ERR_TENSOR_DISPOSED' }));
     expect(() => first.arraySync()).toThrow(expect.objectContaining({ code: 'MAAS_ERR_TENSOR_DISPOSED' }));
+    await expect(first.data()).rejects.toMatchObject({ code: 'MAAS_ERR_TENSOR_DISPOSED' });
     first.dispose(); // twice is harmless
     const second = m.predict(x);
     expect(Buffer.from(second.dataSync().buffer).equals(Buffer.from(want.buffer))).toBe(true);
