@@ -7,13 +7,14 @@
  *
  *   npm run bench:kernels -- --kernels f32_gemm_bias_act_6x64__avx512f_broadcast,f32_gemm_bias_act_14x32__avx512f
  *   npm run bench:kernels -- --workload L --batch 256 --threads 2 --seconds 30 --kernels ...
+ *   npm run bench:kernels -- --dims 256,4096 --batch 1024 --kernels ...   (one K → N layer)
  *
  * int8 kernels (names starting `qu`) run the same layers with per-channel s8 weights and dynamic
  * activations. Prints best and median GFLOP/s (GOP/s) per kernel; writes nothing.
  */
 import { setThreads, backendInfo } from '../src/index.js';
 import { native, ACTIVATION_CODES, type NativeLayerSpec, type NativeQuantLayerSpec } from '../src/native/index.js';
-import { gemm, inputRows, modelL, modelS, type Workload } from './workloads.js';
+import { gemm, inputRows, layerKxN, modelL, modelS, type Workload } from './workloads.js';
 import type { DenseSpec } from './peers/onnx.js';
 
 interface Args {
@@ -37,6 +38,10 @@ function parseArgs(argv: string[]): Args {
       const make = workloads[value];
       if (!make) throw new Error(`--workload: one of ${Object.keys(workloads).join(', ')}`);
       args.workload = make();
+    } else if (a === '--dims') {
+      const [k, n] = value.split(',').map(Number);
+      if (!(k! > 0 && n! > 0)) throw new Error('--dims K,N: one linear layer K → N');
+      args.workload = layerKxN(k!, n!);
     } else if (a === '--batch') batch = Number(value);
     else if (a === '--threads') args.threads = Number(value);
     else if (a === '--seconds') args.seconds = Number(value);

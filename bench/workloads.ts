@@ -41,6 +41,9 @@ export const modelS = (): Workload =>
 /** Model L: 1024 → 4096 relu → 4096 relu → 1024 linear (96 MB of fp32 weights). */
 export const modelL = (): Workload =>
   workload('L', stack([1024, 4096, 4096, 1024], ['relu', 'relu', 'linear'], 2), [1, 16, 256]);
+/** One linear layer K → N without bias (bench:kernels --dims K,N: a shape to isolate). */
+export const layerKxN = (k: number, n: number): Workload =>
+  workload(`GEMM ${k}x${n}`, stack([k, n], ['linear'], 5, false), [1024]);
 /** The GEMM 1024×4096×4096: one linear layer without bias at batch 1024. */
 export const gemm = (): Workload => workload('GEMM 1024x4096x4096', stack([4096, 4096], ['linear'], 3, false), [1024]);
 

@@ -82,8 +82,10 @@ Status DenseStackForward(const PackedStackView& view, const float* x, size_t bat
 void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, ThreadPool* pool, size_t threads,
                      float* const* thread_scratch) noexcept;
 
-// Splits an m×n output of mr×nr tiles into nth parts: by rows (multiples of mr) when each part
-// gets at least two row tiles or `whole_rows` asks for it, else by nr-wide panels.
+// Splits an m×n output of mr×nr tiles into nth parts: by nr-wide panels when the output is at
+// least as wide as it is tall (each thread then streams its own share of B, the larger operand,
+// rather than all of it), by rows (multiples of mr) when it is taller, when there are fewer panels
+// than parts, or when `whole_rows` asks for it.
 GemmTile PartitionTiles(size_t m, size_t n, size_t mr, size_t nr, bool whole_rows, size_t ith, size_t nth) noexcept;
 // Splits the output into nth tiles: by rows when there are enough, else by B panels.
 GemmTile PartitionGemm(size_t m, size_t n, const F32GemmKernel& kernel, Activation act, size_t ith,

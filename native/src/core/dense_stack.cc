@@ -216,7 +216,9 @@ Status DenseScratch::Reserve(const PackedStackView& view, size_t batch, size_t t
 
 GemmTile PartitionTiles(size_t m, size_t n, size_t mr, size_t nr, bool whole_rows, size_t ith, size_t nth) noexcept {
   const size_t panels = PackedPanels(n, static_cast<uint32_t>(nr));
-  const bool by_rows = whole_rows || m >= 2 * mr * nth || panels < nth;
+  // Measured on a Zen 5 VM, two threads on model L b256 (M 256, N 4096 and 1024): by panels
+  // rather than rows, fp32 +4–6% and int8 +5–10%; the 1024×4096×4096 GEMM even.
+  const bool by_rows = whole_rows || panels < nth || m > n;
   if (by_rows) {
     const size_t tiles = (m + mr - 1) / mr;
     const size_t begin = tiles * ith / nth * mr, end = tiles * (ith + 1) / nth * mr;
