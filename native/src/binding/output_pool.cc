@@ -154,7 +154,10 @@ Napi::Value AllocOutput(const Napi::CallbackInfo& info) {
 Napi::Value ReleaseOutput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);
-  Napi::ArrayBuffer buffer = info[0].As<Napi::TypedArray>().ArrayBuffer();
+  // A view of a SharedArrayBuffer is not an ArrayBuffer's, and never one the pool lent.
+  const Napi::Value backing = info[0].As<Napi::Object>().Get("buffer");
+  if (!backing.IsArrayBuffer()) return Napi::Boolean::New(env, false);
+  Napi::ArrayBuffer buffer = backing.As<Napi::ArrayBuffer>();
   if (buffer.IsDetached()) return Napi::Boolean::New(env, false);
   void* data = buffer.Data();
   const size_t bytes = buffer.ByteLength();
