@@ -192,7 +192,8 @@ export interface NativeOptimizerConfig {
 export interface NativeStepResult {
   loss: number;
   penalty: number;
-  gradNorm: number;
+  /** The gradients' global L2 norm before clipping, when the optimizer clips (clipNorm). */
+  gradNorm?: number;
 }
 
 /** A native training step over caller-owned weight arrays (updated in place). */

@@ -352,6 +352,30 @@ describe('optimizer update kernels on every ISA path', () => {
     return [kernels[0]!, biases[0]!, kernels[1]!];
   }
 
+  it("reports the gradients' global norm when clipping asks for it, and skips that pass otherwise", () => {
+    const r = rng(901);
+    const make = () =>
+      new native.Trainer(
+        [{ in: 3, out: 5, activation: ACTIVATION_CODES.linear, alpha: 0, hasBias: true }],
+        [Float32Array.from({ length: 15 }, () => r.uniform(-1, 1))],
+        [Float32Array.from({ length: 5 }, () => r.uniform(-0.1, 0.1))],
+        [{ l1: 0, l2: 0 }],
+        LOSS_CODES.meanSquaredError,
+      );
+    const x = Float32Array.from({ length: 4 * 3 }, () => r.uniform(-2, 2));
+    const y = Float32Array.from({ length: 4 * 5 }, () => r.uniform(-1, 1));
+    const t = make();
+    const g = t.gradients(x, y, 4);
+    const want = Math.sqrt([...g.kernels, ...g.biases].reduce((s, a) => s + a.reduce((q, v) => q + v * v, 0), 0));
+    t.setOptimizer({ kind: 0, learningRate: 0.01, clipNorm: 1e6 });
+    expect(t.step(x, y, 4).gradNorm).toBeCloseTo(want, 4);
+    t.dispose();
+    const plain = make();
+    plain.setOptimizer({ kind: 0, learningRate: 0.01 });
+    expect(plain.step(x, y, 4).gradNorm).toBeUndefined();
+    plain.dispose();
+  });
+
   it('every rule gives the same weights on every ISA as on the scalar path', () => {
     for (const config of configs) {
       const want = train('scalar', config);

@@ -51,7 +51,7 @@ struct TrainLayer {
 struct StepResult {
   double loss = 0;       // data loss + regularization penalty
   double penalty = 0;    // regularization part
-  double grad_norm = 0;  // global L2 norm of the gradients before clipping
+  double grad_norm = 0;  // global L2 norm of the gradients before clipping; -1 when no clipping asked for it
 };
 
 class Trainer {

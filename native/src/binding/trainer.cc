@@ -173,11 +173,11 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("penalty", r.penalty);
-    out.Set("gradNorm", r.grad_norm);
+    if (r.grad_norm >= 0) out.Set("gradNorm", r.grad_norm);
     return out;
   }
 
-  // step(x, y, batch, predictions?) -> { loss, penalty, gradNorm }
+  // step(x, y, batch, predictions?) -> { loss, penalty, gradNorm (with clipNorm set) }
   Napi::Value Step(const Napi::CallbackInfo& info) {
     const BatchArgs b = ReadBatch(info);
     StepResult r;
