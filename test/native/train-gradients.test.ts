@@ -207,6 +207,15 @@ describe('backward pass against central finite differences (float64)', () => {
     checkGradients(scaled(randomLayers(r, [260, 5, 1], ['tanh', 'sigmoid'])), 'binaryCrossentropy', r, 'wide input', 3);
     checkGradients(randomLayers(r, [7, 6, 2], ['relu', 'linear']), 'meanSquaredError', r, 'large batch', 300);
   });
+
+  for (const isa of isas) {
+    it(`the input gradient of a layer wider than a batch of two tile widths (dXᵀ = W·dZᵀ) on ${isa}`, () => {
+      native.setMaxIsa(isa);
+      const r = rng(650);
+      // 140 inputs >= 130 rows >= 2 × the widest tile (64 columns): layer 1's dX takes the transposed form.
+      checkGradients(randomLayers(r, [3, 140, 2], ['tanh', 'linear']), 'meanSquaredError', r, `wide layer/${isa}`, 130);
+    });
+  }
 });
 
 describe('mixed precision (bf16 products, fp32 weights and updates)', () => {
@@ -214,16 +223,17 @@ describe('mixed precision (bf16 products, fp32 weights and updates)', () => {
   afterAll(() => native.setMaxIsa(best));
 
   /** Gradients of one batch from a trainer whose products run in `precision`. */
-  function gradientsIn(precision: 'fp32' | 'bf16', seed: number) {
+  function gradientsIn(precision: 'fp32' | 'bf16', seed: number, wide = false) {
     const r = rng(seed);
-    const widths = [40, 33, 20, 5];
+    // wide: layer 1 has more inputs than the 130-row batch, so its dX takes the transposed form.
+    const widths = wide ? [40, 160, 20, 5] : [40, 33, 20, 5];
     // Smooth activations: a ReLU whose input sits near 0 may flip under bf16 rounding, moving that
     // unit's gradient by its whole size (legitimately, but not what this bound is about).
     const acts = ['tanh', 'tanh', 'softmax'] as const;
     const specs = acts.map((act, i) => ({ in: widths[i]!, out: widths[i + 1]!, activation: ACTIVATION_CODES[act], alpha: 0, hasBias: true }));
     const kernels = specs.map((s) => Float32Array.from({ length: s.in * s.out }, () => r.uniform(-0.4, 0.4)));
     const biases = specs.map((s) => Float32Array.from({ length: s.out }, () => r.uniform(-0.1, 0.1)));
-    const batch = 37;
+    const batch = wide ? 130 : 37;
     const x = Float32Array.from({ length: batch * 40 }, () => r.uniform(-1.5, 1.5));
     const y = Float32Array.from({ length: batch }, (_, i) => i % 5);
     const trainer = new native.Trainer(specs, kernels, biases, specs.map(() => ({ l1: 0, l2: 0 })), LOSS_CODES.sparseCategoricalCrossentropy, precision);
@@ -239,17 +249,19 @@ describe('mixed precision (bf16 products, fp32 weights and updates)', () => {
 
   for (const isa of bf16Isas) {
     it(`gradients within bf16 rounding of fp32's, on ${isa}`, () => {
-      native.setMaxIsa(best);
-      const fp32 = gradientsIn('fp32', 900);
-      native.setMaxIsa(isa);
-      const bf16 = gradientsIn('bf16', 900);
-      expect(Math.abs(bf16.loss - fp32.loss) / fp32.loss).toBeLessThan(1e-2);
-      for (let l = 0; l < 3; l++) {
-        // bf16 keeps 8 bits: each product is off by up to 2^-8 of its size, and the errors mostly cancel in sums.
-        const kernel = relativeDistance(bf16.kernels[l]!, fp32.kernels[l]!);
-        expect(kernel, `layer ${l} kernel on ${isa}`).toBeGreaterThan(0);
-        expect(kernel, `layer ${l} kernel on ${isa}`).toBeLessThan(2e-2);
-        expect(relativeDistance(bf16.biases[l]!, fp32.biases[l]!), `layer ${l} bias on ${isa}`).toBeLessThan(2e-2);
+      for (const wide of [false, true]) {
+        native.setMaxIsa(best);
+        const fp32 = gradientsIn('fp32', 900, wide);
+        native.setMaxIsa(isa);
+        const bf16 = gradientsIn('bf16', 900, wide);
+        expect(Math.abs(bf16.loss - fp32.loss) / fp32.loss).toBeLessThan(1e-2);
+        for (let l = 0; l < 3; l++) {
+          // bf16 keeps 8 bits: each product is off by up to 2^-8 of its size, and the errors mostly cancel in sums.
+          const kernel = relativeDistance(bf16.kernels[l]!, fp32.kernels[l]!);
+          expect(kernel, `layer ${l} kernel on ${isa}`).toBeGreaterThan(0);
+          expect(kernel, `layer ${l} kernel on ${isa}`).toBeLessThan(2e-2);
+          expect(relativeDistance(bf16.biases[l]!, fp32.biases[l]!), `layer ${l} bias on ${isa}`).toBeLessThan(2e-2);
+        }
       }
     });
   }

@@ -104,7 +104,7 @@ class Trainer {
   std::vector<LayerGrads> grads_;
   std::vector<std::vector<float>> outputs_;  // per layer, batch×out (logits for a fused last layer)
   std::vector<std::vector<float>> pre_;      // per swish/gelu layer, batch×out pre-activations Z
-  std::vector<float> dz_, dy_, packed_b_, bias_padded_, pack_scratch_, grad_t_;
+  std::vector<float> dz_, dy_, packed_b_, bias_padded_, pack_scratch_, grad_t_, dx_t_;
   size_t pack_per_thread_ = 0, capacity_ = 0;
 };
 
