@@ -3,7 +3,7 @@
  * tfjs-layers; the hot paths run in the native addon.
  */
 export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
-export { InferenceModel } from './model/shell.js';
+export { InferenceModel, type SavedModel } from './model/shell.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';

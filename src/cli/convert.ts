@@ -36,7 +36,11 @@ export async function runConvert(input: string, output: string, options: Convert
     options.print(`converted ${input} (${shape}) to ONNX: ${output}`);
     return output;
   }
-  const { modelJson } = await model.save(output);
-  options.print(`converted ${input} (${shape}) to a tfjs-layers model: ${modelJson}`);
-  return modelJson;
+  const saved = await model.save(output);
+  if (saved.h5 !== undefined) {
+    options.print(`converted ${input} (${shape}) to a Keras HDF5 file: ${saved.h5}`);
+    return saved.h5;
+  }
+  options.print(`converted ${input} (${shape}) to a tfjs-layers model: ${saved.modelJson}`);
+  return saved.modelJson;
 }

@@ -190,7 +190,7 @@ program
 
 program
   .command('convert')
-  .description('convert a model: IN is model.json (or its directory), .h5 or .onnx; OUT is .onnx or a directory')
+  .description('convert a model: IN is model.json (or its directory), .h5 or .onnx; OUT is .onnx, .h5 or a directory')
   .argument('<in>', 'the model to read')
   .argument('<out>', 'where to write it (.onnx, or a directory for model.json + weights)')
   .option('--architecture <json>', 'the to_json architecture for a Keras weights-only .h5')

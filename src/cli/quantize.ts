@@ -76,8 +76,8 @@ export async function runQuantize(o: QuantizeCommandOptions): Promise<Quantizati
   );
   o.print(`accuracy report on the ${report.rows} calibration rows${y ? ` (targets: ${o.target})` : ''}:`);
   for (const line of formatReport(report)) o.print(`  ${line}`);
-  const { modelJson } = await int8.save(o.out);
-  o.print(`saved the quantized model to ${modelJson}`);
+  const saved = await int8.save(o.out);
+  o.print(`saved the quantized model to ${saved.modelJson ?? saved.h5}`);
   int8.dispose();
   return report;
 }

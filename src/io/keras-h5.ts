@@ -6,7 +6,8 @@
  * in HDF5 cannot break later loads, and a damaged file that makes HDF5 loop is stopped.
  * Returns the topology, each layer's weights by layer name, and the training_config.
  *
- * maas writes no .h5, but a file may record a digest in the root attribute `maas_sha256`: the
+ * A file may record a digest in the root attribute `maas_sha256` (maas's own .h5 export,
+ * keras-h5-write.ts, always does): the
  * hex SHA-256 of a sequence of records, first the model_config attribute (when present; name
  * "model_config", no dims, its UTF-8 bytes), then every weight: layer groups (those with
  * weight_names) in the UTF-8 byte order of their names, each group's weights in weight_names

@@ -12,8 +12,13 @@ import type { Dense } from '../layers/dense.js';
 import { native, type NativeModelHandle } from '../native/index.js';
 import type { Pipeline, PredictedLabel, RawRows, TransformOptions } from '../data/pipeline.js';
 import { writeArtifacts, type ModelArtifacts, type WriteHooks } from '../io/artifacts.js';
+import { formatOfFileName } from '../io/formats.js';
+import { writeKerasH5 } from '../io/keras-h5-write.js';
 import { printSummary } from '../io/summary.js';
 import { openPackedModel, type PackedModel } from './packed.js';
+
+/** Where save() wrote the model: a tfjs model.json, or a Keras HDF5 file. */
+export type SavedModel = { modelJson: string; h5?: undefined } | { h5: string; modelJson?: undefined };
 
 /** predict's output over a buffer lent by the addon's output pool: dispose returns it there. */
 class PooledOutput extends Tensor {
@@ -131,14 +136,19 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   }
 
   /**
-   * Saves the model into `dir` as tfjs-layers model.json + weights (loadable by tfjs's
-   * loadLayersModel and by loadModel), with maas's extras in the `maas` extension field.
-   * Atomic: a crash mid-save leaves the previous model in `dir` intact.
+   * Saves the model. Into a directory: tfjs-layers model.json + weights (loadable by tfjs's
+   * loadLayersModel and by loadModel), with maas's extras in the `maas` extension field. To a path
+   * ending .h5 or .hdf5: a Keras HDF5 file as Keras 2's model.save writes it (loadable by Keras's
+   * load_model, tfjs's converter and loadModel; fp32 weights and the architecture, without maas's
+   * extras such as the preparation pipeline). Atomic: a crash mid-save leaves the previous model
+   * intact.
    */
-  async save(dir: string, hooks?: WriteHooks): Promise<{ modelJson: string }> {
+  async save(path: string, hooks?: WriteHooks): Promise<SavedModel> {
     this.checkLive();
-    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameter('save(dir)', 'a directory path', dir);
-    return { modelJson: await writeArtifacts(dir, this.toArtifacts(), hooks) };
+    if (typeof path !== 'string' || path.length === 0)
+      throw invalidParameter('save(path)', 'a directory path, or a file path ending .h5', path);
+    if (formatOfFileName(path) === 'keras-h5') return { h5: await writeKerasH5(path, this.toArtifacts()) };
+    return { modelJson: await writeArtifacts(path, this.toArtifacts(), hooks) };
   }
 
   /** Writes the model as an .onnx file, for onnxruntime, Triton or any ONNX tool. */
