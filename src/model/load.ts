@@ -4,6 +4,7 @@
  * restoring maas's training configuration and preparation pipeline when the file carries them.
  */
 import { MaasError } from '../core/errors.js';
+import { checkOptions } from '../core/validation.js';
 import { openModelFile, type OpenedModel, type OpenOptions } from '../io/open.js';
 import { dense } from '../layers/dense.js';
 import { regularizers } from '../layers/regularizers.js';
@@ -65,6 +66,14 @@ export interface LoadOptions extends OpenOptions {
  * model loads as its fp32 view (loadQuantizedModel gives the int8 one).
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Sequential> {
+  // A misspelt option (requireDigest for strictIntegrity) must not load the file unchecked.
+  checkOptions('loadModel options', options ?? undefined, [
+    'precision',
+    'strictIntegrity',
+    'keys',
+    'architecture',
+    'constants',
+  ]);
   const { precision, ...open } = options ?? {};
   const model = sequentialFromOpened(await openModelFile(path, open));
   if (precision !== undefined) model.setPrecision(precision);

@@ -4,6 +4,7 @@
  * by the repository's load worker).
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
+import { checkOptions } from '../core/validation.js';
 import { int8ParamsProblem, type IntegrityOptions } from '../io/integrity.js';
 import type { DecryptionOptions } from '../io/sealed.js';
 import { openModelFile, type OpenedModel } from '../io/open.js';
@@ -74,6 +75,7 @@ export type QuantizedLoadOptions = IntegrityOptions & DecryptionOptions;
 export async function loadQuantizedModel(path: string, options: QuantizedLoadOptions = {}): Promise<QuantizedModel> {
   if (typeof path !== 'string' || path.length === 0)
     throw invalidParameter('loadQuantizedModel(path)', 'a quantized model directory, model.json or .onnx file', path);
+  checkOptions('loadQuantizedModel options', options ?? undefined, ['strictIntegrity', 'keys']);
   if (/\.onnx(\.enc)?$/i.test(path)) return (await import('./from-onnx.js')).loadQuantizedOnnx(path, options);
   return quantizedFromOpened(await openModelFile(path, options));
 }

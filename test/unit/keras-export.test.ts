@@ -122,6 +122,12 @@ describe('Keras HDF5 export', () => {
     const int8 = quantize(m, { calibrationData: Float32Array.from({ length: 16 * 5 }, (_, i) => Math.cos(i)) });
     await expect(int8.save(join(dir, 'int8.h5'))).rejects.toMatchObject({ code: 'MAAS_ERR_MODEL_FORMAT' });
     await expect(m.save('')).rejects.toMatchObject({ code: 'MAAS_ERR_ARG_TYPE' });
+    // A misspelt option is refused, not ignored: the file is not loaded unchecked.
+    await m.save(join(dir, 'checked.h5'));
+    await expect(loadModel(join(dir, 'checked.h5'), { requireDigest: true } as never)).rejects.toMatchObject({
+      code: 'MAAS_ERR_ARG_RANGE',
+      message: expect.stringContaining('requireDigest') as unknown,
+    });
     const tfjsDir = join(dir, 'tfjs');
     await m.save(tfjsDir);
     const lines: string[] = [];
