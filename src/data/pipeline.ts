@@ -593,31 +593,40 @@ export class Pipeline {
       const absent = new Set<string>();
       const cells = rows.map((r, row) => {
         if (!isPlainObject(r)) throw invalidParameter(`rows[${row}]`, 'an object of column values or an array', r);
-        this.checkColumns(Object.keys(r), allowMissing, row);
-        return names.map((n) => {
+        const values: Cell[] = [];
+        const lacking: string[] = [];
+        for (const n of names) {
           // Own keys only: a column named 'constructor' must not read the prototype's.
           if (!Object.hasOwn(r, n)) {
-            absent.add(n);
-            return null;
+            lacking.push(n);
+            values.push(null);
+            continue;
           }
           const v = r[n];
-          return isMissing(v) && !(v instanceof Date) ? null : (v as Cell);
-        });
+          values.push(isMissing(v) && !(v instanceof Date) ? null : (v as Cell));
+        }
+        this.checkColumns(Object.keys(r), lacking, allowMissing, row);
+        for (const n of lacking) absent.add(n);
+        return values;
       });
       if (absent.size > 0) this.warnFilled([...absent], sink);
       return cells;
     }
     const frame = rows instanceof DataFrame ? rows : frameOf(rows, sink, 'transform(rows)');
-    const present = frame.columns;
-    this.checkColumns(present, allowMissing, null);
     const absent = names.filter((n) => !frame.has(n));
+    this.checkColumns(frame.columns, absent, allowMissing, null);
     if (absent.length > 0) this.warnFilled(absent, sink);
     const columns = names.map((n) => (frame.has(n) ? frame.column(n) : null));
     return Array.from({ length: frame.length }, (_, i) => columns.map((cells) => (cells ? cells[i]! : null)));
   }
 
-  /** Unknown columns are always an error; absent ones unless allowMissing. */
-  private checkColumns(present: readonly string[], allowMissing: boolean, row: number | null): void {
+  /** Unknown columns are always an error; absent ones (the inputs `present` lacks) unless allowMissing. */
+  private checkColumns(
+    present: readonly string[],
+    absent: readonly string[],
+    allowMissing: boolean,
+    row: number | null,
+  ): void {
     const where = row === null ? '' : ` (record ${row})`;
     const unknown = present.filter((n) => !this.known.has(n));
     if (unknown.length > 0)
@@ -625,9 +634,7 @@ export class Pipeline {
         'MAAS_ERR_DATA_COLUMNS',
         `Unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.names.map((n) => `'${n}'`).join(', ')}`,
       );
-    if (allowMissing) return;
-    const absent = this.names.filter((n) => !present.includes(n));
-    if (absent.length > 0)
+    if (!allowMissing && absent.length > 0)
       throw new MaasError(
         'MAAS_ERR_DATA_COLUMNS',
         `Missing column${absent.length > 1 ? 's' : ''} ${absent.map((n) => `'${n}'`).join(', ')}${where}: the model takes ${this.names.map((n) => `'${n}'`).join(', ')} (allowMissing, or the service's allow_missing parameter, fills absent columns with the saved policy)`,
