@@ -385,33 +385,21 @@ void Trainer::Backward(const float* x, size_t batch, ThreadPool* pool, size_t th
       F32GemmParallel(kernel_, gw, pool, threads, scratch);
     }
     if (l == 0) break;
-    // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_.
+    // dY_{l−1} = dZ · W_lᵀ, then it becomes the next layer's dz_. Turned: dYᵀ = W_l · dZᵀ, with
+    // W_l (in × out) the A it is stored as, dZᵀ the packed B, and the in × batch result transposed.
+    const bool turned = TransposedInputGrad(batch, in, kernel_);
+    PackWeightsTransposed(kernel_, turned ? dz_.data() : layer.kernel, out, turned ? batch : in, out, packed_b_.data());
     F32GemmArgs gx;
-    if (TransposedInputGrad(batch, in, kernel_)) {
-      // dYᵀ = W_l · dZᵀ: W_l (in × out) is A as stored, dZᵀ the packed B, dYᵀ (in × batch) turned.
-      PackWeightsTransposed(kernel_, dz_.data(), out, batch, out, packed_b_.data());
-      gx.m = in;
-      gx.n = batch;
-      gx.k = out;
-      gx.a = layer.kernel;
-      gx.lda = out;
-      gx.b_packed = packed_b_.data();
-      gx.c = dx_t_.data();
-      gx.ldc = batch;
-      F32GemmParallel(kernel_, gx, pool, threads, scratch);
-      Transpose(dx_t_.data(), in, batch, dy_.data());
-    } else {
-      PackWeightsTransposed(kernel_, layer.kernel, out, in, out, packed_b_.data());
-      gx.m = batch;
-      gx.n = in;
-      gx.k = out;
-      gx.a = dz_.data();
-      gx.lda = out;
-      gx.b_packed = packed_b_.data();
-      gx.c = dy_.data();
-      gx.ldc = in;
-      F32GemmParallel(kernel_, gx, pool, threads, scratch);
-    }
+    gx.m = turned ? in : batch;
+    gx.n = turned ? batch : in;
+    gx.k = out;
+    gx.a = turned ? layer.kernel : dz_.data();
+    gx.lda = out;
+    gx.b_packed = packed_b_.data();
+    gx.c = turned ? dx_t_.data() : dy_.data();
+    gx.ldc = gx.n;
+    F32GemmParallel(kernel_, gx, pool, threads, scratch);
+    if (turned) Transpose(dx_t_.data(), in, batch, dy_.data());
     dz_.swap(dy_);
   }
 }
