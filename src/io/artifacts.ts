@@ -16,9 +16,16 @@
  * Where the weights files are stored (their paths) and `format`/`generatedBy` are not covered.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { MAX_MODEL_FILE_BYTES, openRegularFile, readOpened, readRegularFile, syncDirectory } from './files.js';
+import {
+  MAX_MODEL_FILE_BYTES,
+  openRegularFile,
+  readOpened,
+  readRegularFile,
+  syncDirectory,
+  writeDurably,
+} from './files.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
 import { canonicalJson, requireDigest, sha256Hex, verifyDigest, type IntegrityOptions } from './integrity.js';
@@ -75,16 +82,6 @@ export interface WriteHooks {
 function description(modelTopology: unknown, weightSpecs: readonly unknown[], maas: object | undefined): string {
   const { weightsSha256: _weights, descriptionSha256: _description, ...rest } = (maas ?? {}) as Partial<MaasExtension>;
   return canonicalJson({ modelTopology, weightSpecs, maas: rest });
-}
-
-async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Writes model.json and its weights into `dir` atomically; returns the model.json path. */
@@ -484,11 +481,6 @@ export interface TfjsManifest {
 export const MAX_STREAMED_SHARD_BYTES = 2 ** 40;
 
 /**
- * Opens a tfjs-layers model for reading its weights a tensor at a time: the model.json read and
- * checked (strictIntegrity's demand for digests, the description digest verified), each weights
- * file opened and the sizes checked against the manifest; nothing of the weights is read yet.
- */
-/**
  * The preparation pipeline a plaintext tfjs-layers model.json carries (maas.preparation), or
  * undefined when it carries none: for a load whose weights came from the packed cache, which
  * opened no model file.
@@ -500,6 +492,11 @@ export async function savedPreparation(path: string): Promise<unknown> {
   return typeof maas === 'object' && maas !== null ? maas.preparation : undefined;
 }
 
+/**
+ * Opens a tfjs-layers model for reading its weights a tensor at a time: the model.json read and
+ * checked (strictIntegrity's demand for digests, the description digest verified), each weights
+ * file opened and the sizes checked against the manifest; nothing of the weights is read yet.
+ */
 export async function openTfjsManifest(path: string, options: IntegrityOptions = {}): Promise<TfjsManifest> {
   const jsonPath = await resolveModelJson(path);
   const parsed = parseModelJson(await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json'), jsonPath);

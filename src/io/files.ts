@@ -114,6 +114,17 @@ export async function readAt(
   }
 }
 
+/** Writes `data` to a new or truncated file at `path` and syncs it: the write half of a durable replace. */
+export async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Makes the renames in `dir` durable (fsync of the directory). */
 export async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');

@@ -10,12 +10,12 @@
  * written by the caller: HDF5 never opens a real path.
  */
 import { randomUUID } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ModelArtifacts } from './artifacts.js';
 import type { H5Contents } from './keras-h5-thread.js';
 import { kerasDigest } from './keras-h5.js';
-import { syncDirectory } from './files.js';
+import { syncDirectory, writeDurably } from './files.js';
 import { MaasError } from '../core/errors.js';
 
 /**
@@ -44,8 +44,13 @@ function layerWeights(artifacts: ModelArtifacts): H5Contents['layers'] {
     const count = spec.shape.reduce((a, b) => a * b, 1);
     if (spec.dtype !== 'float32')
       throw new MaasError('MAAS_ERR_MODEL_FORMAT', `Weight ${spec.name} is ${spec.dtype}: HDF5 export writes float32`);
-    const values = new Float32Array(count);
-    new Uint8Array(values.buffer).set(artifacts.weightData.subarray(offset, offset + count * 4));
+    // A view of the weights where they lie 4-byte aligned (they do as toArtifacts builds them): a
+    // copy would double a large model's memory for the length of the save.
+    const at = artifacts.weightData.byteOffset + offset;
+    const values =
+      at % 4 === 0
+        ? new Float32Array(artifacts.weightData.buffer, at, count)
+        : new Float32Array(artifacts.weightData.slice(offset, offset + count * 4).buffer);
     offset += count * 4;
     const cut = spec.name.lastIndexOf('/');
     const layer = cut < 0 ? spec.name : spec.name.slice(0, cut);
@@ -123,13 +128,7 @@ export async function writeKerasH5(path: string, artifacts: ModelArtifacts): Pro
   const target = resolve(path);
   const temp = `${target}.${randomUUID()}.tmp`;
   try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeDurably(temp, bytes);
     await rename(temp, target);
   } catch (e) {
     await rm(temp, { force: true });
