@@ -55,7 +55,7 @@ export async function recordsSection(options: { seconds: number; rounds: number;
     raw: { model: 'cars', records: [record] },
   };
   const server = await startChild(['maas', root, String(options.workers)]);
-  const http = await startHttpTwin(root, options.workers);
+  const http = await startChild(['maas-http', root, String(options.workers)]);
   const grpc = new GrpcInferenceClient(`127.0.0.1:${server.port}`);
   const rest = new HttpInferenceClient(`http://127.0.0.1:${http.port}`);
   const runs = new Map<string, LoadResult[]>();
@@ -95,13 +95,9 @@ export async function recordsSection(options: { seconds: number; rounds: number;
     return lines;
   } finally {
     grpc.close();
+    await rest.close();
     await stopChild(server.child);
     await stopChild(http.child);
     await rm(root, { recursive: true, force: true });
   }
-}
-
-/** The bench's children serve gRPC only; REST needs its own server on the same repository. */
-function startHttpTwin(root: string, workers: number) {
-  return startChild(['maas-http', root, String(workers)]);
 }
