@@ -5,7 +5,7 @@
  * label_filename, the raw inputs in ModelMetadata, strict columns with coded errors, and the
  * prepared-tensor input still answering.
  */
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '
 import { DataFrame, prepare, type Sequential } from '../../src/index.js';
 import { serializeBytesTensor } from '../../src/protocol/bytes-tensor.js';
 import type { RunningServer } from '../../src/serving/server.js';
-import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { addVersion, memoryLogger, smallModel, startServer, tempRepository } from './server-helpers.js';
 
 const ORIGINS = ['europe', 'japan', 'usa'];
 
@@ -160,18 +160,24 @@ describe('raw records through the service', () => {
   it('reads the pipeline when the weights come from the packed cache (the load opens no model file)', async () => {
     const cache = await mkdtemp(join(tmpdir(), 'maas-records-cache-'));
     const expected = model.predictLabels(records);
-    for (const round of ['written', 'hit']) {
-      const cached = await startServer(repository, { packedCache: cache, httpPort: null, metricsPort: null });
-      const client = new GrpcInferenceClient(`127.0.0.1:${cached.grpcPort}`);
-      try {
-        const result = await client.infer({ model: 'cars', records, outputs: ['size'] });
-        expect([round, result.outputs[0]!.data]).toEqual([round, expected]);
-      } finally {
-        client.close();
-        await cached.close();
+    try {
+      // The first server packs into the cache, the second maps from it: the logs say which happened.
+      for (const round of ['written', 'hit']) {
+        const { logger, records: logs } = memoryLogger();
+        const cached = await startServer(repository, { packedCache: cache, httpPort: null, metricsPort: null, logger });
+        const client = new GrpcInferenceClient(`127.0.0.1:${cached.grpcPort}`);
+        try {
+          expect(logs.some((r) => r.model === 'cars' && r.packedCache === round)).toBe(true);
+          const result = await client.infer({ model: 'cars', records, outputs: ['size'] });
+          expect([round, result.outputs[0]!.data]).toEqual([round, expected]);
+        } finally {
+          client.close();
+          await cached.close();
+        }
       }
+    } finally {
+      await rm(cache, { recursive: true, force: true });
     }
-    expect((await readdir(cache)).filter((f) => f.endsWith('.pack')).length).toBeGreaterThan(0);
   });
 
   it('answers malformed raw data with coded errors and keeps serving', async () => {

@@ -5,6 +5,7 @@
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Random, dense, initializers, sequential, type Sequential } from '../../src/index.js';
 import { serve, type RunningServer, type ServeOptions } from '../../src/serving/server.js';
@@ -44,6 +45,18 @@ export async function addVersion(
 
 export async function tempRepository(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'maas-repo-'));
+}
+
+/** A pino logger that keeps its records in memory, parsed. */
+export function memoryLogger(level = 'info') {
+  const records: { level: number; msg: string; [field: string]: unknown }[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level }, stream), records };
 }
 
 /** The server on ephemeral ports, two workers, silent logs. */

@@ -10,10 +10,8 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { connect } from 'node:tls';
 import { status } from '@grpc/grpc-js';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   GrpcInferenceClient,
@@ -28,7 +26,7 @@ import { writeTokenFile } from '../../src/serving/auth/token-store.js';
 import type { RunningServer, ServeOptions } from '../../src/serving/server.js';
 import type { TlsSettings } from '../../src/serving/auth/tls.js';
 import { certificateAuthority, type Authority, type Issued } from './certificates.js';
-import { addVersion, inputs, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { addVersion, inputs, memoryLogger, smallModel, startServer, tempRepository } from './server-helpers.js';
 
 const WIDTH = 4;
 let root: string;
@@ -201,18 +199,6 @@ async function eventually(
     if (Date.now() > deadline) throw new Error(`gave up waiting: ${typeof what === 'string' ? what : what()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** A pino logger that keeps its records in memory. */
-function memoryLogger(level = 'info') {
-  const records: { level: number; msg: string }[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level }, stream), records };
 }
 
 describe('TLS without client certificates', () => {
