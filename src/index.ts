@@ -29,7 +29,21 @@ export {
   type Logs,
 } from './train/callbacks.js';
 export { METRIC_NAMES, type MetricName } from './train/metrics.js';
-export { LOSS_NAMES, type CompileArgs, type FitArgs } from './train/engine.js';
+export {
+  LOSS_NAMES,
+  type CompileArgs,
+  type FitArgs,
+  type FitDatasetArgs,
+  type BatchSource,
+  type BatchLike,
+} from './train/engine.js';
+export {
+  csvDataset,
+  CsvDataset,
+  type CsvDatasetOptions,
+  type CsvDatasetSource,
+  type DatasetBatch,
+} from './data/csv-dataset.js';
 export type { LossName } from './native/index.js';
 export { loadModel } from './model/load.js';
 /**

@@ -163,6 +163,10 @@ export const ERRORS = {
     kind: 'Unavailable',
     doc: 'The inference worker running the request stopped (a crash or out of memory); it is replaced, so a retry can succeed.',
   },
+  MAAS_ERR_DATA_THREAD: {
+    kind: 'Internal',
+    doc: 'The thread reading a data file for fitDataset stopped without an answer (a crash or out of memory).',
+  },
   MAAS_ERR_HTTP_ROUTE: { kind: 'NotFound', doc: 'No REST route matches the method and path.' },
   MAAS_ERR_MODEL_LOAD_TIMEOUT: {
     kind: 'Unavailable',

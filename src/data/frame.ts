@@ -39,7 +39,7 @@ const TEXT_MIN_DISTINCT = 20;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /** A cell read as a number, or undefined when it is not one. */
-function numberOf(v: unknown): number | undefined {
+export function numberOf(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
   if (typeof v === 'string') {
     const s = v.trim();
@@ -50,10 +50,51 @@ function numberOf(v: unknown): number | undefined {
   return undefined;
 }
 
+/** 'YYYY-MM-DD' as epoch ms at midnight UTC when it names a real day; undefined for anything else. */
+function isoDay(s: string): number | undefined {
+  let year = 0;
+  let month = 0;
+  let day = 0;
+  for (let i = 0; i < 10; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 4 || i === 7) {
+      if (c !== 0x2d) return undefined;
+      continue;
+    }
+    const d = c - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    if (i < 4) year = year * 10 + d;
+    else if (i < 7) month = month * 10 + d;
+    else day = day * 10 + d;
+  }
+  // A day that does not exist (02-30) is left to Date.parse, which decides as it always has.
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  return daysFromCivil(year, month, day) * 86_400_000;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
 /** A cell read as a date (epoch ms), or undefined. Strings must be ISO 8601 dates. */
 export function dateOf(v: unknown): number | undefined {
   if (v instanceof Date) return Number.isFinite(v.getTime()) ? v.getTime() : undefined;
   if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.length === 10) {
+    const day = isoDay(v);
+    if (day !== undefined) return day;
+  }
   if (typeof v === 'string' && ISO_DATE.test(v.trim())) {
     const s = v.trim();
     // A bare date is midnight UTC (as Date.parse reads it); a date-time without a zone is read as UTC too.
@@ -63,7 +104,7 @@ export function dateOf(v: unknown): number | undefined {
   return undefined;
 }
 
-function textOf(v: unknown): string {
+export function textOf(v: unknown): string {
   return typeof v === 'string' ? v.trim() : String(v);
 }
 

@@ -63,24 +63,24 @@ export interface PreparationReport {
 }
 
 /** The parts a date column becomes. */
-type DatePart = 'year' | 'month' | 'day' | 'weekday' | 'hour';
+export type DatePart = 'year' | 'month' | 'day' | 'weekday' | 'hour';
 
-type ColumnPlan =
+export type ColumnPlan =
   | { name: string; kind: 'number'; fill: number | null }
   | { name: string; kind: 'oneHot'; categories: string[]; fill: string | null }
   | { name: string; kind: 'label'; classes: string[]; fill: string | null }
   | { name: string; kind: 'date'; parts: DatePart[] | null; fill: number | null }
   | { name: string; kind: 'hash'; buckets: number; fill: string | null };
 
-type LabelPlan =
+export type LabelPlan =
   { name: string; kind: 'classes'; classes: string[] } | { name: string; kind: 'value'; mean: number; std: number };
 
-type ScalePlan =
+export type ScalePlan =
   | { kind: 'standard'; mean: number[]; std: number[] }
   | { kind: 'minMax'; min: number[]; max: number[] }
   | { kind: 'none' };
 
-interface PipelineJson {
+export interface PipelineJson {
   kind: 'maas.preparation';
   version: 2;
   columns: ColumnPlan[];
@@ -111,7 +111,7 @@ export interface RankedClass {
 }
 
 const MISSING_CHOICES = "'drop', 'mean', 'median', 'mostFrequent' or { constant: value }";
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 /** Categories beyond which one-hot encoding is worth a warning. */
 const MANY_CATEGORIES = 50;
 
@@ -126,7 +126,7 @@ function checkMissing(value: unknown): MissingStrategy {
   throw invalidParameter('preparation.missing', MISSING_CHOICES, value, 'MAAS_ERR_ARG_RANGE');
 }
 
-function mostFrequent(present: readonly Cell[]): Cell {
+export function mostFrequent(present: readonly Cell[]): Cell {
   const counts = new Map<string, { value: Cell; n: number }>();
   for (const v of present) {
     const key = String(v);
@@ -138,7 +138,7 @@ function mostFrequent(present: readonly Cell[]): Cell {
   return best?.value ?? null;
 }
 
-function numericFill(strategy: MissingStrategy, present: number[]): number {
+export function numericFill(strategy: MissingStrategy, present: number[]): number {
   if (typeof strategy === 'object') {
     const n = Number(strategy.constant);
     if (!Number.isFinite(n))
@@ -156,7 +156,7 @@ function numericFill(strategy: MissingStrategy, present: number[]): number {
 }
 
 /** Sorted class or category names: numerically when every one is a number, else by code point. */
-function sortedNames(values: Iterable<string>): string[] {
+export function sortedNames(values: Iterable<string>): string[] {
   const names = [...new Set(values)];
   return names.every((v) => v !== '' && Number.isFinite(Number(v)))
     ? names.sort((a, b) => Number(a) - Number(b))
@@ -164,7 +164,7 @@ function sortedNames(values: Iterable<string>): string[] {
 }
 
 /** 32-bit FNV-1a of a word, for hashed text features. */
-function fnv1a(word: string): number {
+export function fnv1a(word: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < word.length; i++) {
     h ^= word.charCodeAt(i);
@@ -173,20 +173,51 @@ function fnv1a(word: string): number {
   return h >>> 0;
 }
 
-function words(text: string): string[] {
+export function words(text: string): string[] {
   return text
     .toLowerCase()
     .split(/[^\p{L}\p{N}]+/u)
     .filter((w) => w.length > 0);
 }
 
-function datePart(ms: number, part: DatePart): number {
-  const d = new Date(ms);
-  if (part === 'year') return d.getUTCFullYear();
-  if (part === 'month') return d.getUTCMonth() + 1;
-  if (part === 'day') return d.getUTCDate();
-  if (part === 'weekday') return d.getUTCDay();
-  return d.getUTCHours() + d.getUTCMinutes() / 60;
+/** Whole milliseconds as Date reads a time (toward zero), or NaN outside ±8.64e15. */
+function timeValue(time: number): number {
+  return Math.abs(time) <= 8.64e15 ? Math.trunc(time) + 0 : NaN;
+}
+
+/** The proleptic Gregorian [year, month, day] of a day count (H. Hinnant's civil_from_days). */
+function civil(days: number): [number, number, number] {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, doy - Math.floor((153 * mp + 2) / 5) + 1];
+}
+
+/** One part of a time (epoch ms, UTC), as Date's getUTC… methods give it. */
+export function datePart(time: number, part: DatePart): number {
+  const ms = timeValue(time);
+  if (Number.isNaN(ms)) return NaN;
+  const days = Math.floor(ms / DAY_MS);
+  if (part === 'weekday') return (((days + 4) % 7) + 7) % 7; // 1970-01-01 was a Thursday
+  if (part === 'hour') {
+    const inDay = ms - days * DAY_MS;
+    return Math.floor(inDay / 3_600_000) + Math.floor((inDay % 3_600_000) / 60_000) / 60;
+  }
+  return civil(days)[part === 'year' ? 0 : part === 'month' ? 1 : 2];
+}
+
+/** Several parts of one time written at out[offset…] (the calendar date worked out once); returns the offset after them. */
+function dateParts(time: number, parts: readonly DatePart[], out: Float32Array, offset: number): number {
+  const ms = timeValue(time);
+  const date = Number.isNaN(ms) ? [NaN, NaN, NaN] : civil(Math.floor(ms / DAY_MS));
+  for (const part of parts)
+    out[offset++] =
+      part === 'year' ? date[0]! : part === 'month' ? date[1]! : part === 'day' ? date[2]! : datePart(time, part);
+  return offset;
 }
 
 function planWidth(plan: ColumnPlan): number {
@@ -209,6 +240,164 @@ function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string
   throw invalidParameter(what, 'a DataFrame, a table ({columns, types, rows}) or an array of records', data);
 }
 
+/** preparation()'s options, checked: what Pipeline.fit and the streaming fitter both decide by. */
+export interface PreparationSettings {
+  missing: MissingStrategy;
+  categorical: 'oneHot' | 'label';
+  scale: 'standard' | 'minMax' | 'none';
+  dates: 'parts' | 'epoch';
+  text: 'drop' | 'hash';
+  buckets: number;
+  scaleLabel: boolean;
+  task: 'classification' | 'regression' | undefined;
+  sink: WarningSink | undefined;
+  labelName: string | null;
+}
+
+/** The names preparation() takes, for checkOptions. */
+export const PREPARATION_OPTIONS = [
+  'label',
+  'task',
+  'missing',
+  'categorical',
+  'scale',
+  'dates',
+  'text',
+  'hashBuckets',
+  'scaleLabel',
+  'onWarning',
+] as const;
+
+/** Checks preparation options (coded errors naming the option and the allowed values). */
+export function preparationSettings(options: unknown, extra: readonly string[] = []): PreparationSettings {
+  const o = checkOptions('preparation', options, [...PREPARATION_OPTIONS, ...extra]);
+  return {
+    missing: checkMissing(o.missing),
+    categorical: checkOneOf('preparation.categorical', o.categorical ?? 'oneHot', ['oneHot', 'label']),
+    scale: checkOneOf('preparation.scale', o.scale ?? 'standard', ['standard', 'minMax', 'none']),
+    dates: checkOneOf('preparation.dates', o.dates ?? 'parts', ['parts', 'epoch']),
+    text: checkOneOf('preparation.text', o.text ?? 'drop', ['drop', 'hash']),
+    buckets: o.hashBuckets === undefined ? 32 : checkInteger('preparation.hashBuckets', o.hashBuckets, 2, 4096),
+    scaleLabel: o.scaleLabel === undefined ? false : checkBoolean('preparation.scaleLabel', o.scaleLabel),
+    task:
+      o.task === undefined
+        ? undefined
+        : checkOneOf<'classification' | 'regression'>('preparation.task', o.task, ['classification', 'regression']),
+    sink: o.onWarning as WarningSink | undefined,
+    labelName: o.label === undefined ? null : checkString('preparation.label', o.label),
+  };
+}
+
+/** The warning for rows without a label. */
+export function missingLabelsWarning(label: string, missing: number, rows: number): DataWarning {
+  return {
+    code: 'MAAS_WARN_MISSING_LABELS',
+    column: label,
+    message: `${missing} of ${rows} rows have no '${label}': they are left out`,
+  };
+}
+
+/** Why a feature column is left out (free text, or one value), as its warning; null when it is used. */
+export function leftOut(
+  name: string,
+  kind: ColumnKind,
+  distinct: number,
+  rows: number,
+  settings: Pick<PreparationSettings, 'text'>,
+): DataWarning | null {
+  if (kind === 'text' && settings.text === 'drop')
+    return {
+      code: 'MAAS_WARN_TEXT_COLUMN',
+      column: name,
+      message: `Column '${name}' looks like free text or an ID (${distinct} distinct values in ${rows} rows): it is left out of the features; prepare it with { text: 'hash' }, or make it a category with asType('${name}', 'category')`,
+    };
+  if (distinct <= 1)
+    return {
+      code: 'MAAS_WARN_CONSTANT_COLUMN',
+      column: name,
+      message: `Column '${name}' has ${distinct === 0 ? 'no values' : 'the same value in every row'}: it is left out of the features`,
+    };
+  return null;
+}
+
+export const noUsableColumns = (ignored: readonly string[]) =>
+  new MaasError('MAAS_ERR_DATA_FORMAT', `No usable feature columns: ${ignored.join(', ')} were left out`);
+
+export const noRowsLeft = () =>
+  new MaasError(
+    'MAAS_ERR_DATA_FORMAT',
+    'No rows are left to fit on (every row has a missing value, or the table is empty)',
+  );
+
+/** A number or date column's plan; `timed`: some date carries a time of day. */
+export function numericPlan(
+  name: string,
+  kind: 'number' | 'date',
+  fill: number | null,
+  timed: boolean,
+  settings: Pick<PreparationSettings, 'dates'>,
+): ColumnPlan {
+  if (kind === 'number') return { name, kind: 'number', fill };
+  const parts: DatePart[] | null =
+    settings.dates === 'epoch' ? null : ['year', 'month', 'day', 'weekday', ...(timed ? (['hour'] as const) : [])];
+  return { name, kind: 'date', parts, fill };
+}
+
+/** The fill of a category or text column: the constant, the most frequent value, or null (drop). */
+export function categoryFill(missing: MissingStrategy, mostFrequentName: () => string | null): string | null {
+  if (missing === 'drop') return null;
+  return typeof missing === 'object' ? String(missing.constant) : mostFrequentName();
+}
+
+/** A category or text column's plan from its distinct values (warns when one-hot makes many columns). */
+export function categoricalPlan(
+  name: string,
+  kind: 'category' | 'text',
+  names: Iterable<string>,
+  fill: string | null,
+  settings: Pick<PreparationSettings, 'categorical' | 'buckets'>,
+  note: (w: DataWarning) => void,
+): ColumnPlan {
+  if (kind === 'text') return { name, kind: 'hash', buckets: settings.buckets, fill: fill === null ? null : '' };
+  const categories = sortedNames(names);
+  if (settings.categorical === 'label') return { name, kind: 'label', classes: categories, fill };
+  if (categories.length > MANY_CATEGORIES)
+    note({
+      code: 'MAAS_WARN_MANY_CATEGORIES',
+      column: name,
+      message: `Column '${name}' has ${categories.length} categories: one-hot encoding makes as many features; consider { categorical: 'label' }, { text: 'hash' } with asType('${name}', 'text'), or dropping it`,
+    });
+  return { name, kind: 'oneHot', categories, fill };
+}
+
+/** Whether the label is classes (a category, or told so) or a value; refuses dates and non-numeric values. */
+export function isClassification(
+  label: string,
+  kind: ColumnKind,
+  settings: Pick<PreparationSettings, 'task'>,
+): boolean {
+  if (kind === 'date')
+    throw new MaasError('MAAS_ERR_DATA_FORMAT', `Label column '${label}' holds dates, which maas does not predict`);
+  const classification = settings.task === 'classification' || (settings.task === undefined && kind !== 'number');
+  if (!classification && kind !== 'number')
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `Label column '${label}' holds ${kind} values; regression needs numbers`,
+    );
+  return classification;
+}
+
+/** The classes of a classification label (at least two). */
+export function classesPlan(label: string, names: Iterable<string>): LabelPlan & { kind: 'classes' } {
+  const classes = sortedNames(names);
+  if (classes.length < 2)
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `Label column '${label}' has ${classes.length} class in the training rows; classification needs at least 2`,
+    );
+  return { name: label, kind: 'classes', classes };
+}
+
 /** A fitted pipeline: transform() maps raw rows to model inputs; decode() maps outputs back to labels. */
 export class Pipeline {
   /** The input columns' names, in order. */
@@ -217,6 +406,8 @@ export class Pipeline {
   private readonly known: ReadonlySet<string>;
   /** Each categorical column's category → index (null for the others), made once, not per request. */
   private readonly indexes: readonly (ReadonlyMap<string, number> | null)[];
+  /** The class names' indices (classification), made once. */
+  private readonly labelIndex: ReadonlyMap<string, number> | null;
   /** Width of the transformed rows. */
   readonly width: number;
 
@@ -234,6 +425,7 @@ export class Pipeline {
         : null,
     );
     this.width = columns.reduce((n, c) => n + planWidth(c), 0);
+    this.labelIndex = labelPlan?.kind === 'classes' ? new Map(labelPlan.classes.map((c, k) => [c, k])) : null;
   }
 
   /** Raw input column names, in order (the columns a record must have). */
@@ -284,28 +476,8 @@ export class Pipeline {
     data: RawRows,
     options: PreparationOptions = {},
   ): { pipeline: Pipeline; x: Float32Array; y: Float32Array | null; kept: number[]; report: PreparationReport } {
-    const o = checkOptions('preparation', options, [
-      'label',
-      'task',
-      'missing',
-      'categorical',
-      'scale',
-      'dates',
-      'text',
-      'hashBuckets',
-      'scaleLabel',
-      'onWarning',
-    ]);
-    const missing = checkMissing(o.missing);
-    const categorical = checkOneOf('preparation.categorical', o.categorical ?? 'oneHot', ['oneHot', 'label']);
-    const scaleKind = checkOneOf('preparation.scale', o.scale ?? 'standard', ['standard', 'minMax', 'none']);
-    const dates = checkOneOf('preparation.dates', o.dates ?? 'parts', ['parts', 'epoch']);
-    const text = checkOneOf('preparation.text', o.text ?? 'drop', ['drop', 'hash']);
-    const buckets = o.hashBuckets === undefined ? 32 : checkInteger('preparation.hashBuckets', o.hashBuckets, 2, 4096);
-    const scaleLabel = o.scaleLabel === undefined ? false : checkBoolean('preparation.scaleLabel', o.scaleLabel);
-    const task =
-      o.task === undefined ? undefined : checkOneOf('preparation.task', o.task, ['classification', 'regression']);
-    const sink = o.onWarning as WarningSink | undefined;
+    const settings = preparationSettings(options);
+    const { missing, sink, labelName } = settings;
     const frame = frameOf(data, sink, 'prepare(data)');
     const warnings: DataWarning[] = [];
     const note = (w: DataWarning) => {
@@ -314,18 +486,13 @@ export class Pipeline {
     };
 
     // The label: which rows have one, and what it is.
-    const labelName = o.label === undefined ? null : checkString('preparation.label', o.label);
     const labelCells = labelName === null ? null : frame.column(labelName);
     let rows = Array.from({ length: frame.length }, (_, i) => i);
     let droppedRows = 0;
     if (labelCells) {
       const labelled = rows.filter((i) => labelCells[i] !== null);
       if (labelled.length < rows.length)
-        note({
-          code: 'MAAS_WARN_MISSING_LABELS',
-          column: labelName!,
-          message: `${rows.length - labelled.length} of ${rows.length} rows have no '${labelName}': they are left out`,
-        });
+        note(missingLabelsWarning(labelName!, rows.length - labelled.length, rows.length));
       droppedRows += rows.length - labelled.length;
       rows = labelled;
     }
@@ -341,35 +508,20 @@ export class Pipeline {
       const cells = frame.column(name);
       const distinct = new Set<string>();
       for (const i of rows) if (cells[i] !== null) distinct.add(String(cells[i]));
-      if (kind === 'text' && text === 'drop') {
+      const left = leftOut(name, kind, distinct.size, rows.length, settings);
+      if (left) {
         ignored.push(name);
-        note({
-          code: 'MAAS_WARN_TEXT_COLUMN',
-          column: name,
-          message: `Column '${name}' looks like free text or an ID (${distinct.size} distinct values in ${rows.length} rows): it is left out of the features; prepare it with { text: 'hash' }, or make it a category with asType('${name}', 'category')`,
-        });
-      } else if (distinct.size <= 1) {
-        ignored.push(name);
-        note({
-          code: 'MAAS_WARN_CONSTANT_COLUMN',
-          column: name,
-          message: `Column '${name}' has ${distinct.size === 0 ? 'no values' : 'the same value in every row'}: it is left out of the features`,
-        });
+        note(left);
       } else used.push({ name, kind });
     }
-    if (used.length === 0)
-      throw new MaasError('MAAS_ERR_DATA_FORMAT', `No usable feature columns: ${ignored.join(', ')} were left out`);
+    if (used.length === 0) throw noUsableColumns(ignored);
 
     if (missing === 'drop') {
       const before = rows.length;
       rows = rows.filter((i) => used.every(({ name }) => frame.column(name)[i] !== null));
       droppedRows += before - rows.length;
     }
-    if (rows.length === 0)
-      throw new MaasError(
-        'MAAS_ERR_DATA_FORMAT',
-        'No rows are left to fit on (every row has a missing value, or the table is empty)',
-      );
+    if (rows.length === 0) throw noRowsLeft();
 
     const filled: PreparationReport['filled'] = {};
     const plans = used.map(({ name, kind }): ColumnPlan => {
@@ -377,37 +529,23 @@ export class Pipeline {
       const present = rows.map((i) => cells[i]!).filter((v) => v !== null);
       const count = rows.length - present.length;
       const filling = missing !== 'drop';
-      let plan: ColumnPlan;
       if (kind === 'number' || kind === 'date') {
         const fill = filling ? numericFill(missing, present as number[]) : null;
-        if (kind === 'number') plan = { name, kind: 'number', fill };
-        else {
-          const timed = present.some((v) => (v as number) % DAY_MS !== 0);
-          const parts: DatePart[] | null =
-            dates === 'epoch' ? null : ['year', 'month', 'day', 'weekday', ...(timed ? (['hour'] as const) : [])];
-          plan = { name, kind: 'date', parts, fill };
-        }
+        const plan = numericPlan(
+          name,
+          kind,
+          fill,
+          present.some((v) => (v as number) % DAY_MS !== 0),
+          settings,
+        );
         if (filling && count > 0)
           filled[name] = { count, value: kind === 'date' ? new Date(fill!).toISOString() : fill };
         return plan;
       }
       const names = present.map(String);
-      const fill = !filling
-        ? null
-        : typeof missing === 'object'
-          ? String(missing.constant)
-          : (mostFrequent(names) as string | null);
-      if (filling && count > 0) filled[name] = { count, value: fill };
-      if (kind === 'text') return { name, kind: 'hash', buckets, fill: fill === null ? null : '' };
-      const categories = sortedNames(names);
-      if (categorical === 'label') return { name, kind: 'label', classes: categories, fill };
-      if (categories.length > MANY_CATEGORIES)
-        note({
-          code: 'MAAS_WARN_MANY_CATEGORIES',
-          column: name,
-          message: `Column '${name}' has ${categories.length} categories: one-hot encoding makes as many features; consider { categorical: 'label' }, { text: 'hash' } with asType('${name}', 'text'), or dropping it`,
-        });
-      return { name, kind: 'oneHot', categories, fill };
+      const fill = categoryFill(missing, () => mostFrequent(names) as string | null);
+      if (filling && count > 0) filled[name] = { count, value: kind === 'text' ? '' : fill };
+      return categoricalPlan(name, kind, new Set(names), fill, settings, note);
     });
 
     // The label's plan and values.
@@ -415,33 +553,17 @@ export class Pipeline {
     let y: Float32Array | null = null;
     if (labelName !== null) {
       const cells = labelCells!;
-      const labelKind = frame.kind(labelName);
-      if (labelKind === 'date')
-        throw new MaasError(
-          'MAAS_ERR_DATA_FORMAT',
-          `Label column '${labelName}' holds dates, which maas does not predict`,
-        );
-      const classification = task === 'classification' || (task === undefined && labelKind !== 'number');
+      const classification = isClassification(labelName, frame.kind(labelName), settings);
       if (classification) {
-        const classes = sortedNames(rows.map((i) => String(cells[i])));
-        if (classes.length < 2)
-          throw new MaasError(
-            'MAAS_ERR_DATA_FORMAT',
-            `Label column '${labelName}' has ${classes.length} class in the training rows; classification needs at least 2`,
-          );
-        labelPlan = { name: labelName, kind: 'classes', classes };
-        const index = new Map(classes.map((c, k) => [c, k]));
+        const classes = classesPlan(labelName, new Set(rows.map((i) => String(cells[i]))));
+        labelPlan = classes;
+        const index = new Map(classes.classes.map((c, k) => [c, k]));
         y = Float32Array.from(rows, (i) => index.get(String(cells[i]))!);
       } else {
-        if (labelKind !== 'number')
-          throw new MaasError(
-            'MAAS_ERR_DATA_FORMAT',
-            `Label column '${labelName}' holds ${labelKind} values; regression needs numbers`,
-          );
         const values = rows.map((i) => cells[i] as number);
         let mean = 0;
         let std = 1;
-        if (scaleLabel) {
+        if (settings.scaleLabel) {
           mean = values.reduce((a, b) => a + b, 0) / values.length;
           std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length) || 1;
         }
@@ -453,10 +575,10 @@ export class Pipeline {
     const unscaled = new Pipeline(plans, { kind: 'none' }, labelPlan, ignored);
     const x = unscaled.encode(unscaled.cellsOf(frame, rows));
     let scale: ScalePlan = { kind: 'none' };
-    if (scaleKind === 'standard') {
+    if (settings.scale === 'standard') {
       const s = new StandardScaler().fit(x, unscaled.width);
       scale = { kind: 'standard', mean: s.mean, std: s.std };
-    } else if (scaleKind === 'minMax') {
+    } else if (settings.scale === 'minMax') {
       const s = new MinMaxScaler().fit(x, unscaled.width);
       scale = { kind: 'minMax', min: s.min, max: s.max };
     }
@@ -498,25 +620,7 @@ export class Pipeline {
     const cells = frame.column(label.name);
     const kept = Array.from({ length: frame.length }, (_, i) => i).filter((i) => cells[i] !== null);
     const rows = kept.length === frame.length ? frame : frame.take(kept);
-    const y = Float32Array.from(kept, (i, row) => {
-      const v = cells[i]!;
-      if (label.kind === 'value') {
-        const n = Number(v);
-        if (!Number.isFinite(n))
-          throw new MaasError(
-            'MAAS_ERR_DATA_FORMAT',
-            `Row ${row}, label '${label.name}': expected a number but received '${String(v)}'`,
-          );
-        return (n - label.mean) / label.std;
-      }
-      const k = label.classes.indexOf(String(v));
-      if (k < 0)
-        throw new MaasError(
-          'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
-          `Row ${row}, label '${label.name}': '${String(v)}' is not one of the classes seen in fit (${label.classes.slice(0, 5).join(', ')}${label.classes.length > 5 ? ', …' : ''})`,
-        );
-      return k;
-    });
+    const y = Float32Array.from(kept, (i, row) => this.labelValue(cells[i]!, row));
     return { x: this.transform(rows, options), y, kept };
   }
 
@@ -649,58 +753,96 @@ export class Pipeline {
   }
 
   private encode(rows: Cell[][]): Float32Array {
-    const width = this.width;
-    const out = new Float32Array(rows.length * width);
-    const index = this.indexes;
-    rows.forEach((row, i) => {
-      let offset = i * width;
-      this.columns.forEach((plan, c) => {
-        let v = row[c] ?? null;
-        if (v === null) {
-          if (plan.fill === null)
-            throw new MaasError(
-              'MAAS_ERR_DATA_MISSING',
-              `Row ${i}, column '${plan.name}' is missing and this pipeline was fitted to drop such rows`,
-            );
-          v = plan.fill;
-        }
-        if (plan.kind === 'number') {
-          const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-          if (!Number.isFinite(n))
-            throw new MaasError(
-              'MAAS_ERR_DATA_FORMAT',
-              `Row ${i}, column '${plan.name}': expected a number but received '${String(v)}'`,
-            );
-          out[offset++] = n;
-        } else if (plan.kind === 'date') {
-          const ms = dateOf(v);
-          if (ms === undefined)
-            throw new MaasError(
-              'MAAS_ERR_DATA_FORMAT',
-              `Row ${i}, column '${plan.name}': expected an ISO 8601 date but received '${String(v)}'`,
-            );
-          if (!plan.parts) out[offset++] = ms / DAY_MS;
-          else for (const part of plan.parts) out[offset++] = datePart(ms, part);
-        } else if (plan.kind === 'hash') {
-          for (const word of words(String(v))) out[offset + (fnv1a(word) % plan.buckets)]!++;
-          offset += plan.buckets;
-        } else if (plan.kind === 'label') {
-          const k = index[c]!.get(String(v));
-          if (k === undefined)
-            throw new MaasError(
-              'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
-              `Row ${i}, column '${plan.name}': '${String(v)}' was not seen in fit`,
-            );
-          out[offset++] = k;
-        } else {
-          // out is zero-filled: set the one hot column; an unseen category stays all zeros
-          const k = index[c]!.get(String(v));
-          if (k !== undefined) out[offset + k] = 1;
-          offset += plan.categories.length;
-        }
-      });
-    });
+    const out = new Float32Array(rows.length * this.width);
+    rows.forEach((row, i) => this.encodeRow(row, out, i * this.width, i));
     return out;
+  }
+
+  /**
+   * One row of cells (in input-column order) encoded at out[offset…offset+width), unscaled:
+   * fills, categories, date parts, hashed words. `out` must be zero there (one-hot and hashed
+   * columns only set their ones). Streaming readers encode row by row, then scaleRows.
+   */
+  encodeRow(row: readonly Cell[], out: Float32Array, offset: number, rowIndex: number): void {
+    const index = this.indexes;
+    const columns = this.columns;
+    for (let c = 0; c < columns.length; c++) {
+      const plan = columns[c]!;
+      let v = row[c] ?? null;
+      if (v === null) {
+        if (plan.fill === null)
+          throw new MaasError(
+            'MAAS_ERR_DATA_MISSING',
+            `Row ${rowIndex}, column '${plan.name}' is missing and this pipeline was fitted to drop such rows`,
+          );
+        v = plan.fill;
+      }
+      if (plan.kind === 'number') {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+        if (!Number.isFinite(n))
+          throw new MaasError(
+            'MAAS_ERR_DATA_FORMAT',
+            `Row ${rowIndex}, column '${plan.name}': expected a number but received '${String(v)}'`,
+          );
+        out[offset++] = n;
+      } else if (plan.kind === 'date') {
+        const ms = dateOf(v);
+        if (ms === undefined)
+          throw new MaasError(
+            'MAAS_ERR_DATA_FORMAT',
+            `Row ${rowIndex}, column '${plan.name}': expected an ISO 8601 date but received '${String(v)}'`,
+          );
+        if (!plan.parts) out[offset++] = ms / DAY_MS;
+        else offset = dateParts(ms, plan.parts, out, offset);
+      } else if (plan.kind === 'hash') {
+        for (const word of words(String(v))) out[offset + (fnv1a(word) % plan.buckets)]!++;
+        offset += plan.buckets;
+      } else if (plan.kind === 'label') {
+        const k = index[c]!.get(String(v));
+        if (k === undefined)
+          throw new MaasError(
+            'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
+            `Row ${rowIndex}, column '${plan.name}': '${String(v)}' was not seen in fit`,
+          );
+        out[offset++] = k;
+      } else {
+        // out is zero there: set the one hot column; an unseen category stays all zeros
+        const k = index[c]!.get(String(v));
+        if (k !== undefined) out[offset + k] = 1;
+        offset += plan.categories.length;
+      }
+    }
+  }
+
+  /** Rows encoded by encodeRow, scaled in place with the fitted scaling (and returned). */
+  scaleRows(x: Float32Array): Float32Array {
+    return this.applyScale(x);
+  }
+
+  /** A label cell as the model's target: its class index, or its value scaled as in fit. */
+  labelValue(cell: Cell, rowIndex: number): number {
+    const label = this.requireLabel('labelValue');
+    if (label.kind === 'value') {
+      const n = typeof cell === 'number' ? cell : typeof cell === 'string' && cell.trim() !== '' ? Number(cell) : NaN;
+      if (!Number.isFinite(n))
+        throw new MaasError(
+          'MAAS_ERR_DATA_FORMAT',
+          `Row ${rowIndex}, label '${label.name}': expected a number but received '${String(cell)}'`,
+        );
+      return (n - label.mean) / label.std;
+    }
+    const k = this.labelIndex!.get(String(cell));
+    if (k === undefined)
+      throw new MaasError(
+        'MAAS_ERR_DATA_UNKNOWN_CATEGORY',
+        `Row ${rowIndex}, label '${label.name}': '${String(cell)}' is not one of the classes seen in fit (${label.classes.slice(0, 5).join(', ')}${label.classes.length > 5 ? ', …' : ''})`,
+      );
+    return k;
+  }
+
+  /** How a streaming reader should read each input column's cells: numbers, dates or text. */
+  get inputReads(): ('number' | 'date' | 'text')[] {
+    return this.columns.map((c) => (c.kind === 'number' ? 'number' : c.kind === 'date' ? 'date' : 'text'));
   }
 
   private applyScale(x: Float32Array): Float32Array {

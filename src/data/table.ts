@@ -25,7 +25,16 @@ const MISSING = new Set(['', 'na', 'n/a', 'nan', 'null', 'none', '?', 'inf', '-i
 export function isMissing(v: unknown): boolean {
   if (v === null || v === undefined) return true;
   if (typeof v === 'number') return !Number.isFinite(v);
-  return typeof v === 'string' && MISSING.has(v.trim().toLowerCase());
+  if (typeof v !== 'string') return false;
+  if (v.length === 0) return true;
+  // Most cells start with a character no marker starts with: no need to trim and lower-case them.
+  const first = v.charCodeAt(0);
+  const last = v.charCodeAt(v.length - 1);
+  if (first > 0x20 && first < 0x7f && last > 0x20 && last < 0x7f) {
+    const c = first | 0x20; // lower case
+    if (c !== 0x6e && c !== 0x69 && c !== 0x2d && c !== 0x3f) return false; // n, i, -, ?
+  }
+  return MISSING.has(v.trim().toLowerCase());
 }
 
 /** Builds a table from raw string (or mixed) rows, inferring each column's type. */

@@ -15,6 +15,7 @@ import { denseArtifacts, denseOnnx } from '../io/export.js';
 import type { Pipeline } from '../data/pipeline.js';
 import {
   evaluateDataset,
+  fitArrays,
   fitDataset,
   parseCompileArgs,
   toDataset,
@@ -23,6 +24,8 @@ import {
   type CompileArgs,
   type CompiledConfig,
   type FitArgs,
+  type BatchSource,
+  type FitDatasetArgs,
   type TrainingTarget,
 } from '../train/engine.js';
 import { DENSE_PRECISIONS, nativeLayerSpec, packDenseStack, type DensePrecision, type PackedModel } from './packed.js';
@@ -183,7 +186,15 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
 
   /** Trains on x and y (tfjs's fit): epochs, batchSize, validationSplit | validationData, shuffle, seed, callbacks, verbose. */
   async fit(x: TensorLike, y: TensorLike, args: FitArgs = {}): Promise<History> {
-    return fitDataset(this.target(), x, y, args);
+    return fitArrays(this.target(), x, y, args);
+  }
+
+  /**
+   * Trains on a dataset of {xs, ys} batches read as it trains (tfjs's fitDataset): csvDataset()
+   * for a CSV file larger than memory, an array or generator of batches, or a tfjs Dataset.
+   */
+  async fitDataset(dataset: BatchSource, args: FitDatasetArgs = {}): Promise<History> {
+    return fitDataset(this.target(), dataset, args);
   }
 
   /** Loss (and metrics) on x and y without updating the model: a scalar Tensor or [loss, ...metrics]. */

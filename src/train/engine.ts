@@ -263,8 +263,8 @@ function formatLogs(logs: Logs): string {
     .join(' ');
 }
 
-/** Trains for `epochs`, awaiting callbacks and yielding to the event loop between batches. */
-export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args: unknown): Promise<History> {
+/** Trains on x and y in memory for `epochs`, shuffling the rows each epoch (fit). */
+export async function fitArrays(t: TrainingTarget, x: unknown, y: unknown, args: unknown): Promise<History> {
   const a = parseFitArgs(args);
   const all = toDataset(x, y, t);
   let train = all;
@@ -284,6 +284,59 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
     train = slice(all, 0, cut);
     validation = slice(all, cut, all.rows);
   }
+  const rng = new Random(a.seed);
+  const order = Uint32Array.from({ length: train.rows }, (_, i) => i);
+  const bx = new Float32Array(Math.min(a.batchSize, train.rows) * t.inputDim);
+  const by = new Float32Array(Math.min(a.batchSize, train.rows) * train.yWidth);
+  const batches = Math.ceil(train.rows / a.batchSize);
+  function* epochBatches(): Generator<Dataset> {
+    if (a.shuffle) {
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rng.next() * (i + 1));
+        const tmp = order[i]!;
+        order[i] = order[j]!;
+        order[j] = tmp;
+      }
+    }
+    for (let b = 0; b < batches; b++) {
+      const begin = b * a.batchSize;
+      const end = Math.min(train.rows, begin + a.batchSize);
+      if (!a.shuffle) {
+        yield slice(train, begin, end);
+        continue;
+      }
+      gather(train, order, begin, end, bx, by);
+      const rows = end - begin;
+      yield {
+        x: bx.subarray(0, rows * t.inputDim),
+        y: by.subarray(0, rows * train.yWidth),
+        rows,
+        yWidth: train.yWidth,
+      };
+    }
+  }
+  return trainEpochs(t, a, {
+    batches,
+    epoch: epochBatches,
+    validate: validation ? () => Promise.resolve(evaluateDataset(t, validation, a.batchSize)) : null,
+  });
+}
+
+/** What trainEpochs runs over: each epoch's batches, how many (when known), and the validation. */
+interface EpochSource {
+  batches: number | null;
+  epoch(): Iterable<Dataset> | AsyncIterable<Dataset>;
+  validate: (() => Promise<Logs>) | null;
+  /** Called when an epoch's batches end; false stops training (a dataset that cannot be read again). */
+  more?: () => boolean;
+}
+
+/** The epoch loop of fit and fitDataset: callbacks, one native step per batch, metrics, yields to the event loop. */
+async function trainEpochs(
+  t: TrainingTarget,
+  a: Pick<ReturnType<typeof parseFitArgs>, 'epochs' | 'callbacks' | 'verbose' | 'initialEpoch'>,
+  source: EpochSource,
+): Promise<History> {
   const history = new History();
   const callbacks = a.callbacks;
   for (const cb of callbacks) if (cb instanceof Callback) cb.setModel(t);
@@ -296,14 +349,9 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
       if (fn) await fn.apply(cb, params);
     }
   };
-  const rng = new Random(a.seed);
-  const order = Uint32Array.from({ length: train.rows }, (_, i) => i);
-  const bx = new Float32Array(Math.min(a.batchSize, train.rows) * t.inputDim);
-  const by = new Float32Array(Math.min(a.batchSize, train.rows) * train.yWidth);
-  const batches = Math.ceil(train.rows / a.batchSize);
-  const preds = new Float32Array(Math.min(a.batchSize, train.rows) * t.outputDim);
+  let preds = new Float32Array(0);
   const bar =
-    a.verbose === 1 && process.stdout.isTTY
+    a.verbose === 1 && process.stdout.isTTY && source.batches !== null
       ? new SingleBar(
           { format: 'epoch {epoch} [{bar}] {value}/{total} | {logs}', hideCursor: true },
           Presets.shades_classic,
@@ -314,36 +362,20 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
   let lastYield = performance.now();
   for (let epoch = a.initialEpoch; epoch < a.epochs && !t.stopTraining; epoch++) {
     await call('onEpochBegin', epoch);
-    if (a.shuffle) {
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rng.next() * (i + 1));
-        const tmp = order[i]!;
-        order[i] = order[j]!;
-        order[j] = tmp;
-      }
-    }
     const metrics = accumulators(t);
     let lossSum = 0;
-    bar?.start(batches, 0, { epoch: epoch + 1, logs: '' });
-    for (let b = 0; b < batches; b++) {
+    let seen = 0;
+    let b = 0;
+    bar?.start(source.batches!, 0, { epoch: epoch + 1, logs: '' });
+    for await (const batch of source.epoch()) {
       await call('onBatchBegin', b);
-      const begin = b * a.batchSize;
-      const end = Math.min(train.rows, begin + a.batchSize);
-      const rows = end - begin;
-      let bxv: Float32Array, byv: Float32Array;
-      if (a.shuffle) {
-        gather(train, order, begin, end, bx, by);
-        bxv = bx.subarray(0, rows * t.inputDim);
-        byv = by.subarray(0, rows * train.yWidth);
-      } else {
-        const part = slice(train, begin, end);
-        bxv = part.x;
-        byv = part.y;
-      }
-      const loss = step(t, bxv, byv, rows, preds, metrics);
-      lossSum += loss * rows;
+      if (preds.length < batch.rows * t.outputDim) preds = new Float32Array(batch.rows * t.outputDim);
+      const loss = step(t, batch.x, batch.y, batch.rows, preds, metrics);
+      lossSum += loss * batch.rows;
+      seen += batch.rows;
       bar?.update(b + 1, { logs: `loss=${loss.toPrecision(4)}` });
-      await call('onBatchEnd', b, { loss, size: rows });
+      await call('onBatchEnd', b, { loss, size: batch.rows });
+      b++;
       if (performance.now() - lastYield > YIELD_EVERY_MS) {
         await nextTick();
         lastYield = performance.now();
@@ -353,17 +385,23 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
     // Every epoch gives the event loop a turn, however fast the epoch was.
     await nextTick();
     lastYield = performance.now();
-    const logs: Logs = { loss: lossSum / train.rows };
+    if (seen === 0)
+      throw new MaasError(
+        'MAAS_ERR_DATA_FORMAT',
+        `Epoch ${epoch + 1} had no rows to train on: the dataset gave no batches`,
+      );
+    const logs: Logs = { loss: lossSum / seen };
     for (const m of metrics) logs[m.name] = m.result();
-    if (validation) {
-      const v = evaluateDataset(t, validation, a.batchSize);
+    if (source.validate) {
+      const v = await source.validate();
       for (const [k, val] of Object.entries(v)) logs[`val_${k}`] = val;
     }
-    bar?.update(batches, { logs: formatLogs(logs) });
+    bar?.update(b, { logs: formatLogs(logs) });
     bar?.stop();
     if (!bar && a.verbose >= 1) console.log(`Epoch ${epoch + 1}/${a.epochs} ${formatLogs(logs)}`);
     history.record(epoch, logs);
     await call('onEpochEnd', epoch, logs);
+    if (source.more && !source.more()) break;
   }
   await call(
     'onTrainEnd',
@@ -372,6 +410,184 @@ export async function fitDataset(t: TrainingTarget, x: unknown, y: unknown, args
       : {},
   );
   return history;
+}
+
+/** One element of a dataset: a batch of features and targets, as tfjs's fitDataset takes it. */
+export interface BatchLike {
+  xs: unknown;
+  ys: unknown;
+}
+
+/**
+ * A source of batches for fitDataset: an async (or sync) iterable whose iterator starts a new
+ * pass each time (csvDataset, an array of batches, tfjs's Dataset through its iterator()), or a
+ * function returning a fresh iterable. A generator object can be read once: one epoch.
+ */
+export type BatchSource =
+  | AsyncIterable<BatchLike>
+  | Iterable<BatchLike>
+  | { iterator(): Promise<{ next(): Promise<IteratorResult<BatchLike>> }> }
+  | (() => AsyncIterable<BatchLike> | Iterable<BatchLike>);
+
+/** fitDataset()'s options, as in tfjs. */
+export interface FitDatasetArgs {
+  /** Passes over the dataset (default 1). */
+  epochs?: number;
+  /** Batches per epoch: the iterator then runs on across epochs, starting a new pass when it ends. */
+  batchesPerEpoch?: number;
+  /** Validation batches (a dataset) or [x, y] in memory, evaluated after each epoch (val_ logs). */
+  validationData?: BatchSource | [unknown, unknown];
+  /** Callback objects or hook objects called during training. */
+  callbacks?: (Callback | CustomCallbackArgs)[] | Callback | CustomCallbackArgs;
+  /** 0 silent, 1 progress bar on a terminal when the batch count is known, 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  /** The epoch to start counting from (default 0). */
+  initialEpoch?: number;
+}
+
+/** A fresh pass over a batch source, and whether it can give another. */
+function openPass(source: BatchSource): { batches: AsyncIterator<BatchLike> | Iterator<BatchLike>; again: boolean } {
+  const what = 'fitDataset(dataset)';
+  let s: unknown = source;
+  if (typeof s === 'function') s = (s as () => unknown)();
+  if (s !== null && typeof s === 'object') {
+    const o = s as Record<PropertyKey, unknown>;
+    if (typeof o[Symbol.asyncIterator] === 'function') {
+      const it = (o[Symbol.asyncIterator] as () => AsyncIterator<BatchLike>).call(s);
+      return { batches: it, again: typeof source === 'function' || it !== s };
+    }
+    if (typeof o[Symbol.iterator] === 'function') {
+      const it = (o[Symbol.iterator] as () => Iterator<BatchLike>).call(s);
+      return { batches: it, again: typeof source === 'function' || it !== s };
+    }
+    if (typeof o.iterator === 'function') {
+      // tfjs's Dataset: iterator() resolves to a LazyIterator with next().
+      const pending = (o.iterator as () => Promise<{ next(): Promise<IteratorResult<BatchLike>> }>).call(s);
+      let lazy: { next(): Promise<IteratorResult<BatchLike>> } | null = null;
+      return {
+        batches: { next: async () => (lazy ??= await pending).next() },
+        again: true,
+      };
+    }
+  }
+  throw invalidParameter(what, 'an iterable of {xs, ys} batches, a tfjs Dataset, or a function returning one', source);
+}
+
+/** A pass's batches checked and read as Datasets (xs rows × inputs, ys matching rows). */
+async function* readBatches(
+  t: TrainingTarget,
+  it: AsyncIterator<BatchLike> | Iterator<BatchLike>,
+  limit: number,
+  what: string,
+): AsyncGenerator<Dataset> {
+  for (let i = 0; i < limit; i++) {
+    const next = await it.next();
+    if (next.done) return;
+    const batch = next.value as unknown;
+    if (batch === null || typeof batch !== 'object' || !('xs' in batch) || !('ys' in batch))
+      throw invalidParameter(`${what} batch ${i}`, 'an object {xs, ys}', batch);
+    yield toDataset(batch.xs, batch.ys, t);
+  }
+}
+
+/**
+ * Trains on a dataset of batches (tfjs's fitDataset): data that does not fit in memory, read as
+ * it trains. Each epoch is one pass (or batchesPerEpoch batches); validation data is evaluated
+ * after each epoch.
+ */
+export async function fitDataset(t: TrainingTarget, dataset: unknown, args: unknown): Promise<History> {
+  const o = checkOptions('fitDataset', args, [
+    'epochs',
+    'batchesPerEpoch',
+    'validationData',
+    'callbacks',
+    'verbose',
+    'initialEpoch',
+  ]);
+  const a = {
+    epochs: o.epochs === undefined ? 1 : checkInteger('fitDataset.epochs', o.epochs, 1),
+    callbacks: (o.callbacks === undefined ? [] : Array.isArray(o.callbacks) ? o.callbacks : [o.callbacks]) as (
+      Callback | CustomCallbackArgs
+    )[],
+    verbose: o.verbose === undefined ? 1 : checkInteger('fitDataset.verbose', o.verbose, 0, 2),
+    initialEpoch: o.initialEpoch === undefined ? 0 : checkInteger('fitDataset.initialEpoch', o.initialEpoch, 0),
+  };
+  const perEpoch =
+    o.batchesPerEpoch === undefined ? null : checkInteger('fitDataset.batchesPerEpoch', o.batchesPerEpoch, 1);
+  const source = dataset as BatchSource;
+  let pass = openPass(source);
+  if (!pass.again && perEpoch === null && a.epochs - a.initialEpoch > 1)
+    throw invalidParameter(
+      'fitDataset(dataset)',
+      `a dataset that can be read once per epoch for ${a.epochs - a.initialEpoch} epochs (an iterable whose iterator starts a new pass, or a function returning a fresh one); a generator can be read once`,
+      dataset,
+    );
+  let exhausted = false;
+  const known = (dataset as { batchesPerEpoch?: unknown }).batchesPerEpoch;
+  let validate: (() => Promise<Logs>) | null = null;
+  const v = o.validationData;
+  if (Array.isArray(v) && v.length === 2 && !(v[0] !== null && typeof v[0] === 'object' && 'xs' in v[0])) {
+    const d = toDataset(v[0], v[1], t);
+    validate = () => Promise.resolve(evaluateDataset(t, d, 256));
+  } else if (v !== undefined) {
+    const check = openPass(v as BatchSource);
+    if (!check.again && a.epochs - a.initialEpoch > 1)
+      throw invalidParameter('fitDataset.validationData', 'a dataset that can be read once per epoch, or [x, y]', v);
+    let first: typeof check | null = check;
+    validate = async () => {
+      const p = first ?? openPass(v as BatchSource);
+      first = null;
+      return evaluateBatches(t, readBatches(t, p.batches, Infinity, 'validationData'));
+    };
+  }
+  return trainEpochs(t, a, {
+    batches: perEpoch ?? (typeof known === 'number' ? known : null),
+    epoch: () => {
+      if (exhausted) {
+        pass = openPass(source);
+        exhausted = false;
+      }
+      const reading = readBatches(t, pass.batches, perEpoch ?? Infinity, 'fitDataset');
+      return (async function* () {
+        let n = 0;
+        for await (const d of reading) {
+          n++;
+          yield d;
+        }
+        // Without batchesPerEpoch every epoch is a whole pass; with it, a pass ends when it runs short.
+        if (perEpoch === null || n < perEpoch) exhausted = true;
+      })();
+    },
+    validate,
+    more: () => !exhausted || pass.again,
+  });
+}
+
+/** Loss and metrics over batches, without updating the model. */
+async function evaluateBatches(t: TrainingTarget, batches: AsyncIterable<Dataset>): Promise<Logs> {
+  const trainer = t.trainer();
+  const metrics = accumulators(t);
+  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
+  let preds = new Float32Array(0);
+  let lossSum = 0;
+  let rows = 0;
+  for await (const d of batches) {
+    if (preds.length < d.rows * t.outputDim) preds = new Float32Array(d.rows * t.outputDim);
+    const p = preds.subarray(0, d.rows * t.outputDim);
+    let r;
+    try {
+      r = trainer.evaluate(d.x, d.y, d.rows, p);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    lossSum += r.loss * d.rows;
+    rows += d.rows;
+    for (const m of metrics) m.add(p, d.y, d.rows, t.outputDim, sparse);
+  }
+  if (rows === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', 'The validation data gave no batches');
+  const logs: Logs = { loss: lossSum / rows };
+  for (const m of metrics) logs[m.name] = m.result();
+  return logs;
 }
 
 /** Scalar tensors in tfjs's evaluate() shape: loss alone, or [loss, ...metrics]. */
