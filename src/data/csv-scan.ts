@@ -78,18 +78,17 @@ export class CsvScanner {
 
   /** Scans a chunk; a record cut at the chunk's end waits for the next one. */
   push(chunk: Buffer): void {
-    let data = chunk;
+    let data: Buffer;
     if (this.first) {
-      if (chunk.length < 3 && this.carry === null) {
+      const head = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+      if (head.length < 3) {
         // Too short to tell whether a byte-order mark starts the input.
-        this.carry = Buffer.from(chunk);
+        this.carry = Buffer.from(head);
         return;
       }
-      data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
-      this.carry = null;
       this.first = false;
-      if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3);
-    } else if (this.carry) data = Buffer.concat([this.carry, chunk]);
+      data = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? head.subarray(3) : head;
+    } else data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = null;
     const rest = this.scan(data, false);
     if (rest < data.length) {
