@@ -48,6 +48,15 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+/** A size in bytes: a number, with K, M, G or T (powers of 1024; an optional "iB" or "B"). */
+function byteSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?$/i.exec(value.trim());
+  const bytes = m ? Number(m[1]) * 1024 ** (m[2] ? 'kmgt'.indexOf(m[2].toLowerCase()) + 1 : 0) : NaN;
+  if (!Number.isSafeInteger(Math.floor(bytes)) || bytes <= 0)
+    throw new InvalidArgumentError(`expected a size such as 512M or 20G but received '${value}'`);
+  return Math.floor(bytes);
+}
+
 function clientCerts(value: string): ClientCertificates {
   if (value !== 'none' && value !== 'optional' && value !== 'required')
     throw new InvalidArgumentError(`expected none, optional or required but received '${value}'`);
@@ -179,6 +188,11 @@ program
     'where packed weights are kept and mapped from (made 0700; default $MAAS_PACKED_CACHE or ~/.cache/maas/packed)',
   )
   .option('--no-packed-cache', 'pack every model in memory at each load instead')
+  .option(
+    '--packed-cache-max-size <size>',
+    'after each pack, remove stale and least recently used entries until the cache holds at most this (e.g. 20G)',
+    byteSize,
+  )
   .action((opts: Omit<ServeCommandOptions, 'print'>) => runServe({ ...opts, print: (line) => console.log(line) }));
 
 program
@@ -280,15 +294,22 @@ program
   .description(
     'pack a model into the packed cache ahead of serving (what maas serve maps instead of reading the model)',
   )
-  .argument('<model>', 'a model file (model.json, .h5, .onnx) or a repository version directory')
+  .argument('[model]', 'a model file (model.json, .h5, .onnx) or a repository version directory')
   .option('--packed-cache <dir>', 'the cache directory (default $MAAS_PACKED_CACHE or ~/.cache/maas/packed)')
+  .option('--prune', 'remove stale entries (model file gone or changed) and leftovers of packs that died')
+  .option('--max-size <size>', 'with --prune: then remove least recently used entries down to this size', byteSize)
   .option('--precision <precision>', 'fp32 or bf16 for an fp32 model (as its config.json asks)', (v: string) => {
     if (v !== 'fp32' && v !== 'bf16') throw new InvalidArgumentError(`expected fp32 or bf16 but received '${v}'`);
     return v;
   })
-  .action(async (model: string, opts: { packedCache?: string; precision?: 'fp32' | 'bf16' }) => {
-    await runPack(model, { ...opts, print: (line) => console.log(line) });
-  });
+  .action(
+    async (
+      model: string | undefined,
+      opts: { packedCache?: string; precision?: 'fp32' | 'bf16'; prune?: boolean; maxSize?: number },
+    ) => {
+      await runPack(model, { ...opts, print: (line) => console.log(line) });
+    },
+  );
 
 program
   .command('info')

@@ -13,12 +13,15 @@ import { isSealedPath } from '../io/sealed.js';
 import type { DensePrecision } from '../model/packed.js';
 import { native } from '../native/index.js';
 import { openAndPack } from '../pool/open-and-pack.js';
-import { defaultPackedCacheDir } from '../pool/packed-cache.js';
+import { PackedCache, defaultPackedCacheDir } from '../pool/packed-cache.js';
 import { PLAIN_MODEL_FILE_NAMES } from '../serving/repository/config.js';
 
 export interface PackCommandOptions {
   packedCache?: string;
   precision?: DensePrecision;
+  /** Prune the cache (stale entries, leftovers; with maxSize, least recently used ones) instead of, or after, packing. */
+  prune?: boolean;
+  maxSize?: number;
   print: (line: string) => void;
 }
 
@@ -32,14 +35,40 @@ async function modelFileOf(path: string): Promise<string> {
   );
 }
 
-export async function runPack(model: string, options: PackCommandOptions): Promise<void> {
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** `maas pack --prune [--max-size SIZE]`: what the cache lost and kept. */
+async function runPrune(dir: string, options: PackCommandOptions): Promise<void> {
+  const cache = new PackedCache(dir);
+  await cache.prepare();
+  const report = await cache.prune(options.maxSize !== undefined ? { maxBytes: options.maxSize } : {});
+  for (const source of report.stale) options.print(`removed stale entry of ${source}`);
+  for (const source of report.evicted) options.print(`evicted ${source} (least recently used)`);
+  options.print(
+    `pruned ${dir}: ${report.stale.length} stale, ${report.evicted.length} evicted, ${report.leftovers} leftover files; freed ${mib(report.freedBytes)}, ${mib(report.keptBytes)} kept`,
+  );
+}
+
+export async function runPack(model: string | undefined, options: PackCommandOptions): Promise<void> {
+  const dir = resolve(options.packedCache ?? defaultPackedCacheDir());
+  if (options.maxSize !== undefined && !options.prune)
+    throw new MaasError('MAAS_ERR_ARG_RANGE', '--max-size applies to --prune: add --prune');
+  if (model === undefined) {
+    if (!options.prune)
+      throw new MaasError('MAAS_ERR_ARG_RANGE', 'Name a model to pack, or prune the cache with --prune');
+    return runPrune(dir, options);
+  }
+  await packOne(model, dir, options);
+  if (options.prune) await runPrune(dir, options);
+}
+
+async function packOne(model: string, dir: string, options: PackCommandOptions): Promise<void> {
   const file = await modelFileOf(resolve(model));
   if (isSealedPath(file))
     throw new MaasError(
       'MAAS_ERR_ARG_RANGE',
       `${file} is encrypted: its packed weights would be plaintext on disk, so encrypted models are never cached`,
     );
-  const dir = resolve(options.packedCache ?? defaultPackedCacheDir());
   const started = performance.now();
   const loaded = await openAndPack({
     path: file,

@@ -77,6 +77,8 @@ export interface ServeCommandOptions {
   processes?: number;
   /** The packed cache directory; false with --no-packed-cache; absent: the default one. */
   packedCache?: string | false;
+  /** The packed cache's size cap (--packed-cache-max-size). */
+  packedCacheMaxSize?: number;
   print: (line: string) => void;
 }
 
@@ -168,6 +170,9 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
         : undefined,
     auditLog: options.auditLog,
     ...(packedCache ? { packedCache } : {}),
+    ...(packedCache && options.packedCacheMaxSize !== undefined
+      ? { packedCacheMaxBytes: options.packedCacheMaxSize }
+      : {}),
     ...(group ? { processGroup: group } : {}),
   };
   const server = await serve(serveOptions);

@@ -157,7 +157,8 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
   if (!cache) return (await openAndPackUncached(request, keys, {})).model;
   await cache.prepare();
   // fp32 asked of an fp32 file is the file as stored: one entry for both.
-  const key = await cache.keyOf(request.path, request.precision === 'bf16' ? 'bf16' : 'as-stored');
+  const precision = request.precision === 'bf16' ? 'bf16' : 'as-stored';
+  const key = await cache.keyOf(request.path, precision);
   if (!key) return (await openAndPackUncached(request, keys, {})).model;
   const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
   // A hit opens no model file: the pipeline, small beside the weights, is read from model.json here.
@@ -169,7 +170,7 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
       cached: 'hit',
     };
   }
-  const entry = cache.begin(key, request.path, request.tag);
+  const entry = cache.begin(key, request.path, request.tag, precision);
   const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);
   return { ...model, region: await entry.commit(model.region, model, digestVerified), cached: 'written' };
 }

@@ -19,7 +19,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MaasError } from '../core/errors.js';
 import { syncDirectory } from '../io/files.js';
@@ -44,9 +44,27 @@ interface EntryRecord {
   quantization?: string;
   /** Whether the model file's recorded digest was verified when it was packed (strictIntegrity needs it). */
   digestVerified: boolean;
-  /** The model file, for people reading the cache. */
+  /** The model file, for people reading the cache and for prune() to tell a stale entry. */
   source: string;
+  /** The precision the key was made with ('as-stored' or 'bf16'); absent in entries written before prune. */
+  precision?: string;
 }
+
+/** What prune() removed and kept. */
+export interface PruneReport {
+  /** Entries removed because their model file is gone or changed (or was packed by other kernels). */
+  stale: string[];
+  /** Entries removed, least recently used first, to bring the cache under maxBytes. */
+  evicted: string[];
+  /** Temporary files left by packs that never finished. */
+  leftovers: number;
+  /** Bytes freed, and bytes the remaining entries hold. */
+  freedBytes: number;
+  keptBytes: number;
+}
+
+/** A temporary file older than this is a leftover of a pack that died (a pack in progress renews it). */
+const LEFTOVER_AGE_MS = 60 * 60 * 1000;
 
 /** An entry being written: where to pack, and how to publish it once packed. */
 export interface PendingEntry {
@@ -107,7 +125,7 @@ export class PackedCache {
    * The key of `modelPath` packed in `precision` ('int8' for int8 files) by this process's
    * kernels, or null when the model is not cacheable (too many files).
    */
-  async keyOf(modelPath: string, precision: string): Promise<string | null> {
+  async keyOf(modelPath: string, precision: 'as-stored' | 'bf16'): Promise<string | null> {
     const files = await modelFiles(modelPath);
     if (!files) return null;
     const cpu = native.cpuInfo();
@@ -134,6 +152,9 @@ export class PackedCache {
     await checkPrivateDirectory(this.dir);
     const record = await this.readRecord(key);
     if (!record || (strictIntegrity && !record.digestVerified)) return null;
+    // Marks the entry used, for prune()'s least-recently-used order (best effort: a read-only cache still serves).
+    const now = new Date();
+    await utimes(join(this.dir, `${key}.json`), now, now).catch(() => undefined);
     let opened: { fd: number; byteLength: number };
     try {
       opened = native.openCachedRegion(this.packPath(key), tag);
@@ -165,7 +186,7 @@ export class PackedCache {
    * A new entry under `key`: pack into its target file, then commit; the published region's
    * descriptor is unclaimed under `tag` like the packed one it replaces.
    */
-  begin(key: string, source: string, tag: number): PendingEntry {
+  begin(key: string, source: string, tag: number, precision: 'as-stored' | 'bf16'): PendingEntry {
     const temporary = join(this.dir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     return {
       target: { file: temporary },
@@ -182,6 +203,7 @@ export class PackedCache {
             ...(loaded.quantization !== undefined ? { quantization: loaded.quantization } : {}),
             digestVerified,
             source,
+            precision,
           };
           await this.writeRecord(key, record);
           // link, not rename: when another process published the same key first, its file stays
@@ -202,6 +224,77 @@ export class PackedCache {
         }
       },
     };
+  }
+
+  /**
+   * Removes stale entries (the model file gone, edited, or packed by other kernels: no server
+   * would look them up again), leftovers of packs that died, and then, least recently used first,
+   * entries (all but the most recent) until the `.pack` files hold at most `maxBytes`. An entry a server has mapped keeps
+   * its pages until it unmaps them; the next load of that model packs it again.
+   */
+  async prune(options: { maxBytes?: number; keep?: ReadonlySet<string> } = {}): Promise<PruneReport> {
+    await checkPrivateDirectory(this.dir);
+    const report: PruneReport = { stale: [], evicted: [], leftovers: 0, freedBytes: 0, keptBytes: 0 };
+    const live: { key: string; bytes: number; used: number }[] = [];
+    const names = await readdir(this.dir);
+    for (const name of names) {
+      const full = join(this.dir, name);
+      if (name.startsWith('.') && name.endsWith('.tmp')) {
+        const info = await lstat(full).catch(() => null);
+        if (info?.isFile() && Date.now() - info.mtimeMs > LEFTOVER_AGE_MS) {
+          await rm(full, { force: true });
+          report.leftovers++;
+          report.freedBytes += info.size;
+        }
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      const key = name.slice(0, -'.json'.length);
+      if (!/^[0-9a-f]{40}$/.test(key)) continue;
+      const record = await this.readRecord(key);
+      const pack = await lstat(this.packPath(key)).catch(() => null);
+      const bytes = pack?.isFile() ? pack.size : 0;
+      if (options.keep?.has(key) !== true && (!record || (await this.isStale(key, record)))) {
+        await this.remove(key);
+        report.stale.push(record?.source ?? key);
+        report.freedBytes += bytes;
+        continue;
+      }
+      const used = (await lstat(full).catch(() => null))?.mtimeMs ?? 0;
+      live.push({ key, bytes, used });
+    }
+    live.sort((a, b) => a.used - b.used);
+    let total = live.reduce((n, e) => n + e.bytes, 0);
+    // The most recently used entry stays whatever the cap: it is what was just loaded.
+    if (options.maxBytes !== undefined)
+      for (const entry of live.slice(0, -1)) {
+        if (total <= options.maxBytes) break;
+        if (options.keep?.has(entry.key)) continue;
+        const record = await this.readRecord(entry.key);
+        await this.remove(entry.key);
+        report.evicted.push(record?.source ?? entry.key);
+        report.freedBytes += entry.bytes;
+        total -= entry.bytes;
+      }
+    report.keptBytes = total;
+    return report;
+  }
+
+  /** Whether no load would find this entry again: its model file is gone, or now makes another key. */
+  private async isStale(key: string, record: EntryRecord): Promise<boolean> {
+    const precisions: ('as-stored' | 'bf16')[] =
+      record.precision === 'bf16' || record.precision === 'as-stored' ? [record.precision] : ['as-stored', 'bf16'];
+    for (const precision of precisions) {
+      const now = await this.keyOf(record.source, precision).catch(() => null);
+      if (now === key) return false;
+    }
+    return true;
+  }
+
+  /** Removes an entry: the record last, so a half-removed entry is still found and finished by the next prune. */
+  private async remove(key: string): Promise<void> {
+    await rm(this.packPath(key), { force: true });
+    await rm(join(this.dir, `${key}.json`), { force: true });
   }
 
   private packPath(key: string): string {
@@ -259,7 +352,9 @@ function isEntryRecord(r: Partial<EntryRecord>): r is EntryRecord {
     Number.isSafeInteger(r.inputSize) &&
     Number.isSafeInteger(r.outputSize) &&
     (r.quantization === undefined || typeof r.quantization === 'string') &&
-    typeof r.digestVerified === 'boolean'
+    typeof r.digestVerified === 'boolean' &&
+    typeof r.source === 'string' &&
+    (r.precision === undefined || typeof r.precision === 'string')
   );
 }
 

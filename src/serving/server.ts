@@ -118,6 +118,12 @@ export interface ServeOptions {
    */
   packedCache?: string;
   /**
+   * The most bytes the packed cache's weights may take: after a version is packed into it, the
+   * least recently used entries (and stale ones, whose model file changed) are removed until it
+   * fits. Default: no limit.
+   */
+  packedCacheMaxBytes?: number;
+  /**
    * The group of serving processes this one belongs to (maas serve --processes N; see
    * process-group.ts): loads and unloads reach every process, /metrics sums them all.
    */
@@ -202,6 +208,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.strictModelIntegrity !== undefined ? { strictIntegrity: options.strictModelIntegrity } : {}),
     ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
     ...(options.packedCache ? { packedCache: resolve(options.packedCache) } : {}),
+    ...(options.packedCacheMaxBytes !== undefined ? { packedCacheMaxBytes: options.packedCacheMaxBytes } : {}),
   });
   const group = options.processGroup;
   const dataplane = new DataPlane({

@@ -396,4 +396,93 @@ describe('maas pack', () => {
       message: expect.stringMatching(/encrypted models are never cached/),
     });
   });
+
+  it('prunes stale entries, leftovers and, by least recent use, entries over a size', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'maas-prune-'));
+    const cache = join(root, 'cache');
+    for (const v of ['1', '2', '3']) await model().save(join(root, v));
+    const lines: string[] = [];
+    const print = (line: string) => lines.push(line);
+    for (const v of ['1', '2', '3']) await runPack(join(root, v), { packedCache: cache, print });
+    const packs = async () => (await readdir(cache)).filter((f) => f.endsWith('.pack')).length;
+    expect(await packs()).toBe(3);
+    const entryBytes = (
+      await stat(
+        join(
+          cache,
+          (await readdir(cache)).find((f) => f.endsWith('.pack'))!,
+        ),
+      )
+    ).size;
+
+    // Version 1 edited (a new key), version 2 deleted: both entries are stale; a leftover of a dead pack goes too.
+    const later = new Date(Date.now() + 5000);
+    await utimes(join(root, '1', 'model.json'), later, later);
+    await rm(join(root, '2'), { recursive: true });
+    const leftover = join(cache, `.${'0'.repeat(40)}.123.abc.tmp`);
+    await writeFile(leftover, 'x');
+    const old = new Date(Date.now() - 2 * 3600_000);
+    await utimes(leftover, old, old);
+    lines.length = 0;
+    await runPack(undefined, { packedCache: cache, prune: true, print });
+    expect(lines.filter((l) => l.startsWith('removed stale entry')).sort()).toEqual([
+      `removed stale entry of ${join(root, '1', 'model.json')}`,
+      `removed stale entry of ${join(root, '2', 'model.json')}`,
+    ]);
+    expect(lines.at(-1)).toMatch(
+      /^pruned .*: 2 stale, 0 evicted, 1 leftover files; freed [\d.]+ MiB, [\d.]+ MiB kept$/,
+    );
+    expect(await packs()).toBe(1);
+    const survivor = await pool.load(join(root, '3', 'model.json'), { packedCache: cache });
+    pool.discard(survivor);
+    expect(survivor.cached).toBe('hit');
+
+    // Three live entries over a cap of two: the least recently used goes, a hit counts as a use.
+    for (const v of ['4', '5']) {
+      await model().save(join(root, v));
+      await runPack(join(root, v), { packedCache: cache, print });
+    }
+    pool.discard(await pool.load(join(root, '3', 'model.json'), { packedCache: cache }));
+    lines.length = 0;
+    await runPack(undefined, { packedCache: cache, prune: true, maxSize: 2 * entryBytes, print });
+    expect(lines[0]).toBe(`evicted ${join(root, '4', 'model.json')} (least recently used)`);
+    expect(await packs()).toBe(2);
+    const kept = await pool.load(join(root, '3', 'model.json'), { packedCache: cache });
+    pool.discard(kept);
+    expect(kept.cached).toBe('hit');
+    // The most recent entry stays whatever the cap.
+    await runPack(undefined, { packedCache: cache, prune: true, maxSize: 1, print });
+    expect(await packs()).toBe(1);
+    await expect(runPack(undefined, { packedCache: cache, print })).rejects.toMatchObject({
+      code: 'MAAS_ERR_ARG_RANGE',
+      message: expect.stringMatching(/or prune the cache with --prune/),
+    });
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('keeps the cache under --packed-cache-max-size while serving', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'maas-prune-serve-'));
+    const cache = join(root, 'cache');
+    const repo = join(root, 'repo');
+    for (const name of ['a', 'b', 'c']) await model().save(join(repo, name, '1'));
+    const { serve } = await import('../../src/index.js');
+    const probe = await pool.load(join(repo, 'a', '1', 'model.json'));
+    pool.discard(probe);
+    const server = await serve({
+      modelRepository: repo,
+      grpcPort: 0,
+      httpPort: 0,
+      metricsPort: 0,
+      workers: 1,
+      packedCache: cache,
+      packedCacheMaxBytes: Math.floor(probe.region.byteLength * 2.5),
+      logLevel: 'silent',
+    });
+    try {
+      expect((await readdir(cache)).filter((f) => f.endsWith('.pack')).length).toBe(2);
+    } finally {
+      await server.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorCode } from '../../core/errors.js';
 import type { InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
+import { PackedCache } from '../../pool/packed-cache.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
 import {
@@ -118,6 +119,8 @@ export interface RepositoryOptions {
   modelKeys?: ModelKeys;
   /** A packed cache directory (pool/packed-cache.ts): versions map their packed weights from it (default: none). */
   packedCache?: string;
+  /** The packed cache's size cap: pruned after each version packed into it (default: none). */
+  packedCacheMaxBytes?: number;
 }
 
 const unknownModel = (name: string) =>
@@ -137,6 +140,7 @@ export class ModelRepository {
   private readonly strictIntegrity: boolean;
   private readonly modelKeys: ModelKeys | undefined;
   private readonly packedCache: string | undefined;
+  private readonly packedCacheMaxBytes: number | undefined;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
   private keySequence = 0;
@@ -156,6 +160,7 @@ export class ModelRepository {
     this.strictIntegrity = options.strictIntegrity ?? false;
     this.modelKeys = options.modelKeys;
     this.packedCache = options.packedCache;
+    this.packedCacheMaxBytes = options.packedCacheMaxBytes;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -334,6 +339,27 @@ export class ModelRepository {
     return run;
   }
 
+  /** Brings the packed cache under its cap after a pack; a failure is logged, never a failed load. */
+  private async pruneCache(dir: string, maxBytes: number): Promise<void> {
+    try {
+      const report = await new PackedCache(dir).prune({ maxBytes });
+      if (report.stale.length + report.evicted.length + report.leftovers > 0)
+        this.logger.info(
+          {
+            packedCache: dir,
+            stale: report.stale,
+            evicted: report.evicted,
+            leftovers: report.leftovers,
+            freedBytes: report.freedBytes,
+            keptBytes: report.keptBytes,
+          },
+          'packed cache pruned',
+        );
+    } catch (e) {
+      this.logger.warn({ packedCache: dir, err: (e as Error).message }, 'packed cache could not be pruned');
+    }
+  }
+
   private async reload(entry: ModelEntry, override: unknown): Promise<void> {
     const { name } = entry;
     const dir = join(this.root, name);
@@ -462,6 +488,8 @@ export class ModelRepository {
         { model: name, version, packedCache: cached },
         cached === 'hit' ? 'packed weights mapped from the cache' : 'packed weights written to the cache',
       );
+    if (cached === 'written' && this.packedCache && this.packedCacheMaxBytes !== undefined)
+      await this.pruneCache(this.packedCache, this.packedCacheMaxBytes);
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
       format: region.format,
