@@ -3,10 +3,9 @@
  * another core while the training step runs on the caller's: one fitting pass, or one batch pass
  * whose batches are moved (not copied) to the caller, never more than the caller's credit ahead.
  */
-import { createReadStream } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
-import { batchPass, fitPass, type BatchPassOptions, type FitPassOptions } from './csv-passes.js';
+import { batchPass, fileChunks, fitPass, type BatchPassOptions, type FitPassOptions } from './csv-passes.js';
 
 /** What the caller asks of the thread. */
 export type DataThreadJob =
@@ -27,16 +26,6 @@ export interface DataThreadCredit {
 
 const port = parentPort!;
 const job = workerData as DataThreadJob;
-
-/** The file's bytes, in large chunks; an unreadable file is a coded error naming it. */
-async function* fileChunks(path: string): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 2 ** 20 })) yield chunk as Buffer;
-  } catch (e) {
-    if (e instanceof MaasError) throw e;
-    throw new MaasError('MAAS_ERR_DATA_FORMAT', `Cannot read ${path}: ${(e as Error).message}`);
-  }
-}
 
 async function run(): Promise<void> {
   if (job.job === 'fit') {

@@ -6,6 +6,7 @@
  * long the file is. csv-dataset-thread.ts runs them in a thread for a file; csvDataset runs them
  * in-process for other sources.
  */
+import { createReadStream } from 'node:fs';
 import { MaasError } from '../core/errors.js';
 import { Random } from '../core/random.js';
 import { CsvScanner, scanCsv } from './csv-scan.js';
@@ -14,6 +15,16 @@ import { Pipeline, preparationSettings, type PipelineJson, type PreparationRepor
 import { StreamingFitter } from './stream-fit.js';
 import { isMissing, type Cell } from './table.js';
 import type { DataWarning } from './warnings.js';
+
+/** A file's bytes in chunks of `chunkBytes`; an unreadable file is a coded error naming it. */
+export async function* fileChunks(path: string, chunkBytes = 2 ** 20): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) yield chunk as Buffer;
+  } catch (e) {
+    if (e instanceof MaasError) throw e;
+    throw new MaasError('MAAS_ERR_DATA_FORMAT', `Cannot read ${path}: ${(e as Error).message}`);
+  }
+}
 
 /** How a column's cells are read. */
 type Read = 'number' | 'date' | 'text';

@@ -30,6 +30,11 @@ const NINE = 0x39;
 /** The longest record the scanner holds while waiting for its end (a quote never closed would grow for ever). */
 export const MAX_RECORD_BYTES = 16 * 2 ** 20;
 
+/** Fields up to this many bytes are looked up among recent texts before being decoded. */
+const SHORT_TEXT = 24;
+/** Recent texts kept (a column of IDs would otherwise grow the table for ever). */
+const MAX_KNOWN_TEXTS = 4096;
+
 /** Powers of ten exactly representable as doubles: a product or quotient with one is correctly rounded. */
 const POW10 = Float64Array.from({ length: 23 }, (_, i) => 10 ** i);
 
@@ -63,6 +68,10 @@ export class CsvScanner {
   private flags = new Uint8Array(64);
   private carry: Buffer | null = null;
   private first = true;
+  /** 1 for the bytes that end or break an unquoted field: the delimiter, line breaks, '#' and '"'. */
+  private readonly special = new Uint8Array(256);
+  /** Recent text fields by a hash of their bytes, so a repeated category is not decoded again. */
+  private readonly texts = new Map<number, { bytes: Buffer; text: string }>();
   private lines = 1;
 
   constructor(
@@ -74,6 +83,7 @@ export class CsvScanner {
         'MAAS_ERR_ARG_RANGE',
         `A CSV delimiter cannot be ${JSON.stringify(String.fromCharCode(delimiter))}`,
       );
+    for (const c of [delimiter, LF, CR, HASH, QUOTE]) this.special[c] = 1;
   }
 
   /** Scans a chunk; a record cut at the chunk's end waits for the next one. */
@@ -114,8 +124,26 @@ export class CsvScanner {
   text(i: number): string {
     const s = this.starts[i]!;
     const e = this.ends[i]!;
-    const text = utf8Slice.call(this.buf, s, e);
-    return this.flags[i] === ESCAPED ? text.replaceAll('""', '"') : text;
+    if (this.flags[i] === ESCAPED) return utf8Slice.call(this.buf, s, e).replaceAll('""', '"');
+    if (e - s > SHORT_TEXT) return utf8Slice.call(this.buf, s, e);
+    // Short fields repeat (categories, labels): look the bytes up before decoding them.
+    const buf = this.buf;
+    let hash = 0x811c9dc5 ^ (e - s);
+    for (let k = s; k < e; k++) hash = Math.imul(hash ^ buf[k]!, 0x01000193);
+    const known = this.texts.get(hash);
+    if (known !== undefined && known.bytes.length === e - s) {
+      let same = true;
+      for (let k = 0; k < e - s; k++)
+        if (known.bytes[k] !== buf[s + k]) {
+          same = false;
+          break;
+        }
+      if (same) return known.text;
+    }
+    const text = utf8Slice.call(buf, s, e);
+    if (this.texts.size >= MAX_KNOWN_TEXTS) this.texts.clear();
+    this.texts.set(hash, { bytes: Buffer.from(buf.subarray(s, e)), text });
+    return text;
   }
 
   /**
@@ -237,12 +265,9 @@ export class CsvScanner {
           throw this.failure(`text after a closing quote (${JSON.stringify(String.fromCharCode(c))})`);
         }
         const s = p;
-        while (p < end) {
-          const c = data[p]!;
-          if (c === delimiter || c === LF || c === CR || c === HASH) break;
-          if (c === QUOTE) throw this.failure('a quote inside an unquoted field');
-          p++;
-        }
+        const special = this.special;
+        while (p < end && special[data[p]!] === 0) p++;
+        if (p < end && data[p] === QUOTE) throw this.failure('a quote inside an unquoted field');
         if (p >= end && !final) return this.cut(recordStart, lineAtStart);
         let e = p;
         while (e > s && isBlank(data[e - 1]!)) e--;
