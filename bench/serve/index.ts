@@ -30,7 +30,7 @@ import { recordsSection } from './records.js';
 import { largeModelSection, processesSection } from './scale.js';
 
 interface Args {
-  /** Parts to run: ceiling, a, b, c, rss, processes, large. */
+  /** Parts to run: ceiling, a, b, c, rss, processes, large, large-fp32 (not by default: 15 GB of disk), records. */
   parts: Set<string>;
   seconds: number;
   /** Interleaved rounds at concurrency 64. */
@@ -60,7 +60,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = argv[++i]!;
     else
       throw new Error(
-        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss,processes,large,records --large-dir DIR --seconds S --rounds N --concurrency 1,64 --out FILE)`,
+        `bench:serve: unknown argument ${a} (use --parts ceiling,a,b,c,rss,processes,large,large-fp32,records --large-dir DIR --seconds S --rounds N --concurrency 1,64 --out FILE)`,
       );
   }
   if (!args.concurrency.includes(64)) args.concurrency.push(64);
@@ -240,7 +240,11 @@ async function main(): Promise<void> {
   if (args.parts.has('processes'))
     scale.push(...(await processesSection({ seconds: args.seconds, rounds: args.rounds })));
   if (args.parts.has('large'))
-    scale.push(...(await largeModelSection({ dir: args.largeDir, layers: 8, width: 12288 })));
+    scale.push(...(await largeModelSection({ dir: args.largeDir, layers: 8, width: 12288, precision: 'int8' })));
+  if (args.parts.has('large-fp32'))
+    scale.push(
+      ...(await largeModelSection({ dir: `${args.largeDir}-fp32`, layers: 8, width: 12288, precision: 'fp32' })),
+    );
   if (args.parts.has('records'))
     scale.push(...(await recordsSection({ seconds: args.seconds, rounds: args.rounds, workers })));
   report(args, rows, samples, { sOk, rss, bigBytes, workers, ceiling, scale });

@@ -166,12 +166,19 @@ async function versionReady(httpPort: number, v: number): Promise<boolean> {
  * empty cache, cold start from the cache (page cache warm), memory with 2 workers, latency, and
  * a hot reload to a new version with memory sampled throughout.
  */
-export async function largeModelSection(options: { dir: string; layers: number; width: number }): Promise<string[]> {
-  const { dir, layers, width } = options;
+export async function largeModelSection(options: {
+  dir: string;
+  layers: number;
+  width: number;
+  /** int8 (maas's int8 format, 1.2 GB packed at 8 × 12288²) or fp32 (4.8 GB packed). */
+  precision: 'int8' | 'fp32';
+}): Promise<string[]> {
+  const { dir, layers, width, precision } = options;
+  const int8 = precision === 'int8';
   const model = join(dir, 'model');
   if (!existsSync(join(model, 'model.json'))) {
-    console.log(`  generating the ${layers} × ${width}² int8 model in ${model} (seeded) …`);
-    await writeLargeModel(model, { layers, width, int8: true, seed: 7 });
+    console.log(`  generating the ${layers} × ${width}² ${precision} model in ${model} (seeded) …`);
+    await writeLargeModel(model, { layers, width, int8, seed: 7 });
   }
   const repository = join(dir, 'repo');
   const cache = join(dir, 'cache');
@@ -221,9 +228,9 @@ export async function largeModelSection(options: { dir: string; layers: number; 
   const GB = (b: number) => (b / 1e9).toFixed(2);
   const params = layers * width * width;
   return [
-    `## A model of ${(params / 1e9).toFixed(2)} billion parameters (int8, ${layers} × ${width}², 2 workers × 1 thread, one process)`,
+    `## A model of ${(params / 1e9).toFixed(2)} billion parameters (${precision}, ${layers} × ${width}², 2 workers × 1 thread, one process)`,
     '',
-    `Model files ${GB(fileBytes)} GB (fp32 values on each column's int8 grid, maas's int8 format); packed int8 ${GB(packedBytes)} GB. Times are from spawning \`maas serve\` to its banner (every version loaded, warmed in both workers, ports bound), Node's start included. Memory from /proc/<pid>/smaps_rollup.`,
+    `Model files ${GB(fileBytes)} GB (${int8 ? "fp32 values on each column's int8 grid, maas's int8 format" : 'tfjs-layers fp32'}); packed ${precision} ${GB(packedBytes)} GB. Times are from spawning \`maas serve\` to its banner (every version loaded, warmed in both workers, ports bound), Node's start included. Memory from /proc/<pid>/smaps_rollup.`,
     '',
     '| measure | value | note |',
     '| --- | --- | --- |',
@@ -233,7 +240,7 @@ export async function largeModelSection(options: { dir: string; layers: number; 
     `| RSS after batch-1 and batch-64 requests | ${GB(afterRequests.rss)} GB | ${fmt(afterRequests.rss / packedBytes)}× packed |`,
     `| RSS from the cache, 2 workers | ${GB(mapped.rss)} GB | ${fmt(mapped.rss / packedBytes)}× packed |`,
     `| batch-1 latency (gRPC, median of 20) | ${fmt(b1, 1)} ms | ${GB(packedBytes / (b1 / 1000))} GB/s of weights streamed; from the cache: ${fmt(b1Mapped, 1)} ms |`,
-    `| batch-64 latency (median of 6) | ${fmt(b64, 1)} ms | ${fmt((2 * params * 64) / (b64 / 1000) / 1e9, 0)} GOP/s |`,
+    `| batch-64 latency (median of 6) | ${fmt(b64, 1)} ms | ${fmt((2 * params * 64) / (b64 / 1000) / 1e9, 0)} ${int8 ? 'GOP/s' : 'GFLOP/s'} |`,
     `| hot reload to version 2 (new entry packed while v1 serves) | ${fmt(reloadMs / 1000, 1)} s | peak RSS ${GB(peak)} GB = ${fmt(peak / packedBytes)}× packed (old and new: ≤ 2.2×); after v1 drained ${GB(afterReload.rss)} GB = ${fmt(afterReload.rss / packedBytes)}× |`,
     '',
   ];

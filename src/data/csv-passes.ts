@@ -292,13 +292,16 @@ export async function* batchPass(
       skipped++;
       return;
     }
-    const labelNumber =
-      numericClasses || !classification ? (scanner.number(place.labelAt) ?? numberOf(labelText)) : undefined;
-    const labelCell: Cell = classification
-      ? labelNumber !== undefined
-        ? String(labelNumber)
-        : textOf(labelText)
-      : (labelNumber ?? labelText);
+    let labelCell: Cell;
+    if (numericClasses || !classification) {
+      const n = scanner.number(place.labelAt) ?? numberOf(labelText);
+      // The fitting pass (and DataFrame) read a label that is not a number as missing: the row is left out.
+      if (n === undefined) {
+        skipped++;
+        return;
+      }
+      labelCell = classification ? String(n) : n;
+    } else labelCell = textOf(labelText);
     const y = pipeline.labelValue(labelCell, scanner.line);
     for (let c = 0; c < cells.length; c++) {
       const at = place.inputs[c]!;

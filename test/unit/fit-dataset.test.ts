@@ -205,6 +205,21 @@ describe('csvDataset: the streaming preparation', () => {
       }),
     ).toMatch(/^MAAS_ERR_DATA_UNKNOWN_CATEGORY: Row 3, label 'label': 'cow'/);
   });
+  it('leaves out the rows whose label is missing or unreadable, in both passes, for a regression label', async () => {
+    const file = join(dir, 'regression.csv');
+    await writeFile(file, 'a,b,y\n1,x,2.5\n2,y,\n3,x,oops\n4,y,7\n5,x,1e1\n');
+    const warnings = collector();
+    const ds = await csvDataset(file, { label: 'y', shuffle: false, onWarning: warnings.onWarning });
+    expect(ds.pipeline.task).toBe('regression');
+    expect(ds.rows).toBe(3);
+    // As prepare() on the whole table: the unreadable label counts as missing, and the warning says so.
+    expect(warnings.warnings.map((w) => w.message)).toEqual(["2 of 5 rows have no 'y': they are left out"]);
+    const fitted = prepare(await readCsv(file, { onWarning: 'ignore' }), { label: 'y', onWarning: 'ignore' });
+    expect(Array.from(fitted.y!)).toEqual([2.5, 7, 10]);
+    const ys: number[] = [];
+    for await (const batch of ds) ys.push(...batch.ys.dataSync());
+    expect(ys).toEqual([2.5, 7, 10]);
+  });
 });
 
 describe('model.fitDataset', () => {
