@@ -8,7 +8,13 @@
 import { rmSync } from 'node:fs';
 import { fromNative, invalidParameter } from '../core/errors.js';
 import type { ActivationName } from '../layers/activations.js';
-import { ACTIVATION_CODES, native, type NativeModelHandle, type NativeQuantLayerSpec } from '../native/index.js';
+import {
+  ACTIVATION_CODES,
+  native,
+  type NativeModelHandle,
+  type NativeQuantLayerSpec,
+  type RegionView,
+} from '../native/index.js';
 
 /**
  * The packed formats a handle can be opened over: fp32 weights, the same model with its weights
@@ -134,7 +140,7 @@ export interface LayerPacker {
   readonly bytes: number;
   readonly format: PackedFormat;
   /** `int8`: the layer's s8 weights and scales (an int8 stack; null weights keep the layer fp32). */
-  packLayer(dst: Uint8Array, index: number, layer: PackLayer, int8?: Int8PackLayer): string;
+  packLayer(dst: RegionView | Uint8Array, index: number, layer: PackLayer, int8?: Int8PackLayer): string;
 }
 
 /** A dense stack's layout for `precision`: its native specs, byte count and format (the precision checked). */
@@ -197,11 +203,11 @@ export interface RegionTarget {
  */
 export async function packIntoRegion(
   packer: LayerPacker,
-  fill: (view: Uint8Array) => Promise<string> | string,
+  fill: (view: RegionView) => Promise<string> | string,
   tag = 0,
   target: RegionTarget = {},
 ): Promise<PackedRegion> {
-  let region: { fd: number; view: Uint8Array } | null = null;
+  let region: { fd: number; view: RegionView } | null = null;
   let mapped = false;
   try {
     region = target.file
@@ -226,7 +232,7 @@ export async function packIntoRegion(
 
 /** Packs layers held in memory, each in turn (the int8 ones with `int8[i]`). */
 function packEach(packer: LayerPacker, layers: readonly PackLayer[], int8?: readonly Int8PackLayer[]) {
-  return (view: Uint8Array): string => {
+  return (view: RegionView | Uint8Array): string => {
     let kernel = '';
     layers.forEach((layer, i) => (kernel = packer.packLayer(view, i, layer, int8?.[i])));
     return kernel;

@@ -212,6 +212,9 @@ export interface NativeRegionRef {
   byteLength: number;
 }
 
+/** A writable region's bytes, as createRegion hands them out: only the addon reads or writes them. */
+export type RegionView = { readonly __regionView: unique symbol };
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
   setMaxIsa(isa: IsaName): IsaName;
@@ -223,7 +226,7 @@ export interface NativeBinding {
     specs: NativeLayerSpec[],
     weights: Float32Array[],
     biases: (Float32Array | null)[],
-    dst: Uint8Array,
+    dst: RegionView | Uint8Array,
     kernel?: string,
   ): string;
   /**
@@ -235,7 +238,7 @@ export interface NativeBinding {
     index: number,
     weights: Float32Array,
     bias: Float32Array | null,
-    dst: Uint8Array,
+    dst: RegionView | Uint8Array,
     kernel?: string,
   ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
@@ -247,7 +250,7 @@ export interface NativeBinding {
     weights: (Int8Array | Float32Array)[],
     weightScales: (Float32Array | null)[],
     biases: (Float32Array | null)[],
-    dst: Uint8Array,
+    dst: RegionView | Uint8Array,
     kernel?: string,
   ): string;
   /** packQuantized for layer `index` alone (see packStackLayer). */
@@ -258,20 +261,23 @@ export interface NativeBinding {
     weights: Int8Array | Float32Array,
     weightScale: Float32Array | null,
     bias: Float32Array | null,
-    dst: Uint8Array,
+    dst: RegionView | Uint8Array,
     kernel?: string,
   ): string;
   /** The addon's class for an int8 handle. */
   QuantizedStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeQuantizedHandle;
-  /** A new shared-memory region of `bytes` bytes (memfd on Linux) and a writable view to pack into. */
-  createRegion(bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  /**
+   * A new shared-memory region of `bytes` bytes (memfd on Linux) and a writable view to pack into:
+   * an opaque handle the pack functions take, since Node 20 makes no buffer above 4 GiB.
+   */
+  createRegion(bytes: number, tag?: number): { fd: number; view: RegionView };
   /**
    * A region backed by a new file at `path` (created exclusively, mode 0600, not through a
    * symbolic link) and a writable view: other processes map it by opening the file.
    */
-  createFileRegion(path: string, bytes: number, tag?: number): { fd: number; view: Uint8Array };
+  createFileRegion(path: string, bytes: number, tag?: number): { fd: number; view: RegionView };
   /** Takes a writable region view's pages out of the resident set (madvise DONTNEED); the bytes stay in its file. */
-  dropRegionPages(view: Uint8Array): void;
+  dropRegionPages(view: RegionView): void;
   /** Flushes a file region's bytes to the disk (fdatasync). */
   syncRegion(fd: number): void;
   /**
@@ -280,7 +286,7 @@ export interface NativeBinding {
    */
   openCachedRegion(path: string, tag?: number): { fd: number; byteLength: number };
   /** Unmaps a view from createRegion now (its buffer is detached). */
-  releaseRegionView(view: Uint8Array): void;
+  releaseRegionView(view: RegionView): void;
   /** Freezes a region's size and bytes (Linux seals; elsewhere nothing). */
   sealRegion(fd: number): void;
   /** Marks a region as owned by its server, so closeUnclaimedRegions leaves it open. */

@@ -41,7 +41,7 @@ import {
 } from '../../src/model/packed.js';
 import { readInt8 } from '../../src/quant/load.js';
 import { int8PackLayer, int8PackLayers } from '../../src/quant/model.js';
-import { native } from '../../src/native/index.js';
+import { native, type RegionView } from '../../src/native/index.js';
 import { runPack } from '../../src/cli/pack.js';
 
 const rows = Float32Array.from({ length: 8 * 10 }, (_, i) => Math.sin(i * 0.37));
@@ -110,11 +110,12 @@ async function addBatchNorm(dir: string): Promise<void> {
 }
 
 /** Packs into a fresh page-aligned region through `pack`, and returns its bytes. */
-function packedBytes(bytes: number, pack: (view: Uint8Array) => void): Buffer {
+function packedBytes(bytes: number, pack: (view: RegionView) => void): Buffer {
   const region = native.createRegion(bytes);
   try {
     pack(region.view);
-    return Buffer.from(region.view);
+    // The region's file holds what was packed through its (page-aligned) view.
+    return readFileSync(`/proc/self/fd/${region.fd}`);
   } finally {
     native.releaseRegionView(region.view);
     native.closeRegion(region.fd);
@@ -136,6 +137,26 @@ describe('packing one layer at a time', () => {
         for (const i of [2, 0, 1]) native.packStackLayer(specs, i, kernels[i]!, biases[i]!, view, precision);
       });
       expect(byLayer.equals(once)).toBe(true);
+    }
+  });
+
+  it('refuses a region view once released, and anything that is not one', () => {
+    const bytes = native.packedStackByteLength(specs, 'fp32');
+    const region = native.createRegion(bytes);
+    try {
+      native.packStack(specs, kernels, biases, region.view, 'fp32');
+      native.releaseRegionView(region.view);
+      expect(() => native.packStackLayer(specs, 0, kernels[0]!, biases[0]!, region.view, 'fp32')).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_ARG_TYPE' }),
+      );
+      expect(() => native.releaseRegionView(region.view)).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+      );
+      expect(() => native.dropRegionPages({} as never)).toThrow(
+        expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+      );
+    } finally {
+      native.closeRegion(region.fd);
     }
   });
 

@@ -67,15 +67,15 @@ Napi::Value PackStack(const Napi::CallbackInfo& info) {
       bp[i] = bv.As<Napi::Float32Array>().Data();
     }
   }
-  auto dst = ArgTypedArray<uint8_t>(info, 3, "dst", napi_uint8_array);
+  const ByteSpan dst = ArgByteSpan(info, 3, "dst");
   const F32GemmKernel& kernel = ArgKernel(info, 4);
-  const Status s =
-      PackDenseStack(specs.data(), specs.size(), wp.data(), bp.data(), kernel, dst.Data(), dst.ByteLength());
+  const Status s = PackDenseStack(specs.data(), specs.size(), wp.data(), bp.data(), kernel, dst.data, dst.size);
   if (s != Status::kOk) ThrowStatus(env, s, "packStack");
   return Napi::String::New(env, kernel.name);
 }
 
-// packStackLayer(specs, index, weights: Float32Array, bias: Float32Array|null, dst: Uint8Array, kernel?) -> kernel name
+// packStackLayer(specs, index, weights: Float32Array, bias: Float32Array|null, dst: ArrayBuffer|Uint8Array, kernel?) ->
+// kernel name
 Napi::Value PackStackLayer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<DenseLayerSpec> specs = ArgSpecs(info, 0);
@@ -89,10 +89,9 @@ Napi::Value PackStackLayer(const Napi::CallbackInfo& info) {
       spec.has_bias
           ? static_cast<const float*>(ArgLayerArray(env, info[3], napi_float32_array, spec.out, layer + " bias"))
           : nullptr;
-  auto dst = ArgTypedArray<uint8_t>(info, 4, "dst", napi_uint8_array);
+  const ByteSpan dst = ArgByteSpan(info, 4, "dst");
   const F32GemmKernel& kernel = ArgKernel(info, 5);
-  const Status s =
-      PackDenseStackLayer(specs.data(), specs.size(), index, weights, bias, kernel, dst.Data(), dst.ByteLength());
+  const Status s = PackDenseStackLayer(specs.data(), specs.size(), index, weights, bias, kernel, dst.data, dst.size);
   if (s != Status::kOk) ThrowStatus(env, s, "packStackLayer");
   return Napi::String::New(env, kernel.name);
 }

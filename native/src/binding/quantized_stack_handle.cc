@@ -68,11 +68,11 @@ Napi::Value PackQuantized(const Napi::CallbackInfo& info) {
                 ? static_cast<const float*>(ArgLayerArray(env, b.Get(i), napi_float32_array, d.out, layer + " bias"))
                 : nullptr;
   }
-  auto dst = ArgTypedArray<uint8_t>(info, 5, "dst", napi_uint8_array);
+  const ByteSpan dst = ArgByteSpan(info, 5, "dst");
   const Int8GemmKernel& kernel = ArgInt8Kernel(info, 6);
-  const Status s = PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic,
-                                  wp.data(), sp.data(), bp.data(), kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()),
-                                  dst.Data(), dst.ByteLength());
+  const Status s =
+      PackQuantStack(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic, wp.data(),
+                     sp.data(), bp.data(), kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()), dst.data, dst.size);
   if (s != Status::kOk) ThrowStatus(env, s, "packQuantized");
   return Napi::String::New(env, kernel.name);
 }
@@ -98,11 +98,11 @@ Napi::Value PackQuantizedLayer(const Napi::CallbackInfo& info) {
   const auto* bias =
       d.has_bias ? static_cast<const float*>(ArgLayerArray(env, info[5], napi_float32_array, d.out, layer + " bias"))
                  : nullptr;
-  auto dst = ArgTypedArray<uint8_t>(info, 6, "dst", napi_uint8_array);
+  const ByteSpan dst = ArgByteSpan(info, 6, "dst");
   const Int8GemmKernel& kernel = ArgInt8Kernel(info, 7);
-  const Status s = PackQuantStackLayer(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic,
-                                       index, weights, w_scale, bias, kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()),
-                                       dst.Data(), dst.ByteLength());
+  const Status s =
+      PackQuantStackLayer(specs.data(), specs.size(), dynamic ? QuantMode::kDynamic : QuantMode::kStatic, index,
+                          weights, w_scale, bias, kernel, *SelectF32Gemm(AddonOf(env)->isa_cap()), dst.data, dst.size);
   if (s != Status::kOk) ThrowStatus(env, s, "packQuantizedLayer");
   return Napi::String::New(env, kernel.name);
 }

@@ -20,6 +20,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "addon.h"
 #include "args.h"
@@ -37,14 +38,17 @@ std::mutex g_mutex;
 // closeUnclaimedRegions(tag) closes it without touching another load's.
 std::unordered_map<int, double> g_unclaimed;
 
-// A writable view handed to JavaScript: unmapped by releaseRegionView() or, failing that, by the
-// ArrayBuffer's finalizer.
+// A writable view handed to JavaScript as an opaque External (not an ArrayBuffer: Node 20 makes
+// no external buffer above 4 GiB, and a billion-parameter fp32 model packs to 4.8 GB): unmapped by
+// releaseRegionView() or, failing that, by the External's finalizer. JavaScript passes it back
+// to the pack functions, which find it here.
 struct WritableView {
   void* data;
   size_t size;
   bool mapped;
 };
-std::unordered_map<void*, WritableView*> g_views;
+// The live views: a pointer from JavaScript is trusted only once found here.
+std::unordered_set<WritableView*> g_views;
 
 constexpr size_t kMaxRegionBytes = size_t{1} << 40;  // 1 TiB: far above any dense model
 
@@ -66,17 +70,24 @@ int CreateAnonymousFile() {
 #endif
 }
 
-void FinalizeView(Napi::Env, void*, WritableView* view) {
+void FinalizeView(Napi::Env, WritableView* view) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (view->mapped) {
     munmap(view->data, view->size);
-    g_views.erase(view->data);
+    g_views.erase(view);
   }
   delete view;
 }
 
+// The live view a JavaScript value names (under g_mutex), or nullptr.
+WritableView* LiveView(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto* view = v.As<Napi::External<WritableView>>().Data();
+  return g_views.count(view) != 0 ? view : nullptr;
+}
+
 // Sizes and maps a new region's file writable and registers it unclaimed under `tag`; the
-// descriptor is closed on failure. Returns { fd, view: Uint8Array }.
+// descriptor is closed on failure. Returns { fd, view: ArrayBuffer }.
 Napi::Value MapNewRegion(Napi::Env env, int fd, size_t bytes, double tag, const char* fn) {
   if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     const int error = errno;
@@ -93,12 +104,11 @@ Napi::Value MapNewRegion(Napi::Env env, int fd, size_t bytes, double tag, const 
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_unclaimed[fd] = tag;
-    g_views[data] = view;
+    g_views.insert(view);
   }
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, data, bytes, FinalizeView, view);
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
-  out.Set("view", Napi::Uint8Array::New(env, bytes, buffer, 0));
+  out.Set("view", Napi::External<WritableView>::New(env, view, FinalizeView));
   return out;
 }
 
@@ -121,7 +131,7 @@ std::string ArgPath(const Napi::CallbackInfo& info, size_t index) {
   return info[index].As<Napi::String>();
 }
 
-// createRegion(bytes, tag = 0) -> { fd, view: Uint8Array }: a new anonymous region of `bytes`
+// createRegion(bytes, tag = 0) -> { fd, view: ArrayBuffer }: a new anonymous region of `bytes`
 // zero bytes, its view writable, unclaimed under `tag`.
 Napi::Value CreateRegion(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -143,21 +153,15 @@ Napi::Value CreateFileRegion(const Napi::CallbackInfo& info) {
   return MapNewRegion(env, fd, bytes, ArgTag(info, 2), "createFileRegion");
 }
 
-// releaseRegionView(view): unmaps a view from createRegion now and detaches its buffer.
+// releaseRegionView(view): unmaps a view from createRegion now; the handle names nothing after.
 Napi::Value ReleaseRegionView(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto typed = ArgTypedArray<uint8_t>(info, 0, "view", napi_uint8_array);
-  Napi::ArrayBuffer buffer = typed.ArrayBuffer();
-  void* data = buffer.Data();
-  {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    auto it = g_views.find(data);
-    if (it == g_views.end()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "releaseRegionView: not a live region view", true);
-    munmap(it->second->data, it->second->size);
-    it->second->mapped = false;
-    g_views.erase(it);
-  }
-  buffer.Detach();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  WritableView* view = LiveView(info[0]);
+  if (view == nullptr) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "releaseRegionView: not a live region view", true);
+  munmap(view->data, view->size);
+  view->mapped = false;
+  g_views.erase(view);
   return env.Undefined();
 }
 
@@ -165,12 +169,10 @@ Napi::Value ReleaseRegionView(const Napi::CallbackInfo& info) {
 // bytes stay in the region's file (page cache, written back as usual) and come back on access.
 Napi::Value DropRegionPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto typed = ArgTypedArray<uint8_t>(info, 0, "view", napi_uint8_array);
-  void* data = typed.ArrayBuffer().Data();
   std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_views.find(data);
-  if (it == g_views.end()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "dropRegionPages: not a live region view", true);
-  if (madvise(it->second->data, it->second->size, MADV_DONTNEED) != 0) ThrowErrno(env, "dropRegionPages", errno);
+  WritableView* view = LiveView(info[0]);
+  if (view == nullptr) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "dropRegionPages: not a live region view", true);
+  if (madvise(view->data, view->size, MADV_DONTNEED) != 0) ThrowErrno(env, "dropRegionPages", errno);
   return env.Undefined();
 }
 
@@ -340,6 +342,15 @@ void RegionMapping::Reset() {
   }
   data_ = nullptr;
   size_ = 0;
+}
+
+bool RegionViewBytes(const Napi::Value& value, uint8_t** data, size_t* size) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  WritableView* view = LiveView(value);
+  if (view == nullptr) return false;
+  *data = static_cast<uint8_t*>(view->data);
+  *size = view->size;
+  return true;
 }
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports) {

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace maas::binding {
 
@@ -33,6 +34,10 @@ class RegionMapping {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
 };
+
+// The bytes of a writable region view (createRegion's `view`, an opaque External); false when
+// `value` is not a live one.
+bool RegionViewBytes(const Napi::Value& value, uint8_t** data, size_t* size);
 
 void RegisterSharedRegions(Napi::Env env, Napi::Object exports);
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "addon.h"
+#include "shared_region.h"
 
 namespace maas::binding {
 
@@ -20,6 +21,26 @@ inline Napi::TypedArrayOf<T> ArgTypedArray(const Napi::CallbackInfo& info, size_
         true);
   }
   return v.As<Napi::TypedArrayOf<T>>();
+}
+
+// Writable bytes: a Uint8Array, or a writable region view (createRegion's opaque `view`: a
+// region may be larger than any typed array of Node 20, 4 GiB).
+struct ByteSpan {
+  uint8_t* data;
+  size_t size;
+};
+
+inline ByteSpan ArgByteSpan(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  Napi::Value v = info[index];
+  ByteSpan span{nullptr, 0};
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    auto t = v.As<Napi::Uint8Array>();
+    return {t.Data(), t.ByteLength()};
+  }
+  if (RegionViewBytes(v, &span.data, &span.size)) return span;
+  ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a Uint8Array or a live region view for ") + what,
+             true);
+  return span;
 }
 
 // One napi_get_typedarray_info call for type, length and data: the predict path's fast check.
