@@ -234,7 +234,7 @@ export async function largeModelSection(options: {
     '',
     '| measure | value | note |',
     '| --- | --- | --- |',
-    `| cold start, empty packed cache | ${fmt(first.readyMs / 1000, 1)} s | streamed from the files at ${GB(fileBytes / (first.readyMs / 1000))} GB/s: read, digest, requantize, pack, write the entry |`,
+    `| cold start, empty packed cache | ${fmt(first.readyMs / 1000, 1)} s | streamed from the files at ${GB(fileBytes / (first.readyMs / 1000))} GB/s: read, digest, ${int8 ? 'requantize, ' : ''}pack, write the entry |`,
     `| cold start, packed cache present | ${fmt(second.readyMs / 1000, 2)} s | **${GB(packedBytes / (second.readyMs / 1000))} GB/s** of packed weights (target ≥ 1 GB/s) |`,
     `| RSS after the cold start, 2 workers | ${GB(memory.rss)} GB | **${fmt(memory.rss / packedBytes)}×** packed (target ≤ 1.1×); Pss ${GB(memory.pss)} GB |`,
     `| RSS after batch-1 and batch-64 requests | ${GB(afterRequests.rss)} GB | ${fmt(afterRequests.rss / packedBytes)}× packed |`,
