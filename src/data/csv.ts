@@ -68,8 +68,8 @@ export interface ReadCsvOptions extends FrameOptions {
   columns?: string[];
 }
 
-/** The csv-parse settings every reader shares. */
-function csvSettings(delimiter: string | undefined) {
+/** The csv-parse settings every reader shares (and the streaming scanner reads alike). */
+export function csvSettings(delimiter: string | undefined) {
   return {
     delimiter: delimiter ?? ',',
     bom: true,

@@ -398,6 +398,14 @@ export function classesPlan(label: string, names: Iterable<string>): LabelPlan &
   return { name: label, kind: 'classes', classes };
 }
 
+/** A cell read as a finite number (a number, or a string that reads as one), or a coded error naming `where`. */
+function requiredNumber(v: Cell, where: string): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isFinite(n))
+    throw new MaasError('MAAS_ERR_DATA_FORMAT', `${where}: expected a number but received '${String(v)}'`);
+  return n;
+}
+
 /** A fitted pipeline: transform() maps raw rows to model inputs; decode() maps outputs back to labels. */
 export class Pipeline {
   /** The input columns' names, in order. */
@@ -778,13 +786,7 @@ export class Pipeline {
         v = plan.fill;
       }
       if (plan.kind === 'number') {
-        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-        if (!Number.isFinite(n))
-          throw new MaasError(
-            'MAAS_ERR_DATA_FORMAT',
-            `Row ${rowIndex}, column '${plan.name}': expected a number but received '${String(v)}'`,
-          );
-        out[offset++] = n;
+        out[offset++] = requiredNumber(v, `Row ${rowIndex}, column '${plan.name}'`);
       } else if (plan.kind === 'date') {
         const ms = dateOf(v);
         if (ms === undefined)
@@ -822,15 +824,8 @@ export class Pipeline {
   /** A label cell as the model's target: its class index, or its value scaled as in fit. */
   labelValue(cell: Cell, rowIndex: number): number {
     const label = this.requireLabel('labelValue');
-    if (label.kind === 'value') {
-      const n = typeof cell === 'number' ? cell : typeof cell === 'string' && cell.trim() !== '' ? Number(cell) : NaN;
-      if (!Number.isFinite(n))
-        throw new MaasError(
-          'MAAS_ERR_DATA_FORMAT',
-          `Row ${rowIndex}, label '${label.name}': expected a number but received '${String(cell)}'`,
-        );
-      return (n - label.mean) / label.std;
-    }
+    if (label.kind === 'value')
+      return (requiredNumber(cell, `Row ${rowIndex}, label '${label.name}'`) - label.mean) / label.std;
     const k = this.labelIndex!.get(String(cell));
     if (k === undefined)
       throw new MaasError(

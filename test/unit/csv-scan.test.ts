@@ -7,19 +7,14 @@
  */
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
+import { csvSettings } from '../../src/data/csv.js';
 import { CsvScanner, MAX_RECORD_BYTES } from '../../src/data/csv-scan.js';
 import { MaasError } from '../../src/index.js';
 import { rng } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';
 
-const SETTINGS = {
-  delimiter: ',',
-  bom: true,
-  skip_empty_lines: true,
-  trim: true,
-  relax_column_count: true,
-  comment: '#',
-} as const;
+/** readCsv's own csv-parse settings: the scanner must read what readCsv reads. */
+const SETTINGS = csvSettings(',');
 
 /** Scans `text` pushed in chunks cut at `cuts`; returns every record's fields as text. */
 function scan(bytes: Buffer, cuts: number[], delimiter = ','): string[][] {
