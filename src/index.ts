@@ -36,6 +36,7 @@ export {
   type FitDatasetArgs,
   type BatchSource,
   type BatchLike,
+  type DatasetLike,
 } from './train/engine.js';
 export {
   csvDataset,
@@ -158,7 +159,7 @@ export {
   type ServingPeers,
 } from './serving/dataplane.js';
 export { joinProcessGroup, runProcessGroup, type GroupEvents, type ProcessGroup } from './serving/process-group.js';
-export { PackedCache, defaultPackedCacheDir, type PendingEntry } from './pool/packed-cache.js';
+export { PackedCache, defaultPackedCacheDir, type PendingEntry, type PruneReport } from './pool/packed-cache.js';
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export {

@@ -58,8 +58,9 @@ export interface PruneReport {
   evicted: string[];
   /** Temporary files left by packs that never finished. */
   leftovers: number;
-  /** Bytes freed, and bytes the remaining entries hold. */
+  /** Bytes freed. */
   freedBytes: number;
+  /** Bytes the remaining entries hold. */
   keptBytes: number;
 }
 

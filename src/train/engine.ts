@@ -414,8 +414,19 @@ async function trainEpochs(
 
 /** One element of a dataset: a batch of features and targets, as tfjs's fitDataset takes it. */
 export interface BatchLike {
+  /** Features: rows × the model's inputs (a Tensor, a Float32Array or nested arrays). */
   xs: unknown;
+  /** Targets for those rows, as fit takes y. */
   ys: unknown;
+}
+
+/** tfjs's Dataset, as fitDataset reads it: iterator() resolves to an iterator of batches. */
+export interface DatasetLike {
+  /** A new pass over the dataset: an iterator whose next() resolves to each batch in turn. */
+  iterator(): Promise<{
+    /** The next batch, or done at the pass's end. */
+    next(): Promise<IteratorResult<BatchLike>>;
+  }>;
 }
 
 /**
@@ -424,10 +435,7 @@ export interface BatchLike {
  * function returning a fresh iterable. A generator object can be read once: one epoch.
  */
 export type BatchSource =
-  | AsyncIterable<BatchLike>
-  | Iterable<BatchLike>
-  | { iterator(): Promise<{ next(): Promise<IteratorResult<BatchLike>> }> }
-  | (() => AsyncIterable<BatchLike> | Iterable<BatchLike>);
+  AsyncIterable<BatchLike> | Iterable<BatchLike> | DatasetLike | (() => AsyncIterable<BatchLike> | Iterable<BatchLike>);
 
 /** fitDataset()'s options, as in tfjs. */
 export interface FitDatasetArgs {
