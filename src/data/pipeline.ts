@@ -360,7 +360,11 @@ export function categoricalPlan(
 ): ColumnPlan {
   if (kind === 'text') return { name, kind: 'hash', buckets: settings.buckets, fill: fill === null ? null : '' };
   const categories = sortedNames(names);
-  if (settings.categorical === 'label') return { name, kind: 'label', classes: categories, fill };
+  if (settings.categorical === 'label') {
+    // Label encoding has no "none of them": a constant fill that is no category becomes one.
+    const classes = fill !== null && !categories.includes(fill) ? sortedNames([...categories, fill]) : categories;
+    return { name, kind: 'label', classes, fill };
+  }
   if (categories.length > MANY_CATEGORIES)
     note({
       code: 'MAAS_WARN_MANY_CATEGORIES',

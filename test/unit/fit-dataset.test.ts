@@ -106,13 +106,13 @@ describe('csvDataset: the streaming preparation', () => {
     expect(streamed.warnings.find((w) => w.code === 'MAAS_WARN_UNPARSED_CELLS')!.message).toMatch(/'12kg' on line 19/);
   });
 
-  it('agrees with prepare() on min-max scaling, label encoding, epoch dates and the most frequent fill', async () => {
+  it('agrees with prepare() on min-max scaling, label encoding, epoch dates and a constant fill', async () => {
     const options = {
       label: 'label',
       scale: 'minMax',
       categorical: 'label',
       dates: 'epoch',
-      missing: 'mostFrequent',
+      missing: { constant: 0 },
       onWarning: 'ignore',
     } as const;
     const ds = await csvDataset(path, options);

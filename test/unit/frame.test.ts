@@ -312,4 +312,22 @@ describe('strict records and labels from a saved model', () => {
     expect(withText.x).toEqual(dropped.x);
     expect(withText.y).toEqual(dropped.y);
   });
+
+  it('label-encodes a constant fill that is no category as a class of its own', () => {
+    const frame = DataFrame.fromRecords([
+      { colour: 'red', y: 1 },
+      { colour: null, y: 0 },
+      { colour: 'blue', y: 1 },
+      { colour: 'red', y: 0 },
+    ]);
+    const { pipeline, x } = prepare(frame, {
+      label: 'y',
+      categorical: 'label',
+      missing: { constant: 'unknown' },
+      scale: 'none',
+      onWarning: 'ignore',
+    });
+    expect(Array.from(x)).toEqual([1, 2, 0, 1]);
+    expect(pipeline.transform([{ colour: null }])[0]).toBe(2);
+  });
 });
