@@ -287,7 +287,11 @@ async function* threadBatches(path: string, options: BatchPassOptions): AsyncGen
       const reply = queue.shift()!;
       if (reply.type === 'batch') {
         worker.postMessage({ type: 'credit' });
+        // While the caller holds a batch the thread keeps the process alive only if the caller
+        // does: an iterator dropped mid-pass (never returned) must not keep Node from exiting.
+        worker.unref();
         yield { x: reply.x, y: reply.y, rows: reply.rows };
+        worker.ref();
       } else if (reply.type === 'end') return;
       else throw threadError(reply);
     }

@@ -5,10 +5,13 @@
  * model.fitDataset trains on it (unshuffled, the same weights as fit); bad sources and batches
  * are refused with coded errors.
  */
+import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   csvDataset,
@@ -22,6 +25,8 @@ import {
   type Sequential,
 } from '../../src/index.js';
 import { errorOf, rng } from '../helpers.js';
+
+const execFileAsync = promisify(execFile);
 
 let dir = '';
 let path = '';
@@ -219,6 +224,21 @@ describe('csvDataset: the streaming preparation', () => {
     const ys: number[] = [];
     for await (const batch of ds) ys.push(...batch.ys.dataSync());
     expect(ys).toEqual([2.5, 7, 10]);
+  });
+  it('lets Node exit when an iterator is dropped mid-pass (its reading thread does not hold the process)', async () => {
+    const script = join(dir, 'drop.mts');
+    const index = pathToFileURL(join(process.cwd(), 'src', 'index.ts')).href;
+    await writeFile(
+      script,
+      `import { csvDataset } from ${JSON.stringify(index)};
+const ds = await csvDataset(${JSON.stringify(path)}, { label: 'label', batchSize: 8, onWarning: 'ignore' });
+const it = ds[Symbol.asyncIterator]();
+const first = await it.next();
+console.log('took', first.value.xs.shape[0], 'rows');
+`,
+    );
+    const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', script], { timeout: 60_000 });
+    expect(stdout.trim()).toBe('took 8 rows');
   });
 });
 
