@@ -30,7 +30,8 @@ import {
   type PreparationOptions,
   type PreparationReport,
 } from './pipeline.js';
-import { warn } from './warnings.js';
+import { warn, type WarningSink } from './warnings.js';
+import { delimiterCode } from './csv-scan.js';
 
 /** csvDataset()'s options: how to read the file, how to batch it, and preparation()'s options. */
 export interface CsvDatasetOptions extends PreparationOptions {
@@ -145,8 +146,7 @@ export async function csvDataset(source: CsvDatasetSource, options: CsvDatasetOp
   ];
   const o = checkOptions('csvDataset options', options, [...PREPARATION_OPTIONS, ...reading]);
   const delimiter = o.delimiter === undefined ? ',' : (o.delimiter as string);
-  if (typeof delimiter !== 'string' || delimiter.length !== 1 || delimiter.charCodeAt(0) > 0x7f)
-    throw invalidParameter('csvDataset options.delimiter', 'one ASCII character', o.delimiter, 'MAAS_ERR_ARG_RANGE');
+  delimiterCode(delimiter);
   const columns = o.columns as string[] | undefined;
   if (columns !== undefined && (!Array.isArray(columns) || !columns.every((c) => typeof c === 'string')))
     throw invalidParameter('csvDataset options.columns', 'an array of column names', columns);
@@ -168,7 +168,7 @@ export async function csvDataset(source: CsvDatasetSource, options: CsvDatasetOp
   const preparation = Object.fromEntries(
     PREPARATION_OPTIONS.filter((k) => o[k] !== undefined && k !== 'onWarning').map((k) => [k, o[k]]),
   );
-  const sink = preparationSettings({ onWarning: o.onWarning }).sink;
+  const sink = o.onWarning as WarningSink | undefined;
 
   let pipeline: Pipeline;
   let report: PreparationReport | null = null;

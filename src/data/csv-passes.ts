@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { MaasError } from '../core/errors.js';
 import { Random } from '../core/random.js';
-import { CsvScanner, scanCsv } from './csv-scan.js';
+import { CsvScanner, delimiterCode, scanCsv } from './csv-scan.js';
 import { COLUMN_KINDS, dateOf, inferKind, numberOf, textOf, type ColumnKind } from './frame.js';
 import { Pipeline, preparationSettings, type PipelineJson, type PreparationReport } from './pipeline.js';
 import { StreamingFitter } from './stream-fit.js';
@@ -125,7 +125,15 @@ class CellReader {
 
 const readOf = (kind: ColumnKind): Read => (kind === 'number' ? 'number' : kind === 'date' ? 'date' : 'text');
 
+/** Columns a CSV may have: each costs the fitting pass a set of sums and counts. */
+const MAX_COLUMNS = 100_000;
+
 function checkHeader(names: readonly string[]): string[] {
+  if (names.length > MAX_COLUMNS)
+    throw new MaasError(
+      'MAAS_ERR_DATA_FORMAT',
+      `The CSV header has ${names.length} columns; at most ${MAX_COLUMNS} are read`,
+    );
   const header = names.map((n, i) => {
     if (typeof n !== 'string' || n === '')
       throw new MaasError('MAAS_ERR_DATA_FORMAT', `The CSV header's column ${i + 1} has no name`);
@@ -332,7 +340,7 @@ export async function* batchPass(
   };
   const rowScratch = new Float32Array(width);
 
-  const scanner = new CsvScanner(delimiterByte(options.delimiter), onRecord);
+  const scanner = new CsvScanner(delimiterCode(options.delimiter), onRecord);
   for await (const chunk of input) {
     scanner.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     while (ready.length > 0) yield ready.shift()!;
@@ -352,13 +360,4 @@ export async function* batchPass(
   finishBatch();
   while (ready.length > 0) yield ready.shift()!;
   return { rows, skipped };
-}
-
-function delimiterByte(delimiter: string): number {
-  if (delimiter.length !== 1 || delimiter.charCodeAt(0) > 0x7f)
-    throw new MaasError(
-      'MAAS_ERR_ARG_RANGE',
-      `Expected a one-character ASCII delimiter but received ${JSON.stringify(delimiter)}`,
-    );
-  return delimiter.charCodeAt(0);
 }

@@ -308,18 +308,23 @@ export class CsvScanner {
   }
 }
 
+/** A delimiter as the byte the scanner takes: one ASCII character, or a coded error. */
+export function delimiterCode(delimiter: unknown): number {
+  if (typeof delimiter !== 'string' || delimiter.length !== 1 || delimiter.charCodeAt(0) > 0x7f)
+    throw new MaasError(
+      'MAAS_ERR_ARG_RANGE',
+      `Expected a one-character ASCII delimiter but received ${JSON.stringify(delimiter)}`,
+    );
+  return delimiter.charCodeAt(0);
+}
+
 /** Runs a scanner over a stream of chunks, calling onRecord for each record. */
 export async function scanCsv(
   input: AsyncIterable<Buffer | string>,
   delimiter: string,
   onRecord: (scanner: CsvScanner) => void,
 ): Promise<void> {
-  if (delimiter.length !== 1 || delimiter.charCodeAt(0) > 0x7f)
-    throw new MaasError(
-      'MAAS_ERR_ARG_RANGE',
-      `Expected a one-character ASCII delimiter but received ${JSON.stringify(delimiter)}`,
-    );
-  const scanner = new CsvScanner(delimiter.charCodeAt(0), onRecord);
+  const scanner = new CsvScanner(delimiterCode(delimiter), onRecord);
   for await (const chunk of input) scanner.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   scanner.end();
 }

@@ -233,10 +233,10 @@ export class PackedCache {
    * entries (all but the most recent) until the `.pack` files hold at most `maxBytes`. An entry a server has mapped keeps
    * its pages until it unmaps them; the next load of that model packs it again.
    */
-  async prune(options: { maxBytes?: number; keep?: ReadonlySet<string> } = {}): Promise<PruneReport> {
+  async prune(options: { maxBytes?: number } = {}): Promise<PruneReport> {
     await checkPrivateDirectory(this.dir);
     const report: PruneReport = { stale: [], evicted: [], leftovers: 0, freedBytes: 0, keptBytes: 0 };
-    const live: { key: string; bytes: number; used: number }[] = [];
+    const live: { key: string; source: string; bytes: number; used: number }[] = [];
     const names = await readdir(this.dir);
     for (const name of names) {
       const full = join(this.dir, name);
@@ -255,14 +255,14 @@ export class PackedCache {
       const record = await this.readRecord(key);
       const pack = await lstat(this.packPath(key)).catch(() => null);
       const bytes = pack?.isFile() ? pack.size : 0;
-      if (options.keep?.has(key) !== true && (!record || (await this.isStale(key, record)))) {
+      if (!record || (await this.isStale(key, record))) {
         await this.remove(key);
         report.stale.push(record?.source ?? key);
         report.freedBytes += bytes;
         continue;
       }
       const used = (await lstat(full).catch(() => null))?.mtimeMs ?? 0;
-      live.push({ key, bytes, used });
+      live.push({ key, source: record.source, bytes, used });
     }
     live.sort((a, b) => a.used - b.used);
     let total = live.reduce((n, e) => n + e.bytes, 0);
@@ -270,10 +270,8 @@ export class PackedCache {
     if (options.maxBytes !== undefined)
       for (const entry of live.slice(0, -1)) {
         if (total <= options.maxBytes) break;
-        if (options.keep?.has(entry.key)) continue;
-        const record = await this.readRecord(entry.key);
         await this.remove(entry.key);
-        report.evicted.push(record?.source ?? entry.key);
+        report.evicted.push(entry.source);
         report.freedBytes += entry.bytes;
         total -= entry.bytes;
       }

@@ -167,28 +167,52 @@ function accumulators(t: TrainingTarget): MetricAccumulator[] {
   return t.config.metrics.map((m) => createMetric(m, t.config.loss, t.outputDim));
 }
 
-/** Runs the model over a dataset in batches without updating it: loss and metric values. */
-export function evaluateDataset(t: TrainingTarget, d: Dataset, batchSize: number): Logs {
-  const trainer = t.trainer();
-  const metrics = accumulators(t);
-  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
-  const preds = new Float32Array(Math.min(batchSize, d.rows) * t.outputDim);
-  let lossSum = 0;
-  for (let b = 0; b < d.rows; b += batchSize) {
-    const part = slice(d, b, Math.min(d.rows, b + batchSize));
-    const p = preds.subarray(0, part.rows * t.outputDim);
+/** Loss and metrics over batches evaluated one after another, without updating the model. */
+class Evaluation {
+  private readonly trainer: NativeTrainer;
+  private readonly metrics: MetricAccumulator[];
+  private readonly sparse: boolean;
+  private preds = new Float32Array(0);
+  private lossSum = 0;
+  private rows = 0;
+
+  constructor(private readonly t: TrainingTarget) {
+    this.trainer = t.trainer();
+    this.metrics = accumulators(t);
+    this.sparse = t.config.loss === 'sparseCategoricalCrossentropy';
+  }
+
+  add(d: Dataset): void {
+    const width = this.t.outputDim;
+    if (this.preds.length < d.rows * width) this.preds = new Float32Array(d.rows * width);
+    const p = this.preds.subarray(0, d.rows * width);
     let r;
     try {
-      r = trainer.evaluate(part.x, part.y, part.rows, p);
+      r = this.trainer.evaluate(d.x, d.y, d.rows, p);
     } catch (e) {
       throw fromNative(e);
     }
-    lossSum += r.loss * part.rows;
-    for (const m of metrics) m.add(p, part.y, part.rows, t.outputDim, sparse);
+    this.lossSum += r.loss * d.rows;
+    this.rows += d.rows;
+    for (const m of this.metrics) m.add(p, d.y, d.rows, width, this.sparse);
   }
-  const logs: Logs = { loss: lossSum / d.rows };
-  for (const m of metrics) logs[m.name] = m.result();
-  return logs;
+
+  logs(): Logs {
+    const logs: Logs = { loss: this.lossSum / this.rows };
+    for (const m of this.metrics) logs[m.name] = m.result();
+    return logs;
+  }
+
+  get empty(): boolean {
+    return this.rows === 0;
+  }
+}
+
+/** Runs the model over a dataset in batches without updating it: loss and metric values. */
+export function evaluateDataset(t: TrainingTarget, d: Dataset, batchSize: number): Logs {
+  const evaluation = new Evaluation(t);
+  for (let b = 0; b < d.rows; b += batchSize) evaluation.add(slice(d, b, Math.min(d.rows, b + batchSize)));
+  return evaluation.logs();
 }
 
 /**
@@ -573,29 +597,10 @@ export async function fitDataset(t: TrainingTarget, dataset: unknown, args: unkn
 
 /** Loss and metrics over batches, without updating the model. */
 async function evaluateBatches(t: TrainingTarget, batches: AsyncIterable<Dataset>): Promise<Logs> {
-  const trainer = t.trainer();
-  const metrics = accumulators(t);
-  const sparse = t.config.loss === 'sparseCategoricalCrossentropy';
-  let preds = new Float32Array(0);
-  let lossSum = 0;
-  let rows = 0;
-  for await (const d of batches) {
-    if (preds.length < d.rows * t.outputDim) preds = new Float32Array(d.rows * t.outputDim);
-    const p = preds.subarray(0, d.rows * t.outputDim);
-    let r;
-    try {
-      r = trainer.evaluate(d.x, d.y, d.rows, p);
-    } catch (e) {
-      throw fromNative(e);
-    }
-    lossSum += r.loss * d.rows;
-    rows += d.rows;
-    for (const m of metrics) m.add(p, d.y, d.rows, t.outputDim, sparse);
-  }
-  if (rows === 0) throw new MaasError('MAAS_ERR_DATA_FORMAT', 'The validation data gave no batches');
-  const logs: Logs = { loss: lossSum / rows };
-  for (const m of metrics) logs[m.name] = m.result();
-  return logs;
+  const evaluation = new Evaluation(t);
+  for await (const d of batches) evaluation.add(d);
+  if (evaluation.empty) throw new MaasError('MAAS_ERR_DATA_FORMAT', 'The validation data gave no batches');
+  return evaluation.logs();
 }
 
 /** Scalar tensors in tfjs's evaluate() shape: loss alone, or [loss, ...metrics]. */
