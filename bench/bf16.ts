@@ -23,34 +23,46 @@ export interface Bf16Row {
   note: string;
 }
 
+/** Best of three runs of a bf16 peak probe, in GFLOP/s, sized to about 0.3 s. */
+function bestBf16Peak(isa: 'amx-bf16' | 'avx512bf16', threads: number): number {
+  const probe = native._peakFma(isa, 1e4, threads);
+  const iterations = Math.ceil((1e4 * 0.3) / Math.max(probe.seconds, 1e-6));
+  let best = 0;
+  for (let r = 0; r < 3; r++) {
+    const { flops, seconds } = native._peakFma(isa, iterations, threads);
+    best = Math.max(best, flops / seconds / 1e9);
+  }
+  return best;
+}
+
 /**
  * The vdpbf16ps peak in GFLOP/s per thread count (4 flops per lane per instruction), best of three,
- * and the peak a bf16-weight kernel can reach: the higher of it and the fp32 FMA peak (`fmaPeaks`,
- * keyed `avx512/<threads>`), since where vdpbf16ps is the slower of the two (Intel) the kernel
- * widens its products to fp32 FMAs. "% of bf16 peak" is against that.
+ * the AMX-BF16 tdpbf16ps peak where AMX is granted, and the peak a bf16-weight kernel can reach: the
+ * highest of those and the fp32 FMA peak (`fmaPeaks`, keyed `avx512/<threads>`), since where
+ * vdpbf16ps is the slower of the two (Intel without AMX) the kernel widens its products to fp32
+ * FMAs. "% of bf16 peak" is against that.
  */
 export function measureBf16Peaks(fmaPeaks: Map<string, number>): { lines: string[]; peaks: Map<string, number> } {
   const peaks = new Map<string, number>();
   const lines = ['| peak | threads | GFLOP/s |', '| --- | --- | --- |'];
-  if (!native.cpuInfo().features.avx512Bf16) {
-    lines.push(`| bf16 vdpbf16ps (zmm) | – | n/a: no AVX512_BF16 (bf16 runs on ${native.cpuInfo().bf16Kernel}) |`);
+  const info = native.cpuInfo();
+  if (!info.features.avx512Bf16) {
+    lines.push(`| bf16 vdpbf16ps (zmm) | – | n/a: no AVX512_BF16 (bf16 runs on ${info.bf16Kernel}) |`);
     return { lines, peaks };
   }
+  const amx = info.features.amxInt8 && info.features.amxPermitted;
   setThreads(2);
   for (const threads of [1, 2]) {
-    const probe = native._peakFma('avx512bf16', 1e6, threads);
-    const iterations = Math.ceil((1e6 * 0.3) / probe.seconds);
-    let best = 0;
-    for (let r = 0; r < 3; r++) {
-      const { flops, seconds } = native._peakFma('avx512bf16', iterations, threads);
-      best = Math.max(best, flops / seconds / 1e9);
-    }
+    const dot = bestBf16Peak('avx512bf16', threads);
+    const tiles = amx ? bestBf16Peak('amx-bf16', threads) : 0;
     const fma = fmaPeaks.get(`avx512/${threads}`) ?? 0;
-    peaks.set(`bf16/${threads}`, Math.max(best, fma));
-    lines.push(`| bf16 vdpbf16ps (zmm) | ${threads} | ${best.toFixed(1)} |`);
-    if (fma > best)
+    peaks.set(`bf16/${threads}`, Math.max(dot, tiles, fma));
+    lines.push(`| bf16 vdpbf16ps (zmm) | ${threads} | ${dot.toFixed(1)} |`);
+    if (amx) lines.push(`| bf16 AMX tdpbf16ps | ${threads} | ${tiles.toFixed(1)} |`);
+    else if (fma > dot)
       lines.push(`| bf16 weights widened to fp32 FMAs (the fp32 peak) | ${threads} | ${fma.toFixed(1)} |`);
   }
+  if (!amx && info.features.amxInt8) lines.push('| bf16 AMX tdpbf16ps | – | n/a: arch_prctl refused XTILEDATA |');
   return { lines, peaks };
 }
 

@@ -327,7 +327,7 @@ export interface NativeBinding {
   ): void;
   /** y = act(z) with a kernel's element-wise activation pass (training and the int8 path use it). */
   _activate(kernel: string, activation: number, params: NativeActivationParams | null, z: Float32Array, y: Float32Array): void;
-  _peakFma(isa: 'avx512bf16' | 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
+  _peakFma(isa: 'amx-bf16' | 'avx512bf16' | 'avx512' | 'avx2', iterations: number, threads: number): { flops: number; seconds: number };
   /** 16 dependent adds per iteration, one per cycle: cycles ÷ seconds is the running clock. */
   _clockProbe(iterations: number, threads: number): { cycles: number; seconds: number };
   _qgemm(

@@ -10,6 +10,8 @@ double PeakFmaAvx512(uint64_t iterations) noexcept;
 double PeakFmaAvx2(uint64_t iterations) noexcept;
 // vdpbf16ps chains: flops counted as for FMA, 4 per lane per instruction (two multiply-adds).
 double PeakBf16Avx512(uint64_t iterations) noexcept;
+// tdpbf16ps into four C tiles (needs AMX permission): flops counted the same way.
+double PeakAmxBf16(uint64_t iterations) noexcept;
 // Runs 8 dependent 64-bit multiplies per iteration (3 cycles each); returns the core cycles spent.
 double ClockCycles(uint64_t iterations) noexcept;
 

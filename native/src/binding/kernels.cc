@@ -243,12 +243,14 @@ Napi::Value Activate(const Napi::CallbackInfo& info) {
 // _clockProbe(iterations, threads) -> { cycles, seconds }: the clock the peaks run at.
 Napi::Value ClockProbe(const Napi::CallbackInfo& info) { return RunPeakProbe(info, &ClockCycles, "cycles", 0); }
 
-// _peakFma(isa: 'avx512bf16'|'avx512'|'avx2', iterations, threads) -> { flops, seconds }
+// _peakFma(isa: 'amx-bf16'|'avx512bf16'|'avx512'|'avx2', iterations, threads) -> { flops, seconds }
 Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string isa = info[0].ToString();
   double (*probe)(uint64_t) = nullptr;
-  if (isa == "avx512bf16" && IsaSupported(Isa::kAvx512Bf16))
+  if (isa == "amx-bf16" && IsaSupported(Isa::kAmx))
+    probe = &PeakAmxBf16;
+  else if (isa == "avx512bf16" && IsaSupported(Isa::kAvx512Bf16))
     probe = &PeakBf16Avx512;
   else if (isa == "avx512" && IsaSupported(Isa::kAvx512))
     probe = &PeakFmaAvx512;

@@ -12,6 +12,15 @@ namespace {
 // GCC's tile intrinsics paste the tile number into the instruction text, so each template picks
 // its literal by `if constexpr`; the macro stays defined for the including file's dot product,
 // which undefines it.
+// Loads a palette-1 configuration. GCC models ldtilecfg's memory operand as a few bytes, so without
+// the empty asm, which reads the whole object, dead-store elimination drops most of the config's
+// stores: ldtilecfg then reads stale stack bytes and faults (#GP on a reserved byte, #UD at the first
+// tile instruction). The emulation never runs ldtilecfg, so only AMX hardware shows it.
+inline void LoadTileConfig(const AmxTileConfig& cfg) {
+  __asm__ volatile("" : : "m"(cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
 #define MAAS_TILE_CASE(n, stmt) \
   if constexpr (kT == n) {      \
     stmt;                       \
@@ -19,7 +28,7 @@ namespace {
 struct AmxTileRegisters {
   void begin() {
     const AmxTileConfig cfg(8);
-    _tile_loadconfig(&cfg);
+    LoadTileConfig(cfg);
   }
   void end() { _tile_release(); }
   template <int kT>
@@ -41,8 +50,12 @@ struct AmxTileRegisters {
   }
   template <int kT>
   void load(const void* p, size_t stride) {
-    static_assert(kT >= 4 && kT < 8, "A and B tiles are 4..7");
+    static_assert(kT >= 0 && kT < 8, "tiles are 0..7");
     const long s = static_cast<long>(stride);
+    MAAS_TILE_CASE(0, _tile_loadd(0, p, s))
+    MAAS_TILE_CASE(1, _tile_loadd(1, p, s))
+    MAAS_TILE_CASE(2, _tile_loadd(2, p, s))
+    MAAS_TILE_CASE(3, _tile_loadd(3, p, s))
     MAAS_TILE_CASE(4, _tile_loadd(4, p, s))
     MAAS_TILE_CASE(5, _tile_loadd(5, p, s))
     MAAS_TILE_CASE(6, _tile_loadd(6, p, s))

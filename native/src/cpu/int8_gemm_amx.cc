@@ -36,7 +36,7 @@ double PeakAmxInt8(uint64_t iterations) noexcept {
   if (iterations == 0) return 0;
   const AmxTileConfig cfg(6);
   alignas(64) static const uint8_t zeros[kAmxTile * 64] = {};
-  _tile_loadconfig(&cfg);
+  LoadTileConfig(cfg);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
