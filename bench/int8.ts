@@ -103,11 +103,15 @@ export async function runInt8Workload(
   for (const s of [...ort.int8, ...ort.fp32]) await s.release();
 }
 
-/** The suite's table: GOP/s and ratios against ort-int8 and maas-fp32 at the same threads. */
+/**
+ * The suite's table: GOP/s and ratios against ort-int8 and maas-fp32 at the same threads, % of the
+ * VNNI peak, and % of the AMX peak where AMX was measured (both int8 paths there run on tiles).
+ */
 export function int8Table(rows: Int8Row[], peaks: Map<string, number>): string[] {
+  const amx = [...peaks.keys()].some((k) => k.startsWith('amx/'));
   const lines = [
-    '| workload | impl | threads | median latency | GOP/s | vs ort-int8 | vs maas-fp32 | % of VNNI peak | notes |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    `| workload | impl | threads | median latency | GOP/s | vs ort-int8 | vs maas-fp32 | % of VNNI peak |${amx ? ' % of AMX peak |' : ''} notes |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- |${amx ? ' --- |' : ''} --- |`,
   ];
   for (const r of rows) {
     if (!r.m) continue;
@@ -115,10 +119,12 @@ export function int8Table(rows: Int8Row[], peaks: Map<string, number>): string[]
       rows.find((o) => o.workload === r.workload && o.impl === impl && o.threads === r.threads)?.m;
     const ratio = (m: Measurement | null | undefined) => (m ? `${(m.median / r.m!.median).toFixed(2)}×` : '–');
     const gops = r.ops / r.m.median / 1e9;
-    const peak = peaks.get(`avx512vnni/${r.threads}`);
-    const ofPeak = peak && r.impl.endsWith('int8') ? `${((100 * gops) / peak).toFixed(1)}%` : '–';
+    const ofPeak = (isa: string): string => {
+      const peak = peaks.get(`${isa}/${r.threads}`);
+      return peak && r.impl.endsWith('int8') ? `${((100 * gops) / peak).toFixed(1)}%` : '–';
+    };
     lines.push(
-      `| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gops.toFixed(1)} | ${ratio(find('ort-int8'))} | ${ratio(find('maas-fp32'))} | ${ofPeak} | ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`,
+      `| ${r.workload} | ${r.impl} | ${r.threads} | ${formatSeconds(r.m.median)} | ${gops.toFixed(1)} | ${ratio(find('ort-int8'))} | ${ratio(find('maas-fp32'))} | ${ofPeak('avx512vnni')} |${amx ? ` ${ofPeak('amx')} |` : ''} ${[r.note, `runs ${formatSeconds(r.m.min)}..${formatSeconds(r.m.max)}`].filter(Boolean).join('; ')} |`,
     );
   }
   return lines;

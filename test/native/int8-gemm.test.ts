@@ -175,6 +175,14 @@ for (const kernel of kernels) {
       expectAll(kernel, cases, 1500);
     });
 
+    it('matches the reference across K blocks, with A blocks sized by K (M past 224 rows at K 4100)', () => {
+      native.setMaxIsa(kernel.isa);
+      const cases: Case[] = [];
+      for (const k of [511, 512, 513, 1100, 4100]) for (const m of [33, 250]) cases.push({ m, n: 2 * kernel.nr + 1, k, bias: true });
+      cases.push({ m: 250, n: 2 * kernel.nr + 1, k: 4100, u8: true, act: 'relu', threads: 2 });
+      expectAll(kernel, cases, 1700);
+    });
+
     it('requantizes to u8 and fuses relu and relu6 exactly, with and without bias', () => {
       const cases: Case[] = [];
       for (const m of [1, 2, 7, 17, 33]) for (const n of [1, 3, 17, 31, 65]) for (const k of [1, 3, 5, 31, 129]) {

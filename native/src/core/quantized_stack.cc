@@ -4,6 +4,8 @@
 // int8 layer quantizes it (with the calibrated parameters, or the batch's own range).
 #include "maas/quantized_stack.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -340,14 +342,35 @@ void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t
   }
 }
 
-// The batch's own range, as DynamicQuantizeLinear takes it.
+// The batch's own range, as DynamicQuantizeLinear takes it (NaNs are passed over). Four vectors of
+// running minima and maxima: the single scalar chain ran at one element per compare latency, a fifth
+// of a 1024×4096×4096 int8 GEMM on AMX. SSE is x86-64's baseline; minps(x, lo) answers lo when x is
+// NaN, as the scalar compare does.
 QuantParams DynamicParams(const float* x, size_t count, int32_t qmax) {
-  float lo = 0.f, hi = 0.f;
-  for (size_t i = 0; i < count; ++i) {
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
+  __m128 lo[4], hi[4];
+  for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16)
+    for (int j = 0; j < 4; ++j) {
+      const __m128 v = _mm_loadu_ps(x + i + 4 * j);
+      lo[j] = _mm_min_ps(v, lo[j]);
+      hi[j] = _mm_max_ps(v, hi[j]);
+    }
+  alignas(16) float lanes_lo[16], lanes_hi[16];
+  for (int j = 0; j < 4; ++j) {
+    _mm_store_ps(lanes_lo + 4 * j, lo[j]);
+    _mm_store_ps(lanes_hi + 4 * j, hi[j]);
   }
-  return ActivationQuantParams(lo, hi, qmax);
+  float low = 0.f, high = 0.f;
+  for (int j = 0; j < 16; ++j) {
+    low = lanes_lo[j] < low ? lanes_lo[j] : low;
+    high = lanes_hi[j] > high ? lanes_hi[j] : high;
+  }
+  for (; i < count; ++i) {
+    low = x[i] < low ? x[i] : low;
+    high = x[i] > high ? x[i] : high;
+  }
+  return ActivationQuantParams(low, high, qmax);
 }
 
 // Quantizes rows of n floats (stride n) into rows of stride ld, zeroing the pad bytes.

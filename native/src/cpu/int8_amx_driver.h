@@ -9,9 +9,9 @@
 // Each K step loads 4 tiles for 4 tdpbusd (the 1×1 form loads 2 per tdpbusd). B panels are packed
 // 16 wide with K padded to 64, so a panel's K step is one contiguous tile. A rows are copied into
 // zero-padded scratch, so tails in M and K need no second configuration; a lone last panel runs
-// the 2×1 form on tiles 0 and 2.
+// the 2×1 form on tiles 0 and 2. C tiles are reloaded from scratch between K blocks.
 //
-// Tiles (the type): begin(), end(), zero<T>(), load<T>(p, stride), store<T>(p, stride),
+// Tiles (the type): begin(), end(), zero<T>(), load<T>(p, stride) (any tile), store<T>(p, stride),
 // dot<C, A, B>() (tdpbusd: C[m][n] += Σ_k Σ_i u8(A[m][4k + i]) · s8(B[k][4n + i])).
 // Include only from a translation unit built with AVX512-VNNI flags (the epilogue's).
 #pragma once
@@ -24,69 +24,125 @@
 namespace maas {
 namespace {
 
-// Four C tiles, then 32 rows of A padded to whole K steps.
-inline size_t AmxScratchBytes(size_t k) { return 4 * kAmxCBytes + kAmxRows * RoundUpTo(k, kAmxTileK) + 64; }
+// Blocking. K runs in blocks of kAmxKBlock bytes, so that one 32-row slice of A and one B panel
+// pair (16 KiB each) stay in L1 while the slices of an A block take turns on them; an A block is
+// as many 32-row slices as fit about kAmxABlockBytes (L2), at most 512 rows. Each B panel pair is
+// then read from memory once per A block rather than once per 32 rows, which is what bounded the
+// one-block-of-32-rows form (B streamed at ~20 GB/s; the tiles idled).
+constexpr size_t kAmxKBlock = 512;
+constexpr size_t kAmxABlockBytes = size_t{1} << 20;
+constexpr size_t kAmxMaxBlockRows = 512;
+
+// Rows of A packed per block for a K of k bytes: whole 32-row slices.
+inline size_t AmxBlockRows(size_t k) {
+  const size_t slices = kAmxABlockBytes / (kAmxRows * RoundUpTo(k, kAmxTileK));
+  return kAmxRows * (slices < 1 ? 1 : slices > kAmxMaxBlockRows / kAmxRows ? kAmxMaxBlockRows / kAmxRows : slices);
+}
+
+// The C accumulators of every slice of a block (four tiles each), then the block of A padded to
+// whole K steps and slices, and alignment slack.
+inline size_t AmxScratchBytes(size_t k) {
+  const size_t rows = AmxBlockRows(k);
+  return (rows / kAmxRows) * 4 * kAmxCBytes + rows * RoundUpTo(k, kAmxTileK) + 64;
+}
+
+// Packs `rows` rows of A (k bytes each, stride lda) as `slices` 32-row slices, each K step by K step
+// as its top and bottom 16 × 64-byte tiles, 1 KiB apiece and contiguous: a tile load then reads
+// 1 KiB in a row, where rows k64 bytes apart (4 KiB at K 4096) all fall in the same L1 sets. Rows
+// past the data and K past k are zero, so tails need no second tile configuration.
+inline void PackAmxBlock(const uint8_t* a, size_t lda, size_t rows, size_t k, size_t slices, uint8_t* dst) {
+  constexpr size_t kTileBytes = kAmxTile * kAmxTileK;
+  const size_t steps = RoundUpTo(k, kAmxTileK) / kAmxTileK;
+  for (size_t i = 0; i < slices * kAmxRows; ++i) {
+    uint8_t* out = dst + (i / kAmxRows) * steps * 2 * kTileBytes + (i % kAmxRows) * kAmxTileK;
+    const size_t data = i < rows ? k : 0;
+    for (size_t j = 0; j < steps; ++j, out += 2 * kTileBytes) {
+      const size_t from = j * kAmxTileK, bytes = data > from ? MinSz(kAmxTileK, data - from) : 0;
+      if (bytes) std::memcpy(out, a + i * lda + from, bytes);
+      if (bytes < kAmxTileK) std::memset(out + bytes, 0, kAmxTileK - bytes);
+    }
+  }
+}
 
 template <class Tiles>
 void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch, Tiles& tiles) {
-  const size_t k64 = RoundUpTo(g.k, kAmxTileK);
+  const size_t k64 = RoundUpTo(g.k, kAmxTileK), block_rows = AmxBlockRows(g.k);
   auto* base = reinterpret_cast<uint8_t*>(RoundUpTo(reinterpret_cast<uintptr_t>(scratch), 64));
-  auto* c = reinterpret_cast<int32_t*>(base);  // C tile q at c + q·256
-  uint8_t* a = base + 4 * kAmxCBytes;
-  const uint8_t* a_hi = a + kAmxTile * k64;  // rows 16..31
+  auto* c_all = reinterpret_cast<int32_t*>(base);  // slice s's C tile q at c_all + (4s + q)·256
+  uint8_t* a_block = base + (block_rows / kAmxRows) * 4 * kAmxCBytes;
   constexpr size_t kCInts = kAmxTile * kAmxTile;
   tiles.begin();
-  for (size_t r0 = t.m_begin; r0 < t.m_end; r0 += kAmxRows) {
-    const size_t rows = MinSz(kAmxRows, t.m_end - r0);
-    std::memset(a, 0, kAmxRows * k64);
-    for (size_t i = 0; i < rows; ++i) std::memcpy(a + i * k64, g.a + (r0 + i) * g.lda, g.k);
-    const auto epilogue = [&](size_t pnl, const int32_t* c_top, const int32_t* c_bottom) {
-      const size_t col0 = pnl * kAmxTile, cols = MinSz(kAmxTile, g.n - col0);
-      for (size_t i = 0; i < rows; ++i) {
-        const int32_t* row = i < kAmxTile ? c_top + i * kAmxTile : c_bottom + (i - kAmxTile) * kAmxTile;
-        Epilogue<VZmmVnni>(g, VZmmVnni::load_i(row), r0 + i, col0, cols);
+  for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
+    const size_t rows = MinSz(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
+    PackAmxBlock(g.a + m0 * g.lda, g.lda, rows, g.k, slices, a_block);
+    // Runs panels pnl (and pnl + 1 when `pair`) over every slice, K block by K block, the C tiles
+    // carried between K blocks in scratch; then the epilogue, slice by slice.
+    const auto run_panels = [&](size_t pnl, bool pair) {
+      const int8_t* b0 = g.b_packed + pnl * k64 * kAmxTile;
+      const int8_t* b1 = b0 + k64 * kAmxTile;
+      for (size_t k0 = 0; k0 < k64; k0 += kAmxKBlock) {
+        const size_t k1 = MinSz(k64, k0 + kAmxKBlock);
+        for (size_t s = 0; s < slices; ++s) {
+          int32_t* c = c_all + 4 * s * kCInts;
+          const uint8_t* a = a_block + s * kAmxRows * k64;  // K step j's top tile at a + 2j·1 KiB
+          if (k0 == 0) {
+            tiles.template zero<0>();
+            tiles.template zero<2>();
+            if (pair) {
+              tiles.template zero<1>();
+              tiles.template zero<3>();
+            }
+          } else {
+            tiles.template load<0>(c, 64);
+            tiles.template load<2>(c + 2 * kCInts, 64);
+            if (pair) {
+              tiles.template load<1>(c + kCInts, 64);
+              tiles.template load<3>(c + 3 * kCInts, 64);
+            }
+          }
+          if (pair) {
+            for (size_t kk = k0; kk < k1; kk += kAmxTileK) {
+              tiles.template load<4>(a + 2 * kk * kAmxTile, 64);
+              tiles.template load<5>(a + (2 * kk + kAmxTileK) * kAmxTile, 64);
+              tiles.template load<6>(b0 + kk * kAmxTile, 64);
+              tiles.template load<7>(b1 + kk * kAmxTile, 64);
+              tiles.template dot<0, 4, 6>();
+              tiles.template dot<1, 4, 7>();
+              tiles.template dot<2, 5, 6>();
+              tiles.template dot<3, 5, 7>();
+            }
+          } else {
+            for (size_t kk = k0; kk < k1; kk += kAmxTileK) {
+              tiles.template load<4>(a + 2 * kk * kAmxTile, 64);
+              tiles.template load<5>(a + (2 * kk + kAmxTileK) * kAmxTile, 64);
+              tiles.template load<6>(b0 + kk * kAmxTile, 64);
+              tiles.template dot<0, 4, 6>();
+              tiles.template dot<2, 5, 6>();
+            }
+          }
+          tiles.template store<0>(c, 64);
+          tiles.template store<2>(c + 2 * kCInts, 64);
+          if (pair) {
+            tiles.template store<1>(c + kCInts, 64);
+            tiles.template store<3>(c + 3 * kCInts, 64);
+          }
+        }
+      }
+      for (size_t s = 0; s < slices; ++s) {
+        const int32_t* c = c_all + 4 * s * kCInts;
+        const size_t r0 = s * kAmxRows, slice_rows = MinSz(kAmxRows, rows - r0);
+        for (size_t q = 0; q < (pair ? 2u : 1u); ++q) {
+          const size_t col0 = (pnl + q) * kAmxTile, cols = MinSz(kAmxTile, g.n - col0);
+          for (size_t i = 0; i < slice_rows; ++i) {
+            const int32_t* row = c + (i < kAmxTile ? q : 2 + q) * kCInts + (i % kAmxTile) * kAmxTile;
+            Epilogue<VZmmVnni>(g, VZmmVnni::load_i(row), m0 + r0 + i, col0, cols);
+          }
+        }
       }
     };
     size_t pnl = t.p_begin;
-    for (; pnl + 2 <= t.p_end; pnl += 2) {
-      const int8_t* b0 = g.b_packed + pnl * k64 * kAmxTile;
-      const int8_t* b1 = b0 + k64 * kAmxTile;
-      tiles.template zero<0>();
-      tiles.template zero<1>();
-      tiles.template zero<2>();
-      tiles.template zero<3>();
-      for (size_t kk = 0; kk < k64; kk += kAmxTileK) {
-        tiles.template load<4>(a + kk, k64);
-        tiles.template load<5>(a_hi + kk, k64);
-        tiles.template load<6>(b0 + kk * kAmxTile, 64);
-        tiles.template load<7>(b1 + kk * kAmxTile, 64);
-        tiles.template dot<0, 4, 6>();
-        tiles.template dot<1, 4, 7>();
-        tiles.template dot<2, 5, 6>();
-        tiles.template dot<3, 5, 7>();
-      }
-      tiles.template store<0>(c, 64);
-      tiles.template store<1>(c + kCInts, 64);
-      tiles.template store<2>(c + 2 * kCInts, 64);
-      tiles.template store<3>(c + 3 * kCInts, 64);
-      epilogue(pnl, c, c + 2 * kCInts);
-      epilogue(pnl + 1, c + kCInts, c + 3 * kCInts);
-    }
-    if (pnl < t.p_end) {
-      const int8_t* b0 = g.b_packed + pnl * k64 * kAmxTile;
-      tiles.template zero<0>();
-      tiles.template zero<2>();
-      for (size_t kk = 0; kk < k64; kk += kAmxTileK) {
-        tiles.template load<4>(a + kk, k64);
-        tiles.template load<5>(a_hi + kk, k64);
-        tiles.template load<6>(b0 + kk * kAmxTile, 64);
-        tiles.template dot<0, 4, 6>();
-        tiles.template dot<2, 5, 6>();
-      }
-      tiles.template store<0>(c, 64);
-      tiles.template store<2>(c + 2 * kCInts, 64);
-      epilogue(pnl, c, c + 2 * kCInts);
-    }
+    for (; pnl + 2 <= t.p_end; pnl += 2) run_panels(pnl, true);
+    if (pnl < t.p_end) run_panels(pnl, false);
   }
   tiles.end();
 }
