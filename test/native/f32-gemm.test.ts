@@ -256,6 +256,9 @@ for (const kernel of kernels.filter((k) => k.supported)) {
       const cases: Case[] = [];
       for (const m of [kernel.mc - 1, kernel.mc, kernel.mc + 1, 2 * kernel.mc + kernel.mr + 1])
         cases.push({ m, n: kernel.nr + 1, k: kernel.kc + 1, act: 'relu', bias: true });
+      // The AMX kernels size their A blocks by K once B passes 1 MiB (96 rows at K 4100, 113
+      // columns): M crosses two.
+      cases.push({ m: 200, n: 113, k: 4100, act: 'relu', bias: true });
       expectAll(kernel, cases, 2500);
     });
 

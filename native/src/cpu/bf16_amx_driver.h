@@ -5,15 +5,18 @@
 // The int8 AMX kernel's 2×2 tiling (see int8_amx_driver.h) with tdpbf16ps: tmm0..3 = C (fp32),
 // tmm4, 5 = A (rows r0.., r0+16.., 16 bf16 pairs of K each), tmm6, 7 = B (two 16-wide panels, 16
 // pair rows). B is packed as for every bf16 kernel (WeightFormat::kBf16) with nr 16 and the K
-// pairs padded to whole tiles (pair_align 16), so a panel's K step is one contiguous tile. A's 32
-// rows are rounded to bf16 pairs into zero-padded scratch. C accumulates over all of K in the
-// tiles; the fp32 driver's epilogue (bias, activation, softmax) then runs row by row.
+// pairs padded to whole tiles (pair_align 16), so a panel's K step is one contiguous tile. A block
+// of A is rounded to bf16 pairs into zero-padded scratch, tile by tile; the blocking over A and K is
+// the int8 driver's (amx_tiles.h), with the fp32 C tiles carried in scratch between K blocks. The
+// fp32 driver's epilogue (bias, activation, softmax) then runs row by row.
 //
 // Tiles (the type): begin(), end(), zero<T>(), load<T>(p, stride), store<T>(p, stride),
 // dot<C, A, B>() (tdpbf16ps: C[m][n] += Σ_k A[m].lo·B[k][n].lo + A[m].hi·B[k][n].hi, in fp32);
 // ToPairs(x, n, dst): n floats to ceil(n/2) bf16 pair words (Bf16Bits' rounding).
 // Include only from a translation unit built with AVX-512 F/BW/DQ/VL flags.
 #pragma once
+#include <immintrin.h>
+
 #include <cstring>
 
 #include "amx_tiles.h"
@@ -25,91 +28,134 @@ namespace {
 
 constexpr uint32_t kAmxPairs = 16;  // bf16 pairs of K per A row and per B tile (64 bytes)
 
-// Four fp32 C tiles, then 32 rows of A pairs padded to whole tiles, and alignment slack.
+// Rows of A packed per block for a K of k and `panels` B panels (amx_tiles.h has the blocking): a
+// packed row is the K pairs padded to whole tiles.
+inline size_t AmxBf16BlockRows(size_t k, size_t panels) {
+  const size_t row_bytes = PackedPairs(k, kAmxPairs) * sizeof(uint32_t);
+  return AmxBlockRows(row_bytes, panels * kAmxTile * row_bytes);
+}
+
+// The C accumulators of a block's slices (four fp32 tiles each), then the block of A pairs, and
+// alignment slack, in floats, for any K up to k.
 inline size_t AmxBf16ScratchFloats(size_t k) {
-  return 4 * kAmxTile * kAmxTile + kAmxRows * PackedPairs(k, kAmxPairs) + 16;
+  const size_t bytes = AmxBlockScratchBytes(PackedPairs(k, kAmxPairs) * sizeof(uint32_t), kAmxCBytes);
+  return (bytes + sizeof(float) - 1) / sizeof(float);
+}
+
+// Packs `rows` rows of A from row r0 (rounded to bf16 pairs; g.a_transposed: A(r, p) = a[p·lda + r])
+// as `slices` 32-row slices, each K step by K step as its top and bottom 16-row × 16-pair tiles,
+// 1 KiB apiece and contiguous, as the int8 driver packs its A (int8_amx_driver.h says why). Rows past
+// the data and K past g.k are zero.
+template <void (*ToPairs)(const float*, size_t, uint32_t*)>
+void PackAmxBf16Block(const F32GemmArgs& g, size_t r0, size_t rows, size_t slices, uint32_t* dst) {
+  constexpr size_t kTileWords = kAmxTile * kAmxPairs, kStepK = 2 * kAmxPairs;
+  const size_t steps = PackedPairs(g.k, kAmxPairs) / kAmxPairs;
+  for (size_t i = 0; i < slices * kAmxRows; ++i) {
+    uint32_t* out = dst + (i / kAmxRows) * steps * 2 * kTileWords + (i % kAmxRows) * kAmxPairs;
+    for (size_t j = 0; j < steps; ++j, out += 2 * kTileWords) {
+      const size_t p0 = j * kStepK, data = i < rows && p0 < g.k ? MinSize(kStepK, g.k - p0) : 0;
+      // A partial step is zeroed whole first: one 64-byte store, where a zero loop over the
+      // tail became `rep stos`, whose start-up cost per row made model S b1024 0.65× slower.
+      if (data < kStepK) _mm512_storeu_si512(out, _mm512_setzero_si512());
+      if (data && !g.a_transposed) {
+        ToPairs(g.a + (r0 + i) * g.lda + p0, data, out);
+      } else {
+        for (size_t q = 0; q < (data + 1) / 2; ++q) {
+          const size_t p = p0 + 2 * q;
+          const uint32_t hi = 2 * q + 1 < data ? Bf16Bits(g.a[(p + 1) * g.lda + r0 + i]) : 0u;
+          out[q] = Bf16Bits(g.a[p * g.lda + r0 + i]) | (hi << 16);
+        }
+      }
+    }
+  }
 }
 
 template <class Tiles, void (*ToPairs)(const float*, size_t, uint32_t*)>
 void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
   using V = VAvx512;
-  const size_t pairs = PackedPairs(g.k, kAmxPairs), data_pairs = (g.k + 1) / 2;
+  constexpr size_t kCFloats = kAmxTile * kAmxTile, kTileWords = kAmxTile * kAmxPairs;
+  constexpr size_t kBlockPairs = kAmxKBlock / sizeof(uint32_t);
+  const size_t pairs = PackedPairs(g.k, kAmxPairs), block_rows = AmxBf16BlockRows(g.k, t.p_end - t.p_begin);
   auto* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
-  float* c = base;  // C tile q at c + q·256
-  auto* a = reinterpret_cast<uint32_t*>(base + 4 * kAmxTile * kAmxTile);
-  const uint32_t* a_hi = a + kAmxTile * pairs;
-  const size_t a_stride = pairs * sizeof(uint32_t), panel_words = pairs * kAmxTile;
+  float* c_all = base;  // slice s's C tile q at c_all + (4s + q)·256
+  auto* a_block = reinterpret_cast<uint32_t*>(base + (kAmxMaxBlockRows / kAmxRows) * 4 * kCFloats);
+  const size_t panel_words = pairs * kAmxTile;
   const auto* b_words = reinterpret_cast<const uint32_t*>(g.b_packed);
-  constexpr size_t kCFloats = kAmxTile * kAmxTile;
   const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
   Tiles tiles;
   tiles.begin();
-  for (size_t r0 = t.m_begin; r0 < t.m_end; r0 += kAmxRows) {
-    const size_t rows = MinSize(kAmxRows, t.m_end - r0);
-    std::memset(a, 0, kAmxRows * pairs * sizeof(uint32_t));
-    for (size_t i = 0; i < rows; ++i) {
-      uint32_t* out = a + i * pairs;
-      if (!g.a_transposed) {
-        ToPairs(g.a + (r0 + i) * g.lda, g.k, out);
-        continue;
-      }
-      for (size_t q = 0; q < data_pairs; ++q) {  // A(r, p) = a[p·lda + r]
-        const size_t p = 2 * q;
-        const uint32_t hi = p + 1 < g.k ? Bf16Bits(g.a[(p + 1) * g.lda + r0 + i]) : 0u;
-        out[q] = Bf16Bits(g.a[p * g.lda + r0 + i]) | (hi << 16);
-      }
-    }
-    // The rows of a C tile pair through the fp32 epilogue into the output.
-    const auto epilogue = [&](size_t pnl, const float* c_top, const float* c_bottom) {
-      const size_t col0 = pnl * kAmxTile, cols = MinSize(kAmxTile, g.n - col0);
-      const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
-      for (size_t i = 0; i < rows; ++i) {
-        const float* row = i < kAmxTile ? c_top + i * kAmxTile : c_bottom + (i - kAmxTile) * kAmxTile;
-        V::R acc[1][1] = {{V::load(row)}};
-        StoreTile<V>(acc, g.c + (r0 + i) * g.ldc + col0, g.ldc, cols, false, &epi);
+  for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
+    const size_t rows = MinSize(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
+    PackAmxBf16Block<ToPairs>(g, m0, rows, slices, a_block);
+    // One pass over K where no B block is shared between slices, as in the int8 driver.
+    const bool one_pass = slices == 1 || pairs <= kBlockPairs;
+    const size_t kc = one_pass ? pairs : kBlockPairs;
+    // The fp32 epilogue (bias, activation) of panels pnl (and pnl + 1 when `pair`) for slice s.
+    const auto epilogue = [&](size_t pnl, bool pair, size_t s, const float* c) {
+      const size_t r0 = s * kAmxRows, slice_rows = MinSize(kAmxRows, rows - r0);
+      for (size_t h = 0; h < (pair ? 2u : 1u); ++h) {
+        const size_t col0 = (pnl + h) * kAmxTile, cols = MinSize(kAmxTile, g.n - col0);
+        const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
+        for (size_t i = 0; i < slice_rows; ++i) {
+          const float* row = c + (i < kAmxTile ? h : 2 + h) * kCFloats + (i % kAmxTile) * kAmxTile;
+          V::R acc[1][1] = {{V::load(row)}};
+          StoreTile<V>(acc, g.c + (m0 + r0 + i) * g.ldc + col0, g.ldc, cols, false, &epi);
+        }
       }
     };
-    size_t pnl = t.p_begin;
-    for (; pnl + 2 <= t.p_end; pnl += 2) {
+    // Runs panels pnl (and pnl + 1 when `pair`) over every slice, K block by K block.
+    const auto run_panels = [&](size_t pnl, bool pair) {
       const uint32_t* b0 = b_words + pnl * panel_words;
       const uint32_t* b1 = b0 + panel_words;
-      tiles.template zero<0>();
-      tiles.template zero<1>();
-      tiles.template zero<2>();
-      tiles.template zero<3>();
-      for (size_t q = 0; q < pairs; q += kAmxPairs) {
-        tiles.template load<4>(a + q, a_stride);
-        tiles.template load<5>(a_hi + q, a_stride);
-        tiles.template load<6>(b0 + q * kAmxTile, 64);
-        tiles.template load<7>(b1 + q * kAmxTile, 64);
-        tiles.template dot<0, 4, 6>();
-        tiles.template dot<1, 4, 7>();
-        tiles.template dot<2, 5, 6>();
-        tiles.template dot<3, 5, 7>();
+      for (size_t q0 = 0; q0 < pairs; q0 += kc) {
+        const size_t q1 = MinSize(pairs, q0 + kc);
+        for (size_t s = 0; s < slices; ++s) {
+          float* c = one_pass ? c_all : c_all + 4 * s * kCFloats;
+          const uint32_t* a = a_block + s * kAmxRows * pairs;  // K step j's top tile at a + 2j·256 words
+          if (q0 == 0) {
+            tiles.template zero<0>();
+            tiles.template zero<2>();
+            if (pair) {
+              tiles.template zero<1>();
+              tiles.template zero<3>();
+            }
+          } else {
+            tiles.template load<0>(c, 64);
+            tiles.template load<2>(c + 2 * kCFloats, 64);
+            if (pair) {
+              tiles.template load<1>(c + kCFloats, 64);
+              tiles.template load<3>(c + 3 * kCFloats, 64);
+            }
+          }
+          for (size_t q = q0; q < q1; q += kAmxPairs) {
+            const uint32_t* a_top = a + 2 * q * kAmxTile;  // step q / 16: 2 tiles of 256 words each
+            tiles.template load<4>(a_top, 64);
+            tiles.template load<5>(a_top + kTileWords, 64);
+            tiles.template load<6>(b0 + q * kAmxTile, 64);
+            tiles.template dot<0, 4, 6>();
+            tiles.template dot<2, 5, 6>();
+            if (pair) {
+              tiles.template load<7>(b1 + q * kAmxTile, 64);
+              tiles.template dot<1, 4, 7>();
+              tiles.template dot<3, 5, 7>();
+            }
+          }
+          tiles.template store<0>(c, 64);
+          tiles.template store<2>(c + 2 * kCFloats, 64);
+          if (pair) {
+            tiles.template store<1>(c + kCFloats, 64);
+            tiles.template store<3>(c + 3 * kCFloats, 64);
+          }
+          if (one_pass) epilogue(pnl, pair, s, c);
+        }
       }
-      tiles.template store<0>(c, 64);
-      tiles.template store<1>(c + kCFloats, 64);
-      tiles.template store<2>(c + 2 * kCFloats, 64);
-      tiles.template store<3>(c + 3 * kCFloats, 64);
-      epilogue(pnl, c, c + 2 * kCFloats);
-      epilogue(pnl + 1, c + kCFloats, c + 3 * kCFloats);
-    }
-    if (pnl < t.p_end) {
-      const uint32_t* b0 = b_words + pnl * panel_words;
-      tiles.template zero<0>();
-      tiles.template zero<2>();
-      for (size_t q = 0; q < pairs; q += kAmxPairs) {
-        tiles.template load<4>(a + q, a_stride);
-        tiles.template load<5>(a_hi + q, a_stride);
-        tiles.template load<6>(b0 + q * kAmxTile, 64);
-        tiles.template dot<0, 4, 6>();
-        tiles.template dot<2, 5, 6>();
-      }
-      tiles.template store<0>(c, 64);
-      tiles.template store<2>(c + 2 * kCFloats, 64);
-      epilogue(pnl, c, c + 2 * kCFloats);
-    }
-    if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + r0 * g.ldc, g.ldc, rows, g.n);
+      if (!one_pass)
+        for (size_t s = 0; s < slices; ++s) epilogue(pnl, pair, s, c_all + 4 * s * kCFloats);
+    };
+    size_t pnl = t.p_begin;
+    for (; pnl + 2 <= t.p_end; pnl += 2) run_panels(pnl, true);
+    if (pnl < t.p_end) run_panels(pnl, false);
+    if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + m0 * g.ldc, g.ldc, rows, g.n);
   }
   tiles.end();
 }
@@ -118,10 +164,11 @@ void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
 }  // namespace maas
 
 // Defines the entry points f32_gemm.inc declares for an AMX-BF16-tiled kernel over `Tiles`; its K
-// "block" is one tile step (32 K) and its A block the 32 rows of a tile pair (what tests sweep).
+// block (what tests sweep around) is kAmxKBlock bytes of pairs, 256 K, and its A block reported as
+// the 32 rows of a tile pair (the rows of a block depend on K; tests cross them at large K).
 #define MAAS_DEFINE_BF16_AMX_GEMM(name, Tiles, ToPairs)                                                       \
   namespace maas {                                                                                            \
-  extern const uint32_t name##_kc = 2 * kAmxPairs, name##_mc = kAmxRows;                                      \
+  extern const uint32_t name##_kc = kAmxKBlock / 2, name##_mc = kAmxRows;                                     \
   size_t name##_scratch(size_t k) { return AmxBf16ScratchFloats(k); }                                         \
   void name##_run(const F32GemmArgs& g, const GemmTile& t, float* s) { AmxBf16Run<Tiles, ToPairs>(g, t, s); } \
   void name##_activate(Activation a, const ActivationParams& p, const float* z, float* y, size_t n) {         \
