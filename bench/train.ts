@@ -1,10 +1,12 @@
 /**
  * Training throughput: one optimizer step (adam) per call on model S and model L, maas against
- * tfjs cpu and wasm running the same model, loss and optimizer. A step counts as 3× the
- * forward flops (forward, input gradient, weight gradient).
+ * tfjs cpu and wasm running the same model, loss and optimizer, and maas in mixed precision
+ * (`maas-bf16`: the step's products in bf16, fp32 weights and updates) where the CPU has a bf16
+ * dot product (AVX512_BF16 or AMX). A step counts as 3× the forward flops (forward, input
+ * gradient, weight gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { adam, dense, sequential, setThreads } from '../src/index.js';
+import { adam, backendInfo, dense, sequential, setThreads } from '../src/index.js';
 import { time, type Measurement } from './harness.js';
 import { inputRows, type Workload } from './workloads.js';
 import type { DenseSpec } from './peers/onnx.js';
@@ -35,7 +37,7 @@ function targets(batch: number, width: number, binary: boolean): Float32Array {
   );
 }
 
-function ours(layers: DenseSpec[], loss: string) {
+function ours(layers: DenseSpec[], loss: string, precision: 'fp32' | 'bf16' = 'fp32') {
   const model = sequential({
     layers: layers.map((l, i) =>
       dense({
@@ -47,7 +49,7 @@ function ours(layers: DenseSpec[], loss: string) {
     ),
   });
   model.setWeights(layers.flatMap((l) => (l.bias ? [l.weights.slice(), l.bias.slice()] : [l.weights.slice()])));
-  model.compile({ optimizer: adam({ learningRate: 1e-4 }), loss: loss as 'meanSquaredError' });
+  model.compile({ optimizer: adam({ learningRate: 1e-4 }), loss: loss as 'meanSquaredError', precision });
   return model;
 }
 
@@ -92,12 +94,15 @@ export async function runTrainWorkload(
       rows.push(row);
       print(row);
     };
-    const model = ours(w.layers, loss);
-    for (const threads of [1, 2]) {
-      setThreads(threads);
-      add('maas', threads, await time(() => model.trainOnBatch(x, y), { budget }));
+    const bf16Dot = backendInfo().features.avx512Bf16;
+    for (const precision of bf16Dot ? (['fp32', 'bf16'] as const) : (['fp32'] as const)) {
+      const model = ours(w.layers, loss, precision);
+      for (const threads of [1, 2]) {
+        setThreads(threads);
+        add(precision === 'fp32' ? 'maas' : 'maas-bf16', threads, await time(() => model.trainOnBatch(x, y), { budget }));
+      }
+      model.dispose();
     }
-    model.dispose();
     for (const peer of ['tfjs-wasm', 'tfjs-cpu'] as const) {
       const estimate = flops / 1e9 / PEER_TRAIN_GFLOPS[peer]!;
       if (estimate > MAX_STEP_SECONDS) {

@@ -252,6 +252,28 @@ for (const kernel of kernels.filter((k) => k.supported)) {
       expectAll(kernel, cases, 2000);
     });
 
+    it.skipIf(kernel.weights !== 'bf16')('packs every special weight value as bf16 rounds it (both halves of a pair)', () => {
+      // Ties to even both ways, subnormals (flushed to signed zero), ±0, ±Inf, NaN, the largest
+      // finite (rounds to Inf), an ordinary value: 13 columns, so the 4-wide packing and its tail.
+      const bits = [0x3f808000, 0x3f818000, 0x00000001, 0x807fffff, 0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f7fffff, 0x3f8000ff, 0xbf7fffff, 0x40490fdb];
+      const specials = new Float32Array(new Uint32Array(bits).buffer);
+      const n = specials.length;
+      for (const half of [0, 1]) {
+        // W's row `half` holds the specials, the other row ones; x picks row `half` alone (the
+        // other row's products are 0 · 1, so an Inf or NaN reaches only its own column).
+        const w = new Float32Array(2 * n).fill(1);
+        w.set(specials, half * n);
+        const x = Float32Array.from(half === 0 ? [1, 0] : [0, 1]);
+        const y = new Float32Array(n);
+        native._gemm(kernel.name, x, 2, w, null, 1, n, 2, ACTIVATION_CODES.linear, 0, y, n, 1);
+        // The sum adds 0 · 1, so a signed zero reads +0: zeros compare by value.
+        for (let j = 0; j < n; j++) {
+          const want = bf16(specials[j]!);
+          expect(Number.isNaN(want) ? Number.isNaN(y[j]) : y[j] === want, `column ${j} (bits ${bits[j]!.toString(16)}), ${half ? 'high' : 'low'} half: ${y[j]} for ${want}`).toBe(true);
+        }
+      }
+    });
+
     it('matches the reference with M around the rows of an A block', () => {
       const cases: Case[] = [];
       for (const m of [kernel.mc - 1, kernel.mc, kernel.mc + 1, 2 * kernel.mc + kernel.mr + 1])
