@@ -99,7 +99,11 @@ export async function runTrainWorkload(
       const model = ours(w.layers, loss, precision);
       for (const threads of [1, 2]) {
         setThreads(threads);
-        add(precision === 'fp32' ? 'maas' : 'maas-bf16', threads, await time(() => model.trainOnBatch(x, y), { budget }));
+        add(
+          precision === 'fp32' ? 'maas' : 'maas-bf16',
+          threads,
+          await time(() => model.trainOnBatch(x, y), { budget }),
+        );
       }
       model.dispose();
     }
