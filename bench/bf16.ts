@@ -9,7 +9,7 @@ import { classicData } from '../examples/classic.js';
 import { loadModel, setThreads, tensor } from '../src/index.js';
 import { packageRoot } from '../src/core/package-root.js';
 import { native } from '../src/native/index.js';
-import { timeInterleaved, formatSeconds, type Measurement } from './harness.js';
+import { bestPeak, timeInterleaved, formatSeconds, type Measurement } from './harness.js';
 import { inputRows, workloadModel, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 
@@ -23,16 +23,12 @@ export interface Bf16Row {
   note: string;
 }
 
-/** Best of three runs of a bf16 peak probe, in GFLOP/s, sized to about 0.3 s. */
+/** A bf16 peak probe's best of three runs, in GFLOP/s. */
 function bestBf16Peak(isa: 'amx-bf16' | 'avx512bf16', threads: number): number {
-  const probe = native._peakFma(isa, 1e4, threads);
-  const iterations = Math.ceil((1e4 * 0.3) / Math.max(probe.seconds, 1e-6));
-  let best = 0;
-  for (let r = 0; r < 3; r++) {
-    const { flops, seconds } = native._peakFma(isa, iterations, threads);
-    best = Math.max(best, flops / seconds / 1e9);
-  }
-  return best;
+  return bestPeak((n) => {
+    const r = native._peakFma(isa, n, threads);
+    return { work: r.flops, seconds: r.seconds };
+  }, 1e4);
 }
 
 /**

@@ -100,3 +100,18 @@ export function formatSeconds(s: number): string {
   if (s < 1) return `${(s * 1e3).toPrecision(3)} ms`;
   return `${s.toPrecision(3)} s`;
 }
+
+/**
+ * A peak probe's best of three runs, each sized to about 0.3 s from a trial of `trial`
+ * iterations, in G(FL)OP/s: `probe(iterations)` returns the work it did and the seconds it took.
+ */
+export function bestPeak(probe: (iterations: number) => { work: number; seconds: number }, trial: number): number {
+  const first = probe(trial);
+  const iterations = Math.ceil((trial * 0.3) / Math.max(first.seconds, 1e-6));
+  let best = 0;
+  for (let r = 0; r < 3; r++) {
+    const { work, seconds } = probe(iterations);
+    best = Math.max(best, work / seconds / 1e9);
+  }
+  return best;
+}

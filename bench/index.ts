@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setThreads, backendInfo } from '../src/index.js';
 import { packageRoot } from '../src/core/package-root.js';
 import { native } from '../src/native/index.js';
-import { time, timeInterleaved, formatSeconds, type Measurement } from './harness.js';
+import { bestPeak, time, timeInterleaved, formatSeconds, type Measurement } from './harness.js';
 import { modelS, modelL, gemm, inputRows, workloadModel, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 import { createTfjsPeer } from './peers/tfjs.js';
@@ -55,14 +55,11 @@ function measurePeaks(): Map<string, number> {
   for (const isa of ['avx512', 'avx2'] as const) {
     if ((isa === 'avx512' && !info.features.avx512) || (isa === 'avx2' && !info.features.avx2Fma)) continue;
     for (const threads of [1, 2]) {
-      const probe = native._peakFma(isa, 1e6, threads);
-      const iterations = Math.ceil((1e6 * 0.3) / probe.seconds);
-      let best = 0;
-      for (let r = 0; r < 3; r++) {
-        const { flops, seconds } = native._peakFma(isa, iterations, threads);
-        best = Math.max(best, flops / seconds / 1e9);
-      }
-      peaks.set(`${isa}/${threads}`, best);
+      const fma = (n: number) => {
+        const r = native._peakFma(isa, n, threads);
+        return { work: r.flops, seconds: r.seconds };
+      };
+      peaks.set(`${isa}/${threads}`, bestPeak(fma, 1e6));
     }
   }
   return peaks;

@@ -5,7 +5,7 @@
  */
 import { setThreads, quantize, type Sequential } from '../src/index.js';
 import { native } from '../src/native/index.js';
-import { timeInterleaved, formatSeconds, type Measurement } from './harness.js';
+import { bestPeak, timeInterleaved, formatSeconds, type Measurement } from './harness.js';
 import { inputRows, type Workload } from './workloads.js';
 import { buildDenseOnnx, createOrtSession } from './peers/onnx.js';
 import { buildDynamicQuantOnnx } from './peers/onnx-int8.js';
@@ -39,13 +39,10 @@ export function measureInt8Peaks(): { lines: string[]; peaks: Map<string, number
     }
     setThreads(2);
     for (const threads of [1, 2]) {
-      const probe = native._peakInt8(isa, 1e5, threads);
-      const iterations = Math.ceil((1e5 * 0.3) / Math.max(probe.seconds, 1e-6));
-      let best = 0;
-      for (let r = 0; r < 3; r++) {
-        const { ops, seconds } = native._peakInt8(isa, iterations, threads);
-        best = Math.max(best, ops / seconds / 1e9);
-      }
+      const best = bestPeak((n) => {
+        const r = native._peakInt8(isa, n, threads);
+        return { work: r.ops, seconds: r.seconds };
+      }, 1e5);
       peaks.set(`${isa}/${threads}`, best);
       lines.push(`| ${label} | ${threads} | ${best.toFixed(1)} |`);
     }

@@ -4,6 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 #include "amx_tiles.h"
 
 namespace maas {
@@ -19,6 +21,24 @@ namespace {
 inline void LoadTileConfig(const AmxTileConfig& cfg) {
   __asm__ volatile("" : : "m"(cfg) : "memory");
   _tile_loadconfig(&cfg);
+}
+
+// A peak probe: four independent C tiles (0..3) fed by the same zero A and B tiles (4, 5),
+// `dot4` (four dots, one into each C tile) run `iterations` times: the dot's throughput, not its
+// latency.
+template <class Dot4>
+void RunAmxPeak(uint64_t iterations, Dot4 dot4) {
+  alignas(64) static const uint8_t zeros[kAmxTile * 64] = {};
+  const AmxTileConfig cfg(6);
+  LoadTileConfig(cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  for (uint64_t i = 0; i < iterations; ++i) dot4();
+  _tile_release();
 }
 
 #define MAAS_TILE_CASE(n, stmt) \

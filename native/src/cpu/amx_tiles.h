@@ -61,6 +61,72 @@ struct alignas(64) AmxTileConfig {
 };
 static_assert(sizeof(AmxTileConfig) == 64, "the tile configuration is 64 bytes");
 
+// Runs one packed A block against B panels [p_begin, p_end), two panels (2×2 C tiles) at a time and
+// a lone last one on C tiles 0 and 2, for either AMX driver: their layouts agree byte for byte. A K
+// step is 64 bytes of K per row (64 int8, or 16 bf16 pairs); `k_bytes` is K so padded. The block
+// is `slices` 32-row slices, each K step of a slice two 1 KiB A tiles (rows 0..15, 16..31); a
+// panel is one 1 KiB B tile per K step (`b` is the first panel); a C tile is 1 KiB. With one slice,
+// or K within one block, no B block is shared between slices: K runs whole, and each slice's C
+// tiles go to `epilogue(panel, pair, slice, c)` while hot (one C buffer). Otherwise C is carried
+// between K blocks in each slice's own four tiles of `c_all`, and the epilogues run at the end.
+// Tiles: zero<T>(), load<T>(p, stride), store<T>(p, stride), dot<C, A, B>().
+template <class Tiles, class EpilogueFn>
+void AmxBlockPanels(Tiles& tiles, const uint8_t* a_block, size_t slices, const uint8_t* b, size_t p_begin, size_t p_end,
+                    size_t k_bytes, uint8_t* c_all, const EpilogueFn& epilogue) {
+  constexpr size_t kC = kAmxCBytes;
+  const size_t panel_bytes = k_bytes * kAmxTile;
+  const bool one_pass = slices == 1 || k_bytes <= kAmxKBlock;
+  const size_t kc = one_pass ? k_bytes : kAmxKBlock;
+  const auto run_panels = [&](size_t pnl, bool pair) {
+    const uint8_t* b0 = b + pnl * panel_bytes;
+    const uint8_t* b1 = b0 + panel_bytes;
+    for (size_t k0 = 0; k0 < k_bytes; k0 += kc) {
+      const size_t k1 = k0 + kc < k_bytes ? k0 + kc : k_bytes;
+      for (size_t s = 0; s < slices; ++s) {
+        uint8_t* c = one_pass ? c_all : c_all + 4 * s * kC;
+        const uint8_t* a = a_block + s * kAmxRows * k_bytes;  // K step j's top tile at a + 2j·1 KiB
+        if (k0 == 0) {
+          tiles.template zero<0>();
+          tiles.template zero<2>();
+          if (pair) {
+            tiles.template zero<1>();
+            tiles.template zero<3>();
+          }
+        } else {
+          tiles.template load<0>(c, 64);
+          tiles.template load<2>(c + 2 * kC, 64);
+          if (pair) {
+            tiles.template load<1>(c + kC, 64);
+            tiles.template load<3>(c + 3 * kC, 64);
+          }
+        }
+        for (size_t kk = k0; kk < k1; kk += kAmxTileK) {
+          tiles.template load<4>(a + 2 * kk * kAmxTile, 64);
+          tiles.template load<5>(a + (2 * kk + kAmxTileK) * kAmxTile, 64);
+          tiles.template load<6>(b0 + kk * kAmxTile, 64);
+          if (pair) tiles.template load<7>(b1 + kk * kAmxTile, 64);
+          tiles.template dot<0, 4, 6>();
+          if (pair) tiles.template dot<1, 4, 7>();
+          tiles.template dot<2, 5, 6>();
+          if (pair) tiles.template dot<3, 5, 7>();
+        }
+        tiles.template store<0>(c, 64);
+        tiles.template store<2>(c + 2 * kC, 64);
+        if (pair) {
+          tiles.template store<1>(c + kC, 64);
+          tiles.template store<3>(c + 3 * kC, 64);
+        }
+        if (one_pass) epilogue(pnl, pair, s, c);
+      }
+    }
+    if (!one_pass)
+      for (size_t s = 0; s < slices; ++s) epilogue(pnl, pair, s, c_all + 4 * s * kC);
+  };
+  size_t pnl = p_begin;
+  for (; pnl + 2 <= p_end; pnl += 2) run_panels(pnl, true);
+  if (pnl < p_end) run_panels(pnl, false);
+}
+
 // Eight tile registers of 16 rows × 64 bytes in memory, with palette 1's loads, stores and zeroing:
 // the emulations derive from it and add their dot product.
 struct EmulatedTileRegisters {

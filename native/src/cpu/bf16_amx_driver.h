@@ -73,25 +73,20 @@ void PackAmxBf16Block(const F32GemmArgs& g, size_t r0, size_t rows, size_t slice
 template <class Tiles, void (*ToPairs)(const float*, size_t, uint32_t*)>
 void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
   using V = VAvx512;
-  constexpr size_t kCFloats = kAmxTile * kAmxTile, kTileWords = kAmxTile * kAmxPairs;
-  constexpr size_t kBlockPairs = kAmxKBlock / sizeof(uint32_t);
+  constexpr size_t kCFloats = kAmxTile * kAmxTile;
   const size_t pairs = PackedPairs(g.k, kAmxPairs), block_rows = AmxBf16BlockRows(g.k, t.p_end - t.p_begin);
   auto* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
-  float* c_all = base;  // slice s's C tile q at c_all + (4s + q)·256
+  // The C tiles of the block's slices at base (AmxBlockPanels), then the packed A block.
   auto* a_block = reinterpret_cast<uint32_t*>(base + (kAmxMaxBlockRows / kAmxRows) * 4 * kCFloats);
-  const size_t panel_words = pairs * kAmxTile;
-  const auto* b_words = reinterpret_cast<const uint32_t*>(g.b_packed);
   const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
   Tiles tiles;
   tiles.begin();
   for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
     const size_t rows = MinSize(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
     PackAmxBf16Block<ToPairs>(g, m0, rows, slices, a_block);
-    // One pass over K where no B block is shared between slices, as in the int8 driver.
-    const bool one_pass = slices == 1 || pairs <= kBlockPairs;
-    const size_t kc = one_pass ? pairs : kBlockPairs;
     // The fp32 epilogue (bias, activation) of panels pnl (and pnl + 1 when `pair`) for slice s.
-    const auto epilogue = [&](size_t pnl, bool pair, size_t s, const float* c) {
+    const auto epilogue = [&](size_t pnl, bool pair, size_t s, const uint8_t* c_bytes) {
+      const auto* c = reinterpret_cast<const float*>(c_bytes);
       const size_t r0 = s * kAmxRows, slice_rows = MinSize(kAmxRows, rows - r0);
       for (size_t h = 0; h < (pair ? 2u : 1u); ++h) {
         const size_t col0 = (pnl + h) * kAmxTile, cols = MinSize(kAmxTile, g.n - col0);
@@ -103,58 +98,9 @@ void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
         }
       }
     };
-    // Runs panels pnl (and pnl + 1 when `pair`) over every slice, K block by K block.
-    const auto run_panels = [&](size_t pnl, bool pair) {
-      const uint32_t* b0 = b_words + pnl * panel_words;
-      const uint32_t* b1 = b0 + panel_words;
-      for (size_t q0 = 0; q0 < pairs; q0 += kc) {
-        const size_t q1 = MinSize(pairs, q0 + kc);
-        for (size_t s = 0; s < slices; ++s) {
-          float* c = one_pass ? c_all : c_all + 4 * s * kCFloats;
-          const uint32_t* a = a_block + s * kAmxRows * pairs;  // K step j's top tile at a + 2j·256 words
-          if (q0 == 0) {
-            tiles.template zero<0>();
-            tiles.template zero<2>();
-            if (pair) {
-              tiles.template zero<1>();
-              tiles.template zero<3>();
-            }
-          } else {
-            tiles.template load<0>(c, 64);
-            tiles.template load<2>(c + 2 * kCFloats, 64);
-            if (pair) {
-              tiles.template load<1>(c + kCFloats, 64);
-              tiles.template load<3>(c + 3 * kCFloats, 64);
-            }
-          }
-          for (size_t q = q0; q < q1; q += kAmxPairs) {
-            const uint32_t* a_top = a + 2 * q * kAmxTile;  // step q / 16: 2 tiles of 256 words each
-            tiles.template load<4>(a_top, 64);
-            tiles.template load<5>(a_top + kTileWords, 64);
-            tiles.template load<6>(b0 + q * kAmxTile, 64);
-            tiles.template dot<0, 4, 6>();
-            tiles.template dot<2, 5, 6>();
-            if (pair) {
-              tiles.template load<7>(b1 + q * kAmxTile, 64);
-              tiles.template dot<1, 4, 7>();
-              tiles.template dot<3, 5, 7>();
-            }
-          }
-          tiles.template store<0>(c, 64);
-          tiles.template store<2>(c + 2 * kCFloats, 64);
-          if (pair) {
-            tiles.template store<1>(c + kCFloats, 64);
-            tiles.template store<3>(c + 3 * kCFloats, 64);
-          }
-          if (one_pass) epilogue(pnl, pair, s, c);
-        }
-      }
-      if (!one_pass)
-        for (size_t s = 0; s < slices; ++s) epilogue(pnl, pair, s, c_all + 4 * s * kCFloats);
-    };
-    size_t pnl = t.p_begin;
-    for (; pnl + 2 <= t.p_end; pnl += 2) run_panels(pnl, true);
-    if (pnl < t.p_end) run_panels(pnl, false);
+    AmxBlockPanels(tiles, reinterpret_cast<const uint8_t*>(a_block), slices,
+                   reinterpret_cast<const uint8_t*>(g.b_packed), t.p_begin, t.p_end, pairs * sizeof(uint32_t),
+                   reinterpret_cast<uint8_t*>(base), epilogue);
     if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + m0 * g.ldc, g.ldc, rows, g.n);
   }
   tiles.end();

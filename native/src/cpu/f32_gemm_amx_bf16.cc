@@ -32,26 +32,15 @@ MAAS_DEFINE_BF16_AMX_GEMM(bf16_gemm_bias_act_32x16__amx, AmxBf16Tiles, ToPairsAv
 
 namespace maas {
 
-// Four independent C tiles fed by the same A and B tiles: tdpbf16ps throughput, as PeakAmxInt8.
+// tdpbf16ps throughput (RunAmxPeak): 16 × 16 outputs, each 32 bf16 products (16 pairs) per
+// instruction, 2 flops each.
 double PeakAmxBf16(uint64_t iterations) noexcept {
-  if (iterations == 0) return 0;
-  const AmxTileConfig cfg(6);
-  alignas(64) static const uint16_t zeros[kAmxTile * 32] = {};
-  LoadTileConfig(cfg);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, zeros, 64);
-  _tile_loadd(5, zeros, 64);
-  for (uint64_t i = 0; i < iterations; ++i) {
+  RunAmxPeak(iterations, [] {
     _tile_dpbf16ps(0, 4, 5);
     _tile_dpbf16ps(1, 4, 5);
     _tile_dpbf16ps(2, 4, 5);
     _tile_dpbf16ps(3, 4, 5);
-  }
-  _tile_release();
-  // 16 × 16 outputs, each 32 bf16 products (16 pairs) per instruction, 2 flops each.
+  });
   return 2.0 * 4 * kAmxTile * kAmxTile * 2 * kAmxPairs * static_cast<double>(iterations);
 }
 

@@ -59,20 +59,16 @@ template <class Tiles>
 void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch, Tiles& tiles) {
   const size_t k64 = RoundUpTo(g.k, kAmxTileK), block_rows = AmxInt8BlockRows(g.k, t.p_end - t.p_begin);
   auto* base = reinterpret_cast<uint8_t*>(RoundUpTo(reinterpret_cast<uintptr_t>(scratch), 64));
-  auto* c_all = reinterpret_cast<int32_t*>(base);  // slice s's C tile q at c_all + (4s + q)·256
+  // The C tiles of the block's slices at base (AmxBlockPanels), then the packed A block.
   uint8_t* a_block = base + (kAmxMaxBlockRows / kAmxRows) * 4 * kAmxCBytes;
   constexpr size_t kCInts = kAmxTile * kAmxTile;
   tiles.begin();
   for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
     const size_t rows = MinSz(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
     PackAmxBlock(g.a + m0 * g.lda, g.lda, rows, g.k, slices, a_block);
-    // With one slice, or K within one block, no B block is shared between slices: K runs whole,
-    // and each slice's C goes through the epilogue while it is hot (one C buffer). Otherwise C is
-    // carried between K blocks in each slice's scratch, and the epilogue runs at the end.
-    const bool one_pass = slices == 1 || k64 <= kAmxKBlock;
-    const size_t kc = one_pass ? k64 : kAmxKBlock;
-    // The epilogue of panels pnl (and pnl + 1 when `pair`) for slice s, from its C tiles at c.
-    const auto epilogue = [&](size_t pnl, bool pair, size_t s, const int32_t* c) {
+    // The epilogue of panels pnl (and pnl + 1 when `pair`) for slice s, from its C tiles.
+    const auto epilogue = [&](size_t pnl, bool pair, size_t s, const uint8_t* c_bytes) {
+      const auto* c = reinterpret_cast<const int32_t*>(c_bytes);
       const size_t r0 = s * kAmxRows, slice_rows = MinSz(kAmxRows, rows - r0);
       for (size_t q = 0; q < (pair ? 2u : 1u); ++q) {
         const size_t col0 = (pnl + q) * kAmxTile, cols = MinSz(kAmxTile, g.n - col0);
@@ -82,65 +78,8 @@ void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch, Tiles& tile
         }
       }
     };
-    // Runs panels pnl (and pnl + 1 when `pair`) over every slice, K block by K block.
-    const auto run_panels = [&](size_t pnl, bool pair) {
-      const int8_t* b0 = g.b_packed + pnl * k64 * kAmxTile;
-      const int8_t* b1 = b0 + k64 * kAmxTile;
-      for (size_t k0 = 0; k0 < k64; k0 += kc) {
-        const size_t k1 = MinSz(k64, k0 + kc);
-        for (size_t s = 0; s < slices; ++s) {
-          int32_t* c = one_pass ? c_all : c_all + 4 * s * kCInts;
-          const uint8_t* a = a_block + s * kAmxRows * k64;  // K step j's top tile at a + 2j·1 KiB
-          if (k0 == 0) {
-            tiles.template zero<0>();
-            tiles.template zero<2>();
-            if (pair) {
-              tiles.template zero<1>();
-              tiles.template zero<3>();
-            }
-          } else {
-            tiles.template load<0>(c, 64);
-            tiles.template load<2>(c + 2 * kCInts, 64);
-            if (pair) {
-              tiles.template load<1>(c + kCInts, 64);
-              tiles.template load<3>(c + 3 * kCInts, 64);
-            }
-          }
-          if (pair) {
-            for (size_t kk = k0; kk < k1; kk += kAmxTileK) {
-              tiles.template load<4>(a + 2 * kk * kAmxTile, 64);
-              tiles.template load<5>(a + (2 * kk + kAmxTileK) * kAmxTile, 64);
-              tiles.template load<6>(b0 + kk * kAmxTile, 64);
-              tiles.template load<7>(b1 + kk * kAmxTile, 64);
-              tiles.template dot<0, 4, 6>();
-              tiles.template dot<1, 4, 7>();
-              tiles.template dot<2, 5, 6>();
-              tiles.template dot<3, 5, 7>();
-            }
-          } else {
-            for (size_t kk = k0; kk < k1; kk += kAmxTileK) {
-              tiles.template load<4>(a + 2 * kk * kAmxTile, 64);
-              tiles.template load<5>(a + (2 * kk + kAmxTileK) * kAmxTile, 64);
-              tiles.template load<6>(b0 + kk * kAmxTile, 64);
-              tiles.template dot<0, 4, 6>();
-              tiles.template dot<2, 5, 6>();
-            }
-          }
-          tiles.template store<0>(c, 64);
-          tiles.template store<2>(c + 2 * kCInts, 64);
-          if (pair) {
-            tiles.template store<1>(c + kCInts, 64);
-            tiles.template store<3>(c + 3 * kCInts, 64);
-          }
-          if (one_pass) epilogue(pnl, pair, s, c);
-        }
-      }
-      if (!one_pass)
-        for (size_t s = 0; s < slices; ++s) epilogue(pnl, pair, s, c_all + 4 * s * kCInts);
-    };
-    size_t pnl = t.p_begin;
-    for (; pnl + 2 <= t.p_end; pnl += 2) run_panels(pnl, true);
-    if (pnl < t.p_end) run_panels(pnl, false);
+    AmxBlockPanels(tiles, a_block, slices, reinterpret_cast<const uint8_t*>(g.b_packed), t.p_begin, t.p_end, k64, base,
+                   epilogue);
   }
   tiles.end();
 }

@@ -31,25 +31,14 @@ MAAS_DEFINE_INT8_AMX_GEMM(qu8s8_gemm_bias_relu_requant_32x16c64__amx, AmxTiles)
 
 namespace maas {
 
-// Four independent C tiles fed by the same A and B tiles: tdpbusd throughput, not latency.
+// tdpbusd throughput (RunAmxPeak); 2 ops per u8·s8 multiply-add.
 double PeakAmxInt8(uint64_t iterations) noexcept {
-  if (iterations == 0) return 0;
-  const AmxTileConfig cfg(6);
-  alignas(64) static const uint8_t zeros[kAmxTile * 64] = {};
-  LoadTileConfig(cfg);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, zeros, 64);
-  _tile_loadd(5, zeros, 64);
-  for (uint64_t i = 0; i < iterations; ++i) {
+  RunAmxPeak(iterations, [] {
     _tile_dpbusd(0, 4, 5);
     _tile_dpbusd(1, 4, 5);
     _tile_dpbusd(2, 4, 5);
     _tile_dpbusd(3, 4, 5);
-  }
-  _tile_release();
+  });
   return 2.0 * 4 * kAmxTile * kAmxTile * kAmxTileK * static_cast<double>(iterations);
 }
 
