@@ -23,27 +23,29 @@ constexpr size_t kAmxTileBytes = kAmxTile * kAmxTileK;
 constexpr size_t kAmxKBlock = 512;
 constexpr size_t kAmxABlockBytes = size_t{1} << 20;
 constexpr size_t kAmxMaxBlockRows = 512;
+// Scratch starts with the C tiles of a block's slices (four per slice), then the packed A block.
+constexpr size_t kAmxCRegionBytes = (kAmxMaxBlockRows / kAmxRows) * 4 * kAmxCBytes;
 
 // Below this much B (the panels one thread runs), B stays in L2 across slices anyway: blocks are one
 // 32-row slice, whose A stays in L1. Measured on an Intel Xeon with AMX (bench:kernels, medians):
 // bf16 model S b1024 335 GFLOP/s against 288 with K-sized blocks; int8 S and model L b256 even.
 constexpr size_t kAmxBResidentBytes = size_t{1} << 20;
 
-// Rows of A packed per block when a packed row takes `row_bytes` and the thread's B `b_bytes`
-// (pass 0 for the most a block can hold): whole 32-row slices.
-inline size_t AmxBlockRows(size_t row_bytes, size_t b_bytes = 0) {
-  if (b_bytes != 0 && b_bytes <= kAmxBResidentBytes) return kAmxRows;
+// Rows of A packed per block when a packed row takes `row_bytes` and the thread's B `b_bytes`:
+// whole 32-row slices.
+inline size_t AmxBlockRows(size_t row_bytes, size_t b_bytes) {
+  if (b_bytes <= kAmxBResidentBytes) return kAmxRows;
   const size_t slices = kAmxABlockBytes / (kAmxRows * row_bytes), most = kAmxMaxBlockRows / kAmxRows;
   return kAmxRows * (slices < 1 ? 1 : slices > most ? most : slices);
 }
 
-// Scratch bytes for the C tiles of a block's slices (`c_tile_bytes` per tile, four per slice) and
-// its A block, enough for every K up to the one whose packed row takes `row_bytes`: a stack sizes
+// Scratch bytes for the C tiles of a block's slices (kAmxCRegionBytes: an fp32 tile is 1 KiB like
+// an int32 one) and its A block, enough for every K up to the one whose packed row takes `row_bytes`: a stack sizes
 // scratch once for its widest layer, and a narrower layer's block holds more rows (up to the budget
 // or kAmxMaxBlockRows), so the bound is the budget or one slice of the widest row, not that row's block.
-inline size_t AmxBlockScratchBytes(size_t row_bytes, size_t c_tile_bytes) {
+inline size_t AmxBlockScratchBytes(size_t row_bytes) {
   const size_t a = kAmxRows * row_bytes > kAmxABlockBytes ? kAmxRows * row_bytes : kAmxABlockBytes;
-  return (kAmxMaxBlockRows / kAmxRows) * 4 * c_tile_bytes + a + 64;
+  return kAmxCRegionBytes + a + 64;
 }
 
 // The palette-1 configuration every kernel and the peak probe load: `tiles` tiles of 16 × 64 bytes.
@@ -62,20 +64,22 @@ struct alignas(64) AmxTileConfig {
 };
 static_assert(sizeof(AmxTileConfig) == 64, "the tile configuration is 64 bytes");
 
-// Runs one packed A block against B panels [p_begin, p_end), two panels (2×2 C tiles) at a time and
-// a lone last one on C tiles 0 and 2, for either AMX driver: their layouts agree byte for byte. A K
-// step is 64 bytes of K per row (64 int8, or 16 bf16 pairs); `k_bytes` is K so padded. The block
-// is `slices` 32-row slices, each K step of a slice two 1 KiB A tiles (rows 0..15, 16..31); a
-// panel is one 1 KiB B tile per K step (`b` is the first panel); a C tile is 1 KiB. With one slice,
-// or K within one block, no B block is shared between slices: K runs whole, and each slice's C
-// tiles go to `epilogue(panel, pair, slice, c)` while hot (one C buffer). Otherwise C is carried
-// between K blocks in each slice's own four tiles of `c_all`, and the epilogues run at the end.
+// Runs one packed A block of `rows` rows against B panels [p_begin, p_end), two panels (2×2 C tiles)
+// at a time and a lone last one on C tiles 0 and 2, for either AMX driver: their layouts agree byte
+// for byte. A K step is 64 bytes of K per row (64 int8, or 16 bf16 pairs); `k_bytes` is K so
+// padded. The block is 32-row slices, each K step of a slice two 1 KiB A tiles (rows 0..15,
+// 16..31); a panel is one 1 KiB B tile per K step (`b` is the first panel); a C tile is 1 KiB.
+// With one slice, or K within one block, no B block is shared between slices: K runs whole, and
+// each slice's C tiles go to `epilogue(panel, pair, slice, c)` while hot (one C buffer). Otherwise
+// C is carried between K blocks in each slice's own four tiles of `c_all`, and the epilogues run
+// at the end. (Per slice, not per row: building the epilogue's column terms once per slice and
+// panel is worth 1.2× on bf16 model S b1024.)
 // Tiles: zero<T>(), load<T>(p, stride), store<T>(p, stride), dot<C, A, B>().
 template <class Tiles, class EpilogueFn>
-void AmxBlockPanels(Tiles& tiles, const uint8_t* a_block, size_t slices, const uint8_t* b, size_t p_begin, size_t p_end,
+void AmxBlockPanels(Tiles& tiles, const uint8_t* a_block, size_t rows, const uint8_t* b, size_t p_begin, size_t p_end,
                     size_t k_bytes, uint8_t* c_all, const EpilogueFn& epilogue) {
   constexpr size_t kC = kAmxCBytes;
-  const size_t panel_bytes = k_bytes * kAmxTile;
+  const size_t panel_bytes = k_bytes * kAmxTile, slices = (rows + kAmxRows - 1) / kAmxRows;
   const bool one_pass = slices == 1 || k_bytes <= kAmxKBlock;
   const size_t kc = one_pass ? k_bytes : kAmxKBlock;
   const auto run_panels = [&](size_t pnl, bool pair) {

@@ -17,8 +17,6 @@
 #pragma once
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "amx_tiles.h"
 #include "bf16_gemm_driver.h"
 #include "f32_zmm_traits.h"
@@ -38,16 +36,17 @@ inline size_t AmxBf16BlockRows(size_t k, size_t panels) {
 // The C accumulators of a block's slices (four fp32 tiles each), then the block of A pairs, and
 // alignment slack, in floats, for any K up to k.
 inline size_t AmxBf16ScratchFloats(size_t k) {
-  const size_t bytes = AmxBlockScratchBytes(PackedPairs(k, kAmxPairs) * sizeof(uint32_t), kAmxCBytes);
+  const size_t bytes = AmxBlockScratchBytes(PackedPairs(k, kAmxPairs) * sizeof(uint32_t));
   return (bytes + sizeof(float) - 1) / sizeof(float);
 }
 
 // Packs `rows` rows of A from row r0 (rounded to bf16 pairs; g.a_transposed: A(r, p) = a[p·lda + r])
-// as `slices` 32-row slices, each K step by K step as its top and bottom 16-row × 16-pair tiles,
+// as whole 32-row slices, each K step by K step as its top and bottom 16-row × 16-pair tiles,
 // 1 KiB apiece and contiguous, as the int8 driver packs its A (int8_amx_driver.h says why). Rows past
 // the data and K past g.k are zero.
 template <void (*ToPairs)(const float*, size_t, uint32_t*)>
-void PackAmxBf16Block(const F32GemmArgs& g, size_t r0, size_t rows, size_t slices, uint32_t* dst) {
+void PackAmxBf16Block(const F32GemmArgs& g, size_t r0, size_t rows, uint32_t* dst) {
+  const size_t slices = (rows + kAmxRows - 1) / kAmxRows;
   constexpr size_t kTileWords = kAmxTile * kAmxPairs, kStepK = 2 * kAmxPairs;
   const size_t steps = PackedPairs(g.k, kAmxPairs) / kAmxPairs;
   for (size_t i = 0; i < slices * kAmxRows; ++i) {
@@ -73,17 +72,16 @@ void PackAmxBf16Block(const F32GemmArgs& g, size_t r0, size_t rows, size_t slice
 template <class Tiles, void (*ToPairs)(const float*, size_t, uint32_t*)>
 void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
   using V = VAvx512;
-  constexpr size_t kCFloats = kAmxTile * kAmxTile;
   const size_t pairs = PackedPairs(g.k, kAmxPairs), block_rows = AmxBf16BlockRows(g.k, t.p_end - t.p_begin);
   auto* base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
   // The C tiles of the block's slices at base (AmxBlockPanels), then the packed A block.
-  auto* a_block = reinterpret_cast<uint32_t*>(base + (kAmxMaxBlockRows / kAmxRows) * 4 * kCFloats);
+  auto* a_block = reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(base) + kAmxCRegionBytes);
   const Activation tile_act = g.act == Activation::kSoftmax ? Activation::kLinear : g.act;
   Tiles tiles;
   tiles.begin();
   for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
-    const size_t rows = MinSize(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
-    PackAmxBf16Block<ToPairs>(g, m0, rows, slices, a_block);
+    const size_t rows = MinSize(block_rows, t.m_end - m0);
+    PackAmxBf16Block<ToPairs>(g, m0, rows, a_block);
     // The fp32 epilogue (bias, activation) of panels pnl (and pnl + 1 when `pair`) for slice s.
     const auto epilogue = [&](size_t pnl, bool pair, size_t s, const uint8_t* c_bytes) {
       const auto* c = reinterpret_cast<const float*>(c_bytes);
@@ -92,15 +90,14 @@ void AmxBf16Run(const F32GemmArgs& g, const GemmTile& t, float* scratch) {
         const size_t col0 = (pnl + h) * kAmxTile, cols = MinSize(kAmxTile, g.n - col0);
         const Epilogue epi{g.bias ? g.bias + col0 : nullptr, tile_act, g.params()};
         for (size_t i = 0; i < slice_rows; ++i) {
-          const float* row = c + (i < kAmxTile ? h : 2 + h) * kCFloats + (i % kAmxTile) * kAmxTile;
+          const float* row = c + ((i < kAmxTile ? h : 2 + h) * kAmxTile + i % kAmxTile) * kAmxTile;
           V::R acc[1][1] = {{V::load(row)}};
           StoreTile<V>(acc, g.c + (m0 + r0 + i) * g.ldc + col0, g.ldc, cols, false, &epi);
         }
       }
     };
-    AmxBlockPanels(tiles, reinterpret_cast<const uint8_t*>(a_block), slices,
-                   reinterpret_cast<const uint8_t*>(g.b_packed), t.p_begin, t.p_end, pairs * sizeof(uint32_t),
-                   reinterpret_cast<uint8_t*>(base), epilogue);
+    AmxBlockPanels(tiles, reinterpret_cast<const uint8_t*>(a_block), rows, reinterpret_cast<const uint8_t*>(g.b_packed),
+                   t.p_begin, t.p_end, pairs * sizeof(uint32_t), reinterpret_cast<uint8_t*>(base), epilogue);
     if (g.act == Activation::kSoftmax) SoftmaxRows<V>(g.c + m0 * g.ldc, g.ldc, rows, g.n);
   }
   tiles.end();

@@ -67,9 +67,9 @@ namespace {
 // bounded mixed-precision training (packing the changed weights each step was 39% of a model L
 // b16 step on AMX).
 inline __m128i Bf16Bits4(__m128i u) {
-  const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), _mm_set1_epi32(1));
-  const __m128i rounded = _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(u, _mm_set1_epi32(0x7fff)), lsb), 16);
   const __m128i high = _mm_srli_epi32(u, 16);
+  const __m128i lsb = _mm_and_si128(high, _mm_set1_epi32(1));
+  const __m128i rounded = _mm_srli_epi32(_mm_add_epi32(_mm_add_epi32(u, _mm_set1_epi32(0x7fff)), lsb), 16);
   const __m128i zero_exp = _mm_cmpeq_epi32(_mm_and_si128(u, _mm_set1_epi32(0x7f800000)), _mm_setzero_si128());
   const __m128i nan = _mm_cmpgt_epi32(_mm_and_si128(u, _mm_set1_epi32(0x7fffffff)), _mm_set1_epi32(0x7f800000));
   const __m128i finite = _mm_or_si128(_mm_and_si128(zero_exp, _mm_and_si128(high, _mm_set1_epi32(0x8000))),
@@ -89,7 +89,7 @@ void Bf16PairColumns(const float* lo, const float* hi, size_t cols, uint32_t* ou
 }
 
 // out[q] = Bf16Bits(src[2q]) | Bf16Bits(src[2q + 1]) << 16 for q < pairs, reading k floats (the
-// rest zero): one row of W as the K pairs of a transposed panel's column, into `words` (stride nr).
+// rest zero): one row of W as the K pairs of a transposed panel's column, into `out` (stride `stride`).
 void Bf16PairRow(const float* src, size_t k, size_t pairs, uint32_t* out, size_t stride) {
   size_t q = 0;
   for (; 2 * q + 8 <= k && q + 4 <= pairs; q += 4) {
@@ -149,16 +149,13 @@ void PackBf16B(const float* w, size_t ldw, size_t k, size_t n, uint32_t nr, uint
   // by panel it read nr columns of each row, rows a whole row apart, and packing the changed
   // weights each step is what mixed-precision training waits on.
   for (size_t q = 0; q < pairs; ++q) {
-    const float* lo = w + 2 * q * ldw;
-    const float* hi = 2 * q + 1 < k ? lo + ldw : nullptr;
+    const bool data = q < data_pairs;  // past it: padding to whole AMX tiles
+    const float* lo = data ? w + 2 * q * ldw : nullptr;
+    const float* hi = data && 2 * q + 1 < k ? lo + ldw : nullptr;
     for (size_t p = 0; p < panels; ++p) {
       uint32_t* out = dst + p * pairs * nr + q * nr;
-      const size_t col0 = p * nr, cols = n - col0 < nr ? n - col0 : nr;
-      if (q >= data_pairs) {  // padding to whole AMX tiles
-        for (size_t j = 0; j < nr; ++j) out[j] = 0;
-        continue;
-      }
-      Bf16PairColumns(lo + col0, hi ? hi + col0 : nullptr, cols, out);
+      const size_t col0 = p * nr, cols = !data ? 0 : n - col0 < nr ? n - col0 : nr;
+      if (cols) Bf16PairColumns(lo + col0, hi ? hi + col0 : nullptr, cols, out);
       for (size_t j = cols; j < nr; ++j) out[j] = 0;
     }
   }

@@ -17,8 +17,6 @@
 #pragma once
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "amx_tiles.h"
 #include "int8_gemm_driver.h"
 #include "int8_zmm_traits.h"
@@ -34,14 +32,14 @@ inline size_t AmxInt8BlockRows(size_t k, size_t panels) {
 
 // The C accumulators of a block's slices (four tiles each), then the block of A padded to whole K
 // steps and slices, and alignment slack, for any K up to k.
-inline size_t AmxScratchBytes(size_t k) { return AmxBlockScratchBytes(RoundUpTo(k, kAmxTileK), kAmxCBytes); }
+inline size_t AmxScratchBytes(size_t k) { return AmxBlockScratchBytes(RoundUpTo(k, kAmxTileK)); }
 
-// Packs `rows` rows of A (k bytes each, stride lda) as `slices` 32-row slices, each K step by K step
+// Packs `rows` rows of A (k bytes each, stride lda) as whole 32-row slices, each K step by K step
 // as its top and bottom 16 × 64-byte tiles, 1 KiB apiece and contiguous: a tile load then reads
 // 1 KiB in a row, where rows k64 bytes apart (4 KiB at K 4096) all fall in the same L1 sets. Rows
 // past the data and K past k are zero, so tails need no second tile configuration.
-inline void PackAmxBlock(const uint8_t* a, size_t lda, size_t rows, size_t k, size_t slices, uint8_t* dst) {
-  const size_t steps = RoundUpTo(k, kAmxTileK) / kAmxTileK;
+inline void PackAmxBlock(const uint8_t* a, size_t lda, size_t rows, size_t k, uint8_t* dst) {
+  const size_t steps = RoundUpTo(k, kAmxTileK) / kAmxTileK, slices = (rows + kAmxRows - 1) / kAmxRows;
   for (size_t i = 0; i < slices * kAmxRows; ++i) {
     uint8_t* out = dst + (i / kAmxRows) * steps * 2 * kAmxTileBytes + (i % kAmxRows) * kAmxTileK;
     const size_t data = i < rows ? k : 0;
@@ -60,12 +58,11 @@ void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch, Tiles& tile
   const size_t k64 = RoundUpTo(g.k, kAmxTileK), block_rows = AmxInt8BlockRows(g.k, t.p_end - t.p_begin);
   auto* base = reinterpret_cast<uint8_t*>(RoundUpTo(reinterpret_cast<uintptr_t>(scratch), 64));
   // The C tiles of the block's slices at base (AmxBlockPanels), then the packed A block.
-  uint8_t* a_block = base + (kAmxMaxBlockRows / kAmxRows) * 4 * kAmxCBytes;
-  constexpr size_t kCInts = kAmxTile * kAmxTile;
+  uint8_t* a_block = base + kAmxCRegionBytes;
   tiles.begin();
   for (size_t m0 = t.m_begin; m0 < t.m_end; m0 += block_rows) {
-    const size_t rows = MinSz(block_rows, t.m_end - m0), slices = (rows + kAmxRows - 1) / kAmxRows;
-    PackAmxBlock(g.a + m0 * g.lda, g.lda, rows, g.k, slices, a_block);
+    const size_t rows = MinSz(block_rows, t.m_end - m0);
+    PackAmxBlock(g.a + m0 * g.lda, g.lda, rows, g.k, a_block);
     // The epilogue of panels pnl (and pnl + 1 when `pair`) for slice s, from its C tiles.
     const auto epilogue = [&](size_t pnl, bool pair, size_t s, const uint8_t* c_bytes) {
       const auto* c = reinterpret_cast<const int32_t*>(c_bytes);
@@ -73,12 +70,12 @@ void AmxRun(const Int8GemmArgs& g, const GemmTile& t, void* scratch, Tiles& tile
       for (size_t q = 0; q < (pair ? 2u : 1u); ++q) {
         const size_t col0 = (pnl + q) * kAmxTile, cols = MinSz(kAmxTile, g.n - col0);
         for (size_t i = 0; i < slice_rows; ++i) {
-          const int32_t* row = c + (i < kAmxTile ? q : 2 + q) * kCInts + (i % kAmxTile) * kAmxTile;
+          const int32_t* row = c + ((i < kAmxTile ? q : 2 + q) * kAmxTile + i % kAmxTile) * kAmxTile;
           Epilogue<VZmmVnni>(g, VZmmVnni::load_i(row), m0 + r0 + i, col0, cols);
         }
       }
     };
-    AmxBlockPanels(tiles, a_block, slices, reinterpret_cast<const uint8_t*>(g.b_packed), t.p_begin, t.p_end, k64, base,
+    AmxBlockPanels(tiles, a_block, rows, reinterpret_cast<const uint8_t*>(g.b_packed), t.p_begin, t.p_end, k64, base,
                    epilogue);
   }
   tiles.end();
