@@ -47,6 +47,22 @@ export {
 } from './data/csv-dataset.js';
 export type { LossName } from './native/index.js';
 export { loadModel } from './model/load.js';
+export {
+  integratedGradients,
+  kernelShap,
+  exactShap,
+  lime,
+  byColumn,
+  EXPLAIN_METHODS,
+  type Explanation,
+  type ExplainMethod,
+  type ColumnAttribution,
+  type IntegratedGradientsOptions,
+  type IntegrationRule,
+  type KernelShapOptions,
+  type ExactShapOptions,
+  type LimeOptions,
+} from './explain/index.js';
 /**
  * For .onnx graphs that are not a chain of dense layers (broadcasting MatMul/Add, Gemm with
  * transA, softmax over another axis): loadOnnxGraph(path).run({ name: { data, shape } }).

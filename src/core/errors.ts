@@ -77,6 +77,14 @@ export const ERRORS = {
   MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },
   MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },
   MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
+  MAAS_ERR_EXPLAIN_SINGULAR: {
+    kind: 'FailedPrecondition',
+    doc: "An explanation's linear fit has no unique solution (its samples do not vary a feature).",
+  },
+  MAAS_ERR_EXPLAIN_BACKGROUND: {
+    kind: 'FailedPrecondition',
+    doc: 'An explanation method needs background rows (SHAP, LIME) and none were given or configured.',
+  },
   MAAS_ERR_PACKED_CORRUPT: { kind: 'InvalidArgument', doc: 'A packed weight buffer failed its header checks.' },
   MAAS_ERR_PACKED_MAP_FAILED: {
     kind: 'ResourceExhausted',

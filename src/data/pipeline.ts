@@ -227,6 +227,14 @@ function planWidth(plan: ColumnPlan): number {
   return 1;
 }
 
+/** The names of the features a column becomes. */
+function featureNamesOf(plan: ColumnPlan): string[] {
+  if (plan.kind === 'oneHot') return plan.categories.map((c) => `${plan.name}=${c}`);
+  if (plan.kind === 'date') return plan.parts ? plan.parts.map((p) => `${plan.name}.${p}`) : [plan.name];
+  if (plan.kind === 'hash') return Array.from({ length: plan.buckets }, (_, i) => `${plan.name}#${i}`);
+  return [plan.name];
+}
+
 /** Any of the accepted inputs, as a frame (records and tables are read as fit reads them). */
 function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string): DataFrame {
   if (data instanceof DataFrame) return data;
@@ -438,6 +446,25 @@ export class Pipeline {
     );
     this.width = columns.reduce((n, c) => n + planWidth(c), 0);
     this.labelIndex = labelPlan?.kind === 'classes' ? new Map(labelPlan.classes.map((c, k) => [c, k])) : null;
+  }
+
+  /**
+   * Where each raw input column lands in the transformed row: its first feature and how many it
+   * makes, with each feature's name ('age', 'color=red', 'when.month', 'notes#3').
+   */
+  get featureSpans(): { column: string; start: number; width: number; names: string[] }[] {
+    let start = 0;
+    return this.columns.map((plan) => {
+      const width = planWidth(plan);
+      const span = { column: plan.name, start, width, names: featureNamesOf(plan) };
+      start += width;
+      return span;
+    });
+  }
+
+  /** The transformed row's feature names, in order (featureSpans' names end to end). */
+  get featureNames(): string[] {
+    return this.columns.flatMap(featureNamesOf);
   }
 
   /** Raw input column names, in order (the columns a record must have). */

@@ -11,6 +11,7 @@ import type { ActivationName } from '../layers/activations.js';
 import {
   ACTIVATION_CODES,
   native,
+  type NativeInputGradientHandle,
   type NativeModelHandle,
   type NativeQuantLayerSpec,
   type RegionView,
@@ -285,6 +286,51 @@ export function openPackedModel(packed: Pick<PackedModel, 'buffer' | 'format'>):
   try {
     const bytes = new Uint8Array(packed.buffer);
     return format === 'int8' ? new native.QuantizedStackHandle(bytes) : new native.DenseStackHandle(bytes);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** kernel [rows, cols] row-major, transposed into [cols, rows]. */
+function transposed(kernel: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(kernel.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = kernel[i * cols + j]!;
+  return out;
+}
+
+/**
+ * Packs the round-trip stack input gradients run on (fp32, this thread's kernel): the layers, then
+ * each kernel transposed, last layer first, as a linear layer without bias. The second half holds
+ * the backward products' operands (dX = dZ·Wᵀ), so workers share one buffer for both directions.
+ */
+export function packRoundTrip(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
+  const turned: PackLayer[] = layers
+    .map((l) => ({
+      inputDim: l.units,
+      units: l.inputDim!,
+      activation: 'linear' as const,
+      alpha: 0,
+      maxValue: null,
+      threshold: 0,
+      useBias: false,
+      kernel: transposed(l.kernel!, l.inputDim!, l.units),
+      bias: null,
+    }))
+    .reverse();
+  return packDenseStack([...layers, ...turned]);
+}
+
+/** Opens the input-gradient handle over packRoundTrip's buffer (in any thread it was posted to). */
+export function openInputGradients(packed: Pick<PackedModel, 'buffer'>): NativeInputGradientHandle {
+  const buffer: unknown = packed?.buffer;
+  if (!(buffer instanceof SharedArrayBuffer || buffer instanceof ArrayBuffer))
+    throw invalidParameter(
+      'openInputGradients(packed)',
+      'an object with the SharedArrayBuffer of packRoundTrip',
+      packed,
+    );
+  try {
+    return new native.InputGradientHandle(new Uint8Array(packed.buffer));
   } catch (e) {
     throw fromNative(e);
   }

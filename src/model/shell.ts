@@ -9,13 +9,13 @@ import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
 import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkOptions } from '../core/validation.js';
 import type { Dense } from '../layers/dense.js';
-import { native, type NativeModelHandle } from '../native/index.js';
+import { native, type NativeInputGradientHandle, type NativeModelHandle } from '../native/index.js';
 import type { Pipeline, PredictedLabel, RawRows, TransformOptions } from '../data/pipeline.js';
 import { writeArtifacts, type ModelArtifacts, type WriteHooks } from '../io/artifacts.js';
 import { formatOfFileName } from '../io/formats.js';
 import { writeKerasH5 } from '../io/keras-h5-write.js';
 import { printSummary } from '../io/summary.js';
-import { openPackedModel, type PackedModel } from './packed.js';
+import { openInputGradients, openPackedModel, packRoundTrip, type PackedModel } from './packed.js';
 
 /** Where save() wrote the model: a tfjs model.json, or a Keras HDF5 file. */
 export type SavedModel = { modelJson: string; h5?: undefined } | { h5: string; modelJson?: undefined };
@@ -35,6 +35,8 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   abstract get layers(): readonly Dense[];
   private handleCache: NativeModelHandle | null = null;
   private packedCache: PackedModel | null = null;
+  private roundTripCache: PackedModel | null = null;
+  private gradientCache: NativeInputGradientHandle | null = null;
   private disposed = false;
 
   /** Packs the weights for this thread's kernel (called once until the weights change). */
@@ -45,6 +47,11 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   abstract toArtifacts(): ModelArtifacts;
   /** The model as ONNX bytes (what saveOnnx writes). */
   abstract toOnnx(options?: OnnxOptions): Uint8Array;
+
+  /** The preparation pipeline raw rows go through (predictRaw, explanations by column), or null. */
+  get pipeline(): Pipeline | null {
+    return this.preparationPipeline();
+  }
 
   /** [null, inputDim] once the first layer knows its input width. */
   get inputShape(): [null, number] | null {
@@ -125,6 +132,23 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
     return this.packedCache;
   }
 
+  /**
+   * The round-trip stack input gradients run on (packRoundTrip), made once until the weights
+   * change: fp32 weights, the dequantized ones for an int8 model. Post `buffer` to workers and
+   * open it there with openInputGradients.
+   */
+  roundTripPacked(): PackedModel {
+    this.checkLive();
+    this.roundTripCache ??= packRoundTrip(this.layers);
+    return this.roundTripCache;
+  }
+
+  /** The native input-gradient handle over roundTripPacked() (opened on first use). */
+  inputGradients(): NativeInputGradientHandle {
+    this.gradientCache ??= openInputGradients(this.roundTripPacked());
+    return this.gradientCache;
+  }
+
   /** Total weight count. */
   countParams(): number {
     return this.layers.reduce((n, l) => n + l.countParams(), 0);
@@ -175,6 +199,9 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
     this.handleCache?.dispose();
     this.handleCache = null;
     this.packedCache = null;
+    this.gradientCache?.dispose();
+    this.gradientCache = null;
+    this.roundTripCache = null;
   }
 
   protected checkLive(): void {

@@ -147,6 +147,18 @@ export interface NativeModelHandle {
 }
 
 /** A native handle over a packed quantized stack; the same predict contract as NativeModelHandle. */
+/**
+ * The handle over a round-trip packed stack (the model's layers, then their kernels transposed in
+ * reverse order): per row, dx = (∂y/∂x)ᵀ·dy, the input gradient the explanation methods use.
+ */
+export interface NativeInputGradientHandle {
+  readonly inputSize: number;
+  readonly outputSize: number;
+  /** x and dx: batch × inputSize; dy (and y, which receives the outputs): batch × outputSize. */
+  gradient(x: Float32Array, batch: number, dy: Float32Array, dx: Float32Array, y?: Float32Array): void;
+  dispose(): void;
+}
+
 export interface NativeQuantizedHandle extends NativeModelHandle {
   readonly f32Kernel: string;
 }
@@ -243,6 +255,7 @@ export interface NativeBinding {
   ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
   DenseStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeModelHandle;
+  InputGradientHandle: new (packed: Uint8Array) => NativeInputGradientHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ACTIVATION_CODES, LOSS_CODES, addonPath, native, type ActivationName, type LossName } from '../../src/native/index.js';
 import { TEST_SEED, rng } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';
+import { randomLayers, refForward, type RefLayer } from './reference-stack.js';
 
 /** float32 gradients against float64 differences: absolute floor plus a relative part. */
 const GRAD_ABS_TOL = 2e-4;
@@ -15,86 +16,12 @@ const GRAD_REL_TOL = 2e-3;
 /** Central-difference step in float64. */
 const FD_STEP = 1e-6;
 
-interface RefLayer {
-  in: number;
-  out: number;
-  act: ActivationName;
-  alpha: number;
-  /** kerasRelu's max_value and threshold. */
-  maxValue?: number;
-  threshold?: number;
-  w: Float64Array;
-  b: Float64Array | null;
-}
-
-/** erf in float64: its Maclaurin series below 2, erfc's continued fraction above (both < 1e-14). */
-function erf(x: number): number {
-  const a = Math.abs(x);
-  if (a < 2) {
-    let term = a, sum = a;
-    for (let n = 1; n < 60; n++) {
-      term *= (-a * a) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  // erfc(a) = e^{−a²}/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + …)))), evaluated from the tail.
-  let f = a;
-  for (let n = 80; n >= 1; n--) f = a + n / 2 / f;
-  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
-  return Math.sign(x) * (1 - erfc);
-}
-
-const SELU_ALPHA = 1.6732632423543772;
-const SELU_SCALE = 1.0507009873554805;
-
-function activate(act: ActivationName, l: { alpha: number; maxValue?: number; threshold?: number }, z: number[]): number[] {
-  const alpha = l.alpha;
-  switch (act) {
-    case 'linear': return z;
-    case 'relu': return z.map((v) => Math.max(v, 0));
-    case 'leakyRelu': return z.map((v) => (v > 0 ? v : alpha * v));
-    case 'elu': return z.map((v) => (v > 0 ? v : alpha * (Math.exp(v) - 1)));
-    case 'sigmoid': return z.map((v) => 1 / (1 + Math.exp(-v)));
-    case 'tanh': return z.map(Math.tanh);
-    case 'softmax': {
-      const m = Math.max(...z);
-      const e = z.map((v) => Math.exp(v - m));
-      const s = e.reduce((a, b) => a + b, 0);
-      return e.map((v) => v / s);
-    }
-    case 'relu6': return z.map((v) => Math.min(Math.max(v, 0), 6));
-    case 'hardSigmoid': return z.map((v) => Math.min(Math.max(0.2 * v + 0.5, 0), 1));
-    case 'swish': return z.map((v) => v / (1 + Math.exp(-v)));
-    case 'gelu': return z.map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
-    case 'softplus': return z.map((v) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))));
-    case 'softsign': return z.map((v) => v / (1 + Math.abs(v)));
-    case 'selu': return z.map((v) => SELU_SCALE * (v > 0 ? v : SELU_ALPHA * (Math.exp(v) - 1)));
-    case 'exponential': return z.map(Math.exp);
-    case 'geluTanh':
-      return z.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
-    case 'kerasRelu': {
-      const t = l.threshold ?? 0, mx = l.maxValue ?? Infinity;
-      return z.map((v) => (v > t ? Math.min(v, mx) : alpha * (v - t)));
-    }
-  }
-}
-
 /** The loss of a float64 forward pass, with tfjs's definitions (mean over batch and outputs). */
 function refLoss(layers: RefLayer[], x: Float32Array, y: Float32Array, batch: number, loss: LossName): number {
   let total = 0;
   const out = layers[layers.length - 1]!.out;
   for (let i = 0; i < batch; i++) {
-    let h = Array.from(x.subarray(i * layers[0]!.in, (i + 1) * layers[0]!.in));
-    for (const l of layers) {
-      const z: number[] = [];
-      for (let j = 0; j < l.out; j++) {
-        let s = l.b ? l.b[j]! : 0;
-        for (let k = 0; k < l.in; k++) s += h[k]! * l.w[k * l.out + j]!;
-        z.push(s);
-      }
-      h = activate(l.act, l, z);
-    }
+    const h = refForward(layers, x.subarray(i * layers[0]!.in, (i + 1) * layers[0]!.in));
     for (let j = 0; j < out; j++) {
       const t = loss === 'sparseCategoricalCrossentropy' ? (j === y[i] ? 1 : 0) : y[i * out + j]!;
       const p = h[j]!;
@@ -105,18 +32,6 @@ function refLoss(layers: RefLayer[], x: Float32Array, y: Float32Array, batch: nu
     }
   }
   return total / batch;
-}
-
-function randomLayers(r: Random, widths: number[], acts: ActivationName[]): RefLayer[] {
-  return acts.map((act, i) => ({
-    in: widths[i]!,
-    out: widths[i + 1]!,
-    act,
-    alpha: act === 'leakyRelu' ? 0.2 : act === 'elu' ? 0.7 : act === 'kerasRelu' ? 0.15 : 0,
-    ...(act === 'kerasRelu' ? { maxValue: 1.2, threshold: 0.3 } : {}),
-    w: Float64Array.from({ length: widths[i]! * widths[i + 1]! }, () => r.uniform(-0.8, 0.8)),
-    b: i % 2 === 0 ? Float64Array.from({ length: widths[i + 1]! }, () => r.uniform(-0.3, 0.3)) : null,
-  }));
 }
 
 function checkGradients(layers: RefLayer[], loss: LossName, r: Random, what: string, batch = 5): void {

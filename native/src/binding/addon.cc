@@ -55,6 +55,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterDenseStackHandle(env, exports, this);
   RegisterKernels(env, exports);
   RegisterTrainer(env, exports);
+  RegisterInputGradientHandle(env, exports);
   RegisterQuantizedStackHandle(env, exports);
   RegisterInt8Kernels(env, exports);
   RegisterSharedRegions(env, exports);

@@ -43,6 +43,7 @@ void RegisterOutputPool(Napi::Env env, Napi::Object exports);
 // Frees the output buffers the pool keeps (releaseFreeMemory).
 void DrainOutputPool();
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
+void RegisterInputGradientHandle(Napi::Env env, Napi::Object exports);
 void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports);
 void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);
 // A made-up CPU from a JS object, for the dispatch-rule entries (_selectInt8Gemm, _selectF32Gemm).

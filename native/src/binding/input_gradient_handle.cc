@@ -1,0 +1,114 @@
+// InputGradientHandle: the JS handle over a round-trip packed stack (maas/input_gradient.h),
+// usually a SharedArrayBuffer shared by the workers that explain. gradient() runs the forward pass
+// and carries dY back to the inputs natively, with per-handle scratch.
+#include <string>
+
+#include "addon.h"
+#include "args.h"
+#include "maas/input_gradient.h"
+#include "typed.h"
+
+namespace maas::binding {
+
+namespace {
+
+class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "InputGradientHandle",
+                       {
+                           InstanceMethod<&InputGradientWrap::Gradient>("gradient"),
+                           InstanceMethod<&InputGradientWrap::Dispose>("dispose"),
+                           InstanceAccessor<&InputGradientWrap::InputSize>("inputSize"),
+                           InstanceAccessor<&InputGradientWrap::OutputSize>("outputSize"),
+                       });
+  }
+
+  // new InputGradientHandle(packed: Uint8Array): the buffer packStack wrote for the 2L round-trip specs.
+  explicit InputGradientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InputGradientWrap>(info) {
+    Napi::Env env = info.Env();
+    addon_ = env.GetInstanceData<MaasAddon>();
+    auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
+    Status s = OpenDenseStack(packed.Data(), packed.ByteLength(), &view_);
+    if (s != Status::kOk) ThrowStatus(env, s, "InputGradientHandle: cannot open the packed buffer");
+    if (CheckRoundTripStack(view_, &layers_) != Status::kOk) {
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
+                 "InputGradientHandle: the buffer is not a round-trip stack (the model's layers, then their kernels "
+                 "transposed in reverse order, linear, without bias)",
+                 true);
+    }
+    if (!IsaWithin(view_.kernel->isa, addon_->isa_cap())) {
+      ThrowCoded(env, "MAAS_ERR_PACKED_ISA_ABOVE_CAP",
+                 std::string("InputGradientHandle: the buffer was packed for ") + view_.kernel->name +
+                     " but this thread's ISA cap is " + IsaName(addon_->isa_cap()) + "; pack it again under this cap");
+    }
+    buffer_ = Napi::Persistent(packed.As<Napi::Object>());
+    live_ = true;
+  }
+
+ private:
+  size_t In() const { return view_.layers[0].spec.in; }
+  size_t Out() const { return view_.layers[layers_ - 1].spec.out; }
+
+  void CheckLive(Napi::Env env) {
+    if (!live_) ThrowCoded(env, "MAAS_ERR_MODEL_DISPOSED", "InputGradientHandle: the handle was disposed");
+  }
+
+  // gradient(x, batch, dy, dx, y?): dx = (∂y/∂x)ᵀ·dy per row; y (optional) receives the outputs.
+  Napi::Value Gradient(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckLive(env);
+    size_t x_length = 0, dy_length = 0, dx_length = 0, y_length = 0;
+    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+    const size_t batch = ArgSize(info, 1, "batch");
+    const float* dy = ArgTypedData<float>(info, 2, "dy", napi_float32_array, &dy_length);
+    float* dx = ArgTypedData<float>(info, 3, "dx", napi_float32_array, &dx_length);
+    float* y = nullptr;
+    if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull())
+      y = ArgTypedData<float>(info, 4, "y", napi_float32_array, &y_length);
+    const size_t in = In(), out = Out();
+    if (batch == 0 || x_length != batch * in || dx_length != batch * in || dy_length != batch * out ||
+        (y && y_length != batch * out)) {
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+                 "gradient: expected x and dx of " + std::to_string(batch * in) + " floats and dy (and y) of " +
+                     std::to_string(batch * out) + " for batch " + std::to_string(batch) + " but received " +
+                     std::to_string(x_length) + ", " + std::to_string(dx_length) + " and " + std::to_string(dy_length),
+                 true);
+    }
+    const Status s = DenseStackInputGradient(view_, x, batch, dy, dx, y, &scratch_, &addon_->pool(), addon_->threads());
+    if (s != Status::kOk) ThrowStatus(env, s, "gradient");
+    return env.Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    live_ = false;
+    view_ = PackedStackView{};
+    if (!buffer_.IsEmpty()) buffer_.Reset();
+    scratch_.Release();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value InputSize(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(In()));
+  }
+  Napi::Value OutputSize(const Napi::CallbackInfo& info) {
+    CheckLive(info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(Out()));
+  }
+
+  MaasAddon* addon_ = nullptr;
+  bool live_ = false;
+  uint32_t layers_ = 0;
+  PackedStackView view_;
+  InputGradientScratch scratch_;
+  Napi::ObjectReference buffer_;
+};
+
+}  // namespace
+
+void RegisterInputGradientHandle(Napi::Env env, Napi::Object exports) {
+  exports.Set("InputGradientHandle", InputGradientWrap::Define(env));
+}
+
+}  // namespace maas::binding

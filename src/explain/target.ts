@@ -1,0 +1,113 @@
+/**
+ * What the explanation methods need of a model: its widths, a batched forward pass and (for
+ * integrated gradients) the native input gradient. A library model and a pool worker's handles
+ * both become an ExplainTarget, so every method runs the same code in either place.
+ */
+import type { NativeInputGradientHandle, NativeModelHandle } from '../native/index.js';
+import type { InferenceModel } from '../model/shell.js';
+import type { Pipeline } from '../data/pipeline.js';
+import { MaasError, invalidParameter } from '../core/errors.js';
+import { toMatrix } from '../core/tensor.js';
+
+export interface ExplainTarget {
+  readonly inputs: number;
+  readonly outputs: number;
+  /** The model's outputs for `rows` rows of x (rows × outputs floats). */
+  predict(x: Float32Array, rows: number): Float32Array;
+  /** dx = (∂y/∂x)ᵀ·dy per row; y, when given, receives the outputs. */
+  gradient(x: Float32Array, rows: number, dy: Float32Array, y?: Float32Array): Float32Array;
+  /** The feature names (the pipeline's encoded columns, or x0, x1, …). */
+  readonly featureNames: readonly string[];
+  /** The model's preparation pipeline, when it has one (attributions then also sum per raw column). */
+  readonly pipeline: Pipeline | null;
+}
+
+/** A target over native handles (a pool worker's): the model's handle and the round-trip gradient handle. */
+export function handleTarget(
+  model: NativeModelHandle,
+  gradients: NativeInputGradientHandle | null,
+  pipeline: Pipeline | null,
+): ExplainTarget {
+  const inputs = model.inputSize;
+  const outputs = model.outputSize;
+  return {
+    inputs,
+    outputs,
+    pipeline,
+    featureNames: featureNames(inputs, pipeline),
+    predict(x, rows) {
+      const y = new Float32Array(rows * outputs);
+      model.predict(x, rows, y);
+      return y;
+    },
+    gradient(x, rows, dy, y) {
+      if (!gradients)
+        throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'This model was opened without its input-gradient weights');
+      const dx = new Float32Array(rows * inputs);
+      gradients.gradient(x, rows, dy, dx, y);
+      return dx;
+    },
+  };
+}
+
+/** A library model as a target: predict through its handle, gradients through its round-trip stack. */
+export function modelTarget(model: InferenceModel): ExplainTarget {
+  const shape = model.inputShape;
+  const out = model.outputShape;
+  if (!shape || !out)
+    throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${model.name} is not built: it has no input shape`);
+  const inputs = shape[1];
+  const outputs = out[1];
+  const pipeline = model.pipeline;
+  return {
+    inputs,
+    outputs,
+    pipeline,
+    featureNames: featureNames(inputs, pipeline),
+    predict(x, rows) {
+      const t = model.predict(x.length === rows * inputs ? x : x.subarray(0, rows * inputs));
+      const y = t.values.slice();
+      t.dispose();
+      return y;
+    },
+    gradient(x, rows, dy, y) {
+      const dx = new Float32Array(rows * inputs);
+      model.inputGradients().gradient(x, rows, dy, dx, y);
+      return dx;
+    },
+  };
+}
+
+/** Names of the model's input features: the pipeline's encoded columns, else x0, x1, …. */
+export function featureNames(inputs: number, pipeline: Pipeline | null): string[] {
+  const names = pipeline?.featureNames;
+  if (names && names.length === inputs) return names;
+  return Array.from({ length: inputs }, (_, i) => `x${i}`);
+}
+
+/** Rows of the model's input width from any tensor-like value (a single row may be a flat array). */
+export function inputRows(x: unknown, inputs: number, what: string): { data: Float32Array; rows: number } {
+  const flat = Array.isArray(x) && x.length === inputs && x.every((v) => typeof v === 'number') ? [x] : x;
+  const m = toMatrix(flat, inputs, what);
+  if (m.cols !== inputs)
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `Expected rows of ${inputs} features (the model's input) for ${what} but received rows of ${m.cols}`,
+    );
+  for (let i = 0; i < m.data.length; i++)
+    if (!Number.isFinite(m.data[i]!))
+      throw invalidParameter(`${what}[${i}]`, 'finite numbers', m.data[i], 'MAAS_ERR_ARG_RANGE');
+  return { data: m.data, rows: m.rows };
+}
+
+/** The output an explanation is for: `requested`, else the largest output of the row (the predicted class). */
+export function chooseOutput(requested: number | undefined, outputs: number, row: Float32Array): number {
+  if (requested !== undefined) {
+    if (!Number.isInteger(requested) || requested < 0 || requested >= outputs)
+      throw invalidParameter('output', `an output index in [0, ${outputs - 1}]`, requested, 'MAAS_ERR_ARG_RANGE');
+    return requested;
+  }
+  let best = 0;
+  for (let j = 1; j < outputs; j++) if (row[j]! > row[best]!) best = j;
+  return best;
+}
