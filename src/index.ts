@@ -198,6 +198,10 @@ export {
   type ClientTensor,
   type InferOptions,
   type InferResult,
+  type ExplainOptions,
+  type ModelExplainResponse,
+  type ExplanationMessage,
+  type ColumnAttributionMessage,
   type RequestedOutput,
   type ResultTensor,
 } from './client/index.js';
@@ -217,9 +221,11 @@ export type {
   NativeF32KernelInfo,
   NativeInt8KernelInfo,
   CpuClassName,
+  NativeInputGradientHandle,
 } from './native/index.js';
 export type {
   DataPlaneOptions,
+  ExplainResponse,
   ModelMetadata,
   ServerMetadata,
   TensorMetadata,

@@ -4,8 +4,9 @@
  */
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
+import type { ModelExplainResponse } from '../protocol/explain.js';
 import * as grpc from '@grpc/grpc-js';
-import { CONTENTS_FIELD, inferenceService, toWireParameters } from '../protocol/grpc.js';
+import { CONTENTS_FIELD, explainService, inferenceService, toWireParameters } from '../protocol/grpc.js';
 import {
   InferenceServerError,
   recordsToColumns,
@@ -15,6 +16,7 @@ import {
   tensorFromBytes,
   tokenHeaders,
   type ClientSecurity,
+  type ExplainOptions,
   type InferOptions,
   type InferResult,
 } from './types.js';
@@ -120,6 +122,8 @@ function channelCredentials(options: GrpcClientOptions): grpc.ChannelCredentials
 /** A gRPC client for one server address (host:port). */
 export class GrpcInferenceClient {
   private readonly client: grpc.Client & Record<string, UnaryMethod>;
+  /** maas.ExplainService over the same channel (made on first use). */
+  private explainClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
   private readonly headers: [string, string][];
 
   /** Connects (lazily) to a server at `address` (host:port). */
@@ -145,10 +149,11 @@ export class GrpcInferenceClient {
     method: string,
     request: object,
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    client: grpc.Client & Record<string, UnaryMethod> = this.client,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const callOptions: grpc.CallOptions = options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {};
-      const call = this.client[method]!.call(this.client, request, this.metadata(), callOptions, (error, value) =>
+      const call = client[method]!.call(client, request, this.metadata(), callOptions, (error, value) =>
         error ? reject(clientError(error)) : resolve(value as T),
       );
       if (options.signal) {
@@ -214,6 +219,23 @@ export class GrpcInferenceClient {
     return decodeInferResponse(await this.call<WireResponse>('ModelInfer', encodeInferRequest(options), options));
   }
 
+  /** Explains each row (maas.ExplainService/ModelExplain); rejects with an InferenceServerError. */
+  async explain(options: ExplainOptions): Promise<ModelExplainResponse> {
+    // The service's stub shares this client's channel (one connection for both services).
+    this.explainClient ??= new (explainService())(
+      this.client.getChannel().getTarget(),
+      grpc.credentials.createInsecure(),
+      {
+        channelOverride: this.client.getChannel(),
+      },
+    ) as unknown as grpc.Client & Record<string, UnaryMethod>;
+    const request = encodeInferRequest({
+      ...options,
+      parameters: { ...(options.parameters ?? {}), ...(options.method ? { method: options.method } : {}) },
+    });
+    return this.call<ModelExplainResponse>('ModelExplain', request, options, this.explainClient);
+  }
+
   /** Opens a ModelStreamInfer stream: send() resolves with the answer to that request (matched by id). */
   openStream(): InferStream {
     return new InferStream(
@@ -230,6 +252,7 @@ export class GrpcInferenceClient {
   /** Closes the channel; the client cannot be used after it. */
   close(): void {
     this.client.close();
+    this.explainClient?.close();
   }
 }
 

@@ -5,6 +5,7 @@
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import { BINARY_HEADER_LENGTH, ERROR_CODE_HEADER } from '../protocol/http.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
+import type { ModelExplainResponse } from '../protocol/explain.js';
 import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 import {
   InferenceServerError,
@@ -14,6 +15,7 @@ import {
   tokenHeaders,
   type ClientSecurity,
   tensorFromBytes,
+  type ExplainOptions,
   type InferOptions,
   type InferResult,
   type TypedArray,
@@ -121,6 +123,35 @@ export class HttpInferenceClient {
   /** Unloads a model once its queued requests finish; explicit control mode only (RepositoryModelUnload). */
   async unloadModel(name: string): Promise<void> {
     await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {});
+  }
+
+  /** Explains each row (maas's explain extension, POST …/explain); rejects with an InferenceServerError. */
+  async explain(options: ExplainOptions): Promise<ModelExplainResponse> {
+    if (options.records && options.inputs) throw new TypeError('Send records or inputs, not both');
+    const inputs = (options.inputs ?? []).map((t) => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape,
+      data: Array.from(t.data as ArrayLike<number | bigint | boolean | string>, (v) =>
+        typeof v === 'bigint' ? Number(v) : v,
+      ),
+    }));
+    const body = {
+      ...(options.id ? { id: options.id } : {}),
+      ...(options.records ? { records: options.records } : { inputs }),
+      parameters: { ...(options.parameters ?? {}), ...(options.method ? { method: options.method } : {}) },
+    };
+    const response = await fetch(`${this.base}${modelPath(options.model, options.version ?? '')}/explain`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      signal: options.timeoutMs
+        ? AbortSignal.any([AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])])
+        : options.signal,
+      dispatcher: this.dispatcher,
+      headers: { ...this.headers, 'content-type': 'application/json' },
+    });
+    if (!response.ok) await raise(response);
+    return (await response.json()) as ModelExplainResponse;
   }
 
   /** Runs one inference request (ModelInfer); rejects with an InferenceServerError. */

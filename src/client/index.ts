@@ -6,9 +6,11 @@ export {
   type ClientSecurity,
   type ClientTensor,
   type ClientTls,
+  type ExplainOptions,
   type InferOptions,
   type InferResult,
   type RequestedOutput,
   type ResultTensor,
   type TypedArray,
 } from './types.js';
+export type { ModelExplainResponse, ExplanationMessage, ColumnAttributionMessage } from '../protocol/explain.js';

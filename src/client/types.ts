@@ -72,6 +72,12 @@ export interface RequestedOutput {
 export type ParameterValues = Record<string, boolean | number | string>;
 
 /** One inference request, for either client. */
+/** An explain request (maas's explain extension): the rows as infer takes them, and the method and its options. */
+export interface ExplainOptions extends Omit<InferOptions, 'outputs' | 'typed'> {
+  /** integratedGradients, kernelShap, exactShap or lime (default: the model config's explain_method). */
+  method?: string;
+}
+
 export interface InferOptions {
   /** The model's name in the repository. */
   model: string;

@@ -81,6 +81,10 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: "An explanation's linear fit has no unique solution (its samples do not vary a feature).",
   },
+  MAAS_ERR_EXPLAIN_OFF: {
+    kind: 'FailedPrecondition',
+    doc: 'Explanations are not enabled for the model: its config.json has no explain_method parameter.',
+  },
   MAAS_ERR_EXPLAIN_BACKGROUND: {
     kind: 'FailedPrecondition',
     doc: 'An explanation method needs background rows (SHAP, LIME) and none were given or configured.',

@@ -57,8 +57,21 @@ export function byColumn(attributions: readonly number[], pipeline: Pipeline): C
 
 /** The explanation with its feature names and, when the target has a pipeline, its column sums. */
 export function finish(target: ExplainTarget, e: Omit<Explanation, 'features' | 'columns'>): Explanation {
-  const done: Explanation = { ...e, features: [...target.featureNames] };
-  if (target.pipeline && target.pipeline.width === target.inputs)
-    done.columns = byColumn(e.attributions, target.pipeline);
+  return relabel(e, target.inputs, target.pipeline, target.featureNames);
+}
+
+/**
+ * An explanation computed without names (in a pool worker) with the model's feature names (the
+ * pipeline's, else x0, x1, …) and, when it has a pipeline, the sums per raw column.
+ */
+export function relabel(
+  e: Omit<Explanation, 'features' | 'columns'>,
+  inputs: number,
+  pipeline: Pipeline | null,
+  names: readonly string[] | null,
+): Explanation {
+  const features = names && names.length === inputs ? [...names] : Array.from({ length: inputs }, (_, i) => `x${i}`);
+  const done: Explanation = { ...e, features };
+  if (pipeline && pipeline.width === inputs) done.columns = byColumn(e.attributions, pipeline);
   return done;
 }

@@ -304,6 +304,16 @@ function transposed(kernel: Float32Array, rows: number, cols: number): Float32Ar
  * the backward products' operands (dX = dZ·Wᵀ), so workers share one buffer for both directions.
  */
 export function packRoundTrip(layers: readonly PackLayer[]): PackedModel & { readonly format: 'fp32' } {
+  return packDenseStack(roundTripLayers(layers));
+}
+
+/** packRoundTrip into a shared-memory region (what a server loads for explanations). */
+export function packRoundTripRegion(layers: readonly PackLayer[], tag = 0): Promise<PackedRegion> {
+  return packDenseStackRegion(roundTripLayers(layers), tag, 'fp32');
+}
+
+/** The layers, then each kernel transposed (last layer first) as a linear layer without bias. */
+function roundTripLayers(layers: readonly PackLayer[]): PackLayer[] {
   const turned: PackLayer[] = layers
     .map((l) => ({
       inputDim: l.units,
@@ -317,11 +327,23 @@ export function packRoundTrip(layers: readonly PackLayer[]): PackedModel & { rea
       bias: null,
     }))
     .reverse();
-  return packDenseStack([...layers, ...turned]);
+  return [...layers, ...turned];
 }
 
-/** Opens the input-gradient handle over packRoundTrip's buffer (in any thread it was posted to). */
-export function openInputGradients(packed: Pick<PackedModel, 'buffer'>): NativeInputGradientHandle {
+/**
+ * Opens the input-gradient handle over packRoundTrip's buffer (in any thread it was posted to), or
+ * over a round-trip region through a descriptor of this process (the handle maps it itself).
+ */
+export function openInputGradients(
+  packed: Pick<PackedModel, 'buffer'> | { fd: number; byteLength: number },
+): NativeInputGradientHandle {
+  if ('fd' in packed) {
+    try {
+      return new native.InputGradientHandle({ fd: packed.fd, byteLength: packed.byteLength });
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
   const buffer: unknown = packed?.buffer;
   if (!(buffer instanceof SharedArrayBuffer || buffer instanceof ArrayBuffer))
     throw invalidParameter(

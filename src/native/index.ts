@@ -255,7 +255,7 @@ export interface NativeBinding {
   ): string;
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
   DenseStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeModelHandle;
-  InputGradientHandle: new (packed: Uint8Array) => NativeInputGradientHandle;
+  InputGradientHandle: new (packed: Uint8Array | NativeRegionRef) => NativeInputGradientHandle;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],

@@ -6,6 +6,9 @@
 
 import type { KeyObject } from 'node:crypto';
 import type { DensePrecision, PackedFormat, PackedRegion } from '../model/packed.js';
+import type { ExplainTask, WorkerExplanation } from '../explain/task.js';
+
+export type { ExplainTask, WorkerExplanation } from '../explain/task.js';
 
 export type { PackedFormat, PackedRegion } from '../model/packed.js';
 
@@ -17,6 +20,8 @@ export interface SharedWeights {
   /** The region's descriptor in the serving process, and its packed byte count. */
   fd: number;
   byteLength: number;
+  /** The round-trip stack input gradients run on (models whose config enables explanations). */
+  roundTrip?: { fd: number; byteLength: number };
 }
 
 /** How workers are isolated: threads of the serving process, or processes of their own. */
@@ -29,6 +34,8 @@ export type WorkerFault = 'exit' | 'abort' | 'oom';
 export type ToWorker =
   /** One execution: `rows` rows of `x` through the model that `weights` describes. */
   | { kind: 'infer'; id: number; weights: SharedWeights; x: Float32Array; rows: number; outputSize: number }
+  /** Explanations of task.rows rows through the model that `weights` describes. */
+  | { kind: 'explain'; id: number; weights: SharedWeights; task: ExplainTask }
   /** The version is unloaded and nothing of it is in flight: close its handle (unmapping its weights). */
   | { kind: 'retire'; key: string }
   /** Answered at once with a pong: the pool times the event loop's share of a round trip. */
@@ -43,6 +50,7 @@ export type FromWorker =
   | { kind: 'pong'; id: number }
   /** The result buffer: a float64 compute time (RESULT_HEADER_BYTES), then the outputs. */
   | { kind: 'result'; id: number; result: ArrayBuffer }
+  | { kind: 'explained'; id: number; explanations: WorkerExplanation[]; computeNs: number }
   | { kind: 'error'; id: number; code: string; message: string };
 
 /** What a pool run returns: the outputs, and how long the native call took. */
@@ -73,12 +81,16 @@ export interface LoadRequest {
   precision?: DensePrecision;
   /** A packed cache directory to map the model from, or to pack it into (absent: no cache). */
   packedCache?: string;
+  /** Also pack the round-trip stack input gradients run on (the config enables explanations). */
+  roundTrip?: boolean;
 }
 
 /** A model file opened and packed in the load worker: the packed region and what serving needs. */
 export interface LoadedModel {
   /** The packed weights; the pool owns the region's descriptor until the version is detached. */
   region: PackedRegion;
+  /** The round-trip stack (LoadRequest.roundTrip): fp32, or the dequantized weights of an int8 model. */
+  roundTrip?: PackedRegion;
   inputSize: number;
   outputSize: number;
   /** The int8 scheme in words (int8 models only), for the served config's parameters. */

@@ -17,6 +17,7 @@ import {
   packDenseStackRegion,
   packInt8StackRegion,
   packIntoRegion,
+  packRoundTripRegion,
   type DensePrecision,
   type LayerPacker,
   type PackedRegion,
@@ -153,6 +154,30 @@ async function openAndPackUncached(request: LoadRequest, keys: ModelKeys | undef
  * model is never cached.
  */
 export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promise<LoadedModel> {
+  const model = await openAndPackWeights(request, keys);
+  if (!request.roundTrip) return model;
+  try {
+    return { ...model, roundTrip: await packRoundTripOf(request, keys) };
+  } catch (error) {
+    native.closeRegion(model.region.fd);
+    throw error;
+  }
+}
+
+/**
+ * The round-trip stack of the model at request.path (packRoundTripRegion), from a second, whole
+ * read of the file: its fp32 weights, or an int8 model's dequantized ones (the file stores them).
+ * Only models whose config enables explanations pay for it.
+ */
+async function packRoundTripOf(request: LoadRequest, keys: ModelKeys | undefined): Promise<PackedRegion> {
+  const opened = await openModelFile(request.path, {
+    strictIntegrity: request.strictIntegrity === true,
+    ...(keys ? { keys } : {}),
+  });
+  return packRoundTripRegion(opened.layers, request.tag);
+}
+
+async function openAndPackWeights(request: LoadRequest, keys?: ModelKeys): Promise<LoadedModel> {
   const cache = request.packedCache && !isSealedPath(request.path) ? new PackedCache(request.packedCache) : null;
   if (!cache) return (await openAndPackUncached(request, keys, {})).model;
   await cache.prepare();

@@ -24,10 +24,15 @@ import {
   type WorkerFault,
   type WorkerIsolation,
   type WorkerOptions,
+  type ExplainTask,
+  type ToWorker,
+  type WorkerExplanation,
 } from './messages.js';
 import { startWorker, type WorkerLink } from './worker-link.js';
 
 export type {
+  ExplainTask,
+  WorkerExplanation,
   InferResult,
   LoadedModel,
   SharedWeights,
@@ -74,8 +79,17 @@ export interface PoolOptions {
 /** An execution sent to a worker and not yet answered. */
 interface Running {
   key: string;
-  resolve: (result: ArrayBuffer) => void;
+  /** An inference's result buffer; an explanation's message (NO_RESULT for a pong). */
+  resolve: (result: ArrayBuffer | ExplainedMessage) => void;
   reject: (error: MaasError) => void;
+}
+
+type ExplainedMessage = Extract<FromWorker, { kind: 'explained' }>;
+
+/** What explain() returns: the explanations (without feature names), and how long the worker computed. */
+export interface ExplainResult {
+  explanations: WorkerExplanation[];
+  computeNs: number;
 }
 
 /** One worker position: its current link (replaced when the worker dies) and what it is running. */
@@ -190,6 +204,7 @@ export class InferencePool {
       precision?: DensePrecision;
       keys?: ModelKeys;
       packedCache?: string;
+      roundTrip?: boolean;
     } = {},
   ): Promise<LoadedModel> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
@@ -199,6 +214,7 @@ export class InferencePool {
       strictIntegrity: options.strictIntegrity === true,
       ...(options.precision ? { precision: options.precision } : {}),
       ...(options.packedCache ? { packedCache: options.packedCache } : {}),
+      ...(options.roundTrip ? { roundTrip: true } : {}),
     };
     let reply: LoadReply;
     let timeout: AbortSignal | undefined;
@@ -231,8 +247,9 @@ export class InferencePool {
     }
     if (!reply.ok) throw new MaasError(isErrorCode(reply.code) ? reply.code : 'MAAS_ERR_MODEL_FORMAT', reply.message);
     native.claimRegion(reply.model.region.fd);
+    if (reply.model.roundTrip) native.claimRegion(reply.model.roundTrip.fd);
     if (this.closed) {
-      native.closeRegion(reply.model.region.fd);
+      this.discard(reply.model);
       throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     }
     return reply.model;
@@ -244,6 +261,7 @@ export class InferencePool {
    */
   discard(model: LoadedModel): void {
     native.closeRegion(model.region.fd);
+    if (model.roundTrip) native.closeRegion(model.roundTrip.fd);
   }
 
   /**
@@ -283,7 +301,7 @@ export class InferencePool {
       slot.link.send({ kind: 'retire', key });
       return ack;
     });
-    native.closeRegion(entry.weights.fd);
+    closeRegions(entry.weights);
     // The acknowledgements come over unreferenced worker ports: hold the loop open until they do.
     this.hold(1);
     void Promise.all(acknowledged).then(() => {
@@ -301,12 +319,33 @@ export class InferencePool {
 
   /** Runs `rows` rows of x (transferred to a thread, not copied) through an attached model version. */
   async run(weights: SharedWeights, x: Float32Array, rows: number, outputSize: number): Promise<InferResult> {
+    // Transfer only a buffer x owns whole; a view into someone else's memory is copied first.
+    if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
+    const result = (await this.dispatch(weights, (id) => ({ kind: 'infer', id, weights, x, rows, outputSize }), [
+      x.buffer as ArrayBuffer,
+    ])) as ArrayBuffer;
+    return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
+  }
+
+  /**
+   * Explains task.rows rows in a worker (never on this thread: an explanation runs thousands of
+   * rows through the model). The version must have been loaded with its round trip for gradients.
+   */
+  async explain(weights: SharedWeights, task: ExplainTask): Promise<ExplainResult> {
+    const answer = (await this.dispatch(weights, (id) => ({ kind: 'explain', id, weights, task }))) as ExplainedMessage;
+    return { explanations: answer.explanations, computeNs: answer.computeNs };
+  }
+
+  /** Sends one execution on an attached version to the least busy worker and waits for its answer. */
+  private async dispatch(
+    weights: SharedWeights,
+    message: (id: number) => ToWorker,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<ArrayBuffer | ExplainedMessage> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const entry = this.attached.get(weights.key);
     if (!entry || entry.detached)
       throw new MaasError('MAAS_ERR_MODEL_DISPOSED', `Model weights ${weights.key} are not attached to the pool`);
-    // Transfer only a buffer x owns whole; a view into someone else's memory is copied first.
-    if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength || !(x.buffer instanceof ArrayBuffer)) x = x.slice();
     entry.running++;
     // Workers never hold the event loop open on their own; this does, while anything runs.
     this.inFlight++;
@@ -314,11 +353,10 @@ export class InferencePool {
     try {
       const slot = this.pick() ?? (await this.workerAvailable());
       const id = ++this.nextId;
-      const result = await new Promise<ArrayBuffer>((resolve, reject) => {
+      return await new Promise<ArrayBuffer | ExplainedMessage>((resolve, reject) => {
         slot.running.set(id, { key: weights.key, resolve, reject });
-        slot.link!.send({ kind: 'infer', id, weights, x, rows, outputSize }, [x.buffer as ArrayBuffer]);
+        slot.link!.send(message(id), transfer);
       });
-      return { y: new Float32Array(result, RESULT_HEADER_BYTES), computeNs: new Float64Array(result, 0, 1)[0]! };
     } finally {
       this.hold(-1);
       if (--this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
@@ -362,7 +400,7 @@ export class InferencePool {
   private async measureHop(): Promise<number> {
     const slot = this.pick() ?? (await this.workerAvailable());
     const ping = () =>
-      new Promise<ArrayBuffer>((resolve, reject) => {
+      new Promise<ArrayBuffer | ExplainedMessage>((resolve, reject) => {
         const id = ++this.nextId;
         slot.running.set(id, { key: '', resolve, reject });
         slot.link!.send({ kind: 'ping', id });
@@ -416,6 +454,7 @@ export class InferencePool {
     if (!running) return;
     slot.running.delete(message.id);
     if (message.kind === 'result') running.resolve(message.result);
+    else if (message.kind === 'explained') running.resolve(message);
     else if (message.kind === 'pong') running.resolve(NO_RESULT);
     else
       running.reject(
@@ -484,8 +523,14 @@ export class InferencePool {
     for (const slot of this.slots) slot.link = null;
     for (const handle of this.inlineHandles.values()) handle.dispose();
     this.inlineHandles.clear();
-    for (const { weights } of this.attached.values()) native.closeRegion(weights.fd);
+    for (const { weights } of this.attached.values()) closeRegions(weights);
     this.attached.clear();
     await Promise.all([...links.map((link) => link.terminate()), this.loads]);
   }
+}
+
+/** Closes a version's regions: its weights and, when it has one, its round trip. */
+function closeRegions(weights: SharedWeights): void {
+  native.closeRegion(weights.fd);
+  if (weights.roundTrip) native.closeRegion(weights.roundTrip.fd);
 }

@@ -5,8 +5,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
-import { native, type NativeModelHandle } from '../native/index.js';
-import { openPackedRegion } from '../model/packed.js';
+import { native, type NativeInputGradientHandle, type NativeModelHandle } from '../native/index.js';
+import { openInputGradients, openPackedRegion } from '../model/packed.js';
+import { runExplainTask } from '../explain/task.js';
 import {
   RESULT_HEADER_BYTES,
   type FromWorker,
@@ -47,6 +48,18 @@ const inServingProcess = options.servingPid === process.pid;
 native.setThreads(options.threadsPerWorker);
 
 const handles = new Map<string, NativeModelHandle>();
+const gradientHandles = new Map<string, NativeInputGradientHandle>();
+
+/** Runs `open` over a region of the serving process: directly in a thread, through /proc from a process. */
+function overRegion<T>(region: { fd: number; byteLength: number }, open: (fd: number) => T): T {
+  if (inServingProcess) return open(region.fd);
+  const fd = native.openRegion(`/proc/${options.servingPid}/fd/${region.fd}`);
+  try {
+    return open(fd);
+  } finally {
+    native.closeRegion(fd);
+  }
+}
 
 /**
  * The version's handle, opened on first use: a thread maps the region through the serving
@@ -55,18 +68,33 @@ const handles = new Map<string, NativeModelHandle>();
 function handleFor(weights: SharedWeights): NativeModelHandle {
   let handle = handles.get(weights.key);
   if (handle) return handle;
-  if (inServingProcess) {
-    handle = openPackedRegion(weights);
-  } else {
-    const fd = native.openRegion(`/proc/${options.servingPid}/fd/${weights.fd}`);
-    try {
-      handle = openPackedRegion({ ...weights, fd });
-    } finally {
-      native.closeRegion(fd);
-    }
-  }
+  handle = overRegion(weights, (fd) => openPackedRegion({ ...weights, fd }));
   handles.set(weights.key, handle);
   return handle;
+}
+
+/** The version's input-gradient handle over its round trip (null when it was loaded without one). */
+function gradientsFor(weights: SharedWeights): NativeInputGradientHandle | null {
+  const roundTrip = weights.roundTrip;
+  if (!roundTrip) return null;
+  let handle = gradientHandles.get(weights.key);
+  if (!handle) {
+    handle = overRegion(roundTrip, (fd) => openInputGradients({ fd, byteLength: roundTrip.byteLength }));
+    gradientHandles.set(weights.key, handle);
+  }
+  return handle;
+}
+
+function explain(message: Extract<ToWorker, { kind: 'explain' }>): void {
+  try {
+    const start = process.hrtime.bigint();
+    const explanations = runExplainTask(handleFor(message.weights), gradientsFor(message.weights), message.task);
+    const computeNs = Number(process.hrtime.bigint() - start);
+    channel.send({ kind: 'explained', id: message.id, explanations, computeNs });
+  } catch (error) {
+    const code = error instanceof MaasError ? error.code : 'MAAS_ERR_NATIVE_INTERNAL';
+    channel.send({ kind: 'error', id: message.id, code, message: (error as Error).message });
+  }
 }
 
 function infer(message: Extract<ToWorker, { kind: 'infer' }>): void {
@@ -88,6 +116,8 @@ function infer(message: Extract<ToWorker, { kind: 'infer' }>): void {
 function retire(key: string): void {
   handles.get(key)?.dispose();
   handles.delete(key);
+  gradientHandles.get(key)?.dispose();
+  gradientHandles.delete(key);
   channel.send({ kind: 'retired', key });
 }
 
@@ -104,6 +134,7 @@ function fault(kind: WorkerFault): void {
 
 channel.onMessage((message) => {
   if (message.kind === 'infer') infer(message);
+  else if (message.kind === 'explain') explain(message);
   else if (message.kind === 'retire') retire(message.key);
   else if (message.kind === 'ping') channel.send({ kind: 'pong', id: message.id });
   else fault(message.fault);

@@ -32,6 +32,18 @@ export function inferenceService(): grpc.ServiceClientConstructor {
   return service;
 }
 
+let explain: grpc.ServiceClientConstructor | null = null;
+
+/** The `maas.ExplainService` client constructor (proto/maas_explain.proto); `.service` is its definition. */
+export function explainService(): grpc.ServiceClientConstructor {
+  if (!explain) {
+    const definition = protoLoader.loadSync('maas_explain.proto', PROTO_OPTIONS);
+    const maas = grpc.loadPackageDefinition(definition).maas as grpc.GrpcObject;
+    explain = maas.ExplainService as grpc.ServiceClientConstructor;
+  }
+  return explain;
+}
+
 /** The wire shape of an InferParameter (oneof parameter_choice). */
 export interface WireParameter {
   bool_param?: boolean;

@@ -24,4 +24,14 @@ export interface ModelStatisticsEntry {
     compute_output: DurationStat;
   }[];
   memory_usage: { type: string; id: number; byte_size: number }[];
+  /**
+   * maas's explain extension, for versions that enable it (REST only: gRPC's ModelStatistics has no
+   * field for it): requests that succeeded and failed, the workers' compute, rows explained per method.
+   */
+  explain_stats?: {
+    success: DurationStat;
+    fail: DurationStat;
+    compute_explain: DurationStat;
+    explained_rows: Record<string, number>;
+  };
 }

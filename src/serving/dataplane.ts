@@ -4,6 +4,7 @@
  * encode what comes back; they never reach past this file.
  */
 import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
+import type { ModelExplainResponse } from '../protocol/explain.js';
 import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 import { MAX_JSON_DEPTH, jsonNestsDeeper } from '../protocol/limits.js';
 import { MaasError } from '../core/errors.js';
@@ -15,6 +16,8 @@ import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js'
 import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import type { InputRows } from './batcher.js';
+import { EXPLAIN_METHODS, relabel, type Explanation, type ExplainMethod } from '../explain/explanation.js';
+import { EXPLAIN_OPTION_NAMES } from './repository/config.js';
 import {
   PANDAS_CONTENT_TYPE,
   checkedRecords,
@@ -135,8 +138,20 @@ function statisticsEntry(served: ServedVersion): ModelStatisticsEntry {
         compute_infer: copy(b.computeInfer),
         compute_output: copy(b.computeOutput),
       })),
-    // The packed weights, shared by every worker: counted once.
-    memory_usage: [{ type: 'CPU', id: 0, byte_size: served.weights.byteLength }],
+    // The packed weights, shared by every worker: counted once (and the round trip explanations use).
+    memory_usage: [
+      { type: 'CPU', id: 0, byte_size: served.weights.byteLength + (served.weights.roundTrip?.byteLength ?? 0) },
+    ],
+    ...(served.explain
+      ? {
+          explain_stats: {
+            success: copy(s.explainSuccess),
+            fail: copy(s.explainFail),
+            compute_explain: copy(s.explainCompute),
+            explained_rows: { ...s.explainedRows },
+          },
+        }
+      : {}),
   };
 }
 
@@ -148,7 +163,45 @@ export const EXTENSIONS = [
   'binary_tensor_data',
   'parameters',
   'statistics',
+  // maas's own: POST …/explain and maas.ExplainService/ModelExplain.
+  'explain',
 ] as const;
+
+/** An explain answer as both transports send it (snake_case, as the protocol's messages). */
+export function explainMessage(r: ExplainResponse): ModelExplainResponse {
+  return {
+    model_name: r.model,
+    model_version: r.version,
+    ...(r.id ? { id: r.id } : {}),
+    method: r.method,
+    explanations: r.explanations.map((e) => ({
+      output: e.output,
+      value: e.value,
+      base: e.base,
+      attributions: e.attributions,
+      features: e.features,
+      ...(e.columns ? { columns: e.columns } : {}),
+      ...(e.completenessGap !== undefined ? { completeness_gap: e.completenessGap } : {}),
+      ...(e.additivityGap !== undefined ? { additivity_gap: e.additivityGap } : {}),
+      ...(e.r2 !== undefined ? { r2: e.r2 } : {}),
+      ...(e.coefficients ? { coefficients: e.coefficients } : {}),
+      ...(e.coalitions !== undefined ? { coalitions: e.coalitions } : {}),
+      ...(e.exact !== undefined ? { exact: e.exact } : {}),
+    })),
+  };
+}
+
+/** Rows one explain request may carry: each costs thousands of forward rows (SHAP, LIME) or a path (IG). */
+export const MAX_EXPLAIN_ROWS = 64;
+
+/** The answer to an explain request: one explanation per row, for the method that ran. */
+export interface ExplainResponse {
+  model: string;
+  version: string;
+  id?: string;
+  method: ExplainMethod;
+  explanations: Explanation[];
+}
 
 /** What a DataPlane serves from. */
 export interface DataPlaneOptions {
@@ -336,6 +389,67 @@ export class DataPlane {
       return response;
     } catch (error) {
       served.stats.recordFailure(failureReason(error), nowNs() - started);
+      throw error;
+    }
+  }
+
+  /**
+   * Explains each row of a request (its inputs, or raw records or columns through the model's
+   * pipeline, exactly as infer reads them) with the method the request's `method` parameter names
+   * or the config's default. Options come from the config, and request parameters of the same
+   * names override them. Runs in the pool, never on the event loop.
+   */
+  async explain(request: InferRequest): Promise<ExplainResponse> {
+    const started = nowNs();
+    if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    const served = this.repository.resolve(request.model, request.version);
+    const settings = served.explain;
+    if (!settings)
+      throw new MaasError(
+        'MAAS_ERR_EXPLAIN_OFF',
+        `Explanations are not enabled for model '${served.model}': set parameters.explain_method in its config.json`,
+      );
+    try {
+      const asked = request.parameters?.method;
+      if (asked !== undefined && !EXPLAIN_METHODS.includes(asked as ExplainMethod))
+        throw new MaasError(
+          'MAAS_ERR_ARG_RANGE',
+          `Expected one of ${EXPLAIN_METHODS.join(', ')} for parameter method but received ${String(asked)}`,
+        );
+      const method = (asked as ExplainMethod | undefined) ?? settings.method;
+      const options: Record<string, unknown> = method === settings.method ? { ...settings.options } : {};
+      for (const name of EXPLAIN_OPTION_NAMES[method]) {
+        const value = request.parameters?.[name];
+        if (value !== undefined) options[name] = typeof value === 'bigint' ? Number(value) : value;
+      }
+      const raw = this.rawRows(served, request);
+      const { x, rows } = raw ?? this.inputRows(served, request);
+      if (rows > MAX_EXPLAIN_ROWS)
+        throw new MaasError(
+          'MAAS_ERR_INFER_INPUT',
+          `An explain request carries at most ${MAX_EXPLAIN_ROWS} rows but this one has ${rows}`,
+        );
+      const features =
+        x instanceof Float32Array ? x.slice() : floatsFromRaw(x, 'FP32', rows * served.inputSize, 'input');
+      const result = await settings.run({
+        method,
+        x: features,
+        rows,
+        options,
+        ...(settings.background ? { background: settings.background } : {}),
+      });
+      const names = served.preparation?.featureNames ?? null;
+      const explanations = result.explanations.map((e) => relabel(e, served.inputSize, served.preparation, names));
+      served.stats.recordExplain(method, rows, nowNs() - started, result.computeNs);
+      return {
+        model: served.model,
+        version: String(served.version),
+        ...(request.id ? { id: request.id } : {}),
+        method,
+        explanations,
+      };
+    } catch (error) {
+      served.stats.recordExplainFailure(nowNs() - started);
       throw error;
     }
   }

@@ -71,6 +71,11 @@ export class VersionStatistics {
   readonly requestLatency = new LatencyBuckets();
   readonly queueLatency = new LatencyBuckets();
   readonly computeLatency = new LatencyBuckets();
+  /** The explain extension: requests, rows explained per method, and the workers' compute time. */
+  readonly explainSuccess = duration();
+  readonly explainFail = duration();
+  readonly explainCompute = duration();
+  readonly explainedRows: Record<string, number> = {};
 
   constructor(
     readonly model: string,
@@ -88,6 +93,16 @@ export class VersionStatistics {
     this.requestLatency.observe(t.totalNs / 1000);
     this.queueLatency.observe(t.queueNs / 1000);
     this.computeLatency.observe(t.inferNs / 1000);
+  }
+
+  recordExplain(method: string, rows: number, totalNs: number, computeNs: number): void {
+    add(this.explainSuccess, totalNs);
+    add(this.explainCompute, computeNs);
+    this.explainedRows[method] = (this.explainedRows[method] ?? 0) + rows;
+  }
+
+  recordExplainFailure(totalNs: number): void {
+    add(this.explainFail, totalNs);
   }
 
   recordFailure(reason: FailureReason, totalNs: number): void {
@@ -211,6 +226,21 @@ export class ServingMetrics {
       Object.entries(s.failures).filter(([, count]) => count > 0),
     );
     counter('nv_inference_count', 'Number of inferences performed (a batch of n counts n)', (s) => s.inferenceCount);
+    counter('maas_explain_request_success', 'Number of successful explain requests', (s) => s.explainSuccess.count);
+    counter('maas_explain_request_failure', 'Number of failed explain requests', (s) => s.explainFail.count);
+    counter(
+      'maas_explain_request_duration_us',
+      "Cumulative explain request duration in microseconds (including the workers' compute)",
+      (s) => s.explainSuccess.ns / 1000,
+    );
+    counter(
+      'maas_explain_compute_duration_us',
+      'Cumulative compute duration of explanations in the workers, in microseconds',
+      (s) => s.explainCompute.ns / 1000,
+    );
+    counterBy('maas_explain_count', 'Number of rows explained, by method', 'method', (s) =>
+      Object.entries(s.explainedRows),
+    );
     counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
     counterBy(
       'maas_inference_exec_count',

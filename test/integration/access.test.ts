@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, InferenceServerError, type InferOptions } from '../../src/client/index.js';
-import { inferenceService } from '../../src/protocol/grpc.js';
+import { explainService, inferenceService } from '../../src/protocol/grpc.js';
 import { addTokenRecord } from '../../src/serving/auth/token-store.js';
 import { createToken, SCOPES, type Scope } from '../../src/serving/auth/tokens.js';
 import { RPC_ACCESS } from '../../src/serving/grpc/access.js';
@@ -55,7 +55,10 @@ beforeAll(async () => {
     ['beta', 2],
     ['gamma', 3],
   ] as const)
-    await addVersion(root, name, 1, smallModel(WIDTH, 2, seed));
+    // Explanations on: the explain extension's RPC and route are in the tables too.
+    await addVersion(root, name, 1, smallModel(WIDTH, 2, seed), {
+      parameters: { explain_method: { string_value: 'integratedGradients' } },
+    });
   const old = await createToken(
     { name: 'old', scopes: ['admin'], expiresInDays: 1 },
     new Date(Date.now() - 3 * 86_400_000),
@@ -158,6 +161,7 @@ const RPC_CASES: RpcCase[] = [
   { rpc: 'RepositoryModelUnload', scope: 'repository', target: 'gamma', call: (c) => c.unloadModel('gamma') },
   { rpc: 'RepositoryModelLoad', scope: 'repository', target: 'gamma', call: (c) => c.loadModel('gamma') },
   { rpc: 'ModelInfer', scope: 'infer', target: 'alpha', call: (c) => c.infer(inferOptions('alpha')) },
+  { rpc: 'ModelExplain', scope: 'explain', target: 'alpha', call: (c) => c.explain(inferOptions('alpha')) },
   {
     rpc: 'ModelStreamInfer',
     scope: 'infer',
@@ -175,7 +179,7 @@ const RPC_CASES: RpcCase[] = [
 
 describe('gRPC access control', () => {
   it('has a rule for every RPC of the service, and the table calls each one', () => {
-    const methods = Object.keys(inferenceService().service).sort();
+    const methods = [...Object.keys(inferenceService().service), ...Object.keys(explainService().service)].sort();
     expect(Object.keys(RPC_ACCESS).sort()).toEqual(methods);
     expect([...new Set(RPC_CASES.map((c) => c.rpc))].sort()).toEqual(methods);
     for (const c of RPC_CASES) expect(RPC_ACCESS[c.rpc]!.scope, c.rpc).toBe(c.scope);
@@ -250,6 +254,16 @@ const ROUTE_CASES: RouteCase[] = [
     target: 'alpha',
     method: 'POST',
     url: '/v2/models/alpha/infer',
+    body: JSON.stringify({
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: [0.1, 0.2, 0.3, 0.4] }],
+    }),
+  },
+  {
+    route: `POST ${models}/explain`,
+    scope: 'explain',
+    target: 'alpha',
+    method: 'POST',
+    url: '/v2/models/alpha/explain',
     body: JSON.stringify({
       inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: [0.1, 0.2, 0.3, 0.4] }],
     }),

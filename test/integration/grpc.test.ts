@@ -78,6 +78,7 @@ describe('gRPC: health and metadata', () => {
       'binary_tensor_data',
       'parameters',
       'statistics',
+      'explain',
     ]);
   });
 

@@ -1,11 +1,14 @@
 // InputGradientHandle: the JS handle over a round-trip packed stack (maas/input_gradient.h),
 // usually a SharedArrayBuffer shared by the workers that explain. gradient() runs the forward pass
 // and carries dY back to the inputs natively, with per-handle scratch.
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "addon.h"
 #include "args.h"
 #include "maas/input_gradient.h"
+#include "shared_region.h"
 #include "typed.h"
 
 namespace maas::binding {
@@ -24,12 +27,32 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
                        });
   }
 
-  // new InputGradientHandle(packed: Uint8Array): the buffer packStack wrote for the 2L round-trip specs.
+  // new InputGradientHandle(packed: Uint8Array | { fd, byteLength }): the bytes packStack wrote for
+  // the 2L round-trip specs, or a region holding them (mapped read-only here, unmapped by dispose).
   explicit InputGradientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InputGradientWrap>(info) {
     Napi::Env env = info.Env();
     addon_ = env.GetInstanceData<MaasAddon>();
-    auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
-    Status s = OpenDenseStack(packed.Data(), packed.ByteLength(), &view_);
+    const void* data = nullptr;
+    size_t bytes = 0;
+    if (info.Length() > 0 && info[0].IsObject() && !info[0].IsTypedArray()) {
+      Napi::Object region = info[0].As<Napi::Object>();
+      Napi::Value fd = region.Get("fd"), length = region.Get("byteLength");
+      const double fd_value = fd.IsNumber() ? fd.As<Napi::Number>().DoubleValue() : -1;
+      const double byte_value = length.IsNumber() ? length.As<Napi::Number>().DoubleValue() : 0;
+      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0))
+        ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "InputGradientHandle: expected a Uint8Array or { fd, byteLength }", true);
+      if (!mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value)))
+        ThrowCoded(env, "MAAS_ERR_PACKED_MAP_FAILED",
+                   std::string("InputGradientHandle: cannot map the packed weights: ") + std::strerror(errno));
+      data = mapping_.data();
+      bytes = mapping_.size();
+    } else {
+      auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
+      data = packed.Data();
+      bytes = packed.ByteLength();
+      buffer_ = Napi::Persistent(packed.As<Napi::Object>());
+    }
+    Status s = OpenDenseStack(data, bytes, &view_);
     if (s != Status::kOk) ThrowStatus(env, s, "InputGradientHandle: cannot open the packed buffer");
     if (CheckRoundTripStack(view_, &layers_) != Status::kOk) {
       ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
@@ -42,7 +65,6 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
                  std::string("InputGradientHandle: the buffer was packed for ") + view_.kernel->name +
                      " but this thread's ISA cap is " + IsaName(addon_->isa_cap()) + "; pack it again under this cap");
     }
-    buffer_ = Napi::Persistent(packed.As<Napi::Object>());
     live_ = true;
   }
 
@@ -84,6 +106,7 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     live_ = false;
     view_ = PackedStackView{};
     if (!buffer_.IsEmpty()) buffer_.Reset();
+    mapping_.Reset();
     scratch_.Release();
     return info.Env().Undefined();
   }
@@ -103,6 +126,7 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
   PackedStackView view_;
   InputGradientScratch scratch_;
   Napi::ObjectReference buffer_;
+  RegionMapping mapping_;
 };
 
 }  // namespace

@@ -41,6 +41,8 @@ export const RPC_ACCESS: Readonly<Record<string, RpcAccess>> = {
   RepositoryModelUnload: { scope: 'repository', model: modelName },
   ModelInfer: { scope: 'infer', model: modelName },
   ModelStreamInfer: { scope: 'infer', model: modelName, stream: true },
+  // maas.ExplainService
+  ModelExplain: { scope: 'explain', model: modelName },
 };
 
 /** Settings of the interceptor beyond the access control itself. */

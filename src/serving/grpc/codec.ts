@@ -173,7 +173,17 @@ export function decodeOrRefuse(decode: (bytes: Buffer) => unknown, bytes: Buffer
  * generic codec.
  */
 export function withInferCodec(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
-  const decode = (bytes: Buffer): WireRequest | RefusedInferRequest => {
+  const decode = inferRequestDecoder(maxElements);
+  return {
+    ...service,
+    ModelInfer: { ...service.ModelInfer!, requestDeserialize: decode, responseSerialize: encodeModelInferResponse },
+    ModelStreamInfer: { ...service.ModelStreamInfer!, requestDeserialize: decode },
+  };
+}
+
+/** ModelInferRequest's purpose-written decoder, a request over the element cap answered as refused. */
+function inferRequestDecoder(maxElements: number) {
+  return (bytes: Buffer): WireRequest | RefusedInferRequest => {
     try {
       return decodeModelInferRequest(bytes, maxElements);
     } catch (error) {
@@ -181,10 +191,13 @@ export function withInferCodec(service: grpc.ServiceDefinition, maxElements: num
       return { refused: error.refusal, model_name: error.modelName, id: error.id };
     }
   };
+}
+
+/** maas.ExplainService with ModelExplain's request (a ModelInferRequest) read by ModelInfer's decoder. */
+export function withExplainCodec(service: grpc.ServiceDefinition, maxElements: number): grpc.ServiceDefinition {
   return {
     ...service,
-    ModelInfer: { ...service.ModelInfer!, requestDeserialize: decode, responseSerialize: encodeModelInferResponse },
-    ModelStreamInfer: { ...service.ModelStreamInfer!, requestDeserialize: decode },
+    ModelExplain: { ...service.ModelExplain!, requestDeserialize: inferRequestDecoder(maxElements) },
   };
 }
 

@@ -12,8 +12,8 @@ import {
 } from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
-import { Cancellation, type DataPlane, type InferResponse } from '../dataplane.js';
+import { explainService, fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
+import { Cancellation, explainMessage, type DataPlane, type InferResponse } from '../dataplane.js';
 import {
   decodeInferRequest,
   encodeInferResponse,
@@ -21,6 +21,7 @@ import {
   refusalOf,
   withCodedDecodeErrors,
   withInferCodec,
+  withExplainCodec,
   toGrpcError,
   type RefusedInferRequest,
 } from './codec.js';
@@ -190,6 +191,12 @@ export async function startGrpcServer(
     withCodedDecodeErrors(withInferCodec(inferenceService().service, maxRequestElements(limit))),
     grpcHandlers(dataplane, logger, stream, streamLoad),
   );
+  server.addService(withCodedDecodeErrors(withExplainCodec(explainService().service, maxRequestElements(limit))), {
+    // The request is a ModelInferRequest, read by the same codec as ModelInfer.
+    ModelExplain: unary(async (message: WireRequest) =>
+      explainMessage(await dataplane.explain(decodeInferRequest(message))),
+    ),
+  });
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, credentialsOf(options.tls), (error, bound) =>
       error ? reject(error) : resolve(bound),

@@ -35,6 +35,7 @@ import { JsonBodies } from './json-body.js';
 import type { BodyKind } from './json-parse.js';
 import {
   Cancellation,
+  explainMessage,
   outputBytes,
   type DataPlane,
   type InferInput,
@@ -360,6 +361,19 @@ export function routes(dataplane: DataPlane): Route[] {
         const { header, binary } = await readInferBody(ctx);
         const { request, binaryOutputs } = decodeInferBody(m!, v, header, binary);
         return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/explain$`),
+      path: `${models}/explain`,
+      scope: 'explain',
+      model: 'path',
+      handle: async (ctx) => {
+        const [m, v] = ctx.params;
+        const { header, binary } = await readInferBody(ctx);
+        const { request } = decodeInferBody(m!, v, header, binary);
+        return { json: explainMessage(await dataplane.explain(request)) };
       },
     },
     {

@@ -7,6 +7,8 @@ import { MaasError } from '../../core/errors.js';
 import { SEALED_SUFFIX } from '../../io/sealed.js';
 import type { BatchingPolicy } from '../batcher.js';
 import { DENSE_PRECISIONS, type DensePrecision } from '../../model/packed.js';
+import { EXPLAIN_METHODS, type ExplainMethod } from '../../explain/explanation.js';
+import { isPlainObject } from '../../core/validation.js';
 
 /** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
 export interface TensorConfig {
@@ -449,4 +451,80 @@ export function selectVersions(policy: VersionPolicyConfig, available: number[])
   if ('all' in policy) return sorted;
   if ('specific' in policy) return sorted.filter((v) => policy.specific.versions.includes(v));
   return sorted.slice(-policy.latest.num_versions);
+}
+
+/** The config.json parameters of the explain extension. */
+export const EXPLAIN_METHOD_PARAMETER = 'explain_method';
+export const EXPLAIN_OPTIONS_PARAMETER = 'explain_options';
+export const EXPLAIN_BACKGROUND_PARAMETER = 'explain_background';
+
+/** The options a config or a request may set, per method (the background comes from its own parameter). */
+export const EXPLAIN_OPTION_NAMES: Readonly<Record<ExplainMethod, readonly string[]>> = {
+  integratedGradients: ['steps', 'rule', 'output'],
+  kernelShap: ['nsamples', 'seed', 'output'],
+  exactShap: ['output'],
+  lime: ['samples', 'kernelWidth', 'ridge', 'seed', 'output'],
+};
+
+/** What a model's config says of explanations: the default method, its options, the background file. */
+export interface ExplainSettings {
+  method: ExplainMethod;
+  options: Record<string, unknown>;
+  /** A JSON file in the model's directory: an array of feature rows, or of raw records. */
+  backgroundFile?: string;
+}
+
+/**
+ * A model's explain settings, or null when its config does not enable explanations (no
+ * explain_method). explain_options is a JSON object of the method's options; explain_background
+ * names a file in the model's directory.
+ */
+export function explainSettingsOf(config: ModelConfig): ExplainSettings | null {
+  const method = choiceParameter(config, EXPLAIN_METHOD_PARAMETER, EXPLAIN_METHODS);
+  if (method === undefined) {
+    for (const name of [EXPLAIN_OPTIONS_PARAMETER, EXPLAIN_BACKGROUND_PARAMETER])
+      if (Object.hasOwn(config.parameters, name))
+        throw bad(config.name, `parameters.${name}`, `parameters.${EXPLAIN_METHOD_PARAMETER} beside it`, name);
+    return null;
+  }
+  const text = stringParameter(config, EXPLAIN_OPTIONS_PARAMETER);
+  let options: Record<string, unknown> = {};
+  if (text !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isPlainObject(parsed))
+      throw bad(config.name, `parameters.${EXPLAIN_OPTIONS_PARAMETER}`, '{"string_value": "<a JSON object>"}', text);
+    const known = EXPLAIN_OPTION_NAMES[method];
+    for (const key of Object.keys(parsed))
+      if (!known.includes(key))
+        throw bad(
+          config.name,
+          `parameters.${EXPLAIN_OPTIONS_PARAMETER}.${key}`,
+          `one of ${known.join(', ')} for ${method}`,
+          key,
+        );
+    options = parsed;
+  }
+  const backgroundFile = stringParameter(config, EXPLAIN_BACKGROUND_PARAMETER);
+  if (backgroundFile !== undefined && !/^\w[\w.-]{0,254}$/.test(backgroundFile))
+    throw bad(
+      config.name,
+      `parameters.${EXPLAIN_BACKGROUND_PARAMETER}`,
+      "a file name in the model's directory",
+      backgroundFile,
+    );
+  return { method, options, ...(backgroundFile !== undefined ? { backgroundFile } : {}) };
+}
+
+/** A parameter's string_value (undefined when absent); any other shape is refused. */
+function stringParameter(config: ModelConfig, name: string): string | undefined {
+  if (!Object.hasOwn(config.parameters, name)) return undefined;
+  const entry: unknown = config.parameters[name];
+  const value = (entry as { string_value?: unknown } | null)?.string_value;
+  if (typeof value !== 'string') throw bad(config.name, `parameters.${name}`, '{"string_value": "…"}', entry);
+  return value;
 }

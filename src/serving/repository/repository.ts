@@ -12,7 +12,9 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorCode } from '../../core/errors.js';
-import type { InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
+import type { ExplainResult, ExplainTask, InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
+import type { ExplainMethod } from '../../explain/explanation.js';
+import { MAX_BACKGROUND_ROWS } from '../../explain/shap.js';
 import { PackedCache } from '../../pool/packed-cache.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
@@ -26,6 +28,8 @@ import {
   requestedPrecisionOf,
   placementOf,
   PLACEMENT_PARAMETER,
+  explainSettingsOf,
+  type ExplainSettings,
   type PlacementChoice,
   type ModelConfig,
 } from './config.js';
@@ -61,7 +65,22 @@ export interface ServedVersion {
   readonly preparation: Pipeline | null;
   /** Class names of the output (the pipeline's, or the config's label_filename), for classification. */
   readonly labels: string[] | null;
+  /** The explain extension, when the config enables it (explain_method). */
+  readonly explain: ServedExplain | null;
 }
+
+/** A version's explanations: the config's defaults, its background rows, and the pool call that runs one. */
+export interface ServedExplain {
+  readonly method: ExplainMethod;
+  readonly options: Readonly<Record<string, unknown>>;
+  /** Background feature rows from the config's explain_background file (flattened), or null. */
+  readonly background: Float32Array | null;
+  readonly backgroundRows: number;
+  readonly run: (task: ExplainTask) => Promise<ExplainResult>;
+}
+
+/** Largest explain_background file read. */
+const MAX_BACKGROUND_FILE_BYTES = 16 * 2 ** 20;
 
 /** The pipeline a model file carries (its JSON, from the load worker), checked against the model's input width. */
 function pipelineOf(saved: unknown, path: string, inputSize: number): Pipeline | null {
@@ -373,6 +392,7 @@ export class ModelRepository {
       const strictIntegrity = strictIntegrityOf(policyConfig, this.strictIntegrity);
       const precision = requestedPrecisionOf(policyConfig);
       const placement = placementOf(policyConfig);
+      const explain = explainSettingsOf(policyConfig);
       if (placement === 'inline' && this.pool.isolation !== 'thread')
         throw new MaasError(
           'MAAS_ERR_MODEL_CONFIG',
@@ -393,7 +413,12 @@ export class ModelRepository {
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
-          const served = await this.loadVersion(name, version, raw, files, { strictIntegrity, precision, placement });
+          const served = await this.loadVersion(name, version, raw, files, {
+            strictIntegrity,
+            precision,
+            placement,
+            explain,
+          });
           const old = entry.served.get(version);
           entry.served.set(version, served); // traffic switches here, in one step
           entry.failures.delete(version);
@@ -452,7 +477,12 @@ export class ModelRepository {
     version: number,
     raw: unknown,
     fingerprint: string,
-    asked: { strictIntegrity: boolean; precision: DensePrecision | undefined; placement: PlacementChoice },
+    asked: {
+      strictIntegrity: boolean;
+      precision: DensePrecision | undefined;
+      placement: PlacementChoice;
+      explain: ExplainSettings | null;
+    },
   ): Promise<ServedVersion> {
     const { strictIntegrity, precision } = asked;
     const dir = join(this.root, name, String(version));
@@ -481,6 +511,7 @@ export class ModelRepository {
       ...(precision ? { precision } : {}),
       ...(this.modelKeys ? { keys: this.modelKeys } : {}),
       ...(this.packedCache ? { packedCache: this.packedCache } : {}),
+      ...(asked.explain ? { roundTrip: true } : {}),
     });
     const { region, inputSize, outputSize, quantization, keyId, cached, preparation: savedPipeline } = loaded;
     if (cached)
@@ -495,6 +526,7 @@ export class ModelRepository {
       format: region.format,
       fd: region.fd,
       byteLength: region.byteLength,
+      ...(loaded.roundTrip ? { roundTrip: { fd: loaded.roundTrip.fd, byteLength: loaded.roundTrip.byteLength } } : {}),
     };
     // From here the pool owns the region: every way out of this function either serves it or detaches it.
     this.pool.attach(weights);
@@ -538,6 +570,11 @@ export class ModelRepository {
       batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
       const preparation = pipelineOf(savedPipeline, join(dir, fileName), inputSize);
       const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
+      const explain = asked.explain
+        ? await this.servedExplain(name, asked.explain, inputSize, preparation, (task) =>
+            this.pool.explain(weights, task),
+          )
+        : null;
       return {
         model: name,
         version,
@@ -551,6 +588,7 @@ export class ModelRepository {
         ...(keyId ? { keyId } : {}),
         preparation,
         labels,
+        explain,
       };
     } catch (error) {
       batcher?.close();
@@ -560,6 +598,59 @@ export class ModelRepository {
   }
 
   /** The class names of a config's label_filename, one per line. */
+  /**
+   * A version's explain settings with its background rows read: the explain_background file holds
+   * a JSON array of feature rows (inputSize numbers each) or, for a model with a preparation
+   * pipeline, of raw records, which the pipeline prepares.
+   */
+  private async servedExplain(
+    model: string,
+    settings: ExplainSettings,
+    inputSize: number,
+    preparation: Pipeline | null,
+    run: ServedExplain['run'],
+  ): Promise<ServedExplain> {
+    let background: Float32Array | null = null;
+    let backgroundRows = 0;
+    if (settings.backgroundFile !== undefined) {
+      const where = `the explain_background file ${model}/${settings.backgroundFile}`;
+      const text = (
+        await readRegularFile(join(this.root, model, settings.backgroundFile), MAX_BACKGROUND_FILE_BYTES, where)
+      ).toString('utf8');
+      let rows: unknown;
+      try {
+        rows = JSON.parse(text);
+      } catch (error) {
+        throw new MaasError('MAAS_ERR_MODEL_CONFIG', `${where} is not JSON: ${(error as Error).message}`);
+      }
+      if (!Array.isArray(rows) || rows.length === 0 || rows.length > MAX_BACKGROUND_ROWS)
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Expected ${where} to hold an array of 1 to ${MAX_BACKGROUND_ROWS} rows`,
+        );
+      if (rows.every((r) => Array.isArray(r))) {
+        background = new Float32Array(rows.length * inputSize);
+        rows.forEach((r: unknown[], i) => {
+          if (r.length !== inputSize || !r.every((v) => typeof v === 'number' && Number.isFinite(v)))
+            throw new MaasError(
+              'MAAS_ERR_MODEL_CONFIG',
+              `Expected row ${i} of ${where} to hold ${inputSize} finite numbers (the model's inputs)`,
+            );
+          background!.set(r as number[], i * inputSize);
+        });
+      } else if (preparation) {
+        background = preparation.transform(rows as Record<string, unknown>[], { onWarning: 'ignore' });
+      } else {
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Expected ${where} to hold rows of ${inputSize} numbers (records need a model saved with its preparation pipeline)`,
+        );
+      }
+      backgroundRows = background.length / inputSize;
+    }
+    return { method: settings.method, options: settings.options, background, backgroundRows, run };
+  }
+
   private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
     if (file === undefined) return null;
     const text = (await readRegularFile(join(this.root, model, file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
