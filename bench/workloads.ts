@@ -41,6 +41,9 @@ export const modelS = (): Workload =>
 /** Model L: 1024 → 4096 relu → 4096 relu → 1024 linear (96 MB of fp32 weights). */
 export const modelL = (): Workload =>
   workload('L', stack([1024, 4096, 4096, 1024], ['relu', 'relu', 'linear'], 2), [1, 16, 256]);
+/** The explanations' image-sized classifier: 784 → 256 relu → 128 relu → 10 softmax. */
+export const model784 = (): Workload =>
+  workload('784-256-128-10', stack([784, 256, 128, 10], ['relu', 'relu', 'softmax'], 4), [1, 64]);
 /** One linear layer K → N without bias (bench:kernels --dims K,N: a shape to isolate). */
 export const layerKxN = (k: number, n: number): Workload =>
   workload(`GEMM ${k}x${n}`, stack([k, n], ['linear'], 5, false), [1024]);

@@ -37,7 +37,7 @@ const model = sequential({
   ],
 });
 model.compile({ optimizer: adam({ learningRate: 0.01 }), loss: 'binaryCrossentropy' });
-await model.fit(x, y, { epochs: 30, batchSize: 32, verbose: 0, shuffle: false });
+await model.fit(x, y!, { epochs: 30, batchSize: 32, verbose: 0, shuffle: false });
 model.setPreparation(pipeline);
 
 // One order, as the model sees it (the pipeline's features), and 50 training rows as background.

@@ -9,7 +9,8 @@
 import { checkOptions } from '../core/validation.js';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { Random } from '../core/random.js';
-import { weightedRidge } from './linalg.js';
+import { factorSpd, solveFactored, type SpdFactor } from './linalg.js';
+import { BoundedCache } from './cache.js';
 import { finish, type Explanation } from './explanation.js';
 import { chooseOutput, inputRows, type ExplainTarget } from './target.js';
 
@@ -44,6 +45,66 @@ function scales(data: Float32Array, rows: number, d: number): { mean: Float64Arr
   return { mean, std };
 }
 
+/**
+ * LIME's samples and fit, apart from the row: the standard-normal draws e (sample 0 is the row
+ * itself, e = 0), their kernel weights, and the factored normal equations. The surrogate is fitted
+ * on standardized samples (x − mean)/σ + e; centering on the weighted means removes the row's own
+ * part, so the system depends only on (d, samples, width, ridge, seed) and is factored once.
+ */
+interface LimeDesign {
+  e: Float32Array;
+  weights: Float64Array;
+  weightSum: number;
+  /** Weighted mean of each column of e. */
+  eMean: Float64Array;
+  factor: SpdFactor;
+}
+
+const designs = new BoundedCache<string, LimeDesign>(4);
+
+function limeDesign(d: number, samples: number, width: number, ridge: number, seed: number): LimeDesign {
+  const key = `${d}/${samples}/${width}/${ridge}/${seed}`;
+  const cached = designs.get(key);
+  if (cached) return cached;
+  const rng = new Random(seed);
+  const e = new Float32Array(samples * d);
+  const weights = new Float64Array(samples);
+  let weightSum = 0;
+  for (let s = 1; s < samples; s++) {
+    let dist2 = 0;
+    for (let i = 0; i < d; i++) {
+      const v = rng.normal();
+      e[s * d + i] = v;
+      dist2 += v * v;
+    }
+    weights[s] = Math.sqrt(Math.exp(-dist2 / (width * width)));
+  }
+  weights[0] = 1;
+  const eMean = new Float64Array(d);
+  for (let s = 0; s < samples; s++) {
+    weightSum += weights[s]!;
+    for (let i = 0; i < d; i++) eMean[i] = eMean[i]! + weights[s]! * e[s * d + i]!;
+  }
+  for (let i = 0; i < d; i++) eMean[i] = eMean[i]! / weightSum;
+  // Σ w (e − ē)(e − ē)ᵀ + ridge·I, lower triangle.
+  const ata = new Float64Array(d * d);
+  const centered = new Float64Array(d);
+  for (let s = 0; s < samples; s++) {
+    const w = weights[s]!;
+    if (w === 0) continue;
+    for (let i = 0; i < d; i++) centered[i] = e[s * d + i]! - eMean[i]!;
+    for (let i = 0; i < d; i++) {
+      const wc = w * centered[i]!;
+      const row = i * d;
+      for (let j = 0; j <= i; j++) ata[row + j] = ata[row + j]! + wc * centered[j]!;
+    }
+  }
+  for (let i = 0; i < d; i++) ata[i * d + i] = ata[i * d + i]! + ridge;
+  const design = { e, weights, weightSum, eMean, factor: factorSpd(ata, d) };
+  designs.set(key, design);
+  return design;
+}
+
 /** LIME explanations of each row of x. */
 export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions): Explanation[] {
   checkOptions('lime options', options, ['background', 'samples', 'kernelWidth', 'ridge', 'seed', 'output']);
@@ -67,8 +128,11 @@ export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions):
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw invalidParameter('lime options.seed', 'an integer', seed, 'MAAS_ERR_ARG_RANGE');
   const { mean, std } = scales(bg.data, bg.rows, d);
+  const design = limeDesign(d, samples, width, ridge, seed);
+  const { e, weights, weightSum, eMean } = design;
   const fx = target.predict(data, rows);
   const result: Explanation[] = [];
+  const z = new Float32Array(samples * d);
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * d, (r + 1) * d);
     const output = chooseOutput(
@@ -76,39 +140,47 @@ export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions):
       target.outputs,
       fx.subarray(r * target.outputs, (r + 1) * target.outputs),
     );
-    // Sample 0 is the row itself, as lime's; the others are Gaussian around it.
-    const rng = new Random(seed);
-    const z = new Float32Array(samples * d);
-    const standardized = new Float64Array(samples * d);
-    const weights = new Float64Array(samples);
-    for (let s = 0; s < samples; s++) {
-      let dist2 = 0;
-      for (let i = 0; i < d; i++) {
-        const e = s === 0 ? 0 : rng.normal();
-        const v = row[i]! + e * std[i]!;
-        z[s * d + i] = v;
-        standardized[s * d + i] = (v - mean[i]!) / std[i]!;
-        dist2 += e * e;
-      }
-      weights[s] = Math.sqrt(Math.exp(-dist2 / (width * width)));
-    }
+    for (let s = 0; s < samples; s++) for (let i = 0; i < d; i++) z[s * d + i] = row[i]! + e[s * d + i]! * std[i]!;
     const y = target.predict(z, samples);
-    const ys = new Float64Array(samples);
-    for (let s = 0; s < samples; s++) ys[s] = y[s * target.outputs + output]!;
-    const fit = weightedRidge(standardized, ys, weights, samples, d, ridge);
+    let yMean = 0;
+    for (let s = 0; s < samples; s++) yMean += weights[s]! * y[s * target.outputs + output]!;
+    yMean /= weightSum;
+    // Σ w (e − ē)(y − ȳ): the right-hand side, the only part that depends on the row.
+    const aty = new Float64Array(d);
+    for (let s = 0; s < samples; s++) {
+      const wy = weights[s]! * (y[s * target.outputs + output]! - yMean);
+      if (wy === 0) continue;
+      for (let i = 0; i < d; i++) aty[i] = aty[i]! + wy * (e[s * d + i]! - eMean[i]!);
+    }
+    const coefficients = solveFactored(design.factor, aty);
+    // Weighted R² of the surrogate: fit_s = ȳ + Σ c_i (e_si − ē_i).
+    let ssRes = 0;
+    let ssTot = 0;
+    for (let s = 0; s < samples; s++) {
+      let fit = yMean;
+      for (let i = 0; i < d; i++) fit += coefficients[i]! * (e[s * d + i]! - eMean[i]!);
+      const ys = y[s * target.outputs + output]!;
+      ssRes += weights[s]! * (ys - fit) ** 2;
+      ssTot += weights[s]! * (ys - yMean) ** 2;
+    }
+    // The samples are t = u + e in standardized units, u = (x − mean)/σ; the surrogate is
+    // ȳ + c·(t − t̄), t̄ = u + ē, so at the background mean (t = 0) it is ȳ − c·(u + ē).
     const attributions = new Array<number>(d);
-    for (let i = 0; i < d; i++) attributions[i] = fit.coefficients[i]! * ((row[i]! - mean[i]!) / std[i]!);
-    const value = fx[r * target.outputs + output]!;
+    let atMean = yMean;
+    for (let i = 0; i < d; i++) {
+      const u = (row[i]! - mean[i]!) / std[i]!;
+      attributions[i] = coefficients[i]! * u;
+      atMean -= coefficients[i]! * (u + eMean[i]!);
+    }
     result.push(
       finish(target, {
         method: 'lime',
         output,
-        value,
-        // The surrogate at the background mean (standardized 0): the intercept.
-        base: fit.intercept,
+        value: fx[r * target.outputs + output]!,
+        base: atMean,
         attributions,
-        r2: fit.r2,
-        coefficients: Array.from(fit.coefficients),
+        r2: ssTot > 0 ? 1 - ssRes / ssTot : 1,
+        coefficients: Array.from(coefficients),
       }),
     );
   }

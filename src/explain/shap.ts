@@ -11,7 +11,8 @@
 import { checkOptions } from '../core/validation.js';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { Random } from '../core/random.js';
-import { solveSpd } from './linalg.js';
+import { factorSpd, solveFactored, type SpdFactor } from './linalg.js';
+import { BoundedCache } from './cache.js';
 import { finish, type Explanation } from './explanation.js';
 import { chooseOutput, inputRows, type ExplainTarget } from './target.js';
 
@@ -197,14 +198,15 @@ function kernelCoalitions(d: number, nsamples: number, seed: number): WeightedCo
     }
     const members = order.slice(0, size).sort();
     for (const m of size === d - size ? [members] : [members, complement(members, d)]) {
-      const key = m.join(',');
+      const key = d < 0xd800 ? String.fromCharCode(...m) : m.join(',');
       drawn.set(key, (drawn.get(key) ?? 0) + 1);
     }
   }
   // Each draw carries remaining / draws of the kernel's mass, split over its pair.
   const perDraw = remaining / draws;
   for (const [key, count] of drawn) {
-    const members = key.length ? Int32Array.from(key.split(','), Number) : new Int32Array(0);
+    const members =
+      d < 0xd800 ? Int32Array.from(key, (ch) => ch.charCodeAt(0)) : Int32Array.from(key ? key.split(',') : [], Number);
     coalitions.push(members);
     weights.push((perDraw / (members.length === d - members.length ? 1 : 2)) * count);
   }
@@ -212,46 +214,66 @@ function kernelCoalitions(d: number, nsamples: number, seed: number): WeightedCo
 }
 
 /**
- * φ from the coalitions' values under Σφ = total: the last feature is eliminated (φ_{d−1} = total −
- * Σ others), leaving weighted least squares in d − 1 unknowns over z_i − z_{d−1}. The normal
- * equations come from the coalitions' member lists (ZᵀWZ of the 0/1 matrix) rather than a dense pass.
+ * The coalitions of a (d, nsamples, seed) plan with their weighted least-squares system factored:
+ * neither depends on the row explained, so every row (and every request with the same options)
+ * reuses them and pays only for its coalition values and two triangular solves.
  */
-function constrainedFit(
-  d: number,
-  coalitions: readonly Int32Array[],
-  weights: readonly number[],
-  values: Float64Array,
-  expected: number,
-  total: number,
-): number[] {
-  if (d === 1) return [total];
-  const last = d - 1;
-  const zz = new Float64Array(d * d); // Σ w z_i z_j
-  const zy = new Float64Array(d); // Σ w z_i y
+interface KernelPlan extends WeightedCoalitions {
+  /** The factor of X'ᵀWX' (d − 1 unknowns), null for one feature. */
+  factor: SpdFactor | null;
+}
+
+const plans = new BoundedCache<string, KernelPlan>(8);
+
+function kernelPlan(d: number, nsamples: number, seed: number): KernelPlan {
+  const key = `${d}/${nsamples}/${seed}`;
+  let plan = plans.get(key);
+  if (!plan) {
+    const weighted = kernelCoalitions(d, nsamples, seed);
+    plan = { ...weighted, factor: d === 1 ? null : factorSpd(normalMatrix(d, weighted), d - 1) };
+    plans.set(key, plan);
+  }
+  return plan;
+}
+
+/**
+ * The last feature is eliminated by the efficiency constraint (φ_{d−1} = total − Σ others), leaving
+ * weighted least squares in d − 1 unknowns over X'_i = z_i − z_{d−1}. X'ᵀWX' comes from the
+ * coalitions' member lists (ZᵀWZ of the 0/1 matrix) rather than a dense pass.
+ */
+function normalMatrix(d: number, { coalitions, weights }: WeightedCoalitions): Float64Array {
+  const zz = new Float64Array(d * d); // Σ w z_i z_j, lower triangle
   for (let c = 0; c < coalitions.length; c++) {
     const w = weights[c]!;
     const members = coalitions[c]!;
-    const hasLast = members.length > 0 && members[members.length - 1] === last;
-    const y = values[c]! - expected - (hasLast ? total : 0);
     for (let a = 0; a < members.length; a++) {
-      const i = members[a]!;
-      zy[i] = zy[i]! + w * y;
-      const row = i * d;
+      const row = members[a]! * d;
       for (let b = 0; b <= a; b++) zz[row + members[b]!] = zz[row + members[b]!]! + w;
     }
   }
-  // X'_i = z_i − z_last: X'ᵀWX' and X'ᵀWy' from the sums above.
+  const last = d - 1;
   const k = d - 1;
-  const a = new Float64Array(k * k);
-  const b = new Float64Array(k);
   const at = (i: number, j: number) => (i >= j ? zz[i * d + j]! : zz[j * d + i]!);
   const ll = at(last, last);
-  for (let i = 0; i < k; i++) {
-    b[i] = zy[i]! - zy[last]!;
-    for (let j = 0; j <= i; j++) a[i * k + j] = at(i, j) - at(i, last) - at(j, last) + ll;
+  const a = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j <= i; j++) a[i * k + j] = at(i, j) - at(i, last) - at(j, last) + ll;
+  return a;
+}
+
+/** φ from the coalitions' values under Σφ = total (the plan's factored system, this row's right-hand side). */
+function constrainedFit(d: number, plan: KernelPlan, values: Float64Array, expected: number, total: number): number[] {
+  if (!plan.factor) return [total];
+  const last = d - 1;
+  const zy = new Float64Array(d); // Σ w z_i y'
+  for (let c = 0; c < plan.coalitions.length; c++) {
+    const members = plan.coalitions[c]!;
+    const hasLast = members.length > 0 && members[members.length - 1] === last;
+    const wy = plan.weights[c]! * (values[c]! - expected - (hasLast ? total : 0));
+    for (let m = 0; m < members.length; m++) zy[members[m]!] = zy[members[m]!]! + wy;
   }
-  const phi = solveSpd(a, b, k);
-  const out = Array.from(phi);
+  const b = new Float64Array(d - 1);
+  for (let i = 0; i < d - 1; i++) b[i] = zy[i]! - zy[last]!;
+  const out = Array.from(solveFactored(plan.factor, b));
   out.push(total - out.reduce((s, v) => s + v, 0));
   return out;
 }
@@ -289,7 +311,7 @@ export function kernelShapOf(target: ExplainTarget, x: unknown, options: KernelS
   if (!Number.isInteger(seed))
     throw invalidParameter('kernelShap options.seed', 'an integer', seed, 'MAAS_ERR_ARG_RANGE');
   const { fx, chosen } = outputsOf(target, data, rows, options.output);
-  const plan = kernelCoalitions(d, nsamples, seed);
+  const plan = kernelPlan(d, nsamples, seed);
   const result: Explanation[] = [];
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * d, (r + 1) * d);
@@ -297,7 +319,7 @@ export function kernelShapOf(target: ExplainTarget, x: unknown, options: KernelS
     const expected = expectedValue(target, bg, output);
     const value = fx[r * target.outputs + output]!;
     const [values] = coalitionValues(target, row, bg, plan.coalitions, [output]);
-    const attributions = constrainedFit(d, plan.coalitions, plan.weights, values!, expected, value - expected);
+    const attributions = constrainedFit(d, plan, values!, expected, value - expected);
     const sum = attributions.reduce((s, v) => s + v, 0);
     result.push(
       finish(target, {

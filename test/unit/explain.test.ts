@@ -18,7 +18,7 @@ import {
   sequential,
   type Sequential,
 } from '../../src/index.js';
-import { solveSpd, weightedRidge } from '../../src/explain/linalg.js';
+import { factorSpd, solveFactored, solveSpd } from '../../src/explain/linalg.js';
 import { quadrature } from '../../src/explain/integrated-gradients.js';
 import { TEST_SEED, rng } from '../helpers.js';
 import type { Random } from '../../src/core/random.js';
@@ -317,17 +317,18 @@ describe('the solver and the quadrature', () => {
     }
   });
 
-  it('weightedRidge: an exact line without a ridge, and shrinkage with one', () => {
-    const x = Float64Array.from([0, 1, 2, 3, 4]);
-    const y = Float64Array.from([1, 3, 5, 7, 9]);
-    const w = Float64Array.from([1, 2, 1, 3, 1]);
-    const fit = weightedRidge(x, y, w, 5, 1, 0);
-    expect(fit.intercept).toBeCloseTo(1, 12);
-    expect(fit.coefficients[0]).toBeCloseTo(2, 12);
-    expect(fit.r2).toBeCloseTo(1, 12);
-    const shrunk = weightedRidge(x, y, w, 5, 1, 10);
-    expect(shrunk.coefficients[0]!).toBeLessThan(2);
-    expect(shrunk.coefficients[0]!).toBeGreaterThan(0);
+  it('a factor solves for several right-hand sides', () => {
+    const a = Float64Array.from([4, 0, 0, 2, 3, 0, 1, 0.5, 2]); // lower triangle of an SPD matrix
+    const factor = factorSpd(a, 3);
+    for (const b of [Float64Array.from([1, 2, 3]), Float64Array.from([-1, 0, 0.5])]) {
+      const x = solveFactored(factor, b);
+      const full = [4, 2, 1, 2, 3, 0.5, 1, 0.5, 2];
+      for (let i = 0; i < 3; i++)
+        expect(full[i * 3]! * x[0]! + full[i * 3 + 1]! * x[1]! + full[i * 3 + 2]! * x[2]!).toBeCloseTo(b[i]!, 12);
+    }
+    expect(() => factorSpd(Float64Array.from([1, 0, 2, -5]), 2)).toThrow(
+      expect.objectContaining({ code: 'MAAS_ERR_EXPLAIN_SINGULAR' }),
+    );
   });
 
   it('Gauss–Legendre with n points integrates polynomials up to degree 2n − 1 exactly', () => {
