@@ -53,7 +53,7 @@ async function tfjsTarget(w: Workload): Promise<{ target: ExplainTarget; threads
   const forward = (x: tf.Tensor2D): tf.Tensor => {
     let h: tf.Tensor = x;
     for (const l of weights) {
-      const z: tf.Tensor = l.b ? tf.add(tf.matMul(h as tf.Tensor2D, l.w), l.b) : tf.matMul(h as tf.Tensor2D, l.w);
+      const z: tf.Tensor = l.b ? tf.add(tf.matMul(h as tf.Tensor2D, l.w), l.b) : tf.matMul(h, l.w);
       h = l.act === 'relu' ? tf.relu(z) : l.act === 'sigmoid' ? tf.sigmoid(z) : l.act === 'softmax' ? tf.softmax(z) : z;
     }
     return h;
