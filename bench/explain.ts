@@ -5,8 +5,8 @@
  * integrated gradients (50 steps), Kernel SHAP (nsamples 2·d + 2048; 100 background rows on model
  * S, 10 on the 784 model) and LIME (5000 samples). Both sides run src/explain's estimator code, so
  * the ratio is the forward and backward passes' (and the estimator's own JS, which both share).
- * Interleaved rounds, one thread each (tfjs-wasm runs its own threads, reported); outputs checked
- * to agree. Writes bench/RESULTS-explain.md with --out.
+ * Interleaved rounds, one thread each (tfjs-wasm runs its own threads, reported), tfjs fed in
+ * batches of TFJS_BATCH rows (its fast range); outputs checked to agree. Writes bench/RESULTS-explain.md with --out.
  *
  *   npm run bench:explain -- [--seconds 6] [--out bench/RESULTS-explain.md]
  */
@@ -39,6 +39,9 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
+/** Rows per tfjs-wasm predict call (its fast range; see tfjsTarget). */
+const TFJS_BATCH = 512;
+
 /** The workload as an ExplainTarget over tfjs-wasm: model.predict, and tf.grad of dy·y for the gradient. */
 async function tfjsTarget(w: Workload): Promise<{ target: ExplainTarget; threads: number | undefined }> {
   const peer = await createTfjsPeer('wasm', w.layers);
@@ -63,7 +66,16 @@ async function tfjsTarget(w: Workload): Promise<{ target: ExplainTarget; threads
     outputs,
     pipeline: null,
     featureNames: Array.from({ length: inputs }, (_, i) => `x${i}`),
-    predict: (x, rows) => peer.run(x.length === rows * inputs ? x : x.slice(0, rows * inputs), rows),
+    // In batches of TFJS_BATCH rows: tfjs-wasm's throughput falls with larger ones (model S, this
+    // machine: 331 k rows/s at 256, 248 k at 1024, 9.4 k at 16 384).
+    predict: (x, rows) => {
+      const y = new Float32Array(rows * outputs);
+      for (let r0 = 0; r0 < rows; r0 += TFJS_BATCH) {
+        const count = Math.min(TFJS_BATCH, rows - r0);
+        y.set(peer.run(x.slice(r0 * inputs, (r0 + count) * inputs), count), r0 * outputs);
+      }
+      return y;
+    },
     gradient: (x, rows, dy) =>
       tf.tidy(() => {
         const weightsOut = tf.tensor2d(dy, [rows, outputs]);
