@@ -77,6 +77,10 @@ class DenseScratch {
 Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y, DenseScratch* scratch,
                          ThreadPool* pool, size_t threads) noexcept;
 
+// One packed layer's product over `batch` rows of x (contiguous, the layer's input width) into y
+// (contiguous, its output width), with the layer's bias and activation fused.
+F32GemmArgs PackedLayerGemm(const PackedLayerView& layer, const float* x, size_t batch, float* y) noexcept;
+
 // One GEMM with a fused epilogue, split over the pool: the building block of the stack.
 // `scratch_for(ith)` must hold kernel.scratch_floats(k) floats for each ith < threads.
 void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, ThreadPool* pool, size_t threads,

@@ -1,8 +1,6 @@
 // InputGradientHandle: the JS handle over a round-trip packed stack (maas/input_gradient.h),
 // usually a SharedArrayBuffer shared by the workers that explain. gradient() runs the forward pass
 // and carries dY back to the inputs natively, with per-handle scratch.
-#include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -32,27 +30,8 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
   explicit InputGradientWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InputGradientWrap>(info) {
     Napi::Env env = info.Env();
     addon_ = env.GetInstanceData<MaasAddon>();
-    const void* data = nullptr;
-    size_t bytes = 0;
-    if (info.Length() > 0 && info[0].IsObject() && !info[0].IsTypedArray()) {
-      Napi::Object region = info[0].As<Napi::Object>();
-      Napi::Value fd = region.Get("fd"), length = region.Get("byteLength");
-      const double fd_value = fd.IsNumber() ? fd.As<Napi::Number>().DoubleValue() : -1;
-      const double byte_value = length.IsNumber() ? length.As<Napi::Number>().DoubleValue() : 0;
-      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0))
-        ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "InputGradientHandle: expected a Uint8Array or { fd, byteLength }", true);
-      if (!mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value)))
-        ThrowCoded(env, "MAAS_ERR_PACKED_MAP_FAILED",
-                   std::string("InputGradientHandle: cannot map the packed weights: ") + std::strerror(errno));
-      data = mapping_.data();
-      bytes = mapping_.size();
-    } else {
-      auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
-      data = packed.Data();
-      bytes = packed.ByteLength();
-      buffer_ = Napi::Persistent(packed.As<Napi::Object>());
-    }
-    Status s = OpenDenseStack(data, bytes, &view_);
+    const PackedBytes packed = ArgPackedBytes(info, "InputGradientHandle", &mapping_, &buffer_);
+    Status s = OpenDenseStack(packed.data, packed.size, &view_);
     if (s != Status::kOk) ThrowStatus(env, s, "InputGradientHandle: cannot open the packed buffer");
     if (CheckRoundTripStack(view_, &layers_) != Status::kOk) {
       ThrowCoded(env, "MAAS_ERR_ARG_RANGE",

@@ -4,8 +4,6 @@
 #pragma once
 #include <napi.h>
 
-#include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -41,34 +39,8 @@ class PackedModelWrap : public Napi::ObjectWrap<PackedModelWrap<Traits>> {
   explicit PackedModelWrap(const Napi::CallbackInfo& info) : Wrap(info) {
     Napi::Env env = info.Env();
     addon_ = AddonOf(env);
-    const void* data = nullptr;
-    size_t bytes = 0;
-    if (info.Length() > 0 && info[0].IsObject() && !info[0].IsTypedArray()) {
-      Napi::Object region = info[0].As<Napi::Object>();
-      Napi::Value fd = region.Get("fd");
-      Napi::Value length = region.Get("byteLength");
-      if (!fd.IsNumber() || !length.IsNumber()) {
-        ThrowCoded(env, "MAAS_ERR_ARG_TYPE", std::string(Traits::kName) + ": expected { fd, byteLength } for region",
-                   true);
-      }
-      const double fd_value = fd.As<Napi::Number>().DoubleValue();
-      const double byte_value = length.As<Napi::Number>().DoubleValue();
-      if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0)) {
-        ThrowCoded(env, "MAAS_ERR_ARG_RANGE", std::string(Traits::kName) + ": expected a descriptor and a byte count");
-      }
-      if (!mapping_.Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value))) {
-        ThrowCoded(env, "MAAS_ERR_PACKED_MAP_FAILED",
-                   std::string(Traits::kName) + ": cannot map the packed weights: " + std::strerror(errno));
-      }
-      data = mapping_.data();
-      bytes = mapping_.size();
-    } else {
-      auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
-      data = packed.Data();
-      bytes = packed.ByteLength();
-      buffer_ = Napi::Persistent(packed.template As<Napi::Object>());  // keeps the weights alive
-    }
-    const Status s = Traits::Open(data, bytes, &view_);
+    const PackedBytes packed = ArgPackedBytes(info, Traits::kName, &mapping_, &buffer_);
+    const Status s = Traits::Open(packed.data, packed.size, &view_);
     if (s != Status::kOk) ThrowStatus(env, s, std::string(Traits::kName) + ": cannot open the packed buffer");
     const Isa cap = addon_->isa_cap();
     if (const char* above = Traits::AboveCap(view_, cap)) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <napi.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -60,6 +62,35 @@ inline T* ArgTypedData(const Napi::CallbackInfo& info, size_t index, const char*
         true);
   }
   return static_cast<T*>(data);
+}
+
+// The packed bytes a handle opens (`who` names it in errors): a Uint8Array, kept alive by `keep`,
+// or a region given as { fd, byteLength }, mapped read-only into `mapping` (unmapped with it).
+struct PackedBytes {
+  const void* data;
+  size_t size;
+};
+
+inline PackedBytes ArgPackedBytes(const Napi::CallbackInfo& info, const std::string& who, RegionMapping* mapping,
+                                  Napi::ObjectReference* keep) {
+  Napi::Env env = info.Env();
+  if (info.Length() > 0 && info[0].IsObject() && !info[0].IsTypedArray()) {
+    Napi::Object region = info[0].As<Napi::Object>();
+    Napi::Value fd = region.Get("fd");
+    Napi::Value length = region.Get("byteLength");
+    if (!fd.IsNumber() || !length.IsNumber())
+      ThrowCoded(env, "MAAS_ERR_ARG_TYPE", who + ": expected { fd, byteLength } for region", true);
+    const double fd_value = fd.As<Napi::Number>().DoubleValue();
+    const double byte_value = length.As<Napi::Number>().DoubleValue();
+    if (!(fd_value >= 0 && fd_value < 1e9 && byte_value >= 1 && byte_value < 9007199254740991.0))
+      ThrowCoded(env, "MAAS_ERR_ARG_RANGE", who + ": expected a descriptor and a byte count");
+    if (!mapping->Map(static_cast<int>(fd_value), static_cast<size_t>(byte_value)))
+      ThrowCoded(env, "MAAS_ERR_PACKED_MAP_FAILED", who + ": cannot map the packed weights: " + std::strerror(errno));
+    return {mapping->data(), mapping->size()};
+  }
+  auto packed = ArgTypedArray<uint8_t>(info, 0, "packed", napi_uint8_array);
+  *keep = Napi::Persistent(packed.As<Napi::Object>());
+  return {packed.Data(), packed.ByteLength()};
 }
 
 inline size_t ArgSize(const Napi::CallbackInfo& info, size_t index, const char* what) {

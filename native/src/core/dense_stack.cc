@@ -265,6 +265,21 @@ void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, Threa
   pool->Run(threads, &GemmTask, &job);
 }
 
+F32GemmArgs PackedLayerGemm(const PackedLayerView& layer, const float* x, size_t batch, float* y) noexcept {
+  F32GemmArgs args;
+  args.m = batch;
+  args.n = layer.spec.out;
+  args.k = layer.spec.in;
+  args.a = x;
+  args.lda = layer.spec.in;
+  args.b_packed = layer.weights;
+  args.bias = layer.bias;
+  args.c = y;
+  args.ldc = layer.spec.out;
+  args.set_activation(layer.spec.act, layer.spec.params());
+  return args;
+}
+
 Status DenseStackForward(const PackedStackView& view, const float* x, size_t batch, float* y, DenseScratch* scratch,
                          ThreadPool* pool, size_t threads) noexcept {
   if (!view.kernel || batch == 0) return Status::kInvalidArgument;
@@ -278,19 +293,7 @@ Status DenseStackForward(const PackedStackView& view, const float* x, size_t bat
   for (uint32_t l = 0; l < view.count; ++l) {
     const PackedLayerView& layer = view.layers[l];
     float* out = l + 1 == view.count ? y : scratch->activations(l & 1);
-    F32GemmArgs args;
-    args.m = batch;
-    args.n = layer.spec.out;
-    args.k = layer.spec.in;
-    args.a = in;
-    args.lda = layer.spec.in;
-    args.b_packed = layer.weights;
-    args.bias = layer.bias;
-    args.c = out;
-    args.ldc = layer.spec.out;
-    args.act = layer.spec.act;
-    args.set_activation(layer.spec.act, layer.spec.params());
-    F32GemmParallel(*view.kernel, args, pool, threads, thread_scratch);
+    F32GemmParallel(*view.kernel, PackedLayerGemm(layer, in, batch, out), pool, threads, thread_scratch);
     in = out;
   }
   return Status::kOk;

@@ -79,17 +79,8 @@ Status DenseStackInputGradient(const PackedStackView& round_trip, const float* x
   for (uint32_t l = 0; l < layers; ++l) {
     const PackedLayerView& layer = round_trip.layers[l];
     const bool keep_pre = NeedsPreActivation(layer.spec.act);
-    F32GemmArgs g;
-    g.m = batch;
-    g.n = layer.spec.out;
-    g.k = layer.spec.in;
-    g.a = in;
-    g.lda = layer.spec.in;
-    g.b_packed = layer.weights;
-    g.bias = layer.bias;
-    g.c = keep_pre ? scratch->pre_[l].data() : scratch->outputs_[l].data();
-    g.ldc = layer.spec.out;
-    g.set_activation(keep_pre ? Activation::kLinear : layer.spec.act, layer.spec.params());
+    F32GemmArgs g = PackedLayerGemm(layer, in, batch, keep_pre ? scratch->pre_[l].data() : scratch->outputs_[l].data());
+    if (keep_pre) g.act = Activation::kLinear;  // the activation runs below, from Z
     F32GemmParallel(kernel, g, pool, threads, thread_scratch);
     if (keep_pre)
       kernel.activate(layer.spec.act, layer.spec.params(), scratch->pre_[l].data(), scratch->outputs_[l].data(),
@@ -109,16 +100,8 @@ Status DenseStackInputGradient(const PackedStackView& round_trip, const float* x
     ActivationBackward(layer.spec.act, layer.spec.params(), scratch->outputs_[l].data(),
                        NeedsPreActivation(layer.spec.act) ? scratch->pre_[l].data() : nullptr, d, batch, layer.spec.out,
                        nullptr);
-    F32GemmArgs g;
-    g.m = batch;
-    g.n = turned.spec.out;
-    g.k = turned.spec.in;
-    g.a = d;
-    g.lda = turned.spec.in;
-    g.b_packed = turned.weights;
-    g.c = l == 0 ? dx : next;
-    g.ldc = turned.spec.out;
-    F32GemmParallel(kernel, g, pool, threads, thread_scratch);
+    // The transposed layer is linear and has no bias: its product is dX = dZ·Wᵀ alone.
+    F32GemmParallel(kernel, PackedLayerGemm(turned, d, batch, l == 0 ? dx : next), pool, threads, thread_scratch);
     float* done = d;
     d = next;
     next = done;
