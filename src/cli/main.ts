@@ -15,6 +15,8 @@ import { runServe, type ServeCommandOptions } from './serve.js';
 import type { ClientCertificates } from '../serving/auth/tls.js';
 import { runQuantize } from './quantize.js';
 import { runPack } from './pack.js';
+import { runExplain } from './explain.js';
+import { EXPLAIN_METHODS, type ExplainMethod } from '../explain/explanation.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 import { SCOPES } from '../serving/auth/tokens.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
@@ -288,6 +290,35 @@ program
       await runQuantize({ ...opts, print: (line) => console.log(line) });
     },
   );
+
+program
+  .command('explain')
+  .description("explain a model's predictions for rows in a JSON file: a ranked bar chart per row, and an HTML report")
+  .requiredOption('--model <dir>', 'the model (model.json or its directory, .h5, .onnx)')
+  .requiredOption(
+    '--input <json>',
+    'a row (numbers in input order, or a record when the model has a pipeline), or an array of them',
+  )
+  .option(
+    '--method <method>',
+    `${EXPLAIN_METHODS.join(' | ')} (default kernelShap with --background, else integratedGradients)`,
+    (v: string) => {
+      if (!EXPLAIN_METHODS.includes(v as ExplainMethod))
+        throw new InvalidArgumentError(`expected one of ${EXPLAIN_METHODS.join(', ')} but received '${v}'`);
+      return v as ExplainMethod;
+    },
+  )
+  .option('--background <json>', 'background rows or records (SHAP and LIME need them)')
+  .option('--output <index>', "the output to explain (default: each row's largest)", Number)
+  .option('--steps <n>', 'integrated gradients: points along the path (default 50)', Number)
+  .option('--nsamples <n>', 'Kernel SHAP: coalitions (default 2·d + 2048)', Number)
+  .option('--samples <n>', 'LIME: perturbed samples (default 5000)', Number)
+  .option('--seed <n>', 'Kernel SHAP and LIME sampling seed (default 0)', Number)
+  .option('--top <n>', 'bars shown per row (default 20)', Number)
+  .option('--report <html>', 'also write an HTML report with an SVG chart per row')
+  .action(async (opts: Omit<Parameters<typeof runExplain>[0], 'print' | 'color'>) => {
+    await runExplain({ ...opts, color: process.stdout.isTTY === true, print: (line) => console.log(line) });
+  });
 
 program
   .command('pack')
