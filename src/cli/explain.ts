@@ -4,14 +4,15 @@
  * the model's saved preparation pipeline), prints a ranked bar chart per row (colour on a TTY) and
  * writes an HTML report with SVG charts when asked.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { MaasError } from '../core/errors.js';
-import { isPlainObject } from '../core/validation.js';
 import { loadModel } from '../model/load.js';
-import { EXPLAIN_METHODS, type Explanation, type ExplainMethod } from '../explain/explanation.js';
-import { exactShap, integratedGradients, kernelShap, lime } from '../explain/index.js';
+import { EXPLAIN_METHODS, EXPLAIN_OPTION_NAMES, type Explanation, type ExplainMethod } from '../explain/explanation.js';
+import { explainWith } from '../explain/index.js';
+import { modelTarget } from '../explain/target.js';
 import { htmlReport, terminalChart } from '../explain/pictures.js';
-import type { Sequential } from '../model/sequential.js';
+import { readJsonRows } from '../explain/json-rows.js';
+import { MAX_BACKGROUND_ROWS } from '../explain/shap.js';
 
 export interface ExplainCommandOptions {
   model: string;
@@ -29,50 +30,8 @@ export interface ExplainCommandOptions {
   print: (line: string) => void;
 }
 
-/** Largest JSON file read for rows (input or background). */
-const MAX_ROWS_FILE_BYTES = 64 * 2 ** 20;
-
-/** A JSON file of one row or many (numbers in input order, or records) as the model's features. */
-async function rowsOf(path: string, model: Sequential, what: string): Promise<Float32Array> {
-  const text = await readFile(path, 'utf8');
-  if (text.length > MAX_ROWS_FILE_BYTES)
-    throw new MaasError('MAAS_ERR_DATA_FORMAT', `${what} ${path} is larger than ${MAX_ROWS_FILE_BYTES} bytes`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new MaasError('MAAS_ERR_DATA_FORMAT', `${what} ${path} is not JSON: ${(error as Error).message}`);
-  }
-  const rows =
-    Array.isArray(value) && (value.length === 0 || Array.isArray(value[0]) || isPlainObject(value[0]))
-      ? value
-      : [value];
-  const width = model.inputShape![1];
-  if (rows.length > 0 && rows.every((r) => Array.isArray(r))) {
-    const x = new Float32Array(rows.length * width);
-    rows.forEach((r: unknown[], i) => {
-      if (r.length !== width || !r.every((v) => typeof v === 'number'))
-        throw new MaasError(
-          'MAAS_ERR_SHAPE_MISMATCH',
-          `Expected row ${i} of ${path} to hold ${width} numbers (the model's inputs)`,
-        );
-      x.set(r, i * width);
-    });
-    return x;
-  }
-  if (rows.length > 0 && rows.every(isPlainObject)) {
-    if (!model.preparation)
-      throw new MaasError(
-        'MAAS_ERR_MODEL_EMPTY',
-        `${path} holds records but the model was saved without a preparation pipeline`,
-      );
-    return model.preparation.transform(rows, { onWarning: 'ignore' });
-  }
-  throw new MaasError(
-    'MAAS_ERR_DATA_FORMAT',
-    `Expected ${path} to hold a row (numbers or a record) or an array of them`,
-  );
-}
+/** Largest JSON file read for rows (input or background), and most rows taken. */
+const ROWS_LIMITS = { maxBytes: 64 * 2 ** 20, maxRows: MAX_BACKGROUND_ROWS };
 
 /** Runs the command; returns the explanations. */
 export async function runExplain(o: ExplainCommandOptions): Promise<Explanation[]> {
@@ -84,23 +43,19 @@ export async function runExplain(o: ExplainCommandOptions): Promise<Explanation[
     );
   const model = await loadModel(o.model);
   try {
-    const x = await rowsOf(o.input, model, 'the input');
-    const background = o.background ? await rowsOf(o.background, model, 'the background') : undefined;
-    const output = o.output !== undefined ? { output: o.output } : {};
-    const seed = o.seed !== undefined ? { seed: o.seed } : {};
-    let explanations: Explanation[];
-    if (method === 'integratedGradients')
-      explanations = integratedGradients(model, x, { ...output, ...(o.steps ? { steps: o.steps } : {}) });
-    else if (method === 'kernelShap')
-      explanations = kernelShap(model, x, {
-        background,
-        ...output,
-        ...seed,
-        ...(o.nsamples ? { nsamples: o.nsamples } : {}),
-      });
-    else if (method === 'exactShap') explanations = exactShap(model, x, { background, ...output });
-    else
-      explanations = lime(model, x, { background, ...output, ...seed, ...(o.samples ? { samples: o.samples } : {}) });
+    const width = model.inputShape![1];
+    const x = await readJsonRows(o.input, width, model.preparation, 'the input', { ...ROWS_LIMITS, oneRow: true });
+    const background = o.background
+      ? await readJsonRows(o.background, width, model.preparation, 'the background', ROWS_LIMITS)
+      : undefined;
+    // The flags the method takes become its options; SHAP and LIME refuse a missing background.
+    const flags: Record<string, unknown> = { output: o.output, steps: o.steps, nsamples: o.nsamples };
+    Object.assign(flags, { samples: o.samples, seed: o.seed });
+    const options: Record<string, unknown> = Object.fromEntries(
+      EXPLAIN_OPTION_NAMES[method].filter((name) => flags[name] !== undefined).map((name) => [name, flags[name]]),
+    );
+    if (method !== 'integratedGradients') options.background = background;
+    const explanations = explainWith(modelTarget(model), method, x, options);
     const classes = model.preparation?.classes ?? null;
     // A one-unit sigmoid head of a two-class pipeline gives the probability of the second class.
     const single = model.outputShape![1] === 1 && classes?.length === 2;

@@ -10,6 +10,14 @@ import type { ExplainTarget } from './target.js';
 export type ExplainMethod = 'integratedGradients' | 'kernelShap' | 'exactShap' | 'lime';
 export const EXPLAIN_METHODS: readonly ExplainMethod[] = ['integratedGradients', 'kernelShap', 'exactShap', 'lime'];
 
+/** The options a config, a request or a command line may set, per method (the background aside). */
+export const EXPLAIN_OPTION_NAMES: Readonly<Record<ExplainMethod, readonly string[]>> = {
+  integratedGradients: ['steps', 'rule', 'output'],
+  kernelShap: ['nsamples', 'seed', 'output'],
+  exactShap: ['output'],
+  lime: ['samples', 'kernelWidth', 'ridge', 'seed', 'output'],
+};
+
 export interface ColumnAttribution {
   column: string;
   attribution: number;
@@ -29,7 +37,7 @@ export interface Explanation {
   base: number;
   /** One per input feature, in the model's input order. */
   attributions: number[];
-  /** The input features' names (featureNames of the target). */
+  /** The input features' names: the pipeline's (`price`, `category=books`), else x0, x1, …. */
   features: string[];
   /** Attributions summed per raw column, when the model has a preparation pipeline. */
   columns?: ColumnAttribution[];
@@ -57,7 +65,7 @@ export function byColumn(attributions: readonly number[], pipeline: Pipeline): C
 
 /** The explanation with its feature names and, when the target has a pipeline, its column sums. */
 export function finish(target: ExplainTarget, e: Omit<Explanation, 'features' | 'columns'>): Explanation {
-  return relabel(e, target.inputs, target.pipeline, target.featureNames);
+  return relabel(e, target.inputs, target.pipeline);
 }
 
 /**
@@ -68,10 +76,8 @@ export function relabel(
   e: Omit<Explanation, 'features' | 'columns'>,
   inputs: number,
   pipeline: Pipeline | null,
-  names: readonly string[] | null,
 ): Explanation {
-  const features = names && names.length === inputs ? [...names] : Array.from({ length: inputs }, (_, i) => `x${i}`);
-  const done: Explanation = { ...e, features };
-  if (pipeline && pipeline.width === inputs) done.columns = byColumn(e.attributions, pipeline);
-  return done;
+  if (pipeline && pipeline.width === inputs)
+    return { ...e, features: pipeline.featureNames, columns: byColumn(e.attributions, pipeline) };
+  return { ...e, features: Array.from({ length: inputs }, (_, i) => `x${i}`) };
 }

@@ -8,14 +8,32 @@ import type { InferenceModel } from '../model/shell.js';
 import { integratedGradientsOf, type IntegratedGradientsOptions } from './integrated-gradients.js';
 import { exactShapOf, kernelShapOf, type ExactShapOptions, type KernelShapOptions } from './shap.js';
 import { limeOf, type LimeOptions } from './lime.js';
-import { modelTarget } from './target.js';
-import type { Explanation } from './explanation.js';
+import { modelTarget, type ExplainTarget } from './target.js';
+import type { Explanation, ExplainMethod } from './explanation.js';
 
 export type { Explanation, ExplainMethod, ColumnAttribution } from './explanation.js';
 export { EXPLAIN_METHODS, byColumn } from './explanation.js';
 export type { IntegratedGradientsOptions, IntegrationRule } from './integrated-gradients.js';
 export type { KernelShapOptions, ExactShapOptions } from './shap.js';
 export type { LimeOptions } from './lime.js';
+
+/** Each method's entry over a target; its options (the background among them) are checked by the method. */
+const METHODS: Record<ExplainMethod, (target: ExplainTarget, x: unknown, options: never) => Explanation[]> = {
+  integratedGradients: integratedGradientsOf,
+  kernelShap: kernelShapOf,
+  exactShap: exactShapOf,
+  lime: limeOf,
+};
+
+/** Explains each row of x with the method named at run time (the CLI's and a pool worker's way in). */
+export function explainWith(
+  target: ExplainTarget,
+  method: ExplainMethod,
+  x: unknown,
+  options: Record<string, unknown>,
+): Explanation[] {
+  return METHODS[method](target, x, options as never);
+}
 
 /** Integrated gradients of each row of x (one row or a batch) for one output of the model. */
 export function integratedGradients(

@@ -6,22 +6,18 @@
  */
 import { MaasError } from '../core/errors.js';
 
-/**
- * Solves A·x = b for symmetric positive definite A (n × n, row-major, only the lower triangle
- * read), by A = L·Lᵀ. A matrix that is not positive definite to working precision (a feature that
- * never varies) is retried with a diagonal jitter of 1e-10 × its largest diagonal, then refused.
- */
-export function solveSpd(a: Float64Array, b: Float64Array, n: number): Float64Array {
-  return solveFactored(factorSpd(a, n), b);
-}
-
 /** A Cholesky factor of an n × n system, to solve it for many right-hand sides. */
 export interface SpdFactor {
   readonly l: Float64Array;
   readonly n: number;
 }
 
-/** L with A (+ jitter, see solveSpd) = L·Lᵀ; MAAS_ERR_EXPLAIN_SINGULAR when there is none. */
+/**
+ * L with A = L·Lᵀ for symmetric positive definite A (n × n, row-major, only the lower triangle
+ * read). A matrix that is not positive definite to working precision (a feature that never
+ * varies) is retried with a diagonal jitter of 1e-10 × its largest diagonal, then refused with
+ * MAAS_ERR_EXPLAIN_SINGULAR.
+ */
 export function factorSpd(a: Float64Array, n: number): SpdFactor {
   let maxDiag = 0;
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, Math.abs(a[i * n + i]!));

@@ -66,12 +66,12 @@ function coalitionValues(
   row: Float32Array,
   bg: Background,
   coalitions: readonly Int32Array[],
-  outputs: readonly number[],
-): Float64Array[] {
+  output: number,
+): Float64Array {
   const d = target.inputs;
   const n = bg.rows;
   const perChunk = Math.max(1, Math.floor(CHUNK_FLOATS / (n * d)));
-  const values = outputs.map(() => new Float64Array(coalitions.length));
+  const values = new Float64Array(coalitions.length);
   const block = new Float32Array(Math.min(perChunk, coalitions.length) * n * d);
   for (let c0 = 0; c0 < coalitions.length; c0 += perChunk) {
     const count = Math.min(perChunk, coalitions.length - c0);
@@ -87,13 +87,10 @@ function coalitionValues(
     }
     const y = target.predict(block.subarray(0, count * n * d), count * n);
     const width = target.outputs;
-    for (let o = 0; o < outputs.length; o++) {
-      const out = outputs[o]!;
-      for (let c = 0; c < count; c++) {
-        let sum = 0;
-        for (let r = 0; r < n; r++) sum += y[(c * n + r) * width + out]!;
-        values[o]![c0 + c] = sum / n;
-      }
+    for (let c = 0; c < count; c++) {
+      let sum = 0;
+      for (let r = 0; r < n; r++) sum += y[(c * n + r) * width + output]!;
+      values[c0 + c] = sum / n;
     }
   }
   return values;
@@ -286,11 +283,13 @@ function outputsOf(target: ExplainTarget, data: Float32Array, rows: number, requ
   return { fx, chosen };
 }
 
-function expectedValue(target: ExplainTarget, bg: Background, output: number): number {
+/** E[f] over the background for every output: one forward pass, whatever the rows explain. */
+function expectedValues(target: ExplainTarget, bg: Background): Float64Array {
   const y = target.predict(bg.data, bg.rows);
-  let sum = 0;
-  for (let r = 0; r < bg.rows; r++) sum += y[r * target.outputs + output]!;
-  return sum / bg.rows;
+  const means = new Float64Array(target.outputs);
+  for (let r = 0; r < bg.rows; r++)
+    for (let j = 0; j < target.outputs; j++) means[j] = means[j]! + y[r * target.outputs + j]! / bg.rows;
+  return means;
 }
 
 /** Kernel SHAP values of each row of x. */
@@ -312,14 +311,15 @@ export function kernelShapOf(target: ExplainTarget, x: unknown, options: KernelS
     throw invalidParameter('kernelShap options.seed', 'an integer', seed, 'MAAS_ERR_ARG_RANGE');
   const { fx, chosen } = outputsOf(target, data, rows, options.output);
   const plan = kernelPlan(d, nsamples, seed);
+  const expectations = expectedValues(target, bg);
   const result: Explanation[] = [];
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * d, (r + 1) * d);
     const output = chosen[r]!;
-    const expected = expectedValue(target, bg, output);
+    const expected = expectations[output]!;
     const value = fx[r * target.outputs + output]!;
-    const [values] = coalitionValues(target, row, bg, plan.coalitions, [output]);
-    const attributions = constrainedFit(d, plan, values!, expected, value - expected);
+    const values = coalitionValues(target, row, bg, plan.coalitions, output);
+    const attributions = constrainedFit(d, plan, values, expected, value - expected);
     const sum = attributions.reduce((s, v) => s + v, 0);
     result.push(
       finish(target, {
@@ -364,17 +364,17 @@ export function exactShapOf(target: ExplainTarget, x: unknown, options: ExactSha
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * d, (r + 1) * d);
     const output = chosen[r]!;
-    const [v] = coalitionValues(target, row, bg, coalitions, [output]);
+    const v = coalitionValues(target, row, bg, coalitions, output);
     const attributions = new Array<number>(d).fill(0);
     for (let m = 0; m < count; m++) {
       const size = coalitions[m]!.length;
       for (let i = 0; i < d; i++) {
         if (m & (1 << i)) continue;
-        attributions[i] = attributions[i]! + weight[size]! * (v![m | (1 << i)]! - v![m]!);
+        attributions[i] = attributions[i]! + weight[size]! * (v[m | (1 << i)]! - v[m]!);
       }
     }
     const value = fx[r * target.outputs + output]!;
-    const base = v![0]!;
+    const base = v[0]!;
     const sum = attributions.reduce((s, a) => s + a, 0);
     result.push(
       finish(target, {

@@ -14,40 +14,26 @@ export interface ExplainTarget {
   readonly outputs: number;
   /** The model's outputs for `rows` rows of x (rows × outputs floats). */
   predict(x: Float32Array, rows: number): Float32Array;
-  /** dx = (∂y/∂x)ᵀ·dy per row; y, when given, receives the outputs. */
-  gradient(x: Float32Array, rows: number, dy: Float32Array, y?: Float32Array): Float32Array;
-  /** The feature names (the pipeline's encoded columns, or x0, x1, …). */
-  readonly featureNames: readonly string[];
-  /** The model's preparation pipeline, when it has one (attributions then also sum per raw column). */
+  /** dx = (∂y/∂x)ᵀ·dy per row. */
+  gradient(x: Float32Array, rows: number, dy: Float32Array): Float32Array;
+  /** The model's preparation pipeline, when it has one (it names the features and their raw columns). */
   readonly pipeline: Pipeline | null;
 }
 
-/** A target over native handles (a pool worker's): the model's handle and the round-trip gradient handle. */
+/**
+ * A target over native handles (a pool worker's): the model's handle and the round-trip gradient
+ * handle (null when the version was loaded without one: integrated gradients are then refused).
+ */
 export function handleTarget(
   model: NativeModelHandle,
   gradients: NativeInputGradientHandle | null,
   pipeline: Pipeline | null,
 ): ExplainTarget {
-  const inputs = model.inputSize;
-  const outputs = model.outputSize;
-  return {
-    inputs,
-    outputs,
-    pipeline,
-    featureNames: featureNames(inputs, pipeline),
-    predict(x, rows) {
-      const y = new Float32Array(rows * outputs);
-      model.predict(x, rows, y);
-      return y;
-    },
-    gradient(x, rows, dy, y) {
-      if (!gradients)
-        throw new MaasError('MAAS_ERR_MODEL_EMPTY', 'This model was opened without its input-gradient weights');
-      const dx = new Float32Array(rows * inputs);
-      gradients.gradient(x, rows, dy, dx, y);
-      return dx;
-    },
-  };
+  return target(model.inputSize, model.outputSize, pipeline, model, () => {
+    if (!gradients)
+      throw new MaasError('MAAS_ERR_EXPLAIN_OFF', 'This model version was loaded without its gradient weights');
+    return gradients;
+  });
 }
 
 /** A library model as a target: predict through its handle, gradients through its round-trip stack. */
@@ -56,33 +42,39 @@ export function modelTarget(model: InferenceModel): ExplainTarget {
   const out = model.outputShape;
   if (!shape || !out)
     throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${model.name} is not built: it has no input shape`);
-  const inputs = shape[1];
-  const outputs = out[1];
-  const pipeline = model.pipeline;
+  const forward = {
+    predict(x: Float32Array, rows: number, y: Float32Array) {
+      const t = model.predict(x.length === rows * shape[1] ? x : x.subarray(0, rows * shape[1]));
+      y.set(t.values);
+      t.dispose();
+    },
+  };
+  return target(shape[1], out[1], model.pipeline, forward, () => model.inputGradients());
+}
+
+/** The target both kinds share: outputs and gradients into fresh arrays through the given handles. */
+function target(
+  inputs: number,
+  outputs: number,
+  pipeline: Pipeline | null,
+  forward: Pick<NativeModelHandle, 'predict'>,
+  gradients: () => NativeInputGradientHandle,
+): ExplainTarget {
   return {
     inputs,
     outputs,
     pipeline,
-    featureNames: featureNames(inputs, pipeline),
     predict(x, rows) {
-      const t = model.predict(x.length === rows * inputs ? x : x.subarray(0, rows * inputs));
-      const y = t.values.slice();
-      t.dispose();
+      const y = new Float32Array(rows * outputs);
+      forward.predict(x, rows, y);
       return y;
     },
-    gradient(x, rows, dy, y) {
+    gradient(x, rows, dy) {
       const dx = new Float32Array(rows * inputs);
-      model.inputGradients().gradient(x, rows, dy, dx, y);
+      gradients().gradient(x, rows, dy, dx);
       return dx;
     },
   };
-}
-
-/** Names of the model's input features: the pipeline's encoded columns, else x0, x1, …. */
-export function featureNames(inputs: number, pipeline: Pipeline | null): string[] {
-  const names = pipeline?.featureNames;
-  if (names && names.length === inputs) return names;
-  return Array.from({ length: inputs }, (_, i) => `x${i}`);
 }
 
 /** Rows of the model's input width from any tensor-like value (a single row may be a flat array). */

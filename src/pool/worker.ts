@@ -92,8 +92,7 @@ function explain(message: Extract<ToWorker, { kind: 'explain' }>): void {
     const computeNs = Number(process.hrtime.bigint() - start);
     channel.send({ kind: 'explained', id: message.id, explanations, computeNs });
   } catch (error) {
-    const code = error instanceof MaasError ? error.code : 'MAAS_ERR_NATIVE_INTERNAL';
-    channel.send({ kind: 'error', id: message.id, code, message: (error as Error).message });
+    sendError(message.id, error);
   }
 }
 
@@ -107,9 +106,14 @@ function infer(message: Extract<ToWorker, { kind: 'infer' }>): void {
     new Float64Array(result, 0, 1)[0] = Number(process.hrtime.bigint() - start);
     channel.send({ kind: 'result', id: message.id, result }, [result]);
   } catch (error) {
-    const code = error instanceof MaasError ? error.code : 'MAAS_ERR_NATIVE_INTERNAL';
-    channel.send({ kind: 'error', id: message.id, code, message: (error as Error).message });
+    sendError(message.id, error);
   }
+}
+
+/** An execution's failure, with its code (an uncoded one is the addon's internal error). */
+function sendError(id: number, error: unknown): void {
+  const code = error instanceof MaasError ? error.code : 'MAAS_ERR_NATIVE_INTERNAL';
+  channel.send({ kind: 'error', id, code, message: (error as Error).message });
 }
 
 /** The version is gone: its handle unmaps the weights now, not at some later collection. */

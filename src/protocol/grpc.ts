@@ -20,28 +20,27 @@ export const PROTO_OPTIONS: protoLoader.Options = {
   includeDirs: [join(packageRoot(), 'proto')],
 };
 
-let service: grpc.ServiceClientConstructor | null = null;
+const services = new Map<string, grpc.ServiceClientConstructor>();
 
-/** The `inference.GRPCInferenceService` client constructor; `.service` is its definition. */
-export function inferenceService(): grpc.ServiceClientConstructor {
+/** A service's client constructor from a .proto of proto/, loaded once; `.service` is its definition. */
+function loadService(file: string, pkg: string, name: string): grpc.ServiceClientConstructor {
+  let service = services.get(`${pkg}.${name}`);
   if (!service) {
-    const definition = protoLoader.loadSync('grpc_service.proto', PROTO_OPTIONS);
-    const inference = grpc.loadPackageDefinition(definition).inference as grpc.GrpcObject;
-    service = inference.GRPCInferenceService as grpc.ServiceClientConstructor;
+    const definition = protoLoader.loadSync(file, PROTO_OPTIONS);
+    service = (grpc.loadPackageDefinition(definition)[pkg] as grpc.GrpcObject)[name] as grpc.ServiceClientConstructor;
+    services.set(`${pkg}.${name}`, service);
   }
   return service;
 }
 
-let explain: grpc.ServiceClientConstructor | null = null;
+/** The `inference.GRPCInferenceService` client constructor; `.service` is its definition. */
+export function inferenceService(): grpc.ServiceClientConstructor {
+  return loadService('grpc_service.proto', 'inference', 'GRPCInferenceService');
+}
 
 /** The `maas.ExplainService` client constructor (proto/maas_explain.proto); `.service` is its definition. */
 export function explainService(): grpc.ServiceClientConstructor {
-  if (!explain) {
-    const definition = protoLoader.loadSync('maas_explain.proto', PROTO_OPTIONS);
-    const maas = grpc.loadPackageDefinition(definition).maas as grpc.GrpcObject;
-    explain = maas.ExplainService as grpc.ServiceClientConstructor;
-  }
-  return explain;
+  return loadService('maas_explain.proto', 'maas', 'ExplainService');
 }
 
 /** The wire shape of an InferParameter (oneof parameter_choice). */

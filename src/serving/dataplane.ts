@@ -16,8 +16,13 @@ import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js'
 import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import type { InputRows } from './batcher.js';
-import { EXPLAIN_METHODS, relabel, type Explanation, type ExplainMethod } from '../explain/explanation.js';
-import { EXPLAIN_OPTION_NAMES } from './repository/config.js';
+import {
+  EXPLAIN_METHODS,
+  EXPLAIN_OPTION_NAMES,
+  relabel,
+  type Explanation,
+  type ExplainMethod,
+} from '../explain/explanation.js';
 import {
   PANDAS_CONTENT_TYPE,
   checkedRecords,
@@ -438,8 +443,7 @@ export class DataPlane {
         options,
         ...(settings.background ? { background: settings.background } : {}),
       });
-      const names = served.preparation?.featureNames ?? null;
-      const explanations = result.explanations.map((e) => relabel(e, served.inputSize, served.preparation, names));
+      const explanations = result.explanations.map((e) => relabel(e, served.inputSize, served.preparation));
       served.stats.recordExplain(method, rows, nowNs() - started, result.computeNs);
       return {
         model: served.model,

@@ -41,7 +41,8 @@ function cars(count: number) {
 
 function explainConfig(method: string, options: object, file?: string) {
   return {
-    max_batch_size: 16,
+    // Above MAX_EXPLAIN_ROWS: a request of 65 rows meets the explain limit, not the batch size.
+    max_batch_size: 128,
     parameters: {
       explain_method: { string_value: method },
       explain_options: { string_value: JSON.stringify(options) },
@@ -194,14 +195,23 @@ describe('explain over REST and gRPC', () => {
     }
     const many = inputs(65, D, 1);
     await refused(rest.explain({ model: 'ig', inputs: [tensor(many, 65)] }), 'MAAS_ERR_INFER_INPUT');
+    await expect(rest.explain({ model: 'ig', inputs: [tensor(many, 65)] })).rejects.toThrow(/at most 64 rows/);
     expect((await rest.explain({ model: 'ig', inputs: one })).explanations).toHaveLength(1);
   });
 });
 
 describe('explain with process workers', () => {
-  it('maps the round trip in each worker process and answers as the library does', async () => {
+  it('maps the round trip in each worker process, takes the background along, and answers as the library does', async () => {
     const root = await tempRepository();
     await addVersion(root, 'ig', 1, model, explainConfig('integratedGradients', { steps: 16 }));
+    await addVersion(
+      root,
+      'shap',
+      1,
+      model,
+      explainConfig('kernelShap', { nsamples: 200, seed: 3 }, 'background.json'),
+    );
+    await writeFile(join(root, 'shap', 'background.json'), JSON.stringify(background));
     const isolated = await startServer(root, { workerIsolation: 'process' });
     try {
       const client = new HttpInferenceClient(`http://127.0.0.1:${isolated.httpPort}`);
@@ -211,6 +221,10 @@ describe('explain with process workers', () => {
         [0, 1, 2, 3].map(() => client.explain({ model: 'ig', inputs: [tensor(rows, 3)] })),
       );
       for (const got of answers) got.explanations.forEach((e, r) => expectSame(e, want[r]!));
+      // The background (shared memory in the serving process) reaches a worker process as a copy.
+      const shap = await client.explain({ model: 'shap', inputs: [tensor(rows.subarray(0, D), 1)] });
+      const shapWant = kernelShap(model, rows.subarray(0, D), { background, nsamples: 200, seed: 3 });
+      expectSame(shap.explanations[0]!, shapWant[0]!);
     } finally {
       await isolated.close();
     }

@@ -7,7 +7,7 @@ import { MaasError } from '../../core/errors.js';
 import { SEALED_SUFFIX } from '../../io/sealed.js';
 import type { BatchingPolicy } from '../batcher.js';
 import { DENSE_PRECISIONS, type DensePrecision } from '../../model/packed.js';
-import { EXPLAIN_METHODS, type ExplainMethod } from '../../explain/explanation.js';
+import { EXPLAIN_METHODS, EXPLAIN_OPTION_NAMES, type ExplainMethod } from '../../explain/explanation.js';
 import { isPlainObject } from '../../core/validation.js';
 
 /** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
@@ -457,14 +457,6 @@ export function selectVersions(policy: VersionPolicyConfig, available: number[])
 export const EXPLAIN_METHOD_PARAMETER = 'explain_method';
 export const EXPLAIN_OPTIONS_PARAMETER = 'explain_options';
 export const EXPLAIN_BACKGROUND_PARAMETER = 'explain_background';
-
-/** The options a config or a request may set, per method (the background comes from its own parameter). */
-export const EXPLAIN_OPTION_NAMES: Readonly<Record<ExplainMethod, readonly string[]>> = {
-  integratedGradients: ['steps', 'rule', 'output'],
-  kernelShap: ['nsamples', 'seed', 'output'],
-  exactShap: ['output'],
-  lime: ['samples', 'kernelWidth', 'ridge', 'seed', 'output'],
-};
 
 /** What a model's config says of explanations: the default method, its options, the background file. */
 export interface ExplainSettings {

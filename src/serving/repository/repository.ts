@@ -15,6 +15,7 @@ import { MaasError, type ErrorCode } from '../../core/errors.js';
 import type { ExplainResult, ExplainTask, InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
 import type { ExplainMethod } from '../../explain/explanation.js';
 import { MAX_BACKGROUND_ROWS } from '../../explain/shap.js';
+import { readJsonRows } from '../../explain/json-rows.js';
 import { PackedCache } from '../../pool/packed-cache.js';
 import { DynamicBatcher } from '../batcher.js';
 import { VersionStatistics } from '../statistics.js';
@@ -73,9 +74,8 @@ export interface ServedVersion {
 export interface ServedExplain {
   readonly method: ExplainMethod;
   readonly options: Readonly<Record<string, unknown>>;
-  /** Background feature rows from the config's explain_background file (flattened), or null. */
+  /** Background feature rows from the config's explain_background file (flattened, shared memory), or null. */
   readonly background: Float32Array | null;
-  readonly backgroundRows: number;
   readonly run: (task: ExplainTask) => Promise<ExplainResult>;
 }
 
@@ -611,44 +611,21 @@ export class ModelRepository {
     run: ServedExplain['run'],
   ): Promise<ServedExplain> {
     let background: Float32Array | null = null;
-    let backgroundRows = 0;
     if (settings.backgroundFile !== undefined) {
-      const where = `the explain_background file ${model}/${settings.backgroundFile}`;
-      const text = (
-        await readRegularFile(join(this.root, model, settings.backgroundFile), MAX_BACKGROUND_FILE_BYTES, where)
-      ).toString('utf8');
-      let rows: unknown;
+      const file = join(this.root, model, settings.backgroundFile);
+      const limits = { maxBytes: MAX_BACKGROUND_FILE_BYTES, maxRows: MAX_BACKGROUND_ROWS };
       try {
-        rows = JSON.parse(text);
+        const rows = await readJsonRows(file, inputSize, preparation, 'the explain_background file', limits);
+        // In shared memory: each request hands it to a worker thread without a copy (a worker
+        // process gets its own copy with the message).
+        background = new Float32Array(new SharedArrayBuffer(rows.byteLength));
+        background.set(rows);
       } catch (error) {
-        throw new MaasError('MAAS_ERR_MODEL_CONFIG', `${where} is not JSON: ${(error as Error).message}`);
+        // The file is part of the model's configuration: its faults are the config's.
+        throw new MaasError('MAAS_ERR_MODEL_CONFIG', (error as Error).message, { cause: error });
       }
-      if (!Array.isArray(rows) || rows.length === 0 || rows.length > MAX_BACKGROUND_ROWS)
-        throw new MaasError(
-          'MAAS_ERR_MODEL_CONFIG',
-          `Expected ${where} to hold an array of 1 to ${MAX_BACKGROUND_ROWS} rows`,
-        );
-      if (rows.every((r) => Array.isArray(r))) {
-        background = new Float32Array(rows.length * inputSize);
-        rows.forEach((r: unknown[], i) => {
-          if (r.length !== inputSize || !r.every((v) => typeof v === 'number' && Number.isFinite(v)))
-            throw new MaasError(
-              'MAAS_ERR_MODEL_CONFIG',
-              `Expected row ${i} of ${where} to hold ${inputSize} finite numbers (the model's inputs)`,
-            );
-          background!.set(r as number[], i * inputSize);
-        });
-      } else if (preparation) {
-        background = preparation.transform(rows as Record<string, unknown>[], { onWarning: 'ignore' });
-      } else {
-        throw new MaasError(
-          'MAAS_ERR_MODEL_CONFIG',
-          `Expected ${where} to hold rows of ${inputSize} numbers (records need a model saved with its preparation pipeline)`,
-        );
-      }
-      backgroundRows = background.length / inputSize;
     }
-    return { method: settings.method, options: settings.options, background, backgroundRows, run };
+    return { method: settings.method, options: settings.options, background, run };
   }
 
   private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
