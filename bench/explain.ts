@@ -65,6 +65,7 @@ async function tfjsTarget(w: Workload): Promise<{ target: ExplainTarget; threads
     inputs,
     outputs,
     pipeline: null,
+    background: null,
     // In batches of TFJS_BATCH rows: tfjs-wasm's throughput falls with larger ones (model S, this
     // machine: 331 k rows/s at 256, 248 k at 1024, 9.4 k at 16 384).
     predict: (x, rows) => {

@@ -63,6 +63,8 @@ export async function runClassic(
     (t) => t.dataSync()[0]!,
   );
   print(`held-out: loss ${loss!.toFixed(4)}, accuracy ${(accuracy! * 100).toFixed(1)}% (chance is about 50%)`);
+  // A sample of training rows travels with the model: SHAP and LIME compare against it.
+  model.setExplanationBackground(xTrain, { maxRows: 100, seed });
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'maas-classic-')));
   await model.save(dir);
   const loaded = await loadModel(dir);

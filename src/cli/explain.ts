@@ -12,7 +12,7 @@ import { explainWith } from '../explain/index.js';
 import { modelTarget } from '../explain/target.js';
 import { htmlReport, terminalChart } from '../explain/pictures.js';
 import { readJsonRows } from '../explain/json-rows.js';
-import { MAX_BACKGROUND_ROWS } from '../explain/shap.js';
+import { MAX_BACKGROUND_ROWS } from '../explain/target.js';
 
 export interface ExplainCommandOptions {
   model: string;
@@ -48,7 +48,8 @@ export async function runExplain(o: ExplainCommandOptions): Promise<Explanation[
     const background = o.background
       ? await readJsonRows(o.background, width, model.preparation, 'the background', ROWS_LIMITS)
       : undefined;
-    // The flags the method takes become its options; SHAP and LIME refuse a missing background.
+    // The flags the method takes become its options; without --background SHAP and LIME take the
+    // one saved with the model, and refuse when it has none.
     const flags: Record<string, unknown> = { output: o.output, steps: o.steps, nsamples: o.nsamples };
     Object.assign(flags, { samples: o.samples, seed: o.seed });
     const options: Record<string, unknown> = Object.fromEntries(

@@ -179,6 +179,10 @@ program
   .option('--rate-limit <n>', 'requests per second per token (or address without one)', positiveNumber)
   .option('--rate-burst <n>', 'requests at once above the rate (default: one second of it)', positiveInt)
   .option('--max-concurrent-per-client <n>', 'requests of one token (or address) running at once', positiveInt)
+  .option(
+    '--ui',
+    'serve a page at /ui: models, statistics, a form that predicts and explains one row, training history',
+  )
   .option('--audit-log <file>', 'JSON-lines audit trail: loads, unloads, refusals, inference counts (file made 0600)')
   .option(
     '--processes <n>',

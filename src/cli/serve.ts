@@ -73,6 +73,8 @@ export interface ServeCommandOptions {
   rateBurst?: number;
   maxConcurrentPerClient?: number;
   auditLog?: string;
+  /** Serves the /ui page (--ui). */
+  ui?: boolean;
   /** Serving processes sharing the ports and the packed weights (default 1). */
   processes?: number;
   /** The packed cache directory; false with --no-packed-cache; absent: the default one. */
@@ -169,6 +171,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
           }
         : undefined,
     auditLog: options.auditLog,
+    ui: options.ui === true,
     ...(packedCache ? { packedCache } : {}),
     ...(packedCache && options.packedCacheMaxSize !== undefined
       ? { packedCacheMaxBytes: options.packedCacheMaxSize }
@@ -191,6 +194,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   print(`  REST     ${scheme}://${local}:${server.httpPort}/v2`);
   print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService${server.tls ? ', TLS' : ''})`);
   print(`  metrics  ${scheme}://${local}:${server.metricsPort}/metrics`);
+  if (options.ui) print(`  UI       ${scheme}://${local}:${server.httpPort}/ui`);
   const first = index[0];
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);

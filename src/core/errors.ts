@@ -85,6 +85,10 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: 'Explanations are not enabled for the model: its config.json has no explain_method parameter.',
   },
+  MAAS_ERR_UI_ASSETS: {
+    kind: 'Internal',
+    doc: "The /ui page's files (the package's ui/ folder, d3 and @observablehq/plot) cannot be read: reinstall maas.",
+  },
   MAAS_ERR_EXPLAIN_BACKGROUND: {
     kind: 'FailedPrecondition',
     doc: 'An explanation method needs background rows (SHAP, LIME) and none were given or configured.',

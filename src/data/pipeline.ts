@@ -89,6 +89,16 @@ export interface PipelineJson {
   ignored?: string[];
 }
 
+/** An input column as a form shows it (Pipeline.columnForms). */
+export interface ColumnForm {
+  name: string;
+  kind: ColumnKind;
+  /** The categories fit saw (categorical columns). */
+  categories?: string[];
+  /** A value to start from: the missing-value fill, the fitted mean, or the first category; null when unknown. */
+  typical: number | string | null;
+}
+
 /** Raw rows a pipeline can transform: a DataFrame, a Table, records by column name, or arrays in column order. */
 export type RawRows = DataFrame | Table | Record<string, unknown>[] | unknown[][];
 
@@ -485,6 +495,29 @@ export class Pipeline {
         c.kind === 'number' ? 'number' : c.kind === 'date' ? 'date' : c.kind === 'hash' ? 'text' : 'category',
       ]),
     );
+  }
+
+  /**
+   * Each input column as a form shows it: its kind, its categories, and a typical value to start
+   * from (the missing-value fill, else the fitted mean, else the first category).
+   */
+  get columnForms(): ColumnForm[] {
+    const kinds = this.inputKinds;
+    return this.featureSpans.map(({ column, start }, c) => {
+      const plan = this.columns[c]!;
+      const kind = kinds[column]!;
+      if (plan.kind === 'oneHot' || plan.kind === 'label') {
+        const categories = plan.kind === 'label' ? plan.classes : plan.categories;
+        return { name: column, kind, categories: [...categories], typical: plan.fill ?? categories[0] ?? null };
+      }
+      if (plan.kind === 'hash') return { name: column, kind, typical: plan.fill ?? '' };
+      const fitted = this.scale.kind === 'standard' ? this.scale.mean[start] : undefined;
+      if (plan.kind === 'date') {
+        const ms = plan.fill ?? (plan.parts === null && fitted !== undefined ? fitted * DAY_MS : null);
+        return { name: column, kind, typical: ms === null ? null : new Date(ms).toISOString().slice(0, 10) };
+      }
+      return { name: column, kind, typical: plan.fill ?? fitted ?? null };
+    });
   }
 
   /** Columns fit left out (text, constant): accepted in records and not used. */

@@ -44,17 +44,17 @@ export function integratedGradients(
   return integratedGradientsOf(modelTarget(model), x, options);
 }
 
-/** Kernel SHAP values of each row of x against options.background. */
-export function kernelShap(model: InferenceModel, x: unknown, options: KernelShapOptions): Explanation[] {
+/** Kernel SHAP values of each row of x against options.background (default: the model's saved one). */
+export function kernelShap(model: InferenceModel, x: unknown, options: KernelShapOptions = {}): Explanation[] {
   return kernelShapOf(modelTarget(model), x, options);
 }
 
-/** Exact Shapley values (all 2^d coalitions; d ≤ 16) of each row of x against options.background. */
-export function exactShap(model: InferenceModel, x: unknown, options: ExactShapOptions): Explanation[] {
+/** Exact Shapley values (all 2^d coalitions; d ≤ 16) of each row of x against options.background (default: the saved one). */
+export function exactShap(model: InferenceModel, x: unknown, options: ExactShapOptions = {}): Explanation[] {
   return exactShapOf(modelTarget(model), x, options);
 }
 
-/** LIME explanations of each row of x, perturbations scaled by options.background. */
-export function lime(model: InferenceModel, x: unknown, options: LimeOptions): Explanation[] {
+/** LIME explanations of each row of x, perturbations scaled by options.background (default: the saved one). */
+export function lime(model: InferenceModel, x: unknown, options: LimeOptions = {}): Explanation[] {
   return limeOf(modelTarget(model), x, options);
 }

@@ -6,6 +6,7 @@
 import { MaasError } from '../core/errors.js';
 import { isPlainObject } from '../core/validation.js';
 import { readRegularFile } from '../io/files.js';
+import { featureRows } from '../data/feature-rows.js';
 import type { Pipeline } from '../data/pipeline.js';
 
 export interface JsonRowsLimits {
@@ -39,24 +40,7 @@ export async function readJsonRows(
       'MAAS_ERR_DATA_FORMAT',
       `Expected ${what} ${path} to hold ${limits.oneRow ? 'a row or ' : ''}an array of 1 to ${limits.maxRows} rows`,
     );
-  if (rows.every((r) => Array.isArray(r))) {
-    const x = new Float32Array(rows.length * width);
-    rows.forEach((r: unknown[], i) => {
-      if (r.length !== width || !r.every((v) => typeof v === 'number' && Number.isFinite(v)))
-        throw new MaasError(
-          'MAAS_ERR_SHAPE_MISMATCH',
-          `Expected row ${i} of ${what} ${path} to hold ${width} finite numbers (the model's inputs)`,
-        );
-      x.set(r as number[], i * width);
-    });
-    return x;
-  }
-  if (!rows.every(isPlainObject))
+  if (!rows.every((r) => Array.isArray(r)) && !rows.every(isPlainObject))
     throw new MaasError('MAAS_ERR_DATA_FORMAT', `Expected ${what} ${path} to hold rows of numbers or records`);
-  if (!pipeline)
-    throw new MaasError(
-      'MAAS_ERR_MODEL_EMPTY',
-      `${what} ${path} holds records but the model was saved without a preparation pipeline`,
-    );
-  return pipeline.transform(rows, { onWarning: 'ignore' });
+  return featureRows(rows, width, pipeline, `${what} ${path}`);
 }

@@ -7,16 +7,16 @@
  * from the background mean in standard deviations, so a linear model gets w·(x − mean), as SHAP.
  */
 import { checkOptions } from '../core/validation.js';
-import { MaasError, invalidParameter } from '../core/errors.js';
+import { invalidParameter } from '../core/errors.js';
 import { Random } from '../core/random.js';
 import { factorSpd, solveFactored, type SpdFactor } from './linalg.js';
 import { BoundedCache } from './cache.js';
 import { finish, type Explanation } from './explanation.js';
-import { chooseOutput, inputRows, type ExplainTarget } from './target.js';
+import { backgroundOf, chooseOutput, inputRows, type ExplainTarget } from './target.js';
 
 export interface LimeOptions {
-  /** Rows whose per-feature mean and standard deviation scale the perturbations. */
-  background: unknown;
+  /** Rows whose per-feature mean and standard deviation scale the perturbations; default: the model's saved background. */
+  background?: unknown;
   /** Perturbed samples per row (default 5000). */
   samples?: number;
   /** Width of the exponential kernel over standardized distance (default 0.75·√d, lime's). */
@@ -109,12 +109,8 @@ function limeDesign(d: number, samples: number, width: number, ridge: number, se
 export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions): Explanation[] {
   checkOptions('lime options', options, ['background', 'samples', 'kernelWidth', 'ridge', 'seed', 'output']);
   const d = target.inputs;
-  if (options?.background === undefined || options.background === null)
-    throw new MaasError(
-      'MAAS_ERR_EXPLAIN_BACKGROUND',
-      'lime needs background rows (options.background) to scale its samples',
-    );
-  const bg = inputRows(options.background, d, 'lime options.background');
+  // The background scales the samples (its per-feature spread).
+  const bg = backgroundOf(options?.background, target, 'lime');
   const { data, rows } = inputRows(x, d, 'x');
   const samples = options.samples ?? 5000;
   if (!Number.isInteger(samples) || samples < 2 || samples > MAX_SAMPLES)

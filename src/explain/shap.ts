@@ -9,16 +9,16 @@
  * the Shapley formula over all 2^d coalitions.
  */
 import { checkOptions } from '../core/validation.js';
-import { MaasError, invalidParameter } from '../core/errors.js';
+import { invalidParameter } from '../core/errors.js';
 import { Random } from '../core/random.js';
 import { factorSpd, solveFactored, type SpdFactor } from './linalg.js';
 import { BoundedCache } from './cache.js';
 import { finish, type Explanation } from './explanation.js';
-import { chooseOutput, inputRows, type ExplainTarget } from './target.js';
+import { backgroundOf, chooseOutput, inputRows, type Background, type ExplainTarget } from './target.js';
 
 export interface KernelShapOptions {
-  /** The rows features are taken from when not in a coalition (at most MAX_BACKGROUND_ROWS). */
-  background: unknown;
+  /** The rows features are taken from when not in a coalition (at most MAX_BACKGROUND_ROWS); default: the model's saved background. */
+  background?: unknown;
   /** Coalitions to evaluate (default 2·d + 2048); all of them when that covers every one. */
   nsamples?: number;
   /** Seed of the coalition sampling (default 0): the same seed gives the same values. */
@@ -29,7 +29,6 @@ export interface KernelShapOptions {
 
 export type ExactShapOptions = Omit<KernelShapOptions, 'nsamples' | 'seed'>;
 
-export const MAX_BACKGROUND_ROWS = 10_000;
 /** Kernel SHAP enumerates every coalition up to this many features. */
 export const EXACT_KERNEL_FEATURES = 12;
 /** exactShap's limit: 2^16 coalitions, each a forward pass over the background. */
@@ -37,25 +36,6 @@ export const EXACT_SHAP_MAX_FEATURES = 16;
 const MAX_NSAMPLES = 1 << 20;
 /** Floats of masked input per forward call (16 MB). */
 const CHUNK_FLOATS = 1 << 22;
-
-interface Background {
-  data: Float32Array;
-  rows: number;
-}
-
-function backgroundOf(value: unknown, d: number, what: string): Background {
-  if (value === undefined || value === null)
-    throw new MaasError('MAAS_ERR_EXPLAIN_BACKGROUND', `${what} needs background rows (options.background)`);
-  const b = inputRows(value, d, `${what} options.background`);
-  if (b.rows > MAX_BACKGROUND_ROWS)
-    throw invalidParameter(
-      `${what} options.background`,
-      `at most ${MAX_BACKGROUND_ROWS} rows`,
-      `${b.rows} rows`,
-      'MAAS_ERR_ARG_RANGE',
-    );
-  return b;
-}
 
 /**
  * v(S) for each coalition (a list of feature indices): the background's mean output `output` with
@@ -296,7 +276,7 @@ function expectedValues(target: ExplainTarget, bg: Background): Float64Array {
 export function kernelShapOf(target: ExplainTarget, x: unknown, options: KernelShapOptions): Explanation[] {
   checkOptions('kernelShap options', options, ['background', 'nsamples', 'seed', 'output']);
   const d = target.inputs;
-  const bg = backgroundOf(options?.background, d, 'kernelShap');
+  const bg = backgroundOf(options?.background, target, 'kernelShap');
   const { data, rows } = inputRows(x, d, 'x');
   const nsamples = options.nsamples ?? 2 * d + 2048;
   if (!Number.isInteger(nsamples) || nsamples < 2 || nsamples > MAX_NSAMPLES)
@@ -348,7 +328,7 @@ export function exactShapOf(target: ExplainTarget, x: unknown, options: ExactSha
       `${d} inputs`,
       'MAAS_ERR_ARG_RANGE',
     );
-  const bg = backgroundOf(options?.background, d, 'exactShap');
+  const bg = backgroundOf(options?.background, target, 'exactShap');
   const { data, rows } = inputRows(x, d, 'x');
   const { fx, chosen } = outputsOf(target, data, rows, options.output);
   // Coalition m (a bit mask) lists the features whose bit is set; all 2^d of them.

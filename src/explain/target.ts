@@ -18,6 +18,8 @@ export interface ExplainTarget {
   gradient(x: Float32Array, rows: number, dy: Float32Array): Float32Array;
   /** The model's preparation pipeline, when it has one (it names the features and their raw columns). */
   readonly pipeline: Pipeline | null;
+  /** The background saved with the model (rows × inputs), which SHAP and LIME take when given none. */
+  readonly background: Float32Array | null;
 }
 
 /**
@@ -29,7 +31,7 @@ export function handleTarget(
   gradients: NativeInputGradientHandle | null,
   pipeline: Pipeline | null,
 ): ExplainTarget {
-  return target(model.inputSize, model.outputSize, pipeline, model, () => {
+  return target(model.inputSize, model.outputSize, pipeline, null, model, () => {
     if (!gradients)
       throw new MaasError('MAAS_ERR_EXPLAIN_OFF', 'This model version was loaded without its gradient weights');
     return gradients;
@@ -49,7 +51,7 @@ export function modelTarget(model: InferenceModel): ExplainTarget {
       t.dispose();
     },
   };
-  return target(shape[1], out[1], model.pipeline, forward, () => model.inputGradients());
+  return target(shape[1], out[1], model.pipeline, model.explanationBackground, forward, () => model.inputGradients());
 }
 
 /** The target both kinds share: outputs and gradients into fresh arrays through the given handles. */
@@ -57,6 +59,7 @@ function target(
   inputs: number,
   outputs: number,
   pipeline: Pipeline | null,
+  background: Float32Array | null,
   forward: Pick<NativeModelHandle, 'predict'>,
   gradients: () => NativeInputGradientHandle,
 ): ExplainTarget {
@@ -64,6 +67,7 @@ function target(
     inputs,
     outputs,
     pipeline,
+    background,
     predict(x, rows) {
       const y = new Float32Array(rows * outputs);
       forward.predict(x, rows, y);
@@ -90,6 +94,36 @@ export function inputRows(x: unknown, inputs: number, what: string): { data: Flo
     if (!Number.isFinite(m.data[i]!))
       throw invalidParameter(`${what}[${i}]`, 'finite numbers', m.data[i], 'MAAS_ERR_ARG_RANGE');
   return { data: m.data, rows: m.rows };
+}
+
+/** The most background rows an explanation takes (each is a forward pass per coalition or sample). */
+export const MAX_BACKGROUND_ROWS = 10_000;
+
+/** Background rows, as the methods take them. */
+export interface Background {
+  data: Float32Array;
+  rows: number;
+}
+
+/** options.background, else the background saved with the model; refused when there is neither. */
+export function backgroundOf(value: unknown, target: ExplainTarget, what: string): Background {
+  const d = target.inputs;
+  if (value === undefined || value === null) {
+    if (target.background) return { data: target.background, rows: target.background.length / d };
+    throw new MaasError(
+      'MAAS_ERR_EXPLAIN_BACKGROUND',
+      `${what} needs background rows: options.background, or a background saved with the model (setExplanationBackground)`,
+    );
+  }
+  const b = inputRows(value, d, `${what} options.background`);
+  if (b.rows > MAX_BACKGROUND_ROWS)
+    throw invalidParameter(
+      `${what} options.background`,
+      `at most ${MAX_BACKGROUND_ROWS} rows`,
+      `${b.rows} rows`,
+      'MAAS_ERR_ARG_RANGE',
+    );
+  return b;
 }
 
 /** The output an explanation is for: `requested`, else the largest output of the row (the predicted class). */

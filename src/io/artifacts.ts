@@ -64,6 +64,8 @@ export interface MaasExtension {
   trainingConfig?: unknown;
   preparation?: unknown;
   quantization?: unknown;
+  trainingHistory?: unknown;
+  explanationBackground?: unknown;
 }
 
 /** A named input or output with its datatype and shape (-1 for the batch). */
@@ -480,16 +482,23 @@ export interface TfjsManifest {
 /** The largest weights file a streamed load reads (one file per layer of a large model is normal). */
 export const MAX_STREAMED_SHARD_BYTES = 2 ** 40;
 
+/** What a model.json's maas field carries besides the weights' description, each as stored (unchecked). */
+export interface Carried {
+  preparation?: unknown;
+  history?: unknown;
+  background?: unknown;
+}
+
 /**
- * The preparation pipeline a plaintext tfjs-layers model.json carries (maas.preparation), or
- * undefined when it carries none: for a load whose weights came from the packed cache, which
- * opened no model file.
+ * The preparation pipeline, training history and explanation background a plaintext tfjs-layers
+ * model.json carries (maas.preparation, .trainingHistory, .explanationBackground): for a load
+ * whose weights came from the packed cache, which opened no model file.
  */
-export async function savedPreparation(path: string): Promise<unknown> {
+export async function savedCarried(path: string): Promise<Carried> {
   const jsonPath = await resolveModelJson(path);
   const parsed = parseModelJson(await readRegularFile(jsonPath, MAX_MODEL_JSON_BYTES, 'a model.json'), jsonPath);
-  const maas = parsed.maas as { preparation?: unknown } | undefined;
-  return typeof maas === 'object' && maas !== null ? maas.preparation : undefined;
+  const maas = maasField(parsed);
+  return { preparation: maas?.preparation, history: maas?.trainingHistory, background: maas?.explanationBackground };
 }
 
 /**

@@ -13,6 +13,10 @@ export interface ArtifactExtras {
   trainingConfig?: unknown;
   preparation?: unknown;
   quantization?: unknown;
+  /** Every epoch of every fit (the model layer's TrainingHistoryJson). */
+  trainingHistory?: unknown;
+  /** The rows explanations compare against (the model layer's BackgroundJson). */
+  explanationBackground?: unknown;
 }
 
 /** The model as file artifacts: topology, weight specs and bytes, extension field. */
@@ -45,9 +49,8 @@ export function denseArtifacts(name: string, layers: readonly Dense[], extras: A
         outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, layers[layers.length - 1]!.units] }],
       },
       weightsSha256: '',
-      ...(extras.trainingConfig ? { trainingConfig: extras.trainingConfig } : {}),
-      ...(extras.preparation ? { preparation: extras.preparation } : {}),
-      ...(extras.quantization ? { quantization: extras.quantization } : {}),
+      // Only the extras the model has: a file without them reads as before.
+      ...Object.fromEntries(Object.entries(extras).filter(([, value]) => value !== undefined && value !== null)),
     },
   };
 }

@@ -77,12 +77,19 @@ export interface OpenedModel {
   preparation: unknown;
   /** maas.quantization as stored (precision 'int8'); quant/load checks it against the layers. */
   quantization: unknown;
+  /** maas.trainingHistory as stored (checked where it is used: model/carried). */
+  history: unknown;
+  /** maas.explanationBackground as stored (checked against the input width where it is used). */
+  background: unknown;
   /** Present for an encrypted file (absent for a plaintext one). */
   encryption?: {
     /** The key id the file names, whose key decrypted it. */
     keyId: string;
   };
 }
+
+/** What an opened model has besides its layers, from the file's maas field. */
+type OpenedExtra = 'training' | 'preparation' | 'quantization' | 'history' | 'background';
 
 /** openModelFile()'s options. */
 export interface OpenOptions extends IntegrityOptions, DecryptionOptions {
@@ -352,7 +359,7 @@ function opened(
   path: string,
   format: ModelFileFormat,
   layers: OpenedLayer[],
-  extras: Partial<Pick<OpenedModel, 'training' | 'preparation' | 'quantization'>> = {},
+  extras: Partial<Pick<OpenedModel, OpenedExtra>> = {},
 ): OpenedModel {
   return {
     path,
@@ -364,6 +371,8 @@ function opened(
     training: extras.training ?? null,
     preparation: extras.preparation,
     quantization: extras.quantization,
+    history: extras.history,
+    background: extras.background,
   };
 }
 
@@ -419,12 +428,12 @@ function openTfjs(path: string, artifacts: ModelArtifacts): OpenedModel {
 }
 
 /** What a tfjs model.json's maas field gives an opened model besides its layers. */
-export function extrasOf(
-  ext: MaasExtension | undefined,
-): Partial<Pick<OpenedModel, 'training' | 'preparation' | 'quantization'>> {
+export function extrasOf(ext: MaasExtension | undefined): Partial<Pick<OpenedModel, OpenedExtra>> {
   return {
     training: ext?.trainingConfig ? { source: 'maas', config: ext.trainingConfig } : null,
     preparation: ext?.preparation,
     quantization: ext?.quantization,
+    history: ext?.trainingHistory,
+    background: ext?.explanationBackground,
   };
 }

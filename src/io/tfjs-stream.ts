@@ -72,6 +72,8 @@ export function streamTfjsModel(path: string, options: OpenOptions = {}): Promis
         training: null,
         preparation: undefined,
         quantization: undefined,
+        history: undefined,
+        background: undefined,
         ...extrasOf(manifest.maas),
         weightsDigestRecorded: manifest.weightsDigestRecorded,
         readLayers: (onLayer) =>

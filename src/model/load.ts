@@ -3,6 +3,7 @@
  * @tensorflow/tfjs, tfjs-node or a converter; a Keras .h5; an .onnx chain) as a Sequential,
  * restoring maas's training configuration and preparation pipeline when the file carries them.
  */
+import { MAX_SAVED_BACKGROUND_ROWS, backgroundFromJSON, historyFromJSON } from './carried.js';
 import { MaasError } from '../core/errors.js';
 import { checkOptions } from '../core/validation.js';
 import { openModelFile, type OpenedModel, type OpenOptions } from '../io/open.js';
@@ -119,5 +120,10 @@ export function sequentialFromOpened(opened: OpenedModel): Sequential {
     });
   }
   if (opened.preparation) model.setPreparation(Pipeline.fromJSON(opened.preparation));
+  if (opened.history !== undefined) model.trainingHistory.push(...historyFromJSON(opened.history, opened.path));
+  if (opened.background !== undefined)
+    model.setExplanationBackground(backgroundFromJSON(opened.background, opened.inputSize, opened.path), {
+      maxRows: MAX_SAVED_BACKGROUND_ROWS,
+    });
   return model;
 }

@@ -186,7 +186,9 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
 
   /** Trains on x and y (tfjs's fit): epochs, batchSize, validationSplit | validationData, shuffle, seed, callbacks, verbose. */
   async fit(x: TensorLike, y: TensorLike, args: FitArgs = {}): Promise<History> {
-    return fitArrays(this.target(), x, y, args);
+    const history = await fitArrays(this.target(), x, y, args);
+    this.recordHistory(history);
+    return history;
   }
 
   /**
@@ -194,7 +196,9 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
    * for a CSV file larger than memory, an array or generator of batches, or a tfjs Dataset.
    */
   async fitDataset(dataset: BatchSource, args: FitDatasetArgs = {}): Promise<History> {
-    return fitDataset(this.target(), dataset, args);
+    const history = await fitDataset(this.target(), dataset, args);
+    this.recordHistory(history);
+    return history;
   }
 
   /** Loss (and metrics) on x and y without updating the model: a scalar Tensor or [loss, ...metrics]. */
@@ -235,6 +239,7 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
           }
         : {}),
       ...(this.preparation ? { preparation: this.preparation.toJSON() } : {}),
+      ...this.carriedArtifacts(),
     });
   }
 

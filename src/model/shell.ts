@@ -16,6 +16,27 @@ import { formatOfFileName } from '../io/formats.js';
 import { writeKerasH5 } from '../io/keras-h5-write.js';
 import { printSummary } from '../io/summary.js';
 import { openInputGradients, openPackedModel, packRoundTrip, type PackedModel } from './packed.js';
+import { featureRows } from '../data/feature-rows.js';
+import { checkInteger } from '../core/validation.js';
+import type { History } from '../train/callbacks.js';
+import {
+  MAX_SAVED_BACKGROUND_ROWS,
+  MAX_SAVED_EPOCHS,
+  backgroundToJSON,
+  historyToJSON,
+  sampleRows,
+  type BackgroundJson,
+  type EpochLog,
+  type TrainingHistoryJson,
+} from './carried.js';
+
+/** setExplanationBackground's options. */
+export interface BackgroundOptions {
+  /** Most rows kept: more are sampled down to it (default 100, at most 1000). */
+  maxRows?: number;
+  /** Seed of that sampling (default 0). */
+  seed?: number;
+}
 
 /** Where save() wrote the model: a tfjs model.json, or a Keras HDF5 file. */
 export type SavedModel = { modelJson: string; h5?: undefined } | { h5: string; modelJson?: undefined };
@@ -38,6 +59,9 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   private roundTripCache: PackedModel | null = null;
   private gradientCache: NativeInputGradientHandle | null = null;
   private disposed = false;
+  /** Every epoch of every fit of this model, in order: what is logged (loss, metrics, val_ values). */
+  readonly trainingHistory: EpochLog[] = [];
+  private background: Float32Array | null = null;
 
   /** Packs the weights for this thread's kernel (called once until the weights change). */
   protected abstract pack(): PackedModel;
@@ -147,6 +171,64 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
   inputGradients(): NativeInputGradientHandle {
     this.gradientCache ??= openInputGradients(this.roundTripPacked());
     return this.gradientCache;
+  }
+
+  /**
+   * The rows SHAP and LIME compare against when they are given none (rows × inputs), saved with
+   * the model so the service explains it without a file beside it; null when none was set.
+   */
+  get explanationBackground(): Float32Array | null {
+    return this.background;
+  }
+
+  /**
+   * Keeps rows of typical inputs as the explanation background, saved with the model: rows of
+   * numbers, or raw records when the model has a preparation pipeline. More than
+   * `options.maxRows` (default 100) are sampled down to it. They are part of the saved file,
+   * so give rows you may publish with the model (null removes them).
+   */
+  setExplanationBackground(rows: unknown, options: BackgroundOptions = {}): void {
+    this.checkLive();
+    const o = checkOptions('setExplanationBackground options', options, ['maxRows', 'seed']);
+    if (rows === null) {
+      this.background = null;
+      return;
+    }
+    const width = this.inputShape?.[1];
+    if (width === undefined)
+      throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} is not built: it has no input shape`);
+    const maxRows =
+      o.maxRows === undefined
+        ? 100
+        : checkInteger('setExplanationBackground maxRows', o.maxRows, 1, MAX_SAVED_BACKGROUND_ROWS);
+    const seed = o.seed === undefined ? 0 : checkInteger('setExplanationBackground seed', o.seed, 0);
+    const x = featureRows(rows, width, this.pipeline, 'setExplanationBackground(rows)');
+    this.background = sampleRows(x, width, maxRows, seed);
+  }
+
+  /** Appends a fit's epochs to trainingHistory (the oldest go past MAX_SAVED_EPOCHS). */
+  protected recordHistory(history: History): void {
+    const names = Object.keys(history.history);
+    history.epoch.forEach((_, i) =>
+      this.trainingHistory.push(Object.fromEntries(names.map((name) => [name, history.history[name]![i]!]))),
+    );
+    const over = this.trainingHistory.length - MAX_SAVED_EPOCHS;
+    if (over > 0) this.trainingHistory.splice(0, over);
+  }
+
+  /** The history and background as the maas field saves them (only those the model has). */
+  protected carriedArtifacts(): { trainingHistory?: TrainingHistoryJson; explanationBackground?: BackgroundJson } {
+    const width = this.inputShape?.[1];
+    return {
+      ...(this.trainingHistory.length > 0 ? { trainingHistory: historyToJSON(this.trainingHistory) } : {}),
+      ...(this.background && width ? { explanationBackground: backgroundToJSON(this.background, width) } : {}),
+    };
+  }
+
+  /** Takes another model's history and background (a quantized model its fp32 twin's). */
+  protected adoptCarried(from: InferenceModel): void {
+    this.trainingHistory.push(...from.trainingHistory);
+    this.background = from.background;
   }
 
   /** Total weight count. */

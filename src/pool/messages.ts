@@ -101,6 +101,10 @@ export interface LoadedModel {
   cached?: 'hit' | 'written';
   /** The preparation pipeline the model file carries (its JSON, read in the load worker; checked by the repository). */
   preparation?: unknown;
+  /** The training history the model file carries (its JSON; checked by the repository). */
+  history?: unknown;
+  /** The explanation background the model file carries (its JSON; checked by the repository). */
+  background?: unknown;
 }
 
 /** The load worker's last message: the loaded model, or the error's code and message. */

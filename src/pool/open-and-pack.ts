@@ -7,7 +7,7 @@
  * thread runs it; `maas pack` and the fuzzer's file phase call it too.
  */
 import { MaasError } from '../core/errors.js';
-import { savedPreparation } from '../io/artifacts.js';
+import { savedCarried, type Carried } from '../io/artifacts.js';
 import { openModelFile } from '../io/open.js';
 import { isSealedPath } from '../io/sealed.js';
 import { streamablePath, streamTfjsModel, type StreamedModel } from '../io/tfjs-stream.js';
@@ -86,7 +86,7 @@ async function streamAndPack(
       inputSize,
       outputSize,
       ...(spec ? { quantization: describeQuantization(spec) } : {}),
-      ...preparationOf(stream),
+      ...carriedOf(stream),
     },
     digestVerified: stream.weightsDigestRecorded,
   };
@@ -124,16 +124,21 @@ async function openWholeAndPack(
       outputSize,
       ...(quantization ? { quantization } : {}),
       ...keyId,
-      ...preparationOf(opened),
+      ...carriedOf(opened),
     },
     // Only a strict load is known to have verified a digest (a lenient one may have found none).
     digestVerified: strictIntegrity === true,
   };
 }
 
-/** The model file's preparation pipeline, as LoadedModel carries it (absent when there is none). */
-function preparationOf(opened: { preparation: unknown }): Pick<LoadedModel, 'preparation'> {
-  return opened.preparation !== undefined ? { preparation: opened.preparation } : {};
+/** What the model file carries besides weights, as LoadedModel does (each absent when the file has none). */
+function carriedOf(opened: Carried): Carried {
+  const { preparation, history, background } = opened;
+  return {
+    ...(preparation !== undefined ? { preparation } : {}),
+    ...(history !== undefined ? { history } : {}),
+    ...(background !== undefined ? { background } : {}),
+  };
 }
 
 /** Opens and packs the model at request.path, streaming where it can. */
@@ -186,14 +191,10 @@ async function openAndPackWeights(request: LoadRequest, keys?: ModelKeys): Promi
   const key = await cache.keyOf(request.path, precision);
   if (!key) return (await openAndPackUncached(request, keys, {})).model;
   const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
-  // A hit opens no model file: the pipeline, small beside the weights, is read from model.json here.
+  // A hit opens no model file: the pipeline and the rest, small beside the weights, are read from model.json here.
   if (hit) {
     const json = await streamablePath(request.path);
-    return {
-      ...hit,
-      ...preparationOf({ preparation: json ? await savedPreparation(json) : undefined }),
-      cached: 'hit',
-    };
+    return { ...hit, ...(json ? carriedOf(await savedCarried(json)) : {}), cached: 'hit' };
   }
   const entry = cache.begin(key, request.path, request.tag, precision);
   const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);

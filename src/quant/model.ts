@@ -76,6 +76,7 @@ export class QuantizedModel extends InferenceModel {
     private readonly extras: { trainingConfig?: unknown; preparation?: unknown } = {},
   ) {
     super();
+    this.adoptCarried(float);
   }
 
   /** The model's name (its fp32 twin's). */
@@ -109,6 +110,7 @@ export class QuantizedModel extends InferenceModel {
     return denseArtifacts(this.name, this.layers, {
       ...(this.extras.trainingConfig ? { trainingConfig: this.extras.trainingConfig } : {}),
       ...(preparation ? { preparation } : {}),
+      ...this.carriedArtifacts(),
       quantization: this.spec,
     });
   }

@@ -4,6 +4,7 @@
  * (or taken per batch), chosen layers kept in fp32. The model lives in quant/model.ts, the loader
  * in quant/load.ts.
  */
+import { MAX_SAVED_BACKGROUND_ROWS } from '../model/carried.js';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { Tensor, toMatrix, type TensorLike } from '../core/tensor.js';
 import { checkBoolean, checkOneOf, checkOptions, isPlainObject } from '../core/validation.js';
@@ -131,6 +132,9 @@ function twinOf(source: Sequential, weights: Float32Array[]): Sequential {
   });
   twin.setWeights(source.layers.flatMap((l, i) => (l.bias ? [weights[i]!, l.bias] : [weights[i]!])));
   if (source.preparation) twin.setPreparation(source.preparation);
+  twin.trainingHistory.push(...source.trainingHistory);
+  if (source.explanationBackground)
+    twin.setExplanationBackground(source.explanationBackground, { maxRows: MAX_SAVED_BACKGROUND_ROWS });
   return twin;
 }
 

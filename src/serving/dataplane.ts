@@ -23,6 +23,8 @@ import {
   type Explanation,
   type ExplainMethod,
 } from '../explain/explanation.js';
+import type { ColumnForm } from '../data/pipeline.js';
+import { historyToJSON } from '../model/carried.js';
 import {
   PANDAS_CONTENT_TYPE,
   checkedRecords,
@@ -170,7 +172,28 @@ export const EXTENSIONS = [
   'statistics',
   // maas's own: POST …/explain and maas.ExplainService/ModelExplain.
   'explain',
+  // maas's own: GET …/card (what the /ui page shows of a version).
+  'model_card',
 ] as const;
+
+/**
+ * What a person needs to try a model version (the /ui page's view of it): how to fill one input
+ * row, what the outputs mean, whether it explains, and how its training went.
+ */
+export interface ModelCard {
+  name: string;
+  version: string;
+  platform: string;
+  /** Raw columns (a model saved with its preparation pipeline) or one tensor of numbers. */
+  inputs:
+    { kind: 'columns'; columns: ColumnForm[] } | { kind: 'tensor'; name: string; width: number; typical: number[] };
+  output: { name: string; width: number; labels: string[] | null };
+  task: 'classification' | 'regression' | null;
+  /** The configured explanation method, or null when the version does not explain. */
+  explain: { method: ExplainMethod } | null;
+  /** Loss and metrics per epoch, as saved with the model (null where a value was NaN). */
+  history: Record<string, number | null>[];
+}
 
 /** An explain answer as both transports send it (snake_case, as the protocol's messages). */
 export function explainMessage(r: ExplainResponse): ModelExplainResponse {
@@ -299,6 +322,30 @@ export class DataPlane {
             ]
           : []),
       ],
+    };
+  }
+
+  /** The version's card: its input form, outputs, explanation method and training history. */
+  modelCard(name: string, version?: string): ModelCard {
+    const served = this.repository.resolve(name, version);
+    const { config, preparation, explain, inputSize } = served;
+    const background = explain?.background;
+    // A tensor row starts at the background's mean, when the model has one, else at zero.
+    const typical = new Array<number>(inputSize).fill(0);
+    if (background)
+      for (let i = 0; i < background.length; i++)
+        typical[i % inputSize] = typical[i % inputSize]! + background[i]! / (background.length / inputSize);
+    return {
+      name,
+      version: String(served.version),
+      platform: config.platform,
+      inputs: preparation
+        ? { kind: 'columns', columns: preparation.columnForms }
+        : { kind: 'tensor', name: config.input[0]!.name, width: inputSize, typical },
+      output: { name: config.output[0]!.name, width: served.outputSize, labels: served.labels },
+      task: preparation?.task ?? (served.labels ? 'classification' : null),
+      explain: explain ? { method: explain.method } : null,
+      history: historyToJSON(served.history).epochs,
     };
   }
 

@@ -15,6 +15,7 @@ import { DataPlane } from './dataplane.js';
 import type { ProcessGroup } from './process-group.js';
 import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
 import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
+import { loadUiAssets } from './http/ui.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
 import { ServingMetrics } from './statistics.js';
 import { AccessControl } from './auth/access.js';
@@ -51,6 +52,8 @@ export interface ServeOptions {
   grpcPort?: number | null;
   /** REST port (default 8000); 0 picks a free one, null turns the endpoint off. */
   httpPort?: number | null;
+  /** Serves the /ui page on the REST port: models, statistics, a form that predicts and explains, training history (default false). */
+  ui?: boolean;
   /** Prometheus /metrics port (default 8002); 0 picks a free one, null turns the endpoint off. */
   metricsPort?: number | null;
   /** Worker threads in the pool (default: one per core). */
@@ -317,6 +320,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
         access,
         ...(options.tokenHeader ? { tokenHeader: options.tokenHeader } : {}),
         ...(tls ? { tls } : {}),
+        ...(options.ui ? { ui: await loadUiAssets() } : {}),
       });
       ({ server: httpServer, port: bound.http } = httpEndpoint);
     }

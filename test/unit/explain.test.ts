@@ -267,7 +267,7 @@ describe('refusals', () => {
   const background = [[0, 0, 0, 0]];
   it('answers bad calls with coded errors', () => {
     const code = (fn: () => unknown, c: string) => expect(fn).toThrow(expect.objectContaining({ code: c }));
-    code(() => kernelShap(model, [1, 2, 3, 4], {} as never), 'MAAS_ERR_EXPLAIN_BACKGROUND');
+    code(() => kernelShap(model, [1, 2, 3, 4], {}), 'MAAS_ERR_EXPLAIN_BACKGROUND');
     code(() => lime(model, [1, 2, 3, 4], { background: undefined }), 'MAAS_ERR_EXPLAIN_BACKGROUND');
     code(() => integratedGradients(model, [1, 2, 3]), 'MAAS_ERR_SHAPE_MISMATCH');
     code(() => integratedGradients(model, [1, 2, Number.NaN, 4]), 'MAAS_ERR_ARG_RANGE');

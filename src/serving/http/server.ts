@@ -3,6 +3,7 @@
  * data extension), on node:http with a small route table. Each route decodes, calls the DataPlane
  * once and encodes; `httpStatus` is the one error mapping.
  */
+import { UI_HEADERS, type UiAsset } from './ui.js';
 import {
   DEFAULT_CONNECTION_IDLE_MS,
   DEFAULT_JSON_THREAD_BYTES,
@@ -92,6 +93,8 @@ export interface Context {
 type Reply = {
   status?: number;
   json?: unknown;
+  /** A file's bytes as they are (the /ui page's). */
+  file?: UiAsset;
   binary?: { header: unknown; blobs: Uint8Array[] };
   headers?: Record<string, string>;
 } | void;
@@ -107,6 +110,8 @@ export interface Route {
   path: string;
   scope: Scope;
   model?: 'path' | 'all';
+  /** Passes without credentials (the /ui page's files, which hold no data). */
+  open?: true;
   handle: (ctx: Context) => Reply | Promise<Reply>;
 }
 
@@ -282,6 +287,24 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
   return blobs.length > 0 ? { binary: { header, blobs } } : { json: header };
 }
 
+/** The /ui page: GET /ui (and /ui/) and each of its files by name; nothing else under /ui. */
+export function uiRoutes(assets: ReadonlyMap<string, UiAsset>): Route[] {
+  return [
+    {
+      method: 'GET',
+      pattern: /^\/ui\/?([^/]*)$/,
+      path: '/ui/{file}',
+      scope: 'health',
+      open: true,
+      handle: (ctx) => {
+        const file = assets.get(ctx.params[0] ?? '');
+        if (!file) throw new MaasError('MAAS_ERR_HTTP_ROUTE', `The /ui page has no file '${ctx.params[0]}'`);
+        return { file, headers: UI_HEADERS };
+      },
+    },
+  ];
+}
+
 /** Every REST route of the service, bound to one DataPlane; each names its scope. */
 export function routes(dataplane: DataPlane): Route[] {
   const models = '/v2/models/{name}[/versions/{version}]';
@@ -362,6 +385,14 @@ export function routes(dataplane: DataPlane): Route[] {
         const { request, binaryOutputs } = decodeInferBody(m!, v, header, binary);
         return encodeInferResponse(await dataplane.infer(request, ctx.cancellation), binaryOutputs);
       },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/card$`),
+      path: `${models}/card`,
+      scope: 'metadata',
+      model: 'path',
+      handle: (ctx) => ({ json: dataplane.modelCard(ctx.params[0]!, ctx.params[1]) }),
     },
     {
       method: 'POST',
@@ -464,6 +495,15 @@ function send(res: ServerResponse, reply: Reply): void {
     res.write(header);
     for (const blob of reply.binary.blobs) res.write(blob);
     res.end();
+    return;
+  }
+  if (reply?.file) {
+    res.writeHead(status, {
+      ...reply.headers,
+      'content-type': reply.file.type,
+      'content-length': reply.file.bytes.length,
+    });
+    res.end(reply.file.bytes);
     return;
   }
   if (reply?.json === undefined) {
@@ -585,6 +625,8 @@ export interface HttpServerOptions {
   tokenHeader?: string;
   /** TLS: the server's options (certificate, key, CA, client certificates); absent: plain HTTP. */
   tls?: TlsEndpoint;
+  /** The /ui page's files (loadUiAssets): with them the page is served at /ui. */
+  ui?: ReadonlyMap<string, UiAsset>;
 }
 
 /** What a TLS endpoint needs: its first options, and a way to follow certificate changes. */
@@ -615,7 +657,7 @@ export async function startHttpServer(
   logger: Logger,
   options: HttpServerOptions,
 ): Promise<HttpEndpoint> {
-  const table = routes(dataplane);
+  const table = [...routes(dataplane), ...(options.ui ? uiRoutes(options.ui) : [])];
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const threadBytes = options.jsonThreadBytes ?? DEFAULT_JSON_THREAD_BYTES;
   const jsonBodies = new JsonBodies({ threadBytes, maxElements: maxRequestElements(limit), maxBodyBytes: limit });
@@ -666,7 +708,7 @@ export async function startHttpServer(
         .then(async () => {
           // Decoded inside the chain: a malformed %-escape is this request's 400, not an uncaught throw.
           const params = match.slice(1).map((p) => (p === undefined ? p : decodeSegment(p)));
-          if (access) admission = await admit(access, route, req, params[0], tokenHeader);
+          if (access && !route.open) admission = await admit(access, route, req, params[0], tokenHeader);
           return route.handle(context(params));
         })
         .then(

@@ -4,6 +4,7 @@
  * beside the serving one and traffic switches in one step; a failed load keeps what was serving
  * and records why; a version is warmed up on every worker before it is READY.
  */
+import { backgroundFromJSON, historyFromJSON, type EpochLog } from '../../model/carried.js';
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
 import { exists, readRegularFile } from '../../io/files.js';
 import type { ModelKeys } from '../../io/model-keys.js';
@@ -14,7 +15,7 @@ import type { Logger } from 'pino';
 import { MaasError, type ErrorCode } from '../../core/errors.js';
 import type { ExplainResult, ExplainTask, InferResult, InferencePool, SharedWeights } from '../../pool/pool.js';
 import type { ExplainMethod } from '../../explain/explanation.js';
-import { MAX_BACKGROUND_ROWS } from '../../explain/shap.js';
+import { MAX_BACKGROUND_ROWS } from '../../explain/target.js';
 import { readJsonRows } from '../../explain/json-rows.js';
 import { PackedCache } from '../../pool/packed-cache.js';
 import { DynamicBatcher } from '../batcher.js';
@@ -68,13 +69,15 @@ export interface ServedVersion {
   readonly labels: string[] | null;
   /** The explain extension, when the config enables it (explain_method). */
   readonly explain: ServedExplain | null;
+  /** Every epoch of the model's training, as saved with it (empty when it carries none). */
+  readonly history: readonly EpochLog[];
 }
 
 /** A version's explanations: the config's defaults, its background rows, and the pool call that runs one. */
 export interface ServedExplain {
   readonly method: ExplainMethod;
   readonly options: Readonly<Record<string, unknown>>;
-  /** Background feature rows from the config's explain_background file (flattened, shared memory), or null. */
+  /** Background feature rows (flattened, shared memory): the config's explain_background file, else those saved with the model, else null. */
   readonly background: Float32Array | null;
   readonly run: (task: ExplainTask) => Promise<ExplainResult>;
 }
@@ -513,7 +516,7 @@ export class ModelRepository {
       ...(this.packedCache ? { packedCache: this.packedCache } : {}),
       ...(asked.explain ? { roundTrip: true } : {}),
     });
-    const { region, inputSize, outputSize, quantization, keyId, cached, preparation: savedPipeline } = loaded;
+    const { region, inputSize, outputSize, quantization, keyId, cached } = loaded;
     if (cached)
       this.logger.info(
         { model: name, version, packedCache: cached },
@@ -568,10 +571,14 @@ export class ModelRepository {
         cost_per_batch_ns: { string_value: String(Math.round(cost.fixedNs)) },
       });
       batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
-      const preparation = pipelineOf(savedPipeline, join(dir, fileName), inputSize);
+      const path = join(dir, fileName);
+      const preparation = pipelineOf(loaded.preparation, path, inputSize);
+      const history = loaded.history === undefined ? [] : historyFromJSON(loaded.history, path);
+      const savedBackground =
+        loaded.background === undefined ? null : backgroundFromJSON(loaded.background, inputSize, path);
       const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
       const explain = asked.explain
-        ? await this.servedExplain(name, asked.explain, inputSize, preparation, (task) =>
+        ? await this.servedExplain(name, asked.explain, inputSize, preparation, savedBackground, (task) =>
             this.pool.explain(weights, task),
           )
         : null;
@@ -589,6 +596,7 @@ export class ModelRepository {
         preparation,
         labels,
         explain,
+        history,
       };
     } catch (error) {
       batcher?.close();
@@ -597,37 +605,42 @@ export class ModelRepository {
     }
   }
 
-  /** The class names of a config's label_filename, one per line. */
   /**
    * A version's explain settings with its background rows read: the explain_background file holds
    * a JSON array of feature rows (inputSize numbers each) or, for a model with a preparation
-   * pipeline, of raw records, which the pipeline prepares.
+   * pipeline, of raw records, which the pipeline prepares. Without the file, the background saved
+   * with the model serves.
    */
   private async servedExplain(
     model: string,
     settings: ExplainSettings,
     inputSize: number,
     preparation: Pipeline | null,
+    saved: Float32Array | null,
     run: ServedExplain['run'],
   ): Promise<ServedExplain> {
-    let background: Float32Array | null = null;
+    let rows = saved;
     if (settings.backgroundFile !== undefined) {
       const file = join(this.root, model, settings.backgroundFile);
       const limits = { maxBytes: MAX_BACKGROUND_FILE_BYTES, maxRows: MAX_BACKGROUND_ROWS };
       try {
-        const rows = await readJsonRows(file, inputSize, preparation, 'the explain_background file', limits);
-        // In shared memory: each request hands it to a worker thread without a copy (a worker
-        // process gets its own copy with the message).
-        background = new Float32Array(new SharedArrayBuffer(rows.byteLength));
-        background.set(rows);
+        rows = await readJsonRows(file, inputSize, preparation, 'the explain_background file', limits);
       } catch (error) {
         // The file is part of the model's configuration: its faults are the config's.
         throw new MaasError('MAAS_ERR_MODEL_CONFIG', (error as Error).message, { cause: error });
       }
     }
+    // In shared memory: each request hands it to a worker thread without a copy (a worker
+    // process gets its own copy with the message).
+    let background: Float32Array | null = null;
+    if (rows) {
+      background = new Float32Array(new SharedArrayBuffer(rows.byteLength));
+      background.set(rows);
+    }
     return { method: settings.method, options: settings.options, background, run };
   }
 
+  /** The class names of a config's label_filename, one per line. */
   private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
     if (file === undefined) return null;
     const text = (await readRegularFile(join(this.root, model, file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
