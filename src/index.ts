@@ -3,7 +3,8 @@
  * tfjs-layers; the hot paths run in the native addon.
  */
 export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
-export { InferenceModel, type SavedModel } from './model/shell.js';
+export { InferenceModel, type SavedModel, type BackgroundOptions } from './model/shell.js';
+export type { EpochLog } from './model/carried.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
@@ -127,6 +128,7 @@ export { type DataWarning, type DataWarningCode, type WarningSink } from './data
 export {
   Pipeline,
   prepare,
+  type ColumnForm,
   type PreparationOptions,
   type PreparationReport,
   type MissingStrategy,
@@ -226,6 +228,7 @@ export type {
 export type {
   DataPlaneOptions,
   ExplainResponse,
+  ModelCard,
   ModelMetadata,
   ServerMetadata,
   TensorMetadata,

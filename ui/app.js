@@ -265,7 +265,13 @@ function drawHistory(history) {
   const chart = Plot.plot({
     width: 640,
     height: 280,
-    x: { label: 'epoch', grid: true },
+    // Whole epochs only (a few runs' worth as ticks of their own).
+    x: {
+      label: 'epoch',
+      grid: true,
+      tickFormat: 'd',
+      ...(history.length <= 12 ? { ticks: history.map((_, i) => i + 1) } : {}),
+    },
     y: { label: 'value', grid: true },
     color: { legend: true },
     marks: [

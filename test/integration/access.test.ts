@@ -248,6 +248,7 @@ const ROUTE_CASES: RouteCase[] = [
   { route: `GET ${models}/ready`, scope: 'health', target: 'alpha', method: 'GET', url: '/v2/models/alpha/ready' },
   { route: `GET ${models}/config`, scope: 'metadata', target: 'alpha', method: 'GET', url: '/v2/models/alpha/config' },
   { route: `GET ${models}/stats`, scope: 'metadata', target: 'alpha', method: 'GET', url: '/v2/models/alpha/stats' },
+  { route: `GET ${models}/card`, scope: 'metadata', target: 'alpha', method: 'GET', url: '/v2/models/alpha/card' },
   {
     route: `POST ${models}/infer`,
     scope: 'infer',

@@ -65,6 +65,10 @@ beforeAll(async () => {
     explainConfig('integratedGradients', {}),
   );
   await addVersion(root, 'plain', 1, model, { max_batch_size: 16 });
+  // The same weights, saved with their background: explain_method alone enables SHAP.
+  const carrying = smallModel(D, 3, 21);
+  carrying.setExplanationBackground(background);
+  await addVersion(root, 'saved', 1, carrying, explainConfig('kernelShap', { nsamples: 200, seed: 3 }));
   const { pipeline } = prepare(cars(30), { onWarning: 'ignore' });
   carsModel = smallModel(pipeline.width, 1, 31);
   carsModel.setPreparation(pipeline);
@@ -135,6 +139,14 @@ describe('explain over REST and gRPC', () => {
       expect(viaLime.method).toBe('lime');
       expectSame(viaLime.explanations[0]!, lm[0]!, 1e-4);
       expect(viaLime.explanations[0]!.r2).toBeGreaterThan(0);
+    }
+  });
+
+  it('explains with the background saved with the model when the config names no file', async () => {
+    const want = kernelShap(model, rows.subarray(0, D), { background, nsamples: 200, seed: 3 });
+    for (const client of [rest, grpcClient]) {
+      const got = await client.explain({ model: 'saved', inputs: [tensor(rows.subarray(0, D), 1)] });
+      expectSame(got.explanations[0]!, want[0]!);
     }
   });
 

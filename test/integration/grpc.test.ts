@@ -79,6 +79,7 @@ describe('gRPC: health and metadata', () => {
       'parameters',
       'statistics',
       'explain',
+      'model_card',
     ]);
   });
 
