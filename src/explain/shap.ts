@@ -50,6 +50,7 @@ function coalitionValues(
 ): Float64Array {
   const d = target.inputs;
   const n = bg.rows;
+  if (target.coalitionValues) return nativeCoalitionValues(target, row, bg, coalitions, output);
   const perChunk = Math.max(1, Math.floor(CHUNK_FLOATS / (n * d)));
   const values = new Float64Array(coalitions.length);
   const block = new Float32Array(Math.min(perChunk, coalitions.length) * n * d);
@@ -72,6 +73,27 @@ function coalitionValues(
       for (let r = 0; r < n; r++) sum += y[(c * n + r) * width + output]!;
       values[c0 + c] = sum / n;
     }
+  }
+  return values;
+}
+
+/** coalitionValues through the target's native entry: masks a chunk at a time, no mixed rows in JS. */
+function nativeCoalitionValues(
+  target: ExplainTarget,
+  row: Float32Array,
+  bg: Background,
+  coalitions: readonly Int32Array[],
+  output: number,
+): Float64Array {
+  const d = target.inputs;
+  const perChunk = Math.max(1, Math.floor(CHUNK_FLOATS / d));
+  const values = new Float64Array(coalitions.length);
+  const masks = new Uint8Array(Math.min(perChunk, coalitions.length) * d);
+  for (let c0 = 0; c0 < coalitions.length; c0 += perChunk) {
+    const count = Math.min(perChunk, coalitions.length - c0);
+    masks.fill(0);
+    for (let c = 0; c < count; c++) for (const i of coalitions[c0 + c]!) masks[c * d + i] = 1;
+    values.set(target.coalitionValues!(row, bg, masks.subarray(0, count * d), count, output), c0);
   }
   return values;
 }

@@ -5,6 +5,7 @@
  */
 import type { NativeInputGradientHandle, NativeModelHandle } from '../native/index.js';
 import type { InferenceModel } from '../model/shell.js';
+import { Sequential } from '../model/sequential.js';
 import type { Pipeline } from '../data/pipeline.js';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { toMatrix } from '../core/tensor.js';
@@ -20,22 +21,46 @@ export interface ExplainTarget {
   readonly pipeline: Pipeline | null;
   /** The background saved with the model (rows × inputs), which SHAP and LIME take when given none. */
   readonly background: Float32Array | null;
+  /**
+   * Kernel SHAP's v(S) natively (masks: count rows of `inputs` bytes, nonzero where the row's value
+   * is taken), when the target's forward pass is the round trip's fp32 one; absent otherwise.
+   */
+  readonly coalitionValues?: (
+    row: Float32Array,
+    bg: Background,
+    masks: Uint8Array,
+    count: number,
+    output: number,
+  ) => Float64Array;
 }
 
 /**
  * A target over native handles (a pool worker's): the model's handle and the round-trip gradient
  * handle (null when the version was loaded without one: integrated gradients are then refused).
+ * `fp32Forward`: the model runs in fp32, so the round trip's forward is the model's own and
+ * Kernel SHAP's coalitions may run on it.
  */
 export function handleTarget(
   model: NativeModelHandle,
   gradients: NativeInputGradientHandle | null,
   pipeline: Pipeline | null,
+  fp32Forward = false,
 ): ExplainTarget {
-  return target(model.inputSize, model.outputSize, pipeline, null, model, () => {
+  const t = target(model.inputSize, model.outputSize, pipeline, null, model, () => {
     if (!gradients)
       throw new MaasError('MAAS_ERR_EXPLAIN_OFF', 'This model version was loaded without its gradient weights');
     return gradients;
   });
+  return gradients && fp32Forward ? { ...t, coalitionValues: nativeCoalitions(() => gradients) } : t;
+}
+
+/** v(S) through the round-trip handle's native entry. */
+function nativeCoalitions(gradients: () => NativeInputGradientHandle): ExplainTarget['coalitionValues'] {
+  return (row, bg, masks, count, output) => {
+    const values = new Float64Array(count);
+    gradients().coalitionValues(row, bg.data, bg.rows, masks, count, output, values);
+    return values;
+  };
 }
 
 /** A library model as a target: predict through its handle, gradients through its round-trip stack. */
@@ -51,7 +76,11 @@ export function modelTarget(model: InferenceModel): ExplainTarget {
       t.dispose();
     },
   };
-  return target(shape[1], out[1], model.pipeline, model.explanationBackground, forward, () => model.inputGradients());
+  const gradients = () => model.inputGradients();
+  const t = target(shape[1], out[1], model.pipeline, model.explanationBackground, forward, gradients);
+  // An fp32 model's forward pass is its round trip's: Kernel SHAP's coalitions run natively there.
+  const fp32 = model instanceof Sequential && model.precision === 'fp32';
+  return fp32 ? { ...t, coalitionValues: nativeCoalitions(gradients) } : t;
 }
 
 /** The target both kinds share: outputs and gradients into fresh arrays through the given handles. */

@@ -27,8 +27,9 @@ export function runExplainTask(
   model: NativeModelHandle,
   gradients: NativeInputGradientHandle | null,
   task: ExplainTask,
+  fp32Forward = false,
 ): WorkerExplanation[] {
-  const target = handleTarget(model, gradients, null);
+  const target = handleTarget(model, gradients, null, fp32Forward);
   const options = task.background ? { ...task.options, background: task.background } : task.options;
   const x = task.x.subarray(0, task.rows * target.inputs);
   return explainWith(target, task.method, x, options).map(({ features: _f, columns: _c, ...rest }) => rest);

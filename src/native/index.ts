@@ -156,6 +156,20 @@ export interface NativeInputGradientHandle {
   readonly outputSize: number;
   /** x and dx: batch × inputSize; dy (and y, which receives the outputs): batch × outputSize. */
   gradient(x: Float32Array, batch: number, dy: Float32Array, dx: Float32Array, y?: Float32Array): void;
+  /**
+   * Kernel SHAP's v(S) over the model's half of the round trip: values[c] = the mean over the
+   * bgRows background rows of output `output` when the inputs whose byte in row c of masks
+   * (coalitions × inputSize) is nonzero take x's values.
+   */
+  coalitionValues(
+    x: Float32Array,
+    background: Float32Array,
+    bgRows: number,
+    masks: Uint8Array,
+    coalitions: number,
+    output: number,
+    values: Float64Array,
+  ): void;
   dispose(): void;
 }
 

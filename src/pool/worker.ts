@@ -88,7 +88,12 @@ function gradientsFor(weights: SharedWeights): NativeInputGradientHandle | null 
 function explain(message: Extract<ToWorker, { kind: 'explain' }>): void {
   try {
     const start = process.hrtime.bigint();
-    const explanations = runExplainTask(handleFor(message.weights), gradientsFor(message.weights), message.task);
+    const explanations = runExplainTask(
+      handleFor(message.weights),
+      gradientsFor(message.weights),
+      message.task,
+      message.weights.format === 'fp32',
+    );
     const computeNs = Number(process.hrtime.bigint() - start);
     channel.send({ kind: 'explained', id: message.id, explanations, computeNs });
   } catch (error) {

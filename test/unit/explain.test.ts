@@ -149,7 +149,9 @@ describe('additive model: Shapley values are g_i(x_i) − E[g_i]', () => {
 });
 
 describe('a feature the model ignores gets no attribution', () => {
-  it('IG and SHAP give exactly 0; LIME next to nothing', () => {
+  // SHAP's coalitions run natively, each from the smaller side of the coalition: a pair that differs
+  // only in the ignored feature may be summed in another order, so 0 up to fp32 rounding.
+  it('IG gives exactly 0, SHAP 0 up to rounding; LIME next to nothing', () => {
     const r = rng(4);
     const d = 8;
     const model = mlp(d, 12, 3, 11);
@@ -161,7 +163,7 @@ describe('a feature the model ignores gets no attribution', () => {
     const row = rows(r, 1, d)[0]!;
     const output = 2;
     expect(Math.abs(integratedGradients(model, row, { output })[0]!.attributions[irrelevant]!)).toBe(0);
-    expect(Math.abs(exactShap(model, row, { background, output })[0]!.attributions[irrelevant]!)).toBeLessThan(1e-9);
+    expect(Math.abs(exactShap(model, row, { background, output })[0]!.attributions[irrelevant]!)).toBeLessThan(1e-7);
     expect(Math.abs(kernelShap(model, row, { background, output })[0]!.attributions[irrelevant]!)).toBeLessThan(1e-7);
     const lm = lime(model, row, { background, output, samples: 4000 })[0]!;
     const largest = Math.max(...lm.attributions.map(Math.abs));

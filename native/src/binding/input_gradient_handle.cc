@@ -5,6 +5,7 @@
 
 #include "addon.h"
 #include "args.h"
+#include "maas/coalition_values.h"
 #include "maas/input_gradient.h"
 #include "shared_region.h"
 #include "typed.h"
@@ -19,6 +20,7 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     return DefineClass(env, "InputGradientHandle",
                        {
                            InstanceMethod<&InputGradientWrap::Gradient>("gradient"),
+                           InstanceMethod<&InputGradientWrap::CoalitionValues>("coalitionValues"),
                            InstanceMethod<&InputGradientWrap::Dispose>("dispose"),
                            InstanceAccessor<&InputGradientWrap::InputSize>("inputSize"),
                            InstanceAccessor<&InputGradientWrap::OutputSize>("outputSize"),
@@ -78,6 +80,35 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     }
     const Status s = DenseStackInputGradient(view_, x, batch, dy, dx, y, &scratch_, &addon_->pool(), addon_->threads());
     if (s != Status::kOk) ThrowStatus(env, s, "gradient");
+    return env.Undefined();
+  }
+
+  // coalitionValues(x, background, bgRows, masks, coalitions, output, values): Kernel SHAP's v(S)
+  // for each coalition (a row of inputSize bytes in masks, nonzero where x's value is taken) over
+  // the model's half of the round trip; values is a Float64Array of `coalitions`.
+  Napi::Value CoalitionValues(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckLive(env);
+    size_t x_length = 0, bg_length = 0, mask_length = 0, values_length = 0;
+    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+    const float* bg = ArgTypedData<float>(info, 1, "background", napi_float32_array, &bg_length);
+    const size_t bg_rows = ArgSize(info, 2, "bgRows");
+    const uint8_t* masks = ArgTypedData<uint8_t>(info, 3, "masks", napi_uint8_array, &mask_length);
+    const size_t coalitions = ArgSize(info, 4, "coalitions");
+    const size_t output = ArgSize(info, 5, "output");
+    double* values = ArgTypedData<double>(info, 6, "values", napi_float64_array, &values_length);
+    const size_t in = In();
+    if (bg_rows == 0 || x_length != in || bg_length != bg_rows * in || mask_length != coalitions * in ||
+        values_length != coalitions || output >= Out()) {
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+                 "coalitionValues: expected x of " + std::to_string(in) + " floats, background of bgRows × " +
+                     std::to_string(in) + ", masks of coalitions × " + std::to_string(in) +
+                     " bytes, values of coalitions doubles and an output below " + std::to_string(Out()),
+                 true);
+    }
+    const Status s = DenseStackCoalitionValues(view_, layers_, x, bg, bg_rows, masks, coalitions, output, values,
+                                               &addon_->pool(), addon_->threads());
+    if (s != Status::kOk) ThrowStatus(env, s, "coalitionValues");
     return env.Undefined();
   }
 
