@@ -7,6 +7,7 @@ import { checkOptions } from '../core/validation.js';
 import { invalidParameter } from '../core/errors.js';
 import { finish, type Explanation } from './explanation.js';
 import { chooseOutput, inputRows, type ExplainTarget } from './target.js';
+import { BoundedCache } from './cache.js';
 
 export type IntegrationRule = 'gaussLegendre' | 'riemannMiddle' | 'riemannTrapezoid';
 
@@ -25,8 +26,20 @@ const MAX_STEPS = 4096;
 /** Rows per native call: bounds the scratch the forward and backward passes keep. */
 const CHUNK_ROWS = 8192;
 
-/** Nodes in [0, 1] and weights summing to 1 of the rule over n points. */
-export function quadrature(rule: IntegrationRule, n: number): { nodes: Float64Array; weights: Float64Array } {
+type Rule = { nodes: Float64Array; weights: Float64Array };
+
+/** Rules already made: Gauss–Legendre's Newton iterations cost more than a small model's gradients. */
+const rules = new BoundedCache<string, Rule>(8);
+
+/** Nodes in [0, 1] and weights summing to 1 of the rule over n points (made once per rule and n). */
+export function quadrature(rule: IntegrationRule, n: number): Rule {
+  const key = `${rule}/${n}`;
+  let made = rules.get(key);
+  if (!made) rules.set(key, (made = makeRule(rule, n)));
+  return made;
+}
+
+function makeRule(rule: IntegrationRule, n: number): Rule {
   const nodes = new Float64Array(n);
   const weights = new Float64Array(n);
   if (rule === 'riemannMiddle') {

@@ -57,6 +57,9 @@ interface LimeDesign {
   weightSum: number;
   /** Weighted mean of each column of e. */
   eMean: Float64Array;
+  /** Σ w (e − ē)(e − ē)ᵀ + ridge·I (lower triangle), and its factor. */
+  normal: Float64Array;
+  ridge: number;
   factor: SpdFactor;
 }
 
@@ -100,9 +103,62 @@ function limeDesign(d: number, samples: number, width: number, ridge: number, se
     }
   }
   for (let i = 0; i < d; i++) ata[i * d + i] = ata[i * d + i]! + ridge;
-  const design = { e, weights, weightSum, eMean, factor: factorSpd(ata, d) };
+  const design = { e, weights, weightSum, eMean, normal: ata, ridge, factor: factorSpd(ata, d) };
   designs.set(key, design);
   return design;
+}
+
+/**
+ * The model's output `output` at each sample x + e_s ⊙ scale, and aty = Σ_s w_s (y_s − ȳ) e_s (ȳ
+ * the weighted mean; the e_s − ē of the fit's centering cancels, as Σ w (y − ȳ) = 0): what a
+ * target without the native entry computes here, over its own forward pass.
+ */
+function perturbedValuesInJs(
+  target: ExplainTarget,
+  row: Float32Array,
+  scale: Float32Array,
+  design: LimeDesign,
+  output: number,
+  z: Float32Array,
+): { y: Float64Array; aty: Float64Array } {
+  const { e, weights, weightSum } = design;
+  const d = row.length;
+  const samples = weights.length;
+  for (let s = 0; s < samples; s++) for (let i = 0; i < d; i++) z[s * d + i] = row[i]! + e[s * d + i]! * scale[i]!;
+  const out = target.predict(z, samples);
+  const y = new Float64Array(samples);
+  let mean = 0;
+  for (let s = 0; s < samples; s++) {
+    y[s] = out[s * target.outputs + output]!;
+    mean += weights[s]! * y[s]!;
+  }
+  mean /= weightSum;
+  const aty = new Float64Array(d);
+  for (let s = 0; s < samples; s++) {
+    const v = weights[s]! * (y[s]! - mean);
+    if (v === 0) continue;
+    for (let i = 0; i < d; i++) aty[i] = aty[i]! + v * e[s * d + i]!;
+  }
+  return { y, aty };
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
+
+/** cᵀ·(normal − ridge·I)·c from the normal matrix's lower triangle. */
+function spreadForm(design: LimeDesign, c: Float64Array): number {
+  const d = c.length;
+  let sum = 0;
+  for (let i = 0; i < d; i++) {
+    const row = i * d;
+    let off = 0;
+    for (let j = 0; j < i; j++) off += design.normal[row + j]! * c[j]!;
+    sum += c[i]! * ((design.normal[row + i]! - design.ridge) * c[i]! + 2 * off);
+  }
+  return sum;
 }
 
 /** LIME explanations of each row of x. */
@@ -124,11 +180,13 @@ export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions):
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw invalidParameter('lime options.seed', 'an integer', seed, 'MAAS_ERR_ARG_RANGE');
   const { mean, std } = scales(bg.data, bg.rows, d);
+  const scale = Float32Array.from(std);
   const design = limeDesign(d, samples, width, ridge, seed);
   const { e, weights, weightSum, eMean } = design;
   const fx = target.predict(data, rows);
   const result: Explanation[] = [];
-  const z = new Float32Array(samples * d);
+  // The JS path's perturbed rows, made once for every row.
+  const z = new Float32Array(target.perturbedValues ? 0 : samples * d);
   for (let r = 0; r < rows; r++) {
     const row = data.subarray(r * d, (r + 1) * d);
     const output = chooseOutput(
@@ -136,29 +194,18 @@ export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions):
       target.outputs,
       fx.subarray(r * target.outputs, (r + 1) * target.outputs),
     );
-    for (let s = 0; s < samples; s++) for (let i = 0; i < d; i++) z[s * d + i] = row[i]! + e[s * d + i]! * std[i]!;
-    const y = target.predict(z, samples);
+    const { y, aty } = target.perturbedValues
+      ? target.perturbedValues(row, scale, e, samples, weights, output)
+      : perturbedValuesInJs(target, row, scale, design, output, z);
     let yMean = 0;
-    for (let s = 0; s < samples; s++) yMean += weights[s]! * y[s * target.outputs + output]!;
+    for (let s = 0; s < samples; s++) yMean += weights[s]! * y[s]!;
     yMean /= weightSum;
-    // Σ w (e − ē)(y − ȳ): the right-hand side, the only part that depends on the row.
-    const aty = new Float64Array(d);
-    for (let s = 0; s < samples; s++) {
-      const wy = weights[s]! * (y[s * target.outputs + output]! - yMean);
-      if (wy === 0) continue;
-      for (let i = 0; i < d; i++) aty[i] = aty[i]! + wy * (e[s * d + i]! - eMean[i]!);
-    }
-    const coefficients = solveFactored(design.factor, aty);
-    // Weighted R² of the surrogate: fit_s = ȳ + Σ c_i (e_si − ē_i).
-    let ssRes = 0;
     let ssTot = 0;
-    for (let s = 0; s < samples; s++) {
-      let fit = yMean;
-      for (let i = 0; i < d; i++) fit += coefficients[i]! * (e[s * d + i]! - eMean[i]!);
-      const ys = y[s * target.outputs + output]!;
-      ssRes += weights[s]! * (ys - fit) ** 2;
-      ssTot += weights[s]! * (ys - yMean) ** 2;
-    }
+    for (let s = 0; s < samples; s++) ssTot += weights[s]! * (y[s]! - yMean) ** 2;
+    const coefficients = solveFactored(design.factor, aty);
+    // Weighted R² of the surrogate fit_s = ȳ + c·(e_s − ē): its residual sum expands to
+    // ssTot − 2·c·aty + cᵀ·Σ w (e − ē)(e − ē)ᵀ·c, all d-sized (the normal matrix less its ridge).
+    const ssRes = Math.max(0, ssTot - 2 * dot(coefficients, aty) + spreadForm(design, coefficients));
     // The samples are t = u + e in standardized units, u = (x − mean)/σ; the surrogate is
     // ȳ + c·(t − t̄), t̄ = u + ē, so at the background mean (t = 0) it is ȳ − c·(u + ē).
     const attributions = new Array<number>(d);

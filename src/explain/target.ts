@@ -32,6 +32,18 @@ export interface ExplainTarget {
     count: number,
     output: number,
   ) => Float64Array;
+  /**
+   * LIME's samples natively: output `output` at row + e_s ⊙ scale for each row of e, and
+   * Σ_s w_s (y_s − ȳ) e_s; present where coalitionValues is.
+   */
+  readonly perturbedValues?: (
+    row: Float32Array,
+    scale: Float32Array,
+    e: Float32Array,
+    samples: number,
+    weights: Float64Array,
+    output: number,
+  ) => { y: Float64Array; aty: Float64Array };
 }
 
 /**
@@ -51,15 +63,25 @@ export function handleTarget(
       throw new MaasError('MAAS_ERR_EXPLAIN_OFF', 'This model version was loaded without its gradient weights');
     return gradients;
   });
-  return gradients && fp32Forward ? { ...t, coalitionValues: nativeCoalitions(() => gradients) } : t;
+  return gradients && fp32Forward ? { ...t, ...nativeSampling(() => gradients) } : t;
 }
 
-/** v(S) through the round-trip handle's native entry. */
-function nativeCoalitions(gradients: () => NativeInputGradientHandle): ExplainTarget['coalitionValues'] {
-  return (row, bg, masks, count, output) => {
-    const values = new Float64Array(count);
-    gradients().coalitionValues(row, bg.data, bg.rows, masks, count, output, values);
-    return values;
+/** Kernel SHAP's coalitions and LIME's samples through the round-trip handle's native entries. */
+function nativeSampling(
+  gradients: () => NativeInputGradientHandle,
+): Pick<ExplainTarget, 'coalitionValues' | 'perturbedValues'> {
+  return {
+    coalitionValues: (row, bg, masks, count, output) => {
+      const values = new Float64Array(count);
+      gradients().coalitionValues(row, bg.data, bg.rows, masks, count, output, values);
+      return values;
+    },
+    perturbedValues: (row, scale, e, samples, weights, output) => {
+      const y = new Float64Array(samples);
+      const aty = new Float64Array(row.length);
+      gradients().perturbedValues(row, scale, e, samples, weights, output, y, aty);
+      return { y, aty };
+    },
   };
 }
 
@@ -78,9 +100,9 @@ export function modelTarget(model: InferenceModel): ExplainTarget {
   };
   const gradients = () => model.inputGradients();
   const t = target(shape[1], out[1], model.pipeline, model.explanationBackground, forward, gradients);
-  // An fp32 model's forward pass is its round trip's: Kernel SHAP's coalitions run natively there.
+  // An fp32 model's forward pass is its round trip's: SHAP's coalitions and LIME's samples run natively there.
   const fp32 = model instanceof Sequential && model.precision === 'fp32';
-  return fp32 ? { ...t, coalitionValues: nativeCoalitions(gradients) } : t;
+  return fp32 ? { ...t, ...nativeSampling(gradients) } : t;
 }
 
 /** The target both kinds share: outputs and gradients into fresh arrays through the given handles. */

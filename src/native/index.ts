@@ -170,6 +170,20 @@ export interface NativeInputGradientHandle {
     output: number,
     values: Float64Array,
   ): void;
+  /**
+   * LIME's samples over the model's half of the round trip: y[s] = output `output` at x + e_s ⊙
+   * scale (e: samples × inputSize), and aty = Σ_s weights[s]·(y[s] − ȳ)·e_s, ȳ the weighted mean.
+   */
+  perturbedValues(
+    x: Float32Array,
+    scale: Float32Array,
+    e: Float32Array,
+    samples: number,
+    weights: Float64Array,
+    output: number,
+    y: Float64Array,
+    aty: Float64Array,
+  ): void;
   dispose(): void;
 }
 

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "maas/coalition_values.h"
 #include "maas/input_gradient.h"
+#include "maas/perturbed_values.h"
 #include "shared_region.h"
 #include "typed.h"
 
@@ -21,6 +22,7 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
                        {
                            InstanceMethod<&InputGradientWrap::Gradient>("gradient"),
                            InstanceMethod<&InputGradientWrap::CoalitionValues>("coalitionValues"),
+                           InstanceMethod<&InputGradientWrap::PerturbedValues>("perturbedValues"),
                            InstanceMethod<&InputGradientWrap::Dispose>("dispose"),
                            InstanceAccessor<&InputGradientWrap::InputSize>("inputSize"),
                            InstanceAccessor<&InputGradientWrap::OutputSize>("outputSize"),
@@ -109,6 +111,34 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     const Status s = DenseStackCoalitionValues(view_, layers_, x, bg, bg_rows, masks, coalitions, output, values,
                                                &addon_->pool(), addon_->threads());
     if (s != Status::kOk) ThrowStatus(env, s, "coalitionValues");
+    return env.Undefined();
+  }
+
+  // perturbedValues(x, scale, e, samples, weights, output, y, aty): LIME's outputs at x + e_s ⊙
+  // scale (y, Float64Array of samples) and Σ_s w_s (y_s − ȳ) e_s (aty, Float64Array of inputSize).
+  Napi::Value PerturbedValues(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckLive(env);
+    size_t x_length = 0, scale_length = 0, e_length = 0, w_length = 0, y_length = 0, aty_length = 0;
+    const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+    const float* scale = ArgTypedData<float>(info, 1, "scale", napi_float32_array, &scale_length);
+    const float* e = ArgTypedData<float>(info, 2, "e", napi_float32_array, &e_length);
+    const size_t samples = ArgSize(info, 3, "samples");
+    const double* weights = ArgTypedData<double>(info, 4, "weights", napi_float64_array, &w_length);
+    const size_t output = ArgSize(info, 5, "output");
+    double* y = ArgTypedData<double>(info, 6, "y", napi_float64_array, &y_length);
+    double* aty = ArgTypedData<double>(info, 7, "aty", napi_float64_array, &aty_length);
+    const size_t in = In();
+    if (samples == 0 || x_length != in || scale_length != in || e_length != samples * in || w_length != samples ||
+        y_length != samples || aty_length != in || output >= Out()) {
+      ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+                 "perturbedValues: expected x, scale and aty of " + std::to_string(in) + ", e of samples × " +
+                     std::to_string(in) + ", weights and y of samples, and an output below " + std::to_string(Out()),
+                 true);
+    }
+    const Status s = DenseStackPerturbedValues(view_, layers_, x, scale, e, samples, weights, output, y, aty,
+                                               &addon_->pool(), addon_->threads());
+    if (s != Status::kOk) ThrowStatus(env, s, "perturbedValues");
     return env.Undefined();
   }
 

@@ -1,10 +1,11 @@
 /**
- * Kernel SHAP's native coalition values (the first layer by products over the smaller side of each
+ * The native sampling entries of the explanation methods, each against its definition through an
+ * independent float64 forward pass. Kernel SHAP's coalition values (the first layer by products over the smaller side of each
  * coalition, then the rest of the stack) against the definition: the mean over the background of
  * the model's output at the mixed rows, through an independent float64 forward pass. Coalitions of
  * every size (empty and full among them), one to three layers with a softmax head, a background
  * larger than a tile, every ISA path, and every fp32 kernel of every CPU class this machine runs.
- * Then its refusals.
+ * LIME's perturbed values: the outputs at x + e ⊙ scale and Σ w (y − ȳ) e. Then their refusals.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ACTIVATION_CODES, native } from '../../src/native/index.js';
@@ -153,6 +154,70 @@ describe('coalition values against the mixed rows through a float64 forward pass
       });
     });
   }
+});
+
+describe('perturbed values against the perturbed rows through a float64 forward pass', () => {
+  const best = native.cpuInfo().isa;
+  afterAll(() => native.setMaxIsa(best));
+
+  for (const isa of isas) {
+    it(`outputs and the weighted cross-product, across a tile boundary, on ${isa}`, () => {
+      native.setMaxIsa(isa);
+      for (const [widths, acts, samples] of [
+        [[3, 2], ['softmax'], 5],
+        [[13, 30, 1], ['relu', 'sigmoid'], 1500],
+      ] as const) {
+        const r = rng(30 + samples);
+        const layers = randomLayers(r, [...widths], [...acts]);
+        for (const l of layers) {
+          l.w = Float64Array.from(Float32Array.from(l.w));
+          if (l.b) l.b = Float64Array.from(Float32Array.from(l.b));
+        }
+        const d = widths[0];
+        const x = Float32Array.from({ length: d }, () => r.uniform(-1, 1));
+        const scale = Float32Array.from({ length: d }, () => r.uniform(0.2, 2));
+        const e = Float32Array.from({ length: samples * d }, () => r.normal());
+        const weights = Float64Array.from({ length: samples }, (_, s) => (s % 7 === 3 ? 0 : r.uniform(0, 1)));
+        const output = widths[widths.length - 1]! - 1;
+        const handle = openInputGradients(packRoundTrip(packLayers(layers)));
+        const y = new Float64Array(samples);
+        const aty = new Float64Array(d);
+        handle.perturbedValues(x, scale, e, samples, weights, output, y, aty);
+        handle.dispose();
+        const want = Array.from({ length: samples }, (_, s) => {
+          // The row as the native side builds it, in float32.
+          const row = Array.from({ length: d }, (_, i) => Math.fround(x[i]! + Math.fround(e[s * d + i]! * scale[i]!)));
+          return refForward(layers, row)[output]!;
+        });
+        want.forEach((v, s) => {
+          if (!(Math.abs(y[s]! - v) <= VALUE_TOL)) expect.fail(`${isa} (seed ${TEST_SEED}): y[${s}] ${y[s]} vs ${v}`);
+        });
+        const wsum = weights.reduce((a, b) => a + b, 0);
+        const mean = want.reduce((a, v, s) => a + weights[s]! * v, 0) / wsum;
+        for (let i = 0; i < d; i++) {
+          let ref = 0;
+          for (let s = 0; s < samples; s++) ref += weights[s]! * (want[s]! - mean) * e[s * d + i]!;
+          const tol = VALUE_TOL * Math.max(1, ...want.map(Math.abs)) * samples ** 0.5 * 4;
+          if (!(Math.abs(aty[i]! - ref) <= tol)) expect.fail(`${isa} (seed ${TEST_SEED}): aty[${i}] ${aty[i]} vs ${ref}`);
+        }
+      }
+    });
+  }
+
+  it('refuses wrong lengths and an output out of range', () => {
+    const handle = openInputGradients(packRoundTrip(packLayers(randomLayers(rng(40), [4, 2], ['linear']))));
+    const f = (n: number) => new Float32Array(n);
+    const g = (n: number) => new Float64Array(n);
+    const code = (fn: () => void) => expect(fn).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    code(() => handle.perturbedValues(f(3), f(4), f(8), 2, g(2), 0, g(2), g(4)));
+    code(() => handle.perturbedValues(f(4), f(4), f(9), 2, g(2), 0, g(2), g(4)));
+    code(() => handle.perturbedValues(f(4), f(4), f(8), 2, g(3), 0, g(2), g(4)));
+    code(() => handle.perturbedValues(f(4), f(4), f(8), 2, g(2), 2, g(2), g(4)));
+    code(() => handle.perturbedValues(f(4), f(4), f(8), 2, g(2), 0, g(2), g(3)));
+    code(() => handle.perturbedValues(f(4), f(4), f(0), 0, g(0), 0, g(0), g(4)));
+    handle.perturbedValues(f(4), f(4), f(8), 2, g(2), 1, g(2), g(4));
+    handle.dispose();
+  });
 });
 
 describe('coalition values refusals', () => {
