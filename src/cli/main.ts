@@ -331,6 +331,10 @@ program
   )
   .argument('[model]', 'a model file (model.json, .h5, .onnx) or a repository version directory')
   .option('--packed-cache <dir>', 'the cache directory (default $MAAS_PACKED_CACHE or ~/.cache/maas/packed)')
+  .option(
+    '--round-trip',
+    'also pack the round trip explanations take gradients through (for a config with explain_method)',
+  )
   .option('--prune', 'remove stale entries (model file gone or changed) and leftovers of packs that died')
   .option('--max-size <size>', 'with --prune: then remove least recently used entries down to this size', byteSize)
   .option('--precision <precision>', 'fp32 or bf16 for an fp32 model (as its config.json asks)', (v: string) => {
@@ -340,7 +344,13 @@ program
   .action(
     async (
       model: string | undefined,
-      opts: { packedCache?: string; precision?: 'fp32' | 'bf16'; prune?: boolean; maxSize?: number },
+      opts: {
+        packedCache?: string;
+        precision?: 'fp32' | 'bf16';
+        roundTrip?: boolean;
+        prune?: boolean;
+        maxSize?: number;
+      },
     ) => {
       await runPack(model, { ...opts, print: (line) => console.log(line) });
     },

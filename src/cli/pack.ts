@@ -19,6 +19,8 @@ import { PLAIN_MODEL_FILE_NAMES } from '../serving/repository/config.js';
 export interface PackCommandOptions {
   packedCache?: string;
   precision?: DensePrecision;
+  /** Also packs the round trip explanations take gradients through (a version with explain_method). */
+  roundTrip?: boolean;
   /** Prune the cache (stale entries, leftovers; with maxSize, least recently used ones) instead of, or after, packing. */
   prune?: boolean;
   maxSize?: number;
@@ -35,7 +37,8 @@ async function modelFileOf(path: string): Promise<string> {
   );
 }
 
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+const mib = (bytes: number) =>
+  bytes < 2 ** 20 ? `${(bytes / 2 ** 10).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** `maas pack --prune [--max-size SIZE]`: what the cache lost and kept. */
 async function runPrune(dir: string, options: PackCommandOptions): Promise<void> {
@@ -75,11 +78,17 @@ async function packOne(model: string, dir: string, options: PackCommandOptions):
     tag: 0,
     packedCache: dir,
     ...(options.precision ? { precision: options.precision } : {}),
+    ...(options.roundTrip ? { roundTrip: true } : {}),
   });
   native.closeRegion(loaded.region.fd);
+  if (loaded.roundTrip) native.closeRegion(loaded.roundTrip.fd);
   const { format, kernel, byteLength } = loaded.region;
   const ms = Math.round(performance.now() - started);
   options.print(
-    `${loaded.cached === 'hit' ? 'already packed' : 'packed'} ${file}: ${format} for ${kernel}, ${(byteLength / 2 ** 20).toFixed(1)} MiB in ${dir} (${ms} ms)`,
+    `${loaded.cached === 'hit' ? 'already packed' : 'packed'} ${file}: ${format} for ${kernel}, ${mib(byteLength)} in ${dir} (${ms} ms)`,
   );
+  if (loaded.roundTrip)
+    options.print(
+      `${loaded.roundTripCached === 'hit' ? 'already packed' : 'packed'} its round trip (explanations): ${mib(loaded.roundTrip.byteLength)}`,
+    );
 }

@@ -308,8 +308,12 @@ export function packRoundTrip(layers: readonly PackLayer[]): PackedModel & { rea
 }
 
 /** packRoundTrip into a shared-memory region (what a server loads for explanations). */
-export function packRoundTripRegion(layers: readonly PackLayer[], tag = 0): Promise<PackedRegion> {
-  return packDenseStackRegion(roundTripLayers(layers), tag, 'fp32');
+export function packRoundTripRegion(
+  layers: readonly PackLayer[],
+  tag = 0,
+  target: RegionTarget = {},
+): Promise<PackedRegion> {
+  return packDenseStackRegion(roundTripLayers(layers), tag, 'fp32', target);
 }
 
 /** The layers, then each kernel transposed (last layer first) as a linear layer without bias. */

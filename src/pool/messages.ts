@@ -91,6 +91,8 @@ export interface LoadedModel {
   region: PackedRegion;
   /** The round-trip stack (LoadRequest.roundTrip): fp32, or the dequantized weights of an int8 model. */
   roundTrip?: PackedRegion;
+  /** With a packed cache: whether the round trip was mapped from an entry or packed into a new one. */
+  roundTripCached?: 'hit' | 'written';
   inputSize: number;
   outputSize: number;
   /** The int8 scheme in words (int8 models only), for the served config's parameters. */

@@ -162,7 +162,8 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
   const model = await openAndPackWeights(request, keys);
   if (!request.roundTrip) return model;
   try {
-    return { ...model, roundTrip: await packRoundTripOf(request, keys) };
+    const { region, cached } = await roundTripOf(request, keys);
+    return { ...model, roundTrip: region, ...(cached ? { roundTripCached: cached } : {}) };
   } catch (error) {
     native.closeRegion(model.region.fd);
     throw error;
@@ -170,16 +171,38 @@ export async function openAndPack(request: LoadRequest, keys?: ModelKeys): Promi
 }
 
 /**
- * The round-trip stack of the model at request.path (packRoundTripRegion), from a second, whole
- * read of the file: its fp32 weights, or an int8 model's dequantized ones (the file stores them).
- * Only models whose config enables explanations pay for it.
+ * The round-trip stack of the model at request.path (packRoundTripRegion), for a version whose
+ * config enables explanations: from the packed cache like the weights (so N serving processes map
+ * one copy), else packed from a second, whole read of the file (its fp32 weights, or an int8
+ * model's dequantized ones, which the file stores).
  */
-async function packRoundTripOf(request: LoadRequest, keys: ModelKeys | undefined): Promise<PackedRegion> {
+async function roundTripOf(
+  request: LoadRequest,
+  keys: ModelKeys | undefined,
+): Promise<{ region: PackedRegion; cached?: 'hit' | 'written' }> {
+  const cache = request.packedCache && !isSealedPath(request.path) ? new PackedCache(request.packedCache) : null;
+  const key = cache ? await cache.keyOf(request.path, 'round-trip') : null;
+  if (!cache || !key) return { region: (await packRoundTripOf(request, keys, {})).region };
+  const hit = await cache.lookup(key, request.tag, request.strictIntegrity === true);
+  if (hit) return { region: hit.region, cached: 'hit' };
+  const entry = cache.begin(key, request.path, request.tag, 'round-trip');
+  const { region, inputSize, outputSize } = await packRoundTripOf(request, keys, entry.target);
+  // A strict load verified the digest the file records (openModelFile refuses one without).
+  const published = await entry.commit(region, { inputSize, outputSize }, request.strictIntegrity === true);
+  return { region: published, cached: 'written' };
+}
+
+async function packRoundTripOf(
+  request: LoadRequest,
+  keys: ModelKeys | undefined,
+  target: RegionTarget,
+): Promise<{ region: PackedRegion; inputSize: number; outputSize: number }> {
   const opened = await openModelFile(request.path, {
     strictIntegrity: request.strictIntegrity === true,
     ...(keys ? { keys } : {}),
   });
-  return packRoundTripRegion(opened.layers, request.tag);
+  const region = await packRoundTripRegion(opened.layers, request.tag, target);
+  return { region, inputSize: opened.inputSize, outputSize: opened.outputSize };
 }
 
 async function openAndPackWeights(request: LoadRequest, keys?: ModelKeys): Promise<LoadedModel> {

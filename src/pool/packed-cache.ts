@@ -118,6 +118,14 @@ async function modelFiles(path: string): Promise<string[] | null> {
   return (await walk(root, 0)) ? [real, ...out.sort()] : null;
 }
 
+/**
+ * What an entry holds: the weights as the file stores them (fp32 or int8), the fp32 ones as bf16,
+ * or the round-trip stack explanations take gradients through (the fp32 weights and each kernel
+ * transposed).
+ */
+export type CachedPrecision = 'as-stored' | 'bf16' | 'round-trip';
+const CACHED_PRECISIONS: readonly CachedPrecision[] = ['as-stored', 'bf16', 'round-trip'];
+
 /** The packed cache in `dir`: looked up and written by the load thread, and by `maas pack`. */
 export class PackedCache {
   constructor(readonly dir: string) {}
@@ -126,7 +134,7 @@ export class PackedCache {
    * The key of `modelPath` packed in `precision` ('int8' for int8 files) by this process's
    * kernels, or null when the model is not cacheable (too many files).
    */
-  async keyOf(modelPath: string, precision: 'as-stored' | 'bf16'): Promise<string | null> {
+  async keyOf(modelPath: string, precision: CachedPrecision): Promise<string | null> {
     const files = await modelFiles(modelPath);
     if (!files) return null;
     const cpu = native.cpuInfo();
@@ -187,7 +195,7 @@ export class PackedCache {
    * A new entry under `key`: pack into its target file, then commit; the published region's
    * descriptor is unclaimed under `tag` like the packed one it replaces.
    */
-  begin(key: string, source: string, tag: number, precision: 'as-stored' | 'bf16'): PendingEntry {
+  begin(key: string, source: string, tag: number, precision: CachedPrecision): PendingEntry {
     const temporary = join(this.dir, `.${key}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     return {
       target: { file: temporary },
@@ -281,8 +289,9 @@ export class PackedCache {
 
   /** Whether no load would find this entry again: its model file is gone, or now makes another key. */
   private async isStale(key: string, record: EntryRecord): Promise<boolean> {
-    const precisions: ('as-stored' | 'bf16')[] =
-      record.precision === 'bf16' || record.precision === 'as-stored' ? [record.precision] : ['as-stored', 'bf16'];
+    const precisions: CachedPrecision[] = CACHED_PRECISIONS.includes(record.precision as CachedPrecision)
+      ? [record.precision as CachedPrecision]
+      : [...CACHED_PRECISIONS];
     for (const precision of precisions) {
       const now = await this.keyOf(record.source, precision).catch(() => null);
       if (now === key) return false;

@@ -34,6 +34,7 @@ import {
 } from '../../src/index.js';
 import {
   nativeLayerSpec,
+  openInputGradients,
   packDenseStackRegion,
   packInt8StackRegion,
   type PackLayer,
@@ -308,6 +309,29 @@ describe('the packed cache', () => {
       expect(files.filter((f) => f.endsWith('.pack')).length).toBe(1);
       expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([]);
       for (const f of files) expect((await stat(join(cache, f))).mode & 0o077).toBe(0);
+    } finally {
+      pool.discard(first);
+      pool.discard(second);
+    }
+  });
+
+  it('keeps the round trip (explanations) as an entry of its own: written once, then mapped, with the same gradients', async () => {
+    const { m, path, cache } = await fixture();
+    const first = await pool.load(path, { packedCache: cache, roundTrip: true });
+    const second = await pool.load(path, { packedCache: cache, roundTrip: true });
+    try {
+      expect([first.cached, first.roundTripCached]).toEqual(['written', 'written']);
+      expect([second.cached, second.roundTripCached]).toEqual(['hit', 'hit']);
+      expect(regionBytes(second.roundTrip!).equals(regionBytes(first.roundTrip!))).toBe(true);
+      expect((await readdir(cache)).filter((f) => f.endsWith('.pack')).length).toBe(2);
+      const mapped = openInputGradients({ fd: second.roundTrip!.fd, byteLength: second.roundTrip!.byteLength });
+      const dy = new Float32Array(8 * 3).fill(1);
+      const got = new Float32Array(8 * 10);
+      mapped.gradient(rows, 8, dy, got);
+      mapped.dispose();
+      const want = new Float32Array(8 * 10);
+      m.inputGradients().gradient(rows, 8, dy, want);
+      expect(got).toEqual(want);
     } finally {
       pool.discard(first);
       pool.discard(second);

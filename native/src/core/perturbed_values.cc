@@ -1,5 +1,5 @@
-// LIME's samples (maas/perturbed_values.h): perturbed rows built a tile at a time, run through the
-// stack, then one weighted pass over the perturbations for the surrogate's right-hand side.
+// LIME's samples (maas/perturbed_values.h): perturbed rows built a tile at a time and run through
+// the stack, the surrogate's right-hand side summed over the same tile while it is in cache.
 #include "maas/perturbed_values.h"
 
 #include <new>
@@ -31,6 +31,10 @@ Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_la
     const size_t tile_rows = samples < kTileRows ? samples : kTileRows;
     std::vector<float> z(tile_rows * d), out(tile_rows * out_width);
     DenseScratch scratch;
+    // One pass: Σ w·y·e and Σ w·e while each tile of e is in cache, then aty = Σ w·y·e − ȳ·Σ w·e
+    // (in double: the two terms are close when y varies little about its mean).
+    std::vector<double> wye(d, 0.0), we(d, 0.0);
+    double weight_sum = 0, weighted_y = 0;
     for (size_t s0 = 0; s0 < samples; s0 += tile_rows) {
       const size_t rows = samples - s0 < tile_rows ? samples - s0 : tile_rows;
       for (size_t r = 0; r < rows; ++r) {
@@ -39,21 +43,23 @@ Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_la
         for (size_t i = 0; i < d; ++i) zr[i] = x[i] + er[i] * scale[i];
       }
       MAAS_RETURN_IF_ERROR(DenseStackForward(model, z.data(), rows, out.data(), &scratch, pool, threads));
-      for (size_t r = 0; r < rows; ++r) y[s0 + r] = out[r * out_width + output];
+      for (size_t r = 0; r < rows; ++r) {
+        const size_t s = s0 + r;
+        const double w = weights[s];
+        y[s] = out[r * out_width + output];
+        if (w == 0) continue;
+        weight_sum += w;
+        weighted_y += w * y[s];
+        const double wy = w * y[s];
+        const float* es = e + s * d;
+        for (size_t i = 0; i < d; ++i) {
+          wye[i] += wy * es[i];
+          we[i] += w * es[i];
+        }
+      }
     }
-    double weight_sum = 0, mean = 0;
-    for (size_t s = 0; s < samples; ++s) {
-      weight_sum += weights[s];
-      mean += weights[s] * y[s];
-    }
-    mean = weight_sum > 0 ? mean / weight_sum : 0;
-    for (size_t i = 0; i < d; ++i) aty[i] = 0;
-    for (size_t s = 0; s < samples; ++s) {
-      const double v = weights[s] * (y[s] - mean);
-      if (v == 0) continue;
-      const float* es = e + s * d;
-      for (size_t i = 0; i < d; ++i) aty[i] += v * es[i];
-    }
+    const double mean = weight_sum > 0 ? weighted_y / weight_sum : 0;
+    for (size_t i = 0; i < d; ++i) aty[i] = wye[i] - mean * we[i];
   } catch (const std::bad_alloc&) {
     return Status::kOutOfMemory;
   }

@@ -522,7 +522,18 @@ export class ModelRepository {
         { model: name, version, packedCache: cached },
         cached === 'hit' ? 'packed weights mapped from the cache' : 'packed weights written to the cache',
       );
-    if (cached === 'written' && this.packedCache && this.packedCacheMaxBytes !== undefined)
+    if (loaded.roundTripCached)
+      this.logger.info(
+        { model: name, version, packedCache: loaded.roundTripCached },
+        loaded.roundTripCached === 'hit'
+          ? 'round-trip weights (explanations) mapped from the cache'
+          : 'round-trip weights (explanations) written to the cache',
+      );
+    if (
+      (cached === 'written' || loaded.roundTripCached === 'written') &&
+      this.packedCache &&
+      this.packedCacheMaxBytes !== undefined
+    )
       await this.pruneCache(this.packedCache, this.packedCacheMaxBytes);
     const weights: SharedWeights = {
       key: `${name}/${version}/${++this.keySequence}`,
