@@ -430,7 +430,7 @@ describe('maas pack', () => {
     const print = (line: string) => lines.push(line);
     await runPack(join(root, '1'), { packedCache: cache, print });
     await runPack(join(root, '1', 'model.json'), { packedCache: cache, print, precision: 'fp32' });
-    expect(lines[0]).toMatch(/^packed .*model\.json: fp32 for f32_gemm\S+, [\d.]+ MiB in .*cache \(\d+ ms\)$/);
+    expect(lines[0]).toMatch(/^packed .*model\.json: fp32 for f32_gemm\S+, [\d.]+ [KM]iB in .*cache \(\d+ ms\)$/);
     expect(lines[1]).toMatch(/^already packed /);
     const served = await pool.load(join(root, '1', 'model.json'), { packedCache: cache });
     pool.discard(served);
@@ -475,7 +475,7 @@ describe('maas pack', () => {
       `removed stale entry of ${join(root, '2', 'model.json')}`,
     ]);
     expect(lines.at(-1)).toMatch(
-      /^pruned .*: 2 stale, 0 evicted, 1 leftover files; freed [\d.]+ MiB, [\d.]+ MiB kept$/,
+      /^pruned .*: 2 stale, 0 evicted, 1 leftover files; freed [\d.]+ [KM]iB, [\d.]+ [KM]iB kept$/,
     );
     expect(await packs()).toBe(1);
     const survivor = await pool.load(join(root, '3', 'model.json'), { packedCache: cache });
