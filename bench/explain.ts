@@ -3,8 +3,9 @@
  * TensorFlow.js's wasm backend (the path a Node user has today: tfjs predictions, and tf.grad for
  * the gradients), on model S (100 → 64 → 32 → 1) and a 784 → 256 → 128 → 10 classifier:
  * integrated gradients (50 steps), Kernel SHAP (nsamples 2·d + 2048; 100 background rows on model
- * S, 10 on the 784 model) and LIME (5000 samples). Both sides run src/explain's estimator code, so
- * the ratio is the forward and backward passes' (and the estimator's own JS, which both share).
+ * S, 10 on the 784 model) and LIME (5000 samples). Both sides run src/explain's estimators; maas
+ * runs Kernel SHAP's coalitions and LIME's samples natively (the peer's target has no such entries,
+ * so it runs the same formulas in JS), so the ratio is the model's evaluation and those loops.
  * Interleaved rounds, one thread each (tfjs-wasm runs its own threads, reported), tfjs fed in
  * batches of TFJS_BATCH rows (its fast range); outputs checked to agree. Writes bench/RESULTS-explain.md with --out.
  *

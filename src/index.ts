@@ -177,7 +177,13 @@ export {
   type ServingPeers,
 } from './serving/dataplane.js';
 export { joinProcessGroup, runProcessGroup, type GroupEvents, type ProcessGroup } from './serving/process-group.js';
-export { PackedCache, defaultPackedCacheDir, type PendingEntry, type PruneReport } from './pool/packed-cache.js';
+export {
+  PackedCache,
+  defaultPackedCacheDir,
+  type CachedPrecision,
+  type PendingEntry,
+  type PruneReport,
+} from './pool/packed-cache.js';
 export { Cancellation } from './serving/cancellation.js';
 export type { ModelConfig } from './serving/repository/config.js';
 export {
