@@ -109,8 +109,7 @@ function limeDesign(d: number, samples: number, width: number, ridge: number, se
 }
 
 /**
- * The model's output `output` at each sample x + e_s ⊙ scale, and aty = Σ_s w_s (y_s − ȳ) e_s (ȳ
- * the weighted mean; the e_s − ē of the fit's centering cancels, as Σ w (y − ȳ) = 0): what a
+ * The model's output `output` at each sample x + e_s ⊙ scale, and wye = Σ_s w_s y_s e_s: what a
  * target without the native entry computes here, over its own forward pass.
  */
 function perturbedValuesInJs(
@@ -120,26 +119,21 @@ function perturbedValuesInJs(
   design: LimeDesign,
   output: number,
   z: Float32Array,
-): { y: Float64Array; aty: Float64Array } {
-  const { e, weights, weightSum } = design;
+): { y: Float64Array; wye: Float64Array } {
+  const { e, weights } = design;
   const d = row.length;
   const samples = weights.length;
   for (let s = 0; s < samples; s++) for (let i = 0; i < d; i++) z[s * d + i] = row[i]! + e[s * d + i]! * scale[i]!;
   const out = target.predict(z, samples);
   const y = new Float64Array(samples);
-  let mean = 0;
+  const wye = new Float64Array(d);
   for (let s = 0; s < samples; s++) {
     y[s] = out[s * target.outputs + output]!;
-    mean += weights[s]! * y[s]!;
+    const wy = weights[s]! * y[s]!;
+    if (wy === 0) continue;
+    for (let i = 0; i < d; i++) wye[i] = wye[i]! + wy * e[s * d + i]!;
   }
-  mean /= weightSum;
-  const aty = new Float64Array(d);
-  for (let s = 0; s < samples; s++) {
-    const v = weights[s]! * (y[s]! - mean);
-    if (v === 0) continue;
-    for (let i = 0; i < d; i++) aty[i] = aty[i]! + v * e[s * d + i]!;
-  }
-  return { y, aty };
+  return { y, wye };
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -194,12 +188,15 @@ export function limeOf(target: ExplainTarget, x: unknown, options: LimeOptions):
       target.outputs,
       fx.subarray(r * target.outputs, (r + 1) * target.outputs),
     );
-    const { y, aty } = target.perturbedValues
+    const { y, wye } = target.perturbedValues
       ? target.perturbedValues(row, scale, e, samples, weights, output)
       : perturbedValuesInJs(target, row, scale, design, output, z);
     let yMean = 0;
     for (let s = 0; s < samples; s++) yMean += weights[s]! * y[s]!;
     yMean /= weightSum;
+    // The right-hand side Σ w (y − ȳ)(e − ē) = Σ w·y·e − ȳ·Σ w·e (as Σ w (y − ȳ) = 0), Σ w·e = W·ē.
+    const aty = new Float64Array(d);
+    for (let i = 0; i < d; i++) aty[i] = wye[i]! - yMean * weightSum * eMean[i]!;
     let ssTot = 0;
     for (let s = 0; s < samples; s++) ssTot += weights[s]! * (y[s]! - yMean) ** 2;
     const coefficients = solveFactored(design.factor, aty);

@@ -34,7 +34,7 @@ export interface ExplainTarget {
   ) => Float64Array;
   /**
    * LIME's samples natively: output `output` at row + e_s ⊙ scale for each row of e, and
-   * Σ_s w_s (y_s − ȳ) e_s; present where coalitionValues is.
+   * Σ_s w_s y_s e_s; present where coalitionValues is.
    */
   readonly perturbedValues?: (
     row: Float32Array,
@@ -43,7 +43,7 @@ export interface ExplainTarget {
     samples: number,
     weights: Float64Array,
     output: number,
-  ) => { y: Float64Array; aty: Float64Array };
+  ) => { y: Float64Array; wye: Float64Array };
 }
 
 /**
@@ -78,9 +78,9 @@ function nativeSampling(
     },
     perturbedValues: (row, scale, e, samples, weights, output) => {
       const y = new Float64Array(samples);
-      const aty = new Float64Array(row.length);
-      gradients().perturbedValues(row, scale, e, samples, weights, output, y, aty);
-      return { y, aty };
+      const wye = new Float64Array(row.length);
+      gradients().perturbedValues(row, scale, e, samples, weights, output, y, wye);
+      return { y, wye };
     },
   };
 }

@@ -172,7 +172,7 @@ export interface NativeInputGradientHandle {
   ): void;
   /**
    * LIME's samples over the model's half of the round trip: y[s] = output `output` at x + e_s ⊙
-   * scale (e: samples × inputSize), and aty = Σ_s weights[s]·(y[s] − ȳ)·e_s, ȳ the weighted mean.
+   * scale (e: samples × inputSize), and wye = Σ_s weights[s]·y[s]·e_s.
    */
   perturbedValues(
     x: Float32Array,
@@ -182,7 +182,7 @@ export interface NativeInputGradientHandle {
     weights: Float64Array,
     output: number,
     y: Float64Array,
-    aty: Float64Array,
+    wye: Float64Array,
   ): void;
   dispose(): void;
 }

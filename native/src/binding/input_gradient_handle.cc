@@ -114,8 +114,8 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     return env.Undefined();
   }
 
-  // perturbedValues(x, scale, e, samples, weights, output, y, aty): LIME's outputs at x + e_s ⊙
-  // scale (y, Float64Array of samples) and Σ_s w_s (y_s − ȳ) e_s (aty, Float64Array of inputSize).
+  // perturbedValues(x, scale, e, samples, weights, output, y, wye): LIME's outputs at x + e_s ⊙
+  // scale (y, Float64Array of samples) and Σ_s w_s y_s e_s (wye, Float64Array of inputSize).
   Napi::Value PerturbedValues(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckLive(env);
@@ -127,16 +127,16 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     const double* weights = ArgTypedData<double>(info, 4, "weights", napi_float64_array, &w_length);
     const size_t output = ArgSize(info, 5, "output");
     double* y = ArgTypedData<double>(info, 6, "y", napi_float64_array, &y_length);
-    double* aty = ArgTypedData<double>(info, 7, "aty", napi_float64_array, &aty_length);
+    double* wye = ArgTypedData<double>(info, 7, "wye", napi_float64_array, &aty_length);
     const size_t in = In();
     if (samples == 0 || x_length != in || scale_length != in || e_length != samples * in || w_length != samples ||
         y_length != samples || aty_length != in || output >= Out()) {
       ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
-                 "perturbedValues: expected x, scale and aty of " + std::to_string(in) + ", e of samples × " +
+                 "perturbedValues: expected x, scale and wye of " + std::to_string(in) + ", e of samples × " +
                      std::to_string(in) + ", weights and y of samples, and an output below " + std::to_string(Out()),
                  true);
     }
-    const Status s = DenseStackPerturbedValues(view_, layers_, x, scale, e, samples, weights, output, y, aty,
+    const Status s = DenseStackPerturbedValues(view_, layers_, x, scale, e, samples, weights, output, y, wye,
                                                &addon_->pool(), addon_->threads());
     if (s != Status::kOk) ThrowStatus(env, s, "perturbedValues");
     return env.Undefined();

@@ -1,5 +1,5 @@
 // LIME's samples (maas/perturbed_values.h): perturbed rows built a tile at a time and run through
-// the stack, the surrogate's right-hand side summed over the same tile while it is in cache.
+// the stack, Σ w·y·e summed over the same tile while it is in cache.
 #include "maas/perturbed_values.h"
 
 #include <new>
@@ -16,7 +16,7 @@ constexpr size_t kTileRows = 1024;
 
 Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_layers, const float* x,
                                  const float* scale, const float* e, size_t samples, const double* weights,
-                                 size_t output, double* y, double* aty, ThreadPool* pool, size_t threads) noexcept {
+                                 size_t output, double* y, double* wye, ThreadPool* pool, size_t threads) noexcept {
   if (!stack.kernel || model_layers == 0 || model_layers > stack.count || samples == 0) return Status::kInvalidArgument;
   const size_t d = stack.layers[0].spec.in;
   const size_t out_width = stack.layers[model_layers - 1].spec.out;
@@ -31,10 +31,8 @@ Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_la
     const size_t tile_rows = samples < kTileRows ? samples : kTileRows;
     std::vector<float> z(tile_rows * d), out(tile_rows * out_width);
     DenseScratch scratch;
-    // One pass: Σ w·y·e and Σ w·e while each tile of e is in cache, then aty = Σ w·y·e − ȳ·Σ w·e
-    // (in double: the two terms are close when y varies little about its mean).
-    std::vector<double> wye(d, 0.0), we(d, 0.0);
-    double weight_sum = 0, weighted_y = 0;
+    // Σ w·y·e summed over each tile while its rows of e are in cache.
+    for (size_t i = 0; i < d; ++i) wye[i] = 0;
     for (size_t s0 = 0; s0 < samples; s0 += tile_rows) {
       const size_t rows = samples - s0 < tile_rows ? samples - s0 : tile_rows;
       for (size_t r = 0; r < rows; ++r) {
@@ -45,21 +43,13 @@ Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_la
       MAAS_RETURN_IF_ERROR(DenseStackForward(model, z.data(), rows, out.data(), &scratch, pool, threads));
       for (size_t r = 0; r < rows; ++r) {
         const size_t s = s0 + r;
-        const double w = weights[s];
         y[s] = out[r * out_width + output];
-        if (w == 0) continue;
-        weight_sum += w;
-        weighted_y += w * y[s];
-        const double wy = w * y[s];
+        const double wy = weights[s] * y[s];
+        if (wy == 0) continue;
         const float* es = e + s * d;
-        for (size_t i = 0; i < d; ++i) {
-          wye[i] += wy * es[i];
-          we[i] += w * es[i];
-        }
+        for (size_t i = 0; i < d; ++i) wye[i] += wy * es[i];
       }
     }
-    const double mean = weight_sum > 0 ? weighted_y / weight_sum : 0;
-    for (size_t i = 0; i < d; ++i) aty[i] = wye[i] - mean * we[i];
   } catch (const std::bad_alloc&) {
     return Status::kOutOfMemory;
   }
