@@ -206,9 +206,11 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
       : `'{"inputs":[{"name":"${meta.inputs[0]!.name}","datatype":"FP32","shape":[1,${width}],"data":[${row.join(',')}]}]}'`;
     const auth = server.access.enabled ? ' -H "Authorization: Bearer $MAAS_TOKEN"' : '';
     const ca = server.tls ? ' --cacert <CA of the server certificate>' : '';
-    print(
-      `  try:     curl -s${ca}${auth} ${scheme}://${local}:${server.httpPort}/v2/models/${first.name}/infer -d ${body}`,
-    );
+    const url = `${scheme}://${local}:${server.httpPort}/v2/models/${first.name}`;
+    print(`  try:     curl -s${ca}${auth} ${url}/infer -d ${body}`);
+    // The same body asks why, when the model's config enables explanations.
+    if (server.dataplane.modelCard(first.name).explain)
+      print(`  why:     curl -s${ca}${auth} ${url}/explain -d ${body}`);
   }
   print('  Ctrl-C stops it.');
   let stopping = false;
