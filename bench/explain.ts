@@ -113,6 +113,7 @@ const print = (line: string) => {
 };
 print(`# Explanations: maas against the same estimators over tfjs-wasm`);
 print('');
+print(`${new Date().toISOString().slice(0, 10)}, \`npm run bench:explain -- --seconds ${args.seconds}\`.`);
 print(`CPU: ${cpus()[0]?.model ?? 'unknown'} (class ${info.cpuClass}), ${info.f32Kernel}; maas on 1 thread.`);
 
 const rows: Row[] = [];
