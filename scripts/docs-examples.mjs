@@ -5,14 +5,15 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const check = process.argv.includes('--check');
-const marker = /^<!-- example: (\S+) -->\n```(\w*)\n[\s\S]*?^```$/gm;
+// Prettier puts a blank line between the marker and the block; either form is matched.
+const marker = /^<!-- example: (\S+) -->\n\n?```(\w*)\n[\s\S]*?^```$/gm;
 let stale = 0;
 for (const name of readdirSync('docs').filter((f) => f.endsWith('.md'))) {
   const path = join('docs', name);
   const text = readFileSync(path, 'utf8');
   const next = text.replace(marker, (_, file, lang) => {
     const body = readFileSync(file, 'utf8').replace(/\n$/, '');
-    return `<!-- example: ${file} -->\n\`\`\`${lang || 'ts'}\n${body}\n\`\`\``;
+    return `<!-- example: ${file} -->\n\n\`\`\`${lang || 'ts'}\n${body}\n\`\`\``;
   });
   if (next === text) continue;
   stale++;

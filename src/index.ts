@@ -5,6 +5,15 @@
 export { sequential, Sequential, type SequentialArgs } from './model/sequential.js';
 export { InferenceModel, type SavedModel, type BackgroundOptions } from './model/shell.js';
 export type { EpochLog } from './model/carried.js';
+export {
+  selectModel,
+  type CandidateSpec,
+  type CandidateResult,
+  type FoldScores,
+  type Selection,
+  type SelectionMetric,
+  type SelectOptions,
+} from './lifecycle/select.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';

@@ -4,7 +4,8 @@
  * bundled repository); `maas quantize` makes an int8 model and prints its accuracy report;
  * `maas demo` builds and times the example model; `maas convert IN OUT` converts between model
  * formats; `maas encrypt`, `maas decrypt` and `maas keygen` keep models encrypted at rest;
- * `maas info` shows the CPU, the selected kernels and the backends.
+ * `maas info` shows the CPU, the selected kernels and the backends; `maas select` compares
+ * candidate models by cross-validation and saves the winner.
  */
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
@@ -22,6 +23,8 @@ import { SCOPES } from '../serving/auth/tokens.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.js';
 import { backendInfo } from '../runtime.js';
 import type { WorkerIsolation } from '../pool/pool.js';
+import { runSelect, type SelectCommandOptions } from './select.js';
+import type { SelectionMetric } from '../lifecycle/select.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -322,6 +325,40 @@ program
   .option('--report <html>', 'also write an HTML report with an SVG chart per row')
   .action(async (opts: Omit<Parameters<typeof runExplain>[0], 'print' | 'color'>) => {
     await runExplain({ ...opts, color: process.stdout.isTTY === true, print: (line) => console.log(line) });
+  });
+
+program
+  .command('select')
+  .description('compare candidate models by k-fold cross-validation on a CSV table, print the table, save the winner')
+  .requiredOption(
+    '--config <json>',
+    'the candidates: [{ layers: [{ units, activation }], optimizer, learningRate, epochs, batchSize }]',
+  )
+  .requiredOption('--data <csv>', 'the table to train and validate on')
+  .option('--label <column>', 'the column to predict (or "label" in the config)')
+  .option(
+    '--task <task>',
+    'classification or regression, when the label does not say (a 0/1 column reads as numbers)',
+    (v: string) => {
+      if (v !== 'classification' && v !== 'regression')
+        throw new InvalidArgumentError(`expected classification or regression but received '${v}'`);
+      return v;
+    },
+  )
+  .option('--folds <k>', 'cross-validation folds (default 5)', Number)
+  .option(
+    '--metric <metric>',
+    'what ranks them: accuracy or loss (classification), mae or rmse (regression)',
+    (v: string) => {
+      if (!['accuracy', 'loss', 'mae', 'rmse'].includes(v))
+        throw new InvalidArgumentError(`expected accuracy, loss, mae or rmse but received '${v}'`);
+      return v as SelectionMetric;
+    },
+  )
+  .option('--seed <n>', 'seed of the folds, initializers and shuffles (default 0)', Number)
+  .option('--output <dir>', 'where the winner is saved (default ./selected-model)')
+  .action(async (opts: Omit<SelectCommandOptions, 'print'>) => {
+    await runSelect({ ...opts, print: (line) => console.log(line) });
   });
 
 program

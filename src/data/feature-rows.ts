@@ -20,10 +20,11 @@ export function featureRows(value: unknown, width: number, pipeline: Pipeline | 
   }
   if (Array.isArray(value)) {
     value.forEach((row: unknown, i) => {
-      if (!Array.isArray(row) || row.length !== width || !row.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      // The width here; the values' type and range below, as for any tensor-like value.
+      if (!Array.isArray(row) || row.length !== width)
         throw new MaasError(
           'MAAS_ERR_SHAPE_MISMATCH',
-          `Expected row ${i} of ${what} to hold ${width} finite numbers (the model's inputs)${pipeline ? ', or every row to be a record' : ''}`,
+          `Expected row ${i} of ${what} to hold ${width} numbers (the model's inputs)${pipeline ? ', or every row to be a record' : ''}`,
         );
     });
   }

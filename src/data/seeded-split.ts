@@ -54,3 +54,35 @@ export function seededSplit(
     );
   return { train: shuffle(train), test: shuffle(test) };
 }
+
+/**
+ * Row indices of `folds` folds for cross-validation: rows grouped by `keyOf` (a classification
+ * label keeps its share in every fold), each group shuffled and dealt round-robin, so fold sizes
+ * differ by at most one row per group.
+ */
+export function seededFolds(
+  rows: number,
+  keyOf: (row: number) => string | number,
+  { folds, seed }: { folds: number; seed: number },
+): number[][] {
+  if (rows < folds)
+    throw new MaasError('MAAS_ERR_DATA_FORMAT', `${folds} folds need at least ${folds} rows but the table has ${rows}`);
+  const rng = new Random(seed);
+  const groups = new Map<string | number, number[]>();
+  for (let r = 0; r < rows; r++) {
+    const key = keyOf(r);
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push(r);
+  }
+  const out: number[][] = Array.from({ length: folds }, () => []);
+  let next = 0;
+  for (const key of [...groups.keys()].sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0))) {
+    const members = groups.get(key)!;
+    for (let i = members.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.next() * (i + 1));
+      [members[i], members[j]] = [members[j]!, members[i]!];
+    }
+    // Dealing continues where the last group stopped, so small groups do not all start at fold 0.
+    for (const r of members) out[next++ % folds]!.push(r);
+  }
+  return out;
+}

@@ -8,7 +8,7 @@ import type { InferenceModel } from '../model/shell.js';
 import { Sequential } from '../model/sequential.js';
 import type { Pipeline } from '../data/pipeline.js';
 import { MaasError, invalidParameter } from '../core/errors.js';
-import { toMatrix } from '../core/tensor.js';
+import { featureRows } from '../data/feature-rows.js';
 
 export interface ExplainTarget {
   readonly inputs: number;
@@ -135,16 +135,8 @@ function target(
 /** Rows of the model's input width from any tensor-like value (a single row may be a flat array). */
 export function inputRows(x: unknown, inputs: number, what: string): { data: Float32Array; rows: number } {
   const flat = Array.isArray(x) && x.length === inputs && x.every((v) => typeof v === 'number') ? [x] : x;
-  const m = toMatrix(flat, inputs, what);
-  if (m.cols !== inputs)
-    throw new MaasError(
-      'MAAS_ERR_SHAPE_MISMATCH',
-      `Expected rows of ${inputs} features (the model's input) for ${what} but received rows of ${m.cols}`,
-    );
-  for (let i = 0; i < m.data.length; i++)
-    if (!Number.isFinite(m.data[i]!))
-      throw invalidParameter(`${what}[${i}]`, 'finite numbers', m.data[i], 'MAAS_ERR_ARG_RANGE');
-  return { data: m.data, rows: m.rows };
+  const data = featureRows(flat, inputs, null, what);
+  return { data, rows: data.length / inputs };
 }
 
 /** The most background rows an explanation takes (each is a forward pass per coalition or sample). */

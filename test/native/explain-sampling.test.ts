@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ACTIVATION_CODES, native } from '../../src/native/index.js';
 import { openInputGradients, packRoundTrip, type PackLayer } from '../../src/model/packed.js';
 import { TEST_SEED, rng } from '../helpers.js';
-import { randomLayers, refForward, type RefLayer } from './reference-stack.js';
+import { packLayers, randomLayers, refForward, type RefLayer } from './reference-stack.js';
 import type { Random } from '../../src/core/random.js';
 
 /** fp32 products over d inputs against float64: a tolerance relative to the output's scale. */
@@ -39,19 +39,6 @@ function packRoundTripWith(layers: readonly PackLayer[], kernel: string): { buff
   return { buffer };
 }
 
-function packLayers(layers: readonly RefLayer[]): PackLayer[] {
-  return layers.map((l) => ({
-    inputDim: l.in,
-    units: l.out,
-    activation: l.act,
-    alpha: l.alpha,
-    maxValue: null,
-    threshold: 0,
-    useBias: l.b !== null,
-    kernel: Float32Array.from(l.w),
-    bias: l.b ? Float32Array.from(l.b) : null,
-  }));
-}
 
 /** Masks of every size from 0 to d (sizes cycled), each a random subset of that size. */
 function randomMasks(r: Random, d: number, count: number): Uint8Array {

@@ -5,28 +5,15 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, type ActivationName } from '../../src/native/index.js';
-import { openInputGradients, packDenseStack, packRoundTrip, type PackLayer } from '../../src/model/packed.js';
+import { openInputGradients, packDenseStack, packRoundTrip } from '../../src/model/packed.js';
 import { TEST_SEED, rng } from '../helpers.js';
-import { randomLayers, refForward, type RefLayer } from './reference-stack.js';
+import { packLayers, randomLayers, refForward, type RefLayer } from './reference-stack.js';
 import { ACTIVATIONS } from '../../src/layers/activations.js';
 
 const GRAD_ABS_TOL = 2e-4;
 const GRAD_REL_TOL = 2e-3;
 const FD_STEP = 1e-6;
 
-function packLayers(layers: readonly RefLayer[]): PackLayer[] {
-  return layers.map((l) => ({
-    inputDim: l.in,
-    units: l.out,
-    activation: l.act,
-    alpha: l.alpha,
-    maxValue: l.maxValue ?? null,
-    threshold: l.threshold ?? 0,
-    useBias: l.b !== null,
-    kernel: Float32Array.from(l.w),
-    bias: l.b ? Float32Array.from(l.b) : null,
-  }));
-}
 
 /** dy·y(x) in float64, the scalar whose gradient the native call returns. */
 function weightedOutput(layers: readonly RefLayer[], row: ArrayLike<number>, dy: ArrayLike<number>): number {

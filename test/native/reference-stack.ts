@@ -4,6 +4,7 @@
  */
 import type { ActivationName } from '../../src/native/index.js';
 import type { Random } from '../../src/core/random.js';
+import type { PackLayer } from '../../src/model/packed.js';
 
 export interface RefLayer {
   in: number;
@@ -97,3 +98,17 @@ export function randomLayers(r: Random, widths: number[], acts: ActivationName[]
   }));
 }
 
+/** The layers as the packers take them (float32 weights, as the packed stack holds them). */
+export function packLayers(layers: readonly RefLayer[]): PackLayer[] {
+  return layers.map((l) => ({
+    inputDim: l.in,
+    units: l.out,
+    activation: l.act,
+    alpha: l.alpha,
+    maxValue: l.maxValue ?? null,
+    threshold: l.threshold ?? 0,
+    useBias: l.b !== null,
+    kernel: Float32Array.from(l.w),
+    bias: l.b ? Float32Array.from(l.b) : null,
+  }));
+}

@@ -162,7 +162,7 @@ describe('explanation background', () => {
       expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }),
     );
     expect(() => m.setExplanationBackground([[1, 2, 3, 4, NaN]])).toThrow(
-      expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }),
+      expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
     );
     expect(() => m.setExplanationBackground([[1, 2, 3, 4, 5]], { maxRows: 5000 })).toThrow(
       expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),

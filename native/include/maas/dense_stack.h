@@ -81,6 +81,11 @@ Status DenseStackForward(const PackedStackView& view, const float* x, size_t bat
 // (contiguous, its output width), with the layer's bias and activation fused.
 F32GemmArgs PackedLayerGemm(const PackedLayerView& layer, const float* x, size_t batch, float* y) noexcept;
 
+// An activation applied to `rows` rows of n floats in place, after a linear product: element-wise
+// ones with the kernel's own epilogue code (the values a fused layer computes), softmax per row.
+void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t n, Activation act,
+                         const ActivationParams& params) noexcept;
+
 // One GEMM with a fused epilogue, split over the pool: the building block of the stack.
 // `scratch_for(ith)` must hold kernel.scratch_floats(k) floats for each ith < threads.
 void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, ThreadPool* pool, size_t threads,

@@ -2,7 +2,6 @@
 // smaller side of each coalition, then the rest of the stack over a tile of coalitions × rows.
 #include "maas/coalition_values.h"
 
-#include <cmath>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -13,18 +12,6 @@ namespace {
 
 // Rows of the mixed tile run through the rest of the stack at once (its activations stay in L2).
 constexpr size_t kTileRows = 1024;
-
-// Row-wise softmax in place (the first layer of a one-layer classifier).
-void SoftmaxRows(float* z, size_t rows, size_t n) noexcept {
-  for (size_t r = 0; r < rows; ++r) {
-    float* row = z + r * n;
-    float top = row[0];
-    for (size_t j = 1; j < n; ++j) top = row[j] > top ? row[j] : top;
-    float sum = 0.f;
-    for (size_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - top));
-    for (size_t j = 0; j < n; ++j) row[j] /= sum;
-  }
-}
 
 // The packed rows `rows` of a packed B (panels of k rows × nr floats) as a packed B of rows.size() rows.
 void GatherPackedRows(const float* packed, size_t k, size_t panels, uint32_t nr, const uint32_t* rows, size_t count,
@@ -111,10 +98,8 @@ Status DenseStackCoalitionValues(const PackedStackView& stack, uint32_t model_la
             for (size_t o = 0; o < h; ++o) z[r * h + o] += zb[r * h + o];
       }
       const size_t rows = count * n;
-      if (first.spec.act == Activation::kSoftmax)
-        SoftmaxRows(tile.data(), rows, h);
-      else if (first.spec.act != Activation::kLinear)
-        kernel.activate(first.spec.act, first.spec.params(), tile.data(), tile.data(), rows * h);
+      if (first.spec.act != Activation::kLinear)
+        ApplyActivationRows(kernel, tile.data(), rows, h, first.spec.act, first.spec.params());
       const float* out = tile.data();
       if (rest.count > 0) {
         MAAS_RETURN_IF_ERROR(DenseStackForward(rest, tile.data(), rows, y.data(), &rest_scratch, pool, threads));

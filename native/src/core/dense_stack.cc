@@ -2,6 +2,7 @@
 // ping-ponging between two scratch activation buffers, each layer split over the thread pool.
 #include "maas/dense_stack.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -263,6 +264,19 @@ void F32GemmParallel(const F32GemmKernel& kernel, const F32GemmArgs& args, Threa
     return;
   }
   pool->Run(threads, &GemmTask, &job);
+}
+
+void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t n, Activation act,
+                         const ActivationParams& params) noexcept {
+  if (act != Activation::kSoftmax) return f32.activate(act, params, c, c, rows * n);
+  for (size_t i = 0; i < rows; ++i) {
+    float* row = c + i * n;
+    float mx = row[0];
+    for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+    float total = 0.f;
+    for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
+    for (size_t j = 0; j < n; ++j) row[j] /= total;
+  }
 }
 
 F32GemmArgs PackedLayerGemm(const PackedLayerView& layer, const float* x, size_t batch, float* y) noexcept {

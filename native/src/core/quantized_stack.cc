@@ -327,21 +327,6 @@ void Int8Task(void* ctx, size_t ith, size_t nth) {
 // As for fp32: below this many operations a second thread costs more than it saves.
 constexpr double kParallelMinOps = 2e6;
 
-// Activations the int8 epilogue does not fuse, applied to fp32 rows in place: element-wise ones
-// with the fp32 kernel's epilogue code (the same values an fp32 layer computes), softmax here.
-void ApplyActivationRows(const F32GemmKernel& f32, float* c, size_t rows, size_t n, Activation act,
-                         const ActivationParams& params) {
-  if (act != Activation::kSoftmax) return f32.activate(act, params, c, c, rows * n);
-  for (size_t i = 0; i < rows; ++i) {
-    float* row = c + i * n;
-    float mx = row[0];
-    for (size_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
-    float total = 0.f;
-    for (size_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - mx));
-    for (size_t j = 0; j < n; ++j) row[j] /= total;
-  }
-}
-
 // The batch's own range, as DynamicQuantizeLinear takes it (NaNs are passed over). Four vectors of
 // running minima and maxima: the single scalar chain ran at one element per compare latency, a fifth
 // of a 1024×4096×4096 int8 GEMM on AMX. SSE is x86-64's baseline; minps(x, lo) answers lo when x is
