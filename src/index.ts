@@ -14,6 +14,16 @@ export {
   type SelectionMetric,
   type SelectOptions,
 } from './lifecycle/select.js';
+export {
+  federatedAverage,
+  dpEpsilon,
+  localUpdate,
+  deltaNorm,
+  type ClientUpdate,
+  type FedAvgOptions,
+  type FedAvgResult,
+  type RefusedUpdate,
+} from './lifecycle/federated.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';

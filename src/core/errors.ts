@@ -85,6 +85,10 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: 'Explanations are not enabled for the model: its config.json has no explain_method parameter.',
   },
+  MAAS_ERR_FEDERATED_ROUND: {
+    kind: 'FailedPrecondition',
+    doc: 'A federated round has no valid update to average (every one was refused: shape, values, norm or count).',
+  },
   MAAS_ERR_UI_ASSETS: {
     kind: 'Internal',
     doc: "The /ui page's files (the package's ui/ folder, d3 and @observablehq/plot) cannot be read: reinstall maas.",
