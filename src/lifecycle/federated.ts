@@ -65,10 +65,12 @@ export function deltaNorm(delta: readonly Float32Array[]): number {
 function refusal(u: ClientUpdate, sizes: readonly number[], maxNorm: number): string | null {
   if (!Number.isInteger(u.samples) || u.samples < 1)
     return `samples must be a positive integer, not ${String(u.samples)}`;
-  if (!Array.isArray(u.delta) || u.delta.length !== sizes.length)
-    return `expected ${sizes.length} delta tensors (the model's weights) but received ${Array.isArray(u.delta) ? u.delta.length : 'none'}`;
+  // From the network: nothing about it is taken on trust, its type included.
+  const delta: unknown = u.delta;
+  if (!Array.isArray(delta) || delta.length !== sizes.length)
+    return `expected ${sizes.length} delta tensors (the model's weights) but received ${Array.isArray(delta) ? delta.length : 'none'}`;
   for (let t = 0; t < sizes.length; t++) {
-    const d = u.delta[t];
+    const d: unknown = delta[t];
     if (!(d instanceof Float32Array) || d.length !== sizes[t])
       return `delta ${t} must be a Float32Array of ${sizes[t]} values`;
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return `delta ${t}[${i}] is not finite`;
