@@ -164,7 +164,8 @@ function buildForm(card) {
 function requestBody(card) {
   const form = $('row-form');
   if (card.inputs.kind === 'columns') {
-    const record = {};
+    // No prototype: a column may be named __proto__ or constructor.
+    const record = Object.create(null);
     for (const input of form.querySelectorAll('[name]')) {
       const value = input.value.trim();
       if (input.dataset.kind === 'number') {

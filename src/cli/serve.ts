@@ -209,7 +209,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     const url = `${scheme}://${local}:${server.httpPort}/v2/models/${first.name}`;
     print(`  try:     curl -s${ca}${auth} ${url}/infer -d ${body}`);
     // The same body asks why, when the model's config enables explanations.
-    if (server.dataplane.modelCard(first.name).explain)
+    if (server.dataplane.repository.resolve(first.name).explain)
       print(`  why:     curl -s${ca}${auth} ${url}/explain -d ${body}`);
   }
   print('  Ctrl-C stops it.');

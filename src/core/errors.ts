@@ -85,6 +85,10 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: 'Explanations are not enabled for the model: its config.json has no explain_method parameter.',
   },
+  MAAS_ERR_TRAIN_DIVERGED: {
+    kind: 'FailedPrecondition',
+    doc: "Training diverged: every candidate's score is NaN (a smaller learning rate usually helps).",
+  },
   MAAS_ERR_FEDERATED_ROUND: {
     kind: 'FailedPrecondition',
     doc: 'A federated round has no valid update to average (every one was refused: shape, values, norm or count).',

@@ -514,7 +514,9 @@ export class Pipeline {
       const fitted = this.scale.kind === 'standard' ? this.scale.mean[start] : undefined;
       if (plan.kind === 'date') {
         const ms = plan.fill ?? (plan.parts === null && fitted !== undefined ? fitted * DAY_MS : null);
-        return { name: column, kind, typical: ms === null ? null : new Date(ms).toISOString().slice(0, 10) };
+        // A date a JS Date can hold (±8.64e15 ms); a file's fill may be any finite number.
+        const valid = ms !== null && Number.isFinite(ms) && Math.abs(ms) <= 8.64e15;
+        return { name: column, kind, typical: valid ? new Date(ms).toISOString().slice(0, 10) : null };
       }
       return { name: column, kind, typical: plan.fill ?? fitted ?? null };
     });

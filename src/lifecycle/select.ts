@@ -146,7 +146,7 @@ function buildModel(spec: CandidateSpec, pipeline: Pipeline, seed: number): Sequ
       dense({
         units: l.units,
         activation: l.activation,
-        kernelInitializer: initializers.glorotUniform({ seed: seed + i }),
+        kernelInitializer: initializers.glorotUniform({ seed: (seed + i) >>> 0 }),
         ...(i === 0 ? { inputShape: [pipeline.width] } : {}),
       }),
     ),
@@ -265,7 +265,8 @@ export async function selectModel(
 
   // The whole table's pipeline says the task and sizes the latency measurement.
   const whole = prepare(frame, preparation);
-  const task = whole.pipeline.task === 'classification' ? 'classification' : 'regression';
+  const task: 'classification' | 'regression' =
+    whole.pipeline.task === 'classification' ? 'classification' : 'regression';
   const metric = (o.metric ?? (task === 'classification' ? 'accuracy' : 'mae')) as SelectionMetric;
   if (!TASK_METRICS[task].includes(metric))
     throw invalidParameter(
@@ -276,29 +277,48 @@ export async function selectModel(
     );
 
   const labels = frame.column(label);
+  if (task === 'classification') {
+    // Every class must be in every fold's training rows, or that fold cannot score its own rows.
+    const counts = new Map<string, number>();
+    for (const v of labels) counts.set(String(v), (counts.get(String(v)) ?? 0) + 1);
+    const rare = [...counts].filter(([, n]) => n < folds);
+    if (rare.length > 0)
+      throw new MaasError(
+        'MAAS_ERR_DATA_FORMAT',
+        `${folds}-fold cross-validation needs at least ${folds} rows of each class of '${label}'; ${rare
+          .slice(0, 5)
+          .map(([c, n]) => `'${c}' has ${n}`)
+          .join(', ')}: use fewer folds, or more rows`,
+      );
+  }
   const parts = seededFolds(frame.length, (r) => (task === 'classification' ? String(labels[r]) : ''), { folds, seed });
+  // Each fold's preparation is told the task the whole table has, so a fold cannot read it otherwise.
+  const foldPreparation = { ...preparation, task };
   const scores = specs.map(() => TASK_METRICS[task].map(() => [] as number[]));
   for (let k = 0; k < folds; k++) {
     const test = parts[k]!;
     const train = parts.filter((_, j) => j !== k).flat();
-    const { pipeline, x, y } = prepare(frame.take(train), preparation);
+    const { pipeline, x, y } = prepare(frame.take(train), foldPreparation);
     const held = pipeline.apply(frame.take(test), { onWarning: 'ignore' });
     for (const [c, spec] of specs.entries()) {
-      const model = buildModel(spec, pipeline, seed + 101 * c);
-      await model.fit(x, y!, {
-        epochs: spec.epochs ?? 20,
-        batchSize: spec.batchSize ?? 32,
-        seed: seed + k,
-        verbose: 0,
-      });
-      const got = score(model, pipeline, held.x, held.y!);
-      TASK_METRICS[task].forEach((m, i) => scores[c]![i]!.push(got[m]!));
-      model.dispose();
+      const model = buildModel(spec, pipeline, (seed + 101 * c) >>> 0);
+      try {
+        await model.fit(x, y!, {
+          epochs: spec.epochs ?? 20,
+          batchSize: spec.batchSize ?? 32,
+          seed: (seed + k) >>> 0,
+          verbose: 0,
+        });
+        const got = score(model, pipeline, held.x, held.y!);
+        TASK_METRICS[task].forEach((m, i) => scores[c]![i]!.push(got[m]!));
+      } finally {
+        model.dispose();
+      }
     }
   }
 
   const results: CandidateResult[] = specs.map((spec, c) => {
-    const model = buildModel(spec, whole.pipeline, seed + 101 * c);
+    const model = buildModel(spec, whole.pipeline, (seed + 101 * c) >>> 0);
     const result = {
       name: nameOf(spec),
       spec,
@@ -309,12 +329,20 @@ export async function selectModel(
     model.dispose();
     return result;
   });
+  // A candidate that diverged (NaN) never wins; ties go to the first given.
   const better = HIGHER_IS_BETTER[metric] ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
-  let best = 0;
-  for (let c = 1; c < results.length; c++)
-    if (better(results[c]!.metrics[metric]!.mean, results[best]!.metrics[metric]!.mean)) best = c;
+  let best = -1;
+  for (let c = 0; c < results.length; c++) {
+    const mean = results[c]!.metrics[metric]!.mean;
+    if (!Number.isNaN(mean) && (best < 0 || better(mean, results[best]!.metrics[metric]!.mean))) best = c;
+  }
+  if (best < 0)
+    throw new MaasError(
+      'MAAS_ERR_TRAIN_DIVERGED',
+      `Every candidate's ${metric} is NaN: training diverged (try a smaller learningRate)`,
+    );
   const winner = results[best]!;
-  const model = buildModel(specs[best]!, whole.pipeline, seed + 101 * best);
+  const model = buildModel(specs[best]!, whole.pipeline, (seed + 101 * best) >>> 0);
   await model.fit(whole.x, whole.y!, {
     epochs: winner.spec.epochs ?? 20,
     batchSize: winner.spec.batchSize ?? 32,

@@ -34,7 +34,7 @@ const MAX_LOGGED_NAMES = 64;
 /** The most background rows a model carries (SHAP's cost grows with them; 100 is the usual size). */
 export const MAX_SAVED_BACKGROUND_ROWS = 1000;
 /** The most background values a model carries (rows × features): 16 MiB of float32. */
-const MAX_SAVED_BACKGROUND_VALUES = 4 * 2 ** 20;
+export const MAX_SAVED_BACKGROUND_VALUES = 4 * 2 ** 20;
 
 function malformed(where: string, what: string): MaasError {
   return new MaasError('MAAS_ERR_MODEL_FORMAT', `The ${what} saved in ${where} is malformed`);

@@ -21,6 +21,7 @@ import { checkInteger } from '../core/validation.js';
 import type { History } from '../train/callbacks.js';
 import {
   MAX_SAVED_BACKGROUND_ROWS,
+  MAX_SAVED_BACKGROUND_VALUES,
   MAX_SAVED_EPOCHS,
   backgroundToJSON,
   historyToJSON,
@@ -32,7 +33,7 @@ import {
 
 /** setExplanationBackground's options. */
 export interface BackgroundOptions {
-  /** Most rows kept: more are sampled down to it (default 100, at most 1000). */
+  /** Most rows kept: more are sampled down to it (default 100, at most 1000, and at most 4 Mi values in all). */
   maxRows?: number;
   /** Seed of that sampling (default 0). */
   seed?: number;
@@ -203,7 +204,10 @@ export abstract class InferenceModel<OnnxOptions extends object = Record<string,
         : checkInteger('setExplanationBackground maxRows', o.maxRows, 1, MAX_SAVED_BACKGROUND_ROWS);
     const seed = o.seed === undefined ? 0 : checkInteger('setExplanationBackground seed', o.seed, 0);
     const x = featureRows(rows, width, this.pipeline, 'setExplanationBackground(rows)');
-    this.background = sampleRows(x, width, maxRows, seed);
+    // A saved background holds at most MAX_SAVED_BACKGROUND_VALUES values: a wide model keeps fewer
+    // rows, so the file it saves loads again.
+    const fit = Math.max(1, Math.floor(MAX_SAVED_BACKGROUND_VALUES / width));
+    this.background = sampleRows(x, width, Math.min(maxRows, fit), seed);
   }
 
   /** Appends a fit's epochs to trainingHistory (the oldest go past MAX_SAVED_EPOCHS). */

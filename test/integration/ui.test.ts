@@ -14,10 +14,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { HttpInferenceClient } from '../../src/client/index.js';
-import { prepare, type ModelCard, type Sequential } from '../../src/index.js';
+import { Pipeline, prepare, type ModelCard, type Sequential } from '../../src/index.js';
 import { addTokenRecord } from '../../src/serving/auth/token-store.js';
 import { createToken } from '../../src/serving/auth/tokens.js';
 import type { RunningServer } from '../../src/serving/server.js';
+import { routes, uiRoutes } from '../../src/serving/http/server.js';
+import { loadUiAssets } from '../../src/serving/http/ui.js';
 import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
 
 const COLORS = ['red', 'green', 'blue'];
@@ -91,10 +93,24 @@ describe('/ui over HTTP', () => {
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
       expect((await res.text()).length, path).toBeGreaterThan(100);
     }
-    for (const path of ['/ui/../package.json', '/ui/%2e%2e%2fpackage.json', '/ui/app.ts', '/ui/x/app.js']) {
+    for (const path of [
+      '/ui/../package.json',
+      '/ui/%2e%2e%2fpackage.json',
+      '/ui/app.ts',
+      '/ui/x/app.js',
+      '/uiapp.js',
+    ]) {
       const res = await fetch(base + path);
       expect(res.status, path).toBe(404);
     }
+  });
+
+  it('opens only the page route, to exactly its five files', async () => {
+    expect(routes(server.dataplane).filter((r) => r.open)).toEqual([]);
+    const assets = await loadUiAssets();
+    expect([...assets.keys()].sort()).toEqual(['', 'app.css', 'app.js', 'd3.min.js', 'plot.umd.min.js']);
+    const page = uiRoutes(assets);
+    expect(page.map((r) => [r.method, r.path, r.open])).toEqual([['GET', '/ui/{file}', true]]);
   });
 
   it('is not served without --ui', async () => {
@@ -136,6 +152,16 @@ describe('/ui over HTTP', () => {
     const missing = await fetch(`${base}/v2/models/nope/card`);
     expect(missing.status).toBe(400);
     expect(((await missing.json()) as { error: string }).error).toContain('nope');
+  });
+
+  it('gives a card for a crafted pipeline whose date fill no Date can hold (no typical value, no 500)', () => {
+    const pipeline = Pipeline.fromJSON({
+      kind: 'maas.preparation',
+      version: 2,
+      columns: [{ name: 'when', kind: 'date', parts: null, fill: 1e20 }],
+      scale: { kind: 'none' },
+    });
+    expect(pipeline.columnForms).toEqual([{ name: 'when', kind: 'date', typical: null }]);
   });
 
   it('passes the page without credentials, while the card and every call need a token', async () => {

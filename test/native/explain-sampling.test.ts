@@ -108,6 +108,17 @@ describe('coalition values against the mixed rows through a float64 forward pass
       check([33, 70, 9, 4], ['tanh', 'elu', 'softmax'], 7, 68, 13, `three layers/${isa}`);
     });
 
+    it(`on two threads (the first layer's products large enough to be split), on ${isa}`, () => {
+      native.setMaxIsa(isa);
+      const threads = native.getThreads();
+      native.setThreads(2);
+      try {
+        check([100, 128, 3], ['relu', 'softmax'], 100, 12, 17, `two threads/${isa}`);
+      } finally {
+        native.setThreads(threads);
+      }
+    });
+
     it(`a background of more rows than a tile (1100), and 100 inputs as model S, on ${isa}`, () => {
       native.setMaxIsa(isa);
       check([5, 8, 1], ['relu', 'linear'], 1100, 7, 14, `large background/${isa}`);

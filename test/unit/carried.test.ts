@@ -144,6 +144,17 @@ describe('explanation background', () => {
     expect(kernelShap(loaded, [x[1]!], { nsamples: 64, seed: 2 })[0]!.attributions).toHaveLength(D);
   });
 
+  it('keeps a wide model to the values a file may hold, so what it saves loads again', async () => {
+    const width = 4200;
+    const m = sequential({ layers: [dense({ units: 1, inputShape: [width] })] });
+    m.setExplanationBackground(new Float32Array(1000 * width).fill(0.5), { maxRows: 1000 });
+    // 4 Mi values over 4200 features: 998 rows.
+    expect(m.explanationBackground!.length / width).toBe(998);
+    const dir = await tempDir();
+    await m.save(dir);
+    expect((await loadModel(dir)).explanationBackground).toEqual(m.explanationBackground);
+  });
+
   it('takes raw records through the pipeline', () => {
     const records = Array.from({ length: 30 }, (_, i) => ({ size: i, color: ['red', 'blue'][i % 2]! }));
     const { pipeline } = prepare(records, { onWarning: 'ignore' });

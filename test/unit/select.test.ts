@@ -127,6 +127,16 @@ describe('selectModel', () => {
     await code(selectModel([tiny], table, { label: 'kind', metric: 'mae' }), 'MAAS_ERR_ARG_RANGE');
     await code(selectModel([tiny], table, { label: 'missing' }), 'MAAS_ERR_DATA_COLUMNS');
     await code(selectModel([tiny], table.slice(0, 4), { label: 'kind', folds: 5 }), 'MAAS_ERR_DATA_FORMAT');
+    // A class with fewer rows than folds would be missing from some fold's training rows.
+    const rare = [
+      ...table,
+      { size: 0, color: 'red', noise: 0, kind: 'odd' },
+      { size: 1, color: 'red', noise: 0, kind: 'odd' },
+    ];
+    await expect(selectModel([tiny], rare, { label: 'kind', folds: 3 })).rejects.toMatchObject({
+      code: 'MAAS_ERR_DATA_FORMAT',
+      message: expect.stringContaining("'odd' has 2"),
+    });
   });
 });
 

@@ -100,8 +100,9 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     const size_t output = ArgSize(info, 5, "output");
     double* values = ArgTypedData<double>(info, 6, "values", napi_float64_array, &values_length);
     const size_t in = In();
-    if (bg_rows == 0 || x_length != in || bg_length != bg_rows * in || mask_length != coalitions * in ||
-        values_length != coalitions || output >= Out()) {
+    // Divisions, not products: a crafted count cannot wrap around to a matching length.
+    if (bg_rows == 0 || x_length != in || bg_length % in != 0 || bg_length / in != bg_rows || mask_length % in != 0 ||
+        mask_length / in != coalitions || values_length != coalitions || output >= Out()) {
       ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
                  "coalitionValues: expected x of " + std::to_string(in) + " floats, background of bgRows × " +
                      std::to_string(in) + ", masks of coalitions × " + std::to_string(in) +
@@ -129,8 +130,8 @@ class InputGradientWrap : public Napi::ObjectWrap<InputGradientWrap> {
     double* y = ArgTypedData<double>(info, 6, "y", napi_float64_array, &y_length);
     double* wye = ArgTypedData<double>(info, 7, "wye", napi_float64_array, &aty_length);
     const size_t in = In();
-    if (samples == 0 || x_length != in || scale_length != in || e_length != samples * in || w_length != samples ||
-        y_length != samples || aty_length != in || output >= Out()) {
+    if (samples == 0 || x_length != in || scale_length != in || e_length % in != 0 || e_length / in != samples ||
+        w_length != samples || y_length != samples || aty_length != in || output >= Out()) {
       ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
                  "perturbedValues: expected x, scale and wye of " + std::to_string(in) + ", e of samples × " +
                      std::to_string(in) + ", weights and y of samples, and an output below " + std::to_string(Out()),

@@ -12,15 +12,31 @@
 
 namespace maas::binding {
 
+// The JS name of a typed array type, for messages.
+inline const char* TypedArrayName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_int32_array:
+      return "Int32Array";
+    default:
+      return "typed array";
+  }
+}
+
 template <typename T>
 inline Napi::TypedArrayOf<T> ArgTypedArray(const Napi::CallbackInfo& info, size_t index, const char* what,
                                            napi_typedarray_type type) {
   Napi::Value v = info[index];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowCoded(
-        info.Env(), "MAAS_ERR_ARG_TYPE",
-        std::string("expected a ") + (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what,
-        true);
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") + TypedArrayName(type) + " for " + what,
+               true);
   }
   return v.As<Napi::TypedArrayOf<T>>();
 }
@@ -56,10 +72,8 @@ inline T* ArgTypedData(const Napi::CallbackInfo& info, size_t index, const char*
   if (index >= info.Length() ||
       napi_get_typedarray_info(info.Env(), info[index], &actual, length, &data, &buffer, &offset) != napi_ok ||
       actual != type) {
-    ThrowCoded(
-        info.Env(), "MAAS_ERR_ARG_TYPE",
-        std::string("expected a ") + (type == napi_float32_array ? "Float32Array" : "Uint8Array") + " for " + what,
-        true);
+    ThrowCoded(info.Env(), "MAAS_ERR_ARG_TYPE", std::string("expected a ") + TypedArrayName(type) + " for " + what,
+               true);
   }
   return static_cast<T*>(data);
 }

@@ -53,9 +53,11 @@ Status DenseStackCoalitionValues(const PackedStackView& stack, uint32_t model_la
     float* scratch_ptr = gemm_scratch.data();
     DenseScratch rest_scratch;
     // Pre-activations of the background rows and of x (zx padded as a packed bias).
+    // One thread and one scratch for these small products (the pool's threads serve the rest of
+    // the stack, which brings its own scratch per thread).
     F32GemmArgs args = PackedLayerGemm(first, bg, n, zb.data());
     args.set_activation(Activation::kLinear, {});
-    F32GemmParallel(kernel, args, pool, threads, &scratch_ptr);
+    F32GemmParallel(kernel, args, nullptr, 1, &scratch_ptr);
     args = PackedLayerGemm(first, x, 1, zx.data());
     args.set_activation(Activation::kLinear, {});
     F32GemmParallel(kernel, args, nullptr, 1, &scratch_ptr);
@@ -111,7 +113,7 @@ Status DenseStackCoalitionValues(const PackedStackView& stack, uint32_t model_la
         values[c0 + c] = sum / static_cast<double>(n);
       }
     }
-  } catch (const std::bad_alloc&) {
+  } catch (...) {  // bad_alloc, or length_error for sizes no buffer can have
     return Status::kOutOfMemory;
   }
   return Status::kOk;

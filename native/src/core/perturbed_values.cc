@@ -50,7 +50,7 @@ Status DenseStackPerturbedValues(const PackedStackView& stack, uint32_t model_la
         for (size_t i = 0; i < d; ++i) wye[i] += wy * es[i];
       }
     }
-  } catch (const std::bad_alloc&) {
+  } catch (...) {  // bad_alloc, or length_error for sizes no buffer can have
     return Status::kOutOfMemory;
   }
   return Status::kOk;

@@ -292,7 +292,7 @@ export function uiRoutes(assets: ReadonlyMap<string, UiAsset>): Route[] {
   return [
     {
       method: 'GET',
-      pattern: /^\/ui\/?([^/]*)$/,
+      pattern: /^\/ui(?:\/([^/]*))?$/,
       path: '/ui/{file}',
       scope: 'health',
       open: true,
