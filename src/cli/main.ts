@@ -5,7 +5,8 @@
  * `maas demo` builds and times the example model; `maas convert IN OUT` converts between model
  * formats; `maas encrypt`, `maas decrypt` and `maas keygen` keep models encrypted at rest;
  * `maas info` shows the CPU, the selected kernels and the backends; `maas select` compares
- * candidate models by cross-validation and saves the winner.
+ * candidate models by cross-validation and saves the winner; `maas rollback` serves an earlier
+ * version again.
  */
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
@@ -24,6 +25,7 @@ import { CALIBRATION_METHODS, type CalibrationMethod } from '../quant/calibrate.
 import { backendInfo } from '../runtime.js';
 import type { WorkerIsolation } from '../pool/pool.js';
 import { runSelect, type SelectCommandOptions } from './select.js';
+import { runRollback } from './rollback.js';
 import type { SelectionMetric } from '../lifecycle/select.js';
 
 function positiveInt(value: string): number {
@@ -325,6 +327,16 @@ program
   .option('--report <html>', 'also write an HTML report with an SVG chart per row')
   .action(async (opts: Omit<Parameters<typeof runExplain>[0], 'print' | 'color'>) => {
     await runExplain({ ...opts, color: process.stdout.isTTY === true, print: (line) => console.log(line) });
+  });
+
+program
+  .command('rollback')
+  .description('serve an earlier version again: publish its exact bytes as the next version of the model')
+  .argument('<model>', 'the model (a directory of the repository)')
+  .requiredOption('--model-repository <dir>', 'the repository the server serves')
+  .option('--to <version>', 'the version to serve again (default: the newest below the newest)', positiveInt)
+  .action(async (model: string, opts: { modelRepository: string; to?: number }) => {
+    await runRollback(model, { ...opts, print: (line) => console.log(line) });
   });
 
 program
