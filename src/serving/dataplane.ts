@@ -9,7 +9,7 @@ import { DATATYPE_BYTES } from '../protocol/datatypes.js';
 import { MAX_JSON_DEPTH, jsonNestsDeeper } from '../protocol/limits.js';
 import { MaasError } from '../core/errors.js';
 import type { DurationStat, ModelStatisticsEntry } from '../protocol/statistics.js';
-import type { ModelConfig } from './repository/config.js';
+import type { ModelConfig, VersionRouting } from './repository/config.js';
 import type { IndexEntry, ModelRepository, ServedVersion } from './repository/repository.js';
 import type { FailureReason, ServingMetrics, VersionStatistics } from './statistics.js';
 import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js';
@@ -38,6 +38,7 @@ export { Cancellation };
 /** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
 export { outputBytes } from './tensors.js';
 export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
+export type { VersionRouting } from './repository/config.js';
 
 /** A request or tensor parameter value. */
 export type ParameterValue = boolean | number | string | bigint;
@@ -242,7 +243,10 @@ export interface DataPlaneOptions {
 }
 
 /** A repository control operation, as it travels to the other serving processes. */
-export type ControlOperation = { kind: 'load'; name: string; config?: string } | { kind: 'unload'; name: string };
+export type ControlOperation =
+  | { kind: 'load'; name: string; config?: string }
+  | { kind: 'unload'; name: string }
+  | { kind: 'routing'; name: string; labels: Record<string, number>; canaryPercent: number };
 
 /** The other serving processes: a load or unload that succeeds here runs in each of them as well. */
 export interface ServingPeers {
@@ -392,6 +396,18 @@ export class DataPlane {
     await this.peers?.broadcast({ kind: 'load', name, ...(text !== undefined ? { config: text } : {}) });
   }
 
+  /** A model's version labels and the canary's share of unversioned requests (null: none). */
+  modelRouting(name: string): VersionRouting | null {
+    return this.repository.routingOf(name);
+  }
+
+  /** Sets a model's labels and canary share, in every serving process; each label must name a serving version. */
+  async setModelRouting(name: string, labels: unknown, canaryPercent: unknown): Promise<VersionRouting> {
+    const routing = this.repository.setRouting(name, labels, canaryPercent);
+    await this.peers?.broadcast({ kind: 'routing', name, ...routing });
+    return routing;
+  }
+
   async unloadModel(name: string): Promise<void> {
     this.checkExplicit('unload');
     await this.repository.unload(name);
@@ -400,6 +416,10 @@ export class DataPlane {
 
   /** Runs a control operation another serving process received (and already ran) here, without passing it on. */
   async applyPeerOperation(operation: ControlOperation): Promise<void> {
+    if (operation.kind === 'routing') {
+      this.repository.setRouting(operation.name, operation.labels, operation.canaryPercent);
+      return;
+    }
     this.checkExplicit(operation.kind);
     if (operation.kind === 'unload') return this.repository.unload(operation.name);
     await this.repository.load(

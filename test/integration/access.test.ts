@@ -278,6 +278,21 @@ const ROUTE_CASES: RouteCase[] = [
     body: '{}',
   },
   {
+    route: 'GET /v2/repository/models/{name}/routing',
+    scope: 'repository',
+    target: 'alpha',
+    method: 'GET',
+    url: '/v2/repository/models/alpha/routing',
+  },
+  {
+    route: 'POST /v2/repository/models/{name}/routing',
+    scope: 'repository',
+    target: 'alpha',
+    method: 'POST',
+    url: '/v2/repository/models/alpha/routing',
+    body: '{"labels":{}}',
+  },
+  {
     route: 'POST /v2/repository/models/{name}/unload',
     scope: 'repository',
     target: 'gamma',

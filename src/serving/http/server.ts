@@ -43,6 +43,7 @@ import {
   type InferRequest,
   type InferResponse,
   type Parameters,
+  type VersionRouting,
 } from '../dataplane.js';
 
 /** HTTP status per error kind (Triton answers bad requests with 400, unavailable with 503). */
@@ -287,6 +288,11 @@ export function encodeInferResponse(response: InferResponse, binaryOutputs: bool
   return blobs.length > 0 ? { binary: { header, blobs } } : { json: header };
 }
 
+/** A model's routing as REST answers it: its labels and the canary's percent (none: no labels). */
+function routingMessage(routing: VersionRouting | null): { labels: Record<string, number>; canary_percent: number } {
+  return { labels: routing?.labels ?? {}, canary_percent: routing?.canaryPercent ?? 0 };
+}
+
 /** The /ui page: GET /ui (and /ui/) and each of its files by name; nothing else under /ui. */
 export function uiRoutes(assets: ReadonlyMap<string, UiAsset>): Route[] {
   return [
@@ -425,6 +431,26 @@ export function routes(dataplane: DataPlane): Route[] {
         const parameters = ((await json(ctx)).parameters ?? {}) as Record<string, unknown>;
         await dataplane.loadModel(ctx.params[0]!, parameters);
         return { json: {} };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/v2/repository/models/${NAME}/routing$`),
+      path: '/v2/repository/models/{name}/routing',
+      scope: 'repository',
+      model: 'path',
+      handle: (ctx) => ({ json: routingMessage(dataplane.modelRouting(ctx.params[0]!)) }),
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/v2/repository/models/${NAME}/routing$`),
+      path: '/v2/repository/models/{name}/routing',
+      scope: 'repository',
+      model: 'path',
+      handle: async (ctx) => {
+        const body = await json(ctx);
+        const routing = await dataplane.setModelRouting(ctx.params[0]!, body.labels, body.canary_percent);
+        return { json: routingMessage(routing) };
       },
     },
     {

@@ -512,6 +512,69 @@ export function explainSettingsOf(config: ModelConfig): ExplainSettings | null {
   return { method, options, ...(backgroundFile !== undefined ? { backgroundFile } : {}) };
 }
 
+/** The config.json parameters of version labels and the canary's share of unversioned requests. */
+export const VERSION_LABELS_PARAMETER = 'version_labels';
+export const CANARY_PERCENT_PARAMETER = 'canary_traffic_percent';
+
+/** Labels naming versions ("stable", "canary", …), and the percent of unversioned requests the canary takes. */
+export interface VersionRouting {
+  labels: Record<string, number>;
+  canaryPercent: number;
+}
+
+const LABEL_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * Checks a routing (from config.json, or set at run time): labels are short lowercase names of
+ * positive integer versions (a label cannot look like a version number), the percent is in
+ * [0, 100], and a canary share needs both a "canary" and a "stable" label. `where` names it in errors.
+ */
+export function checkedRouting(model: string, labels: unknown, canaryPercent: unknown, where: string): VersionRouting {
+  if (!isPlainObject(labels) || Object.keys(labels).length > 16)
+    throw bad(model, `${where}labels`, 'an object of at most 16 labels, each naming a version', labels);
+  for (const [label, version] of Object.entries(labels)) {
+    if (!LABEL_PATTERN.test(label))
+      throw bad(
+        model,
+        `${where}labels`,
+        'labels of lowercase letters, digits, _ and - (starting with a letter)',
+        label,
+      );
+    if (!Number.isInteger(version) || (version as number) < 1)
+      throw bad(model, `${where}labels.${label}`, 'a version number', version);
+  }
+  const percent = canaryPercent === undefined ? 0 : canaryPercent;
+  if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100))
+    throw bad(model, `${where}canary percent`, 'a number in [0, 100]', canaryPercent);
+  if (percent > 0 && (!Object.hasOwn(labels, 'canary') || !Object.hasOwn(labels, 'stable')))
+    throw bad(model, `${where}labels`, 'a "stable" and a "canary" label beside a canary share', labels);
+  return { labels: { ...(labels as Record<string, number>) }, canaryPercent: percent };
+}
+
+/** A model's routing from its config.json (version_labels, canary_traffic_percent), or null without labels. */
+export function routingFromConfig(config: ModelConfig): VersionRouting | null {
+  const text = stringParameter(config, VERSION_LABELS_PARAMETER);
+  const percentText = stringParameter(config, CANARY_PERCENT_PARAMETER);
+  if (text === undefined) {
+    if (percentText !== undefined)
+      throw bad(
+        config.name,
+        `parameters.${CANARY_PERCENT_PARAMETER}`,
+        `parameters.${VERSION_LABELS_PARAMETER} beside it`,
+        percentText,
+      );
+    return null;
+  }
+  let labels: unknown;
+  try {
+    labels = JSON.parse(text);
+  } catch {
+    labels = text;
+  }
+  const percent = percentText === undefined ? undefined : Number(percentText);
+  return checkedRouting(config.name, labels, percent, 'parameters.version_labels: ');
+}
+
 /** A parameter's string_value (undefined when absent); any other shape is refused. */
 function stringParameter(config: ModelConfig, name: string): string | undefined {
   if (!Object.hasOwn(config.parameters, name)) return undefined;

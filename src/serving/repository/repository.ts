@@ -29,6 +29,9 @@ import {
   strictIntegrityOf,
   requestedPrecisionOf,
   placementOf,
+  routingFromConfig,
+  checkedRouting,
+  type VersionRouting,
   PLACEMENT_PARAMETER,
   explainSettingsOf,
   type ExplainSettings,
@@ -119,6 +122,8 @@ interface ModelEntry {
   fingerprint: string;
   /** Loads and unloads of one model run one after another. */
   chain: Promise<unknown>;
+  /** Version labels and the canary's share of unversioned requests (config.json, or set at run time). */
+  routing: VersionRouting | null;
 }
 
 export interface RepositoryOptions {
@@ -218,12 +223,18 @@ export class ModelRepository {
     return true;
   }
 
-  /** The version a request addresses: the given one, or the highest READY one. */
+  /**
+   * The version a request addresses: the given number, or the version a label names ("stable",
+   * "canary"); without one, the canary for its share of requests and the stable version for the
+   * rest when the model has those labels, else the highest READY version.
+   */
   resolve(name: string, version?: string): ServedVersion {
     const entry = this.models.get(name);
     if (!entry) throw unknownModel(name);
     if (version !== undefined && version !== '') {
-      const v = Number(version);
+      const labelled =
+        entry.routing && Object.hasOwn(entry.routing.labels, version) ? entry.routing.labels[version] : undefined;
+      const v = labelled ?? Number(version);
       const served = Number.isInteger(v) ? entry.served.get(v) : undefined;
       if (served) return served;
       if (Number.isInteger(v) && (entry.loading.has(v) || entry.failures.has(v))) {
@@ -234,9 +245,11 @@ export class ModelRepository {
       }
       throw new MaasError(
         'MAAS_ERR_MODEL_UNKNOWN',
-        `Request for unknown model: '${name}' version ${version} is not found`,
+        `Request for unknown model: '${name}' version ${version}${labelled !== undefined ? ` (label of version ${labelled})` : ''} is not found`,
       );
     }
+    const routed = entry.routing && this.routed(entry, entry.routing);
+    if (routed) return routed;
     let best: ServedVersion | undefined;
     for (const served of entry.served.values()) if (!best || served.version > best.version) best = served;
     if (best) return best;
@@ -245,7 +258,40 @@ export class ModelRepository {
     throw new MaasError('MAAS_ERR_MODEL_UNAVAILABLE', `Model '${name}' has no ready version: ${why}`);
   }
 
-  /** Every READY version (for statistics and metrics). */
+  /** An unversioned request's version under labels: the canary for its share, else stable (when serving). */
+  private routed(entry: ModelEntry, routing: VersionRouting): ServedVersion | undefined {
+    const stable = routing.labels.stable === undefined ? undefined : entry.served.get(routing.labels.stable);
+    const canary = routing.labels.canary === undefined ? undefined : entry.served.get(routing.labels.canary);
+    if (canary && routing.canaryPercent > 0 && (!stable || Math.random() * 100 < routing.canaryPercent)) return canary;
+    return stable;
+  }
+
+  /** A model's labels and canary share now (null: none, the highest version serves). */
+  routingOf(name: string): VersionRouting | null {
+    const entry = this.models.get(name);
+    if (!entry) throw unknownModel(name);
+    return entry.routing ? { labels: { ...entry.routing.labels }, canaryPercent: entry.routing.canaryPercent } : null;
+  }
+
+  /**
+   * Sets a model's labels and canary share at run time (until its config changes or it reloads):
+   * each label must name a version that is serving. Takes effect for the next request.
+   */
+  setRouting(name: string, labels: unknown, canaryPercent: unknown): VersionRouting {
+    const entry = this.models.get(name);
+    if (!entry) throw unknownModel(name);
+    const routing = checkedRouting(name, labels, canaryPercent, 'routing ');
+    for (const [label, version] of Object.entries(routing.labels))
+      if (!entry.served.has(version))
+        throw new MaasError(
+          'MAAS_ERR_MODEL_UNAVAILABLE',
+          `Label '${label}' names version ${version} of '${name}', which is not serving (serving: ${[...entry.served.keys()].join(', ') || 'none'})`,
+        );
+    entry.routing = routing;
+    this.logger.info({ model: name, labels: routing.labels, canaryPercent: routing.canaryPercent }, 'routing set');
+    return this.routingOf(name)!;
+  }
+
   servedVersions(name?: string): ServedVersion[] {
     const entries =
       name === undefined
@@ -349,6 +395,7 @@ export class ModelRepository {
         unloaded: false,
         fingerprint: '',
         chain: Promise.resolve(),
+        routing: null,
       };
       this.models.set(name, entry);
     }
@@ -396,6 +443,7 @@ export class ModelRepository {
       const precision = requestedPrecisionOf(policyConfig);
       const placement = placementOf(policyConfig);
       const explain = explainSettingsOf(policyConfig);
+      const routing = routingFromConfig(policyConfig);
       if (placement === 'inline' && this.pool.isolation !== 'thread')
         throw new MaasError(
           'MAAS_ERR_MODEL_CONFIG',
@@ -408,6 +456,13 @@ export class ModelRepository {
           'MAAS_ERR_MODEL_CONFIG',
           `Model '${name}' has no version directory its version policy selects (found: ${onDisk.join(', ') || 'none'})`,
         );
+      for (const [label, version] of Object.entries(routing?.labels ?? {}))
+        if (!wanted.includes(version))
+          throw new MaasError(
+            'MAAS_ERR_MODEL_CONFIG',
+            `Model '${name}' labels version ${version} '${label}', but its version policy does not serve it (serving: ${wanted.join(', ')})`,
+          );
+      entry.routing = routing;
       entry.reason = '';
       const failed: string[] = [];
       const failedCodes = new Set<ErrorCode>();
