@@ -72,9 +72,7 @@ describe('version labels and a canary share', () => {
   });
 
   it('sends the canary its share of unversioned requests, the rest to stable', async () => {
-    const versions = await Promise.all(
-      Array.from({ length: 400 }, () => rest.infer(request()).then((r) => r.version)),
-    );
+    const versions = await Promise.all(Array.from({ length: 400 }, () => rest.infer(request()).then((r) => r.version)));
     const canary = versions.filter((v) => v === '2').length;
     expect(versions.filter((v) => v !== '1' && v !== '2')).toEqual([]);
     // 25% of 400 is 100 ± 8.7 (one sd): 60 to 140 fails about once in 200 000 runs.
@@ -92,9 +90,7 @@ describe('version labels and a canary share', () => {
       canary_percent: 0,
     });
     expect(promoted).toEqual({ status: 200, body: { labels: { stable: 2, canary: 1 }, canary_percent: 0 } });
-    const versions = await Promise.all(
-      Array.from({ length: 20 }, () => rest.infer(request()).then((r) => r.version)),
-    );
+    const versions = await Promise.all(Array.from({ length: 20 }, () => rest.infer(request()).then((r) => r.version)));
     expect(new Set(versions)).toEqual(new Set(['2']));
     expect((await rest.infer(request('canary'))).version).toBe('1');
     // Without labels, the highest version serves again.
