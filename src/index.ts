@@ -255,6 +255,7 @@ export type {
   ExplainResponse,
   ModelCard,
   ModelMetadata,
+  VersionRouting,
   ServerMetadata,
   TensorMetadata,
   ParameterValue,

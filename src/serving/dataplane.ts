@@ -458,11 +458,32 @@ export class DataPlane {
         inferNs: result.computeNs,
         outputNs: done - outputStart,
       });
+      this.guardCanary(served, true, done - started);
       return response;
     } catch (error) {
-      served.stats.recordFailure(failureReason(error), nowNs() - started);
+      const failedNs = nowNs() - started;
+      served.stats.recordFailure(failureReason(error), failedNs);
+      this.guardCanary(served, false, failedNs);
       throw error;
     }
+  }
+
+  /**
+   * Feeds a finished request to the model's canary guard and, when the canary breaks its bounds,
+   * rolls it back: its share to 0 in every serving process (the labels stay, to look at).
+   */
+  private guardCanary(served: ServedVersion, ok: boolean, latencyNs: number): void {
+    const breach = this.repository.recordOutcome(served, ok, latencyNs);
+    if (!breach) return;
+    const routing = this.repository.routingOf(served.model)!;
+    served.stats.canaryRollbacks++;
+    this.repository.logger.warn(
+      { model: served.model, canary: served.version, reason: breach },
+      'canary rolled back: its share of requests is 0',
+    );
+    this.setModelRouting(served.model, routing.labels, 0).catch((error: unknown) =>
+      this.repository.logger.error({ model: served.model, err: error }, 'canary rollback did not reach every process'),
+    );
   }
 
   /**

@@ -76,6 +76,8 @@ export class VersionStatistics {
   readonly explainFail = duration();
   readonly explainCompute = duration();
   readonly explainedRows: Record<string, number> = {};
+  /** Times this version, as the canary, was rolled back by its guard. */
+  canaryRollbacks = 0;
 
   constructor(
     readonly model: string,
@@ -242,6 +244,11 @@ export class ServingMetrics {
       Object.entries(s.explainedRows),
     );
     counter('nv_inference_exec_count', 'Number of model executions performed', (s) => s.executionCount);
+    counter(
+      'maas_canary_rollbacks',
+      'Times this version, as the canary, was rolled back (its share set to 0) by the canary guard',
+      (s) => s.canaryRollbacks,
+    );
     counterBy(
       'maas_inference_exec_count',
       'Number of model executions performed, by where they ran (inline on the serving thread, or in the pool)',

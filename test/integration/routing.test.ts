@@ -120,3 +120,41 @@ describe('version labels and a canary share', () => {
     expect(bad.reason).toMatch(/labels version 3 'stable', but its version policy does not serve it/);
   });
 });
+
+describe('the canary guard', () => {
+  it('rolls back a canary whose requests fail, in its share, and the service answers on', async () => {
+    const root = await tempRepository();
+    // The canary takes 5 inputs: every request of 4 it receives fails.
+    await addVersion(root, 'g', 1, smallModel(D, 2, 5));
+    await addVersion(root, 'g', 2, smallModel(D + 1, 2, 6), {
+      version_policy: { all: {} },
+      parameters: {
+        version_labels: { string_value: JSON.stringify({ stable: 1, canary: 2 }) },
+        canary_traffic_percent: { string_value: '50' },
+        canary_max_error_increase: { string_value: '0.2' },
+        canary_min_requests: { string_value: '10' },
+      },
+    });
+    const guarded = await startServer(root);
+    try {
+      const client = new HttpInferenceClient(`http://127.0.0.1:${guarded.httpPort}`);
+      const ask = () =>
+        client.infer({ model: 'g', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, D], data: x }] }).then(
+          () => true,
+          () => false,
+        );
+      const outcomes: boolean[] = [];
+      for (let i = 0; i < 120; i++) outcomes.push(await ask());
+      const failed = outcomes.filter((ok) => !ok).length;
+      // Failures until the canary had 10 requests (about 20 in all), none after the rollback.
+      expect(failed).toBeGreaterThanOrEqual(10);
+      expect(outcomes.slice(-60).every((ok) => ok)).toBe(true);
+      const routing = await (await fetch(`http://127.0.0.1:${guarded.httpPort}/v2/repository/models/g/routing`)).json();
+      expect(routing).toEqual({ labels: { stable: 1, canary: 2 }, canary_percent: 0 });
+      const metrics = await (await fetch(`http://127.0.0.1:${guarded.metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/maas_canary_rollbacks\{model="g",version="2"\} 1/);
+    } finally {
+      await guarded.close();
+    }
+  });
+});

@@ -3,6 +3,7 @@
  * the ModelConfig RPC), read from `<repo>/<model>/config.json`, completed from the model when
  * fields are absent (like Triton's auto-complete), and checked against the model it describes.
  */
+import type { CanaryBounds } from '../canary-guard.js';
 import { MaasError } from '../../core/errors.js';
 import { SEALED_SUFFIX } from '../../io/sealed.js';
 import type { BatchingPolicy } from '../batcher.js';
@@ -520,6 +521,52 @@ export const CANARY_PERCENT_PARAMETER = 'canary_traffic_percent';
 export interface VersionRouting {
   labels: Record<string, number>;
   canaryPercent: number;
+}
+
+/** The config.json parameters of the canary's guard (any of the two bounds turns it on). */
+export const CANARY_GUARD_PARAMETERS = {
+  maxErrorIncrease: 'canary_max_error_increase',
+  maxP99Ratio: 'canary_max_p99_ratio',
+  windowSeconds: 'canary_window_seconds',
+  minRequests: 'canary_min_requests',
+} as const;
+
+/**
+ * When config.json says to roll the canary back by itself: its error rate above stable's by more
+ * than canary_max_error_increase (a fraction), or its p99 above canary_max_p99_ratio × stable's,
+ * over canary_window_seconds (default 60) once each side has canary_min_requests (default 50).
+ * Null without either bound.
+ */
+export function canaryBoundsOf(config: ModelConfig): CanaryBounds | null {
+  const number = (name: string, min: number, max: number): number | undefined => {
+    const text = stringParameter(config, name);
+    if (text === undefined) return undefined;
+    const v = Number(text);
+    if (!(Number.isFinite(v) && v >= min && v <= max))
+      throw bad(config.name, `parameters.${name}`, `{"string_value": "<a number in [${min}, ${max}]>"}`, text);
+    return v;
+  };
+  const p = CANARY_GUARD_PARAMETERS;
+  const maxErrorIncrease = number(p.maxErrorIncrease, 0, 1);
+  const maxP99Ratio = number(p.maxP99Ratio, 1, 1000);
+  const windowSeconds = number(p.windowSeconds, 1, 86_400);
+  const minRequests = number(p.minRequests, 1, 1_000_000);
+  if (maxErrorIncrease === undefined && maxP99Ratio === undefined) {
+    if (windowSeconds !== undefined || minRequests !== undefined)
+      throw bad(
+        config.name,
+        `parameters.${p.windowSeconds}`,
+        `parameters.${p.maxErrorIncrease} or ${p.maxP99Ratio} beside it`,
+        windowSeconds ?? minRequests,
+      );
+    return null;
+  }
+  return {
+    ...(maxErrorIncrease !== undefined ? { maxErrorIncrease } : {}),
+    ...(maxP99Ratio !== undefined ? { maxP99Ratio } : {}),
+    windowMs: (windowSeconds ?? 60) * 1000,
+    minRequests: Math.round(minRequests ?? 50),
+  };
 }
 
 const LABEL_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;

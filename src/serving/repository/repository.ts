@@ -4,6 +4,7 @@
  * beside the serving one and traffic switches in one step; a failed load keeps what was serving
  * and records why; a version is warmed up on every worker before it is READY.
  */
+import { CanaryGuard } from '../canary-guard.js';
 import { backgroundFromJSON, historyFromJSON, type EpochLog } from '../../model/carried.js';
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
 import { exists, readRegularFile } from '../../io/files.js';
@@ -30,6 +31,7 @@ import {
   requestedPrecisionOf,
   placementOf,
   routingFromConfig,
+  canaryBoundsOf,
   checkedRouting,
   type VersionRouting,
   PLACEMENT_PARAMETER,
@@ -124,6 +126,8 @@ interface ModelEntry {
   chain: Promise<unknown>;
   /** Version labels and the canary's share of unversioned requests (config.json, or set at run time). */
   routing: VersionRouting | null;
+  /** The canary's guard (config.json's canary_* bounds), fresh whenever the labels change. */
+  guard: CanaryGuard | null;
 }
 
 export interface RepositoryOptions {
@@ -160,7 +164,7 @@ export class ModelRepository {
   private readonly pool: InferencePool;
   /** How the versions share the pool's workers (instance counts, fair shares). */
   private readonly shares: WorkerShares;
-  private readonly logger: Logger;
+  readonly logger: Logger;
   private readonly pollSeconds: number;
   private readonly startupModels: string[];
   private readonly maxQueueBytes: number;
@@ -266,6 +270,21 @@ export class ModelRepository {
     return stable;
   }
 
+  /**
+   * Records a finished request of a guarded model's stable or canary version; returns why the
+   * canary should be rolled back now, or null.
+   */
+  recordOutcome(served: ServedVersion, ok: boolean, latencyNs: number): string | null {
+    const entry = this.models.get(served.model);
+    const routing = entry?.routing;
+    if (!entry?.guard || !routing || routing.canaryPercent === 0) return null;
+    const side =
+      served.version === routing.labels.canary ? 'canary' : served.version === routing.labels.stable ? 'stable' : null;
+    if (!side) return null;
+    entry.guard.record(side, ok, latencyNs, Date.now());
+    return side === 'canary' ? entry.guard.breach(Date.now()) : null;
+  }
+
   /** A model's labels and canary share now (null: none, the highest version serves). */
   routingOf(name: string): VersionRouting | null {
     const entry = this.models.get(name);
@@ -287,7 +306,10 @@ export class ModelRepository {
           'MAAS_ERR_MODEL_UNAVAILABLE',
           `Label '${label}' names version ${version} of '${name}', which is not serving (serving: ${[...entry.served.keys()].join(', ') || 'none'})`,
         );
+    const relabelled = JSON.stringify(entry.routing?.labels) !== JSON.stringify(routing.labels);
     entry.routing = routing;
+    // New labels compare other versions: the guard's window starts again.
+    if (entry.guard && relabelled) entry.guard = new CanaryGuard(entry.guard.bounds);
     this.logger.info({ model: name, labels: routing.labels, canaryPercent: routing.canaryPercent }, 'routing set');
     return this.routingOf(name)!;
   }
@@ -396,6 +418,7 @@ export class ModelRepository {
         fingerprint: '',
         chain: Promise.resolve(),
         routing: null,
+        guard: null,
       };
       this.models.set(name, entry);
     }
@@ -463,6 +486,13 @@ export class ModelRepository {
             `Model '${name}' labels version ${version} '${label}', but its version policy does not serve it (serving: ${wanted.join(', ')})`,
           );
       entry.routing = routing;
+      const bounds = canaryBoundsOf(policyConfig);
+      if (bounds && !routing?.labels.canary)
+        throw new MaasError(
+          'MAAS_ERR_MODEL_CONFIG',
+          `Model '${name}' has canary_* bounds but no "canary" label to guard`,
+        );
+      entry.guard = bounds ? new CanaryGuard(bounds) : null;
       entry.reason = '';
       const failed: string[] = [];
       const failedCodes = new Set<ErrorCode>();
