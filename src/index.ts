@@ -24,6 +24,7 @@ export {
   type FedAvgResult,
   type RefusedUpdate,
 } from './lifecycle/federated.js';
+export { publishVersion, VERSION_RECORD_FILE, type VersionRecord } from './lifecycle/publish.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
