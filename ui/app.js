@@ -7,6 +7,8 @@
 const TOKEN_KEY = 'maas-token';
 /** Bars drawn in the attribution chart (the largest by magnitude). */
 const TOP_ATTRIBUTIONS = 15;
+/** Epochs drawn at most in the history chart (a long history is thinned evenly). */
+const MAX_HISTORY_POINTS = 500;
 /** Above this many inputs a tensor row is typed as one list of numbers rather than one field each. */
 const MAX_TENSOR_FIELDS = 32;
 
@@ -258,7 +260,10 @@ function drawHistory(history) {
     figure.dataset.epochs = '0';
     return;
   }
-  const points = history.flatMap((epoch, i) =>
+  // A long history is drawn from about MAX_HISTORY_POINTS epochs, evenly spaced, the last kept.
+  const step = Math.max(1, Math.ceil(history.length / MAX_HISTORY_POINTS));
+  const shown = history.map((epoch, i) => [epoch, i]).filter(([, i]) => i % step === 0 || i === history.length - 1);
+  const points = shown.flatMap(([epoch, i]) =>
     Object.entries(epoch)
       .filter(([, v]) => v !== null)
       .map(([metric, value]) => ({ epoch: i + 1, metric, value })),
