@@ -125,6 +125,31 @@ export class HttpInferenceClient {
     await this.json('POST', `/v2/repository/models/${encodeURIComponent(name)}/unload`, {});
   }
 
+  /** A model's version labels and the canary's percent of unversioned requests (maas's routing route). */
+  async routing(name: string): Promise<{ labels: Record<string, number>; canaryPercent: number }> {
+    const r = await this.json<{ labels: Record<string, number>; canary_percent: number }>(
+      'GET',
+      `/v2/repository/models/${encodeURIComponent(name)}/routing`,
+    );
+    return { labels: r.labels, canaryPercent: r.canary_percent };
+  }
+
+  /** Sets a model's labels and canary percent at once, in every serving process; answers the routing now. */
+  async setRouting(
+    name: string,
+    routing: { labels: Record<string, number>; canaryPercent?: number },
+  ): Promise<{ labels: Record<string, number>; canaryPercent: number }> {
+    const r = await this.json<{ labels: Record<string, number>; canary_percent: number }>(
+      'POST',
+      `/v2/repository/models/${encodeURIComponent(name)}/routing`,
+      {
+        labels: routing.labels,
+        ...(routing.canaryPercent !== undefined ? { canary_percent: routing.canaryPercent } : {}),
+      },
+    );
+    return { labels: r.labels, canaryPercent: r.canary_percent };
+  }
+
   /** Explains each row (maas's explain extension, POST …/explain); rejects with an InferenceServerError. */
   async explain(options: ExplainOptions): Promise<ModelExplainResponse> {
     if (options.records && options.inputs) throw new TypeError('Send records or inputs, not both');

@@ -85,11 +85,10 @@ describe('version labels and a canary share', () => {
       labels: { stable: 1, canary: 2 },
       canary_percent: 25,
     });
-    const promoted = await post('/v2/repository/models/m/routing', {
-      labels: { stable: 2, canary: 1 },
-      canary_percent: 0,
-    });
-    expect(promoted).toEqual({ status: 200, body: { labels: { stable: 2, canary: 1 }, canary_percent: 0 } });
+    // Through the package's client, as a deploy script would.
+    expect(await rest.routing('m')).toEqual({ labels: { stable: 1, canary: 2 }, canaryPercent: 25 });
+    const promoted = await rest.setRouting('m', { labels: { stable: 2, canary: 1 }, canaryPercent: 0 });
+    expect(promoted).toEqual({ labels: { stable: 2, canary: 1 }, canaryPercent: 0 });
     const versions = await Promise.all(Array.from({ length: 20 }, () => rest.infer(request()).then((r) => r.version)));
     expect(new Set(versions)).toEqual(new Set(['2']));
     expect((await rest.infer(request('canary'))).version).toBe('1');
