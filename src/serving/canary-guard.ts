@@ -19,6 +19,8 @@ export interface CanaryBounds {
 
 /** Outcomes kept per side (the oldest go first): bounds the memory and the p99's sort. */
 const MAX_OUTCOMES = 4096;
+/** Canary outcomes between two verdicts: a verdict sorts the window's latencies, too much per request. */
+const CHECK_EVERY = 8;
 
 /** A side's recent requests: when each ended, whether it succeeded, how long it took. */
 class Outcomes {
@@ -58,12 +60,19 @@ class Outcomes {
 export class CanaryGuard {
   private readonly stable = new Outcomes();
   private readonly canary = new Outcomes();
+  private canarySinceVerdict = 0;
 
   constructor(readonly bounds: CanaryBounds) {}
 
-  /** One finished request of the stable or the canary version. */
-  record(side: 'stable' | 'canary', ok: boolean, latencyNs: number, nowMs: number): void {
+  /**
+   * One finished request of the stable or the canary version; true when a verdict is due (every
+   * CHECK_EVERY canary outcomes), so the request path sorts the window only that often.
+   */
+  record(side: 'stable' | 'canary', ok: boolean, latencyNs: number, nowMs: number): boolean {
     (side === 'stable' ? this.stable : this.canary).add(nowMs, ok, latencyNs);
+    if (side === 'stable' || ++this.canarySinceVerdict < CHECK_EVERY) return false;
+    this.canarySinceVerdict = 0;
+    return true;
   }
 
   /** Why the canary should be rolled back now, or null (too few requests, or within bounds). */

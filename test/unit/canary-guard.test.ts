@@ -44,6 +44,12 @@ describe('canary guard', () => {
     expect(guard.breach(0)).toMatch(/p99 5000 µs is more than 2× stable's 1000 µs/);
   });
 
+  it('asks for a verdict every 8 canary outcomes, never on a stable one', () => {
+    const guard = new CanaryGuard({ maxErrorIncrease: 0.05, windowMs: 1000, minRequests: 1 });
+    const due = Array.from({ length: 24 }, (_, i) => guard.record(i % 2 ? 'canary' : 'stable', true, 1000, 0));
+    expect(due.flatMap((d, i) => (d ? [i] : []))).toEqual([15]);
+  });
+
   it('forgets what left the window', () => {
     const guard = new CanaryGuard({ maxErrorIncrease: 0.05, windowMs: 1000, minRequests: 10 });
     fill(guard, 'stable', 10, { at: 0 });

@@ -281,8 +281,8 @@ export class ModelRepository {
     const side =
       served.version === routing.labels.canary ? 'canary' : served.version === routing.labels.stable ? 'stable' : null;
     if (!side) return null;
-    entry.guard.record(side, ok, latencyNs, Date.now());
-    return side === 'canary' ? entry.guard.breach(Date.now()) : null;
+    const now = Date.now();
+    return entry.guard.record(side, ok, latencyNs, now) ? entry.guard.breach(now) : null;
   }
 
   /** A model's labels and canary share now (null: none, the highest version serves). */
