@@ -9,7 +9,7 @@ import { copyFile, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
-import { syncDirectory } from '../io/files.js';
+import { syncDirectory, versionNumbers } from '../io/files.js';
 
 export interface RollbackCommandOptions {
   modelRepository: string;
@@ -22,17 +22,6 @@ export interface RollbackCommandOptions {
 const MAX_DEPTH = 4;
 /** Most files copied: a version is a model, not a tree of anything. */
 const MAX_FILES = 10_000;
-
-/** The model's numeric version directories, ascending. */
-async function versionsOf(modelDir: string): Promise<number[]> {
-  const entries = await readdir(modelDir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `No model directory ${modelDir}: ${error.code ?? error.message}`);
-  });
-  return entries
-    .filter((e) => e.isDirectory() && /^[1-9]\d{0,15}$/.test(e.name))
-    .map((e) => Number(e.name))
-    .sort((a, b) => a - b);
-}
 
 /** Copies a version directory's regular files and directories; anything else is refused. */
 async function copyVersion(from: string, to: string, depth: number, count: { files: number }): Promise<void> {
@@ -59,7 +48,10 @@ export async function runRollback(model: string, options: RollbackCommandOptions
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(model))
     throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected a model name (letters, digits, . _ -) but received '${model}'`);
   const modelDir = join(options.modelRepository, model);
-  const versions = await versionsOf(modelDir);
+  // The versions as the server sees them.
+  const versions = await versionNumbers(modelDir).catch((error: NodeJS.ErrnoException) => {
+    throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `No model directory ${modelDir}: ${error.code ?? error.message}`);
+  });
   const newest = versions.at(-1);
   if (newest === undefined) throw new MaasError('MAAS_ERR_MODEL_NOT_FOUND', `${modelDir} has no version directory`);
   const target = options.to ?? versions.filter((v) => v < newest).at(-1);

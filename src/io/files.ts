@@ -5,7 +5,7 @@
  * share to make a rename durable.
  */
 import { constants } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { MaasError, messageOf } from '../core/errors.js';
 
 /** Whether something is at `path`, asked asynchronously so a serving event loop never blocks on it. */
@@ -166,4 +166,16 @@ export async function asLoader<T>(path: string, load: () => Promise<T>): Promise
   } catch (error) {
     throw loaderError(error, path);
   }
+}
+
+/**
+ * The numbered subdirectories of a model directory (its versions, as the repository serves them),
+ * ascending; rejects when the directory cannot be read.
+ */
+export async function versionNumbers(dir: string): Promise<number[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))
+    .map((e) => Number(e.name))
+    .sort((a, b) => a - b);
 }

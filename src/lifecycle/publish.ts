@@ -5,11 +5,11 @@
  * none. Two publishers racing take the next free numbers; nothing is ever overwritten.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { isPlainObject } from '../core/validation.js';
-import { syncDirectory, writeDurably } from '../io/files.js';
+import { syncDirectory, versionNumbers, writeDurably } from '../io/files.js';
 import type { InferenceModel } from '../model/shell.js';
 
 /** What a published version records of its making (version.json). */
@@ -31,12 +31,6 @@ export const VERSION_RECORD_FILE = 'version.json';
 
 /** Tries to take a number this many times when other publishers take them first. */
 const MAX_RACES = 16;
-
-/** The model directory's numbered versions. */
-async function versionNumbers(modelDir: string): Promise<number[]> {
-  const entries = await readdir(modelDir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory() && /^[1-9]\d{0,15}$/.test(e.name)).map((e) => Number(e.name));
-}
 
 /**
  * Writes `model` as the next version of `name` in `repository` (the model's directory must exist:

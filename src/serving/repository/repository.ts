@@ -7,7 +7,7 @@
 import { CanaryGuard } from '../canary-guard.js';
 import { backgroundFromJSON, historyFromJSON, type EpochLog } from '../../model/carried.js';
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
-import { exists, readRegularFile } from '../../io/files.js';
+import { exists, readRegularFile, versionNumbers } from '../../io/files.js';
 import type { ModelKeys } from '../../io/model-keys.js';
 import { SEALED_SUFFIX, isSealedPath } from '../../io/sealed.js';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
@@ -472,7 +472,7 @@ export class ModelRepository {
           'MAAS_ERR_MODEL_CONFIG',
           `Model '${name}' asks for placement inline, but the workers are processes (--isolation process keeps native code out of the serving process)`,
         );
-      const onDisk = await versionDirs(dir);
+      const onDisk = await versionNumbers(dir).catch(() => []);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
         throw new MaasError(
@@ -828,7 +828,8 @@ export class ModelRepository {
     const dir = join(this.root, name);
     const config = await readFile(join(dir, 'config.json'), 'utf8').catch(() => '');
     const parts = [config];
-    for (const v of await versionDirs(dir)) parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
+    for (const v of await versionNumbers(dir).catch(() => []))
+      parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
     return parts.join('|');
   }
 }
@@ -860,15 +861,6 @@ async function readConfig(dir: string, name: string): Promise<unknown> {
       `Expected valid JSON in ${join(dir, 'config.json')} for model '${name}' but parsing failed: ${(error as Error).message}`,
     );
   }
-}
-
-/** Numeric subdirectories, ascending. */
-async function versionDirs(dir: string): Promise<number[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  return entries
-    .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))
-    .map((e) => Number(e.name))
-    .sort((a, b) => a - b);
 }
 
 /** Names, sizes and modification times of a version directory's files. */
