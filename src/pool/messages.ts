@@ -4,6 +4,7 @@
  * outputs travel as transferred (threads) or serialized (processes) buffers.
  */
 
+import type { EpochLog } from '../model/carried.js';
 import type { KeyObject } from 'node:crypto';
 import type { DensePrecision, PackedFormat, PackedRegion } from '../model/packed.js';
 import type { ExplainTask, WorkerExplanation } from '../explain/task.js';
@@ -103,10 +104,10 @@ export interface LoadedModel {
   cached?: 'hit' | 'written';
   /** The preparation pipeline the model file carries (its JSON, read in the load worker; checked by the repository). */
   preparation?: unknown;
-  /** The training history the model file carries (its JSON; checked by the repository). */
-  history?: unknown;
-  /** The explanation background the model file carries (its JSON; checked by the repository). */
-  background?: unknown;
+  /** The training history the model file carries, checked in the load thread. */
+  history?: EpochLog[];
+  /** The explanation background the model file carries (rows × inputSize), decoded in the load thread. */
+  background?: Float32Array;
 }
 
 /** The load worker's last message: the loaded model, or the error's code and message. */

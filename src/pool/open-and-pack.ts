@@ -8,6 +8,7 @@
  */
 import { MaasError } from '../core/errors.js';
 import { savedCarried, type Carried } from '../io/artifacts.js';
+import { backgroundFromJSON, historyFromJSON } from '../model/carried.js';
 import { openModelFile } from '../io/open.js';
 import { isSealedPath } from '../io/sealed.js';
 import { streamablePath, streamTfjsModel, type StreamedModel } from '../io/tfjs-stream.js';
@@ -86,7 +87,7 @@ async function streamAndPack(
       inputSize,
       outputSize,
       ...(spec ? { quantization: describeQuantization(spec) } : {}),
-      ...carriedOf(stream),
+      ...carriedOf(stream, stream.path, inputSize),
     },
     digestVerified: stream.weightsDigestRecorded,
   };
@@ -124,20 +125,28 @@ async function openWholeAndPack(
       outputSize,
       ...(quantization ? { quantization } : {}),
       ...keyId,
-      ...carriedOf(opened),
+      ...carriedOf(opened, opened.path, inputSize),
     },
     // Only a strict load is known to have verified a digest (a lenient one may have found none).
     digestVerified: strictIntegrity === true,
   };
 }
 
-/** What the model file carries besides weights, as LoadedModel does (each absent when the file has none). */
-function carriedOf(opened: Carried): Carried {
+/**
+ * What the model file carries besides weights, as LoadedModel does (each absent when the file has
+ * none): the history and the background checked and decoded here, in the load thread, so the
+ * serving thread never parses a file's megabytes of base64.
+ */
+function carriedOf(
+  opened: Carried,
+  path: string,
+  inputSize: number,
+): Pick<LoadedModel, 'preparation' | 'history' | 'background'> {
   const { preparation, history, background } = opened;
   return {
     ...(preparation !== undefined ? { preparation } : {}),
-    ...(history !== undefined ? { history } : {}),
-    ...(background !== undefined ? { background } : {}),
+    ...(history !== undefined ? { history: historyFromJSON(history, path) } : {}),
+    ...(background !== undefined ? { background: backgroundFromJSON(background, inputSize, path) } : {}),
   };
 }
 
@@ -217,7 +226,7 @@ async function openAndPackWeights(request: LoadRequest, keys?: ModelKeys): Promi
   // A hit opens no model file: the pipeline and the rest, small beside the weights, are read from model.json here.
   if (hit) {
     const json = await streamablePath(request.path);
-    return { ...hit, ...(json ? carriedOf(await savedCarried(json)) : {}), cached: 'hit' };
+    return { ...hit, ...(json ? carriedOf(await savedCarried(json), json, hit.inputSize) : {}), cached: 'hit' };
   }
   const entry = cache.begin(key, request.path, request.tag, precision);
   const { model, digestVerified } = await openAndPackUncached(request, keys, entry.target);

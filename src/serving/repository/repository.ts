@@ -5,7 +5,7 @@
  * and records why; a version is warmed up on every worker before it is READY.
  */
 import { CanaryGuard } from '../canary-guard.js';
-import { backgroundFromJSON, historyFromJSON, type EpochLog } from '../../model/carried.js';
+import type { EpochLog } from '../../model/carried.js';
 import { DEFAULT_MAX_QUEUE_BYTES } from '../../protocol/limits.js';
 import { exists, readRegularFile, versionNumbers } from '../../io/files.js';
 import type { ModelKeys } from '../../io/model-keys.js';
@@ -669,9 +669,8 @@ export class ModelRepository {
       batcher.placeInline({ maxRows: cost.maxRows, run: runInline });
       const path = join(dir, fileName);
       const preparation = pipelineOf(loaded.preparation, path, inputSize);
-      const history = loaded.history === undefined ? [] : historyFromJSON(loaded.history, path);
-      const savedBackground =
-        loaded.background === undefined ? null : backgroundFromJSON(loaded.background, inputSize, path);
+      const history = loaded.history ?? [];
+      const savedBackground = loaded.background ?? null;
       const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
       const explain = asked.explain
         ? await this.servedExplain(name, asked.explain, inputSize, preparation, savedBackground, (task) =>
