@@ -246,7 +246,7 @@ function featureNamesOf(plan: ColumnPlan): string[] {
 }
 
 /** Any of the accepted inputs, as a frame (records and tables are read as fit reads them). */
-function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string): DataFrame {
+export function frameOf(data: unknown, onWarning: WarningSink | undefined, what: string): DataFrame {
   if (data instanceof DataFrame) return data;
   if (Array.isArray(data)) {
     if (data.length > 0 && !data.every(isPlainObject))

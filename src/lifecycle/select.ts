@@ -8,8 +8,7 @@
  */
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
-import { DataFrame } from '../data/frame.js';
-import { prepare, type Pipeline, type PreparationOptions, type RawRows } from '../data/pipeline.js';
+import { frameOf, prepare, type Pipeline, type PreparationOptions, type RawRows } from '../data/pipeline.js';
 import { seededFolds } from '../data/seeded-split.js';
 import { ACTIVATIONS } from '../layers/activations.js';
 import { dense } from '../layers/dense.js';
@@ -256,7 +255,7 @@ export async function selectModel(
     label,
     onWarning: 'ignore' as const,
   };
-  const frame = table instanceof DataFrame ? table : DataFrame.fromRecords(recordsOf(table));
+  const frame = frameOf(table, 'ignore', 'selectModel table');
   if (!frame.has(label))
     throw new MaasError(
       'MAAS_ERR_DATA_COLUMNS',
@@ -351,12 +350,4 @@ export async function selectModel(
   });
   model.setPreparation(whole.pipeline);
   return { task, metric, results, winner, model };
-}
-
-/** A table as records (a DataFrame is taken as it is above). */
-function recordsOf(table: RawRows): Record<string, unknown>[] {
-  if (Array.isArray(table) && table.every(isPlainObject)) return table;
-  if (isPlainObject(table) && Array.isArray((table as { columns?: unknown }).columns))
-    return DataFrame.fromTable(table as never).toRecords();
-  throw invalidParameter('selectModel table', 'records, a DataFrame or a loadCsv table', table);
 }
