@@ -11,7 +11,7 @@
 import { MaasError, invalidParameter } from '../core/errors.js';
 import { Random } from '../core/random.js';
 import { checkFinite, checkInteger, checkOptions } from '../core/validation.js';
-import { Tensor, type TensorLike } from '../core/tensor.js';
+import { toMatrix, type TensorLike } from '../core/tensor.js';
 import type { FitArgs } from '../train/engine.js';
 import type { Sequential } from '../model/sequential.js';
 
@@ -204,6 +204,7 @@ export async function localUpdate(
   const { client, ...args } = fitArgs;
   if (typeof client !== 'string' || client.length === 0)
     throw invalidParameter('localUpdate client', "the client's name", client);
+  const samples = toMatrix(x, model.inputShape![1], 'localUpdate x').rows;
   const before = model.getWeights().map((t) => Float32Array.from(t.values));
   const epochs = model.trainingHistory.length;
   try {
@@ -211,19 +212,11 @@ export async function localUpdate(
     const after = model.getWeights();
     return {
       client,
-      samples: rowsOf(x),
+      samples,
       delta: after.map((t, i) => Float32Array.from(t.values, (v, j) => v - before[i]![j]!)),
     };
   } finally {
     model.setWeights(before);
     model.trainingHistory.splice(epochs);
   }
-}
-
-function rowsOf(x: TensorLike): number {
-  if (x instanceof Tensor) return x.shape[0]!;
-  if (Array.isArray(x)) return x.length;
-  const shape = (x as { shape?: readonly number[] }).shape;
-  if (shape) return shape[0]!;
-  throw invalidParameter('localUpdate x', 'a Tensor or rows of numbers', x);
 }
