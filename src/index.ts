@@ -24,7 +24,14 @@ export {
   type FedAvgResult,
   type RefusedUpdate,
 } from './lifecycle/federated.js';
-export { publishVersion, VERSION_RECORD_FILE, type VersionRecord } from './lifecycle/publish.js';
+export {
+  publishVersion,
+  stageVersion,
+  commitVersion,
+  VERSION_RECORD_FILE,
+  type VersionRecord,
+  type StagedFileName,
+} from './lifecycle/publish.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
@@ -232,6 +239,10 @@ export {
   type ColumnAttributionMessage,
   type RequestedOutput,
   type ResultTensor,
+  type UpdateOptions,
+  type UpdateOutcome,
+  type UpdateProgress,
+  type UpdateRowsBatch,
 } from './client/index.js';
 
 // Types that the exports above take or return, named so that callers can spell them and the API

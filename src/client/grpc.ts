@@ -6,7 +6,7 @@ import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import type { ModelExplainResponse } from '../protocol/explain.js';
 import * as grpc from '@grpc/grpc-js';
-import { CONTENTS_FIELD, explainService, inferenceService, toWireParameters } from '../protocol/grpc.js';
+import { CONTENTS_FIELD, explainService, inferenceService, toWireParameters, updateService } from '../protocol/grpc.js';
 import {
   InferenceServerError,
   recordsToColumns,
@@ -19,6 +19,9 @@ import {
   type ExplainOptions,
   type InferOptions,
   type InferResult,
+  flatFloats,
+  type UpdateOptions,
+  type UpdateOutcome,
 } from './types.js';
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -36,6 +39,26 @@ function clientError(error: grpc.ServiceError): InferenceServerError {
     error.code,
     typeof code === 'string' ? code : undefined,
   );
+}
+
+/** UpdateResponse as proto-loader decodes it (absent fields left out). */
+interface WireUpdateResponse {
+  event?: string;
+  model_name?: string;
+  model_version?: string;
+  base_version?: string;
+  epoch?: number;
+  epochs?: number;
+  metrics?: Record<string, number>;
+  serving_metrics?: Record<string, number>;
+  rows?: number;
+  holdout_rows?: number;
+  promoted?: boolean;
+  serving?: boolean;
+  reason?: string;
+  metric?: string;
+  improvement?: number;
+  data_sha256?: string;
 }
 
 /** A ModelInferRequest for the wire. */
@@ -124,6 +147,8 @@ export class GrpcInferenceClient {
   private readonly client: grpc.Client & Record<string, UnaryMethod>;
   /** maas.ExplainService over the same channel (made on first use). */
   private explainClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
+  /** maas.UpdateService over the same channel (made on first use). */
+  private updateClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
   private readonly headers: [string, string][];
 
   /** Connects (lazily) to a server at `address` (host:port). */
@@ -236,6 +261,105 @@ export class GrpcInferenceClient {
     return this.call<ModelExplainResponse>('ModelExplain', request, options, this.explainClient);
   }
 
+  /**
+   * Updates a model from new rows (maas.UpdateService/Update): streams the batches, reports the
+   * training through onProgress, and resolves with the outcome — promoted as a new version, or
+   * kept. Rejects with an InferenceServerError when the server refuses or the update fails;
+   * options.signal cancels it.
+   */
+  async update(options: UpdateOptions): Promise<UpdateOutcome> {
+    this.updateClient ??= new (updateService())(
+      this.client.getChannel().getTarget(),
+      grpc.credentials.createInsecure(),
+      {
+        channelOverride: this.client.getChannel(),
+      },
+    ) as unknown as grpc.Client & Record<string, UnaryMethod>;
+    const call = (
+      this.updateClient as unknown as {
+        Update: (metadata: grpc.Metadata) => grpc.ClientDuplexStream<object, WireUpdateResponse>;
+      }
+    ).Update(this.metadata());
+    const signal = options.signal;
+    const cancel = () => call.cancel();
+    if (signal?.aborted) cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    const parameters = Object.fromEntries(
+      Object.entries(options.parameters ?? {}).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]),
+    );
+    const outcome = new Promise<UpdateOutcome>((resolve, reject) => {
+      let result: UpdateOutcome | null = null;
+      call.on('data', (m: WireUpdateResponse) => {
+        if (m.event === 'training')
+          options.onProgress?.({
+            event: 'training',
+            model: m.model_name ?? '',
+            baseVersion: m.model_version ?? '',
+            rows: m.rows ?? 0,
+            holdoutRows: m.holdout_rows ?? 0,
+            epochs: m.epochs ?? 0,
+          });
+        else if (m.event === 'epoch')
+          options.onProgress?.({ event: 'epoch', epoch: m.epoch ?? 0, epochs: m.epochs ?? 0, logs: m.metrics ?? {} });
+        else if (m.event === 'result')
+          result = {
+            model: m.model_name ?? '',
+            baseVersion: m.base_version ?? '',
+            promoted: m.promoted === true,
+            ...(m.model_version ? { version: m.model_version } : {}),
+            serving: m.serving === true,
+            metric: m.metric ?? '',
+            improvement: m.improvement ?? 0,
+            candidate: m.metrics ?? {},
+            servingMetrics: m.serving_metrics ?? {},
+            rows: m.rows ?? 0,
+            holdoutRows: m.holdout_rows ?? 0,
+            dataSha256: m.data_sha256 ?? '',
+            reason: m.reason ?? '',
+          };
+      });
+      call.on('error', (error: grpc.ServiceError) => reject(clientError(error)));
+      call.on('end', () =>
+        result ? resolve(result) : reject(new InferenceServerError('The update stream ended before its result', 2)),
+      );
+    });
+    // Writes wait for the stream's room (HTTP/2 flow control), so rows read lazily stay lazy.
+    const write = (message: object) =>
+      new Promise<void>((resolve) => (call.write(message) ? resolve() : call.once('drain', () => resolve())));
+    const sending = (async () => {
+      await write({
+        model_name: options.model,
+        model_version: options.version ?? '',
+        parameters: toWireParameters(parameters),
+      });
+      for await (const batch of options.batches) {
+        if (signal?.aborted) return;
+        const x = flatFloats(batch.x);
+        const y = flatFloats(batch.y);
+        await write({
+          batch: {
+            set: batch.set ?? 'train',
+            x: Buffer.from(x.buffer, x.byteOffset, x.byteLength),
+            y: Buffer.from(y.buffer, y.byteOffset, y.byteLength),
+          },
+        });
+      }
+      call.end();
+    })();
+    try {
+      const [result] = await Promise.all([
+        outcome,
+        sending.catch((error: unknown) => {
+          cancel();
+          throw error;
+        }),
+      ]);
+      return result;
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  }
+
   /** Opens a ModelStreamInfer stream: send() resolves with the answer to that request (matched by id). */
   openStream(): InferStream {
     return new InferStream(
@@ -253,6 +377,7 @@ export class GrpcInferenceClient {
   close(): void {
     this.client.close();
     this.explainClient?.close();
+    this.updateClient?.close();
   }
 }
 

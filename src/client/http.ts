@@ -19,6 +19,10 @@ import {
   type InferOptions,
   type InferResult,
   type TypedArray,
+  flatFloats,
+  type UpdateOptions,
+  type UpdateOutcome,
+  type UpdateRowsBatch,
 } from './types.js';
 
 /** A REST client for one base URL (http://host:port). */
@@ -68,6 +72,61 @@ export class HttpInferenceClient {
     const response = await this.request(method, path, body);
     if (!response.ok) await raise(response);
     return (await response.json()) as T;
+  }
+
+  /**
+   * Updates a model from new rows (maas's update extension): streams the batches, reports the
+   * training through onProgress, and resolves with the outcome — promoted as a new version, or
+   * kept. Rejects with an InferenceServerError when the server refuses or the update fails.
+   */
+  async update(options: UpdateOptions): Promise<UpdateOutcome> {
+    const binary = (options.format ?? 'binary') === 'binary';
+    const response = await fetch(`${this.base}${modelPath(options.model, options.version ?? '')}/update`, {
+      method: 'POST',
+      signal: options.signal,
+      dispatcher: this.dispatcher,
+      headers: { ...this.headers, 'content-type': binary ? 'application/octet-stream' : 'application/x-ndjson' },
+      body: updateBody(options, binary),
+      duplex: 'half',
+    });
+    if (!response.ok) await raise(response);
+    for await (const event of ndjson(response)) {
+      if (event.event === 'training')
+        options.onProgress?.({
+          event: 'training',
+          model: event.model_name as string,
+          baseVersion: event.model_version as string,
+          rows: event.rows as number,
+          holdoutRows: event.holdout_rows as number,
+          epochs: event.epochs as number,
+        });
+      else if (event.event === 'epoch')
+        options.onProgress?.({
+          event: 'epoch',
+          epoch: event.epoch as number,
+          epochs: event.epochs as number,
+          logs: event.logs as Record<string, number>,
+        });
+      else if (event.event === 'error')
+        throw new InferenceServerError(event.error as string, response.status, event.code as string);
+      else if (event.event === 'result')
+        return {
+          model: event.model_name as string,
+          baseVersion: event.base_version as string,
+          promoted: event.promoted as boolean,
+          ...(event.model_version !== undefined ? { version: event.model_version as string } : {}),
+          serving: event.serving as boolean,
+          metric: event.metric as string,
+          improvement: event.improvement as number,
+          candidate: event.candidate as Record<string, number>,
+          servingMetrics: event.serving_metrics as Record<string, number>,
+          rows: event.rows as number,
+          holdoutRows: event.holdout_rows as number,
+          dataSha256: event.data_sha256 as string,
+          reason: event.reason as string,
+        };
+    }
+    throw new InferenceServerError('The update answer ended before its result', response.status);
   }
 
   /** Whether the server is live (ServerLive). */
@@ -262,6 +321,49 @@ export class HttpInferenceClient {
       }),
     };
   }
+}
+
+/** A batch as one binary frame: 4-byte length, JSON header, x's then y's FP32 bytes. */
+function updateFrame(header: object, x?: Float32Array, y?: Float32Array): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32LE(json.length, 0);
+  const parts: Uint8Array[] = [prefix, json];
+  for (const v of [x, y]) if (v) parts.push(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return Buffer.concat(parts);
+}
+
+/** The update body: the parameters, then each batch, as frames or NDJSON lines. */
+async function* updateBody(options: UpdateOptions, binary: boolean): AsyncGenerator<Uint8Array> {
+  const parameters = options.parameters ?? {};
+  yield binary ? updateFrame({ parameters }) : Buffer.from(`${JSON.stringify({ parameters })}\n`);
+  for await (const batch of options.batches) {
+    const set = batch.set ?? 'train';
+    if (binary) {
+      const x = flatFloats(batch.x);
+      const y = flatFloats(batch.y);
+      yield updateFrame({ set, x: { binary_data_size: x.byteLength }, y: { binary_data_size: y.byteLength } }, x, y);
+    } else {
+      const plain = (v: UpdateRowsBatch['x']) => (v instanceof Float32Array ? Array.from(v) : v);
+      yield Buffer.from(`${JSON.stringify({ set, x: plain(batch.x), y: plain(batch.y) })}\n`);
+    }
+  }
+}
+
+/** An NDJSON response's objects, as they arrive. */
+async function* ndjson(response: Response): AsyncGenerator<Record<string, unknown>> {
+  const decoder = new TextDecoder();
+  let pending = '';
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) !== -1) {
+      const line = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (line) yield JSON.parse(line) as Record<string, unknown>;
+    }
+  }
+  if (pending.trim()) yield JSON.parse(pending) as Record<string, unknown>;
 }
 
 function modelPath(name: string, version: string): string {

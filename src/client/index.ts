@@ -12,5 +12,9 @@ export {
   type RequestedOutput,
   type ResultTensor,
   type TypedArray,
+  type UpdateOptions,
+  type UpdateOutcome,
+  type UpdateProgress,
+  type UpdateRowsBatch,
 } from './types.js';
 export type { ModelExplainResponse, ExplanationMessage, ColumnAttributionMessage } from '../protocol/explain.js';

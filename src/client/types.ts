@@ -190,3 +190,63 @@ export function tensorFromBytes(bytes: Uint8Array, datatype: string): TypedArray
   copy.set(bytes);
   return new Ctor(copy.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
 }
+
+/** One batch of an update's rows: x rows of the model's inputs, y rows of its targets (or class indices). */
+export interface UpdateRowsBatch {
+  /** 'train' (default): rows to train on; 'holdout': rows the candidate is judged by. */
+  set?: 'train' | 'holdout';
+  /** Rows of inputs: an array of rows, or flat row-major values. */
+  x: Float32Array | number[] | number[][];
+  /** Rows of targets, as x (one class index a row for a sparse loss). */
+  y: Float32Array | number[] | number[][];
+}
+
+/** What update() reports while the server trains. */
+export type UpdateProgress =
+  | { event: 'training'; model: string; baseVersion: string; rows: number; holdoutRows: number; epochs: number }
+  | { event: 'epoch'; epoch: number; epochs: number; logs: Record<string, number> };
+
+/** update()'s options. */
+export interface UpdateOptions {
+  model: string;
+  /** The version to start from (default: the one unversioned requests reach). */
+  version?: string;
+  /** epochs, batch_size, learning_rate, optimizer, loss, seed, architecture (a candidate as JSON or an object). */
+  parameters?: Record<string, boolean | number | string | object>;
+  /** The rows, in batches: an array, or an (async) iterable that yields them as they are read. */
+  batches: Iterable<UpdateRowsBatch> | AsyncIterable<UpdateRowsBatch>;
+  /** Hears the training's events. */
+  onProgress?: (progress: UpdateProgress) => void;
+  /** Cancels the update (nothing of it stays unless it was already committed). */
+  signal?: AbortSignal;
+  /** REST only: send the rows as binary frames (default) or as NDJSON. */
+  format?: 'binary' | 'json';
+}
+
+/** How an update ended. */
+export interface UpdateOutcome {
+  model: string;
+  baseVersion: string;
+  /** Whether the candidate beat the serving version by the model's margin and was committed. */
+  promoted: boolean;
+  /** The committed version (when promoted). */
+  version?: string;
+  /** Whether the committed version is serving. */
+  serving: boolean;
+  metric: string;
+  improvement: number;
+  /** The candidate's and the serving version's held-out scores. */
+  candidate: Record<string, number>;
+  servingMetrics: Record<string, number>;
+  rows: number;
+  holdoutRows: number;
+  dataSha256: string;
+  reason: string;
+}
+
+/** A batch's x or y as flat FP32 values. */
+export function flatFloats(values: Float32Array | number[] | number[][]): Float32Array {
+  if (values instanceof Float32Array) return values;
+  if (values.length > 0 && Array.isArray(values[0])) return Float32Array.from((values as number[][]).flat());
+  return Float32Array.from(values as number[]);
+}

@@ -93,6 +93,28 @@ export const ERRORS = {
     kind: 'FailedPrecondition',
     doc: 'A federated round has no valid update to average (every one was refused: shape, values, norm or count).',
   },
+  MAAS_ERR_UPDATE_PARAMETER: {
+    kind: 'InvalidArgument',
+    doc: 'An update parameter is unknown or out of range (epochs, batch_size, learning_rate, optimizer, loss, seed, architecture).',
+  },
+  MAAS_ERR_UPDATE_DATA: {
+    kind: 'InvalidArgument',
+    doc: "An update's rows are malformed: a batch of the wrong width or set, non-finite values, or no training or held-out rows.",
+  },
+  MAAS_ERR_UPDATE_TOO_LARGE: {
+    kind: 'ResourceExhausted',
+    doc: "An update sent more bytes of rows than its model's update_max_bytes (default 256 MiB).",
+    httpStatus: 413,
+  },
+  MAAS_ERR_UPDATE_BUSY: {
+    kind: 'FailedPrecondition',
+    doc: 'An update of this model is already running (one per model at a time): wait for it to end, or cancel it.',
+    httpStatus: 409,
+  },
+  MAAS_ERR_UPDATE_REFUSED: {
+    kind: 'FailedPrecondition',
+    doc: 'This version cannot be updated here (int8, encrypted, a file format maas cannot write, or saved without a loss); the message says which.',
+  },
   MAAS_ERR_UI_ASSETS: {
     kind: 'Internal',
     doc: "The /ui page's files (the package's ui/ folder, d3 and @observablehq/plot) cannot be read: reinstall maas.",

@@ -91,8 +91,8 @@ const TASK_METRICS: Record<'classification' | 'regression', SelectionMetric[]> =
 };
 const HIGHER_IS_BETTER: Record<SelectionMetric, boolean> = { accuracy: true, loss: false, mae: false, rmse: false };
 
-function checkCandidate(value: unknown, i: number): CandidateSpec {
-  const what = `candidates[${i}]`;
+/** Checks one candidate; `what` names it in errors ("candidates[2]"). */
+export function checkCandidate(value: unknown, what: string): CandidateSpec {
   const o = checkOptions(what, value, ['name', 'layers', 'optimizer', 'learningRate', 'epochs', 'batchSize']);
   if (!Array.isArray(o.layers) || o.layers.length === 0 || o.layers.length > 16)
     throw invalidParameter(`${what}.layers`, 'an array of 1 to 16 hidden layers', o.layers);
@@ -239,7 +239,7 @@ export async function selectModel(
   const o = checkOptions('selectModel options', options, ['label', 'folds', 'metric', 'seed', 'preparation']);
   if (!Array.isArray(candidates) || candidates.length === 0 || candidates.length > MAX_CANDIDATES)
     throw invalidParameter('candidates', `an array of 1 to ${MAX_CANDIDATES} candidate specs`, candidates);
-  const specs = candidates.map(checkCandidate);
+  const specs = candidates.map((c, i) => checkCandidate(c, `candidates[${i}]`));
   if (typeof o.label !== 'string' || o.label.length === 0)
     throw invalidParameter('selectModel options.label', 'the name of the column to predict', o.label);
   const label = o.label;

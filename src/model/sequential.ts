@@ -249,6 +249,11 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
     return packDenseStack(this.stack, this.inferencePrecision);
   }
 
+  /** What compile() was given, validated (the optimizer is the live one), or null before compile. */
+  get compileSettings(): Readonly<CompiledConfig> | null {
+    return this.compileConfig;
+  }
+
   /** The loss and metrics given to compile(), or null before compile (what reports compare). */
   get compileInfo(): { loss: string; metrics: readonly string[] } | null {
     const c = this.compileConfig;

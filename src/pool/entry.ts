@@ -3,7 +3,7 @@ import { moduleEntry as entryBeside, type ModuleEntry } from '../core/module-ent
 
 export type { ModuleEntry } from '../core/module-entry.js';
 
-/** The inference worker or the load thread's module. */
-export function moduleEntry(name: 'worker' | 'load-worker'): ModuleEntry {
+/** The inference worker's, the load thread's or the update thread's module. */
+export function moduleEntry(name: 'worker' | 'load-worker' | 'update-worker'): ModuleEntry {
   return entryBeside(import.meta.url, name);
 }

@@ -12,9 +12,8 @@ import { MaasError, isErrorCode } from '../core/errors.js';
 import type { ModelKeys } from '../io/model-keys.js';
 import type { KeyAnswer, KeyRequest, LoadReply, LoadRequest } from './messages.js';
 import { openAndPack } from './open-and-pack.js';
+import { sourceHooks } from './source-hooks.js';
 
-// Run from the TypeScript sources (tests, benches), the thread requires this module through tsx's
-// CommonJS hook; dynamic ESM imports (the HDF5 reader) need tsx's ESM hooks in this thread too.
 // Loading is background work: at the lowest priority this thread takes only the CPU that the
 // event loop and the inference workers leave idle. On Linux a nice value belongs to the calling
 // thread (elsewhere it would be the whole process's, so it is left alone there).
@@ -24,14 +23,6 @@ if (process.platform === 'linux') {
   } catch {
     // not permitted here: the load still runs, at normal priority
   }
-}
-
-let esmHooks: Promise<void> | null = null;
-function sourceHooks(): Promise<void> {
-  if (!import.meta.url.endsWith('.ts')) return Promise.resolve();
-  const tsx = 'tsx/esm/api'; // a dev dependency: not a static import, so the build never needs it
-  esmHooks ??= import(tsx).then((api: { register(): void }) => api.register());
-  return esmHooks;
 }
 
 /** The keys of encrypted files, asked of the thread's owner (see KeyRequest). */

@@ -9,6 +9,8 @@ import type { KeyObject } from 'node:crypto';
 import type { DensePrecision, PackedFormat, PackedRegion } from '../model/packed.js';
 import type { ExplainTask, WorkerExplanation } from '../explain/task.js';
 
+import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../lifecycle/update.js';
+
 export type { ExplainTask, WorkerExplanation } from '../explain/task.js';
 
 export type { PackedFormat, PackedRegion } from '../model/packed.js';
@@ -128,3 +130,15 @@ export type KeyAnswer =
 
 /** What the load worker posts: key requests, then one LoadReply. */
 export type FromLoadWorker = KeyRequest | LoadReply;
+
+/** What an update thread is started with: the job, and the native threads it may use. */
+export interface UpdateThreadData {
+  job: UpdateJob;
+  threads: number;
+}
+
+/** What an update thread posts: its epochs, then the verdict or the error's code and message. */
+export type FromUpdateWorker =
+  | { kind: 'epoch'; epoch: UpdateEpoch }
+  | { kind: 'done'; verdict: UpdateVerdict }
+  | { kind: 'failed'; code: string; message: string };

@@ -29,6 +29,8 @@ import {
   type WorkerExplanation,
 } from './messages.js';
 import { startWorker, type WorkerLink } from './worker-link.js';
+import { runUpdateThread } from './update-thread.js';
+import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../lifecycle/update.js';
 
 export type {
   ExplainTask,
@@ -147,6 +149,8 @@ export class InferencePool {
   /** This thread's handles for inline executions, by version key (opened on first use). */
   private readonly inlineHandles = new Map<string, NativeModelHandle>();
   private hop: Promise<number> | null = null;
+  /** Ends the update threads still running when the pool closes. */
+  private readonly closing = new AbortController();
 
   constructor(options: PoolOptions = {}) {
     this.loadTimeoutMs = options.loadTimeoutMs ?? 300_000;
@@ -253,6 +257,30 @@ export class InferencePool {
       throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     }
     return reply.model;
+  }
+
+  /**
+   * Runs a model update (lifecycle/update.ts) in a thread of its own with `threads` native
+   * threads, at the lowest priority; the job's rows are moved to it. `onEpoch` hears each epoch;
+   * `signal` ends the thread, and so does close().
+   */
+  async update(
+    job: UpdateJob,
+    options: { threads: number; signal?: AbortSignal; onEpoch: (epoch: UpdateEpoch) => void },
+  ): Promise<UpdateVerdict> {
+    if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
+    const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
+    this.hold(1);
+    try {
+      return await runUpdateThread(job, {
+        threads: options.threads,
+        heapMb: this.loadHeapMb,
+        signal,
+        onEpoch: options.onEpoch,
+      });
+    } finally {
+      this.hold(-1);
+    }
   }
 
   /**
@@ -515,6 +543,7 @@ export class InferencePool {
     if (this.closed) return;
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.closed = true;
+    this.closing.abort(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closing'));
     clearInterval(this.keepAlive);
     for (const slot of this.slots) if (slot.respawn) clearTimeout(slot.respawn);
     for (const wake of this.waitingForWorker) wake();

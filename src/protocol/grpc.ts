@@ -43,6 +43,11 @@ export function explainService(): grpc.ServiceClientConstructor {
   return loadService('maas_explain.proto', 'maas', 'ExplainService');
 }
 
+/** The `maas.UpdateService` client constructor (proto/maas_update.proto); `.service` is its definition. */
+export function updateService(): grpc.ServiceClientConstructor {
+  return loadService('maas_update.proto', 'maas', 'UpdateService');
+}
+
 /** The wire shape of an InferParameter (oneof parameter_choice). */
 export interface WireParameter {
   bool_param?: boolean;

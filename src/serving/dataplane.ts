@@ -15,6 +15,7 @@ import type { FailureReason, ServingMetrics, VersionStatistics } from './statist
 import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js';
 import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
+import { ModelUpdates, type UpdateSession } from './updates.js';
 import type { InputRows } from './batcher.js';
 import {
   EXPLAIN_METHODS,
@@ -35,6 +36,7 @@ import {
 
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
+export type { UpdateBatch, UpdateEvent, UpdateResult, UpdateSession, UpdateSet } from './updates.js';
 /** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
 export { outputBytes } from './tensors.js';
 export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
@@ -175,6 +177,8 @@ export const EXTENSIONS = [
   'explain',
   // maas's own: GET …/card (what the /ui page shows of a version).
   'model_card',
+  // maas's own: POST …/update and maas.UpdateService/Update (new rows in, a judged version out).
+  'update',
 ] as const;
 
 /**
@@ -246,6 +250,8 @@ export interface DataPlaneOptions {
 export type ControlOperation =
   | { kind: 'load'; name: string; config?: string }
   | { kind: 'unload'; name: string }
+  /** An update promoted a new version: load the model again, in any control mode. */
+  | { kind: 'reload'; name: string }
   | { kind: 'routing'; name: string; labels: Record<string, number>; canaryPercent: number };
 
 /** The other serving processes: a load or unload that succeeds here runs in each of them as well. */
@@ -262,6 +268,7 @@ export class DataPlane {
   private readonly serverVersion: string;
   private readonly peers: ServingPeers | undefined;
   private stopping = false;
+  private readonly updates: ModelUpdates;
 
   constructor(options: DataPlaneOptions) {
     this.repository = options.repository;
@@ -269,6 +276,24 @@ export class DataPlane {
     this.serverName = options.serverName ?? 'maas';
     this.serverVersion = options.serverVersion;
     this.peers = options.peers;
+    this.updates = new ModelUpdates(this.repository, async (name) => {
+      await this.repository.load(name);
+      await this.peers?.broadcast({ kind: 'reload', name });
+    });
+  }
+
+  /**
+   * Starts an update of a model from new rows (the update extension): the session takes the
+   * client's batches, then run() trains, judges and promotes. Refused while the server stops,
+   * while another update of the model runs, or for a version that cannot be updated.
+   */
+  async beginUpdate(
+    name: string,
+    version: string | undefined,
+    parameters: Record<string, unknown>,
+  ): Promise<UpdateSession> {
+    if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    return this.updates.begin(name, version, parameters);
   }
 
   /** Marks the server as going away: not ready, new inferences refused. */
@@ -420,6 +445,7 @@ export class DataPlane {
       this.repository.setRouting(operation.name, operation.labels, operation.canaryPercent);
       return;
     }
+    if (operation.kind === 'reload') return this.repository.load(operation.name);
     this.checkExplicit(operation.kind);
     if (operation.kind === 'unload') return this.repository.unload(operation.name);
     await this.repository.load(

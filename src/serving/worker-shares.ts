@@ -44,6 +44,8 @@ export interface WorkerSharesOptions {
 export class WorkerShares {
   private readonly members = new Set<Member>();
   private held = 0;
+  /** Workers kept from inference (an update trains on them). */
+  private reserved = 0;
   private readonly windowNs: number;
 
   constructor(
@@ -78,6 +80,29 @@ export class WorkerShares {
     };
   }
 
+  /**
+   * Keeps `count` workers from inference until the returned function is called: executions
+   * already running finish, and no new one starts while they would take a kept worker. At most
+   * every worker; the executions placed inline (on the event loop) are not held back.
+   */
+  reserve(count: number): () => void {
+    const n = Math.max(0, Math.min(Math.floor(count), this.workers - this.reserved));
+    this.reserved += n;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reserved -= n;
+      // The workers are free for inference again: whoever waits may take them.
+      for (const m of [...this.members]) if (m.waiting) m.wake();
+    };
+  }
+
+  /** Workers inference may use now. */
+  private get available(): number {
+    return this.workers - this.reserved;
+  }
+
   private active(m: Member, now: number): boolean {
     return m.held > 0 || m.waiting || now - m.lastDemand < this.windowNs;
   }
@@ -85,7 +110,7 @@ export class WorkerShares {
   private tryAcquire(member: Member): boolean {
     const now = nowNs();
     member.lastDemand = now;
-    if (this.held < this.workers && member.held < member.cap) {
+    if (this.held < this.available && member.held < member.cap) {
       const share = this.shareFor(member, now);
       if (member.held < share.limit) {
         member.held++;
@@ -109,8 +134,8 @@ export class WorkerShares {
       active++;
       othersQuietAt = Math.max(othersQuietAt, m.held > 0 || m.waiting ? Infinity : m.lastDemand + this.windowNs);
     }
-    if (active === 1) return { limit: this.workers, othersQuietAt };
-    return { limit: Math.max(1, Math.floor(this.workers / active)), othersQuietAt };
+    if (active === 1) return { limit: this.available, othersQuietAt };
+    return { limit: Math.max(1, Math.floor(this.available / active)), othersQuietAt };
   }
 
   private retryAt(member: Member, atNs: number): void {
@@ -133,7 +158,7 @@ export class WorkerShares {
     // cost); above it, it now waits. Then the free worker goes to whoever waits with the fewest.
     member.wake();
     // Once per finished execution: nothing is allocated unless another version waits.
-    while (this.held < this.workers) {
+    while (this.held < this.available) {
       let next: Member | null = null;
       for (const m of this.members)
         if (m.waiting && m !== member && !woken?.has(m) && (!next || m.held < next.held)) next = m;

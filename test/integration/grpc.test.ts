@@ -80,6 +80,7 @@ describe('gRPC: health and metadata', () => {
       'statistics',
       'explain',
       'model_card',
+      'update',
     ]);
   });
 

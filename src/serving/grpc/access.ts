@@ -22,6 +22,11 @@ export interface RpcAccess {
   model?: ModelOf;
   /** A bidirectional stream: the rate and the model are checked per message. */
   stream?: boolean;
+  /**
+   * A stream about one model: its first message names the model and is checked; the call takes
+   * one request slot until its status, and later messages pass.
+   */
+  session?: boolean;
 }
 
 const named: ModelOf = (r) => (typeof r.name === 'string' ? r.name : '');
@@ -43,6 +48,8 @@ export const RPC_ACCESS: Readonly<Record<string, RpcAccess>> = {
   ModelStreamInfer: { scope: 'infer', model: modelName, stream: true },
   // maas.ExplainService
   ModelExplain: { scope: 'explain', model: modelName },
+  // maas.UpdateService
+  Update: { scope: 'update', model: modelName, session: true },
 };
 
 /** Settings of the interceptor beyond the access control itself. */
@@ -94,6 +101,7 @@ export function accessInterceptor(access: AccessControl, options: GrpcAccessOpti
     const admitMessage = (message: Record<string, unknown>, next: (message: unknown) => void) => {
       if (refused) return;
       if (!settled || refusalOf(message)) return next(message); // open, or a decode error to answer
+      if (rule!.session && release) return next(message); // the session's model was checked on its first message
       const named = rule!.model!(message);
       model = typeof named === 'string' ? named : undefined;
       try {

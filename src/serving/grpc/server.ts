@@ -12,7 +12,13 @@ import {
 } from '../../protocol/limits.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { explainService, fromWireParameters, inferenceService, type WireParameter } from '../../protocol/grpc.js';
+import {
+  explainService,
+  fromWireParameters,
+  inferenceService,
+  updateService,
+  type WireParameter,
+} from '../../protocol/grpc.js';
 import { Cancellation, explainMessage, type DataPlane, type InferResponse } from '../dataplane.js';
 import {
   decodeInferRequest,
@@ -30,6 +36,7 @@ import type { WireRequest, WireResponse } from '../../protocol/infer-wire.js';
 import type { AccessControl } from '../auth/access.js';
 import type { CertificateSource, ClientCertificates } from '../auth/tls.js';
 import { accessInterceptor } from './access.js';
+import { serveUpdateStream } from './update.js';
 
 /** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */
 interface ModelRef {
@@ -196,6 +203,9 @@ export async function startGrpcServer(
     ModelExplain: unary(async (message: WireRequest) =>
       explainMessage(await dataplane.explain(decodeInferRequest(message))),
     ),
+  });
+  server.addService(withCodedDecodeErrors(updateService().service), {
+    Update: (call: Parameters<typeof serveUpdateStream>[0]) => serveUpdateStream(call, dataplane, logger),
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, credentialsOf(options.tls), (error, bound) =>

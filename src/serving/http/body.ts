@@ -51,7 +51,7 @@ export function tooLarge(limit: number, received: string): MaasError {
  * after the answer the server sends a FIN, stops reading (the client's window fills and it
  * waits, at no cost here), and closes the socket LINGER_MS later.
  */
-function lingerAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+export function lingerAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
   res.once('finish', () => {
     req.pause(); // after node's own finish handler, which resumes a body nobody read, to drop it
     const socket = req.socket;

@@ -32,6 +32,7 @@ import type { Release } from '../auth/rate-limit.js';
 import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
 import { ConnectionGate } from './connections.js';
+import { receiveUpdate, updateEventJson, updateResultJson } from './update.js';
 import { JsonBodies } from './json-body.js';
 import type { BodyKind } from './json-parse.js';
 import {
@@ -89,6 +90,8 @@ export interface Context {
   /** Parses a JSON object body, on the event loop or in the parse thread by size. */
   parseJson: (body: Body | Uint8Array, kind: BodyKind) => Promise<Record<string, unknown>>;
   cancellation: Cancellation;
+  /** The largest body (or, for a streamed body, message) the server takes. */
+  limit: number;
 }
 
 type Reply = {
@@ -98,6 +101,8 @@ type Reply = {
   file?: UiAsset;
   binary?: { header: unknown; blobs: Uint8Array[] };
   headers?: Record<string, string>;
+  /** The handler wrote the answer itself (a stream of events). */
+  streamed?: true;
 } | void;
 
 /**
@@ -415,6 +420,14 @@ export function routes(dataplane: DataPlane): Route[] {
     },
     {
       method: 'POST',
+      pattern: new RegExp(`^/v2/models/${NAME}${VERSION}/update$`),
+      path: `${models}/update`,
+      scope: 'update',
+      model: 'path',
+      handle: (ctx) => serveUpdate(dataplane, ctx),
+    },
+    {
+      method: 'POST',
       pattern: /^\/v2\/repository\/index$/,
       path: '/v2/repository/index',
       scope: 'repository',
@@ -468,6 +481,42 @@ export function routes(dataplane: DataPlane): Route[] {
   ];
 }
 
+/**
+ * The update route: the body's rows into a session (a refusal so far is an ordinary error
+ * answer), then the training's events as NDJSON lines, the last a "result" or an "error".
+ * The connection closing before the result cancels the update.
+ */
+async function serveUpdate(dataplane: DataPlane, ctx: Context): Promise<Reply> {
+  const [model, version] = ctx.params;
+  const session = await receiveUpdate(dataplane, model!, version, ctx);
+  try {
+    session.checkRows(); // still an ordinary error answer: nothing is streamed yet
+  } catch (error) {
+    await session.cancel('its rows were refused');
+    throw error;
+  }
+  const { res } = ctx;
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  const line = (value: unknown) => void (!res.destroyed && res.write(`${JSON.stringify(value)}\n`));
+  const onClose = () => {
+    if (!res.writableFinished) void session.cancel('the client closed the connection');
+  };
+  res.on('close', onClose);
+  try {
+    line(updateResultJson(await session.run((event) => line(updateEventJson(event)))));
+  } catch (error) {
+    line({
+      event: 'error',
+      code: error instanceof MaasError ? error.code : 'internal',
+      error: httpError(error).body.error,
+    });
+  } finally {
+    res.off('close', onClose);
+    res.end();
+  }
+  return { streamed: true };
+}
+
 /** The credentials of a REST request: a bearer token, the token header, or a verified client certificate. */
 export function restCredentials(req: IncomingMessage, tokenHeader?: string): Credentials {
   const socket = req.socket as Partial<TLSSocket>;
@@ -507,7 +556,7 @@ async function admit(
 }
 
 function send(res: ServerResponse, reply: Reply): void {
-  if (res.destroyed) return;
+  if (res.destroyed || reply?.streamed) return;
   const status = reply?.status ?? 200;
   if (reply?.binary) {
     const header = Buffer.from(JSON.stringify(reply.binary.header));
@@ -728,6 +777,7 @@ export async function startHttpServer(
         body: () => readBody(req, res, limit, req.headers[BINARY_HEADER_LENGTH] === undefined ? threadBytes : Infinity),
         parseJson,
         cancellation,
+        limit,
       });
       let admission: Admission | null = null;
       Promise.resolve()

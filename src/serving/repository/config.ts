@@ -10,6 +10,7 @@ import type { BatchingPolicy } from '../batcher.js';
 import { DENSE_PRECISIONS, type DensePrecision } from '../../model/packed.js';
 import { EXPLAIN_METHODS, EXPLAIN_OPTION_NAMES, type ExplainMethod } from '../../explain/explanation.js';
 import { isPlainObject } from '../../core/validation.js';
+import { parseUpdatePolicy, type UpdatePolicy } from '../../lifecycle/update.js';
 
 /** An input or output of config.json: its name, Triton data type and dims (without the batch dimension). */
 export interface TensorConfig {
@@ -629,4 +630,70 @@ function stringParameter(config: ModelConfig, name: string): string | undefined 
   const value = (entry as { string_value?: unknown } | null)?.string_value;
   if (typeof value !== 'string') throw bad(config.name, `parameters.${name}`, '{"string_value": "…"}', entry);
   return value;
+}
+
+/** What a model's config says about updates from new rows (the update extension). */
+export interface UpdateSettings {
+  /** The metric a candidate must improve and by how much (update_metric, default loss; update_margin, default 0). */
+  policy: UpdatePolicy;
+  /** Default epochs and rows per step (update_epochs, update_batch_size). */
+  epochs?: number;
+  batchSize?: number;
+  /** A JSON file of held-out rows in the model's directory (update_holdout), used when an update sends none. */
+  holdoutFile?: string;
+  /** The share of the pool's workers an update trains on, kept from inference meanwhile (update_worker_share, default 0.5). */
+  workerShare: number;
+  /** The most bytes of rows one update may send (update_max_bytes, default 256 MiB). */
+  maxBytes: number;
+}
+
+/** The config parameters that set UpdateSettings. */
+export const UPDATE_PARAMETERS = {
+  metric: 'update_metric',
+  margin: 'update_margin',
+  epochs: 'update_epochs',
+  batchSize: 'update_batch_size',
+  holdout: 'update_holdout',
+  workerShare: 'update_worker_share',
+  maxBytes: 'update_max_bytes',
+} as const;
+
+/** The most bytes of rows an update may send unless the config says otherwise. */
+export const DEFAULT_UPDATE_MAX_BYTES = 256 * 1024 * 1024;
+
+/** A model's update settings from its config's parameters, checked. */
+export function updateSettingsOf(config: ModelConfig): UpdateSettings {
+  const p = UPDATE_PARAMETERS;
+  const number = (name: string, min: number, max: number, integer: boolean): number | undefined => {
+    const text = stringParameter(config, name);
+    if (text === undefined) return undefined;
+    const v = Number(text);
+    if (!(Number.isFinite(v) && v >= min && v <= max) || (integer && !Number.isInteger(v)))
+      throw bad(
+        config.name,
+        `parameters.${name}`,
+        `{"string_value": "<${integer ? 'an integer' : 'a number'} in [${min}, ${max}]>"}`,
+        text,
+      );
+    return v;
+  };
+  const holdoutFile = stringParameter(config, p.holdout);
+  if (holdoutFile !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(holdoutFile))
+    throw bad(config.name, `parameters.${p.holdout}`, 'a file name in the model directory', holdoutFile);
+  let policy: UpdatePolicy;
+  try {
+    policy = parseUpdatePolicy(stringParameter(config, p.metric), stringParameter(config, p.margin));
+  } catch (error) {
+    throw new MaasError('MAAS_ERR_MODEL_CONFIG', `Model '${config.name}': ${(error as Error).message}`);
+  }
+  const epochs = number(p.epochs, 1, 10_000, true);
+  const batchSize = number(p.batchSize, 1, 65_536, true);
+  return {
+    policy,
+    ...(epochs !== undefined ? { epochs } : {}),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(holdoutFile !== undefined ? { holdoutFile } : {}),
+    workerShare: number(p.workerShare, 0, 1, false) ?? 0.5,
+    maxBytes: number(p.maxBytes, 1, 2 ** 40, true) ?? DEFAULT_UPDATE_MAX_BYTES,
+  };
 }

@@ -32,6 +32,8 @@ import {
   placementOf,
   routingFromConfig,
   canaryBoundsOf,
+  updateSettingsOf,
+  type UpdateSettings,
   checkedRouting,
   type VersionRouting,
   PLACEMENT_PARAMETER,
@@ -41,6 +43,7 @@ import {
   type ModelConfig,
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
+import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../../lifecycle/update.js';
 import { Pipeline } from '../../data/pipeline.js';
 import type { DensePrecision } from '../../model/packed.js';
 
@@ -76,6 +79,10 @@ export interface ServedVersion {
   readonly explain: ServedExplain | null;
   /** Every epoch of the model's training, as saved with it (empty when it carries none). */
   readonly history: readonly EpochLog[];
+  /** The model file it was loaded from (an update fine-tunes a copy of it). */
+  readonly file: string;
+  /** What its config says about updates from new rows. */
+  readonly update: UpdateSettings;
 }
 
 /** A version's explanations: the config's defaults, its background rows, and the pool call that runs one. */
@@ -283,6 +290,31 @@ export class ModelRepository {
     if (!side) return null;
     const now = Date.now();
     return entry.guard.record(side, ok, latencyNs, now) ? entry.guard.breach(now) : null;
+  }
+
+  /** The model's directory in the repository. */
+  modelDir(name: string): string {
+    return join(this.root, name);
+  }
+
+  /**
+   * Runs an update job in the pool's update thread, on `share` of the workers (rounded down):
+   * those are kept from inference while it trains, and its native threads are theirs (at least
+   * one, at the lowest priority when no worker is kept).
+   */
+  async runUpdate(
+    job: UpdateJob,
+    share: number,
+    options: { signal: AbortSignal; onEpoch: (epoch: UpdateEpoch) => void },
+  ): Promise<UpdateVerdict> {
+    const seats = Math.floor(share * this.pool.workers);
+    const release = this.shares.reserve(seats);
+    try {
+      const threads = Math.min(64, Math.max(1, seats) * this.pool.threadsPerWorker);
+      return await this.pool.update(job, { threads, ...options });
+    } finally {
+      release();
+    }
   }
 
   /** A model's labels and canary share now (null: none, the highest version serves). */
@@ -671,6 +703,7 @@ export class ModelRepository {
       const preparation = pipelineOf(loaded.preparation, path, inputSize);
       const history = loaded.history ?? [];
       const savedBackground = loaded.background ?? null;
+      const update = updateSettingsOf(config);
       const labels = preparation?.classes ?? (await this.labelFile(name, config.output[0]!.label_filename));
       const explain = asked.explain
         ? await this.servedExplain(name, asked.explain, inputSize, preparation, savedBackground, (task) =>
@@ -692,6 +725,8 @@ export class ModelRepository {
         labels,
         explain,
         history,
+        file: path,
+        update,
       };
     } catch (error) {
       batcher?.close();

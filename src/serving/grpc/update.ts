@@ -1,0 +1,136 @@
+/**
+ * maas.UpdateService/Update: the update extension over gRPC. The first request names the model
+ * and the parameters; requests carry batches of FP32 rows; the client's half-close starts the
+ * training. Events go back on the stream; a failure ends the call with its mapped status. A call
+ * cancelled before the commit cancels the update, and nothing of it stays.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { MaasError } from '../../core/errors.js';
+import { fromWireParameters, type WireParameter } from '../../protocol/grpc.js';
+import type { DataPlane, UpdateEvent, UpdateResult, UpdateSession } from '../dataplane.js';
+import { toGrpcError, type RefusedInferRequest } from './codec.js';
+
+/** UpdateRequest as proto-loader decodes it. */
+export interface WireUpdateRequest {
+  model_name?: string;
+  model_version?: string;
+  parameters?: Record<string, WireParameter>;
+  batch?: { set?: string; rows?: number; x?: Buffer; y?: Buffer };
+}
+
+type UpdateCall = grpc.ServerDuplexStream<WireUpdateRequest | RefusedInferRequest, object>;
+
+/** Little-endian FP32 bytes as floats (copied: the message's buffer may be unaligned). */
+function floats(bytes: Buffer | undefined, what: string): Float32Array {
+  const b = bytes ?? Buffer.alloc(0);
+  if (b.length % 4 !== 0)
+    throw new MaasError(
+      'MAAS_ERR_UPDATE_DATA',
+      `Expected ${what} to hold FP32 values (a multiple of 4 bytes) but received ${b.length} bytes`,
+    );
+  const out = new Float32Array(b.length / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+/** An event on the wire. */
+function eventMessage(event: UpdateEvent): object {
+  if (event.kind === 'training')
+    return {
+      event: 'training',
+      model_name: event.model,
+      model_version: String(event.baseVersion),
+      epochs: event.epochs,
+      rows: event.rows,
+      holdout_rows: event.holdoutRows,
+    };
+  return { event: 'epoch', epoch: event.epoch, epochs: event.epochs, metrics: event.logs };
+}
+
+/** The result on the wire. */
+function resultMessage(r: UpdateResult): object {
+  return {
+    event: 'result',
+    model_name: r.model,
+    model_version: r.version === undefined ? '' : String(r.version),
+    base_version: String(r.baseVersion),
+    metrics: r.verdict.candidate,
+    serving_metrics: r.verdict.serving,
+    rows: r.rows,
+    holdout_rows: r.verdict.holdoutRows,
+    promoted: r.promoted,
+    serving: r.serving,
+    reason: r.loadError ? `${r.verdict.reason}; not serving: ${r.loadError}` : r.verdict.reason,
+    metric: r.verdict.metric,
+    improvement: r.verdict.improvement,
+    data_sha256: r.dataSha256,
+  };
+}
+
+/** Serves one Update call. */
+export function serveUpdateStream(call: UpdateCall, dataplane: DataPlane, logger: Logger): void {
+  let session: UpdateSession | null = null;
+  let starting: Promise<void> | null = null;
+  let over = false;
+  const fail = (error: unknown) => {
+    if (over) return;
+    over = true;
+    // Answered once the model is free again: a client that retries at once is not refused as busy.
+    void Promise.resolve(session?.cancel('the update failed')).then(() => call.emit('error', toGrpcError(error)));
+  };
+  const add = (message: WireUpdateRequest) => {
+    const batch = message.batch;
+    if (!batch) return;
+    const x = floats(batch.x, 'batch.x');
+    const y = floats(batch.y, 'batch.y');
+    session!.add({ set: (batch.set || 'train') as 'train', x, y, ...(batch.rows ? { rows: batch.rows } : {}) });
+  };
+  call.on('data', (message: WireUpdateRequest | RefusedInferRequest) => {
+    if (over) return;
+    try {
+      if ('refused' in message) throw message.refused;
+      if (session) return add(message);
+      if (starting) throw new MaasError('MAAS_ERR_UPDATE_DATA', 'A batch arrived while the update was starting');
+      // The first request: hold the stream until the session exists (the lock is a file).
+      call.pause();
+      starting = dataplane
+        .beginUpdate(
+          message.model_name ?? '',
+          message.model_version || undefined,
+          fromWireParameters(message.parameters) ?? {},
+        )
+        .then((begun) => {
+          session = begun;
+          if (over) return void session.cancel();
+          add(message);
+          call.resume();
+        })
+        .catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  call.on('end', () => {
+    void (async () => {
+      await starting;
+      if (over) return;
+      if (!session) return fail(new MaasError('MAAS_ERR_UPDATE_DATA', 'The update stream named no model'));
+      try {
+        const result = await session.run((event) => !over && call.write(eventMessage(event)));
+        if (over) return;
+        over = true;
+        call.write(resultMessage(result));
+        call.end();
+      } catch (error) {
+        fail(error);
+      }
+    })();
+  });
+  // grpc-js reports every end of a call as 'cancelled', a normal one too (after the status).
+  call.once('cancelled', () => {
+    if (!over) void session?.cancel();
+    over = true;
+  });
+  call.on('error', (error) => logger.debug({ err: error }, 'update stream error'));
+}
