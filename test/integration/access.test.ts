@@ -11,8 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GrpcInferenceClient, InferenceServerError, type InferOptions } from '../../src/client/index.js';
-import { explainService, inferenceService } from '../../src/protocol/grpc.js';
+import {
+  GrpcInferenceClient,
+  InferenceServerError,
+  type InferOptions,
+  type UpdateOptions,
+} from '../../src/client/index.js';
+import { explainService, inferenceService, updateService } from '../../src/protocol/grpc.js';
 import { addTokenRecord } from '../../src/serving/auth/token-store.js';
 import { createToken, SCOPES, type Scope } from '../../src/serving/auth/tokens.js';
 import { RPC_ACCESS } from '../../src/serving/grpc/access.js';
@@ -140,6 +145,20 @@ function inferOptions(model: string): InferOptions {
   return { model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: inputs(1, WIDTH, 5) }] };
 }
 
+/** A small update of `model` (saved uncompiled: the loss comes as a parameter). */
+function updateOptions(model: string): UpdateOptions {
+  const x = inputs(8, WIDTH, 6);
+  const y = Float32Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? 1 : 0));
+  return {
+    model,
+    parameters: { epochs: 1, loss: 'categoricalCrossentropy' },
+    batches: [
+      { x, y },
+      { set: 'holdout', x, y },
+    ],
+  };
+}
+
 interface RpcCase {
   rpc: string;
   scope: Scope;
@@ -162,6 +181,8 @@ const RPC_CASES: RpcCase[] = [
   { rpc: 'RepositoryModelLoad', scope: 'repository', target: 'gamma', call: (c) => c.loadModel('gamma') },
   { rpc: 'ModelInfer', scope: 'infer', target: 'alpha', call: (c) => c.infer(inferOptions('alpha')) },
   { rpc: 'ModelExplain', scope: 'explain', target: 'alpha', call: (c) => c.explain(inferOptions('alpha')) },
+  // After gamma's load: an update may promote a version of gamma, which no other case pins.
+  { rpc: 'Update', scope: 'update', target: 'gamma', call: (c) => c.update(updateOptions('gamma')) },
   {
     rpc: 'ModelStreamInfer',
     scope: 'infer',
@@ -179,7 +200,11 @@ const RPC_CASES: RpcCase[] = [
 
 describe('gRPC access control', () => {
   it('has a rule for every RPC of the service, and the table calls each one', () => {
-    const methods = [...Object.keys(inferenceService().service), ...Object.keys(explainService().service)].sort();
+    const methods = [
+      ...Object.keys(inferenceService().service),
+      ...Object.keys(explainService().service),
+      ...Object.keys(updateService().service),
+    ].sort();
     expect(Object.keys(RPC_ACCESS).sort()).toEqual(methods);
     expect([...new Set(RPC_CASES.map((c) => c.rpc))].sort()).toEqual(methods);
     for (const c of RPC_CASES) expect(RPC_ACCESS[c.rpc]!.scope, c.rpc).toBe(c.scope);
@@ -307,6 +332,20 @@ const ROUTE_CASES: RouteCase[] = [
     method: 'POST',
     url: '/v2/repository/models/gamma/load',
     body: '{}',
+  },
+  {
+    route: `POST ${models}/update`,
+    scope: 'update',
+    target: 'gamma',
+    method: 'POST',
+    url: '/v2/models/gamma/update',
+    body: JSON.stringify({
+      parameters: { epochs: 1, loss: 'categoricalCrossentropy' },
+      batches: [
+        { x: [[0.1, 0.2, 0.3, 0.4]], y: [[1, 0]] },
+        { set: 'holdout', x: [[0.4, 0.3, 0.2, 0.1]], y: [[0, 1]] },
+      ],
+    }),
   },
 ];
 

@@ -111,4 +111,25 @@ describe('WorkerShares', () => {
     await tick();
     expect(stays.running.length).toBe(2);
   });
+
+  it('keeps reserved workers from inference until the reservation is released', async () => {
+    const shares = new WorkerShares(4);
+    const model = batcherOn(shares, 4);
+    void model.submit(10);
+    await tick();
+    expect(model.running.length).toBe(4);
+    const release = shares.reserve(3);
+    // Running executions finish; only one worker takes new ones while three are reserved.
+    for (let i = 0; i < 4; i++) model.finishOne();
+    await tick();
+    expect(model.running.length).toBe(1);
+    model.finishOne();
+    await tick();
+    expect(model.running.length).toBe(1);
+    release();
+    await tick();
+    expect(model.running.length).toBe(4);
+    release(); // a second call does nothing
+    expect(shares.reserve(9)).toBeTypeOf('function'); // at most every worker
+  });
 });
