@@ -136,6 +136,7 @@ async function round(args: Args, seed: number): Promise<RoundResult> {
     let trainingFrom = 0;
     const perBatch = 1000;
     async function* batches(): AsyncGenerator<UpdateRowsBatch> {
+      await Promise.resolve(); // rows read as they stream, as a client reading a file would
       for (let r = 0; r < args.rows; r += perBatch)
         yield { x: train.x.subarray(r * D, (r + perBatch) * D), y: train.y.subarray(r, r + perBatch) };
       yield { set: 'holdout', x: holdout.x, y: holdout.y };
