@@ -17,6 +17,7 @@ export {
 export {
   federatedAverage,
   dpEpsilon,
+  rdpEpsilon,
   localUpdate,
   deltaNorm,
   type ClientUpdate,
@@ -243,6 +244,11 @@ export {
   type UpdateOutcome,
   type UpdateProgress,
   type UpdateRowsBatch,
+  type FederatedRound,
+  type FederatedRoundResult,
+  type RoundOptions,
+  trainAndSubmit,
+  type TrainAndSubmitOptions,
 } from './client/index.js';
 
 // Types that the exports above take or return, named so that callers can spell them and the API

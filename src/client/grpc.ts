@@ -6,7 +6,14 @@ import type { ModelMetadata, ServerMetadata } from '../protocol/metadata.js';
 import type { ModelStatisticsEntry } from '../protocol/statistics.js';
 import type { ModelExplainResponse } from '../protocol/explain.js';
 import * as grpc from '@grpc/grpc-js';
-import { CONTENTS_FIELD, explainService, inferenceService, toWireParameters, updateService } from '../protocol/grpc.js';
+import {
+  CONTENTS_FIELD,
+  explainService,
+  federatedService,
+  inferenceService,
+  toWireParameters,
+  updateService,
+} from '../protocol/grpc.js';
 import {
   InferenceServerError,
   recordsToColumns,
@@ -22,6 +29,9 @@ import {
   flatFloats,
   type UpdateOptions,
   type UpdateOutcome,
+  type FederatedRound,
+  type FederatedRoundResult,
+  type RoundOptions,
 } from './types.js';
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -59,6 +69,63 @@ interface WireUpdateResponse {
   metric?: string;
   improvement?: number;
   data_sha256?: string;
+}
+
+/** RoundInfo as proto-loader decodes it. */
+interface WireRoundInfo {
+  model_name?: string;
+  round_id?: string;
+  base_version?: string;
+  weights?: { shape?: number[]; data?: Buffer }[];
+  clients?: number;
+  samples?: number;
+  clip_norm?: number;
+  noise_multiplier?: number;
+  max_norm?: number;
+  min_clients?: number;
+}
+
+/** RoundResult as proto-loader decodes it. */
+interface WireRoundResult {
+  model_name?: string;
+  round_id?: string;
+  base_version?: string;
+  clients?: number;
+  samples?: number;
+  clipped?: number;
+  refused?: { client?: string; reason?: string }[];
+  noise_std?: number;
+  promoted?: boolean;
+  model_version?: string;
+  serving?: boolean;
+  metrics?: Record<string, number>;
+  serving_metrics?: Record<string, number>;
+  metric?: string;
+  improvement?: number;
+  reason?: string;
+  epsilon?: number;
+  delta?: number;
+  dp_rounds?: number;
+}
+
+function roundOf(w: WireRoundInfo): FederatedRound {
+  return {
+    model: w.model_name ?? '',
+    roundId: w.round_id ?? '',
+    baseVersion: w.base_version ?? '',
+    weights: (w.weights ?? []).map((t) => {
+      const data = t.data ?? Buffer.alloc(0);
+      const values = new Float32Array(data.length / 4);
+      new Uint8Array(values.buffer).set(data);
+      return { shape: t.shape ?? [], values };
+    }),
+    clients: w.clients ?? 0,
+    samples: w.samples ?? 0,
+    clipNorm: w.clip_norm ?? 0,
+    noiseMultiplier: w.noise_multiplier ?? 0,
+    maxNorm: w.max_norm ?? 0,
+    minClients: w.min_clients ?? 0,
+  };
 }
 
 /** A ModelInferRequest for the wire. */
@@ -149,6 +216,8 @@ export class GrpcInferenceClient {
   private explainClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
   /** maas.UpdateService over the same channel (made on first use). */
   private updateClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
+  /** maas.FederatedService over the same channel (made on first use). */
+  private federatedClient: (grpc.Client & Record<string, UnaryMethod>) | null = null;
   private readonly headers: [string, string][];
 
   /** Connects (lazily) to a server at `address` (host:port). */
@@ -360,6 +429,101 @@ export class GrpcInferenceClient {
     }
   }
 
+  /** maas.FederatedService's stub over this client's channel. */
+  private federated(): grpc.Client & Record<string, UnaryMethod> {
+    this.federatedClient ??= new (federatedService())(
+      this.client.getChannel().getTarget(),
+      grpc.credentials.createInsecure(),
+      { channelOverride: this.client.getChannel() },
+    ) as unknown as grpc.Client & Record<string, UnaryMethod>;
+    return this.federatedClient;
+  }
+
+  /** Opens a federated round on a model's serving version (or `version`); one round per model. */
+  async openRound(model: string, options: RoundOptions & { version?: string } = {}): Promise<FederatedRound> {
+    const names: Record<string, string> = {
+      clipNorm: 'clip_norm',
+      noiseMultiplier: 'noise_multiplier',
+      maxNorm: 'max_norm',
+      seed: 'seed',
+      minClients: 'min_clients',
+      maxClients: 'max_clients',
+      delta: 'delta',
+    };
+    const parameters: Record<string, number> = {};
+    for (const [key, value] of Object.entries(options))
+      if (key !== 'version' && value !== undefined) parameters[names[key] ?? key] = value as number;
+    // Every value as a double, so an integral clip norm is not sent as an int64.
+    const wire = Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, { double_param: v }]));
+    const info = await this.call<WireRoundInfo>(
+      'OpenRound',
+      { model_name: model, model_version: options.version ?? '', parameters: wire },
+      {},
+      this.federated(),
+    );
+    return roundOf(info);
+  }
+
+  /** The open round of a model, with its base weights (checked against `roundId` when given). */
+  async getRound(model: string, roundId = ''): Promise<FederatedRound> {
+    return roundOf(
+      await this.call<WireRoundInfo>('GetRound', { model_name: model, round_id: roundId }, {}, this.federated()),
+    );
+  }
+
+  /** Submits one client's weight delta (trained − base, one tensor per weight) with its row count. */
+  async submitUpdate(
+    model: string,
+    roundId: string,
+    update: { client: string; samples: number; delta: readonly Float32Array[] },
+  ): Promise<{ clients: number; norm: number }> {
+    const answer = await this.call<{ clients?: number; norm?: number }>(
+      'SubmitUpdate',
+      {
+        model_name: model,
+        round_id: roundId,
+        client: update.client,
+        samples: update.samples,
+        delta: update.delta.map((d) => ({
+          shape: [d.length],
+          data: Buffer.from(d.buffer, d.byteOffset, d.byteLength),
+        })),
+      },
+      {},
+      this.federated(),
+    );
+    return { clients: answer.clients ?? 0, norm: answer.norm ?? 0 };
+  }
+
+  /** Closes a round: the server averages, judges, and promotes the result when it wins. */
+  async closeRound(model: string, roundId: string): Promise<FederatedRoundResult> {
+    const r = await this.call<WireRoundResult>(
+      'CloseRound',
+      { model_name: model, round_id: roundId },
+      {},
+      this.federated(),
+    );
+    return {
+      model: r.model_name ?? '',
+      roundId: r.round_id ?? '',
+      baseVersion: r.base_version ?? '',
+      clients: r.clients ?? 0,
+      samples: r.samples ?? 0,
+      clipped: r.clipped ?? 0,
+      refused: (r.refused ?? []).map((x) => ({ client: x.client ?? '', reason: x.reason ?? '' })),
+      noiseStd: r.noise_std ?? 0,
+      promoted: r.promoted === true,
+      ...(r.model_version ? { version: r.model_version } : {}),
+      serving: r.serving === true,
+      metric: r.metric ?? '',
+      improvement: r.improvement ?? 0,
+      candidate: r.metrics ?? {},
+      servingMetrics: r.serving_metrics ?? {},
+      reason: r.reason ?? '',
+      ...(r.dp_rounds ? { privacy: { epsilon: r.epsilon ?? 0, delta: r.delta ?? 0, rounds: r.dp_rounds } } : {}),
+    };
+  }
+
   /** Opens a ModelStreamInfer stream: send() resolves with the answer to that request (matched by id). */
   openStream(): InferStream {
     return new InferStream(
@@ -378,6 +542,7 @@ export class GrpcInferenceClient {
     this.client.close();
     this.explainClient?.close();
     this.updateClient?.close();
+    this.federatedClient?.close();
   }
 }
 

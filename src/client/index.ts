@@ -1,6 +1,7 @@
 /** Typed clients for the KServe v2 / Open Inference Protocol: gRPC and REST. */
 export { GrpcInferenceClient, InferStream, type GrpcClientOptions } from './grpc.js';
 export { HttpInferenceClient } from './http.js';
+export { trainAndSubmit, type TrainAndSubmitOptions } from './federated.js';
 export {
   InferenceServerError,
   type ClientSecurity,
@@ -16,5 +17,8 @@ export {
   type UpdateOutcome,
   type UpdateProgress,
   type UpdateRowsBatch,
+  type FederatedRound,
+  type FederatedRoundResult,
+  type RoundOptions,
 } from './types.js';
 export type { ModelExplainResponse, ExplanationMessage, ColumnAttributionMessage } from '../protocol/explain.js';

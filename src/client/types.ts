@@ -250,3 +250,58 @@ export function flatFloats(values: Float32Array | number[] | number[][]): Float3
   if (values.length > 0 && Array.isArray(values[0])) return Float32Array.from((values as number[][]).flat());
   return Float32Array.from(values as number[]);
 }
+
+/** A federated round's settings (OpenRound's parameters). */
+export interface RoundOptions {
+  /** DP-FedAvg: clip each delta to this L2 norm (C). */
+  clipNorm?: number;
+  /** DP-FedAvg: Gaussian noise of σ·C on the sum (needs clipNorm). */
+  noiseMultiplier?: number;
+  /** Refuse a delta whose L2 norm is above this. */
+  maxNorm?: number;
+  /** Seed of the noise. */
+  seed?: number;
+  /** The round closes only with at least this many updates (default 1). */
+  minClients?: number;
+  /** The most updates a round takes (default 10 000). */
+  maxClients?: number;
+  /** δ of the (ε, δ) privacy report (default 1e-5). */
+  delta?: number;
+}
+
+/** A federated round as the server describes it. */
+export interface FederatedRound {
+  model: string;
+  roundId: string;
+  baseVersion: string;
+  /** The base version's weights in the model's order (getRound only). */
+  weights: { shape: number[]; values: Float32Array }[];
+  clients: number;
+  samples: number;
+  clipNorm: number;
+  noiseMultiplier: number;
+  maxNorm: number;
+  minClients: number;
+}
+
+/** How a closed round ended. */
+export interface FederatedRoundResult {
+  model: string;
+  roundId: string;
+  baseVersion: string;
+  clients: number;
+  samples: number;
+  clipped: number;
+  refused: { client: string; reason: string }[];
+  noiseStd: number;
+  promoted: boolean;
+  version?: string;
+  serving: boolean;
+  metric: string;
+  improvement: number;
+  candidate: Record<string, number>;
+  servingMetrics: Record<string, number>;
+  reason: string;
+  /** The version lineage's privacy: ε at δ over its noised rounds (absent: none). */
+  privacy?: { epsilon: number; delta: number; rounds: number };
+}

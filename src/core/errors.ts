@@ -91,7 +91,7 @@ export const ERRORS = {
   },
   MAAS_ERR_FEDERATED_ROUND: {
     kind: 'FailedPrecondition',
-    doc: 'A federated round has no valid update to average (every one was refused: shape, values, norm or count).',
+    doc: "A federated round cannot do that now: no round is open (or the round id is not the open one's), one is open already, too few clients submitted, or no update was valid.",
   },
   MAAS_ERR_UPDATE_PARAMETER: {
     kind: 'InvalidArgument',
@@ -114,6 +114,10 @@ export const ERRORS = {
   MAAS_ERR_UPDATE_REFUSED: {
     kind: 'FailedPrecondition',
     doc: 'This version cannot be updated here (int8, encrypted, a file format maas cannot write, or saved without a loss); the message says which.',
+  },
+  MAAS_ERR_FEDERATED_UPDATE: {
+    kind: 'InvalidArgument',
+    doc: "A federated client's update is refused: its delta's tensors, values or norm, its sample count, its client name, or a second update from the same client in a round.",
   },
   MAAS_ERR_UI_ASSETS: {
     kind: 'Internal',

@@ -191,6 +191,20 @@ export function dpEpsilon(options: { noiseMultiplier: number; rounds: number; de
 }
 
 /**
+ * (ε, δ) of a mechanism whose Rényi-DP at order α is α·rdp (rdp = Σ 1/(2σᵢ²) over the noised
+ * rounds composed, each of sensitivity 1 in units of its clip norm): the smallest
+ * ε = α·rdp + ln(1/δ)/(α − 1) over α > 1, which is rdp + 2·√(rdp·ln(1/δ)) at α = 1 + √(ln(1/δ)/rdp).
+ * With equal σ over r rounds it is dpEpsilon's value.
+ */
+export function rdpEpsilon(rdp: number, delta: number): { epsilon: number; delta: number; order: number } {
+  if (!(rdp > 0 && Number.isFinite(rdp))) return { epsilon: rdp === 0 ? 0 : Infinity, delta, order: Infinity };
+  if (!(delta > 0 && delta < 1))
+    throw invalidParameter('rdpEpsilon delta', 'a number in (0, 1)', delta, 'MAAS_ERR_ARG_RANGE');
+  const log = Math.log(1 / delta);
+  return { epsilon: rdp + 2 * Math.sqrt(rdp * log), delta, order: 1 + Math.sqrt(log / rdp) };
+}
+
+/**
  * A client's side of a round: trains `model` from its current weights on the client's own x and y
  * and returns the delta (trained − given weights) with the row count, ready to submit. The model
  * gets its weights and history back afterwards (its optimizer state starts again at the next fit).

@@ -293,6 +293,40 @@ function scores(model: Sequential, rows: UpdateRows, metric: UpdateMetric): Reco
   return result;
 }
 
+/** Scores a candidate and the serving version on held-out rows and judges the candidate by `policy`. */
+export function judgeCandidate(
+  candidate: Sequential,
+  serving: Sequential,
+  holdout: UpdateRows,
+  policy: UpdatePolicy,
+): UpdateVerdict {
+  const servingScores = scores(serving, holdout, policy.metric);
+  const candidateScores = scores(candidate, holdout, policy.metric);
+  const { metric, margin } = policy;
+  const { promoted, improvement } = judge(metric, margin, candidateScores[metric]!, servingScores[metric]!);
+  return {
+    promoted,
+    metric,
+    margin,
+    candidate: candidateScores,
+    serving: servingScores,
+    improvement,
+    holdoutRows: holdout.rows,
+    reason: promoted
+      ? `${metric} improved by ${improvement.toPrecision(4)} (margin ${margin})`
+      : `${metric} ${candidateScores[metric]!.toPrecision(6)} against the serving ${servingScores[metric]!.toPrecision(6)}: an improvement of ${improvement.toPrecision(4)}, not above the margin ${margin}`,
+  };
+}
+
+/** Compiles `model` for evaluation with `metric` (its own optimizer kept, or adam when it has none). */
+export function compileForJudging(model: Sequential, loss: LossName, metric: UpdateMetric): void {
+  model.compile({
+    optimizer: model.compileSettings?.optimizer ?? getOptimizer('adam'),
+    loss,
+    metrics: metric === 'loss' ? [] : [metric],
+  });
+}
+
 /**
  * Runs one update: trains the candidate (calling `onEpoch` after each epoch), scores it and the
  * serving version on the held-out rows, and stages it at job.staging when it wins.
@@ -330,7 +364,7 @@ export async function runUpdate(job: UpdateJob, onEpoch: (epoch: UpdateEpoch) =>
     if (training.learningRate !== undefined) optimizer.learningRate = training.learningRate;
     candidate.compile({ optimizer, loss, metrics });
   }
-  base.compile({ optimizer: saved?.optimizer ?? getOptimizer('adam'), loss, metrics });
+  compileForJudging(base, loss, policy.metric);
   const holdout = 'file' in job.holdout ? await readHoldoutFile(job.holdout.file, base.inputShape![1]) : job.holdout;
   const holdoutRows = holdout.rows;
   try {
@@ -344,37 +378,18 @@ export async function runUpdate(job: UpdateJob, onEpoch: (epoch: UpdateEpoch) =>
           onEpoch({ epoch: epoch + 1, epochs: training.epochs, logs: { ...logs } }),
       },
     });
-    const servingScores = scores(base, holdout, policy.metric);
-    const candidateScores = scores(candidate, holdout, policy.metric);
-    const { promoted, improvement } = judge(
-      policy.metric,
-      policy.margin,
-      candidateScores[policy.metric]!,
-      servingScores[policy.metric]!,
-    );
-    const verdict: UpdateVerdict = {
-      promoted,
-      metric: policy.metric,
-      margin: policy.margin,
-      candidate: candidateScores,
-      serving: servingScores,
-      improvement,
-      holdoutRows,
-      reason: promoted
-        ? `${policy.metric} improved by ${improvement.toPrecision(4)} (margin ${policy.margin})`
-        : `${policy.metric} ${candidateScores[policy.metric]!.toPrecision(6)} against the serving ${servingScores[policy.metric]!.toPrecision(6)}: an improvement of ${improvement.toPrecision(4)}, not above the margin ${policy.margin}`,
-    };
-    if (promoted) {
+    const verdict = judgeCandidate(candidate, base, holdout, policy);
+    if (verdict.promoted) {
       const record: VersionRecord = {
         source: 'update',
         parent: job.baseVersion,
         dataSha256: job.dataSha256,
-        metrics: candidateScores,
+        metrics: verdict.candidate,
         details: {
-          serving: servingScores,
+          serving: verdict.serving,
           metric: policy.metric,
           margin: policy.margin,
-          improvement,
+          improvement: verdict.improvement,
           rows: job.train.rows,
           holdoutRows,
           training: { ...training, loss, seed },

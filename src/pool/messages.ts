@@ -10,6 +10,7 @@ import type { DensePrecision, PackedFormat, PackedRegion } from '../model/packed
 import type { ExplainTask, WorkerExplanation } from '../explain/task.js';
 
 import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../lifecycle/update.js';
+import type { FederatedRoundJob, FederatedVerdict } from '../lifecycle/federated-round.js';
 
 export type { ExplainTask, WorkerExplanation } from '../explain/task.js';
 
@@ -131,14 +132,27 @@ export type KeyAnswer =
 /** What the load worker posts: key requests, then one LoadReply. */
 export type FromLoadWorker = KeyRequest | LoadReply;
 
-/** What an update thread is started with: the job, and the native threads it may use. */
+/** The work an update thread does: an update, a federated round's close, or reading a model's weights. */
+export type BackgroundTask =
+  | { kind: 'update'; job: UpdateJob }
+  | { kind: 'federated'; job: FederatedRoundJob }
+  | { kind: 'weights'; file: string };
+
+/** What each task resolves with. */
+export interface BackgroundResults {
+  update: UpdateVerdict;
+  federated: FederatedVerdict;
+  weights: { shape: number[]; values: Float32Array }[];
+}
+
+/** What an update thread is started with: the task, and the native threads it may use. */
 export interface UpdateThreadData {
-  job: UpdateJob;
+  task: BackgroundTask;
   threads: number;
 }
 
-/** What an update thread posts: its epochs, then the verdict or the error's code and message. */
+/** What an update thread posts: an update's epochs, then the result or the error's code and message. */
 export type FromUpdateWorker =
   | { kind: 'epoch'; epoch: UpdateEpoch }
-  | { kind: 'done'; verdict: UpdateVerdict }
+  | { kind: 'done'; result: BackgroundResults[BackgroundTask['kind']] }
   | { kind: 'failed'; code: string; message: string };

@@ -30,7 +30,8 @@ import {
 } from './messages.js';
 import { startWorker, type WorkerLink } from './worker-link.js';
 import { runUpdateThread } from './update-thread.js';
-import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../lifecycle/update.js';
+import type { UpdateEpoch } from '../lifecycle/update.js';
+import type { BackgroundResults, BackgroundTask } from './messages.js';
 
 export type {
   ExplainTask,
@@ -260,23 +261,24 @@ export class InferencePool {
   }
 
   /**
-   * Runs a model update (lifecycle/update.ts) in a thread of its own with `threads` native
-   * threads, at the lowest priority; the job's rows are moved to it. `onEpoch` hears each epoch;
+   * Runs a background task — a model update (lifecycle/update.ts), a federated round's close, a
+   * model file's weights read — in a thread of its own with `threads` native threads, at the
+   * lowest priority; its rows and deltas are moved to it. `onEpoch` hears an update's epochs;
    * `signal` ends the thread, and so does close().
    */
-  async update(
-    job: UpdateJob,
-    options: { threads: number; signal?: AbortSignal; onEpoch: (epoch: UpdateEpoch) => void },
-  ): Promise<UpdateVerdict> {
+  async background<K extends BackgroundTask['kind']>(
+    task: Extract<BackgroundTask, { kind: K }>,
+    options: { threads: number; signal?: AbortSignal; onEpoch?: (epoch: UpdateEpoch) => void },
+  ): Promise<BackgroundResults[K]> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The inference pool is closed');
     const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
     this.hold(1);
     try {
-      return await runUpdateThread(job, {
+      return await runUpdateThread(task, {
         threads: options.threads,
         heapMb: this.loadHeapMb,
         signal,
-        onEpoch: options.onEpoch,
+        ...(options.onEpoch ? { onEpoch: options.onEpoch } : {}),
       });
     } finally {
       this.hold(-1);

@@ -48,6 +48,11 @@ export function updateService(): grpc.ServiceClientConstructor {
   return loadService('maas_update.proto', 'maas', 'UpdateService');
 }
 
+/** The `maas.FederatedService` client constructor (proto/maas_federated.proto); `.service` is its definition. */
+export function federatedService(): grpc.ServiceClientConstructor {
+  return loadService('maas_federated.proto', 'maas', 'FederatedService');
+}
+
 /** The wire shape of an InferParameter (oneof parameter_choice). */
 export interface WireParameter {
   bool_param?: boolean;

@@ -16,6 +16,7 @@ import { checkedRawFloats, floatsFromRaw, floatsFromValues } from './tensors.js'
 import { nowNs } from '../core/clock.js';
 import { Cancellation } from './cancellation.js';
 import { ModelUpdates, type UpdateSession } from './updates.js';
+import { FederatedRounds, type RoundInfo, type RoundResult } from './federated.js';
 import type { InputRows } from './batcher.js';
 import {
   EXPLAIN_METHODS,
@@ -37,6 +38,7 @@ import {
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
 export type { UpdateBatch, UpdateEvent, UpdateResult, UpdateSession, UpdateSet } from './updates.js';
+export type { RoundInfo, RoundResult, RoundTensor } from './federated.js';
 /** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
 export { outputBytes } from './tensors.js';
 export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
@@ -179,6 +181,8 @@ export const EXTENSIONS = [
   'model_card',
   // maas's own: POST …/update and maas.UpdateService/Update (new rows in, a judged version out).
   'update',
+  // maas's own: maas.FederatedService (rounds of weight deltas, never rows).
+  'federated',
 ] as const;
 
 /**
@@ -269,6 +273,7 @@ export class DataPlane {
   private readonly peers: ServingPeers | undefined;
   private stopping = false;
   private readonly updates: ModelUpdates;
+  private readonly rounds: FederatedRounds;
 
   constructor(options: DataPlaneOptions) {
     this.repository = options.repository;
@@ -280,6 +285,34 @@ export class DataPlane {
       await this.repository.load(name);
       await this.peers?.broadcast({ kind: 'reload', name });
     });
+    this.rounds = new FederatedRounds(this.repository, this.updates);
+  }
+
+  /** Opens a federated round on a model's serving version (maas.FederatedService/OpenRound). */
+  openRound(name: string, version: string | undefined, parameters: Record<string, unknown>): Promise<RoundInfo> {
+    if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    return this.rounds.open(name, version, parameters);
+  }
+
+  /** The open round of a model, with its base weights (GetRound). */
+  getRound(name: string, roundId?: string): RoundInfo {
+    return this.rounds.get(name, roundId);
+  }
+
+  /** One client's weight delta for the open round (SubmitUpdate). */
+  submitRoundUpdate(
+    name: string,
+    roundId: string,
+    client: string,
+    samples: number,
+    delta: Float32Array[],
+  ): { clients: number; norm: number } {
+    return this.rounds.submit(name, roundId, client, samples, delta);
+  }
+
+  /** Closes a model's round: averages, judges, and promotes when it wins (CloseRound). */
+  closeRound(name: string, roundId: string): Promise<RoundResult> {
+    return this.rounds.close(name, roundId);
   }
 
   /**

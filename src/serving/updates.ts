@@ -385,6 +385,16 @@ export class ModelUpdates {
       if (error instanceof MaasError && error.code === 'MAAS_ERR_UPDATE_PARAMETER') throw error;
       throw new MaasError('MAAS_ERR_UPDATE_PARAMETER', (error as Error).message);
     }
+    const unlock = await this.lock(name);
+    return new UpdateSession(this.repository, base, training, unlock, this.promoted);
+  }
+
+  /**
+   * Takes model `name` for one job that may produce a version (an update, a federated round's
+   * close): refused with MAAS_ERR_UPDATE_BUSY while another holds it, here or in another process.
+   * Resolves with the function that lets go.
+   */
+  async lock(name: string): Promise<() => Promise<void>> {
     if (this.running.has(name))
       throw new MaasError('MAAS_ERR_UPDATE_BUSY', `An update of '${name}' is already running: one per model at a time`);
     this.running.add(name);
@@ -395,10 +405,14 @@ export class ModelUpdates {
       this.running.delete(name);
       throw error;
     }
-    const unlock = async () => {
+    return async () => {
       await unlockFile();
       this.running.delete(name);
     };
-    return new UpdateSession(this.repository, base, training, unlock, this.promoted);
+  }
+
+  /** Loads a promoted version here and in the other serving processes. */
+  promote(name: string): Promise<void> {
+    return this.promoted(name);
   }
 }

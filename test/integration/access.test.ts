@@ -6,7 +6,7 @@
  * header (Triton's restricted-API form), refusals that do not reveal which models exist, rate
  * and concurrency limits with Retry-After, and the audit trail.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -17,7 +17,7 @@ import {
   type InferOptions,
   type UpdateOptions,
 } from '../../src/client/index.js';
-import { explainService, inferenceService, updateService } from '../../src/protocol/grpc.js';
+import { explainService, federatedService, inferenceService, updateService } from '../../src/protocol/grpc.js';
 import { addTokenRecord } from '../../src/serving/auth/token-store.js';
 import { createToken, SCOPES, type Scope } from '../../src/serving/auth/tokens.js';
 import { RPC_ACCESS } from '../../src/serving/grpc/access.js';
@@ -59,11 +59,19 @@ beforeAll(async () => {
     ['alpha', 1],
     ['beta', 2],
     ['gamma', 3],
-  ] as const)
-    // Explanations on: the explain extension's RPC and route are in the tables too.
-    await addVersion(root, name, 1, smallModel(WIDTH, 2, seed), {
-      parameters: { explain_method: { string_value: 'integratedGradients' } },
+  ] as const) {
+    // Explanations on, and held-out rows for updates and federated rounds: their RPCs and routes
+    // are in the tables too. Compiled: a round's close judges by the saved loss.
+    const model = smallModel(WIDTH, 2, seed);
+    model.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy' });
+    await addVersion(root, name, 1, model, {
+      parameters: {
+        explain_method: { string_value: 'integratedGradients' },
+        update_holdout: { string_value: 'holdout.json' },
+      },
     });
+    await writeFile(join(root, name, 'holdout.json'), JSON.stringify({ x: [[0.1, 0.2, 0.3, 0.4]], y: [[1, 0]] }));
+  }
   const old = await createToken(
     { name: 'old', scopes: ['admin'], expiresInDays: 1 },
     new Date(Date.now() - 3 * 86_400_000),
@@ -145,6 +153,9 @@ function inferOptions(model: string): InferOptions {
   return { model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: inputs(1, WIDTH, 5) }] };
 }
 
+/** Clients that submitted to the access table's round (each needs its own name). */
+let submitted = 0;
+
 /** A small update of `model` (saved uncompiled: the loss comes as a parameter). */
 function updateOptions(model: string): UpdateOptions {
   const x = inputs(8, WIDTH, 6);
@@ -183,6 +194,25 @@ const RPC_CASES: RpcCase[] = [
   { rpc: 'ModelExplain', scope: 'explain', target: 'alpha', call: (c) => c.explain(inferOptions('alpha')) },
   // After gamma's load: an update may promote a version of gamma, which no other case pins.
   { rpc: 'Update', scope: 'update', target: 'gamma', call: (c) => c.update(updateOptions('gamma')) },
+  // A round on gamma: opened, read, given one update, closed — each by the right token only.
+  { rpc: 'OpenRound', scope: 'update', target: 'gamma', call: (c) => c.openRound('gamma') },
+  { rpc: 'GetRound', scope: 'update', target: 'gamma', call: (c) => c.getRound('gamma') },
+  {
+    rpc: 'SubmitUpdate',
+    scope: 'update',
+    target: 'gamma',
+    call: async (c) => {
+      const round = await c.getRound('gamma').catch(() => ({ roundId: 'none', weights: [] }));
+      const delta = round.weights.map((t) => new Float32Array(t.values.length));
+      return c.submitUpdate('gamma', round.roundId, { client: `c${++submitted}`, samples: 1, delta });
+    },
+  },
+  {
+    rpc: 'CloseRound',
+    scope: 'update',
+    target: 'gamma',
+    call: async (c) => c.closeRound('gamma', (await c.getRound('gamma').catch(() => ({ roundId: 'none' }))).roundId),
+  },
   {
     rpc: 'ModelStreamInfer',
     scope: 'infer',
@@ -204,6 +234,7 @@ describe('gRPC access control', () => {
       ...Object.keys(inferenceService().service),
       ...Object.keys(explainService().service),
       ...Object.keys(updateService().service),
+      ...Object.keys(federatedService().service),
     ].sort();
     expect(Object.keys(RPC_ACCESS).sort()).toEqual(methods);
     expect([...new Set(RPC_CASES.map((c) => c.rpc))].sort()).toEqual(methods);

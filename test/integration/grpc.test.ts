@@ -81,6 +81,7 @@ describe('gRPC: health and metadata', () => {
       'explain',
       'model_card',
       'update',
+      'federated',
     ]);
   });
 

@@ -50,6 +50,11 @@ export const RPC_ACCESS: Readonly<Record<string, RpcAccess>> = {
   ModelExplain: { scope: 'explain', model: modelName },
   // maas.UpdateService
   Update: { scope: 'update', model: modelName, session: true },
+  // maas.FederatedService: clients and the operator alike need the update scope on the model.
+  OpenRound: { scope: 'update', model: modelName },
+  GetRound: { scope: 'update', model: modelName },
+  SubmitUpdate: { scope: 'update', model: modelName },
+  CloseRound: { scope: 'update', model: modelName },
 };
 
 /** Settings of the interceptor beyond the access control itself. */

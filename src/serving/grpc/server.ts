@@ -16,6 +16,7 @@ import {
   explainService,
   fromWireParameters,
   inferenceService,
+  federatedService,
   updateService,
   type WireParameter,
 } from '../../protocol/grpc.js';
@@ -37,6 +38,7 @@ import type { AccessControl } from '../auth/access.js';
 import type { CertificateSource, ClientCertificates } from '../auth/tls.js';
 import { accessInterceptor } from './access.js';
 import { serveUpdateStream } from './update.js';
+import { deltaOf, roundInfoMessage, roundResultMessage, type WireSubmitUpdate } from './federated.js';
 
 /** The request messages of the unary RPCs, as proto-loader decodes them (a field left out is absent). */
 interface ModelRef {
@@ -206,6 +208,32 @@ export async function startGrpcServer(
   });
   server.addService(withCodedDecodeErrors(updateService().service), {
     Update: (call: Parameters<typeof serveUpdateStream>[0]) => serveUpdateStream(call, dataplane, logger),
+  });
+  server.addService(withCodedDecodeErrors(federatedService().service), {
+    OpenRound: unary(async (r: RepositoryModelRequest & { model_version?: string }) =>
+      roundInfoMessage(
+        await dataplane.openRound(
+          r.model_name ?? '',
+          r.model_version || undefined,
+          fromWireParameters(r.parameters) ?? {},
+        ),
+      ),
+    ),
+    GetRound: unary((r: { model_name?: string; round_id?: string }) =>
+      roundInfoMessage(dataplane.getRound(r.model_name ?? '', r.round_id || undefined)),
+    ),
+    SubmitUpdate: unary((r: WireSubmitUpdate) =>
+      dataplane.submitRoundUpdate(
+        r.model_name ?? '',
+        r.round_id ?? '',
+        r.client ?? '',
+        r.samples ?? 0,
+        deltaOf(r.delta),
+      ),
+    ),
+    CloseRound: unary(async (r: { model_name?: string; round_id?: string }) =>
+      roundResultMessage(await dataplane.closeRound(r.model_name ?? '', r.round_id ?? '')),
+    ),
   });
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host ?? '0.0.0.0'}:${options.port}`, credentialsOf(options.tls), (error, bound) =>

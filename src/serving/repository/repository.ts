@@ -44,6 +44,7 @@ import {
 } from './config.js';
 import { WorkerShares } from '../worker-shares.js';
 import type { UpdateEpoch, UpdateJob, UpdateVerdict } from '../../lifecycle/update.js';
+import type { FederatedRoundJob, FederatedVerdict } from '../../lifecycle/federated-round.js';
 import { Pipeline } from '../../data/pipeline.js';
 import type { DensePrecision } from '../../model/packed.js';
 
@@ -307,11 +308,25 @@ export class ModelRepository {
     share: number,
     options: { signal: AbortSignal; onEpoch: (epoch: UpdateEpoch) => void },
   ): Promise<UpdateVerdict> {
+    return this.onShare(share, (threads) => this.pool.background({ kind: 'update', job }, { threads, ...options }));
+  }
+
+  /** Closes a federated round in the pool's update thread, on `share` of the workers (as runUpdate). */
+  async runFederatedRound(job: FederatedRoundJob, share: number, signal: AbortSignal): Promise<FederatedVerdict> {
+    return this.onShare(share, (threads) => this.pool.background({ kind: 'federated', job }, { threads, signal }));
+  }
+
+  /** A model file's weights, read in the pool's update thread (a round's base, for its clients). */
+  async readWeights(file: string): Promise<{ shape: number[]; values: Float32Array }[]> {
+    return this.pool.background({ kind: 'weights', file }, { threads: 1 });
+  }
+
+  /** Runs `work` with `share` of the workers kept from inference, and their native threads. */
+  private async onShare<T>(share: number, work: (threads: number) => Promise<T>): Promise<T> {
     const seats = Math.floor(share * this.pool.workers);
     const release = this.shares.reserve(seats);
     try {
-      const threads = Math.min(64, Math.max(1, seats) * this.pool.threadsPerWorker);
-      return await this.pool.update(job, { threads, ...options });
+      return await work(Math.min(64, Math.max(1, seats) * this.pool.threadsPerWorker));
     } finally {
       release();
     }
