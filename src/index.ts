@@ -61,6 +61,7 @@ export { METRIC_NAMES, type MetricName } from './train/metrics.js';
 export {
   LOSS_NAMES,
   type CompileArgs,
+  type CompiledConfig,
   type FitArgs,
   type FitDatasetArgs,
   type BatchSource,
@@ -203,7 +204,30 @@ export {
   type InferOutput,
   type ControlOperation,
   type ServingPeers,
+  type UpdateBatch,
+  type UpdateEvent,
+  type UpdateResult,
+  type UpdateSession,
+  type UpdateSet,
+  type RoundInfo,
+  type RoundResult,
+  type RoundTensor,
 } from './serving/dataplane.js';
+export {
+  runUpdate,
+  judge,
+  parseUpdateTraining,
+  parseUpdatePolicy,
+  type UpdateJob,
+  type UpdateEpoch,
+  type UpdateMetric,
+  type UpdatePolicy,
+  type UpdateRows,
+  type UpdateTraining,
+  type UpdateVerdict,
+} from './lifecycle/update.js';
+export { runFederatedRound, type FederatedRoundJob, type FederatedVerdict } from './lifecycle/federated-round.js';
+export type { BackgroundResults, BackgroundTask } from './pool/messages.js';
 export { joinProcessGroup, runProcessGroup, type GroupEvents, type ProcessGroup } from './serving/process-group.js';
 export {
   PackedCache,

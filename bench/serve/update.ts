@@ -9,7 +9,7 @@
  *
  *   npm run build:ts && npx tsx bench/serve/update.ts [--rounds 3] [--rate 400] [--idle-seconds 3] [--out FILE|-]
  */
-import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ import { inputRows, modelS, workloadModel } from '../workloads.js';
 import { startChild, stopChild } from './children.js';
 
 interface Args {
+  part: 'update' | 'federated' | 'all';
+  clients: number;
   rounds: number;
   rate: number;
   idleSeconds: number;
@@ -31,6 +33,8 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
+    part: 'all',
+    clients: 100,
     rounds: 3,
     rate: 400,
     idleSeconds: 3,
@@ -42,6 +46,8 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i]!;
     const next = () => argv[++i]!;
     if (a === '--rounds') args.rounds = Number(next());
+    else if (a === '--part') args.part = next() as Args['part'];
+    else if (a === '--clients') args.clients = Number(next());
     else if (a === '--rate') args.rate = Number(next());
     else if (a === '--idle-seconds') args.idleSeconds = Number(next());
     else if (a === '--rows') args.rows = Number(next());
@@ -49,7 +55,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--out') args.out = next();
     else
       throw new Error(
-        `update: unknown argument ${a} (use --rounds N --rate REQ_PER_S --idle-seconds S --rows N --epochs N --out FILE|-)`,
+        `update: unknown argument ${a} (use --part update|federated|all --rounds N --rate REQ_PER_S --idle-seconds S --rows N --epochs N --clients N --out FILE|-)`,
       );
   }
   return args;
@@ -76,15 +82,64 @@ function rows(n: number, random: Random, w: Float32Array): { x: Float32Array; y:
   return { x, y };
 }
 
-/** A repository with model S, compiled (adam, binary cross-entropy), as version 1. */
-async function repository(): Promise<string> {
+/** A repository with model S, compiled (adam, binary cross-entropy), as version 1; with `holdout`, its held-out file too. */
+async function repository(holdout?: { x: Float32Array; y: Float32Array }): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'maas-update-bench-'));
   await mkdir(join(root, 's'), { recursive: true });
   const s = workloadModel(modelS().layers);
   s.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
   await s.save(join(root, 's', '1'));
   s.dispose();
+  if (holdout) {
+    const rows = holdout.y.length;
+    await writeFile(
+      join(root, 's', 'holdout.json'),
+      JSON.stringify({
+        x: Array.from({ length: rows }, (_, r) => Array.from(holdout.x.subarray(r * D, (r + 1) * D))),
+        y: Array.from(holdout.y),
+      }),
+    );
+    await writeFile(
+      join(root, 's', 'config.json'),
+      JSON.stringify({ parameters: { update_holdout: { string_value: 'holdout.json' } } }),
+    );
+  }
   return root;
+}
+
+interface FederatedResult {
+  /** 100 SubmitUpdate calls, one after another (each validated as it arrives), ms. */
+  submitMs: number;
+  /** CloseRound: average, apply, judge, stage, commit, load — ms. */
+  closeMs: number;
+  promoted: boolean;
+}
+
+/** A round of `clients` simulated clients of model S: deltas of a local step's size, submitted, then closed. */
+async function federatedRound(args: Args, seed: number): Promise<FederatedResult> {
+  const random = new Random(seed);
+  const w = Float32Array.from({ length: D }, () => random.normal(0, 1));
+  const root = await repository(rows(1000, random, w));
+  const { child, port } = await startChild(['maas', root, '2']);
+  const client = new GrpcInferenceClient(`127.0.0.1:${port}`);
+  try {
+    const round = await client.openRound('s', { maxNorm: 10 });
+    const base = await client.getRound('s', round.roundId);
+    const deltas = Array.from({ length: args.clients }, () =>
+      base.weights.map((t) => Float32Array.from({ length: t.values.length }, () => random.normal(0, 1e-3))),
+    );
+    const t0 = performance.now();
+    for (let i = 0; i < args.clients; i++)
+      await client.submitUpdate('s', round.roundId, { client: `c${i}`, samples: 100 + i, delta: deltas[i]! });
+    const t1 = performance.now();
+    const result = await client.closeRound('s', round.roundId);
+    const t2 = performance.now();
+    return { submitMs: t1 - t0, closeMs: t2 - t1, promoted: result.promoted };
+  } finally {
+    client.close();
+    await stopChild(child, 5000);
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 interface RoundResult {
@@ -179,6 +234,49 @@ const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) :
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  const lines: string[] = [];
+  if (args.part !== 'federated') lines.push(...(await updatePart(args)));
+  if (args.part !== 'update') lines.push(...(await federatedPart(args)));
+  const text = lines.join('\n') + '\n';
+  process.stdout.write(`\n${text}`);
+  if (args.out !== '-') await appendFile(args.out, `\n${text}`);
+}
+
+async function federatedPart(args: Args): Promise<string[]> {
+  const results: FederatedResult[] = [];
+  for (let i = 1; i <= args.rounds; i++) {
+    const r = await federatedRound(args, 100 + i);
+    results.push(r);
+    console.error(
+      `round ${i}: ${args.clients} submits ${fmt(r.submitMs, 0)} ms, close ${fmt(r.closeMs, 0)} ms, promoted ${r.promoted}`,
+    );
+  }
+  const lines: string[] = [];
+  lines.push(`## Federated round: ${args.clients} simulated clients of model S through maas.FederatedService`);
+  lines.push('');
+  lines.push(`- date: ${new Date().toISOString()}`);
+  lines.push(`- CPU: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores); server: the built package, 2 workers`);
+  lines.push(`- command: \`npx tsx bench/serve/update.ts ${process.argv.slice(2).join(' ')}\``);
+  lines.push(
+    `- each client's delta: N(0, 1e-3) per weight (8 577 values), sent by SubmitUpdate one after another from one gRPC client (each checked on arrival: tensors, finite values, max_norm 10); CloseRound averages by samples in the update thread, applies, judges on 1000 held-out rows, stages, commits and loads the version when it wins`,
+  );
+  lines.push('');
+  lines.push(
+    '| round | validate: ' +
+      args.clients +
+      ' submits (ms) | close: aggregate → judged → serving (ms) | total (ms) | promoted |',
+  );
+  lines.push('|---|---|---|---|---|');
+  results.forEach((r, i) =>
+    lines.push(
+      `| ${i + 1} | ${fmt(r.submitMs, 0)} | ${fmt(r.closeMs, 0)} | ${fmt(r.submitMs + r.closeMs, 0)} | ${r.promoted} |`,
+    ),
+  );
+  lines.push('');
+  return lines;
+}
+
+async function updatePart(args: Args): Promise<string[]> {
   const results: RoundResult[] = [];
   for (let i = 1; i <= args.rounds; i++) {
     const r = await round(args, i);
@@ -212,9 +310,8 @@ async function main(): Promise<void> {
       `| ${i + 1} | ${fmt(r.toServingMs, 0)} | ${fmt(r.trainMs, 0)} | ${fmt(idle)} | ${fmt(training)} | ${fmt(training / idle)} | ${r.errors} | version ${r.servedVersion} |`,
     );
   });
-  const text = lines.join('\n') + '\n';
-  process.stdout.write(`\n${text}`);
-  if (args.out !== '-') await appendFile(args.out, `\n${text}`);
+  lines.push('');
+  return lines;
 }
 
 await main();

@@ -187,7 +187,7 @@ export class UpdateSession {
 
   constructor(
     private readonly repository: ModelRepository,
-    readonly base: ServedVersion,
+    private readonly base: ServedVersion,
     private readonly training: UpdateTraining,
     private readonly unlock: () => Promise<void>,
     private readonly promoted: (name: string) => Promise<void>,
