@@ -19,6 +19,9 @@ export {
   dpEpsilon,
   rdpEpsilon,
   localUpdate,
+  trainAndSubmit,
+  type TrainAndSubmitOptions,
+  type RoundServer,
   deltaNorm,
   type ClientUpdate,
   type FedAvgOptions,
@@ -271,8 +274,6 @@ export {
   type FederatedRound,
   type FederatedRoundResult,
   type RoundOptions,
-  trainAndSubmit,
-  type TrainAndSubmitOptions,
 } from './client/index.js';
 
 // Types that the exports above take or return, named so that callers can spell them and the API

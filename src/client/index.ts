@@ -1,7 +1,6 @@
 /** Typed clients for the KServe v2 / Open Inference Protocol: gRPC and REST. */
 export { GrpcInferenceClient, InferStream, type GrpcClientOptions } from './grpc.js';
 export { HttpInferenceClient } from './http.js';
-export { trainAndSubmit, type TrainAndSubmitOptions } from './federated.js';
 export {
   InferenceServerError,
   type ClientSecurity,

@@ -234,3 +234,58 @@ export async function localUpdate(
     model.trainingHistory.splice(epochs);
   }
 }
+
+/**
+ * What a client's side of a round needs of the server: GrpcInferenceClient has both calls (the
+ * library does not import the client, so any object with them will do).
+ */
+export interface RoundServer {
+  getRound(
+    model: string,
+    roundId?: string,
+  ): Promise<{ roundId: string; baseVersion: string; weights: { values: Float32Array }[] }>;
+  submitUpdate(
+    model: string,
+    roundId: string,
+    update: { client: string; samples: number; delta: readonly Float32Array[] },
+  ): Promise<{ clients: number; norm: number }>;
+}
+
+/** trainAndSubmit()'s options. */
+export interface TrainAndSubmitOptions {
+  model: string;
+  /** This client's name in the round (one update per client per round). */
+  client: string;
+  /** A compiled model of the served architecture: its weights are set to the round's base first. */
+  localModel: Sequential;
+  x: TensorLike;
+  y: TensorLike;
+  fitArgs?: FitArgs;
+  /** The round to join (default: the open one). */
+  roundId?: string;
+}
+
+/**
+ * A federated client's side of a round: fetches the open round's base weights, trains
+ * `localModel` from them on x and y (rows that never leave this process) and submits the delta
+ * with the row count. `localModel` keeps the base weights after.
+ */
+export async function trainAndSubmit(
+  server: RoundServer,
+  options: TrainAndSubmitOptions,
+): Promise<{ roundId: string; baseVersion: string; samples: number; clients: number; norm: number }> {
+  const round = await server.getRound(options.model, options.roundId);
+  const own = options.localModel.getWeights();
+  if (own.length !== round.weights.length || own.some((t, i) => t.values.length !== round.weights[i]!.values.length))
+    throw new MaasError(
+      'MAAS_ERR_SHAPE_MISMATCH',
+      `The local model's weights (${own.map((t) => t.shape.join('×')).join(', ')}) are not the round's (${round.weights.map((t) => t.values.length).join(', ')} values)`,
+    );
+  options.localModel.setWeights(round.weights.map((t) => t.values));
+  const update = await localUpdate(options.localModel, options.x, options.y, {
+    ...(options.fitArgs ?? {}),
+    client: options.client,
+  });
+  const answer = await server.submitUpdate(options.model, round.roundId, update);
+  return { roundId: round.roundId, baseVersion: round.baseVersion, samples: update.samples, ...answer };
+}

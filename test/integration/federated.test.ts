@@ -8,8 +8,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GrpcInferenceClient, InferenceServerError, trainAndSubmit } from '../../src/client/index.js';
-import { dpEpsilon, loadModel, localUpdate, type ClientUpdate, type Random } from '../../src/index.js';
+import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
+import { dpEpsilon, loadModel, localUpdate, trainAndSubmit, type ClientUpdate, type Random } from '../../src/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
 import { rng } from '../helpers.js';
 import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
