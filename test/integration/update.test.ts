@@ -11,6 +11,10 @@ import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '
 import type { UpdateProgress, UpdateRowsBatch } from '../../src/client/types.js';
 import { Random, quantize } from '../../src/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
+import * as grpcJs from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { updateService } from '../../src/protocol/grpc.js';
+import { serveUpdateStream } from '../../src/serving/grpc/update.js';
 import { rng } from '../helpers.js';
 import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
 
@@ -298,6 +302,50 @@ describe('update extension: configured held-out rows and versions it cannot upda
       expect(error.message).toMatch(/int8/);
     } finally {
       await server.close();
+    }
+  }, 60_000);
+});
+
+describe('update extension: a stalled stream', () => {
+  it('ends a gRPC update stream that sends nothing while its rows are due, and frees the model', async () => {
+    const root = await repository();
+    const running = await startServer(root);
+    // The same handler on a server of its own, with a short idle limit.
+    const server = new grpcJs.Server();
+    server.addService(updateService().service, {
+      Update: (call: Parameters<typeof serveUpdateStream>[0]) =>
+        serveUpdateStream(call, running.dataplane, pino({ level: 'silent' }), 300),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpcJs.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const Service = updateService();
+    const stub = new Service(`127.0.0.1:${port}`, grpcJs.credentials.createInsecure()) as unknown as {
+      Update: () => grpcJs.ClientDuplexStream<object, object>;
+      close(): void;
+    };
+    try {
+      const call = stub.Update();
+      const ended = new Promise<grpcJs.ServiceError>((resolve) => call.on('error', resolve));
+      call.on('data', () => {});
+      const x = new Float32Array(D);
+      call.write({ model_name: 'm', batch: { x: Buffer.from(x.buffer), y: Buffer.from(new Float32Array(1).buffer) } });
+      const error = await ended;
+      expect(error.code).toBe(grpcJs.status.INVALID_ARGUMENT);
+      expect(error.metadata.get('maas-error-code')).toEqual(['MAAS_ERR_UPDATE_DATA']);
+      expect(error.details).toMatch(/No update message for 0.3 s/);
+      expect(await leftovers(root)).toEqual(['1']); // no lock left behind
+      const http = new HttpInferenceClient(`http://127.0.0.1:${running.httpPort}`);
+      const rows = task(100, new Random(3));
+      await expect(
+        http.update({ model: 'm', parameters: { epochs: 1 }, batches: [rows, { set: 'holdout', ...rows }] }),
+      ).resolves.toMatchObject({ rows: 100 });
+    } finally {
+      stub.close();
+      server.forceShutdown();
+      await running.close();
     }
   }, 60_000);
 });

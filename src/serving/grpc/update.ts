@@ -68,14 +68,44 @@ function resultMessage(r: UpdateResult): object {
   };
 }
 
+/**
+ * A stream that sends nothing for this long while its rows are due is ended, so a client that
+ * stalls cannot hold the model's update lock (REST has the server's request timeout for that).
+ */
+export const UPDATE_IDLE_MS = 60_000;
+
 /** Serves one Update call. */
-export function serveUpdateStream(call: UpdateCall, dataplane: DataPlane, logger: Logger): void {
+export function serveUpdateStream(
+  call: UpdateCall,
+  dataplane: DataPlane,
+  logger: Logger,
+  idleMs = UPDATE_IDLE_MS,
+): void {
   let session: UpdateSession | null = null;
   let starting: Promise<void> | null = null;
   let over = false;
+  let idle: NodeJS.Timeout | null = null;
+  const watch = (on: boolean) => {
+    if (idle) clearTimeout(idle);
+    idle = on
+      ? setTimeout(
+          () =>
+            fail(
+              new MaasError(
+                'MAAS_ERR_UPDATE_DATA',
+                `No update message for ${idleMs / 1000} s while its rows were due: the update is cancelled`,
+              ),
+            ),
+          idleMs,
+        )
+      : null;
+    idle?.unref();
+  };
+  watch(true);
   const fail = (error: unknown) => {
     if (over) return;
     over = true;
+    watch(false);
     // Answered once the model is free again: a client that retries at once is not refused as busy.
     void Promise.resolve(session?.cancel('the update failed')).then(() => call.emit('error', toGrpcError(error)));
   };
@@ -88,6 +118,7 @@ export function serveUpdateStream(call: UpdateCall, dataplane: DataPlane, logger
   };
   call.on('data', (message: WireUpdateRequest | RefusedInferRequest) => {
     if (over) return;
+    watch(true);
     try {
       if ('refused' in message) throw message.refused;
       if (session) return add(message);
@@ -112,6 +143,7 @@ export function serveUpdateStream(call: UpdateCall, dataplane: DataPlane, logger
     }
   });
   call.on('end', () => {
+    watch(false);
     void (async () => {
       await starting;
       if (over) return;
@@ -129,6 +161,7 @@ export function serveUpdateStream(call: UpdateCall, dataplane: DataPlane, logger
   });
   // grpc-js reports every end of a call as 'cancelled', a normal one too (after the status).
   call.once('cancelled', () => {
+    watch(false);
     if (!over) void session?.cancel();
     over = true;
   });
