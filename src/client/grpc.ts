@@ -393,8 +393,19 @@ export class GrpcInferenceClient {
       );
     });
     // Writes wait for the stream's room (HTTP/2 flow control), so rows read lazily stay lazy.
+    let ended = false;
+    call.once('status', () => (ended = true));
     const write = (message: object) =>
-      new Promise<void>((resolve) => (call.write(message) ? resolve() : call.once('drain', () => resolve())));
+      new Promise<void>((resolve) => {
+        if (ended || call.write(message)) return resolve();
+        const go = () => {
+          call.off('drain', go);
+          call.off('status', go);
+          resolve();
+        };
+        call.once('drain', go);
+        call.once('status', go); // the call ended: nothing more will drain
+      });
     const sending = (async () => {
       await write({
         model_name: options.model,
@@ -402,7 +413,7 @@ export class GrpcInferenceClient {
         parameters: toWireParameters(parameters),
       });
       for await (const batch of options.batches) {
-        if (signal?.aborted) return;
+        if (signal?.aborted || ended) return;
         const x = flatFloats(batch.x);
         const y = flatFloats(batch.y);
         await write({

@@ -5,7 +5,9 @@
  * staged as the next version only when it wins. The privacy spent is carried along the versions'
  * lineage as a Rényi-DP sum, so ε covers every noised round that went into a version.
  */
+import { join } from 'node:path';
 import { MaasError } from '../core/errors.js';
+import { readRegularFile } from '../io/files.js';
 import { loadModel } from '../model/load.js';
 import type { Sequential } from '../model/sequential.js';
 import {
@@ -15,7 +17,7 @@ import {
   type FedAvgOptions,
   type RefusedUpdate,
 } from './federated.js';
-import { stageVersion, type StagedFileName } from './publish.js';
+import { VERSION_RECORD_FILE, stageVersion, type StagedFileName } from './publish.js';
 import { compileForJudging, judgeCandidate, readHoldoutFile, type UpdatePolicy, type UpdateVerdict } from './update.js';
 
 /** A round to close, as the thread receives it. */
@@ -44,6 +46,50 @@ export interface FederatedVerdict extends UpdateVerdict {
   noiseStd: number;
   /** The lineage's privacy after this round (absent: no noised round in it). */
   privacy?: { epsilon: number; delta: number; rdp: number; rounds: number };
+}
+
+/** Largest version.json read for a lineage's privacy. */
+const MAX_RECORD_BYTES = 1024 * 1024;
+
+/** What a version's lineage spent of privacy: the Rényi-DP sum over its noised rounds, their count and δ. */
+export interface LineagePrivacy {
+  rdp: number;
+  rounds: number;
+  delta?: number;
+}
+
+/**
+ * The privacy a version's lineage spent already, from its version.json's details.privacy (no
+ * record, or none in it: nothing). A record that cannot be read or parsed is an error, never
+ * "nothing": the report must not understate ε.
+ */
+export async function lineagePrivacy(versionDir: string): Promise<LineagePrivacy> {
+  const path = join(versionDir, VERSION_RECORD_FILE);
+  let text: string;
+  try {
+    text = (await readRegularFile(path, MAX_RECORD_BYTES, 'a version record')).toString('utf8');
+  } catch (error) {
+    if (error instanceof MaasError && error.code === 'MAAS_ERR_MODEL_NOT_FOUND') return { rdp: 0, rounds: 0 };
+    throw error;
+  }
+  let privacy: { rdp?: unknown; rounds?: unknown; delta?: unknown } | undefined;
+  try {
+    privacy = (JSON.parse(text) as { details?: { privacy?: typeof privacy } }).details?.privacy;
+  } catch (error) {
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} is not JSON: ${(error as Error).message}`);
+  }
+  if (privacy === undefined) return { rdp: 0, rounds: 0 };
+  const rdp = privacy.rdp;
+  const rounds = privacy.rounds;
+  if (
+    typeof rdp !== 'number' ||
+    !(rdp >= 0) ||
+    !Number.isFinite(rdp) ||
+    !Number.isInteger(rounds) ||
+    (rounds as number) < 0
+  )
+    throw new MaasError('MAAS_ERR_MODEL_FORMAT', `${path} records a privacy it cannot be read from (details.privacy)`);
+  return { rdp, rounds: rounds as number, ...(typeof privacy.delta === 'number' ? { delta: privacy.delta } : {}) };
 }
 
 /** The base weights of a model file, in getWeights order (for a round's clients). */

@@ -81,6 +81,11 @@ export interface UpdateJob {
   holdout: UpdateRows | { file: string };
   /** SHA-256 of the training rows as they arrived, hex. */
   dataSha256: string;
+  /**
+   * The differential privacy the base version's lineage carries (federated rounds): training on
+   * new rows is post-processing for those clients, so the record carries it on unchanged.
+   */
+  lineagePrivacy?: Record<string, unknown>;
 }
 
 /** An epoch of the candidate's training. */
@@ -103,6 +108,9 @@ export interface UpdateVerdict {
   /** Why it was or was not promoted, in words. */
   reason: string;
 }
+
+/** The most weights an update's `architecture` may have (400 MB of fp32, with room to train). */
+export const MAX_ARCHITECTURE_PARAMS = 100_000_000;
 
 /** The largest held-out file read. */
 export const MAX_HOLDOUT_FILE_BYTES = 64 * 1024 * 1024;
@@ -263,6 +271,18 @@ function fromScratch(
     ...spec.layers.map((l) => ({ units: l.units, activation: l.activation ?? 'relu' })),
     { units: out.units, activation: out.activation },
   ];
+  // Counted before anything is allocated: a request must not size the process's memory.
+  let params = 0;
+  let fanIn = base.inputShape![1];
+  for (const { units } of widths) {
+    params += (fanIn + 1) * units;
+    fanIn = units;
+  }
+  if (params > MAX_ARCHITECTURE_PARAMS)
+    throw new MaasError(
+      'MAAS_ERR_UPDATE_PARAMETER',
+      `Expected an architecture of at most ${MAX_ARCHITECTURE_PARAMS} weights for update parameter architecture but it has ${params}`,
+    );
   const model = sequential({
     layers: widths.map((l, i) =>
       dense({
@@ -393,6 +413,7 @@ export async function runUpdate(job: UpdateJob, onEpoch: (epoch: UpdateEpoch) =>
           rows: job.train.rows,
           holdoutRows,
           training: { ...training, loss, seed },
+          ...(job.lineagePrivacy ? { privacy: job.lineagePrivacy } : {}),
         },
       };
       await stageVersion(job.modelDir, candidate, record, { fileName: job.fileName, staging: job.staging });

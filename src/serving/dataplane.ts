@@ -291,6 +291,12 @@ export class DataPlane {
   /** Opens a federated round on a model's serving version (maas.FederatedService/OpenRound). */
   openRound(name: string, version: string | undefined, parameters: Record<string, unknown>): Promise<RoundInfo> {
     if (this.stopping) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
+    // A round lives in the process that opened it, and the group spreads connections over them all.
+    if (this.peers)
+      throw new MaasError(
+        'MAAS_ERR_FEDERATED_ROUND',
+        'Federated rounds need a server of one serving process (this one runs several: --processes)',
+      );
     return this.rounds.open(name, version, parameters);
   }
 

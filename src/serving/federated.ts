@@ -8,12 +8,12 @@
  * takes the model like an update does (one at a time).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
 import { deltaNorm, type ClientUpdate, type FedAvgOptions } from '../lifecycle/federated.js';
-import type { FederatedVerdict } from '../lifecycle/federated-round.js';
-import { VERSION_RECORD_FILE, commitVersion, stagingPath } from '../lifecycle/publish.js';
+import { lineagePrivacy, type FederatedVerdict } from '../lifecycle/federated-round.js';
+import { commitVersion, stagingPath } from '../lifecycle/publish.js';
 import { stagedFileName } from '../lifecycle/update.js';
 import type { ModelRepository, ServedVersion } from './repository/repository.js';
 import type { ModelUpdates } from './updates.js';
@@ -66,8 +66,12 @@ interface Round {
 
 const ROUND_PARAMETERS = ['clip_norm', 'noise_multiplier', 'max_norm', 'seed', 'min_clients', 'max_clients', 'delta'];
 const CLIENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
-/** Largest version.json read for the lineage's privacy. */
-const MAX_RECORD_BYTES = 1024 * 1024;
+/**
+ * The most rows one client may claim. Without privacy the average weighs clients by the rows they
+ * claim, and nothing checks the claim: a round's operator who does not trust its clients' counts
+ * uses clip_norm (each client then counts once).
+ */
+const MAX_CLIENT_SAMPLES = 1_000_000_000;
 
 function roundParameter(
   parameters: Readonly<Record<string, unknown>>,
@@ -84,23 +88,6 @@ function roundParameter(
       `Expected ${expected} for round parameter ${name} but received ${describeValue(raw)}`,
     );
   return v;
-}
-
-/** The privacy a version's lineage spent already: its version.json's details.privacy (none: 0). */
-async function lineagePrivacy(versionDir: string): Promise<{ rdp: number; rounds: number }> {
-  const text = await readFile(join(versionDir, VERSION_RECORD_FILE), 'utf8').catch(() => '');
-  if (!text || text.length > MAX_RECORD_BYTES) return { rdp: 0, rounds: 0 };
-  try {
-    const privacy = (JSON.parse(text) as { details?: { privacy?: { rdp?: unknown; rounds?: unknown } } }).details
-      ?.privacy;
-    const rdp = Number(privacy?.rdp);
-    const rounds = Number(privacy?.rounds);
-    return Number.isFinite(rdp) && rdp >= 0 && Number.isInteger(rounds) && rounds >= 0
-      ? { rdp, rounds }
-      : { rdp: 0, rounds: 0 };
-  } catch {
-    return { rdp: 0, rounds: 0 };
-  }
 }
 
 /** The open rounds, one per model. */
@@ -125,6 +112,12 @@ export class FederatedRounds {
           `Unknown round parameter '${key}' (expected ${ROUND_PARAMETERS.join(', ')})`,
         );
     const base = this.repository.resolve(name, version);
+    const serving = this.repository.servingVersion(name);
+    if (version !== undefined && base.version !== serving)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_REFUSED',
+        `Version ${base.version} of '${name}' is not the one unversioned requests reach (${serving}): a round starts from the serving version`,
+      );
     if (base.weights.format === 'int8' || base.keyId !== undefined || !stagedFileName(basename(base.file)))
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',
@@ -166,6 +159,12 @@ export class FederatedRounds {
     const delta = roundParameter(p, 'delta', (v) => v > 0 && v < 1, 'a number in (0, 1)') ?? 1e-5;
     if (minClients > maxClients)
       throw new MaasError('MAAS_ERR_UPDATE_PARAMETER', `min_clients ${minClients} is above max_clients ${maxClients}`);
+    const lineage = await lineagePrivacy(join(this.repository.modelDir(name), String(base.version)));
+    if (lineage.rounds > 0 && noiseMultiplier === 0)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_PARAMETER',
+        `Version ${base.version} of '${name}' carries a differential-privacy guarantee over ${lineage.rounds} noised rounds: a round without noise_multiplier (and clip_norm) would end it`,
+      );
     const weights = await this.repository.readWeights(base.file);
     // Another open may have raced this one while the weights were read.
     if (this.rounds.has(name))
@@ -194,7 +193,7 @@ export class FederatedRounds {
 
   /** The open round of `name` (checked against `roundId` when given), with its base weights. */
   get(name: string, roundId?: string): RoundInfo {
-    return this.info(name, this.round(name, roundId), true);
+    return this.info(name, this.round(name, roundId === '' ? undefined : roundId), true);
   }
 
   /**
@@ -216,7 +215,8 @@ export class FederatedRounds {
       throw refuse('a client name is 1 to 128 letters, digits or . _ : @ -');
     if (round.updates.has(client)) throw refuse('a second update from the same client in one round');
     if (round.updates.size >= round.maxClients) throw refuse(`the round has its ${round.maxClients} clients`);
-    if (!Number.isInteger(samples) || samples < 1) throw refuse(`samples must be a positive integer, not ${samples}`);
+    if (!Number.isInteger(samples) || samples < 1 || samples > MAX_CLIENT_SAMPLES)
+      throw refuse(`samples must be an integer in [1, ${MAX_CLIENT_SAMPLES}], not ${samples}`);
     if (delta.length !== round.weights.length)
       throw refuse(`expected ${round.weights.length} delta tensors (the model's weights) but received ${delta.length}`);
     let bytes = 0;
@@ -256,9 +256,20 @@ export class FederatedRounds {
     const unlock = await this.updates.lock(name);
     round.closing = true;
     const { base } = round;
+    const moved = () => {
+      const now = this.repository.servingVersion(name);
+      return now === base.version
+        ? null
+        : new MaasError(
+            'MAAS_ERR_FEDERATED_ROUND',
+            `The serving version of '${name}' changed from ${base.version} to ${now} since round ${round.id} opened: its deltas are from version ${base.version}, so the round is discarded`,
+          );
+    };
     const modelDir = this.repository.modelDir(name);
     const staging = stagingPath(modelDir);
     try {
+      const before = moved();
+      if (before) throw before;
       const privacy = await lineagePrivacy(join(modelDir, String(base.version)));
       const verdict = await this.repository.runFederatedRound(
         {
@@ -285,6 +296,8 @@ export class FederatedRounds {
         promoted: false,
         serving: false,
       };
+      const after = verdict.promoted ? moved() : null;
+      if (after) throw after;
       if (verdict.promoted) {
         result.version = await commitVersion(modelDir, staging);
         result.promoted = true;
@@ -303,8 +316,11 @@ export class FederatedRounds {
       return result;
     } finally {
       this.rounds.delete(name);
-      await rm(staging, { recursive: true, force: true });
-      await unlock();
+      try {
+        await rm(staging, { recursive: true, force: true });
+      } finally {
+        await unlock();
+      }
     }
   }
 
@@ -314,7 +330,7 @@ export class FederatedRounds {
       this.repository.resolve(name); // an unknown model is its own error
       throw new MaasError('MAAS_ERR_FEDERATED_ROUND', `No federated round of '${name}' is open`);
     }
-    if (roundId !== undefined && roundId !== '' && roundId !== round.id)
+    if (roundId !== undefined && roundId !== round.id)
       throw new MaasError(
         'MAAS_ERR_FEDERATED_ROUND',
         `Round ${describeValue(roundId)} of '${name}' is not the open one (${round.id}): fetch the round again`,

@@ -7,11 +7,14 @@
  * file in the model's directory). Until the commit, a cancelled or failed update leaves nothing
  * behind: the staged directory is removed and the lock released.
  */
-import { createHash } from 'node:crypto';
-import { open, readFile, rm, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
 import { commitVersion, stagingPath } from '../lifecycle/publish.js';
+import { rdpEpsilon } from '../lifecycle/federated.js';
+import { lineagePrivacy } from '../lifecycle/federated-round.js';
 import {
   parseUpdateTraining,
   stagedFileName,
@@ -149,28 +152,80 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Takes the model directory's update lock, or says who holds it; a dead process's lock is taken over. */
+/** What a lock file holds: who took it (host and process) and a token only its taker knows. */
+interface LockRecord {
+  host: string;
+  pid: number;
+  token: string;
+}
+
+function readLockRecord(text: string): LockRecord | null {
+  try {
+    const r = JSON.parse(text) as Partial<LockRecord>;
+    return typeof r.host === 'string' && Number.isInteger(r.pid) && typeof r.token === 'string'
+      ? (r as LockRecord)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Takes the model directory's update lock, or says who holds it. The record is written whole to
+ * a file of its own, then linked to the lock's name (link fails when the name exists): no reader
+ * ever sees a half-written lock. A lock whose process is gone (same host, pid not alive) is moved
+ * aside by rename, which one taker alone wins, and taken again; one of another host, or one that
+ * cannot be read, counts as held (an operator removes it: the message says where). Release
+ * removes the lock only while it still holds this taker's token.
+ */
 async function takeLock(modelDir: string, model: string): Promise<() => Promise<void>> {
   const path = join(modelDir, UPDATE_LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(path, 'wx', 0o644);
-      await handle.writeFile(`${process.pid}\n`);
-      await handle.close();
-      return () => unlink(path).catch(() => {});
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+  const record: LockRecord = { host: hostname(), pid: process.pid, token: randomBytes(16).toString('hex') };
+  const mine = join(modelDir, `${UPDATE_LOCK_FILE}.${record.token}`);
+  await writeFile(mine, JSON.stringify(record), { mode: 0o644, flag: 'wx' });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(mine, path);
+        return async () => {
+          const held = readLockRecord(await readFile(path, 'utf8').catch(() => ''));
+          if (held?.token === record.token) await unlink(path).catch(() => {});
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const text = await readFile(path, 'utf8').catch(() => null);
+      if (text === null) continue; // released meanwhile: try again
+      const held = readLockRecord(text);
+      const stale = held !== null && held.host === record.host && held.pid !== process.pid && !alive(held.pid);
+      if (!stale)
         throw new MaasError(
           'MAAS_ERR_UPDATE_BUSY',
-          `An update of '${model}' is already running (process ${pid}): one update per model at a time`,
+          held
+            ? `An update of '${model}' is already running (host ${held.host}, process ${held.pid}): one update per model at a time`
+            : `An update of '${model}' holds ${path}, which cannot be read: remove it if no update runs`,
         );
-      // Left by a process that is gone (or by this one before a crash of the update): stale.
-      await unlink(path).catch(() => {});
+      // The holder is gone: move its lock aside (one taker wins the rename) and try again. What was
+      // moved is checked: a live lock another taker made meanwhile is put back (link: only if the
+      // name is still free) and counts as held.
+      const aside = `${path}.stale-${record.token}`;
+      const moved = await rename(path, aside).then(
+        () => true,
+        () => false,
+      );
+      if (!moved) continue;
+      const movedRecord = readLockRecord(await readFile(aside, 'utf8').catch(() => ''));
+      if (movedRecord?.token !== held.token) {
+        await link(aside, path).catch(() => {});
+        await unlink(aside).catch(() => {});
+        throw new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`);
+      }
+      await unlink(aside).catch(() => {});
     }
+    throw new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`);
+  } finally {
+    await unlink(mine).catch(() => {});
   }
-  throw new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`);
 }
 
 /** One update, from its first batch to its result. */
@@ -205,7 +260,7 @@ export class UpdateSession {
     return this.base.model;
   }
 
-  /** Adds a batch of rows; a malformed one is refused (the update goes on, the batch does not count). */
+  /** Adds a batch of rows; a malformed one is refused (both transports then end the update). */
   add(batch: UpdateBatch): void {
     if (this.state !== 'receiving')
       throw new MaasError(
@@ -216,6 +271,16 @@ export class UpdateSession {
       throw new MaasError(
         'MAAS_ERR_UPDATE_DATA',
         `Expected set 'train' or 'holdout' for an update batch but received ${describeValue(batch.set)}`,
+      );
+    if (batch.set === 'holdout' && this.base.update.holdoutFile !== undefined)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_DATA',
+        `Model '${this.model}' judges updates on the held-out rows its config names (update_holdout): send no 'holdout' batches`,
+      );
+    if (batch.set === 'holdout' && this.base.update.holdoutFile !== undefined)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_DATA',
+        `Model '${this.model}' judges updates on the held-out rows its config names (update_holdout): send no 'holdout' batches`,
       );
     const x = flatRows(batch.x, this.base.inputSize, `${batch.set} batch x`);
     if (!Number.isInteger(x.rows))
@@ -304,6 +369,8 @@ export class UpdateSession {
         holdout: holdoutRows > 0 ? this.holdout.take() : { file: join(modelDir, holdoutFile!) },
         dataSha256: this.digest.digest('hex'),
       };
+      const lineage = await lineagePrivacy(join(modelDir, String(base.version)));
+      if (lineage.rounds > 0) job.lineagePrivacy = { ...lineage, ...rdpEpsilon(lineage.rdp, lineage.delta ?? 1e-5) };
       onEvent({
         kind: 'training',
         model: base.model,
@@ -327,6 +394,16 @@ export class UpdateSession {
       };
       if (!verdict.promoted) return result;
       this.abort.signal.throwIfAborted();
+      const now = this.repository.servingVersion(base.model);
+      if (now !== base.version) {
+        // Judged against a version that no longer serves: its win says nothing about the new one.
+        result.verdict = {
+          ...verdict,
+          promoted: false,
+          reason: `${verdict.reason}, but the serving version changed from ${base.version} to ${now} while it trained: not promoted`,
+        };
+        return result;
+      }
       // The commit point: from here the version exists, whatever happens to the stream.
       result.version = await commitVersion(modelDir, staging);
       result.promoted = true;
@@ -340,8 +417,11 @@ export class UpdateSession {
       return result;
     } finally {
       this.state = 'ended';
-      await rm(staging, { recursive: true, force: true });
-      await this.release();
+      try {
+        await rm(staging, { recursive: true, force: true });
+      } finally {
+        await this.release();
+      }
     }
   }
 }
@@ -363,6 +443,12 @@ export class ModelUpdates {
    */
   async begin(name: string, version: string | undefined, parameters: Record<string, unknown>): Promise<UpdateSession> {
     const base = this.repository.resolve(name, version);
+    const serving = this.repository.servingVersion(name);
+    if (version !== undefined && base.version !== serving)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_REFUSED',
+        `Version ${base.version} of '${name}' is not the one unversioned requests reach (${serving}): an update starts from the serving version, which it must beat`,
+      );
     if (base.weights.format === 'int8')
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',

@@ -82,11 +82,12 @@ export class WorkerShares {
 
   /**
    * Keeps `count` workers from inference until the returned function is called: executions
-   * already running finish, and no new one starts while they would take a kept worker. At most
-   * every worker; the executions placed inline (on the event loop) are not held back.
+   * already running finish, and no new one starts while they would take a kept worker. One worker
+   * always stays with inference (with one worker, nothing is kept); the executions placed inline
+   * (on the event loop) are not held back.
    */
   reserve(count: number): () => void {
-    const n = Math.max(0, Math.min(Math.floor(count), this.workers - this.reserved));
+    const n = Math.max(0, Math.min(Math.floor(count), this.workers - 1 - this.reserved));
     this.reserved += n;
     let released = false;
     return () => {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
 import { dpEpsilon, loadModel, localUpdate, trainAndSubmit, type ClientUpdate, type Random } from '../../src/index.js';
-import type { RunningServer } from '../../src/serving/server.js';
+import type { RunningServer, ServeOptions } from '../../src/serving/server.js';
+import { publishVersion } from '../../src/lifecycle/publish.js';
 import { rng } from '../helpers.js';
 import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
 
@@ -32,7 +33,10 @@ afterEach(async () => {
 });
 
 /** A served model 'm' (compiled, untrained) with a held-out file, and a client to it. */
-async function start(random: Random): Promise<{ root: string; grpc: GrpcInferenceClient }> {
+async function start(
+  random: Random,
+  options: { record?: string; serve?: Partial<ServeOptions> } = {},
+): Promise<{ root: string; grpc: GrpcInferenceClient }> {
   const root = await tempRepository();
   const model = smallModel(D, 1, 5);
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
@@ -45,7 +49,8 @@ async function start(random: Random): Promise<{ root: string; grpc: GrpcInferenc
       y: Array.from(held.y),
     }),
   );
-  server = await startServer(root);
+  if (options.record !== undefined) await writeFile(join(root, 'm', '1', 'version.json'), options.record);
+  server = await startServer(root, options.serve);
   client = new GrpcInferenceClient(`127.0.0.1:${server.grpcPort}`);
   return { root, grpc: client };
 }
@@ -221,5 +226,62 @@ describe('federated rounds', () => {
     const error = await refusal(client.openRound('m'));
     expect(error.code).toBe('MAAS_ERR_UPDATE_REFUSED');
     expect(error.message).toMatch(/update_holdout/);
+  }, 60_000);
+
+  it('carries the lineage’s privacy on, refuses a round without noise on it, and a record it cannot read', async () => {
+    const random = rng(64);
+    const record = JSON.stringify({ source: 'federated', details: { privacy: { rdp: 0.5, rounds: 1, delta: 1e-5 } } });
+    const { grpc } = await start(random, { record });
+    const plain = await refusal(grpc.openRound('m'));
+    expect([plain.code, plain.message]).toEqual([
+      'MAAS_ERR_UPDATE_PARAMETER',
+      expect.stringMatching(/1 noised rounds/),
+    ]);
+    const round = await grpc.openRound('m', { clipNorm: 1, noiseMultiplier: 2, seed: 1 });
+    const sizes = (await grpc.getRound('m')).weights.map((t) => t.values.length);
+    await grpc.submitUpdate('m', round.roundId, {
+      client: 'a',
+      samples: 5,
+      delta: sizes.map((n) => new Float32Array(n)),
+    });
+    const result = await grpc.closeRound('m', round.roundId);
+    const rdp = 0.5 + 1 / (2 * 2 * 2);
+    expect(result.privacy).toEqual({
+      epsilon: expect.closeTo(rdp + 2 * Math.sqrt(rdp * Math.log(1e5)), 9),
+      delta: 1e-5,
+      rounds: 2,
+    });
+  }, 60_000);
+
+  it('refuses to open a round over a version record it cannot read', async () => {
+    const { grpc } = await start(rng(65), { record: '{"details": {"privacy": {"rdp": "much"}}}' });
+    expect((await refusal(grpc.openRound('m', { clipNorm: 1, noiseMultiplier: 1 }))).code).toBe(
+      'MAAS_ERR_MODEL_FORMAT',
+    );
+  }, 60_000);
+
+  it('discards a round whose base version stopped serving before it closed', async () => {
+    const random = rng(66);
+    const { root, grpc } = await start(random, { serve: { modelControlMode: 'poll', repositoryPollSeconds: 0.2 } });
+    const round = await grpc.openRound('m');
+    const sizes = (await grpc.getRound('m')).weights.map((t) => t.values.length);
+    await grpc.submitUpdate('m', round.roundId, {
+      client: 'a',
+      samples: 5,
+      delta: sizes.map((n) => new Float32Array(n)),
+    });
+    const next = smallModel(D, 1, 8);
+    next.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+    await publishVersion(root, 'm', next, { source: 'test' });
+    const deadline = Date.now() + 20_000;
+    while (!(await grpc.modelReady('m', '2').catch(() => false)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const stale = await refusal(grpc.closeRound('m', round.roundId));
+    expect([stale.code, stale.message]).toEqual([
+      'MAAS_ERR_FEDERATED_ROUND',
+      expect.stringMatching(/changed from 1 to 2/),
+    ]);
+    // The round is gone: a new one opens on version 2.
+    expect((await grpc.openRound('m')).baseVersion).toBe('2');
   }, 60_000);
 });

@@ -4,12 +4,15 @@
  * bad parameters, versions it cannot update); and cancellation, which leaves nothing behind.
  */
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '../../src/client/index.js';
 import type { UpdateProgress, UpdateRowsBatch } from '../../src/client/types.js';
 import { Random, quantize } from '../../src/index.js';
+import { publishVersion } from '../../src/lifecycle/publish.js';
 import type { RunningServer } from '../../src/serving/server.js';
 import * as grpcJs from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -283,6 +286,9 @@ describe('update extension: configured held-out rows and versions it cannot upda
       });
       expect(outcome).toMatchObject({ promoted: true, version: '2', serving: true, holdoutRows: 300, metric: 'loss' });
       expect(outcome.improvement).toBeGreaterThan(0.001);
+      // The configured rows judge: a client's own held-out rows are refused.
+      const own = await refusal(http.update({ model: 'm', batches: [rows, { set: 'holdout', ...rows }] }));
+      expect([own.code, own.message]).toEqual(['MAAS_ERR_UPDATE_DATA', expect.stringMatching(/update_holdout/)]);
     } finally {
       await server.close();
     }
@@ -345,6 +351,86 @@ describe('update extension: a stalled stream', () => {
     } finally {
       stub.close();
       server.forceShutdown();
+      await running.close();
+    }
+  }, 60_000);
+});
+
+describe('update extension: which version, and who holds the lock', () => {
+  it('starts only from the serving version', async () => {
+    const root = await repository({ version_policy: { all: {} } });
+    const model = smallModel(D, 1, 6);
+    model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+    await addVersion(root, 'm', 2, model);
+    const running = await startServer(root);
+    try {
+      const http = new HttpInferenceClient(`http://127.0.0.1:${running.httpPort}`);
+      const rows = task(50, new Random(4));
+      const refused = await refusal(http.update({ model: 'm', version: '1', batches: [rows] }));
+      expect([refused.code, refused.message]).toEqual([
+        'MAAS_ERR_UPDATE_REFUSED',
+        expect.stringMatching(/not the one unversioned requests reach \(2\)/),
+      ]);
+      const outcome = await http.update({
+        model: 'm',
+        parameters: { epochs: 1 },
+        batches: [rows, { set: 'holdout', ...rows }],
+      });
+      expect(outcome.baseVersion).toBe('2');
+    } finally {
+      await running.close();
+    }
+  }, 60_000);
+
+  it('does not promote a candidate whose base stopped serving while it trained', async () => {
+    const root = await repository();
+    const running = await startServer(root, { modelControlMode: 'poll', repositoryPollSeconds: 0.2 });
+    try {
+      const http = new HttpInferenceClient(`http://127.0.0.1:${running.httpPort}`);
+      const rows = task(2000, new Random(6));
+      const next = smallModel(D, 1, 9);
+      next.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+      let published: Promise<number> | null = null;
+      const outcome = await http.update({
+        model: 'm',
+        // Long enough that version 2 is published and loaded while it trains.
+        parameters: { epochs: 3000, learning_rate: 0.01 },
+        batches: [rows, { set: 'holdout', ...rows }],
+        onProgress: (e) => {
+          if (e.event === 'epoch' && e.epoch === 1) published = publishVersion(root, 'm', next, { source: 'test' });
+        },
+      });
+      expect(published).not.toBeNull();
+      expect(await published!).toBe(2);
+      expect(outcome).toMatchObject({ promoted: false, serving: false, baseVersion: '1' });
+      expect(outcome.reason).toMatch(/serving version changed from 1 to 2 while it trained/);
+      expect(await leftovers(root)).toEqual(['1', '2']);
+    } finally {
+      await running.close();
+    }
+  }, 120_000);
+
+  it('takes over a lock whose process is gone, and refuses one held elsewhere or unreadable', async () => {
+    const root = await repository();
+    const running = await startServer(root);
+    try {
+      const http = new HttpInferenceClient(`http://127.0.0.1:${running.httpPort}`);
+      const rows = task(50, new Random(5));
+      const update = () =>
+        http.update({ model: 'm', parameters: { epochs: 1 }, batches: [rows, { set: 'holdout', ...rows }] });
+      const lock = join(root, 'm', '.update.lock');
+      // A process that has exited: its pid is free.
+      const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+      await writeFile(lock, JSON.stringify({ host: hostname(), pid: Number(gone), token: 'old' }));
+      await expect(update()).resolves.toMatchObject({ rows: 50 });
+      expect(await leftovers(root)).not.toContain('.update.lock');
+      for (const held of [JSON.stringify({ host: 'another-host', pid: 1, token: 't' }), 'not a lock']) {
+        await writeFile(lock, held);
+        const busy = await refusal(update());
+        expect([busy.status, busy.code]).toEqual([409, 'MAAS_ERR_UPDATE_BUSY']);
+        expect(await readFile(lock, 'utf8')).toBe(held); // left as it was
+      }
+    } finally {
       await running.close();
     }
   }, 60_000);

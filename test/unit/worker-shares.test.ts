@@ -130,6 +130,14 @@ describe('WorkerShares', () => {
     await tick();
     expect(model.running.length).toBe(4);
     release(); // a second call does nothing
-    expect(shares.reserve(9)).toBeTypeOf('function'); // at most every worker
+    // At most every worker but one, however much is asked, together.
+    void model.submit(10);
+    const a = shares.reserve(9);
+    const b = shares.reserve(2);
+    for (let i = 0; i < 4; i++) model.finishOne();
+    await tick();
+    expect(model.running.length).toBe(1);
+    a();
+    b();
   });
 });

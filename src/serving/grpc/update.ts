@@ -106,8 +106,11 @@ export function serveUpdateStream(
     if (over) return;
     over = true;
     watch(false);
-    // Answered once the model is free again: a client that retries at once is not refused as busy.
-    void Promise.resolve(session?.cancel('the update failed')).then(() => call.emit('error', toGrpcError(error)));
+    // Answered once the model is free again (a session still starting first exists, then lets go):
+    // a client that retries at once is not refused as busy.
+    void (starting ?? Promise.resolve())
+      .then(() => session?.cancel('the update failed'))
+      .then(() => call.emit('error', toGrpcError(error)));
   };
   const add = (message: WireUpdateRequest) => {
     const batch = message.batch;

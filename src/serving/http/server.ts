@@ -502,6 +502,7 @@ async function serveUpdate(dataplane: DataPlane, ctx: Context): Promise<Reply> {
     if (!res.writableFinished) void session.cancel('the client closed the connection');
   };
   res.on('close', onClose);
+  if (res.destroyed) onClose(); // the client left before the listener was there
   try {
     line(updateResultJson(await session.run((event) => line(updateEventJson(event)))));
   } catch (error) {

@@ -146,7 +146,10 @@ async function* frames(ctx: UpdateRequestContext): AsyncGenerator<{ message: Mes
         'MAAS_ERR_HTTP_BODY',
         `Expected a frame header of 1 to ${MAX_FRAME_HEADER_BYTES} bytes but received a length of ${headerBytes}`,
       );
-    const message = await ctx.parseJson((await reader.read(headerBytes))!, 'request body');
+    const header = await reader.read(headerBytes);
+    if (!header)
+      throw new MaasError('MAAS_ERR_HTTP_BODY', 'The update body ended after a frame’s length, before its header');
+    const message = await ctx.parseJson(header, 'request body');
     if (message.x === undefined && message.y === undefined) {
       yield { message };
       continue;

@@ -293,6 +293,21 @@ export class ModelRepository {
     return entry.guard.record(side, ok, latencyNs, now) ? entry.guard.breach(now) : null;
   }
 
+  /**
+   * The version unversioned requests reach, canary aside: the `stable` label's when the model has
+   * labels, else the highest ready version (null: none is ready). Updates start from it and
+   * promote only while it is still the one.
+   */
+  servingVersion(name: string): number | null {
+    const entry = this.models.get(name);
+    if (!entry) return null;
+    const stable = entry.routing?.labels.stable;
+    if (stable !== undefined && entry.served.has(stable)) return stable;
+    let best: number | null = null;
+    for (const v of entry.served.keys()) if (best === null || v > best) best = v;
+    return best;
+  }
+
   /** The model's directory in the repository. */
   modelDir(name: string): string {
     return join(this.root, name);
