@@ -43,7 +43,9 @@ async function readConfig(path: string): Promise<Record<string, unknown>> {
   );
 }
 
-const fixed = (v: number) => (Math.abs(v) >= 1000 ? v.toFixed(1) : v.toPrecision(4));
+// Below 0.001 four decimals (an sd of 1e-16 is rounding, shown 0.0000, not in exponent form).
+const fixed = (v: number) =>
+  Math.abs(v) >= 1000 ? v.toFixed(1) : Math.abs(v) < 0.001 ? Math.abs(v).toFixed(4) : v.toPrecision(4);
 
 /** The comparison as a text table, the winner marked. */
 export function selectionTable(selection: Selection): string[] {
