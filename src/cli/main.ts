@@ -42,6 +42,36 @@ function port(value: string): number {
   return n;
 }
 
+/** A port from the environment (KServe's PORT and GRPC_PORT), or `fallback`; a bad value stops the command. */
+function envPort(name: string, fallback: number): number {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  try {
+    return port(value);
+  } catch (error) {
+    console.error(`maas: $${name}: ${(error as Error).message}`);
+    process.exit(2);
+  }
+}
+
+/**
+ * KServe's model servers take Python-style flags (--model_name=x, --http_port 8080): the same
+ * flags with underscores are read as maas's dashed ones, so a KServe runtime's args work as is.
+ */
+const KSERVE_FLAGS: Record<string, string> = {
+  '--model_name': '--model-name',
+  '--model_dir': '--model-dir',
+  '--http_port': '--http-port',
+  '--grpc_port': '--grpc-port',
+};
+function kserveFlags(argv: string[]): string[] {
+  return argv.map((arg) => {
+    const [flag, ...rest] = arg.split('=');
+    const dashed = KSERVE_FLAGS[flag!];
+    return dashed ? [dashed, ...rest].join('=') : arg;
+  });
+}
+
 function controlMode(value: string): string {
   if (!['none', 'poll', 'explicit'].includes(value))
     throw new InvalidArgumentError(`expected none, poll or explicit but received '${value}'`);
@@ -88,16 +118,24 @@ const program = new Command()
 program
   .command('serve')
   .description('serve a model repository over KServe v2 gRPC and REST, with Prometheus metrics')
-  .requiredOption(
+  .option(
     '--model-repository <dir>',
     'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx',
+  )
+  .option(
+    '--model-name <name>',
+    "serve one model under this name from --model-dir (KServe's --model_name; instead of --model-repository)",
+  )
+  .option(
+    '--model-dir <dir>',
+    "with --model-name: the model's directory, its versions or its files (default /mnt/models, KServe's)",
   )
   .option(
     '--host <address>',
     'address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 once TLS or a token file is set)',
   )
-  .option('--http-port <port>', 'REST port', port, 8000)
-  .option('--grpc-port <port>', 'gRPC port', port, 8001)
+  .option('--http-port <port>', 'REST port (default $PORT, else 8000)', port, envPort('PORT', 8000))
+  .option('--grpc-port <port>', 'gRPC port (default $GRPC_PORT, else 8001)', port, envPort('GRPC_PORT', 8001))
   .option('--metrics-port <port>', 'Prometheus /metrics port', port, 8002)
   .option('--workers <n>', 'inference worker threads (default: one per core)', positiveInt)
   .option('--threads <n>', 'native threads per worker (default 1)', positiveInt)
@@ -432,7 +470,7 @@ token
   .requiredOption('--file <path>', 'the token file')
   .action((id: string, opts: { file: string }) => runTokenRevoke({ ...opts, id, print: (l) => console.log(l) }));
 
-program.parseAsync(process.argv).catch((e: unknown) => {
+program.parseAsync(kserveFlags(process.argv)).catch((e: unknown) => {
   console.error(e instanceof Error ? `maas: ${e.message}` : e);
   process.exitCode = 1;
   // A serving process of --processes N that cannot start (a port taken) would stay alive on its

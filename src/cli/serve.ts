@@ -34,7 +34,12 @@ function tlsSettings(options: ServeCommandOptions): TlsSettings | undefined {
 
 /** The serve command's options, as commander parses them. */
 export interface ServeCommandOptions {
-  modelRepository: string;
+  /** The repository; or, with modelName, absent (the model's directory is modelDir). */
+  modelRepository?: string;
+  /** Single-model mode (KServe's --model_name): serve modelDir's model under this name. */
+  modelName?: string;
+  /** The single model's directory (default /mnt/models, where KServe puts a model). */
+  modelDir?: string;
   host?: string;
   httpPort: number;
   grpcPort: number;
@@ -116,7 +121,24 @@ async function runPrimary(options: ServeCommandOptions, count: number, packedCac
   });
 }
 
+/** Where the models are: a repository, or one model's directory and its name. */
+function modelSource(options: ServeCommandOptions): { root: string; singleModel?: string } {
+  const { modelRepository, modelName, modelDir } = options;
+  if (modelName !== undefined) {
+    if (modelRepository !== undefined)
+      throw new MaasError('MAAS_ERR_ARG_RANGE', '--model-name serves one model from --model-dir: leave out --model-repository');
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(modelName))
+      throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected a model name (letters, digits, . _ -) for --model-name but received '${modelName}'`);
+    return { root: modelDir ?? '/mnt/models', singleModel: modelName };
+  }
+  if (modelDir !== undefined) throw new MaasError('MAAS_ERR_ARG_RANGE', '--model-dir goes with --model-name');
+  if (modelRepository === undefined)
+    throw new MaasError('MAAS_ERR_ARG_RANGE', 'Give --model-repository DIR, or --model-name NAME [--model-dir DIR] for one model');
+  return { root: modelRepository };
+}
+
 export async function runServe(options: ServeCommandOptions): Promise<void> {
+  const source = modelSource(options);
   const processes = options.processes ?? 1;
   const group = joinProcessGroup();
   const packedCache = await packedCacheFor(options);
@@ -133,7 +155,8 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   const modelKeys = keyringFrom({ keyFile: options.modelKeyFile, keyCommand: options.modelKeyCommand });
   await modelKeys.check(); // a key file that cannot be used stops the start, not every load
   const serveOptions: ServeOptions = {
-    modelRepository: options.modelRepository,
+    modelRepository: source.root,
+    ...(source.singleModel !== undefined ? { singleModel: source.singleModel } : {}),
     host: options.host,
     httpPort: options.httpPort,
     grpcPort: options.grpcPort,
@@ -189,7 +212,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   const local = server.host === '0.0.0.0' || server.host === '::' ? 'localhost' : server.host;
   const scheme = server.tls ? 'https' : 'http';
   print(
-    `maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${options.modelRepository}`,
+    `maas serving ${index.map((m) => `${m.name} (v${m.version})`).join(', ') || 'no models yet'} from ${source.root}`,
   );
   print(`  REST     ${scheme}://${local}:${server.httpPort}/v2`);
   print(`  gRPC     ${local}:${server.grpcPort} (inference.GRPCInferenceService${server.tls ? ', TLS' : ''})`);
@@ -199,7 +222,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);
     const width = meta.inputs[0]!.shape[1]!;
-    const sample = join(options.modelRepository, first.name, 'sample-request.json');
+    const sample = join(source.singleModel !== undefined ? source.root : join(source.root, first.name), 'sample-request.json');
     const row = Array.from({ length: width }, (_, i) => (i % 2 ? 0.5 : -0.5));
     const body = existsSync(sample)
       ? `@${sample}`

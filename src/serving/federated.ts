@@ -123,6 +123,11 @@ export class FederatedRounds {
         'MAAS_ERR_UPDATE_REFUSED',
         `Version ${base.version} of '${name}' cannot take a federated round (int8, encrypted, or a file format maas cannot write)`,
       );
+    if (await this.repository.isFlat(name))
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_REFUSED',
+        `'${name}' is served from a directory of one model's files, with no version directories to add one beside`,
+      );
     if (base.update.holdoutFile === undefined)
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',

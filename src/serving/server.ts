@@ -30,6 +30,11 @@ export interface ServeOptions {
   /** The model repository directory (Triton's layout). */
   modelRepository: string;
   /**
+   * Single-model mode (KServe's `--model_name`): modelRepository is the directory of this one
+   * model — its versions and config.json, or the model's files directly.
+   */
+  singleModel?: string;
+  /**
    * Address to listen on (default '127.0.0.1', this machine only, unless TLS or tokens are
    * configured: then '0.0.0.0').
    */
@@ -212,6 +217,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.modelKeys ? { modelKeys: options.modelKeys } : {}),
     ...(options.packedCache ? { packedCache: resolve(options.packedCache) } : {}),
     ...(options.packedCacheMaxBytes !== undefined ? { packedCacheMaxBytes: options.packedCacheMaxBytes } : {}),
+    ...(options.singleModel !== undefined ? { singleModel: options.singleModel } : {}),
   });
   const group = options.processGroup;
   const dataplane = new DataPlane({

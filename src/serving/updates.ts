@@ -459,6 +459,11 @@ export class ModelUpdates {
         'MAAS_ERR_UPDATE_REFUSED',
         `Version ${base.version} of '${name}' is encrypted: an update would write its weights unencrypted`,
       );
+    if (await this.repository.isFlat(name))
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_REFUSED',
+        `'${name}' is served from a directory of one model's files, with no version directories to add one beside`,
+      );
     if (!stagedFileName(basename(base.file)))
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',

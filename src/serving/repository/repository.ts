@@ -160,6 +160,12 @@ export interface RepositoryOptions {
   packedCache?: string;
   /** The packed cache's size cap: pruned after each version packed into it (default: none). */
   packedCacheMaxBytes?: number;
+  /**
+   * Single-model mode (KServe's `--model_name`): `root` is the directory of one model served under
+   * this name — its versions (`1/`, `2/`, …) and config.json, or a model's files directly (served
+   * as version 1).
+   */
+  singleModel?: string;
 }
 
 const unknownModel = (name: string) =>
@@ -186,6 +192,7 @@ export class ModelRepository {
   private closed = false;
   /** Stops the load threads still running when the repository closes. */
   private readonly stopping = new AbortController();
+  private readonly singleModel: string | undefined;
 
   constructor(options: RepositoryOptions) {
     this.root = options.root;
@@ -200,6 +207,7 @@ export class ModelRepository {
     this.modelKeys = options.modelKeys;
     this.packedCache = options.packedCache;
     this.packedCacheMaxBytes = options.packedCacheMaxBytes;
+    this.singleModel = options.singleModel;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
@@ -308,9 +316,34 @@ export class ModelRepository {
     return best;
   }
 
-  /** The model's directory in the repository. */
+  /** The model's directory in the repository (in single-model mode, the root for its one name). */
   modelDir(name: string): string {
-    return join(this.root, name);
+    if (this.singleModel === undefined) return join(this.root, name);
+    // Any other name is a directory that cannot exist: NUL is never in a path.
+    return name === this.singleModel ? this.root : join(this.root, '\0');
+  }
+
+  /**
+   * Whether the model is served from a flat directory (single-model mode, the model's files in
+   * the root and no version directories): its one version is the directory itself, and nothing
+   * can be added beside it.
+   */
+  async isFlat(name: string): Promise<boolean> {
+    if (this.singleModel === undefined || name !== this.singleModel) return false;
+    if ((await versionNumbers(this.root).catch(() => [])).length > 0) return false;
+    for (const file of MODEL_FILE_NAMES) if (await exists(join(this.root, file))) return true;
+    return false;
+  }
+
+  /** The version numbers a model has on disk (a flat model: 1). */
+  private async versionsOnDisk(name: string): Promise<number[]> {
+    if (await this.isFlat(name)) return [1];
+    return versionNumbers(this.modelDir(name));
+  }
+
+  /** A version's directory (a flat model's: the model's). */
+  private async versionDir(name: string, version: number): Promise<string> {
+    return (await this.isFlat(name)) ? this.modelDir(name) : join(this.modelDir(name), String(version));
   }
 
   /**
@@ -424,7 +457,7 @@ export class ModelRepository {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') throw unknownModel(name);
     // An unknown name creates nothing: no index entry, no effect on readiness.
-    if (!this.models.has(name) && !(await exists(join(this.root, name)))) throw unknownModel(name);
+    if (!this.models.has(name) && !(await exists(this.modelDir(name)))) throw unknownModel(name);
     const entry = this.entry(name);
     return this.enqueue(entry, () => this.reload(entry, config));
   }
@@ -516,7 +549,7 @@ export class ModelRepository {
 
   private async reload(entry: ModelEntry, override: unknown): Promise<void> {
     const { name } = entry;
-    const dir = join(this.root, name);
+    const dir = this.modelDir(name);
     entry.unloaded = false;
     try {
       if (!(await exists(dir))) throw unknownModel(name);
@@ -534,7 +567,7 @@ export class ModelRepository {
           'MAAS_ERR_MODEL_CONFIG',
           `Model '${name}' asks for placement inline, but the workers are processes (--isolation process keeps native code out of the serving process)`,
         );
-      const onDisk = await versionNumbers(dir).catch(() => []);
+      const onDisk = await this.versionsOnDisk(name).catch(() => []);
       const wanted = selectVersions(policyConfig.version_policy, onDisk);
       if (wanted.length === 0)
         throw new MaasError(
@@ -559,7 +592,7 @@ export class ModelRepository {
       const failed: string[] = [];
       const failedCodes = new Set<ErrorCode>();
       for (const version of wanted) {
-        const files = `${JSON.stringify(raw)}|${await versionFingerprint(join(dir, String(version)))}`;
+        const files = `${JSON.stringify(raw)}|${await versionFingerprint(await this.versionDir(name, version))}`;
         if (entry.served.get(version)?.fingerprint === files) continue;
         entry.loading.add(version);
         try {
@@ -635,7 +668,7 @@ export class ModelRepository {
     },
   ): Promise<ServedVersion> {
     const { strictIntegrity, precision } = asked;
-    const dir = join(this.root, name, String(version));
+    const dir = await this.versionDir(name, version);
     await refuseSymlink(dir, `version directory ${name}/${version}`);
     const declared = (raw as { default_model_filename?: unknown } | undefined)?.default_model_filename;
     let fileName = typeof declared === 'string' ? declared : undefined;
@@ -781,7 +814,7 @@ export class ModelRepository {
   ): Promise<ServedExplain> {
     let rows = saved;
     if (settings.backgroundFile !== undefined) {
-      const file = join(this.root, model, settings.backgroundFile);
+      const file = join(this.modelDir(model), settings.backgroundFile);
       const limits = { maxBytes: MAX_BACKGROUND_FILE_BYTES, maxRows: MAX_BACKGROUND_ROWS };
       try {
         rows = await readJsonRows(file, inputSize, preparation, 'the explain_background file', limits);
@@ -803,7 +836,7 @@ export class ModelRepository {
   /** The class names of a config's label_filename, one per line. */
   private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
     if (file === undefined) return null;
-    const text = (await readRegularFile(join(this.root, model, file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
+    const text = (await readRegularFile(join(this.modelDir(model), file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
       'utf8',
     );
     const lines = text.split(/\r?\n/);
@@ -881,6 +914,7 @@ export class ModelRepository {
   }
 
   private async modelDirs(): Promise<string[]> {
+    if (this.singleModel !== undefined) return (await exists(this.root)) ? [this.singleModel] : [];
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
     return entries
       .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
@@ -889,11 +923,11 @@ export class ModelRepository {
   }
 
   private async modelFingerprint(name: string): Promise<string> {
-    const dir = join(this.root, name);
+    const dir = this.modelDir(name);
     const config = await readFile(join(dir, 'config.json'), 'utf8').catch(() => '');
     const parts = [config];
-    for (const v of await versionNumbers(dir).catch(() => []))
-      parts.push(`${v}:${await versionFingerprint(join(dir, String(v)))}`);
+    for (const v of await this.versionsOnDisk(name).catch(() => []))
+      parts.push(`${v}:${await versionFingerprint(await this.versionDir(name, v))}`);
     return parts.join('|');
   }
 }
