@@ -126,14 +126,23 @@ function modelSource(options: ServeCommandOptions): { root: string; singleModel?
   const { modelRepository, modelName, modelDir } = options;
   if (modelName !== undefined) {
     if (modelRepository !== undefined)
-      throw new MaasError('MAAS_ERR_ARG_RANGE', '--model-name serves one model from --model-dir: leave out --model-repository');
+      throw new MaasError(
+        'MAAS_ERR_ARG_RANGE',
+        '--model-name serves one model from --model-dir: leave out --model-repository',
+      );
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(modelName))
-      throw new MaasError('MAAS_ERR_ARG_RANGE', `Expected a model name (letters, digits, . _ -) for --model-name but received '${modelName}'`);
+      throw new MaasError(
+        'MAAS_ERR_ARG_RANGE',
+        `Expected a model name (letters, digits, . _ -) for --model-name but received '${modelName}'`,
+      );
     return { root: modelDir ?? '/mnt/models', singleModel: modelName };
   }
   if (modelDir !== undefined) throw new MaasError('MAAS_ERR_ARG_RANGE', '--model-dir goes with --model-name');
   if (modelRepository === undefined)
-    throw new MaasError('MAAS_ERR_ARG_RANGE', 'Give --model-repository DIR, or --model-name NAME [--model-dir DIR] for one model');
+    throw new MaasError(
+      'MAAS_ERR_ARG_RANGE',
+      'Give --model-repository DIR, or --model-name NAME [--model-dir DIR] for one model',
+    );
   return { root: modelRepository };
 }
 
@@ -222,7 +231,10 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   if (first) {
     const meta = server.dataplane.modelMetadata(first.name);
     const width = meta.inputs[0]!.shape[1]!;
-    const sample = join(source.singleModel !== undefined ? source.root : join(source.root, first.name), 'sample-request.json');
+    const sample = join(
+      source.singleModel !== undefined ? source.root : join(source.root, first.name),
+      'sample-request.json',
+    );
     const row = Array.from({ length: width }, (_, i) => (i % 2 ? 0.5 : -0.5));
     const body = existsSync(sample)
       ? `@${sample}`

@@ -836,9 +836,9 @@ export class ModelRepository {
   /** The class names of a config's label_filename, one per line. */
   private async labelFile(model: string, file: string | undefined): Promise<string[] | null> {
     if (file === undefined) return null;
-    const text = (await readRegularFile(join(this.modelDir(model), file), MAX_LABEL_FILE_BYTES, 'a label file')).toString(
-      'utf8',
-    );
+    const text = (
+      await readRegularFile(join(this.modelDir(model), file), MAX_LABEL_FILE_BYTES, 'a label file')
+    ).toString('utf8');
     const lines = text.split(/\r?\n/);
     if (lines.at(-1) === '') lines.pop();
     return lines;
