@@ -40,7 +40,7 @@ export { Cancellation };
 export type { UpdateBatch, UpdateEvent, UpdateResult, UpdateSession, UpdateSet } from './updates.js';
 export type { RoundInfo, RoundResult, RoundTensor } from './federated.js';
 /** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
-export { outputBytes } from './tensors.js';
+export { outputBytes, fp32Copy } from './tensors.js';
 export type { ModelMetadata, ServerMetadata, TensorMetadata } from '../protocol/metadata.js';
 export type { VersionRouting } from './repository/config.js';
 

@@ -107,3 +107,24 @@ export function outputBytes(
   if (output.datatype === 'BYTES') return serializeBytesTensor(output.data);
   return new Uint8Array(output.data.buffer, output.data.byteOffset, output.data.byteLength);
 }
+
+/**
+ * FP32 little-endian bytes from the wire (an update's rows, a round's delta) as floats, copied:
+ * the message's buffer may be unaligned, and the floats must own their memory. A length that is
+ * not a multiple of 4 is `code`'s error, naming `what`.
+ */
+export function fp32Copy(
+  bytes: Uint8Array | undefined,
+  what: string,
+  code: 'MAAS_ERR_UPDATE_DATA' | 'MAAS_ERR_FEDERATED_UPDATE',
+): Float32Array {
+  const b = bytes ?? new Uint8Array(0);
+  if (b.length % 4 !== 0)
+    throw new MaasError(
+      code,
+      `Expected ${what} to hold FP32 values (a multiple of 4 bytes) but received ${b.length} bytes`,
+    );
+  const out = new Float32Array(b.length / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}

@@ -8,12 +8,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
+import { GrpcInferenceClient } from '../../src/client/index.js';
 import { dpEpsilon, loadModel, localUpdate, trainAndSubmit, type ClientUpdate, type Random } from '../../src/index.js';
 import type { RunningServer, ServeOptions } from '../../src/serving/server.js';
 import { publishVersion } from '../../src/lifecycle/publish.js';
 import { rng } from '../helpers.js';
-import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { addVersion, smallModel, startServer, tempRepository, refusal } from './server-helpers.js';
 
 const D = 6;
 
@@ -53,15 +53,6 @@ async function start(
   server = await startServer(root, options.serve);
   client = new GrpcInferenceClient(`127.0.0.1:${server.grpcPort}`);
   return { root, grpc: client };
-}
-
-async function refusal(work: Promise<unknown>): Promise<InferenceServerError> {
-  const error = await work.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(InferenceServerError);
-  return error as InferenceServerError;
 }
 
 describe('federated rounds', () => {

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Random, dense, initializers, sequential, type Sequential } from '../../src/index.js';
 import { serve, type RunningServer, type ServeOptions } from '../../src/serving/server.js';
+import { InferenceServerError } from '../../src/client/index.js';
 
 /** A small seeded model: in → 16 relu → out (softmax when out > 1, else sigmoid). */
 export function smallModel(inputs: number, outputs: number, seed: number): Sequential {
@@ -76,4 +77,17 @@ export function startServer(modelRepository: string, options: Partial<ServeOptio
 export function inputs(rows: number, width: number, seed: number): Float32Array {
   const r = new Random(seed);
   return Float32Array.from({ length: rows * width }, () => r.uniform(-1, 1));
+}
+
+/** The InferenceServerError `work` rejects with (a test fails if it resolves, or rejects with another error). */
+export async function refusal(work: Promise<unknown>): Promise<InferenceServerError> {
+  const error = await work.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof InferenceServerError))
+    throw new Error(
+      `expected an InferenceServerError but the call ${error === null ? 'resolved' : `threw ${error instanceof Error ? error.message : JSON.stringify(error)}`}`,
+    );
+  return error;
 }

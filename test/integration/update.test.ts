@@ -9,7 +9,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '../../src/client/index.js';
+import { GrpcInferenceClient, HttpInferenceClient } from '../../src/client/index.js';
 import type { UpdateProgress, UpdateRowsBatch } from '../../src/client/types.js';
 import { Random, quantize } from '../../src/index.js';
 import { publishVersion } from '../../src/lifecycle/publish.js';
@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import { updateService } from '../../src/protocol/grpc.js';
 import { serveUpdateStream } from '../../src/serving/grpc/update.js';
 import { rng } from '../helpers.js';
-import { addVersion, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { addVersion, smallModel, startServer, tempRepository, refusal } from './server-helpers.js';
 
 const D = 6;
 
@@ -42,15 +42,6 @@ async function repository(config: object = {}): Promise<string> {
 /** The model directory's entries other than config.json: versions, and anything left behind. */
 async function leftovers(root: string): Promise<string[]> {
   return (await readdir(join(root, 'm'))).filter((f) => f !== 'config.json').sort();
-}
-
-async function refusal(work: Promise<unknown>): Promise<InferenceServerError> {
-  const error = await work.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(InferenceServerError);
-  return error as InferenceServerError;
 }
 
 describe('update extension', () => {

@@ -2,8 +2,7 @@
  * maas.FederatedService's messages: weight tensors off and onto the wire, and the round's info
  * and result as the .proto spells them. The handlers (server.ts) call the DataPlane once each.
  */
-import { MaasError } from '../../core/errors.js';
-import type { RoundInfo, RoundResult, RoundTensor } from '../dataplane.js';
+import { fp32Copy, type RoundInfo, type RoundResult, type RoundTensor } from '../dataplane.js';
 
 /** WeightTensor as proto-loader decodes it. */
 export interface WireWeightTensor {
@@ -20,19 +19,9 @@ export interface WireSubmitUpdate {
   delta?: WireWeightTensor[];
 }
 
-/** A delta's tensors as floats (copied: the message's buffer may be unaligned). */
+/** A delta's tensors as floats. */
 export function deltaOf(tensors: WireWeightTensor[] | undefined): Float32Array[] {
-  return (tensors ?? []).map((t, i) => {
-    const bytes = t.data ?? Buffer.alloc(0);
-    if (bytes.length % 4 !== 0)
-      throw new MaasError(
-        'MAAS_ERR_FEDERATED_UPDATE',
-        `Expected delta ${i} to hold FP32 values (a multiple of 4 bytes) but received ${bytes.length} bytes`,
-      );
-    const out = new Float32Array(bytes.length / 4);
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
-  });
+  return (tensors ?? []).map((t, i) => fp32Copy(t.data, `delta ${i}`, 'MAAS_ERR_FEDERATED_UPDATE'));
 }
 
 function tensorMessage(t: RoundTensor): object {

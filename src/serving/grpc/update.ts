@@ -10,6 +10,7 @@ import { MaasError } from '../../core/errors.js';
 import { fromWireParameters, type WireParameter } from '../../protocol/grpc.js';
 import type { DataPlane, UpdateEvent, UpdateResult, UpdateSession } from '../dataplane.js';
 import { toGrpcError, type RefusedInferRequest } from './codec.js';
+import { fp32Copy } from '../dataplane.js';
 
 /** UpdateRequest as proto-loader decodes it. */
 export interface WireUpdateRequest {
@@ -20,19 +21,6 @@ export interface WireUpdateRequest {
 }
 
 type UpdateCall = grpc.ServerDuplexStream<WireUpdateRequest | RefusedInferRequest, object>;
-
-/** Little-endian FP32 bytes as floats (copied: the message's buffer may be unaligned). */
-function floats(bytes: Buffer | undefined, what: string): Float32Array {
-  const b = bytes ?? Buffer.alloc(0);
-  if (b.length % 4 !== 0)
-    throw new MaasError(
-      'MAAS_ERR_UPDATE_DATA',
-      `Expected ${what} to hold FP32 values (a multiple of 4 bytes) but received ${b.length} bytes`,
-    );
-  const out = new Float32Array(b.length / 4);
-  new Uint8Array(out.buffer).set(b);
-  return out;
-}
 
 /** An event on the wire. */
 function eventMessage(event: UpdateEvent): object {
@@ -115,8 +103,8 @@ export function serveUpdateStream(
   const add = (message: WireUpdateRequest) => {
     const batch = message.batch;
     if (!batch) return;
-    const x = floats(batch.x, 'batch.x');
-    const y = floats(batch.y, 'batch.y');
+    const x = fp32Copy(batch.x, 'batch.x', 'MAAS_ERR_UPDATE_DATA');
+    const y = fp32Copy(batch.y, 'batch.y', 'MAAS_ERR_UPDATE_DATA');
     session!.add({ set: (batch.set || 'train') as 'train', x, y, ...(batch.rows ? { rows: batch.rows } : {}) });
   };
   call.on('data', (message: WireUpdateRequest | RefusedInferRequest) => {

@@ -15,6 +15,7 @@ import { MaasError, describeValue } from '../../core/errors.js';
 import { isPlainObject } from '../../core/validation.js';
 import type { DataPlane, UpdateBatch, UpdateEvent, UpdateResult, UpdateSession } from '../dataplane.js';
 import { lingerAfterRefusal, tooLarge } from './body.js';
+import { fp32Copy } from '../dataplane.js';
 import type { BodyKind } from './json-parse.js';
 
 /** What the route needs of the server: the body limit and the JSON parser (on the loop or in its thread). */
@@ -163,18 +164,6 @@ async function* frames(ctx: UpdateRequestContext): AsyncGenerator<{ message: Mes
   }
 }
 
-/** FP32 little-endian bytes as floats (copied: aligned, and owned). */
-function floats(bytes: Buffer, what: string): Float32Array {
-  if (bytes.length % 4 !== 0)
-    throw new MaasError(
-      'MAAS_ERR_UPDATE_DATA',
-      `Expected ${what} to hold FP32 values (a multiple of 4 bytes) but received ${bytes.length} bytes`,
-    );
-  const out = new Float32Array(bytes.length / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
-
 /** A message's batch for the session (null: it carries none). */
 function batchOf(message: Message, binary: Buffer | undefined): UpdateBatch | null {
   if (message.x === undefined && message.y === undefined) return null;
@@ -184,8 +173,8 @@ function batchOf(message: Message, binary: Buffer | undefined): UpdateBatch | nu
   const xBytes = binarySize(message.x, 'x');
   return {
     set,
-    x: floats(binary.subarray(0, xBytes), 'x'),
-    y: floats(binary.subarray(xBytes), 'y'),
+    x: fp32Copy(binary.subarray(0, xBytes), 'x', 'MAAS_ERR_UPDATE_DATA'),
+    y: fp32Copy(binary.subarray(xBytes), 'y', 'MAAS_ERR_UPDATE_DATA'),
     ...rows,
   };
 }
