@@ -32,6 +32,9 @@ import {
   type FederatedRound,
   type FederatedRoundResult,
   type RoundOptions,
+  type UpdateEventMessage,
+  updateOutcomeOf,
+  updateProgressOf,
 } from './types.js';
 
 type Callback = (error: grpc.ServiceError | null, value: any) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -49,26 +52,6 @@ function clientError(error: grpc.ServiceError): InferenceServerError {
     error.code,
     typeof code === 'string' ? code : undefined,
   );
-}
-
-/** UpdateResponse as proto-loader decodes it (absent fields left out). */
-interface WireUpdateResponse {
-  event?: string;
-  model_name?: string;
-  model_version?: string;
-  base_version?: string;
-  epoch?: number;
-  epochs?: number;
-  metrics?: Record<string, number>;
-  serving_metrics?: Record<string, number>;
-  rows?: number;
-  holdout_rows?: number;
-  promoted?: boolean;
-  serving?: boolean;
-  reason?: string;
-  metric?: string;
-  improvement?: number;
-  data_sha256?: string;
 }
 
 /** RoundInfo as proto-loader decodes it. */
@@ -346,7 +329,7 @@ export class GrpcInferenceClient {
     ) as unknown as grpc.Client & Record<string, UnaryMethod>;
     const call = (
       this.updateClient as unknown as {
-        Update: (metadata: grpc.Metadata) => grpc.ClientDuplexStream<object, WireUpdateResponse>;
+        Update: (metadata: grpc.Metadata) => grpc.ClientDuplexStream<object, UpdateEventMessage>;
       }
     ).Update(this.metadata());
     const signal = options.signal;
@@ -358,34 +341,10 @@ export class GrpcInferenceClient {
     );
     const outcome = new Promise<UpdateOutcome>((resolve, reject) => {
       let result: UpdateOutcome | null = null;
-      call.on('data', (m: WireUpdateResponse) => {
-        if (m.event === 'training')
-          options.onProgress?.({
-            event: 'training',
-            model: m.model_name ?? '',
-            baseVersion: m.model_version ?? '',
-            rows: m.rows ?? 0,
-            holdoutRows: m.holdout_rows ?? 0,
-            epochs: m.epochs ?? 0,
-          });
-        else if (m.event === 'epoch')
-          options.onProgress?.({ event: 'epoch', epoch: m.epoch ?? 0, epochs: m.epochs ?? 0, logs: m.metrics ?? {} });
-        else if (m.event === 'result')
-          result = {
-            model: m.model_name ?? '',
-            baseVersion: m.base_version ?? '',
-            promoted: m.promoted === true,
-            ...(m.model_version ? { version: m.model_version } : {}),
-            serving: m.serving === true,
-            metric: m.metric ?? '',
-            improvement: m.improvement ?? 0,
-            candidate: m.metrics ?? {},
-            servingMetrics: m.serving_metrics ?? {},
-            rows: m.rows ?? 0,
-            holdoutRows: m.holdout_rows ?? 0,
-            dataSha256: m.data_sha256 ?? '',
-            reason: m.reason ?? '',
-          };
+      call.on('data', (m: UpdateEventMessage) => {
+        if (m.event === 'result') result = updateOutcomeOf(m);
+        const progress = updateProgressOf(m);
+        if (progress) options.onProgress?.(progress);
       });
       call.on('error', (error: grpc.ServiceError) => reject(clientError(error)));
       call.on('end', () =>

@@ -23,6 +23,9 @@ import {
   type UpdateOptions,
   type UpdateOutcome,
   type UpdateRowsBatch,
+  type UpdateEventMessage,
+  updateOutcomeOf,
+  updateProgressOf,
 } from './types.js';
 
 /** A REST client for one base URL (http://host:port). */
@@ -91,40 +94,11 @@ export class HttpInferenceClient {
     });
     if (!response.ok) await raise(response);
     for await (const event of ndjson(response)) {
-      if (event.event === 'training')
-        options.onProgress?.({
-          event: 'training',
-          model: event.model_name as string,
-          baseVersion: event.model_version as string,
-          rows: event.rows as number,
-          holdoutRows: event.holdout_rows as number,
-          epochs: event.epochs as number,
-        });
-      else if (event.event === 'epoch')
-        options.onProgress?.({
-          event: 'epoch',
-          epoch: event.epoch as number,
-          epochs: event.epochs as number,
-          logs: event.logs as Record<string, number>,
-        });
-      else if (event.event === 'error')
-        throw new InferenceServerError(event.error as string, response.status, event.code as string);
-      else if (event.event === 'result')
-        return {
-          model: event.model_name as string,
-          baseVersion: event.base_version as string,
-          promoted: event.promoted as boolean,
-          ...(event.model_version !== undefined ? { version: event.model_version as string } : {}),
-          serving: event.serving as boolean,
-          metric: event.metric as string,
-          improvement: event.improvement as number,
-          candidate: event.candidate as Record<string, number>,
-          servingMetrics: event.serving_metrics as Record<string, number>,
-          rows: event.rows as number,
-          holdoutRows: event.holdout_rows as number,
-          dataSha256: event.data_sha256 as string,
-          reason: event.reason as string,
-        };
+      if (event.event === 'error')
+        throw new InferenceServerError(String(event.error), response.status, String(event.code));
+      if (event.event === 'result') return updateOutcomeOf(event);
+      const progress = updateProgressOf(event);
+      if (progress) options.onProgress?.(progress);
     }
     throw new InferenceServerError('The update answer ended before its result', response.status);
   }
@@ -351,7 +325,7 @@ async function* updateBody(options: UpdateOptions, binary: boolean): AsyncGenera
 }
 
 /** An NDJSON response's objects, as they arrive. */
-async function* ndjson(response: Response): AsyncGenerator<Record<string, unknown>> {
+async function* ndjson(response: Response): AsyncGenerator<UpdateEventMessage & { error?: unknown; code?: unknown }> {
   const decoder = new TextDecoder();
   let pending = '';
   for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
@@ -360,10 +334,10 @@ async function* ndjson(response: Response): AsyncGenerator<Record<string, unknow
     while ((nl = pending.indexOf('\n')) !== -1) {
       const line = pending.slice(0, nl).trim();
       pending = pending.slice(nl + 1);
-      if (line) yield JSON.parse(line) as Record<string, unknown>;
+      if (line) yield JSON.parse(line) as UpdateEventMessage;
     }
   }
-  if (pending.trim()) yield JSON.parse(pending) as Record<string, unknown>;
+  if (pending.trim()) yield JSON.parse(pending) as UpdateEventMessage;
 }
 
 function modelPath(name: string, version: string): string {

@@ -244,6 +244,60 @@ export interface UpdateOutcome {
   reason: string;
 }
 
+/** An update's event as both transports carry it: proto/maas_update.proto's UpdateResponse fields. */
+export interface UpdateEventMessage {
+  event?: string;
+  model_name?: string;
+  model_version?: string;
+  base_version?: string;
+  epoch?: number;
+  epochs?: number;
+  metrics?: Record<string, number>;
+  serving_metrics?: Record<string, number>;
+  rows?: number;
+  holdout_rows?: number;
+  promoted?: boolean;
+  serving?: boolean;
+  reason?: string;
+  metric?: string;
+  improvement?: number;
+  data_sha256?: string;
+}
+
+/** The progress a `training` or `epoch` event reports (null for any other event). */
+export function updateProgressOf(m: UpdateEventMessage): UpdateProgress | null {
+  if (m.event === 'training')
+    return {
+      event: 'training',
+      model: m.model_name ?? '',
+      baseVersion: m.model_version ?? '',
+      rows: m.rows ?? 0,
+      holdoutRows: m.holdout_rows ?? 0,
+      epochs: m.epochs ?? 0,
+    };
+  if (m.event === 'epoch') return { event: 'epoch', epoch: m.epoch ?? 0, epochs: m.epochs ?? 0, logs: m.metrics ?? {} };
+  return null;
+}
+
+/** The outcome a `result` event reports. */
+export function updateOutcomeOf(m: UpdateEventMessage): UpdateOutcome {
+  return {
+    model: m.model_name ?? '',
+    baseVersion: m.base_version ?? '',
+    promoted: m.promoted === true,
+    ...(m.model_version ? { version: m.model_version } : {}),
+    serving: m.serving === true,
+    metric: m.metric ?? '',
+    improvement: m.improvement ?? 0,
+    candidate: m.metrics ?? {},
+    servingMetrics: m.serving_metrics ?? {},
+    rows: m.rows ?? 0,
+    holdoutRows: m.holdout_rows ?? 0,
+    dataSha256: m.data_sha256 ?? '',
+    reason: m.reason ?? '',
+  };
+}
+
 /** A batch's x or y as flat FP32 values. */
 export function flatFloats(values: Float32Array | number[] | number[][]): Float32Array {
   if (values instanceof Float32Array) return values;

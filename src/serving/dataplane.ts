@@ -38,6 +38,7 @@ import {
 /** The adapters' handle on a request: abort it when the client goes away. */
 export { Cancellation };
 export type { UpdateBatch, UpdateEvent, UpdateResult, UpdateSession, UpdateSet } from './updates.js';
+export { updateEventMessage, updateResultMessage } from './updates.js';
 export type { RoundInfo, RoundResult, RoundTensor } from './federated.js';
 /** An output's bytes on the wire, for the adapters (FP32 as it is, BYTES serialized). */
 export { outputBytes, fp32Copy } from './tensors.js';

@@ -8,10 +8,11 @@
  * behind: the staged directory is removed and the lock released.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { MaasError, describeValue } from '../core/errors.js';
+import { readRegularFile } from '../io/files.js';
 import { commitVersion, stagingPath } from '../lifecycle/publish.js';
 import { rdpEpsilon } from '../lifecycle/federated.js';
 import { lineagePrivacy } from '../lifecycle/federated-round.js';
@@ -66,6 +67,44 @@ export interface UpdateResult {
   dataSha256: string;
   /** Why the promoted version is not serving, when it is not. */
   loadError?: string;
+}
+
+/**
+ * An event as both transports send it: proto/maas_update.proto's UpdateResponse fields, which the
+ * gRPC adapter sends as a message and the REST adapter as an NDJSON line.
+ */
+export function updateEventMessage(event: UpdateEvent): Record<string, unknown> {
+  if (event.kind === 'training')
+    return {
+      event: 'training',
+      model_name: event.model,
+      model_version: String(event.baseVersion),
+      rows: event.rows,
+      holdout_rows: event.holdoutRows,
+      epochs: event.epochs,
+    };
+  return { event: 'epoch', epoch: event.epoch, epochs: event.epochs, metrics: event.logs };
+}
+
+/** An update's result as both transports send it (UpdateResponse's fields, `event: "result"`). */
+export function updateResultMessage(r: UpdateResult): Record<string, unknown> {
+  return {
+    event: 'result',
+    model_name: r.model,
+    base_version: String(r.baseVersion),
+    model_version: r.version === undefined ? '' : String(r.version),
+    promoted: r.promoted,
+    serving: r.serving,
+    metric: r.verdict.metric,
+    margin: r.verdict.margin,
+    improvement: r.verdict.improvement,
+    metrics: r.verdict.candidate,
+    serving_metrics: r.verdict.serving,
+    rows: r.rows,
+    holdout_rows: r.verdict.holdoutRows,
+    data_sha256: r.dataSha256,
+    reason: r.loadError ? `${r.verdict.reason}; not serving: ${r.loadError}` : r.verdict.reason,
+  };
 }
 
 /** The lock file that keeps a second update of a model out, across processes. */
@@ -159,6 +198,18 @@ interface LockRecord {
   token: string;
 }
 
+/** A lock file's text (null: none there); one larger than a record could be reads as unreadable. */
+async function readLockFile(path: string): Promise<string | null> {
+  try {
+    return (await readRegularFile(path, MAX_LOCK_BYTES, 'an update lock')).toString('utf8');
+  } catch (error) {
+    return error instanceof MaasError && error.code === 'MAAS_ERR_MODEL_NOT_FOUND' ? null : '';
+  }
+}
+
+/** The most a lock record takes (host, pid and token, as JSON). */
+const MAX_LOCK_BYTES = 4096;
+
 function readLockRecord(text: string): LockRecord | null {
   try {
     const r = JSON.parse(text) as Partial<LockRecord>;
@@ -188,13 +239,13 @@ async function takeLock(modelDir: string, model: string): Promise<() => Promise<
       try {
         await link(mine, path);
         return async () => {
-          const held = readLockRecord(await readFile(path, 'utf8').catch(() => ''));
+          const held = readLockRecord((await readLockFile(path)) ?? '');
           if (held?.token === record.token) await unlink(path).catch(() => {});
         };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      const text = await readFile(path, 'utf8').catch(() => null);
+      const text = await readLockFile(path);
       if (text === null) continue; // released meanwhile: try again
       const held = readLockRecord(text);
       const stale = held !== null && held.host === record.host && held.pid !== process.pid && !alive(held.pid);
@@ -214,7 +265,7 @@ async function takeLock(modelDir: string, model: string): Promise<() => Promise<
         () => false,
       );
       if (!moved) continue;
-      const movedRecord = readLockRecord(await readFile(aside, 'utf8').catch(() => ''));
+      const movedRecord = readLockRecord((await readLockFile(aside)) ?? '');
       if (movedRecord?.token !== held.token) {
         await link(aside, path).catch(() => {});
         await unlink(aside).catch(() => {});
@@ -442,12 +493,29 @@ export class ModelUpdates {
    * until run() or cancel(); either releases the lock.
    */
   async begin(name: string, version: string | undefined, parameters: Record<string, unknown>): Promise<UpdateSession> {
+    const base = await this.updatableBase(name, version);
+    let training: UpdateTraining;
+    try {
+      training = parseUpdateTraining(parameters, base.update);
+    } catch (error) {
+      if (error instanceof MaasError && error.code === 'MAAS_ERR_UPDATE_PARAMETER') throw error;
+      throw new MaasError('MAAS_ERR_UPDATE_PARAMETER', (error as Error).message);
+    }
+    const unlock = await this.lock(name);
+    return new UpdateSession(this.repository, base, training, unlock, this.promoted);
+  }
+
+  /**
+   * The version a job that writes the next version (an update, a federated round) starts from:
+   * the serving one (naming another is refused), and one that maas can update and write back.
+   */
+  async updatableBase(name: string, version: string | undefined): Promise<ServedVersion> {
     const base = this.repository.resolve(name, version);
     const serving = this.repository.servingVersion(name);
     if (version !== undefined && base.version !== serving)
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',
-        `Version ${base.version} of '${name}' is not the one unversioned requests reach (${serving}): an update starts from the serving version, which it must beat`,
+        `Version ${base.version} of '${name}' is not the one unversioned requests reach (${serving}): a new version starts from the serving one, which it must beat`,
       );
     if (base.weights.format === 'int8')
       throw new MaasError(
@@ -469,15 +537,7 @@ export class ModelUpdates {
         'MAAS_ERR_UPDATE_REFUSED',
         `Version ${base.version} of '${name}' is served from ${basename(base.file)}, a file an update cannot write`,
       );
-    let training: UpdateTraining;
-    try {
-      training = parseUpdateTraining(parameters, base.update);
-    } catch (error) {
-      if (error instanceof MaasError && error.code === 'MAAS_ERR_UPDATE_PARAMETER') throw error;
-      throw new MaasError('MAAS_ERR_UPDATE_PARAMETER', (error as Error).message);
-    }
-    const unlock = await this.lock(name);
-    return new UpdateSession(this.repository, base, training, unlock, this.promoted);
+    return base;
   }
 
   /**

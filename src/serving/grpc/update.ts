@@ -8,9 +8,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MaasError } from '../../core/errors.js';
 import { fromWireParameters, type WireParameter } from '../../protocol/grpc.js';
-import type { DataPlane, UpdateEvent, UpdateResult, UpdateSession } from '../dataplane.js';
 import { toGrpcError, type RefusedInferRequest } from './codec.js';
-import { fp32Copy } from '../dataplane.js';
+import { fp32Copy, updateEventMessage, updateResultMessage, type DataPlane, type UpdateSession } from '../dataplane.js';
 
 /** UpdateRequest as proto-loader decodes it. */
 export interface WireUpdateRequest {
@@ -21,40 +20,6 @@ export interface WireUpdateRequest {
 }
 
 type UpdateCall = grpc.ServerDuplexStream<WireUpdateRequest | RefusedInferRequest, object>;
-
-/** An event on the wire. */
-function eventMessage(event: UpdateEvent): object {
-  if (event.kind === 'training')
-    return {
-      event: 'training',
-      model_name: event.model,
-      model_version: String(event.baseVersion),
-      epochs: event.epochs,
-      rows: event.rows,
-      holdout_rows: event.holdoutRows,
-    };
-  return { event: 'epoch', epoch: event.epoch, epochs: event.epochs, metrics: event.logs };
-}
-
-/** The result on the wire. */
-function resultMessage(r: UpdateResult): object {
-  return {
-    event: 'result',
-    model_name: r.model,
-    model_version: r.version === undefined ? '' : String(r.version),
-    base_version: String(r.baseVersion),
-    metrics: r.verdict.candidate,
-    serving_metrics: r.verdict.serving,
-    rows: r.rows,
-    holdout_rows: r.verdict.holdoutRows,
-    promoted: r.promoted,
-    serving: r.serving,
-    reason: r.loadError ? `${r.verdict.reason}; not serving: ${r.loadError}` : r.verdict.reason,
-    metric: r.verdict.metric,
-    improvement: r.verdict.improvement,
-    data_sha256: r.dataSha256,
-  };
-}
 
 /**
  * A stream that sends nothing for this long while its rows are due is ended, so a client that
@@ -140,10 +105,10 @@ export function serveUpdateStream(
       if (over) return;
       if (!session) return fail(new MaasError('MAAS_ERR_UPDATE_DATA', 'The update stream named no model'));
       try {
-        const result = await session.run((event) => !over && call.write(eventMessage(event)));
+        const result = await session.run((event) => !over && call.write(updateEventMessage(event)));
         if (over) return;
         over = true;
-        call.write(resultMessage(result));
+        call.write(updateResultMessage(result));
         call.end();
       } catch (error) {
         fail(error);

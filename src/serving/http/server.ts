@@ -32,13 +32,15 @@ import type { Release } from '../auth/rate-limit.js';
 import type { Scope } from '../auth/tokens.js';
 import { type Body, readBody } from './body.js';
 import { ConnectionGate } from './connections.js';
-import { receiveUpdate, updateEventJson, updateResultJson } from './update.js';
+import { receiveUpdate } from './update.js';
 import { JsonBodies } from './json-body.js';
 import type { BodyKind } from './json-parse.js';
 import {
   Cancellation,
   explainMessage,
   outputBytes,
+  updateEventMessage,
+  updateResultMessage,
   type DataPlane,
   type InferInput,
   type InferRequest,
@@ -489,12 +491,6 @@ export function routes(dataplane: DataPlane): Route[] {
 async function serveUpdate(dataplane: DataPlane, ctx: Context): Promise<Reply> {
   const [model, version] = ctx.params;
   const session = await receiveUpdate(dataplane, model!, version, ctx);
-  try {
-    session.checkRows(); // still an ordinary error answer: nothing is streamed yet
-  } catch (error) {
-    await session.cancel('its rows were refused');
-    throw error;
-  }
   const { res } = ctx;
   res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
   const line = (value: unknown) => void (!res.destroyed && res.write(`${JSON.stringify(value)}\n`));
@@ -504,7 +500,7 @@ async function serveUpdate(dataplane: DataPlane, ctx: Context): Promise<Reply> {
   res.on('close', onClose);
   if (res.destroyed) onClose(); // the client left before the listener was there
   try {
-    line(updateResultJson(await session.run((event) => line(updateEventJson(event)))));
+    line(updateResultMessage(await session.run((event) => line(updateEventMessage(event)))));
   } catch (error) {
     line({
       event: 'error',

@@ -13,9 +13,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MaasError, describeValue } from '../../core/errors.js';
 import { isPlainObject } from '../../core/validation.js';
-import type { DataPlane, UpdateBatch, UpdateEvent, UpdateResult, UpdateSession } from '../dataplane.js';
 import { lingerAfterRefusal, tooLarge } from './body.js';
-import { fp32Copy } from '../dataplane.js';
+import { fp32Copy, type DataPlane, type UpdateBatch, type UpdateSession } from '../dataplane.js';
 import type { BodyKind } from './json-parse.js';
 
 /** What the route needs of the server: the body limit and the JSON parser (on the loop or in its thread). */
@@ -76,6 +75,12 @@ async function readAll(ctx: UpdateRequestContext): Promise<Buffer> {
   return Buffer.concat(parts, size);
 }
 
+/** Whether a line holds only JSON whitespace (looked at in place: a line may be megabytes). */
+function blank(line: Buffer): boolean {
+  for (const byte of line) if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0d && byte !== 0x0a) return false;
+  return true;
+}
+
 /** NDJSON lines (blank ones skipped), each at most the limit. */
 async function* lines(ctx: UpdateRequestContext): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
@@ -88,14 +93,14 @@ async function* lines(ctx: UpdateRequestContext): AsyncGenerator<Buffer> {
       pendingSize = 0;
       start = nl + 1;
       if (line.length > ctx.limit) throw tooLarge(ctx.limit, `a line of ${line.length} bytes`);
-      if (line.toString('latin1').trim() !== '') yield line;
+      if (!blank(line)) yield line;
     }
     pendingSize += chunk.length - start;
     if (pendingSize > ctx.limit) throw tooLarge(ctx.limit, 'a longer line');
     if (start < chunk.length) pending.push(chunk.subarray(start));
   }
   const last = Buffer.concat(pending);
-  if (last.toString('latin1').trim() !== '') yield last;
+  if (!blank(last)) yield last;
 }
 
 /** Reads exactly n bytes from the body (null at its end before any byte of them). */
@@ -179,46 +184,11 @@ function batchOf(message: Message, binary: Buffer | undefined): UpdateBatch | nu
   };
 }
 
-/** An event as an NDJSON line's object. */
-export function updateEventJson(event: UpdateEvent): Record<string, unknown> {
-  if (event.kind === 'training')
-    return {
-      event: 'training',
-      model_name: event.model,
-      model_version: String(event.baseVersion),
-      rows: event.rows,
-      holdout_rows: event.holdoutRows,
-      epochs: event.epochs,
-    };
-  return { event: 'epoch', epoch: event.epoch, epochs: event.epochs, logs: event.logs };
-}
-
-/** The result as the last NDJSON line's object. */
-export function updateResultJson(r: UpdateResult): Record<string, unknown> {
-  return {
-    event: 'result',
-    model_name: r.model,
-    base_version: String(r.baseVersion),
-    promoted: r.promoted,
-    ...(r.version !== undefined ? { model_version: String(r.version) } : {}),
-    serving: r.serving,
-    metric: r.verdict.metric,
-    margin: r.verdict.margin,
-    improvement: r.verdict.improvement,
-    candidate: r.verdict.candidate,
-    serving_metrics: r.verdict.serving,
-    rows: r.rows,
-    holdout_rows: r.verdict.holdoutRows,
-    data_sha256: r.dataSha256,
-    reason: r.loadError ? `${r.verdict.reason}; not serving: ${r.loadError}` : r.verdict.reason,
-  };
-}
-
 /**
  * Reads the update's messages into a session: the first message's parameters start it (a refusal
  * there — busy, unknown model, a bad parameter — is thrown, to be answered as any error), the
- * batches follow. Returns the session with every row in; the caller runs it. A failure while
- * reading cancels the session and is thrown.
+ * batches follow. Returns the session with every row in, and enough of them to run; the caller
+ * runs it. A failure while reading, or too few rows, cancels the session and is thrown.
  */
 export async function receiveUpdate(
   dataplane: DataPlane,
@@ -243,6 +213,7 @@ export async function receiveUpdate(
       if (batch) session.add(batch);
     }
     session ??= await dataplane.beginUpdate(model, version, {});
+    session.checkRows(); // enough rows to run: still an ordinary error answer otherwise
     return session;
   } catch (error) {
     // The rest of a refused body is not read: the connection closes after the answer.
