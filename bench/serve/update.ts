@@ -19,6 +19,7 @@ import type { UpdateRowsBatch } from '../../src/client/types.js';
 import { Random } from '../../src/core/random.js';
 import { inputRows, modelS, workloadModel } from '../workloads.js';
 import { startChild, stopChild } from './children.js';
+import { fmt, percentile, sleep } from './server-process.js';
 
 interface Args {
   part: 'update' | 'federated' | 'all';
@@ -62,13 +63,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const D = 100;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
 
 /** Labelled rows model S can learn: a fixed random hyperplane through the inputs. */
 function rows(n: number, random: Random, w: Float32Array): { x: Float32Array; y: Float32Array } {
@@ -229,8 +223,6 @@ async function round(args: Args, seed: number): Promise<RoundResult> {
     await rm(root, { recursive: true, force: true });
   }
 }
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));

@@ -111,23 +111,7 @@ export class FederatedRounds {
           'MAAS_ERR_UPDATE_PARAMETER',
           `Unknown round parameter '${key}' (expected ${ROUND_PARAMETERS.join(', ')})`,
         );
-    const base = this.repository.resolve(name, version);
-    const serving = this.repository.servingVersion(name);
-    if (version !== undefined && base.version !== serving)
-      throw new MaasError(
-        'MAAS_ERR_UPDATE_REFUSED',
-        `Version ${base.version} of '${name}' is not the one unversioned requests reach (${serving}): a round starts from the serving version`,
-      );
-    if (base.weights.format === 'int8' || base.keyId !== undefined || !stagedFileName(basename(base.file)))
-      throw new MaasError(
-        'MAAS_ERR_UPDATE_REFUSED',
-        `Version ${base.version} of '${name}' cannot take a federated round (int8, encrypted, or a file format maas cannot write)`,
-      );
-    if (await this.repository.isFlat(name))
-      throw new MaasError(
-        'MAAS_ERR_UPDATE_REFUSED',
-        `'${name}' is served from a directory of one model's files, with no version directories to add one beside`,
-      );
+    const base = await this.updates.updatableBase(name, version);
     if (base.update.holdoutFile === undefined)
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',
