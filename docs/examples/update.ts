@@ -1,8 +1,9 @@
 /**
  * Updating a served model from new rows, and a federated round, against a server started here:
  * model "churn" (8 inputs → 16 relu → 1 sigmoid) serves version 1; an update streams 4 000 new
- * rows and 1 000 held-out rows over REST and is promoted as version 2 when it beats version 1 on
- * accuracy; then three clients train on their own rows and a round averages their deltas.
+ * rows over REST, is judged on the 1 000 held-out rows the model's config names, and is promoted
+ * as version 2 when it beats version 1 on accuracy; then three clients train on their own rows
+ * and a round averages their deltas.
  *
  *   npx tsx docs/examples/update.ts
  */
@@ -78,8 +79,7 @@ const outcome = await http.update({
   batches: [
     { x: fresh.x.subarray(0, 2000 * 8), y: fresh.y.subarray(0, 2000) },
     { x: fresh.x.subarray(2000 * 8), y: fresh.y.subarray(2000) },
-    { set: 'holdout', ...rows(1000) },
-  ],
+  ], // judged on the config's update_holdout rows: the client sends none
   onProgress: (p) =>
     p.event === 'epoch' && p.epoch % 5 === 0 && console.log(`epoch ${p.epoch}: loss ${p.logs.loss!.toFixed(3)}`),
 });
