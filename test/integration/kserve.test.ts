@@ -5,12 +5,16 @@
  * the command with a message.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { packageRoot } from '../../src/core/package-root.js';
 import { smallModel, tempRepository } from './server-helpers.js';
 
+const ROOT = packageRoot();
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const D = 4;
 let child: ChildProcess | null = null;
@@ -97,6 +101,32 @@ describe('KServe conventions', () => {
     expect((await json(port, '/v2/repository/index', {})).body).toEqual([
       { name: 'churn', version: '2', state: 'READY', reason: '' },
     ]);
+  }, 60_000);
+
+  it('the ClusterServingRuntime’s own args (deploy/kserve) serve the bundled model', async () => {
+    const manifest = parse(readFileSync(join(ROOT, 'deploy', 'kserve', 'cluster-serving-runtime.yaml'), 'utf8'));
+    const container = manifest.spec.containers[0];
+    // As KServe would run them: {{.Name}} is the InferenceService's name and /mnt/models holds the
+    // downloaded storageUri. Here the ports are ephemeral and the address loopback.
+    const local: Record<string, string> = {
+      '--model_dir=/mnt/models': `--model_dir=${join(ROOT, 'models', 'classic')}`,
+      '--http_port=8080': '--http_port=0',
+      '--grpc_port=9000': '--grpc_port=0',
+      '--metrics-port=8002': '--metrics-port=0',
+      '--host=0.0.0.0': '--host=127.0.0.1',
+      '--workers=2': '--workers=1',
+    };
+    const args = (container.args as string[]).slice(1).map((a) => local[a] ?? a.replace('{{.Name}}', 'classic'));
+    expect(container.args[0]).toBe('serve');
+    expect(args.filter((a) => /8080|9000|8002|0\.0\.0\.0|\/mnt\//.test(a))).toEqual([]);
+    const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    env.MAAS_PACKED_CACHE = join(await tempRepository(), 'packed');
+    const port = await serveCli(args, env);
+    const sample = JSON.parse(readFileSync(join(ROOT, 'models', 'classic', 'sample-request.json'), 'utf8'));
+    const answer = await json(port, '/v2/models/classic/infer', sample);
+    expect(answer.status).toBe(200);
+    expect(answer.body.outputs[0].shape).toEqual([2, 1]);
+    expect((await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).status).toBe(200);
   }, 60_000);
 
   it('stops with a message on conflicting flags or a bad $PORT', () => {
