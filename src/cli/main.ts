@@ -120,7 +120,7 @@ program
   .description('serve a model repository over KServe v2 gRPC and REST, with Prometheus metrics')
   .option(
     '--model-repository <dir>',
-    'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx',
+    'the repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.json|.h5|.onnx; or s3://bucket/prefix',
   )
   .option(
     '--model-name <name>',
@@ -129,6 +129,14 @@ program
   .option(
     '--model-dir <dir>',
     "with --model-name: the model's directory, its versions or its files (default /mnt/models, KServe's)",
+  )
+  .option(
+    '--repository-cache <dir>',
+    'where an s3:// repository is copied to (default ~/.cache/maas/repositories/<bucket>-<id>)',
+  )
+  .option(
+    '--s3-endpoint <url>',
+    'an S3-compatible store for s3:// (MinIO, Ceph, GCS; default $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)',
   )
   .option(
     '--host <address>',

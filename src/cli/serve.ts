@@ -40,6 +40,10 @@ export interface ServeCommandOptions {
   modelName?: string;
   /** The single model's directory (default /mnt/models, where KServe puts a model). */
   modelDir?: string;
+  /** An s3:// repository's local copy. */
+  repositoryCache?: string;
+  /** An s3:// repository's endpoint (S3-compatible stores). */
+  s3Endpoint?: string;
   host?: string;
   httpPort: number;
   grpcPort: number;
@@ -166,6 +170,8 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
   const serveOptions: ServeOptions = {
     modelRepository: source.root,
     ...(source.singleModel !== undefined ? { singleModel: source.singleModel } : {}),
+    ...(options.repositoryCache !== undefined ? { repositoryCache: options.repositoryCache } : {}),
+    ...(options.s3Endpoint !== undefined ? { s3Endpoint: options.s3Endpoint } : {}),
     host: options.host,
     httpPort: options.httpPort,
     grpcPort: options.grpcPort,

@@ -119,6 +119,14 @@ export const ERRORS = {
     kind: 'InvalidArgument',
     doc: "A federated client's update is refused: its delta's tensors, values or norm, its sample count, its client name, or a second update from the same client in a round.",
   },
+  MAAS_ERR_REPOSITORY_URL: {
+    kind: 'InvalidArgument',
+    doc: 'The model repository is a URL maas does not read: only a local directory or s3://BUCKET/PREFIX (any S3-compatible store).',
+  },
+  MAAS_ERR_REPOSITORY_STORE: {
+    kind: 'Unavailable',
+    doc: 'The object store of an s3:// repository cannot be read: no credentials, access denied, no such bucket, unreachable, or an object changed while fetched.',
+  },
   MAAS_ERR_UI_ASSETS: {
     kind: 'Internal',
     doc: "The /ui page's files (the package's ui/ folder, d3 and @observablehq/plot) cannot be read: reinstall maas.",

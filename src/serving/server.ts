@@ -17,6 +17,7 @@ import { startGrpcServer, type GrpcEndpoint } from './grpc/server.js';
 import { startHttpServer, startMetricsServer, type HttpEndpoint } from './http/server.js';
 import { loadUiAssets } from './http/ui.js';
 import { ModelRepository, type ControlMode } from './repository/repository.js';
+import { defaultMirrorDir, repositoryLocation, S3Mirror } from './repository/s3-mirror.js';
 import { ServingMetrics } from './statistics.js';
 import { AccessControl } from './auth/access.js';
 import { AuditLog } from './auth/audit.js';
@@ -27,8 +28,15 @@ import type { TlsEndpoint } from './http/server.js';
 
 /** serve()'s options: the settings of `maas serve`. */
 export interface ServeOptions {
-  /** The model repository directory (Triton's layout). */
+  /**
+   * The model repository (Triton's layout): a directory, or s3://BUCKET/PREFIX, a bucket of any
+   * S3-compatible store served from a local copy (repository/s3-mirror.ts).
+   */
   modelRepository: string;
+  /** An s3:// repository's local copy (default: under ~/.cache/maas/repositories). */
+  repositoryCache?: string;
+  /** An s3:// repository's endpoint, for S3-compatible stores (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS). */
+  s3Endpoint?: string;
   /**
    * Single-model mode (KServe's `--model_name`): modelRepository is the directory of this one
    * model — its versions and config.json, or the model's files directly.
@@ -176,9 +184,27 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/**
+ * The local copy of an s3:// repository, or undefined for a directory. Each process of a group
+ * keeps its own copy: they sync independently, and a sync never rewrites files another is loading.
+ */
+async function mirrorFor(options: ServeOptions, logger: Logger): Promise<S3Mirror | undefined> {
+  const location = repositoryLocation(options.modelRepository);
+  if (!location) return undefined;
+  const base = options.repositoryCache !== undefined ? resolve(options.repositoryCache) : defaultMirrorDir(location);
+  const group = options.processGroup;
+  return S3Mirror.open({
+    location,
+    dir: group ? join(base, `process-${group.index}`) : base,
+    logger,
+    ...(options.s3Endpoint !== undefined ? { endpoint: options.s3Endpoint } : {}),
+  });
+}
+
 /** Starts the inference service; resolves once the control mode's models are loaded and the ports are bound. */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ name: 'maas', level: options.logLevel ?? 'info' });
+  const mirror = await mirrorFor(options, logger);
   const pool = new InferencePool({
     workers: options.workers,
     threadsPerWorker: options.threadsPerWorker,
@@ -206,7 +232,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     }),
   );
   repository = new ModelRepository({
-    root: resolve(options.modelRepository),
+    root: mirror ? mirror.dir : resolve(options.modelRepository),
     pool,
     logger,
     controlMode: options.modelControlMode,
@@ -218,6 +244,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     ...(options.packedCache ? { packedCache: resolve(options.packedCache) } : {}),
     ...(options.packedCacheMaxBytes !== undefined ? { packedCacheMaxBytes: options.packedCacheMaxBytes } : {}),
     ...(options.singleModel !== undefined ? { singleModel: options.singleModel } : {}),
+    ...(mirror ? { mirror } : {}),
   });
   const group = options.processGroup;
   const dataplane = new DataPlane({

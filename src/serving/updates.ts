@@ -527,6 +527,12 @@ export class ModelUpdates {
         'MAAS_ERR_UPDATE_REFUSED',
         `Version ${base.version} of '${name}' is encrypted: an update would write its weights unencrypted`,
       );
+    const store = this.repository.mirroredFrom;
+    if (store !== undefined)
+      throw new MaasError(
+        'MAAS_ERR_UPDATE_REFUSED',
+        `'${name}' is served from a copy of ${store}: publish new versions to the store (every replica polls it); an update here would be overwritten by the next sync`,
+      );
     if (await this.repository.isFlat(name))
       throw new MaasError(
         'MAAS_ERR_UPDATE_REFUSED',

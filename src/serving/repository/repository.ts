@@ -11,6 +11,7 @@ import { exists, readRegularFile, versionNumbers } from '../../io/files.js';
 import type { ModelKeys } from '../../io/model-keys.js';
 import { SEALED_SUFFIX, isSealedPath } from '../../io/sealed.js';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import type { RepositoryMirror } from './s3-mirror.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MaasError, type ErrorCode } from '../../core/errors.js';
@@ -166,6 +167,11 @@ export interface RepositoryOptions {
    * as version 1).
    */
   singleModel?: string;
+  /**
+   * The source `root` is a local copy of (an s3:// repository): synced before the first scan,
+   * before each poll, and before each load in explicit mode.
+   */
+  mirror?: RepositoryMirror;
 }
 
 const unknownModel = (name: string) =>
@@ -193,6 +199,7 @@ export class ModelRepository {
   /** Stops the load threads still running when the repository closes. */
   private readonly stopping = new AbortController();
   private readonly singleModel: string | undefined;
+  private readonly mirror: RepositoryMirror | undefined;
 
   constructor(options: RepositoryOptions) {
     this.root = options.root;
@@ -208,10 +215,17 @@ export class ModelRepository {
     this.packedCache = options.packedCache;
     this.packedCacheMaxBytes = options.packedCacheMaxBytes;
     this.singleModel = options.singleModel;
+    this.mirror = options.mirror;
+  }
+
+  /** The object store the repository is a copy of (s3://…), or undefined for a local directory. */
+  get mirroredFrom(): string | undefined {
+    return this.mirror?.source;
   }
 
   /** Loads what the control mode says to load at start; a model that fails is logged, not fatal. */
   async start(): Promise<void> {
+    await this.mirror?.prepare();
     if (!(await exists(this.root)))
       throw new MaasError(
         'MAAS_ERR_MODEL_NOT_FOUND',
@@ -456,6 +470,8 @@ export class ModelRepository {
   async load(name: string, config?: unknown): Promise<void> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') throw unknownModel(name);
+    // In explicit mode a load takes what the store holds now (in poll mode the poll has just synced).
+    if (this.controlMode === 'explicit') await this.mirror?.sync();
     // An unknown name creates nothing: no index entry, no effect on readiness.
     if (!this.models.has(name) && !(await exists(this.modelDir(name)))) throw unknownModel(name);
     const entry = this.entry(name);
@@ -477,6 +493,7 @@ export class ModelRepository {
 
   /** One scan in poll mode: loads new or changed models, unloads removed ones. */
   async poll(): Promise<void> {
+    await this.mirror?.sync();
     const dirs = new Set(await this.modelDirs());
     const work: Promise<unknown>[] = [];
     for (const name of dirs) {

@@ -1,0 +1,477 @@
+/**
+ * A model repository in an S3-compatible bucket: `--model-repository s3://bucket/prefix`. The
+ * repository itself keeps reading a local directory; this module keeps that directory a copy of
+ * the bucket's objects under the prefix, in a cache that survives restarts.
+ *
+ * A sync lists the prefix and compares each object's ETag with the one recorded when it was
+ * downloaded; only new and changed objects are fetched (each GET pinned to the listed ETag, its
+ * length checked), and the objects gone are deleted. A version directory (a path segment of
+ * digits) changes as a whole: it is assembled in a hidden staging directory, from the unchanged
+ * files of the current copy and the downloaded ones, and renamed into place, so a scan that
+ * follows sees the old version or the new one, never half of each. The repository then loads
+ * the new version and switches to it as it does for a local directory.
+ *
+ * Every key is untrusted: a key becomes a path only when each of its segments is a plain name
+ * (letters, digits, . _ -, not starting with a dot) and it is at most MAX_DEPTH deep; others are
+ * skipped with a warning. Credentials come from the AWS SDK's standard chain (the environment,
+ * the shared profile, a web identity, the container or instance role).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import { MaasError, messageOf } from '../../core/errors.js';
+import { writeDurably } from '../../io/files.js';
+
+/** What the repository asks of a mirrored source: bring the local copy up to date. */
+export interface RepositoryMirror {
+  /** The source, as the user wrote it (s3://bucket/prefix). */
+  readonly source: string;
+  /** The local copy the repository reads. */
+  readonly dir: string;
+  /** The first sync: with the store unreachable, a previous copy is served (with a warning) if there is one. */
+  prepare(): Promise<void>;
+  /** Brings the copy up to date; calls made while one runs share it. */
+  sync(): Promise<void>;
+}
+
+/** A bucket and a key prefix ("" or ending in "/"). */
+export interface S3Location {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+}
+
+/** Deepest key below the prefix: model/version/subdirectory/file. */
+const MAX_DEPTH = 4;
+/** Most objects under one prefix: a repository of models, not a data lake. */
+const MAX_OBJECTS = 100_000;
+/** Downloads at once. */
+const PARALLEL_DOWNLOADS = 4;
+const SAFE_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$/;
+const VERSION_SEGMENT = /^[0-9]+$/;
+/** S3's bucket naming rules (lowercase letters, digits, dots and hyphens; 3 to 63). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const MANIFEST = '.maas-mirror.json';
+const HIDDEN_WORK = '.maas-mirror-work';
+
+/**
+ * Where --model-repository points: null for a local directory, the bucket and prefix for an
+ * s3:// URL; any other scheme is refused, with the way to reach that store if there is one.
+ */
+export function repositoryLocation(value: string): S3Location | null {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1]?.toLowerCase();
+  if (scheme === undefined) return null;
+  if (scheme !== 's3') {
+    const hint =
+      scheme === 'gs'
+        ? ' Google Cloud Storage speaks the S3 API: use s3://BUCKET/PREFIX with AWS_ENDPOINT_URL_S3=https://storage.googleapis.com and an HMAC key.'
+        : '';
+    throw new MaasError(
+      'MAAS_ERR_REPOSITORY_URL',
+      `Expected a local directory or s3://BUCKET/PREFIX for the model repository but received a ${scheme}:// URL, which maas does not read.${hint}`,
+    );
+  }
+  const rest = value.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  const bucket = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash + 1);
+  if (!BUCKET_NAME.test(bucket) || bucket.includes('..'))
+    throw new MaasError(
+      'MAAS_ERR_REPOSITORY_URL',
+      `Expected an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens) in ${value} but received '${bucket}'`,
+    );
+  const segments = path.split('/').filter((s) => s !== '');
+  if (segments.some((s) => !SAFE_SEGMENT.test(s)))
+    throw new MaasError(
+      'MAAS_ERR_REPOSITORY_URL',
+      `Expected a key prefix of plain names (letters, digits, . _ -) in ${value} but received '${path}'`,
+    );
+  const prefix = segments.length ? `${segments.join('/')}/` : '';
+  return { url: `s3://${bucket}/${prefix}`, bucket, prefix };
+}
+
+/** The default local copy of a bucket prefix: under the user's cache directory, one per URL. */
+export function defaultMirrorDir(location: S3Location, env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  const id = createHash('sha256').update(location.url).digest('hex').slice(0, 16);
+  return join(base, 'maas', 'repositories', `${location.bucket}-${id}`);
+}
+
+/** The path a key names below the prefix, or why it is skipped. */
+function keyPath(relative: string): { path: string } | { skip: string } {
+  const segments = relative.split('/');
+  if (segments.length > MAX_DEPTH) return { skip: `deeper than ${MAX_DEPTH} levels` };
+  if (!segments.every((s) => SAFE_SEGMENT.test(s)))
+    return { skip: 'a segment is not a plain name (letters, digits, . _ -, no leading dot)' };
+  return { path: segments.join('/') };
+}
+
+/** The version directory a path lies in ("classic/2" for "classic/2/model.json"), or null. */
+function versionUnit(path: string): string | null {
+  const segments = path.split('/');
+  const at = segments.findIndex((s, i) => i < segments.length - 1 && VERSION_SEGMENT.test(s));
+  return at < 0 ? null : segments.slice(0, at + 1).join('/');
+}
+
+interface ObjectRecord {
+  etag: string;
+  size: number;
+}
+
+interface Manifest {
+  source: string;
+  objects: Record<string, ObjectRecord>;
+}
+
+export interface S3MirrorOptions {
+  location: S3Location;
+  /** The local copy (default: defaultMirrorDir). */
+  dir?: string;
+  logger: Logger;
+  /** An S3-compatible endpoint (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS). */
+  endpoint?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class S3Mirror implements RepositoryMirror {
+  readonly source: string;
+  readonly dir: string;
+  private readonly location: S3Location;
+  private readonly logger: Logger;
+  private manifest: Manifest;
+  private running: Promise<void> | null = null;
+  /** Keys already warned about, so a poll does not repeat the warning every scan. */
+  private readonly skipped = new Set<string>();
+
+  private constructor(
+    private readonly client: S3Sdk.S3Client,
+    private readonly sdk: typeof S3Sdk,
+    options: S3MirrorOptions,
+    dir: string,
+    manifest: Manifest,
+  ) {
+    this.location = options.location;
+    this.source = options.location.url;
+    this.logger = options.logger;
+    this.dir = dir;
+    this.manifest = manifest;
+  }
+
+  /** A mirror of `location`, its local copy made (private to this user) and its record read. */
+  static async open(options: S3MirrorOptions): Promise<S3Mirror> {
+    const env = options.env ?? process.env;
+    // Loaded only for an s3:// repository: the SDK is large, and warns on import about Node versions.
+    const sdk = await import('@aws-sdk/client-s3');
+    const endpoint = options.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+    const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (await profileRegion(sdk)) || 'us-east-1';
+    const client = new sdk.S3Client({
+      region,
+      followRegionRedirects: true,
+      // S3-compatible servers (MinIO, Ceph, s3rver) name the bucket in the path.
+      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    });
+    const dir = options.dir ?? defaultMirrorDir(options.location, env);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const recorded = await readManifest(dir);
+    const manifest =
+      recorded?.source === options.location.url ? recorded : { source: options.location.url, objects: {} };
+    return new S3Mirror(client, sdk, options, dir, manifest);
+  }
+
+  async prepare(): Promise<void> {
+    try {
+      await this.sync();
+    } catch (error) {
+      if (Object.keys(this.manifest.objects).length === 0) throw error;
+      this.logger.warn(
+        { err: error, source: this.source, dir: this.dir },
+        'the model store cannot be read: serving the copy from the last sync',
+      );
+    }
+  }
+
+  sync(): Promise<void> {
+    this.running ??= this.syncOnce().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const remote = await this.list();
+    const intact = await this.intactPaths();
+    const held = (path: string, r: ObjectRecord) =>
+      intact.has(path) && this.manifest.objects[path]?.etag === r.etag && this.manifest.objects[path]?.size === r.size;
+    const changed = [...remote].filter(([path, r]) => !held(path, r)).map(([path]) => path);
+    const removed = Object.keys(this.manifest.objects).filter((path) => !remote.has(path));
+    if (changed.length === 0 && removed.length === 0) return;
+    const work = join(this.dir, HIDDEN_WORK);
+    await rm(work, { recursive: true, force: true });
+    await mkdir(work, { recursive: true, mode: 0o700 });
+    try {
+      const next = await this.apply(remote, held, work);
+      this.manifest = { source: this.source, objects: next };
+      await writeDurably(join(this.dir, MANIFEST), JSON.stringify(this.manifest));
+      await this.prune(new Set(Object.keys(next)));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    const units = new Set([...changed, ...removed].map((p) => versionUnit(p) ?? p));
+    this.logger.info(
+      { source: this.source, changed: changed.length, removed: removed.length, paths: [...units].slice(0, 20) },
+      'model store synced',
+    );
+  }
+
+  /** The recorded paths whose file is in the copy at its recorded size (a copy cleared by hand is fetched again). */
+  private async intactPaths(): Promise<Set<string>> {
+    const intact = new Set<string>();
+    for (const [path, r] of Object.entries(this.manifest.objects)) {
+      const info = await stat(join(this.dir, path)).catch(() => null);
+      if (info?.isFile() && info.size === r.size) intact.add(path);
+    }
+    return intact;
+  }
+
+  /** Every usable object under the prefix, by its path in the copy. */
+  private async list(): Promise<Map<string, ObjectRecord>> {
+    const objects = new Map<string, ObjectRecord>();
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', () =>
+        this.client.send(
+          new this.sdk.ListObjectsV2Command({
+            Bucket: this.location.bucket,
+            Prefix: this.location.prefix,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        const key = object.Key ?? '';
+        const relative = key.slice(this.location.prefix.length);
+        if (relative === '' || relative.endsWith('/')) continue; // the prefix itself, or a "folder" marker
+        const path = keyPath(relative);
+        if ('skip' in path) {
+          if (!this.skipped.has(key)) this.logger.warn({ key, why: path.skip }, 'model store object skipped');
+          this.skipped.add(key);
+          continue;
+        }
+        objects.set(path.path, { etag: object.ETag ?? '', size: object.Size ?? 0 });
+        if (objects.size > MAX_OBJECTS)
+          throw new MaasError(
+            'MAAS_ERR_REPOSITORY_STORE',
+            `Expected at most ${MAX_OBJECTS} objects under ${this.source}; is the prefix the repository's?`,
+          );
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    // A key that is also the directory of other keys ("a/1" beside "a/1/model.json") cannot be both.
+    const directories = new Set(
+      [...objects.keys()].flatMap((p) =>
+        p
+          .split('/')
+          .slice(0, -1)
+          .map((_, i, s) => s.slice(0, i + 1).join('/')),
+      ),
+    );
+    for (const path of objects.keys())
+      if (directories.has(path)) {
+        if (!this.skipped.has(path))
+          this.logger.warn(
+            { key: this.location.prefix + path, why: 'it is also a directory of other keys' },
+            'model store object skipped',
+          );
+        this.skipped.add(path);
+        objects.delete(path);
+      }
+    return objects;
+  }
+
+  /**
+   * Makes the copy match `remote`: version directories rebuilt whole in `work` and renamed into
+   * place, other files downloaded beside their place and renamed over it. Returns the record of
+   * what the copy now holds (a version whose objects changed while being fetched keeps its
+   * previous state, and is fetched again next sync).
+   */
+  private async apply(
+    remote: Map<string, ObjectRecord>,
+    held: (path: string, record: ObjectRecord) => boolean,
+    work: string,
+  ): Promise<Record<string, ObjectRecord>> {
+    const local = this.manifest.objects;
+    const next: Record<string, ObjectRecord> = {};
+    const units = new Map<string, string[]>();
+    for (const path of new Set([...remote.keys(), ...Object.keys(local)])) {
+      const unit = versionUnit(path) ?? path;
+      units.set(unit, [...(units.get(unit) ?? []), path]);
+    }
+    const jobs: (() => Promise<void>)[] = [];
+    for (const [unit, paths] of units) {
+      const wanted = paths.filter((p) => remote.has(p));
+      if (wanted.length === paths.length && wanted.every((p) => held(p, remote.get(p)!))) {
+        for (const p of wanted) next[p] = local[p]!;
+        continue;
+      }
+      jobs.push(async () => {
+        try {
+          if (wanted.length === 0) await rm(join(this.dir, unit), { recursive: true, force: true });
+          else if (unit === wanted[0] && wanted.length === 1 && versionUnit(unit) === null)
+            await this.replaceFile(unit, remote.get(unit)!, work);
+          else await this.replaceVersion(unit, wanted, remote, held, work);
+          for (const p of wanted) next[p] = remote.get(p)!;
+        } catch (error) {
+          this.logger.warn({ err: error, path: unit, source: this.source }, 'model store object not fetched');
+          for (const p of paths) if (local[p]) next[p] = local[p];
+        }
+      });
+    }
+    await runLimited(jobs, PARALLEL_DOWNLOADS);
+    return next;
+  }
+
+  /** A file outside any version directory: downloaded, then renamed over the old one. */
+  private async replaceFile(path: string, record: ObjectRecord, work: string): Promise<void> {
+    const temp = join(work, randomBytes(8).toString('hex'));
+    await this.download(path, record, temp);
+    await mkdir(dirname(join(this.dir, path)), { recursive: true, mode: 0o755 });
+    await rename(temp, join(this.dir, path));
+  }
+
+  /** A version directory: assembled in `work` (unchanged files linked, others downloaded), then swapped in. */
+  private async replaceVersion(
+    unit: string,
+    paths: string[],
+    remote: Map<string, ObjectRecord>,
+    held: (path: string, record: ObjectRecord) => boolean,
+    work: string,
+  ): Promise<void> {
+    const staged = join(work, randomBytes(8).toString('hex'));
+    for (const path of paths) {
+      const target = join(staged, path.slice(unit.length + 1));
+      await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+      const record = remote.get(path)!;
+      const linked =
+        held(path, record) &&
+        (await link(join(this.dir, path), target).then(
+          () => true,
+          () => false,
+        ));
+      if (!linked) await this.download(path, record, target);
+    }
+    const live = join(this.dir, unit);
+    await mkdir(dirname(live), { recursive: true, mode: 0o755 });
+    const old = join(work, `${randomBytes(8).toString('hex')}.old`);
+    await rename(live, old).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await rename(staged, live);
+  }
+
+  /** Fetches an object into `target`: the listed version only (If-Match), of the listed length. */
+  private async download(path: string, record: ObjectRecord, target: string): Promise<void> {
+    const key = this.location.prefix + path;
+    const answer = await this.call(`get ${key}`, () =>
+      this.client.send(
+        new this.sdk.GetObjectCommand({
+          Bucket: this.location.bucket,
+          Key: key,
+          ...(record.etag ? { IfMatch: record.etag } : {}),
+        }),
+      ),
+    );
+    if (!answer.Body) throw new MaasError('MAAS_ERR_REPOSITORY_STORE', `The object ${key} came without a body`);
+    if (answer.ContentLength !== undefined && answer.ContentLength !== record.size)
+      throw new MaasError(
+        'MAAS_ERR_REPOSITORY_STORE',
+        `Expected ${record.size} bytes for ${key} as listed but the store sends ${answer.ContentLength}: it changed, fetched next sync`,
+      );
+    await pipeline(answer.Body as Readable, createWriteStream(target, { mode: 0o644 }));
+    const size = (await stat(target)).size;
+    if (size !== record.size)
+      throw new MaasError(
+        'MAAS_ERR_REPOSITORY_STORE',
+        `Expected ${record.size} bytes for ${key} but received ${size}: the download was cut short`,
+      );
+  }
+
+  /** Deletes what the copy holds beyond `keep` (hidden entries, the repository's own, stay). */
+  private async prune(keep: Set<string>, relative = ''): Promise<boolean> {
+    const dir = join(this.dir, relative);
+    let empty = true;
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const path = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.name.startsWith('.')) {
+        empty = false;
+        continue;
+      }
+      if (entry.isDirectory() && !(await this.prune(keep, path))) {
+        empty = false;
+        continue;
+      }
+      if (entry.isDirectory() || !keep.has(path)) await rm(join(this.dir, path), { recursive: true, force: true });
+      else empty = false;
+    }
+    return empty && relative !== '';
+  }
+
+  /** Runs a store call; its failure becomes MAAS_ERR_REPOSITORY_STORE, saying what to check. */
+  private async call<T>(what: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (error) {
+      const name = (error as { name?: string }).name ?? '';
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const hint =
+        name === 'CredentialsProviderError'
+          ? ': no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role)'
+          : name === 'NoSuchBucket'
+            ? `: the bucket ${this.location.bucket} does not exist`
+            : status === 403
+              ? ': access denied (check the credentials and the bucket policy)'
+              : `: ${name ? `${name}: ` : ''}${messageOf(error)}`;
+      throw new MaasError('MAAS_ERR_REPOSITORY_STORE', `Could not ${what} in ${this.source}${hint}`, { cause: error });
+    }
+  }
+}
+
+/** The region of the shared AWS profile, if one names it. */
+async function profileRegion(sdk: typeof S3Sdk): Promise<string | undefined> {
+  try {
+    const probe = new sdk.S3Client({});
+    const region = await probe.config.region();
+    probe.destroy();
+    return region;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readManifest(dir: string): Promise<Manifest | null> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Partial<Manifest>;
+    if (typeof parsed.source !== 'string' || typeof parsed.objects !== 'object' || parsed.objects === null) return null;
+    const objects: Record<string, ObjectRecord> = {};
+    for (const [path, r] of Object.entries(parsed.objects))
+      if ('path' in keyPath(path) && typeof r?.etag === 'string' && Number.isSafeInteger(r.size))
+        objects[path] = { etag: r.etag, size: r.size };
+    return { source: parsed.source, objects };
+  } catch {
+    return null;
+  }
+}
+
+/** Runs the jobs, at most `limit` at a time. */
+async function runLimited(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, lane));
+}
