@@ -18,7 +18,7 @@ import { stopChild } from './children.js';
 
 const CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 
-interface CliServer {
+export interface CliServer {
   child: ChildProcess;
   grpcPort: number;
   httpPort: number;
@@ -27,7 +27,7 @@ interface CliServer {
 }
 
 /** Starts `maas serve` with `args`; resolves when it (and, with --processes, every process) serves. */
-async function startCli(args: string[]): Promise<CliServer> {
+export async function startCli(args: string[]): Promise<CliServer> {
   const started = performance.now();
   const ports = ['--http-port', '0', '--grpc-port', '0', '--metrics-port', '0'];
   const child = spawn(

@@ -5,18 +5,14 @@
  * fail, and every client goes on getting answers (the longest quiet gap is printed). Without nginx (.ci/run installs it where it
  * runs as root with apt) the test says that it skipped.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, HttpInferenceClient } from '../../src/client/index.js';
+import { NGINX, startNginx } from '../../bench/serve/nginx.js';
 import { addVersion, inputs, smallModel, tempRepository } from './server-helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
 if (!NGINX)
   console.log(
     'nginx is not installed here: the replicas-behind-a-proxy test skips (.ci/run installs it as root with apt).',
@@ -27,18 +23,6 @@ const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
-
-/** A free loopback port (bound and released: nginx takes it next). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a replica; resolves with its REST and gRPC ports once it prints its banner. */
 function replica(repo: string): Promise<{ child: ChildProcess; http: number; grpc: number }> {
@@ -72,64 +56,6 @@ function replica(repo: string): Promise<{ child: ChildProcess; http: number; grp
   });
 }
 
-/** nginx in the foreground with a configuration of its own: REST and gRPC upstreams over the replicas. */
-async function startNginx(
-  replicas: { http: number; grpc: number }[],
-): Promise<{ child: ChildProcess; http: number; grpc: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'maas-nginx-'));
-  const [http, grpc] = [await freePort(), await freePort()];
-  const servers = (key: 'http' | 'grpc') =>
-    replicas.map((r) => `server 127.0.0.1:${r[key]} max_fails=1 fail_timeout=10s;`).join(' ');
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((t) => `${t}_temp_path ${join(dir, t)};`)
-    .join('\n  ');
-  const conf = `
-${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  ${temp}
-  upstream maas_rest { ${servers('http')} keepalive 16; }
-  upstream maas_grpc { ${servers('grpc')} keepalive 16; }
-  server {
-    listen 127.0.0.1:${http};
-    location / {
-      proxy_pass http://maas_rest;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout;
-    }
-  }
-  server {
-    listen 127.0.0.1:${grpc} http2;
-    location / {
-      grpc_pass grpc://maas_grpc;
-      grpc_next_upstream error timeout;
-    }
-  }
-}
-`;
-  await writeFile(join(dir, 'nginx.conf'), conf);
-  const child = spawn(NGINX!, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  // Ready once it answers through to a replica.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${http}/v2/health/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('nginx did not answer in 10 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, http, grpc };
-}
-
 describe('two replicas behind nginx', () => {
   it.skipIf(!NGINX)(
     'loses only what the killed replica held, and keeps answering within 1 s, over REST and gRPC',
@@ -138,6 +64,7 @@ describe('two replicas behind nginx', () => {
       await addVersion(repo, 'm', 1, smallModel(D, 2, 3));
       const [a, b] = await Promise.all([replica(repo), replica(repo)]);
       const proxy = await startNginx([a, b]);
+      children.push(proxy.child);
       const rest = new HttpInferenceClient(`http://127.0.0.1:${proxy.http}`);
       const grpc = new GrpcInferenceClient(`127.0.0.1:${proxy.grpc}`);
       const x = inputs(1, D, 2);
