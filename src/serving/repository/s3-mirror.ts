@@ -310,7 +310,9 @@ export class S3Mirror implements RepositoryMirror {
     const units = new Map<string, string[]>();
     for (const path of new Set([...remote.keys(), ...Object.keys(local)])) {
       const unit = versionUnit(path) ?? path;
-      units.set(unit, [...(units.get(unit) ?? []), path]);
+      const members = units.get(unit);
+      if (members) members.push(path);
+      else units.set(unit, [path]);
     }
     const jobs: (() => Promise<void>)[] = [];
     for (const [unit, paths] of units) {
@@ -387,11 +389,13 @@ export class S3Mirror implements RepositoryMirror {
       ),
     );
     if (!answer.Body) throw new MaasError('MAAS_ERR_REPOSITORY_STORE', `The object ${key} came without a body`);
-    if (answer.ContentLength !== undefined && answer.ContentLength !== record.size)
+    if (answer.ContentLength !== undefined && answer.ContentLength !== record.size) {
+      (answer.Body as Readable).destroy(); // not read: let the connection go
       throw new MaasError(
         'MAAS_ERR_REPOSITORY_STORE',
         `Expected ${record.size} bytes for ${key} as listed but the store sends ${answer.ContentLength}: it changed, fetched next sync`,
       );
+    }
     await pipeline(answer.Body as Readable, createWriteStream(target, { mode: 0o644 }));
     const size = (await stat(target)).size;
     if (size !== record.size)
