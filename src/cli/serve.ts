@@ -3,7 +3,6 @@
  * a first request to try, and shuts down cleanly on SIGINT/SIGTERM.
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { serve, type ServeOptions } from '../serving/server.js';
 import { joinProcessGroup, runProcessGroup } from '../serving/process-group.js';
@@ -12,6 +11,7 @@ import { keyringFrom } from './encrypt.js';
 import type { ControlMode } from '../serving/repository/repository.js';
 import type { WorkerIsolation } from '../pool/pool.js';
 import { MaasError } from '../core/errors.js';
+import { usableCores } from '../core/cores.js';
 import type { ClientCertificates, TlsSettings } from '../serving/auth/tls.js';
 
 /** The TLS settings the flags give, or undefined without them (a certificate needs its key). */
@@ -177,7 +177,7 @@ export async function runServe(options: ServeCommandOptions): Promise<void> {
     grpcPort: options.grpcPort,
     metricsPort: options.metricsPort,
     // N processes share the cores: by default each takes its part of them.
-    workers: options.workers ?? (group ? Math.max(1, Math.floor(availableParallelism() / group.count)) : undefined),
+    workers: options.workers ?? (group ? Math.max(1, Math.floor(usableCores() / group.count)) : undefined),
     threadsPerWorker: options.threads,
     workerIsolation: options.workerIsolation,
     modelControlMode: options.modelControlMode,

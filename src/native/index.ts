@@ -5,9 +5,9 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../core/package-root.js';
+import { usableCores } from '../core/cores.js';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
 
 /**
  * ISA levels the kernels are built for, in cap order (a cap admits every level at or below it
@@ -412,7 +412,7 @@ function load(): NativeBinding {
   // Intra-op threads: the main thread may use every core; inside a pool worker the pool already
   // gives parallelism across requests, so one thread each (DESIGN.md decision 3).
   const fromEnv = Number(process.env.MAAS_THREADS);
-  const threads = Number.isInteger(fromEnv) && fromEnv >= 1 ? fromEnv : isMainThread ? availableParallelism() : 1;
+  const threads = Number.isInteger(fromEnv) && fromEnv >= 1 ? fromEnv : isMainThread ? usableCores() : 1;
   binding.setThreads(Math.min(threads, 64));
   return binding;
 }

@@ -4,9 +4,9 @@
  * shared-memory region; each runs `threadsPerWorker` intra-op threads (workers × threads never
  * above the cores by default). A worker that dies fails only what it was running, and is replaced.
  */
-import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { nowNs } from '../core/clock.js';
+import { usableCores } from '../core/cores.js';
 import { MaasError, isErrorCode } from '../core/errors.js';
 import { defaultModelKeys, type ModelKeys } from '../io/model-keys.js';
 import { native } from '../native/index.js';
@@ -155,7 +155,7 @@ export class InferencePool {
 
   constructor(options: PoolOptions = {}) {
     this.loadTimeoutMs = options.loadTimeoutMs ?? 300_000;
-    this.workers = options.workers ?? availableParallelism();
+    this.workers = options.workers ?? usableCores();
     this.threadsPerWorker = options.threadsPerWorker ?? 1;
     this.isolation = options.isolation ?? 'thread';
     this.onWorkerExit = options.onWorkerExit ?? (() => {});

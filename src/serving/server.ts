@@ -4,11 +4,11 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { packageRoot } from '../core/package-root.js';
+import { usableCores } from '../core/cores.js';
 import type { ModelKeys } from '../io/model-keys.js';
 import { InferencePool, type WorkerIsolation } from '../pool/pool.js';
 import { DataPlane } from './dataplane.js';
@@ -214,10 +214,10 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
     testHooks: options.testHooks === true,
     ...(options.modelLoadTimeoutMs !== undefined ? { loadTimeoutMs: options.modelLoadTimeoutMs } : {}),
   });
-  if (pool.workers * pool.threadsPerWorker > availableParallelism()) {
+  if (pool.workers * pool.threadsPerWorker > usableCores()) {
     // DESIGN decision 3: more threads than cores only adds contention.
     logger.warn(
-      { workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, cores: availableParallelism() },
+      { workers: pool.workers, threadsPerWorker: pool.threadsPerWorker, cores: usableCores() },
       'workers × threads exceeds the cores',
     );
   }

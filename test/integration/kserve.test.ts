@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { packageRoot } from '../../src/core/package-root.js';
-import { smallModel, tempRepository } from './server-helpers.js';
+import { bannerPorts, smallModel, tempRepository } from './server-helpers.js';
 
 const ROOT = packageRoot();
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -30,17 +30,7 @@ function serveCli(args: string[], env: Record<string, string>): Promise<number> 
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const look = (chunk: Buffer) => {
-      output += chunk.toString();
-      const m = /REST\s+http:\/\/127\.0\.0\.1:(\d+)\/v2/.exec(output);
-      if (m) resolve(Number(m[1]));
-    };
-    child!.stdout!.on('data', look);
-    child!.stderr!.on('data', look);
-    child!.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
-  });
+  return bannerPorts(child).then((ports) => ports.http);
 }
 
 const common = [

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GrpcInferenceClient, HttpInferenceClient } from '../../src/client/index.js';
 import { NGINX, startNginx } from '../../bench/serve/nginx.js';
-import { addVersion, inputs, smallModel, tempRepository } from './server-helpers.js';
+import { addVersion, bannerPorts, inputs, smallModel, tempRepository } from './server-helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 if (!NGINX)
@@ -42,18 +42,7 @@ function replica(repo: string): Promise<{ child: ChildProcess; http: number; grp
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const look = (chunk: Buffer) => {
-      output += chunk.toString();
-      const http = /REST\s+http:\/\/127\.0\.0\.1:(\d+)\/v2/.exec(output);
-      const grpc = /gRPC\s+127\.0\.0\.1:(\d+)/.exec(output);
-      if (http && grpc) resolve({ child, http: Number(http[1]), grpc: Number(grpc[1]) });
-    };
-    child.stdout.on('data', look);
-    child.stderr.on('data', look);
-    child.once('exit', (code) => reject(new Error(`replica exited (${code}): ${output}`)));
-  });
+  return bannerPorts(child, true).then((ports) => ({ child, ...ports }));
 }
 
 describe('two replicas behind nginx', () => {

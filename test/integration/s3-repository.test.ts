@@ -25,7 +25,7 @@ import { MaasError } from '../../src/core/errors.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { repositoryLocation } from '../../src/serving/repository/s3-mirror.js';
 import type { RunningServer } from '../../src/serving/server.js';
-import { memoryLogger, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { bannerPorts, memoryLogger, smallModel, startServer, tempRepository } from './server-helpers.js';
 
 const ROOT = packageRoot();
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -329,17 +329,7 @@ describe('s3:// repositories', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    let output = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      const look = (chunk: Buffer) => {
-        output += chunk.toString();
-        const m = /REST\s+http:\/\/127\.0\.0\.1:(\d+)\/v2/.exec(output);
-        if (m) resolve(Number(m[1]));
-      };
-      child!.stdout!.on('data', look);
-      child!.stderr!.on('data', look);
-      child!.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
-    });
+    const port = (await bannerPorts(child)).http;
     const sample = JSON.parse(readFileSync(join(ROOT, 'models', 'classic', 'sample-request.json'), 'utf8'));
     const answer = await post(port, '/v2/models/classic/infer', sample);
     expect(answer.status).toBe(200);

@@ -2,6 +2,7 @@
  * Integration helpers: model repositories written to temporary directories, and the real server
  * started on ephemeral ports with its logs silenced.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,4 +91,24 @@ export async function refusal(work: Promise<unknown>): Promise<InferenceServerEr
       `expected an InferenceServerError but the call ${error === null ? 'resolved' : `threw ${error instanceof Error ? error.message : JSON.stringify(error)}`}`,
     );
   return error;
+}
+
+/**
+ * The ports `maas serve` (a child process started with piped output) prints in its banner:
+ * resolves once the REST line (and the gRPC one, when `grpc` is asked for) is out; rejects with
+ * the output if the process exits first.
+ */
+export function bannerPorts(child: ChildProcess, grpc = false): Promise<{ http: number; grpc: number }> {
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const look = (chunk: Buffer) => {
+      output += chunk.toString();
+      const http = /REST\s+http:\/\/127\.0\.0\.1:(\d+)\/v2/.exec(output);
+      const grpcLine = /gRPC\s+127\.0\.0\.1:(\d+)/.exec(output);
+      if (http && (grpcLine || !grpc)) resolve({ http: Number(http[1]), grpc: Number(grpcLine?.[1] ?? NaN) });
+    };
+    child.stdout!.on('data', look);
+    child.stderr!.on('data', look);
+    child.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
+  });
 }
