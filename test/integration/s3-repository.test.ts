@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -237,7 +237,13 @@ describe('s3:// repositories', () => {
   it('skips keys that are not plain paths, and writes nothing outside the copy', async () => {
     const prefix = 'keys/';
     await publish(prefix, 'churn', 1, 1);
-    const unsafe = [`${prefix}churn/.hidden`, `${prefix}a/b/c/d/e.json`, `${prefix}churn/1/we ird.bin`, `${prefix}-x/`];
+    const unsafe = [
+      `${prefix}churn/.hidden`,
+      `${prefix}a/b/c/d/e.json`,
+      `${prefix}churn/1/we ird.bin`,
+      `${prefix}churn/-x`,
+      `${prefix}churn/../../../escape.json`,
+    ];
     for (const Key of unsafe) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: 'x' }));
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}churn/1`, Body: 'a file and a directory' }));
     const cache = await tempRepository();
@@ -249,18 +255,106 @@ describe('s3:// repositories', () => {
     });
     expect((await post(server.httpPort!, '/v2/models/churn/infer', body)).status).toBe(200);
     const skipped = records.filter((r) => r.msg === 'model store object skipped').map((r) => r.key);
-    expect(skipped).toEqual(
-      expect.arrayContaining([
-        `${prefix}churn/.hidden`,
-        `${prefix}a/b/c/d/e.json`,
-        `${prefix}churn/1/we ird.bin`,
-        `${prefix}churn/1`,
-      ]),
+    // Every unsafe key the store holds as written is skipped (a store may normalise "..": then
+    // it names another plain key, which must still land inside the copy).
+    const stored = new Set(
+      ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }))).Contents ?? []).map((o) => o.Key),
     );
+    expect(skipped).toEqual(expect.arrayContaining([...unsafe.filter((k) => stored.has(k)), `${prefix}churn/1`]));
+    expect(unsafe.filter((k) => stored.has(k)).length).toBeGreaterThanOrEqual(4);
     const written = (await readdir(cache, { recursive: true })).sort();
     expect(written.filter((p) => !p.startsWith('copy'))).toEqual([]);
     expect(existsSync(join(cache, 'copy', 'churn', '.hidden'))).toBe(false);
     expect(existsSync(join(cache, 'copy', 'a'))).toBe(false);
+  }, 60_000);
+
+  it('keeps its copy to itself: a directory of other files or a copy in use is refused, nothing else deleted', async () => {
+    const prefix = 'own/';
+    await publish(prefix, 'churn', 1, 1);
+    const url = `s3://${BUCKET}/${prefix}`;
+    const crowded = await tempRepository();
+    await writeFile(join(crowded, 'notes.txt'), 'mine');
+    const refused = await startServer(url, { s3Endpoint: endpoint, repositoryCache: crowded }).catch(
+      (e: unknown) => e as MaasError,
+    );
+    expect((refused as MaasError).code).toBe('MAAS_ERR_REPOSITORY_URL');
+    expect((refused as MaasError).message).toMatch(/holds other files/);
+    expect(readFileSync(join(crowded, 'notes.txt'), 'utf8')).toBe('mine');
+
+    const cache = await tempRepository();
+    server = await startServer(url, { s3Endpoint: endpoint, repositoryCache: cache });
+    // Another server process on the same copy is refused while this one holds it.
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'serve',
+        '--model-repository',
+        url,
+        '--repository-cache',
+        cache,
+        '--s3-endpoint',
+        endpoint,
+      ],
+      { env: { ...process.env, ...CREDENTIALS }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exit = await bannerPorts(child).then(
+      () => 'served',
+      (e: Error) => e.message,
+    );
+    expect(exit).toMatch(/in use by process \d+: give each server its own --repository-cache/);
+    // Another URL on the same copy is refused too.
+    await server.close();
+    server = null;
+    const other = await startServer(`s3://${BUCKET}/poll/`, { s3Endpoint: endpoint, repositoryCache: cache }).catch(
+      (e: unknown) => e as MaasError,
+    );
+    expect((other as MaasError).message).toMatch(/holds a copy of s3:\/\/models\/own\//);
+  }, 60_000);
+
+  it('in explicit mode a load syncs first, and loads the copy while the store is down', async () => {
+    const own = await startStore(await mkdtemp(join(tmpdir(), 'maas-s3rver-')));
+    const client = new S3Client({
+      endpoint: own.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    const put = async (name: string, version: number, seed: number) => {
+      const dir = await tempRepository();
+      const model = smallModel(D, 2, seed);
+      await model.save(join(dir, String(version)));
+      for (const f of await readdir(join(dir, String(version))))
+        await client.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: `e/${name}/${version}/${f}`,
+            Body: await readFile(join(dir, String(version), f)),
+          }),
+        );
+      return Float32Array.from(model.predict(row).values);
+    };
+    await put('churn', 1, 1);
+    const options = {
+      s3Endpoint: own.endpoint,
+      repositoryCache: await tempRepository(),
+      modelControlMode: 'explicit' as const,
+      loadModels: ['churn'],
+    };
+    server = await startServer(`s3://${BUCKET}/e`, options);
+    const port = server.httpPort!;
+    const v2 = await put('churn', 2, 2);
+    const loaded = await fetch(`http://127.0.0.1:${port}/v2/repository/models/churn/load`, { method: 'POST' });
+    expect(loaded.status).toBe(200);
+    closeTo((await post(port, '/v2/models/churn/infer', body)).body.outputs[0].data, v2);
+    client.destroy();
+    await own.store.close();
+    const reloaded = await fetch(`http://127.0.0.1:${port}/v2/repository/models/churn/load`, { method: 'POST' });
+    expect(reloaded.status).toBe(200);
+    closeTo((await post(port, '/v2/models/churn/infer', body)).body.outputs[0].data, v2);
   }, 60_000);
 
   it('refuses updates of a mirrored model: new versions are published to the store', async () => {

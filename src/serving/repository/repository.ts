@@ -244,6 +244,7 @@ export class ModelRepository {
     this.closed = true;
     this.stopping.abort();
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    await this.mirror?.close(); // a sync in flight is aborted, not waited for
     await this.polling;
     await Promise.all(
       [...this.models.values()].map((entry) => this.enqueue(entry, () => this.retireAll(entry, 'server stopping'))),
@@ -470,8 +471,13 @@ export class ModelRepository {
   async load(name: string, config?: unknown): Promise<void> {
     if (this.closed) throw new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down');
     if (!/^[\w.-]+$/.test(name) || name === '.' || name === '..') throw unknownModel(name);
-    // In explicit mode a load takes what the store holds now (in poll mode the poll has just synced).
-    if (this.controlMode === 'explicit') await this.mirror?.sync();
+    // In explicit mode a load takes what the store holds now (in poll mode the poll has just
+    // synced); with the store unreachable it loads the copy it has.
+    if (this.controlMode === 'explicit' && this.mirror)
+      await this.mirror.sync().catch((error: unknown) => {
+        if (this.closed) throw error;
+        this.logger.warn({ err: error, source: this.mirror!.source }, 'model store not synced: loading the copy');
+      });
     // An unknown name creates nothing: no index entry, no effect on readiness.
     if (!this.models.has(name) && !(await exists(this.modelDir(name)))) throw unknownModel(name);
     const entry = this.entry(name);

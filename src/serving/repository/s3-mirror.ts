@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -38,6 +38,8 @@ export interface RepositoryMirror {
   prepare(): Promise<void>;
   /** Brings the copy up to date; calls made while one runs share it. */
   sync(): Promise<void>;
+  /** Stops a sync in flight (its store calls are aborted) and releases the copy's lock. */
+  close(): Promise<void>;
 }
 
 /** A bucket and a key prefix ("" or ending in "/"). */
@@ -59,6 +61,12 @@ const VERSION_SEGMENT = /^[0-9]+$/;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const MANIFEST = '.maas-mirror.json';
 const HIDDEN_WORK = '.maas-mirror-work';
+const LOCK = '.maas-mirror.lock';
+/** Seconds a store connection may take to open, and a request may go without a byte. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 60_000;
+/** Keys remembered as skipped (so each is warned once); beyond, the memory starts over. */
+const MAX_SKIPPED = 10_000;
 
 /**
  * Where --model-repository points: null for a local directory, the bucket and prefix for an
@@ -119,6 +127,17 @@ function versionUnit(path: string): string | null {
   return at < 0 ? null : segments.slice(0, at + 1).join('/');
 }
 
+/**
+ * What changes together: a version directory as a whole, and otherwise the files of one
+ * directory (a model's config.json and labels, or a flat model's files) as a set, so a failed
+ * download never leaves a new model.json beside old weights. A file unit's key ends in "/*".
+ */
+function unitOf(path: string): { key: string; version: boolean } {
+  const version = versionUnit(path);
+  if (version !== null) return { key: version, version: true };
+  return { key: `${dirname(path) === '.' ? '' : `${dirname(path)}/`}*`, version: false };
+}
+
 interface ObjectRecord {
   etag: string;
   size: number;
@@ -146,6 +165,8 @@ export class S3Mirror implements RepositoryMirror {
   private readonly logger: Logger;
   private manifest: Manifest;
   private running: Promise<void> | null = null;
+  /** Aborts the store calls in flight when the repository closes. */
+  private readonly closing = new AbortController();
   /** Keys already warned about, so a poll does not repeat the warning every scan. */
   private readonly skipped = new Set<string>();
 
@@ -173,15 +194,27 @@ export class S3Mirror implements RepositoryMirror {
     const client = new sdk.S3Client({
       region,
       followRegionRedirects: true,
+      // A store that stops answering fails the sync (retried next poll) instead of holding it.
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
       // S3-compatible servers (MinIO, Ceph, s3rver) name the bucket in the path.
       ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     });
     const dir = options.dir ?? defaultMirrorDir(options.location, env);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const recorded = await readManifest(dir);
-    const manifest =
-      recorded?.source === options.location.url ? recorded : { source: options.location.url, objects: {} };
-    return new S3Mirror(client, sdk, options, dir, manifest);
+    await takeLock(dir);
+    try {
+      const recorded = await readManifest(dir);
+      if (recorded ? recorded.source !== options.location.url : (await visibleEntries(dir)) > 0)
+        throw new MaasError(
+          'MAAS_ERR_REPOSITORY_URL',
+          `Expected the repository cache ${dir} to be empty or a copy of ${options.location.url} but it holds ${recorded ? `a copy of ${recorded.source}` : 'other files'}: give --repository-cache a directory of its own`,
+        );
+      const manifest = recorded ?? { source: options.location.url, objects: {} };
+      return new S3Mirror(client, sdk, options, dir, manifest);
+    } catch (error) {
+      await rm(join(dir, LOCK), { force: true });
+      throw error;
+    }
   }
 
   async prepare(): Promise<void> {
@@ -196,7 +229,16 @@ export class S3Mirror implements RepositoryMirror {
     }
   }
 
+  async close(): Promise<void> {
+    this.closing.abort();
+    await this.running?.catch(() => {});
+    this.client.destroy();
+    await rm(join(this.dir, LOCK), { force: true });
+  }
+
   sync(): Promise<void> {
+    if (this.closing.signal.aborted)
+      return Promise.reject(new MaasError('MAAS_ERR_SERVER_STOPPING', 'The server is shutting down'));
     this.running ??= this.syncOnce().finally(() => {
       this.running = null;
     });
@@ -215,10 +257,13 @@ export class S3Mirror implements RepositoryMirror {
     await rm(work, { recursive: true, force: true });
     await mkdir(work, { recursive: true, mode: 0o700 });
     try {
+      const before = this.manifest.objects;
       const next = await this.apply(remote, held, work);
       this.manifest = { source: this.source, objects: next };
-      await writeDurably(join(this.dir, MANIFEST), JSON.stringify(this.manifest));
-      await this.prune(new Set(Object.keys(next)));
+      const temp = join(work, MANIFEST);
+      await writeDurably(temp, JSON.stringify(this.manifest));
+      await rename(temp, join(this.dir, MANIFEST));
+      await this.prune(Object.keys(before).filter((p) => !(p in next)));
     } finally {
       await rm(work, { recursive: true, force: true });
     }
@@ -243,6 +288,7 @@ export class S3Mirror implements RepositoryMirror {
   private async list(): Promise<Map<string, ObjectRecord>> {
     const objects = new Map<string, ObjectRecord>();
     let token: string | undefined;
+    let listed = 0;
     do {
       const page = await this.call('list', () =>
         this.client.send(
@@ -251,8 +297,16 @@ export class S3Mirror implements RepositoryMirror {
             Prefix: this.location.prefix,
             ...(token ? { ContinuationToken: token } : {}),
           }),
+          { abortSignal: this.closing.signal },
         ),
       );
+      listed += page.Contents?.length ?? 0;
+      if (listed > MAX_OBJECTS)
+        throw new MaasError(
+          'MAAS_ERR_REPOSITORY_STORE',
+          `Expected at most ${MAX_OBJECTS} objects under ${this.source}; is the prefix the repository's?`,
+        );
+      if (this.skipped.size > MAX_SKIPPED) this.skipped.clear();
       for (const object of page.Contents ?? []) {
         const key = object.Key ?? '';
         const relative = key.slice(this.location.prefix.length);
@@ -264,11 +318,6 @@ export class S3Mirror implements RepositoryMirror {
           continue;
         }
         objects.set(path.path, { etag: object.ETag ?? '', size: object.Size ?? 0 });
-        if (objects.size > MAX_OBJECTS)
-          throw new MaasError(
-            'MAAS_ERR_REPOSITORY_STORE',
-            `Expected at most ${MAX_OBJECTS} objects under ${this.source}; is the prefix the repository's?`,
-          );
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -307,15 +356,15 @@ export class S3Mirror implements RepositoryMirror {
   ): Promise<Record<string, ObjectRecord>> {
     const local = this.manifest.objects;
     const next: Record<string, ObjectRecord> = {};
-    const units = new Map<string, string[]>();
+    const units = new Map<string, { version: boolean; paths: string[] }>();
     for (const path of new Set([...remote.keys(), ...Object.keys(local)])) {
-      const unit = versionUnit(path) ?? path;
-      const members = units.get(unit);
-      if (members) members.push(path);
-      else units.set(unit, [path]);
+      const unit = unitOf(path);
+      const members = units.get(unit.key);
+      if (members) members.paths.push(path);
+      else units.set(unit.key, { version: unit.version, paths: [path] });
     }
     const jobs: (() => Promise<void>)[] = [];
-    for (const [unit, paths] of units) {
+    for (const [unit, { version, paths }] of units) {
       const wanted = paths.filter((p) => remote.has(p));
       if (wanted.length === paths.length && wanted.every((p) => held(p, remote.get(p)!))) {
         for (const p of wanted) next[p] = local[p]!;
@@ -323,12 +372,16 @@ export class S3Mirror implements RepositoryMirror {
       }
       jobs.push(async () => {
         try {
-          if (wanted.length === 0) await rm(join(this.dir, unit), { recursive: true, force: true });
-          else if (unit === wanted[0] && wanted.length === 1 && versionUnit(unit) === null)
-            await this.replaceFile(unit, remote.get(unit)!, work);
-          else await this.replaceVersion(unit, wanted, remote, held, work);
+          if (version) await this.replaceVersion(unit, wanted, remote, held, work);
+          else
+            await this.replaceFiles(
+              wanted.filter((p) => !held(p, remote.get(p)!)),
+              remote,
+              work,
+            );
           for (const p of wanted) next[p] = remote.get(p)!;
         } catch (error) {
+          if (this.closing.signal.aborted) throw error;
           this.logger.warn({ err: error, path: unit, source: this.source }, 'model store object not fetched');
           for (const p of paths) if (local[p]) next[p] = local[p];
         }
@@ -338,12 +391,22 @@ export class S3Mirror implements RepositoryMirror {
     return next;
   }
 
-  /** A file outside any version directory: downloaded, then renamed over the old one. */
-  private async replaceFile(path: string, record: ObjectRecord, work: string): Promise<void> {
-    const temp = join(work, randomBytes(8).toString('hex'));
-    await this.download(path, record, temp);
-    await mkdir(dirname(join(this.dir, path)), { recursive: true, mode: 0o755 });
-    await rename(temp, join(this.dir, path));
+  /**
+   * Files outside version directories (one directory's, as a set): all downloaded first, then
+   * renamed over the old ones, so a failed download replaces none of them. A version directory
+   * that is empty of objects is removed whole by replaceVersion.
+   */
+  private async replaceFiles(paths: string[], remote: Map<string, ObjectRecord>, work: string): Promise<void> {
+    const fetched: [string, string][] = [];
+    for (const path of paths) {
+      const temp = join(work, randomBytes(8).toString('hex'));
+      await this.download(path, remote.get(path)!, temp);
+      fetched.push([temp, path]);
+    }
+    for (const [temp, path] of fetched) {
+      await mkdir(dirname(join(this.dir, path)), { recursive: true, mode: 0o755 });
+      await rename(temp, join(this.dir, path));
+    }
   }
 
   /** A version directory: assembled in `work` (unchanged files linked, others downloaded), then swapped in. */
@@ -354,6 +417,11 @@ export class S3Mirror implements RepositoryMirror {
     held: (path: string, record: ObjectRecord) => boolean,
     work: string,
   ): Promise<void> {
+    const live = join(this.dir, unit);
+    if (paths.length === 0) {
+      await rm(live, { recursive: true, force: true });
+      return;
+    }
     const staged = join(work, randomBytes(8).toString('hex'));
     for (const path of paths) {
       const target = join(staged, path.slice(unit.length + 1));
@@ -367,13 +435,21 @@ export class S3Mirror implements RepositoryMirror {
         ));
       if (!linked) await this.download(path, record, target);
     }
-    const live = join(this.dir, unit);
     await mkdir(dirname(live), { recursive: true, mode: 0o755 });
     const old = join(work, `${randomBytes(8).toString('hex')}.old`);
-    await rename(live, old).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    await rename(staged, live);
+    const hadOld = await rename(live, old).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        return false;
+      },
+    );
+    try {
+      await rename(staged, live);
+    } catch (error) {
+      if (hadOld) await rename(old, live); // put the version being served back
+      throw error;
+    }
   }
 
   /** Fetches an object into `target`: the listed version only (If-Match), of the listed length. */
@@ -386,6 +462,7 @@ export class S3Mirror implements RepositoryMirror {
           Key: key,
           ...(record.etag ? { IfMatch: record.etag } : {}),
         }),
+        { abortSignal: this.closing.signal },
       ),
     );
     if (!answer.Body) throw new MaasError('MAAS_ERR_REPOSITORY_STORE', `The object ${key} came without a body`);
@@ -396,7 +473,9 @@ export class S3Mirror implements RepositoryMirror {
         `Expected ${record.size} bytes for ${key} as listed but the store sends ${answer.ContentLength}: it changed, fetched next sync`,
       );
     }
-    await pipeline(answer.Body as Readable, createWriteStream(target, { mode: 0o644 }));
+    await pipeline(answer.Body as Readable, createWriteStream(target, { mode: 0o644 }), {
+      signal: this.closing.signal,
+    });
     const size = (await stat(target)).size;
     if (size !== record.size)
       throw new MaasError(
@@ -405,24 +484,20 @@ export class S3Mirror implements RepositoryMirror {
       );
   }
 
-  /** Deletes what the copy holds beyond `keep` (hidden entries, the repository's own, stay). */
-  private async prune(keep: Set<string>, relative = ''): Promise<boolean> {
-    const dir = join(this.dir, relative);
-    let empty = true;
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      const path = relative ? `${relative}/${entry.name}` : entry.name;
-      if (entry.name.startsWith('.')) {
-        empty = false;
-        continue;
-      }
-      if (entry.isDirectory() && !(await this.prune(keep, path))) {
-        empty = false;
-        continue;
-      }
-      if (entry.isDirectory() || !keep.has(path)) await rm(join(this.dir, path), { recursive: true, force: true });
-      else empty = false;
+  /**
+   * Deletes the files of objects that are gone (only what an earlier sync wrote: the copy's
+   * directory may hold the repository's own hidden files), then the directories they leave empty.
+   */
+  private async prune(gone: string[]): Promise<void> {
+    const parents = new Set<string>();
+    for (const path of gone) {
+      await rm(join(this.dir, path), { force: true, recursive: true });
+      for (let d = dirname(path); d !== '.'; d = dirname(d)) parents.add(d);
     }
-    return empty && relative !== '';
+    // Deepest first, so a model directory goes after its emptied version directories.
+    for (const d of [...parents].sort((x, y) => y.length - x.length))
+      if ((await readdir(join(this.dir, d)).catch(() => ['?'])).length === 0)
+        await rm(join(this.dir, d), { recursive: true, force: true });
   }
 
   /** Runs a store call; its failure becomes MAAS_ERR_REPOSITORY_STORE, saying what to check. */
@@ -442,6 +517,45 @@ export class S3Mirror implements RepositoryMirror {
               : `: ${name ? `${name}: ` : ''}${messageOf(error)}`;
       throw new MaasError('MAAS_ERR_REPOSITORY_STORE', `Could not ${what} in ${this.source}${hint}`, { cause: error });
     }
+  }
+}
+
+/** Entries of a directory other than hidden ones. */
+async function visibleEntries(dir: string): Promise<number> {
+  return (await readdir(dir)).filter((n) => !n.startsWith('.')).length;
+}
+
+/**
+ * Takes the copy for this process: a lock file holding the pid, made exclusively. A lock of a
+ * process that is gone is taken over; a live one refuses the start (two servers syncing one copy
+ * would delete each other's work).
+ */
+async function takeLock(dir: string): Promise<void> {
+  const path = join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
+        throw new MaasError(
+          'MAAS_ERR_REPOSITORY_URL',
+          `The repository cache ${dir} is in use by process ${pid}: give each server its own --repository-cache`,
+        );
+      await rm(path, { force: true });
+    }
+  }
+  throw new MaasError('MAAS_ERR_REPOSITORY_URL', `Could not lock the repository cache ${dir}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
