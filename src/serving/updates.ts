@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { link, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import { processAlive } from '../core/process-alive.js';
 import { MaasError, describeValue } from '../core/errors.js';
 import { readRegularFile } from '../io/files.js';
 import { commitVersion, stagingPath } from '../lifecycle/publish.js';
@@ -181,16 +182,6 @@ function flatRows(
   return { values, rows: values.length / rowWidth, width: rowWidth };
 }
 
-/** Whether process `pid` is alive (a lock it holds still counts). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** What a lock file holds: who took it (host and process) and a token only its taker knows. */
 interface LockRecord {
   host: string;
@@ -248,7 +239,7 @@ async function takeLock(modelDir: string, model: string): Promise<() => Promise<
       const text = await readLockFile(path);
       if (text === null) continue; // released meanwhile: try again
       const held = readLockRecord(text);
-      const stale = held !== null && held.host === record.host && held.pid !== process.pid && !alive(held.pid);
+      const stale = held !== null && held.host === record.host && held.pid !== process.pid && !processAlive(held.pid);
       if (!stale)
         throw new MaasError(
           'MAAS_ERR_UPDATE_BUSY',

@@ -47,19 +47,25 @@ async function startStore(directory: string): Promise<{ store: S3rver; endpoint:
   return { store: instance, endpoint: `http://127.0.0.1:${port}` };
 }
 
+/** A client of an s3rver instance, its bucket made. */
+async function storeClient(at: string): Promise<S3Client> {
+  const client = new S3Client({
+    endpoint: at,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  return client;
+}
+
 beforeAll(async () => {
   for (const [k, v] of Object.entries(CREDENTIALS)) {
     savedEnv[k] = process.env[k];
     process.env[k] = v;
   }
   ({ store, endpoint } = await startStore(await mkdtemp(join(tmpdir(), 'maas-s3rver-'))));
-  s3 = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-  });
-  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  s3 = await storeClient(endpoint);
 }, 30_000);
 
 afterAll(async () => {
@@ -191,13 +197,7 @@ describe('s3:// repositories', () => {
 
   it('restarts from the local copy while the store is down; with no copy, says the store cannot be read', async () => {
     const own = await startStore(await mkdtemp(join(tmpdir(), 'maas-s3rver-')));
-    const client = new S3Client({
-      endpoint: own.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
-    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    const client = await storeClient(own.endpoint);
     const dir = await tempRepository();
     const model = smallModel(D, 2, 5);
     await model.save(join(dir, 'churn', '1'));
@@ -316,13 +316,7 @@ describe('s3:// repositories', () => {
 
   it('in explicit mode a load syncs first, and loads the copy while the store is down', async () => {
     const own = await startStore(await mkdtemp(join(tmpdir(), 'maas-s3rver-')));
-    const client = new S3Client({
-      endpoint: own.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    });
-    await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    const client = await storeClient(own.endpoint);
     const put = async (name: string, version: number, seed: number) => {
       const dir = await tempRepository();
       const model = smallModel(D, 2, seed);

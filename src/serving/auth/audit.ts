@@ -42,10 +42,13 @@ export class AuditLog {
   private counts = new Map<string, Counts>();
   private since = new Date();
   private readonly timer: NodeJS.Timeout;
+  private closed = false;
 
   constructor(
     private readonly log: Logger,
     flushMs = 60_000,
+    /** The file destination, ended (every buffered line written) on close. */
+    private readonly destination?: ReturnType<typeof pino.destination>,
   ) {
     this.timer = setInterval(() => this.flushCounts(), flushMs);
     this.timer.unref();
@@ -54,7 +57,11 @@ export class AuditLog {
   /** An audit log appended to `path` (created 0600). */
   static toFile(path: string, flushMs?: number): AuditLog {
     const destination = pino.destination({ dest: path, sync: false, mkdir: true, mode: 0o600 });
-    return new AuditLog(pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination), flushMs);
+    return new AuditLog(
+      pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination),
+      flushMs,
+      destination,
+    );
   }
 
   /** Records an administrative action and its result. */
@@ -96,8 +103,18 @@ export class AuditLog {
 
   /** Flushes the counts and the destination, and stops the timer. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     clearInterval(this.timer);
     this.flushCounts();
-    await new Promise<void>((done) => this.log.flush(() => done()));
+    // A flush callback can come while a write is still in progress, before the lines queued
+    // behind it (the last counts) reach the file; ending the destination writes them all first.
+    const destination = this.destination;
+    if (destination)
+      await new Promise<void>((done) => {
+        destination.once('close', () => done());
+        destination.end();
+      });
+    else await new Promise<void>((done) => this.log.flush(() => done()));
   }
 }

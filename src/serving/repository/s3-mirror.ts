@@ -26,6 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { MaasError, messageOf } from '../../core/errors.js';
+import { processAlive } from '../../core/process-alive.js';
 import { writeDurably } from '../../io/files.js';
 
 /** What the repository asks of a mirrored source: bring the local copy up to date. */
@@ -548,15 +549,6 @@ async function takeLock(dir: string): Promise<void> {
     }
   }
   throw new MaasError('MAAS_ERR_REPOSITORY_URL', `Could not lock the repository cache ${dir}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The region of the shared AWS profile, if one names it. */
