@@ -25,7 +25,7 @@ import { stopChild } from './children.js';
 import { grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
 import { freePort, NGINX, startNginx } from './nginx.js';
 import { startCli, type CliServer } from './scale.js';
-import { fmt, sleep } from './server-process.js';
+import { fmt, median, sleep } from './server-process.js';
 
 const ROOT = packageRoot();
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -56,8 +56,6 @@ function parseArgs(argv: string[]): Args {
   }
   return args;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Milliseconds from spawning `maas serve` to its first 200 on /v2/health/ready. */
 async function coldStartMs(args: string[], env: Record<string, string> = {}): Promise<number> {

@@ -15,6 +15,7 @@ import { packageRoot } from '../../src/core/package-root.js';
 import { writeLargeModel } from '../large-model.js';
 import { grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
 import { stopChild } from './children.js';
+import { fmt, median } from './server-process.js';
 
 const CLI = join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
 
@@ -52,9 +53,6 @@ export async function startCli(args: string[]): Promise<CliServer> {
   });
   return { child, grpcPort: bound.grpc, httpPort: bound.http, readyMs: performance.now() - started };
 }
-
-const fmt = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Model `classic` from 1 and 2 serving processes, batch-1 gRPC requests under h2load at 64 and

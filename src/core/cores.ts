@@ -40,12 +40,14 @@ let cached: number | undefined;
 /** The cores this process may use: availableParallelism() capped by the cgroup CPU quota (read once). */
 export function usableCores(): number {
   if (cached === undefined) {
-    const v1dir = ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct'].find(
-      (d) => read(`${d}/cpu.cfs_quota_us`) !== null,
-    );
-    const v1 = v1dir
-      ? { quota: read(`${v1dir}/cpu.cfs_quota_us`) ?? '', period: read(`${v1dir}/cpu.cfs_period_us`) ?? '' }
-      : null;
+    let v1: { quota: string; period: string } | null = null;
+    for (const dir of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct']) {
+      const quota = read(`${dir}/cpu.cfs_quota_us`);
+      if (quota !== null) {
+        v1 = { quota, period: read(`${dir}/cpu.cfs_period_us`) ?? '' };
+        break;
+      }
+    }
     const quota = cgroupCpuLimit(read('/sys/fs/cgroup/cpu.max'), v1);
     cached = Math.min(availableParallelism(), quota ?? Infinity);
   }

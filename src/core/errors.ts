@@ -121,7 +121,7 @@ export const ERRORS = {
   },
   MAAS_ERR_REPOSITORY_URL: {
     kind: 'InvalidArgument',
-    doc: 'The model repository is a URL maas does not read: only a local directory or s3://BUCKET/PREFIX (any S3-compatible store).',
+    doc: 'The model repository cannot be used as given: a URL maas does not read (only a local directory or s3://BUCKET/PREFIX), or an s3:// repository cache that holds other files or is in use by another server.',
   },
   MAAS_ERR_REPOSITORY_STORE: {
     kind: 'Unavailable',

@@ -15,7 +15,7 @@ import { GrpcInferenceClient, HttpInferenceClient, InferenceServerError } from '
 import { ModelKeyring, encryptModel, generateModelKey, quantize } from '../../src/index.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import type { RunningServer } from '../../src/serving/server.js';
-import { inputs, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { inputs, smallModel, startServer, tempRepository, until } from './server-helpers.js';
 
 const WIDTH = 8;
 const H5 = join(packageRoot(), 'test', 'fixtures', 'keras_h5', 'dl4j_dense_known_weights', 'dense_tensorflow_2.h5');
@@ -26,14 +26,6 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   for (const s of running.splice(0)) await s.close();
 });
-
-async function until(condition: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A key file, 0600, of "<key id> <key>" lines. */
 async function keyFile(dir: string, keys: Record<string, string>): Promise<string> {
@@ -209,7 +201,7 @@ describe('encrypted models in a served repository', () => {
     // Rotation: key b joins the key file (read again at each lookup), version 2 is encrypted with it.
     await keyFile(staging, keysAB);
     await publish(2, 'b', new ModelKeyring({ keys: keysAB, environment: null }));
-    await until(async () => (await ask()).version === '2', 'version 2 to serve');
+    await until(async () => (await ask()).version === '2', 'version 2 to serve', 30_000, 20);
     expect(Math.abs((await ask()).y - expected(2))).toBeLessThanOrEqual(1e-6);
 
     // Version 3 is tampered with: one ciphertext byte flipped after encryption.
@@ -217,7 +209,7 @@ describe('encrypted models in a served repository', () => {
       bytes[bytes.length - 100]! ^= 0x04;
     });
     const row = async (version: string) => (await client.repositoryIndex()).find((r) => r.version === version);
-    await until(async () => (await row('3'))?.state === 'UNAVAILABLE', 'version 3 to be refused');
+    await until(async () => (await row('3'))?.state === 'UNAVAILABLE', 'version 3 to be refused', 30_000, 20);
     expect((await row('3'))!.reason).toMatch(
       /The encrypted model file .*m\/3\/model.json.enc failed authentication with key 'b': it was damaged, truncated or tampered with/,
     );
@@ -226,7 +218,7 @@ describe('encrypted models in a served repository', () => {
 
     // Version 4 names a key no source holds.
     await publish(4, 'c', new ModelKeyring({ keys: { c: generateModelKey() }, environment: null }));
-    await until(async () => (await row('4'))?.state === 'UNAVAILABLE', 'version 4 to be refused');
+    await until(async () => (await row('4'))?.state === 'UNAVAILABLE', 'version 4 to be refused', 30_000, 20);
     expect((await row('4'))!.reason).toMatch(/No model key has the key id 'c' \(searched the key file .*model-keys\)/);
     expect((await ask()).version).toBe('2');
     expect(await row('2')).toMatchObject({ state: 'READY' });

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import { GrpcInferenceClient, InferenceServerError } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/serving/server.js';
-import { addVersion, inputs, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { addVersion, inputs, smallModel, startServer, tempRepository, until } from './server-helpers.js';
 
 const WIDTH = 8;
 const opened: { server: RunningServer; client: GrpcInferenceClient }[] = [];
@@ -32,14 +32,6 @@ afterEach(async () => {
 const x1 = inputs(1, WIDTH, 77);
 const ask = (client: GrpcInferenceClient, version?: string) =>
   client.infer({ model: 'm', version, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, WIDTH], data: x1 }] });
-
-async function until(condition: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 describe('explicit model control', () => {
   it('loads on request, hot-swaps a new version under load with zero failed requests, then unloads', async () => {
@@ -75,10 +67,10 @@ describe('explicit model control', () => {
         }
       }
     });
-    await until(async () => (seen.get('1') ?? 0) > 20, 'version 1 traffic');
+    await until(async () => (seen.get('1') ?? 0) > 20, 'version 1 traffic', 20_000, 2);
     await addVersion(root, 'm', 2, v2);
     await client.loadModel('m');
-    await until(async () => (seen.get('2') ?? 0) > 20, 'version 2 traffic');
+    await until(async () => (seen.get('2') ?? 0) > 20, 'version 2 traffic', 20_000, 2);
     stop = true;
     await Promise.all(loops);
     expect(failures).toEqual([]);
@@ -96,7 +88,7 @@ describe('explicit model control', () => {
       ),
     );
     const held = () => server.dataplane.repository.servedVersions('m')[0]?.batcher.pending ?? 0;
-    await until(async () => held() > 0, 'requests held by the server'); // unload while some are queued or running
+    await until(async () => held() > 0, 'requests held by the server', 20_000, 2); // unload while some are queued or running
     await client.unloadModel('m');
     const outcomes = await Promise.all(inFlight);
     expect(outcomes.filter((o) => o !== 'ok' && o !== status.UNAVAILABLE)).toEqual([]);
@@ -209,9 +201,9 @@ describe('poll mode, policies and config errors', () => {
     const { client } = await open(root, { modelControlMode: 'poll', repositoryPollSeconds: 0.2 });
     expect((await ask(client)).version).toBe('1');
     await addVersion(root, 'm', 2, smallModel(WIDTH, 1, 8));
-    await until(async () => (await ask(client)).version === '2', 'version 2 to load');
+    await until(async () => (await ask(client)).version === '2', 'version 2 to load', 20_000, 2);
     await rm(join(root, 'other'), { recursive: true });
-    await until(async () => !(await client.modelReady('other').catch(() => false)), 'other to unload');
+    await until(async () => !(await client.modelReady('other').catch(() => false)), 'other to unload', 20_000, 2);
   });
 
   it('serves every version under {all}, and only the listed ones under {specific}', async () => {

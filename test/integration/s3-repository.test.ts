@@ -25,7 +25,7 @@ import { MaasError } from '../../src/core/errors.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { repositoryLocation } from '../../src/serving/repository/s3-mirror.js';
 import type { RunningServer } from '../../src/serving/server.js';
-import { bannerPorts, memoryLogger, smallModel, startServer, tempRepository } from './server-helpers.js';
+import { bannerPorts, memoryLogger, smallModel, startServer, tempRepository, until } from './server-helpers.js';
 
 const ROOT = packageRoot();
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -122,16 +122,6 @@ async function post(port: number, path: string, payload: unknown): Promise<{ sta
   return { status: r.status, body: (await r.json()) as Answer };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const closeTo = (actual: number[], expected: Float32Array) =>
   actual.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
 
@@ -164,23 +154,23 @@ describe('s3:// repositories', () => {
     const served = async (expected: Float32Array) => {
       const r = await post(port, '/v2/models/churn/infer', body);
       const data = r.body.outputs?.[0]?.data as number[] | undefined;
-      return data && Math.abs(data[0]! - expected[0]!) < 1e-5 ? true : undefined;
+      return data !== undefined && Math.abs(data[0]! - expected[0]!) < 1e-5;
     };
 
     const v2 = await publish(prefix, 'churn', 2, 2);
-    await until('version 2', () => served(v2));
+    await until(() => served(v2), 'version 2');
     // A version's files replaced by another model's, then a config.json rewritten with as many bytes:
     // only the ETag tells the new object from the old.
     const v2b = await publish(prefix, 'churn', 2, 3);
-    await until('version 2 changed', () => served(v2b));
+    await until(() => served(v2b), 'version 2 changed');
     for (const size of [8, 9]) {
       await s3.send(
         new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}churn/config.json`, Body: `{"max_batch_size":${size}}` }),
       );
-      await until(`max_batch_size ${size}`, async () => {
+      await until(async () => {
         const r = await fetch(`http://127.0.0.1:${port}/v2/models/churn/config`);
-        return ((await r.json()) as Answer).max_batch_size === size ? true : undefined;
-      });
+        return ((await r.json()) as Answer).max_batch_size === size;
+      }, `max_batch_size ${size}`);
     }
     driving = false;
     await drive;
@@ -188,10 +178,7 @@ describe('s3:// repositories', () => {
     expect(answered).toBeGreaterThan(0);
 
     await removePrefix(`${prefix}churn/`);
-    await until('the model unloaded', async () => {
-      const r = await post(port, '/v2/models/churn/infer', body);
-      return r.status === 200 ? undefined : r;
-    });
+    await until(async () => (await post(port, '/v2/models/churn/infer', body)).status !== 200, 'the model unloaded');
     expect(existsSync(join(cache, 'churn'))).toBe(false);
   }, 90_000);
 

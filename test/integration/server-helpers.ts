@@ -112,3 +112,12 @@ export function bannerPorts(child: ChildProcess, grpc = false): Promise<{ http: 
     child.once('exit', (code) => reject(new Error(`maas serve exited (${code}): ${output}`)));
   });
 }
+
+/** Waits until `condition` holds, asking every `everyMs`; fails naming `what` after `ms`. */
+export async function until(condition: () => Promise<boolean>, what: string, ms = 20_000, everyMs = 20): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -27,7 +27,7 @@ import type { Logger } from 'pino';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { MaasError, messageOf } from '../../core/errors.js';
 import { processAlive } from '../../core/process-alive.js';
-import { writeDurably } from '../../io/files.js';
+import { MAX_MODEL_FILE_BYTES, readRegularFile, writeDurably } from '../../io/files.js';
 
 /** What the repository asks of a mirrored source: bring the local copy up to date. */
 export interface RepositoryMirror {
@@ -63,6 +63,9 @@ const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const MANIFEST = '.maas-mirror.json';
 const HIDDEN_WORK = '.maas-mirror-work';
 const LOCK = '.maas-mirror.lock';
+/** A lock holds a pid; the record, at most MAX_OBJECTS paths with their ETags. */
+const MAX_LOCK_BYTES = 64;
+const MAX_MANIFEST_BYTES = 128 * 2 ** 20;
 /** Seconds a store connection may take to open, and a request may go without a byte. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 60_000;
@@ -151,20 +154,17 @@ interface Manifest {
 
 export interface S3MirrorOptions {
   location: S3Location;
-  /** The local copy (default: defaultMirrorDir). */
-  dir?: string;
+  /** The local copy (defaultMirrorDir, or --repository-cache). */
+  dir: string;
   logger: Logger;
   /** An S3-compatible endpoint (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS). */
   endpoint?: string;
-  env?: NodeJS.ProcessEnv;
 }
 
 export class S3Mirror implements RepositoryMirror {
-  readonly source: string;
   readonly dir: string;
   private readonly location: S3Location;
   private readonly logger: Logger;
-  private manifest: Manifest;
   private running: Promise<void> | null = null;
   /** Aborts the store calls in flight when the repository closes. */
   private readonly closing = new AbortController();
@@ -175,43 +175,46 @@ export class S3Mirror implements RepositoryMirror {
     private readonly client: S3Sdk.S3Client,
     private readonly sdk: typeof S3Sdk,
     options: S3MirrorOptions,
-    dir: string,
-    manifest: Manifest,
+    private manifest: Manifest,
   ) {
     this.location = options.location;
-    this.source = options.location.url;
     this.logger = options.logger;
-    this.dir = dir;
-    this.manifest = manifest;
+    this.dir = options.dir;
   }
 
-  /** A mirror of `location`, its local copy made (private to this user) and its record read. */
+  get source(): string {
+    return this.location.url;
+  }
+
+  /**
+   * A mirror of `location`: its local copy made (private to this user) and locked, its record
+   * read, then the store's client.
+   */
   static async open(options: S3MirrorOptions): Promise<S3Mirror> {
-    const env = options.env ?? process.env;
-    // Loaded only for an s3:// repository: the SDK is large, and warns on import about Node versions.
-    const sdk = await import('@aws-sdk/client-s3');
-    const endpoint = options.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
-    const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (await profileRegion(sdk)) || 'us-east-1';
-    const client = new sdk.S3Client({
-      region,
-      followRegionRedirects: true,
-      // A store that stops answering fails the sync (retried next poll) instead of holding it.
-      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
-      // S3-compatible servers (MinIO, Ceph, s3rver) name the bucket in the path.
-      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
-    });
-    const dir = options.dir ?? defaultMirrorDir(options.location, env);
+    const { dir, location } = options;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await takeLock(dir);
     try {
       const recorded = await readManifest(dir);
-      if (recorded ? recorded.source !== options.location.url : (await visibleEntries(dir)) > 0)
+      if (recorded ? recorded.source !== location.url : (await visibleEntries(dir)) > 0)
         throw new MaasError(
           'MAAS_ERR_REPOSITORY_URL',
-          `Expected the repository cache ${dir} to be empty or a copy of ${options.location.url} but it holds ${recorded ? `a copy of ${recorded.source}` : 'other files'}: give --repository-cache a directory of its own`,
+          `Expected the repository cache ${dir} to be empty or a copy of ${location.url} but it holds ${recorded ? `a copy of ${recorded.source}` : 'other files'}: give --repository-cache a directory of its own`,
         );
-      const manifest = recorded ?? { source: options.location.url, objects: {} };
-      return new S3Mirror(client, sdk, options, dir, manifest);
+      // Loaded only for an s3:// repository: the SDK is large, and warns on import about Node versions.
+      const sdk = await import('@aws-sdk/client-s3');
+      const env = process.env;
+      const endpoint = options.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+      const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (await profileRegion(sdk)) || 'us-east-1';
+      const client = new sdk.S3Client({
+        region,
+        followRegionRedirects: true,
+        // A store that stops answering fails the sync (retried next poll) instead of holding it.
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
+        // S3-compatible servers (MinIO, Ceph, s3rver) name the bucket in the path.
+        ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+      });
+      return new S3Mirror(client, sdk, options, recorded ?? { source: location.url, objects: {} });
     } catch (error) {
       await rm(join(dir, LOCK), { force: true });
       throw error;
@@ -312,13 +315,18 @@ export class S3Mirror implements RepositoryMirror {
         const key = object.Key ?? '';
         const relative = key.slice(this.location.prefix.length);
         if (relative === '' || relative.endsWith('/')) continue; // the prefix itself, or a "folder" marker
-        const path = keyPath(relative);
+        const size = object.Size ?? 0;
+        // Nothing the repository would refuse to read is fetched (nor fills the disk).
+        const path =
+          size > MAX_MODEL_FILE_BYTES
+            ? { skip: `larger than ${MAX_MODEL_FILE_BYTES} bytes, the largest model file maas reads` }
+            : keyPath(relative);
         if ('skip' in path) {
           if (!this.skipped.has(key)) this.logger.warn({ key, why: path.skip }, 'model store object skipped');
           this.skipped.add(key);
           continue;
         }
-        objects.set(path.path, { etag: object.ETag ?? '', size: object.Size ?? 0 });
+        objects.set(path.path, { etag: object.ETag ?? '', size });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -539,7 +547,8 @@ async function takeLock(dir: string): Promise<void> {
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      const text = await readRegularFile(path, MAX_LOCK_BYTES, 'the repository cache lock').catch(() => '');
+      const pid = Number(text.toString().trim());
       if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
         throw new MaasError(
           'MAAS_ERR_REPOSITORY_URL',
@@ -565,7 +574,8 @@ async function profileRegion(sdk: typeof S3Sdk): Promise<string | undefined> {
 
 async function readManifest(dir: string): Promise<Manifest | null> {
   try {
-    const parsed = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Partial<Manifest>;
+    const text = await readRegularFile(join(dir, MANIFEST), MAX_MANIFEST_BYTES, 'the repository cache record');
+    const parsed = JSON.parse(text.toString('utf8')) as Partial<Manifest>;
     if (typeof parsed.source !== 'string' || typeof parsed.objects !== 'object' || parsed.objects === null) return null;
     const objects: Record<string, ObjectRecord> = {};
     for (const [path, r] of Object.entries(parsed.objects))
