@@ -11,7 +11,8 @@ import { MaasError } from '../core/errors.js';
 import { Random } from '../core/random.js';
 import { CsvScanner, delimiterCode, scanCsv } from './csv-scan.js';
 import { COLUMN_KINDS, dateOf, inferKind, numberOf, textOf, type ColumnKind } from './frame.js';
-import { Pipeline, preparationSettings, type PipelineJson, type PreparationReport } from './pipeline.js';
+import { native, type NativeCsvCell, type NativeCsvEncoder } from '../native/index.js';
+import { Pipeline, preparationSettings, type DatePart, type PipelineJson, type PreparationReport } from './pipeline.js';
 import { StreamingFitter } from './stream-fit.js';
 import { isMissing, type Cell } from './table.js';
 import type { DataWarning } from './warnings.js';
@@ -65,6 +66,8 @@ export interface BatchPassOptions extends CsvShape {
   allowMissing: boolean;
   /** The label column's kind in the fitting pass (numbers name their classes as String(number) does). */
   labelKind: ColumnKind;
+  /** Read plain records natively (default true; false reads every record in JavaScript, for tests). */
+  fastPath?: boolean;
 }
 
 /** One batch: rows × width features, and rows labels (class index or scaled value). */
@@ -234,6 +237,52 @@ function locate(header: readonly string[], pipeline: Pipeline, allowMissing: boo
   return { inputs, labelAt };
 }
 
+/** Rows the native reader encodes per call. */
+const FAST_ROWS = 256;
+
+const CSV_ACTION = { number: 1, oneHot: 2, label: 3, date: 4, labelClass: 5, labelValue: 6 } as const;
+const DATE_PART_CODE: Record<DatePart, number> = { year: 0, month: 1, day: 2, weekday: 3, hour: 4 };
+
+/**
+ * The native reader for this file's plain records (csv_encoder.h), or null where it cannot encode
+ * as the pipeline does: hashed text, an input column the file lacks, or classes named by numbers
+ * (String(1.0) is '1': the JavaScript reader's to name).
+ */
+function plainRecordEncoder(
+  options: BatchPassOptions,
+  width: number,
+  fields: number,
+  place: { inputs: number[]; labelAt: number },
+): NativeCsvEncoder | null {
+  const { columns, label } = options.pipeline;
+  if (!label || (label.kind === 'classes' && options.labelKind === 'number')) return null;
+  const cells: NativeCsvCell[] = [];
+  let offset = 0;
+  for (let c = 0; c < columns.length; c++) {
+    const plan = columns[c]!;
+    const field = place.inputs[c]!;
+    if (field < 0 || plan.kind === 'hash') return null;
+    if (plan.kind === 'number') cells.push({ field, action: CSV_ACTION.number, offset });
+    else if (plan.kind === 'oneHot') cells.push({ field, action: CSV_ACTION.oneHot, offset, texts: plan.categories });
+    else if (plan.kind === 'label') cells.push({ field, action: CSV_ACTION.label, offset, texts: plan.classes });
+    else cells.push({ field, action: CSV_ACTION.date, offset, parts: plan.parts?.map((p) => DATE_PART_CODE[p]) ?? [] });
+    offset +=
+      plan.kind === 'oneHot' ? plan.categories.length : plan.kind === 'date' && plan.parts ? plan.parts.length : 1;
+  }
+  if (offset !== width) return null;
+  cells.push(
+    label.kind === 'classes'
+      ? { field: place.labelAt, action: CSV_ACTION.labelClass, offset: 0, texts: label.classes }
+      : { field: place.labelAt, action: CSV_ACTION.labelValue, offset: 0, mean: label.mean, std: label.std },
+  );
+  try {
+    return new native.CsvEncoderHandle({ delimiter: delimiterCode(options.delimiter), fields, width: offset, cells });
+  } catch {
+    // A plan the native reader refuses (a column named twice): the JavaScript reader reads it all.
+    return null;
+  }
+}
+
 /**
  * The batch pass: every row with a label, prepared, through a shuffle buffer of `shuffle` rows
  * (each row leaves it for a random slot's row, as tf.data's shuffle does), in batches. Rows the
@@ -294,6 +343,8 @@ export async function* batchPass(
         reads,
         reads.map((r) => (r === 'text' ? 'category' : r)),
       );
+      const encoder = options.fastPath === false ? null : plainRecordEncoder(options, width, header.length, place);
+      if (encoder) scanner.setFastPath(fastPath(encoder));
     }
     const labelText = scanner.text(place.labelAt);
     if (isMissing(labelText)) {
@@ -320,27 +371,45 @@ export async function* batchPass(
       }
       cells[c] = v;
     }
+    rowScratch.fill(0);
+    pipeline.encodeRow(cells, rowScratch, 0, scanner.line);
+    placeRow(rowScratch, 0, y);
+  };
+  const rowScratch = new Float32Array(width);
+  // A prepared row (x[at…at+width), label y) into the shuffle buffer: a full buffer gives up a
+  // random row for the new one; until then rows only go in.
+  const placeRow = (x: Float32Array, at: number, y: number) => {
     rows++;
     if (capacity === 0) {
-      const one = rowScratch;
-      one.fill(0);
-      pipeline.encodeRow(cells, one, 0, scanner.line);
-      emit(one, 0, y);
+      emit(x, at, y);
       return;
     }
-    // A full buffer gives up a random row for the new one; until then rows only go in.
     let slot = held;
     if (held === capacity) {
       slot = Math.floor(rng.next() * capacity);
       emit(slotX, slot * width, slotY[slot]!);
     } else held++;
-    for (let k = slot * width, end = k + width; k < end; k++) slotX[k] = 0;
-    pipeline.encodeRow(cells, slotX, slot * width, scanner.line);
+    const to = slot * width;
+    for (let k = 0; k < width; k++) slotX[to + k] = x[at + k]!;
     slotY[slot] = y;
   };
-  const rowScratch = new Float32Array(width);
 
   const scanner = new CsvScanner(delimiterCode(options.delimiter), onRecord);
+  // The native reader's rows go through placeRow in file order, as the records onRecord reads, so
+  // the batches are the same with or without it.
+  const stageX = new Float32Array(FAST_ROWS * width);
+  const stageY = new Float32Array(FAST_ROWS);
+  const next = new Float64Array(1);
+  const fastPath = (encoder: NativeCsvEncoder) => (data: Buffer, start: number, end: number) => {
+    let p = start;
+    for (;;) {
+      const n = encoder.encode(data, p, end, stageX, stageY, next);
+      for (let r = 0; r < n; r++) placeRow(stageX, r * width, stageY[r]!);
+      scanner.countLines(n);
+      p = next[0]!;
+      if (n < FAST_ROWS) return p;
+    }
+  };
   for await (const chunk of input) {
     scanner.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     while (ready.length > 0) yield ready.shift()!;

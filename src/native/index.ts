@@ -151,6 +151,25 @@ export interface NativeModelHandle {
  * The handle over a round-trip packed stack (the model's layers, then their kernels transposed in
  * reverse order): per row, dx = (∂y/∂x)ᵀ·dy, the input gradient the explanation methods use.
  */
+/** One CSV field's part in a CsvEncoderHandle (see native/include/maas/csv_encoder.h). */
+export interface NativeCsvCell {
+  field: number;
+  /** CsvCellAction: 1 number, 2 one-hot, 3 category index, 4 date, 5 label class, 6 label value. */
+  action: number;
+  offset: number;
+  texts?: string[];
+  /** CsvDatePart codes: 0 year, 1 month, 2 day, 3 weekday, 4 hour. */
+  parts?: number[];
+  mean?: number;
+  std?: number;
+}
+
+/** The streaming CSV reader's fast path: plain records straight to unscaled feature rows. */
+export interface NativeCsvEncoder {
+  /** Rows encoded from data[start, end) into x and y; next[0] is where reading goes on. */
+  encode(data: Uint8Array, start: number, end: number, x: Float32Array, y: Float32Array, next: Float64Array): number;
+}
+
 export interface NativeInputGradientHandle {
   readonly inputSize: number;
   readonly outputSize: number;
@@ -284,6 +303,7 @@ export interface NativeBinding {
   /** The addon's class for an fp32 handle (its native name; TypeScript calls it a model handle). */
   DenseStackHandle: new (packed: Uint8Array | NativeRegionRef) => NativeModelHandle;
   InputGradientHandle: new (packed: Uint8Array | NativeRegionRef) => NativeInputGradientHandle;
+  CsvEncoderHandle: new (spec: { delimiter: number; fields: number; width: number; cells: NativeCsvCell[] }) => NativeCsvEncoder;
   packedQuantizedByteLength(specs: NativeQuantLayerSpec[], kernel?: string): number;
   packQuantized(
     specs: NativeQuantLayerSpec[],

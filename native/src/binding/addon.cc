@@ -60,6 +60,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterInt8Kernels(env, exports);
   RegisterSharedRegions(env, exports);
   RegisterOutputPool(env, exports);
+  RegisterCsvEncoderHandle(env, exports);
 }
 
 namespace {
