@@ -262,8 +262,17 @@ function plainRecordEncoder(
     const plan = columns[c]!;
     const field = place.inputs[c]!;
     if (field < 0 || plan.kind === 'hash') return null;
-    if (plan.kind === 'number') cells.push({ field, action: CSV_ACTION.number, offset });
-    else if (plan.kind === 'oneHot') cells.push({ field, action: CSV_ACTION.oneHot, offset, texts: plan.categories });
+    // A missing cell's fill goes along where it is a plain value; other missing cells are read in JavaScript.
+    if (plan.kind === 'number')
+      cells.push({ field, action: CSV_ACTION.number, offset, ...(plan.fill === null ? {} : { fill: plan.fill }) });
+    else if (plan.kind === 'oneHot')
+      cells.push({
+        field,
+        action: CSV_ACTION.oneHot,
+        offset,
+        texts: plan.categories,
+        ...(plan.fill === null ? {} : { fill: plan.fill }),
+      });
     else if (plan.kind === 'label') cells.push({ field, action: CSV_ACTION.label, offset, texts: plan.classes });
     else cells.push({ field, action: CSV_ACTION.date, offset, parts: plan.parts?.map((p) => DATE_PART_CODE[p]) ?? [] });
     offset +=

@@ -28,7 +28,10 @@ export class StandardScaler {
   /** Scales rows in place (and returns them). */
   transform(x: Float32Array): Float32Array {
     const cols = this.mean.length;
-    for (let i = 0; i < x.length; i++) x[i] = (x[i]! - this.mean[i % cols]!) / this.std[i % cols]!;
+    if (cols === 0) return x;
+    // Row by row rather than i % cols per element: the modulo was most of the pass.
+    for (let at = 0; at < x.length; at += cols)
+      for (let j = 0; j < cols; j++) x[at + j] = (x[at + j]! - this.mean[j]!) / this.std[j]!;
     return x;
   }
 }
@@ -55,11 +58,12 @@ export class MinMaxScaler {
   /** Scales rows in place (and returns them). */
   transform(x: Float32Array): Float32Array {
     const cols = this.min.length;
-    for (let i = 0; i < x.length; i++) {
-      const j = i % cols;
-      const range = this.max[j]! - this.min[j]!;
-      x[i] = range > 0 ? (x[i]! - this.min[j]!) / range : 0;
-    }
+    if (cols === 0) return x;
+    for (let at = 0; at < x.length; at += cols)
+      for (let j = 0; j < cols; j++) {
+        const range = this.max[j]! - this.min[j]!;
+        x[at + j] = range > 0 ? (x[at + j]! - this.min[j]!) / range : 0;
+      }
     return x;
   }
 }

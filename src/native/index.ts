@@ -162,6 +162,8 @@ export interface NativeCsvCell {
   parts?: number[];
   mean?: number;
   std?: number;
+  /** A missing cell's fill: a number (number cells) or a category (one-hot cells). */
+  fill?: number | string;
 }
 
 /** The streaming CSV reader's fast path: plain records straight to unscaled feature rows. */

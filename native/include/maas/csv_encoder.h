@@ -31,8 +31,14 @@ struct CsvFieldPlan {
   uint32_t offset = 0;                                   // the first feature it writes
   std::unordered_map<std::string_view, uint32_t> index;  // kOneHot, kIndex, kLabelClass: text → index
   uint32_t count = 0;                                    // kOneHot: its width
-  std::vector<CsvDatePart> parts;                        // kDate: empty means the day count
-  double mean = 0, std = 1;                              // kLabelValue
+  // A missing cell (empty, or a marker such as NA): kNumber writes fill_number; kOneHot sets
+  // fill_index (none when negative); without a fill, and for the other actions, the record is
+  // the JavaScript reader's.
+  bool has_fill = false;
+  double fill_number = 0;
+  int64_t fill_index = -1;
+  std::vector<CsvDatePart> parts;  // kDate: empty means the day count
+  double mean = 0, std = 1;        // kLabelValue
 };
 
 class CsvEncoder {
@@ -48,6 +54,9 @@ class CsvEncoder {
   // offset past the width or a second label is refused (false).
   bool SetField(size_t field, CsvCellAction action, size_t offset, std::vector<std::string> texts,
                 std::vector<CsvDatePart> parts, double mean, double std);
+  // The fill of a missing cell of field `field` (after SetField): a number for kNumber, a text
+  // for kOneHot (looked up in its dictionary).
+  void SetFill(size_t field, double number, const std::string& text);
 
   size_t width() const { return width_; }
   bool has_label() const { return has_label_; }

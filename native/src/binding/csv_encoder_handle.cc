@@ -22,7 +22,8 @@ class CsvEncoderWrap : public Napi::ObjectWrap<CsvEncoderWrap> {
   }
 
   // new CsvEncoderHandle({ delimiter, fields, width, cells: [{ field, action, offset, texts?, parts?,
-  // mean?, std? }] }): action and parts are CsvCellAction and CsvDatePart codes.
+  // mean?, std?, fill? }] }): action and parts are CsvCellAction and CsvDatePart codes; fill is a
+  // missing cell's number (kNumber) or category (kOneHot).
   explicit CsvEncoderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CsvEncoderWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject())
@@ -83,6 +84,9 @@ class CsvEncoderWrap : public Napi::ObjectWrap<CsvEncoderWrap> {
       ThrowCoded(env, "MAAS_ERR_ARG_RANGE",
                  where + ": a field set twice, a second label, or features past the row's width", true);
     }
+    const Napi::Value fill = cell.Get("fill");
+    if (fill.IsNumber()) encoder_->SetFill(static_cast<size_t>(field), fill.As<Napi::Number>().DoubleValue(), "");
+    if (fill.IsString()) encoder_->SetFill(static_cast<size_t>(field), 0, fill.As<Napi::String>().Utf8Value());
   }
 
   // encode(data: Uint8Array, start, end, x: Float32Array, y: Float32Array, next: Float64Array):

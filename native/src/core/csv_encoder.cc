@@ -24,6 +24,9 @@ bool MissingMarker(const uint8_t* p, const uint8_t* e) {
   static const char* const kMarkers[] = {"na", "n/a", "nan",  "null",     "none",
                                          "?",  "inf", "-inf", "infinity", "-infinity"};
   const size_t n = static_cast<size_t>(e - p);
+  // Every marker is at most 9 bytes and starts with n, i, - or ? (most cells are out at once).
+  const uint8_t first = p[0] | (p[0] >= 'A' && p[0] <= 'Z' ? 0x20 : 0);
+  if (n > 9 || (first != 'n' && first != 'i' && first != '-' && first != '?')) return false;
   for (const char* m : kMarkers) {
     if (std::strlen(m) != n) continue;
     size_t i = 0;
@@ -135,6 +138,15 @@ bool CsvEncoder::SetField(size_t field, CsvCellAction action, size_t offset, std
   return true;
 }
 
+void CsvEncoder::SetFill(size_t field, double number, const std::string& text) {
+  if (field >= fields_.size()) return;
+  CsvFieldPlan& plan = fields_[field];
+  plan.has_fill = true;
+  plan.fill_number = number;
+  const auto it = plan.index.find(std::string_view(text));
+  plan.fill_index = it == plan.index.end() ? -1 : static_cast<int64_t>(it->second);
+}
+
 // One record, data[begin, end) without its line break, into x (width floats, zeroed) and *y.
 bool CsvEncoder::Record(const uint8_t* data, size_t begin, size_t end, float* x, float* y) const noexcept {
   size_t field = 0, p = begin;
@@ -145,59 +157,71 @@ bool CsvEncoder::Record(const uint8_t* data, size_t begin, size_t end, float* x,
     if (field >= fields) return false;
     const uint8_t* fs = data + s;
     const uint8_t* fe = data + p;
-    // Empty cells, and blanks the reader would trim, are the reader's to decide.
-    if (fs == fe || Blank(*fs) || Blank(fe[-1])) return false;
+    // Blanks the reader would trim are its to decide.
+    if (fs != fe && (Blank(*fs) || Blank(fe[-1]))) return false;
     const CsvFieldPlan& plan = fields_[field];
-    switch (plan.action) {
-      case CsvCellAction::kSkip:
-        break;
-      case CsvCellAction::kNumber: {
-        double v;
-        if (!CsvPlainNumber(fs, fe, &v)) return false;
-        x[plan.offset] = static_cast<float>(v);
-        break;
-      }
-      case CsvCellAction::kOneHot:
-      case CsvCellAction::kIndex:
-      case CsvCellAction::kLabelClass: {
-        const auto it = plan.index.find(std::string_view(reinterpret_cast<const char*>(fs), fe - fs));
-        if (it == plan.index.end() || MissingMarker(fs, fe)) return false;
-        if (plan.action == CsvCellAction::kOneHot)
-          x[plan.offset + it->second] = 1.f;
-        else if (plan.action == CsvCellAction::kIndex)
-          x[plan.offset] = static_cast<float>(it->second);
-        else
-          *y = static_cast<float>(it->second);
-        break;
-      }
-      case CsvCellAction::kDate: {
-        int64_t days;
-        if (!CsvIsoDay(fs, fe, &days)) return false;
-        if (plan.parts.empty()) {
-          x[plan.offset] = static_cast<float>(days);
+    const bool missing = fs == fe || MissingMarker(fs, fe);
+    if (missing && plan.action != CsvCellAction::kSkip) {
+      // The saved policy of a missing cell, where it is a plain value; otherwise the reader's.
+      if (!plan.has_fill) return false;
+      if (plan.action == CsvCellAction::kNumber)
+        x[plan.offset] = static_cast<float>(plan.fill_number);
+      else if (plan.action == CsvCellAction::kOneHot && plan.fill_index >= 0)
+        x[plan.offset + plan.fill_index] = 1.f;
+      else if (plan.action != CsvCellAction::kOneHot)
+        return false;
+    } else {
+      switch (plan.action) {
+        case CsvCellAction::kSkip:
+          break;
+        case CsvCellAction::kNumber: {
+          double v;
+          if (!CsvPlainNumber(fs, fe, &v)) return false;
+          x[plan.offset] = static_cast<float>(v);
           break;
         }
-        // The parts of a valid ISO day: the date itself, its weekday, and hour 0 (midnight UTC).
-        int64_t year = 0, month = 0, day = 0;
-        for (int i = 0; i < 4; ++i) year = year * 10 + (fs[i] - '0');
-        month = (fs[5] - '0') * 10 + (fs[6] - '0');
-        day = (fs[8] - '0') * 10 + (fs[9] - '0');
-        uint32_t at = plan.offset;
-        for (CsvDatePart part : plan.parts) {
-          double v = 0;
-          if (part == CsvDatePart::kYear) v = static_cast<double>(year);
-          if (part == CsvDatePart::kMonth) v = static_cast<double>(month);
-          if (part == CsvDatePart::kDay) v = static_cast<double>(day);
-          if (part == CsvDatePart::kWeekday) v = static_cast<double>(((days + 4) % 7 + 7) % 7);
-          x[at++] = static_cast<float>(v);
+        case CsvCellAction::kOneHot:
+        case CsvCellAction::kIndex:
+        case CsvCellAction::kLabelClass: {
+          const auto it = plan.index.find(std::string_view(reinterpret_cast<const char*>(fs), fe - fs));
+          if (it == plan.index.end()) return false;
+          if (plan.action == CsvCellAction::kOneHot)
+            x[plan.offset + it->second] = 1.f;
+          else if (plan.action == CsvCellAction::kIndex)
+            x[plan.offset] = static_cast<float>(it->second);
+          else
+            *y = static_cast<float>(it->second);
+          break;
         }
-        break;
-      }
-      case CsvCellAction::kLabelValue: {
-        double v;
-        if (!CsvPlainNumber(fs, fe, &v)) return false;
-        *y = static_cast<float>((v - plan.mean) / plan.std);
-        break;
+        case CsvCellAction::kDate: {
+          int64_t days;
+          if (!CsvIsoDay(fs, fe, &days)) return false;
+          if (plan.parts.empty()) {
+            x[plan.offset] = static_cast<float>(days);
+            break;
+          }
+          // The parts of a valid ISO day: the date itself, its weekday, and hour 0 (midnight UTC).
+          int64_t year = 0, month = 0, day = 0;
+          for (int i = 0; i < 4; ++i) year = year * 10 + (fs[i] - '0');
+          month = (fs[5] - '0') * 10 + (fs[6] - '0');
+          day = (fs[8] - '0') * 10 + (fs[9] - '0');
+          uint32_t at = plan.offset;
+          for (CsvDatePart part : plan.parts) {
+            double v = 0;
+            if (part == CsvDatePart::kYear) v = static_cast<double>(year);
+            if (part == CsvDatePart::kMonth) v = static_cast<double>(month);
+            if (part == CsvDatePart::kDay) v = static_cast<double>(day);
+            if (part == CsvDatePart::kWeekday) v = static_cast<double>(((days + 4) % 7 + 7) % 7);
+            x[at++] = static_cast<float>(v);
+          }
+          break;
+        }
+        case CsvCellAction::kLabelValue: {
+          double v;
+          if (!CsvPlainNumber(fs, fe, &v)) return false;
+          *y = static_cast<float>((v - plan.mean) / plan.std);
+          break;
+        }
       }
     }
     ++field;
