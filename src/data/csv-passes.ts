@@ -240,7 +240,8 @@ function locate(header: readonly string[], pipeline: Pipeline, allowMissing: boo
 /** Rows the native reader encodes per call. */
 const FAST_ROWS = 256;
 
-const CSV_ACTION = { number: 1, oneHot: 2, label: 3, date: 4, labelClass: 5, labelValue: 6 } as const;
+/** csv_encoder.h's CsvCellAction and CsvDatePart codes. */
+const CSV_ACTION = { number: 1, oneHot: 2, index: 3, date: 4, labelClass: 5, labelValue: 6 } as const;
 const DATE_PART_CODE: Record<DatePart, number> = { year: 0, month: 1, day: 2, weekday: 3, hour: 4 };
 
 /**
@@ -273,7 +274,7 @@ function plainRecordEncoder(
         texts: plan.categories,
         ...(plan.fill === null ? {} : { fill: plan.fill }),
       });
-    else if (plan.kind === 'label') cells.push({ field, action: CSV_ACTION.label, offset, texts: plan.classes });
+    else if (plan.kind === 'label') cells.push({ field, action: CSV_ACTION.index, offset, texts: plan.classes });
     else cells.push({ field, action: CSV_ACTION.date, offset, parts: plan.parts?.map((p) => DATE_PART_CODE[p]) ?? [] });
     offset +=
       plan.kind === 'oneHot' ? plan.categories.length : plan.kind === 'date' && plan.parts ? plan.parts.length : 1;

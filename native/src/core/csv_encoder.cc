@@ -247,7 +247,7 @@ size_t CsvEncoder::Encode(const uint8_t* data, size_t start, size_t end, float* 
       plain = c != kQuote && c != kHash && c != kCr && c < 0x80;
     }
     float* row = x + done * width_;
-    std::memset(row, 0, width_ * sizeof(float));
+    if (width_ > 0) std::memset(row, 0, width_ * sizeof(float));
     float label = 0.f;
     if (!plain || !Record(data, p, content_end, row, &label)) break;
     y[done++] = label;
