@@ -5,7 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { MaasError } from '../core/errors.js';
-import { batchPass, fileChunks, fitPass, type BatchPassOptions, type FitPassOptions } from './csv-passes.js';
+import {
+  batchPass,
+  fileChunks,
+  fitPass,
+  type BatchPassOptions,
+  type BatchPassResult,
+  type FitPassOptions,
+} from './csv-passes.js';
 
 /** What the caller asks of the thread. */
 export type DataThreadJob =
@@ -16,7 +23,7 @@ export type DataThreadJob =
 export type DataThreadReply =
   | { type: 'fitted'; result: Awaited<ReturnType<typeof fitPass>> }
   | { type: 'batch'; x: Float32Array; y: Float32Array; rows: number }
-  | { type: 'end'; rows: number; skipped: number }
+  | ({ type: 'end' } & BatchPassResult)
   | { type: 'error'; code: string; message: string };
 
 /** The caller's credit: one more batch may be sent. */

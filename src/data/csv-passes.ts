@@ -12,7 +12,14 @@ import { Random } from '../core/random.js';
 import { CsvScanner, delimiterCode, scanCsv } from './csv-scan.js';
 import { COLUMN_KINDS, dateOf, inferKind, numberOf, textOf, type ColumnKind } from './frame.js';
 import { native, type NativeCsvCell, type NativeCsvEncoder } from '../native/index.js';
-import { Pipeline, preparationSettings, type DatePart, type PipelineJson, type PreparationReport } from './pipeline.js';
+import {
+  Pipeline,
+  planWidth,
+  preparationSettings,
+  type DatePart,
+  type PipelineJson,
+  type PreparationReport,
+} from './pipeline.js';
 import { StreamingFitter } from './stream-fit.js';
 import { isMissing, type Cell } from './table.js';
 import type { DataWarning } from './warnings.js';
@@ -68,6 +75,13 @@ export interface BatchPassOptions extends CsvShape {
   labelKind: ColumnKind;
   /** Read plain records natively (default true; false reads every record in JavaScript, for tests). */
   fastPath?: boolean;
+}
+
+/** What a batch pass counted: rows kept, rows left out, and the kept rows the native reader read. */
+export interface BatchPassResult {
+  rows: number;
+  skipped: number;
+  nativeRows: number;
 }
 
 /** One batch: rows × width features, and rows labels (class index or scaled value). */
@@ -263,21 +277,14 @@ function plainRecordEncoder(
     const plan = columns[c]!;
     const field = place.inputs[c]!;
     if (field < 0 || plan.kind === 'hash') return null;
-    // A missing cell's fill goes along where it is a plain value; other missing cells are read in JavaScript.
-    if (plan.kind === 'number')
-      cells.push({ field, action: CSV_ACTION.number, offset, ...(plan.fill === null ? {} : { fill: plan.fill }) });
+    // A missing cell's fill goes along (the native reader takes a number's or a category's; other
+    // missing cells are read in JavaScript).
+    if (plan.kind === 'number') cells.push({ field, action: CSV_ACTION.number, offset, fill: plan.fill });
     else if (plan.kind === 'oneHot')
-      cells.push({
-        field,
-        action: CSV_ACTION.oneHot,
-        offset,
-        texts: plan.categories,
-        ...(plan.fill === null ? {} : { fill: plan.fill }),
-      });
+      cells.push({ field, action: CSV_ACTION.oneHot, offset, texts: plan.categories, fill: plan.fill });
     else if (plan.kind === 'label') cells.push({ field, action: CSV_ACTION.index, offset, texts: plan.classes });
     else cells.push({ field, action: CSV_ACTION.date, offset, parts: plan.parts?.map((p) => DATE_PART_CODE[p]) ?? [] });
-    offset +=
-      plan.kind === 'oneHot' ? plan.categories.length : plan.kind === 'date' && plan.parts ? plan.parts.length : 1;
+    offset += planWidth(plan);
   }
   if (offset !== width) return null;
   cells.push(
@@ -301,7 +308,7 @@ function plainRecordEncoder(
 export async function* batchPass(
   input: AsyncIterable<Buffer | string>,
   options: BatchPassOptions,
-): AsyncGenerator<RowBatch, { rows: number; skipped: number }> {
+): AsyncGenerator<RowBatch, BatchPassResult> {
   const pipeline = Pipeline.fromJSON(options.pipeline);
   const width = pipeline.width;
   const reads = pipeline.inputReads;
@@ -410,11 +417,13 @@ export async function* batchPass(
   const stageX = new Float32Array(FAST_ROWS * width);
   const stageY = new Float32Array(FAST_ROWS);
   const next = new Float64Array(1);
+  let nativeRows = 0;
   const fastPath = (encoder: NativeCsvEncoder) => (data: Buffer, start: number, end: number) => {
     let p = start;
     for (;;) {
       const n = encoder.encode(data, p, end, stageX, stageY, next);
       for (let r = 0; r < n; r++) placeRow(stageX, r * width, stageY[r]!);
+      nativeRows += n;
       scanner.countLines(n);
       p = next[0]!;
       if (n < FAST_ROWS) return p;
@@ -438,5 +447,5 @@ export async function* batchPass(
   }
   finishBatch();
   while (ready.length > 0) yield ready.shift()!;
-  return { rows, skipped };
+  return { rows, skipped, nativeRows };
 }

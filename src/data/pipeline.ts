@@ -230,7 +230,8 @@ function dateParts(time: number, parts: readonly DatePart[], out: Float32Array, 
   return offset;
 }
 
-function planWidth(plan: ColumnPlan): number {
+/** The features a column becomes. */
+export function planWidth(plan: ColumnPlan): number {
   if (plan.kind === 'oneHot') return plan.categories.length;
   if (plan.kind === 'date') return plan.parts ? plan.parts.length : 1;
   if (plan.kind === 'hash') return plan.buckets;

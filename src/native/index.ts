@@ -147,10 +147,6 @@ export interface NativeModelHandle {
 }
 
 /** A native handle over a packed quantized stack; the same predict contract as NativeModelHandle. */
-/**
- * The handle over a round-trip packed stack (the model's layers, then their kernels transposed in
- * reverse order): per row, dx = (∂y/∂x)ᵀ·dy, the input gradient the explanation methods use.
- */
 /** One CSV field's part in a CsvEncoderHandle (see native/include/maas/csv_encoder.h). */
 export interface NativeCsvCell {
   field: number;
@@ -162,8 +158,8 @@ export interface NativeCsvCell {
   parts?: number[];
   mean?: number;
   std?: number;
-  /** A missing cell's fill: a number (number cells) or a category (one-hot cells). */
-  fill?: number | string;
+  /** A missing cell's fill: a number (number cells) or a category (one-hot cells); null: none. */
+  fill?: number | string | null;
 }
 
 /** The streaming CSV reader's fast path: plain records straight to unscaled feature rows. */
@@ -172,6 +168,10 @@ export interface NativeCsvEncoder {
   encode(data: Uint8Array, start: number, end: number, x: Float32Array, y: Float32Array, next: Float64Array): number;
 }
 
+/**
+ * The handle over a round-trip packed stack (the model's layers, then their kernels transposed in
+ * reverse order): per row, dx = (∂y/∂x)ᵀ·dy, the input gradient the explanation methods use.
+ */
 export interface NativeInputGradientHandle {
   readonly inputSize: number;
   readonly outputSize: number;

@@ -5,7 +5,7 @@
  * batches, the counts and the errors are the same with it as without it.
  */
 import { describe, expect, it } from 'vitest';
-import { batchPass, type BatchPassOptions, type RowBatch } from '../../src/data/csv-passes.js';
+import { batchPass, type BatchPassOptions, type BatchPassResult, type RowBatch } from '../../src/data/csv-passes.js';
 import type { PipelineJson } from '../../src/data/pipeline.js';
 import { csvDataset } from '../../src/index.js';
 import { errorOf, rng } from '../helpers.js';
@@ -59,10 +59,7 @@ async function fitted(csv: string, options: Record<string, unknown>): Promise<Pi
   return ds.pipeline.toJSON();
 }
 
-async function read(
-  csv: string,
-  options: BatchPassOptions,
-): Promise<{ batches: RowBatch[]; result: { rows: number; skipped: number } }> {
+async function read(csv: string, options: BatchPassOptions): Promise<{ batches: RowBatch[]; result: BatchPassResult }> {
   const batches: RowBatch[] = [];
   // Chunks of odd sizes, so records are cut everywhere, in the fast path's reach or not.
   const bytes = Buffer.from(csv);
@@ -103,8 +100,10 @@ describe('the streaming reader with and without its native fast path', () => {
         for (const shuffle of [0, 300]) {
           const fast = await read(csv, options(pipeline, shuffle, true));
           const plain = await read(csv, options(pipeline, shuffle, false));
-          expect(fast.result).toEqual(plain.result);
+          expect({ ...fast.result, nativeRows: 0 }).toEqual(plain.result);
           expect(fast.result.rows).toBeGreaterThan(ROWS * 0.8);
+          // The native reader did read most records: the comparison is of two readers, not one.
+          expect(fast.result.nativeRows).toBeGreaterThan(fast.result.rows / 2);
           expect(fast.batches.length).toBe(plain.batches.length);
           fast.batches.forEach((b, i) => {
             expect(b.rows).toBe(plain.batches[i]!.rows);

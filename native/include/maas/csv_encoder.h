@@ -30,7 +30,6 @@ struct CsvFieldPlan {
   CsvCellAction action = CsvCellAction::kSkip;
   uint32_t offset = 0;                                   // the first feature it writes
   std::unordered_map<std::string_view, uint32_t> index;  // kOneHot, kIndex, kLabelClass: text → index
-  uint32_t count = 0;                                    // kOneHot: its width
   // A missing cell (empty, or a marker such as NA): kNumber writes fill_number; kOneHot sets
   // fill_index (none when negative); without a fill, and for the other actions, the record is
   // the JavaScript reader's.
@@ -59,7 +58,6 @@ class CsvEncoder {
   void SetFill(size_t field, double number, const std::string& text);
 
   size_t width() const { return width_; }
-  bool has_label() const { return has_label_; }
 
   // Encodes whole plain records of data[start, end) into x (rows × width, zeroed here) and y,
   // at most max_rows; returns the position after the last record encoded (start when the record
@@ -83,7 +81,11 @@ class CsvEncoder {
 // product or quotient with an exact power of ten is correctly rounded. False for anything else.
 bool CsvPlainNumber(const uint8_t* p, const uint8_t* e, double* out) noexcept;
 
-// An ISO day "YYYY-MM-DD" that exists, as its day count from 1970-01-01; false otherwise.
-bool CsvIsoDay(const uint8_t* p, const uint8_t* e, int64_t* days) noexcept;
+// An ISO day "YYYY-MM-DD" that exists: its date, and its day count from 1970-01-01.
+struct CsvDay {
+  int64_t year, month, day, days;
+};
+// False for anything else.
+bool CsvIsoDay(const uint8_t* p, const uint8_t* e, CsvDay* out) noexcept;
 
 }  // namespace maas

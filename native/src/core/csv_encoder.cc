@@ -88,7 +88,7 @@ bool CsvPlainNumber(const uint8_t* p, const uint8_t* e, double* out) noexcept {
   return true;
 }
 
-bool CsvIsoDay(const uint8_t* p, const uint8_t* e, int64_t* days) noexcept {
+bool CsvIsoDay(const uint8_t* p, const uint8_t* e, CsvDay* out) noexcept {
   if (e - p != 10 || p[4] != '-' || p[7] != '-') return false;
   int64_t year = 0, month = 0, day = 0;
   for (int i = 0; i < 10; ++i) {
@@ -106,7 +106,7 @@ bool CsvIsoDay(const uint8_t* p, const uint8_t* e, int64_t* days) noexcept {
   if (month < 1 || month > 12 || day < 1) return false;
   const int64_t last = month == 2 && LeapYear(year) ? 29 : kMonthDays[month - 1];
   if (day > last) return false;
-  *days = DaysFromCivil(year, month, day);
+  *out = CsvDay{year, month, day, DaysFromCivil(year, month, day)};
   return true;
 }
 
@@ -130,7 +130,6 @@ bool CsvEncoder::SetField(size_t field, CsvCellAction action, size_t offset, std
   plan.mean = mean;
   plan.std = std;
   texts_[field] = std::move(texts);
-  plan.count = static_cast<uint32_t>(texts_[field].size());
   // A text listed twice keeps its last index, as a JavaScript Map built from the list does.
   for (size_t i = 0; i < texts_[field].size(); ++i)
     plan.index.insert_or_assign(std::string_view(texts_[field][i]), static_cast<uint32_t>(i));
@@ -194,24 +193,20 @@ bool CsvEncoder::Record(const uint8_t* data, size_t begin, size_t end, float* x,
           break;
         }
         case CsvCellAction::kDate: {
-          int64_t days;
-          if (!CsvIsoDay(fs, fe, &days)) return false;
+          CsvDay d;
+          if (!CsvIsoDay(fs, fe, &d)) return false;
           if (plan.parts.empty()) {
-            x[plan.offset] = static_cast<float>(days);
+            x[plan.offset] = static_cast<float>(d.days);
             break;
           }
-          // The parts of a valid ISO day: the date itself, its weekday, and hour 0 (midnight UTC).
-          int64_t year = 0, month = 0, day = 0;
-          for (int i = 0; i < 4; ++i) year = year * 10 + (fs[i] - '0');
-          month = (fs[5] - '0') * 10 + (fs[6] - '0');
-          day = (fs[8] - '0') * 10 + (fs[9] - '0');
+          // The parts of an ISO day: the date itself, its weekday, and hour 0 (midnight UTC).
           uint32_t at = plan.offset;
           for (CsvDatePart part : plan.parts) {
-            double v = 0;
-            if (part == CsvDatePart::kYear) v = static_cast<double>(year);
-            if (part == CsvDatePart::kMonth) v = static_cast<double>(month);
-            if (part == CsvDatePart::kDay) v = static_cast<double>(day);
-            if (part == CsvDatePart::kWeekday) v = static_cast<double>(((days + 4) % 7 + 7) % 7);
+            int64_t v = 0;
+            if (part == CsvDatePart::kYear) v = d.year;
+            if (part == CsvDatePart::kMonth) v = d.month;
+            if (part == CsvDatePart::kDay) v = d.day;
+            if (part == CsvDatePart::kWeekday) v = ((d.days + 4) % 7 + 7) % 7;
             x[at++] = static_cast<float>(v);
           }
           break;
