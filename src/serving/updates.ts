@@ -7,13 +7,11 @@
  * file in the model's directory). Until the commit, a cancelled or failed update leaves nothing
  * behind: the staged directory is removed and the lock released.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { link, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { processAlive } from '../core/process-alive.js';
 import { MaasError, describeValue } from '../core/errors.js';
-import { readRegularFile } from '../io/files.js';
+import { takeFileLock } from '../io/file-lock.js';
 import { commitVersion, stagingPath } from '../lifecycle/publish.js';
 import { rdpEpsilon } from '../lifecycle/federated.js';
 import { lineagePrivacy } from '../lifecycle/federated-round.js';
@@ -182,92 +180,23 @@ function flatRows(
   return { values, rows: values.length / rowWidth, width: rowWidth };
 }
 
-/** What a lock file holds: who took it (host and process) and a token only its taker knows. */
-interface LockRecord {
-  host: string;
-  pid: number;
-  token: string;
-}
-
-/** A lock file's text (null: none there); one larger than a record could be reads as unreadable. */
-async function readLockFile(path: string): Promise<string | null> {
-  try {
-    return (await readRegularFile(path, MAX_LOCK_BYTES, 'an update lock')).toString('utf8');
-  } catch (error) {
-    return error instanceof MaasError && error.code === 'MAAS_ERR_MODEL_NOT_FOUND' ? null : '';
-  }
-}
-
-/** The most a lock record takes (host, pid and token, as JSON). */
-const MAX_LOCK_BYTES = 4096;
-
-function readLockRecord(text: string): LockRecord | null {
-  try {
-    const r = JSON.parse(text) as Partial<LockRecord>;
-    return typeof r.host === 'string' && Number.isInteger(r.pid) && typeof r.token === 'string'
-      ? (r as LockRecord)
-      : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Takes the model directory's update lock, or says who holds it. The record is written whole to
- * a file of its own, then linked to the lock's name (link fails when the name exists): no reader
- * ever sees a half-written lock. A lock whose process is gone (same host, pid not alive) is moved
- * aside by rename, which one taker alone wins, and taken again; one of another host, or one that
- * cannot be read, counts as held (an operator removes it: the message says where). Release
- * removes the lock only while it still holds this taker's token.
+ * Takes the model directory's update lock (src/io/file-lock.ts), or says who holds it: one of
+ * another host, or one that cannot be read, counts as held (an operator removes it: the message
+ * says where).
  */
-async function takeLock(modelDir: string, model: string): Promise<() => Promise<void>> {
+function takeLock(modelDir: string, model: string): Promise<() => Promise<void>> {
   const path = join(modelDir, UPDATE_LOCK_FILE);
-  const record: LockRecord = { host: hostname(), pid: process.pid, token: randomBytes(16).toString('hex') };
-  const mine = join(modelDir, `${UPDATE_LOCK_FILE}.${record.token}`);
-  await writeFile(mine, JSON.stringify(record), { mode: 0o644, flag: 'wx' });
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await link(mine, path);
-        return async () => {
-          const held = readLockRecord((await readLockFile(path)) ?? '');
-          if (held?.token === record.token) await unlink(path).catch(() => {});
-        };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const text = await readLockFile(path);
-      if (text === null) continue; // released meanwhile: try again
-      const held = readLockRecord(text);
-      const stale = held !== null && held.host === record.host && held.pid !== process.pid && !processAlive(held.pid);
-      if (!stale)
-        throw new MaasError(
+  return takeFileLock(path, (held) =>
+    held === 'raced'
+      ? new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`)
+      : new MaasError(
           'MAAS_ERR_UPDATE_BUSY',
           held
             ? `An update of '${model}' is already running (host ${held.host}, process ${held.pid}): one update per model at a time`
             : `An update of '${model}' holds ${path}, which cannot be read: remove it if no update runs`,
-        );
-      // The holder is gone: move its lock aside (one taker wins the rename) and try again. What was
-      // moved is checked: a live lock another taker made meanwhile is put back (link: only if the
-      // name is still free) and counts as held.
-      const aside = `${path}.stale-${record.token}`;
-      const moved = await rename(path, aside).then(
-        () => true,
-        () => false,
-      );
-      if (!moved) continue;
-      const movedRecord = readLockRecord((await readLockFile(aside)) ?? '');
-      if (movedRecord?.token !== held.token) {
-        await link(aside, path).catch(() => {});
-        await unlink(aside).catch(() => {});
-        throw new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`);
-      }
-      await unlink(aside).catch(() => {});
-    }
-    throw new MaasError('MAAS_ERR_UPDATE_BUSY', `Another update of '${model}' took the lock first`);
-  } finally {
-    await unlink(mine).catch(() => {});
-  }
+        ),
+  );
 }
 
 /** One update, from its first batch to its result. */

@@ -253,6 +253,8 @@ describe('s3:// repositories', () => {
     expect(written.filter((p) => !p.startsWith('copy'))).toEqual([]);
     expect(existsSync(join(cache, 'copy', 'churn', '.hidden'))).toBe(false);
     expect(existsSync(join(cache, 'copy', 'a'))).toBe(false);
+    // The ".." key, read from the copy's churn directory, would name the cache's parent.
+    expect(existsSync(join(cache, '..', 'escape.json'))).toBe(false);
   }, 60_000);
 
   it('keeps its copy to itself: a directory of other files or a copy in use is refused, nothing else deleted', async () => {

@@ -18,15 +18,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { link, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import { MaasError, messageOf } from '../../core/errors.js';
-import { processAlive } from '../../core/process-alive.js';
+import { takeFileLock } from '../../io/file-lock.js';
 import { MAX_MODEL_FILE_BYTES, readRegularFile, writeDurably } from '../../io/files.js';
 
 /** What the repository asks of a mirrored source: bring the local copy up to date. */
@@ -63,9 +63,9 @@ const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const MANIFEST = '.maas-mirror.json';
 const HIDDEN_WORK = '.maas-mirror-work';
 const LOCK = '.maas-mirror.lock';
-/** A lock holds a pid; the record, at most MAX_OBJECTS paths with their ETags. */
-const MAX_LOCK_BYTES = 64;
+/** The record: at most MAX_OBJECTS paths with their ETags, each at most MAX_ETAG_BYTES. */
 const MAX_MANIFEST_BYTES = 128 * 2 ** 20;
+const MAX_ETAG_BYTES = 256;
 /** Seconds a store connection may take to open, and a request may go without a byte. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 60_000;
@@ -176,6 +176,7 @@ export class S3Mirror implements RepositoryMirror {
     private readonly sdk: typeof S3Sdk,
     options: S3MirrorOptions,
     private manifest: Manifest,
+    private readonly releaseLock: () => Promise<void>,
   ) {
     this.location = options.location;
     this.logger = options.logger;
@@ -193,7 +194,7 @@ export class S3Mirror implements RepositoryMirror {
   static async open(options: S3MirrorOptions): Promise<S3Mirror> {
     const { dir, location } = options;
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await takeLock(dir);
+    const releaseLock = await takeLock(dir);
     try {
       const recorded = await readManifest(dir);
       if (recorded ? recorded.source !== location.url : (await visibleEntries(dir)) > 0)
@@ -214,9 +215,9 @@ export class S3Mirror implements RepositoryMirror {
         // S3-compatible servers (MinIO, Ceph, s3rver) name the bucket in the path.
         ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
       });
-      return new S3Mirror(client, sdk, options, recorded ?? { source: location.url, objects: {} });
+      return new S3Mirror(client, sdk, options, recorded ?? { source: location.url, objects: {} }, releaseLock);
     } catch (error) {
-      await rm(join(dir, LOCK), { force: true });
+      await releaseLock();
       throw error;
     }
   }
@@ -237,7 +238,7 @@ export class S3Mirror implements RepositoryMirror {
     this.closing.abort();
     await this.running?.catch(() => {});
     this.client.destroy();
-    await rm(join(this.dir, LOCK), { force: true });
+    await this.releaseLock();
   }
 
   sync(): Promise<void> {
@@ -316,17 +317,21 @@ export class S3Mirror implements RepositoryMirror {
         const relative = key.slice(this.location.prefix.length);
         if (relative === '' || relative.endsWith('/')) continue; // the prefix itself, or a "folder" marker
         const size = object.Size ?? 0;
-        // Nothing the repository would refuse to read is fetched (nor fills the disk).
+        const etag = object.ETag ?? '';
+        // Nothing the repository would refuse to read is fetched (nor fills the disk), and no ETag
+        // longer than a store makes (the record must stay within MAX_MANIFEST_BYTES).
         const path =
           size > MAX_MODEL_FILE_BYTES
             ? { skip: `larger than ${MAX_MODEL_FILE_BYTES} bytes, the largest model file maas reads` }
-            : keyPath(relative);
+            : etag.length > MAX_ETAG_BYTES
+              ? { skip: `an ETag longer than ${MAX_ETAG_BYTES} characters` }
+              : keyPath(relative);
         if ('skip' in path) {
           if (!this.skipped.has(key)) this.logger.warn({ key, why: path.skip }, 'model store object skipped');
           this.skipped.add(key);
           continue;
         }
-        objects.set(path.path, { etag: object.ETag ?? '', size });
+        objects.set(path.path, { etag, size });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -482,10 +487,25 @@ export class S3Mirror implements RepositoryMirror {
         `Expected ${record.size} bytes for ${key} as listed but the store sends ${answer.ContentLength}: it changed, fetched next sync`,
       );
     }
-    await pipeline(answer.Body as Readable, createWriteStream(target, { mode: 0o644 }), {
+    // Counted as it streams: a body without a length (chunked) stops at the listed size, before
+    // it can fill the disk.
+    let size = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length;
+        if (size > record.size)
+          done(
+            new MaasError(
+              'MAAS_ERR_REPOSITORY_STORE',
+              `Expected ${record.size} bytes for ${key} as listed but the store sends more: it changed, fetched next sync`,
+            ),
+          );
+        else done(null, chunk);
+      },
+    });
+    await pipeline(answer.Body as Readable, counted, createWriteStream(target, { mode: 0o644 }), {
       signal: this.closing.signal,
     });
-    const size = (await stat(target)).size;
     if (size !== record.size)
       throw new MaasError(
         'MAAS_ERR_REPOSITORY_STORE',
@@ -535,29 +555,21 @@ async function visibleEntries(dir: string): Promise<number> {
 }
 
 /**
- * Takes the copy for this process: a lock file holding the pid, made exclusively. A lock of a
- * process that is gone is taken over; a live one refuses the start (two servers syncing one copy
- * would delete each other's work).
+ * Takes the copy for this process (src/io/file-lock.ts): a live holder refuses the start (two
+ * servers syncing one copy would delete each other's work); a holder that is gone is taken over.
  */
-async function takeLock(dir: string): Promise<void> {
-  const path = join(dir, LOCK);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const text = await readRegularFile(path, MAX_LOCK_BYTES, 'the repository cache lock').catch(() => '');
-      const pid = Number(text.toString().trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
-        throw new MaasError(
+function takeLock(dir: string): Promise<() => Promise<void>> {
+  return takeFileLock(join(dir, LOCK), (held) =>
+    held === 'raced' || held === null
+      ? new MaasError(
           'MAAS_ERR_REPOSITORY_URL',
-          `The repository cache ${dir} is in use by process ${pid}: give each server its own --repository-cache`,
-        );
-      await rm(path, { force: true });
-    }
-  }
-  throw new MaasError('MAAS_ERR_REPOSITORY_URL', `Could not lock the repository cache ${dir}`);
+          `The repository cache ${dir} is locked (${join(dir, LOCK)}${held === null ? ' cannot be read' : ''}): give each server its own --repository-cache, or remove the lock if no server uses it`,
+        )
+      : new MaasError(
+          'MAAS_ERR_REPOSITORY_URL',
+          `The repository cache ${dir} is in use by process ${held.pid}${held.host === hostname() ? '' : ` on ${held.host}`}: give each server its own --repository-cache`,
+        ),
+  );
 }
 
 /** The region of the shared AWS profile, if one names it. */
