@@ -14,12 +14,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { GrpcInferenceClient, HttpInferenceClient } from '../../src/client/index.js';
+import { usableCores } from '../../src/core/cores.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { stopChild } from './children.js';
 import { grpcBodyFile, h2load, type LoadResult } from './loadgen.js';
@@ -274,7 +275,7 @@ async function scalingSection(rounds: number, seconds: number): Promise<string[]
     const lines = [
       '## Scaling from 1 to 2 replicas behind nginx (model classic, batch-1 gRPC, h2load 64 in flight over 4 connections)',
       '',
-      `Median of ${rounds} interleaved rounds of ${seconds} s. Every process here shares this machine's ${availableParallelism()} cores with h2load and nginx.`,
+      `Median of ${rounds} interleaved rounds of ${seconds} s. Every process here shares this machine's ${usableCores()} cores with h2load and nginx.`,
       '',
       '| set-up | req/s | p50 ms | p99 ms | vs 1 replica behind nginx | requests per replica | maas CPU ms / 1000 req | nginx CPU ms / 1000 req |',
       '| --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -381,7 +382,7 @@ async function main(): Promise<void> {
   const lines = [
     '# Deploy bench',
     '',
-    `${new Date().toISOString().slice(0, 10)}, ${cpu}, ${availableParallelism()} cores, Node ${process.version}; \`npx tsx bench/serve/replicas.ts --rounds ${args.rounds} --seconds ${args.seconds}\`.`,
+    `${new Date().toISOString().slice(0, 10)}, ${cpu}, ${usableCores()} cores, Node ${process.version}; \`npx tsx bench/serve/replicas.ts --rounds ${args.rounds} --seconds ${args.seconds}\`.`,
     '',
     ...(args.parts.has('cold') ? await coldStartSection(args.rounds) : []),
     ...(args.parts.has('scale') ? await scalingSection(args.rounds, args.seconds) : []),

@@ -152,10 +152,10 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-/** A number for a table: two decimals, or '–'. */
 /** The middle value (the upper one of an even count). */
-export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const median = (xs: number[]): number => percentile(xs, 0.5);
 
+/** A number for a table: two decimals, or '–'. */
 export const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

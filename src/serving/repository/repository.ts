@@ -244,7 +244,7 @@ export class ModelRepository {
     this.closed = true;
     this.stopping.abort();
     if (this.pollTimer) clearTimeout(this.pollTimer);
-    await this.mirror?.close(); // a sync in flight is aborted, not waited for
+    await this.mirror?.close(); // a sync in flight has its store calls aborted, then ends
     await this.polling;
     await Promise.all(
       [...this.models.values()].map((entry) => this.enqueue(entry, () => this.retireAll(entry, 'server stopping'))),
