@@ -40,4 +40,10 @@ const got = run(addon);
 const cmakeBuild = join(root, 'build', 'Release', 'maas.node');
 const want = existsSync(cmakeBuild) ? run(require(cmakeBuild)) : got;
 if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`gyp build predicts ${got}, cmake build ${want}`);
-console.log(`build-gyp: ok (${built}; ISA ${info.isa}, kernel ${info.f32Kernel}; predict ${JSON.stringify(got)})`);
+// The fallback is the CPU-only build: it must say so rather than claim a CUDA backend.
+const cuda = addon.cudaInfo();
+if (cuda.compiled || !/built without CUDA/.test(cuda.reason))
+  throw new Error(`gyp build reports CUDA: ${JSON.stringify(cuda)}`);
+console.log(
+  `build-gyp: ok (${built}; ISA ${info.isa}, kernel ${info.f32Kernel}; predict ${JSON.stringify(got)}; CUDA: ${cuda.reason})`,
+);

@@ -287,6 +287,8 @@ export type {
   IsaName,
   NativeCpuInfo,
   NativeCpuFeatures,
+  NativeCudaInfo,
+  NativeCudaLibrary,
   NativeKernelInfo,
   NativeF32KernelInfo,
   NativeInt8KernelInfo,

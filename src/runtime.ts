@@ -4,14 +4,17 @@
  */
 import { fromNative, invalidParameter } from './core/errors.js';
 import { checkInteger } from './core/validation.js';
-import { ISA_LEVELS, native, type IsaName, type NativeCpuInfo } from './native/index.js';
+import { ISA_LEVELS, native, type IsaName, type NativeCpuInfo, type NativeCudaInfo } from './native/index.js';
 
-/** What the addon reports: CPU, selected ISA and kernel, every kernel, backends, threads. */
-export type BackendInfo = NativeCpuInfo;
+/** What the addon reports: CPU, selected ISA and kernel, every kernel, backends, threads, CUDA. */
+export type BackendInfo = NativeCpuInfo & { cuda: NativeCudaInfo };
 
-/** The CPU, the selected ISA/kernel and every kernel in the list. */
+/**
+ * The CPU, the selected ISA/kernel, every kernel in the list, and what CUDA offers here (the
+ * devices, or the reason there are none; the first call asks the driver).
+ */
 export function backendInfo(): BackendInfo {
-  return native.cpuInfo();
+  return { ...native.cpuInfo(), cuda: native.cudaInfo() };
 }
 
 /**

@@ -276,8 +276,48 @@ export interface NativeRegionRef {
 /** A writable region's bytes, as createRegion hands them out: only the addon reads or writes them. */
 export type RegionView = { readonly __regionView: unique symbol };
 
+/** A shared library the CUDA backend opens at first use (never linked). */
+export interface NativeCudaLibrary {
+  loaded: boolean;
+  /** The library's own version number, 0 where it has none. */
+  version: number;
+  /** The soname that opened. */
+  path: string;
+  /** Why it did not load; empty when it did. */
+  reason: string;
+}
+
+/** What the build and the machine offer the CUDA backend (queried once per process). */
+export interface NativeCudaInfo {
+  compiled: boolean;
+  /** The compute capabilities the build carries code for, e.g. '8.0 8.6 8.9 9.0'. */
+  architectures: string;
+  /** CUDA's encoding, 1000 × major + 10 × minor (13000 is 13.0); 0 when unknown. */
+  runtimeVersion: number;
+  driverVersion: number;
+  devices: { name: string; computeCapability: string; memoryBytes: number; multiprocessors: number }[];
+  /** Why no device is usable ('no CUDA device: …'); empty when there is one. */
+  reason: string;
+  cublasLt: NativeCudaLibrary;
+  nvml: NativeCudaLibrary;
+}
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
+  cudaInfo(): NativeCudaInfo;
+  /**
+   * act(z + bias) row by row on the first CUDA device (row softmax included), from and to host
+   * arrays: the device tests' check of the epilogue against the CPU. MAAS_ERR_CUDA_UNAVAILABLE
+   * without a device.
+   */
+  _cudaBiasActivation(
+    z: Float32Array,
+    bias: Float32Array | null,
+    rows: number,
+    cols: number,
+    activation: number,
+    params?: { alpha?: number; maxValue?: number; threshold?: number },
+  ): Float32Array;
   setMaxIsa(isa: IsaName): IsaName;
   setThreads(threads: number): void;
   getThreads(): number;

@@ -61,10 +61,18 @@ inline bool ValidActivationParams(Activation a, const ActivationParams& p) noexc
          std::isfinite(p.threshold);
 }
 
+// Host and device alike where CUDA compiles this header (the CUDA backend's epilogue kernel).
+#ifdef __CUDACC__
+#define MAAS_HOST_DEVICE __host__ __device__
+#else
+#define MAAS_HOST_DEVICE
+#endif
+
 // The scalar definition of an element-wise activation in T (double in the reference), libm
-// throughout; the kernels' vector code in f32_gemm_driver.h follows it case by case.
+// throughout; the kernels' vector code in f32_gemm_driver.h follows it case by case, and the CUDA
+// backend runs it as it stands.
 template <class T>
-inline T ActivateScalar(Activation act, T x, const ActivationParams& p) noexcept {
+MAAS_HOST_DEVICE inline T ActivateScalar(Activation act, T x, const ActivationParams& p) noexcept {
   switch (act) {
     case Activation::kRelu:
       return x > 0 ? x : T(0);

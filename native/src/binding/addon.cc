@@ -61,6 +61,7 @@ MaasAddon::MaasAddon(Napi::Env env, Napi::Object exports)
   RegisterSharedRegions(env, exports);
   RegisterOutputPool(env, exports);
   RegisterCsvEncoderHandle(env, exports);
+  RegisterCudaBackend(env, exports);
 }
 
 namespace {

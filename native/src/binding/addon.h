@@ -47,6 +47,7 @@ void RegisterInputGradientHandle(Napi::Env env, Napi::Object exports);
 void RegisterQuantizedStackHandle(Napi::Env env, Napi::Object exports);
 void RegisterInt8Kernels(Napi::Env env, Napi::Object exports);
 void RegisterCsvEncoderHandle(Napi::Env env, Napi::Object exports);
+void RegisterCudaBackend(Napi::Env env, Napi::Object exports);
 // A made-up CPU from a JS object, for the dispatch-rule entries (_selectInt8Gemm, _selectF32Gemm).
 CpuFeatures ArgCpuFeatures(const Napi::Object& o);
 

@@ -1,6 +1,10 @@
-// The backend table. Only the CPU backend exists today; the CUDA entry reports whether the
-// build enabled it, so JS can show the seam a CUDA backend will fill.
+// The backend table. The CUDA entry reports whether the build enabled it; it runs no model yet
+// (its ops are device tests for now). Built without CUDA, the CUDA queries answer why not.
 #include "maas/backend.h"
+
+#include <cstdio>
+
+#include "maas/cuda_backend.h"
 
 namespace maas {
 
@@ -12,9 +16,46 @@ constexpr bool kCudaCompiled = false;
 #endif
 const BackendInfo kBackends[] = {
     {"cpu", true, true},
-    {"cuda", kCudaCompiled, false},  // no CUDA kernels yet: never available
+    {"cuda", kCudaCompiled, false},  // runs no model yet: never available
 };
+
+#ifndef MAAS_WITH_CUDA
+const char kNotBuilt[] = "this maas.node was built without CUDA (no CUDA compiler, or MAAS_CUDA=OFF)";
+
+CudaLibrary NotBuiltLibrary() {
+  CudaLibrary lib{};
+  std::snprintf(lib.reason, sizeof(lib.reason), "%s", kNotBuilt);
+  return lib;
+}
+#endif
 }  // namespace
+
+#ifndef MAAS_WITH_CUDA
+const CudaReport& QueryCuda() noexcept {
+  static const CudaReport report = [] {
+    CudaReport r{};
+    std::snprintf(r.reason, sizeof(r.reason), "%s", kNotBuilt);
+    return r;
+  }();
+  return report;
+}
+
+const CudaLibrary& LoadCublasLt() noexcept {
+  static const CudaLibrary lib = NotBuiltLibrary();
+  return lib;
+}
+
+const CudaLibrary& LoadNvml() noexcept {
+  static const CudaLibrary lib = NotBuiltLibrary();
+  return lib;
+}
+
+Status CudaBiasActivationHost(const float*, const float*, size_t, size_t, Activation, const ActivationParams&, float*,
+                              char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+#endif
 
 const BackendInfo* ListBackends(size_t* count) noexcept {
   *count = sizeof(kBackends) / sizeof(kBackends[0]);

@@ -1,0 +1,105 @@
+/**
+ * The CUDA backend as far as this machine lets it be checked: the build carries it (where nvcc was
+ * found), links no CUDA library, and reports why no device is usable; its device epilogue answers
+ * with a coded error without one. On a machine with a CUDA device the same file runs the epilogue
+ * for every activation against the double-precision CPU reference; without one those cases are
+ * skipped, and their names say that they need a device.
+ */
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { backendInfo } from '../../src/index.js';
+import { ACTIVATION_CODES, addonPath, native, type ActivationName, type NativeActivationParams } from '../../src/native/index.js';
+import { TEST_SEED, rng } from '../helpers.js';
+
+const cuda = native.cudaInfo();
+const onPath = (tool: string) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const hasDevice = cuda.devices.length > 0;
+const NEEDS_DEVICE = hasDevice ? '' : ' (needs a CUDA device: skipped here)';
+
+/** fp32 on the device: libdevice's expf, tanhf and erfcf are within a few ulps of the double reference. */
+const CUDA_FP32_RELATIVE = 16 * 2 ** -23;
+const CUDA_FP32_ABSOLUTE = 4 * 2 ** -23;
+
+const PARAMS: Partial<Record<ActivationName, NativeActivationParams>> = {
+  leakyRelu: { alpha: 0.3 },
+  elu: { alpha: 1.3 },
+  kerasRelu: { alpha: 0.2, maxValue: 2.5, threshold: 0.5 },
+};
+
+describe('CUDA backend: what this machine reports', () => {
+  it('backendInfo() carries the CUDA report, with a reason whenever no device is usable', () => {
+    const info = backendInfo();
+    expect(info.cuda).toEqual(cuda);
+    const entry = info.backends.find((b) => b.name === 'cuda');
+    expect(entry?.compiled).toBe(cuda.compiled);
+    if (!cuda.compiled) expect(cuda.reason).toMatch(/built without CUDA/);
+    else if (!hasDevice) expect(cuda.reason).toMatch(/^no CUDA device: /);
+    else expect(cuda.reason).toBe('');
+    if (cuda.compiled) {
+      expect(cuda.runtimeVersion).toBeGreaterThanOrEqual(12000);
+      expect(cuda.architectures).toMatch(/\b9\.0\b/);
+    }
+    for (const lib of [cuda.cublasLt, cuda.nvml]) expect(lib.loaded ? lib.path : lib.reason).not.toBe('');
+  });
+
+  it.runIf(process.platform === 'linux')('links no CUDA library: the addon loads where none is installed', () => {
+    const linked = execFileSync('ldd', [addonPath()], { encoding: 'utf8' });
+    expect(linked).not.toMatch(/libcuda|libcudart|libcublas|libnvidia-ml/);
+  });
+
+  it.runIf(!hasDevice)('the device epilogue answers MAAS_ERR_CUDA_UNAVAILABLE with the reason', () => {
+    const call = () => native._cudaBiasActivation(new Float32Array(6), null, 2, 3, ACTIVATION_CODES.relu);
+    expect(call).toThrow(expect.objectContaining({ code: 'MAAS_ERR_CUDA_UNAVAILABLE' }));
+    expect(call).toThrow(cuda.reason);
+  });
+
+  // The device run has no Node: bench/device.sh builds native/tools/cuda_check with nvcc there.
+  // Compiling it here keeps that program building with the sources it shares with the addon.
+  it.runIf(onPath('nvcc'))('the device check program builds (bench/device.sh --build-only)', () => {
+    const out = execFileSync('bash', ['bench/device.sh', '--build-only'], { encoding: 'utf8', stdio: 'pipe' });
+    expect(out).toMatch(/cuda_check builds for sm_90/);
+  }, 120_000);
+
+  it('checks the shapes it is given before anything else', () => {
+    const bad = () => native._cudaBiasActivation(new Float32Array(5), null, 2, 3, ACTIVATION_CODES.relu);
+    expect(bad).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    const badBias = () => native._cudaBiasActivation(new Float32Array(6), new Float32Array(2), 2, 3, 0);
+    expect(badBias).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(() => native._cudaBiasActivation(new Float32Array(6), null, 2, 3, 99)).toThrow(
+      expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }),
+    );
+  });
+});
+
+describe('CUDA backend: the device epilogue against the CPU reference', () => {
+  const rows = 37;
+  const cols = 129; // a softmax row spans several strides of the block
+  const activations = Object.keys(ACTIVATION_CODES) as ActivationName[];
+  it.runIf(hasDevice).each(activations)(`%s with and without bias${NEEDS_DEVICE}`, (act) => {
+    const r = rng(0xc0da);
+    const z = Float32Array.from({ length: rows * cols }, () => (r.next() - 0.5) * 8);
+    const bias = Float32Array.from({ length: cols }, () => (r.next() - 0.5) * 2);
+    const params = PARAMS[act] ?? { alpha: 0 };
+    const identity = new Float32Array(cols * cols);
+    for (let j = 0; j < cols; j++) identity[j * cols + j] = 1;
+    for (const b of [null, bias]) {
+      const got = native._cudaBiasActivation(z, b, rows, cols, ACTIVATION_CODES[act], params);
+      // z + bias rounded to fp32 as the kernel forms it, then act in double through x·I.
+      const zb = b ? z.map((v, i) => Math.fround(v + b[i % cols]!)) : z;
+      const want = new Float32Array(rows * cols);
+      native._referenceDense(zb, cols, identity, null, rows, cols, cols, ACTIVATION_CODES[act], params, want, cols, null);
+      for (let i = 0; i < want.length; i++) {
+        const tolerance = CUDA_FP32_ABSOLUTE + CUDA_FP32_RELATIVE * Math.abs(want[i]!);
+        if (!(Math.abs(got[i]! - want[i]!) <= tolerance))
+          throw new Error(`seed ${TEST_SEED}, ${act}${b ? '+bias' : ''}: element ${i} is ${got[i]}, want ${want[i]}`);
+      }
+    }
+  });
+});
