@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The CUDA backend's device run (issue 17), in one go on a GPU machine that has nvcc and PyTorch but
-# no Node: builds native/tools/cuda_check with the machine's own nvcc, runs it (device report, the
-# epilogue for every activation against the double-precision definition), and times the peer's
-# GEMMs on the shapes the issue names, so maas's rows have their baseline. Writes
-# device-results.md into $OUT (the device tool's folder) or the current directory.
+# no Node: builds native/tools/cuda_check with the machine's own nvcc, runs it (the device report;
+# the epilogue for every activation and dense layers in fp32, TF32 and bf16 against the
+# double-precision reference), then times maas and PyTorch (cuBLAS) on the shapes the issue names:
+# GEMMs 4096³ and 8192³, the same fused with bias + ReLU, model L at batch 1, 256 and 4096.
+# Writes device-results.md into $OUT (the device tool's folder) or the current directory.
 #
-#   bash bench/device.sh               # everything, about a minute on an H200
+#   bash bench/device.sh               # everything, a few minutes on an H200
 #   bash bench/device.sh --build-only  # compile the check (CI does this where nvcc is present)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 arch=${MAAS_DEVICE_ARCH:-sm_90}
 build() {
   nvcc -std=c++17 -O2 -arch="$arch" -Inative/include native/tools/cuda_check.cu native/src/cuda/*.cu \
-    native/src/cuda/*.cc -o "$work/cuda_check" -ldl
+    native/src/cuda/*.cc native/src/core/ref/f32_dense_ref.cc -o "$work/cuda_check" -ldl
 }
 if [ "${1:-}" = "--build-only" ]; then
   build && echo "device.sh: cuda_check builds for $arch"
@@ -49,12 +50,21 @@ else
 fi
 echo '```' >> "$results"
 
-# The peer: PyTorch's matmul (cuBLAS) on the issue's shapes, each the median of 10 after 3 warm-ups.
+# maas's rows (operands resident on the device), then the peer's on the same shapes: PyTorch's
+# matmul and nn.Linear-style addmm + relu (cuBLAS), each the median of 10 after 3 warm-ups, and the
+# ratio peer time / maas time where both ran.
 echo >> "$results"
-echo "## Peer GEMMs (torch.matmul; int8 through torch._int_mm)" >> "$results"
+echo "## maas against PyTorch (cuBLAS) on the device" >> "$results"
 echo >> "$results"
-python3 - >> "$results" 2>&1 <<'PY'
-import torch
+"$work/cuda_check" --time > "$work/maas-rows.md" 2>&1
+python3 - "$work/maas-rows.md" >> "$results" 2>&1 <<'PY'
+import sys, torch
+maas = {}
+for line in open(sys.argv[1]):
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 4 and cells[0].startswith("maas "):
+        try: maas[(cells[0][5:], cells[1])] = float(cells[2])
+        except ValueError: maas[(cells[0][5:], cells[1])] = None
 def median_ms(fn, reps=10, warm=3):
     for _ in range(warm): fn()
     torch.cuda.synchronize()
@@ -65,20 +75,38 @@ def median_ms(fn, reps=10, warm=3):
         times.append(s.elapsed_time(e))
     times.sort()
     return times[len(times) // 2]
-print("| shape | precision | ms | TFLOP/s (TOP/s) |")
-print("| --- | --- | --- | --- |")
+dtypes = {"fp32": (torch.float32, False), "tf32": (torch.float32, True), "bf16": (torch.bfloat16, False)}
+print("| workload | precision | maas ms | torch ms | torch/maas | maas TFLOP/s |")
+print("| --- | --- | --- | --- | --- | --- |")
+def report(what, prec, flops, fn):
+    ms = median_ms(fn)
+    ours = maas.get((what, prec))
+    ratio = f"{ms / ours:.2f}" if ours else "–"
+    tflops = f"{flops / ours / 1e9:.1f}" if ours else "–"
+    print(f"| {what} | {prec} | {ours if ours else 'error'} | {ms:.3f} | {ratio} | {tflops} |")
 torch.manual_seed(0)
 for n in (4096, 8192):
-    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("bf16", torch.bfloat16, False)):
+    for prec, (dtype, tf32) in dtypes.items():
         torch.backends.cuda.matmul.allow_tf32 = tf32
         a = torch.randn(n, n, device="cuda", dtype=dtype); b = torch.randn(n, n, device="cuda", dtype=dtype)
-        ms = median_ms(lambda: a @ b)
-        print(f"| {n}³ | {name} | {ms:.3f} | {2 * n**3 / ms / 1e9:.1f} |")
-    a = torch.randint(-128, 127, (n, n), device="cuda", dtype=torch.int8)
-    b = torch.randint(-128, 127, (n, n), device="cuda", dtype=torch.int8)
-    ms = median_ms(lambda: torch._int_mm(a, b))
-    print(f"| {n}³ | int8 | {ms:.3f} | {2 * n**3 / ms / 1e9:.1f} |")
+        bias = torch.randn(n, device="cuda", dtype=dtype)
+        report(f"GEMM {n}³", prec, 2 * n**3, lambda: a @ b)
+        report(f"dense + bias + relu {n}³", prec, 2 * n**3, lambda: torch.relu(torch.addmm(bias, a, b)))
+for batch in (1, 256, 4096):
+    for prec, (dtype, tf32) in dtypes.items():
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        layers = [torch.nn.Linear(i, o, device="cuda", dtype=dtype) for i, o in ((1024, 4096), (4096, 4096), (4096, 1024))]
+        x = torch.randn(batch, 1024, device="cuda", dtype=dtype)
+        def forward():
+            with torch.no_grad():
+                return layers[2](torch.relu(layers[1](torch.relu(layers[0](x)))))
+        flops = 2 * batch * (1024 * 4096 + 4096 * 4096 + 4096 * 1024)
+        report(f"model L b{batch} (layers summed)", prec, flops, forward)
+print()
+print("int8 (IMMA), the training step and CUDA graphs are not built yet: no maas rows for them.")
 PY
 echo >> "$results"
-echo "maas's own GEMM rows come with the device GEMM path (not built yet)." >> "$results"
+echo '```' >> "$results"
+cat "$work/maas-rows.md" >> "$results"
+echo '```' >> "$results"
 cat "$results"

@@ -1,12 +1,16 @@
 // The CUDA backend's device check, for machines with a GPU and no Node (bench/device.sh builds it
 // with the device's own nvcc): prints what QueryCuda sees, then runs the device epilogue for every
-// activation, with and without bias, against the double-precision scalar definition on the host.
+// activation and a dense layer through cuBLASLt in fp32, TF32 and bf16, with and without bias,
+// against the double-precision reference on the host (the tolerances of test/native/cuda-backend).
+// `--time` prints instead the bench rows bench/device.sh collects.
 // Exit status: 0 all within tolerance, 1 a mismatch or a device error, 2 no usable device.
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "maas/cuda_backend.h"
+#include "maas/reference.h"
 
 namespace {
 
@@ -43,9 +47,126 @@ std::vector<double> Expected(const std::vector<float>& zb, size_t rows, size_t c
   return want;
 }
 
+// Dense layers in each precision against ref::F32Dense: |error| within the Lipschitz bound of
+// the activation times (k ulps + the operand rounding) of the row's magnitude, plus a few ulps.
+int CheckDense() {
+  const size_t m = 33, k = 257, n = 65;
+  Lcg lcg;
+  std::vector<float> x(m * k), w(k * n), bias(n), y(m * n), want(m * n), mag(m * n);
+  for (float& v : x) v = static_cast<float>(lcg.next() * 2);
+  for (float& v : w) v = static_cast<float>(lcg.next() / 8);
+  for (float& v : bias) v = static_cast<float>(lcg.next());
+  const struct {
+    maas::Activation act;
+    double lipschitz;
+  } acts[] = {{maas::Activation::kLinear, 1},  {maas::Activation::kRelu, 1},       {maas::Activation::kGeluTanh, 1.13},
+              {maas::Activation::kGelu, 1.13}, {maas::Activation::kSigmoid, 0.25}, {maas::Activation::kTanh, 1},
+              {maas::Activation::kSoftmax, 1}};
+  const char* names[] = {"fp32", "tf32", "bf16"};
+  const double rounding[] = {0, 1.0 / 1024, 1.0 / 128};
+  int failures = 0;
+  for (int pr = 0; pr < 3; ++pr) {
+    for (const auto& a : acts) {
+      for (int with_bias = 0; with_bias < 2; ++with_bias) {
+        const float* b = with_bias ? bias.data() : nullptr;
+        char error[256] = "";
+        const maas::Status s =
+            maas::CudaDenseHost(x.data(), w.data(), b, m, k, n, a.act, {}, static_cast<maas::CudaPrecision>(pr),
+                                y.data(), error, sizeof(error));
+        if (s != maas::Status::kOk) {
+          std::printf("dense %s act %u%s: device error: %s\n", names[pr], static_cast<unsigned>(a.act),
+                      with_bias ? "+bias" : "", error);
+          ++failures;
+          continue;
+        }
+        maas::ref::F32Dense(x.data(), k, w.data(), b, m, n, k, a.act, {}, want.data(), n, mag.data());
+        double worst = 0;
+        size_t bad = 0;
+        for (size_t i = 0; i < m; ++i) {
+          float row_mag = 0;
+          for (size_t j = 0; j < n; ++j) row_mag = std::fmax(row_mag, mag[i * n + j]);
+          for (size_t j = 0; j < n; ++j) {
+            const size_t at = i * n + j;
+            const double scale = a.act == maas::Activation::kSoftmax ? row_mag : mag[at];
+            const double tol =
+                a.lipschitz * (k / 16777216.0 + rounding[pr]) * scale + kRelative * std::fabs(want[at]) + kAbsolute;
+            const double excess = std::fabs(y[at] - want[at]) / tol;
+            if (!(excess <= 1)) ++bad;
+            if (excess > worst || std::isnan(excess)) worst = excess;
+          }
+        }
+        std::printf("dense %s act %2u%s: %s (worst error %.2f of the tolerance)\n", names[pr],
+                    static_cast<unsigned>(a.act), with_bias ? "+bias" : "     ", bad ? "FAIL" : "ok", worst);
+        failures += bad ? 1 : 0;
+      }
+    }
+  }
+  return failures;
+}
+
+// The rows bench/device.sh reports: the GEMMs alone and fused with bias + ReLU, and model L's three
+// layers at batch 1, 256 and 4096 (operands resident; median of 10 after 3 warm-ups).
+int Time() {
+  const char* names[] = {"fp32", "tf32", "bf16"};
+  std::printf("| workload | precision | ms | TFLOP/s |\n| --- | --- | --- | --- |\n");
+  int failures = 0;
+  const auto row = [&](const char* what, int pr, double flops, double ms) {
+    std::printf("| %s | %s | %.3f | %.1f |\n", what, names[pr], ms, flops / ms / 1e9);
+  };
+  for (size_t s : {size_t{4096}, size_t{8192}}) {
+    for (int pr = 0; pr < 3; ++pr) {
+      for (int fused = 0; fused < 2; ++fused) {
+        double ms = 0;
+        char error[256] = "";
+        const maas::Status st =
+            maas::CudaDenseTime(s, s, s, fused != 0, fused ? maas::Activation::kRelu : maas::Activation::kLinear,
+                                static_cast<maas::CudaPrecision>(pr), 10, &ms, error, sizeof(error));
+        char what[96];
+        std::snprintf(what, sizeof(what), "maas %s %zu³", fused ? "dense + bias + relu" : "GEMM", s);
+        if (st != maas::Status::kOk) {
+          std::printf("| %s | %s | error: %s | |\n", what, names[pr], error);
+          ++failures;
+        } else {
+          row(what, pr, 2.0 * s * s * s, ms);
+        }
+      }
+    }
+  }
+  const struct {
+    size_t in, out;
+    maas::Activation act;
+  } layers[] = {{1024, 4096, maas::Activation::kRelu},
+                {4096, 4096, maas::Activation::kRelu},
+                {4096, 1024, maas::Activation::kLinear}};
+  for (size_t batch : {size_t{1}, size_t{256}, size_t{4096}}) {
+    for (int pr = 0; pr < 3; ++pr) {
+      double total = 0, flops = 0;
+      char error[256] = "";
+      bool ok = true;
+      for (const auto& l : layers) {
+        double ms = 0;
+        ok = ok && maas::CudaDenseTime(batch, l.in, l.out, true, l.act, static_cast<maas::CudaPrecision>(pr), 10, &ms,
+                                       error, sizeof(error)) == maas::Status::kOk;
+        total += ms;
+        flops += 2.0 * batch * l.in * l.out;
+      }
+      char what[96];
+      std::snprintf(what, sizeof(what), "maas model L b%zu (layers summed)", batch);
+      if (!ok) {
+        std::printf("| %s | %s | error: %s | |\n", what, names[pr], error);
+        ++failures;
+      } else {
+        row(what, pr, flops, total);
+      }
+    }
+  }
+  return failures;
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool time = argc > 1 && std::string(argv[1]) == "--time";
   const maas::CudaReport& r = maas::QueryCuda();
   std::printf("cuda: runtime %d, driver %d, code for %s\n", r.runtime_version, r.driver_version, r.architectures);
   for (int i = 0; i < r.device_count; ++i)
@@ -60,6 +181,7 @@ int main() {
     std::printf("%s\n", r.reason);
     return 2;
   }
+  if (time) return Time() ? 1 : 0;
   const size_t rows = 37, cols = 129;
   Lcg lcg;
   std::vector<float> z(rows * cols), bias(cols), y(rows * cols);
@@ -98,6 +220,7 @@ int main() {
       failures += bad ? 1 : 0;
     }
   }
+  failures += CheckDense();
   std::printf("%s\n", failures ? "cuda_check: FAILED" : "cuda_check: all within tolerance");
   return failures ? 1 : 0;
 }

@@ -318,6 +318,21 @@ export interface NativeBinding {
     activation: number,
     params?: { alpha?: number; maxValue?: number; threshold?: number },
   ): Float32Array;
+  /**
+   * One dense layer on the first CUDA device, act(x · w + bias) with x [m × k] and w [k × n]
+   * row-major, through cuBLASLt; precision 0 fp32, 1 TF32, 2 bf16 (fp32 sums). For the device tests.
+   */
+  _cudaDense(
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    m: number,
+    k: number,
+    n: number,
+    activation: number,
+    params: { alpha?: number; maxValue?: number; threshold?: number } | null,
+    precision: 0 | 1 | 2,
+  ): Float32Array;
   setMaxIsa(isa: IsaName): IsaName;
   setThreads(threads: number): void;
   getThreads(): number;

@@ -67,7 +67,19 @@ describe('CUDA backend: what this machine reports', () => {
     expect(out).toMatch(/cuda_check builds for sm_90/);
   }, 120_000);
 
+  it.runIf(!hasDevice)('the device dense layer answers MAAS_ERR_CUDA_UNAVAILABLE with the reason', () => {
+    const call = () => native._cudaDense(new Float32Array(6), new Float32Array(12), null, 2, 3, 4, 1, null, 0);
+    expect(call).toThrow(expect.objectContaining({ code: 'MAAS_ERR_CUDA_UNAVAILABLE' }));
+    expect(call).toThrow(cuda.reason);
+  });
+
   it('checks the shapes it is given before anything else', () => {
+    const dense = (x: number, w: number, bias: Float32Array | null, precision: number) => () =>
+      native._cudaDense(new Float32Array(x), new Float32Array(w), bias, 2, 3, 4, 0, null, precision as 0);
+    expect(dense(5, 12, null, 0)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(dense(6, 11, null, 0)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(dense(6, 12, new Float32Array(3), 0)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+    expect(dense(6, 12, null, 3)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
     const bad = () => native._cudaBiasActivation(new Float32Array(5), null, 2, 3, ACTIVATION_CODES.relu);
     expect(bad).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
     const badBias = () => native._cudaBiasActivation(new Float32Array(6), new Float32Array(2), 2, 3, 0);
@@ -99,6 +111,54 @@ describe('CUDA backend: the device epilogue against the CPU reference', () => {
         const tolerance = CUDA_FP32_ABSOLUTE + CUDA_FP32_RELATIVE * Math.abs(want[i]!);
         if (!(Math.abs(got[i]! - want[i]!) <= tolerance))
           throw new Error(`seed ${TEST_SEED}, ${act}${b ? '+bias' : ''}: element ${i} is ${got[i]}, want ${want[i]}`);
+      }
+    }
+  });
+});
+
+/**
+ * A dense layer through cuBLASLt: sums in fp32 in another order than the reference (within k ulps
+ * of the row's magnitude), with the operands rounded to TF32 (10 stored bits: each product within
+ * 2⁻¹⁰) or bf16 (7 stored bits: within 2⁻⁷).
+ */
+const PRECISIONS = { fp32: 0, tf32: 1, bf16: 2 } as const;
+const OPERAND_ROUNDING: Record<keyof typeof PRECISIONS, number> = { fp32: 0, tf32: 2 ** -10, bf16: 2 ** -7 };
+/** How far each activation can move an error in its input (GELU's slope peaks near 1.13). */
+const DENSE_LIPSCHITZ: Partial<Record<ActivationName, number>> = {
+  linear: 1,
+  relu: 1,
+  geluTanh: 1.13,
+  gelu: 1.13,
+  sigmoid: 0.25,
+  tanh: 1,
+  softmax: 1,
+};
+
+describe('CUDA backend: a dense layer through cuBLASLt against the CPU reference', () => {
+  const [m, k, n] = [33, 257, 65];
+  const cases = Object.keys(PRECISIONS).flatMap((p) =>
+    Object.keys(DENSE_LIPSCHITZ).map((a) => [p, a] as [keyof typeof PRECISIONS, ActivationName]),
+  );
+  it.runIf(hasDevice).each(cases)(`%s %s with and without bias${NEEDS_DEVICE}`, (precision, act) => {
+    const r = rng(0xde5e);
+    const x = Float32Array.from({ length: m * k }, () => r.next() * 2 - 1);
+    const w = Float32Array.from({ length: k * n }, () => (r.next() * 2 - 1) / 16);
+    const bias = Float32Array.from({ length: n }, () => r.next() - 0.5);
+    for (const b of [null, bias]) {
+      const got = native._cudaDense(x, w, b, m, k, n, ACTIVATION_CODES[act], null, PRECISIONS[precision]);
+      const want = new Float32Array(m * n);
+      const mag = new Float32Array(m * n);
+      native._referenceDense(x, k, w, b, m, n, k, ACTIVATION_CODES[act], { alpha: 0 }, want, n, mag);
+      for (let i = 0; i < m; i++) {
+        const rowMag = Math.max(...mag.subarray(i * n, (i + 1) * n));
+        for (let j = 0; j < n; j++) {
+          const at = i * n + j;
+          const scale = act === 'softmax' ? rowMag : mag[at]!;
+          const sumError = (k * 2 ** -24 + OPERAND_ROUNDING[precision]) * scale;
+          const tolerance = DENSE_LIPSCHITZ[act]! * sumError + CUDA_FP32_RELATIVE * Math.abs(want[at]!) + CUDA_FP32_ABSOLUTE;
+          if (!(Math.abs(got[at]! - want[at]!) <= tolerance))
+            throw new Error(`seed ${TEST_SEED}, ${precision} ${act}${b ? '+bias' : ''}: (${i}, ${j}) is ${got[at]}, want ${want[at]}`);
+        }
       }
     }
   });

@@ -37,14 +37,31 @@ struct CudaLibrary {
   uint64_t version;  // the library's own version query, 0 if it has none
   char path[256];    // the soname that opened
   char reason[256];  // why it did not load: none of the sonames opened, or a symbol is missing
+  void* handle;      // dlopen's handle, kept open for the process's life (null if not loaded)
 };
 const CudaLibrary& LoadCublasLt() noexcept;
 const CudaLibrary& LoadNvml() noexcept;
+
+// The precision of a device GEMM: fp32 inputs and products; fp32 inputs rounded to TF32 by the
+// tensor cores; or operands converted to bf16 on the device. Sums and outputs are fp32 in all three.
+enum class CudaPrecision : int { kFp32 = 0, kTf32 = 1, kBf16 = 2 };
 
 // Device ops over host buffers, for tests and the device script: the data goes to the first device,
 // the op runs there, the result comes back. kUnsupported when there is no device (or no CUDA build).
 // y[rows × cols] = act(z + bias) row by row (bias may be null); softmax is row-wise.
 Status CudaBiasActivationHost(const float* z, const float* bias, size_t rows, size_t cols, Activation act,
                               const ActivationParams& params, float* y, char* error, size_t error_size) noexcept;
+
+// One dense layer on the device: y[m × n] = act(x[m × k] · w[k × n] + bias), row-major as maas
+// stores them, through cuBLASLt (bias with ReLU or GELU-tanh fused in its epilogue, every other
+// activation by the epilogue kernel). kUnsupported without a device or without cuBLASLt.
+Status CudaDenseHost(const float* x, const float* w, const float* bias, size_t m, size_t k, size_t n, Activation act,
+                     const ActivationParams& params, CudaPrecision precision, float* y, char* error,
+                     size_t error_size) noexcept;
+
+// The same layer with its operands resident on the device (filled there): the median time of
+// `reps` runs after three warm-ups, in milliseconds, CUDA events around each. For the device bench.
+Status CudaDenseTime(size_t m, size_t k, size_t n, bool bias, Activation act, CudaPrecision precision, int reps,
+                     double* ms, char* error, size_t error_size) noexcept;
 
 }  // namespace maas

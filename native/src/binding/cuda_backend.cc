@@ -1,6 +1,6 @@
-// The CUDA backend's exports: cudaInfo() (what the build and the machine offer) and
-// _cudaBiasActivation, the device epilogue over host arrays that the device tests compare with the
-// CPU. Both answer on a machine without CUDA: the first with the reason, the second with a coded error.
+// The CUDA backend's exports: cudaInfo() (what the build and the machine offer), and the device ops
+// over host arrays that the device tests compare with the CPU (_cudaBiasActivation, _cudaDense).
+// All answer on a machine without CUDA: the first with the reason, the ops with a coded error.
 #include "maas/cuda_backend.h"
 
 #include <string>
@@ -70,11 +70,42 @@ Napi::Value CudaBiasActivation(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// _cudaDense(x, w, bias | null, m, k, n, activation, params | null, precision: 0 fp32, 1 tf32, 2 bf16)
+Napi::Value CudaDense(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t x_length = 0, w_length = 0, bias_length = 0;
+  const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  const float* w = ArgTypedData<float>(info, 1, "w", napi_float32_array, &w_length);
+  const float* bias = nullptr;
+  if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined())
+    bias = ArgTypedData<float>(info, 2, "bias", napi_float32_array, &bias_length);
+  const size_t m = ArgSize(info, 3, "m"), k = ArgSize(info, 4, "k"), n = ArgSize(info, 5, "n");
+  const Activation act = ArgActivation(info, 6);
+  const ActivationParams params = info.Length() > 7 && info[7].IsObject()
+                                      ? ParseActivationParams(env, info[7].As<Napi::Object>(), act, "params")
+                                      : ActivationParams{};
+  const size_t precision = ArgSize(info, 8, "precision");
+  if (precision > 2)
+    ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "_cudaDense: precision is 0 (fp32), 1 (tf32) or 2 (bf16)", true);
+  const size_t limit = size_t{1} << 31;
+  if (m == 0 || k == 0 || n == 0 || m > limit / k || k > limit / n || m > limit / n || x_length != m * k ||
+      w_length != k * n || (bias && bias_length != n))
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_cudaDense: x must hold m × k floats, w k × n, bias n", true);
+  Napi::Float32Array y = Napi::Float32Array::New(env, m * n);
+  char error[256] = "";
+  const Status s = CudaDenseHost(x, w, bias, m, k, n, act, params, static_cast<CudaPrecision>(precision), y.Data(),
+                                 error, sizeof(error));
+  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
+  if (s != Status::kOk) ThrowStatus(env, s, std::string("_cudaDense: ") + error);
+  return y;
+}
+
 }  // namespace
 
 void RegisterCudaBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
   exports.Set("_cudaBiasActivation", Napi::Function::New(env, CudaBiasActivation, "_cudaBiasActivation"));
+  exports.Set("_cudaDense", Napi::Function::New(env, CudaDense, "_cudaDense"));
 }
 
 }  // namespace maas::binding

@@ -5,7 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
+#include "cublaslt_api.h"
+#include "device_ops.h"
 #include "maas/cuda_backend.h"
 
 namespace maas {
@@ -47,7 +50,8 @@ CudaLibrary Open(const LibrarySpec& spec) {
     if (auto fn = reinterpret_cast<VersionFn>(dlsym(handle, spec.version_symbol))) lib.version = fn();
   }
   std::snprintf(lib.path, sizeof(lib.path), "%s", opened);
-  lib.loaded = true;  // the handle stays open for the process's life
+  lib.loaded = true;
+  lib.handle = handle;  // stays open for the process's life
   return lib;
 }
 
@@ -79,6 +83,32 @@ const char* const kNvmlSymbols[] = {"nvmlInit_v2",
 const CudaLibrary& LoadCublasLt() noexcept {
   static const CudaLibrary lib = Open({kCublasLtNames, kCublasLtSymbols, "cublasLtGetVersion"});
   return lib;
+}
+
+const lt::Api* CublasLtApi() noexcept {
+  static const lt::Api* api = []() -> const lt::Api* {
+    const CudaLibrary& lib = LoadCublasLt();
+    if (!lib.loaded) return nullptr;
+    static lt::Api table;
+    // Each name was checked by Open(); the casts give them the signatures cublaslt_api.h declares.
+    const auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::decay_t<decltype(fn)>>(dlsym(lib.handle, name));
+    };
+    bind(table.create, "cublasLtCreate");
+    bind(table.destroy, "cublasLtDestroy");
+    bind(table.desc_create, "cublasLtMatmulDescCreate");
+    bind(table.desc_destroy, "cublasLtMatmulDescDestroy");
+    bind(table.desc_set, "cublasLtMatmulDescSetAttribute");
+    bind(table.layout_create, "cublasLtMatrixLayoutCreate");
+    bind(table.layout_destroy, "cublasLtMatrixLayoutDestroy");
+    bind(table.pref_create, "cublasLtMatmulPreferenceCreate");
+    bind(table.pref_destroy, "cublasLtMatmulPreferenceDestroy");
+    bind(table.pref_set, "cublasLtMatmulPreferenceSetAttribute");
+    bind(table.heuristic, "cublasLtMatmulAlgoGetHeuristic");
+    bind(table.matmul, "cublasLtMatmul");
+    return &table;
+  }();
+  return api;
 }
 
 const CudaLibrary& LoadNvml() noexcept {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "device_ops.h"
 #include "maas/cuda_backend.h"
 
 namespace maas {
@@ -53,21 +54,19 @@ __global__ void BiasSoftmaxKernel(const float* z, const float* bias, size_t cols
   for (size_t j = threadIdx.x; j < cols; j += blockDim.x) out[j] /= total;
 }
 
-// Device buffers freed on every path.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-};
-
-Status Fail(cudaError_t e, const char* what, char* error, size_t error_size) {
-  if (error && error_size) std::snprintf(error, error_size, "%s: %s", what, cudaGetErrorString(e));
-  cudaGetLastError();
-  return e == cudaErrorMemoryAllocation ? Status::kOutOfMemory : Status::kUnsupported;
-}
-
 }  // namespace
+
+cudaError_t LaunchBiasActivation(const float* z, const float* bias, size_t rows, size_t cols, Activation act,
+                                 const ActivationParams& params, float* y, cudaStream_t stream) noexcept {
+  if (act == Activation::kSoftmax) {
+    BiasSoftmaxKernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(z, bias, cols, y);
+  } else {
+    const size_t blocks = (rows * cols + kThreads - 1) / kThreads;
+    BiasActivationKernel<<<static_cast<unsigned>(blocks < 65535 ? blocks : 65535), kThreads, 0, stream>>>(
+        z, bias, rows, cols, act, params, y);
+  }
+  return cudaGetLastError();
+}
 
 Status CudaBiasActivationHost(const float* z, const float* bias, size_t rows, size_t cols, Activation act,
                               const ActivationParams& params, float* y, char* error, size_t error_size) noexcept {
@@ -75,34 +74,19 @@ Status CudaBiasActivationHost(const float* z, const float* bias, size_t rows, si
     if (error && error_size) std::snprintf(error, error_size, "invalid epilogue arguments");
     return Status::kInvalidArgument;
   }
-  const CudaReport& report = QueryCuda();
-  if (report.device_count == 0) {
-    if (error && error_size) std::snprintf(error, error_size, "%s", report.reason);
-    return Status::kUnsupported;
-  }
+  MAAS_RETURN_IF_ERROR(RequireDevice(error, error_size));
   const size_t bytes = rows * cols * sizeof(float);
   DeviceBuffer dz, dy, db;
   cudaError_t e;
-  if ((e = cudaMalloc(&dz.ptr, bytes)) != cudaSuccess) return Fail(e, "cudaMalloc", error, error_size);
-  if ((e = cudaMalloc(&dy.ptr, bytes)) != cudaSuccess) return Fail(e, "cudaMalloc", error, error_size);
-  if (bias && (e = cudaMalloc(&db.ptr, cols * sizeof(float))) != cudaSuccess)
-    return Fail(e, "cudaMalloc", error, error_size);
-  if ((e = cudaMemcpy(dz.ptr, z, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)
-    return Fail(e, "cudaMemcpy", error, error_size);
-  if (bias && (e = cudaMemcpy(db.ptr, bias, cols * sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess)
-    return Fail(e, "cudaMemcpy", error, error_size);
-  const float* dbias = static_cast<const float*>(db.ptr);
-  if (act == Activation::kSoftmax) {
-    BiasSoftmaxKernel<<<static_cast<unsigned>(rows), kThreads>>>(static_cast<const float*>(dz.ptr), dbias, cols,
-                                                                 static_cast<float*>(dy.ptr));
-  } else {
-    const size_t blocks = (rows * cols + kThreads - 1) / kThreads;
-    BiasActivationKernel<<<static_cast<unsigned>(blocks < 65535 ? blocks : 65535), kThreads>>>(
-        static_cast<const float*>(dz.ptr), dbias, rows, cols, act, params, static_cast<float*>(dy.ptr));
-  }
-  if ((e = cudaGetLastError()) != cudaSuccess) return Fail(e, "kernel launch", error, error_size);
+  if ((e = Upload(&dz, z, rows * cols)) != cudaSuccess) return CudaFail(e, "upload", error, error_size);
+  if ((e = Upload<float>(&dy, nullptr, rows * cols)) != cudaSuccess)
+    return CudaFail(e, "cudaMalloc", error, error_size);
+  if (bias && (e = Upload(&db, bias, cols)) != cudaSuccess) return CudaFail(e, "upload", error, error_size);
+  if ((e = LaunchBiasActivation(dz.as<float>(), db.as<float>(), rows, cols, act, params, dy.as<float>(), nullptr)) !=
+      cudaSuccess)
+    return CudaFail(e, "kernel launch", error, error_size);
   if ((e = cudaMemcpy(y, dy.ptr, bytes, cudaMemcpyDeviceToHost)) != cudaSuccess)
-    return Fail(e, "cudaMemcpy", error, error_size);
+    return CudaFail(e, "cudaMemcpy", error, error_size);
   return Status::kOk;
 }
 
