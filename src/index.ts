@@ -37,6 +37,7 @@ export {
   type StagedFileName,
 } from './lifecycle/publish.js';
 export type { PackedModel, PackedFormat, DensePrecision } from './model/packed.js';
+export type { Backend, CudaOptions } from './model/cuda.js';
 export type { NativeModelHandle as ModelHandle } from './native/index.js';
 export { dense, Dense, type DenseLayerArgs } from './layers/dense.js';
 export {
@@ -289,6 +290,8 @@ export type {
   NativeCpuFeatures,
   NativeCudaInfo,
   NativeCudaLibrary,
+  NativeCudaStackHandle,
+  NativeModelHandle,
   NativeKernelInfo,
   NativeF32KernelInfo,
   NativeInt8KernelInfo,

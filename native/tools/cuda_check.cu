@@ -104,6 +104,62 @@ int CheckDense() {
   return failures;
 }
 
+// A three-layer stack resident on the device, over batch sizes that reuse, grow and evict its
+// buffers and plans, against the reference applied layer after layer (fp32 products; the layers'
+// errors add up, so the bound is three layers' worth).
+int CheckStack() {
+  const uint32_t widths[] = {64, 128, 96, 10};
+  const maas::Activation acts[] = {maas::Activation::kRelu, maas::Activation::kSigmoid, maas::Activation::kSoftmax};
+  Lcg lcg;
+  std::vector<std::vector<float>> w(3), b(3);
+  std::vector<maas::CudaStackLayer> layers(3);
+  for (int l = 0; l < 3; ++l) {
+    w[l].resize(static_cast<size_t>(widths[l]) * widths[l + 1]);
+    b[l].resize(widths[l + 1]);
+    for (float& v : w[l]) v = static_cast<float>(lcg.next() / 4);
+    for (float& v : b[l]) v = static_cast<float>(lcg.next());
+    layers[l] = {widths[l], widths[l + 1], acts[l], {}, w[l].data(), b[l].data()};
+  }
+  int failures = 0;
+  for (int pr = 0; pr < 3; ++pr) {
+    maas::CudaStack* stack = nullptr;
+    char error[256] = "";
+    if (maas::CudaStackCreate(layers.data(), layers.size(), static_cast<maas::CudaPrecision>(pr), &stack, error,
+                              sizeof(error)) != maas::Status::kOk) {
+      std::printf("stack precision %d: %s\n", pr, error);
+      ++failures;
+      continue;
+    }
+    const double bound = pr == 0 ? 1e-5 : pr == 1 ? 4e-3 : 3e-2;  // fp32, TF32, bf16, relative to the largest output
+    for (size_t batch : {size_t{1}, size_t{7}, size_t{1}, size_t{300}, size_t{2}, size_t{3}, size_t{4}, size_t{5},
+                         size_t{6}, size_t{8}, size_t{9}, size_t{7}}) {
+      std::vector<float> x(batch * widths[0]), y(batch * widths[3]);
+      for (float& v : x) v = static_cast<float>(lcg.next() * 2);
+      if (maas::CudaStackForward(stack, x.data(), batch, y.data(), error, sizeof(error)) != maas::Status::kOk) {
+        std::printf("stack precision %d batch %zu: %s\n", pr, batch, error);
+        ++failures;
+        continue;
+      }
+      std::vector<float> in(x), out;
+      for (int l = 0; l < 3; ++l) {
+        out.assign(batch * widths[l + 1], 0.f);
+        maas::ref::F32Dense(in.data(), widths[l], w[l].data(), b[l].data(), batch, widths[l + 1], widths[l], acts[l],
+                            {}, out.data(), widths[l + 1], nullptr);
+        in.swap(out);
+      }
+      double worst = 0;
+      for (size_t i = 0; i < y.size(); ++i) worst = std::fmax(worst, std::fabs(y[i] - in[i]));
+      const bool ok = worst <= bound;
+      if (!ok || batch == 300)
+        std::printf("stack precision %d batch %3zu: %s (largest difference %.2e, bound %.0e)\n", pr, batch,
+                    ok ? "ok" : "FAIL", worst, bound);
+      failures += ok ? 0 : 1;
+    }
+    maas::CudaStackDestroy(stack);
+  }
+  return failures;
+}
+
 // The rows bench/device.sh reports: the GEMMs alone and fused with bias + ReLU, and model L's three
 // layers at batch 1, 256 and 4096 (operands resident; median of 10 after 3 warm-ups).
 int Time() {
@@ -221,6 +277,7 @@ int main(int argc, char** argv) {
     }
   }
   failures += CheckDense();
+  failures += CheckStack();
   std::printf("%s\n", failures ? "cuda_check: FAILED" : "cuda_check: all within tolerance");
   return failures ? 1 : 0;
 }

@@ -75,6 +75,10 @@ export const ERRORS = {
     doc: "An ISA name is not 'scalar', 'avx2', 'avxvnni', 'avx512', 'avx512vnni', 'avx512bf16' or 'amx'.",
   },
   MAAS_ERR_ISA_UNSUPPORTED: { kind: 'Unimplemented', doc: 'The kernel or ISA is not available on this CPU or OS.' },
+  MAAS_ERR_CUDA_UNAVAILABLE: {
+    kind: 'Unimplemented',
+    doc: 'The CUDA backend cannot run here: no CUDA build, no driver or device, or no cuBLASLt (backendInfo().cuda says which).',
+  },
   MAAS_ERR_THREADS_INVALID: { kind: 'InvalidArgument', doc: 'A thread count is not an integer in [1, 64].' },
   MAAS_ERR_KERNEL_UNKNOWN: { kind: 'InvalidArgument', doc: 'A kernel name is not in the kernel list.' },
   MAAS_ERR_EXPLAIN_SINGULAR: {

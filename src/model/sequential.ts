@@ -8,7 +8,13 @@ import { MaasError, fromNative, invalidParameter } from '../core/errors.js';
 import { Tensor, type TensorLike } from '../core/tensor.js';
 import { checkInteger, checkOptions, isPlainObject } from '../core/validation.js';
 import { Dense } from '../layers/dense.js';
-import { LOSS_CODES, native, type NativeTrainer } from '../native/index.js';
+import {
+  LOSS_CODES,
+  native,
+  type NativeCudaStackHandle,
+  type NativeModelHandle,
+  type NativeTrainer,
+} from '../native/index.js';
 import type { History } from '../train/callbacks.js';
 import type { ModelArtifacts } from '../io/artifacts.js';
 import { denseArtifacts, denseOnnx } from '../io/export.js';
@@ -29,6 +35,7 @@ import {
   type TrainingTarget,
 } from '../train/engine.js';
 import { DENSE_PRECISIONS, nativeLayerSpec, packDenseStack, type DensePrecision, type PackedModel } from './packed.js';
+import { BACKENDS, openCudaStack, type Backend, type CudaOptions } from './cuda.js';
 import { InferenceModel } from './shell.js';
 
 export type { PackedModel } from './packed.js';
@@ -52,6 +59,9 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
   /** The fitted preparation pipeline for raw inputs, saved with the model; null when none. */
   preparation: Pipeline | null = null;
   private inferencePrecision: DensePrecision = 'fp32';
+  private inferenceBackend: Backend = 'cpu';
+  private cudaTf32 = false;
+  private cudaHandle: NativeCudaStackHandle | null = null;
 
   constructor(args: SequentialArgs = {}) {
     super();
@@ -106,6 +116,34 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
       throw invalidParameter('setPrecision(precision)', "'fp32' or 'bf16'", precision, 'MAAS_ERR_ARG_RANGE');
     if (precision === this.inferencePrecision) return;
     this.inferencePrecision = precision;
+    this.dropPacked();
+  }
+
+  /** Where predict runs (see setBackend). */
+  get backend(): Backend {
+    return this.inferenceBackend;
+  }
+
+  /**
+   * Runs predict on this machine's CPU kernels ('cpu', the default) or on the first CUDA device
+   * ('cuda'): the weights go to the device once, in the model's precision (fp32, or bf16 converted
+   * there; `tf32: true` lets fp32 products use TF32 tensor cores), and each predict stages its
+   * batch through pinned memory. Training stays on the CPU; predict uploads the weights again after
+   * they change. MAAS_ERR_CUDA_UNAVAILABLE where backendInfo().cuda lists no device.
+   */
+  setBackend(backend: Backend, options: CudaOptions = {}): void {
+    this.checkLive();
+    if (!BACKENDS.includes(backend))
+      throw invalidParameter('setBackend(backend)', "'cpu' or 'cuda'", backend, 'MAAS_ERR_ARG_RANGE');
+    checkOptions('setBackend options', options, ['tf32']);
+    if (options.tf32 !== undefined && typeof options.tf32 !== 'boolean')
+      throw invalidParameter('setBackend options.tf32', 'a boolean', options.tf32);
+    if (backend === 'cuda') {
+      const cuda = native.cudaInfo();
+      if (cuda.devices.length === 0) throw new MaasError('MAAS_ERR_CUDA_UNAVAILABLE', `CUDA: ${cuda.reason}`);
+    }
+    this.inferenceBackend = backend;
+    this.cudaTf32 = options.tf32 ?? false;
     this.dropPacked();
   }
 
@@ -264,6 +302,21 @@ export class Sequential extends InferenceModel<{ op?: 'gemm' | 'matmul' }> {
   override dispose(): void {
     this.dropTrainer();
     super.dispose();
+  }
+
+  /** The CPU handle over the packed weights, or the device-resident stack under setBackend('cuda'). */
+  protected override handle(): NativeModelHandle {
+    if (this.inferenceBackend === 'cpu') return super.handle();
+    this.checkLive();
+    if (this.stack.length === 0) throw new MaasError('MAAS_ERR_MODEL_EMPTY', `Model ${this.name} has no layers`);
+    this.cudaHandle ??= openCudaStack(this.stack, this.inferencePrecision, this.cudaTf32);
+    return this.cudaHandle;
+  }
+
+  protected override dropPacked(): void {
+    super.dropPacked();
+    this.cudaHandle?.dispose();
+    this.cudaHandle = null;
   }
 
   private target(): TrainingTarget {

@@ -302,8 +302,24 @@ export interface NativeCudaInfo {
   nvml: NativeCudaLibrary;
 }
 
+/** A dense stack resident on a CUDA device: the predict contract of NativeModelHandle. */
+export interface NativeCudaStackHandle extends NativeModelHandle {
+  /** Device bytes of the weights and biases. */
+  readonly weightBytes: number;
+}
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
+  /**
+   * Uploads a dense stack to the first CUDA device once (precision 0 fp32, 1 TF32, 2 bf16, converted
+   * there). MAAS_ERR_CUDA_UNAVAILABLE without a device or cuBLASLt.
+   */
+  CudaStackHandle: new (
+    specs: NativeLayerSpec[],
+    weights: Float32Array[],
+    biases: (Float32Array | null)[],
+    precision: 0 | 1 | 2,
+  ) => NativeCudaStackHandle;
   cudaInfo(): NativeCudaInfo;
   /**
    * act(z + bias) row by row on the first CUDA device (row softmax included), from and to host

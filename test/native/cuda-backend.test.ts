@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { backendInfo } from '../../src/index.js';
+import { backendInfo, dense, initializers, sequential, type Sequential } from '../../src/index.js';
 import { ACTIVATION_CODES, addonPath, native, type ActivationName, type NativeActivationParams } from '../../src/native/index.js';
 import { TEST_SEED, rng } from '../helpers.js';
 
@@ -161,5 +161,74 @@ describe('CUDA backend: a dense layer through cuBLASLt against the CPU reference
         }
       }
     }
+  });
+});
+
+/** 20 → 64 relu → 32 gelu → 3 softmax, seeded: a model whose predict runs on either backend. */
+function smallModel(): Sequential {
+  const init = (seed: number) => initializers.glorotUniform({ seed });
+  return sequential({
+    layers: [
+      dense({ units: 64, activation: 'relu', inputShape: [20], kernelInitializer: init(1) }),
+      dense({ units: 32, activation: 'gelu', kernelInitializer: init(2) }),
+      dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
+    ],
+  });
+}
+
+describe('CUDA backend: a model on the device (setBackend)', () => {
+  it('refuses a backend it does not know, and options it does not take', () => {
+    const model = smallModel();
+    expect(() => model.setBackend('gpu' as 'cuda')).toThrow(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
+    expect(() => model.setBackend('cpu', { fp16: true } as object)).toThrow(/fp16/);
+    expect(model.backend).toBe('cpu');
+  });
+
+  it.runIf(!hasDevice)('without a device: MAAS_ERR_CUDA_UNAVAILABLE, and predict stays on the CPU', () => {
+    const model = smallModel();
+    const x = new Float32Array(2 * 20).fill(0.5);
+    const before = model.predict(x).values.slice();
+    expect(() => model.setBackend('cuda')).toThrow(expect.objectContaining({ code: 'MAAS_ERR_CUDA_UNAVAILABLE' }));
+    expect(model.backend).toBe('cpu');
+    expect(model.predict(x).values).toEqual(before);
+  });
+
+  it('the device stack checks its layers before it asks for a device', () => {
+    const spec = (i: number, o: number) => ({ in: i, out: o, activation: 1, alpha: 0, hasBias: false });
+    const make = (specs: ReturnType<typeof spec>[], weights: Float32Array[]) => () =>
+      new native.CudaStackHandle(specs, weights, weights.map(() => null), 0);
+    expect(make([spec(4, 3), spec(2, 1)], [new Float32Array(12), new Float32Array(2)])).toThrow(
+      expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }),
+    );
+    expect(make([spec(4, 3)], [new Float32Array(11)])).toThrow(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
+    expect(make([], [])).toThrow(expect.objectContaining({ code: 'MAAS_ERR_ARG_RANGE' }));
+  });
+
+  const settings: [string, 'fp32' | 'bf16', boolean, number][] = [
+    ['fp32', 'fp32', false, 1e-5],
+    ['tf32', 'fp32', true, 4e-3],
+    ['bf16', 'bf16', false, 3e-2],
+  ];
+  it.runIf(hasDevice).each(settings)(`%s predict matches the CPU, and follows new weights${NEEDS_DEVICE}`, (_name, precision, tf32, bound) => {
+    const cpu = smallModel();
+    const gpu = smallModel();
+    gpu.setPrecision(precision);
+    gpu.setBackend('cuda', { tf32 });
+    expect(gpu.backend).toBe('cuda');
+    const r = rng(0x6b0);
+    for (const batch of [1, 5, 1, 257]) {
+      const x = Float32Array.from({ length: batch * 20 }, () => r.next() * 4 - 2);
+      const want = cpu.predict(x).values;
+      const got = gpu.predict(x).values;
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(bound);
+    }
+    const weights = cpu.getWeights().map((t) => t.values.map((v) => v * 0.5));
+    cpu.setWeights(weights);
+    gpu.setWeights(weights);
+    const x = Float32Array.from({ length: 3 * 20 }, () => r.next());
+    const want = cpu.predict(x).values;
+    const got = gpu.predict(x).values;
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(bound);
+    gpu.dispose();
   });
 });

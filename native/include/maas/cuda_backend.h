@@ -64,4 +64,24 @@ Status CudaDenseHost(const float* x, const float* w, const float* bias, size_t m
 Status CudaDenseTime(size_t m, size_t k, size_t n, bool bias, Activation act, CudaPrecision precision, int reps,
                      double* ms, char* error, size_t error_size) noexcept;
 
+// A dense stack resident on the device: its weights uploaded once (converted to bf16 there for
+// kBf16), one stream, a cuBLASLt handle, pinned staging for the input and output, and the plans of
+// the batch sizes seen last. One thread uses a stack at a time (each worker opens its own).
+struct CudaStackLayer {
+  uint32_t in, out;
+  Activation act;
+  ActivationParams params;
+  const float* weights;  // [in × out] row-major, as maas stores them
+  const float* bias;     // [out], or null
+};
+class CudaStack;
+Status CudaStackCreate(const CudaStackLayer* layers, size_t count, CudaPrecision precision, CudaStack** out,
+                       char* error, size_t error_size) noexcept;
+// y[batch × last out] = the stack's forward pass over x[batch × first in].
+Status CudaStackForward(CudaStack* stack, const float* x, size_t batch, float* y, char* error,
+                        size_t error_size) noexcept;
+// Bytes of device memory the stack's weights and biases hold.
+size_t CudaStackWeightBytes(const CudaStack* stack) noexcept;
+void CudaStackDestroy(CudaStack* stack) noexcept;
+
 }  // namespace maas

@@ -4,9 +4,11 @@
 #include "maas/cuda_backend.h"
 
 #include <string>
+#include <vector>
 
 #include "addon.h"
 #include "args.h"
+#include "maas/dense_stack.h"
 #include "typed.h"
 
 namespace maas::binding {
@@ -100,9 +102,94 @@ Napi::Value CudaDense(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// CudaStackHandle(specs, weights[], biases[], precision): a dense stack resident on the first
+// CUDA device; predict(x, batch, y) as DenseStackHandle's, dispose() frees the device memory.
+class CudaStackHandle : public Napi::ObjectWrap<CudaStackHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "CudaStackHandle",
+        {InstanceMethod("predict", &CudaStackHandle::Predict), InstanceMethod("dispose", &CudaStackHandle::Dispose),
+         InstanceAccessor("inputSize", &CudaStackHandle::InputSize, nullptr),
+         InstanceAccessor("outputSize", &CudaStackHandle::OutputSize, nullptr),
+         InstanceAccessor("weightBytes", &CudaStackHandle::WeightBytes, nullptr),
+         InstanceAccessor("kernel", &CudaStackHandle::Kernel, nullptr),
+         InstanceAccessor("disposed", &CudaStackHandle::Disposed, nullptr)});
+  }
+
+  explicit CudaStackHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CudaStackHandle>(info) {
+    Napi::Env env = info.Env();
+    const std::vector<DenseLayerSpec> specs = ArgSpecArray<DenseLayerSpec>(info, 0, "layer specs", ParseDenseSpec);
+    if (specs.empty()) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "CudaStackHandle: a stack needs a layer", true);
+    if (!info[1].IsArray() || !info[2].IsArray() || info[1].As<Napi::Array>().Length() != specs.size() ||
+        info[2].As<Napi::Array>().Length() != specs.size())
+      ThrowCoded(env, "MAAS_ERR_ARG_TYPE", "CudaStackHandle: expected one weight and one bias entry per layer", true);
+    const size_t precision = ArgSize(info, 3, "precision");
+    if (precision > 2) ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "CudaStackHandle: precision is 0, 1 or 2", true);
+    std::vector<CudaStackLayer> layers(specs.size());
+    for (uint32_t i = 0; i < specs.size(); ++i) {
+      const DenseLayerSpec& d = specs[i];
+      const std::string layer = "layer " + std::to_string(i);
+      if (i > 0 && specs[i - 1].out != d.in)
+        ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", layer + ": its inputs differ from the previous layer's outputs",
+                   true);
+      layers[i].in = d.in;
+      layers[i].out = d.out;
+      layers[i].act = d.act;
+      layers[i].params = d.params();
+      layers[i].weights =
+          static_cast<const float*>(ArgLayerArray(env, info[1].As<Napi::Array>().Get(i), napi_float32_array,
+                                                  static_cast<size_t>(d.in) * d.out, layer + " kernel"));
+      layers[i].bias = d.has_bias ? static_cast<const float*>(ArgLayerArray(env, info[2].As<Napi::Array>().Get(i),
+                                                                            napi_float32_array, d.out, layer + " bias"))
+                                  : nullptr;
+    }
+    char error[256] = "";
+    const Status s = CudaStackCreate(layers.data(), layers.size(), static_cast<CudaPrecision>(precision), &stack_,
+                                     error, sizeof(error));
+    if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
+    if (s != Status::kOk) ThrowStatus(env, s, std::string("CudaStackHandle: ") + error);
+    in_ = specs.front().in;
+    out_ = specs.back().out;
+    kernel_ = std::string("cuda cublasLt ") + (precision == 0 ? "fp32" : precision == 1 ? "tf32" : "bf16");
+  }
+
+  ~CudaStackHandle() override { CudaStackDestroy(stack_); }
+
+ private:
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!stack_) ThrowCoded(env, "MAAS_ERR_MODEL_DISPOSED", "CudaStackHandle: the model was disposed");
+    const PredictArgs a = ArgPredict(info, in_, out_);
+    char error[256] = "";
+    const Status s = CudaStackForward(stack_, a.x, a.batch, a.y, error, sizeof(error));
+    if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
+    if (s != Status::kOk) ThrowStatus(env, s, std::string("CudaStackHandle.predict: ") + error);
+    return env.Undefined();
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    CudaStackDestroy(stack_);
+    stack_ = nullptr;
+    return info.Env().Undefined();
+  }
+  Napi::Value InputSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), in_); }
+  Napi::Value OutputSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), out_); }
+  Napi::Value WeightBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(CudaStackWeightBytes(stack_)));
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), stack_ == nullptr); }
+  Napi::Value Kernel(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kernel_); }
+
+  CudaStack* stack_ = nullptr;
+  size_t in_ = 0, out_ = 0;
+  std::string kernel_;
+};
+
 }  // namespace
 
 void RegisterCudaBackend(Napi::Env env, Napi::Object exports) {
+  // A handle outlives nothing it needs: its device memory is freed by dispose() or its finalizer.
+  exports.Set("CudaStackHandle", CudaStackHandle::Define(env));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
   exports.Set("_cudaBiasActivation", Napi::Function::New(env, CudaBiasActivation, "_cudaBiasActivation"));
   exports.Set("_cudaDense", Napi::Function::New(env, CudaDense, "_cudaDense"));

@@ -55,6 +55,33 @@ Status CudaBiasActivationHost(const float*, const float*, size_t, size_t, Activa
   if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
   return Status::kUnsupported;
 }
+
+Status CudaDenseHost(const float*, const float*, const float*, size_t, size_t, size_t, Activation,
+                     const ActivationParams&, CudaPrecision, float*, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+Status CudaDenseTime(size_t, size_t, size_t, bool, Activation, CudaPrecision, int, double*, char* error,
+                     size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+Status CudaStackCreate(const CudaStackLayer*, size_t, CudaPrecision, CudaStack**, char* error,
+                       size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+Status CudaStackForward(CudaStack*, const float*, size_t, float*, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+size_t CudaStackWeightBytes(const CudaStack*) noexcept { return 0; }
+
+void CudaStackDestroy(CudaStack*) noexcept {}
 #endif
 
 const BackendInfo* ListBackends(size_t* count) noexcept {

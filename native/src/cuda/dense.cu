@@ -18,8 +18,6 @@
 namespace maas {
 namespace {
 
-constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt's scratch: what Hopper's kernels ask for
-
 __global__ void ToBf16Kernel(const float* in, size_t count, __nv_bfloat16* out) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<size_t>(gridDim.x) * blockDim.x)
@@ -48,33 +46,7 @@ int EpilogueFor(Activation act, bool bias, bool* fused) {
   return bias ? lt::kEpilogueBias : lt::kEpilogueDefault;
 }
 
-// One planned product: its descriptors (destroyed with it), the algorithm cuBLASLt chose, and
-// whether the activation runs in cuBLASLt's epilogue. The bias pointer is part of the plan.
-struct LtPlan {
-  const lt::Api* api;
-  lt::MatmulDesc desc = nullptr;
-  lt::MatrixLayout a = nullptr, b = nullptr, d = nullptr;
-  lt::Preference pref = nullptr;
-  lt::HeuristicResult best{};
-  bool fused = false;
-  size_t m = 0, n = 0;
-  Activation act = Activation::kLinear;
-  explicit LtPlan(const lt::Api* api_) : api(api_) {}
-  LtPlan(const LtPlan&) = delete;
-  LtPlan& operator=(const LtPlan&) = delete;
-  ~LtPlan() {
-    if (pref) api->pref_destroy(pref);
-    if (d) api->layout_destroy(d);
-    if (b) api->layout_destroy(b);
-    if (a) api->layout_destroy(a);
-    if (desc) api->desc_destroy(desc);
-  }
-};
-
-Status LtFail(lt::Status s, const char* what, char* error, size_t error_size) {
-  if (error && error_size) std::snprintf(error, error_size, "cuBLASLt %s failed (status %d)", what, s);
-  return Status::kUnsupported;
-}
+}  // namespace
 
 // Describes the layer to cuBLASLt and asks for its best algorithm. Operands: wᵀ and xᵀ in fp32, or
 // bf16 for kBf16; y fp32.
@@ -95,7 +67,7 @@ Status PlanDense(lt::Handle handle, const float* bias, size_t m, size_t k, size_
       (s = api->layout_create(&plan->d, CUDA_R_32F, n, m, static_cast<int64_t>(n))) != 0)
     return LtFail(s, "layout", error, error_size);
   if ((s = api->pref_create(&plan->pref)) != 0) return LtFail(s, "preference", error, error_size);
-  const uint64_t workspace_bytes = kWorkspaceBytes;
+  const uint64_t workspace_bytes = kLtWorkspaceBytes;
   if ((s = api->pref_set(plan->pref, lt::kPrefMaxWorkspaceBytes, &workspace_bytes, sizeof(workspace_bytes))) != 0)
     return LtFail(s, "preference", error, error_size);
   int found = 0;
@@ -112,7 +84,7 @@ Status LaunchDense(lt::Handle handle, const LtPlan& plan, const void* w, const v
                    float* y, void* workspace, cudaStream_t stream, char* error, size_t error_size) {
   const float alpha = 1.f, beta = 0.f;
   const lt::Status s = plan.api->matmul(handle, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y, plan.d, y, plan.d,
-                                        &plan.best.algo, workspace, kWorkspaceBytes, stream);
+                                        &plan.best.algo, workspace, kLtWorkspaceBytes, stream);
   if (s != 0) return LtFail(s, "matmul", error, error_size);
   if (!plan.fused) {
     const cudaError_t e = LaunchBiasActivation(y, nullptr, plan.m, plan.n, plan.act, params, y, stream);
@@ -121,33 +93,12 @@ Status LaunchDense(lt::Handle handle, const LtPlan& plan, const void* w, const v
   return Status::kOk;
 }
 
-// The device state one call needs: the cuBLASLt handle, its workspace, and a stream.
-struct DenseContext {
-  const lt::Api* api = nullptr;
-  lt::Handle handle = nullptr;
-  DeviceBuffer workspace;
-  cudaStream_t stream = nullptr;
-  DenseContext() = default;
-  DenseContext(const DenseContext&) = delete;
-  DenseContext& operator=(const DenseContext&) = delete;
-  ~DenseContext() {
-    if (stream) cudaStreamDestroy(stream);
-    if (handle) api->destroy(handle);
-  }
-  Status Open(char* error, size_t error_size) {
-    MAAS_RETURN_IF_ERROR(RequireDevice(error, error_size));
-    api = CublasLtApi();
-    if (!api) {
-      if (error && error_size) std::snprintf(error, error_size, "no cuBLASLt: %s", LoadCublasLt().reason);
-      return Status::kUnsupported;
-    }
-    lt::Status s = api->create(&handle);
-    if (s != 0) return LtFail(s, "handle", error, error_size);
-    cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess) e = Upload<char>(&workspace, nullptr, kWorkspaceBytes);
-    return e == cudaSuccess ? Status::kOk : CudaFail(e, "stream and workspace", error, error_size);
-  }
-};
+cudaError_t LaunchToBf16(const float* in, size_t count, void* out, cudaStream_t stream) noexcept {
+  ToBf16Kernel<<<Blocks(count), 256, 0, stream>>>(in, count, static_cast<__nv_bfloat16*>(out));
+  return cudaGetLastError();
+}
+
+namespace {
 
 // The operands as the product reads them: fp32 as uploaded, or converted to bf16 on the device.
 cudaError_t AsOperand(const DeviceBuffer& f32, size_t count, CudaPrecision precision, cudaStream_t stream,
@@ -158,9 +109,8 @@ cudaError_t AsOperand(const DeviceBuffer& f32, size_t count, CudaPrecision preci
   }
   cudaError_t e = Upload<__nv_bfloat16>(bf16, nullptr, count);
   if (e != cudaSuccess) return e;
-  ToBf16Kernel<<<Blocks(count), 256, 0, stream>>>(f32.as<float>(), count, bf16->as<__nv_bfloat16>());
   *operand = bf16->ptr;
-  return cudaGetLastError();
+  return LaunchToBf16(f32.as<float>(), count, bf16->ptr, stream);
 }
 
 bool ValidLayer(size_t m, size_t k, size_t n, Activation act, CudaPrecision precision, char* error, size_t error_size) {

@@ -26,8 +26,19 @@ struct DeviceBuffer {
   DeviceBuffer() = default;
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
+  DeviceBuffer(DeviceBuffer&& other) noexcept : ptr(other.ptr) { other.ptr = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      Free();
+      ptr = other.ptr;
+      other.ptr = nullptr;
+    }
+    return *this;
+  }
+  ~DeviceBuffer() { Free(); }
+  void Free() {
     if (ptr) cudaFree(ptr);
+    ptr = nullptr;
   }
   template <class T>
   T* as() const {
@@ -57,5 +68,75 @@ cudaError_t Upload(DeviceBuffer* buffer, const T* host, size_t count) {
   if (e == cudaSuccess && host) e = cudaMemcpy(buffer->ptr, host, count * sizeof(T), cudaMemcpyHostToDevice);
   return e;
 }
+
+constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;  // cuBLASLt's scratch: what Hopper's kernels ask for
+
+inline Status LtFail(lt::Status s, const char* what, char* error, size_t error_size) {
+  if (error && error_size) std::snprintf(error, error_size, "cuBLASLt %s failed (status %d)", what, s);
+  return Status::kUnsupported;
+}
+
+// One planned product: its descriptors (destroyed with it), the algorithm cuBLASLt chose, and
+// whether the activation runs in cuBLASLt's epilogue. The bias pointer is part of the plan.
+struct LtPlan {
+  const lt::Api* api;
+  lt::MatmulDesc desc = nullptr;
+  lt::MatrixLayout a = nullptr, b = nullptr, d = nullptr;
+  lt::Preference pref = nullptr;
+  lt::HeuristicResult best{};
+  bool fused = false;
+  size_t m = 0, n = 0;
+  Activation act = Activation::kLinear;
+  explicit LtPlan(const lt::Api* api_) : api(api_) {}
+  LtPlan(const LtPlan&) = delete;
+  LtPlan& operator=(const LtPlan&) = delete;
+  ~LtPlan() {
+    if (pref) api->pref_destroy(pref);
+    if (d) api->layout_destroy(d);
+    if (b) api->layout_destroy(b);
+    if (a) api->layout_destroy(a);
+    if (desc) api->desc_destroy(desc);
+  }
+};
+
+// The device state one call needs: the cuBLASLt handle, its workspace, and a stream.
+struct DenseContext {
+  const lt::Api* api = nullptr;
+  lt::Handle handle = nullptr;
+  DeviceBuffer workspace;
+  cudaStream_t stream = nullptr;
+  DenseContext() = default;
+  DenseContext(const DenseContext&) = delete;
+  DenseContext& operator=(const DenseContext&) = delete;
+  ~DenseContext() {
+    if (stream) cudaStreamDestroy(stream);
+    if (handle) api->destroy(handle);
+  }
+  Status Open(char* error, size_t error_size) {
+    MAAS_RETURN_IF_ERROR(RequireDevice(error, error_size));
+    api = CublasLtApi();
+    if (!api) {
+      if (error && error_size) std::snprintf(error, error_size, "no cuBLASLt: %s", LoadCublasLt().reason);
+      return Status::kUnsupported;
+    }
+    lt::Status s = api->create(&handle);
+    if (s != 0) return LtFail(s, "handle", error, error_size);
+    cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = Upload<char>(&workspace, nullptr, kLtWorkspaceBytes);
+    return e == cudaSuccess ? Status::kOk : CudaFail(e, "stream and workspace", error, error_size);
+  }
+};
+
+// Describes y[m × n] = act(x[m × k] · w[k × n] + bias) to cuBLASLt (operands fp32, or bf16 for
+// kBf16; y fp32) and asks for its best algorithm. The bias pointer is part of the plan.
+Status PlanDense(lt::Handle handle, const float* bias, size_t m, size_t k, size_t n, Activation act,
+                 CudaPrecision precision, LtPlan* plan, char* error, size_t error_size);
+
+// Runs a planned layer on `stream`: the product, then the epilogue kernel unless cuBLASLt fused it.
+Status LaunchDense(lt::Handle handle, const LtPlan& plan, const void* w, const void* x, const ActivationParams& params,
+                   float* y, void* workspace, cudaStream_t stream, char* error, size_t error_size);
+
+// out[i] = bf16(in[i]), round to nearest even, on `stream`.
+cudaError_t LaunchToBf16(const float* in, size_t count, void* out, cudaStream_t stream) noexcept;
 
 }  // namespace maas
