@@ -92,6 +92,13 @@ for n in (4096, 8192):
         bias = torch.randn(n, device="cuda", dtype=dtype)
         report(f"GEMM {n}³", prec, 2 * n**3, lambda: a @ b)
         report(f"dense + bias + relu {n}³", prec, 2 * n**3, lambda: torch.relu(torch.addmm(bias, a, b)))
+for n in (4096, 8192):
+    a = torch.randint(-127, 128, (n, n), device="cuda", dtype=torch.int8)
+    b = torch.randint(-127, 128, (n, n), device="cuda", dtype=torch.int8)
+    report(f"GEMM {n}³", "int8", 2 * n**3, lambda: torch._int_mm(a, b))
+    ours8, ours16 = maas.get((f"GEMM {n}³", "int8")), maas.get((f"GEMM {n}³", "bf16"))
+    if ours8 and ours16:
+        print(f"| maas int8 / maas bf16, GEMM {n}³ | | | | {ours16 / ours8:.2f} (target ≥ 1.6) | |")
 for batch in (1, 256, 4096):
     for prec, (dtype, tf32) in dtypes.items():
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -103,7 +110,7 @@ for batch in (1, 256, 4096):
         flops = 2 * batch * (1024 * 4096 + 4096 * 4096 + 4096 * 1024)
         report(f"model L b{batch} (layers summed)", prec, flops, forward)
 print()
-print("int8 (IMMA), the training step and CUDA graphs are not built yet: no maas rows for them.")
+print("The training step on the device and CUDA graphs are not built yet: no maas rows for them.")
 PY
 echo >> "$results"
 echo '```' >> "$results"

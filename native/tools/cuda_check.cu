@@ -104,6 +104,58 @@ int CheckDense() {
   return failures;
 }
 
+// The int8 layer against the same arithmetic on the host: x quantized with the device's scale by
+// the same float operations, exact integer sums, the dequantization's one fma, then the activation
+// in double. K and N off multiples of 4 exercise the padding.
+int CheckInt8() {
+  const size_t m = 33, k = 259, n = 67;
+  Lcg lcg;
+  std::vector<float> x(m * k), scale(n), bias(n), y(m * n);
+  std::vector<int8_t> w(k * n);
+  for (float& v : x) v = static_cast<float>(lcg.next() * 6);
+  for (int8_t& v : w) v = static_cast<int8_t>(std::lrint(lcg.next() * 254));
+  for (float& v : scale) v = static_cast<float>(0.001 + (lcg.next() + 0.5) * 0.01);
+  for (float& v : bias) v = static_cast<float>(lcg.next());
+  const maas::Activation acts[] = {maas::Activation::kLinear, maas::Activation::kRelu, maas::Activation::kGelu,
+                                   maas::Activation::kSigmoid, maas::Activation::kSoftmax};
+  int failures = 0;
+  for (maas::Activation act : acts) {
+    float xs = 0;
+    char error[256] = "";
+    if (maas::CudaInt8DenseHost(x.data(), w.data(), scale.data(), bias.data(), m, k, n, act, {}, y.data(), &xs, error,
+                                sizeof(error)) != maas::Status::kOk) {
+      std::printf("int8 act %u: device error: %s\n", static_cast<unsigned>(act), error);
+      ++failures;
+      continue;
+    }
+    std::vector<double> want(m * n);
+    for (size_t i = 0; i < m; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        int64_t acc = 0;
+        for (size_t p = 0; p < k; ++p) {
+          const float v = x[i * k + p] / xs;
+          const float q = std::fmin(std::fmax(std::rint(v), -127.f), 127.f);
+          acc += static_cast<int64_t>(q) * w[p * n + j];
+        }
+        want[i * n + j] = std::fma(static_cast<float>(acc), xs * scale[j], bias[j]);
+      }
+    }
+    std::vector<float> pre(want.begin(), want.end());
+    const std::vector<double> expected = Expected(pre, m, n, act, {});
+    double worst = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const double excess = std::fabs(y[i] - expected[i]) / (kAbsolute + kRelative * std::fabs(expected[i]));
+      if (!(excess <= 1)) ++bad;
+      if (excess > worst || std::isnan(excess)) worst = excess;
+    }
+    std::printf("int8 act %2u: %s (x scale %.4g; worst error %.2f of the tolerance)\n", static_cast<unsigned>(act),
+                bad ? "FAIL" : "ok", xs, worst);
+    failures += bad ? 1 : 0;
+  }
+  return failures;
+}
+
 // A three-layer stack resident on the device, over batch sizes that reuse, grow and evict its
 // buffers and plans, against the reference applied layer after layer (fp32 products; the layers'
 // errors add up, so the bound is three layers' worth).
@@ -186,6 +238,18 @@ int Time() {
           row(what, pr, 2.0 * s * s * s, ms);
         }
       }
+    }
+  }
+  for (size_t s : {size_t{4096}, size_t{8192}}) {
+    double ms = 0;
+    char error[256] = "";
+    char what[96];
+    std::snprintf(what, sizeof(what), "maas GEMM %zu³", s);
+    if (maas::CudaInt8GemmTime(s, s, s, 10, &ms, error, sizeof(error)) != maas::Status::kOk) {
+      std::printf("| %s | int8 | error: %s | |\n", what, error);
+      ++failures;
+    } else {
+      std::printf("| %s | int8 | %.3f | %.1f |\n", what, ms, 2.0 * s * s * s / ms / 1e9);
     }
   }
   const struct {
@@ -278,6 +342,7 @@ int main(int argc, char** argv) {
   }
   failures += CheckDense();
   failures += CheckStack();
+  failures += CheckInt8();
   std::printf("%s\n", failures ? "cuda_check: FAILED" : "cuda_check: all within tolerance");
   return failures ? 1 : 0;
 }

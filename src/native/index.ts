@@ -349,6 +349,21 @@ export interface NativeBinding {
     params: { alpha?: number; maxValue?: number; threshold?: number } | null,
     precision: 0 | 1 | 2,
   ): Float32Array;
+  /**
+   * One int8 layer on the first CUDA device (cuBLASLt IMMA): w [k × n] s8 with per-column scales,
+   * x quantized per tensor to symmetric s8 there; answers y and the activation scale it used.
+   */
+  _cudaInt8Dense(
+    x: Float32Array,
+    w: Int8Array,
+    wScale: Float32Array,
+    bias: Float32Array | null,
+    m: number,
+    k: number,
+    n: number,
+    activation: number,
+    params: { alpha?: number; maxValue?: number; threshold?: number } | null,
+  ): { y: Float32Array; xScale: number };
   setMaxIsa(isa: IsaName): IsaName;
   setThreads(threads: number): void;
   getThreads(): number;

@@ -164,6 +164,53 @@ describe('CUDA backend: a dense layer through cuBLASLt against the CPU reference
   });
 });
 
+/** Round half to even, as rintf does on the device. */
+function rint(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+describe('CUDA backend: an int8 layer through cuBLASLt IMMA against the same arithmetic on the host', () => {
+  const [m, k, n] = [33, 259, 67]; // K and N off multiples of 4: the padding
+  const activations: ActivationName[] = ['linear', 'relu', 'gelu', 'sigmoid', 'softmax'];
+  it.runIf(!hasDevice)('without a device: MAAS_ERR_CUDA_UNAVAILABLE; shapes are checked first', () => {
+    const call = (wLength: number) => () =>
+      native._cudaInt8Dense(new Float32Array(6), new Int8Array(wLength), new Float32Array(4), null, 2, 3, 4, 0, null);
+    expect(call(12)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_CUDA_UNAVAILABLE' }));
+    expect(call(11)).toThrow(expect.objectContaining({ code: 'MAAS_ERR_SHAPE_MISMATCH' }));
+  });
+  it.runIf(hasDevice).each(activations)(`int8 %s${NEEDS_DEVICE}`, (act) => {
+    const r = rng(0x1a8);
+    const x = Float32Array.from({ length: m * k }, () => (r.next() - 0.5) * 6);
+    const w = Int8Array.from({ length: k * n }, () => Math.round((r.next() - 0.5) * 254));
+    const scale = Float32Array.from({ length: n }, () => 0.001 + r.next() * 0.01);
+    const bias = Float32Array.from({ length: n }, () => r.next() - 0.5);
+    const { y, xScale } = native._cudaInt8Dense(x, w, scale, bias, m, k, n, ACTIVATION_CODES[act], null);
+    // The pre-activations as the device forms them, then act through the double reference (x·I).
+    const pre = new Float32Array(m * n);
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const q = Math.min(Math.max(rint(Math.fround(x[i * k + p]! / xScale)), -127), 127);
+          acc += q * w[p * n + j]!;
+        }
+        pre[i * n + j] = Math.fround(Math.fround(acc) * Math.fround(xScale * scale[j]!) + bias[j]!);
+      }
+    const identity = new Float32Array(n * n);
+    for (let j = 0; j < n; j++) identity[j * n + j] = 1;
+    const want = new Float32Array(m * n);
+    native._referenceDense(pre, n, identity, null, m, n, n, ACTIVATION_CODES[act], { alpha: 0 }, want, n, null);
+    // One quantization step apart (a double-rounded quotient at a tie) moves a sum by one weight.
+    for (let i = 0; i < want.length; i++) {
+      const step = xScale * scale[i % n]! * 127;
+      const tolerance = step + CUDA_FP32_RELATIVE * Math.abs(want[i]!) + CUDA_FP32_ABSOLUTE;
+      if (!(Math.abs(y[i]! - want[i]!) <= tolerance))
+        throw new Error(`seed ${TEST_SEED}, int8 ${act}: element ${i} is ${y[i]}, want ${want[i]}`);
+    }
+  });
+});
+
 /** 20 → 64 relu → 32 gelu → 3 softmax, seeded: a model whose predict runs on either backend. */
 function smallModel(): Sequential {
   const init = (seed: number) => initializers.glorotUniform({ seed });

@@ -64,6 +64,15 @@ Status CudaDenseHost(const float* x, const float* w, const float* bias, size_t m
 Status CudaDenseTime(size_t m, size_t k, size_t n, bool bias, Activation act, CudaPrecision precision, int reps,
                      double* ms, char* error, size_t error_size) noexcept;
 
+// One int8 dense layer on the device (cuBLASLt IMMA): w [k × n] s8 with per-column scales, x
+// quantized per tensor to symmetric s8 on the device from its own range (its scale goes to
+// *x_scale when not null), int32 sums, then y = act(sum · x_scale · w_scale[j] + bias[j]).
+Status CudaInt8DenseHost(const float* x, const int8_t* w, const float* w_scale, const float* bias, size_t m, size_t k,
+                         size_t n, Activation act, const ActivationParams& params, float* y, float* x_scale,
+                         char* error, size_t error_size) noexcept;
+// The int8 product alone (s8 operands resident, int32 out): median ms of `reps` after 3 warm-ups.
+Status CudaInt8GemmTime(size_t m, size_t k, size_t n, int reps, double* ms, char* error, size_t error_size) noexcept;
+
 // A dense stack resident on the device: its weights uploaded once (converted to bf16 there for
 // kBf16), one stream, a cuBLASLt handle, pinned staging for the input and output, and the plans of
 // the batch sizes seen last. One thread uses a stack at a time (each worker opens its own).

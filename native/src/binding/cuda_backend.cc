@@ -1,5 +1,6 @@
-// The CUDA backend's exports: cudaInfo() (what the build and the machine offer), and the device ops
-// over host arrays that the device tests compare with the CPU (_cudaBiasActivation, _cudaDense).
+// The CUDA backend's exports: cudaInfo() (what the build and the machine offer), CudaStackHandle,
+// and the device ops over host arrays that the device tests compare with the CPU
+// (_cudaBiasActivation, _cudaDense, _cudaInt8Dense).
 // All answer on a machine without CUDA: the first with the reason, the ops with a coded error.
 #include "maas/cuda_backend.h"
 
@@ -102,6 +103,40 @@ Napi::Value CudaDense(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// _cudaInt8Dense(x, w: Int8Array [k × n], wScale [n], bias | null, m, k, n, activation, params | null)
+//   → { y, xScale }: the device's int8 layer, with the activation scale it chose.
+Napi::Value CudaInt8Dense(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t x_length = 0, w_length = 0, scale_length = 0, bias_length = 0;
+  const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  const int8_t* w = ArgTypedData<int8_t>(info, 1, "w", napi_int8_array, &w_length);
+  const float* w_scale = ArgTypedData<float>(info, 2, "wScale", napi_float32_array, &scale_length);
+  const float* bias = nullptr;
+  if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined())
+    bias = ArgTypedData<float>(info, 3, "bias", napi_float32_array, &bias_length);
+  const size_t m = ArgSize(info, 4, "m"), k = ArgSize(info, 5, "k"), n = ArgSize(info, 6, "n");
+  const Activation act = ArgActivation(info, 7);
+  const ActivationParams params = info.Length() > 8 && info[8].IsObject()
+                                      ? ParseActivationParams(env, info[8].As<Napi::Object>(), act, "params")
+                                      : ActivationParams{};
+  const size_t limit = size_t{1} << 31;
+  if (m == 0 || k == 0 || n == 0 || m > limit / k || k > limit / n || m > limit / n || x_length != m * k ||
+      w_length != k * n || scale_length != n || (bias && bias_length != n))
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_cudaInt8Dense: x must hold m × k floats, w k × n, wScale and bias n",
+               true);
+  Napi::Float32Array y = Napi::Float32Array::New(env, m * n);
+  float x_scale = 0;
+  char error[256] = "";
+  const Status s =
+      CudaInt8DenseHost(x, w, w_scale, bias, m, k, n, act, params, y.Data(), &x_scale, error, sizeof(error));
+  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
+  if (s != Status::kOk) ThrowStatus(env, s, std::string("_cudaInt8Dense: ") + error);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("y", y);
+  out.Set("xScale", x_scale);
+  return out;
+}
+
 // CudaStackHandle(specs, weights[], biases[], precision): a dense stack resident on the first
 // CUDA device; predict(x, batch, y) as DenseStackHandle's, dispose() frees the device memory.
 class CudaStackHandle : public Napi::ObjectWrap<CudaStackHandle> {
@@ -193,6 +228,7 @@ void RegisterCudaBackend(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
   exports.Set("_cudaBiasActivation", Napi::Function::New(env, CudaBiasActivation, "_cudaBiasActivation"));
   exports.Set("_cudaDense", Napi::Function::New(env, CudaDense, "_cudaDense"));
+  exports.Set("_cudaInt8Dense", Napi::Function::New(env, CudaInt8Dense, "_cudaInt8Dense"));
 }
 
 }  // namespace maas::binding

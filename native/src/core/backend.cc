@@ -68,6 +68,17 @@ Status CudaDenseTime(size_t, size_t, size_t, bool, Activation, CudaPrecision, in
   return Status::kUnsupported;
 }
 
+Status CudaInt8DenseHost(const float*, const int8_t*, const float*, const float*, size_t, size_t, size_t, Activation,
+                         const ActivationParams&, float*, float*, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+Status CudaInt8GemmTime(size_t, size_t, size_t, int, double*, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
 Status CudaStackCreate(const CudaStackLayer*, size_t, CudaPrecision, CudaStack**, char* error,
                        size_t error_size) noexcept {
   if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);

@@ -4,7 +4,9 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include "cublaslt_api.h"
 #include "maas/activation.h"
@@ -135,6 +137,18 @@ Status PlanDense(lt::Handle handle, const float* bias, size_t m, size_t k, size_
 // Runs a planned layer on `stream`: the product, then the epilogue kernel unless cuBLASLt fused it.
 Status LaunchDense(lt::Handle handle, const LtPlan& plan, const void* w, const void* x, const ActivationParams& params,
                    float* y, void* workspace, cudaStream_t stream, char* error, size_t error_size);
+
+// The int8 path (int8_dense.cu): wᵀ [n × round_up(k, 4)] as IMMA reads it; the plan of one layer;
+// the product alone; and the whole layer (quantize x on the device, multiply, dequantize with
+// the per-column scales, bias, activation). xq, acc and absmax are the caller's scratch.
+std::vector<int8_t> TransposeInt8Weights(const int8_t* w, size_t k, size_t n);
+Status PlanInt8Dense(lt::Handle handle, size_t m, size_t k, size_t n, LtPlan* plan, char* error, size_t error_size);
+Status LaunchInt8Gemm(lt::Handle handle, const LtPlan& plan, const int8_t* wt, const int8_t* xq, int32_t* acc,
+                      void* workspace, cudaStream_t stream, char* error, size_t error_size);
+Status LaunchInt8Dense(lt::Handle handle, const LtPlan& plan, const float* x, size_t k, const int8_t* wt,
+                       const float* w_scale, const float* bias, Activation act, const ActivationParams& params,
+                       int8_t* xq, int32_t* acc, unsigned* absmax, float* y, void* workspace, cudaStream_t stream,
+                       char* error, size_t error_size);
 
 // out[i] = bf16(in[i]), round to nearest even, on `stream`.
 cudaError_t LaunchToBf16(const float* in, size_t count, void* out, cudaStream_t stream) noexcept;
