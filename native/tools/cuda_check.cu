@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../src/cpu/f32_update_driver.h"
+#include "../src/cuda/lane_traits.cuh"
 #include "maas/cuda_backend.h"
 #include "maas/reference.h"
 
@@ -152,6 +154,58 @@ int CheckInt8() {
     std::printf("int8 act %2u: %s (x scale %.4g; worst error %.2f of the tolerance)\n", static_cast<unsigned>(act),
                 bad ? "FAIL" : "ok", xs, worst);
     failures += bad ? 1 : 0;
+  }
+  return failures;
+}
+
+// Every optimizer rule (and AdamW's decay) on the device against the same code on the host over the
+// same one-lane traits: the roundings are the same, so the results must be identical bit for bit.
+int CheckUpdate() {
+  const size_t count = 1000;
+  Lcg lcg;
+  int failures = 0;
+  const char* names[] = {"sgd", "momentum", "nesterov", "adam", "rmsprop", "rmsprop+momentum", "adamw"};
+  for (int r = 0; r < 7; ++r) {
+    maas::F32UpdateArgs args;
+    args.rule = static_cast<maas::UpdateRule>(r == 6 ? 3 : r);
+    args.lr = 0.01f;
+    args.scale = 0.9f;
+    args.momentum = 0.9f;
+    args.beta1 = 0.9f;
+    args.beta2 = 0.999f;
+    args.c1 = 1 - 0.9f * 0.9f;
+    args.c2 = 1 - 0.999f * 0.999f;
+    args.epsilon = 1e-7f;
+    args.rho = 0.9f;
+    args.decay = r == 6 ? 0.01f * 0.004f : 0.f;
+    std::vector<float> w(count), g(count), m(count), v(count);
+    for (size_t i = 0; i < count; ++i) {
+      w[i] = static_cast<float>(lcg.next());
+      g[i] = static_cast<float>(lcg.next() * 0.1);
+      m[i] = static_cast<float>(lcg.next() * 0.01);
+      v[i] = static_cast<float>((lcg.next() + 0.5) * 0.001);
+    }
+    std::vector<float> hw(w), hm(m), hv(v);
+    maas::F32UpdateArgs host = args;
+    host.w = hw.data();
+    host.g = g.data();
+    host.m = hm.data();
+    host.v = hv.data();
+    for (size_t i = 0; i < count; ++i) maas::F32Update<maas::VCudaLane>(host, i, i + 1);
+    args.w = w.data();
+    args.g = g.data();
+    args.m = m.data();
+    args.v = v.data();
+    char error[256] = "";
+    if (maas::CudaUpdateHost(args, count, error, sizeof(error)) != maas::Status::kOk) {
+      std::printf("update %s: device error: %s\n", names[r], error);
+      ++failures;
+      continue;
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < count; ++i) differ += (w[i] != hw[i]) + (m[i] != hm[i]) + (v[i] != hv[i]);
+    std::printf("update %-16s: %s (%zu values differ from the host's)\n", names[r], differ ? "FAIL" : "ok", differ);
+    failures += differ ? 1 : 0;
   }
   return failures;
 }
@@ -343,6 +397,7 @@ int main(int argc, char** argv) {
   failures += CheckDense();
   failures += CheckStack();
   failures += CheckInt8();
+  failures += CheckUpdate();
   std::printf("%s\n", failures ? "cuda_check: FAILED" : "cuda_check: all within tolerance");
   return failures ? 1 : 0;
 }

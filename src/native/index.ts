@@ -308,8 +308,21 @@ export interface NativeCudaStackHandle extends NativeModelHandle {
   readonly weightBytes: number;
 }
 
+/** One GPU as NVML reports it now (Triton's nv_gpu_* metrics). */
+export interface NativeNvmlSample {
+  uuid: string;
+  /** The share of the last sample period a kernel ran, 0..1. */
+  utilization: number;
+  memoryUsedBytes: number;
+  memoryTotalBytes: number;
+  /** null where the device does not report its power. */
+  powerWatts: number | null;
+}
+
 export interface NativeBinding {
   cpuInfo(): NativeCpuInfo;
+  /** Every GPU NVML reports now, or null where NVML is absent or finds no driver. */
+  nvmlSample(): NativeNvmlSample[] | null;
   /**
    * Uploads a dense stack to the first CUDA device once (precision 0 fp32, 1 TF32, 2 bf16, converted
    * there). MAAS_ERR_CUDA_UNAVAILABLE without a device or cuBLASLt.

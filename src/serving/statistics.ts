@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Execution } from './batcher.js';
+import { native, type NativeNvmlSample } from '../native/index.js';
 
 export interface Duration {
   count: number;
@@ -176,6 +177,33 @@ function latencyHistogram(
 }
 
 /**
+ * Triton's GPU gauges, per device by UUID, sampled from NVML when Prometheus scrapes. Registered
+ * only where NVML answers at start (a machine with an NVIDIA driver), as Triton reports them only
+ * for the GPUs it sees.
+ */
+function gpuGauges(registers: Registry[]): void {
+  if (native.nvmlSample() === null) return;
+  const gauge = (name: string, help: string, read: (d: NativeNvmlSample) => number | null) =>
+    new Gauge<'gpu_uuid'>({
+      name,
+      help,
+      labelNames: ['gpu_uuid'],
+      registers,
+      collect() {
+        this.reset();
+        for (const device of native.nvmlSample() ?? []) {
+          const value = read(device);
+          if (value !== null) this.set({ gpu_uuid: device.uuid }, value);
+        }
+      },
+    });
+  gauge('nv_gpu_utilization', 'GPU utilization rate [0.0 - 1.0)', (d) => d.utilization);
+  gauge('nv_gpu_memory_total_bytes', 'GPU total memory, in bytes', (d) => d.memoryTotalBytes);
+  gauge('nv_gpu_memory_used_bytes', 'GPU used memory, in bytes', (d) => d.memoryUsedBytes);
+  gauge('nv_gpu_power_usage', 'GPU power usage in watts', (d) => d.powerWatts);
+}
+
+/**
  * The Prometheus registry of one server, with Triton's metric names. Counters and the pending
  * gauge are read from the versions' statistics when Prometheus scrapes (nothing per request);
  * the latency histograms are observed per request.
@@ -283,6 +311,7 @@ export class ServingMetrics {
       'Cumulative compute output duration in microseconds',
       (s) => s.computeOutput.ns / 1000,
     );
+    gpuGauges(registers);
     new Gauge<Label>({
       name: 'nv_inference_pending_request_count',
       help: 'Instantaneous number of pending requests awaiting execution per model',

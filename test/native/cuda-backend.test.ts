@@ -7,9 +7,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { backendInfo, dense, initializers, sequential, type Sequential } from '../../src/index.js';
 import { ACTIVATION_CODES, addonPath, native, type ActivationName, type NativeActivationParams } from '../../src/native/index.js';
 import { TEST_SEED, rng } from '../helpers.js';
+import { ServingMetrics } from '../../src/serving/statistics.js';
 
 const cuda = native.cudaInfo();
 const onPath = (tool: string) => {
@@ -277,5 +281,67 @@ describe('CUDA backend: a model on the device (setBackend)', () => {
     const got = gpu.predict(x).values;
     for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(bound);
     gpu.dispose();
+  });
+});
+
+/**
+ * NVML's side of a machine with two GPUs, built here as a shared library with the soname the loader
+ * opens: it answers the calls maas makes with fixed readings. It checks the plumbing (the loader,
+ * the sampling, the metric names and labels), not NVML's ABI, which only a real driver can.
+ */
+const FAKE_NVML = `
+#include <stdio.h>
+#include <string.h>
+typedef struct { unsigned gpu, memory; } util_t;
+typedef struct { unsigned long long total, free, used; } mem_t;
+int nvmlInit_v2(void) { return 0; }
+int nvmlShutdown(void) { return 0; }
+int nvmlDeviceGetCount_v2(unsigned* n) { *n = 2; return 0; }
+int nvmlDeviceGetHandleByIndex_v2(unsigned i, void** h) { *h = (void*)(unsigned long)(i + 1); return 0; }
+int nvmlDeviceGetUUID(void* h, char* out, unsigned len) { snprintf(out, len, "GPU-fake-%lu", (unsigned long)h); return 0; }
+int nvmlDeviceGetUtilizationRates(void* h, util_t* u) { u->gpu = 40 * (unsigned)(unsigned long)h; u->memory = 5; return 0; }
+int nvmlDeviceGetMemoryInfo(void* h, mem_t* m) { m->total = 1ull << 34; m->used = (unsigned long long)(unsigned long)h << 30; m->free = m->total - m->used; return 0; }
+int nvmlDeviceGetPowerUsage(void* h, unsigned* mw) { if ((unsigned long)h == 2) return 3; *mw = 123456; return 0; }
+`;
+
+describe('CUDA backend: GPU metrics through NVML', () => {
+  it.runIf(native.nvmlSample() === null)('registers no nv_gpu_ metric where NVML does not answer', async () => {
+    const text = await new ServingMetrics(() => []).registry.metrics();
+    expect(text).toMatch(/nv_inference_count/);
+    expect(text).not.toMatch(/nv_gpu_/);
+  });
+
+  it.runIf(cuda.compiled && onPath('cc'))('samples every GPU NVML reports into Triton\'s gauges', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maas-nvml-'));
+    try {
+      writeFileSync(join(dir, 'nvml.c'), FAKE_NVML);
+      execFileSync('cc', ['-shared', '-fPIC', '-Wl,-soname,libnvidia-ml.so.1', '-o', join(dir, 'libnvidia-ml.so.1'), join(dir, 'nvml.c')]);
+      const script = [
+        "import { native } from './src/native/index.ts';",
+        "import { ServingMetrics } from './src/serving/statistics.ts';",
+        'console.log(JSON.stringify(native.nvmlSample()));',
+        "console.log((await new ServingMetrics(() => []).registry.metrics()).split('\\n').filter((l) => l.startsWith('nv_gpu_')).join('\\n'));",
+      ].join('\n');
+      const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, LD_LIBRARY_PATH: dir },
+      });
+      const [sampleLine, ...metricLines] = out.trim().split('\n');
+      expect(JSON.parse(sampleLine!)).toEqual([
+        { uuid: 'GPU-fake-1', utilization: 0.4, memoryUsedBytes: 2 ** 30, memoryTotalBytes: 2 ** 34, powerWatts: 123.456 },
+        { uuid: 'GPU-fake-2', utilization: 0.8, memoryUsedBytes: 2 ** 31, memoryTotalBytes: 2 ** 34, powerWatts: null },
+      ]);
+      expect(metricLines).toEqual([
+        'nv_gpu_utilization{gpu_uuid="GPU-fake-1"} 0.4',
+        'nv_gpu_utilization{gpu_uuid="GPU-fake-2"} 0.8',
+        `nv_gpu_memory_total_bytes{gpu_uuid="GPU-fake-1"} ${2 ** 34}`,
+        `nv_gpu_memory_total_bytes{gpu_uuid="GPU-fake-2"} ${2 ** 34}`,
+        `nv_gpu_memory_used_bytes{gpu_uuid="GPU-fake-1"} ${2 ** 30}`,
+        `nv_gpu_memory_used_bytes{gpu_uuid="GPU-fake-2"} ${2 ** 31}`,
+        'nv_gpu_power_usage{gpu_uuid="GPU-fake-1"} 123.456',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "maas/host_device.h"
+
 namespace maas {
 
 enum class Activation : uint32_t {
@@ -60,13 +62,6 @@ inline bool ValidActivationParams(Activation a, const ActivationParams& p) noexc
   return p.alpha >= 0.f && p.max_value >= 0.f && p.threshold >= 0.f && std::isfinite(p.alpha) &&
          std::isfinite(p.threshold);
 }
-
-// Host and device alike where CUDA compiles this header (the CUDA backend's epilogue kernel).
-#ifdef __CUDACC__
-#define MAAS_HOST_DEVICE __host__ __device__
-#else
-#define MAAS_HOST_DEVICE
-#endif
 
 // The scalar definition of an element-wise activation in T (double in the reference), libm
 // throughout; the kernels' vector code in f32_gemm_driver.h follows it case by case, and the CUDA

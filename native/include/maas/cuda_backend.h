@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "maas/activation.h"
+#include "maas/f32_update.h"
 #include "maas/status.h"
 
 namespace maas {
@@ -46,6 +47,17 @@ const CudaLibrary& LoadNvml() noexcept;
 // tensor cores; or operands converted to bf16 on the device. Sums and outputs are fp32 in all three.
 enum class CudaPrecision : int { kFp32 = 0, kTf32 = 1, kBf16 = 2 };
 
+// One device as NVML reports it now: what Triton's nv_gpu_* metrics carry.
+struct NvmlDeviceSample {
+  char uuid[96];
+  double utilization;  // the share of the last sample period a kernel ran, 0..1
+  uint64_t memory_used_bytes, memory_total_bytes;
+  double power_watts;  // < 0 where the device does not report it
+};
+// Samples up to `capacity` devices into `out` (NVML initialized on first use). kUnsupported when
+// NVML did not load or does not initialize (no driver); *count devices answered.
+Status SampleNvml(NvmlDeviceSample* out, size_t capacity, size_t* count, char* error, size_t error_size) noexcept;
+
 // Device ops over host buffers, for tests and the device script: the data goes to the first device,
 // the op runs there, the result comes back. kUnsupported when there is no device (or no CUDA build).
 // y[rows × cols] = act(z + bias) row by row (bias may be null); softmax is row-wise.
@@ -72,6 +84,10 @@ Status CudaInt8DenseHost(const float* x, const int8_t* w, const float* w_scale, 
                          char* error, size_t error_size) noexcept;
 // The int8 product alone (s8 operands resident, int32 out): median ms of `reps` after 3 warm-ups.
 Status CudaInt8GemmTime(size_t m, size_t k, size_t n, int reps, double* ms, char* error, size_t error_size) noexcept;
+
+// One optimizer step on the device over host arrays (args' pointers are host pointers; w and the
+// state arrays the rule uses are updated in place): the CPU kernels' F32Update, element by element.
+Status CudaUpdateHost(const F32UpdateArgs& args, size_t count, char* error, size_t error_size) noexcept;
 
 // A dense stack resident on the device: its weights uploaded once (converted to bf16 there for
 // kBf16), one stream, a cuBLASLt handle, pinned staging for the input and output, and the plans of

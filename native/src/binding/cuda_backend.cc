@@ -49,6 +49,28 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// nvmlSample(): [{ uuid, utilization, memoryUsedBytes, memoryTotalBytes, powerWatts | null }] of
+// every device NVML reports now, or null where NVML is absent or finds no driver.
+Napi::Value NvmlSample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NvmlDeviceSample samples[kCudaMaxReportedDevices];
+  size_t count = 0;
+  char error[256] = "";
+  if (SampleNvml(samples, kCudaMaxReportedDevices, &count, error, sizeof(error)) != Status::kOk) return env.Null();
+  Napi::Array out = Napi::Array::New(env, count);
+  for (size_t i = 0; i < count; ++i) {
+    const NvmlDeviceSample& s = samples[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("uuid", s.uuid);
+    o.Set("utilization", s.utilization);
+    o.Set("memoryUsedBytes", Napi::Number::New(env, static_cast<double>(s.memory_used_bytes)));
+    o.Set("memoryTotalBytes", Napi::Number::New(env, static_cast<double>(s.memory_total_bytes)));
+    o.Set("powerWatts", s.power_watts >= 0 ? Napi::Value(Napi::Number::New(env, s.power_watts)) : env.Null());
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 // _cudaBiasActivation(z: Float32Array, bias: Float32Array | null, rows, cols, activation, params?)
 Napi::Value CudaBiasActivation(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -226,6 +248,7 @@ void RegisterCudaBackend(Napi::Env env, Napi::Object exports) {
   // A handle outlives nothing it needs: its device memory is freed by dispose() or its finalizer.
   exports.Set("CudaStackHandle", CudaStackHandle::Define(env));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
+  exports.Set("nvmlSample", Napi::Function::New(env, NvmlSample, "nvmlSample"));
   exports.Set("_cudaBiasActivation", Napi::Function::New(env, CudaBiasActivation, "_cudaBiasActivation"));
   exports.Set("_cudaDense", Napi::Function::New(env, CudaDense, "_cudaDense"));
   exports.Set("_cudaInt8Dense", Napi::Function::New(env, CudaInt8Dense, "_cudaInt8Dense"));

@@ -79,6 +79,17 @@ Status CudaInt8GemmTime(size_t, size_t, size_t, int, double*, char* error, size_
   return Status::kUnsupported;
 }
 
+Status SampleNvml(NvmlDeviceSample*, size_t, size_t* count, char* error, size_t error_size) noexcept {
+  if (count) *count = 0;
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
+Status CudaUpdateHost(const F32UpdateArgs&, size_t, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
 Status CudaStackCreate(const CudaStackLayer*, size_t, CudaPrecision, CudaStack**, char* error,
                        size_t error_size) noexcept {
   if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);

@@ -1,15 +1,18 @@
 // The optimizer update written once over a vector-traits type V (the same traits the GEMM
-// driver uses); each ISA file instantiates it. Anonymous namespace: see f32_gemm_driver.h.
+// driver uses); each ISA file instantiates it, and the CUDA backend runs it one element per
+// thread over one-lane device traits (native/src/cuda/update.cu). Anonymous namespace: see
+// f32_gemm_driver.h.
 #pragma once
 #include <cstddef>
 
 #include "maas/f32_update.h"
+#include "maas/host_device.h"
 
 namespace maas {
 namespace {
 
 template <class V>
-void F32Update(const F32UpdateArgs& a, size_t begin, size_t end) {
+MAAS_HOST_DEVICE void F32Update(const F32UpdateArgs& a, size_t begin, size_t end) {
   using R = typename V::R;
   const R lr = V::set1(a.lr), scale = V::set1(a.scale), mom = V::set1(a.momentum);
   const R b1 = V::set1(a.beta1), b2 = V::set1(a.beta2), one_b1 = V::set1(1.f - a.beta1),

@@ -72,11 +72,30 @@ const char* const kCublasLtSymbols[] = {"cublasLtCreate",
 const char* const kNvmlNames[] = {"libnvidia-ml.so.1", "libnvidia-ml.so", nullptr};
 const char* const kNvmlSymbols[] = {"nvmlInit_v2",
                                     "nvmlShutdown",
+                                    "nvmlDeviceGetCount_v2",
                                     "nvmlDeviceGetHandleByIndex_v2",
+                                    "nvmlDeviceGetUUID",
                                     "nvmlDeviceGetUtilizationRates",
                                     "nvmlDeviceGetMemoryInfo",
                                     "nvmlDeviceGetPowerUsage",
                                     nullptr};
+
+// NVML's C API as maas calls it (nvml.h; the structs are its ABI): 0 is NVML_SUCCESS.
+struct NvmlUtilization {
+  unsigned gpu, memory;  // percent over the last sample period
+};
+struct NvmlMemory {
+  unsigned long long total, free, used;
+};
+struct NvmlApi {
+  int (*init)();
+  int (*count)(unsigned*);
+  int (*handle)(unsigned, void**);
+  int (*uuid)(void*, char*, unsigned);
+  int (*utilization)(void*, NvmlUtilization*);
+  int (*memory)(void*, NvmlMemory*);
+  int (*power)(void*, unsigned*);  // milliwatts
+};
 
 }  // namespace
 
@@ -114,6 +133,63 @@ const lt::Api* CublasLtApi() noexcept {
 const CudaLibrary& LoadNvml() noexcept {
   static const CudaLibrary lib = Open({kNvmlNames, kNvmlSymbols, nullptr});
   return lib;
+}
+
+namespace {
+
+// NVML's entry points, initialized once; null when the library is absent or nvmlInit fails.
+const NvmlApi* Nvml() {
+  static const NvmlApi* api = []() -> const NvmlApi* {
+    const CudaLibrary& lib = LoadNvml();
+    if (!lib.loaded) return nullptr;
+    static NvmlApi table;
+    const auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::decay_t<decltype(fn)>>(dlsym(lib.handle, name));
+    };
+    bind(table.init, "nvmlInit_v2");
+    bind(table.count, "nvmlDeviceGetCount_v2");
+    bind(table.handle, "nvmlDeviceGetHandleByIndex_v2");
+    bind(table.uuid, "nvmlDeviceGetUUID");
+    bind(table.utilization, "nvmlDeviceGetUtilizationRates");
+    bind(table.memory, "nvmlDeviceGetMemoryInfo");
+    bind(table.power, "nvmlDeviceGetPowerUsage");
+    return table.init() == 0 ? &table : nullptr;  // NVML stays initialized for the process's life
+  }();
+  return api;
+}
+
+}  // namespace
+
+Status SampleNvml(NvmlDeviceSample* out, size_t capacity, size_t* count, char* error, size_t error_size) noexcept {
+  *count = 0;
+  const NvmlApi* api = Nvml();
+  if (!api) {
+    const CudaLibrary& lib = LoadNvml();
+    if (error && error_size)
+      std::snprintf(error, error_size, "%s", lib.loaded ? "nvmlInit failed (no NVIDIA driver running)" : lib.reason);
+    return Status::kUnsupported;
+  }
+  unsigned devices = 0;
+  if (api->count(&devices) != 0) devices = 0;
+  for (unsigned i = 0; i < devices && *count < capacity; ++i) {
+    void* device = nullptr;
+    if (api->handle(i, &device) != 0) continue;
+    NvmlDeviceSample& s = out[(*count)++];
+    if (api->uuid(device, s.uuid, sizeof(s.uuid)) != 0) std::snprintf(s.uuid, sizeof(s.uuid), "GPU-%u", i);
+    s.uuid[sizeof(s.uuid) - 1] = '\0';
+    NvmlUtilization u{};
+    s.utilization = api->utilization(device, &u) == 0 ? u.gpu / 100.0 : 0.0;
+    NvmlMemory m{};
+    if (api->memory(device, &m) == 0) {
+      s.memory_used_bytes = m.used;
+      s.memory_total_bytes = m.total;
+    } else {
+      s.memory_used_bytes = s.memory_total_bytes = 0;
+    }
+    unsigned milliwatts = 0;
+    s.power_watts = api->power(device, &milliwatts) == 0 ? milliwatts / 1000.0 : -1.0;
+  }
+  return Status::kOk;
 }
 
 }  // namespace maas

@@ -11,6 +11,7 @@
 #include "cublaslt_api.h"
 #include "maas/activation.h"
 #include "maas/cuda_backend.h"
+#include "maas/f32_update.h"
 #include "maas/status.h"
 
 namespace maas {
@@ -149,6 +150,9 @@ Status LaunchInt8Dense(lt::Handle handle, const LtPlan& plan, const float* x, si
                        const float* w_scale, const float* bias, Activation act, const ActivationParams& params,
                        int8_t* xq, int32_t* acc, unsigned* absmax, float* y, void* workspace, cudaStream_t stream,
                        char* error, size_t error_size);
+
+// One optimizer step over device arrays (args' pointers are device pointers), on `stream`.
+cudaError_t LaunchUpdate(const F32UpdateArgs& device_args, size_t count, cudaStream_t stream) noexcept;
 
 // out[i] = bf16(in[i]), round to nearest even, on `stream`.
 cudaError_t LaunchToBf16(const float* in, size_t count, void* out, cudaStream_t stream) noexcept;
