@@ -345,7 +345,7 @@ export interface NativeBinding {
     rows: number,
     cols: number,
     activation: number,
-    params?: { alpha?: number; maxValue?: number; threshold?: number },
+    params?: Partial<NativeActivationParams>,
   ): Float32Array;
   /**
    * One dense layer on the first CUDA device, act(x · w + bias) with x [m × k] and w [k × n]
@@ -359,7 +359,7 @@ export interface NativeBinding {
     k: number,
     n: number,
     activation: number,
-    params: { alpha?: number; maxValue?: number; threshold?: number } | null,
+    params: Partial<NativeActivationParams> | null,
     precision: 0 | 1 | 2,
   ): Float32Array;
   /**
@@ -375,7 +375,7 @@ export interface NativeBinding {
     k: number,
     n: number,
     activation: number,
-    params: { alpha?: number; maxValue?: number; threshold?: number } | null,
+    params: Partial<NativeActivationParams> | null,
   ): { y: Float32Array; xScale: number };
   setMaxIsa(isa: IsaName): IsaName;
   setThreads(threads: number): void;

@@ -48,6 +48,19 @@ int EpilogueFor(Activation act, bool bias, bool* fused) {
 
 }  // namespace
 
+Status ChooseAlgorithm(lt::Handle handle, LtPlan* plan, char* error, size_t error_size) {
+  const lt::Api* api = plan->api;
+  lt::Status s;
+  if ((s = api->pref_create(&plan->pref)) != 0) return LtFail(s, "preference", error, error_size);
+  const uint64_t workspace_bytes = kLtWorkspaceBytes;
+  if ((s = api->pref_set(plan->pref, lt::kPrefMaxWorkspaceBytes, &workspace_bytes, sizeof(workspace_bytes))) != 0)
+    return LtFail(s, "preference", error, error_size);
+  int found = 0;
+  s = api->heuristic(handle, plan->desc, plan->a, plan->b, plan->d, plan->d, plan->pref, 1, &plan->best, &found);
+  if (s != 0 || found == 0) return LtFail(s, "has no algorithm for this layer; its heuristic", error, error_size);
+  return Status::kOk;
+}
+
 // Describes the layer to cuBLASLt and asks for its best algorithm. Operands: wᵀ and xᵀ in fp32, or
 // bf16 for kBf16; y fp32.
 Status PlanDense(lt::Handle handle, const float* bias, size_t m, size_t k, size_t n, Activation act,
@@ -66,13 +79,7 @@ Status PlanDense(lt::Handle handle, const float* bias, size_t m, size_t k, size_
       (s = api->layout_create(&plan->b, operand, k, m, static_cast<int64_t>(k))) != 0 ||
       (s = api->layout_create(&plan->d, CUDA_R_32F, n, m, static_cast<int64_t>(n))) != 0)
     return LtFail(s, "layout", error, error_size);
-  if ((s = api->pref_create(&plan->pref)) != 0) return LtFail(s, "preference", error, error_size);
-  const uint64_t workspace_bytes = kLtWorkspaceBytes;
-  if ((s = api->pref_set(plan->pref, lt::kPrefMaxWorkspaceBytes, &workspace_bytes, sizeof(workspace_bytes))) != 0)
-    return LtFail(s, "preference", error, error_size);
-  int found = 0;
-  s = api->heuristic(handle, plan->desc, plan->a, plan->b, plan->d, plan->d, plan->pref, 1, &plan->best, &found);
-  if (s != 0 || found == 0) return LtFail(s, "has no algorithm for this layer; its heuristic", error, error_size);
+  MAAS_RETURN_IF_ERROR(ChooseAlgorithm(handle, plan, error, error_size));
   plan->m = m;
   plan->n = n;
   plan->act = act;
@@ -166,31 +173,14 @@ Status CudaDenseTime(size_t m, size_t k, size_t n, bool bias, Activation act, Cu
   if ((e = AsOperand(dx, m * k, precision, ctx.stream, &x16, &xo)) != cudaSuccess ||
       (e = AsOperand(dw, k * n, precision, ctx.stream, &w16, &wo)) != cudaSuccess)
     return CudaFail(e, "bf16 conversion", error, error_size);
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if ((e = cudaEventCreate(&start)) != cudaSuccess || (e = cudaEventCreate(&stop)) != cudaSuccess) {
-    if (start) cudaEventDestroy(start);
-    return CudaFail(e, "events", error, error_size);
-  }
   LtPlan plan(ctx.api);
-  Status status =
-      PlanDense(ctx.handle, bias ? db.as<float>() : nullptr, m, k, n, act, precision, &plan, error, error_size);
-  std::vector<float> times;
-  for (int r = 0; r < reps + 3 && status == Status::kOk; ++r) {
-    cudaEventRecord(start, ctx.stream);
-    status = LaunchDense(ctx.handle, plan, wo, xo, ActivationParams{}, dy.as<float>(), ctx.workspace.ptr, ctx.stream,
-                         error, error_size);
-    cudaEventRecord(stop, ctx.stream);
-    if ((e = cudaEventSynchronize(stop)) != cudaSuccess) status = CudaFail(e, "timing", error, error_size);
-    float elapsed = 0;
-    if (status == Status::kOk && r >= 3 && cudaEventElapsedTime(&elapsed, start, stop) == cudaSuccess)
-      times.push_back(elapsed);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  if (status != Status::kOk) return status;
-  std::sort(times.begin(), times.end());
-  *ms = times.empty() ? 0 : times[times.size() / 2];
-  return Status::kOk;
+  MAAS_RETURN_IF_ERROR(
+      PlanDense(ctx.handle, bias ? db.as<float>() : nullptr, m, k, n, act, precision, &plan, error, error_size));
+  const auto run = [&] {
+    return LaunchDense(ctx.handle, plan, wo, xo, ActivationParams{}, dy.as<float>(), ctx.workspace.ptr, ctx.stream,
+                       error, error_size);
+  };
+  return MedianDeviceTime(ctx.stream, reps, run, ms, error, error_size);
 }
 
 }  // namespace maas

@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -129,6 +130,39 @@ struct DenseContext {
     return e == cudaSuccess ? Status::kOk : CudaFail(e, "stream and workspace", error, error_size);
   }
 };
+
+// Asks cuBLASLt for the best algorithm of a plan whose descriptor and layouts are set (a
+// preference of at most kLtWorkspaceBytes of scratch); D's layout serves as C's.
+Status ChooseAlgorithm(lt::Handle handle, LtPlan* plan, char* error, size_t error_size);
+
+// The median time of `reps` runs of `run` on `stream` after three warm-ups, CUDA events around each,
+// in milliseconds. `run` enqueues one run and answers its status.
+template <class Run>
+Status MedianDeviceTime(cudaStream_t stream, int reps, Run run, double* ms, char* error, size_t error_size) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudaError_t e;
+  if ((e = cudaEventCreate(&start)) != cudaSuccess || (e = cudaEventCreate(&stop)) != cudaSuccess) {
+    if (start) cudaEventDestroy(start);
+    return CudaFail(e, "events", error, error_size);
+  }
+  std::vector<float> times;
+  Status status = Status::kOk;
+  for (int r = 0; r < reps + 3 && status == Status::kOk; ++r) {
+    cudaEventRecord(start, stream);
+    status = run();
+    cudaEventRecord(stop, stream);
+    if ((e = cudaEventSynchronize(stop)) != cudaSuccess) status = CudaFail(e, "timing", error, error_size);
+    float elapsed = 0;
+    if (status == Status::kOk && r >= 3 && cudaEventElapsedTime(&elapsed, start, stop) == cudaSuccess)
+      times.push_back(elapsed);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (status != Status::kOk) return status;
+  std::sort(times.begin(), times.end());
+  *ms = times.empty() ? 0 : times[times.size() / 2];
+  return Status::kOk;
+}
 
 // Describes y[m × n] = act(x[m × k] · w[k × n] + bias) to cuBLASLt (operands fp32, or bf16 for
 // kBf16; y fp32) and asks for its best algorithm. The bias pointer is part of the plan.

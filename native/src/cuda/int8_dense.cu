@@ -87,13 +87,7 @@ Status PlanInt8Dense(lt::Handle handle, size_t m, size_t k, size_t n, LtPlan* pl
       (s = api->layout_create(&plan->b, CUDA_R_8I, kp, m, static_cast<int64_t>(kp))) != 0 ||
       (s = api->layout_create(&plan->d, CUDA_R_32I, n, m, static_cast<int64_t>(np))) != 0)
     return LtFail(s, "int8 layout", error, error_size);
-  if ((s = api->pref_create(&plan->pref)) != 0) return LtFail(s, "preference", error, error_size);
-  const uint64_t workspace_bytes = kLtWorkspaceBytes;
-  if ((s = api->pref_set(plan->pref, lt::kPrefMaxWorkspaceBytes, &workspace_bytes, sizeof(workspace_bytes))) != 0)
-    return LtFail(s, "preference", error, error_size);
-  int found = 0;
-  s = api->heuristic(handle, plan->desc, plan->a, plan->b, plan->d, plan->d, plan->pref, 1, &plan->best, &found);
-  if (s != 0 || found == 0) return LtFail(s, "has no int8 algorithm for this layer; its heuristic", error, error_size);
+  MAAS_RETURN_IF_ERROR(ChooseAlgorithm(handle, plan, error, error_size));
   plan->m = m;
   plan->n = n;
   plan->fused = false;
@@ -184,29 +178,11 @@ Status CudaInt8GemmTime(size_t m, size_t k, size_t n, int reps, double* ms, char
   cudaMemsetAsync(dxq.ptr, 5, m * kp, ctx.stream);
   LtPlan plan(ctx.api);
   MAAS_RETURN_IF_ERROR(PlanInt8Dense(ctx.handle, m, k, n, &plan, error, error_size));
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if ((e = cudaEventCreate(&start)) != cudaSuccess || (e = cudaEventCreate(&stop)) != cudaSuccess) {
-    if (start) cudaEventDestroy(start);
-    return CudaFail(e, "events", error, error_size);
-  }
-  std::vector<float> times;
-  Status status = Status::kOk;
-  for (int r = 0; r < reps + 3 && status == Status::kOk; ++r) {
-    cudaEventRecord(start, ctx.stream);
-    status = LaunchInt8Gemm(ctx.handle, plan, dwt.as<int8_t>(), dxq.as<int8_t>(), dacc.as<int32_t>(), ctx.workspace.ptr,
-                            ctx.stream, error, error_size);
-    cudaEventRecord(stop, ctx.stream);
-    if ((e = cudaEventSynchronize(stop)) != cudaSuccess) status = CudaFail(e, "timing", error, error_size);
-    float elapsed = 0;
-    if (status == Status::kOk && r >= 3 && cudaEventElapsedTime(&elapsed, start, stop) == cudaSuccess)
-      times.push_back(elapsed);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  if (status != Status::kOk) return status;
-  std::sort(times.begin(), times.end());
-  *ms = times.empty() ? 0 : times[times.size() / 2];
-  return Status::kOk;
+  const auto run = [&] {
+    return LaunchInt8Gemm(ctx.handle, plan, dwt.as<int8_t>(), dxq.as<int8_t>(), dacc.as<int32_t>(), ctx.workspace.ptr,
+                          ctx.stream, error, error_size);
+  };
+  return MedianDeviceTime(ctx.stream, reps, run, ms, error, error_size);
 }
 
 }  // namespace maas
