@@ -34,7 +34,7 @@ results=${OUT:-.}/device-results.md
 } > "$results"
 
 # cuBLASLt and NVML as PyTorch's wheels ship them, for the backend's loader to find.
-site=$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null)
+site=$(python3 -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)
 if [ -n "$site" ] && [ -d "$site/nvidia" ]; then
   libs=$(find "$site/nvidia" -name 'libcublasLt.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
   export LD_LIBRARY_PATH=${libs:+$libs:}${LD_LIBRARY_PATH:-}
@@ -76,6 +76,8 @@ def median_ms(fn, reps=10, warm=3):
     times.sort()
     return times[len(times) // 2]
 dtypes = {"fp32": (torch.float32, False), "tf32": (torch.float32, True), "bf16": (torch.bfloat16, False)}
+def allow_tf32(on):  # 'high' lets float32 matmuls use TF32; 'highest' keeps them fp32
+    torch.set_float32_matmul_precision("high" if on else "highest")
 print("| workload | precision | maas ms | torch ms | torch/maas | maas TFLOP/s |")
 print("| --- | --- | --- | --- | --- | --- |")
 def report(what, prec, flops, fn):
@@ -87,7 +89,7 @@ def report(what, prec, flops, fn):
 torch.manual_seed(0)
 for n in (4096, 8192):
     for prec, (dtype, tf32) in dtypes.items():
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+        allow_tf32(tf32)
         a = torch.randn(n, n, device="cuda", dtype=dtype); b = torch.randn(n, n, device="cuda", dtype=dtype)
         bias = torch.randn(n, device="cuda", dtype=dtype)
         report(f"GEMM {n}³", prec, 2 * n**3, lambda: a @ b)
@@ -101,7 +103,7 @@ for n in (4096, 8192):
         print(f"| maas int8 / maas bf16, GEMM {n}³ | | | | {ours16 / ours8:.2f} (target ≥ 1.6) | |")
 for batch in (1, 256, 4096):
     for prec, (dtype, tf32) in dtypes.items():
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+        allow_tf32(tf32)
         layers = [torch.nn.Linear(i, o, device="cuda", dtype=dtype) for i, o in ((1024, 4096), (4096, 4096), (4096, 1024))]
         x = torch.randn(batch, 1024, device="cuda", dtype=dtype)
         def forward():

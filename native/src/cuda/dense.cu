@@ -57,7 +57,11 @@ Status ChooseAlgorithm(lt::Handle handle, LtPlan* plan, char* error, size_t erro
     return LtFail(s, "preference", error, error_size);
   int found = 0;
   s = api->heuristic(handle, plan->desc, plan->a, plan->b, plan->d, plan->d, plan->pref, 1, &plan->best, &found);
-  if (s != 0 || found == 0) return LtFail(s, "has no algorithm for this layer; its heuristic", error, error_size);
+  if (s != 0) return LtFail(s, "heuristic", error, error_size);
+  if (found == 0) {
+    if (error && error_size) std::snprintf(error, error_size, "cuBLASLt has no algorithm for this layer");
+    return Status::kUnsupported;
+  }
   return Status::kOk;
 }
 

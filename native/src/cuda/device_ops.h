@@ -125,7 +125,9 @@ struct DenseContext {
     }
     lt::Status s = api->create(&handle);
     if (s != 0) return LtFail(s, "handle", error, error_size);
-    cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    // A blocking stream: it waits for the legacy default stream, where Upload's pageable
+    // cudaMemcpy may still be moving bytes when it returns.
+    cudaError_t e = cudaStreamCreate(&stream);
     if (e == cudaSuccess) e = Upload<char>(&workspace, nullptr, kLtWorkspaceBytes);
     return e == cudaSuccess ? Status::kOk : CudaFail(e, "stream and workspace", error, error_size);
   }

@@ -4,7 +4,8 @@
 // and the activations per tensor, symmetric s8, from the batch's own range on the device (the
 // device path has no zero point: the products stay s8 × s8, which IMMA takes). cuBLASLt's integer
 // path wants the "TN" layout: A transposed, so the weights go up as wᵀ [n × k]; K and N are padded
-// to multiples of 4 with zeros for its alignment rules.
+// to multiples of 4 with zeros (IMMA wants the GEMM's m and k, here N and K, and every leading
+// dimension multiples of 4).
 #include <cuda_runtime.h>
 #include <library_types.h>
 
@@ -63,10 +64,10 @@ __global__ void DequantizeKernel(const int32_t* acc, size_t m, size_t n, size_t 
 
 }  // namespace
 
-// The weights as IMMA reads them: wᵀ [n × kp] s8, zero padded.
+// The weights as IMMA reads them: wᵀ [np × kp] s8, zero padded in both.
 std::vector<int8_t> TransposeInt8Weights(const int8_t* w, size_t k, size_t n) {
-  const size_t kp = RoundUp4(k);
-  std::vector<int8_t> wt(n * kp, 0);
+  const size_t kp = RoundUp4(k), np = RoundUp4(n);
+  std::vector<int8_t> wt(np * kp, 0);
   for (size_t p = 0; p < k; ++p)
     for (size_t j = 0; j < n; ++j) wt[j * kp + p] = w[p * n + j];
   return wt;
@@ -82,10 +83,11 @@ Status PlanInt8Dense(lt::Handle handle, size_t m, size_t k, size_t n, LtPlan* pl
   if ((s = api->desc_set(plan->desc, lt::kDescTransA, &trans_a, sizeof(trans_a))) != 0 ||
       (s = api->desc_set(plan->desc, lt::kDescTransB, &trans_b, sizeof(trans_b))) != 0)
     return LtFail(s, "int8 transposes", error, error_size);
-  // A: wᵀ stored k × n column-major (ld kp), read transposed; B: xqᵀ, k × m (ld kp); D: n × m (ld np).
-  if ((s = api->layout_create(&plan->a, CUDA_R_8I, kp, n, static_cast<int64_t>(kp))) != 0 ||
+  // A: wᵀ stored kp × np column-major (ld kp), read transposed; B: xqᵀ, kp × m (ld kp); D: np × m
+  // (ld np), whose padding rows the dequantization never reads.
+  if ((s = api->layout_create(&plan->a, CUDA_R_8I, kp, np, static_cast<int64_t>(kp))) != 0 ||
       (s = api->layout_create(&plan->b, CUDA_R_8I, kp, m, static_cast<int64_t>(kp))) != 0 ||
-      (s = api->layout_create(&plan->d, CUDA_R_32I, n, m, static_cast<int64_t>(np))) != 0)
+      (s = api->layout_create(&plan->d, CUDA_R_32I, np, m, static_cast<int64_t>(np))) != 0)
     return LtFail(s, "int8 layout", error, error_size);
   MAAS_RETURN_IF_ERROR(ChooseAlgorithm(handle, plan, error, error_size));
   plan->m = m;
@@ -164,17 +166,19 @@ Status CudaInt8DenseHost(const float* x, const int8_t* w, const float* w_scale, 
 }
 
 Status CudaInt8GemmTime(size_t m, size_t k, size_t n, int reps, double* ms, char* error, size_t error_size) noexcept {
-  if (!ms || reps < 1 || m == 0 || k == 0 || n == 0) return Status::kInvalidArgument;
+  if (!ms || reps < 1 || m == 0 || k == 0 || n == 0 || m >= (size_t{1} << 31) || k >= (size_t{1} << 31) ||
+      n >= (size_t{1} << 31))
+    return Status::kInvalidArgument;
   DenseContext ctx;
   MAAS_RETURN_IF_ERROR(ctx.Open(error, error_size));
   const size_t kp = RoundUp4(k), np = RoundUp4(n);
   DeviceBuffer dwt, dxq, dacc;
   cudaError_t e;
-  if ((e = Upload<int8_t>(&dwt, nullptr, n * kp)) != cudaSuccess ||
+  if ((e = Upload<int8_t>(&dwt, nullptr, np * kp)) != cudaSuccess ||
       (e = Upload<int8_t>(&dxq, nullptr, m * kp)) != cudaSuccess ||
       (e = Upload<int32_t>(&dacc, nullptr, m * np)) != cudaSuccess)
     return CudaFail(e, "cudaMalloc", error, error_size);
-  cudaMemsetAsync(dwt.ptr, 3, n * kp, ctx.stream);
+  cudaMemsetAsync(dwt.ptr, 3, np * kp, ctx.stream);
   cudaMemsetAsync(dxq.ptr, 5, m * kp, ctx.stream);
   LtPlan plan(ctx.api);
   MAAS_RETURN_IF_ERROR(PlanInt8Dense(ctx.handle, m, k, n, &plan, error, error_size));

@@ -185,28 +185,35 @@ Status CudaStackForward(CudaStack* stack, const float* x, size_t batch, float* y
       (e = stack->staging_out.Reserve(out_bytes)) != cudaSuccess)
     return CudaFail(e, "pinned staging", error, error_size);
   cudaStream_t stream = stack->ctx.stream;
+  // Once work is queued, an error waits for it: the staging buffers may be refilled or freed next.
+  const auto fail = [&](Status status) {
+    cudaStreamSynchronize(stream);
+    cudaGetLastError();
+    return status;
+  };
   std::memcpy(stack->staging_in.ptr, x, in_bytes);
   if ((e = cudaMemcpyAsync(stack->act[0].ptr, stack->staging_in.ptr, in_bytes, cudaMemcpyHostToDevice, stream)) !=
       cudaSuccess)
-    return CudaFail(e, "input upload", error, error_size);
+    return fail(CudaFail(e, "input upload", error, error_size));
   int current = 0;
   for (size_t i = 0; i < stack->layers.size(); ++i) {
     const DeviceLayer& l = stack->layers[i];
     const void* operand = stack->act[current].ptr;
     if (stack->precision == CudaPrecision::kBf16) {
       if ((e = LaunchToBf16(stack->act[current].as<float>(), batch * l.in, stack->operand.ptr, stream)) != cudaSuccess)
-        return CudaFail(e, "bf16 conversion", error, error_size);
+        return fail(CudaFail(e, "bf16 conversion", error, error_size));
       operand = stack->operand.ptr;
     }
-    MAAS_RETURN_IF_ERROR(LaunchDense(stack->ctx.handle, *plans->layers[i], l.weights.ptr, operand, l.params,
-                                     stack->act[current ^ 1].as<float>(), stack->ctx.workspace.ptr, stream, error,
-                                     error_size));
+    const Status launched =
+        LaunchDense(stack->ctx.handle, *plans->layers[i], l.weights.ptr, operand, l.params,
+                    stack->act[current ^ 1].as<float>(), stack->ctx.workspace.ptr, stream, error, error_size);
+    if (launched != Status::kOk) return fail(launched);
     current ^= 1;
   }
   if ((e = cudaMemcpyAsync(stack->staging_out.ptr, stack->act[current].ptr, out_bytes, cudaMemcpyDeviceToHost,
                            stream)) != cudaSuccess ||
       (e = cudaStreamSynchronize(stream)) != cudaSuccess)
-    return CudaFail(e, "output download", error, error_size);
+    return fail(CudaFail(e, "output download", error, error_size));
   std::memcpy(y, stack->staging_out.ptr, out_bytes);
   return Status::kOk;
 }
