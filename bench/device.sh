@@ -16,7 +16,8 @@ trap 'rm -rf "$work"' EXIT
 arch=${MAAS_DEVICE_ARCH:-sm_90}
 build() {
   nvcc -std=c++17 -O2 -arch="$arch" -Inative/include native/tools/cuda_check.cu native/src/cuda/*.cu \
-    native/src/cuda/*.cc native/src/core/ref/f32_dense_ref.cc -o "$work/cuda_check" -ldl
+    native/src/cuda/*.cc native/src/core/ref/f32_dense_ref.cc native/src/core/activation_backward.cc \
+    -o "$work/cuda_check" -ldl
 }
 if [ "${1:-}" = "--build-only" ]; then
   build && echo "device.sh: cuda_check builds for $arch"

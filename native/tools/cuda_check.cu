@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/core/activation_backward.h"
 #include "../src/cpu/f32_update_driver.h"
 #include "../src/cuda/lane_traits.cuh"
 #include "maas/cuda_backend.h"
@@ -221,6 +222,48 @@ int CheckUpdate() {
   return failures;
 }
 
+// The activation backward on the device against the CPU's ActivationBackward, for every
+// activation with the bias gradient: the device's libdevice functions and contracted products
+// differ from the host's libm by a few ulps, so each value is held to 64 ulps of its scale.
+int CheckBackward() {
+  const size_t rows = 37, cols = 129;
+  Lcg lcg;
+  int failures = 0;
+  for (uint32_t code = 0; code < maas::kActivationCount; ++code) {
+    const auto act = static_cast<maas::Activation>(code);
+    maas::ActivationParams p;
+    if (act == maas::Activation::kLeakyRelu) p.alpha = 0.3f;
+    if (act == maas::Activation::kElu) p.alpha = 1.3f;
+    if (act == maas::Activation::kKerasRelu) p = {0.2f, 2.5f, 0.5f};
+    std::vector<float> z(rows * cols), y(rows * cols), g(rows * cols);
+    for (float& v : z) v = static_cast<float>(lcg.next() * 6);
+    for (float& v : g) v = static_cast<float>(lcg.next());
+    const std::vector<double> fwd = Expected(z, rows, cols, act, p);
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(fwd[i]);
+    std::vector<float> want(g), got(g), want_db(cols), got_db(cols);
+    maas::ActivationBackward(act, p, y.data(), z.data(), want.data(), rows, cols, want_db.data());
+    char error[256] = "";
+    if (maas::CudaActivationBackwardHost(act, p, y.data(), z.data(), got.data(), rows, cols, got_db.data(), error,
+                                         sizeof(error)) != maas::Status::kOk) {
+      std::printf("backward act %u: device error: %s\n", code, error);
+      ++failures;
+      continue;
+    }
+    const double ulp = 1.0 / (1 << 23);
+    size_t bad = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      if (!(std::fabs(got[i] - want[i]) <= 64 * ulp * (std::fabs(want[i]) + std::fabs(g[i])) + 1e-30)) ++bad;
+    for (size_t c = 0; c < cols; ++c) {
+      double scale = 0;
+      for (size_t r = 0; r < rows; ++r) scale += std::fabs(want[r * cols + c]) + std::fabs(g[r * cols + c]);
+      if (!(std::fabs(got_db[c] - want_db[c]) <= 64 * ulp * scale + 1e-30)) ++bad;
+    }
+    std::printf("backward act %2u: %s (%zu values off)\n", code, bad ? "FAIL" : "ok", bad);
+    failures += bad ? 1 : 0;
+  }
+  return failures;
+}
+
 // A three-layer stack resident on the device, over batch sizes that reuse, grow and evict its
 // buffers and plans, against the reference applied layer after layer (fp32 products; the layers'
 // errors add up, so the bound is three layers' worth).
@@ -409,6 +452,7 @@ int main(int argc, char** argv) {
   failures += CheckStack();
   failures += CheckInt8();
   failures += CheckUpdate();
+  failures += CheckBackward();
   std::printf("%s\n", failures ? "cuda_check: FAILED" : "cuda_check: all within tolerance");
   return failures ? 1 : 0;
 }

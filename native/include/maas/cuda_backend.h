@@ -89,6 +89,12 @@ Status CudaInt8GemmTime(size_t m, size_t k, size_t n, int reps, double* ms, char
 // state arrays the rule uses are updated in place): the CPU kernels' F32Update, element by element.
 Status CudaUpdateHost(const F32UpdateArgs& args, size_t count, char* error, size_t error_size) noexcept;
 
+// A layer's activation backward on the device over host arrays: dz (rows × cols, dL/dY on entry)
+// becomes dL/dZ from the output y (or the pre-activation z where the activation needs it), softmax
+// row-wise; db, when not null, receives the bias gradient. ActivationBackward's contract.
+Status CudaActivationBackwardHost(Activation act, const ActivationParams& p, const float* y, const float* z, float* dz,
+                                  size_t rows, size_t cols, float* db, char* error, size_t error_size) noexcept;
+
 // A dense stack resident on the device: its weights uploaded once (converted to bf16 there for
 // kBf16), one stream, a cuBLASLt handle, pinned staging for the input and output, and the plans of
 // the batch sizes seen last. One thread uses a stack at a time (each worker opens its own).

@@ -90,6 +90,12 @@ Status CudaUpdateHost(const F32UpdateArgs&, size_t, char* error, size_t error_si
   return Status::kUnsupported;
 }
 
+Status CudaActivationBackwardHost(Activation, const ActivationParams&, const float*, const float*, float*, size_t,
+                                  size_t, float*, char* error, size_t error_size) noexcept {
+  if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);
+  return Status::kUnsupported;
+}
+
 Status CudaStackCreate(const CudaStackLayer*, size_t, CudaPrecision, CudaStack**, char* error,
                        size_t error_size) noexcept {
   if (error && error_size) std::snprintf(error, error_size, "%s", kNotBuilt);

@@ -190,6 +190,10 @@ Status LaunchInt8Dense(lt::Handle handle, const LtPlan& plan, const float* x, si
 // One optimizer step over device arrays (args' pointers are device pointers), on `stream`.
 cudaError_t LaunchUpdate(const F32UpdateArgs& device_args, size_t count, cudaStream_t stream) noexcept;
 
+// ActivationBackward over device arrays on `stream` (db, when not null, gets the column sums).
+cudaError_t LaunchActivationBackward(Activation act, const ActivationParams& p, const float* y, const float* z,
+                                     float* dz, size_t rows, size_t cols, float* db, cudaStream_t stream) noexcept;
+
 // out[i] = bf16(in[i]), round to nearest even, on `stream`.
 cudaError_t LaunchToBf16(const float* in, size_t count, void* out, cudaStream_t stream) noexcept;
 
