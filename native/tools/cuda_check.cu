@@ -30,6 +30,15 @@ struct Lcg {
   }
 };
 
+// Each parameterised activation's parameters in the checks (kerasRelu with all three).
+maas::ActivationParams ParamsFor(maas::Activation act) {
+  maas::ActivationParams p;
+  if (act == maas::Activation::kLeakyRelu) p.alpha = 0.3f;
+  if (act == maas::Activation::kElu) p.alpha = 1.3f;
+  if (act == maas::Activation::kKerasRelu) p = {0.2f, 2.5f, 0.5f};
+  return p;
+}
+
 // The expected rows: act(float(z + bias)) in double; softmax row-wise, max-subtracted.
 std::vector<double> Expected(const std::vector<float>& zb, size_t rows, size_t cols, maas::Activation act,
                              const maas::ActivationParams& p) {
@@ -231,10 +240,7 @@ int CheckBackward() {
   int failures = 0;
   for (uint32_t code = 0; code < maas::kActivationCount; ++code) {
     const auto act = static_cast<maas::Activation>(code);
-    maas::ActivationParams p;
-    if (act == maas::Activation::kLeakyRelu) p.alpha = 0.3f;
-    if (act == maas::Activation::kElu) p.alpha = 1.3f;
-    if (act == maas::Activation::kKerasRelu) p = {0.2f, 2.5f, 0.5f};
+    const maas::ActivationParams p = ParamsFor(act);
     std::vector<float> z(rows * cols), y(rows * cols), g(rows * cols);
     for (float& v : z) v = static_cast<float>(lcg.next() * 6);
     for (float& v : g) v = static_cast<float>(lcg.next());
@@ -418,10 +424,7 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (uint32_t code = 0; code < maas::kActivationCount; ++code) {
     const auto act = static_cast<maas::Activation>(code);
-    maas::ActivationParams p;
-    if (act == maas::Activation::kLeakyRelu) p.alpha = 0.3f;
-    if (act == maas::Activation::kElu) p.alpha = 1.3f;
-    if (act == maas::Activation::kKerasRelu) p = {0.2f, 2.5f, 0.5f};
+    const maas::ActivationParams p = ParamsFor(act);
     for (int with_bias = 0; with_bias < 2; ++with_bias) {
       char error[256] = "";
       const maas::Status s = maas::CudaBiasActivationHost(z.data(), with_bias ? bias.data() : nullptr, rows, cols, act,
