@@ -4,6 +4,7 @@
 // All answer on a machine without CUDA: the first with the reason, the ops with a coded error.
 #include "maas/cuda_backend.h"
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,54 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Throws for a CUDA op's status: no CUDA here is MAAS_ERR_CUDA_UNAVAILABLE with the reason,
+// anything else the addon's usual status error.
+void ThrowIfFailed(Napi::Env env, Status s, const std::string& context, const char* error) {
+  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
+  if (s != Status::kOk) ThrowStatus(env, s, context + ": " + error);
+}
+
+// The arguments every layer op takes after its weights: x (m × k floats), bias (n floats, or
+// null), m, k, n, the activation and its parameters, from info[0] and info[first...].
+struct LayerOpArgs {
+  const float* x;
+  const float* bias;
+  size_t m, k, n;
+  Activation act;
+  ActivationParams params;
+};
+
+// Reads them, checks the shapes (every product within 2^31 elements) and that each weight array
+// holds `weight_lengths` elements (k × n, then n for each further array).
+LayerOpArgs ArgLayerOp(const Napi::CallbackInfo& info, size_t bias_index, const char* who,
+                       std::initializer_list<size_t> weight_lengths_kn_then_n) {
+  Napi::Env env = info.Env();
+  size_t x_length = 0, bias_length = 0;
+  LayerOpArgs a{};
+  a.x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  if (info.Length() > bias_index && !info[bias_index].IsNull() && !info[bias_index].IsUndefined())
+    a.bias = ArgTypedData<float>(info, bias_index, "bias", napi_float32_array, &bias_length);
+  a.m = ArgSize(info, bias_index + 1, "m");
+  a.k = ArgSize(info, bias_index + 2, "k");
+  a.n = ArgSize(info, bias_index + 3, "n");
+  a.act = ArgActivation(info, bias_index + 4);
+  a.params = info.Length() > bias_index + 5 && info[bias_index + 5].IsObject()
+                 ? ParseActivationParams(env, info[bias_index + 5].As<Napi::Object>(), a.act, "params")
+                 : ActivationParams{};
+  const size_t limit = size_t{1} << 31;
+  bool ok = a.m > 0 && a.k > 0 && a.n > 0 && a.m <= limit / a.k && a.k <= limit / a.n && a.m <= limit / a.n &&
+            x_length == a.m * a.k && (!a.bias || bias_length == a.n);
+  bool first = true;
+  for (size_t length : weight_lengths_kn_then_n) {
+    ok = ok && length == (first ? a.k * a.n : a.n);
+    first = false;
+  }
+  if (!ok)
+    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH",
+               std::string(who) + ": x must hold m × k floats, the weights k × n, the scales and bias n", true);
+  return a;
+}
+
 // nvmlSample(): [{ uuid, utilization, memoryUsedBytes, memoryTotalBytes, powerWatts | null }] of
 // every device NVML reports now, or null where NVML is absent or finds no driver.
 Napi::Value NvmlSample(const Napi::CallbackInfo& info) {
@@ -89,39 +138,26 @@ Napi::Value CudaBiasActivation(const Napi::CallbackInfo& info) {
     ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_cudaBiasActivation: z must hold rows × cols floats, bias cols", true);
   Napi::Float32Array y = Napi::Float32Array::New(env, rows * cols);
   char error[256] = "";
-  const Status s = CudaBiasActivationHost(z, bias, rows, cols, act, params, y.Data(), error, sizeof(error));
-  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
-  if (s != Status::kOk) ThrowStatus(env, s, std::string("_cudaBiasActivation: ") + error);
+  ThrowIfFailed(env, CudaBiasActivationHost(z, bias, rows, cols, act, params, y.Data(), error, sizeof(error)),
+                "_cudaBiasActivation", error);
   return y;
 }
 
 // _cudaDense(x, w, bias | null, m, k, n, activation, params | null, precision: 0 fp32, 1 tf32, 2 bf16)
 Napi::Value CudaDense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  size_t x_length = 0, w_length = 0, bias_length = 0;
-  const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  size_t w_length = 0;
   const float* w = ArgTypedData<float>(info, 1, "w", napi_float32_array, &w_length);
-  const float* bias = nullptr;
-  if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined())
-    bias = ArgTypedData<float>(info, 2, "bias", napi_float32_array, &bias_length);
-  const size_t m = ArgSize(info, 3, "m"), k = ArgSize(info, 4, "k"), n = ArgSize(info, 5, "n");
-  const Activation act = ArgActivation(info, 6);
-  const ActivationParams params = info.Length() > 7 && info[7].IsObject()
-                                      ? ParseActivationParams(env, info[7].As<Napi::Object>(), act, "params")
-                                      : ActivationParams{};
+  const LayerOpArgs a = ArgLayerOp(info, 2, "_cudaDense", {w_length});
   const size_t precision = ArgSize(info, 8, "precision");
   if (precision > 2)
     ThrowCoded(env, "MAAS_ERR_ARG_RANGE", "_cudaDense: precision is 0 (fp32), 1 (tf32) or 2 (bf16)", true);
-  const size_t limit = size_t{1} << 31;
-  if (m == 0 || k == 0 || n == 0 || m > limit / k || k > limit / n || m > limit / n || x_length != m * k ||
-      w_length != k * n || (bias && bias_length != n))
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_cudaDense: x must hold m × k floats, w k × n, bias n", true);
-  Napi::Float32Array y = Napi::Float32Array::New(env, m * n);
+  Napi::Float32Array y = Napi::Float32Array::New(env, a.m * a.n);
   char error[256] = "";
-  const Status s = CudaDenseHost(x, w, bias, m, k, n, act, params, static_cast<CudaPrecision>(precision), y.Data(),
-                                 error, sizeof(error));
-  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
-  if (s != Status::kOk) ThrowStatus(env, s, std::string("_cudaDense: ") + error);
+  ThrowIfFailed(env,
+                CudaDenseHost(a.x, w, a.bias, a.m, a.k, a.n, a.act, a.params, static_cast<CudaPrecision>(precision),
+                              y.Data(), error, sizeof(error)),
+                "_cudaDense", error);
   return y;
 }
 
@@ -129,30 +165,17 @@ Napi::Value CudaDense(const Napi::CallbackInfo& info) {
 //   → { y, xScale }: the device's int8 layer, with the activation scale it chose.
 Napi::Value CudaInt8Dense(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  size_t x_length = 0, w_length = 0, scale_length = 0, bias_length = 0;
-  const float* x = ArgTypedData<float>(info, 0, "x", napi_float32_array, &x_length);
+  size_t w_length = 0, scale_length = 0;
   const int8_t* w = ArgTypedData<int8_t>(info, 1, "w", napi_int8_array, &w_length);
   const float* w_scale = ArgTypedData<float>(info, 2, "wScale", napi_float32_array, &scale_length);
-  const float* bias = nullptr;
-  if (info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined())
-    bias = ArgTypedData<float>(info, 3, "bias", napi_float32_array, &bias_length);
-  const size_t m = ArgSize(info, 4, "m"), k = ArgSize(info, 5, "k"), n = ArgSize(info, 6, "n");
-  const Activation act = ArgActivation(info, 7);
-  const ActivationParams params = info.Length() > 8 && info[8].IsObject()
-                                      ? ParseActivationParams(env, info[8].As<Napi::Object>(), act, "params")
-                                      : ActivationParams{};
-  const size_t limit = size_t{1} << 31;
-  if (m == 0 || k == 0 || n == 0 || m > limit / k || k > limit / n || m > limit / n || x_length != m * k ||
-      w_length != k * n || scale_length != n || (bias && bias_length != n))
-    ThrowCoded(env, "MAAS_ERR_SHAPE_MISMATCH", "_cudaInt8Dense: x must hold m × k floats, w k × n, wScale and bias n",
-               true);
-  Napi::Float32Array y = Napi::Float32Array::New(env, m * n);
+  const LayerOpArgs a = ArgLayerOp(info, 3, "_cudaInt8Dense", {w_length, scale_length});
+  Napi::Float32Array y = Napi::Float32Array::New(env, a.m * a.n);
   float x_scale = 0;
   char error[256] = "";
-  const Status s =
-      CudaInt8DenseHost(x, w, w_scale, bias, m, k, n, act, params, y.Data(), &x_scale, error, sizeof(error));
-  if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
-  if (s != Status::kOk) ThrowStatus(env, s, std::string("_cudaInt8Dense: ") + error);
+  ThrowIfFailed(env,
+                CudaInt8DenseHost(a.x, w, w_scale, a.bias, a.m, a.k, a.n, a.act, a.params, y.Data(), &x_scale, error,
+                                  sizeof(error)),
+                "_cudaInt8Dense", error);
   Napi::Object out = Napi::Object::New(env);
   out.Set("y", y);
   out.Set("xScale", x_scale);
@@ -204,8 +227,7 @@ class CudaStackHandle : public Napi::ObjectWrap<CudaStackHandle> {
     char error[256] = "";
     const Status s = CudaStackCreate(layers.data(), layers.size(), static_cast<CudaPrecision>(precision), &stack_,
                                      error, sizeof(error));
-    if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
-    if (s != Status::kOk) ThrowStatus(env, s, std::string("CudaStackHandle: ") + error);
+    ThrowIfFailed(env, s, "CudaStackHandle", error);
     in_ = specs.front().in;
     out_ = specs.back().out;
     kernel_ = std::string("cuda cublasLt ") + (precision == 0 ? "fp32" : precision == 1 ? "tf32" : "bf16");
@@ -220,8 +242,7 @@ class CudaStackHandle : public Napi::ObjectWrap<CudaStackHandle> {
     const PredictArgs a = ArgPredict(info, in_, out_);
     char error[256] = "";
     const Status s = CudaStackForward(stack_, a.x, a.batch, a.y, error, sizeof(error));
-    if (s == Status::kUnsupported) ThrowCoded(env, "MAAS_ERR_CUDA_UNAVAILABLE", std::string("CUDA: ") + error);
-    if (s != Status::kOk) ThrowStatus(env, s, std::string("CudaStackHandle.predict: ") + error);
+    ThrowIfFailed(env, s, "CudaStackHandle.predict", error);
     return env.Undefined();
   }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
